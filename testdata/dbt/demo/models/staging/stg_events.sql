@@ -1,0 +1,6 @@
+select
+    event_id,
+    session_id,
+    event_type,
+    occurred_at
+from {{ source('raw', 'events') }}
