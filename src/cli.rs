@@ -1,0 +1,108 @@
+//! The command line. The only module that knows clap; everything after it sees `Args`.
+
+use std::path::PathBuf;
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+
+use crate::log::{Format, Level};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  error: bad config or input, HTTP failure, database problem (nothing was committed)
+  2  usage error
+  3  finished, but the extraction was incomplete (Tableau warnings, redacted tables);
+     the SQLite file says why (table extract_warnings)
+
+Example:
+  autoexpose run --config autoexpose.yml
+  autoexpose --replay testdata/http/demo run --config examples/demo/autoexpose.yml";
+
+/// Tableau workbooks as dbt exposures, with every matching decision kept in SQLite.
+#[derive(Parser, Debug)]
+#[command(name = "autoexpose", version, about, after_help = AFTER_HELP)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+
+    /// Record every HTTP exchange into DIR (secrets scrubbed), for replay in tests and CI.
+    #[arg(long, global = true, value_name = "DIR", conflicts_with = "replay")]
+    pub(crate) record: Option<PathBuf>,
+
+    /// Answer every HTTP request from recordings in DIR; no network, no credentials needed.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) replay: Option<PathBuf>,
+
+    /// More output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+
+    /// Only errors and warnings.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
+
+    /// How log lines look on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub(crate) log_format: Format,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Read manifest.json and every configured Tableau site into the SQLite file.
+    ///
+    /// Example: autoexpose extract --config autoexpose.yml
+    Extract(StageArgs),
+    /// Derive one comparable database.schema.identifier key per relation, on both sides.
+    ///
+    /// Example: autoexpose normalize --db autoexpose.db
+    Normalize(StageArgs),
+    /// Match Tableau tables to dbt nodes; record dependencies and why the rest did not match.
+    ///
+    /// Example: autoexpose match && sqlite3 autoexpose.db 'select reason, count(*) from unmatched_tables group by 1'
+    Match(StageArgs),
+    /// Write exposures YAML into the dbt project (and exposures.json beside the database).
+    ///
+    /// Example: autoexpose emit --config autoexpose.yml
+    Emit(StageArgs),
+    /// extract, normalize, match and emit, in order.
+    ///
+    /// Example: autoexpose run --config autoexpose.yml
+    Run(StageArgs),
+}
+
+#[derive(ClapArgs, Debug, Clone)]
+pub(crate) struct StageArgs {
+    /// The config file; relative paths inside it are relative to its folder.
+    #[arg(long, short = 'c', value_name = "PATH", default_value = "autoexpose.yml")]
+    pub(crate) config: PathBuf,
+
+    /// The SQLite file (overrides `database` in the config).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) db: Option<PathBuf>,
+}
+
+impl Args {
+    pub(crate) fn verbosity(&self) -> Level {
+        if self.quiet {
+            Level::Warn
+        } else if self.verbose > 0 {
+            Level::Debug
+        } else {
+            Level::Info
+        }
+    }
+
+    pub(crate) fn stage_args(&self) -> &StageArgs {
+        match &self.command {
+            Command::Extract(a)
+            | Command::Normalize(a)
+            | Command::Match(a)
+            | Command::Emit(a)
+            | Command::Run(a) => a,
+        }
+    }
+}
+
+pub(crate) fn parse() -> Args {
+    Args::parse()
+}

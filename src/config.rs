@@ -1,0 +1,275 @@
+//! `autoexpose.yml`: the user's file, strict (an unknown key is an error naming it), with every
+//! relative path resolved against the file's own folder so a config works from any cwd.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConfigError {
+    #[error("config {path}: cannot read it: {source}. Pass --config PATH, or create autoexpose.yml (see README, \"Config\")")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "default_database")]
+    database: PathBuf,
+    dbt: RawDbt,
+    #[serde(default)]
+    tableau: Vec<TableauSite>,
+    #[serde(default)]
+    exposures: RawExposures,
+    /// Where recorded HTTP exchanges are answered from when no --replay/--record is given.
+    #[serde(default)]
+    replay: Option<PathBuf>,
+}
+
+fn default_database() -> PathBuf {
+    PathBuf::from("autoexpose.db")
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawDbt {
+    #[serde(default = "dot")]
+    project_dir: PathBuf,
+    #[serde(default)]
+    manifest: Option<PathBuf>,
+    #[serde(default)]
+    run_results: Option<PathBuf>,
+}
+
+fn dot() -> PathBuf {
+    PathBuf::from(".")
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawExposures {
+    #[serde(default = "default_dir")]
+    dir: PathBuf,
+    #[serde(default = "default_maturity")]
+    maturity: String,
+    /// Write exposures for workbooks that matched no dbt node (with an empty depends_on).
+    #[serde(default)]
+    include_unmatched: bool,
+}
+
+impl Default for RawExposures {
+    fn default() -> Self {
+        RawExposures { dir: default_dir(), maturity: default_maturity(), include_unmatched: false }
+    }
+}
+
+fn default_dir() -> PathBuf {
+    PathBuf::from("models/imported_from_tableau")
+}
+fn default_maturity() -> String {
+    "medium".into()
+}
+
+/// One Tableau site on one server: an "integration".
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TableauSite {
+    pub(crate) name: String,
+    pub(crate) server_url: String,
+    #[serde(default)]
+    pub(crate) site: String,
+    #[serde(default = "default_token_name_env")]
+    pub(crate) token_name_env: String,
+    #[serde(default = "default_token_secret_env")]
+    pub(crate) token_secret_env: String,
+    #[serde(default)]
+    pub(crate) projects: Vec<String>,
+    #[serde(default = "default_page_size")]
+    pub(crate) page_size: u32,
+    #[serde(default)]
+    pub(crate) database_aliases: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) retry: Retry,
+}
+
+fn default_token_name_env() -> String {
+    "TABLEAU_TOKEN_NAME".into()
+}
+fn default_token_secret_env() -> String {
+    "TABLEAU_TOKEN_SECRET".into()
+}
+fn default_page_size() -> u32 {
+    25
+}
+
+/// Retries for 408/429/5xx, connection failures and Metadata API timeouts.
+#[derive(Deserialize, Debug, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Retry {
+    /// Tries per request, the first included.
+    #[serde(default = "default_attempts")]
+    pub(crate) attempts: u32,
+    /// First backoff; doubles per try, capped at 60 s. A Retry-After header wins.
+    #[serde(default = "default_base_delay_ms")]
+    pub(crate) base_delay_ms: u64,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry { attempts: default_attempts(), base_delay_ms: default_base_delay_ms() }
+    }
+}
+fn default_attempts() -> u32 {
+    5
+}
+fn default_base_delay_ms() -> u64 {
+    1000
+}
+
+/// The validated config with absolute paths.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) sha256: String,
+    pub(crate) database: PathBuf,
+    pub(crate) project_dir: PathBuf,
+    pub(crate) manifest: PathBuf,
+    /// Read by the refresh stage (issue #3); parsed now so the config's shape is settled.
+    #[allow(dead_code)]
+    pub(crate) run_results: PathBuf,
+    pub(crate) tableau: Vec<TableauSite>,
+    pub(crate) exposures_dir: PathBuf,
+    pub(crate) maturity: String,
+    pub(crate) include_unmatched: bool,
+    pub(crate) replay: Option<PathBuf>,
+}
+
+impl Config {
+    pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
+        let bytes = std::fs::read(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Self::from_bytes(path, &bytes)
+    }
+
+    pub(crate) fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
+        let raw: RawConfig = serde_yaml::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+        let base = path
+            .parent()
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let abs = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+
+        let project_dir = abs(&raw.dbt.project_dir);
+        let manifest = raw
+            .dbt
+            .manifest
+            .as_deref()
+            .map(&abs)
+            .unwrap_or_else(|| project_dir.join("target/manifest.json"));
+        let run_results = raw
+            .dbt
+            .run_results
+            .as_deref()
+            .map(&abs)
+            .unwrap_or_else(|| project_dir.join("target/run_results.json"));
+        if raw.exposures.dir.is_absolute() {
+            return Err(invalid("exposures.dir must be relative to dbt.project_dir".into()));
+        }
+        if !matches!(raw.exposures.maturity.as_str(), "low" | "medium" | "high") {
+            return Err(invalid(format!(
+                "exposures.maturity: {:?} is not one of low, medium, high",
+                raw.exposures.maturity
+            )));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, site) in raw.tableau.iter().enumerate() {
+            let ok = !site.name.is_empty()
+                && site.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !ok {
+                return Err(invalid(format!(
+                    "tableau[{i}].name: {:?} must be lowercase letters, digits and _ (it names tables rows, meta and files)",
+                    site.name
+                )));
+            }
+            if !seen.insert(site.name.clone()) {
+                return Err(invalid(format!("tableau[{i}].name: {:?} is used twice", site.name)));
+            }
+            if site.page_size == 0 {
+                return Err(invalid(format!("tableau[{i}].page_size must be at least 1")));
+            }
+            if site.retry.attempts == 0 {
+                return Err(invalid(format!("tableau[{i}].retry.attempts must be at least 1")));
+            }
+            if !(site.server_url.starts_with("https://") || site.server_url.starts_with("http://")) {
+                return Err(invalid(format!(
+                    "tableau[{i}].server_url: {:?} must start with https://",
+                    site.server_url
+                )));
+            }
+        }
+        Ok(Config {
+            sha256: hex_sha256(bytes),
+            database: abs(&raw.database),
+            project_dir,
+            manifest,
+            run_results,
+            tableau: raw.tableau,
+            exposures_dir: raw.exposures.dir,
+            maturity: raw.exposures.maturity,
+            include_unmatched: raw.exposures.include_unmatched,
+            replay: raw.replay.as_deref().map(&abs),
+        })
+    }
+}
+
+pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str) -> Result<Config, ConfigError> {
+        Config::from_bytes(Path::new("/proj/autoexpose.yml"), yaml.as_bytes())
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = load("dbt: {project_dir: .}\nbogus: 1\n").unwrap_err().to_string();
+        assert!(err.contains("/proj/autoexpose.yml"), "{err}");
+        assert!(err.contains("unknown field `bogus`"), "{err}");
+    }
+
+    #[test]
+    fn nested_unknown_key_is_named() {
+        let err = load("dbt: {project_dir: .}\ntableau:\n  - {name: p, server_url: 'https://x', pages: 3}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `pages`"), "{err}");
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_config() {
+        let c = load("database: a.db\ndbt: {project_dir: dbt, manifest: dbt/target/m.json}\n").unwrap();
+        assert_eq!(c.database, Path::new("/proj/a.db"));
+        assert_eq!(c.project_dir, Path::new("/proj/dbt"));
+        assert_eq!(c.manifest, Path::new("/proj/dbt/target/m.json"));
+        assert_eq!(c.run_results, Path::new("/proj/dbt/target/run_results.json"));
+        assert_eq!(c.exposures_dir, Path::new("models/imported_from_tableau"));
+    }
+
+    #[test]
+    fn integration_names_are_checked() {
+        let err = load("dbt: {}\ntableau:\n  - {name: 'Prod Site', server_url: 'https://x'}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tableau[0].name"), "{err}");
+    }
+}

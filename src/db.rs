@@ -1,0 +1,153 @@
+//! The SQLite file: open, migrate, and the bookkeeping every stage shares.
+//!
+//! Migrations live in `sql/` as numbered, forward-only files, applied in one exclusive
+//! transaction and tracked with `PRAGMA user_version` (the approach cargo uses for its cache
+//! database). Never remove or edit a shipped entry of `MIGRATIONS`; append a new one.
+//!
+//! Each stage writes its rows in one transaction (all or none) and is bracketed by a `runs`
+//! row, committed on its own so a failed stage still leaves a record of the failure.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use rusqlite::{params, Connection, TransactionBehavior};
+
+const MIGRATIONS: &[&str] = &[include_str!("../sql/0001_init.sql")];
+
+pub(crate) fn open(path: &Path) -> Result<Connection> {
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("database {}: cannot create its folder", path.display()))?;
+        }
+    }
+    let mut conn = Connection::open(path)
+        .with_context(|| format!("database {}: cannot open it", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    migrate(&mut conn).with_context(|| format!("database {}: migration failed", path.display()))?;
+    Ok(conn)
+}
+
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+    let version: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > MIGRATIONS.len() {
+        bail!(
+            "schema version {version} is newer than this autoexpose knows ({}); use a newer autoexpose or a new database file",
+            MIGRATIONS.len()
+        );
+    }
+    for sql in &MIGRATIONS[version..] {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", MIGRATIONS.len())?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// What a stage hands back for its `runs` row.
+#[derive(Debug, Default)]
+pub(crate) struct StageReport {
+    pub(crate) inputs: BTreeMap<String, String>,
+    pub(crate) row_counts: BTreeMap<String, i64>,
+    pub(crate) incomplete: bool,
+}
+
+/// Wall-clock time as RFC 3339 UTC, for the `runs` log only (decisions use `--now`).
+pub(crate) fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    rfc3339(secs)
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
+pub(crate) fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Runs `body` as stage `stage`, recording start, end, inputs, counts and outcome in `runs`.
+pub(crate) fn run_stage<F>(conn: &mut Connection, stage: &str, config_hash: &str, body: F) -> Result<StageReport>
+where
+    F: FnOnce(&mut Connection) -> Result<StageReport>,
+{
+    conn.execute(
+        "INSERT INTO runs (stage, started_at, tool_version, config_hash, status) VALUES (?1, ?2, ?3, ?4, 'running')",
+        params![stage, now_rfc3339(), env!("CARGO_PKG_VERSION"), config_hash],
+    )?;
+    let run_id = conn.last_insert_rowid();
+    let result = body(conn);
+    let (status, error, inputs, counts) = match &result {
+        Ok(r) => (
+            if r.incomplete { "incomplete" } else { "ok" },
+            None,
+            serde_json::to_string(&r.inputs)?,
+            serde_json::to_string(&r.row_counts)?,
+        ),
+        Err(e) => ("failed", Some(format!("{e:#}")), "{}".into(), "{}".into()),
+    };
+    conn.execute(
+        "UPDATE runs SET finished_at = ?1, status = ?2, error = ?3, inputs = ?4, row_counts = ?5 WHERE run_id = ?6",
+        params![now_rfc3339(), status, error, inputs, counts, run_id],
+    )?;
+    result
+}
+
+/// Row counts of the given tables, for the `runs` row.
+pub(crate) fn count_rows(conn: &Connection, tables: &[&str]) -> Result<BTreeMap<String, i64>> {
+    let mut out = BTreeMap::new();
+    for t in tables {
+        let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))?;
+        out.insert((*t).to_string(), n);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrate_twice_is_a_no_op() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let v: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn newer_database_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        let err = migrate(&mut conn).unwrap_err().to_string();
+        assert!(err.contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_795_917_600), "2026-11-29T02:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}

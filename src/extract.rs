@@ -1,0 +1,210 @@
+//! Stage `extract`: manifest.json into `dbt_*`, and every configured Tableau site into
+//! `tableau_*`.
+//!
+//! Reads: the manifest file, the Tableau APIs (live, recorded or replayed).
+//! Writes: dbt_manifest, dbt_nodes, dbt_exposures, tableau_*, extract_warnings, raw_responses.
+//! All reading happens before the one write transaction, so a failure anywhere (a bad manifest,
+//! a wrong PAT, an unreachable server) leaves the previous rows untouched.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use rusqlite::{params, Connection, Transaction};
+
+use crate::config::{hex_sha256, Config, TableauSite};
+use crate::db::{count_rows, StageReport};
+use crate::http::{Live, Recorder, Replayer, Secrets, Transport};
+use crate::manifest::{self, Manifest};
+use crate::tableau::{self, client::Client};
+use crate::log;
+
+/// Where HTTP goes for this run.
+#[derive(Debug, Clone)]
+pub(crate) enum HttpMode {
+    Live,
+    Record(PathBuf),
+    Replay(PathBuf),
+}
+
+pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Result<StageReport> {
+    let mut report = StageReport::default();
+    let (manifest, bytes) = manifest::load(&config.manifest)?;
+    report.inputs.insert(config.manifest.display().to_string(), hex_sha256(&bytes));
+    drop(bytes);
+    log::info(&format!(
+        "Read manifest {} ({} nodes, {} sources)",
+        config.manifest.display(),
+        manifest.nodes.len(),
+        manifest.sources.len()
+    ));
+
+    let mut sites = Vec::new();
+    for site in &config.tableau {
+        let secrets = Secrets::default();
+        let transport = transport_for(site, mode, &secrets)?;
+        let (name, secret) = credentials(site, mode)?;
+        let mut client = Client::new(site, transport, secrets, name, secret);
+        log::info(&format!("Extracting Tableau {} (site {:?} on {})", site.name, site.site, site.server_url));
+        let x = tableau::extract::extract_site(site, &mut client)
+            .with_context(|| format!("tableau {:?} (site {:?} on {})", site.name, site.site, site.server_url))?;
+        log::info(&format!(
+            "  {} workbooks, {} custom SQL queries, {} requests{}",
+            x.workbooks.len(),
+            x.custom_sql.len(),
+            client.requests_sent,
+            if x.complete { "" } else { " — INCOMPLETE, see table extract_warnings" }
+        ));
+        report.incomplete |= !x.complete;
+        sites.push(x);
+    }
+
+    let tx = conn.transaction()?;
+    write_manifest(&tx, &config.manifest, &manifest, &report.inputs)?;
+    tableau::store::clear(&tx)?;
+    for x in &sites {
+        tableau::store::write(&tx, x)?;
+    }
+    report.row_counts = count_rows(
+        &tx,
+        &["dbt_nodes", "dbt_exposures", "tableau_workbooks", "tableau_tables", "tableau_custom_sql", "extract_warnings"],
+    )?;
+    tx.commit()?;
+    Ok(report)
+}
+
+fn transport_for(site: &TableauSite, mode: &HttpMode, secrets: &Secrets) -> Result<Box<dyn Transport>> {
+    Ok(match mode {
+        HttpMode::Live => Box::new(Live::new()?),
+        HttpMode::Record(dir) => Box::new(Recorder::new(Box::new(Live::new()?), &dir.join(&site.name), secrets.clone())?),
+        HttpMode::Replay(dir) => {
+            let d = dir.join(&site.name);
+            if !d.is_dir() {
+                anyhow::bail!("replay folder {} does not exist (record it with --record {})", d.display(), dir.display());
+            }
+            Box::new(Replayer::new(&d, secrets.clone()))
+        }
+    })
+}
+
+/// The PAT from the environment. Replay needs none: recordings hold no credentials.
+fn credentials(site: &TableauSite, mode: &HttpMode) -> Result<(String, String)> {
+    let get = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
+    match (get(&site.token_name_env), get(&site.token_secret_env)) {
+        (Some(n), Some(s)) => Ok((n, s)),
+        _ if matches!(mode, HttpMode::Replay(_)) => Ok(("replayed-pat-name".into(), "replayed-pat-secret".into())),
+        (n, _) => {
+            let missing = if n.is_none() { &site.token_name_env } else { &site.token_secret_env };
+            anyhow::bail!(
+                "tableau {:?}: env var {missing} is not set. Set {} to the personal access token's name and {} to its secret (Tableau: My Account Settings → Personal Access Tokens) for site {:?} on {}",
+                site.name,
+                site.token_name_env,
+                site.token_secret_env,
+                site.site,
+                site.server_url
+            )
+        }
+    }
+}
+
+fn write_manifest(
+    tx: &Transaction,
+    path: &Path,
+    m: &Manifest,
+    inputs: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
+    for t in ["dbt_manifest", "dbt_nodes", "dbt_exposures"] {
+        tx.execute(&format!("DELETE FROM {t}"), [])?;
+    }
+    let project = m.metadata.project_name.clone().unwrap_or_default();
+    tx.execute(
+        "INSERT INTO dbt_manifest (path, sha256, schema_version, dbt_version, project_name, adapter_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            path.display().to_string(),
+            inputs.get(&path.display().to_string()),
+            m.metadata.dbt_schema_version,
+            m.metadata.dbt_version,
+            project,
+            m.metadata.adapter_type
+        ],
+    )?;
+    let mut st = tx.prepare_cached(
+        "INSERT OR IGNORE INTO dbt_nodes (unique_id, resource_type, package_name, name, source_name, version, latest_version, database,
+            schema, identifier, relation_name, materialized, access, enabled)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?;
+    for (id, n) in &m.nodes {
+        if !matches!(n.resource_type.as_str(), "model" | "seed" | "snapshot") {
+            continue;
+        }
+        st.execute(params![
+            id,
+            n.resource_type,
+            n.package_name,
+            n.name,
+            Option::<String>::None,
+            n.version.as_ref().map(|v| v.to_text()),
+            n.latest_version.as_ref().map(|v| v.to_text()),
+            n.database,
+            n.schema,
+            n.alias.clone().unwrap_or_else(|| n.name.clone()),
+            n.relation_name,
+            n.config.materialized,
+            n.access.clone().or_else(|| (n.resource_type == "model").then(|| "protected".to_string())),
+            n.config.enabled.unwrap_or(true)
+        ])?;
+    }
+    for (id, s) in &m.sources {
+        st.execute(params![
+            id,
+            "source",
+            s.package_name,
+            s.name,
+            s.source_name,
+            Option::<String>::None,
+            Option::<String>::None,
+            s.database,
+            s.schema,
+            s.identifier.clone().unwrap_or_else(|| s.name.clone()),
+            s.relation_name,
+            Option::<String>::None,
+            Option::<String>::None,
+            s.config.enabled.unwrap_or(true)
+        ])?;
+    }
+    for (key, list) in &m.disabled {
+        for n in list {
+            if !matches!(n.resource_type.as_str(), "model" | "seed" | "snapshot" | "source") {
+                continue;
+            }
+            let id = n.unique_id.clone().unwrap_or_else(|| key.clone());
+            let ident = if n.resource_type == "source" {
+                n.identifier.clone().unwrap_or_else(|| n.name.clone())
+            } else {
+                n.alias.clone().unwrap_or_else(|| n.name.clone())
+            };
+            st.execute(params![
+                id,
+                n.resource_type,
+                n.package_name,
+                n.name,
+                n.source_name,
+                n.version.as_ref().map(|v| v.to_text()),
+                n.latest_version.as_ref().map(|v| v.to_text()),
+                n.database,
+                n.schema,
+                ident,
+                n.relation_name,
+                n.config.materialized,
+                n.access,
+                false
+            ])?;
+        }
+    }
+    let mut ex = tx.prepare_cached(
+        "INSERT INTO dbt_exposures (unique_id, name, package_name, original_file_path, autoexpose_luid) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (id, e) in &m.exposures {
+        ex.execute(params![id, e.name, e.package_name, e.original_file_path, e.autoexpose_luid()])?;
+    }
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! HTTP through one seam: a `Transport` sends a request and returns the whole response.
+//!
+//! `Live` talks to the network (reqwest blocking, rustls, no automatic redirects), `Recorder`
+//! wraps `Live` and writes every exchange to a folder, `Replayer` answers from that folder and
+//! never touches the network. Retries, sign-in and paging live in the protocol clients above
+//! this seam, so a recording holds each try as it happened.
+
+mod live;
+mod recording;
+mod secrets;
+
+pub(crate) use live::Live;
+pub(crate) use recording::{Recorder, Replayer};
+pub(crate) use secrets::Secrets;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    pub(crate) method: &'static str,
+    pub(crate) url: String,
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Request {
+    pub(crate) fn new(method: &'static str, url: impl Into<String>) -> Request {
+        Request { method, url: url.into(), headers: Vec::new(), body: Vec::new() }
+    }
+
+    pub(crate) fn header(mut self, name: &'static str, value: impl Into<String>) -> Request {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub(crate) fn body(mut self, body: impl Into<Vec<u8>>) -> Request {
+        self.body = body.into();
+        self
+    }
+
+    /// The path and query, without scheme and host: what recordings are keyed by.
+    pub(crate) fn path_and_query(&self) -> &str {
+        let rest = self.url.split_once("://").map(|(_, r)| r).unwrap_or(&self.url);
+        rest.find('/').map(|i| &rest[i..]).unwrap_or("/")
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    /// Only the headers the clients read: retry-after, location, content-type.
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Response {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TransportError {
+    /// The request never got an answer (refused, reset, timed out). Worth retrying.
+    #[error("{method} {url}: {message}")]
+    Connect { method: &'static str, url: String, message: String },
+    /// Refused before sending: plain http to a non-loopback host, a bad URL.
+    #[error("{method} {url}: {message}")]
+    Refused { method: &'static str, url: String, message: String },
+    #[error("{method} {path}: no recording (key {key}) in {dir}; record it again with --record")]
+    NoRecording { method: &'static str, path: String, key: String, dir: String },
+    #[error("recording {path}: {message}")]
+    Recording { path: String, message: String },
+}
+
+impl TransportError {
+    pub(crate) fn is_retryable(&self) -> bool {
+        matches!(self, TransportError::Connect { .. })
+    }
+}
+
+pub(crate) trait Transport: Send + Sync {
+    fn send(&self, req: &Request) -> Result<Response, TransportError>;
+}
+
+/// True for 127.0.0.0/8, ::1 and localhost: the only hosts plain http may reach.
+pub(crate) fn is_loopback_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority)
+    };
+    host == "localhost" || host == "::1" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_detection() {
+        assert!(is_loopback_url("http://127.0.0.1:8080/api"));
+        assert!(is_loopback_url("http://localhost:1/"));
+        assert!(is_loopback_url("http://[::1]:9/x"));
+        assert!(!is_loopback_url("http://10.0.0.1/"));
+        assert!(!is_loopback_url("http://tableau.example.com/"));
+        assert!(!is_loopback_url("http://127.0.0.1.evil.com/"));
+    }
+
+    #[test]
+    fn path_and_query_drops_the_host() {
+        let r = Request::new("GET", "https://h.example.com:8443/api/3.23/x?a=1");
+        assert_eq!(r.path_and_query(), "/api/3.23/x?a=1");
+    }
+}

@@ -1,0 +1,116 @@
+//! Runs the stages the command asks for, each bracketed by a `runs` row, and prints the
+//! summary. Exit codes are decided here and only here.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use rusqlite::Connection;
+
+use crate::cli::{Args, Command};
+use crate::config::Config;
+use crate::db;
+use crate::extract::{self, HttpMode};
+use crate::log;
+
+pub(crate) const EXIT_ERROR: u8 = 1;
+pub(crate) const EXIT_INCOMPLETE: u8 = 3;
+
+pub(crate) struct Outcome {
+    incomplete: bool,
+}
+
+impl Outcome {
+    pub(crate) fn exit_code(&self) -> ExitCode {
+        if self.incomplete {
+            ExitCode::from(EXIT_INCOMPLETE)
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+pub(crate) fn run(args: &Args) -> Result<Outcome> {
+    let stage_args = args.stage_args();
+    let mut config = Config::load(&stage_args.config)?;
+    if let Some(db) = &stage_args.db {
+        config.database = db.clone();
+    }
+    let mode = if let Some(dir) = &args.record {
+        HttpMode::Record(dir.clone())
+    } else if let Some(dir) = args.replay.clone().or_else(|| config.replay.clone()) {
+        HttpMode::Replay(dir)
+    } else {
+        HttpMode::Live
+    };
+    let mut conn = db::open(&config.database)?;
+    let mut incomplete = false;
+    match &args.command {
+        Command::Extract(_) => incomplete |= extract(&mut conn, &config, &mode)?,
+        Command::Normalize(_) => normalize(&mut conn, &config)?,
+        Command::Match(_) => matching(&mut conn)?,
+        Command::Emit(_) => {
+            emit(&mut conn, &config)?;
+        }
+        Command::Run(_) => {
+            incomplete |= extract(&mut conn, &config, &mode)?;
+            normalize(&mut conn, &config)?;
+            matching(&mut conn)?;
+            let summary = emit(&mut conn, &config)?;
+            print_summary(&conn, &config, &summary, incomplete)?;
+        }
+    }
+    Ok(Outcome { incomplete })
+}
+
+fn extract(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Result<bool> {
+    let report = db::run_stage(conn, "extract", &config.sha256, |c| extract::run(c, config, mode))?;
+    Ok(report.incomplete)
+}
+
+fn normalize(conn: &mut Connection, config: &Config) -> Result<()> {
+    db::run_stage(conn, "normalize", &config.sha256, |c| crate::normalize::run(c, config))?;
+    Ok(())
+}
+
+fn matching(conn: &mut Connection) -> Result<()> {
+    let hash = String::new();
+    db::run_stage(conn, "match", &hash, crate::matching::run)?;
+    Ok(())
+}
+
+fn emit(conn: &mut Connection, config: &Config) -> Result<crate::emit::EmitSummary> {
+    let mut summary = None;
+    db::run_stage(conn, "emit", &config.sha256, |c| {
+        let (report, s) = crate::emit::run(c, config)?;
+        summary = Some(s);
+        Ok(report)
+    })?;
+    Ok(summary.unwrap_or_default())
+}
+
+fn print_summary(conn: &Connection, config: &Config, s: &crate::emit::EmitSummary, incomplete: bool) -> Result<()> {
+    let workbooks: i64 = conn.query_row("SELECT count(*) FROM tableau_workbooks", [], |r| r.get(0))?;
+    log::info("");
+    log::info(&format!("Workbooks seen:       {workbooks}"));
+    log::info(&format!("Exposures written:    {}", s.written));
+    log::info(&format!("Dependencies:         {}", s.dependencies));
+    let mut st = conn.prepare("SELECT reason, count(*) FROM unmatched_tables GROUP BY reason ORDER BY reason")?;
+    let reasons: Vec<(String, i64)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    let total: i64 = reasons.iter().map(|r| r.1).sum();
+    log::info(&format!("Unmatched tables:     {total}"));
+    for (reason, n) in reasons {
+        log::info(&format!("  {reason:<20}{n}"));
+    }
+    if !s.without_dependencies.is_empty() {
+        log::info(&format!("Workbooks with no dbt dependency (not written): {}", s.without_dependencies.len()));
+        for w in &s.without_dependencies {
+            log::info(&format!("  {w}"));
+        }
+    }
+    log::info(&format!("Exposures YAML:       {}", s.dir.display()));
+    log::info(&format!("SQLite file:          {}", config.database.display()));
+    if incomplete {
+        log::warn("the extraction was incomplete: see `SELECT * FROM extract_warnings` in the SQLite file");
+    }
+    Ok(())
+}
