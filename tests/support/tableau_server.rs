@@ -1,0 +1,2179 @@
+//! A local stand-in for Tableau Server / Tableau Cloud, for tests.
+//!
+//! It serves a site fixture (`testdata/tableau/*.site.json`, format in
+//! `testdata/tableau/README.md`) through the REST and Metadata (GraphQL) API shapes described in
+//! `shared/reference/tableau.md` (sections 1, 2, 3, 5, 7 and 8), and can inject the faults a real
+//! server shows (rate limits, 5xx, expiring tokens, node limits, timeouts, a sign-in redirect,
+//! refresh conflicts, failing jobs). Every request is logged, without token values or PAT
+//! secrets.
+//!
+//! Used by the integration tests (`mod support;` in tests/main.rs) and by
+//! `examples/tableau_server.rs` (`#[path]` include), so it depends only on tiny_http, serde,
+//! serde_json and roxmltree.
+//!
+//! All ids, tokens and error codes marked "invented" below are made up for this server.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+const API_NS: &str = "http://tableau.com/api";
+const SPRING_PATH: &str = "/relationship-service-war/graphql";
+const MAX_REST_PAGE_SIZE: usize = 1000;
+/// The node limit quoted in Tableau's NODE_LIMIT_EXCEEDED message.
+const NODE_LIMIT_IN_MESSAGE: u32 = 20000;
+/// Fake clock: request number n happens at BASE_EPOCH + n seconds (2025-03-04T05:06:07Z + n s).
+const BASE_EPOCH: i64 = 1_741_064_767;
+
+// ---------------------------------------------------------------------------------------------
+// Fixture
+// ---------------------------------------------------------------------------------------------
+
+/// A site fixture, as described in testdata/tableau/README.md.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Fixture {
+    pub product_version: String,
+    pub rest_api_version: String,
+    /// Optional build number for serverInfo's `productVersion/@build`.
+    #[serde(default)]
+    pub product_build: Option<String>,
+    pub sites: Vec<FixtureSite>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FixtureSite {
+    pub content_url: String,
+    pub luid: String,
+    #[serde(default)]
+    pub pats: Vec<FixturePat>,
+    #[serde(default)]
+    pub projects: Vec<FixtureProject>,
+    /// Metadata API workbook nodes, served verbatim.
+    #[serde(default)]
+    pub workbooks: Vec<Value>,
+    /// Metadata API customSQLTablesConnection nodes, served verbatim.
+    #[serde(default)]
+    pub custom_sql: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FixturePat {
+    pub name: String,
+    pub secret: String,
+    pub user_luid: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FixtureProject {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "parentProjectId", default)]
+    pub parent_project_id: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(rename = "contentPermissions", default)]
+    pub content_permissions: Option<String>,
+}
+
+impl Fixture {
+    pub fn load(path: &Path) -> Fixture {
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("cannot read site fixture {}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("invalid site fixture {}: {e}", path.display()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public API
+// ---------------------------------------------------------------------------------------------
+
+/// Faults to inject. `Faults::default()` is a well-behaved server.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// 1-based global request numbers answered 429 with `Retry-After: 1` (no side effects).
+    pub rate_limit_at: Vec<usize>,
+    /// 1-based global request numbers answered 503 (no side effects).
+    pub server_error_at: Vec<usize>,
+    /// A session token stops working after N authenticated requests: REST answers 401 +
+    /// `<error code="401000">`, GraphQL the Spring-style 401 JSON body.
+    pub expire_token_after: Option<usize>,
+    /// A workbooksConnection page with `first` > N returns only N nodes plus the
+    /// NODE_LIMIT_EXCEEDED warning.
+    pub node_limit_above: Option<u32>,
+    /// `first` above it: truncated page + MAX_PAGE_SIZE_EXCEEDED warning (both connections).
+    pub max_page_size: Option<u32>,
+    /// Adds the PERMISSIONS_MODE_SWITCHED warning to workbook pages.
+    pub permissions_mode_switched: bool,
+    /// Request numbers whose GraphQL answer is the partial-data
+    /// "Reached time limit of PT5S for query execution." error (no extensions).
+    pub metadata_timeout_at: Vec<usize>,
+    /// Request numbers whose GraphQL answer is
+    /// "Execution canceled because timeout of 30000 millis was reached" (no data).
+    pub metadata_cancel_timeout_at: Vec<usize>,
+    /// Request numbers whose GraphQL answer is a RATE_EXCEEDED error (no data).
+    pub metadata_rate_exceeded_at: Vec<usize>,
+    /// Sign-in on `http://127.0.0.1:PORT` answers 301 to `http://localhost:PORT/api/{v}/auth/signin`.
+    pub redirect_signin: bool,
+    /// Target luids whose refresh answers 403.
+    pub refresh_forbidden: Vec<String>,
+    /// Target luid → (finishCode, notes) of its refresh jobs; default (0, None).
+    pub job_outcomes: HashMap<String, (i32, Option<String>)>,
+    /// A job reports completedAt/finishCode after this many GETs (0 = done on the first poll).
+    pub job_polls_to_finish: usize,
+}
+
+/// How to run the server besides its faults.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Port to bind on 127.0.0.1; 0 = any free port.
+    pub port: u16,
+    /// Print one line per request to stderr.
+    pub echo_requests: bool,
+}
+
+/// Which body a refresh request carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshBody {
+    /// `<tsRequest />` (or an empty body): API < 3.25 form.
+    Empty,
+    /// `<tsRequest><extractRefresh /></tsRequest>`: full refresh, API >= 3.25.
+    Full,
+    /// `<tsRequest><extractRefresh incremental="true" /></tsRequest>`.
+    Incremental,
+}
+
+/// One request the server saw.
+#[derive(Debug, Clone)]
+pub struct LoggedRequest {
+    /// 1-based global request number (the numbering the faults use).
+    pub number: usize,
+    pub method: String,
+    /// Path plus query string, as sent.
+    pub path: String,
+    /// The Host header, e.g. `127.0.0.1:PORT` or `localhost:PORT`.
+    pub host: String,
+    /// Status answered.
+    pub status: u16,
+    /// Whether an X-Tableau-Auth header was sent (its value is never recorded).
+    pub sent_auth: bool,
+    pub accept: Option<String>,
+    pub content_type: Option<String>,
+    /// Body of POST requests, PAT secrets replaced by `***`.
+    pub body: Option<String>,
+    /// For refresh requests whose body parsed: which form it was.
+    pub refresh: Option<RefreshBody>,
+}
+
+impl std::fmt::Display for LoggedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{} {} {} -> {}", self.number, self.method, self.path, self.status)?;
+        if self.sent_auth {
+            write!(f, " [auth]")?;
+        }
+        if let Some(r) = self.refresh {
+            write!(f, " [{r:?}]")?;
+        }
+        Ok(())
+    }
+}
+
+pub struct TableauServer {
+    /// `http://127.0.0.1:PORT`
+    pub base_url: String,
+    pub port: u16,
+    state: Arc<Mutex<State>>,
+    stop_flag: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TableauServer {
+    /// Binds 127.0.0.1 on a free port and serves `fixture` on a background thread.
+    pub fn start(fixture: &Path, faults: Faults) -> TableauServer {
+        Self::start_with(fixture, faults, ServerOptions::default())
+    }
+
+    pub fn start_with(fixture: &Path, faults: Faults, options: ServerOptions) -> TableauServer {
+        let fixture = Fixture::load(fixture);
+        let server = tiny_http::Server::http(("127.0.0.1", options.port))
+            .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:{}: {e}", options.port));
+        let port = server.server_addr().to_ip().expect("tiny_http bound a non-IP address").port();
+        let base_url = format!("http://127.0.0.1:{port}");
+        let state = Arc::new(Mutex::new(State::new(fixture, faults, base_url.clone(), port)));
+        let stop_flag = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let state = Arc::clone(&state);
+            let stop_flag = Arc::clone(&stop_flag);
+            let echo = options.echo_requests;
+            std::thread::Builder::new()
+                .name(format!("tableau-server-{port}"))
+                .spawn(move || serve(server, state, stop_flag, echo))
+                .expect("cannot spawn the tableau server thread")
+        };
+        TableauServer { base_url, port, state, stop_flag, thread: Some(thread) }
+    }
+
+    /// `http://localhost:PORT`: the "pod host" a redirected sign-in lands on.
+    pub fn localhost_url(&self) -> String {
+        format!("http://localhost:{}", self.port)
+    }
+
+    /// Every request seen so far, in order.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    /// Number of requests seen so far (the last global request number).
+    pub fn request_count(&self) -> usize {
+        self.state.lock().unwrap().count
+    }
+
+    /// Stops the server and waits for its thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop_flag.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for TableauServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Serving loop
+// ---------------------------------------------------------------------------------------------
+
+fn serve(server: tiny_http::Server, state: Arc<Mutex<State>>, stop: Arc<AtomicBool>, echo: bool) {
+    while !stop.load(Ordering::SeqCst) {
+        let mut rq = match server.recv_timeout(Duration::from_millis(50)) {
+            Ok(Some(rq)) => rq,
+            Ok(None) | Err(_) => continue,
+        };
+        let incoming = Incoming::read(&mut rq);
+        let (reply, entry) = {
+            let mut st = state.lock().unwrap();
+            let reply = st.handle(&incoming);
+            let entry = LoggedRequest {
+                number: st.count,
+                method: incoming.method.clone(),
+                path: incoming.url.clone(),
+                host: incoming.header("host").unwrap_or("").to_string(),
+                status: reply.status,
+                sent_auth: incoming.header("x-tableau-auth").is_some(),
+                accept: incoming.header("accept").map(str::to_string),
+                content_type: incoming.header("content-type").map(str::to_string),
+                body: (incoming.method == "POST").then(|| mask_secrets(&incoming.body_text())),
+                refresh: reply.refresh,
+            };
+            st.log.push(entry.clone());
+            (reply, entry)
+        };
+        if echo {
+            eprintln!("{entry}");
+        }
+        let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
+        if let Some(ct) = reply.content_type {
+            response.add_header(header("Content-Type", ct));
+        }
+        for (k, v) in &reply.headers {
+            response.add_header(header(k, v));
+        }
+        let _ = rq.respond(response);
+    }
+}
+
+fn header(name: &str, value: &str) -> tiny_http::Header {
+    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("valid header name and value")
+}
+
+struct Incoming {
+    method: String,
+    url: String,
+    path: String,
+    query: Vec<(String, String)>,
+    /// Lower-cased names.
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Incoming {
+    fn read(rq: &mut tiny_http::Request) -> Incoming {
+        let url = rq.url().to_string();
+        let (path, query) = match url.split_once('?') {
+            Some((p, q)) => (p.to_string(), parse_query(q)),
+            None => (url.clone(), Vec::new()),
+        };
+        let headers = rq
+            .headers()
+            .iter()
+            .map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.as_str().to_string()))
+            .collect();
+        let mut body = Vec::new();
+        let _ = rq.as_reader().read_to_end(&mut body);
+        Incoming { method: rq.method().as_str().to_string(), url, path, query, headers, body }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    fn query_param(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    fn wants_json(&self) -> bool {
+        self.header("accept").is_some_and(|a| a.to_ascii_lowercase().contains("application/json"))
+    }
+
+    fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn parse_query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(p), String::new()),
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            if let (Some(h), Some(l)) = (b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Replaces the value of every `personalAccessTokenSecret` (JSON member or XML attribute).
+fn mask_secrets(body: &str) -> String {
+    const KEY: &str = "personalAccessTokenSecret";
+    let mut out = String::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(i) = rest.find(KEY) {
+        let after_key = i + KEY.len();
+        out.push_str(&rest[..after_key]);
+        let tail = &rest[after_key..];
+        let b = tail.as_bytes();
+        let mut j = 0;
+        if b.first() == Some(&b'"') {
+            j += 1; // closing quote of a JSON member name
+        }
+        while j < b.len() && b[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        let json_style = match b.get(j) {
+            Some(b':') => true,
+            Some(b'=') => false,
+            _ => {
+                rest = tail;
+                continue;
+            }
+        };
+        j += 1;
+        while j < b.len() && b[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        let quote = match b.get(j) {
+            Some(&q) if q == b'"' || q == b'\'' => q,
+            _ => {
+                rest = tail;
+                continue;
+            }
+        };
+        j += 1;
+        let mut end = j;
+        while end < b.len() && b[end] != quote {
+            if json_style && b[end] == b'\\' {
+                end += 1;
+            }
+            end += 1;
+        }
+        let end = end.min(b.len());
+        out.push_str(&tail[..j]);
+        out.push_str("***");
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// State and routing
+// ---------------------------------------------------------------------------------------------
+
+struct Reply {
+    status: u16,
+    content_type: Option<&'static str>,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    refresh: Option<RefreshBody>,
+}
+
+impl Reply {
+    fn new(status: u16, content_type: Option<&'static str>, body: impl Into<Vec<u8>>) -> Reply {
+        Reply { status, content_type, headers: Vec::new(), body: body.into(), refresh: None }
+    }
+    fn xml(status: u16, inner: &str, api_version: &str) -> Reply {
+        Reply::new(status, Some("application/xml;charset=utf-8"), ts_response(inner, api_version))
+    }
+    fn json(status: u16, v: &Value) -> Reply {
+        Reply::new(status, Some("application/json;charset=utf-8"), v.to_string())
+    }
+    fn with_header(mut self, k: &str, v: &str) -> Reply {
+        self.headers.push((k.to_string(), v.to_string()));
+        self
+    }
+}
+
+struct Session {
+    site: usize,
+    pat: String,
+    user_luid: String,
+    uses: usize,
+    valid: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum TargetKind {
+    Datasource,
+    Workbook,
+}
+
+struct Job {
+    id: String,
+    site: usize,
+    kind: TargetKind,
+    target_luid: String,
+    target_name: String,
+    created_at: String,
+    polls: usize,
+}
+
+struct State {
+    fixture: Fixture,
+    faults: Faults,
+    base_url: String,
+    port: u16,
+    count: usize,
+    log: Vec<LoggedRequest>,
+    /// token → session
+    sessions: HashMap<String, Session>,
+    /// (site index, PAT name) → its current token
+    pat_tokens: HashMap<(usize, String), String>,
+    jobs: Vec<Job>,
+    rng: u64,
+}
+
+impl State {
+    fn new(fixture: Fixture, faults: Faults, base_url: String, port: u16) -> State {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x5eed);
+        State {
+            fixture,
+            faults,
+            base_url,
+            port,
+            count: 0,
+            log: Vec::new(),
+            sessions: HashMap::new(),
+            pat_tokens: HashMap::new(),
+            jobs: Vec::new(),
+            rng: nanos ^ ((port as u64) << 40) ^ 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+
+    fn api(&self) -> &str {
+        &self.fixture.rest_api_version
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64*
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn new_token(&mut self) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut s = String::with_capacity(32);
+        for _ in 0..4 {
+            let mut r = self.next_random();
+            for _ in 0..8 {
+                s.push(ALPHABET[(r & 63) as usize] as char);
+                r >>= 6;
+            }
+        }
+        s
+    }
+
+    fn new_uuid(&mut self) -> String {
+        let a = self.next_random();
+        let b = self.next_random();
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xfff,
+            0x8000 | (b >> 48) & 0x3fff,
+            b & 0xffff_ffff_ffff
+        )
+    }
+
+    fn now(&self) -> String {
+        format_utc(BASE_EPOCH + self.count as i64, false)
+    }
+
+    fn handle(&mut self, rq: &Incoming) -> Reply {
+        self.count += 1;
+        let n = self.count;
+        // Faults that apply before routing, without side effects.
+        if self.faults.rate_limit_at.contains(&n) {
+            // Body and code 429000 invented: the reference documents only the status.
+            return self
+                .rest_error(
+                    429,
+                    "429000",
+                    "Too Many Requests",
+                    "Rate limit exceeded (test server fault).",
+                    rq.wants_json(),
+                )
+                .with_header("Retry-After", "1");
+        }
+        if self.faults.server_error_at.contains(&n) {
+            return Reply::new(503, Some("text/html"), "<html><body><h1>503 Service Unavailable</h1></body></html>");
+        }
+        self.route(rq)
+    }
+
+    fn route(&mut self, rq: &Incoming) -> Reply {
+        let segs: Vec<&str> = rq.path.trim_matches('/').split('/').collect();
+        let m = rq.method.as_str();
+        let json = rq.wants_json();
+        match segs.as_slice() {
+            ["api", "metadata", "graphql"] => self.guard(m, "POST", json).unwrap_or_else(|| self.graphql(rq)),
+            ["api", v, "serverInfo"] if is_version(v) => {
+                self.guard(m, "GET", json).unwrap_or_else(|| self.server_info(v))
+            }
+            ["api", v, "auth", "signin"] if is_version(v) => {
+                self.guard(m, "POST", json).unwrap_or_else(|| self.sign_in(rq, v))
+            }
+            ["api", v, "auth", "signout"] if is_version(v) => {
+                self.guard(m, "POST", json).unwrap_or_else(|| self.sign_out(rq, v))
+            }
+            ["api", v, "sites", site, "projects"] if is_version(v) => {
+                self.guard(m, "GET", json).unwrap_or_else(|| self.projects(rq, v, site))
+            }
+            ["api", v, "sites", site, "workbooks", luid] if is_version(v) => {
+                self.guard(m, "GET", json).unwrap_or_else(|| self.workbook(rq, v, site, luid))
+            }
+            ["api", v, "sites", site, kind @ ("datasources" | "workbooks"), luid, "refresh"] if is_version(v) => {
+                let kind = if *kind == "datasources" { TargetKind::Datasource } else { TargetKind::Workbook };
+                self.guard(m, "POST", json).unwrap_or_else(|| self.refresh(rq, v, site, kind, luid))
+            }
+            ["api", v, "sites", site, "jobs", id] if is_version(v) => {
+                self.guard(m, "GET", json).unwrap_or_else(|| self.job(rq, v, site, id))
+            }
+            _ => self.unknown_endpoint(rq),
+        }
+    }
+
+    fn guard(&self, method: &str, expected: &str, json: bool) -> Option<Reply> {
+        (method != expected).then(|| {
+            // Code 405000 invented.
+            self.rest_error(405, "405000", "Method Not Allowed", &format!("Use {expected} for this endpoint."), json)
+                .with_header("Allow", expected)
+        })
+    }
+
+    fn unknown_endpoint(&self, rq: &Incoming) -> Reply {
+        // Code 404999 invented so that an unexpected call is easy to spot.
+        self.rest_error(
+            404,
+            "404999",
+            "Resource Not Found",
+            &format!("The test server has no endpoint {} {}", rq.method, rq.path),
+            rq.wants_json(),
+        )
+    }
+
+    fn rest_error(&self, status: u16, code: &str, summary: &str, detail: &str, json: bool) -> Reply {
+        if json {
+            Reply::json(status, &json!({"error": {"code": code, "summary": summary, "detail": detail}}))
+        } else {
+            Reply::xml(
+                status,
+                &format!(
+                    r#"<error code="{}"><summary>{}</summary><detail>{}</detail></error>"#,
+                    xml_escape(code),
+                    xml_escape(summary),
+                    xml_escape(detail)
+                ),
+                self.api(),
+            )
+        }
+    }
+
+    fn version_above_server(&self, v: &str) -> bool {
+        version_key(v) > version_key(self.api())
+    }
+
+    /// REST endpoints: a version above the server's is "endpoint unavailable" (404001, the code
+    /// TSC names; that a too-new version gets it is UNVERIFIED).
+    fn check_version(&self, v: &str, json: bool) -> Result<(), Reply> {
+        if self.version_above_server(v) {
+            return Err(self.rest_error(
+                404,
+                "404001",
+                "Resource Not Found",
+                &format!("API version {v} is not available on this server (max {}).", self.api()),
+                json,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Validates X-Tableau-Auth; counts the use; returns the session's site index.
+    fn authenticate(&mut self, rq: &Incoming) -> Option<usize> {
+        let token = rq.header("x-tableau-auth")?;
+        let limit = self.faults.expire_token_after;
+        let session = self.sessions.get_mut(token)?;
+        if !session.valid {
+            return None;
+        }
+        if let Some(limit) = limit {
+            if session.uses >= limit {
+                session.valid = false;
+                return None;
+            }
+        }
+        session.uses += 1;
+        Some(session.site)
+    }
+
+    fn rest_unauthorized(&self, json: bool) -> Reply {
+        self.rest_error(401, "401000", "Unauthorized", "No authentication credentials were provided.", json)
+    }
+
+    /// REST auth + version + site checks shared by the `/sites/{site}/…` endpoints.
+    fn rest_site(&mut self, rq: &Incoming, v: &str, site: &str) -> Result<usize, Reply> {
+        let json = rq.wants_json();
+        self.check_version(v, json)?;
+        let idx = self.authenticate(rq).ok_or_else(|| self.rest_unauthorized(json))?;
+        if self.fixture.sites[idx].luid != site {
+            // 404000 "Site not found" for a site other than the session's: UNVERIFIED (real
+            // servers may answer 403 here).
+            return Err(self.rest_error(
+                404,
+                "404000",
+                "Resource Not Found",
+                &format!("Site '{site}' could not be found."),
+                json,
+            ));
+        }
+        Ok(idx)
+    }
+
+    // --- 1. serverInfo ------------------------------------------------------------------------
+
+    fn server_info(&self, v: &str) -> Reply {
+        if version_key(v) < version_key("2.4") {
+            return self.rest_error(404, "404003", "Resource Not Found", "Server info not found.", false);
+        }
+        let build = self.fixture.product_build.clone().unwrap_or_else(|| "20242.24.0101.0000".to_string());
+        Reply::xml(
+            200,
+            &format!(
+                r#"<serverInfo><productVersion build="{}">{}</productVersion><restApiVersion>{}</restApiVersion></serverInfo>"#,
+                xml_escape(&build),
+                xml_escape(&self.fixture.product_version),
+                xml_escape(&self.fixture.rest_api_version)
+            ),
+            self.api(),
+        )
+    }
+
+    // --- 2. sign-in / sign-out ------------------------------------------------------------------
+
+    fn sign_in(&mut self, rq: &Incoming, v: &str) -> Reply {
+        let json = rq.wants_json();
+        if self.faults.redirect_signin && rq.header("host").is_some_and(|h| h.starts_with("127.0.0.1")) {
+            let location = format!("http://localhost:{}/api/{}/auth/signin", self.port, v);
+            return Reply::new(301, Some("text/html"), format!("<html><body>Moved to {location}</body></html>"))
+                .with_header("Location", &location);
+        }
+        if let Err(r) = self.check_version(v, json) {
+            return r;
+        }
+        let creds = match parse_credentials(&rq.body) {
+            Ok(c) => c,
+            Err(why) => return self.rest_error(400, "400000", "Bad Request", &why, json),
+        };
+        let signin_error =
+            |st: &State| st.rest_error(401, "401001", "Signin Error", "Error signing in to Tableau Server", json);
+        let (Some(name), Some(secret)) = (creds.pat_name.as_deref(), creds.pat_secret.as_deref()) else {
+            // Username/password sign-in is not offered by this server.
+            return signin_error(self);
+        };
+        let Some(site_idx) = self.fixture.sites.iter().position(|s| s.content_url == creds.content_url) else {
+            return signin_error(self);
+        };
+        let site = &self.fixture.sites[site_idx];
+        let Some(pat) = site.pats.iter().find(|p| p.name == name && p.secret == secret) else {
+            return signin_error(self);
+        };
+        let (pat_name, user_luid) = (pat.name.clone(), pat.user_luid.clone());
+        let (site_luid, content_url) = (site.luid.clone(), site.content_url.clone());
+
+        // One session per PAT: a new sign-in ends the previous session.
+        let token = self.new_token();
+        if let Some(old) = self.pat_tokens.insert((site_idx, pat_name.clone()), token.clone()) {
+            if let Some(s) = self.sessions.get_mut(&old) {
+                s.valid = false;
+            }
+        }
+        self.sessions.insert(
+            token.clone(),
+            Session { site: site_idx, pat: pat_name, user_luid: user_luid.clone(), uses: 0, valid: true },
+        );
+        if json {
+            Reply::json(
+                200,
+                &json!({"credentials": {
+                    "token": token,
+                    "estimatedTimeToExpiration": "2:00:00",
+                    "site": {"id": site_luid, "contentUrl": content_url},
+                    "user": {"id": user_luid}
+                }}),
+            )
+        } else {
+            Reply::xml(
+                200,
+                &format!(
+                    r#"<credentials token="{}" estimatedTimeToExpiration="2:00:00"><site id="{}" contentUrl="{}"/><user id="{}"/></credentials>"#,
+                    xml_escape(&token),
+                    xml_escape(&site_luid),
+                    xml_escape(&content_url),
+                    xml_escape(&user_luid)
+                ),
+                self.api(),
+            )
+        }
+    }
+
+    fn sign_out(&mut self, rq: &Incoming, v: &str) -> Reply {
+        let json = rq.wants_json();
+        if let Err(r) = self.check_version(v, json) {
+            return r;
+        }
+        if self.authenticate(rq).is_none() {
+            return self.rest_unauthorized(json);
+        }
+        let token = rq.header("x-tableau-auth").unwrap_or_default().to_string();
+        if let Some(s) = self.sessions.get_mut(&token) {
+            s.valid = false;
+        }
+        Reply::new(204, None, Vec::new())
+    }
+
+    // --- 5. projects -----------------------------------------------------------------------------
+
+    fn projects(&mut self, rq: &Incoming, v: &str, site: &str) -> Reply {
+        let idx = match self.rest_site(rq, v, site) {
+            Ok(i) => i,
+            Err(r) => return r,
+        };
+        let json = rq.wants_json();
+        // 400006 / 400007 for a bad page number / size: from memory of Tableau's docs, UNVERIFIED.
+        let page_size = match rq.query_param("pageSize").map(str::parse::<usize>) {
+            None => 100,
+            Some(Ok(n)) if (1..=MAX_REST_PAGE_SIZE).contains(&n) => n,
+            Some(_) => return self.rest_error(400, "400007", "Bad Request", "Invalid page size.", json),
+        };
+        let page_number = match rq.query_param("pageNumber").map(str::parse::<usize>) {
+            None => 1,
+            Some(Ok(n)) if n >= 1 => n,
+            Some(_) => return self.rest_error(400, "400006", "Bad Request", "Invalid page number.", json),
+        };
+        let all = &self.fixture.sites[idx].projects;
+        let start = (page_number - 1).saturating_mul(page_size).min(all.len());
+        let end = start.saturating_add(page_size).min(all.len());
+        let mut xml = format!(
+            r#"<pagination pageNumber="{page_number}" pageSize="{page_size}" totalAvailable="{}"/><projects>"#,
+            all.len()
+        );
+        for p in &all[start..end] {
+            xml.push_str(&format!(
+                r#"<project id="{}" name="{}" description="{}" contentPermissions="{}""#,
+                xml_escape(&p.id),
+                xml_escape(&p.name),
+                xml_escape(p.description.as_deref().unwrap_or("")),
+                xml_escape(p.content_permissions.as_deref().unwrap_or("ManagedByOwner"))
+            ));
+            if let Some(parent) = &p.parent_project_id {
+                xml.push_str(&format!(r#" parentProjectId="{}""#, xml_escape(parent)));
+            }
+            xml.push_str("/>");
+        }
+        xml.push_str("</projects>");
+        Reply::xml(200, &xml, self.api())
+    }
+
+    // --- 6. workbook -----------------------------------------------------------------------------
+
+    fn workbook(&mut self, rq: &Incoming, v: &str, site: &str, luid: &str) -> Reply {
+        let idx = match self.rest_site(rq, v, site) {
+            Ok(i) => i,
+            Err(r) => return r,
+        };
+        let site = &self.fixture.sites[idx];
+        let Some(wb) = site.workbooks.iter().find(|w| str_field(w, "luid") == Some(luid)) else {
+            // 404006 "workbook not found": UNVERIFIED (reference 7.5).
+            return self.rest_error(
+                404,
+                "404006",
+                "Resource Not Found",
+                &format!("Workbook '{luid}' could not be found."),
+                rq.wants_json(),
+            );
+        };
+        let origin = rq.header("host").map(|h| format!("http://{h}")).unwrap_or_else(|| self.base_url.clone());
+        let url_id = scalar_string(wb.get("vizportalUrlId")).unwrap_or_default();
+        let site_part = if site.content_url.is_empty() { String::new() } else { format!("/site/{}", site.content_url) };
+        let webpage_url = format!("{origin}/#{site_part}/workbooks/{url_id}");
+        let name = str_field(wb, "name").unwrap_or("");
+        let content_url: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+        let mut xml = format!(
+            r#"<workbook id="{}" name="{}" contentUrl="{}" webpageUrl="{}" showTabs="true" size="1" createdAt="{}" updatedAt="{}""#,
+            xml_escape(luid),
+            xml_escape(name),
+            xml_escape(&content_url),
+            xml_escape(&webpage_url),
+            xml_escape(str_field(wb, "createdAt").unwrap_or("")),
+            xml_escape(str_field(wb, "updatedAt").unwrap_or(""))
+        );
+        if let Some(d) = str_field(wb, "description") {
+            xml.push_str(&format!(r#" description="{}""#, xml_escape(d)));
+        }
+        xml.push('>');
+        if let Some(p) = str_field(wb, "projectLuid") {
+            xml.push_str(&format!(
+                r#"<project id="{}" name="{}"/>"#,
+                xml_escape(p),
+                xml_escape(str_field(wb, "projectName").unwrap_or(""))
+            ));
+        }
+        xml.push_str("<tags>");
+        for t in wb.get("tags").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(label) = str_field(t, "name") {
+                xml.push_str(&format!(r#"<tag label="{}"/>"#, xml_escape(label)));
+            }
+        }
+        xml.push_str("</tags></workbook>");
+        Reply::xml(200, &xml, self.api())
+    }
+
+    // --- 7. refresh and jobs ---------------------------------------------------------------------
+
+    fn refresh(&mut self, rq: &Incoming, v: &str, site: &str, kind: TargetKind, luid: &str) -> Reply {
+        let json = rq.wants_json();
+        let idx = match self.rest_site(rq, v, site) {
+            Ok(i) => i,
+            Err(r) => return r,
+        };
+        let body = match parse_refresh_body(&rq.body) {
+            Ok(b) => b,
+            Err(why) => return self.rest_error(400, "400000", "Bad Request", &why, json),
+        };
+        let mut reply = self.refresh_target(idx, kind, luid, json);
+        reply.refresh = Some(body);
+        reply
+    }
+
+    fn refresh_target(&mut self, idx: usize, kind: TargetKind, luid: &str, json: bool) -> Reply {
+        let site = &self.fixture.sites[idx];
+        let found = match kind {
+            TargetKind::Workbook => site.workbooks.iter().find(|w| str_field(w, "luid") == Some(luid)).map(|w| {
+                let has_extract = w
+                    .get("embeddedDatasources")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .any(|d| d.get("hasExtracts").and_then(Value::as_bool) == Some(true));
+                (str_field(w, "name").unwrap_or("").to_string(), has_extract)
+            }),
+            TargetKind::Datasource => find_published_datasource(site, luid),
+        };
+        let (noun, code404) = match kind {
+            // 404005 / 404006 for datasource / workbook: UNVERIFIED (reference 7.5).
+            TargetKind::Datasource => ("data source", "404005"),
+            TargetKind::Workbook => ("workbook", "404006"),
+        };
+        let Some((name, has_extract)) = found else {
+            return self.rest_error(
+                404,
+                code404,
+                "Resource Not Found",
+                &format!("The {noun} '{luid}' could not be found."),
+                json,
+            );
+        };
+        if self.faults.refresh_forbidden.iter().any(|f| f == luid) {
+            // Code 403021 invented: the reference only knows "403xxx".
+            return self.rest_error(
+                403,
+                "403021",
+                "Forbidden",
+                &format!("The user does not have permission to refresh the {noun} '{name}'."),
+                json,
+            );
+        }
+        if !has_extract {
+            return self.rest_error(
+                409,
+                "409090",
+                "Bad Request",
+                &format!("Extract operation for the {noun} '{name}' is not allowed."),
+                json,
+            );
+        }
+        let polls_needed = self.faults.job_polls_to_finish;
+        if self.jobs.iter().any(|j| j.site == idx && j.kind == kind && j.target_luid == luid && j.polls < polls_needed)
+        {
+            return self.rest_error(
+                409,
+                "409093",
+                "Resource Conflict",
+                &format!("EXTRACT_OPERATION_ALREADY_QUEUED: a refresh of the {noun} '{name}' is already queued."),
+                json,
+            );
+        }
+        let job = Job {
+            id: self.new_uuid(),
+            site: idx,
+            kind,
+            target_luid: luid.to_string(),
+            target_name: name,
+            created_at: self.now(),
+            polls: 0,
+        };
+        let xml = format!(
+            r#"<job id="{}" mode="Asynchronous" type="RefreshExtract" createdAt="{}"><extractRefreshJob>{}</extractRefreshJob></job>"#,
+            xml_escape(&job.id),
+            job.created_at,
+            job_target_xml(&job)
+        );
+        self.jobs.push(job);
+        Reply::xml(202, &xml, self.api())
+    }
+
+    fn job(&mut self, rq: &Incoming, v: &str, site: &str, id: &str) -> Reply {
+        let idx = match self.rest_site(rq, v, site) {
+            Ok(i) => i,
+            Err(r) => return r,
+        };
+        let now = self.now();
+        let polls_needed = self.faults.job_polls_to_finish;
+        let Some(job) = self.jobs.iter_mut().find(|j| j.id == id && j.site == idx) else {
+            // Code 404031 invented.
+            return self.rest_error(
+                404,
+                "404031",
+                "Resource Not Found",
+                &format!("Job '{id}' could not be found."),
+                rq.wants_json(),
+            );
+        };
+        let done = job.polls >= polls_needed;
+        let progress = if done { 100 } else { (100 * (job.polls + 1) / (polls_needed + 2)).max(1) };
+        job.polls += 1;
+        let mut xml = format!(
+            r#"<job id="{}" mode="Asynchronous" type="RefreshExtract" progress="{}" createdAt="{}" startedAt="{}""#,
+            xml_escape(&job.id),
+            progress,
+            job.created_at,
+            job.created_at
+        );
+        let mut notes = None;
+        if done {
+            let (code, n) = self.faults.job_outcomes.get(&job.target_luid).cloned().unwrap_or((0, None));
+            xml.push_str(&format!(r#" completedAt="{now}" finishCode="{code}""#));
+            notes = n;
+        }
+        xml.push_str("><extractRefreshJob>");
+        xml.push_str(&job_target_xml(job));
+        if let Some(n) = notes {
+            xml.push_str(&format!("<notes>{}</notes>", xml_escape(&n)));
+        }
+        xml.push_str("</extractRefreshJob></job>");
+        Reply::xml(200, &xml, &self.fixture.rest_api_version)
+    }
+
+    // --- 3. Metadata API -------------------------------------------------------------------------
+
+    fn graphql(&mut self, rq: &Incoming) -> Reply {
+        let n = self.count;
+        let Some(site_idx) = self.authenticate(rq) else {
+            return Reply::json(
+                401,
+                &json!({
+                    "timestamp": format_utc(BASE_EPOCH + n as i64, true),
+                    "status": 401,
+                    "error": "Unauthorized",
+                    "path": SPRING_PATH
+                }),
+            );
+        };
+        let body: Value = match serde_json::from_slice(&rq.body) {
+            Ok(v) => v,
+            Err(e) => {
+                return Reply::json(400, &json!({"errors": [{"message": format!("Invalid JSON request body: {e}")}]}))
+            }
+        };
+        let query = body.get("query").and_then(Value::as_str).unwrap_or("").to_string();
+        let variables = body.get("variables").cloned().unwrap_or(Value::Null);
+
+        let conn = if query.contains("workbooksConnection") {
+            Connection::Workbooks
+        } else if query.contains("customSQLTablesConnection") {
+            Connection::CustomSql
+        } else {
+            return graphql_error(
+                "Validation error: the test server answers only workbooksConnection and customSQLTablesConnection queries",
+                json!({"classification": "ValidationError"}),
+            );
+        };
+        let field = conn.field();
+
+        if self.faults.metadata_timeout_at.contains(&n) {
+            return Reply::json(
+                200,
+                &json!({
+                    "data": {field: null},
+                    "errors": [{"message": "Reached time limit of PT5S for query execution.", "path": null, "extensions": null}]
+                }),
+            );
+        }
+        if self.faults.metadata_cancel_timeout_at.contains(&n) {
+            return Reply::json(
+                200,
+                &json!({"errors": [{"message": "Execution canceled because timeout of 30000 millis was reached", "path": null, "extensions": null}]}),
+            );
+        }
+        if self.faults.metadata_rate_exceeded_at.contains(&n) {
+            // Message invented; the code is the one DH reports for Tableau Cloud.
+            return graphql_error(
+                "Query cost budget exceeded. Try again later.",
+                json!({"severity": "ERROR", "code": "RATE_EXCEEDED"}),
+            );
+        }
+
+        let args = match connection_args(&query, field, &variables) {
+            Ok(a) => a,
+            Err(msg) => return graphql_error(&msg, json!({"classification": "ValidationError"})),
+        };
+        let invalid = |msg: &str| graphql_error(msg, json!({"severity": "ERROR", "code": "INVALID_ARGUMENT"}));
+
+        let first = match args.get("first") {
+            None | Some(Value::Null) => 100u64,
+            Some(v) => match v.as_i64() {
+                Some(f) if f >= 0 => f as u64,
+                _ => return invalid("Argument 'first' must be a non-negative integer"),
+            },
+        };
+        let after = match args.get("after") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return invalid("Argument 'after' must be a cursor string"),
+        };
+        let offset = match args.get("offset") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_i64() {
+                Some(o) if o >= 0 => Some(o as usize),
+                _ => return invalid("Argument 'offset' must be a non-negative integer"),
+            },
+        };
+        if after.is_some() && offset.is_some() {
+            return invalid("Can’t use “after” and “offset” pagination at the same time");
+        }
+        let list_arg = |name: &str| -> Result<Option<Vec<String>>, String> {
+            match args.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|i| i.as_str().map(str::to_string).ok_or_else(|| format!("Filter '{name}' takes strings")))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Some),
+                Some(Value::String(s)) => Ok(Some(vec![s.clone()])),
+                Some(_) => Err(format!("Filter '{name}' takes a list of strings")),
+            }
+        };
+        let (project_luids, project_names) = if conn == Connection::Workbooks {
+            match (list_arg("projectLuidWithin"), list_arg("projectNameWithin")) {
+                (Ok(a), Ok(b)) => (a, b),
+                (Err(e), _) | (_, Err(e)) => return invalid(&e),
+            }
+        } else {
+            (None, None)
+        };
+
+        let site = &self.fixture.sites[site_idx];
+        let site_luid = site.luid.clone();
+        let source = match conn {
+            Connection::Workbooks => &site.workbooks,
+            Connection::CustomSql => &site.custom_sql,
+        };
+        let mut items: Vec<&Value> = source
+            .iter()
+            .filter(|w| match &project_luids {
+                Some(list) => str_field(w, "projectLuid").is_some_and(|p| list.iter().any(|l| l == p)),
+                None => true,
+            })
+            .filter(|w| match &project_names {
+                Some(list) => str_field(w, "projectName").is_some_and(|p| list.iter().any(|l| l == p)),
+                None => true,
+            })
+            .collect();
+        items.sort_by(|a, b| str_field(a, "id").unwrap_or("").cmp(str_field(b, "id").unwrap_or("")));
+
+        let start = match (&after, offset) {
+            (Some(cursor), _) => match decode_cursor(cursor, conn.cursor_type(), &site_luid) {
+                Some(last_id) => items
+                    .iter()
+                    .position(|i| str_field(i, "id").unwrap_or("") > last_id.as_str())
+                    .unwrap_or(items.len()),
+                None => return invalid("Invalid cursor: it was not issued for this query type and site"),
+            },
+            (None, Some(o)) => o.min(items.len()),
+            (None, None) => 0,
+        };
+
+        let mut errors = Vec::new();
+        let mut take = first;
+        if let Some(max) = self.faults.max_page_size {
+            if first > max as u64 {
+                take = take.min(max as u64);
+                // Message wording after help.tableau.com meta_api_errors; properties invented.
+                errors.push(json!({
+                    "message": format!("The requested page size exceeds the maximum page size of {max}. The query results will be limited to the maximum page size."),
+                    "extensions": {"severity": "WARNING", "code": "MAX_PAGE_SIZE_EXCEEDED", "properties": {"maxPageSize": max}}
+                }));
+            }
+        }
+        if conn == Connection::Workbooks {
+            if let Some(limit) = self.faults.node_limit_above {
+                if first > limit as u64 {
+                    take = take.min(limit as u64);
+                    errors.push(json!({
+                        "message": format!("Showing partial results. The request exceeded the {NODE_LIMIT_IN_MESSAGE} node limit. Use pagination, additional filtering, or both in the query to adjust results."),
+                        "extensions": {"severity": "WARNING", "code": "NODE_LIMIT_EXCEEDED", "properties": {"nodeLimit": NODE_LIMIT_IN_MESSAGE}}
+                    }));
+                }
+            }
+            if self.faults.permissions_mode_switched {
+                errors.push(json!({
+                    "message": "One or more of the attributes used in your filter contain sensitive data so your results have been automatically filtered to contain only the results you have permissions to see",
+                    "extensions": {"severity": "WARNING", "code": "PERMISSIONS_MODE_SWITCHED", "properties": {field: ["projectLuidWithin"]}}
+                }));
+            }
+        }
+        let end = start.saturating_add(take as usize).min(items.len());
+        let page: Vec<Value> = items[start..end].iter().map(|v| (*v).clone()).collect();
+        let end_cursor = page
+            .last()
+            .map(|last| {
+                Value::String(encode_cursor(conn.cursor_type(), &site_luid, str_field(last, "id").unwrap_or("")))
+            })
+            .unwrap_or(Value::Null);
+        let mut out = json!({"data": {field: {
+            "totalCount": items.len(),
+            "pageInfo": {"hasNextPage": end < items.len(), "endCursor": end_cursor},
+            "nodes": page
+        }}});
+        if !errors.is_empty() {
+            out["errors"] = Value::Array(errors);
+        }
+        Reply::json(200, &out)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Connection {
+    Workbooks,
+    CustomSql,
+}
+
+impl Connection {
+    fn field(self) -> &'static str {
+        match self {
+            Connection::Workbooks => "workbooksConnection",
+            Connection::CustomSql => "customSQLTablesConnection",
+        }
+    }
+    fn cursor_type(self) -> &'static str {
+        match self {
+            Connection::Workbooks => "Workbook",
+            Connection::CustomSql => "CustomSQLTable",
+        }
+    }
+}
+
+fn graphql_error(message: &str, extensions: Value) -> Reply {
+    Reply::json(200, &json!({"data": null, "errors": [{"message": message, "extensions": extensions}]}))
+}
+
+fn job_target_xml(job: &Job) -> String {
+    let tag = match job.kind {
+        TargetKind::Datasource => "datasource",
+        TargetKind::Workbook => "workbook",
+    };
+    format!(r#"<{tag} id="{}" name="{}"/>"#, xml_escape(&job.target_luid), xml_escape(&job.target_name))
+}
+
+/// A published data source is any `upstreamDatasources` entry (with a luid) of any workbook.
+fn find_published_datasource(site: &FixtureSite, luid: &str) -> Option<(String, bool)> {
+    site.workbooks
+        .iter()
+        .filter_map(|w| w.get("embeddedDatasources").and_then(Value::as_array))
+        .flatten()
+        .filter_map(|e| e.get("upstreamDatasources").and_then(Value::as_array))
+        .flatten()
+        .find(|d| str_field(d, "luid") == Some(luid))
+        .map(|d| {
+            (
+                str_field(d, "name").unwrap_or("").to_string(),
+                d.get("hasExtracts").and_then(Value::as_bool) == Some(true),
+            )
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request bodies
+// ---------------------------------------------------------------------------------------------
+
+struct Credentials {
+    pat_name: Option<String>,
+    pat_secret: Option<String>,
+    content_url: String,
+}
+
+fn parse_credentials(body: &[u8]) -> Result<Credentials, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "sign-in body is not UTF-8".to_string())?;
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') {
+        let v: Value = serde_json::from_str(trimmed).map_err(|e| format!("invalid JSON sign-in body: {e}"))?;
+        let c = v.get("credentials").ok_or("sign-in body has no credentials")?;
+        Ok(Credentials {
+            pat_name: str_field(c, "personalAccessTokenName").map(str::to_string),
+            pat_secret: str_field(c, "personalAccessTokenSecret").map(str::to_string),
+            content_url: c.get("site").and_then(|s| str_field(s, "contentUrl")).unwrap_or("").to_string(),
+        })
+    } else if trimmed.starts_with('<') {
+        let doc = roxmltree::Document::parse(trimmed).map_err(|e| format!("invalid XML sign-in body: {e}"))?;
+        let c = doc
+            .descendants()
+            .find(|n| n.has_tag_name("credentials"))
+            .ok_or("sign-in body has no credentials element")?;
+        let site = c.children().find(|n| n.has_tag_name("site"));
+        Ok(Credentials {
+            pat_name: c.attribute("personalAccessTokenName").map(str::to_string),
+            pat_secret: c.attribute("personalAccessTokenSecret").map(str::to_string),
+            content_url: site.and_then(|s| s.attribute("contentUrl")).unwrap_or("").to_string(),
+        })
+    } else {
+        Err("sign-in body is neither JSON nor XML".to_string())
+    }
+}
+
+fn parse_refresh_body(body: &[u8]) -> Result<RefreshBody, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "refresh body is not UTF-8".to_string())?;
+    if text.trim().is_empty() {
+        return Ok(RefreshBody::Empty);
+    }
+    let doc = roxmltree::Document::parse(text).map_err(|e| format!("invalid XML refresh body: {e}"))?;
+    let root = doc.root_element();
+    if !root.has_tag_name("tsRequest") {
+        return Err(format!("refresh body root is <{}>, expected <tsRequest>", root.tag_name().name()));
+    }
+    match root.children().find(|n| n.is_element()) {
+        None => Ok(RefreshBody::Empty),
+        Some(e) if e.has_tag_name("extractRefresh") => {
+            if e.attribute("incremental").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+                Ok(RefreshBody::Incremental)
+            } else {
+                Ok(RefreshBody::Full)
+            }
+        }
+        Some(e) => Err(format!("unexpected element <{}> in refresh body", e.tag_name().name())),
+    }
+}
+
+/// Arguments of `field(...)` in `query`, with `$variables` resolved. Keys are the argument or
+/// filter names found anywhere inside the parentheses (`first`, `after`, `offset`,
+/// `projectLuidWithin`, …).
+fn connection_args(query: &str, field: &str, variables: &Value) -> Result<HashMap<String, Value>, String> {
+    let mut out = HashMap::new();
+    let Some(pos) = query.find(field) else {
+        return Ok(out);
+    };
+    let rest = &query[pos + field.len()..];
+    let trimmed = rest.trim_start();
+    if !trimmed.starts_with('(') {
+        return Ok(out);
+    }
+    let close = trimmed.find(')').ok_or_else(|| format!("Invalid Syntax: unclosed arguments of {field}"))?;
+    let args = &trimmed[1..close];
+    // Variables the operation declares (everything before the first '{').
+    let header = &query[..query.find('{').unwrap_or(0)];
+    let declared: Vec<String> = dollar_names(header);
+    for used in dollar_names(args) {
+        if !declared.contains(&used) {
+            return Err(format!("Validation error (UndefinedVariable@[{field}]) : Undefined variable '{used}'"));
+        }
+    }
+    let bytes = args.as_bytes();
+    for key in ["first", "after", "offset", "projectLuidWithin", "projectNameWithin"] {
+        let mut search = 0;
+        while let Some(found) = args[search..].find(key) {
+            let at = search + found;
+            search = at + key.len();
+            let before_ok = at == 0 || !is_ident_byte(bytes[at - 1]);
+            let mut j = at + key.len();
+            while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if !before_ok || bytes.get(j) != Some(&b':') {
+                continue;
+            }
+            let value = parse_value(&args[j + 1..], variables)?;
+            out.insert(key.to_string(), value);
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn is_ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+fn dollar_names(text: &str) -> Vec<String> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' {
+            let start = i + 1;
+            let mut end = start;
+            while end < b.len() && is_ident_byte(b[end]) {
+                end += 1;
+            }
+            if end > start {
+                out.push(text[start..end].to_string());
+            }
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// One GraphQL input value at the start of `text`: `$var`, a number, a string, `null`, or a list.
+fn parse_value(text: &str, variables: &Value) -> Result<Value, String> {
+    let t = text.trim_start();
+    let b = t.as_bytes();
+    match b.first() {
+        Some(b'$') => {
+            let name: String = t[1..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            Ok(variables.get(&name).cloned().unwrap_or(Value::Null))
+        }
+        Some(b'"') => {
+            let mut s = String::new();
+            let mut chars = t[1..].chars();
+            loop {
+                match chars.next() {
+                    None => return Err("Invalid Syntax: unterminated string".to_string()),
+                    Some('"') => break,
+                    Some('\\') => match chars.next() {
+                        Some('n') => s.push('\n'),
+                        Some(c) => s.push(c),
+                        None => return Err("Invalid Syntax: unterminated string".to_string()),
+                    },
+                    Some(c) => s.push(c),
+                }
+            }
+            Ok(Value::String(s))
+        }
+        Some(b'[') => {
+            let mut items = Vec::new();
+            let mut rest = &t[1..];
+            loop {
+                rest = rest.trim_start().trim_start_matches(',').trim_start();
+                if rest.starts_with(']') {
+                    break;
+                }
+                if rest.is_empty() {
+                    return Err("Invalid Syntax: unterminated list".to_string());
+                }
+                let v = parse_value(rest, variables)?;
+                // Skip the token just parsed.
+                let skip = token_len(rest);
+                items.push(v);
+                rest = &rest[skip..];
+            }
+            Ok(Value::Array(items))
+        }
+        Some(c) if c.is_ascii_digit() || *c == b'-' => {
+            let num: String = t.chars().take_while(|c| c.is_ascii_digit() || *c == '-').collect();
+            num.parse::<i64>().map(Value::from).map_err(|_| format!("Invalid Syntax: bad number {num}"))
+        }
+        _ if t.starts_with("null") => Ok(Value::Null),
+        _ => Err(format!("Invalid Syntax near '{}'", t.chars().take(20).collect::<String>())),
+    }
+}
+
+/// Length of the scalar token at the start of `t` (string literal, `$var`, number, `null`).
+fn token_len(t: &str) -> usize {
+    let b = t.as_bytes();
+    if b.first() == Some(&b'"') {
+        let mut i = 1;
+        while i < b.len() && b[i] != b'"' {
+            if b[i] == b'\\' {
+                i += 1;
+            }
+            i += 1;
+        }
+        (i + 1).min(b.len())
+    } else {
+        let mut i = if b.first() == Some(&b'$') { 1 } else { 0 };
+        while i < b.len() && (is_ident_byte(b[i]) || b[i] == b'-') {
+            i += 1;
+        }
+        i.max(1)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cursors: base64 of {"type":…,"site":…,"id":<last id>}
+// ---------------------------------------------------------------------------------------------
+
+fn encode_cursor(kind: &str, site: &str, last_id: &str) -> String {
+    // Members in this order so that cursors start like Tableau's (`eyJ0eXBlIjoi…`).
+    let text =
+        format!(r#"{{"type":{},"site":{},"id":{}}}"#, Value::from(kind), Value::from(site), Value::from(last_id));
+    base64_encode(text.as_bytes())
+}
+
+fn decode_cursor(cursor: &str, kind: &str, site: &str) -> Option<String> {
+    let raw = base64_decode(cursor)?;
+    let v: Value = serde_json::from_slice(&raw).ok()?;
+    if str_field(&v, "type")? != kind || str_field(&v, "site")? != site {
+        return None;
+    }
+    str_field(&v, "id").map(str::to_string)
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n =
+            (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
+        for k in 0..4 {
+            if k <= chunk.len() {
+                out.push(B64[((n >> (18 - 6 * k)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let t = text.trim_end_matches('=');
+    let mut out = Vec::with_capacity(t.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for c in t.bytes() {
+        let v = B64.iter().position(|&x| x == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------------------------
+
+fn ts_response(inner: &str, api_version: &str) -> String {
+    format!(
+        r#"<?xml version='1.0' encoding='UTF-8'?><tsResponse xmlns="{API_NS}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="{API_NS} https://help.tableau.com/samples/en-us/rest_api/ts-api_{}.xsd">{inner}</tsResponse>"#,
+        api_version.replace('.', "_")
+    )
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn scalar_string(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn is_version(s: &str) -> bool {
+    let mut parts = s.split('.');
+    let ok = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
+}
+
+fn version_key(s: &str) -> (u32, u32) {
+    let mut parts = s.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// `2025-03-04T05:06:07Z`, or with `spring` `2025-03-04T05:06:07.000+00:00`.
+fn format_utc(epoch: i64, spring: bool) -> String {
+    let days = epoch.div_euclid(86_400);
+    let secs = epoch.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm, ss) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if spring {
+        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.000+00:00")
+    } else {
+        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+    }
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests (run with `cargo test --example tableau_server`)
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    const SITE: &str = "5e57a1e0-0000-4000-8000-0000000051e1";
+    const WB_EXTRACT: &str = "5e57b000-0000-4000-8000-000000000001";
+    const WB_PUBLISHED: &str = "5e57b000-0000-4000-8000-000000000002";
+    const WB_LIVE: &str = "5e57b000-0000-4000-8000-000000000003";
+    const DS_EXTRACT: &str = "5e57d000-0000-4000-8000-000000000001";
+    const DS_LIVE: &str = "5e57d000-0000-4000-8000-000000000002";
+
+    fn fixture() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/tableau/server_test.site.json")
+    }
+
+    fn client() -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    }
+
+    struct Resp {
+        status: u16,
+        headers: reqwest::header::HeaderMap,
+        text: String,
+    }
+
+    impl Resp {
+        fn json(&self) -> Value {
+            serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+        }
+    }
+
+    fn send(rb: reqwest::blocking::RequestBuilder) -> Resp {
+        let r = rb.send().unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        Resp { status, headers, text: r.text().unwrap() }
+    }
+
+    fn sign_in_json(s: &TableauServer, c: &reqwest::blocking::Client, pat: &str, secret: &str) -> Resp {
+        send(
+            c.post(format!("{}/api/3.23/auth/signin", s.base_url))
+                .header("Accept", "application/json")
+                .json(&json!({"credentials": {"personalAccessTokenName": pat, "personalAccessTokenSecret": secret,
+                                               "site": {"contentUrl": "stest"}}})),
+        )
+    }
+
+    fn token(s: &TableauServer, c: &reqwest::blocking::Client) -> String {
+        let r = sign_in_json(s, c, "autoexpose", "stest-secret-1");
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json()["credentials"]["token"].as_str().unwrap().to_string()
+    }
+
+    fn gql(s: &TableauServer, c: &reqwest::blocking::Client, tok: &str, query: &str, vars: Value) -> Resp {
+        send(
+            c.post(format!("{}/api/metadata/graphql", s.base_url))
+                .header("X-Tableau-Auth", tok)
+                .json(&json!({"query": query, "variables": vars})),
+        )
+    }
+
+    fn get(s: &TableauServer, c: &reqwest::blocking::Client, tok: &str, path: &str) -> Resp {
+        send(c.get(format!("{}{}", s.base_url, path)).header("X-Tableau-Auth", tok))
+    }
+
+    fn refresh(
+        s: &TableauServer,
+        c: &reqwest::blocking::Client,
+        tok: &str,
+        kind: &str,
+        luid: &str,
+        body: &str,
+    ) -> Resp {
+        send(
+            c.post(format!("{}/api/3.23/sites/{SITE}/{kind}/{luid}/refresh", s.base_url))
+                .header("X-Tableau-Auth", tok)
+                .header("Content-Type", "text/xml")
+                .body(body.to_string()),
+        )
+    }
+
+    fn workbooks_query(with_projects: bool) -> String {
+        let q = include_str!("../../src/tableau/workbooks.graphql");
+        if with_projects {
+            q.replace("$PROJECT_VAR", ", $projectLuids: [String]")
+                .replace("$PROJECT_FILTER", ", filter: {projectLuidWithin: $projectLuids}")
+        } else {
+            q.replace("$PROJECT_VAR", "").replace("$PROJECT_FILTER", "")
+        }
+    }
+
+    const CUSTOM_SQL: &str = include_str!("../../src/tableau/custom_sql.graphql");
+
+    fn attr(xml: &str, element: &str, name: &str) -> Option<String> {
+        let doc = roxmltree::Document::parse(xml).unwrap();
+        let e = doc.descendants().find(|n| n.has_tag_name((API_NS, element)))?;
+        e.attribute(name).map(str::to_string)
+    }
+
+    fn error_code(xml: &str) -> String {
+        attr(xml, "error", "code").unwrap_or_else(|| panic!("no error element in {xml}"))
+    }
+
+    fn ids(page: &Value, field: &str) -> Vec<String> {
+        page["data"][field]["nodes"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn clock_and_base64_helpers() {
+        assert_eq!(format_utc(BASE_EPOCH, false), "2025-03-04T05:06:07Z");
+        assert_eq!(format_utc(0, true), "1970-01-01T00:00:00.000+00:00");
+        assert_eq!(format_utc(951_782_400, false), "2000-02-29T00:00:00Z");
+        for s in ["", "a", "ab", "abc", "abcd", "{\"type\":\"Workbook\"}"] {
+            assert_eq!(base64_decode(&base64_encode(s.as_bytes())).unwrap(), s.as_bytes());
+        }
+        assert_eq!(base64_encode(b"{\"type\":\"Workbook\""), "eyJ0eXBlIjoiV29ya2Jvb2si");
+        let cursor = encode_cursor("Workbook", "site-1", "wb \"1\"");
+        assert!(cursor.starts_with("eyJ0eXBlIjoiV29ya2Jvb2si"), "{cursor}");
+        assert_eq!(decode_cursor(&cursor, "Workbook", "site-1").as_deref(), Some("wb \"1\""));
+        assert_eq!(decode_cursor(&cursor, "Workbook", "site-2"), None);
+        assert_eq!(
+            mask_secrets(r#"{"personalAccessTokenSecret": "a\"b", "x": 1}"#),
+            r#"{"personalAccessTokenSecret": "***", "x": 1}"#
+        );
+        assert_eq!(
+            mask_secrets(r#"<credentials personalAccessTokenSecret='s' personalAccessTokenName="n"/>"#),
+            r#"<credentials personalAccessTokenSecret='***' personalAccessTokenName="n"/>"#
+        );
+        assert_eq!(percent_decode("a%20b+c"), "a b c");
+    }
+
+    #[test]
+    fn server_info_sign_in_and_cursor_paging() {
+        let s = TableauServer::start(&fixture(), Faults::default());
+        let c = client();
+        let info = send(c.get(format!("{}/api/2.4/serverInfo", s.base_url)));
+        assert_eq!(info.status, 200);
+        let doc = roxmltree::Document::parse(&info.text).unwrap();
+        let rest = doc.descendants().find(|n| n.has_tag_name((API_NS, "restApiVersion"))).unwrap();
+        assert_eq!(rest.text(), Some("3.23"));
+
+        let r = sign_in_json(&s, &c, "autoexpose", "stest-secret-1");
+        assert_eq!(r.status, 200);
+        let creds = r.json();
+        assert_eq!(creds["credentials"]["site"]["id"], SITE);
+        assert_eq!(creds["credentials"]["user"]["id"], "5e57a1e0-0000-4000-8000-000000000ae1");
+        let tok = creds["credentials"]["token"].as_str().unwrap().to_string();
+        assert!(tok.len() >= 24);
+
+        // Page through all workbooks two at a time.
+        let q = workbooks_query(false);
+        let mut after = Value::Null;
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        loop {
+            let r = gql(&s, &c, &tok, &q, json!({"first": 2, "after": after}));
+            assert_eq!(r.status, 200, "{}", r.text);
+            let v = r.json();
+            assert!(v.get("errors").is_none(), "{v}");
+            let conn = &v["data"]["workbooksConnection"];
+            assert_eq!(conn["totalCount"], 5);
+            seen.extend(ids(&v, "workbooksConnection"));
+            pages += 1;
+            if !conn["pageInfo"]["hasNextPage"].as_bool().unwrap() {
+                break;
+            }
+            after = conn["pageInfo"]["endCursor"].clone();
+            assert!(after.is_string());
+        }
+        assert_eq!(pages, 3);
+        assert_eq!(seen, ["wb-01", "wb-02", "wb-03", "wb-04", "wb-05"]);
+
+        // Nodes come back verbatim.
+        let r = gql(&s, &c, &tok, &q, json!({"first": 1})).json();
+        let fixture: Value = serde_json::from_str(&std::fs::read_to_string(fixture()).unwrap()).unwrap();
+        let wb01 = fixture["sites"][0]["workbooks"].as_array().unwrap().iter().find(|w| w["id"] == "wb-01").unwrap();
+        assert_eq!(&r["data"]["workbooksConnection"]["nodes"][0], wb01);
+
+        // Default first = 100.
+        let r = gql(&s, &c, &tok, &q, json!({})).json();
+        assert_eq!(ids(&r, "workbooksConnection").len(), 5);
+        assert_eq!(r["data"]["workbooksConnection"]["pageInfo"]["hasNextPage"], false);
+
+        // Project filter.
+        let qp = workbooks_query(true);
+        let r = gql(
+            &s,
+            &c,
+            &tok,
+            &qp,
+            json!({"first": 10, "projectLuids": ["5e57f000-0000-4000-8000-000000000001", "5e57f000-0000-4000-8000-000000000002"]}),
+        )
+        .json();
+        assert_eq!(ids(&r, "workbooksConnection"), ["wb-01", "wb-02"]);
+        assert_eq!(r["data"]["workbooksConnection"]["totalCount"], 2);
+
+        // Custom SQL, ordered by id.
+        let r = gql(&s, &c, &tok, CUSTOM_SQL, json!({"first": 1})).json();
+        assert_eq!(ids(&r, "customSQLTablesConnection"), ["csql-01"]);
+        let sql_cursor = r["data"]["customSQLTablesConnection"]["pageInfo"]["endCursor"].clone();
+        let r2 = gql(&s, &c, &tok, CUSTOM_SQL, json!({"first": 1, "after": sql_cursor})).json();
+        assert_eq!(ids(&r2, "customSQLTablesConnection"), ["csql-02"]);
+        assert_eq!(r2["data"]["customSQLTablesConnection"]["pageInfo"]["hasNextPage"], false);
+
+        // A custom-SQL cursor in a workbook query, garbage, and after+offset → INVALID_ARGUMENT.
+        for vars in [
+            json!({"first": 2, "after": sql_cursor}),
+            json!({"first": 2, "after": "not-a-cursor!"}),
+            json!({"first": 2, "after": base64_encode(b"{\"type\":\"Workbook\",\"site\":\"other\",\"id\":\"wb-01\"}")}),
+        ] {
+            let r = gql(&s, &c, &tok, &q, vars).json();
+            assert_eq!(r["errors"][0]["extensions"]["code"], "INVALID_ARGUMENT", "{r}");
+        }
+        let q_offset = "query W($first: Int, $after: String, $offset: Int) { workbooksConnection(first: $first, after: $after, offset: $offset) { nodes { id } } }";
+        let r = gql(&s, &c, &tok, q_offset, json!({"first": 1, "after": after, "offset": 1})).json();
+        assert_eq!(r["errors"][0]["extensions"]["code"], "INVALID_ARGUMENT");
+        let r = gql(&s, &c, &tok, q_offset, json!({"first": 1, "offset": 1})).json();
+        assert_eq!(ids(&r, "workbooksConnection"), ["wb-02"]);
+
+        // An unsubstituted placeholder is an undefined variable, not silently ignored.
+        let raw = include_str!("../../src/tableau/workbooks.graphql");
+        let r = gql(&s, &c, &tok, raw, json!({"first": 1})).json();
+        assert!(r["errors"][0]["message"].as_str().unwrap().contains("Undefined variable"), "{r}");
+
+        // Log: secrets masked, token never recorded.
+        let log = s.requests();
+        assert_eq!(log[0].path, "/api/2.4/serverInfo");
+        assert!(!log[0].sent_auth);
+        let signin = &log[1];
+        let body = signin.body.as_deref().unwrap();
+        assert!(body.contains("***") && !body.contains("stest-secret-1"), "{body}");
+        assert!(log[2].sent_auth);
+        assert!(log.iter().all(|l| !format!("{l:?}").contains(&tok)));
+        s.stop();
+    }
+
+    #[test]
+    fn xml_sign_in_errors_and_one_session_per_pat() {
+        let s = TableauServer::start(&fixture(), Faults::default());
+        let c = client();
+        let xml_body = r#"<tsRequest><credentials personalAccessTokenName="autoexpose" personalAccessTokenSecret="stest-secret-1"><site contentUrl="stest"/></credentials></tsRequest>"#;
+        let r = send(c.post(format!("{}/api/3.23/auth/signin", s.base_url)).body(xml_body));
+        assert_eq!(r.status, 200, "{}", r.text);
+        let tok1 = attr(&r.text, "credentials", "token").unwrap();
+        assert_eq!(attr(&r.text, "site", "id").unwrap(), SITE);
+
+        // Bad secret (XML error) / unknown site (JSON error) / case matters.
+        let r = sign_in_json(&s, &c, "autoexpose", "wrong");
+        assert_eq!(r.status, 401);
+        assert_eq!(r.json()["error"]["code"], "401001");
+        let r =
+            send(c.post(format!("{}/api/3.23/auth/signin", s.base_url)).body(xml_body.replace("stest\"", "nope\"")));
+        assert_eq!(r.status, 401);
+        assert_eq!(error_code(&r.text), "401001");
+        let r = sign_in_json(&s, &c, "AUTOEXPOSE", "stest-secret-1");
+        assert_eq!(r.status, 401);
+
+        // Token works.
+        let projects = format!("/api/3.23/sites/{SITE}/projects");
+        assert_eq!(get(&s, &c, &tok1, &projects).status, 200);
+
+        // Another PAT's sign-in does not touch it; the same PAT's does.
+        let other = sign_in_json(&s, &c, "second", "stest-secret-2");
+        assert_eq!(other.status, 200);
+        assert_eq!(get(&s, &c, &tok1, &projects).status, 200);
+        let tok2 = token(&s, &c);
+        assert_ne!(tok1, tok2);
+        let r = get(&s, &c, &tok1, &projects);
+        assert_eq!(r.status, 401);
+        assert_eq!(error_code(&r.text), "401000");
+        let r = gql(&s, &c, &tok1, &workbooks_query(false), json!({"first": 1}));
+        assert_eq!(r.status, 401);
+        let spring = r.json();
+        assert_eq!(spring["status"], 401);
+        assert_eq!(spring["error"], "Unauthorized");
+        assert_eq!(spring["path"], "/relationship-service-war/graphql");
+        assert!(spring["timestamp"].is_string());
+        // No token at all.
+        let r = send(c.get(format!("{}{projects}", s.base_url)));
+        assert_eq!(r.status, 401);
+        assert_eq!(error_code(&r.text), "401000");
+
+        // Wrong site for the token.
+        let r = get(&s, &c, &tok2, "/api/3.23/sites/5e57a1e0-0000-4000-8000-0000000051e2/projects");
+        assert_eq!(r.status, 404);
+        assert_eq!(error_code(&r.text), "404000");
+
+        // Sign-out ends the session.
+        let r = send(c.post(format!("{}/api/3.23/auth/signout", s.base_url)).header("X-Tableau-Auth", &tok2));
+        assert_eq!(r.status, 204);
+        assert_eq!(get(&s, &c, &tok2, &projects).status, 401);
+
+        // Default site ("").
+        let r = send(c.post(format!("{}/api/3.23/auth/signin", s.base_url)).body(
+            r#"<tsRequest><credentials personalAccessTokenName="autoexpose" personalAccessTokenSecret="default-secret"><site contentUrl=""/></credentials></tsRequest>"#,
+        ));
+        assert_eq!(r.status, 200);
+        assert_eq!(attr(&r.text, "site", "id").unwrap(), "5e57a1e0-0000-4000-8000-0000000051e2");
+    }
+
+    #[test]
+    fn rate_limit_server_error_and_token_expiry() {
+        let faults = Faults {
+            rate_limit_at: vec![1],
+            server_error_at: vec![3],
+            expire_token_after: Some(2),
+            ..Default::default()
+        };
+        let s = TableauServer::start(&fixture(), faults);
+        let c = client();
+        let r = sign_in_json(&s, &c, "autoexpose", "stest-secret-1");
+        assert_eq!(r.status, 429);
+        assert_eq!(r.headers.get("retry-after").unwrap(), "1");
+        let tok = token(&s, &c); // #2
+        let projects = format!("/api/3.23/sites/{SITE}/projects");
+        assert_eq!(get(&s, &c, &tok, &projects).status, 503); // #3, does not count as a use
+        assert_eq!(get(&s, &c, &tok, &projects).status, 200); // use 1
+        assert_eq!(gql(&s, &c, &tok, CUSTOM_SQL, json!({})).status, 200); // use 2
+        let r = get(&s, &c, &tok, &projects);
+        assert_eq!(r.status, 401);
+        assert_eq!(error_code(&r.text), "401000");
+        assert_eq!(gql(&s, &c, &tok, CUSTOM_SQL, json!({})).status, 401);
+        // A fresh sign-in gives a fresh budget.
+        let tok = token(&s, &c);
+        assert_eq!(get(&s, &c, &tok, &projects).status, 200);
+        let statuses: Vec<u16> = s.requests().iter().map(|l| l.status).collect();
+        assert_eq!(statuses, [429, 200, 503, 200, 200, 401, 401, 200, 200]);
+    }
+
+    #[test]
+    fn metadata_warnings_and_timeouts() {
+        let faults = Faults {
+            node_limit_above: Some(1),
+            max_page_size: Some(3),
+            permissions_mode_switched: true,
+            metadata_timeout_at: vec![3],
+            metadata_cancel_timeout_at: vec![4],
+            metadata_rate_exceeded_at: vec![5],
+            ..Default::default()
+        };
+        let s = TableauServer::start(&fixture(), faults);
+        let c = client();
+        let tok = token(&s, &c); // #1
+        let q = workbooks_query(false);
+        let r = gql(&s, &c, &tok, &q, json!({"first": 1})).json(); // #2
+        let codes: Vec<&str> =
+            r["errors"].as_array().unwrap().iter().map(|e| e["extensions"]["code"].as_str().unwrap()).collect();
+        assert_eq!(codes, ["PERMISSIONS_MODE_SWITCHED"]);
+
+        let r = gql(&s, &c, &tok, &q, json!({"first": 1})).json(); // #3 timeout
+        assert_eq!(r["errors"][0]["message"], "Reached time limit of PT5S for query execution.");
+        assert!(r["errors"][0]["extensions"].is_null());
+        let r = gql(&s, &c, &tok, &q, json!({"first": 1})).json(); // #4
+        assert!(r["errors"][0]["message"].as_str().unwrap().contains("30000 millis"));
+        let r = gql(&s, &c, &tok, &q, json!({"first": 1})).json(); // #5
+        assert_eq!(r["errors"][0]["extensions"]["code"], "RATE_EXCEEDED");
+
+        let r = gql(&s, &c, &tok, &q, json!({"first": 2})).json();
+        let conn = &r["data"]["workbooksConnection"];
+        assert_eq!(ids(&r, "workbooksConnection"), ["wb-01"]);
+        assert_eq!(conn["pageInfo"]["hasNextPage"], true);
+        let codes: Vec<&str> =
+            r["errors"].as_array().unwrap().iter().map(|e| e["extensions"]["code"].as_str().unwrap()).collect();
+        assert_eq!(codes, ["NODE_LIMIT_EXCEEDED", "PERMISSIONS_MODE_SWITCHED"]);
+        assert_eq!(r["errors"][0]["extensions"]["severity"], "WARNING");
+        // The truncated page's cursor continues right after the node returned.
+        let r = gql(&s, &c, &tok, &q, json!({"first": 1, "after": conn["pageInfo"]["endCursor"]})).json();
+        assert_eq!(ids(&r, "workbooksConnection"), ["wb-02"]);
+
+        // Custom SQL: max page size applies, node limit does not.
+        let r = gql(&s, &c, &tok, CUSTOM_SQL, json!({"first": 2})).json();
+        assert!(r.get("errors").is_none());
+        let r = gql(&s, &c, &tok, CUSTOM_SQL, json!({"first": 5})).json();
+        assert_eq!(r["errors"][0]["extensions"]["code"], "MAX_PAGE_SIZE_EXCEEDED");
+        assert_eq!(ids(&r, "customSQLTablesConnection").len(), 2);
+    }
+
+    #[test]
+    fn projects_paging_and_workbook_url() {
+        let s = TableauServer::start(&fixture(), Faults::default());
+        let c = client();
+        let tok = token(&s, &c);
+        let mut names = Vec::new();
+        for page in 1..=3 {
+            let r = get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/projects?pageSize=2&pageNumber={page}"));
+            assert_eq!(r.status, 200);
+            assert_eq!(attr(&r.text, "pagination", "totalAvailable").unwrap(), "5");
+            assert_eq!(attr(&r.text, "pagination", "pageNumber").unwrap(), page.to_string());
+            let doc = roxmltree::Document::parse(&r.text).unwrap();
+            for p in doc.descendants().filter(|n| n.has_tag_name((API_NS, "project"))) {
+                names.push((
+                    p.attribute("name").unwrap().to_string(),
+                    p.attribute("parentProjectId").map(str::to_string),
+                ));
+            }
+        }
+        assert_eq!(names.len(), 5);
+        assert_eq!(names[1], ("Monthly".to_string(), Some("5e57f000-0000-4000-8000-000000000001".to_string())));
+        assert_eq!(names[0].1, None);
+        assert_eq!(names[4].0, "Archive & Old");
+        let r = get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/projects"));
+        assert_eq!(attr(&r.text, "pagination", "pageSize").unwrap(), "100");
+        let r = get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/projects?pageSize=0"));
+        assert_eq!(r.status, 400);
+
+        let r = get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/workbooks/{WB_EXTRACT}"));
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            attr(&r.text, "workbook", "webpageUrl").unwrap(),
+            format!("{}/#/site/stest/workbooks/301", s.base_url)
+        );
+        assert_eq!(attr(&r.text, "workbook", "name").unwrap(), "Revenue <Monthly>");
+        let r = get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/workbooks/5e57b000-0000-4000-8000-00000000dead"));
+        assert_eq!(r.status, 404);
+
+        // Unexpected calls fail loudly and are logged.
+        let r = get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/views"));
+        assert_eq!(r.status, 404);
+        assert_eq!(error_code(&r.text), "404999");
+        let r = send(c.delete(format!("{}/api/3.23/sites/{SITE}/projects", s.base_url)).header("X-Tableau-Auth", &tok));
+        assert_eq!(r.status, 405);
+        assert_eq!(s.requests().last().unwrap().status, 405);
+    }
+
+    #[test]
+    fn refresh_conflicts_and_job_polling() {
+        let mut outcomes = HashMap::new();
+        outcomes
+            .insert(WB_EXTRACT.to_string(), (1, Some("[Snowflake] Authentication failed for user BOT".to_string())));
+        let faults = Faults {
+            refresh_forbidden: vec![WB_PUBLISHED.to_string()],
+            job_outcomes: outcomes,
+            job_polls_to_finish: 2,
+            ..Default::default()
+        };
+        let s = TableauServer::start(&fixture(), faults);
+        let c = client();
+        let tok = token(&s, &c);
+
+        let r = refresh(&s, &c, &tok, "workbooks", WB_EXTRACT, "<tsRequest><extractRefresh /></tsRequest>");
+        assert_eq!(r.status, 202, "{}", r.text);
+        let job_id = attr(&r.text, "job", "id").unwrap();
+        assert_eq!(attr(&r.text, "job", "type").unwrap(), "RefreshExtract");
+        assert_eq!(attr(&r.text, "job", "mode").unwrap(), "Asynchronous");
+        assert!(attr(&r.text, "job", "createdAt").is_some());
+        assert_eq!(attr(&r.text, "workbook", "id").unwrap(), WB_EXTRACT);
+
+        let r = refresh(&s, &c, &tok, "workbooks", WB_EXTRACT, "<tsRequest />");
+        assert_eq!(r.status, 409);
+        assert_eq!(error_code(&r.text), "409093");
+        let r = refresh(&s, &c, &tok, "workbooks", WB_LIVE, "<tsRequest />");
+        assert_eq!(r.status, 409);
+        assert_eq!(error_code(&r.text), "409090");
+        let r = refresh(&s, &c, &tok, "datasources", DS_LIVE, "<tsRequest />");
+        assert_eq!(error_code(&r.text), "409090");
+        let r = refresh(&s, &c, &tok, "workbooks", WB_PUBLISHED, "<tsRequest />");
+        assert_eq!(r.status, 403);
+        assert!(error_code(&r.text).starts_with("403"));
+        let r = refresh(&s, &c, &tok, "datasources", "5e57d000-0000-4000-8000-00000000dead", "<tsRequest />");
+        assert_eq!(r.status, 404);
+        assert!(error_code(&r.text).starts_with("404"));
+        let r = refresh(
+            &s,
+            &c,
+            &tok,
+            "datasources",
+            DS_EXTRACT,
+            r#"<tsRequest><extractRefresh incremental="true" /></tsRequest>"#,
+        );
+        assert_eq!(r.status, 202);
+        assert_eq!(attr(&r.text, "datasource", "name").unwrap(), "Customers");
+        let ds_job = attr(&r.text, "job", "id").unwrap();
+
+        let job_path = format!("/api/3.23/sites/{SITE}/jobs/{job_id}");
+        for _ in 0..2 {
+            let r = get(&s, &c, &tok, &job_path);
+            assert_eq!(r.status, 200);
+            assert!(attr(&r.text, "job", "startedAt").is_some());
+            assert!(attr(&r.text, "job", "progress").is_some());
+            assert!(attr(&r.text, "job", "completedAt").is_none());
+            assert!(attr(&r.text, "job", "finishCode").is_none());
+        }
+        let r = get(&s, &c, &tok, &job_path);
+        assert_eq!(attr(&r.text, "job", "finishCode").unwrap(), "1");
+        assert!(attr(&r.text, "job", "completedAt").is_some());
+        assert!(r.text.contains("<notes>[Snowflake] Authentication failed for user BOT</notes>"), "{}", r.text);
+        // Finished: a new refresh is accepted again.
+        let r = refresh(&s, &c, &tok, "workbooks", WB_EXTRACT, "<tsRequest />");
+        assert_eq!(r.status, 202);
+
+        // Default outcome: success, no notes.
+        for _ in 0..2 {
+            get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/jobs/{ds_job}"));
+        }
+        let r = get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/jobs/{ds_job}"));
+        assert_eq!(attr(&r.text, "job", "finishCode").unwrap(), "0");
+        assert!(!r.text.contains("<notes>"));
+        let r = get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/jobs/5e1f0000-0000-4000-8000-00000000beef"));
+        assert_eq!(r.status, 404);
+
+        let kinds: Vec<Option<RefreshBody>> = s
+            .requests()
+            .iter()
+            .filter(|l| l.path.ends_with("/refresh") && l.status == 202)
+            .map(|l| l.refresh)
+            .collect();
+        assert_eq!(kinds, [Some(RefreshBody::Full), Some(RefreshBody::Incremental), Some(RefreshBody::Empty)]);
+    }
+
+    #[test]
+    fn jobs_finish_immediately_by_default() {
+        let s = TableauServer::start(&fixture(), Faults::default());
+        let c = client();
+        let tok = token(&s, &c);
+        let r = refresh(&s, &c, &tok, "workbooks", WB_EXTRACT, "<tsRequest />");
+        let job_id = attr(&r.text, "job", "id").unwrap();
+        let r = get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/jobs/{job_id}"));
+        assert_eq!(attr(&r.text, "job", "finishCode").unwrap(), "0");
+        assert_eq!(refresh(&s, &c, &tok, "workbooks", WB_EXTRACT, "<tsRequest />").status, 202);
+    }
+
+    #[test]
+    fn sign_in_redirect_stays_a_post() {
+        let s = TableauServer::start(&fixture(), Faults { redirect_signin: true, ..Default::default() });
+        let c = client();
+        let r = sign_in_json(&s, &c, "autoexpose", "stest-secret-1");
+        assert_eq!(r.status, 301);
+        let location = r.headers.get("location").unwrap().to_str().unwrap().to_string();
+        assert_eq!(location, format!("{}/api/3.23/auth/signin", s.localhost_url()));
+        let r = send(
+            c.post(&location)
+                .header("Accept", "application/json")
+                .json(&json!({"credentials": {"personalAccessTokenName": "autoexpose",
+                    "personalAccessTokenSecret": "stest-secret-1", "site": {"contentUrl": "stest"}}})),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        let log = s.requests();
+        assert_eq!(log[0].status, 301);
+        assert!(log[0].host.starts_with("127.0.0.1"));
+        assert!(log[1].host.starts_with("localhost"));
+        // Workbook URLs use the host signed in to.
+        let tok = r.json()["credentials"]["token"].as_str().unwrap().to_string();
+        let r = send(
+            c.get(format!("{}/api/3.23/sites/{SITE}/workbooks/{WB_LIVE}", s.localhost_url()))
+                .header("X-Tableau-Auth", &tok),
+        );
+        assert!(attr(&r.text, "workbook", "webpageUrl").unwrap().starts_with(&s.localhost_url()));
+    }
+}
