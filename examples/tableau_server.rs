@@ -6,7 +6,7 @@
 //!     [--node-limit-above N] [--max-page-size N] [--permissions-mode-switched]
 //!     [--metadata-timeout-at 5,6] [--metadata-cancel-timeout-at 5] [--metadata-rate-exceeded-at 5]
 //!     [--redirect-signin] [--refresh-forbidden LUID,LUID] [--job-outcome LUID=CODE[:NOTES]]...
-//!     [--job-polls-to-finish N] [--quiet]
+//!     [--job-polls-to-finish N] [--refresh-in-flight-limit N] [--redact-tables] [--quiet]
 //! ```
 //! Prints `listening on http://127.0.0.1:PORT` on stdout, then one line per request on stderr.
 
@@ -22,7 +22,7 @@ const USAGE: &str = "usage: tableau_server --fixture FILE [--port N] [--rate-lim
 [--server-error-at N,N] [--expire-token-after N] [--node-limit-above N] [--max-page-size N] \
 [--permissions-mode-switched] [--metadata-timeout-at N,N] [--metadata-cancel-timeout-at N,N] \
 [--metadata-rate-exceeded-at N,N] [--redirect-signin] [--refresh-forbidden LUID,LUID] \
-[--job-outcome LUID=CODE[:NOTES]]... [--job-polls-to-finish N] [--quiet]";
+[--job-outcome LUID=CODE[:NOTES]]... [--job-polls-to-finish N] [--refresh-in-flight-limit N] [--redact-tables] [--quiet]";
 
 fn main() {
     match parse(std::env::args().skip(1).collect()) {
@@ -88,6 +88,8 @@ fn parse(args: Vec<String>) -> Result<Option<Parsed>, String> {
                 };
                 faults.job_outcomes.insert(luid.to_string(), (number(&flag, code)?, notes));
             }
+            "--refresh-in-flight-limit" => faults.refresh_in_flight_limit = Some(number(&flag, &value()?)?),
+            "--redact-tables" => faults.redact_tables = true,
             "--job-polls-to-finish" => faults.job_polls_to_finish = number(&flag, &value()?)?,
             other => return Err(format!("unknown argument {other}")),
         }

@@ -127,6 +127,12 @@ pub struct Faults {
     pub job_outcomes: HashMap<String, (i32, Option<String>)>,
     /// A job reports completedAt/finishCode after this many GETs (0 = done on the first poll).
     pub job_polls_to_finish: usize,
+    /// Tableau Cloud's cap on long-running requests: a refresh start while this many jobs are
+    /// unfinished answers 429 with `Retry-After: 1` (no job is created).
+    pub refresh_in_flight_limit: Option<usize>,
+    /// Serve every table (`upstreamTables`, `tables`) redacted, as for a user without Catalog
+    /// permissions: `name`, `fullName`, `schema` and `database.name` null.
+    pub redact_tables: bool,
 }
 
 /// How to run the server besides its faults.
@@ -924,6 +930,21 @@ impl State {
     }
 
     fn refresh_target(&mut self, idx: usize, kind: TargetKind, luid: &str, json: bool) -> Reply {
+        let polls_needed = self.faults.job_polls_to_finish;
+        if let Some(limit) = self.faults.refresh_in_flight_limit {
+            if self.jobs.iter().filter(|j| j.polls < polls_needed).count() >= limit {
+                // Code 429000 invented; the limit itself is Tableau Cloud's (reference 7.5).
+                return self
+                    .rest_error(
+                        429,
+                        "429000",
+                        "Too Many Requests",
+                        &format!("Concurrent requests to endpoints that start long-running jobs are limited to {limit} at a time."),
+                        json,
+                    )
+                    .with_header("Retry-After", "1");
+            }
+        }
         let site = &self.fixture.sites[idx];
         let found = match kind {
             TargetKind::Workbook => site.workbooks.iter().find(|w| str_field(w, "luid") == Some(luid)).map(|w| {
@@ -970,7 +991,6 @@ impl State {
                 json,
             );
         }
-        let polls_needed = self.faults.job_polls_to_finish;
         if self.jobs.iter().any(|j| j.site == idx && j.kind == kind && j.target_luid == luid && j.polls < polls_needed)
         {
             return self.rest_error(
@@ -1211,7 +1231,10 @@ impl State {
             }
         }
         let end = start.saturating_add(take as usize).min(items.len());
-        let page: Vec<Value> = items[start..end].iter().map(|v| (*v).clone()).collect();
+        let mut page: Vec<Value> = items[start..end].iter().map(|v| (*v).clone()).collect();
+        if self.faults.redact_tables {
+            page.iter_mut().for_each(redact_tables);
+        }
         let end_cursor = page
             .last()
             .map(|last| {
@@ -1248,6 +1271,33 @@ impl Connection {
             Connection::Workbooks => "Workbook",
             Connection::CustomSql => "CustomSQLTable",
         }
+    }
+}
+
+/// Nulls `name`, `fullName`, `schema` and `database.name` of every table under `upstreamTables`
+/// or `tables`, at any depth.
+fn redact_tables(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                if key == "upstreamTables" || key == "tables" {
+                    for table in child.as_array_mut().into_iter().flatten() {
+                        for field in ["name", "fullName", "schema"] {
+                            if let Some(f) = table.get_mut(field) {
+                                *f = Value::Null;
+                            }
+                        }
+                        if let Some(name) = table.get_mut("database").and_then(|d| d.get_mut("name")) {
+                            *name = Value::Null;
+                        }
+                    }
+                } else {
+                    redact_tables(child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_tables),
+        _ => {}
     }
 }
 
@@ -2135,6 +2185,38 @@ mod tests {
             .map(|l| l.refresh)
             .collect();
         assert_eq!(kinds, [Some(RefreshBody::Full), Some(RefreshBody::Incremental), Some(RefreshBody::Empty)]);
+    }
+
+    #[test]
+    fn refresh_in_flight_limit_and_redacted_tables() {
+        let faults = Faults {
+            refresh_in_flight_limit: Some(1),
+            job_polls_to_finish: 1,
+            redact_tables: true,
+            ..Default::default()
+        };
+        let s = TableauServer::start(&fixture(), faults);
+        let c = client();
+        let tok = token(&s, &c);
+        let r = refresh(&s, &c, &tok, "workbooks", WB_EXTRACT, "<tsRequest />");
+        assert_eq!(r.status, 202);
+        let job_id = attr(&r.text, "job", "id").unwrap();
+        let r = refresh(&s, &c, &tok, "datasources", DS_EXTRACT, "<tsRequest />");
+        assert_eq!(r.status, 429);
+        assert_eq!(r.headers.get("retry-after").unwrap(), "1");
+        get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/jobs/{job_id}")); // the job finishes
+        assert_eq!(refresh(&s, &c, &tok, "datasources", DS_EXTRACT, "<tsRequest />").status, 202);
+
+        let r = gql(&s, &c, &tok, &workbooks_query(false), json!({"first": 3})).json();
+        let nodes = r["data"]["workbooksConnection"]["nodes"].as_array().unwrap();
+        let published = &nodes[1]["embeddedDatasources"][0]["upstreamDatasources"][0]["upstreamTables"][0];
+        assert_eq!(published["id"], "t-cust");
+        assert!(published["name"].is_null() && published["fullName"].is_null() && published["schema"].is_null());
+        assert!(published["database"]["name"].is_null());
+        assert_eq!(published["database"]["connectionType"], "snowflake");
+        let r = gql(&s, &c, &tok, CUSTOM_SQL, json!({})).json();
+        assert!(r["data"]["customSQLTablesConnection"]["nodes"][1]["tables"][0]["fullName"].is_null());
+        assert_eq!(r["data"]["customSQLTablesConnection"]["nodes"][1]["database"]["name"], "ANALYTICS");
     }
 
     #[test]
