@@ -1,1 +1,13 @@
+//! One integration-test binary (faster to link than one per file).
+//!
+//! - `stages`: each stage's tables and the emitted YAML over the recorded demo site, as insta
+//!   snapshots in the top-level `snapshots/` folder.
+//! - `e2e`: the binary against the local Tableau-speaking server, with faults.
+//! - `bad_input`: clear errors, non-zero exits, and nothing lost.
 
+mod common;
+mod support;
+
+mod bad_input;
+mod e2e;
+mod stages;

@@ -1,0 +1,111 @@
+//! Bad input gets a clear message naming the file, field or HTTP call, a non-zero exit, and
+//! leaves the previous SQLite rows and YAML files exactly as they were.
+
+use std::collections::BTreeMap;
+
+use crate::common::*;
+use crate::support::tableau_server::{Faults, TableauServer};
+
+/// A workspace that already holds a good run of the recorded demo.
+fn after_good_run() -> (Workspace, BTreeMap<String, String>, Vec<Vec<BTreeMap<String, serde_json::Value>>>) {
+    let ws = Workspace::new(&[SiteConfig::demo("https://tableau.example.com")], Some(&repo().join("testdata/http/demo")));
+    assert_ok(&ws.run(&[], "run", &[]));
+    let yaml = ws.yaml_files();
+    assert!(!yaml.is_empty());
+    let rows = snapshot_rows(&ws);
+    (ws, yaml, rows)
+}
+
+fn snapshot_rows(ws: &Workspace) -> Vec<Vec<BTreeMap<String, serde_json::Value>>> {
+    let conn = ws.conn();
+    ["dbt_nodes", "tableau_workbooks", "tableau_tables", "relation_keys", "exposure_dependencies", "unmatched_tables", "exposures"]
+        .iter()
+        .map(|t| dump(&conn, t))
+        .collect()
+}
+
+fn edit_config(ws: &Workspace, from: &str, to: &str) {
+    let text = std::fs::read_to_string(&ws.config).unwrap();
+    assert!(text.contains(from), "config has no {from:?}:\n{text}");
+    std::fs::write(&ws.config, text.replacen(from, to, 1)).unwrap();
+}
+
+fn assert_failed_cleanly(ws: &Workspace, out: &std::process::Output, yaml: &BTreeMap<String, String>, rows: &[Vec<BTreeMap<String, serde_json::Value>>], expect: &[&str]) {
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{}", stderr(out));
+    let err = stderr(out);
+    for e in expect {
+        assert!(err.contains(e), "stderr lacks {e:?}:\n{err}");
+    }
+    assert_eq!(&ws.yaml_files(), yaml, "YAML changed after a failed run");
+    assert_eq!(snapshot_rows(ws), rows, "rows changed after a failed run");
+    let conn = ws.conn();
+    assert_eq!(count(&conn, "SELECT count(*) FROM runs WHERE status = 'failed'"), 1);
+}
+
+#[test]
+fn missing_manifest() {
+    let (ws, yaml, rows) = after_good_run();
+    edit_config(&ws, "artifacts/manifest.json", "artifacts/nope.json");
+    let out = ws.run(&[], "run", &[]);
+    assert_failed_cleanly(&ws, &out, &yaml, &rows, &["nope.json not found", "run `dbt parse` or `dbt build`"]);
+}
+
+#[test]
+fn malformed_manifest() {
+    let (ws, yaml, rows) = after_good_run();
+    let bad = ws.path("bad_manifest.json");
+    std::fs::write(&bad, "{\"metadata\": {\"dbt_schema_version\": \"x\"},\n \"nodes\": {,}}").unwrap();
+    edit_config(&ws, &demo_manifest().display().to_string(), &bad.display().to_string());
+    let out = ws.run(&[], "run", &[]);
+    assert_failed_cleanly(&ws, &out, &yaml, &rows, &["bad_manifest.json: line 2, column 12"]);
+}
+
+#[test]
+fn wrong_pat() {
+    let (ws, yaml, rows) = after_good_run();
+    let server = TableauServer::start(&repo().join("testdata/tableau/demo.site.json"), Faults::default());
+    edit_config(&ws, "https://tableau.example.com", &server.base_url);
+    edit_config(&ws, "replay:", "# replay:");
+    let out = ws.run(&[], "run", &[("AE_TEST_PAT_NAME", "autoexpose-demo"), ("AE_TEST_PAT_SECRET", "wrong-secret")]);
+    assert_failed_cleanly(&ws, &out, &yaml, &rows, &["sign-in to Tableau site \"demo\"", "401001", "AE_TEST_PAT_NAME", "AE_TEST_PAT_SECRET"]);
+    assert!(!stderr(&out).contains("wrong-secret"));
+    server.stop();
+}
+
+#[test]
+fn missing_pat_env() {
+    let ws = Workspace::new(&[SiteConfig::demo("http://127.0.0.1:9")], None);
+    let out = ws.run(&[], "extract", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("env var AE_TEST_PAT_NAME is not set"), "{}", stderr(&out));
+}
+
+#[test]
+fn unknown_config_key() {
+    let (ws, yaml, rows) = after_good_run();
+    edit_config(&ws, "exposures:\n", "exposures:\n  colour: blue\n");
+    let out = ws.run(&[], "run", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("autoexpose.yml") && err.contains("unknown field `colour`"), "{err}");
+    assert_eq!(ws.yaml_files(), yaml);
+    assert_eq!(snapshot_rows(&ws), rows);
+}
+
+#[test]
+fn unreachable_server() {
+    let (ws, yaml, rows) = after_good_run();
+    // Port 9 (discard) on loopback: nothing listens there in a sandbox.
+    edit_config(&ws, "https://tableau.example.com", "http://127.0.0.1:9");
+    edit_config(&ws, "replay:", "# replay:");
+    let out = ws.run(&[], "run", &[("AE_TEST_PAT_NAME", "n"), ("AE_TEST_PAT_SECRET", "s")]);
+    assert_failed_cleanly(&ws, &out, &yaml, &rows, &["GET http://127.0.0.1:9/api/2.4/serverInfo"]);
+}
+
+#[test]
+fn plain_http_is_refused_off_loopback() {
+    let ws = Workspace::new(&[SiteConfig::demo("http://tableau.example.com")], None);
+    let out = ws.run(&[], "extract", &[("AE_TEST_PAT_NAME", "n"), ("AE_TEST_PAT_SECRET", "s")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("plain http is refused"), "{}", stderr(&out));
+}

@@ -1,0 +1,174 @@
+//! Test helpers: a scratch workspace with a config, the binary, and table dumps for snapshots.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn demo_manifest() -> PathBuf {
+    repo().join("testdata/dbt/demo/artifacts/manifest.json")
+}
+
+/// insta settings shared by every snapshot: the top-level `snapshots/` folder, no module prefix.
+pub fn settings() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path(repo().join("snapshots"));
+    s.set_prepend_module_to_snapshot(false);
+    s.set_sort_maps(true);
+    s
+}
+
+/// A temporary folder holding a config, the database and a dbt project folder for emit.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+pub struct SiteConfig {
+    pub name: String,
+    pub server_url: String,
+    pub site: String,
+    pub projects: Vec<String>,
+    pub page_size: u32,
+    pub token_env: (String, String),
+    pub extra: String,
+}
+
+impl SiteConfig {
+    pub fn demo(server_url: &str) -> SiteConfig {
+        SiteConfig {
+            name: "demo".into(),
+            server_url: server_url.into(),
+            site: "demo".into(),
+            projects: vec!["Finance".into(), "Marketing".into()],
+            page_size: 5,
+            token_env: ("AE_TEST_PAT_NAME".into(), "AE_TEST_PAT_SECRET".into()),
+            extra: "    database_aliases: {prod_demo: demo}\n".into(),
+        }
+    }
+}
+
+impl Workspace {
+    pub fn new(sites: &[SiteConfig], replay: Option<&Path>) -> Workspace {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("dbt")).unwrap();
+        let mut yaml = format!(
+            "database: autoexpose.db\ndbt:\n  project_dir: dbt\n  manifest: {}\n",
+            demo_manifest().display()
+        );
+        if let Some(r) = replay {
+            yaml.push_str(&format!("replay: {}\n", r.display()));
+        }
+        yaml.push_str("tableau:\n");
+        for s in sites {
+            yaml.push_str(&format!(
+                "  - name: {}\n    server_url: {}\n    site: {}\n    token_name_env: {}\n    token_secret_env: {}\n    projects: [{}]\n    page_size: {}\n    retry: {{attempts: 4, base_delay_ms: 20}}\n{}",
+                s.name,
+                s.server_url,
+                s.site,
+                s.token_env.0,
+                s.token_env.1,
+                s.projects.join(", "),
+                s.page_size,
+                s.extra
+            ));
+        }
+        yaml.push_str("exposures:\n  dir: models/imported_from_tableau\n  maturity: medium\n");
+        let config = dir.path().join("autoexpose.yml");
+        std::fs::write(&config, yaml).unwrap();
+        Workspace { dir, config }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.path("autoexpose.db")
+    }
+
+    pub fn exposures_dir(&self) -> PathBuf {
+        self.path("dbt/models/imported_from_tableau")
+    }
+
+    /// Runs the binary with `--config` appended after the stage.
+    pub fn run(&self, global: &[&str], stage: &str, env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_autoexpose"));
+        cmd.args(global).arg(stage).arg("--config").arg(&self.config);
+        for k in ["AE_TEST_PAT_NAME", "AE_TEST_PAT_SECRET", "AE_MINI_NAME", "AE_MINI_SECRET"] {
+            cmd.env_remove(k);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    pub fn conn(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.db()).unwrap()
+    }
+
+    /// Every generated file under the exposures folder: relative path → content.
+    pub fn yaml_files(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let dir = self.exposures_dir();
+        if !dir.is_dir() {
+            return out;
+        }
+        for e in walkdir::WalkDir::new(&dir).sort_by_file_name() {
+            let e = e.unwrap();
+            if e.file_type().is_file() {
+                let rel = e.path().strip_prefix(&dir).unwrap().display().to_string();
+                out.insert(rel, std::fs::read_to_string(e.path()).unwrap());
+            }
+        }
+        out
+    }
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn assert_ok(o: &Output) {
+    assert!(o.status.success(), "exit {:?}\nstderr:\n{}", o.status.code(), stderr(o));
+}
+
+/// All rows of a table, sorted by every column, as YAML-friendly maps.
+pub fn dump(conn: &rusqlite::Connection, table: &str) -> Vec<BTreeMap<String, serde_json::Value>> {
+    dump_query(conn, &format!("SELECT * FROM {table}"))
+}
+
+pub fn dump_query(conn: &rusqlite::Connection, sql: &str) -> Vec<BTreeMap<String, serde_json::Value>> {
+    let mut st = conn.prepare(sql).unwrap();
+    let cols: Vec<String> = st.column_names().iter().map(|c| c.to_string()).collect();
+    let mut rows: Vec<BTreeMap<String, serde_json::Value>> = st
+        .query_map([], |r| {
+            let mut m = BTreeMap::new();
+            for (i, c) in cols.iter().enumerate() {
+                let v = match r.get_ref(i)? {
+                    rusqlite::types::ValueRef::Null => serde_json::Value::Null,
+                    rusqlite::types::ValueRef::Integer(n) => serde_json::json!(n),
+                    rusqlite::types::ValueRef::Real(f) => serde_json::json!(f),
+                    rusqlite::types::ValueRef::Text(t) => serde_json::json!(String::from_utf8_lossy(t)),
+                    rusqlite::types::ValueRef::Blob(b) => serde_json::json!(format!("<{} bytes>", b.len())),
+                };
+                m.insert(c.clone(), v);
+            }
+            Ok(m)
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    rows.sort_by_key(|r| serde_json::to_string(r).unwrap());
+    rows
+}
+
+pub fn count(conn: &rusqlite::Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}

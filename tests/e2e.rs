@@ -1,0 +1,135 @@
+//! The binary against the local Tableau-speaking server (tests/support/tableau_server.rs):
+//! paging, 429 + Retry-After, a session that expires mid-run, a node-limit warning, record and
+//! replay, several sites in one run, and secrets kept out of everything we write.
+
+use crate::common::*;
+use crate::support::tableau_server::{Faults, TableauServer};
+
+const PAT: [(&str, &str); 2] = [("AE_TEST_PAT_NAME", "autoexpose-demo"), ("AE_TEST_PAT_SECRET", "demo-pat-secret")];
+
+fn demo_fixture() -> std::path::PathBuf {
+    repo().join("testdata/tableau/demo.site.json")
+}
+
+/// What the pipeline decided, minus what depends on the server's address.
+fn decisions(ws: &Workspace) -> Vec<Vec<std::collections::BTreeMap<String, serde_json::Value>>> {
+    let conn = ws.conn();
+    vec![
+        dump_query(&conn, "SELECT integration, id, luid, name, project_name, owner_name, tags FROM tableau_workbooks"),
+        dump(&conn, "tableau_tables"),
+        dump(&conn, "tableau_custom_sql"),
+        dump(&conn, "relation_keys"),
+        dump(&conn, "exposure_dependencies"),
+        dump(&conn, "unmatched_tables"),
+        dump_query(&conn, "SELECT integration, workbook_luid, name, file, status, depends_on FROM exposures"),
+    ]
+}
+
+#[test]
+fn run_survives_429_expired_session_and_node_limit() {
+    let faults = Faults {
+        rate_limit_at: vec![4],
+        expire_token_after: Some(6),
+        node_limit_above: Some(3),
+        ..Faults::default()
+    };
+    let server = TableauServer::start(&demo_fixture(), faults);
+    let ws = Workspace::new(&[SiteConfig::demo(&server.base_url)], None);
+    let out = ws.run(&[], "run", &PAT);
+    assert_ok(&out);
+    let log = server.requests();
+    let lines: Vec<String> = log.iter().map(|r| format!("{} {} {} {}", r.number, r.method, r.path, r.status)).collect();
+    let text = lines.join("\n");
+
+    assert!(log.iter().any(|r| r.status == 429), "no 429 was served:\n{text}");
+    let after_429 = log.iter().position(|r| r.status == 429).unwrap() + 1;
+    assert_eq!(log[after_429].path, log[after_429 - 1].path, "the 429'd request was not repeated:\n{text}");
+    let signins = log.iter().filter(|r| r.path.ends_with("/auth/signin")).count();
+    assert_eq!(signins, 2, "expected one sign-in plus one after the session expired:\n{text}");
+    assert!(log.iter().any(|r| r.status == 401), "the session never expired:\n{text}");
+    let firsts: Vec<i64> = log
+        .iter()
+        .filter(|r| r.path == "/api/metadata/graphql" && r.status == 200)
+        .filter_map(|r| r.body.as_deref())
+        .filter(|b| b.contains("workbooksConnection"))
+        .map(|b| serde_json::from_str::<serde_json::Value>(b).unwrap()["variables"]["first"].as_i64().unwrap())
+        .collect();
+    assert_eq!(firsts.first(), Some(&5), "{firsts:?}");
+    assert!(firsts.iter().skip(1).all(|&f| f == 2), "page size did not shrink after NODE_LIMIT_EXCEEDED: {firsts:?}");
+    assert!(firsts.len() >= 5, "expected several pages: {firsts:?}");
+    assert!(log.last().unwrap().path.ends_with("/auth/signout"), "did not sign out:\n{text}");
+
+    let conn = ws.conn();
+    assert_eq!(count(&conn, "SELECT count(*) FROM extract_warnings WHERE code = 'NODE_LIMIT_EXCEEDED'"), 1);
+    assert_eq!(count(&conn, "SELECT complete FROM tableau_sites"), 1);
+
+    // Same decisions as the recorded demo site.
+    let replayed = Workspace::new(&[SiteConfig::demo("https://tableau.example.com")], Some(&repo().join("testdata/http/demo")));
+    assert_ok(&replayed.run(&[], "run", &[]));
+    assert_eq!(decisions(&ws), decisions(&replayed));
+    assert_eq!(ws.yaml_files().len(), replayed.yaml_files().len());
+    server.stop();
+}
+
+#[test]
+fn record_then_replay_offline_without_secrets() {
+    let server = TableauServer::start(&demo_fixture(), Faults::default());
+    let rec_dir = tempfile::tempdir().unwrap();
+    let live = Workspace::new(&[SiteConfig::demo(&server.base_url)], None);
+    let rec = rec_dir.path().to_str().unwrap();
+    let out = live.run(&["--record", rec, "-v"], "run", &PAT);
+    assert_ok(&out);
+    server.stop();
+
+    // Replay against a closed port: nothing may go to the network.
+    let offline = Workspace::new(&[SiteConfig::demo("http://127.0.0.1:9")], None);
+    let out2 = offline.run(&["--replay", rec], "run", &[]);
+    assert_ok(&out2);
+    assert_eq!(decisions(&live), decisions(&offline));
+
+    // The PAT secret and the PAT name never reach recordings, the database or the logs.
+    let mut haystacks: Vec<(String, Vec<u8>)> = vec![
+        ("stderr (live)".into(), out.stderr.clone()),
+        ("stderr (replay)".into(), out2.stderr.clone()),
+        ("database".into(), std::fs::read(live.db()).unwrap()),
+    ];
+    for e in walkdir::WalkDir::new(rec_dir.path()) {
+        let e = e.unwrap();
+        if e.file_type().is_file() {
+            haystacks.push((e.path().display().to_string(), std::fs::read(e.path()).unwrap()));
+        }
+    }
+    for (what, bytes) in &haystacks {
+        let text = String::from_utf8_lossy(bytes);
+        for secret in ["demo-pat-secret", "autoexpose-demo"] {
+            assert!(!text.contains(secret), "{secret} leaked into {what}");
+        }
+        if text.contains("\"token\"") || text.contains("token=") {
+            assert!(text.contains("<redacted>"), "a session token leaked into {what}");
+        }
+    }
+}
+
+#[test]
+fn several_sites_in_one_run() {
+    let demo = TableauServer::start(&demo_fixture(), Faults::default());
+    let mini = TableauServer::start(&repo().join("testdata/tableau/mini.site.json"), Faults::default());
+    let mut second = SiteConfig::demo(&mini.base_url);
+    second.name = "mini".into();
+    second.site = "mini".into();
+    second.projects = vec![];
+    second.page_size = 2;
+    second.token_env = ("AE_MINI_NAME".into(), "AE_MINI_SECRET".into());
+    second.extra = String::new();
+    let ws = Workspace::new(&[SiteConfig::demo(&demo.base_url), second], None);
+    let mut env = PAT.to_vec();
+    env.extend([("AE_MINI_NAME", "ci"), ("AE_MINI_SECRET", "mini-secret")]);
+    assert_ok(&ws.run(&[], "run", &env));
+    let conn = ws.conn();
+    assert_eq!(count(&conn, "SELECT count(*) FROM tableau_sites"), 2);
+    assert_eq!(count(&conn, "SELECT count(*) FROM tableau_workbooks WHERE integration = 'mini'"), 5);
+    assert!(ws.yaml_files().keys().any(|f| f.starts_with("mini__")), "{:?}", ws.yaml_files().keys());
+    assert!(ws.yaml_files().keys().any(|f| f.starts_with("demo__")));
+    demo.stop();
+    mini.stop();
+}

@@ -1,0 +1,113 @@
+//! Snapshot tests of every stage over the recorded demo site (testdata/http/demo) and the demo
+//! dbt project's manifest: the tables each stage writes, the YAML, and exposures.json.
+
+use std::collections::BTreeMap;
+
+use crate::common::*;
+
+const EXTRACT_TABLES: &[&str] = &[
+    "dbt_nodes",
+    "dbt_exposures",
+    "tableau_sites",
+    "tableau_projects",
+    "tableau_workbooks",
+    "tableau_datasources",
+    "tableau_workbook_datasources",
+    "tableau_tables",
+    "tableau_custom_sql",
+    "extract_warnings",
+];
+
+fn demo_workspace() -> Workspace {
+    Workspace::new(&[SiteConfig::demo("https://tableau.example.com")], Some(&repo().join("testdata/http/demo")))
+}
+
+fn tables(conn: &rusqlite::Connection, names: &[&str]) -> BTreeMap<String, Vec<BTreeMap<String, serde_json::Value>>> {
+    names.iter().map(|t| (t.to_string(), dump(conn, t))).collect()
+}
+
+#[test]
+fn each_stage_over_the_demo() {
+    let ws = demo_workspace();
+    let settings = settings();
+    let _guard = settings.bind_to_scope();
+
+    assert_ok(&ws.run(&[], "extract", &[]));
+    let conn = ws.conn();
+    let mut extract = tables(&conn, EXTRACT_TABLES);
+    extract.insert(
+        "dbt_manifest".into(),
+        dump_query(&conn, "SELECT sha256, schema_version, dbt_version, project_name, adapter_type FROM dbt_manifest"),
+    );
+    extract.insert("raw_responses".into(), dump_query(&conn, "SELECT integration, seq, method, path, status FROM raw_responses"));
+    insta::assert_yaml_snapshot!("extract", extract);
+
+    assert_ok(&ws.run(&[], "normalize", &[]));
+    insta::assert_yaml_snapshot!("normalize", tables(&conn, &["relation_keys"]));
+
+    assert_ok(&ws.run(&[], "match", &[]));
+    insta::assert_yaml_snapshot!("match", tables(&conn, &["exposure_dependencies", "unmatched_tables"]));
+
+    assert_ok(&ws.run(&[], "emit", &[]));
+    insta::assert_yaml_snapshot!("emit", tables(&conn, &["exposures", "emitted_files"]));
+    for (file, text) in ws.yaml_files() {
+        insta::assert_snapshot!(format!("emit_yaml@{file}"), text);
+    }
+    let json = std::fs::read_to_string(ws.path("exposures.json")).unwrap();
+    insta::assert_snapshot!("emit_exposures_json", json);
+
+    let runs = dump_query(&conn, "SELECT run_id, stage, status, error, row_counts FROM runs ORDER BY run_id");
+    insta::assert_yaml_snapshot!("runs", runs);
+}
+
+/// The same inputs give byte-identical rows and files, whatever the folder or the moment.
+#[test]
+fn runs_are_reproducible() {
+    let a = demo_workspace();
+    let b = demo_workspace();
+    assert_ok(&a.run(&[], "run", &[]));
+    assert_ok(&b.run(&[], "run", &[]));
+    assert_ok(&b.run(&[], "run", &[]));
+    let (ca, cb) = (a.conn(), b.conn());
+    let mut all: Vec<&str> = EXTRACT_TABLES.to_vec();
+    all.extend(["relation_keys", "exposure_dependencies", "unmatched_tables", "exposures", "emitted_files"]);
+    for t in all {
+        let (ra, rb) = (dump(&ca, t), dump(&cb, t));
+        if t == "emitted_files" {
+            // The second run of b found its files unchanged: same paths, other action.
+            let paths = |r: &Vec<BTreeMap<String, serde_json::Value>>| r.iter().map(|m| m["path"].clone()).collect::<Vec<_>>();
+            assert_eq!(paths(&ra), paths(&rb));
+            continue;
+        }
+        assert_eq!(ra, rb, "table {t} differs between two runs");
+    }
+    assert_eq!(a.yaml_files(), b.yaml_files());
+    assert_eq!(
+        std::fs::read(a.path("exposures.json")).unwrap(),
+        std::fs::read(b.path("exposures.json")).unwrap()
+    );
+    assert_eq!(count(&cb, "SELECT count(*) FROM runs WHERE stage = 'extract' AND status = 'ok'"), 2);
+}
+
+/// Hand-written YAML is never touched; generated files whose workbooks left are deleted.
+#[test]
+fn emit_keeps_hand_written_files_and_removes_stale_ones() {
+    let ws = demo_workspace();
+    let dir = ws.exposures_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let hand = "version: 2\nexposures:\n  - name: by_hand\n    type: dashboard\n    owner: {name: Me}\n";
+    std::fs::write(dir.join("hand_written.yml"), hand).unwrap();
+    let stale = format!("{}# autoexpose-integration: demo\nversion: 2\nexposures: []\n", HEADER);
+    std::fs::write(dir.join("demo__old_project.yml"), &stale).unwrap();
+    let other = format!("{}# autoexpose-integration: elsewhere\nversion: 2\nexposures: []\n", HEADER);
+    std::fs::write(dir.join("elsewhere__x.yml"), &other).unwrap();
+
+    assert_ok(&ws.run(&[], "run", &[]));
+    assert_eq!(std::fs::read_to_string(dir.join("hand_written.yml")).unwrap(), hand);
+    assert!(!dir.join("demo__old_project.yml").exists(), "stale generated file was not deleted");
+    assert!(dir.join("elsewhere__x.yml").exists(), "a file of an integration not in the config was deleted");
+    let conn = ws.conn();
+    assert_eq!(count(&conn, "SELECT count(*) FROM emitted_files WHERE action = 'deleted'"), 1);
+}
+
+const HEADER: &str = "# Generated by autoexpose from Tableau. Do not edit: the next `autoexpose emit` rewrites\n# or deletes this file. Hand-written exposures belong in other files.\n";
