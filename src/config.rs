@@ -94,6 +94,10 @@ pub(crate) struct TableauSite {
     pub(crate) database_aliases: BTreeMap<String, String>,
     #[serde(default)]
     pub(crate) retry: Retry,
+    /// Exit 0 even when the extraction is incomplete (Tableau warnings, redacted tables). The
+    /// SQLite file still says it was incomplete, and emit still never deletes this site's files.
+    #[serde(default)]
+    pub(crate) allow_partial: bool,
 }
 
 fn default_token_name_env() -> String {
@@ -162,7 +166,7 @@ impl Config {
             .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
             .unwrap_or(Path::new("."))
             .to_path_buf();
-        let abs = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+        let abs = |p: &Path| lexical_clean(&if p.is_absolute() { p.to_path_buf() } else { base.join(p) });
 
         let project_dir = abs(&raw.dbt.project_dir);
         let manifest = raw
@@ -227,6 +231,26 @@ impl Config {
     }
 }
 
+/// Removes `.` and `a/..` pairs without touching the file system, so paths in messages read
+/// `testdata/dbt/demo`, not `examples/demo/../../testdata/dbt/demo`.
+fn lexical_clean(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() {
+        return PathBuf::from(".");
+    }
+    out.iter().collect()
+}
+
 pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()
@@ -263,6 +287,15 @@ mod tests {
         assert_eq!(c.manifest, Path::new("/proj/dbt/target/m.json"));
         assert_eq!(c.run_results, Path::new("/proj/dbt/target/run_results.json"));
         assert_eq!(c.exposures_dir, Path::new("models/imported_from_tableau"));
+    }
+
+    #[test]
+    fn relative_paths_are_cleaned() {
+        let c = Config::from_bytes(Path::new("examples/demo/autoexpose.yml"), b"dbt: {project_dir: ../../testdata/dbt/demo}\n").unwrap();
+        assert_eq!(c.project_dir, Path::new("testdata/dbt/demo"));
+        assert_eq!(c.database, Path::new("examples/demo/autoexpose.db"));
+        let c = Config::from_bytes(Path::new("autoexpose.yml"), b"dbt: {project_dir: ../x}\n").unwrap();
+        assert_eq!(c.project_dir, Path::new("../x"));
     }
 
     #[test]

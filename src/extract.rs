@@ -54,7 +54,10 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Re
             client.requests_sent,
             if x.complete { "" } else { " — INCOMPLETE, see table extract_warnings" }
         ));
-        report.incomplete |= !x.complete;
+        if !x.complete && site.allow_partial {
+            log::warn(&format!("tableau {}: incomplete, allowed by allow_partial", site.name));
+        }
+        report.incomplete |= !x.complete && !site.allow_partial;
         sites.push(x);
     }
 

@@ -47,14 +47,14 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
     match &args.command {
         Command::Extract(_) => incomplete |= extract(&mut conn, &config, &mode)?,
         Command::Normalize(_) => normalize(&mut conn, &config)?,
-        Command::Match(_) => matching(&mut conn)?,
+        Command::Match(_) => matching(&mut conn, &config)?,
         Command::Emit(_) => {
             emit(&mut conn, &config)?;
         }
         Command::Run(_) => {
             incomplete |= extract(&mut conn, &config, &mode)?;
             normalize(&mut conn, &config)?;
-            matching(&mut conn)?;
+            matching(&mut conn, &config)?;
             let summary = emit(&mut conn, &config)?;
             print_summary(&conn, &config, &summary, incomplete)?;
         }
@@ -72,9 +72,8 @@ fn normalize(conn: &mut Connection, config: &Config) -> Result<()> {
     Ok(())
 }
 
-fn matching(conn: &mut Connection) -> Result<()> {
-    let hash = String::new();
-    db::run_stage(conn, "match", &hash, crate::matching::run)?;
+fn matching(conn: &mut Connection, config: &Config) -> Result<()> {
+    db::run_stage(conn, "match", &config.sha256, crate::matching::run)?;
     Ok(())
 }
 

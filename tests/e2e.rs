@@ -133,3 +133,76 @@ fn several_sites_in_one_run() {
     demo.stop();
     mini.stop();
 }
+
+#[test]
+fn redacted_tables_make_the_run_incomplete_and_keep_old_files() {
+    // A good run first, so there are generated files to keep.
+    let server = TableauServer::start(&demo_fixture(), Faults::default());
+    let ws = Workspace::new(&[SiteConfig::demo(&server.base_url)], None);
+    assert_ok(&ws.run(&[], "run", &PAT));
+    let before = ws.yaml_files();
+    server.stop();
+
+    let faults = Faults { redact_tables: true, ..Faults::default() };
+    let server = TableauServer::start(&demo_fixture(), faults);
+    let text = std::fs::read_to_string(&ws.config).unwrap();
+    let old = text.lines().find(|l| l.contains("server_url")).unwrap().to_string();
+    let new_url = format!("    server_url: {}", server.base_url);
+    std::fs::write(&ws.config, text.replace(&old, &new_url)).unwrap();
+
+    let out = ws.run(&[], "run", &PAT);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("came back without names") && err.contains("Sales Overview"), "{err}");
+    let conn = ws.conn();
+    assert_eq!(count(&conn, "SELECT complete FROM tableau_sites"), 0);
+    assert!(count(&conn, "SELECT count(*) FROM extract_warnings WHERE code = 'REDACTED_TABLES'") >= 5);
+    assert!(count(&conn, "SELECT count(*) FROM unmatched_tables WHERE reason = 'redacted_name'") >= 5);
+    assert_eq!(count(&conn, "SELECT count(*) FROM exposure_dependencies"), 0);
+    // Nothing matched, but the files of an incomplete site are kept, not deleted.
+    assert_eq!(ws.yaml_files(), before);
+    assert!(count(&conn, "SELECT count(*) FROM emitted_files WHERE action = 'kept_incomplete'") >= 1);
+
+    // allow_partial: the same run exits 0, and still records that it was incomplete.
+    let text = std::fs::read_to_string(&ws.config).unwrap();
+    std::fs::write(&ws.config, text.replace("    page_size: 5\n", "    page_size: 5\n    allow_partial: true\n")).unwrap();
+    let out = ws.run(&[], "run", &PAT);
+    assert_ok(&out);
+    assert_eq!(count(&ws.conn(), "SELECT complete FROM tableau_sites"), 0);
+    server.stop();
+}
+
+#[test]
+fn permission_warnings_and_metadata_timeouts() {
+    let faults = Faults { permissions_mode_switched: true, metadata_timeout_at: vec![5], ..Faults::default() };
+    let server = TableauServer::start(&demo_fixture(), faults);
+    let ws = Workspace::new(&[SiteConfig::demo(&server.base_url)], None);
+    let out = ws.run(&[], "run", &PAT);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let conn = ws.conn();
+    assert!(count(&conn, "SELECT count(*) FROM extract_warnings WHERE code = 'PERMISSIONS_MODE_SWITCHED'") >= 1);
+    assert_eq!(count(&conn, "SELECT count(*) FROM extract_warnings WHERE message LIKE 'Reached time limit%'"), 1);
+    // The timed-out page was asked again, and nothing was lost.
+    assert_eq!(count(&conn, "SELECT count(*) FROM tableau_workbooks"), 11);
+    server.stop();
+}
+
+#[test]
+fn sign_in_redirect_is_posted_again() {
+    let faults = Faults { redirect_signin: true, ..Faults::default() };
+    let server = TableauServer::start(&demo_fixture(), faults);
+    let ws = Workspace::new(&[SiteConfig::demo(&server.base_url)], None);
+    let out = ws.run(&[], "extract", &PAT);
+    assert_ok(&out);
+    let log = server.requests();
+    let signins: Vec<_> = log.iter().filter(|r| r.path.ends_with("/auth/signin")).collect();
+    assert_eq!(signins.len(), 2);
+    assert_eq!(signins[0].status, 301);
+    assert_eq!((signins[1].method.as_str(), signins[1].host.starts_with("localhost")), ("POST", true));
+    // Every later call goes to the host signed in to.
+    assert!(log.iter().skip_while(|r| r.status != 301).skip(1).all(|r| r.host.starts_with("localhost")));
+    let conn = ws.conn();
+    let url: String = conn.query_row("SELECT server_url FROM tableau_sites", [], |r| r.get(0)).unwrap();
+    assert!(url.starts_with("http://localhost:"), "{url}");
+    server.stop();
+}

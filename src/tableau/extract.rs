@@ -91,6 +91,26 @@ fn read_site(site: &TableauSite, client: &mut Client) -> Result<SiteExtract> {
         // Older servers ignore unknown filters; never trust the filter alone.
         workbooks.retain(|w| w.project_luid.as_ref().is_some_and(|p| f.contains(p)));
     }
+    let mut redacted_complete = true;
+    for w in &workbooks {
+        let n = redacted_tables(w);
+        if n > 0 {
+            let name = w.name.as_deref().unwrap_or("?");
+            log::warn(&format!(
+                "tableau {}: workbook {name:?}: {n} upstream table(s) came back without names (Tableau Catalog permissions); its lineage is incomplete",
+                site.name
+            ));
+            warnings.push(Warning {
+                query: "Workbooks".into(),
+                page: 0,
+                code: Some("REDACTED_TABLES".into()),
+                severity: Some("WARNING".into()),
+                message: format!("workbook {name:?} ({}): {n} upstream table(s) with null name, fullName, schema and database.name", w.luid.as_deref().unwrap_or("?")),
+                action: "recorded as unmatched (redacted_name); extraction incomplete".into(),
+            });
+            redacted_complete = false;
+        }
+    }
     let workbook_ids: BTreeSet<&str> = workbooks.iter().map(|w| w.id.as_str()).collect();
 
     let (mut custom_sql, _, sql_complete) = paged::<CustomSql>(
@@ -121,8 +141,23 @@ fn read_site(site: &TableauSite, client: &mut Client) -> Result<SiteExtract> {
         custom_sql,
         warnings,
         responses: Vec::new(),
-        complete: wb_complete && sql_complete,
+        complete: wb_complete && sql_complete && redacted_complete,
     })
+}
+
+/// Tables Tableau returned with every naming field null: hidden by Catalog permissions.
+fn redacted_tables(w: &Workbook) -> usize {
+    let redacted = |t: &&super::model::Table| {
+        t.name.is_none() && t.full_name.is_none() && t.schema.is_none() && t.database.as_ref().and_then(|d| d.name.as_ref()).is_none()
+    };
+    let mut ids = BTreeSet::new();
+    for e in w.embedded_datasources.iter().flatten() {
+        ids.extend(e.upstream_tables.iter().flatten().filter(redacted).map(|t| t.id.clone()));
+        for p in e.upstream_datasources.iter().flatten() {
+            ids.extend(p.upstream_tables.iter().flatten().filter(redacted).map(|t| t.id.clone()));
+        }
+    }
+    ids.len()
 }
 
 /// The luids of the named projects and of every project nested below them.
