@@ -1,0 +1,38 @@
+# autoexpose recipes. Nothing here is required: each is a plain command underneath.
+
+# list the recipes
+default:
+    @just --list
+
+# run the tests (what CI runs first)
+test:
+    cargo test
+
+# the demo: recorded Tableau site, no network
+demo:
+    cargo run --release -- run --config examples/demo/autoexpose.yml
+
+# one stage of the demo (extract, normalize, match, emit, run)
+stage STAGE:
+    cargo run --release -- {{STAGE}} --config examples/demo/autoexpose.yml
+
+# review snapshot changes (needs cargo-insta)
+snap:
+    cargo insta review
+
+# re-record the demo site from testdata/tableau/demo.site.json
+record:
+    scripts/record-demo.sh
+
+# open the demo's SQLite file
+db:
+    sqlite3 -header -column examples/demo/autoexpose.db
+
+# rebuild the demo dbt project and its committed manifest.json / run_results.json
+dbt-demo:
+    scripts/dbt-venv.sh
+    scripts/build-demo-dbt.sh
+
+# what CI runs
+ci:
+    bash .ci/run
