@@ -13,6 +13,7 @@ Exit codes:
   2  usage error
   3  finished, but the extraction was incomplete (Tableau warnings, redacted tables);
      the SQLite file says why (table extract_warnings)
+  4  refresh: some target failed (or, with --wait, some job failed, was cancelled or timed out)
 
 Example:
   autoexpose run --config autoexpose.yml
@@ -64,10 +65,42 @@ pub(crate) enum Command {
     ///
     /// Example: autoexpose emit --config autoexpose.yml
     Emit(StageArgs),
-    /// extract, normalize, match and emit, in order.
+    /// extract, normalize, match and emit, in order; then refresh when active exposures are on.
     ///
     /// Example: autoexpose run --config autoexpose.yml
-    Run(StageArgs),
+    Run(RunArgs),
+    /// Active exposures: after `dbt build`, refresh the Tableau extracts behind exposures whose
+    /// upstream models were rebuilt, at most once per target every build_after_minutes.
+    ///
+    /// Enabled by DBT_ACTIVE_EXPOSURES=1 or `active_exposures.enabled: true`; the cadence is
+    /// DBT_ACTIVE_EXPOSURES_BUILD_AFTER (minutes) or `active_exposures.build_after_minutes`
+    /// (default 1440). The env vars win over the config.
+    ///
+    /// Example: dbt build && DBT_ACTIVE_EXPOSURES=1 autoexpose refresh --wait
+    Refresh(RunArgs),
+}
+
+#[derive(ClapArgs, Debug, Clone)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) stage: StageArgs,
+
+    /// The moment refresh decisions are made at (RFC 3339, e.g. 2026-11-25T02:00:00Z); default:
+    /// the system clock. Nothing else reads the clock in decisions, so runs are reproducible.
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) now: Option<String>,
+
+    /// Decide and print everything, send no refresh, write no refresh state.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+
+    /// Poll each triggered job until it finishes (or --wait-timeout passes) and record its result.
+    #[arg(long)]
+    pub(crate) wait: bool,
+
+    /// How long --wait may take in all, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value = "1800")]
+    pub(crate) wait_timeout: u64,
 }
 
 #[derive(ClapArgs, Debug, Clone)]
@@ -97,8 +130,8 @@ impl Args {
             Command::Extract(a)
             | Command::Normalize(a)
             | Command::Match(a)
-            | Command::Emit(a)
-            | Command::Run(a) => a,
+            | Command::Emit(a) => a,
+            Command::Run(a) | Command::Refresh(a) => &a.stage,
         }
     }
 }

@@ -28,6 +28,51 @@ struct RawConfig {
     /// Where recorded HTTP exchanges are answered from when no --replay/--record is given.
     #[serde(default)]
     replay: Option<PathBuf>,
+    #[serde(default)]
+    active_exposures: ActiveExposures,
+}
+
+/// `active_exposures:` — refresh BI extracts after a dbt build. The env vars
+/// `DBT_ACTIVE_EXPOSURES` and `DBT_ACTIVE_EXPOSURES_BUILD_AFTER` win over these, as in dbt Cloud.
+#[derive(Deserialize, Debug, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ActiveExposures {
+    #[serde(default)]
+    pub(crate) enabled: bool,
+    /// The least time between two refreshes of one target, in minutes.
+    #[serde(default = "default_build_after")]
+    pub(crate) build_after_minutes: u64,
+}
+
+impl Default for ActiveExposures {
+    fn default() -> Self {
+        ActiveExposures { enabled: false, build_after_minutes: default_build_after() }
+    }
+}
+
+fn default_build_after() -> u64 {
+    1440
+}
+
+impl ActiveExposures {
+    /// Applies `DBT_ACTIVE_EXPOSURES` (1/true/yes or 0/false/no) and
+    /// `DBT_ACTIVE_EXPOSURES_BUILD_AFTER` (whole minutes) from `env`.
+    pub(crate) fn with_env(self, env: impl Fn(&str) -> Option<String>) -> Result<ActiveExposures, String> {
+        let mut out = self;
+        if let Some(v) = env("DBT_ACTIVE_EXPOSURES").filter(|v| !v.trim().is_empty()) {
+            out.enabled = match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" => false,
+                _ => return Err(format!("env var DBT_ACTIVE_EXPOSURES={v:?}: use 1 to enable active exposures or 0 to disable them")),
+            };
+        }
+        if let Some(v) = env("DBT_ACTIVE_EXPOSURES_BUILD_AFTER").filter(|v| !v.trim().is_empty()) {
+            out.build_after_minutes = v.trim().parse().map_err(|_| {
+                format!("env var DBT_ACTIVE_EXPOSURES_BUILD_AFTER={v:?}: give whole minutes, 0 or more (default 1440)")
+            })?;
+        }
+        Ok(out)
+    }
 }
 
 fn default_database() -> PathBuf {
@@ -141,14 +186,13 @@ pub(crate) struct Config {
     pub(crate) database: PathBuf,
     pub(crate) project_dir: PathBuf,
     pub(crate) manifest: PathBuf,
-    /// Read by the refresh stage (issue #3); parsed now so the config's shape is settled.
-    #[allow(dead_code)]
     pub(crate) run_results: PathBuf,
     pub(crate) tableau: Vec<TableauSite>,
     pub(crate) exposures_dir: PathBuf,
     pub(crate) maturity: String,
     pub(crate) include_unmatched: bool,
     pub(crate) replay: Option<PathBuf>,
+    pub(crate) active_exposures: ActiveExposures,
 }
 
 impl Config {
@@ -227,6 +271,7 @@ impl Config {
             maturity: raw.exposures.maturity,
             include_unmatched: raw.exposures.include_unmatched,
             replay: raw.replay.as_deref().map(&abs),
+            active_exposures: raw.active_exposures,
         })
     }
 }
@@ -296,6 +341,23 @@ mod tests {
         assert_eq!(c.database, Path::new("examples/demo/autoexpose.db"));
         let c = Config::from_bytes(Path::new("autoexpose.yml"), b"dbt: {project_dir: ../x}\n").unwrap();
         assert_eq!(c.project_dir, Path::new("../x"));
+    }
+
+    #[test]
+    fn env_wins_over_active_exposures_config() {
+        let cfg = ActiveExposures { enabled: false, build_after_minutes: 60 };
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        let got = cfg.with_env(env(&[("DBT_ACTIVE_EXPOSURES", "1"), ("DBT_ACTIVE_EXPOSURES_BUILD_AFTER", "15")])).unwrap();
+        assert!(got.enabled);
+        assert_eq!(got.build_after_minutes, 15);
+        let on = ActiveExposures { enabled: true, build_after_minutes: 60 };
+        assert!(!on.with_env(env(&[("DBT_ACTIVE_EXPOSURES", "0")])).unwrap().enabled);
+        assert_eq!(on.with_env(env(&[])).unwrap().build_after_minutes, 60);
+        let err = cfg.with_env(env(&[("DBT_ACTIVE_EXPOSURES_BUILD_AFTER", "1.5h")])).unwrap_err();
+        assert!(err.contains("DBT_ACTIVE_EXPOSURES_BUILD_AFTER"), "{err}");
+        assert!(cfg.with_env(env(&[("DBT_ACTIVE_EXPOSURES", "maybe")])).is_err());
     }
 
     #[test]

@@ -6,25 +6,17 @@
 //! All reading happens before the one write transaction, so a failure anywhere (a bad manifest,
 //! a wrong PAT, an unreachable server) leaves the previous rows untouched.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, Transaction};
 
-use crate::config::{hex_sha256, Config, TableauSite};
+use crate::config::{hex_sha256, Config};
 use crate::db::{count_rows, StageReport};
-use crate::http::{Live, Recorder, Replayer, Secrets, Transport};
+use crate::http::HttpMode;
 use crate::manifest::{self, Manifest};
-use crate::tableau::{self, client::Client};
+use crate::tableau;
 use crate::log;
-
-/// Where HTTP goes for this run.
-#[derive(Debug, Clone)]
-pub(crate) enum HttpMode {
-    Live,
-    Record(PathBuf),
-    Replay(PathBuf),
-}
 
 pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Result<StageReport> {
     let mut report = StageReport::default();
@@ -40,10 +32,7 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Re
 
     let mut sites = Vec::new();
     for site in &config.tableau {
-        let secrets = Secrets::default();
-        let transport = transport_for(site, mode, &secrets)?;
-        let (name, secret) = credentials(site, mode)?;
-        let mut client = Client::new(site, transport, secrets, name, secret);
+        let mut client = tableau::connect(site, mode)?;
         log::info(&format!("Extracting Tableau {} (site {:?} on {})", site.name, site.site, site.server_url));
         let x = tableau::extract::extract_site(site, &mut client)
             .with_context(|| format!("tableau {:?} (site {:?} on {})", site.name, site.site, site.server_url))?;
@@ -73,40 +62,6 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Re
     )?;
     tx.commit()?;
     Ok(report)
-}
-
-fn transport_for(site: &TableauSite, mode: &HttpMode, secrets: &Secrets) -> Result<Box<dyn Transport>> {
-    Ok(match mode {
-        HttpMode::Live => Box::new(Live::new()?),
-        HttpMode::Record(dir) => Box::new(Recorder::new(Box::new(Live::new()?), &dir.join(&site.name), secrets.clone())?),
-        HttpMode::Replay(dir) => {
-            let d = dir.join(&site.name);
-            if !d.is_dir() {
-                anyhow::bail!("replay folder {} does not exist (record it with --record {})", d.display(), dir.display());
-            }
-            Box::new(Replayer::new(&d, secrets.clone()))
-        }
-    })
-}
-
-/// The PAT from the environment. Replay needs none: recordings hold no credentials.
-fn credentials(site: &TableauSite, mode: &HttpMode) -> Result<(String, String)> {
-    let get = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
-    match (get(&site.token_name_env), get(&site.token_secret_env)) {
-        (Some(n), Some(s)) => Ok((n, s)),
-        _ if matches!(mode, HttpMode::Replay(_)) => Ok(("replayed-pat-name".into(), "replayed-pat-secret".into())),
-        (n, _) => {
-            let missing = if n.is_none() { &site.token_name_env } else { &site.token_secret_env };
-            anyhow::bail!(
-                "tableau {:?}: env var {missing} is not set. Set {} to the personal access token's name and {} to its secret (Tableau: My Account Settings → Personal Access Tokens) for site {:?} on {}",
-                site.name,
-                site.token_name_env,
-                site.token_secret_env,
-                site.site,
-                site.server_url
-            )
-        }
-    }
 }
 
 fn write_manifest(

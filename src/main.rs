@@ -3,6 +3,7 @@
 
 mod atomic;
 mod cli;
+mod clock;
 mod config;
 mod db;
 mod emit;
@@ -15,6 +16,8 @@ mod matching;
 mod naming;
 mod normalize;
 mod pipeline;
+mod refresh;
+mod run_results;
 mod tableau;
 
 use std::process::ExitCode;

@@ -9,19 +9,24 @@ use rusqlite::Connection;
 use crate::cli::{Args, Command};
 use crate::config::Config;
 use crate::db;
-use crate::extract::{self, HttpMode};
+use crate::extract;
+use crate::http::HttpMode;
 use crate::log;
 
 pub(crate) const EXIT_ERROR: u8 = 1;
 pub(crate) const EXIT_INCOMPLETE: u8 = 3;
+pub(crate) const EXIT_REFRESH_FAILED: u8 = 4;
 
 pub(crate) struct Outcome {
     incomplete: bool,
+    refresh_failed: bool,
 }
 
 impl Outcome {
     pub(crate) fn exit_code(&self) -> ExitCode {
-        if self.incomplete {
+        if self.refresh_failed {
+            ExitCode::from(EXIT_REFRESH_FAILED)
+        } else if self.incomplete {
             ExitCode::from(EXIT_INCOMPLETE)
         } else {
             ExitCode::SUCCESS
@@ -44,6 +49,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
     };
     let mut conn = db::open(&config.database)?;
     let mut incomplete = false;
+    let mut refresh_failed = false;
     match &args.command {
         Command::Extract(_) => incomplete |= extract(&mut conn, &config, &mode)?,
         Command::Normalize(_) => normalize(&mut conn, &config)?,
@@ -51,15 +57,61 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         Command::Emit(_) => {
             emit(&mut conn, &config)?;
         }
-        Command::Run(_) => {
+        Command::Run(r) => {
+            // Settle the refresh switches first: a bad env var should fail before any work.
+            let settings = refresh_settings(&config)?;
             incomplete |= extract(&mut conn, &config, &mode)?;
             normalize(&mut conn, &config)?;
             matching(&mut conn, &config)?;
             let summary = emit(&mut conn, &config)?;
             print_summary(&conn, &config, &summary, incomplete)?;
+            if settings.enabled {
+                log::info("");
+                refresh_failed = refresh(&mut conn, &config, &mode, r, settings)?;
+            }
+        }
+        Command::Refresh(r) => {
+            let settings = refresh_settings(&config)?;
+            if settings.enabled {
+                refresh_failed = refresh(&mut conn, &config, &mode, r, settings)?;
+            } else {
+                log::info("Active exposures are disabled: nothing to refresh. Enable them with DBT_ACTIVE_EXPOSURES=1 or `active_exposures: {enabled: true}` in the config.");
+            }
         }
     }
-    Ok(Outcome { incomplete })
+    Ok(Outcome { incomplete, refresh_failed })
+}
+
+fn refresh_settings(config: &Config) -> Result<crate::config::ActiveExposures> {
+    config.active_exposures.with_env(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)
+}
+
+fn refresh(
+    conn: &mut Connection,
+    config: &Config,
+    mode: &HttpMode,
+    args: &crate::cli::RunArgs,
+    settings: crate::config::ActiveExposures,
+) -> Result<bool> {
+    let now = match &args.now {
+        Some(text) => crate::clock::Instant::parse(text)
+            .ok_or_else(|| anyhow::anyhow!("--now {text:?}: give an RFC 3339 time such as 2026-11-25T02:00:00Z"))?,
+        None => crate::clock::Instant::system(),
+    };
+    let opts = crate::refresh::Options {
+        now,
+        dry_run: args.dry_run,
+        wait: args.wait,
+        wait_timeout: std::time::Duration::from_secs(args.wait_timeout),
+        settings,
+    };
+    let mut summary = None;
+    db::run_stage(conn, "refresh", &config.sha256, |c| {
+        let (report, s) = crate::refresh::run(c, config, mode, &opts)?;
+        summary = Some(s);
+        Ok(report)
+    })?;
+    Ok(summary.is_some_and(|s| s.any_failure()))
 }
 
 fn extract(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Result<bool> {

@@ -13,6 +13,14 @@ pub(crate) use live::Live;
 pub(crate) use recording::{Recorder, Replayer};
 pub(crate) use secrets::Secrets;
 
+/// Where HTTP goes for this run: the network, the network recorded into a folder, or a folder.
+#[derive(Debug, Clone)]
+pub(crate) enum HttpMode {
+    Live,
+    Record(std::path::PathBuf),
+    Replay(std::path::PathBuf),
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Request {
     pub(crate) method: &'static str,

@@ -122,7 +122,7 @@ impl Client {
 
     /// Sends with retries: 408/429/5xx and connection failures back off (Retry-After wins);
     /// a 401 on an authenticated call signs in again once and repeats the request.
-    fn send(&mut self, call: &str, authed: bool, build: &dyn Fn(&Client) -> Request) -> Result<Response, TableauError> {
+    pub(super) fn send(&mut self, call: &str, authed: bool, build: &dyn Fn(&Client) -> Request) -> Result<Response, TableauError> {
         let mut attempt = 0u32;
         let mut resigned = false;
         loop {
@@ -201,12 +201,12 @@ impl Client {
         format!("{}/api/{}/{}", self.server, self.api_version, tail)
     }
 
-    fn site_path(&self, tail: &str) -> String {
+    pub(super) fn site_path(&self, tail: &str) -> String {
         let site = self.site_luid().unwrap_or("");
         self.api(&format!("sites/{site}/{tail}"))
     }
 
-    fn auth_header(&self) -> String {
+    pub(super) fn auth_header(&self) -> String {
         self.session.as_ref().map(|s| s.token.clone()).unwrap_or_default()
     }
 

@@ -5,4 +5,49 @@
 pub(crate) mod client;
 pub(crate) mod extract;
 pub(crate) mod model;
+pub(crate) mod refresh;
 pub(crate) mod store;
+
+use anyhow::Result;
+
+use crate::config::TableauSite;
+use crate::http::{HttpMode, Live, Recorder, Replayer, Secrets, Transport};
+
+/// A client for one site, its transport chosen by the run's HTTP mode (recordings live in
+/// `<dir>/<integration>/`), its PAT read from the environment. Not signed in yet.
+pub(crate) fn connect(site: &TableauSite, mode: &HttpMode) -> Result<client::Client> {
+    let secrets = Secrets::default();
+    let transport: Box<dyn Transport> = match mode {
+        HttpMode::Live => Box::new(Live::new()?),
+        HttpMode::Record(dir) => Box::new(Recorder::new(Box::new(Live::new()?), &dir.join(&site.name), secrets.clone())?),
+        HttpMode::Replay(dir) => {
+            let d = dir.join(&site.name);
+            if !d.is_dir() {
+                anyhow::bail!("replay folder {} does not exist (record it with --record {})", d.display(), dir.display());
+            }
+            Box::new(Replayer::new(&d, secrets.clone()))
+        }
+    };
+    let (name, secret) = credentials(site, mode)?;
+    Ok(client::Client::new(site, transport, secrets, name, secret))
+}
+
+/// The PAT from the environment. Replay needs none: recordings hold no credentials.
+fn credentials(site: &TableauSite, mode: &HttpMode) -> Result<(String, String)> {
+    let get = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
+    match (get(&site.token_name_env), get(&site.token_secret_env)) {
+        (Some(n), Some(s)) => Ok((n, s)),
+        _ if matches!(mode, HttpMode::Replay(_)) => Ok(("replayed-pat-name".into(), "replayed-pat-secret".into())),
+        (n, _) => {
+            let missing = if n.is_none() { &site.token_name_env } else { &site.token_secret_env };
+            anyhow::bail!(
+                "tableau {:?}: env var {missing} is not set. Set {} to the personal access token's name and {} to its secret (Tableau: My Account Settings → Personal Access Tokens) for site {:?} on {}",
+                site.name,
+                site.token_name_env,
+                site.token_secret_env,
+                site.site,
+                site.server_url
+            )
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Time as the refresh decisions see it: one instant, given with `--now` or read once from the
+//! system clock, so cadence logic is testable and a run with `--now` is reproducible.
+
+/// Seconds since the Unix epoch, UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Instant(pub(crate) i64);
+
+impl Instant {
+    pub(crate) fn system() -> Instant {
+        Instant(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
+        )
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SSZ`.
+    pub(crate) fn rfc3339(self) -> String {
+        let days = self.0.div_euclid(86_400);
+        let rem = self.0.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    }
+
+    /// `HH:MM:SS`, the prefix of dbt-style log lines.
+    pub(crate) fn time_of_day(self) -> String {
+        let rem = self.0.rem_euclid(86_400);
+        format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    }
+
+    /// Parses RFC 3339 (`2026-11-24T02:00:00Z`, fractions and `+01:00` offsets allowed).
+    pub(crate) fn parse(text: &str) -> Option<Instant> {
+        let t = text.trim();
+        let b = t.as_bytes();
+        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> Option<i64> {
+            let s = t.get(r)?;
+            s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse().ok()).flatten()
+        };
+        let (y, mo, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+            return None;
+        }
+        let mut rest = &t[19..];
+        if let Some(frac) = rest.strip_prefix('.') {
+            let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+            if n == 0 {
+                return None;
+            }
+            rest = &frac[n..];
+        }
+        let offset = match rest {
+            "Z" | "z" => 0,
+            _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
+                let oh: i64 = rest[1..3].parse().ok()?;
+                let om: i64 = rest[4..6].parse().ok()?;
+                let sign = if rest.starts_with('-') { -1 } else { 1 };
+                sign * (oh * 3600 + om * 60)
+            }
+            _ => return None,
+        };
+        Some(Instant(days_from_civil(y, mo as u32, d as u32) * 86_400 + h * 3600 + mi * 60 + s - offset))
+    }
+}
+
+/// "3h ago", "25m ago", "2d 4h ago": for log lines.
+pub(crate) fn ago(seconds: i64) -> String {
+    let m = seconds.max(0) / 60;
+    match m {
+        0 => "just now".into(),
+        1..=59 => format!("{m}m ago"),
+        60..=1439 => format!("{}h{} ago", m / 60, if m % 60 == 0 { String::new() } else { format!(" {}m", m % 60) }),
+        _ => format!("{}d {}h ago", m / 1440, m % 1440 / 60),
+    }
+}
+
+// Howard Hinnant's civil-from-days and days-from-civil.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        for s in ["1970-01-01T00:00:00Z", "2000-02-29T12:34:56Z", "2026-11-29T02:00:00Z", "1969-12-31T23:59:59Z"] {
+            assert_eq!(Instant::parse(s).unwrap().rfc3339(), s);
+        }
+        assert_eq!(Instant::parse("2026-11-29T02:00:00Z").unwrap().0, 1_795_917_600);
+    }
+
+    #[test]
+    fn offsets_and_fractions() {
+        assert_eq!(Instant::parse("2026-11-24T03:00:00+01:00"), Instant::parse("2026-11-24T02:00:00Z"));
+        assert_eq!(Instant::parse("2026-11-24T02:00:00.123456Z"), Instant::parse("2026-11-24T02:00:00Z"));
+        for bad in ["2026-11-24", "2026-13-01T00:00:00Z", "2026-11-24T02:00:00", "yesterday", "2026-11-24T02:00:00+0100"] {
+            assert_eq!(Instant::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ago_reads_well() {
+        assert_eq!(ago(30), "just now");
+        assert_eq!(ago(25 * 60), "25m ago");
+        assert_eq!(ago(3 * 3600), "3h ago");
+        assert_eq!(ago(3 * 3600 + 600), "3h 10m ago");
+        assert_eq!(ago(2 * 86_400 + 4 * 3600), "2d 4h ago");
+    }
+}

@@ -1,0 +1,453 @@
+//! Stage `refresh` (active exposures): after a dbt build, refresh the extracts behind every
+//! exposure whose upstream nodes were rebuilt, no more often than `build_after_minutes` per
+//! target.
+//!
+//! Reads: run_results.json (into dbt_run_results), exposures, refresh_state, and the Tableau
+//! tables for targets. Writes: dbt_run_results, refresh_events (every decision), refresh_state
+//! (the last trigger per target; never in a dry run). All rows land in one transaction at the
+//! end; a target that fails is a row, not an abort, so triggers already sent are never lost
+//! from the state.
+//!
+//! Decisions, per exposure:
+//! - due: some dependency was rebuilt (model/seed/snapshot, `success` or `partial success`)
+//!   and none errored or was skipped;
+//! - skipped/upstream_failed: a dependency errored or was skipped;
+//! - skipped/not_rebuilt: no dependency ran.
+//!
+//! Then per target of a due exposure: skipped/too_soon inside the cadence (with the time it
+//! becomes eligible), skipped/refreshed_in_this_run when another exposure already sent it,
+//! otherwise triggered / already_queued (409093, counts as a trigger) / not_applicable (409090,
+//! or no extracts at all) / failed (404, 403, anything else; Tableau's code and message kept).
+//! The cadence runs from our trigger, per target — not per exposure, not from job completion.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rusqlite::{params, Connection};
+
+use crate::clock::{ago, Instant};
+use crate::config::{hex_sha256, ActiveExposures, Config};
+use crate::db::StageReport;
+use crate::http::HttpMode;
+use crate::log;
+use crate::run_results::{self, RunResults};
+use crate::tableau::{self, client::Client, refresh::Answer, refresh::Target};
+
+pub(crate) struct Options {
+    pub(crate) now: Instant,
+    pub(crate) dry_run: bool,
+    pub(crate) wait: bool,
+    pub(crate) wait_timeout: Duration,
+    pub(crate) settings: ActiveExposures,
+}
+
+/// One decision, as it goes into `refresh_events`.
+#[derive(Debug, Default, Clone)]
+struct Event {
+    integration: String,
+    exposure: String,
+    workbook_luid: String,
+    target: Option<Target>,
+    decision: &'static str,
+    reason: Option<&'static str>,
+    detail: Option<String>,
+    eligible_at: Option<String>,
+    job_id: Option<String>,
+    http_status: Option<u16>,
+    tableau_code: Option<String>,
+    tableau_message: Option<String>,
+    job_status: Option<&'static str>,
+    job_finish_code: Option<i32>,
+    job_notes: Option<String>,
+    job_completed_at: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Summary {
+    pub(crate) counts: BTreeMap<&'static str, usize>,
+    pub(crate) failed_jobs: usize,
+}
+
+impl Summary {
+    pub(crate) fn any_failure(&self) -> bool {
+        self.counts.get("failed").copied().unwrap_or(0) > 0 || self.failed_jobs > 0
+    }
+}
+
+struct Exposure {
+    integration: String,
+    name: String,
+    workbook_luid: String,
+    depends_on: Vec<String>,
+}
+
+pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts: &Options) -> Result<(StageReport, Summary)> {
+    let mut report = StageReport::default();
+    let (rr, bytes) = run_results::load(&config.run_results)?;
+    report.inputs.insert(config.run_results.display().to_string(), hex_sha256(&bytes));
+    drop(bytes);
+    let run_id: i64 = conn.query_row("SELECT max(run_id) FROM runs WHERE stage = 'refresh'", [], |r| r.get(0))?;
+    let exposures = load_exposures(conn)?;
+    let state = load_state(conn)?;
+
+    let statuses: BTreeMap<&str, &str> = rr.results.iter().map(|r| (r.unique_id.as_str(), r.status.as_str())).collect();
+    let rebuilt: BTreeSet<&str> = rr.results.iter().filter(|r| r.rebuilt()).map(|r| r.unique_id.as_str()).collect();
+    let failed: BTreeSet<&str> =
+        rr.results.iter().filter(|r| r.failed_or_skipped()).map(|r| r.unique_id.as_str()).collect();
+    if rr.rebuilds_nothing() {
+        log::warn(&format!(
+            "{} comes from `dbt {}`, which rebuilds nothing: no exposure is due",
+            config.run_results.display(),
+            rr.command().unwrap_or("?")
+        ));
+    }
+    let build_after = opts.settings.build_after_minutes as i64 * 60;
+    let now = opts.now;
+    let t = now.time_of_day();
+
+    let mut clients: BTreeMap<String, Result<Client, String>> = BTreeMap::new();
+    let mut handled: BTreeMap<(String, &'static str, String), String> = BTreeMap::new();
+    let mut events: Vec<Event> = Vec::new();
+
+    for e in &exposures {
+        let base = Event {
+            integration: e.integration.clone(),
+            exposure: e.name.clone(),
+            workbook_luid: e.workbook_luid.clone(),
+            ..Event::default()
+        };
+        let bad: Vec<String> = e
+            .depends_on
+            .iter()
+            .filter(|d| failed.contains(d.as_str()))
+            .map(|d| format!("{d} ({})", statuses[d.as_str()]))
+            .collect();
+        let fresh: Vec<&String> = e.depends_on.iter().filter(|d| rebuilt.contains(d.as_str())).collect();
+        if !bad.is_empty() || fresh.is_empty() || rr.rebuilds_nothing() {
+            let (reason, detail) = if !bad.is_empty() {
+                ("upstream_failed", bad.join(", "))
+            } else {
+                ("not_rebuilt", "no dependency was rebuilt in this invocation".to_string())
+            };
+            println!("{t}  Refreshing Tableau extract for exposure {} ... [SKIPPED: {}]", e.name, reason.replace('_', " "));
+            events.push(Event { decision: "skipped", reason: Some(reason), detail: Some(detail), ..base });
+            continue;
+        }
+        let targets = tableau::refresh::targets(conn, &e.integration, &e.workbook_luid)?;
+        if targets.is_empty() {
+            println!("{t}  Refreshing Tableau extract for exposure {} ... [NOT_APPLICABLE: live connections only]", e.name);
+            events.push(Event {
+                decision: "not_applicable",
+                reason: Some("no_extracts"),
+                detail: Some("the workbook and its published data sources have no extracts".into()),
+                ..base
+            });
+            continue;
+        }
+        for target in targets {
+            let label = format!("{} ({} {})", e.name, target.kind, printable(&target.name));
+            let key = (e.integration.clone(), target.kind, target.luid.clone());
+            let mut ev = Event { target: Some(target.clone()), ..base.clone() };
+            if let Some(first) = handled.get(&key) {
+                println!("{t}  Refreshing Tableau extract for exposure {label} ... [SKIPPED: already refreshed in this run for {first}]");
+                events.push(Event {
+                    decision: "skipped",
+                    reason: Some("refreshed_in_this_run"),
+                    detail: Some(format!("with exposure {first}")),
+                    ..ev
+                });
+                continue;
+            }
+            handled.insert(key.clone(), e.name.clone());
+            if let Some(last) = state.get(&key) {
+                let eligible = Instant(last.0 + build_after);
+                if now < eligible {
+                    println!(
+                        "{t}  Refreshing Tableau extract for exposure {label} ... [SKIPPED: refreshed {}, eligible after {}]",
+                        ago(now.0 - last.0),
+                        eligible.rfc3339()
+                    );
+                    events.push(Event {
+                        decision: "skipped",
+                        reason: Some("too_soon"),
+                        detail: Some(format!("last triggered {}", last.rfc3339())),
+                        eligible_at: Some(eligible.rfc3339()),
+                        ..ev
+                    });
+                    continue;
+                }
+            }
+            if opts.dry_run {
+                println!("{t}  Refreshing Tableau extract for exposure {label} ... [DRY RUN: would trigger]");
+                events.push(Event { decision: "triggered", detail: Some("dry run: nothing sent".into()), ..ev });
+                continue;
+            }
+            let client = clients.entry(e.integration.clone()).or_insert_with(|| open_client(config, mode, &e.integration));
+            let answer = match client {
+                Ok(c) => c.refresh(&target).map_err(|err| format!("{err}")),
+                Err(msg) => Err(msg.clone()),
+            };
+            match answer {
+                Ok(Answer::Job(id)) => {
+                    println!("{t}  Refreshing Tableau extract for exposure {label} ... [TRIGGERED job {}]", short(&id));
+                    ev.decision = "triggered";
+                    ev.http_status = Some(202);
+                    ev.job_id = Some(id);
+                }
+                Ok(Answer::Refused { status, code, summary, detail }) => {
+                    let (decision, reason) = classify(status, code.as_deref());
+                    let msg = [summary.clone(), detail.clone()].into_iter().flatten().collect::<Vec<_>>().join(": ");
+                    let shown = match decision {
+                        "already_queued" => "ALREADY_QUEUED".to_string(),
+                        "not_applicable" => "NOT_APPLICABLE: no extract to refresh".to_string(),
+                        _ => format!("FAILED: HTTP {status} {} {}", code.as_deref().unwrap_or(""), printable(&msg)),
+                    };
+                    println!("{t}  Refreshing Tableau extract for exposure {label} ... [{shown}]");
+                    ev.decision = decision;
+                    ev.reason = reason;
+                    ev.http_status = Some(status);
+                    ev.tableau_code = code;
+                    ev.tableau_message = Some(msg).filter(|m| !m.is_empty());
+                }
+                Err(msg) => {
+                    println!("{t}  Refreshing Tableau extract for exposure {label} ... [FAILED: {}]", printable(&msg));
+                    ev.decision = "failed";
+                    ev.reason = Some("http_error");
+                    ev.tableau_message = Some(msg);
+                }
+            }
+            events.push(ev);
+        }
+    }
+
+    let mut summary = Summary::default();
+    if opts.wait && !opts.dry_run {
+        wait_for_jobs(&mut clients, &mut events, opts, &t);
+    }
+    for c in clients.values_mut().flatten() {
+        c.sign_out();
+    }
+    for ev in &events {
+        *summary.counts.entry(ev.decision).or_default() += 1;
+        if matches!(ev.job_status, Some("failed" | "cancelled" | "timeout")) {
+            summary.failed_jobs += 1;
+        }
+    }
+
+    let tx = conn.transaction()?;
+    write_run_results(&tx, &rr)?;
+    {
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO refresh_events (run_id, seq, dry_run, decided_at, integration, exposure, workbook_luid, target_kind, target_luid,
+                target_name, decision, reason, detail, eligible_at, job_id, http_status, tableau_code, tableau_message, job_status,
+                job_finish_code, job_notes, job_completed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+        )?;
+        let mut upd = tx.prepare_cached(
+            "INSERT INTO refresh_state (integration, target_kind, target_luid, target_name, last_triggered_at, last_decision, last_job_id, last_run_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (integration, target_kind, target_luid) DO UPDATE SET target_name = excluded.target_name,
+               last_triggered_at = excluded.last_triggered_at, last_decision = excluded.last_decision,
+               last_job_id = excluded.last_job_id, last_run_id = excluded.last_run_id",
+        )?;
+        for (seq, ev) in events.iter().enumerate() {
+            let tg = ev.target.as_ref();
+            ins.execute(params![
+                run_id,
+                seq as i64 + 1,
+                opts.dry_run,
+                now.rfc3339(),
+                ev.integration,
+                ev.exposure,
+                ev.workbook_luid,
+                tg.map(|t| t.kind),
+                tg.map(|t| t.luid.clone()),
+                tg.map(|t| t.name.clone()),
+                ev.decision,
+                ev.reason,
+                ev.detail,
+                ev.eligible_at,
+                ev.job_id,
+                ev.http_status,
+                ev.tableau_code,
+                ev.tableau_message,
+                ev.job_status,
+                ev.job_finish_code,
+                ev.job_notes,
+                ev.job_completed_at
+            ])?;
+            if !opts.dry_run && matches!(ev.decision, "triggered" | "already_queued") {
+                if let Some(tg) = tg {
+                    upd.execute(params![ev.integration, tg.kind, tg.luid, tg.name, now.rfc3339(), ev.decision, ev.job_id, run_id])?;
+                }
+            }
+        }
+    }
+    report.row_counts = crate::db::count_rows(&tx, &["dbt_run_results", "refresh_events", "refresh_state"])?;
+    tx.commit()?;
+
+    let n = |k: &str| summary.counts.get(k).copied().unwrap_or(0);
+    let mut done = format!(
+        "Done. TRIGGERED={} SKIPPED={} ALREADY_QUEUED={} NOT_APPLICABLE={} FAILED={}",
+        n("triggered"),
+        n("skipped"),
+        n("already_queued"),
+        n("not_applicable"),
+        n("failed")
+    );
+    if opts.wait && !opts.dry_run {
+        done.push_str(&format!(" JOBS_FAILED={}", summary.failed_jobs));
+    }
+    if opts.dry_run {
+        done.push_str(" (dry run: nothing sent, no state written)");
+    }
+    println!("{t}  {done}");
+    Ok((report, summary))
+}
+
+/// 409093 (already queued) is not a failure and counts as a trigger; 409090 means no extract.
+fn classify(status: u16, code: Option<&str>) -> (&'static str, Option<&'static str>) {
+    match (status, code) {
+        (_, Some("409093")) => ("already_queued", None),
+        (_, Some("409090")) => ("not_applicable", Some("not_refreshable")),
+        (404, _) => ("failed", Some("not_found")),
+        (403, _) => ("failed", Some("forbidden")),
+        _ => ("failed", Some("http_error")),
+    }
+}
+
+fn open_client(config: &Config, mode: &HttpMode, integration: &str) -> Result<Client, String> {
+    let site = config
+        .tableau
+        .iter()
+        .find(|s| s.name == integration)
+        .ok_or_else(|| format!("integration {integration:?} is not in the config any more"))?;
+    let mut client = tableau::connect(site, mode).map_err(|e| format!("{e:#}"))?;
+    client.ensure_session().map_err(|e| format!("{e}"))?;
+    Ok(client)
+}
+
+/// Polls every triggered job by its id until it finishes or `wait_timeout` passes: 0.5 s, then
+/// ×1.4 per round, at most 30 s between rounds (TSC's `wait_for_job` schedule).
+fn wait_for_jobs(clients: &mut BTreeMap<String, Result<Client, String>>, events: &mut [Event], opts: &Options, t: &str) {
+    let started = std::time::Instant::now();
+    let mut delay = Duration::from_millis(500);
+    let mut pending: Vec<usize> = (0..events.len()).filter(|&i| events[i].job_id.is_some()).collect();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for i in pending {
+            let ev = &mut events[i];
+            let Some(Ok(client)) = clients.get_mut(&ev.integration) else { continue };
+            let id = ev.job_id.clone().unwrap_or_default();
+            match client.job(&id) {
+                Ok(job) if job.completed_at.is_some() || job.finish_code.is_some() => {
+                    let status = match job.finish_code {
+                        Some(0 | 3) => "success",
+                        Some(2) => "cancelled",
+                        _ => "failed",
+                    };
+                    let tg = ev.target.as_ref().map(|t| format!(" ({} {})", t.kind, printable(&t.name))).unwrap_or_default();
+                    let notes = job.notes.as_deref().map(|n| format!(": {}", printable(n))).unwrap_or_default();
+                    println!("{t}  Job {} for exposure {}{tg} ... [{}{notes}]", short(&id), ev.exposure, status.to_uppercase());
+                    ev.job_status = Some(status);
+                    ev.job_finish_code = job.finish_code;
+                    ev.job_notes = job.notes;
+                    ev.job_completed_at = job.completed_at;
+                }
+                Ok(_) => still.push(i),
+                Err(e) => {
+                    log::warn(&format!("job {id}: {e}"));
+                    still.push(i);
+                }
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        if started.elapsed() + delay > opts.wait_timeout {
+            for i in pending {
+                let ev = &mut events[i];
+                println!(
+                    "{t}  Job {} for exposure {} ... [TIMEOUT after {}s]",
+                    short(ev.job_id.as_deref().unwrap_or("")),
+                    ev.exposure,
+                    opts.wait_timeout.as_secs()
+                );
+                ev.job_status = Some("timeout");
+            }
+            break;
+        }
+        std::thread::sleep(delay);
+        delay = Duration::from_secs_f64((delay.as_secs_f64() * 1.4).min(30.0));
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// Names from Tableau can hold anything; keep log lines on one line.
+fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+fn load_exposures(conn: &Connection) -> Result<Vec<Exposure>> {
+    let mut st = conn.prepare(
+        "SELECT integration, name, workbook_luid, depends_on FROM exposures WHERE status = 'written' ORDER BY integration, name",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (integration, name, workbook_luid, deps) = row?;
+        let depends_on = serde_json::from_str(&deps).with_context(|| format!("exposures.depends_on of {name}"))?;
+        out.push(Exposure { integration, name, workbook_luid, depends_on });
+    }
+    if out.is_empty() {
+        log::warn("no exposures in the database: run `autoexpose run` (or emit) first");
+    }
+    Ok(out)
+}
+
+fn load_state(conn: &Connection) -> Result<BTreeMap<(String, &'static str, String), Instant>> {
+    let mut st = conn.prepare("SELECT integration, target_kind, target_luid, last_triggered_at FROM refresh_state")?;
+    let rows = st.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+    })?;
+    let mut out = BTreeMap::new();
+    for row in rows {
+        let (i, kind, luid, at) = row?;
+        let kind: &'static str = if kind == "workbook" { "workbook" } else { "datasource" };
+        let at = Instant::parse(&at).with_context(|| format!("refresh_state.last_triggered_at {at:?}"))?;
+        out.insert((i, kind, luid), at);
+    }
+    Ok(out)
+}
+
+fn write_run_results(tx: &rusqlite::Transaction, rr: &RunResults) -> Result<()> {
+    tx.execute("DELETE FROM dbt_run_results", [])?;
+    let mut ins = tx.prepare_cached(
+        "INSERT OR REPLACE INTO dbt_run_results (invocation_id, generated_at, command, unique_id, resource_type, status, started_at,
+            completed_at, execution_time, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for r in &rr.results {
+        let exec = r.timing.iter().find(|t| t.name == "execute");
+        ins.execute(params![
+            rr.metadata.invocation_id,
+            rr.metadata.generated_at,
+            rr.command(),
+            r.unique_id,
+            r.resource_type(),
+            r.status,
+            exec.and_then(|t| t.started_at.clone()),
+            exec.and_then(|t| t.completed_at.clone()),
+            r.execution_time,
+            r.message
+        ])?;
+    }
+    Ok(())
+}

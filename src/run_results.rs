@@ -1,0 +1,149 @@
+//! The subset of dbt's run_results.json (schema v4–v6) that refresh needs: which nodes an
+//! invocation rebuilt, and which failed or were skipped.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RunResultsError {
+    #[error("run results {path} not found: run `dbt build` first (active exposures refresh what a build rebuilt), or set dbt.run_results in the config")]
+    Missing { path: PathBuf },
+    #[error("run results {path}: cannot read it: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("run results {path}: line {line}, column {column}: {message}")]
+    Parse { path: PathBuf, line: usize, column: usize, message: String },
+    #[error("run results {path}: metadata.dbt_schema_version {found:?} is not supported (autoexpose reads run-results v4, v5 and v6)")]
+    Version { path: PathBuf, found: String },
+}
+
+#[derive(Deserialize, Debug)]
+pub(crate) struct RunResults {
+    pub(crate) metadata: Metadata,
+    #[serde(default)]
+    pub(crate) results: Vec<NodeResult>,
+    #[serde(default)]
+    pub(crate) args: Option<Args>,
+}
+
+#[derive(Deserialize, Debug)]
+pub(crate) struct Metadata {
+    #[serde(default)]
+    pub(crate) dbt_schema_version: String,
+    #[serde(default)]
+    pub(crate) generated_at: Option<String>,
+    #[serde(default)]
+    pub(crate) invocation_id: Option<String>,
+}
+
+#[derive(Deserialize, Debug)]
+pub(crate) struct Args {
+    #[serde(default)]
+    pub(crate) which: Option<String>,
+}
+
+#[derive(Deserialize, Debug)]
+pub(crate) struct NodeResult {
+    pub(crate) unique_id: String,
+    pub(crate) status: String,
+    #[serde(default)]
+    pub(crate) timing: Vec<Timing>,
+    #[serde(default)]
+    pub(crate) execution_time: Option<f64>,
+    #[serde(default)]
+    pub(crate) message: Option<String>,
+}
+
+#[derive(Deserialize, Debug)]
+pub(crate) struct Timing {
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) started_at: Option<String>,
+    #[serde(default)]
+    pub(crate) completed_at: Option<String>,
+}
+
+impl RunResults {
+    /// The dbt command that wrote the file, when it says.
+    pub(crate) fn command(&self) -> Option<&str> {
+        self.args.as_ref().and_then(|a| a.which.as_deref())
+    }
+
+    /// Commands that never rebuild a relation: their results trigger nothing.
+    pub(crate) fn rebuilds_nothing(&self) -> bool {
+        matches!(self.command(), Some("test" | "compile" | "docs" | "generate" | "list" | "ls" | "parse" | "source" | "freshness" | "show"))
+    }
+}
+
+impl NodeResult {
+    /// The resource type, from the `unique_id` prefix (run_results has no field for it).
+    pub(crate) fn resource_type(&self) -> &str {
+        self.unique_id.split('.').next().unwrap_or("")
+    }
+
+    /// A model, seed or snapshot whose data changed: `success`, or `partial success`
+    /// (microbatch: some batches failed, but data changed).
+    pub(crate) fn rebuilt(&self) -> bool {
+        matches!(self.resource_type(), "model" | "seed" | "snapshot") && matches!(self.status.as_str(), "success" | "partial success")
+    }
+
+    pub(crate) fn failed_or_skipped(&self) -> bool {
+        matches!(self.status.as_str(), "error" | "skipped" | "fail" | "runtime error")
+    }
+}
+
+pub(crate) fn load(path: &Path) -> Result<(RunResults, Vec<u8>), RunResultsError> {
+    let bytes = std::fs::read(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            RunResultsError::Missing { path: path.to_path_buf() }
+        } else {
+            RunResultsError::Read { path: path.to_path_buf(), source }
+        }
+    })?;
+    let rr: RunResults = serde_json::from_slice(&bytes).map_err(|e| RunResultsError::Parse {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })?;
+    let v = &rr.metadata.dbt_schema_version;
+    let ok = v.starts_with("https://schemas.getdbt.com/dbt/run-results/")
+        && ["v4.json", "v5.json", "v6.json"].iter().any(|t| v.ends_with(t));
+    if !ok {
+        return Err(RunResultsError::Version { path: path.to_path_buf(), found: v.clone() });
+    }
+    Ok((rr, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rebuilt_means_a_relation_whose_data_changed() {
+        let r = |id: &str, status: &str| NodeResult {
+            unique_id: id.into(),
+            status: status.into(),
+            timing: vec![],
+            execution_time: None,
+            message: None,
+        };
+        assert!(r("model.p.m", "success").rebuilt());
+        assert!(r("seed.p.s", "success").rebuilt());
+        assert!(r("snapshot.p.s", "partial success").rebuilt());
+        assert!(!r("model.p.m", "no-op").rebuilt());
+        assert!(!r("test.p.t", "pass").rebuilt());
+        assert!(!r("model.p.m", "error").rebuilt());
+        assert!(r("model.p.m", "skipped").failed_or_skipped());
+    }
+
+    #[test]
+    fn old_versions_are_read_and_unknown_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("rr.json");
+        std::fs::write(&p, r#"{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/run-results/v4.json"}, "results": [{"unique_id": "model.p.m", "status": "success"}]}"#).unwrap();
+        assert_eq!(load(&p).unwrap().0.results.len(), 1);
+        std::fs::write(&p, r#"{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/run-results/v3.json"}}"#).unwrap();
+        assert!(load(&p).unwrap_err().to_string().contains("v3.json"));
+    }
+}

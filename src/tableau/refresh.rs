@@ -1,0 +1,158 @@
+//! Tableau's side of active exposures: which extracts stand behind a workbook, and the REST
+//! calls that refresh them and follow their jobs.
+//!
+//! Targets: every published data source with extracts that the workbook reads
+//! (`POST …/datasources/{luid}/refresh`), and the workbook itself when one of its embedded data
+//! sources has an extract (`POST …/workbooks/{luid}/refresh`; embedded data sources have no luid).
+
+use anyhow::Result;
+use rusqlite::{params, Connection};
+
+use super::client::{parse_error, Client, TableauError};
+use crate::http::Request;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Target {
+    pub(crate) kind: &'static str,
+    pub(crate) luid: String,
+    pub(crate) name: String,
+}
+
+/// The refresh targets behind one workbook, published data sources first, in a stable order.
+pub(crate) fn targets(conn: &Connection, integration: &str, workbook_luid: &str) -> Result<Vec<Target>> {
+    let mut out = Vec::new();
+    let mut st = conn.prepare_cached(
+        "SELECT DISTINCT d.luid, coalesce(d.name, '')
+         FROM tableau_workbooks w
+         JOIN tableau_workbook_datasources l ON l.integration = w.integration AND l.workbook_id = w.id
+         JOIN tableau_datasources d ON d.integration = l.integration AND d.id = l.published_id
+         WHERE w.integration = ?1 AND w.luid = ?2 AND d.has_extracts = 1 AND d.luid IS NOT NULL
+         ORDER BY d.luid",
+    )?;
+    let rows = st.query_map(params![integration, workbook_luid], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    for row in rows {
+        let (luid, name) = row?;
+        out.push(Target { kind: "datasource", luid, name });
+    }
+    let embedded: Option<String> = conn
+        .prepare_cached(
+            "SELECT w.name FROM tableau_workbooks w
+             WHERE w.integration = ?1 AND w.luid = ?2 AND EXISTS (
+               SELECT 1 FROM tableau_datasources d
+               WHERE d.integration = w.integration AND d.workbook_id = w.id AND d.kind = 'embedded' AND d.has_extracts = 1)",
+        )?
+        .query_row(params![integration, workbook_luid], |r| r.get(0))
+        .ok();
+    if let Some(name) = embedded {
+        out.push(Target { kind: "workbook", luid: workbook_luid.to_string(), name });
+    }
+    Ok(out)
+}
+
+/// What Tableau answered to a refresh request.
+#[derive(Debug, Clone)]
+pub(crate) enum Answer {
+    /// 202 with a job.
+    Job(String),
+    /// Anything else: HTTP status and Tableau's error element.
+    Refused { status: u16, code: Option<String>, summary: Option<String>, detail: Option<String> },
+}
+
+/// A polled job.
+#[derive(Debug, Clone)]
+pub(crate) struct JobState {
+    pub(crate) finish_code: Option<i32>,
+    pub(crate) completed_at: Option<String>,
+    pub(crate) notes: Option<String>,
+}
+
+/// `<tsRequest />` below API 3.25, `<tsRequest><extractRefresh /></tsRequest>` from 3.25 on
+/// (a full refresh; TSC sends the same).
+pub(crate) fn refresh_body(api_version: &str) -> &'static str {
+    let mut parts = api_version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) >= (3, 25) {
+        "<tsRequest><extractRefresh /></tsRequest>"
+    } else {
+        "<tsRequest />"
+    }
+}
+
+impl Client {
+    /// Signs in unless a session is open.
+    pub(crate) fn ensure_session(&mut self) -> Result<(), TableauError> {
+        if self.site_luid().is_none() {
+            self.server_info()?;
+            self.sign_in()?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn refresh(&mut self, target: &Target) -> Result<Answer, TableauError> {
+        let collection = if target.kind == "workbook" { "workbooks" } else { "datasources" };
+        let call = format!("POST /api/{}/sites/{{site}}/{collection}/{}/refresh", self.api_version, target.luid);
+        let url = self.site_path(&format!("{collection}/{}/refresh", target.luid));
+        let body = refresh_body(&self.api_version);
+        let resp = self.send(&call, true, &|c| {
+            Request::new("POST", url.clone())
+                .header("X-Tableau-Auth", c.auth_header())
+                .header("Content-Type", "text/xml")
+                .header("Accept", "application/xml")
+                .body(body)
+        })?;
+        let text = resp.text();
+        if resp.status == 202 || resp.status == 200 {
+            let id = roxmltree::Document::parse(&text)
+                .ok()
+                .and_then(|d| d.descendants().find(|n| n.has_tag_name("job")).and_then(|n| n.attribute("id")).map(str::to_string));
+            return match id {
+                Some(id) => Ok(Answer::Job(id)),
+                None => Err(TableauError::Protocol { call, message: "202 without a <job id=…>".into() }),
+            };
+        }
+        let (code, summary, detail) = parse_error(&text);
+        Ok(Answer::Refused { status: resp.status, code, summary, detail })
+    }
+
+    pub(crate) fn job(&mut self, job_id: &str) -> Result<JobState, TableauError> {
+        let call = format!("GET /api/{}/sites/{{site}}/jobs/{job_id}", self.api_version);
+        let url = self.site_path(&format!("jobs/{job_id}"));
+        let resp = self.send(&call, true, &|c| {
+            Request::new("GET", url.clone()).header("X-Tableau-Auth", c.auth_header()).header("Accept", "application/xml")
+        })?;
+        if resp.status != 200 {
+            let (code, summary, detail) = parse_error(&resp.text());
+            return Err(TableauError::Http { call, status: resp.status, code, summary, detail });
+        }
+        let text = resp.text();
+        let doc = roxmltree::Document::parse(&text)
+            .map_err(|e| TableauError::Protocol { call: call.clone(), message: format!("not XML: {e}") })?;
+        let job = doc
+            .descendants()
+            .find(|n| n.has_tag_name("job"))
+            .ok_or_else(|| TableauError::Protocol { call, message: "no <job>".into() })?;
+        Ok(JobState {
+            finish_code: job.attribute("finishCode").and_then(|c| c.parse().ok()),
+            completed_at: job.attribute("completedAt").map(str::to_string),
+            notes: job
+                .descendants()
+                .find(|n| n.has_tag_name("notes"))
+                .and_then(|n| n.text())
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_depends_on_the_api_version() {
+        assert_eq!(refresh_body("3.23"), "<tsRequest />");
+        assert_eq!(refresh_body("3.25"), "<tsRequest><extractRefresh /></tsRequest>");
+        assert_eq!(refresh_body("3.100"), "<tsRequest><extractRefresh /></tsRequest>");
+        assert_eq!(refresh_body("2.8"), "<tsRequest />");
+    }
+}
