@@ -10,4 +10,5 @@ mod support;
 
 mod bad_input;
 mod e2e;
+mod refresh;
 mod stages;
