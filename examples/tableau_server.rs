@@ -22,7 +22,7 @@ const USAGE: &str = "usage: tableau_server --fixture FILE [--port N] [--rate-lim
 [--server-error-at N,N] [--expire-token-after N] [--node-limit-above N] [--max-page-size N] \
 [--permissions-mode-switched] [--metadata-timeout-at N,N] [--metadata-cancel-timeout-at N,N] \
 [--metadata-rate-exceeded-at N,N] [--redirect-signin] [--refresh-forbidden LUID,LUID] \
-[--job-outcome LUID=CODE[:NOTES]]... [--job-polls-to-finish N] [--refresh-in-flight-limit N] [--redact-tables] [--quiet]";
+[--job-outcome LUID=CODE[:NOTES]]... [--job-polls-to-finish N] [--refresh-in-flight-limit N] [--redact-tables] [--latency-ms N] [--quiet]";
 
 fn main() {
     match parse(std::env::args().skip(1).collect()) {
@@ -50,7 +50,7 @@ type Parsed = (PathBuf, Faults, ServerOptions);
 fn parse(args: Vec<String>) -> Result<Option<Parsed>, String> {
     let mut fixture = None;
     let mut faults = Faults::default();
-    let mut options = ServerOptions { port: 0, echo_requests: true };
+    let mut options = ServerOptions { port: 0, echo_requests: true, latency_ms: 0 };
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -64,6 +64,7 @@ fn parse(args: Vec<String>) -> Result<Option<Parsed>, String> {
             "-h" | "--help" => return Ok(None),
             "--fixture" => fixture = Some(PathBuf::from(value()?)),
             "--port" => options.port = number(&flag, &value()?)?,
+            "--latency-ms" => options.latency_ms = number(&flag, &value()?)?,
             "--quiet" => options.echo_requests = false,
             "--rate-limit-at" => faults.rate_limit_at.extend(numbers(&flag, &value()?)?),
             "--server-error-at" => faults.server_error_at.extend(numbers(&flag, &value()?)?),

@@ -143,6 +143,13 @@ pub(crate) struct TableauSite {
     /// SQLite file still says it was incomplete, and emit still never deletes this site's files.
     #[serde(default)]
     pub(crate) allow_partial: bool,
+    /// Metadata API requests in flight at once for this site (all in its one session).
+    #[serde(default = "default_concurrency")]
+    pub(crate) concurrency: u32,
+}
+
+fn default_concurrency() -> u32 {
+    4
 }
 
 fn default_token_name_env() -> String {
@@ -249,6 +256,9 @@ impl Config {
             }
             if site.page_size == 0 {
                 return Err(invalid(format!("tableau[{i}].page_size must be at least 1")));
+            }
+            if !(1..=16).contains(&site.concurrency) {
+                return Err(invalid(format!("tableau[{i}].concurrency must be between 1 and 16")));
             }
             if site.retry.attempts == 0 {
                 return Err(invalid(format!("tableau[{i}].retry.attempts must be at least 1")));

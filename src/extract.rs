@@ -32,15 +32,16 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Re
 
     let mut sites = Vec::new();
     for site in &config.tableau {
-        let mut client = tableau::connect(site, mode)?;
+        let client = tableau::connect(site, mode)?;
         log::info(&format!("Extracting Tableau {} (site {:?} on {})", site.name, site.site, site.server_url));
-        let x = tableau::extract::extract_site(site, &mut client)
+        let x = tableau::extract::extract_site(site, &client)
             .with_context(|| format!("tableau {:?} (site {:?} on {})", site.name, site.site, site.server_url))?;
         log::info(&format!(
-            "  {} workbooks, {} custom SQL queries, {} requests{}",
+            "  {} workbooks, {} custom SQL queries, {} requests ({} at most in flight){}",
             x.workbooks.len(),
             x.custom_sql.len(),
-            client.requests_sent,
+            client.requests_sent(),
+            client.max_in_flight(),
             if x.complete { "" } else { " — INCOMPLETE, see table extract_warnings" }
         ));
         if !x.complete && site.allow_partial {

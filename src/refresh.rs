@@ -323,7 +323,7 @@ fn open_client(config: &Config, mode: &HttpMode, integration: &str) -> Result<Cl
         .iter()
         .find(|s| s.name == integration)
         .ok_or_else(|| format!("integration {integration:?} is not in the config any more"))?;
-    let mut client = tableau::connect(site, mode).map_err(|e| format!("{e:#}"))?;
+    let client = tableau::connect(site, mode).map_err(|e| format!("{e:#}"))?;
     client.ensure_session().map_err(|e| format!("{e}"))?;
     Ok(client)
 }

@@ -3,6 +3,8 @@
 //!
 //! What it does not do: paging policy and what the rows mean (see `extract.rs`), SQLite.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -49,35 +51,46 @@ fn tableau_error_text(code: &Option<String>, summary: &Option<String>, detail: &
     out
 }
 
-/// A response as kept in `raw_responses`: scrubbed.
-#[derive(Debug, Clone)]
+/// A response as kept in `raw_responses`: scrubbed. Requests overlap, so they are ordered by
+/// what was asked (`path`, a digest of the request, the try), not by when.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct RawResponse {
-    pub(crate) method: &'static str,
     pub(crate) path: String,
+    pub(crate) request_digest: String,
+    pub(crate) attempt: u32,
+    pub(crate) method: &'static str,
     pub(crate) status: u16,
     pub(crate) body: String,
 }
 
+#[derive(Clone)]
 struct Session {
     token: String,
     site_luid: String,
 }
 
+/// One site's client. Shared by reference across the threads of one extraction: one PAT
+/// holds one session, so every thread uses the same token, and a 401 signs in again once
+/// for all of them (`generation` tells a thread whether someone already did).
 pub(crate) struct Client {
     transport: Box<dyn Transport>,
     secrets: Secrets,
-    pub(crate) server: String,
-    pub(crate) api_version: String,
-    pub(crate) product_version: Option<String>,
+    server: RwLock<String>,
+    api_version: RwLock<String>,
+    product_version: RwLock<Option<String>>,
     content_url: String,
     pat_name: String,
     pat_secret: String,
     name_env: String,
     secret_env: String,
     retry: Retry,
-    session: Option<Session>,
-    pub(crate) responses: Vec<RawResponse>,
-    pub(crate) requests_sent: usize,
+    session: RwLock<Option<Session>>,
+    generation: AtomicU64,
+    signing_in: Mutex<()>,
+    responses: Mutex<Vec<RawResponse>>,
+    requests_sent: AtomicUsize,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
 }
 
 impl Client {
@@ -93,23 +106,55 @@ impl Client {
         Client {
             transport,
             secrets,
-            server: site.server_url.trim_end_matches('/').to_string(),
-            api_version: "2.4".into(),
-            product_version: None,
+            server: RwLock::new(site.server_url.trim_end_matches('/').to_string()),
+            api_version: RwLock::new("2.4".into()),
+            product_version: RwLock::new(None),
             content_url: site.site.clone(),
             pat_name,
             pat_secret,
             name_env: site.token_name_env.clone(),
             secret_env: site.token_secret_env.clone(),
             retry: site.retry,
-            session: None,
-            responses: Vec::new(),
-            requests_sent: 0,
+            session: RwLock::new(None),
+            generation: AtomicU64::new(0),
+            signing_in: Mutex::new(()),
+            responses: Mutex::new(Vec::new()),
+            requests_sent: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
         }
     }
 
-    pub(crate) fn site_luid(&self) -> Option<&str> {
-        self.session.as_ref().map(|s| s.site_luid.as_str())
+    pub(crate) fn site_luid(&self) -> Option<String> {
+        self.session.read().unwrap_or_else(|e| e.into_inner()).as_ref().map(|s| s.site_luid.clone())
+    }
+
+    pub(crate) fn server(&self) -> String {
+        self.server.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn api_version(&self) -> String {
+        self.api_version.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn product_version(&self) -> Option<String> {
+        self.product_version.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn requests_sent(&self) -> usize {
+        self.requests_sent.load(Ordering::SeqCst)
+    }
+
+    /// The most requests this client had waiting for an answer at once.
+    pub(crate) fn max_in_flight(&self) -> usize {
+        self.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The responses so far, in a stable order, and forgets them.
+    pub(crate) fn take_responses(&self) -> Vec<RawResponse> {
+        let mut all = std::mem::take(&mut *self.responses.lock().unwrap_or_else(|e| e.into_inner()));
+        all.sort();
+        all
     }
 
     fn scrub(&self, text: &str) -> String {
@@ -122,15 +167,20 @@ impl Client {
 
     /// Sends with retries: 408/429/5xx and connection failures back off (Retry-After wins);
     /// a 401 on an authenticated call signs in again once and repeats the request.
-    pub(super) fn send(&mut self, call: &str, authed: bool, build: &dyn Fn(&Client) -> Request) -> Result<Response, TableauError> {
+    pub(super) fn send(&self, call: &str, authed: bool, build: &dyn Fn(&Client) -> Request) -> Result<Response, TableauError> {
         let mut attempt = 0u32;
         let mut resigned = false;
         loop {
             attempt += 1;
+            let generation = self.generation.load(Ordering::SeqCst);
             let req = build(self);
-            self.requests_sent += 1;
+            self.requests_sent.fetch_add(1, Ordering::SeqCst);
             log::debug(&format!("{} {}", req.method, self.scrub(req.path_and_query())));
-            match self.transport.send(&req) {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            let sent = self.transport.send(&req);
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            match sent {
                 Err(e) if e.is_retryable() && attempt < self.retry.attempts => {
                     let wait = self.backoff(attempt, None);
                     log::warn(&format!(
@@ -144,9 +194,13 @@ impl Client {
                 }
                 Err(e) => return Err(self.transport_error(e)),
                 Ok(resp) => {
-                    self.responses.push(RawResponse {
+                    let path = self.scrub(req.path_and_query());
+                    let digest = crate::config::hex_sha256(self.scrub(&String::from_utf8_lossy(&req.body)).as_bytes());
+                    self.responses.lock().unwrap_or_else(|e| e.into_inner()).push(RawResponse {
+                        path,
+                        request_digest: digest[..16].to_string(),
+                        attempt,
                         method: req.method,
-                        path: self.scrub(req.path_and_query()),
                         status: resp.status,
                         body: self.scrub(&resp.text()),
                     });
@@ -168,14 +222,24 @@ impl Client {
                             return Err(TableauError::Unauthorized { call: call.into(), site: self.content_url.clone() });
                         }
                         resigned = true;
-                        log::warn(&format!("{call}: HTTP 401, the session expired; signing in again"));
-                        self.sign_in()?;
+                        self.sign_in_again(call, generation)?;
                         continue;
                     }
                     return Ok(resp);
                 }
             }
         }
+    }
+
+    /// Signs in again after a 401, unless another thread already did since `seen` (then its
+    /// new token is simply used): two sign-ins with one PAT would end each other's sessions.
+    fn sign_in_again(&self, call: &str, seen: u64) -> Result<(), TableauError> {
+        let _one_at_a_time = self.signing_in.lock().unwrap_or_else(|e| e.into_inner());
+        if self.generation.load(Ordering::SeqCst) != seen {
+            return Ok(());
+        }
+        log::warn(&format!("{call}: HTTP 401, the session expired; signing in again"));
+        self.sign_in()
     }
 
     fn backoff(&self, attempt: u32, retry_after: Option<&str>) -> Duration {
@@ -198,22 +262,22 @@ impl Client {
     }
 
     fn api(&self, tail: &str) -> String {
-        format!("{}/api/{}/{}", self.server, self.api_version, tail)
+        format!("{}/api/{}/{}", self.server(), self.api_version(), tail)
     }
 
     pub(super) fn site_path(&self, tail: &str) -> String {
-        let site = self.site_luid().unwrap_or("");
+        let site = self.site_luid().unwrap_or_default();
         self.api(&format!("sites/{site}/{tail}"))
     }
 
     pub(super) fn auth_header(&self) -> String {
-        self.session.as_ref().map(|s| s.token.clone()).unwrap_or_default()
+        self.session.read().unwrap_or_else(|e| e.into_inner()).as_ref().map(|s| s.token.clone()).unwrap_or_default()
     }
 
     /// `GET /api/2.4/serverInfo`: the REST API version every later path uses.
-    pub(crate) fn server_info(&mut self) -> Result<(), TableauError> {
+    pub(crate) fn server_info(&self) -> Result<(), TableauError> {
         let call = "GET /api/2.4/serverInfo";
-        let url = format!("{}/api/2.4/serverInfo", self.server);
+        let url = format!("{}/api/2.4/serverInfo", self.server());
         let resp = self.send(call, false, &|_| Request::new("GET", url.clone()).header("Accept", "application/xml"))?;
         if resp.status != 200 {
             return Err(self.error_from(call, &resp));
@@ -229,15 +293,15 @@ impl Client {
         if !version.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
             return Err(TableauError::Protocol { call: call.into(), message: format!("odd restApiVersion {version:?}") });
         }
-        self.api_version = version;
-        self.product_version = find("productVersion");
+        *self.api_version.write().unwrap_or_else(|e| e.into_inner()) = version;
+        *self.product_version.write().unwrap_or_else(|e| e.into_inner()) = find("productVersion");
         Ok(())
     }
 
     /// `POST /api/{v}/auth/signin` with the PAT. A 301 (Tableau Cloud's bare host to a pod) is
     /// POSTed again by hand to its `Location`, and that host is used from then on.
-    pub(crate) fn sign_in(&mut self) -> Result<(), TableauError> {
-        let call = format!("POST /api/{}/auth/signin", self.api_version);
+    pub(crate) fn sign_in(&self) -> Result<(), TableauError> {
+        let call = format!("POST /api/{}/auth/signin", self.api_version());
         let body = json!({"credentials": {
             "personalAccessTokenName": self.pat_name,
             "personalAccessTokenSecret": self.pat_secret,
@@ -259,8 +323,8 @@ impl Client {
                 let Some(origin) = origin_of(&location) else {
                     return Err(TableauError::Protocol { call, message: format!("redirect without a usable Location {location:?}") });
                 };
-                log::info(&format!("Tableau sign-in redirected from {} to {origin}", self.server));
-                self.server = origin;
+                log::info(&format!("Tableau sign-in redirected from {} to {origin}", self.server()));
+                *self.server.write().unwrap_or_else(|e| e.into_inner()) = origin;
                 url = location;
                 redirected = true;
                 continue;
@@ -271,7 +335,7 @@ impl Client {
             let (code, summary, detail) = parse_error(&resp.text());
             return Err(TableauError::SignIn {
                 site: self.content_url.clone(),
-                server: self.server.clone(),
+                server: self.server(),
                 status: resp.status,
                 code,
                 summary,
@@ -290,16 +354,18 @@ impl Client {
             return Err(TableauError::Protocol { call, message: "no credentials.token or credentials.site.id".into() });
         };
         self.secrets.add(token);
-        self.session = Some(Session { token: token.to_string(), site_luid: site_luid.to_string() });
+        *self.session.write().unwrap_or_else(|e| e.into_inner()) =
+            Some(Session { token: token.to_string(), site_luid: site_luid.to_string() });
+        self.generation.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
     /// `POST /api/{v}/auth/signout`. Failures are logged, never fatal: the session expires anyway.
-    pub(crate) fn sign_out(&mut self) {
-        if self.session.is_none() {
+    pub(crate) fn sign_out(&self) {
+        if self.site_luid().is_none() {
             return;
         }
-        let call = format!("POST /api/{}/auth/signout", self.api_version);
+        let call = format!("POST /api/{}/auth/signout", self.api_version());
         let url = self.api("auth/signout");
         let result = self.send(&call, false, &|c| {
             Request::new("POST", url.clone()).header("X-Tableau-Auth", c.auth_header())
@@ -309,13 +375,13 @@ impl Client {
             Ok(r) => log::warn(&format!("{call}: HTTP {}", r.status)),
             Err(e) => log::warn(&format!("{e}")),
         }
-        self.session = None;
+        *self.session.write().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// `POST /api/metadata/graphql`; returns the parsed body (data and errors as Tableau sent).
-    pub(crate) fn graphql(&mut self, name: &str, query: &str, variables: &Value) -> Result<Value, TableauError> {
+    pub(crate) fn graphql(&self, name: &str, query: &str, variables: &Value) -> Result<Value, TableauError> {
         let call = format!("POST /api/metadata/graphql ({name})");
-        let url = format!("{}/api/metadata/graphql", self.server);
+        let url = format!("{}/api/metadata/graphql", self.server());
         let body = json!({"query": query, "variables": variables}).to_string();
         let resp = self.send(&call, true, &|c| {
             Request::new("POST", url.clone())
@@ -334,12 +400,12 @@ impl Client {
     }
 
     /// Every project on the site, following REST paging to `totalAvailable`.
-    pub(crate) fn projects(&mut self) -> Result<Vec<Project>, TableauError> {
+    pub(crate) fn projects(&self) -> Result<Vec<Project>, TableauError> {
         let mut out = Vec::new();
         let mut page = 1u32;
         let size = 100u32;
         loop {
-            let call = format!("GET /api/{}/sites/{{site}}/projects?pageNumber={page}", self.api_version);
+            let call = format!("GET /api/{}/sites/{{site}}/projects?pageNumber={page}", self.api_version());
             let url = self.site_path(&format!("projects?pageSize={size}&pageNumber={page}"));
             let resp = self.send(&call, true, &|c| {
                 Request::new("GET", url.clone()).header("X-Tableau-Auth", c.auth_header()).header("Accept", "application/xml")

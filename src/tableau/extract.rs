@@ -2,6 +2,12 @@
 //! custom SQL. Paging follows `pageInfo` to the end in `ID` order; warnings are kept, and the
 //! result says whether it is complete.
 //!
+//! Workbooks come in two passes: first their ids (cheap pages, in the selected projects), then
+//! their details in chunks of `page_size` ids (`filter: {idWithin: …}`), `concurrency` chunks
+//! at a time over the one session, so a slow server's latency overlaps. The first chunk runs
+//! alone and settles the page size the node limit allows; the rest start from it. Results are
+//! assembled in chunk order, so rows and warnings do not depend on timing.
+//!
 //! Node limits: a page answered with `NODE_LIMIT_EXCEEDED` (or `MAX_PAGE_SIZE_EXCEEDED`) is
 //! partial, so the page size is halved and the same page fetched again; only a page that is
 //! still partial at size 1 is kept as it is, and then the extraction is incomplete.
@@ -17,7 +23,11 @@ use super::model::{Connection, CustomSql, GraphqlError, Workbook};
 use crate::config::TableauSite;
 use crate::log;
 
+const WORKBOOK_IDS_QUERY: &str = include_str!("workbook_ids.graphql");
 const WORKBOOKS_QUERY: &str = include_str!("workbooks.graphql");
+/// Page size of the id listing: one node per workbook, far below any node limit; the
+/// Metadata API's documented default page size.
+const ID_PAGE_SIZE: u32 = 100;
 const CUSTOM_SQL_QUERY: &str = include_str!("custom_sql.graphql");
 
 #[derive(Debug, Clone)]
@@ -28,6 +38,8 @@ pub(crate) struct Warning {
     pub(crate) severity: Option<String>,
     pub(crate) message: String,
     pub(crate) action: String,
+    /// The page size a node-limit warning made us shrink to.
+    pub(crate) shrunk_to: Option<u32>,
 }
 
 pub(crate) struct SiteExtract {
@@ -49,18 +61,23 @@ pub(crate) struct SiteExtract {
 }
 
 /// Signs in, reads everything, and signs out (on errors too).
-pub(crate) fn extract_site(site: &TableauSite, client: &mut Client) -> Result<SiteExtract> {
+pub(crate) fn extract_site(site: &TableauSite, client: &Client) -> Result<SiteExtract> {
     client.server_info()?;
     client.sign_in()?;
     let result = read_site(site, client);
     client.sign_out();
     let mut extract = result?;
-    extract.server_url = client.server.clone();
-    extract.responses = std::mem::take(&mut client.responses);
+    extract.server_url = client.server();
+    extract.responses = client.take_responses();
     Ok(extract)
 }
 
-fn read_site(site: &TableauSite, client: &mut Client) -> Result<SiteExtract> {
+#[derive(serde::Deserialize, Debug)]
+struct IdNode {
+    id: String,
+}
+
+fn read_site(site: &TableauSite, client: &Client) -> Result<SiteExtract> {
     let mut warnings = Vec::new();
     let projects = client.projects()?;
     let selected = select_projects(&site.projects, &projects)
@@ -73,20 +90,16 @@ fn read_site(site: &TableauSite, client: &mut Client) -> Result<SiteExtract> {
     } else {
         ("", "")
     };
-    let query = WORKBOOKS_QUERY.replace("$PROJECT_VAR", project_var).replace("$PROJECT_FILTER", project_filter);
+    let id_query = WORKBOOK_IDS_QUERY.replace("$PROJECT_VAR", project_var).replace("$PROJECT_FILTER", project_filter);
     let mut vars = serde_json::Map::new();
     if let Some(f) = &filter {
         vars.insert("projectLuids".into(), json!(f));
     }
-    let (mut workbooks, workbooks_total, wb_complete) = paged::<Workbook>(
-        client,
-        "Workbooks",
-        &query,
-        "workbooksConnection",
-        &vars,
-        site.page_size,
-        &mut warnings,
-    )?;
+    let (ids, workbooks_total, ids_complete) =
+        paged::<IdNode>(client, "WorkbookIds", &id_query, "workbooksConnection", &vars, ID_PAGE_SIZE, &mut warnings)?;
+    let ids: Vec<String> = ids.into_iter().map(|n| n.id).collect();
+    let (mut workbooks, wb_complete) = workbook_details(client, &ids, site, &mut warnings)?;
+    let wb_complete = wb_complete && ids_complete;
     if let Some(f) = &filter {
         // Older servers ignore unknown filters; never trust the filter alone.
         workbooks.retain(|w| w.project_luid.as_ref().is_some_and(|p| f.contains(p)));
@@ -107,6 +120,7 @@ fn read_site(site: &TableauSite, client: &mut Client) -> Result<SiteExtract> {
                 severity: Some("WARNING".into()),
                 message: format!("workbook {name:?} ({}): {n} upstream table(s) with null name, fullName, schema and database.name", w.luid.as_deref().unwrap_or("?")),
                 action: "recorded as unmatched (redacted_name); extraction incomplete".into(),
+                shrunk_to: None,
             });
             redacted_complete = false;
         }
@@ -130,9 +144,9 @@ fn read_site(site: &TableauSite, client: &mut Client) -> Result<SiteExtract> {
         integration: site.name.clone(),
         server_url: String::new(),
         content_url: site.site.clone(),
-        site_luid: client.site_luid().map(str::to_string),
-        api_version: client.api_version.clone(),
-        product_version: client.product_version.clone(),
+        site_luid: client.site_luid(),
+        api_version: client.api_version(),
+        product_version: client.product_version(),
         projects_filter: site.projects.clone(),
         projects,
         selected_projects: selected,
@@ -143,6 +157,78 @@ fn read_site(site: &TableauSite, client: &mut Client) -> Result<SiteExtract> {
         responses: Vec::new(),
         complete: wb_complete && sql_complete && redacted_complete,
     })
+}
+
+/// Fetches workbook details for `ids` in chunks of `page_size`, `concurrency` at a time.
+fn workbook_details(client: &Client, ids: &[String], site: &TableauSite, warnings: &mut Vec<Warning>) -> Result<(Vec<Workbook>, bool)> {
+    let chunks: Vec<&[String]> = ids.chunks(site.page_size as usize).collect();
+    if chunks.is_empty() {
+        return Ok((Vec::new(), true));
+    }
+    type ChunkResult = Result<(Vec<Workbook>, bool, Vec<Warning>, u32)>;
+    let fetch = |chunk: &[String], first: u32| -> ChunkResult {
+        let mut vars = serde_json::Map::new();
+        vars.insert("ids".into(), json!(chunk));
+        let mut w = Vec::new();
+        let (nodes, _, complete) = paged::<Workbook>(client, "Workbooks", WORKBOOKS_QUERY, "workbooksConnection", &vars, first, &mut w)?;
+        let settled = w.iter().filter_map(|x| x.shrunk_to).min().unwrap_or(first);
+        Ok((nodes, complete, w, settled))
+    };
+    let (first_nodes, first_complete, first_warnings, settled) = fetch(chunks[0], site.page_size)?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<ChunkResult>>> = (1..chunks.len()).map(|_| std::sync::Mutex::new(None)).collect();
+    let workers = (site.concurrency as usize).clamp(1, chunks.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if i + 1 >= chunks.len() {
+                    break;
+                }
+                let r = fetch(chunks[i + 1], settled);
+                let failed = r.is_err();
+                *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                if failed {
+                    // Let the other workers finish their chunk, then stop taking new ones.
+                    next.store(chunks.len(), std::sync::atomic::Ordering::SeqCst);
+                    break;
+                }
+            });
+        }
+    });
+    let results = slots.into_iter().map(|slot| slot.into_inner().unwrap_or_else(|e| e.into_inner()));
+    let mut all = first_nodes;
+    let mut complete = first_complete;
+    warnings.extend(first_warnings);
+    let mut seen: BTreeSet<String> = all.iter().map(|w| w.id.clone()).collect();
+    for r in results {
+        let Some(r) = r else {
+            continue; // not fetched because an earlier chunk failed; that failure is reported below
+        };
+        let (nodes, c, w, _) = r?;
+        complete &= c;
+        warnings.extend(w);
+        for n in nodes {
+            if seen.insert(n.id.clone()) {
+                all.push(n);
+            }
+        }
+    }
+    if all.len() != ids.len() {
+        let msg = format!("{} workbook ids listed, {} workbooks fetched", ids.len(), all.len());
+        log::warn(&format!("Workbooks: {msg}"));
+        warnings.push(Warning {
+            query: "Workbooks".into(),
+            page: 0,
+            code: Some("COUNT_MISMATCH".into()),
+            severity: Some("WARNING".into()),
+            message: msg,
+            action: "recorded (workbooks may have been deleted during the run)".into(),
+            shrunk_to: None,
+        });
+    }
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok((all, complete))
 }
 
 /// Tables Tableau returned with every naming field null: hidden by Catalog permissions.
@@ -199,7 +285,7 @@ fn select_projects(names: &[String], projects: &[Project]) -> Result<BTreeSet<St
 /// Follows a `…Connection` to its end. Returns the nodes (de-duplicated by id, in the order
 /// received), `totalCount`, and whether every page came back whole.
 fn paged<T: DeserializeOwned + HasId>(
-    client: &mut Client,
+    client: &Client,
     name: &str,
     query: &str,
     field: &str,
@@ -248,7 +334,9 @@ fn paged<T: DeserializeOwned + HasId>(
         if let Some(e) = partial {
             if first > 1 {
                 let smaller = (first / 2).max(1);
-                warnings.push(warn_row(name, page, e, &format!("page fetched again with first={smaller} (was {first})")));
+                let mut row = warn_row(name, page, e, &format!("page fetched again with first={smaller} (was {first})"));
+                row.shrunk_to = Some(smaller);
+                warnings.push(row);
                 log::warn(&format!("{name} page {page}: {}; fetching it again with page size {smaller}", short(&e.message)));
                 first = smaller;
                 continue;
@@ -298,6 +386,7 @@ fn paged<T: DeserializeOwned + HasId>(
                 severity: Some("WARNING".into()),
                 message: msg,
                 action: "recorded (the catalog may have changed during the run)".into(),
+                shrunk_to: None,
             });
         }
     }
@@ -316,11 +405,17 @@ fn warn_row(query: &str, page: u32, e: &GraphqlError, action: &str) -> Warning {
         severity: e.severity().map(str::to_string),
         message: e.message.clone(),
         action: action.into(),
+        shrunk_to: None,
     }
 }
 
 pub(crate) trait HasId {
     fn id(&self) -> &str;
+}
+impl HasId for IdNode {
+    fn id(&self) -> &str {
+        &self.id
+    }
 }
 impl HasId for Workbook {
     fn id(&self) -> &str {

@@ -80,7 +80,7 @@ pub(crate) fn refresh_body(api_version: &str) -> &'static str {
 
 impl Client {
     /// Signs in unless a session is open.
-    pub(crate) fn ensure_session(&mut self) -> Result<(), TableauError> {
+    pub(crate) fn ensure_session(&self) -> Result<(), TableauError> {
         if self.site_luid().is_none() {
             self.server_info()?;
             self.sign_in()?;
@@ -88,11 +88,11 @@ impl Client {
         Ok(())
     }
 
-    pub(crate) fn refresh(&mut self, target: &Target) -> Result<Answer, TableauError> {
+    pub(crate) fn refresh(&self, target: &Target) -> Result<Answer, TableauError> {
         let collection = if target.kind == "workbook" { "workbooks" } else { "datasources" };
-        let call = format!("POST /api/{}/sites/{{site}}/{collection}/{}/refresh", self.api_version, target.luid);
+        let call = format!("POST /api/{}/sites/{{site}}/{collection}/{}/refresh", self.api_version(), target.luid);
         let url = self.site_path(&format!("{collection}/{}/refresh", target.luid));
-        let body = refresh_body(&self.api_version);
+        let body = refresh_body(&self.api_version());
         let resp = self.send(&call, true, &|c| {
             Request::new("POST", url.clone())
                 .header("X-Tableau-Auth", c.auth_header())
@@ -114,8 +114,8 @@ impl Client {
         Ok(Answer::Refused { status: resp.status, code, summary, detail })
     }
 
-    pub(crate) fn job(&mut self, job_id: &str) -> Result<JobState, TableauError> {
-        let call = format!("GET /api/{}/sites/{{site}}/jobs/{job_id}", self.api_version);
+    pub(crate) fn job(&self, job_id: &str) -> Result<JobState, TableauError> {
+        let call = format!("GET /api/{}/sites/{{site}}/jobs/{job_id}", self.api_version());
         let url = self.site_path(&format!("jobs/{job_id}"));
         let resp = self.send(&call, true, &|c| {
             Request::new("GET", url.clone()).header("X-Tableau-Auth", c.auth_header()).header("Accept", "application/xml")

@@ -142,6 +142,10 @@ pub struct ServerOptions {
     pub port: u16,
     /// Print one line per request to stderr.
     pub echo_requests: bool,
+    /// Added to every answer, after the state is updated and outside its lock, so requests
+    /// that overlap are answered concurrently (a thread per request): for measuring how well a
+    /// client keeps requests in flight against a slow server.
+    pub latency_ms: u64,
 }
 
 /// Which body a refresh request carried.
@@ -197,6 +201,14 @@ pub struct TableauServer {
     state: Arc<Mutex<State>>,
     stop_flag: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    in_flight: Arc<InFlight>,
+}
+
+/// Requests being answered right now, and the most there ever were at once.
+#[derive(Default)]
+struct InFlight {
+    now: std::sync::atomic::AtomicUsize,
+    max: std::sync::atomic::AtomicUsize,
 }
 
 impl TableauServer {
@@ -213,16 +225,24 @@ impl TableauServer {
         let base_url = format!("http://127.0.0.1:{port}");
         let state = Arc::new(Mutex::new(State::new(fixture, faults, base_url.clone(), port)));
         let stop_flag = Arc::new(AtomicBool::new(false));
+        let in_flight = Arc::new(InFlight::default());
         let thread = {
             let state = Arc::clone(&state);
             let stop_flag = Arc::clone(&stop_flag);
+            let in_flight = Arc::clone(&in_flight);
             let echo = options.echo_requests;
+            let latency = Duration::from_millis(options.latency_ms);
             std::thread::Builder::new()
                 .name(format!("tableau-server-{port}"))
-                .spawn(move || serve(server, state, stop_flag, echo))
+                .spawn(move || serve(server, state, stop_flag, echo, latency, in_flight))
                 .expect("cannot spawn the tableau server thread")
         };
-        TableauServer { base_url, port, state, stop_flag, thread: Some(thread) }
+        TableauServer { base_url, port, state, stop_flag, thread: Some(thread), in_flight }
+    }
+
+    /// The most requests that were being answered at the same moment.
+    pub fn max_in_flight(&self) -> usize {
+        self.in_flight.max.load(Ordering::SeqCst)
     }
 
     /// `http://localhost:PORT`: the "pod host" a redirected sign-in lands on.
@@ -263,43 +283,67 @@ impl Drop for TableauServer {
 // Serving loop
 // ---------------------------------------------------------------------------------------------
 
-fn serve(server: tiny_http::Server, state: Arc<Mutex<State>>, stop: Arc<AtomicBool>, echo: bool) {
+fn serve(server: tiny_http::Server, state: Arc<Mutex<State>>, stop: Arc<AtomicBool>, echo: bool, latency: Duration, in_flight: Arc<InFlight>) {
+    let mut workers: Vec<JoinHandle<()>> = Vec::new();
     while !stop.load(Ordering::SeqCst) {
-        let mut rq = match server.recv_timeout(Duration::from_millis(50)) {
+        let rq = match server.recv_timeout(Duration::from_millis(50)) {
             Ok(Some(rq)) => rq,
             Ok(None) | Err(_) => continue,
         };
-        let incoming = Incoming::read(&mut rq);
-        let (reply, entry) = {
-            let mut st = state.lock().unwrap();
-            let reply = st.handle(&incoming);
-            let entry = LoggedRequest {
-                number: st.count,
-                method: incoming.method.clone(),
-                path: incoming.url.clone(),
-                host: incoming.header("host").unwrap_or("").to_string(),
-                status: reply.status,
-                sent_auth: incoming.header("x-tableau-auth").is_some(),
-                accept: incoming.header("accept").map(str::to_string),
-                content_type: incoming.header("content-type").map(str::to_string),
-                body: (incoming.method == "POST").then(|| mask_secrets(&incoming.body_text())),
-                refresh: reply.refresh,
-            };
-            st.log.push(entry.clone());
-            (reply, entry)
-        };
-        if echo {
-            eprintln!("{entry}");
+        let now = in_flight.now.fetch_add(1, Ordering::SeqCst) + 1;
+        in_flight.max.fetch_max(now, Ordering::SeqCst);
+        if latency.is_zero() {
+            answer(rq, &state, echo, latency);
+            in_flight.now.fetch_sub(1, Ordering::SeqCst);
+        } else {
+            let state = Arc::clone(&state);
+            let in_flight = Arc::clone(&in_flight);
+            workers.retain(|w| !w.is_finished());
+            workers.push(std::thread::spawn(move || {
+                answer(rq, &state, echo, latency);
+                in_flight.now.fetch_sub(1, Ordering::SeqCst);
+            }));
         }
-        let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
-        if let Some(ct) = reply.content_type {
-            response.add_header(header("Content-Type", ct));
-        }
-        for (k, v) in &reply.headers {
-            response.add_header(header(k, v));
-        }
-        let _ = rq.respond(response);
     }
+    for w in workers {
+        let _ = w.join();
+    }
+}
+
+fn answer(mut rq: tiny_http::Request, state: &Mutex<State>, echo: bool, latency: Duration) {
+    let incoming = Incoming::read(&mut rq);
+    let (reply, entry) = {
+        let mut st = state.lock().unwrap();
+        let reply = st.handle(&incoming);
+        let entry = LoggedRequest {
+            number: st.count,
+            method: incoming.method.clone(),
+            path: incoming.url.clone(),
+            host: incoming.header("host").unwrap_or("").to_string(),
+            status: reply.status,
+            sent_auth: incoming.header("x-tableau-auth").is_some(),
+            accept: incoming.header("accept").map(str::to_string),
+            content_type: incoming.header("content-type").map(str::to_string),
+            body: (incoming.method == "POST").then(|| mask_secrets(&incoming.body_text())),
+            refresh: reply.refresh,
+        };
+        st.log.push(entry.clone());
+        (reply, entry)
+    };
+    if !latency.is_zero() {
+        std::thread::sleep(latency);
+    }
+    if echo {
+        eprintln!("{entry}");
+    }
+    let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
+    if let Some(ct) = reply.content_type {
+        response.add_header(header("Content-Type", ct));
+    }
+    for (k, v) in &reply.headers {
+        response.add_header(header(k, v));
+    }
+    let _ = rq.respond(response);
 }
 
 fn header(name: &str, value: &str) -> tiny_http::Header {
@@ -1169,6 +1213,12 @@ impl State {
         } else {
             (None, None)
         };
+        let ids: Option<std::collections::HashSet<String>> = match list_arg("idWithin") {
+            Ok(v) => v.map(|v| v.into_iter().collect()),
+            Err(e) => return invalid(&e),
+        };
+        // A query whose nodes select only `id` gets only ids (the id-listing pass of a client).
+        let ids_only = query_selects_only_id(&query);
 
         let site = &self.fixture.sites[site_idx];
         let site_luid = site.luid.clone();
@@ -1184,6 +1234,10 @@ impl State {
             })
             .filter(|w| match &project_names {
                 Some(list) => str_field(w, "projectName").is_some_and(|p| list.iter().any(|l| l == p)),
+                None => true,
+            })
+            .filter(|w| match &ids {
+                Some(set) => str_field(w, "id").is_some_and(|i| set.contains(i)),
                 None => true,
             })
             .collect();
@@ -1214,7 +1268,9 @@ impl State {
             }
         }
         if conn == Connection::Workbooks {
-            if let Some(limit) = self.faults.node_limit_above {
+            // The node limit models whole workbook nodes with their tables; an id-only listing
+            // costs one node per workbook and stays far below it.
+            if let Some(limit) = self.faults.node_limit_above.filter(|_| !ids_only) {
                 if first > limit as u64 {
                     take = take.min(limit as u64);
                     errors.push(json!({
@@ -1234,6 +1290,9 @@ impl State {
         let mut page: Vec<Value> = items[start..end].iter().map(|v| (*v).clone()).collect();
         if self.faults.redact_tables {
             page.iter_mut().for_each(redact_tables);
+        }
+        if ids_only {
+            page = page.iter().map(|n| json!({"id": n.get("id").cloned().unwrap_or(Value::Null)})).collect();
         }
         let end_cursor = page
             .last()
@@ -1415,7 +1474,7 @@ fn connection_args(query: &str, field: &str, variables: &Value) -> Result<HashMa
         }
     }
     let bytes = args.as_bytes();
-    for key in ["first", "after", "offset", "projectLuidWithin", "projectNameWithin"] {
+    for key in ["first", "after", "offset", "projectLuidWithin", "projectNameWithin", "idWithin"] {
         let mut search = 0;
         while let Some(found) = args[search..].find(key) {
             let at = search + found;
@@ -1434,6 +1493,15 @@ fn connection_args(query: &str, field: &str, variables: &Value) -> Result<HashMa
         }
     }
     Ok(out)
+}
+
+/// True when the query's `nodes` selection is just `{ id }`.
+fn query_selects_only_id(query: &str) -> bool {
+    let Some(pos) = query.find("nodes") else { return false };
+    let rest = query[pos + "nodes".len()..].trim_start();
+    let Some(body) = rest.strip_prefix('{') else { return false };
+    let Some(end) = body.find('}') else { return false };
+    body[..end].split_whitespace().collect::<Vec<_>>() == ["id"] && !body[..end].contains('{')
 }
 
 fn is_ident_byte(b: u8) -> bool {
@@ -1760,12 +1828,13 @@ mod tests {
     }
 
     fn workbooks_query(with_projects: bool) -> String {
+        // The client's detail query, with its idWithin filter swapped for a project filter.
         let q = include_str!("../../src/tableau/workbooks.graphql");
         if with_projects {
-            q.replace("$PROJECT_VAR", ", $projectLuids: [String]")
-                .replace("$PROJECT_FILTER", ", filter: {projectLuidWithin: $projectLuids}")
+            q.replace(", $ids: [String]", ", $projectLuids: [String]")
+                .replace("filter: {idWithin: $ids}", "filter: {projectLuidWithin: $projectLuids}")
         } else {
-            q.replace("$PROJECT_VAR", "").replace("$PROJECT_FILTER", "")
+            q.replace(", $ids: [String]", "").replace(", filter: {idWithin: $ids}", "")
         }
     }
 
@@ -1898,7 +1967,7 @@ mod tests {
         assert_eq!(ids(&r, "workbooksConnection"), ["wb-02"]);
 
         // An unsubstituted placeholder is an undefined variable, not silently ignored.
-        let raw = include_str!("../../src/tableau/workbooks.graphql");
+        let raw = include_str!("../../src/tableau/workbook_ids.graphql");
         let r = gql(&s, &c, &tok, raw, json!({"first": 1})).json();
         assert!(r["errors"][0]["message"].as_str().unwrap().contains("Undefined variable"), "{r}");
 
