@@ -78,6 +78,13 @@ pub(crate) enum Command {
     ///
     /// Example: dbt build && DBT_ACTIVE_EXPOSURES=1 autoexpose refresh --wait
     Refresh(RunArgs),
+    /// Parse a manifest.json into the fields autoexpose uses, and nothing else: the floor that
+    /// `just bench` compares a whole run with.
+    #[command(hide = true)]
+    ParseManifest {
+        /// The manifest.json.
+        path: PathBuf,
+    },
 }
 
 #[derive(ClapArgs, Debug, Clone)]
@@ -125,14 +132,15 @@ impl Args {
         }
     }
 
-    pub(crate) fn stage_args(&self) -> &StageArgs {
-        match &self.command {
+    pub(crate) fn stage_args(&self) -> Option<&StageArgs> {
+        Some(match &self.command {
             Command::Extract(a)
             | Command::Normalize(a)
             | Command::Match(a)
             | Command::Emit(a) => a,
             Command::Run(a) | Command::Refresh(a) => &a.stage,
-        }
+            Command::ParseManifest { .. } => return None,
+        })
     }
 }
 

@@ -70,7 +70,9 @@ where
         params![stage, now_rfc3339(), env!("CARGO_PKG_VERSION"), config_hash],
     )?;
     let run_id = conn.last_insert_rowid();
+    let started = std::time::Instant::now();
     let result = body(conn);
+    crate::log::debug(&format!("stage {stage} took {:.3}s", started.elapsed().as_secs_f64()));
     let (status, error, inputs, counts) = match &result {
         Ok(r) => (
             if r.incomplete { "incomplete" } else { "ok" },

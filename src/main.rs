@@ -25,11 +25,22 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args = cli::parse();
     log::init(args.verbosity(), args.log_format);
-    match pipeline::run(&args) {
+    let code = match pipeline::run(&args) {
         Ok(outcome) => outcome.exit_code(),
         Err(err) => {
             log::error(&format!("{err:#}"));
             ExitCode::from(pipeline::EXIT_ERROR)
         }
+    };
+    if let Some(kib) = peak_rss_kib() {
+        log::debug(&format!("peak RSS: {kib} KiB"));
     }
+    code
+}
+
+/// The process's peak resident set (VmHWM), where /proc tells it.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -35,7 +35,20 @@ impl Outcome {
 }
 
 pub(crate) fn run(args: &Args) -> Result<Outcome> {
-    let stage_args = args.stage_args();
+    let Some(stage_args) = args.stage_args() else {
+        if let Command::ParseManifest { path } = &args.command {
+            let started = std::time::Instant::now();
+            let (m, bytes) = crate::manifest::load(path)?;
+            println!(
+                "parsed {} bytes, {} nodes, {} sources in {:.3}s",
+                bytes.len(),
+                m.nodes.len(),
+                m.sources.len(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        return Ok(Outcome { incomplete: false, refresh_failed: false });
+    };
     let mut config = Config::load(&stage_args.config)?;
     if let Some(db) = &stage_args.db {
         config.database = db.clone();
@@ -78,6 +91,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
                 log::info("Active exposures are disabled: nothing to refresh. Enable them with DBT_ACTIVE_EXPOSURES=1 or `active_exposures: {enabled: true}` in the config.");
             }
         }
+        Command::ParseManifest { .. } => unreachable!("handled above: it has no config"),
     }
     Ok(Outcome { incomplete, refresh_failed })
 }
