@@ -55,11 +55,15 @@ impl SiteConfig {
 
 impl Workspace {
     pub fn new(sites: &[SiteConfig], replay: Option<&Path>) -> Workspace {
+        Workspace::with_manifest(sites, replay, &demo_manifest())
+    }
+
+    pub fn with_manifest(sites: &[SiteConfig], replay: Option<&Path>, manifest: &Path) -> Workspace {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("dbt")).unwrap();
         let mut yaml = format!(
             "database: autoexpose.db\ndbt:\n  project_dir: dbt\n  manifest: {}\n",
-            demo_manifest().display()
+            manifest.display()
         );
         if let Some(r) = replay {
             yaml.push_str(&format!("replay: {}\n", r.display()));

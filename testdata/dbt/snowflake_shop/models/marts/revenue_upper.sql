@@ -1,0 +1,2 @@
+{{ config(alias='REVENUE') }}
+select day, revenue from {{ ref('revenue_daily') }}
