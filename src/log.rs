@@ -53,6 +53,26 @@ fn emit(level: Level, msg: &str) {
     };
 }
 
+/// A progress bar for `len` steps, drawn only for a person: stderr a terminal, text logs,
+/// not --quiet, not in CI. Everywhere else it is hidden and costs nothing.
+pub(crate) fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    let (level, format) = settings();
+    let show = level >= Level::Info
+        && format == Format::Text
+        && std::env::var_os("CI").is_none()
+        && std::io::stderr().is_terminal();
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("  {msg} [{bar:30}] {pos}/{len} ({eta} left)") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_string());
+    bar
+}
+
 pub(crate) fn error(msg: &str) {
     emit(Level::Error, msg);
 }

@@ -174,7 +174,9 @@ fn workbook_details(client: &Client, ids: &[String], site: &TableauSite, warning
         let settled = w.iter().filter_map(|x| x.shrunk_to).min().unwrap_or(first);
         Ok((nodes, complete, w, settled))
     };
+    let bar = log::progress(chunks.len() as u64, &format!("{}: workbooks", site.name));
     let (first_nodes, first_complete, first_warnings, settled) = fetch(chunks[0], site.page_size)?;
+    bar.inc(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let slots: Vec<std::sync::Mutex<Option<ChunkResult>>> = (1..chunks.len()).map(|_| std::sync::Mutex::new(None)).collect();
     let workers = (site.concurrency as usize).clamp(1, chunks.len().max(1));
@@ -186,6 +188,7 @@ fn workbook_details(client: &Client, ids: &[String], site: &TableauSite, warning
                     break;
                 }
                 let r = fetch(chunks[i + 1], settled);
+                bar.inc(1);
                 let failed = r.is_err();
                 *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
                 if failed {
@@ -196,6 +199,7 @@ fn workbook_details(client: &Client, ids: &[String], site: &TableauSite, warning
             });
         }
     });
+    bar.finish_and_clear();
     let results = slots.into_iter().map(|slot| slot.into_inner().unwrap_or_else(|e| e.into_inner()));
     let mut all = first_nodes;
     let mut complete = first_complete;
