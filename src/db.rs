@@ -89,6 +89,20 @@ where
     result
 }
 
+/// Fails unless `stage` has succeeded in this database: a stage reads the tables of the one
+/// before it, and empty tables would pass for "nothing matched".
+pub(crate) fn require_stage(conn: &Connection, stage: &str, db: &Path) -> Result<()> {
+    let done: i64 = conn.query_row(
+        "SELECT count(*) FROM runs WHERE stage = ?1 AND status IN ('ok', 'incomplete')",
+        params![stage],
+        |r| r.get(0),
+    )?;
+    if done == 0 {
+        bail!("database {}: `{stage}` has not run here yet; run `autoexpose {stage}` (or `autoexpose run`) first", db.display());
+    }
+    Ok(())
+}
+
 /// Row counts of the given tables, for the `runs` row.
 pub(crate) fn count_rows(conn: &Connection, tables: &[&str]) -> Result<BTreeMap<String, i64>> {
     let mut out = BTreeMap::new();

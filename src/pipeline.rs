@@ -65,9 +65,16 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
     let mut refresh_failed = false;
     match &args.command {
         Command::Extract(_) => incomplete |= extract(&mut conn, &config, &mode)?,
-        Command::Normalize(_) => normalize(&mut conn, &config)?,
-        Command::Match(_) => matching(&mut conn, &config)?,
+        Command::Normalize(_) => {
+            db::require_stage(&conn, "extract", &config.database)?;
+            normalize(&mut conn, &config)?
+        }
+        Command::Match(_) => {
+            db::require_stage(&conn, "normalize", &config.database)?;
+            matching(&mut conn, &config)?
+        }
         Command::Emit(_) => {
+            db::require_stage(&conn, "match", &config.database)?;
             emit(&mut conn, &config)?;
         }
         Command::Run(r) => {
@@ -86,6 +93,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         Command::Refresh(r) => {
             let settings = refresh_settings(&config)?;
             if settings.enabled {
+                db::require_stage(&conn, "emit", &config.database)?;
                 refresh_failed = refresh(&mut conn, &config, &mode, r, settings)?;
             } else {
                 log::info("Active exposures are disabled: nothing to refresh. Enable them with DBT_ACTIVE_EXPOSURES=1 or `active_exposures: {enabled: true}` in the config.");

@@ -42,8 +42,11 @@ impl Transport for Live {
         let resp = builder.send().map_err(|e| TransportError::Connect {
             method: req.method,
             url: req.url.clone(),
-            // reqwest's Display names the URL, never headers: no token can leak here.
-            message: format!("{}", without_url(&e)),
+            // reqwest's error chain names the URL, never headers: no token can leak here.
+            message: format!(
+                "{}. Is server_url right, and is the server reachable from here (VPN, proxy, firewall)?",
+                without_url(&e)
+            ),
         })?;
         let status = resp.status().as_u16();
         let headers = ["retry-after", "location", "content-type"]
