@@ -93,7 +93,8 @@ pub(crate) fn run(conn: &mut Connection, config: &Config) -> Result<(StageReport
     let dir_rel = config.exposures_dir.clone();
     let dir_abs = config.project_dir.join(&dir_rel);
 
-    let mut by_file: BTreeMap<PathBuf, Vec<(String, Value)>> = BTreeMap::new();
+    // File → (integration, its exposures by name).
+    let mut by_file: BTreeMap<PathBuf, (String, Vec<(String, Value)>)> = BTreeMap::new();
     let mut summary = EmitSummary { dir: dir_abs.clone(), ..Default::default() };
     let mut json_out = Vec::new();
 
@@ -110,7 +111,11 @@ pub(crate) fn run(conn: &mut Connection, config: &Config) -> Result<(StageReport
             let body = raw_body(w, name, &config.maturity);
             let status = if writes { "written" } else { "no_dependencies" };
             if writes {
-                by_file.entry(file_rel.clone()).or_default().push((name.clone(), yaml_exposure(w, name, &config.maturity)));
+                by_file
+                    .entry(file_rel.clone())
+                    .or_insert_with(|| (w.integration.clone(), Vec::new()))
+                    .1
+                    .push((name.clone(), yaml_exposure(w, name, &config.maturity)));
                 summary.written += 1;
                 summary.dependencies += w.deps.len();
             } else {
@@ -136,20 +141,16 @@ pub(crate) fn run(conn: &mut Connection, config: &Config) -> Result<(StageReport
     // Write what changed, then remove our files that no longer have exposures.
     let mut actions: Vec<(PathBuf, &'static str, usize)> = Vec::new();
     let mut wanted = BTreeSet::new();
-    for (rel, mut exposures) in by_file {
+    for (rel, (integration, mut exposures)) in by_file {
         exposures.sort_by(|a, b| a.0.cmp(&b.0));
-        let integration = workbooks
-            .iter()
-            .find(|w| dir_rel.join(&files[&(w.integration.clone(), w.project_luid.clone())]) == rel)
-            .map(|w| w.integration.clone())
-            .unwrap_or_default();
-        let text = render_file(&integration, exposures.iter().map(|(_, v)| v.clone()).collect())?;
+        let n = exposures.len();
+        let text = render_file(&integration, exposures.into_iter().map(|(_, v)| v).collect())?;
         let abs = config.project_dir.join(&rel);
         let same = std::fs::read(&abs).map(|old| old == text.as_bytes()).unwrap_or(false);
         if !same {
             crate::atomic::write(&abs, text.as_bytes())?;
         }
-        actions.push((rel.clone(), if same { "unchanged" } else { "written" }, exposures.len()));
+        actions.push((rel.clone(), if same { "unchanged" } else { "written" }, n));
         wanted.insert(rel);
     }
     if dir_abs.is_dir() {
