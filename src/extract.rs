@@ -20,8 +20,11 @@ use crate::log;
 
 pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Result<StageReport> {
     let mut report = StageReport::default();
-    let (manifest, bytes) = manifest::load(&config.manifest)?;
-    report.inputs.insert(config.manifest.display().to_string(), hex_sha256(&bytes));
+    let bytes = manifest::read(&config.manifest)?;
+    // Hashing a several-hundred-MB file costs about as much as parsing it: do both at once.
+    let (manifest, sha) = rayon::join(|| manifest::parse(&config.manifest, &bytes), || hex_sha256(&bytes));
+    let manifest = manifest?;
+    report.inputs.insert(config.manifest.display().to_string(), sha);
     drop(bytes);
     log::info(&format!(
         "Read manifest {} ({} nodes, {} sources)",

@@ -378,8 +378,8 @@ impl Client {
         *self.session.write().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
-    /// `POST /api/metadata/graphql`; returns the parsed body (data and errors as Tableau sent).
-    pub(crate) fn graphql(&self, name: &str, query: &str, variables: &Value) -> Result<Value, TableauError> {
+    /// `POST /api/metadata/graphql`; returns the JSON body (data and errors as Tableau sent).
+    pub(crate) fn graphql(&self, name: &str, query: &str, variables: &Value) -> Result<Vec<u8>, TableauError> {
         let call = format!("POST /api/metadata/graphql ({name})");
         let url = format!("{}/api/metadata/graphql", self.server());
         let body = json!({"query": query, "variables": variables}).to_string();
@@ -393,10 +393,13 @@ impl Client {
         if resp.status != 200 {
             return Err(self.error_from(&call, &resp));
         }
-        serde_json::from_slice(&resp.body).map_err(|e| TableauError::Protocol {
-            call,
-            message: format!("not JSON ({e}); Tableau sometimes answers an oversized query with an empty body: lower page_size"),
-        })
+        if !resp.body.trim_ascii_start().starts_with(b"{") {
+            return Err(TableauError::Protocol {
+                call,
+                message: "not a JSON object; Tableau sometimes answers an oversized query with an empty body: lower page_size".into(),
+            });
+        }
+        Ok(resp.body)
     }
 
     /// Every project on the site, following REST paging to `totalAvailable`.

@@ -310,12 +310,12 @@ fn paged<T: DeserializeOwned + HasId>(
         let mut vars = base_vars.clone();
         vars.insert("first".into(), json!(first));
         vars.insert("after".into(), json!(after));
-        let body = client.graphql(name, query, &Value::Object(vars))?;
-        let errors: Vec<GraphqlError> = match body.get("errors") {
-            Some(e) if !e.is_null() => serde_json::from_value(e.clone())
-                .with_context(|| format!("{name} page {page}: unreadable `errors`"))?,
-            _ => Vec::new(),
-        };
+        let bytes = client.graphql(name, query, &Value::Object(vars))?;
+        // Straight from bytes into the typed page: no `Value` tree for pages of nested tables.
+        let body: GraphqlResponse<T> = serde_json::from_slice(&bytes).map_err(|e| {
+            anyhow::anyhow!("Tableau Metadata API, query {name}, page {page}: unexpected answer: {e}")
+        })?;
+        let errors = body.errors.unwrap_or_default();
         if let Some(e) = errors.iter().find(|e| e.is_retryable()) {
             timeouts += 1;
             if timeouts >= 5 {
@@ -353,12 +353,9 @@ fn paged<T: DeserializeOwned + HasId>(
             log::warn(&format!("{name} page {page}: Tableau warning {}: {}", e.code().unwrap_or("-"), short(&e.message)));
             complete = false;
         }
-        let conn_value = body.get("data").and_then(|d| d.get(field)).cloned().unwrap_or(Value::Null);
-        if conn_value.is_null() {
+        let Some(conn) = body.data.and_then(|mut d| d.remove(field)).flatten() else {
             bail!("Tableau Metadata API, query {name}, page {page}: no data.{field} in the answer");
-        }
-        let conn: Connection<T> = serde_json::from_value(conn_value)
-            .with_context(|| format!("Tableau Metadata API, query {name}, page {page}: unexpected shape"))?;
+        };
         if total.is_none() {
             total = conn.total_count;
         }
@@ -411,6 +408,16 @@ fn warn_row(query: &str, page: u32, e: &GraphqlError, action: &str) -> Warning {
         action: action.into(),
         shrunk_to: None,
     }
+}
+
+/// A GraphQL answer: `data` (possibly partial, possibly null) and `errors` (warnings too).
+#[derive(serde::Deserialize)]
+#[serde(bound(deserialize = "T: DeserializeOwned"))]
+struct GraphqlResponse<T> {
+    #[serde(default)]
+    data: Option<BTreeMap<String, Option<Connection<T>>>>,
+    #[serde(default)]
+    errors: Option<Vec<GraphqlError>>,
 }
 
 pub(crate) trait HasId {
