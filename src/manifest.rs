@@ -232,6 +232,17 @@ mod tests {
     }
 
     #[test]
+    fn v10_to_v12_are_read() {
+        for v in ["v10", "v11", "v12"] {
+            let body = format!(r#"{{"metadata": {{"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/{v}.json"}},
+              "nodes": {{}}, "sources": {{}}, "disabled": {{"model.p.old": [{{"resource_type": "model", "name": "old",
+              "config": {{"enabled": false}}}}]}}}}"#);
+            let m = parse(Path::new("m.json"), body.as_bytes()).unwrap();
+            assert_eq!(m.disabled["model.p.old"][0].config.enabled, Some(false), "{v}");
+        }
+    }
+
+    #[test]
     fn versions_may_be_numbers_or_strings() {
         let body = br#"{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json"},
           "nodes": {"model.p.m.v2": {"resource_type": "model", "name": "m", "version": 2, "latest_version": "2",
