@@ -1,0 +1,360 @@
+#!/usr/bin/env bash
+# The round trip CI runs: Tableau (the local test server, on a site fixture full of hostile
+# workbook names) → `autoexpose run` → exposures YAML → a real `dbt parse` → compare dbt's
+# manifest.json with what autoexpose meant to write (scripts/check-roundtrip.py). Then
+# workbooks disappear from the site, and `autoexpose refresh --dry-run` runs after a second
+# `dbt build`.
+#
+# Works in a temp dir (a copy of testdata/dbt/demo and demo_utils); the repo is not touched
+# apart from cargo's target/ and .venv-dbt/. The temp dir and the test server (stopped by its
+# PID) go away on exit; KEEP_WORK=1 keeps the temp dir for a look.
+# Usage: scripts/roundtrip.sh            (from any directory; exit 1 on any failed check)
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+export DBT_SEND_ANONYMOUS_USAGE_STATS=false DBT_USE_COLORS=false DBT_PRINTER_WIDTH=120
+# Only step 8 turns active exposures on; `autoexpose run` must not refresh by itself.
+unset DBT_ACTIVE_EXPOSURES DBT_ACTIVE_EXPOSURES_BUILD_AFTER
+export TABLEAU_TOKEN_NAME=autoexpose-demo TABLEAU_TOKEN_SECRET=demo-pat-secret
+
+fixture=testdata/tableau/roundtrip.site.json
+dbt="$repo/.venv-dbt/bin/dbt"
+ae="$repo/target/release/autoexpose"
+server_bin="$repo/target/debug/examples/tableau_server"
+hostile_prefix=d0000000-0000-4000-8000-00000000f0   # luids of the hostile workbooks
+# Workbooks that leave the site in step 7: two demo workbooks of Finance (Sales Overview,
+# Margin Review), and every Marketing workbook.
+gone_luids=d0000000-0000-4000-8000-000000000101,d0000000-0000-4000-8000-000000000106
+gone_project=Marketing
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/autoexpose-roundtrip.XXXXXX")"
+server_pid=
+cleanup() {
+    local status=$?
+    if [[ -n "$server_pid" ]]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    if [[ "${KEEP_WORK:-}" == 1 ]]; then
+        echo "kept $work"
+    else
+        rm -rf "$work"
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- bookkeeping: steps with timings, checks that fail without stopping the run -----------
+t0=$EPOCHREALTIME
+step_name= step_start=
+timings=()
+failures=()
+seconds_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
+end_step() {
+    if [[ -n "$step_name" ]]; then
+        timings+=("$(printf '%7ss  %s' "$(seconds_since "$step_start")" "$step_name")")
+    fi
+    step_name=
+}
+step() {
+    end_step
+    step_name=$1
+    step_start=$EPOCHREALTIME
+    printf '\n== %s\n' "$1"
+}
+fail() {
+    echo "FAIL: $*"
+    failures+=("$*")
+}
+die() {
+    echo "error: $*" >&2
+    exit 1
+}
+indent() { sed 's/^/    /'; }
+
+# dbt inside the temp project (the DuckDB path in profiles.yml is relative to the cwd), its
+# output in $work/<log>.log without the "This version of dbt is deprecated" banner, and shown.
+# Returns dbt's exit status.
+run_dbt() {
+    local log="$work/$1.log"
+    shift
+    echo "+ dbt $*"
+    local status=0
+    (cd "$project" && DBT_PROFILES_DIR="$project" "$dbt" "$@") >"$log.raw" 2>&1 || status=$?
+    grep -v 'This version of dbt is deprecated' "$log.raw" >"$log" || true
+    indent <"$log"
+    return "$status"
+}
+
+# `dbt parse`, failing on a non-zero exit or on a warning or error about an exposure or a
+# file of the exposures dir. A dbt message is its timestamped line plus its continuation
+# lines (the exposure-name deprecation names the exposure on its third line).
+dbt_parse_check() {
+    local log=$1 status=0
+    run_dbt "$log" parse --no-partial-parse || status=$?
+    if [[ "$status" -ne 0 ]]; then
+        fail "dbt parse ($log) exited with $status"
+    fi
+    local bad
+    bad="$(awk '
+        function flush() {
+            if (msg ~ /\[WARNING\]|Warning|Error/ && tolower(msg) ~ /exposure|imported_from_tableau/) print msg
+        }
+        { gsub(/\033\[[0-9;]*m/, "") }   # colour codes, should dbt print any
+        /^[0-9][0-9]:[0-9][0-9]:[0-9][0-9] / { flush(); msg = $0; next }
+        { msg = msg "\n" $0 }
+        END { flush() }' "$work/$log.log")"
+    if [[ -n "$bad" ]]; then
+        echo "dbt warned or failed about exposures:"
+        indent <<<"$bad"
+        fail "dbt parse ($log) printed warnings/errors about exposures (above)"
+    fi
+}
+
+start_server() {
+    local site=$1 port=${2:-0}
+    : >"$work/server.out"
+    echo "--- server on $site" >>"$work/server.log"
+    "$server_bin" --fixture "$site" --port "$port" >"$work/server.out" 2>>"$work/server.log" &
+    server_pid=$!
+    for _ in $(seq 1 100); do
+        grep -q '^listening on ' "$work/server.out" 2>/dev/null && break
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    url="$(sed -n 's/^listening on //p' "$work/server.out")"
+    if [[ -z "$url" ]]; then
+        tail -20 "$work/server.log" >&2
+        die "the test server did not start on $site"
+    fi
+    echo "test server (pid $server_pid) on $url serving $site"
+}
+
+stop_server() {
+    if [[ -n "$server_pid" ]]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        server_pid=
+    fi
+}
+
+write_config() {
+    cat >"$config" <<EOF
+# Written by scripts/roundtrip.sh: the demo config against the local test server, no replay.
+database: autoexpose.db
+dbt:
+  project_dir: dbt/demo
+  manifest: dbt/demo/target/manifest.json
+  run_results: dbt/demo/target/run_results.json
+tableau:
+  - name: demo
+    server_url: $url
+    site: demo
+    token_name_env: TABLEAU_TOKEN_NAME
+    token_secret_env: TABLEAU_TOKEN_SECRET
+    projects: [Finance, Marketing]
+    page_size: 5
+    database_aliases: {prod_demo: demo}
+exposures:
+  dir: models/imported_from_tableau
+  maturity: medium
+EOF
+}
+
+autoexpose_run() {
+    local log="$work/$1.log" status=0
+    echo "+ autoexpose run --config $config"
+    "$ae" run --config "$config" >"$log" 2>&1 || status=$?
+    indent <"$log"
+    if [[ "$status" -ne 0 ]]; then
+        die "autoexpose run ($1) exited with $status; nothing after it can be checked"
+    fi
+}
+
+# check-roundtrip.py; on failure every mismatch line also goes into the final list.
+check() {
+    local label=$1 out="$work/check-$1.log" status=0
+    shift
+    echo "+ check-roundtrip.py $*"
+    python3 "$repo/scripts/check-roundtrip.py" --manifest "$project/target/manifest.json" \
+        --exposures-json "$work/exposures.json" --hand-written "$hand_name" "$@" >"$out" 2>&1 ||
+        status=$?
+    indent <"$out"
+    if [[ "$status" -ne 0 ]]; then
+        fail "check-roundtrip.py ($label) exited with $status:"
+        while IFS= read -r line; do
+            failures+=("    $line")
+        done < <(grep '^MISMATCH' "$out" || tail -3 "$out")
+    fi
+}
+
+# One line per YAML file of the exposures dir: name, inode, sha256 (to see what was rewritten).
+files_state() {
+    (cd "$expdir" && for f in *.yml; do
+        if [[ -e "$f" ]]; then
+            printf '%s %s %s\n' "$f" "$(stat -c %i "$f")" "$(sha256sum <"$f" | cut -c1-64)"
+        fi
+    done)
+}
+
+# ---- 1. tools ---------------------------------------------------------------------------
+step "1. dbt venv, autoexpose (release) and the test server"
+bash scripts/dbt-venv.sh | indent
+cargo build --locked --release --quiet
+cargo build --locked --example tableau_server --quiet
+[[ -x "$ae" && -x "$server_bin" && -x "$dbt" ]] || die "missing $ae, $server_bin or $dbt"
+
+# ---- 2. the dbt project, built ----------------------------------------------------------
+step "2. copy the demo dbt project, dbt deps, dbt build"
+mkdir -p "$work/dbt"
+# Generated and local state stays behind: target/, dbt_packages/, logs/, and the exposures
+# the README demo wrote (ignored by git), so the run starts from what a clone has.
+tar -C testdata/dbt -cf - \
+    --exclude=demo/target --exclude=demo/dbt_packages --exclude=demo/logs \
+    --exclude=demo/models/imported_from_tableau \
+    --exclude=demo_utils/target --exclude=demo_utils/dbt_packages --exclude=demo_utils/logs \
+    demo demo_utils | tar -C "$work/dbt" -xf -
+project="$work/dbt/demo"
+expdir="$project/models/imported_from_tableau"
+config="$work/autoexpose.yml"
+
+# A hand-written exposure in the generated dir, written before the build so the manifest
+# autoexpose reads has it. Its name is the one autoexpose would give "Ad hoc SQL"
+# (slug + sha256("demo:<luid>")[:6], see src/naming.rs): autoexpose must take the long suffix.
+hand_name="ad_hoc_sql_$(printf 'demo:%s' d0000000-0000-4000-8000-000000000107 | sha256sum | cut -c1-6)"
+mkdir -p "$expdir"
+cat >"$expdir/hand_written.yml" <<EOF
+# Written by hand (scripts/roundtrip.sh): autoexpose must never change or delete this file.
+version: 2
+exposures:
+  - name: $hand_name
+    label: Ad hoc SQL (the hand-written one)
+    type: notebook
+    maturity: low
+    url: https://notebooks.example.com/ad-hoc-sql
+    description: A notebook over fct_orders, declared by hand.
+    owner:
+      name: Data Platform
+      email: data-platform@example.com
+    depends_on:
+      - ref('fct_orders')
+EOF
+hand_sha="$(sha256sum <"$expdir/hand_written.yml")"
+
+run_dbt deps deps || die "dbt deps failed"
+run_dbt build build --no-partial-parse || die "dbt build failed"
+
+# ---- 3. the site fixture ----------------------------------------------------------------
+step "3. site fixture: committed $fixture is what make-roundtrip-fixture.py writes"
+python3 scripts/make-roundtrip-fixture.py --out "$work/site1.json" | indent
+if ! cmp -s "$work/site1.json" "$fixture"; then
+    fail "$fixture is stale: run scripts/make-roundtrip-fixture.py and commit it"
+fi
+
+# ---- 4. autoexpose run against the test server ------------------------------------------
+step "4. test server on the fixture, autoexpose run"
+start_server "$fixture"
+port="${url##*:}"
+write_config
+autoexpose_run run1
+cp "$work/exposures.json" "$work/exposures.run1.json"
+echo "files in ${expdir#"$work"/}:"
+ls -1 "$expdir" | indent
+[[ -f "$expdir/demo__marketing.yml" ]] || fail "run 1 wrote no demo__marketing.yml"
+[[ -f "$expdir/demo__finance.yml" ]] || fail "run 1 wrote no demo__finance.yml"
+[[ "$(sha256sum <"$expdir/hand_written.yml")" == "$hand_sha" ]] ||
+    fail "run 1 changed hand_written.yml"
+
+# ---- 5. dbt parse -----------------------------------------------------------------------
+step "5. dbt parse the generated exposures"
+dbt_parse_check parse1
+
+# ---- 6. compare ------------------------------------------------------------------------
+step "6. compare dbt's manifest with exposures.json and the fixture"
+check run1 --fixture "$fixture" --must-write-prefix "$hostile_prefix"
+
+step "6b. autoexpose run again on the same site: no file rewritten, no name changed"
+files_state >"$work/files.before"
+autoexpose_run run1b
+files_state >"$work/files.after"
+if ! diff -u "$work/files.before" "$work/files.after" >"$work/files.diff"; then
+    indent <"$work/files.diff"
+    fail "a second run on an unchanged site rewrote files (name, inode, sha256 above)"
+fi
+cmp -s "$work/exposures.run1.json" "$work/exposures.json" ||
+    fail "a second run on an unchanged site changed exposures.json"
+
+# ---- 7. workbooks disappear -------------------------------------------------------------
+step "7. workbooks leave the site: 2 of Finance, all of $gone_project"
+python3 scripts/make-roundtrip-fixture.py --out "$work/site2.json" \
+    --without "$gone_luids" --without-project "$gone_project" | indent
+gone="$(python3 - "$fixture" "$gone_luids" "$gone_project" <<'EOF'
+import json, sys
+site = json.load(open(sys.argv[1], encoding="utf-8"))["sites"][0]
+gone = set(sys.argv[2].split(","))
+print("\n".join(w["luid"] for w in site["workbooks"]
+                if w["luid"] in gone or w["projectName"] == sys.argv[3]))
+EOF
+)"
+stop_server
+start_server "$work/site2.json" "$port"   # the same port: the exposures' URLs stay the same
+autoexpose_run run2
+echo "files in ${expdir#"$work"/}:"
+ls -1 "$expdir" | indent
+[[ ! -e "$expdir/demo__marketing.yml" ]] ||
+    fail "demo__marketing.yml is still there though every $gone_project workbook left the site"
+[[ -f "$expdir/demo__finance.yml" ]] || fail "demo__finance.yml is gone though Finance workbooks remain"
+[[ "$(sha256sum <"$expdir/hand_written.yml")" == "$hand_sha" ]] ||
+    fail "run 2 changed or deleted hand_written.yml"
+while read -r luid; do
+    if grep -rlF "$luid" "$expdir" >/dev/null; then
+        fail "workbook $luid left the site but is still in $(grep -rlF "$luid" "$expdir" | sed "s#^$project/##" | tr '\n' ' ')"
+    fi
+    if grep -qF "$luid" "$work/exposures.json"; then
+        fail "workbook $luid left the site but is still in exposures.json"
+    fi
+done <<<"$gone"
+echo "$(wc -l <<<"$gone") workbooks gone: none of them in the exposures dir or exposures.json (else FAIL above)"
+dbt_parse_check parse2
+check run2 --fixture "$work/site2.json" --must-write-prefix "$hostile_prefix" \
+    --previous "$work/exposures.run1.json"
+
+# ---- 8. refresh after a second build ----------------------------------------------------
+step "8. dbt build again, then autoexpose refresh --dry-run"
+run_dbt build2 build --no-partial-parse || fail "the second dbt build failed"
+requests_before="$(wc -l <"$work/server.log")"
+refresh_status=0
+echo "+ DBT_ACTIVE_EXPOSURES=1 autoexpose refresh --dry-run --now 2026-11-25T02:00:00Z --config $config"
+DBT_ACTIVE_EXPOSURES=1 "$ae" refresh --dry-run --now 2026-11-25T02:00:00Z --config "$config" \
+    >"$work/refresh.log" 2>&1 || refresh_status=$?
+indent <"$work/refresh.log"
+[[ "$refresh_status" -eq 0 ]] || fail "autoexpose refresh --dry-run exited with $refresh_status"
+done_line="$(grep -E 'Done\. TRIGGERED=' "$work/refresh.log" || true)"
+[[ -n "$done_line" ]] || fail "autoexpose refresh --dry-run printed no 'Done. TRIGGERED=' line"
+[[ "$(wc -l <"$work/server.log")" == "$requests_before" ]] ||
+    fail "autoexpose refresh --dry-run sent requests to the server: $(tail -n +"$((requests_before + 1))" "$work/server.log" | head -5)"
+stop_server
+end_step
+
+# ---- 9. summary -------------------------------------------------------------------------
+written="$(python3 -c 'import json,sys; print(sum(e["status"] == "written" for e in json.load(open(sys.argv[1]))))' "$work/exposures.run1.json")"
+written2="$(python3 -c 'import json,sys; print(sum(e["status"] == "written" for e in json.load(open(sys.argv[1]))))' "$work/exposures.json")"
+printf '\n== summary\n'
+echo "run 1: $written exposures written and parsed by dbt; after workbooks left: $written2"
+echo "refresh: ${done_line:-no Done line}"
+printf '%s\n' "${timings[@]}"
+printf '%7ss  total\n' "$(seconds_since "$t0")"
+if [[ "${#failures[@]}" -gt 0 ]]; then
+    n=0
+    for f in "${failures[@]}"; do [[ "$f" == "    "* ]] || n=$((n + 1)); done
+    echo "roundtrip: $n check(s) FAILED:"
+    for f in "${failures[@]}"; do
+        if [[ "$f" == "    "* ]]; then echo "    $f"; else echo "  - $f"; fi
+    done
+    exit 1
+fi
+echo "roundtrip: OK"
