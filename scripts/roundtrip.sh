@@ -21,8 +21,10 @@ export TABLEAU_TOKEN_NAME=autoexpose-demo TABLEAU_TOKEN_SECRET=demo-pat-secret
 
 fixture=testdata/tableau/roundtrip.site.json
 dbt="$repo/.venv-dbt/bin/dbt"
-ae="$repo/target/release/autoexpose"
-server_bin="$repo/target/debug/examples/tableau_server"
+target_dir="${CARGO_TARGET_DIR:-target}"   # relative to the repo, as cargo takes it here
+[[ "$target_dir" == /* ]] || target_dir="$repo/$target_dir"
+ae="$target_dir/release/autoexpose"
+server_bin="$target_dir/debug/examples/tableau_server"
 hostile_prefix=d0000000-0000-4000-8000-00000000f0   # luids of the hostile workbooks
 # Workbooks that leave the site in step 7: two demo workbooks of Finance (Sales Overview,
 # Margin Review), and every Marketing workbook.
