@@ -203,8 +203,9 @@ def main():
             if args.must_write_prefix and w["luid"].startswith(args.must_write_prefix) \
                     and e.get("status") != "written":
                 c.fail(where, f"reads fct_orders, yet status is {e.get('status')!r}")
-            c.equal(where, "label vs Tableau name (trailing whitespace trimmed)",
-                    w["name"].rstrip(), e["label"])
+            # A name of only whitespace gets a stated fallback rather than an empty label.
+            label = w["name"].rstrip() if w["name"].strip() else f"Untitled Tableau workbook {w['luid']}"
+            c.equal(where, "label vs Tableau name (trailing whitespace trimmed)", label, e["label"])
             desc = (w.get("description") or "").rstrip()
             if desc:
                 c.equal(where, "description vs Tableau description (trimmed)", desc,
@@ -216,8 +217,9 @@ def main():
             if (owner.get("email") or "").strip():
                 c.equal(where, "owner.email vs Tableau owner email",
                         owner["email"].rstrip(), e["owner"].get("email"))
-            c.equal(where, "tags vs Tableau tags", sorted(t["name"] for t in w.get("tags", [])),
-                    sorted(e.get("tags") or []))
+            # Tags as dbt stores them: trimmed, blank ones dropped, de-duplicated.
+            tags = sorted({t["name"].rstrip() for t in w.get("tags", []) if t["name"].strip()})
+            c.equal(where, "tags vs Tableau tags (trimmed)", tags, sorted(e.get("tags") or []))
 
     if args.previous:
         before = {e.get("meta", {}).get("workbook_luid"): e["name"] for e in load(args.previous)}

@@ -285,49 +285,72 @@ fn file_names(workbooks: &[Workbook]) -> BTreeMap<(String, String), String> {
         .collect()
 }
 
-fn description(w: &Workbook) -> String {
-    match w.description.as_deref().map(str::trim_end).filter(|d| !d.is_empty()) {
-        Some(d) => d.to_string(),
-        None => format!("Tableau workbook in project {} (site {:?}, integration {}).", w.project_name, w.content_url, w.integration),
-    }
+/// The strings of one exposure as dbt will store them: Tableau's text with trailing whitespace
+/// trimmed (dbt drops it), empty values replaced. Both the YAML (neutralised) and
+/// exposures.json (as is) are made from this, so they cannot disagree.
+struct Values {
+    label: String,
+    url: Option<String>,
+    description: String,
+    owner_name: String,
+    owner_email: Option<String>,
+    meta: BTreeMap<&'static str, String>,
+    tags: Vec<String>,
 }
 
-fn owner(w: &Workbook) -> (String, Option<String>) {
-    let name = w
+fn clean(text: &str) -> Option<String> {
+    let t = text.trim_end();
+    (!t.trim_start().is_empty()).then(|| t.to_string())
+}
+
+fn values(w: &Workbook) -> Values {
+    let label = clean(&w.name).unwrap_or_else(|| format!("Untitled Tableau workbook {}", w.luid));
+    let description = w.description.as_deref().and_then(clean).unwrap_or_else(|| {
+        format!("Tableau workbook in project {} (site {:?}, integration {}).", w.project_name, w.content_url, w.integration)
+    });
+    let owner_name = w
         .owner_name
-        .clone()
-        .filter(|s| !s.trim().is_empty())
-        .or_else(|| w.owner_username.clone().filter(|s| !s.trim().is_empty()))
+        .as_deref()
+        .and_then(clean)
+        .or_else(|| w.owner_username.as_deref().and_then(clean))
         .unwrap_or_else(|| "Unknown Tableau owner".into());
-    (name, w.owner_email.clone().filter(|s| !s.trim().is_empty()))
-}
-
-/// The exposure with values as Tableau sent them: for exposures.json and the exposures table.
-fn raw_body(w: &Workbook, name: &str, maturity: &str) -> serde_json::Value {
-    let (owner_name, owner_email) = owner(w);
-    json!({
-        "name": name,
-        "label": w.name.trim_end(),
-        "type": "dashboard",
-        "maturity": maturity,
-        "url": w.url,
-        "description": description(w),
-        "owner": {"name": owner_name.trim_end(), "email": owner_email},
-        "depends_on": w.deps.iter().map(|d| &d.reference).collect::<Vec<_>>(),
-        "depends_on_unique_ids": w.deps.iter().map(|d| &d.unique_id).collect::<Vec<_>>(),
-        "meta": meta(w),
-        "tags": w.tags,
-    })
-}
-
-fn meta(w: &Workbook) -> BTreeMap<&'static str, String> {
-    BTreeMap::from([
+    let meta = BTreeMap::from([
         ("integration", w.integration.clone()),
         ("site", w.content_url.clone()),
         ("workbook_luid", w.luid.clone()),
-        ("project", w.project_name.clone()),
+        ("project", clean(&w.project_name).unwrap_or_default()),
         ("exposure_mode", "auto".to_string()),
-    ])
+    ]);
+    let mut tags: Vec<String> = w.tags.iter().filter_map(|t| clean(t)).collect();
+    tags.sort();
+    tags.dedup();
+    Values {
+        label,
+        url: w.url.as_deref().and_then(clean),
+        description,
+        owner_name,
+        owner_email: w.owner_email.as_deref().and_then(clean),
+        meta,
+        tags,
+    }
+}
+
+/// The exposure with values as dbt will store them: for exposures.json and the exposures table.
+fn raw_body(w: &Workbook, name: &str, maturity: &str) -> serde_json::Value {
+    let v = values(w);
+    json!({
+        "name": name,
+        "label": v.label,
+        "type": "dashboard",
+        "maturity": maturity,
+        "url": v.url,
+        "description": v.description,
+        "owner": {"name": v.owner_name, "email": v.owner_email},
+        "depends_on": w.deps.iter().map(|d| &d.reference).collect::<Vec<_>>(),
+        "depends_on_unique_ids": w.deps.iter().map(|d| &d.unique_id).collect::<Vec<_>>(),
+        "meta": v.meta,
+        "tags": v.tags,
+    })
 }
 
 fn s(text: &str) -> Value {
@@ -335,20 +358,20 @@ fn s(text: &str) -> Value {
 }
 
 fn yaml_exposure(w: &Workbook, name: &str, maturity: &str) -> Value {
+    let v = values(w);
     let mut m = Mapping::new();
     m.insert("name".into(), Value::String(name.into()));
-    m.insert("label".into(), s(&w.name));
+    m.insert("label".into(), s(&v.label));
     m.insert("type".into(), "dashboard".into());
     m.insert("maturity".into(), Value::String(maturity.into()));
-    if let Some(url) = &w.url {
+    if let Some(url) = &v.url {
         m.insert("url".into(), s(url));
     }
-    m.insert("description".into(), s(&description(w)));
-    let (owner_name, owner_email) = owner(w);
+    m.insert("description".into(), s(&v.description));
     let mut o = Mapping::new();
-    o.insert("name".into(), s(&owner_name));
-    if let Some(e) = owner_email {
-        o.insert("email".into(), s(&e));
+    o.insert("name".into(), s(&v.owner_name));
+    if let Some(e) = &v.owner_email {
+        o.insert("email".into(), s(e));
     }
     m.insert("owner".into(), Value::Mapping(o));
     m.insert(
@@ -356,13 +379,13 @@ fn yaml_exposure(w: &Workbook, name: &str, maturity: &str) -> Value {
         Value::Sequence(w.deps.iter().map(|d| Value::String(d.reference.clone())).collect()),
     );
     let mut meta_map = Mapping::new();
-    for (k, v) in meta(w) {
-        meta_map.insert(k.into(), s(&v));
+    for (k, val) in &v.meta {
+        meta_map.insert((*k).into(), s(val));
     }
     let mut config = Mapping::new();
     config.insert("meta".into(), Value::Mapping(meta_map));
-    if !w.tags.is_empty() {
-        config.insert("tags".into(), Value::Sequence(w.tags.iter().map(|t| s(t)).collect()));
+    if !v.tags.is_empty() {
+        config.insert("tags".into(), Value::Sequence(v.tags.iter().map(|t| s(t)).collect()));
     }
     m.insert("config".into(), Value::Mapping(config));
     Value::Mapping(m)

@@ -37,8 +37,12 @@ pub(crate) fn exposure_name(integration: &str, luid: &str, workbook_name: &str, 
 /// `{{ '{' }}`, which renders back to `{`. One pass (`str::replace`), never iterated, so the
 /// replacement's own braces are left alone. `{% raw %}` is not used: a value containing
 /// `{% endraw %}` would close it. Trailing whitespace is trimmed because dbt drops it anyway.
+///
+/// Carriage returns: Jinja turns `\r\n` and a lone `\r` in template text into `\n`, and dbt
+/// renders labels, owners, URLs, meta and tags always (descriptions once they hold `{`). So
+/// each `\r` is written as the expression `{{ '\r' }}`, whose output Jinja leaves alone.
 pub(crate) fn neutralize(text: &str) -> String {
-    text.trim_end().replace('{', "{{ '{' }}")
+    text.trim_end().replace('{', "{{ '{' }}").replace('\r', "{{ '\\r' }}")
 }
 
 /// Characters allowed inside the quotes of a `ref()`/`source()` we write: no quote can end the
@@ -113,6 +117,7 @@ mod tests {
         assert_eq!(neutralize("{{ env_var('HOME') }}"), "{{ '{' }}{{ '{' }} env_var('HOME') }}");
         assert_eq!(neutralize("plain text  \n"), "plain text");
         assert_eq!(neutralize("{% endraw %}"), "{{ '{' }}% endraw %}");
+        assert_eq!(neutralize("a\r\nb\rc"), "a{{ '\\r' }}\nb{{ '\\r' }}c");
     }
 
     #[test]
