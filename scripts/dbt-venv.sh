@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create (or reuse) .venv-dbt/ at the repo root with dbt-core and dbt-duckdb 1.10 from PyPI.
-# Idempotent: does nothing when .venv-dbt/bin/dbt already reports 1.10.
+# Create (or reuse) .venv-dbt/ at the repo root with dbt-core, dbt-duckdb and dbt-snowflake 1.10
+# from PyPI (dbt-snowflake only parses: `dbt parse` renders Snowflake relations offline).
+# Idempotent: does nothing when .venv-dbt/bin/dbt already reports 1.10 with both adapters.
 # Usage: scripts/dbt-venv.sh
 set -euo pipefail
 
@@ -10,14 +11,14 @@ dbt="$venv/bin/dbt"
 python="${PYTHON:-python3}"
 
 # dbt-core 1.12 does not install offline (its parser wheel comes from GitHub): keep the pins.
-pins=("dbt-core==1.10.*" "dbt-duckdb==1.10.*")
+pins=("dbt-core==1.10.*" "dbt-duckdb==1.10.*" "dbt-snowflake==1.10.*")
 
 dbt_is_110() {
     [[ -x "$dbt" ]] || return 1
     local out
     out="$(DBT_SEND_ANONYMOUS_USAGE_STATS=false "$dbt" --version 2>/dev/null)" || return 1
     # "Core:\n  - installed: 1.10.23" in the first lines of `dbt --version`.
-    grep -Eq 'installed: *1\.10\.' <<<"$out"
+    grep -Eq 'installed: *1\.10\.' <<<"$out" && grep -Eq -- '- duckdb: ' <<<"$out" && grep -Eq -- '- snowflake: ' <<<"$out"
 }
 
 if dbt_is_110; then

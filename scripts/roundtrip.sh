@@ -3,7 +3,7 @@
 # workbook names) → `autoexpose run` → exposures YAML → a real `dbt parse` → compare dbt's
 # manifest.json with what autoexpose meant to write (scripts/check-roundtrip.py). Then
 # workbooks disappear from the site, and `autoexpose refresh --dry-run` runs after a second
-# `dbt build`.
+# `dbt build`. Last, a Snowflake-style project (dbt-snowflake, parse only) goes the same way.
 #
 # Works in a temp dir (a copy of testdata/dbt/demo and demo_utils); the repo is not touched
 # apart from cargo's target/ and .venv-dbt/. The temp dir and the test server (stopped by its
@@ -340,9 +340,62 @@ done_line="$(grep -E 'Done\. TRIGGERED=' "$work/refresh.log" || true)"
 [[ "$(wc -l <"$work/server.log")" == "$requests_before" ]] ||
     fail "autoexpose refresh --dry-run sent requests to the server: $(tail -n +"$((requests_before + 1))" "$work/server.log" | head -5)"
 stop_server
+
+# ---- 9. a Snowflake-style project -------------------------------------------------------
+step "9. Snowflake-style project: dbt-snowflake parse, autoexpose run, dbt parse, compare"
+tar -C testdata/dbt -cf - --exclude=snowflake_shop/target --exclude=snowflake_shop/logs \
+    --exclude=snowflake_shop/models/imported_from_tableau snowflake_shop | tar -C "$work/dbt" -xf -
+project="$work/dbt/snowflake_shop"
+run_dbt sf-parse0 parse --no-partial-parse || die "dbt parse of the Snowflake project failed"
+sf_fixture=testdata/tableau/snowflake.site.json
+start_server "$sf_fixture"
+config="$work/snowflake.yml"
+cat >"$config" <<EOF
+database: snowflake/autoexpose.db
+dbt:
+  project_dir: dbt/snowflake_shop
+  manifest: dbt/snowflake_shop/target/manifest.json
+tableau:
+  - name: sf
+    server_url: $url
+    site: analytics
+    token_name_env: SF_TOKEN_NAME
+    token_secret_env: SF_TOKEN_SECRET
+    projects: [Sales]
+exposures:
+  dir: models/imported_from_tableau
+EOF
+sf_status=0
+SF_TOKEN_NAME=sf-ci SF_TOKEN_SECRET=sf-ci-secret "$ae" run --config "$config" >"$work/sf-run.log" 2>&1 || sf_status=$?
+indent <"$work/sf-run.log"
+[[ "$sf_status" -eq 0 ]] || fail "autoexpose run on the Snowflake project exited with $sf_status"
+stop_server
+dbt_parse_check sf-parse1
+sf_check=0
+python3 "$repo/scripts/check-roundtrip.py" --manifest "$project/target/manifest.json" \
+    --exposures-json "$work/snowflake/exposures.json" --fixture "$sf_fixture" --site analytics \
+    --projects Sales >"$work/check-sf.log" 2>&1 || sf_check=$?
+indent <"$work/check-sf.log"
+[[ "$sf_check" -eq 0 ]] || fail "check-roundtrip.py (snowflake) exited with $sf_check"
+# What the upper-case relations must match, whatever Tableau's spelling; REVENUE is ambiguous.
+sf_expect=0
+python3 - "$work/snowflake/exposures.json" >"$work/sf-expect.log" 2>&1 <<'PY' || sf_expect=$?
+import json, sys
+got = {e["label"]: sorted(e["depends_on_unique_ids"]) for e in json.load(open(sys.argv[1]))}
+want = {
+    "Orders Board": ["model.snowflake_shop.customers", "model.snowflake_shop.orders"],
+    "Raw Events": ["model.snowflake_shop.stg_orders", "source.snowflake_shop.raw.events"],
+    "Revenue": [],
+}
+if got != want:
+    sys.exit(f"got {got}, want {want}")
+print("Snowflake dependencies as expected")
+PY
+indent <"$work/sf-expect.log"
+[[ "$sf_expect" -eq 0 ]] || fail "Snowflake dependencies differ (above)"
 end_step
 
-# ---- 9. summary -------------------------------------------------------------------------
+# ---- 10. summary -------------------------------------------------------------------------
 written="$(python3 -c 'import json,sys; print(sum(e["status"] == "written" for e in json.load(open(sys.argv[1]))))' "$work/exposures.run1.json")"
 written2="$(python3 -c 'import json,sys; print(sum(e["status"] == "written" for e in json.load(open(sys.argv[1]))))' "$work/exposures.json")"
 printf '\n== summary\n'
