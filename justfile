@@ -33,6 +33,10 @@ dbt-demo:
     scripts/dbt-venv.sh
     scripts/build-demo-dbt.sh
 
+# the dbt round trip: autoexpose output judged by a real dbt parse (needs PyPI for the venv)
+roundtrip:
+    bash scripts/roundtrip.sh
+
 # what CI runs
 ci:
     bash .ci/run
