@@ -32,7 +32,8 @@ pub(crate) struct Manifest {
     #[serde(default)]
     pub(crate) exposures: BTreeMap<String, Exposure>,
     #[serde(default)]
-    pub(crate) disabled: BTreeMap<String, Vec<DisabledNode>>,
+    /// `unique_id → [node, …]`: models, seeds, snapshots and sources alike.
+    pub(crate) disabled: BTreeMap<String, Vec<Node>>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -74,9 +75,17 @@ pub(crate) struct NodeConfig {
     pub(crate) materialized: Option<String>,
 }
 
+/// A node of `nodes`, or an entry of `disabled` (which may also be a source: hence the
+/// source fields).
 #[derive(Deserialize, Debug)]
 pub(crate) struct Node {
+    #[serde(default)]
+    pub(crate) unique_id: Option<String>,
     pub(crate) resource_type: String,
+    #[serde(default)]
+    pub(crate) source_name: Option<String>,
+    #[serde(default)]
+    pub(crate) identifier: Option<String>,
     #[serde(default)]
     pub(crate) package_name: String,
     #[serde(default)]
@@ -113,38 +122,6 @@ pub(crate) struct Source {
     pub(crate) schema: Option<String>,
     #[serde(default)]
     pub(crate) relation_name: Option<String>,
-    #[serde(default)]
-    pub(crate) config: NodeConfig,
-}
-
-/// Entries under `disabled` are nodes or sources; both shapes fit this one.
-#[derive(Deserialize, Debug)]
-pub(crate) struct DisabledNode {
-    #[serde(default)]
-    pub(crate) unique_id: Option<String>,
-    pub(crate) resource_type: String,
-    #[serde(default)]
-    pub(crate) package_name: String,
-    #[serde(default)]
-    pub(crate) name: String,
-    #[serde(default)]
-    pub(crate) source_name: Option<String>,
-    #[serde(default)]
-    pub(crate) identifier: Option<String>,
-    #[serde(default)]
-    pub(crate) alias: Option<String>,
-    #[serde(default)]
-    pub(crate) database: Option<String>,
-    #[serde(default)]
-    pub(crate) schema: Option<String>,
-    #[serde(default)]
-    pub(crate) relation_name: Option<String>,
-    #[serde(default)]
-    pub(crate) version: Option<StrOrNum>,
-    #[serde(default)]
-    pub(crate) latest_version: Option<StrOrNum>,
-    #[serde(default)]
-    pub(crate) access: Option<String>,
     #[serde(default)]
     pub(crate) config: NodeConfig,
 }
