@@ -40,3 +40,11 @@ roundtrip:
 # what CI runs
 ci:
     bash .ci/run
+
+# benchmarks S (demo), M and L (generated, ~700 MB under target/bench) into BENCHMARKS.md
+bench:
+    cargo run --release --example bench
+
+# benchmarks S and M only, into target/bench/BENCHMARKS-quick.md (leaves BENCHMARKS.md alone)
+bench-quick:
+    cargo run --release --example bench -- --sizes S,M --out target/bench/BENCHMARKS-quick.md

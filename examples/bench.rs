@@ -1,0 +1,963 @@
+//! `just bench`: how long autoexpose takes, and how much memory, on the demo and on generated
+//! enterprise-sized inputs (issue #5). Not a test: nothing here asserts on time.
+//!
+//! ```text
+//! cargo run --release --example bench -- [--sizes S,M,L] [--out BENCHMARKS.md] [--live M,L] [--runs N]
+//! ```
+//!
+//! For each size: generate the inputs into `target/bench/<size>/` with `examples/gen_bench.rs`
+//! (reused while the generator and its arguments are unchanged), record the generated Tableau
+//! site through the local test server (`tests/support/tableau_server.rs`, in this process)
+//! with `autoexpose --record`, then, offline against those recordings:
+//!
+//! - each stage as its own process (`extract`, `normalize`, `match`, `emit`, with `-v`);
+//! - `match` with `RAYON_NUM_THREADS=1` and `2`;
+//! - a whole `run -v` on a fresh database, and again on the database it left (a nightly rerun);
+//! - the floor: `autoexpose parse-manifest`, serde_json parsing the same manifest into the
+//!   struct autoexpose uses and nothing else.
+//!
+//! Times are wall-clock, of the process and (from `-v`) of the stage inside it; peak RSS is
+//! the `peak RSS: N KiB` line `-v` prints. S and M take the median of 3 runs, L one run.
+//! Then, live against the test server answering every request after 50 ms: `extract` with
+//! `concurrency: 1` and `4`, counting requests and the most the server had in flight.
+//! Results go to BENCHMARKS.md (with the machine), progress to stdout.
+
+#[path = "../tests/support/tableau_server.rs"]
+mod tableau_server;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use tableau_server::{Faults, ServerOptions, TableauServer};
+
+const USAGE: &str = "usage: bench [--sizes S,M,L] [--out BENCHMARKS.md] [--live M,L] [--runs N]";
+const PAT_NAME: &str = "autoexpose-bench";
+const PAT_SECRET: &str = "bench-pat-secret";
+const LATENCY_MS: u64 = 50;
+
+/// The generator and what shapes the recordings: when these change, inputs are rebuilt.
+const GENERATOR_SOURCE: &str = include_str!("gen_bench.rs");
+const QUERY_SOURCES: &[&str] = &[
+    include_str!("../src/tableau/workbooks.graphql"),
+    include_str!("../src/tableau/workbook_ids.graphql"),
+    include_str!("../src/tableau/custom_sql.graphql"),
+    include_str!("../src/tableau/extract.rs"),
+    include_str!("../src/tableau/client.rs"),
+];
+
+struct Size {
+    name: &'static str,
+    /// None = the demo.
+    generated: Option<(usize, usize)>,
+}
+
+const SIZES: &[Size] = &[
+    Size { name: "S", generated: None },
+    Size { name: "M", generated: Some((5_000, 2_000)) },
+    Size { name: "L", generated: Some((50_000, 20_000)) },
+];
+
+struct Opts {
+    sizes: Vec<&'static Size>,
+    out: PathBuf,
+    live: Vec<String>,
+    runs: Option<usize>,
+}
+
+fn parse_args(args: Vec<String>) -> Result<Option<Opts>, String> {
+    let mut opts = Opts {
+        sizes: SIZES.iter().collect(),
+        out: PathBuf::from("BENCHMARKS.md"),
+        live: vec!["M".into(), "L".into()],
+        runs: None,
+    };
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || inline.clone().or_else(|| it.next()).ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--sizes" => {
+                let v = value()?;
+                opts.sizes = v
+                    .split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| {
+                        SIZES
+                            .iter()
+                            .find(|z| z.name.eq_ignore_ascii_case(s.trim()))
+                            .ok_or_else(|| format!("--sizes: unknown size {s} (S, M, L)"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--out" => opts.out = PathBuf::from(value()?),
+            "--live" => {
+                opts.live = value()?.split(',').map(|s| s.trim().to_uppercase()).filter(|s| !s.is_empty()).collect()
+            }
+            "--runs" => opts.runs = Some(value()?.parse().map_err(|_| "--runs: not a number".to_string())?),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(Some(opts))
+}
+
+fn main() {
+    let opts = match parse_args(std::env::args().skip(1).collect()) {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            println!("{USAGE}");
+            return;
+        }
+        Err(msg) => {
+            eprintln!("bench: {msg}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(opts) {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Progress and processes
+// ---------------------------------------------------------------------------------------------
+
+struct Ctx {
+    root: PathBuf,
+    bin: PathBuf,
+    gen: PathBuf,
+    started: Instant,
+}
+
+impl Ctx {
+    fn say(&self, msg: &str) {
+        println!("[{:>7.1}s] {msg}", self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// One finished autoexpose process.
+#[derive(Clone, Debug, Default)]
+struct Proc {
+    wall: f64,
+    code: i32,
+    /// `stage X took Ys` lines.
+    stages: BTreeMap<String, f64>,
+    peak_rss_kib: Option<u64>,
+    stdout: String,
+    stderr: String,
+}
+
+fn run_process(cmd: &mut Command) -> Result<Proc, String> {
+    let what = format!("{cmd:?}");
+    let started = Instant::now();
+    let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
+    let wall = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut p = Proc { wall, code: out.status.code().unwrap_or(-1), stdout, ..Default::default() };
+    for line in stderr.lines() {
+        if let Some(rest) = line.strip_prefix("stage ") {
+            if let Some((stage, secs)) = rest.split_once(" took ") {
+                if let Ok(s) = secs.trim_end_matches('s').parse::<f64>() {
+                    p.stages.insert(stage.to_string(), s);
+                }
+            }
+        } else if let Some(rest) = line.strip_prefix("peak RSS: ") {
+            p.peak_rss_kib = rest.trim_end_matches(" KiB").trim().parse().ok();
+        }
+    }
+    p.stderr = stderr;
+    Ok(p)
+}
+
+/// Runs autoexpose; exit 0 (or 3, an incomplete extraction, which is reported) or an error.
+fn autoexpose(ctx: &Ctx, args: &[&str], env: &[(&str, &str)]) -> Result<Proc, String> {
+    let mut cmd = Command::new(&ctx.bin);
+    cmd.args(args).current_dir(&ctx.root).env_remove("RAYON_NUM_THREADS");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let p = run_process(&mut cmd)?;
+    if p.code != 0 && p.code != 3 {
+        let tail: Vec<&str> = p.stderr.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+        return Err(format!("autoexpose {} exited {}:\n{}", args.join(" "), p.code, tail.join("\n")));
+    }
+    if p.code == 3 {
+        ctx.say(&format!("  note: autoexpose {} exited 3 (incomplete extraction)", args.join(" ")));
+    }
+    Ok(p)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The run whose wall time is the median (so its stage times and RSS go together).
+fn median_proc(mut runs: Vec<Proc>) -> Proc {
+    runs.sort_by(|a, b| a.wall.partial_cmp(&b.wall).unwrap_or(std::cmp::Ordering::Equal));
+    let n = runs.len();
+    runs.swap_remove(n / 2)
+}
+
+fn fnv(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain(std::iter::once(0)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+fn remove_db(db: &Path) {
+    for ext in ["", "-journal", "-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(ext);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1_000_000.0
+}
+
+// ---------------------------------------------------------------------------------------------
+// The benchmark
+// ---------------------------------------------------------------------------------------------
+
+/// What one size measured.
+#[derive(Default)]
+struct Result1 {
+    size: String,
+    runs: usize,
+    manifest: PathBuf,
+    manifest_bytes: u64,
+    counts: BTreeMap<String, i64>,
+    gen_stats: Option<serde_json::Value>,
+    tests: u64,
+    stages: BTreeMap<String, Proc>,
+    match_threads: BTreeMap<usize, Proc>,
+    run_fresh: Proc,
+    run_warm: Proc,
+    floor: Proc,
+    /// The time parse-manifest printed (in-process).
+    floor_inner: f64,
+    live: Vec<Live>,
+}
+
+struct Live {
+    concurrency: u32,
+    wall: f64,
+    stage: f64,
+    requests: usize,
+    max_in_flight: usize,
+    client_line: String,
+}
+
+fn run(opts: Opts) -> Result<(), String> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let ctx = Ctx {
+        bin: target.join("release/autoexpose"),
+        gen: target.join("release/examples/gen_bench"),
+        root: root.clone(),
+        started: Instant::now(),
+    };
+    ctx.say("building autoexpose and gen_bench (release)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(["build", "--release", "--quiet", "--bin", "autoexpose", "--example", "gen_bench"])
+        .current_dir(&root)
+        .status()
+        .map_err(|e| format!("{cargo} build: {e}"))?;
+    if !status.success() {
+        return Err("cargo build --release failed".into());
+    }
+    // Measure one binary throughout, even if the tree is rebuilt while the bench runs.
+    let snapshot = target.join("bench/bin");
+    std::fs::create_dir_all(&snapshot).map_err(|e| format!("{}: {e}", snapshot.display()))?;
+    for (from, name) in [(&ctx.bin, "autoexpose"), (&ctx.gen, "gen_bench")] {
+        let to = snapshot.join(name);
+        std::fs::copy(from, &to).map_err(|e| format!("copy {} to {}: {e}", from.display(), to.display()))?;
+    }
+    let ctx = Ctx { bin: snapshot.join("autoexpose"), gen: snapshot.join("gen_bench"), ..ctx };
+    let machine = machine(&ctx);
+    ctx.say(&format!("machine: {}", machine.one_line));
+
+    let mut results = Vec::new();
+    for size in &opts.sizes {
+        let r = bench_size(&ctx, size, &target, &opts)?;
+        results.push(r);
+        // Write what we have after every size, so a long L run leaves the S and M numbers.
+        let md = report(&machine, &results, &opts);
+        let out = if opts.out.is_absolute() { opts.out.clone() } else { root.join(&opts.out) };
+        std::fs::write(&out, md).map_err(|e| format!("{}: {e}", out.display()))?;
+        ctx.say(&format!("wrote {}", out.display()));
+    }
+    Ok(())
+}
+
+fn bench_size(ctx: &Ctx, size: &Size, target: &Path, opts: &Opts) -> Result<Result1, String> {
+    let dir = target.join("bench").join(size.name);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let runs = opts.runs.unwrap_or(if size.name == "L" { 1 } else { 3 });
+    let mut r = Result1 { size: size.name.to_string(), runs, ..Default::default() };
+    let (config, db) = match size.generated {
+        None => {
+            r.manifest = ctx.root.join("testdata/dbt/demo/artifacts/manifest.json");
+            (ctx.root.join("examples/demo/autoexpose.yml"), dir.join("bench.db"))
+        }
+        Some((models, workbooks)) => {
+            prepare_inputs(ctx, size, &dir, models, workbooks)?;
+            r.manifest = dir.join("manifest.json");
+            r.gen_stats = std::fs::read(dir.join("gen_stats.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+            (dir.join("autoexpose.yml"), dir.join("bench.db"))
+        }
+    };
+    r.tests = match &r.gen_stats {
+        Some(g) => g["tests"].as_u64().unwrap_or(0),
+        None => count_tests(&r.manifest),
+    };
+    r.manifest_bytes = std::fs::metadata(&r.manifest).map_err(|e| format!("{}: {e}", r.manifest.display()))?.len();
+    let cfg = config.to_string_lossy().into_owned();
+    let dbs = db.to_string_lossy().into_owned();
+    let manifest = r.manifest.to_string_lossy().into_owned();
+    ctx.say(&format!("{}: manifest {:.1} MB, {} run(s) per measurement", size.name, mb(r.manifest_bytes), runs));
+
+    // The floor, after one untimed pass that brings the manifest into the page cache.
+    autoexpose(ctx, &["parse-manifest", &manifest], &[])?;
+    let mut floors = Vec::new();
+    for i in 0..runs {
+        let p = autoexpose(ctx, &["-v", "parse-manifest", &manifest], &[])?;
+        ctx.say(&format!(
+            "{}: floor (parse-manifest) {}/{runs}: {:.3}s, peak {}",
+            size.name,
+            i + 1,
+            p.wall,
+            rss(p.peak_rss_kib)
+        ));
+        floors.push(p);
+    }
+    let inner: Vec<f64> = floors.iter().filter_map(|p| parse_floor(&p.stdout)).collect();
+    r.floor_inner = median(inner);
+    r.floor = median_proc(floors);
+
+    // Each stage as its own process, from a fresh database.
+    let stage_names = ["extract", "normalize", "match", "emit"];
+    let mut per_stage: BTreeMap<&str, Vec<Proc>> = BTreeMap::new();
+    for i in 0..runs {
+        remove_db(&db);
+        for stage in stage_names {
+            let p = autoexpose(ctx, &["-v", stage, "--config", &cfg, "--db", &dbs], &[])?;
+            ctx.say(&format!(
+                "{}: {stage} {}/{runs}: {:.3}s (stage {:.3}s), peak {}",
+                size.name,
+                i + 1,
+                p.wall,
+                p.stages.get(stage).copied().unwrap_or(f64::NAN),
+                rss(p.peak_rss_kib)
+            ));
+            per_stage.entry(stage).or_default().push(p);
+        }
+    }
+    for (stage, v) in per_stage {
+        r.stages.insert(stage.to_string(), median_proc(v));
+    }
+
+    // match on 1 and 2 threads (the database holds normalize's rows from above).
+    let mut by_threads: BTreeMap<usize, Vec<Proc>> = BTreeMap::new();
+    for i in 0..runs {
+        for threads in [1usize, 2] {
+            let t = threads.to_string();
+            let p = autoexpose(ctx, &["-v", "match", "--config", &cfg, "--db", &dbs], &[("RAYON_NUM_THREADS", &t)])?;
+            ctx.say(&format!(
+                "{}: match on {threads} thread(s) {}/{runs}: {:.3}s (stage {:.3}s)",
+                size.name,
+                i + 1,
+                p.wall,
+                p.stages.get("match").copied().unwrap_or(f64::NAN)
+            ));
+            by_threads.entry(threads).or_default().push(p);
+        }
+    }
+    for (t, v) in by_threads {
+        r.match_threads.insert(t, median_proc(v));
+    }
+
+    // A whole run: fresh database, then again on the database it left.
+    let mut fresh = Vec::new();
+    let mut warm = Vec::new();
+    for i in 0..runs {
+        remove_db(&db);
+        let p = autoexpose(ctx, &["-v", "run", "--config", &cfg, "--db", &dbs], &[])?;
+        ctx.say(&format!(
+            "{}: run (fresh db) {}/{runs}: {:.3}s, peak {}",
+            size.name,
+            i + 1,
+            p.wall,
+            rss(p.peak_rss_kib)
+        ));
+        fresh.push(p);
+        let p = autoexpose(ctx, &["-v", "run", "--config", &cfg, "--db", &dbs], &[])?;
+        ctx.say(&format!(
+            "{}: run (again, same db) {}/{runs}: {:.3}s, peak {}",
+            size.name,
+            i + 1,
+            p.wall,
+            rss(p.peak_rss_kib)
+        ));
+        warm.push(p);
+    }
+    r.run_fresh = median_proc(fresh);
+    r.run_warm = median_proc(warm);
+    r.counts = counts(&db)?;
+
+    if size.generated.is_some() && opts.live.iter().any(|s| s == size.name) {
+        for concurrency in [1u32, 4] {
+            let l = live_extract(ctx, size, &dir, concurrency)?;
+            r.live.push(l);
+        }
+    }
+    Ok(r)
+}
+
+/// Test nodes in a (small) manifest.
+fn count_tests(path: &Path) -> u64 {
+    let v: serde_json::Value =
+        std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    v["nodes"].as_object().map(|n| n.values().filter(|x| x["resource_type"] == "test").count() as u64).unwrap_or(0)
+}
+
+fn rss(kib: Option<u64>) -> String {
+    kib.map(|k| format!("{:.1} MB", k as f64 * 1024.0 / 1e6)).unwrap_or_else(|| "?".into())
+}
+
+/// `parsed N bytes, X nodes, Y sources in Zs`
+fn parse_floor(stdout: &str) -> Option<f64> {
+    let line = stdout.lines().find(|l| l.starts_with("parsed "))?;
+    line.rsplit(" in ").next()?.trim().trim_end_matches('s').parse().ok()
+}
+
+/// Generates `dir` unless it holds the same generator's output for the same arguments, and
+/// records the site unless recordings of it, made by the same queries, are there.
+fn prepare_inputs(ctx: &Ctx, size: &Size, dir: &Path, models: usize, workbooks: usize) -> Result<(), String> {
+    let gen_stamp =
+        format!("models={models} workbooks={workbooks} seed=42 generator={:016x}\n", fnv(&[GENERATOR_SOURCE]));
+    let stamp_path = dir.join("inputs.stamp");
+    let have = std::fs::read_to_string(&stamp_path).unwrap_or_default();
+    let files_there =
+        ["manifest.json", "site.json", "autoexpose.yml", "gen_stats.json"].iter().all(|f| dir.join(f).is_file());
+    if have != gen_stamp || !files_there {
+        ctx.say(&format!("{}: generating {models} models / {workbooks} workbooks into {}", size.name, dir.display()));
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(&ctx.gen);
+        cmd.args(["--models", &models.to_string(), "--workbooks", &workbooks.to_string(), "--out"]).arg(dir);
+        let p = run_process(&mut cmd)?;
+        if p.code != 0 {
+            return Err(format!("gen_bench failed: {}", p.stderr));
+        }
+        ctx.say(&format!("{}: {}", size.name, p.stdout.trim()));
+        std::fs::write(&stamp_path, &gen_stamp).map_err(|e| e.to_string())?;
+    } else {
+        ctx.say(&format!("{}: reusing generated inputs in {}", size.name, dir.display()));
+    }
+    let rec_stamp = format!("{gen_stamp}queries={:016x}\n", fnv(QUERY_SOURCES));
+    let rec_path = dir.join("http.stamp");
+    if std::fs::read_to_string(&rec_path).unwrap_or_default() != rec_stamp || !dir.join("http").is_dir() {
+        record(ctx, size, dir)?;
+        std::fs::write(&rec_path, &rec_stamp).map_err(|e| e.to_string())?;
+    } else {
+        ctx.say(&format!("{}: reusing recordings in {}", size.name, dir.join("http").display()));
+    }
+    Ok(())
+}
+
+/// The generated config pointed at `server_url`, without replay, with its own database.
+fn live_config(dir: &Path, server_url: &str, concurrency: u32, db: &str) -> Result<PathBuf, String> {
+    let text = std::fs::read_to_string(dir.join("autoexpose.yml")).map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with("replay:") {
+            continue;
+        }
+        if t.starts_with("database:") {
+            let _ = writeln!(out, "database: {db}");
+        } else if t.starts_with("server_url:") {
+            let _ = writeln!(out, "    server_url: {server_url}");
+        } else if t.starts_with("concurrency:") {
+            let _ = writeln!(out, "    concurrency: {concurrency}");
+        } else {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    let path = dir.join(format!("live-c{concurrency}.yml"));
+    std::fs::write(&path, out).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+fn record(ctx: &Ctx, size: &Size, dir: &Path) -> Result<(), String> {
+    ctx.say(&format!("{}: recording the site through the local Tableau server", size.name));
+    let server = TableauServer::start_with(
+        &dir.join("site.json"),
+        Faults::default(),
+        ServerOptions { port: 0, echo_requests: false, latency_ms: 0 },
+    );
+    let cfg = live_config(dir, &server.base_url, 4, "record.db")?;
+    let http = dir.join("http");
+    let _ = std::fs::remove_dir_all(&http);
+    remove_db(&dir.join("record.db"));
+    let (cfg_s, http_s) = (cfg.to_string_lossy().into_owned(), http.to_string_lossy().into_owned());
+    let p = autoexpose(
+        ctx,
+        &["--record", &http_s, "extract", "--config", &cfg_s],
+        &[("TABLEAU_TOKEN_NAME", PAT_NAME), ("TABLEAU_TOKEN_SECRET", PAT_SECRET)],
+    )?;
+    let requests = server.request_count();
+    server.stop();
+    ctx.say(&format!("{}: recorded {requests} requests in {:.1}s into {}", size.name, p.wall, http.display()));
+    Ok(())
+}
+
+fn live_extract(ctx: &Ctx, size: &Size, dir: &Path, concurrency: u32) -> Result<Live, String> {
+    let server = TableauServer::start_with(
+        &dir.join("site.json"),
+        Faults::default(),
+        ServerOptions { port: 0, echo_requests: false, latency_ms: LATENCY_MS },
+    );
+    let db = format!("live-c{concurrency}.db");
+    remove_db(&dir.join(&db));
+    let cfg = live_config(dir, &server.base_url, concurrency, &db)?;
+    let cfg_s = cfg.to_string_lossy().into_owned();
+    ctx.say(&format!("{}: live extract, {LATENCY_MS} ms per request, concurrency {concurrency} ...", size.name));
+    let p = autoexpose(
+        ctx,
+        &["-v", "extract", "--config", &cfg_s],
+        &[("TABLEAU_TOKEN_NAME", PAT_NAME), ("TABLEAU_TOKEN_SECRET", PAT_SECRET)],
+    )?;
+    let requests = server.request_count();
+    let max_in_flight = server.max_in_flight();
+    server.stop();
+    let client_line =
+        p.stderr.lines().find(|l| l.contains(" requests (")).map(|l| l.trim().to_string()).unwrap_or_default();
+    ctx.say(&format!(
+        "{}: live extract, concurrency {concurrency}: {:.2}s, {requests} requests, at most {max_in_flight} in flight",
+        size.name, p.wall
+    ));
+    Ok(Live {
+        concurrency,
+        wall: p.wall,
+        stage: p.stages.get("extract").copied().unwrap_or(f64::NAN),
+        requests,
+        max_in_flight,
+        client_line,
+    })
+}
+
+fn counts(db: &Path) -> Result<BTreeMap<String, i64>, String> {
+    let conn = rusqlite::Connection::open(db).map_err(|e| e.to_string())?;
+    let mut out = BTreeMap::new();
+    let queries = [
+        ("dbt_nodes", "SELECT count(*) FROM dbt_nodes"),
+        ("dbt_models", "SELECT count(*) FROM dbt_nodes WHERE resource_type = 'model'"),
+        ("workbooks", "SELECT count(*) FROM tableau_workbooks"),
+        ("table_rows", "SELECT count(*) FROM tableau_tables"),
+        ("distinct_tables", "SELECT count(DISTINCT table_id) FROM tableau_tables WHERE table_id != ''"),
+        ("custom_sql", "SELECT count(*) FROM tableau_custom_sql"),
+        ("published_datasources", "SELECT count(*) FROM tableau_datasources WHERE kind = 'published'"),
+        ("dependencies", "SELECT count(*) FROM exposure_dependencies"),
+        ("exposures_written", "SELECT count(*) FROM exposures WHERE status = 'written'"),
+        ("unmatched", "SELECT count(*) FROM unmatched_tables"),
+        ("raw_responses", "SELECT count(*) FROM raw_responses"),
+    ];
+    for (k, q) in queries {
+        let n: i64 = conn.query_row(q, [], |r| r.get(0)).map_err(|e| format!("{q}: {e}"))?;
+        out.insert(k.to_string(), n);
+    }
+    let mut st = conn
+        .prepare("SELECT reason, count(*) FROM unmatched_tables GROUP BY reason ORDER BY reason")
+        .map_err(|e| e.to_string())?;
+    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(|e| e.to_string())?;
+    for row in rows {
+        let (reason, n) = row.map_err(|e| e.to_string())?;
+        out.insert(format!("unmatched.{reason}"), n);
+    }
+    drop(st);
+    let size: i64 = conn
+        .query_row("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()", [], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    out.insert("db_bytes".into(), size);
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The machine and the report
+// ---------------------------------------------------------------------------------------------
+
+struct Machine {
+    cores: usize,
+    one_line: String,
+    rows: Vec<(String, String)>,
+}
+
+fn command_line(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+fn machine(ctx: &Ctx) -> Machine {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_else(|| "?".into());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kib: u64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let rustc = command_line("rustc", &["--version"]);
+    let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let kernel = command_line("uname", &["-sr"]);
+    let commit = Command::new("git")
+        .args(["describe", "--always", "--dirty", "--abbrev=7"])
+        .current_dir(&ctx.root)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "?".into());
+    let rows = vec![
+        ("CPU".to_string(), format!("{cpu}, {cores} cores available (nproc)")),
+        ("Memory".to_string(), format!("{:.1} GiB", mem_kib as f64 / 1024.0 / 1024.0)),
+        ("OS".to_string(), kernel),
+        ("rustc".to_string(), rustc),
+        ("autoexpose".to_string(), format!("commit {commit}, release profile")),
+        ("Date".to_string(), date),
+    ];
+    Machine { cores, one_line: format!("{cpu}, {cores} cores, {:.1} GiB", mem_kib as f64 / 1024.0 / 1024.0), rows }
+}
+
+fn secs(v: f64) -> String {
+    if v.is_nan() {
+        "–".into()
+    } else if v < 0.1 {
+        format!("{:.1} ms", v * 1000.0)
+    } else if v < 10.0 {
+        format!("{v:.3} s")
+    } else {
+        format!("{v:.1} s")
+    }
+}
+
+fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Benchmarks\n");
+    let _ = writeln!(
+        s,
+        "Made by `just bench` (`cargo run --release --example bench`; `examples/bench.rs`, inputs from \
+         `examples/gen_bench.rs`). Wall-clock times of whole `autoexpose` processes, offline against \
+         recordings of the generated Tableau site; *stage* times are what `-v` prints for the stage \
+         inside the process. Peak RSS is the process's VmHWM (`-v`). S and M: median of {} runs; L: {} run.\n",
+        results.iter().find(|r| r.size != "L").map(|r| r.runs).unwrap_or(3),
+        results.iter().find(|r| r.size == "L").map(|r| r.runs).unwrap_or(1),
+    );
+    let _ = writeln!(s, "## Machine\n\n| | |\n|---|---|");
+    for (k, v) in &m.rows {
+        let _ = writeln!(s, "| {k} | {v} |");
+    }
+    let _ = writeln!(s);
+
+    // Summary across sizes.
+    let _ = writeln!(s, "## Summary\n");
+    let _ = write!(s, "| | ");
+    for r in results {
+        let _ = write!(s, "{} | ", r.size);
+    }
+    let _ = write!(s, "\n|---|");
+    for _ in results {
+        let _ = write!(s, "---:|");
+    }
+    let _ = writeln!(s);
+    let row = |s: &mut String, label: &str, f: &dyn Fn(&Result1) -> String| {
+        let _ = write!(s, "| {label} | ");
+        for r in results {
+            let _ = write!(s, "{} | ", f(r));
+        }
+        let _ = writeln!(s);
+    };
+    let c = |r: &Result1, k: &str| r.counts.get(k).copied().unwrap_or(0);
+    row(&mut s, "manifest", &|r| format!("{:.1} MB", mb(r.manifest_bytes)));
+    row(&mut s, "dbt nodes (models, seeds, snapshots, sources)", &|r| {
+        format!("{} ({} models)", c(r, "dbt_nodes"), c(r, "dbt_models"))
+    });
+    row(&mut s, "tests in the manifest", &|r| r.tests.to_string());
+    row(&mut s, "workbooks", &|r| c(r, "workbooks").to_string());
+    row(&mut s, "table rows (distinct tables)", &|r| format!("{} ({})", c(r, "table_rows"), c(r, "distinct_tables")));
+    for stage in ["extract", "normalize", "match", "emit"] {
+        row(&mut s, &format!("`{stage}` process (stage)"), &|r| {
+            r.stages
+                .get(stage)
+                .map(|p| format!("{} ({})", secs(p.wall), secs(p.stages.get(stage).copied().unwrap_or(f64::NAN))))
+                .unwrap_or_default()
+        });
+    }
+    row(&mut s, "**`run`**, fresh database", &|r| format!("**{}**", secs(r.run_fresh.wall)));
+    row(&mut s, "`run` again on its database", &|r| secs(r.run_warm.wall));
+    row(&mut s, "**floor**: `parse-manifest` process (in-process parse)", &|r| {
+        format!("**{}** ({})", secs(r.floor.wall), secs(r.floor_inner))
+    });
+    row(&mut s, "**run / floor**", &|r| format!("**{:.2}×**", r.run_fresh.wall / r.floor.wall));
+    row(&mut s, "**peak RSS of `run`**", &|r| format!("**{}**", rss(r.run_fresh.peak_rss_kib)));
+    row(&mut s, "**peak RSS / manifest size**", &|r| {
+        format!("**{:.2}×**", r.run_fresh.peak_rss_kib.unwrap_or(0) as f64 * 1024.0 / r.manifest_bytes as f64)
+    });
+    row(&mut s, "peak RSS of the floor", &|r| rss(r.floor.peak_rss_kib));
+    row(&mut s, "`match` stage, 1 thread → 2 threads", &|r| {
+        let t = |n: usize| r.match_threads.get(&n).and_then(|p| p.stages.get("match").copied()).unwrap_or(f64::NAN);
+        format!("{} → {} ({:.2}×)", secs(t(1)), secs(t(2)), t(1) / t(2))
+    });
+    let _ = writeln!(s);
+
+    for r in results {
+        let _ = writeln!(
+            s,
+            "## {}{}\n",
+            r.size,
+            match r.size.as_str() {
+                "S" => " — the demo (`examples/demo/autoexpose.yml`)",
+                "M" => " — 5k models, 2k workbooks (generated)",
+                _ => " — 50k models, 20k workbooks (generated)",
+            }
+        );
+        let _ = writeln!(
+            s,
+            "Manifest `{}`: {:.1} MB.",
+            r.manifest.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(&r.manifest).display(),
+            mb(r.manifest_bytes)
+        );
+        if let Some(g) = &r.gen_stats {
+            let n = |k: &str| g[k].as_u64().unwrap_or(0);
+            let _ = writeln!(
+                s,
+                "Generated: {} models ({} ephemeral, {} private, {} versions, {} disabled), {} tests, {} seeds, {} snapshots, \
+                 {} sources, {} macros; {} workbooks in {} projects, {} embedded and {} published data sources, \
+                 {} custom SQL queries ({} unsupported), {} distinct Tableau tables.",
+                n("models") + n("models_disabled"),
+                n("models_ephemeral"),
+                n("models_private"),
+                n("models_versioned"),
+                n("models_disabled"),
+                n("tests"),
+                n("seeds"),
+                n("snapshots"),
+                n("sources"),
+                n("macros"),
+                n("workbooks"),
+                n("projects"),
+                n("embedded_datasources"),
+                n("published_datasources"),
+                n("custom_sql_supported") + n("custom_sql_unsupported"),
+                n("custom_sql_unsupported"),
+                n("distinct_tables"),
+            );
+            if let Some(by) = g["bytes_by_kind"].as_object() {
+                let total = n("manifest_bytes").max(1) as f64;
+                let mut parts: Vec<(String, u64)> =
+                    by.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect();
+                parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+                let list: Vec<String> =
+                    parts.iter().map(|(k, v)| format!("{k} {:.0}%", *v as f64 * 100.0 / total)).collect();
+                let models = (n("models") + n("models_disabled")).max(1);
+                let _ = writeln!(
+                    s,
+                    "Manifest bytes: {}; {:.1} KB per model all in, a model node {:.1} KB on average, a test {:.1} KB.",
+                    list.join(", "),
+                    total / models as f64 / 1000.0,
+                    by.get("model").and_then(|v| v.as_u64()).unwrap_or(0) as f64 / n("models").max(1) as f64 / 1000.0,
+                    by.get("test").and_then(|v| v.as_u64()).unwrap_or(0) as f64 / n("tests").max(1) as f64 / 1000.0,
+                );
+            }
+        }
+        let _ = writeln!(s);
+        let _ = writeln!(s, "| measurement | wall | stage(s) inside (`-v`) | peak RSS |\n|---|---:|---|---:|");
+        let stage_list = |p: &Proc| {
+            let order = ["extract", "normalize", "match", "emit"];
+            let v: Vec<String> =
+                order.iter().filter_map(|k| p.stages.get(*k).map(|t| format!("{k} {}", secs(*t)))).collect();
+            v.join(", ")
+        };
+        let _ = writeln!(
+            s,
+            "| floor: `parse-manifest` | {} | parse {} | {} |",
+            secs(r.floor.wall),
+            secs(r.floor_inner),
+            rss(r.floor.peak_rss_kib)
+        );
+        for stage in ["extract", "normalize", "match", "emit"] {
+            if let Some(p) = r.stages.get(stage) {
+                let _ = writeln!(s, "| `{stage}` | {} | {} | {} |", secs(p.wall), stage_list(p), rss(p.peak_rss_kib));
+            }
+        }
+        for (t, p) in &r.match_threads {
+            let _ = writeln!(
+                s,
+                "| `match`, RAYON_NUM_THREADS={t} | {} | {} | {} |",
+                secs(p.wall),
+                stage_list(p),
+                rss(p.peak_rss_kib)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "| **`run`, fresh database** | **{}** | {} | **{}** |",
+            secs(r.run_fresh.wall),
+            stage_list(&r.run_fresh),
+            rss(r.run_fresh.peak_rss_kib)
+        );
+        let _ = writeln!(
+            s,
+            "| `run` again, same database | {} | {} | {} |",
+            secs(r.run_warm.wall),
+            stage_list(&r.run_warm),
+            rss(r.run_warm.peak_rss_kib)
+        );
+        let _ = writeln!(s);
+        let counts: Vec<String> = r
+            .counts
+            .iter()
+            .filter(|(k, _)| !k.starts_with("unmatched.") && k.as_str() != "db_bytes")
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let reasons: Vec<String> =
+            r.counts.iter().filter_map(|(k, v)| k.strip_prefix("unmatched.").map(|k| format!("{k} {v}"))).collect();
+        let _ = writeln!(
+            s,
+            "Rows after `run`: {}. Unmatched by reason: {}. SQLite file: {:.1} MB.\n",
+            counts.join(", "),
+            reasons.join(", "),
+            mb(r.counts.get("db_bytes").copied().unwrap_or(0) as u64)
+        );
+    }
+
+    // Live extraction.
+    let live: Vec<&Result1> = results.iter().filter(|r| !r.live.is_empty()).collect();
+    if !live.is_empty() {
+        let _ = writeln!(
+            s,
+            "## Live extraction against a slow server\n\n`extract` against the local Tableau test server (in the bench process) answering every \
+             request after {LATENCY_MS} ms, one session, `concurrency: 1` vs `4` in the config. *Sequential* is requests × {LATENCY_MS} ms, \
+             the time the latency alone costs without overlap.\n"
+        );
+        let _ = writeln!(s, "| size | concurrency | wall | extract stage | requests | sequential | most in flight (server) | autoexpose says |\n|---|---:|---:|---:|---:|---:|---:|---|");
+        for r in &live {
+            for l in &r.live {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                    r.size,
+                    l.concurrency,
+                    secs(l.wall),
+                    secs(l.stage),
+                    l.requests,
+                    secs(l.requests as f64 * LATENCY_MS as f64 / 1000.0),
+                    l.max_in_flight,
+                    l.client_line
+                );
+            }
+        }
+        let _ = writeln!(s);
+    }
+
+    // Targets on L.
+    let _ = writeln!(s, "## Targets (issue #5, on L with 2 cores)\n");
+    match results.iter().find(|r| r.size == "L") {
+        None => {
+            let _ = writeln!(
+                s,
+                "L was not run ({}): no verdicts.\n",
+                opts.sizes.iter().map(|z| z.name).collect::<Vec<_>>().join(",")
+            );
+        }
+        Some(l) => {
+            if m.cores != 2 {
+                let _ = writeln!(s, "Note: this machine has {} cores, not 2.\n", m.cores);
+            }
+            let ratio = l.run_fresh.wall / l.floor.wall;
+            let verdict = |ok: bool| if ok { "**PASS**" } else { "**FAIL**" };
+            let _ = writeln!(
+                s,
+                "- {} offline `run` ≤ 3× the floor: {} / {} = {:.2}×",
+                verdict(ratio <= 3.0),
+                secs(l.run_fresh.wall),
+                secs(l.floor.wall),
+                ratio
+            );
+            let rss_ratio = l.run_fresh.peak_rss_kib.unwrap_or(u64::MAX) as f64 * 1024.0 / l.manifest_bytes as f64;
+            let _ = writeln!(
+                s,
+                "- {} peak RSS ≤ 1.5× the manifest: {} / {:.1} MB = {:.2}×",
+                verdict(rss_ratio <= 1.5),
+                rss(l.run_fresh.peak_rss_kib),
+                mb(l.manifest_bytes),
+                rss_ratio
+            );
+            let t = |n: usize| l.match_threads.get(&n).and_then(|p| p.stages.get("match").copied()).unwrap_or(f64::NAN);
+            let speedup = t(1) / t(2);
+            let _ = writeln!(
+                s,
+                "- {} `match` speeds up from 1 to 2 threads (counted as ≥ 1.1×): {} → {} = {:.2}×",
+                verdict(speedup >= 1.1),
+                secs(t(1)),
+                secs(t(2)),
+                speedup
+            );
+            match (l.live.iter().find(|x| x.concurrency == 1), l.live.iter().find(|x| x.concurrency == 4)) {
+                (Some(a), Some(b)) => {
+                    let _ = writeln!(
+                        s,
+                        "- {} extraction overlaps requests in one session against {LATENCY_MS} ms latency: concurrency 4 takes {} with at most {} in flight, vs {} sequential ({} requests; {:.2}× faster)",
+                        verdict(b.max_in_flight > 1 && b.wall < a.wall),
+                        secs(b.wall),
+                        b.max_in_flight,
+                        secs(a.wall),
+                        b.requests,
+                        a.wall / b.wall
+                    );
+                }
+                _ => {
+                    let _ = writeln!(s, "- live extraction on L was not run");
+                }
+            }
+            let _ = writeln!(s);
+        }
+    }
+    s
+}
