@@ -9,7 +9,10 @@ fixture=${1:-testdata/tableau/demo.site.json}
 out=testdata/http/demo
 
 cargo build --quiet --example tableau_server
-cargo build --quiet --release
+# AUTOEXPOSE_BIN=target/debug/autoexpose records with another build (the release one is built
+# otherwise).
+bin=${AUTOEXPOSE_BIN:-target/release/autoexpose}
+[ -n "${AUTOEXPOSE_BIN:-}" ] || cargo build --quiet --release
 
 work=$(mktemp -d)
 server_pid=
@@ -37,5 +40,5 @@ sed -e "s#^replay:.*##" \
 
 rm -rf "$out"
 TABLEAU_TOKEN_NAME=autoexpose-demo TABLEAU_TOKEN_SECRET=demo-pat-secret \
-  target/release/autoexpose --record "$out" extract --config "$work/autoexpose.yml"
+  "$bin" --record "$out" extract --config "$work/autoexpose.yml"
 echo "recorded $(find "$out" -name '*.json' | wc -l) exchanges into $out"

@@ -25,9 +25,10 @@ use crate::log;
 
 const WORKBOOK_IDS_QUERY: &str = include_str!("workbook_ids.graphql");
 const WORKBOOKS_QUERY: &str = include_str!("workbooks.graphql");
-/// Page size of the id listing: one node per workbook, far below any node limit; the
-/// Metadata API's documented default page size.
-const ID_PAGE_SIZE: u32 = 100;
+/// Page size of the id listing: one node per workbook, far below any node limit. The server's
+/// maximum page size is not documented; above it Tableau answers MAX_PAGE_SIZE_EXCEEDED and
+/// the page is fetched again at half the size (see `paged`).
+const ID_PAGE_SIZE: u32 = 1000;
 const CUSTOM_SQL_QUERY: &str = include_str!("custom_sql.graphql");
 
 #[derive(Debug, Clone)]
@@ -98,7 +99,29 @@ fn read_site(site: &TableauSite, client: &Client) -> Result<SiteExtract> {
     let (ids, workbooks_total, ids_complete) =
         paged::<IdNode>(client, "WorkbookIds", &id_query, "workbooksConnection", &vars, ID_PAGE_SIZE, &mut warnings)?;
     let ids: Vec<String> = ids.into_iter().map(|n| n.id).collect();
-    let (mut workbooks, wb_complete) = workbook_details(client, &ids, site, &mut warnings)?;
+    // Custom SQL pages are read on their own thread while the workbook chunks are fetched; its
+    // warnings are appended after the workbooks' so the order does not depend on timing.
+    let (details, custom) = std::thread::scope(|scope| {
+        let custom = scope.spawn(|| {
+            let mut w = Vec::new();
+            let r = paged::<CustomSql>(
+                client,
+                "CustomSql",
+                CUSTOM_SQL_QUERY,
+                "customSQLTablesConnection",
+                &serde_json::Map::new(),
+                site.page_size,
+                &mut w,
+            );
+            (r, w)
+        });
+        let details = workbook_details(client, &ids, site, &mut warnings);
+        (details, custom.join())
+    });
+    let (mut workbooks, wb_complete) = details?;
+    let (custom, custom_warnings) = custom.map_err(|_| anyhow::anyhow!("the custom SQL reader panicked"))?;
+    let (mut custom_sql, _, sql_complete) = custom?;
+    warnings.extend(custom_warnings);
     let wb_complete = wb_complete && ids_complete;
     if let Some(f) = &filter {
         // Older servers ignore unknown filters; never trust the filter alone.
@@ -127,15 +150,6 @@ fn read_site(site: &TableauSite, client: &Client) -> Result<SiteExtract> {
     }
     let workbook_ids: BTreeSet<&str> = workbooks.iter().map(|w| w.id.as_str()).collect();
 
-    let (mut custom_sql, _, sql_complete) = paged::<CustomSql>(
-        client,
-        "CustomSql",
-        CUSTOM_SQL_QUERY,
-        "customSQLTablesConnection",
-        &serde_json::Map::new(),
-        site.page_size,
-        &mut warnings,
-    )?;
     custom_sql.retain(|c| {
         c.downstream_workbooks.iter().flatten().any(|w| workbook_ids.contains(w.id.as_str()))
     });
