@@ -29,7 +29,7 @@ CREATE TABLE refresh_state (
     last_job_id     TEXT,
     last_run_id     INTEGER NOT NULL,
     PRIMARY KEY (integration, target_kind, target_luid)
-);
+) WITHOUT ROWID;
 
 -- Every decision of every refresh run, one row per exposure and target.
 CREATE TABLE refresh_events (

@@ -27,7 +27,7 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Re
     report.inputs.insert(config.manifest.display().to_string(), sha);
     drop(bytes);
     log::info(&format!(
-        "Read manifest {} ({} nodes, {} sources)",
+        "Read manifest {} ({} models, seeds and snapshots; {} sources)",
         config.manifest.display(),
         manifest.nodes.len(),
         manifest.sources.len()

@@ -25,7 +25,9 @@ pub(crate) enum ManifestError {
 #[derive(Deserialize, Debug)]
 pub(crate) struct Manifest {
     pub(crate) metadata: Metadata,
-    #[serde(default)]
+    /// Models, seeds and snapshots only: tests, analyses and operations (most of a large
+    /// manifest's nodes) are skipped as they are read, so they never take memory.
+    #[serde(default, deserialize_with = "relation_nodes")]
     pub(crate) nodes: BTreeMap<String, Node>,
     #[serde(default)]
     pub(crate) sources: BTreeMap<String, Source>,
@@ -154,6 +156,26 @@ impl Exposure {
         }
         meta.get("workbook_luid").and_then(|v| v.as_str()).map(str::to_string)
     }
+}
+
+fn relation_nodes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Node>, D::Error> {
+    struct Visit;
+    impl<'de> serde::de::Visitor<'de> for Visit {
+        type Value = BTreeMap<String, Node>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of unique_id to node")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((id, node)) = map.next_entry::<String, Node>()? {
+                if matches!(node.resource_type.as_str(), "model" | "seed" | "snapshot") {
+                    out.insert(id, node);
+                }
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Visit)
 }
 
 /// Reads and checks a manifest; the bytes are returned too, for hashing.

@@ -134,33 +134,52 @@ fn load_index(conn: &Connection) -> Result<Index> {
     Ok(index)
 }
 
-/// Tableau table rows with their keys, grouped by workbook, in a stable order.
+/// Tableau table rows with their keys, grouped by workbook, in a stable order. The keys are
+/// joined here from a map rather than in SQL: one sequential scan of each table.
 fn load_tables(conn: &Connection) -> Result<Vec<Vec<TableRow>>> {
+    type KeyRow = (Option<String>, Option<String>, Option<String>, String);
+    let mut keys: HashMap<(String, String), KeyRow> = HashMap::new();
+    {
+        let mut st = conn.prepare(
+            "SELECT integration, ref, key, database, schema || '.' || identifier, status FROM relation_keys WHERE side = 'tableau'",
+        )?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            keys.insert((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?));
+        }
+    }
     let mut st = conn.prepare(
-        "SELECT t.integration, t.workbook_id, t.via, t.via_id, t.table_id, t.name, k.key, k.database,
-                k.schema || '.' || k.identifier, k.status
-         FROM tableau_tables t
-         LEFT JOIN relation_keys k ON k.side = 'tableau' AND k.integration = t.integration AND k.ref = t.table_id
-         ORDER BY t.integration, t.workbook_id, t.via, t.via_id, t.table_id",
+        "SELECT integration, workbook_id, via, via_id, table_id, name
+         FROM tableau_tables ORDER BY integration, workbook_id, via, via_id, table_id",
     )?;
-    let mut groups: BTreeMap<(String, String), Vec<TableRow>> = BTreeMap::new();
+    let mut groups: Vec<Vec<TableRow>> = Vec::new();
     let mut rows = st.query([])?;
     while let Some(r) = rows.next()? {
+        let integration: String = r.get(0)?;
+        let workbook_id: String = r.get(1)?;
+        let table_id: String = r.get(4)?;
+        let (key, database, schema_ident, status) = match keys.get(&(integration.clone(), table_id.clone())) {
+            Some((k, d, si, st)) => (k.clone(), d.clone(), si.clone(), Some(st.clone())),
+            None => (None, None, None, None),
+        };
         let row = TableRow {
-            integration: r.get(0)?,
-            workbook_id: r.get(1)?,
             via: r.get(2)?,
             via_id: r.get(3)?,
-            table_id: r.get(4)?,
+            table_id,
             name: r.get(5)?,
-            key: r.get(6)?,
-            database: r.get(7)?,
-            schema_ident: r.get(8)?,
-            status: r.get(9)?,
+            key,
+            database,
+            schema_ident,
+            status,
+            integration,
+            workbook_id,
         };
-        groups.entry((row.integration.clone(), row.workbook_id.clone())).or_default().push(row);
+        match groups.last_mut() {
+            Some(g) if g[0].integration == row.integration && g[0].workbook_id == row.workbook_id => g.push(row),
+            _ => groups.push(vec![row]),
+        }
     }
-    Ok(groups.into_values().collect())
+    Ok(groups)
 }
 
 enum Outcome {

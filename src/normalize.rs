@@ -45,15 +45,19 @@ pub(crate) fn run(conn: &mut Connection, config: &Config) -> Result<StageReport>
             ins.execute(params!["dbt", "", id, k.text(), k.database, k.schema, k.identifier, k.derivation, "ok"])?;
         }
 
+        // Each table once, the first time it appears (a sequential scan; no GROUP BY sort).
         let mut st = tx.prepare(
-            "SELECT integration, table_id, min(name), min(full_name), min(schema), min(database_name), min(database_type), min(connection_type)
-             FROM tableau_tables WHERE table_id != '' GROUP BY integration, table_id ORDER BY integration, table_id",
+            "SELECT integration, table_id, name, full_name, schema, database_name, database_type, connection_type
+             FROM tableau_tables WHERE table_id != ''",
         )?;
         let mut rows = st.query([])?;
-        let mut done = BTreeSet::new();
+        let mut done: BTreeSet<(String, String)> = BTreeSet::new();
         while let Some(r) = rows.next()? {
             let integration: String = r.get(0)?;
             let table_id: String = r.get(1)?;
+            if done.contains(&(integration.clone(), table_id.clone())) {
+                continue;
+            }
             let (name, full, schema, database): (Option<String>, Option<String>, Option<String>, Option<String>) =
                 (r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
             let (dtype, ctype): (Option<String>, Option<String>) = (r.get(6)?, r.get(7)?);

@@ -40,7 +40,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
             let started = std::time::Instant::now();
             let (m, bytes) = crate::manifest::load(path)?;
             println!(
-                "parsed {} bytes, {} nodes, {} sources in {:.3}s",
+                "parsed {} bytes, {} models, seeds and snapshots, {} sources in {:.3}s",
                 bytes.len(),
                 m.nodes.len(),
                 m.sources.len(),
