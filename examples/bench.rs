@@ -152,6 +152,8 @@ struct Proc {
     peak_rss_kib: Option<u64>,
     stdout: String,
     stderr: String,
+    /// Seconds since start at which each stderr line arrived (watched runs only).
+    timeline: Vec<(f64, String)>,
 }
 
 fn run_process(cmd: &mut Command) -> Result<Proc, String> {
@@ -227,7 +229,13 @@ impl<'a> Nudger<'a> {
 
 /// Runs autoexpose with `-v` output watched line by line, calling `tick` every 100 ms; `None`
 /// when it printed nothing for `QUIET_LIMIT` and was killed (a stall the nudge did not cure).
-fn watched(ctx: &Ctx, args: &[&str], env: &[(&str, &str)], tick: &dyn Fn()) -> Result<Option<Proc>, String> {
+fn watched(
+    ctx: &Ctx,
+    args: &[&str],
+    env: &[(&str, &str)],
+    tick: &dyn Fn(),
+    quiet_limit: Option<Duration>,
+) -> Result<Option<Proc>, String> {
     use std::io::{BufRead, Read};
     let mut cmd = Command::new(&ctx.bin);
     cmd.args(args)
@@ -257,6 +265,7 @@ fn watched(ctx: &Ctx, args: &[&str], env: &[(&str, &str)], tick: &dyn Fn()) -> R
         s
     });
     let mut stderr = String::new();
+    let mut timeline = Vec::new();
     let mut last = Instant::now();
     let mut stalled = false;
     loop {
@@ -266,9 +275,10 @@ fn watched(ctx: &Ctx, args: &[&str], env: &[(&str, &str)], tick: &dyn Fn()) -> R
                 stderr.push_str(&line);
                 stderr.push('\n');
                 last = Instant::now();
+                timeline.push((started.elapsed().as_secs_f64(), line));
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if last.elapsed() >= QUIET_LIMIT {
+                if quiet_limit.is_some_and(|q| last.elapsed() >= q) {
                     stalled = true;
                     let _ = child.kill(); // our own child, by its handle
                     break;
@@ -285,7 +295,8 @@ fn watched(ctx: &Ctx, args: &[&str], env: &[(&str, &str)], tick: &dyn Fn()) -> R
         ctx.say(&format!("  stalled: nothing printed for {}s; killed, measuring again", QUIET_LIMIT.as_secs()));
         return Ok(None);
     }
-    let p = proc_from(wall, status.code().unwrap_or(-1), stdout, stderr);
+    let mut p = proc_from(wall, status.code().unwrap_or(-1), stdout, stderr);
+    p.timeline = timeline;
     if p.code != 0 && p.code != 3 {
         let tail: Vec<&str> = p.stderr.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
         return Err(format!("autoexpose {} exited {}:\n{}", args.join(" "), p.code, tail.join("\n")));
@@ -502,12 +513,14 @@ fn bench_size(ctx: &Ctx, size: &Size, target: &Path, opts: &Opts) -> Result<Resu
 
     // match on 1 and 2 threads (the database holds normalize's rows from above).
     let mut by_threads: BTreeMap<usize, Vec<Proc>> = BTreeMap::new();
-    for i in 0..runs {
+    // At least 3 runs even on L: the difference is small and a single run is noise.
+    let thread_runs = runs.max(3);
+    for i in 0..thread_runs {
         for threads in [1usize, 2] {
             let t = threads.to_string();
             let p = autoexpose(ctx, &["-v", "match", "--config", &cfg, "--db", &dbs], &[("RAYON_NUM_THREADS", &t)])?;
             ctx.say(&format!(
-                "{}: match on {threads} thread(s) {}/{runs}: {:.3}s (stage {:.3}s)",
+                "{}: match on {threads} thread(s) {}/{thread_runs}: {:.3}s (stage {:.3}s)",
                 size.name,
                 i + 1,
                 p.wall,
@@ -525,7 +538,9 @@ fn bench_size(ctx: &Ctx, size: &Size, target: &Path, opts: &Opts) -> Result<Resu
     let mut warm = Vec::new();
     for i in 0..runs {
         remove_db(&db);
-        let p = autoexpose(ctx, &["-v", "run", "--config", &cfg, "--db", &dbs], &[])?;
+        // Watched, for the time at which each line came: the phases of the run (`phases`).
+        let p = watched(ctx, &["-v", "run", "--config", &cfg, "--db", &dbs], &[], &|| {}, None)?
+            .ok_or("a run without a quiet limit cannot stall")?;
         ctx.say(&format!(
             "{}: run (fresh db) {}/{runs}: {:.3}s, peak {}",
             size.name,
@@ -563,6 +578,29 @@ fn count_tests(path: &Path) -> u64 {
     let v: serde_json::Value =
         std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
     v["nodes"].as_object().map(|n| n.values().filter(|x| x["resource_type"] == "test").count() as u64).unwrap_or(0)
+}
+
+/// A watched `run -v` cut into phases by the time its lines arrived: (phase, seconds).
+fn phases(p: &Proc) -> Vec<(&'static str, f64)> {
+    let at = |pred: &dyn Fn(&str) -> bool| p.timeline.iter().rev().find(|(_, l)| pred(l)).map(|(t, _)| *t);
+    let marks: [(&'static str, Option<f64>); 7] = [
+        ("start, config, manifest read + parse + hash", at(&|l| l.starts_with("Read manifest"))),
+        ("Tableau: replayed responses, JSON parsing", at(&|l| l.contains(" requests ("))),
+        ("extract's SQLite writes", at(&|l| l.starts_with("stage extract took"))),
+        ("normalize", at(&|l| l.starts_with("stage normalize took"))),
+        ("match", at(&|l| l.starts_with("stage match took"))),
+        ("emit", at(&|l| l.starts_with("stage emit took"))),
+        ("summary, exit", Some(p.wall)),
+    ];
+    let mut out = Vec::new();
+    let mut prev = 0.0;
+    for (name, t) in marks {
+        if let Some(t) = t {
+            out.push((name, (t - prev).max(0.0)));
+            prev = t;
+        }
+    }
+    out
 }
 
 fn rss(kib: Option<u64>) -> String {
@@ -653,6 +691,7 @@ fn record(ctx: &Ctx, size: &Size, dir: &Path) -> Result<(), String> {
             &["-v", "--record", &http_s, "extract", "--config", &cfg_s],
             &[("TABLEAU_TOKEN_NAME", PAT_NAME), ("TABLEAU_TOKEN_SECRET", PAT_SECRET)],
             &|| nudger.tick(),
+            Some(QUIET_LIMIT),
         )?;
         let requests = server.request_count();
         server.stop();
@@ -686,6 +725,7 @@ fn live_extract(ctx: &Ctx, size: &Size, dir: &Path, latency_ms: u64, concurrency
             &["-v", "extract", "--config", &cfg_s],
             &[("TABLEAU_TOKEN_NAME", PAT_NAME), ("TABLEAU_TOKEN_SECRET", PAT_SECRET)],
             &|| nudger.tick(),
+            Some(QUIET_LIMIT),
         )?;
         let (requests, max_in_flight) = (server.request_count(), server.max_in_flight());
         server.stop();
@@ -837,7 +877,9 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
         "Made by `just bench` (`cargo run --release --example bench`; `examples/bench.rs`, inputs from \
          `examples/gen_bench.rs`). Wall-clock times of whole `autoexpose` processes, offline against \
          recordings of the generated Tableau site; *stage* times are what `-v` prints for the stage \
-         inside the process. Peak RSS is the process's VmHWM (`-v`). S and M: median of {} runs; L: {} run.\n",
+         inside the process. Peak RSS is the process's VmHWM (`-v`). S and M: median of {} runs; L: {} run \
+         (`match` on 1 vs 2 threads: median of at least 3 everywhere). The machine may be shared: see the load \
+         averages.\n",
         results.iter().find(|r| r.size != "L").map(|r| r.runs).unwrap_or(3),
         results.iter().find(|r| r.size == "L").map(|r| r.runs).unwrap_or(1),
     );
@@ -1004,7 +1046,13 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
         );
         let _ = writeln!(s);
         let total = r.run_fresh.wall;
-        if total > 0.0 && !r.run_fresh.stages.is_empty() {
+        let ph = phases(&r.run_fresh);
+        if total > 0.0 && ph.len() == 7 {
+            let parts: Vec<String> =
+                ph.iter().map(|(k, t)| format!("{k} {} ({:.0}%)", secs(*t), t * 100.0 / total)).collect();
+            let _ =
+                writeln!(s, "Where `run`'s {} go, by when its `-v` lines came: {}.\n", secs(total), parts.join(", "));
+        } else if total > 0.0 && !r.run_fresh.stages.is_empty() {
             let mut parts: Vec<String> = ["extract", "normalize", "match", "emit"]
                 .iter()
                 .filter_map(|k| r.run_fresh.stages.get(*k).map(|t| format!("{k} {:.0}%", t * 100.0 / total)))
@@ -1130,7 +1178,7 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
             let speedup = t(1) / t(2);
             let _ = writeln!(
                 s,
-                "- {} `match` speeds up from 1 to 2 threads (counted as ≥ 1.1×): {} → {} = {:.2}×",
+                "- {} `match` speeds up from 1 to 2 threads (counted as ≥ 1.10×; median of 3): {} → {} = {:.3}×",
                 verdict(speedup >= 1.1),
                 secs(t(1)),
                 secs(t(2)),
@@ -1141,7 +1189,7 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
                 (Some(a), Some(b)) => {
                     let _ = writeln!(
                         s,
-                        "- {} extraction overlaps requests in one session against {LATENCY_MS} ms latency: concurrency 4 takes {} with at most {} in flight, vs {} sequential ({} requests; {:.2}× faster)",
+                        "- {} extraction overlaps requests in one session against {LATENCY_MS} ms latency: concurrency 4 takes {} with at most {} in flight, concurrency 1 {} ({} requests; {:.2}× faster)",
                         verdict(b.max_in_flight > 1 && b.wall < a.wall),
                         secs(b.wall),
                         b.max_in_flight,
