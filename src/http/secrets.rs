@@ -35,10 +35,18 @@ impl Secrets {
 }
 
 /// Blanks the session token in sign-in responses, JSON (`"token":"…"`) and XML (`token="…"`),
-/// even before the client has parsed and registered it.
+/// even before the client has parsed and registered it, and the PAT's name in sign-in
+/// requests. The name is blanked by field, not wherever it occurs: a PAT named like the site
+/// would otherwise change every request body that recordings are keyed on.
 pub(crate) fn scrub_token_fields(text: &str) -> String {
     let mut out = text.to_string();
-    for (open, close) in [("\"token\":\"", '"'), ("\"token\": \"", '"'), ("token=\"", '"')] {
+    for (open, close) in [
+        ("\"token\":\"", '"'),
+        ("\"token\": \"", '"'),
+        ("token=\"", '"'),
+        ("\"personalAccessTokenName\":\"", '"'),
+        ("personalAccessTokenName=\"", '"'),
+    ] {
         let mut from = 0;
         while let Some(pos) = out[from..].find(open) {
             let start = from + pos + open.len();
@@ -62,5 +70,12 @@ mod tests {
         let out = s.scrub(text);
         assert!(!out.contains("abcDEF123") && !out.contains("s3cr3t-value") && !out.contains("zzz"), "{out}");
         assert_eq!(out.matches(REDACTED).count(), 3, "{out}");
+    }
+
+    #[test]
+    fn pat_name_is_blanked_by_field_only() {
+        let body = r#"{"credentials":{"personalAccessTokenName":"demo","site":{"contentUrl":"demo"}}}"#;
+        let out = Secrets::default().scrub(body);
+        assert_eq!(out, r#"{"credentials":{"personalAccessTokenName":"<redacted>","site":{"contentUrl":"demo"}}}"#);
     }
 }

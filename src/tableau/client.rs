@@ -101,7 +101,7 @@ impl Client {
         pat_name: String,
         pat_secret: String,
     ) -> Client {
-        secrets.add(&pat_name);
+        // The secret is scrubbed wherever it occurs; the name, in the sign-in body's field only.
         secrets.add(&pat_secret);
         Client {
             transport,

@@ -337,6 +337,9 @@ fn answer(mut rq: tiny_http::Request, state: &Mutex<State>, echo: bool, latency:
         eprintln!("{entry}");
     }
     let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
+    // One request per connection: tiny_http's pool can leave one connection of a burst
+    // unanswered until another closes (stalls of ~90 s seen with 5 clients in flight).
+    response.add_header(header("Connection", "close"));
     if let Some(ct) = reply.content_type {
         response.add_header(header("Content-Type", ct));
     }
