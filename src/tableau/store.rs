@@ -73,6 +73,7 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (integration, id) DO NOTHING",
     )?;
+    let mut table_st = tx.prepare_cached(INSERT_TABLE)?;
     let mut link = tx.prepare_cached(
         "INSERT OR IGNORE INTO tableau_workbook_datasources (integration, workbook_id, embedded_id, published_id) VALUES (?1, ?2, ?3, ?4)",
     )?;
@@ -106,13 +107,13 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
         for e in w.embedded_datasources.iter().flatten() {
             ds.execute(params![i, e.id, "embedded", Option::<String>::None, e.name, e.has_extracts, w.id])?;
             for t in e.upstream_tables.iter().flatten() {
-                insert_table(tx, i, &w.id, "embedded", &e.id, t)?;
+                insert_table(&mut table_st, i, &w.id, "embedded", &e.id, t)?;
             }
             for p in e.upstream_datasources.iter().flatten() {
                 ds.execute(params![i, p.id, "published", p.luid, p.name, p.has_extracts, Option::<String>::None])?;
                 link.execute(params![i, w.id, e.id, p.id])?;
                 for t in p.upstream_tables.iter().flatten() {
-                    insert_table(tx, i, &w.id, "published", &p.id, t)?;
+                    insert_table(&mut table_st, i, &w.id, "published", &p.id, t)?;
                 }
             }
         }
@@ -142,10 +143,10 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
         for w in &wbs {
             if tables.is_empty() {
                 // A placeholder row, so match can say why this workbook's SQL gave no lineage.
-                insert_table(tx, i, w, "custom_sql", &c.id, &Table::default())?;
+                insert_table(&mut table_st, i, w, "custom_sql", &c.id, &Table::default())?;
             }
             for t in &tables {
-                insert_table(tx, i, w, "custom_sql", &c.id, t)?;
+                insert_table(&mut table_st, i, w, "custom_sql", &c.id, t)?;
             }
         }
     }
@@ -164,14 +165,13 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
     Ok(())
 }
 
-fn insert_table(tx: &Transaction, integration: &str, workbook_id: &str, via: &str, via_id: &str, t: &Table) -> Result<()> {
-    let db = t.database.clone().unwrap_or_default();
-    tx.prepare_cached(
-        "INSERT OR IGNORE INTO tableau_tables (integration, workbook_id, via, via_id, table_id, table_luid, name, full_name, schema,
-            database_name, database_type, connection_type)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )?
-    .execute(params![
+const INSERT_TABLE: &str = "INSERT OR IGNORE INTO tableau_tables (integration, workbook_id, via, via_id, table_id, table_luid, name,
+        full_name, schema, database_name, database_type, connection_type)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+
+fn insert_table(st: &mut rusqlite::Statement, integration: &str, workbook_id: &str, via: &str, via_id: &str, t: &Table) -> Result<()> {
+    let db = t.database.as_ref();
+    st.execute(params![
         integration,
         workbook_id,
         via,
@@ -181,9 +181,9 @@ fn insert_table(tx: &Transaction, integration: &str, workbook_id: &str, via: &st
         t.name,
         t.full_name,
         t.schema,
-        db.name,
-        db.typename,
-        t.connection_type.clone().or(db.connection_type)
+        db.and_then(|d| d.name.as_deref()),
+        db.and_then(|d| d.typename.as_deref()),
+        t.connection_type.as_deref().or(db.and_then(|d| d.connection_type.as_deref()))
     ])?;
     Ok(())
 }
