@@ -29,7 +29,7 @@ fn decisions(ws: &Workspace) -> Vec<Vec<std::collections::BTreeMap<String, serde
 fn run_survives_429_expired_session_and_node_limit() {
     let faults = Faults {
         rate_limit_at: vec![4],
-        expire_token_after: Some(6),
+        expire_token_after: Some(8),
         node_limit_above: Some(3),
         ..Faults::default()
     };
