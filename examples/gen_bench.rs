@@ -269,6 +269,12 @@ impl<'a> Obj<'a> {
         self.key(k).push_str(json);
         self
     }
+    /// Writes a shared run of keys in the middle of a chain.
+    fn with(&mut self, f: impl FnOnce(&mut Obj)) -> &mut Self {
+        f(self);
+        self
+    }
+
     fn null(&mut self, k: &str) -> &mut Self {
         self.raw(k, "null")
     }
@@ -1592,17 +1598,7 @@ fn model_config(o: &mut Obj, m: &Model) {
         .null("full_refresh")
         .os("unique_key", (m.materialized == "incremental").then_some(m.columns[0].0.as_str()))
         .s("on_schema_change", if m.materialized == "incremental" { "append_new_columns" } else { "ignore" })
-        .s("on_configuration_change", "apply")
-        .raw("grants", "{}")
-        .raw("packages", "[]")
-        .obj("docs", |o| {
-            o.b("show", true).null("node_color");
-        })
-        .obj("contract", |o| {
-            o.b("enforced", false).b("alias_types", true);
-        })
-        .null("event_time")
-        .null("concurrent_batches")
+        .with(config_tail)
         .s("access", m.access)
         .null("freshness");
 }
@@ -1867,6 +1863,21 @@ fn model_json(p: &Project, m: &Model, r: &mut Rng, created: f64, buf: &mut Strin
     o.close();
 }
 
+/// The keys every dbt 1.10 node config ends with, after `on_schema_change`.
+fn config_tail(o: &mut Obj) {
+    o.s("on_configuration_change", "apply")
+        .raw("grants", "{}")
+        .raw("packages", "[]")
+        .obj("docs", |o| {
+            o.b("show", true).null("node_color");
+        })
+        .obj("contract", |o| {
+            o.b("enforced", false).b("alias_types", true);
+        })
+        .null("event_time")
+        .null("concurrent_batches");
+}
+
 fn base_config(o: &mut Obj, materialized: &str) {
     o.b("enabled", true)
         .null("alias")
@@ -1907,17 +1918,7 @@ fn seed_json(p: &Project, s: &Seed, r: &mut Rng, created: f64, buf: &mut String)
             base_config(o, "seed");
             o.null("unique_key")
                 .s("on_schema_change", "ignore")
-                .s("on_configuration_change", "apply")
-                .raw("grants", "{}")
-                .raw("packages", "[]")
-                .obj("docs", |o| {
-                    o.b("show", true).null("node_color");
-                })
-                .obj("contract", |o| {
-                    o.b("enforced", false).b("alias_types", true);
-                })
-                .null("event_time")
-                .null("concurrent_batches")
+                .with(config_tail)
                 .s("delimiter", ",")
                 .null("quote_columns");
         })
@@ -1964,17 +1965,7 @@ fn snapshot_json(p: &Project, s: &Snapshot, r: &mut Rng, created: f64, buf: &mut
             base_config(o, "snapshot");
             o.s("unique_key", &key)
                 .s("on_schema_change", "ignore")
-                .s("on_configuration_change", "apply")
-                .raw("grants", "{}")
-                .raw("packages", "[]")
-                .obj("docs", |o| {
-                    o.b("show", true).null("node_color");
-                })
-                .obj("contract", |o| {
-                    o.b("enforced", false).b("alias_types", true);
-                })
-                .null("event_time")
-                .null("concurrent_batches")
+                .with(config_tail)
                 .s("strategy", "timestamp")
                 .s("target_schema", "snapshots")
                 .null("target_database")
@@ -2060,17 +2051,7 @@ fn operation_json(
             base_config(o, "table");
             o.null("unique_key")
                 .s("on_schema_change", "ignore")
-                .s("on_configuration_change", "apply")
-                .raw("grants", "{}")
-                .raw("packages", "[]")
-                .obj("docs", |o| {
-                    o.b("show", true).null("node_color");
-                })
-                .obj("contract", |o| {
-                    o.b("enforced", false).b("alias_types", true);
-                })
-                .null("event_time")
-                .null("concurrent_batches");
+                .with(config_tail);
         })
         .strs("tags", &[when])
         .s("description", "")
