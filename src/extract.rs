@@ -24,7 +24,7 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Re
     // Hashing a several-hundred-MB file costs about as much as parsing it: do both at once.
     let (manifest, sha) = rayon::join(|| manifest::parse(&config.manifest, &bytes), || hex_sha256(&bytes));
     let manifest = manifest?;
-    report.inputs.insert(config.manifest.display().to_string(), sha);
+    report.inputs.insert(config.manifest.display().to_string(), sha.clone());
     drop(bytes);
     log::info(&format!(
         "Read manifest {} ({} models, seeds and snapshots; {} sources)",
@@ -55,7 +55,7 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Re
     }
 
     let tx = conn.transaction()?;
-    write_manifest(&tx, &config.manifest, &manifest, &report.inputs)?;
+    write_manifest(&tx, &config.manifest, &manifest, &sha)?;
     tableau::store::clear(&tx)?;
     for x in &sites {
         tableau::store::write(&tx, x)?;
@@ -72,7 +72,7 @@ fn write_manifest(
     tx: &Transaction,
     path: &Path,
     m: &Manifest,
-    inputs: &std::collections::BTreeMap<String, String>,
+    sha256: &str,
 ) -> Result<()> {
     for t in ["dbt_manifest", "dbt_nodes", "dbt_exposures"] {
         tx.execute(&format!("DELETE FROM {t}"), [])?;
@@ -82,7 +82,7 @@ fn write_manifest(
         "INSERT INTO dbt_manifest (path, sha256, schema_version, dbt_version, project_name, adapter_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             path.display().to_string(),
-            inputs.get(&path.display().to_string()),
+            sha256,
             m.metadata.dbt_schema_version,
             m.metadata.dbt_version,
             project,
@@ -94,26 +94,9 @@ fn write_manifest(
             schema, identifier, relation_name, materialized, access, enabled)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?;
+    // Enabled relation nodes, then sources, then disabled entries (nodes or sources alike).
     for (id, n) in &m.nodes {
-        if !matches!(n.resource_type.as_str(), "model" | "seed" | "snapshot") {
-            continue;
-        }
-        st.execute(params![
-            id,
-            n.resource_type,
-            n.package_name,
-            n.name,
-            Option::<String>::None,
-            n.version.as_ref().map(|v| v.to_text()),
-            n.latest_version.as_ref().map(|v| v.to_text()),
-            n.database,
-            n.schema,
-            n.alias.clone().unwrap_or_else(|| n.name.clone()),
-            n.relation_name,
-            n.config.materialized,
-            n.access.clone().or_else(|| (n.resource_type == "model").then(|| "protected".to_string())),
-            n.config.enabled.unwrap_or(true)
-        ])?;
+        insert_node(&mut st, id, n, true)?;
     }
     for (id, s) in &m.sources {
         st.execute(params![
@@ -135,31 +118,7 @@ fn write_manifest(
     }
     for (key, list) in &m.disabled {
         for n in list {
-            if !matches!(n.resource_type.as_str(), "model" | "seed" | "snapshot" | "source") {
-                continue;
-            }
-            let id = n.unique_id.clone().unwrap_or_else(|| key.clone());
-            let ident = if n.resource_type == "source" {
-                n.identifier.clone().unwrap_or_else(|| n.name.clone())
-            } else {
-                n.alias.clone().unwrap_or_else(|| n.name.clone())
-            };
-            st.execute(params![
-                id,
-                n.resource_type,
-                n.package_name,
-                n.name,
-                n.source_name,
-                n.version.as_ref().map(|v| v.to_text()),
-                n.latest_version.as_ref().map(|v| v.to_text()),
-                n.database,
-                n.schema,
-                ident,
-                n.relation_name,
-                n.config.materialized,
-                n.access,
-                false
-            ])?;
+            insert_node(&mut st, n.unique_id.as_deref().unwrap_or(key), n, false)?;
         }
     }
     let mut ex = tx.prepare_cached(
@@ -168,5 +127,33 @@ fn write_manifest(
     for (id, e) in &m.exposures {
         ex.execute(params![id, e.name, e.package_name, e.original_file_path, e.autoexpose_luid()])?;
     }
+    Ok(())
+}
+
+/// One `dbt_nodes` row for a model, seed or snapshot, or a source found under `disabled`;
+/// other resource types are skipped. The physical name is `alias` for nodes and `identifier`
+/// for sources; models without an `access` are protected, dbt's default.
+fn insert_node(st: &mut rusqlite::CachedStatement, id: &str, n: &manifest::Node, enabled: bool) -> Result<()> {
+    let is_source = n.resource_type == "source";
+    if !is_source && !matches!(n.resource_type.as_str(), "model" | "seed" | "snapshot") {
+        return Ok(());
+    }
+    let physical = if is_source { &n.identifier } else { &n.alias };
+    st.execute(params![
+        id,
+        n.resource_type,
+        n.package_name,
+        n.name,
+        n.source_name,
+        n.version.as_ref().map(|v| v.to_text()),
+        n.latest_version.as_ref().map(|v| v.to_text()),
+        n.database,
+        n.schema,
+        physical.clone().unwrap_or_else(|| n.name.clone()),
+        n.relation_name,
+        n.config.materialized,
+        n.access.clone().or_else(|| (n.resource_type == "model").then(|| "protected".to_string())),
+        enabled && n.config.enabled.unwrap_or(true)
+    ])?;
     Ok(())
 }
