@@ -108,14 +108,15 @@ pub(crate) fn run(conn: &mut Connection, config: &Config) -> Result<(StageReport
         for (w, name) in workbooks.iter().zip(&names) {
             let file_rel = dir_rel.join(&files[&(w.integration.clone(), w.project_luid.clone())]);
             let writes = !w.deps.is_empty() || config.include_unmatched;
-            let body = raw_body(w, name, &config.maturity);
+            let v = values(w);
+            let body = raw_body(w, &v, name, &config.maturity);
             let status = if writes { "written" } else { "no_dependencies" };
             if writes {
                 by_file
                     .entry(file_rel.clone())
                     .or_insert_with(|| (w.integration.clone(), Vec::new()))
                     .1
-                    .push((name.clone(), yaml_exposure(w, name, &config.maturity)));
+                    .push((name.clone(), yaml_exposure(w, &v, name, &config.maturity)));
                 summary.written += 1;
                 summary.dependencies += w.deps.len();
             } else {
@@ -336,8 +337,7 @@ fn values(w: &Workbook) -> Values {
 }
 
 /// The exposure with values as dbt will store them: for exposures.json and the exposures table.
-fn raw_body(w: &Workbook, name: &str, maturity: &str) -> serde_json::Value {
-    let v = values(w);
+fn raw_body(w: &Workbook, v: &Values, name: &str, maturity: &str) -> serde_json::Value {
     json!({
         "name": name,
         "label": v.label,
@@ -357,8 +357,7 @@ fn s(text: &str) -> Value {
     Value::String(neutralize(text))
 }
 
-fn yaml_exposure(w: &Workbook, name: &str, maturity: &str) -> Value {
-    let v = values(w);
+fn yaml_exposure(w: &Workbook, v: &Values, name: &str, maturity: &str) -> Value {
     let mut m = Mapping::new();
     m.insert("name".into(), Value::String(name.into()));
     m.insert("label".into(), s(&v.label));
@@ -424,7 +423,7 @@ mod tests {
     #[test]
     fn hostile_names_stay_single_scalars() {
         let w = wb("x\n  depends_on: [evil]\n- &a *a !!tag {{ env_var('HOME') }}");
-        let text = render_file("prod", vec![yaml_exposure(&w, "x_123456", "medium")]).unwrap();
+        let text = render_file("prod", vec![yaml_exposure(&w, &values(&w), "x_123456", "medium")]).unwrap();
         let parsed: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
         let e = &parsed["exposures"][0];
         assert_eq!(e["depends_on"], serde_yaml::from_str::<serde_yaml::Value>("[\"ref('m')\"]").unwrap());
