@@ -146,6 +146,19 @@ pub(crate) struct TableauSite {
     /// Metadata API requests in flight at once for this site (all in its one session).
     #[serde(default = "default_concurrency")]
     pub(crate) concurrency: u32,
+    /// Which response bodies `raw_responses` keeps; every response gets a row either way.
+    #[serde(default)]
+    pub(crate) raw_responses: RawResponses,
+}
+
+/// Bodies of error responses (not 2xx) are small and explain failures; successful ones are as
+/// large as the site's whole catalog, so they are kept only when asked for.
+#[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RawResponses {
+    #[default]
+    Errors,
+    All,
 }
 
 fn default_concurrency() -> u32 {

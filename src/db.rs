@@ -13,7 +13,11 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection, TransactionBehavior};
 
-const MIGRATIONS: &[&str] = &[include_str!("../sql/0001_init.sql"), include_str!("../sql/0002_refresh.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../sql/0001_init.sql"),
+    include_str!("../sql/0002_refresh.sql"),
+    include_str!("../sql/0003_raw_response_bodies.sql"),
+];
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {
     if let Some(dir) = path.parent() {
@@ -128,6 +132,20 @@ mod tests {
         migrate(&mut conn).unwrap();
         let v: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
         assert_eq!(v, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn raw_response_bodies_survive_0003() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[1]).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute("INSERT INTO raw_responses VALUES ('prod', 1, 'GET', '/api', 200, 'été')", []).unwrap();
+        migrate(&mut conn).unwrap();
+        let row: (i64, String) =
+            conn.query_row("SELECT bytes, body FROM raw_responses WHERE seq = 1", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!(row, (5, "été".to_string()));
+        conn.execute("INSERT INTO raw_responses VALUES ('prod', 2, 'GET', '/api', 200, 10, NULL)", []).unwrap();
     }
 
     #[test]

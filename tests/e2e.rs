@@ -76,7 +76,10 @@ fn run_survives_429_expired_session_and_node_limit() {
 fn record_then_replay_offline_without_secrets() {
     let server = TableauServer::start(&demo_fixture(), Faults::default());
     let rec_dir = tempfile::tempdir().unwrap();
-    let live = Workspace::new(&[SiteConfig::demo(&server.base_url)], None);
+    // Keep every body in raw_responses, so the database is as full a haystack as it can be.
+    let mut site = SiteConfig::demo(&server.base_url);
+    site.extra.push_str("    raw_responses: all\n");
+    let live = Workspace::new(&[site], None);
     let rec = rec_dir.path().to_str().unwrap();
     let out = live.run(&["--record", rec, "-v"], "run", &PAT);
     assert_ok(&out);
@@ -87,6 +90,11 @@ fn record_then_replay_offline_without_secrets() {
     let out2 = offline.run(&["--replay", rec], "run", &[]);
     assert_ok(&out2);
     assert_eq!(decisions(&live), decisions(&offline));
+
+    let kept = count(&live.conn(), "SELECT count(*) FROM raw_responses WHERE body IS NOT NULL AND bytes > 0");
+    assert!(kept > 3, "raw_responses: all kept {kept} bodies");
+    // By default only error bodies are kept.
+    assert_eq!(count(&offline.conn(), "SELECT count(*) FROM raw_responses WHERE body IS NOT NULL AND status BETWEEN 200 AND 299"), 0);
 
     // The PAT secret and the PAT name never reach recordings, the database or the logs.
     let mut haystacks: Vec<(String, Vec<u8>)> = vec![

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::config::{Retry, TableauSite};
+use crate::config::{RawResponses, Retry, TableauSite};
 use crate::http::{Request, Response, Secrets, Transport, TransportError};
 use crate::log;
 
@@ -60,7 +60,9 @@ pub(crate) struct RawResponse {
     pub(crate) attempt: u32,
     pub(crate) method: &'static str,
     pub(crate) status: u16,
-    pub(crate) body: String,
+    pub(crate) bytes: usize,
+    /// Scrubbed; `None` when the site's `raw_responses` setting does not keep it.
+    pub(crate) body: Option<String>,
 }
 
 #[derive(Clone)]
@@ -88,6 +90,7 @@ pub(crate) struct Client {
     generation: AtomicU64,
     signing_in: Mutex<()>,
     responses: Mutex<Vec<RawResponse>>,
+    keep_bodies: RawResponses,
     requests_sent: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -119,6 +122,7 @@ impl Client {
             generation: AtomicU64::new(0),
             signing_in: Mutex::new(()),
             responses: Mutex::new(Vec::new()),
+            keep_bodies: site.raw_responses,
             requests_sent: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
@@ -202,7 +206,9 @@ impl Client {
                         attempt,
                         method: req.method,
                         status: resp.status,
-                        body: self.scrub(&resp.text()),
+                        bytes: resp.body.len(),
+                        body: (self.keep_bodies == RawResponses::All || !(200..300).contains(&resp.status))
+                            .then(|| self.scrub(&resp.text())),
                     });
                     let retryable = matches!(resp.status, 408 | 429 | 500 | 502 | 503 | 504);
                     if retryable && attempt < self.retry.attempts {

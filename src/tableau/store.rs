@@ -157,10 +157,10 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
         warn.execute(params![i, w.query, w.page, w.code, w.severity, w.message, w.action])?;
     }
     let mut raw = tx.prepare_cached(
-        "INSERT INTO raw_responses (integration, seq, method, path, status, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO raw_responses (integration, seq, method, path, status, bytes, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     for (n, r) in x.responses.iter().enumerate() {
-        raw.execute(params![i, n as i64 + 1, r.method, r.path, r.status, r.body])?;
+        raw.execute(params![i, n as i64 + 1, r.method, r.path, r.status, r.bytes as i64, r.body])?;
     }
     Ok(())
 }
