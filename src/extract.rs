@@ -17,8 +17,10 @@ use crate::http::HttpMode;
 use crate::manifest::{self, Manifest};
 use crate::tableau;
 use crate::log;
+use crate::rows::{self, Extracted};
 
-pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Result<StageReport> {
+/// Runs the stage and hands back the rows it wrote that later stages read.
+pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Result<(StageReport, Extracted)> {
     let mut report = StageReport::default();
     let bytes = manifest::read(&config.manifest)?;
     // Hashing a several-hundred-MB file costs about as much as parsing it: do both at once.
@@ -54,26 +56,42 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Re
         sites.push(x);
     }
 
+    let mut out = Extracted {
+        project_name: manifest.metadata.project_name.clone().unwrap_or_default(),
+        nodes: node_rows(&manifest),
+        hand_written_exposures: manifest
+            .exposures
+            .values()
+            .filter(|e| e.autoexpose_luid().is_none())
+            .map(|e| e.name.clone())
+            .collect(),
+        ..Extracted::default()
+    };
+    for x in &sites {
+        let (site, workbooks, tables) = tableau::store::rows(x);
+        out.sites.push(site);
+        out.workbooks.extend(workbooks);
+        out.tables.extend(tables);
+    }
+    out.sort();
+
     let tx = conn.transaction()?;
-    write_manifest(&tx, &config.manifest, &manifest, &sha)?;
+    write_manifest(&tx, &config.manifest, &manifest, &sha, &out.nodes)?;
     tableau::store::clear(&tx)?;
     for x in &sites {
         tableau::store::write(&tx, x)?;
     }
+    rows::insert_workbooks(&tx, &out.workbooks)?;
+    rows::insert_tables(&tx, &out.tables)?;
     report.row_counts = count_rows(
         &tx,
         &["dbt_nodes", "dbt_exposures", "tableau_workbooks", "tableau_tables", "tableau_custom_sql", "extract_warnings"],
     )?;
     tx.commit()?;
-    Ok(report)
+    Ok((report, out))
 }
 
-fn write_manifest(
-    tx: &Transaction,
-    path: &Path,
-    m: &Manifest,
-    sha256: &str,
-) -> Result<()> {
+fn write_manifest(tx: &Transaction, path: &Path, m: &Manifest, sha256: &str, nodes: &[rows::Node]) -> Result<()> {
     for t in ["dbt_manifest", "dbt_nodes", "dbt_exposures"] {
         tx.execute(&format!("DELETE FROM {t}"), [])?;
     }
@@ -89,38 +107,7 @@ fn write_manifest(
             m.metadata.adapter_type
         ],
     )?;
-    let mut st = tx.prepare_cached(
-        "INSERT OR IGNORE INTO dbt_nodes (unique_id, resource_type, package_name, name, source_name, version, latest_version, database,
-            schema, identifier, relation_name, materialized, access, enabled)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    )?;
-    // Enabled relation nodes, then sources, then disabled entries (nodes or sources alike).
-    for (id, n) in &m.nodes {
-        insert_node(&mut st, id, n, true)?;
-    }
-    for (id, s) in &m.sources {
-        st.execute(params![
-            id,
-            "source",
-            s.package_name,
-            s.name,
-            s.source_name,
-            Option::<String>::None,
-            Option::<String>::None,
-            s.database,
-            s.schema,
-            s.identifier.clone().unwrap_or_else(|| s.name.clone()),
-            s.relation_name,
-            Option::<String>::None,
-            Option::<String>::None,
-            s.config.enabled.unwrap_or(true)
-        ])?;
-    }
-    for (key, list) in &m.disabled {
-        for n in list {
-            insert_node(&mut st, n.unique_id.as_deref().unwrap_or(key), n, false)?;
-        }
-    }
+    rows::insert_nodes(tx, nodes)?;
     let mut ex = tx.prepare_cached(
         "INSERT INTO dbt_exposures (unique_id, name, package_name, original_file_path, autoexpose_luid) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
@@ -130,30 +117,63 @@ fn write_manifest(
     Ok(())
 }
 
-/// One `dbt_nodes` row for a model, seed or snapshot, or a source found under `disabled`;
-/// other resource types are skipped. The physical name is `alias` for nodes and `identifier`
-/// for sources; models without an `access` are protected, dbt's default.
-fn insert_node(st: &mut rusqlite::CachedStatement, id: &str, n: &manifest::Node, enabled: bool) -> Result<()> {
+/// The `dbt_nodes` rows: enabled relation nodes, then sources, then disabled entries (nodes
+/// or sources alike), in that order, so that sorting keeps the first of a `unique_id` as
+/// `INSERT OR IGNORE` did.
+fn node_rows(m: &Manifest) -> Vec<rows::Node> {
+    let mut out = Vec::with_capacity(m.nodes.len() + m.sources.len());
+    for (id, n) in &m.nodes {
+        out.extend(node_row(id, n, true));
+    }
+    for (id, s) in &m.sources {
+        out.push(rows::Node {
+            unique_id: id.clone(),
+            resource_type: "source".into(),
+            package_name: s.package_name.clone(),
+            name: s.name.clone(),
+            source_name: Some(s.source_name.clone()),
+            version: None,
+            latest_version: None,
+            database: s.database.clone(),
+            schema: s.schema.clone(),
+            identifier: s.identifier.clone().unwrap_or_else(|| s.name.clone()),
+            relation_name: s.relation_name.clone(),
+            materialized: None,
+            access: None,
+            enabled: s.config.enabled.unwrap_or(true),
+        });
+    }
+    for (key, list) in &m.disabled {
+        for n in list {
+            out.extend(node_row(n.unique_id.as_deref().unwrap_or(key), n, false));
+        }
+    }
+    out
+}
+
+/// The row of a model, seed or snapshot, or of a source found under `disabled`; `None` for
+/// other resource types. The physical name is `alias` for nodes and `identifier` for sources;
+/// models without an `access` are protected, dbt's default.
+fn node_row(id: &str, n: &manifest::Node, enabled: bool) -> Option<rows::Node> {
     let is_source = n.resource_type == "source";
     if !is_source && !matches!(n.resource_type.as_str(), "model" | "seed" | "snapshot") {
-        return Ok(());
+        return None;
     }
     let physical = if is_source { &n.identifier } else { &n.alias };
-    st.execute(params![
-        id,
-        n.resource_type,
-        n.package_name,
-        n.name,
-        n.source_name,
-        n.version.as_ref().map(|v| v.to_text()),
-        n.latest_version.as_ref().map(|v| v.to_text()),
-        n.database,
-        n.schema,
-        physical.clone().unwrap_or_else(|| n.name.clone()),
-        n.relation_name,
-        n.config.materialized,
-        n.access.clone().or_else(|| (n.resource_type == "model").then(|| "protected".to_string())),
-        enabled && n.config.enabled.unwrap_or(true)
-    ])?;
-    Ok(())
+    Some(rows::Node {
+        unique_id: id.to_string(),
+        resource_type: n.resource_type.clone(),
+        package_name: n.package_name.clone(),
+        name: n.name.clone(),
+        source_name: n.source_name.clone(),
+        version: n.version.as_ref().map(|v| v.to_text()),
+        latest_version: n.latest_version.as_ref().map(|v| v.to_text()),
+        database: n.database.clone(),
+        schema: n.schema.clone(),
+        identifier: physical.clone().unwrap_or_else(|| n.name.clone()),
+        relation_name: n.relation_name.clone(),
+        materialized: n.config.materialized.clone(),
+        access: n.access.clone().or_else(|| (n.resource_type == "model").then(|| "protected".to_string())),
+        enabled: enabled && n.config.enabled.unwrap_or(true),
+    })
 }

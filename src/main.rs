@@ -23,6 +23,7 @@ mod naming;
 mod normalize;
 mod pipeline;
 mod refresh;
+mod rows;
 mod run_results;
 mod tableau;
 

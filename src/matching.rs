@@ -1,7 +1,7 @@
 //! Stage `match`: each Tableau table against the dbt nodes, by normalised key, in parallel
 //! over workbooks (rayon); one thread writes the rows.
 //!
-//! Reads: dbt_nodes, relation_keys, tableau_tables.
+//! Reads: dbt_nodes, relation_keys, tableau_tables (as `Extracted` and `RelationKey`s).
 //! Writes: exposure_dependencies and unmatched_tables, replacing all their rows. Every table
 //! that did not become a dependency gets an `unmatched_tables` row with a reason code and a
 //! suggested fix, so "why is this dashboard not downstream of that model?" is one query.
@@ -13,38 +13,35 @@ use rayon::prelude::*;
 use rusqlite::{params, Connection};
 
 use crate::db::{count_rows, StageReport};
+use crate::normalize::RelationKey;
+use crate::rows::{Extracted, Node, TableUse};
 
 #[derive(Debug)]
-struct DbtNode {
-    unique_id: String,
-    resource_type: String,
-    access: Option<String>,
+struct DbtNode<'a> {
+    unique_id: &'a str,
+    resource_type: &'a str,
+    access: Option<&'a str>,
     enabled: bool,
-    database: String,
+    database: &'a str,
 }
 
+/// A Tableau table row with its key, as matching sees it.
 #[derive(Debug)]
-struct TableRow {
-    integration: String,
-    workbook_id: String,
-    via: String,
-    via_id: String,
-    table_id: String,
-    name: Option<String>,
-    key: Option<String>,
-    database: Option<String>,
+struct TableRow<'a> {
+    row: &'a TableUse,
+    key: Option<&'a RelationKey>,
     schema_ident: Option<String>,
-    status: Option<String>,
 }
 
-#[derive(Debug)]
+/// An `exposure_dependencies` row.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Dependency {
-    integration: String,
-    workbook_id: String,
-    unique_id: String,
-    table_id: String,
-    via: String,
-    key: String,
+    pub(crate) integration: String,
+    pub(crate) workbook_id: String,
+    pub(crate) unique_id: String,
+    pub(crate) table_id: String,
+    pub(crate) via: String,
+    pub(crate) key: String,
 }
 
 #[derive(Debug)]
@@ -61,15 +58,15 @@ pub(crate) struct Unmatched {
     suggestion: String,
 }
 
-struct Index {
-    nodes: Vec<DbtNode>,
-    by_key: HashMap<String, Vec<usize>>,
+struct Index<'a> {
+    nodes: Vec<DbtNode<'a>>,
+    by_key: HashMap<&'a str, Vec<usize>>,
     by_schema_ident: HashMap<String, Vec<usize>>,
 }
 
-pub(crate) fn run(conn: &mut Connection) -> Result<StageReport> {
-    let index = load_index(conn)?;
-    let groups = load_tables(conn)?;
+pub(crate) fn run(conn: &mut Connection, x: &Extracted, keys: &[RelationKey]) -> Result<(StageReport, Vec<Dependency>)> {
+    let index = build_index(x, keys);
+    let groups = table_groups(x, keys);
     let results: Vec<(Vec<Dependency>, Vec<Unmatched>)> =
         groups.par_iter().map(|rows| match_workbook(&index, rows)).collect();
 
@@ -106,110 +103,100 @@ pub(crate) fn run(conn: &mut Connection) -> Result<StageReport> {
     }
     let row_counts = count_rows(&tx, &["exposure_dependencies", "unmatched_tables"])?;
     tx.commit()?;
-    Ok(StageReport { row_counts, ..Default::default() })
+    let deps = results.into_iter().flat_map(|(d, _)| d).collect();
+    Ok((StageReport { row_counts, ..Default::default() }, deps))
 }
 
-fn load_index(conn: &Connection) -> Result<Index> {
+/// Every dependency, in the table's key order (integration, workbook_id, unique_id).
+pub(crate) fn load(conn: &Connection) -> Result<Vec<Dependency>> {
     let mut st = conn.prepare(
-        "SELECT n.unique_id, n.resource_type, n.access, n.enabled, k.key, k.database, k.schema || '.' || k.identifier
-         FROM dbt_nodes n JOIN relation_keys k ON k.side = 'dbt' AND k.ref = n.unique_id
-         WHERE k.status = 'ok' ORDER BY n.unique_id",
+        "SELECT integration, workbook_id, unique_id, table_id, via, key FROM exposure_dependencies
+         ORDER BY integration, workbook_id, unique_id",
     )?;
+    let rows = st.query_map([], |r| {
+        Ok(Dependency {
+            integration: r.get(0)?,
+            workbook_id: r.get(1)?,
+            unique_id: r.get(2)?,
+            table_id: r.get(3)?,
+            via: r.get(4)?,
+            key: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The dbt nodes that have a key, in unique_id order, by key and by `schema.identifier`.
+fn build_index<'a>(x: &'a Extracted, keys: &'a [RelationKey]) -> Index<'a> {
+    let nodes: HashMap<&str, &Node> = x.nodes.iter().map(|n| (n.unique_id.as_str(), n)).collect();
     let mut index = Index { nodes: Vec::new(), by_key: HashMap::new(), by_schema_ident: HashMap::new() };
-    let mut rows = st.query([])?;
-    while let Some(r) = rows.next()? {
+    for k in keys.iter().filter(|k| k.side == "dbt" && k.status == "ok") {
+        let (Some(n), Some(key), Some(si)) = (nodes.get(k.reference.as_str()), k.key.as_deref(), k.schema_ident()) else {
+            continue;
+        };
         let i = index.nodes.len();
-        let key: String = r.get(4)?;
-        let si: String = r.get(6)?;
         index.nodes.push(DbtNode {
-            unique_id: r.get(0)?,
-            resource_type: r.get(1)?,
-            access: r.get(2)?,
-            enabled: r.get(3)?,
-            database: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+            unique_id: &n.unique_id,
+            resource_type: &n.resource_type,
+            access: n.access.as_deref(),
+            enabled: n.enabled,
+            database: k.database.as_deref().unwrap_or_default(),
         });
         index.by_key.entry(key).or_default().push(i);
         index.by_schema_ident.entry(si).or_default().push(i);
     }
-    Ok(index)
+    index
 }
 
-/// Tableau table rows with their keys, grouped by workbook, in a stable order. The keys are
-/// joined here from a map rather than in SQL: one sequential scan of each table.
-fn load_tables(conn: &Connection) -> Result<Vec<Vec<TableRow>>> {
-    type KeyRow = (Option<String>, Option<String>, Option<String>, String);
-    let mut keys: HashMap<(String, String), KeyRow> = HashMap::new();
-    {
-        let mut st = conn.prepare(
-            "SELECT integration, ref, key, database, schema || '.' || identifier, status FROM relation_keys WHERE side = 'tableau'",
-        )?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            keys.insert((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?));
-        }
-    }
-    let mut st = conn.prepare(
-        "SELECT integration, workbook_id, via, via_id, table_id, name
-         FROM tableau_tables ORDER BY integration, workbook_id, via, via_id, table_id",
-    )?;
+/// Tableau table rows with their keys, grouped by workbook, in table order.
+fn table_groups<'a>(x: &'a Extracted, keys: &'a [RelationKey]) -> Vec<Vec<TableRow<'a>>> {
+    let by_table: HashMap<(&str, &str), &RelationKey> = keys
+        .iter()
+        .filter(|k| k.side == "tableau")
+        .map(|k| ((k.integration.as_str(), k.reference.as_str()), k))
+        .collect();
     let mut groups: Vec<Vec<TableRow>> = Vec::new();
-    let mut rows = st.query([])?;
-    while let Some(r) = rows.next()? {
-        let integration: String = r.get(0)?;
-        let workbook_id: String = r.get(1)?;
-        let table_id: String = r.get(4)?;
-        let (key, database, schema_ident, status) = match keys.get(&(integration.clone(), table_id.clone())) {
-            Some((k, d, si, st)) => (k.clone(), d.clone(), si.clone(), Some(st.clone())),
-            None => (None, None, None, None),
-        };
-        let row = TableRow {
-            via: r.get(2)?,
-            via_id: r.get(3)?,
-            table_id,
-            name: r.get(5)?,
-            key,
-            database,
-            schema_ident,
-            status,
-            integration,
-            workbook_id,
-        };
+    for t in &x.tables {
+        let key = by_table.get(&(t.integration.as_str(), t.table_id.as_str())).copied();
+        let row = TableRow { row: t, key, schema_ident: key.and_then(RelationKey::schema_ident) };
         match groups.last_mut() {
-            Some(g) if g[0].integration == row.integration && g[0].workbook_id == row.workbook_id => g.push(row),
+            Some(g) if g[0].row.integration == t.integration && g[0].row.workbook_id == t.workbook_id => g.push(row),
             _ => groups.push(vec![row]),
         }
     }
-    Ok(groups)
+    groups
 }
 
-enum Outcome {
-    Matched(String),
+enum Outcome<'a> {
+    Matched(&'a str),
     Unmatched { reason: &'static str, candidates: Vec<String>, suggestion: String },
 }
 
 fn match_workbook(index: &Index, rows: &[TableRow]) -> (Vec<Dependency>, Vec<Unmatched>) {
-    let mut deps: BTreeMap<String, Dependency> = BTreeMap::new();
+    let mut deps: BTreeMap<&str, Dependency> = BTreeMap::new();
     let mut unmatched = Vec::new();
-    for row in rows {
-        match match_table(index, row) {
+    for tr in rows {
+        let row = tr.row;
+        let key = tr.key.and_then(|k| k.key.clone());
+        match match_table(index, tr) {
             Outcome::Matched(uid) => {
-                deps.entry(uid.clone()).or_insert_with(|| Dependency {
+                deps.entry(uid).or_insert_with(|| Dependency {
                     integration: row.integration.clone(),
                     workbook_id: row.workbook_id.clone(),
-                    unique_id: uid,
+                    unique_id: uid.to_string(),
                     table_id: row.table_id.clone(),
-                    via: row.via.clone(),
-                    key: row.key.clone().unwrap_or_default(),
+                    via: row.via.to_string(),
+                    key: key.unwrap_or_default(),
                 });
             }
             Outcome::Unmatched { reason, candidates, suggestion } => unmatched.push(Unmatched {
                 integration: row.integration.clone(),
                 workbook_id: row.workbook_id.clone(),
                 table_id: row.table_id.clone(),
-                via: row.via.clone(),
+                via: row.via.to_string(),
                 via_id: row.via_id.clone(),
                 table_name: row.name.clone(),
-                key: row.key.clone(),
+                key,
                 reason,
                 candidates,
                 suggestion,
@@ -220,10 +207,11 @@ fn match_workbook(index: &Index, rows: &[TableRow]) -> (Vec<Dependency>, Vec<Unm
 }
 
 fn ids(index: &Index, list: &[usize]) -> Vec<String> {
-    list.iter().map(|&i| index.nodes[i].unique_id.clone()).collect()
+    list.iter().map(|&i| index.nodes[i].unique_id.to_string()).collect()
 }
 
-fn match_table(index: &Index, row: &TableRow) -> Outcome {
+fn match_table<'a>(index: &Index<'a>, tr: &TableRow) -> Outcome<'a> {
+    let row = tr.row;
     if row.via == "custom_sql" && row.table_id.is_empty() {
         return Outcome::Unmatched {
             reason: "custom_sql",
@@ -231,7 +219,7 @@ fn match_table(index: &Index, row: &TableRow) -> Outcome {
             suggestion: "Tableau could not parse this custom SQL (isUnsupportedCustomSql), so the tables it reads are unknown. Move the query into a dbt model and point the workbook at that model; table tableau_custom_sql holds the query text".into(),
         };
     }
-    match row.status.as_deref() {
+    match tr.key.map(|k| k.status) {
         Some("redacted") | None => {
             return Outcome::Unmatched {
                 reason: "redacted_name",
@@ -248,12 +236,12 @@ fn match_table(index: &Index, row: &TableRow) -> Outcome {
         }
         _ => {}
     }
-    let key = row.key.clone().unwrap_or_default();
-    let exact = index.by_key.get(&key).map(Vec::as_slice).unwrap_or(&[]);
-    let tableau_db = row.database.clone().unwrap_or_default();
+    let key = tr.key.and_then(|k| k.key.as_deref()).unwrap_or_default();
+    let exact = index.by_key.get(key).map(Vec::as_slice).unwrap_or(&[]);
+    let tableau_db = tr.key.and_then(|k| k.database.as_deref()).unwrap_or_default();
     // Tableau without a database name: the schema and identifier must then be unique in dbt.
     let candidates: &[usize] = if exact.is_empty() && tableau_db.is_empty() {
-        row.schema_ident.as_ref().and_then(|si| index.by_schema_ident.get(si)).map(Vec::as_slice).unwrap_or(&[])
+        tr.schema_ident.as_ref().and_then(|si| index.by_schema_ident.get(si)).map(Vec::as_slice).unwrap_or(&[])
     } else {
         exact
     };
@@ -270,17 +258,17 @@ fn match_table(index: &Index, row: &TableRow) -> Outcome {
     }
     if let Some(&i) = enabled.first() {
         let n = &index.nodes[i];
-        if n.resource_type == "model" && n.access.as_deref() == Some("private") {
+        if n.resource_type == "model" && n.access == Some("private") {
             return Outcome::Unmatched {
                 reason: "private_model",
-                candidates: vec![n.unique_id.clone()],
+                candidates: vec![n.unique_id.to_string()],
                 suggestion: format!(
                     "{} is private to its group, and dbt refuses references to it from an exposure. Make it protected or public, or point the workbook at a public model",
                     n.unique_id
                 ),
             };
         }
-        return Outcome::Matched(n.unique_id.clone());
+        return Outcome::Matched(n.unique_id);
     }
     if !candidates.is_empty() {
         return Outcome::Unmatched {
@@ -292,16 +280,16 @@ fn match_table(index: &Index, row: &TableRow) -> Outcome {
             ),
         };
     }
-    if let Some(same) = row.schema_ident.as_ref().and_then(|si| index.by_schema_ident.get(si)) {
-        let dbs: Vec<String> = same.iter().map(|&i| index.nodes[i].database.clone()).collect();
+    if let Some(same) = tr.schema_ident.as_ref().and_then(|si| index.by_schema_ident.get(si)) {
+        let dbs: Vec<&str> = same.iter().map(|&i| index.nodes[i].database).collect();
         return Outcome::Unmatched {
             reason: "database_mismatch",
             candidates: ids(index, same),
             suggestion: format!(
                 "dbt builds {} in database {}, Tableau reads database {tableau_db:?}. If they are the same tables, add `database_aliases: {{{tableau_db}: {}}}` to this tableau integration in the config",
-                row.schema_ident.as_deref().unwrap_or(""),
+                tr.schema_ident.as_deref().unwrap_or(""),
                 dbs.join(", "),
-                dbs.first().map(String::as_str).unwrap_or("")
+                dbs.first().copied().unwrap_or("")
             ),
         };
     }

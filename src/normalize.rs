@@ -1,10 +1,10 @@
 //! Stage `normalize`: one comparable key per relation on both sides (see `keys.rs`).
 //!
-//! Reads: dbt_nodes, tableau_tables (and the config's database_aliases).
-//! Writes: relation_keys, replacing all its rows. Pure function of its inputs: the same rows
-//! in give the same rows out.
+//! Reads: dbt_nodes, tableau_tables (and the config's database_aliases), as `Extracted`.
+//! Writes: relation_keys, replacing all its rows. A pure function of its inputs (`compute`):
+//! the same rows in give the same rows out.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 
 use anyhow::Result;
 use rusqlite::{params, Connection};
@@ -12,15 +12,35 @@ use rusqlite::{params, Connection};
 use crate::config::Config;
 use crate::db::{count_rows, StageReport};
 use crate::keys::{dbt_key, tableau_key, TableauTable};
+use crate::rows::Extracted;
 
 /// `__typename`s and connection types that are files or web connectors, not warehouse tables.
 const FILE_TYPES: &[&str] = &["File", "CloudFile", "WebDataConnector"];
 const FILE_CONNECTIONS: &[&str] = &["excel-direct", "excel", "textscan", "hyper", "dataengine", "csv", "google-sheets", "box", "dropbox", "onedrive"];
 
-pub(crate) fn run(conn: &mut Connection, config: &Config) -> Result<StageReport> {
-    let aliases: BTreeMap<&str, &BTreeMap<String, String>> =
-        config.tableau.iter().map(|s| (s.name.as_str(), &s.database_aliases)).collect();
-    let empty = BTreeMap::new();
+/// One `relation_keys` row.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RelationKey {
+    pub(crate) side: &'static str,
+    pub(crate) integration: String,
+    pub(crate) reference: String,
+    pub(crate) key: Option<String>,
+    pub(crate) database: Option<String>,
+    pub(crate) schema: Option<String>,
+    pub(crate) identifier: Option<String>,
+    pub(crate) derivation: String,
+    pub(crate) status: &'static str,
+}
+
+impl RelationKey {
+    /// `schema || '.' || identifier` as SQL has it: NULL when either is.
+    pub(crate) fn schema_ident(&self) -> Option<String> {
+        Some(format!("{}.{}", self.schema.as_deref()?, self.identifier.as_deref()?))
+    }
+}
+
+pub(crate) fn run(conn: &mut Connection, config: &Config, x: &Extracted) -> Result<(StageReport, Vec<RelationKey>)> {
+    let keys = compute(x, config);
     let tx = conn.transaction()?;
     tx.execute("DELETE FROM relation_keys", [])?;
     {
@@ -28,70 +48,106 @@ pub(crate) fn run(conn: &mut Connection, config: &Config) -> Result<StageReport>
             "INSERT INTO relation_keys (side, integration, ref, key, database, schema, identifier, derivation, status)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
-        let mut st = tx.prepare(
-            "SELECT unique_id, resource_type, database, schema, identifier, relation_name, materialized FROM dbt_nodes ORDER BY unique_id",
-        )?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            let id: String = r.get(0)?;
-            let rtype: String = r.get(1)?;
-            let (db, schema, ident): (Option<String>, Option<String>, String) = (r.get(2)?, r.get(3)?, r.get(4)?);
-            let materialized: Option<String> = r.get(6)?;
-            if materialized.as_deref() == Some("ephemeral") {
-                ins.execute(params!["dbt", "", id, None::<String>, db, schema, ident, "ephemeral model: no relation", "no_relation"])?;
-                continue;
-            }
-            let k = dbt_key(db.as_deref(), schema.as_deref(), &ident, rtype == "source");
-            ins.execute(params!["dbt", "", id, k.text(), k.database, k.schema, k.identifier, k.derivation, "ok"])?;
-        }
-
-        // Each table once, the first time it appears (a sequential scan; no GROUP BY sort).
-        let mut st = tx.prepare(
-            "SELECT integration, table_id, name, full_name, schema, database_name, database_type, connection_type
-             FROM tableau_tables WHERE table_id != ''",
-        )?;
-        let mut rows = st.query([])?;
-        let mut done: BTreeSet<(String, String)> = BTreeSet::new();
-        while let Some(r) = rows.next()? {
-            let integration: String = r.get(0)?;
-            let table_id: String = r.get(1)?;
-            if done.contains(&(integration.clone(), table_id.clone())) {
-                continue;
-            }
-            let (name, full, schema, database): (Option<String>, Option<String>, Option<String>, Option<String>) =
-                (r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
-            let (dtype, ctype): (Option<String>, Option<String>) = (r.get(6)?, r.get(7)?);
-            done.insert((integration.clone(), table_id.clone()));
-            if name.is_none() && full.is_none() && schema.is_none() && database.is_none() {
-                ins.execute(params![
-                    "tableau", integration, table_id, None::<String>, None::<String>, None::<String>, None::<String>,
-                    "name, fullName, schema and database.name are all null: redacted by Tableau permissions", "redacted"
-                ])?;
-                continue;
-            }
-            let is_file = dtype.as_deref().is_some_and(|t| FILE_TYPES.contains(&t))
-                || ctype.as_deref().is_some_and(|c| FILE_CONNECTIONS.contains(&c));
-            if is_file {
-                let what = format!(
-                    "file or web connection ({}): not a warehouse table",
-                    dtype.as_deref().or(ctype.as_deref()).unwrap_or("?")
-                );
-                ins.execute(params!["tableau", integration, table_id, None::<String>, database, schema, name, what, "file"])?;
-                continue;
-            }
-            let t = TableauTable { name: name.as_deref(), full_name: full.as_deref(), schema: schema.as_deref(), database: database.as_deref() };
-            match tableau_key(&t, aliases.get(integration.as_str()).copied().unwrap_or(&empty)) {
-                Some(k) => ins.execute(params![
-                    "tableau", integration, table_id, k.text(), k.database, k.schema, k.identifier, k.derivation, "ok"
-                ])?,
-                None => ins.execute(params![
-                    "tableau", integration, table_id, None::<String>, database, schema, None::<String>,
-                    "no name or fullName", "redacted"
-                ])?,
-            };
+        for k in &keys {
+            ins.execute(params![k.side, k.integration, k.reference, k.key, k.database, k.schema, k.identifier, k.derivation, k.status])?;
         }
     }
     let row_counts = count_rows(&tx, &["relation_keys"])?;
     tx.commit()?;
-    Ok(StageReport { row_counts, ..Default::default() })
+    Ok((StageReport { row_counts, ..Default::default() }, keys))
+}
+
+/// Every key, in the table's key order (side, integration, ref).
+pub(crate) fn load(conn: &Connection) -> Result<Vec<RelationKey>> {
+    let mut st = conn.prepare(
+        "SELECT side, integration, ref, key, database, schema, identifier, derivation, status FROM relation_keys
+         ORDER BY side, integration, ref",
+    )?;
+    let rows = st.query_map([], |r| {
+        let (side, status): (String, String) = (r.get(0)?, r.get(8)?);
+        Ok(RelationKey {
+            side: if side == "dbt" { "dbt" } else { "tableau" },
+            integration: r.get(1)?,
+            reference: r.get(2)?,
+            key: r.get(3)?,
+            database: r.get(4)?,
+            schema: r.get(5)?,
+            identifier: r.get(6)?,
+            derivation: r.get(7)?,
+            status: match status.as_str() {
+                "ok" => "ok",
+                "file" => "file",
+                "no_relation" => "no_relation",
+                _ => "redacted",
+            },
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn row(
+    side: &'static str,
+    integration: &str,
+    reference: &str,
+    key: Option<String>,
+    parts: (Option<String>, Option<String>, Option<String>),
+    derivation: String,
+    status: &'static str,
+) -> RelationKey {
+    let (database, schema, identifier) = parts;
+    RelationKey { side, integration: integration.to_string(), reference: reference.to_string(), key, database, schema, identifier, derivation, status }
+}
+
+/// The keys of every dbt node, then of every Tableau table (once each, from its first row).
+pub(crate) fn compute(x: &Extracted, config: &Config) -> Vec<RelationKey> {
+    let aliases: BTreeMap<&str, &BTreeMap<String, String>> =
+        config.tableau.iter().map(|s| (s.name.as_str(), &s.database_aliases)).collect();
+    let empty = BTreeMap::new();
+    let mut out = Vec::with_capacity(x.nodes.len() + x.tables.len() / 4);
+    for n in &x.nodes {
+        if n.materialized.as_deref() == Some("ephemeral") {
+            let parts = (n.database.clone(), n.schema.clone(), Some(n.identifier.clone()));
+            out.push(row("dbt", "", &n.unique_id, None, parts, "ephemeral model: no relation".into(), "no_relation"));
+            continue;
+        }
+        let k = dbt_key(n.database.as_deref(), n.schema.as_deref(), &n.identifier, n.resource_type == "source");
+        let text = k.text();
+        out.push(row("dbt", "", &n.unique_id, Some(text), (Some(k.database), Some(k.schema), Some(k.identifier)), k.derivation, "ok"));
+    }
+
+    let mut done: HashSet<(&str, &str)> = HashSet::new();
+    let first_tableau = out.len();
+    for t in x.tables.iter().filter(|t| !t.table_id.is_empty()) {
+        if !done.insert((&t.integration, &t.table_id)) {
+            continue;
+        }
+        let (i, id) = (t.integration.as_str(), t.table_id.as_str());
+        if t.name.is_none() && t.full_name.is_none() && t.schema.is_none() && t.database_name.is_none() {
+            let why = "name, fullName, schema and database.name are all null: redacted by Tableau permissions";
+            out.push(row("tableau", i, id, None, (None, None, None), why.into(), "redacted"));
+            continue;
+        }
+        let (dtype, ctype) = (t.database_type.as_deref(), t.connection_type.as_deref());
+        let is_file = dtype.is_some_and(|d| FILE_TYPES.contains(&d)) || ctype.is_some_and(|c| FILE_CONNECTIONS.contains(&c));
+        if is_file {
+            let what = format!("file or web connection ({}): not a warehouse table", dtype.or(ctype).unwrap_or("?"));
+            out.push(row("tableau", i, id, None, (t.database_name.clone(), t.schema.clone(), t.name.clone()), what, "file"));
+            continue;
+        }
+        let tt = TableauTable {
+            name: t.name.as_deref(),
+            full_name: t.full_name.as_deref(),
+            schema: t.schema.as_deref(),
+            database: t.database_name.as_deref(),
+        };
+        match tableau_key(&tt, aliases.get(i).copied().unwrap_or(&empty)) {
+            Some(k) => {
+                let text = k.text();
+                out.push(row("tableau", i, id, Some(text), (Some(k.database), Some(k.schema), Some(k.identifier)), k.derivation, "ok"));
+            }
+            None => out.push(row("tableau", i, id, None, (t.database_name.clone(), t.schema.clone(), None), "no name or fullName".into(), "redacted")),
+        }
+    }
+    out[first_tableau..].sort_by(|a, b| (&a.integration, &a.reference).cmp(&(&b.integration, &b.reference)));
+    out
 }

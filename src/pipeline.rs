@@ -12,6 +12,9 @@ use crate::db;
 use crate::extract;
 use crate::http::HttpMode;
 use crate::log;
+use crate::matching::Dependency;
+use crate::normalize::RelationKey;
+use crate::rows::Extracted;
 
 pub(crate) const EXIT_ERROR: u8 = 1;
 pub(crate) const EXIT_INCOMPLETE: u8 = 3;
@@ -64,26 +67,34 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
     let mut incomplete = false;
     let mut refresh_failed = false;
     match &args.command {
-        Command::Extract(_) => incomplete |= extract(&mut conn, &config, &mode)?,
+        Command::Extract(_) => incomplete |= extract(&mut conn, &config, &mode)?.0,
+        // A stage run on its own reads its inputs back from the file; `run` hands them over.
         Command::Normalize(_) => {
             db::require_stage(&conn, "extract", &config.database)?;
-            normalize(&mut conn, &config)?
+            let x = Extracted::load(&conn)?;
+            normalize(&mut conn, &config, &x)?;
         }
         Command::Match(_) => {
             db::require_stage(&conn, "normalize", &config.database)?;
-            matching(&mut conn, &config)?
+            let x = Extracted::load(&conn)?;
+            let keys = crate::normalize::load(&conn)?;
+            matching(&mut conn, &config, &x, &keys)?;
         }
         Command::Emit(_) => {
             db::require_stage(&conn, "match", &config.database)?;
-            emit(&mut conn, &config)?;
+            let x = Extracted::load(&conn)?;
+            let deps = crate::matching::load(&conn)?;
+            emit(&mut conn, &config, &x, &deps)?;
         }
         Command::Run(r) => {
             // Settle the refresh switches first: a bad env var should fail before any work.
             let settings = refresh_settings(&config)?;
-            incomplete |= extract(&mut conn, &config, &mode)?;
-            normalize(&mut conn, &config)?;
-            matching(&mut conn, &config)?;
-            let summary = emit(&mut conn, &config)?;
+            let (partial, x) = extract(&mut conn, &config, &mode)?;
+            incomplete |= partial;
+            let keys = normalize(&mut conn, &config, &x)?;
+            let deps = matching(&mut conn, &config, &x, &keys)?;
+            let summary = emit(&mut conn, &config, &x, &deps)?;
+            drop((x, keys, deps));
             print_summary(&conn, &config, &summary, incomplete)?;
             if settings.enabled {
                 log::info("");
@@ -136,29 +147,37 @@ fn refresh(
     Ok(summary.is_some_and(|s| s.any_failure()))
 }
 
-fn extract(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Result<bool> {
-    let report = db::run_stage(conn, "extract", &config.sha256, |c| extract::run(c, config, mode))?;
-    Ok(report.incomplete)
-}
-
-fn normalize(conn: &mut Connection, config: &Config) -> Result<()> {
-    db::run_stage(conn, "normalize", &config.sha256, |c| crate::normalize::run(c, config))?;
-    Ok(())
-}
-
-fn matching(conn: &mut Connection, config: &Config) -> Result<()> {
-    db::run_stage(conn, "match", &config.sha256, crate::matching::run)?;
-    Ok(())
-}
-
-fn emit(conn: &mut Connection, config: &Config) -> Result<crate::emit::EmitSummary> {
-    let mut summary = None;
-    db::run_stage(conn, "emit", &config.sha256, |c| {
-        let (report, s) = crate::emit::run(c, config)?;
-        summary = Some(s);
+/// Runs `body` as stage `stage` (see `db::run_stage`) and hands back what it produced.
+fn stage<T>(
+    conn: &mut Connection,
+    config: &Config,
+    stage: &str,
+    body: impl FnOnce(&mut Connection) -> Result<(db::StageReport, T)>,
+) -> Result<(db::StageReport, T)> {
+    let mut out = None;
+    let report = db::run_stage(conn, stage, &config.sha256, |c| {
+        let (report, value) = body(c)?;
+        out = Some(value);
         Ok(report)
     })?;
-    Ok(summary.unwrap_or_default())
+    Ok((report, out.expect("run_stage returns Ok only after the stage did")))
+}
+
+fn extract(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Result<(bool, Extracted)> {
+    let (report, x) = stage(conn, config, "extract", |c| extract::run(c, config, mode))?;
+    Ok((report.incomplete, x))
+}
+
+fn normalize(conn: &mut Connection, config: &Config, x: &Extracted) -> Result<Vec<RelationKey>> {
+    Ok(stage(conn, config, "normalize", |c| crate::normalize::run(c, config, x))?.1)
+}
+
+fn matching(conn: &mut Connection, config: &Config, x: &Extracted, keys: &[RelationKey]) -> Result<Vec<Dependency>> {
+    Ok(stage(conn, config, "match", |c| crate::matching::run(c, x, keys))?.1)
+}
+
+fn emit(conn: &mut Connection, config: &Config, x: &Extracted, deps: &[Dependency]) -> Result<crate::emit::EmitSummary> {
+    Ok(stage(conn, config, "emit", |c| crate::emit::run(c, config, x, deps))?.1)
 }
 
 fn print_summary(conn: &Connection, config: &Config, s: &crate::emit::EmitSummary, incomplete: bool) -> Result<()> {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::common::*;
+use crate::support::tableau_server::{Faults, TableauServer};
 
 const EXTRACT_TABLES: &[&str] = &[
     "dbt_nodes",
@@ -139,4 +140,48 @@ fn snowflake_style_project() {
     for (file, text) in ws.yaml_files() {
         insta::assert_snapshot!(format!("snowflake_yaml@{file}"), text.replace(&base_url, "http://[server]"));
     }
+}
+
+/// Every row of every table but `runs`, in the order SQLite keeps them (key order, or rowid
+/// order for tables with a rowid), as text: what "the same SQLite rows" means.
+fn all_rows(conn: &rusqlite::Connection) -> BTreeMap<String, Vec<String>> {
+    let mut st = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'runs' ORDER BY name").unwrap();
+    let names: Vec<String> = st.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+    names
+        .into_iter()
+        .map(|t| {
+            let sql = format!("SELECT * FROM {t}");
+            let rows = dump_query_unsorted(conn, &sql).into_iter().map(|r| serde_json::to_string(&r).unwrap()).collect();
+            (t, rows)
+        })
+        .collect()
+}
+
+/// `run` hands each stage's rows to the next in memory, while stages run one by one read them
+/// back from the file: both must write the same rows in the same order, and the same files.
+#[test]
+fn run_writes_what_the_stages_write_one_by_one() {
+    let server = TableauServer::start(&repo().join("testdata/tableau/roundtrip.site.json"), Faults::default());
+    let pat = [("AE_TEST_PAT_NAME", "autoexpose-demo"), ("AE_TEST_PAT_SECRET", "demo-pat-secret")];
+    let sites: [(SiteConfig, Option<std::path::PathBuf>); 2] = [
+        (SiteConfig::demo("https://tableau.example.com"), Some(repo().join("testdata/http/demo"))),
+        (SiteConfig::demo(&server.base_url), None),
+    ];
+    for (site, replay) in sites {
+        let whole = Workspace::new(&[site.clone()], replay.as_deref());
+        let staged = Workspace::new(&[site], replay.as_deref());
+        assert_ok(&whole.run(&[], "run", &pat));
+        for stage in ["extract", "normalize", "match", "emit"] {
+            assert_ok(&staged.run(&[], stage, &pat));
+        }
+        let (a, b) = (all_rows(&whole.conn()), all_rows(&staged.conn()));
+        assert!(a["tableau_tables"].len() > 10 && a["exposure_dependencies"].len() > 5, "{a:?}");
+        for (table, rows) in &a {
+            assert_eq!(rows, &b[table], "table {table} differs between `run` and the stages one by one");
+        }
+        assert_eq!(whole.yaml_files(), staged.yaml_files());
+        let json = |ws: &Workspace| std::fs::read(ws.path("exposures.json")).unwrap();
+        assert_eq!(json(&whole), json(&staged));
+    }
+    server.stop();
 }

@@ -1,11 +1,13 @@
-//! Writes one site's extraction into the `tableau_*` tables, `extract_warnings` and
-//! `raw_responses`. Runs inside the extract stage's transaction.
+//! One site's extraction as rows: those later stages read (`rows`), and the rest, written
+//! straight into the `tableau_*` tables, `extract_warnings` and `raw_responses` (`write`).
+//! Runs inside the extract stage's transaction.
 
 use anyhow::Result;
 use rusqlite::{params, Transaction};
 
 use super::extract::SiteExtract;
-use super::model::{Table, Workbook};
+use super::model::{CustomSql, Table, Workbook};
+use crate::rows;
 
 /// Deletes every Tableau row, for all integrations: extract replaces its rows wholesale.
 pub(crate) fn clear(tx: &Transaction) -> Result<()> {
@@ -38,6 +40,79 @@ pub(crate) fn workbook_url(server: &str, content_url: &str, w: &Workbook) -> Opt
     Some(format!("{}/#{site_part}/workbooks/{id}", server.trim_end_matches('/')))
 }
 
+/// The rows later stages read: the site, its workbooks and every upstream table of each
+/// (through embedded and published data sources, and custom SQL), unsorted.
+pub(crate) fn rows(x: &SiteExtract) -> (rows::Site, Vec<rows::Workbook>, Vec<rows::TableUse>) {
+    let i = &x.integration;
+    let site = rows::Site { integration: i.clone(), content_url: x.content_url.clone(), complete: x.complete };
+    let mut workbooks = Vec::with_capacity(x.workbooks.len());
+    let mut tables = Vec::new();
+    for w in &x.workbooks {
+        let Some(luid) = w.luid.as_deref().filter(|l| !l.is_empty()) else {
+            crate::log::warn(&format!("tableau {i}: workbook {} has no luid; skipped", w.id));
+            continue;
+        };
+        let owner = w.owner.clone().unwrap_or_default();
+        let mut tags: Vec<String> = w.tags.iter().flatten().filter_map(|t| t.name.clone()).collect();
+        tags.sort();
+        tags.dedup();
+        workbooks.push(rows::Workbook {
+            integration: i.clone(),
+            id: w.id.clone(),
+            luid: luid.to_string(),
+            name: w.name.clone().unwrap_or_default(),
+            project_luid: w.project_luid.clone(),
+            project_name: w.project_name.clone(),
+            description: w.description.clone(),
+            owner_name: owner.name,
+            owner_email: owner.email,
+            owner_username: owner.username,
+            uri: w.uri.clone(),
+            vizportal_url_id: w.vizportal_url_id.clone(),
+            url: workbook_url(&x.server_url, &x.content_url, w),
+            created_at: w.created_at.clone(),
+            updated_at: w.updated_at.clone(),
+            tags,
+        });
+        for e in w.embedded_datasources.iter().flatten() {
+            for t in e.upstream_tables.iter().flatten() {
+                tables.push(table_row(i, &w.id, "embedded", &e.id, t));
+            }
+            for p in e.upstream_datasources.iter().flatten() {
+                for t in p.upstream_tables.iter().flatten() {
+                    tables.push(table_row(i, &w.id, "published", &p.id, t));
+                }
+            }
+        }
+    }
+    let known: std::collections::BTreeSet<&str> = x.workbooks.iter().map(|w| w.id.as_str()).collect();
+    for c in &x.custom_sql {
+        let empty = Vec::new();
+        let found = c.tables.as_ref().unwrap_or(&empty);
+        for w in custom_sql_workbooks(c, &known) {
+            if found.is_empty() {
+                // A placeholder row, so match can say why this workbook's SQL gave no lineage.
+                tables.push(table_row(i, w, "custom_sql", &c.id, &Table::default()));
+            }
+            for t in found {
+                tables.push(table_row(i, w, "custom_sql", &c.id, t));
+            }
+        }
+    }
+    (site, workbooks, tables)
+}
+
+/// The extracted workbooks that read a custom SQL query, sorted.
+fn custom_sql_workbooks<'a>(c: &'a CustomSql, known: &std::collections::BTreeSet<&str>) -> Vec<&'a str> {
+    let mut wbs: Vec<&str> =
+        c.downstream_workbooks.iter().flatten().map(|w| w.id.as_str()).filter(|id| known.contains(id)).collect();
+    wbs.sort_unstable();
+    wbs.dedup();
+    wbs
+}
+
+/// Everything else of one site: sites, projects, data sources and their links, custom SQL,
+/// warnings and responses. Workbooks and tables are written from `rows`, sorted.
 pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
     let i = &x.integration;
     tx.execute(
@@ -63,58 +138,23 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
             st.execute(params![i, p.luid, p.name, p.parent_luid, x.selected_projects.contains(&p.luid)])?;
         }
     }
-    let mut wb = tx.prepare_cached(
-        "INSERT INTO tableau_workbooks (integration, id, luid, name, project_luid, project_name, description, owner_name, owner_email,
-            owner_username, uri, vizportal_url_id, url, created_at, updated_at, tags)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-    )?;
     let mut ds = tx.prepare_cached(
         "INSERT INTO tableau_datasources (integration, id, kind, luid, name, has_extracts, workbook_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (integration, id) DO NOTHING",
     )?;
-    let mut table_st = tx.prepare_cached(INSERT_TABLE)?;
     let mut link = tx.prepare_cached(
         "INSERT OR IGNORE INTO tableau_workbook_datasources (integration, workbook_id, embedded_id, published_id) VALUES (?1, ?2, ?3, ?4)",
     )?;
     for w in &x.workbooks {
-        let Some(luid) = w.luid.as_deref().filter(|l| !l.is_empty()) else {
-            crate::log::warn(&format!("tableau {i}: workbook {} has no luid; skipped", w.id));
+        if w.luid.as_deref().filter(|l| !l.is_empty()).is_none() {
             continue;
-        };
-        let owner = w.owner.clone().unwrap_or_default();
-        let mut tags: Vec<String> = w.tags.iter().flatten().filter_map(|t| t.name.clone()).collect();
-        tags.sort();
-        tags.dedup();
-        wb.execute(params![
-            i,
-            w.id,
-            luid,
-            w.name.clone().unwrap_or_default(),
-            w.project_luid,
-            w.project_name,
-            w.description,
-            owner.name,
-            owner.email,
-            owner.username,
-            w.uri,
-            w.vizportal_url_id,
-            workbook_url(&x.server_url, &x.content_url, w),
-            w.created_at,
-            w.updated_at,
-            serde_json::to_string(&tags)?
-        ])?;
+        }
         for e in w.embedded_datasources.iter().flatten() {
             ds.execute(params![i, e.id, "embedded", Option::<String>::None, e.name, e.has_extracts, w.id])?;
-            for t in e.upstream_tables.iter().flatten() {
-                insert_table(&mut table_st, i, &w.id, "embedded", &e.id, t)?;
-            }
             for p in e.upstream_datasources.iter().flatten() {
                 ds.execute(params![i, p.id, "published", p.luid, p.name, p.has_extracts, Option::<String>::None])?;
                 link.execute(params![i, w.id, e.id, p.id])?;
-                for t in p.upstream_tables.iter().flatten() {
-                    insert_table(&mut table_st, i, &w.id, "published", &p.id, t)?;
-                }
             }
         }
     }
@@ -124,12 +164,8 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
     )?;
     let known: std::collections::BTreeSet<&str> = x.workbooks.iter().map(|w| w.id.as_str()).collect();
     for c in &x.custom_sql {
-        let mut wbs: Vec<&str> =
-            c.downstream_workbooks.iter().flatten().map(|w| w.id.as_str()).filter(|id| known.contains(id)).collect();
-        wbs.sort_unstable();
-        wbs.dedup();
-        let tables = c.tables.clone().unwrap_or_default();
-        let unsupported = c.is_unsupported_custom_sql.unwrap_or(false) || tables.is_empty();
+        let wbs = custom_sql_workbooks(c, &known);
+        let unsupported = c.is_unsupported_custom_sql.unwrap_or(false) || c.tables.as_ref().map_or(true, |t| t.is_empty());
         sql.execute(params![
             i,
             c.id,
@@ -140,15 +176,6 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
             c.database.as_ref().and_then(|d| d.name.clone()),
             serde_json::to_string(&wbs)?
         ])?;
-        for w in &wbs {
-            if tables.is_empty() {
-                // A placeholder row, so match can say why this workbook's SQL gave no lineage.
-                insert_table(&mut table_st, i, w, "custom_sql", &c.id, &Table::default())?;
-            }
-            for t in &tables {
-                insert_table(&mut table_st, i, w, "custom_sql", &c.id, t)?;
-            }
-        }
     }
     let mut warn = tx.prepare_cached(
         "INSERT INTO extract_warnings (integration, query, page, code, severity, message, action) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -165,27 +192,22 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
     Ok(())
 }
 
-const INSERT_TABLE: &str = "INSERT OR IGNORE INTO tableau_tables (integration, workbook_id, via, via_id, table_id, table_luid, name,
-        full_name, schema, database_name, database_type, connection_type)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
-
-fn insert_table(st: &mut rusqlite::Statement, integration: &str, workbook_id: &str, via: &str, via_id: &str, t: &Table) -> Result<()> {
+fn table_row(integration: &str, workbook_id: &str, via: &'static str, via_id: &str, t: &Table) -> rows::TableUse {
     let db = t.database.as_ref();
-    st.execute(params![
-        integration,
-        workbook_id,
+    rows::TableUse {
+        integration: integration.to_string(),
+        workbook_id: workbook_id.to_string(),
         via,
-        via_id,
-        t.id,
-        t.luid,
-        t.name,
-        t.full_name,
-        t.schema,
-        db.and_then(|d| d.name.as_deref()),
-        db.and_then(|d| d.typename.as_deref()),
-        t.connection_type.as_deref().or(db.and_then(|d| d.connection_type.as_deref()))
-    ])?;
-    Ok(())
+        via_id: via_id.to_string(),
+        table_id: t.id.clone(),
+        table_luid: t.luid.clone(),
+        name: t.name.clone(),
+        full_name: t.full_name.clone(),
+        schema: t.schema.clone(),
+        database_name: db.and_then(|d| d.name.clone()),
+        database_type: db.and_then(|d| d.typename.clone()),
+        connection_type: t.connection_type.clone().or_else(|| db.and_then(|d| d.connection_type.clone())),
+    }
 }
 
 #[cfg(test)]

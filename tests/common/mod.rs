@@ -29,6 +29,7 @@ pub struct Workspace {
     pub config: PathBuf,
 }
 
+#[derive(Clone)]
 pub struct SiteConfig {
     pub name: String,
     pub server_url: String,
@@ -149,9 +150,16 @@ pub fn dump(conn: &rusqlite::Connection, table: &str) -> Vec<BTreeMap<String, se
 }
 
 pub fn dump_query(conn: &rusqlite::Connection, sql: &str) -> Vec<BTreeMap<String, serde_json::Value>> {
+    let mut rows = dump_query_unsorted(conn, sql);
+    rows.sort_by_key(|r| serde_json::to_string(r).unwrap());
+    rows
+}
+
+/// The rows of a query in the order SQLite returns them.
+pub fn dump_query_unsorted(conn: &rusqlite::Connection, sql: &str) -> Vec<BTreeMap<String, serde_json::Value>> {
     let mut st = conn.prepare(sql).unwrap();
     let cols: Vec<String> = st.column_names().iter().map(|c| c.to_string()).collect();
-    let mut rows: Vec<BTreeMap<String, serde_json::Value>> = st
+    let rows: Vec<BTreeMap<String, serde_json::Value>> = st
         .query_map([], |r| {
             let mut m = BTreeMap::new();
             for (i, c) in cols.iter().enumerate() {
@@ -169,7 +177,6 @@ pub fn dump_query(conn: &rusqlite::Connection, sql: &str) -> Vec<BTreeMap<String
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    rows.sort_by_key(|r| serde_json::to_string(r).unwrap());
     rows
 }
 
