@@ -11,35 +11,60 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, Transaction};
 
-use crate::config::{hex_sha256, Config};
+use crate::config::{hex_sha256, Config, TableauSite};
 use crate::db::{count_rows, StageReport};
 use crate::http::HttpMode;
 use crate::manifest::{self, Manifest};
-use crate::tableau;
+use crate::tableau::{self, extract::SiteExtract};
 use crate::log;
 use crate::rows::{self, Extracted};
 
+/// Everything extract read, before anything is written.
+pub(crate) struct Read {
+    manifest: Manifest,
+    sha256: String,
+    sites: Vec<SiteExtract>,
+    report: StageReport,
+}
+
 /// Runs the stage and hands back the rows it wrote that later stages read.
 pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Result<(StageReport, Extracted)> {
-    let mut report = StageReport::default();
+    let read = read(config, mode)?;
+    let x = rows(&read);
+    let report = write(conn, config, &read, &x)?;
+    Ok((report, x))
+}
+
+/// Reads the manifest, then every Tableau site. Credentials and the manifest file are checked
+/// first, so those mistakes fail before any request is sent. The sites are not read while the
+/// manifest is parsed: on two cores the parse and its hash already use both, and the manifest's
+/// bytes plus a site's responses would raise the peak memory by the size of the site.
+pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<Read> {
+    let clients = config.tableau.iter().map(|site| Ok((site, tableau::connect(site, mode)?))).collect::<Result<Vec<_>>>()?;
     let bytes = manifest::read(&config.manifest)?;
     // Hashing a several-hundred-MB file costs about as much as parsing it: do both at once.
-    let (manifest, sha) = rayon::join(|| manifest::parse(&config.manifest, &bytes), || hex_sha256(&bytes));
-    let manifest = manifest?;
-    report.inputs.insert(config.manifest.display().to_string(), sha.clone());
+    let (manifest, sha256) = rayon::join(|| manifest::parse(&config.manifest, &bytes), || hex_sha256(&bytes));
     drop(bytes);
+    let manifest = manifest?;
     log::info(&format!(
         "Read manifest {} ({} models, seeds and snapshots; {} sources)",
         config.manifest.display(),
         manifest.nodes.len(),
         manifest.sources.len()
     ));
+    let (sites, incomplete) = extract_sites(&clients)?;
+    let mut report = StageReport { incomplete, ..StageReport::default() };
+    report.inputs.insert(config.manifest.display().to_string(), sha256.clone());
+    Ok(Read { manifest, sha256, sites, report })
+}
 
+/// Every site in config order; whether any is incomplete without `allow_partial`.
+fn extract_sites(clients: &[(&TableauSite, tableau::client::Client)]) -> Result<(Vec<SiteExtract>, bool)> {
     let mut sites = Vec::new();
-    for site in &config.tableau {
-        let client = tableau::connect(site, mode)?;
+    let mut incomplete = false;
+    for (site, client) in clients {
         log::info(&format!("Extracting Tableau {} (site {:?} on {})", site.name, site.site, site.server_url));
-        let x = tableau::extract::extract_site(site, &client)
+        let x = tableau::extract::extract_site(site, client)
             .with_context(|| format!("tableau {:?} (site {:?} on {})", site.name, site.site, site.server_url))?;
         log::info(&format!(
             "  {} workbooks, {} custom SQL queries, {} requests ({} at most in flight){}",
@@ -52,13 +77,18 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Re
         if !x.complete && site.allow_partial {
             log::warn(&format!("tableau {}: incomplete, allowed by allow_partial", site.name));
         }
-        report.incomplete |= !x.complete && !site.allow_partial;
+        incomplete |= !x.complete && !site.allow_partial;
         sites.push(x);
     }
+    Ok((sites, incomplete))
+}
 
+/// The rows later stages read, sorted as their tables' keys.
+pub(crate) fn rows(read: &Read) -> Extracted {
+    let manifest = &read.manifest;
     let mut out = Extracted {
         project_name: manifest.metadata.project_name.clone().unwrap_or_default(),
-        nodes: node_rows(&manifest),
+        nodes: node_rows(manifest),
         hand_written_exposures: manifest
             .exposures
             .values()
@@ -67,28 +97,33 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Re
             .collect(),
         ..Extracted::default()
     };
-    for x in &sites {
+    for x in &read.sites {
         let (site, workbooks, tables) = tableau::store::rows(x);
         out.sites.push(site);
         out.workbooks.extend(workbooks);
         out.tables.extend(tables);
     }
     out.sort();
+    out
+}
 
+/// Replaces extract's rows with `read` and `x`, in one transaction.
+pub(crate) fn write(conn: &mut Connection, config: &Config, read: &Read, x: &Extracted) -> Result<StageReport> {
+    let mut report = StageReport { incomplete: read.report.incomplete, inputs: read.report.inputs.clone(), ..Default::default() };
     let tx = conn.transaction()?;
-    write_manifest(&tx, &config.manifest, &manifest, &sha, &out.nodes)?;
+    write_manifest(&tx, &config.manifest, &read.manifest, &read.sha256, &x.nodes)?;
     tableau::store::clear(&tx)?;
-    for x in &sites {
-        tableau::store::write(&tx, x)?;
+    for site in &read.sites {
+        tableau::store::write(&tx, site)?;
     }
-    rows::insert_workbooks(&tx, &out.workbooks)?;
-    rows::insert_tables(&tx, &out.tables)?;
+    rows::insert_workbooks(&tx, &x.workbooks)?;
+    rows::insert_tables(&tx, &x.tables)?;
     report.row_counts = count_rows(
         &tx,
         &["dbt_nodes", "dbt_exposures", "tableau_workbooks", "tableau_tables", "tableau_custom_sql", "extract_warnings"],
     )?;
     tx.commit()?;
-    Ok((report, out))
+    Ok(report)
 }
 
 fn write_manifest(tx: &Transaction, path: &Path, m: &Manifest, sha256: &str, nodes: &[rows::Node]) -> Result<()> {
