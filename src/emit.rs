@@ -60,37 +60,113 @@ pub(crate) struct EmitSummary {
     pub(crate) dir: PathBuf,
 }
 
+/// Everything emit will write, worked out before anything is: the rows of `exposures`, each
+/// generated file's text, and exposures.json.
+pub(crate) struct Plan {
+    rows: Vec<ExposureRow>,
+    /// (path relative to the dbt project, its text, how many exposures it holds), by path.
+    files: Vec<(PathBuf, String, usize)>,
+    json_text: String,
+    complete: BTreeMap<String, bool>,
+    summary: EmitSummary,
+}
+
+struct ExposureRow {
+    integration: String,
+    luid: String,
+    name: String,
+    file: Option<String>,
+    status: &'static str,
+    depends_on: String,
+    body: String,
+}
+
 pub(crate) fn run(conn: &mut Connection, config: &Config, x: &Extracted, deps: &[Dependency]) -> Result<(StageReport, EmitSummary)> {
+    let plan = plan(config, x, deps)?;
+    write(conn, config, plan)
+}
+
+/// Names, values, YAML and JSON for every workbook: all of emit's work but the writing.
+pub(crate) fn plan(config: &Config, x: &Extracted, deps: &[Dependency]) -> Result<Plan> {
     let complete: BTreeMap<String, bool> = x.sites.iter().map(|s| (s.integration.clone(), s.complete)).collect();
     let workbooks = workbooks(x, deps);
 
     // Names: short suffix, unless two of ours or a hand-written exposure share it.
     let taken_by_others = &x.hand_written_exposures;
-    let mut short_count: BTreeMap<String, usize> = BTreeMap::new();
-    for w in &workbooks {
-        *short_count.entry(exposure_name(&w.integration, &w.luid, &w.name, false)).or_default() += 1;
+    let shorts: Vec<String> = workbooks.iter().map(|w| exposure_name(&w.integration, &w.luid, &w.name, false)).collect();
+    let mut short_count: HashMap<&str, usize> = HashMap::new();
+    for short in &shorts {
+        *short_count.entry(short).or_default() += 1;
     }
     let names: Vec<String> = workbooks
         .iter()
-        .map(|w| {
-            let short = exposure_name(&w.integration, &w.luid, &w.name, false);
-            if short_count[&short] > 1 || taken_by_others.contains(&short) {
+        .zip(&shorts)
+        .map(|(w, short)| {
+            if short_count[short.as_str()] > 1 || taken_by_others.contains(short) {
                 exposure_name(&w.integration, &w.luid, &w.name, true)
             } else {
-                short
+                short.clone()
             }
         })
         .collect();
 
     let files = file_names(&workbooks);
     let dir_rel = config.exposures_dir.clone();
-    let dir_abs = config.project_dir.join(&dir_rel);
 
     // File → (integration, its exposures by name).
     let mut by_file: BTreeMap<PathBuf, (String, Vec<(String, Value)>)> = BTreeMap::new();
-    let mut summary = EmitSummary { dir: dir_abs.clone(), ..Default::default() };
-    let mut json_out = Vec::new();
+    let mut summary = EmitSummary { dir: config.project_dir.join(&dir_rel), ..Default::default() };
+    let mut json_out = Vec::with_capacity(workbooks.len());
+    let mut rows = Vec::with_capacity(workbooks.len());
+    for (w, name) in workbooks.iter().zip(&names) {
+        let file_rel = dir_rel.join(&files[&(w.integration.clone(), w.project_luid.clone())]);
+        let writes = !w.deps.is_empty() || config.include_unmatched;
+        let v = values(w);
+        let body = raw_body(w, &v, name, &config.maturity);
+        let status = if writes { "written" } else { "no_dependencies" };
+        if writes {
+            by_file
+                .entry(file_rel.clone())
+                .or_insert_with(|| (w.integration.clone(), Vec::new()))
+                .1
+                .push((name.clone(), yaml_exposure(w, &v, name, &config.maturity)));
+            summary.written += 1;
+            summary.dependencies += w.deps.len();
+        } else {
+            summary.without_dependencies.push(format!("{} ({}/{})", w.name, w.integration, w.project_name));
+        }
+        let dep_ids: Vec<&str> = w.deps.iter().map(|d| d.unique_id.as_str()).collect();
+        let file = writes.then(|| file_rel.display().to_string());
+        rows.push(ExposureRow {
+            integration: w.integration.clone(),
+            luid: w.luid.clone(),
+            name: name.clone(),
+            file: file.clone(),
+            status,
+            depends_on: serde_json::to_string(&dep_ids)?,
+            body: serde_json::to_string(&body)?,
+        });
+        let mut b = body;
+        b["file"] = json!(file);
+        b["status"] = json!(status);
+        json_out.push(b);
+    }
+    let mut planned = Vec::with_capacity(by_file.len());
+    for (rel, (integration, mut exposures)) in by_file {
+        exposures.sort_by(|a, b| a.0.cmp(&b.0));
+        let n = exposures.len();
+        let text = render_file(&integration, exposures.into_iter().map(|(_, v)| v).collect())?;
+        planned.push((rel, text, n));
+    }
+    let json_text = serde_json::to_string_pretty(&json_out)? + "\n";
+    Ok(Plan { rows, files: planned, json_text, complete, summary })
+}
 
+/// Replaces emit's rows, writes the files that changed, removes our files that no longer have
+/// exposures (never those of an incomplete site), then writes exposures.json.
+pub(crate) fn write(conn: &mut Connection, config: &Config, plan: Plan) -> Result<(StageReport, EmitSummary)> {
+    let dir_rel = &config.exposures_dir;
+    let dir_abs = config.project_dir.join(dir_rel);
     let tx = conn.transaction()?;
     tx.execute("DELETE FROM exposures", [])?;
     tx.execute("DELETE FROM emitted_files", [])?;
@@ -98,47 +174,14 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, x: &Extracted, deps: &
         let mut ins = tx.prepare_cached(
             "INSERT INTO exposures (integration, workbook_luid, name, file, status, depends_on, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        for (w, name) in workbooks.iter().zip(&names) {
-            let file_rel = dir_rel.join(&files[&(w.integration.clone(), w.project_luid.clone())]);
-            let writes = !w.deps.is_empty() || config.include_unmatched;
-            let v = values(w);
-            let body = raw_body(w, &v, name, &config.maturity);
-            let status = if writes { "written" } else { "no_dependencies" };
-            if writes {
-                by_file
-                    .entry(file_rel.clone())
-                    .or_insert_with(|| (w.integration.clone(), Vec::new()))
-                    .1
-                    .push((name.clone(), yaml_exposure(w, &v, name, &config.maturity)));
-                summary.written += 1;
-                summary.dependencies += w.deps.len();
-            } else {
-                summary.without_dependencies.push(format!("{} ({}/{})", w.name, w.integration, w.project_name));
-            }
-            let dep_ids: Vec<&str> = w.deps.iter().map(|d| d.unique_id.as_str()).collect();
-            ins.execute(params![
-                w.integration,
-                w.luid,
-                name,
-                writes.then(|| file_rel.display().to_string()),
-                status,
-                serde_json::to_string(&dep_ids)?,
-                serde_json::to_string(&body)?
-            ])?;
-            let mut b = body;
-            b["file"] = json!(writes.then(|| file_rel.display().to_string()));
-            b["status"] = json!(status);
-            json_out.push(b);
+        for r in &plan.rows {
+            ins.execute(params![r.integration, r.luid, r.name, r.file, r.status, r.depends_on, r.body])?;
         }
     }
 
-    // Write what changed, then remove our files that no longer have exposures.
     let mut actions: Vec<(PathBuf, &'static str, usize)> = Vec::new();
     let mut wanted = BTreeSet::new();
-    for (rel, (integration, mut exposures)) in by_file {
-        exposures.sort_by(|a, b| a.0.cmp(&b.0));
-        let n = exposures.len();
-        let text = render_file(&integration, exposures.into_iter().map(|(_, v)| v).collect())?;
+    for (rel, text, n) in plan.files {
         let abs = config.project_dir.join(&rel);
         let same = std::fs::read(&abs).map(|old| old == text.as_bytes()).unwrap_or(false);
         if !same {
@@ -160,7 +203,7 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, x: &Extracted, deps: &
                 continue;
             }
             let Some(integration) = generated_by(path) else { continue };
-            match complete.get(&integration) {
+            match plan.complete.get(&integration) {
                 Some(true) => {
                     std::fs::remove_file(path).with_context(|| format!("{}: cannot delete it", path.display()))?;
                     log::info(&format!("Deleted {} (its workbooks left the selection)", rel.display()));
@@ -180,13 +223,11 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, x: &Extracted, deps: &
             ins.execute(params![rel.display().to_string(), action, *n as i64])?;
         }
     }
-    let json_path = exposures_json_path(config);
-    let json_text = serde_json::to_string_pretty(&json_out)? + "\n";
-    crate::atomic::write(&json_path, json_text.as_bytes())?;
+    crate::atomic::write(&exposures_json_path(config), plan.json_text.as_bytes())?;
 
     let row_counts = count_rows(&tx, &["exposures", "emitted_files"])?;
     tx.commit()?;
-    Ok((StageReport { row_counts, ..Default::default() }, summary))
+    Ok((StageReport { row_counts, ..Default::default() }, plan.summary))
 }
 
 pub(crate) fn exposures_json_path(config: &Config) -> PathBuf {

@@ -27,10 +27,17 @@ pub(crate) struct Read {
     report: StageReport,
 }
 
+impl Read {
+    /// Whether a site came back incomplete (and `allow_partial` did not excuse it).
+    pub(crate) fn incomplete(&self) -> bool {
+        self.report.incomplete
+    }
+}
+
 /// Runs the stage and hands back the rows it wrote that later stages read.
 pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Result<(StageReport, Extracted)> {
-    let read = read(config, mode)?;
-    let x = rows(&read);
+    let mut read = read(config, mode)?;
+    let x = rows(&mut read);
     let report = write(conn, config, &read, &x)?;
     Ok((report, x))
 }
@@ -83,12 +90,18 @@ fn extract_sites(clients: &[(&TableauSite, tableau::client::Client)]) -> Result<
     Ok((sites, incomplete))
 }
 
-/// The rows later stages read, sorted as their tables' keys.
-pub(crate) fn rows(read: &Read) -> Extracted {
-    let manifest = &read.manifest;
+/// The rows later stages read, sorted as their tables' keys. What they are made from (the
+/// manifest's nodes, the sites' upstream tables) moves into them and leaves `read`, which
+/// keeps only what `write` needs besides them: the rows exist once in memory, not twice.
+pub(crate) fn rows(read: &mut Read) -> Extracted {
+    let nodes = node_rows(&read.manifest);
+    let manifest = &mut read.manifest;
+    manifest.nodes.clear();
+    manifest.sources.clear();
+    manifest.disabled.clear();
     let mut out = Extracted {
         project_name: manifest.metadata.project_name.clone().unwrap_or_default(),
-        nodes: node_rows(manifest),
+        nodes,
         hand_written_exposures: manifest
             .exposures
             .values()
@@ -97,7 +110,7 @@ pub(crate) fn rows(read: &Read) -> Extracted {
             .collect(),
         ..Extracted::default()
     };
-    for x in &read.sites {
+    for x in &mut read.sites {
         let (site, workbooks, tables) = tableau::store::rows(x);
         out.sites.push(site);
         out.workbooks.extend(workbooks);

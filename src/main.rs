@@ -24,6 +24,7 @@ mod normalize;
 mod pipeline;
 mod refresh;
 mod rows;
+mod run;
 mod run_results;
 mod tableau;
 

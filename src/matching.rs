@@ -64,12 +64,34 @@ struct Index<'a> {
     by_schema_ident: HashMap<String, Vec<usize>>,
 }
 
+/// What matching decided: dependencies and unmatched tables, in workbook order.
+pub(crate) struct Matched {
+    pub(crate) dependencies: Vec<Dependency>,
+    unmatched: Vec<Unmatched>,
+}
+
 pub(crate) fn run(conn: &mut Connection, x: &Extracted, keys: &[RelationKey]) -> Result<(StageReport, Vec<Dependency>)> {
+    let matched = compute(x, keys);
+    let report = write(conn, &matched)?;
+    Ok((report, matched.dependencies))
+}
+
+/// Matches every workbook's tables, workbooks in parallel.
+pub(crate) fn compute(x: &Extracted, keys: &[RelationKey]) -> Matched {
     let index = build_index(x, keys);
     let groups = table_groups(x, keys);
     let results: Vec<(Vec<Dependency>, Vec<Unmatched>)> =
         groups.par_iter().map(|rows| match_workbook(&index, rows)).collect();
+    let mut matched = Matched { dependencies: Vec::new(), unmatched: Vec::new() };
+    for (deps, unmatched) in results {
+        matched.dependencies.extend(deps);
+        matched.unmatched.extend(unmatched);
+    }
+    matched
+}
 
+/// Replaces every `exposure_dependencies` and `unmatched_tables` row, in one transaction.
+pub(crate) fn write(conn: &mut Connection, matched: &Matched) -> Result<StageReport> {
     let tx = conn.transaction()?;
     tx.execute("DELETE FROM exposure_dependencies", [])?;
     tx.execute("DELETE FROM unmatched_tables", [])?;
@@ -81,30 +103,27 @@ pub(crate) fn run(conn: &mut Connection, x: &Extracted, keys: &[RelationKey]) ->
             "INSERT INTO unmatched_tables (integration, workbook_id, table_id, via, via_id, table_name, key, reason, candidates, suggestion)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
-        for (deps, unmatched) in &results {
-            for d in deps {
-                dep.execute(params![d.integration, d.workbook_id, d.unique_id, d.table_id, d.via, d.key])?;
-            }
-            for u in unmatched {
-                un.execute(params![
-                    u.integration,
-                    u.workbook_id,
-                    u.table_id,
-                    u.via,
-                    u.via_id,
-                    u.table_name,
-                    u.key,
-                    u.reason,
-                    serde_json::to_string(&u.candidates)?,
-                    u.suggestion
-                ])?;
-            }
+        for d in &matched.dependencies {
+            dep.execute(params![d.integration, d.workbook_id, d.unique_id, d.table_id, d.via, d.key])?;
+        }
+        for u in &matched.unmatched {
+            un.execute(params![
+                u.integration,
+                u.workbook_id,
+                u.table_id,
+                u.via,
+                u.via_id,
+                u.table_name,
+                u.key,
+                u.reason,
+                serde_json::to_string(&u.candidates)?,
+                u.suggestion
+            ])?;
         }
     }
     let row_counts = count_rows(&tx, &["exposure_dependencies", "unmatched_tables"])?;
     tx.commit()?;
-    let deps = results.into_iter().flat_map(|(d, _)| d).collect();
-    Ok((StageReport { row_counts, ..Default::default() }, deps))
+    Ok(StageReport { row_counts, ..Default::default() })
 }
 
 /// Every dependency, in the table's key order (integration, workbook_id, unique_id).

@@ -41,6 +41,12 @@ impl RelationKey {
 
 pub(crate) fn run(conn: &mut Connection, config: &Config, x: &Extracted) -> Result<(StageReport, Vec<RelationKey>)> {
     let keys = compute(x, config);
+    let report = write(conn, &keys)?;
+    Ok((report, keys))
+}
+
+/// Replaces every `relation_keys` row with `keys`, in one transaction.
+pub(crate) fn write(conn: &mut Connection, keys: &[RelationKey]) -> Result<StageReport> {
     let tx = conn.transaction()?;
     tx.execute("DELETE FROM relation_keys", [])?;
     {
@@ -48,13 +54,13 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, x: &Extracted) -> Resu
             "INSERT INTO relation_keys (side, integration, ref, key, database, schema, identifier, derivation, status)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
-        for k in &keys {
+        for k in keys {
             ins.execute(params![k.side, k.integration, k.reference, k.key, k.database, k.schema, k.identifier, k.derivation, k.status])?;
         }
     }
     let row_counts = count_rows(&tx, &["relation_keys"])?;
     tx.commit()?;
-    Ok((StageReport { row_counts, ..Default::default() }, keys))
+    Ok(StageReport { row_counts, ..Default::default() })
 }
 
 /// Every key, in the table's key order (side, integration, ref).

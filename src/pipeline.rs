@@ -89,13 +89,9 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         Command::Run(r) => {
             // Settle the refresh switches first: a bad env var should fail before any work.
             let settings = refresh_settings(&config)?;
-            let (partial, x) = extract(&mut conn, &config, &mode)?;
-            incomplete |= partial;
-            let keys = normalize(&mut conn, &config, &x)?;
-            let deps = matching(&mut conn, &config, &x, &keys)?;
-            let summary = emit(&mut conn, &config, &x, &deps)?;
-            drop((x, keys, deps));
-            print_summary(&conn, &config, &summary, incomplete)?;
+            let ran = crate::run::run(&mut conn, &config, &mode)?;
+            incomplete |= ran.incomplete;
+            print_summary(&conn, &config, &ran.summary, incomplete)?;
             if settings.enabled {
                 log::info("");
                 refresh_failed = refresh(&mut conn, &config, &mode, r, settings)?;

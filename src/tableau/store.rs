@@ -41,13 +41,14 @@ pub(crate) fn workbook_url(server: &str, content_url: &str, w: &Workbook) -> Opt
 }
 
 /// The rows later stages read: the site, its workbooks and every upstream table of each
-/// (through embedded and published data sources, and custom SQL), unsorted.
-pub(crate) fn rows(x: &SiteExtract) -> (rows::Site, Vec<rows::Workbook>, Vec<rows::TableUse>) {
+/// (through embedded and published data sources, and custom SQL), unsorted. The data
+/// sources' upstream tables move into the rows; `write` does not need them.
+pub(crate) fn rows(x: &mut SiteExtract) -> (rows::Site, Vec<rows::Workbook>, Vec<rows::TableUse>) {
     let i = &x.integration;
     let site = rows::Site { integration: i.clone(), content_url: x.content_url.clone(), complete: x.complete };
     let mut workbooks = Vec::with_capacity(x.workbooks.len());
     let mut tables = Vec::new();
-    for w in &x.workbooks {
+    for w in &mut x.workbooks {
         let Some(luid) = w.luid.as_deref().filter(|l| !l.is_empty()) else {
             crate::log::warn(&format!("tableau {i}: workbook {} has no luid; skipped", w.id));
             continue;
@@ -74,12 +75,12 @@ pub(crate) fn rows(x: &SiteExtract) -> (rows::Site, Vec<rows::Workbook>, Vec<row
             updated_at: w.updated_at.clone(),
             tags,
         });
-        for e in w.embedded_datasources.iter().flatten() {
-            for t in e.upstream_tables.iter().flatten() {
+        for e in w.embedded_datasources.iter_mut().flatten() {
+            for t in e.upstream_tables.take().into_iter().flatten() {
                 tables.push(table_row(i, &w.id, "embedded", &e.id, t));
             }
-            for p in e.upstream_datasources.iter().flatten() {
-                for t in p.upstream_tables.iter().flatten() {
+            for p in e.upstream_datasources.iter_mut().flatten() {
+                for t in p.upstream_tables.take().into_iter().flatten() {
                     tables.push(table_row(i, &w.id, "published", &p.id, t));
                 }
             }
@@ -92,10 +93,10 @@ pub(crate) fn rows(x: &SiteExtract) -> (rows::Site, Vec<rows::Workbook>, Vec<row
         for w in custom_sql_workbooks(c, &known) {
             if found.is_empty() {
                 // A placeholder row, so match can say why this workbook's SQL gave no lineage.
-                tables.push(table_row(i, w, "custom_sql", &c.id, &Table::default()));
+                tables.push(table_row(i, w, "custom_sql", &c.id, Table::default()));
             }
             for t in found {
-                tables.push(table_row(i, w, "custom_sql", &c.id, t));
+                tables.push(table_row(i, w, "custom_sql", &c.id, t.clone()));
             }
         }
     }
@@ -192,21 +193,24 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
     Ok(())
 }
 
-fn table_row(integration: &str, workbook_id: &str, via: &'static str, via_id: &str, t: &Table) -> rows::TableUse {
-    let db = t.database.as_ref();
+fn table_row(integration: &str, workbook_id: &str, via: &'static str, via_id: &str, t: Table) -> rows::TableUse {
+    let (database_name, database_type, db_connection) = match t.database {
+        Some(d) => (d.name, d.typename, d.connection_type),
+        None => (None, None, None),
+    };
     rows::TableUse {
         integration: integration.to_string(),
         workbook_id: workbook_id.to_string(),
         via,
         via_id: via_id.to_string(),
-        table_id: t.id.clone(),
-        table_luid: t.luid.clone(),
-        name: t.name.clone(),
-        full_name: t.full_name.clone(),
-        schema: t.schema.clone(),
-        database_name: db.and_then(|d| d.name.clone()),
-        database_type: db.and_then(|d| d.typename.clone()),
-        connection_type: t.connection_type.clone().or_else(|| db.and_then(|d| d.connection_type.clone())),
+        table_id: t.id,
+        table_luid: t.luid,
+        name: t.name,
+        full_name: t.full_name,
+        schema: t.schema,
+        database_name,
+        database_type,
+        connection_type: t.connection_type.or(db_connection),
     }
 }
 
