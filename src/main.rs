@@ -25,6 +25,7 @@ mod pipeline;
 mod refresh;
 mod rows;
 mod run;
+mod yaml;
 mod run_results;
 mod tableau;
 
