@@ -10,7 +10,9 @@
 //! Generated files start with `HEADER`; files without it are never touched. Files of a site
 //! whose extraction was incomplete are never deleted.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap as HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -94,7 +96,7 @@ pub(crate) fn plan(config: &Config, x: &Extracted, deps: &[Dependency]) -> Resul
     // Names: short suffix, unless two of ours or a hand-written exposure share it.
     let taken_by_others = &x.hand_written_exposures;
     let shorts: Vec<String> = workbooks.iter().map(|w| exposure_name(&w.integration, &w.luid, &w.name, false)).collect();
-    let mut short_count: HashMap<&str, usize> = HashMap::new();
+    let mut short_count: HashMap<&str, usize> = HashMap::default();
     for short in &shorts {
         *short_count.entry(short).or_default() += 1;
     }
@@ -272,19 +274,27 @@ fn generated_by(path: &Path) -> Option<String> {
 /// in `ref()`/`source()` is left out, with a warning).
 fn workbooks(x: &Extracted, deps: &[Dependency]) -> Vec<Workbook> {
     let nodes: HashMap<&str, &Node> = x.nodes.iter().map(|n| (n.unique_id.as_str(), n)).collect();
-    let mut by_workbook: HashMap<(&str, &str), Vec<Dep>> = HashMap::new();
+    let mut by_workbook: HashMap<(&str, &str), Vec<Dep>> = HashMap::default();
+    // A node's `ref()` once, however many workbooks read it.
+    let mut references: HashMap<&str, Option<String>> = HashMap::default();
     for d in deps {
         let Some(n) = nodes.get(d.unique_id.as_str()) else { continue };
         if !n.enabled || (n.resource_type == "model" && n.access.as_deref() == Some("private")) {
             continue;
         }
-        let (pkg, source, version) = (&n.package_name, n.source_name.as_deref(), n.version.as_deref());
-        match reference(&n.resource_type, &x.project_name, pkg, &n.name, source, version) {
-            Some(reference) => by_workbook
+        let reference = references.entry(&n.unique_id).or_insert_with(|| {
+            let (pkg, source, version) = (&n.package_name, n.source_name.as_deref(), n.version.as_deref());
+            let r = reference(&n.resource_type, &x.project_name, pkg, &n.name, source, version);
+            if r.is_none() {
+                log::warn(&format!("{}: its name cannot be written safely into ref()/source(); left out", n.unique_id));
+            }
+            r
+        });
+        if let Some(reference) = reference {
+            by_workbook
                 .entry((&d.integration, &d.workbook_id))
                 .or_default()
-                .push(Dep { unique_id: d.unique_id.clone(), reference }),
-            None => log::warn(&format!("{}: its name cannot be written safely into ref()/source(); left out", d.unique_id)),
+                .push(Dep { unique_id: d.unique_id.clone(), reference: reference.clone() });
         }
     }
     let content_urls: HashMap<&str, &str> = x.sites.iter().map(|s| (s.integration.as_str(), s.content_url.as_str())).collect();

@@ -6,7 +6,9 @@
 //! that did not become a dependency gets an `unmatched_tables` row with a reason code and a
 //! suggested fix, so "why is this dashboard not downstream of that model?" is one query.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use anyhow::Result;
 use rayon::prelude::*;
@@ -30,7 +32,7 @@ struct DbtNode<'a> {
 struct TableRow<'a> {
     row: &'a TableUse,
     key: Option<&'a RelationKey>,
-    schema_ident: Option<String>,
+    schema_ident: Option<&'a str>,
 }
 
 /// An `exposure_dependencies` row.
@@ -79,7 +81,8 @@ pub(crate) fn run(conn: &mut Connection, x: &Extracted, keys: &[RelationKey]) ->
 /// Matches every workbook's tables, workbooks in parallel.
 pub(crate) fn compute(x: &Extracted, keys: &[RelationKey]) -> Matched {
     let index = build_index(x, keys);
-    let groups = table_groups(x, keys);
+    let by_table = table_keys(keys);
+    let groups = table_groups(x, &by_table);
     let results: Vec<(Vec<Dependency>, Vec<Unmatched>)> =
         groups.par_iter().map(|rows| match_workbook(&index, rows)).collect();
     let mut matched = Matched { dependencies: Vec::new(), unmatched: Vec::new() };
@@ -148,7 +151,7 @@ pub(crate) fn load(conn: &Connection) -> Result<Vec<Dependency>> {
 /// The dbt nodes that have a key, in unique_id order, by key and by `schema.identifier`.
 fn build_index<'a>(x: &'a Extracted, keys: &'a [RelationKey]) -> Index<'a> {
     let nodes: HashMap<&str, &Node> = x.nodes.iter().map(|n| (n.unique_id.as_str(), n)).collect();
-    let mut index = Index { nodes: Vec::new(), by_key: HashMap::new(), by_schema_ident: HashMap::new() };
+    let mut index = Index { nodes: Vec::new(), by_key: HashMap::default(), by_schema_ident: HashMap::default() };
     for k in keys.iter().filter(|k| k.side == "dbt" && k.status == "ok") {
         let (Some(n), Some(key), Some(si)) = (nodes.get(k.reference.as_str()), k.key.as_deref(), k.schema_ident()) else {
             continue;
@@ -167,17 +170,20 @@ fn build_index<'a>(x: &'a Extracted, keys: &'a [RelationKey]) -> Index<'a> {
     index
 }
 
-/// Tableau table rows with their keys, grouped by workbook, in table order.
-fn table_groups<'a>(x: &'a Extracted, keys: &'a [RelationKey]) -> Vec<Vec<TableRow<'a>>> {
-    let by_table: HashMap<(&str, &str), &RelationKey> = keys
-        .iter()
+/// Each Tableau table's key and `schema.identifier`, worked out once per table.
+fn table_keys(keys: &[RelationKey]) -> HashMap<(&str, &str), (&RelationKey, Option<String>)> {
+    keys.iter()
         .filter(|k| k.side == "tableau")
-        .map(|k| ((k.integration.as_str(), k.reference.as_str()), k))
-        .collect();
+        .map(|k| ((k.integration.as_str(), k.reference.as_str()), (k, k.schema_ident())))
+        .collect()
+}
+
+/// Tableau table rows with their keys, grouped by workbook, in table order.
+fn table_groups<'a>(x: &'a Extracted, by_table: &'a HashMap<(&'a str, &'a str), (&'a RelationKey, Option<String>)>) -> Vec<Vec<TableRow<'a>>> {
     let mut groups: Vec<Vec<TableRow>> = Vec::new();
     for t in &x.tables {
-        let key = by_table.get(&(t.integration.as_str(), t.table_id.as_str())).copied();
-        let row = TableRow { row: t, key, schema_ident: key.and_then(RelationKey::schema_ident) };
+        let found = by_table.get(&(t.integration.as_str(), t.table_id.as_str()));
+        let row = TableRow { row: t, key: found.map(|f| f.0), schema_ident: found.and_then(|f| f.1.as_deref()) };
         match groups.last_mut() {
             Some(g) if g[0].row.integration == t.integration && g[0].row.workbook_id == t.workbook_id => g.push(row),
             _ => groups.push(vec![row]),
@@ -260,7 +266,7 @@ fn match_table<'a>(index: &Index<'a>, tr: &TableRow) -> Outcome<'a> {
     let tableau_db = tr.key.and_then(|k| k.database.as_deref()).unwrap_or_default();
     // Tableau without a database name: the schema and identifier must then be unique in dbt.
     let candidates: &[usize] = if exact.is_empty() && tableau_db.is_empty() {
-        tr.schema_ident.as_ref().and_then(|si| index.by_schema_ident.get(si)).map(Vec::as_slice).unwrap_or(&[])
+        tr.schema_ident.and_then(|si| index.by_schema_ident.get(si)).map(Vec::as_slice).unwrap_or(&[])
     } else {
         exact
     };
@@ -299,14 +305,14 @@ fn match_table<'a>(index: &Index<'a>, tr: &TableRow) -> Outcome<'a> {
             ),
         };
     }
-    if let Some(same) = tr.schema_ident.as_ref().and_then(|si| index.by_schema_ident.get(si)) {
+    if let Some(same) = tr.schema_ident.and_then(|si| index.by_schema_ident.get(si)) {
         let dbs: Vec<&str> = same.iter().map(|&i| index.nodes[i].database).collect();
         return Outcome::Unmatched {
             reason: "database_mismatch",
             candidates: ids(index, same),
             suggestion: format!(
                 "dbt builds {} in database {}, Tableau reads database {tableau_db:?}. If they are the same tables, add `database_aliases: {{{tableau_db}: {}}}` to this tableau integration in the config",
-                tr.schema_ident.as_deref().unwrap_or(""),
+                tr.schema_ident.unwrap_or(""),
                 dbs.join(", "),
                 dbs.first().copied().unwrap_or("")
             ),

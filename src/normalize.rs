@@ -4,7 +4,9 @@
 //! Writes: relation_keys, replacing all its rows. A pure function of its inputs (`compute`):
 //! the same rows in give the same rows out.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashSet as HashSet;
 
 use anyhow::Result;
 use rusqlite::{params, Connection};
@@ -121,7 +123,7 @@ pub(crate) fn compute(x: &Extracted, config: &Config) -> Vec<RelationKey> {
         out.push(row("dbt", "", &n.unique_id, Some(text), (Some(k.database), Some(k.schema), Some(k.identifier)), k.derivation, "ok"));
     }
 
-    let mut done: HashSet<(&str, &str)> = HashSet::new();
+    let mut done: HashSet<(&str, &str)> = HashSet::default();
     let first_tableau = out.len();
     for t in x.tables.iter().filter(|t| !t.table_id.is_empty()) {
         if !done.insert((&t.integration, &t.table_id)) {
