@@ -44,7 +44,22 @@ fn main() -> ExitCode {
     if let Some(kib) = peak_rss_kib() {
         log::debug(&format!("peak RSS: {kib} KiB"));
     }
+    if let Some((user, system)) = cpu_seconds() {
+        log::debug(&format!("CPU time: user {user:.3}s, system {system:.3}s"));
+    }
     code
+}
+
+/// The process's CPU time so far, all threads, in seconds (user, system), where /proc tells
+/// it. Steadier than wall time on a shared machine, so the benchmark reports both.
+fn cpu_seconds() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i - 3)?.parse::<f64>().ok();
+    // USER_HZ is 100 on every Linux the kernel ABI allows user space to see.
+    Some((ticks(14)? / 100.0, ticks(15)? / 100.0))
 }
 
 /// The process's peak resident set (VmHWM), where /proc tells it.
