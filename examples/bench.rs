@@ -16,8 +16,13 @@
 //! - the floor: `autoexpose parse-manifest`, serde_json parsing the same manifest into the
 //!   struct autoexpose uses and nothing else.
 //!
-//! Times are wall-clock, of the process and (from `-v`) of the stage inside it; peak RSS is
-//! the `peak RSS: N KiB` line `-v` prints. S and M take the median of 3 runs, L one run.
+//! Times are wall-clock, of the process and (from `-v`) of the stage inside it; CPU time is
+//! the `CPU time: user Us, system Ss` line `-v` prints at exit (all threads), peak RSS the
+//! `peak RSS: N KiB` line. `run` is pipelined: its main thread prints `stage X worked out in Ys`
+//! when it has computed stage X, its writer thread `stage X took Ys` when X's SQLite
+//! transaction is done; the single-stage commands print only `took` (compute and write).
+//! Every size starts with one untimed warm-up `run` (into a scratch database) and one untimed
+//! `parse-manifest`; every measurement is the median of 3 runs (`--runs N`), on L too.
 //! Then, live against the test server answering every request after 50 ms: `extract` with
 //! `concurrency: 1` and `4`, counting requests and the most the server had in flight.
 //! Results go to BENCHMARKS.md (with the machine), progress to stdout.
@@ -147,8 +152,14 @@ impl Ctx {
 struct Proc {
     wall: f64,
     code: i32,
-    /// `stage X took Ys` lines.
+    /// `stage X took Ys` lines: the stage's SQLite transaction (for `run`, on the writer
+    /// thread); for a single-stage command, the whole stage.
     stages: BTreeMap<String, f64>,
+    /// `stage X worked out in Ys` lines (`run` only): the stage's computation on the main thread.
+    worked_out: BTreeMap<String, f64>,
+    /// `CPU time: user Us, system Ss`: the whole process, all threads.
+    cpu_user: Option<f64>,
+    cpu_sys: Option<f64>,
     peak_rss_kib: Option<u64>,
     stdout: String,
     stderr: String,
@@ -166,22 +177,43 @@ fn run_process(cmd: &mut Command) -> Result<Proc, String> {
     Ok(proc_from(wall, out.status.code().unwrap_or(-1), stdout, stderr))
 }
 
-/// Reads the `-v` lines autoexpose prints: stage times and peak RSS.
+/// Reads the `-v` lines autoexpose prints: stage times, peak RSS and CPU time.
 fn proc_from(wall: f64, code: i32, stdout: String, stderr: String) -> Proc {
     let mut p = Proc { wall, code, stdout, ..Default::default() };
+    let seconds = |v: &str| v.trim().trim_end_matches('s').parse::<f64>().ok();
     for line in stderr.lines() {
         if let Some(rest) = line.strip_prefix("stage ") {
-            if let Some((stage, secs)) = rest.split_once(" took ") {
-                if let Ok(s) = secs.trim_end_matches('s').parse::<f64>() {
+            if let Some((stage, secs)) = rest.split_once(" worked out in ") {
+                if let Some(s) = seconds(secs) {
+                    p.worked_out.insert(stage.to_string(), s);
+                }
+            } else if let Some((stage, secs)) = rest.split_once(" took ") {
+                if let Some(s) = seconds(secs) {
                     p.stages.insert(stage.to_string(), s);
                 }
             }
         } else if let Some(rest) = line.strip_prefix("peak RSS: ") {
             p.peak_rss_kib = rest.trim_end_matches(" KiB").trim().parse().ok();
+        } else if let Some(rest) = line.strip_prefix("CPU time: ") {
+            // `user 4.820s, system 2.210s`
+            if let Some((user, sys)) = rest.split_once(", ") {
+                p.cpu_user = user.strip_prefix("user ").and_then(seconds);
+                p.cpu_sys = sys.strip_prefix("system ").and_then(seconds);
+            }
         }
     }
     p.stderr = stderr;
     p
+}
+
+impl Proc {
+    /// User + system CPU seconds, all threads; NaN when `-v` did not say.
+    fn cpu(&self) -> f64 {
+        match (self.cpu_user, self.cpu_sys) {
+            (Some(u), Some(s)) => u + s,
+            _ => f64::NAN,
+        }
+    }
 }
 
 /// How long an extraction against the test server may print nothing (`-v` prints a line per
@@ -335,7 +367,17 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// The run whose wall time is the median (so its stage times and RSS go together).
+/// The median of one number over several runs (NaN ones left out).
+fn median_of(runs: &[Proc], f: impl Fn(&Proc) -> f64) -> f64 {
+    median(runs.iter().map(f).filter(|v| !v.is_nan()).collect())
+}
+
+/// (min, max) of the runs' wall times.
+fn wall_spread(runs: &[Proc]) -> (f64, f64) {
+    runs.iter().fold((f64::NAN, f64::NAN), |(lo, hi), p| (lo.min(p.wall), hi.max(p.wall)))
+}
+
+/// The run whose wall time is the median (so its stage times, CPU and RSS go together).
 fn median_proc(mut runs: Vec<Proc>) -> Proc {
     runs.sort_by(|a, b| a.wall.partial_cmp(&b.wall).unwrap_or(std::cmp::Ordering::Equal));
     let n = runs.len();
@@ -380,10 +422,17 @@ struct Result1 {
     gen_stats: Option<serde_json::Value>,
     tests: u64,
     stages: BTreeMap<String, Proc>,
+    /// The median-wall process of each thread count.
     match_threads: BTreeMap<usize, Proc>,
+    /// Every run of `match` per thread count (for the median of the stage time).
+    match_threads_all: BTreeMap<usize, Vec<Proc>>,
+    /// The median-wall processes: their stage times, CPU and RSS go together.
     run_fresh: Proc,
     run_warm: Proc,
     floor: Proc,
+    /// Every timed run, for medians and spreads.
+    run_fresh_all: Vec<Proc>,
+    floor_all: Vec<Proc>,
     /// The time parse-manifest printed (in-process).
     floor_inner: f64,
     live: Vec<Live>,
@@ -447,7 +496,9 @@ fn run(opts: Opts) -> Result<(), String> {
 fn bench_size(ctx: &Ctx, size: &Size, target: &Path, opts: &Opts) -> Result<Result1, String> {
     let dir = target.join("bench").join(size.name);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let runs = opts.runs.unwrap_or(if size.name == "L" { 1 } else { 3 });
+    // 3 everywhere, L too: this VM sometimes hands out fresh memory slowly, and one run of L
+    // could be 1-2 s off.
+    let runs = opts.runs.unwrap_or(3).max(1);
     let mut r = Result1 { size: size.name.to_string(), runs, ..Default::default() };
     let (config, db) = match size.generated {
         None => {
@@ -471,22 +522,34 @@ fn bench_size(ctx: &Ctx, size: &Size, target: &Path, opts: &Opts) -> Result<Resu
     let manifest = r.manifest.to_string_lossy().into_owned();
     ctx.say(&format!("{}: manifest {:.1} MB, {} run(s) per measurement", size.name, mb(r.manifest_bytes), runs));
 
-    // The floor, after one untimed pass that brings the manifest into the page cache.
+    // Warm-up, untimed: one whole `run` into a scratch database, then one `parse-manifest`
+    // (which also brings the manifest into the page cache). On this VM the first run after a
+    // pause can be 1-2 s slower while the kernel hands out fresh memory.
+    let scratch = dir.join("warmup.db");
+    remove_db(&scratch);
+    let scratch_s = scratch.to_string_lossy().into_owned();
+    let p = autoexpose(ctx, &["run", "--config", &cfg, "--db", &scratch_s], &[])?;
+    remove_db(&scratch);
+    ctx.say(&format!("{}: warm-up run (untimed): {:.3}s", size.name, p.wall));
     autoexpose(ctx, &["parse-manifest", &manifest], &[])?;
+
+    // The floor.
     let mut floors = Vec::new();
     for i in 0..runs {
         let p = autoexpose(ctx, &["-v", "parse-manifest", &manifest], &[])?;
         ctx.say(&format!(
-            "{}: floor (parse-manifest) {}/{runs}: {:.3}s, peak {}",
+            "{}: floor (parse-manifest) {}/{runs}: {:.3}s, CPU {:.2}s, peak {}",
             size.name,
             i + 1,
             p.wall,
+            p.cpu(),
             rss(p.peak_rss_kib)
         ));
         floors.push(p);
     }
     let inner: Vec<f64> = floors.iter().filter_map(|p| parse_floor(&p.stdout)).collect();
     r.floor_inner = median(inner);
+    r.floor_all = floors.clone();
     r.floor = median_proc(floors);
 
     // Each stage as its own process, from a fresh database.
@@ -530,7 +593,8 @@ fn bench_size(ctx: &Ctx, size: &Size, target: &Path, opts: &Opts) -> Result<Resu
         }
     }
     for (t, v) in by_threads {
-        r.match_threads.insert(t, median_proc(v));
+        r.match_threads.insert(t, median_proc(v.clone()));
+        r.match_threads_all.insert(t, v);
     }
 
     // A whole run: fresh database, then again on the database it left.
@@ -542,10 +606,11 @@ fn bench_size(ctx: &Ctx, size: &Size, target: &Path, opts: &Opts) -> Result<Resu
         let p = watched(ctx, &["-v", "run", "--config", &cfg, "--db", &dbs], &[], &|| {}, None)?
             .ok_or("a run without a quiet limit cannot stall")?;
         ctx.say(&format!(
-            "{}: run (fresh db) {}/{runs}: {:.3}s, peak {}",
+            "{}: run (fresh db) {}/{runs}: {:.3}s, CPU {:.2}s, peak {}",
             size.name,
             i + 1,
             p.wall,
+            p.cpu(),
             rss(p.peak_rss_kib)
         ));
         fresh.push(p);
@@ -559,6 +624,7 @@ fn bench_size(ctx: &Ctx, size: &Size, target: &Path, opts: &Opts) -> Result<Resu
         ));
         warm.push(p);
     }
+    r.run_fresh_all = fresh.clone();
     r.run_fresh = median_proc(fresh);
     r.run_warm = median_proc(warm);
     r.counts = counts(&db)?;
@@ -580,16 +646,27 @@ fn count_tests(path: &Path) -> u64 {
     v["nodes"].as_object().map(|n| n.values().filter(|x| x["resource_type"] == "test").count() as u64).unwrap_or(0)
 }
 
-/// A watched `run -v` cut into phases by the time its lines arrived: (phase, seconds).
+/// The phases `phases` cuts a `run` into.
+const PHASES: usize = 8;
+
+/// When (seconds since the start) the last stderr line of a watched run matching `pred` came.
+fn line_at(p: &Proc, pred: &dyn Fn(&str) -> bool) -> Option<f64> {
+    p.timeline.iter().rev().find(|(_, l)| pred(l)).map(|(t, _)| *t)
+}
+
+/// A watched `run -v` cut into the main thread's phases by the time its lines arrived:
+/// (phase, seconds). The writer thread's `stage X took` lines interleave with these; only
+/// `stage emit took` ends a phase (the main thread has nothing left to do but wait for it).
 fn phases(p: &Proc) -> Vec<(&'static str, f64)> {
-    let at = |pred: &dyn Fn(&str) -> bool| p.timeline.iter().rev().find(|(_, l)| pred(l)).map(|(t, _)| *t);
-    let marks: [(&'static str, Option<f64>); 7] = [
-        ("start, config, manifest read + parse + hash", at(&|l| l.starts_with("Read manifest"))),
+    let at = |pred: &dyn Fn(&str) -> bool| line_at(p, pred);
+    let marks: [(&'static str, Option<f64>); PHASES] = [
+        ("start, config, manifest map + parse + hash", at(&|l| l.starts_with("Read manifest"))),
         ("Tableau: replayed responses, JSON parsing", at(&|l| l.contains(" requests ("))),
-        ("extract's SQLite writes", at(&|l| l.starts_with("stage extract took"))),
-        ("normalize", at(&|l| l.starts_with("stage normalize took"))),
-        ("match", at(&|l| l.starts_with("stage match took"))),
-        ("emit", at(&|l| l.starts_with("stage emit took"))),
+        ("extract rows", at(&|l| l.starts_with("stage extract worked out"))),
+        ("normalize (work)", at(&|l| l.starts_with("stage normalize worked out"))),
+        ("match (work)", at(&|l| l.starts_with("stage match worked out"))),
+        ("emit (work)", at(&|l| l.starts_with("stage emit worked out"))),
+        ("waiting for the writer", at(&|l| l.starts_with("stage emit took"))),
         ("summary, exit", Some(p.wall)),
     ];
     let mut out = Vec::new();
@@ -869,6 +946,114 @@ fn secs(v: f64) -> String {
     }
 }
 
+/// CPU seconds at the 10 ms resolution the kernel counts them in.
+fn cpu_secs(v: f64) -> String {
+    if v.is_nan() {
+        "?".into()
+    } else {
+        format!("{v:.2} s")
+    }
+}
+
+/// `total (user + system)` for a table cell.
+fn cpu_cell(p: &Proc) -> String {
+    match (p.cpu_user, p.cpu_sys) {
+        (Some(u), Some(sy)) => format!("{:.2} s ({u:.2} + {sy:.2})", u + sy),
+        _ => "?".into(),
+    }
+}
+
+/// The stages a process printed; for `run`, worked out (main thread) + written (writer thread).
+fn stage_list(p: &Proc) -> String {
+    let order = ["extract", "normalize", "match", "emit"];
+    let v: Vec<String> = order
+        .iter()
+        .filter_map(|k| match (p.worked_out.get(*k), p.stages.get(*k)) {
+            (Some(w), Some(t)) => Some(format!("{k} {} + write {}", secs(*w), secs(*t))),
+            (Some(w), None) => Some(format!("{k} {} + write ?", secs(*w))),
+            (None, Some(t)) => Some(format!("{k} {}", secs(*t))),
+            (None, None) => None,
+        })
+        .collect();
+    v.join(", ")
+}
+
+// Medians over a size's runs: what the Summary and the Targets report.
+fn run_wall(r: &Result1) -> f64 {
+    median_of(&r.run_fresh_all, |p| p.wall)
+}
+fn floor_wall(r: &Result1) -> f64 {
+    median_of(&r.floor_all, |p| p.wall)
+}
+fn run_cpu(r: &Result1) -> f64 {
+    median_of(&r.run_fresh_all, Proc::cpu)
+}
+fn floor_cpu(r: &Result1) -> f64 {
+    median_of(&r.floor_all, Proc::cpu)
+}
+fn run_rss(r: &Result1) -> Option<u64> {
+    let v = median_of(&r.run_fresh_all, |p| p.peak_rss_kib.map(|k| k as f64).unwrap_or(f64::NAN));
+    (!v.is_nan()).then_some(v.round() as u64)
+}
+/// The median `match` stage time on `threads` threads.
+fn match_stage(r: &Result1, threads: usize) -> f64 {
+    r.match_threads_all
+        .get(&threads)
+        .map(|v| median_of(v, |p| p.stages.get("match").copied().unwrap_or(f64::NAN)))
+        .unwrap_or(f64::NAN)
+}
+
+/// "Where `run`'s time goes": the main thread's phases, and the writer thread beside them.
+fn where_run_goes(s: &mut String, p: &Proc) {
+    let total = p.wall;
+    if total <= 0.0 {
+        return;
+    }
+    let ph = phases(p);
+    let order = ["extract", "normalize", "match", "emit"];
+    if ph.len() == PHASES {
+        let parts: Vec<String> =
+            ph.iter().map(|(k, t)| format!("{k} {} ({:.0}%)", secs(*t), t * 100.0 / total)).collect();
+        let _ = writeln!(
+            s,
+            "Where `run`'s {} go, on the main thread, by when its `-v` lines came: {}.",
+            secs(total),
+            parts.join(", ")
+        );
+    } else if !p.worked_out.is_empty() {
+        let parts: Vec<String> = order
+            .iter()
+            .filter_map(|k| p.worked_out.get(*k).map(|t| format!("{k} (work) {:.0}%", t * 100.0 / total)))
+            .collect();
+        let inside: f64 = p.worked_out.values().sum();
+        let _ = writeln!(
+            s,
+            "Where `run`'s {} go on the main thread: {}, outside the stages' work (start, config, waiting for the \
+             writer, summary, exit) {:.0}%.",
+            secs(total),
+            parts.join(", "),
+            (total - inside).max(0.0) * 100.0 / total
+        );
+    }
+    if !p.stages.is_empty() {
+        let writes: f64 = p.stages.values().sum();
+        let each: Vec<String> =
+            order.iter().filter_map(|k| p.stages.get(*k).map(|t| format!("{k} {}", secs(*t)))).collect();
+        let from = line_at(p, &|l| l.starts_with("stage extract worked out"))
+            .map(|t| format!(" ({} into the run)", secs(t)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "The writer thread runs the SQLite writes concurrently with the main thread's work from the time extract \
+             is worked out{from}. SQLite writes (on the writer thread): {} ({:.0}% of the wall time; {}).",
+            secs(writes),
+            writes * 100.0 / total,
+            each.join(", ")
+        );
+    }
+    let _ = writeln!(s);
+}
+
 fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Benchmarks\n");
@@ -877,11 +1062,17 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
         "Made by `just bench` (`cargo run --release --example bench`; `examples/bench.rs`, inputs from \
          `examples/gen_bench.rs`). Wall-clock times of whole `autoexpose` processes, offline against \
          recordings of the generated Tableau site; *stage* times are what `-v` prints for the stage \
-         inside the process. Peak RSS is the process's VmHWM (`-v`). S and M: median of {} runs; L: {} run \
-         (`match` on 1 vs 2 threads: median of at least 3 everywhere). The machine may be shared: see the load \
-         averages.\n",
-        results.iter().find(|r| r.size != "L").map(|r| r.runs).unwrap_or(3),
-        results.iter().find(|r| r.size == "L").map(|r| r.runs).unwrap_or(1),
+         inside the process. `run` is pipelined: its main thread works out each stage (`stage X worked out \
+         in`) while a second thread writes the previous stages' rows to SQLite (`stage X took`, the stage's \
+         transaction), so for `run` a stage shows as *worked out + write*; the single-stage commands do both \
+         in turn and print one time. *CPU* is the process's user + system time over all its threads (`-v`, \
+         10 ms ticks). Peak RSS is the process's VmHWM (`-v`). Each size starts with one untimed warm-up \
+         `run` (into a scratch database) and one untimed `parse-manifest`; then every measurement is the \
+         median of the runs (per size: {}; `match` on 1 vs 2 threads: median of at least 3 everywhere). The Summary \
+         and the Targets take the median of each number on its own; the per-size tables show the run with \
+         the median wall time, whose stage times, CPU and RSS go together. The machine may be shared: see \
+         the load averages.\n",
+        results.iter().map(|r| format!("{} {}", r.size, r.runs)).collect::<Vec<_>>().join(", "),
     );
     let _ = writeln!(s, "## Machine\n\n| | |\n|---|---|");
     for (k, v) in &m.rows {
@@ -924,19 +1115,36 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
                 .unwrap_or_default()
         });
     }
-    row(&mut s, "**`run`**, fresh database", &|r| format!("**{}**", secs(r.run_fresh.wall)));
+    let spread = |v: &[Proc]| {
+        let (lo, hi) = wall_spread(v);
+        format!("{} – {}", secs(lo), secs(hi))
+    };
+    let n_runs = results.iter().map(|r| r.runs).max().unwrap_or(3);
+    row(&mut s, "**`run`**, fresh database", &|r| format!("**{}**", secs(run_wall(r))));
+    row(&mut s, &format!("`run`, fresh database: min–max of {n_runs}"), &|r| spread(&r.run_fresh_all));
+    row(&mut s, "CPU time of `run` (user + system)", &|r| cpu_secs(run_cpu(r)));
     row(&mut s, "`run` again on its database", &|r| secs(r.run_warm.wall));
     row(&mut s, "**floor**: `parse-manifest` process (in-process parse)", &|r| {
-        format!("**{}** ({})", secs(r.floor.wall), secs(r.floor_inner))
+        format!("**{}** ({})", secs(floor_wall(r)), secs(r.floor_inner))
     });
-    row(&mut s, "**run / floor**", &|r| format!("**{:.2}×**", r.run_fresh.wall / r.floor.wall));
-    row(&mut s, "**peak RSS of `run`**", &|r| format!("**{}**", rss(r.run_fresh.peak_rss_kib)));
+    row(&mut s, &format!("floor: min–max of {n_runs}"), &|r| spread(&r.floor_all));
+    row(&mut s, "CPU time of the floor (user + system)", &|r| cpu_secs(floor_cpu(r)));
+    row(&mut s, "**run / floor** (wall time)", &|r| format!("**{:.2}×**", run_wall(r) / floor_wall(r)));
+    row(&mut s, "run / floor by CPU time (user + system, all threads)", &|r| {
+        let (run, floor) = (run_cpu(r), floor_cpu(r));
+        if floor > 0.0 {
+            format!("{:.2}×", run / floor)
+        } else {
+            "– (floor under one 10 ms tick)".into()
+        }
+    });
+    row(&mut s, "**peak RSS of `run`**", &|r| format!("**{}**", rss(run_rss(r))));
     row(&mut s, "**peak RSS / manifest size**", &|r| {
-        format!("**{:.2}×**", r.run_fresh.peak_rss_kib.unwrap_or(0) as f64 * 1024.0 / r.manifest_bytes as f64)
+        format!("**{:.2}×**", run_rss(r).unwrap_or(0) as f64 * 1024.0 / r.manifest_bytes as f64)
     });
     row(&mut s, "peak RSS of the floor", &|r| rss(r.floor.peak_rss_kib));
     row(&mut s, "`match` stage, 1 thread → 2 threads", &|r| {
-        let t = |n: usize| r.match_threads.get(&n).and_then(|p| p.stages.get("match").copied()).unwrap_or(f64::NAN);
+        let t = |n: usize| match_stage(r, n);
         format!("{} → {} ({:.2}×)", secs(t(1)), secs(t(2)), t(1) / t(2))
     });
     let _ = writeln!(s);
@@ -1002,68 +1210,59 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
             }
         }
         let _ = writeln!(s);
-        let _ = writeln!(s, "| measurement | wall | stage(s) inside (`-v`) | peak RSS |\n|---|---:|---|---:|");
-        let stage_list = |p: &Proc| {
-            let order = ["extract", "normalize", "match", "emit"];
-            let v: Vec<String> =
-                order.iter().filter_map(|k| p.stages.get(*k).map(|t| format!("{k} {}", secs(*t)))).collect();
-            v.join(", ")
-        };
         let _ = writeln!(
             s,
-            "| floor: `parse-manifest` | {} | parse {} | {} |",
+            "| measurement | wall | CPU (user + system) | stage(s) inside (`-v`; `run`: worked out + write) | peak RSS |\n\
+             |---|---:|---:|---|---:|"
+        );
+        let _ = writeln!(
+            s,
+            "| floor: `parse-manifest` | {} | {} | parse {} | {} |",
             secs(r.floor.wall),
+            cpu_cell(&r.floor),
             secs(r.floor_inner),
             rss(r.floor.peak_rss_kib)
         );
         for stage in ["extract", "normalize", "match", "emit"] {
             if let Some(p) = r.stages.get(stage) {
-                let _ = writeln!(s, "| `{stage}` | {} | {} | {} |", secs(p.wall), stage_list(p), rss(p.peak_rss_kib));
+                let _ = writeln!(
+                    s,
+                    "| `{stage}` | {} | {} | {} | {} |",
+                    secs(p.wall),
+                    cpu_cell(p),
+                    stage_list(p),
+                    rss(p.peak_rss_kib)
+                );
             }
         }
         for (t, p) in &r.match_threads {
             let _ = writeln!(
                 s,
-                "| `match`, RAYON_NUM_THREADS={t} | {} | {} | {} |",
+                "| `match`, RAYON_NUM_THREADS={t} | {} | {} | {} | {} |",
                 secs(p.wall),
+                cpu_cell(p),
                 stage_list(p),
                 rss(p.peak_rss_kib)
             );
         }
         let _ = writeln!(
             s,
-            "| **`run`, fresh database** | **{}** | {} | **{}** |",
+            "| **`run`, fresh database** | **{}** | {} | {} | **{}** |",
             secs(r.run_fresh.wall),
+            cpu_cell(&r.run_fresh),
             stage_list(&r.run_fresh),
             rss(r.run_fresh.peak_rss_kib)
         );
         let _ = writeln!(
             s,
-            "| `run` again, same database | {} | {} | {} |",
+            "| `run` again, same database | {} | {} | {} | {} |",
             secs(r.run_warm.wall),
+            cpu_cell(&r.run_warm),
             stage_list(&r.run_warm),
             rss(r.run_warm.peak_rss_kib)
         );
         let _ = writeln!(s);
-        let total = r.run_fresh.wall;
-        let ph = phases(&r.run_fresh);
-        if total > 0.0 && ph.len() == 7 {
-            let parts: Vec<String> =
-                ph.iter().map(|(k, t)| format!("{k} {} ({:.0}%)", secs(*t), t * 100.0 / total)).collect();
-            let _ =
-                writeln!(s, "Where `run`'s {} go, by when its `-v` lines came: {}.\n", secs(total), parts.join(", "));
-        } else if total > 0.0 && !r.run_fresh.stages.is_empty() {
-            let mut parts: Vec<String> = ["extract", "normalize", "match", "emit"]
-                .iter()
-                .filter_map(|k| r.run_fresh.stages.get(*k).map(|t| format!("{k} {:.0}%", t * 100.0 / total)))
-                .collect();
-            let inside: f64 = r.run_fresh.stages.values().sum();
-            parts.push(format!(
-                "outside the stages (start, config, summary, exit) {:.0}%",
-                (total - inside).max(0.0) * 100.0 / total
-            ));
-            let _ = writeln!(s, "Where `run`'s {} go: {}.\n", secs(total), parts.join(", "));
-        }
+        where_run_goes(&mut s, &r.run_fresh);
         let counts: Vec<String> = r
             .counts
             .iter()
@@ -1155,26 +1354,32 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
             if m.cores != 2 {
                 let _ = writeln!(s, "Note: this machine has {} cores, not 2.\n", m.cores);
             }
-            let ratio = l.run_fresh.wall / l.floor.wall;
+            let _ = writeln!(
+                s,
+                "Medians of {} runs of each measurement (`match` threads: of {}).\n",
+                l.runs,
+                l.match_threads_all.values().map(Vec::len).min().unwrap_or(0)
+            );
+            let ratio = run_wall(l) / floor_wall(l);
             let verdict = |ok: bool| if ok { "**PASS**" } else { "**FAIL**" };
             let _ = writeln!(
                 s,
                 "- {} offline `run` ≤ 3× the floor: {} / {} = {:.2}×",
                 verdict(ratio <= 3.0),
-                secs(l.run_fresh.wall),
-                secs(l.floor.wall),
+                secs(run_wall(l)),
+                secs(floor_wall(l)),
                 ratio
             );
-            let rss_ratio = l.run_fresh.peak_rss_kib.unwrap_or(u64::MAX) as f64 * 1024.0 / l.manifest_bytes as f64;
+            let rss_ratio = run_rss(l).unwrap_or(u64::MAX) as f64 * 1024.0 / l.manifest_bytes as f64;
             let _ = writeln!(
                 s,
                 "- {} peak RSS ≤ 1.5× the manifest: {} / {:.1} MB = {:.2}×",
                 verdict(rss_ratio <= 1.5),
-                rss(l.run_fresh.peak_rss_kib),
+                rss(run_rss(l)),
                 mb(l.manifest_bytes),
                 rss_ratio
             );
-            let t = |n: usize| l.match_threads.get(&n).and_then(|p| p.stages.get("match").copied()).unwrap_or(f64::NAN);
+            let t = |n: usize| match_stage(l, n);
             let speedup = t(1) / t(2);
             let _ = writeln!(
                 s,
