@@ -131,10 +131,12 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, read: &Read, x: &Ext
     }
     rows::insert_workbooks(&tx, &x.workbooks)?;
     rows::insert_tables(&tx, &x.tables)?;
-    report.row_counts = count_rows(
-        &tx,
-        &["dbt_nodes", "dbt_exposures", "tableau_workbooks", "tableau_tables", "tableau_custom_sql", "extract_warnings"],
-    )?;
+    // The big tables' counts are known (their rows are unique in memory and every stage
+    // replaces its tables whole); counting them again would scan them.
+    report.row_counts = count_rows(&tx, &["dbt_exposures", "tableau_custom_sql", "extract_warnings"])?;
+    for (table, n) in [("dbt_nodes", x.nodes.len()), ("tableau_workbooks", x.workbooks.len()), ("tableau_tables", x.tables.len())] {
+        report.row_counts.insert(table.to_string(), n as i64);
+    }
     tx.commit()?;
     Ok(report)
 }

@@ -14,7 +14,7 @@ use anyhow::Result;
 use rayon::prelude::*;
 use rusqlite::{params, Connection};
 
-use crate::db::{count_rows, StageReport};
+use crate::db::StageReport;
 use crate::normalize::RelationKey;
 use crate::rows::{Extracted, Node, TableUse};
 
@@ -124,7 +124,11 @@ pub(crate) fn write(conn: &mut Connection, matched: &Matched) -> Result<StageRep
             ])?;
         }
     }
-    let row_counts = count_rows(&tx, &["exposure_dependencies", "unmatched_tables"])?;
+    let row_counts = [
+        ("exposure_dependencies".to_string(), matched.dependencies.len() as i64),
+        ("unmatched_tables".to_string(), matched.unmatched.len() as i64),
+    ]
+    .into();
     tx.commit()?;
     Ok(StageReport { row_counts, ..Default::default() })
 }

@@ -12,7 +12,7 @@ use anyhow::Result;
 use rusqlite::{params, Connection};
 
 use crate::config::Config;
-use crate::db::{count_rows, StageReport};
+use crate::db::StageReport;
 use crate::keys::{dbt_key, tableau_key, TableauTable};
 use crate::rows::Extracted;
 
@@ -60,7 +60,7 @@ pub(crate) fn write(conn: &mut Connection, keys: &[RelationKey]) -> Result<Stage
             ins.execute(params![k.side, k.integration, k.reference, k.key, k.database, k.schema, k.identifier, k.derivation, k.status])?;
         }
     }
-    let row_counts = count_rows(&tx, &["relation_keys"])?;
+    let row_counts = [("relation_keys".to_string(), keys.len() as i64)].into();
     tx.commit()?;
     Ok(StageReport { row_counts, ..Default::default() })
 }
