@@ -85,7 +85,9 @@ struct ExposureRow {
 }
 
 pub(crate) fn run(conn: &mut Connection, config: &Config, x: &Extracted, deps: &[Dependency]) -> Result<(StageReport, EmitSummary)> {
+    let started = std::time::Instant::now();
     let plan = plan(config, x, deps)?;
+    log::debug(&format!("stage emit worked out in {:.3}s", started.elapsed().as_secs_f64()));
     write(conn, config, plan)
 }
 

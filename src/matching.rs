@@ -73,15 +73,16 @@ pub(crate) struct Matched {
 }
 
 pub(crate) fn run(conn: &mut Connection, x: &Extracted, keys: &[RelationKey]) -> Result<(StageReport, Vec<Dependency>)> {
+    let started = std::time::Instant::now();
     let matched = compute(x, keys);
+    crate::log::debug(&format!("stage match worked out in {:.3}s", started.elapsed().as_secs_f64()));
     let report = write(conn, &matched)?;
     Ok((report, matched.dependencies))
 }
 
 /// Matches every workbook's tables, workbooks in parallel.
 pub(crate) fn compute(x: &Extracted, keys: &[RelationKey]) -> Matched {
-    let index = build_index(x, keys);
-    let by_table = table_keys(keys);
+    let (index, by_table) = rayon::join(|| build_index(x, keys), || table_keys(keys));
     let groups = table_groups(x, &by_table);
     let results: Vec<(Vec<Dependency>, Vec<Unmatched>)> =
         groups.par_iter().map(|rows| match_workbook(&index, rows)).collect();
@@ -134,7 +135,8 @@ pub(crate) fn write(conn: &mut Connection, matched: &Matched) -> Result<StageRep
 }
 
 /// Every dependency, in the table's key order (integration, workbook_id, unique_id).
-pub(crate) fn load(conn: &Connection) -> Result<Vec<Dependency>> {
+pub(crate) fn load(db: &std::path::Path) -> Result<Vec<Dependency>> {
+    let conn = crate::rows::reader(db)?;
     let mut st = conn.prepare(
         "SELECT integration, workbook_id, unique_id, table_id, via, key FROM exposure_dependencies
          ORDER BY integration, workbook_id, unique_id",

@@ -42,7 +42,9 @@ impl RelationKey {
 }
 
 pub(crate) fn run(conn: &mut Connection, config: &Config, x: &Extracted) -> Result<(StageReport, Vec<RelationKey>)> {
+    let started = std::time::Instant::now();
     let keys = compute(x, config);
+    crate::log::debug(&format!("stage normalize worked out in {:.3}s", started.elapsed().as_secs_f64()));
     let report = write(conn, &keys)?;
     Ok((report, keys))
 }
@@ -66,7 +68,8 @@ pub(crate) fn write(conn: &mut Connection, keys: &[RelationKey]) -> Result<Stage
 }
 
 /// Every key, in the table's key order (side, integration, ref).
-pub(crate) fn load(conn: &Connection) -> Result<Vec<RelationKey>> {
+pub(crate) fn load(db: &std::path::Path) -> Result<Vec<RelationKey>> {
+    let conn = crate::rows::reader(db)?;
     let mut st = conn.prepare(
         "SELECT side, integration, ref, key, database, schema, identifier, derivation, status FROM relation_keys
          ORDER BY side, integration, ref",

@@ -71,19 +71,19 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         // A stage run on its own reads its inputs back from the file; `run` hands them over.
         Command::Normalize(_) => {
             db::require_stage(&conn, "extract", &config.database)?;
-            let x = Extracted::load(&conn)?;
+            let x = Extracted::load(&config.database)?;
             normalize(&mut conn, &config, &x)?;
         }
         Command::Match(_) => {
             db::require_stage(&conn, "normalize", &config.database)?;
-            let x = Extracted::load(&conn)?;
-            let keys = crate::normalize::load(&conn)?;
+            let (x, keys) = rayon::join(|| Extracted::load(&config.database), || crate::normalize::load(&config.database));
+            let (x, keys) = (x?, keys?);
             matching(&mut conn, &config, &x, &keys)?;
         }
         Command::Emit(_) => {
             db::require_stage(&conn, "match", &config.database)?;
-            let x = Extracted::load(&conn)?;
-            let deps = crate::matching::load(&conn)?;
+            let (x, deps) = rayon::join(|| Extracted::load(&config.database), || crate::matching::load(&config.database));
+            let (x, deps) = (x?, deps?);
             emit(&mut conn, &config, &x, &deps)?;
         }
         Command::Run(r) => {

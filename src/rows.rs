@@ -10,7 +10,9 @@
 
 use std::collections::BTreeSet;
 
-use anyhow::Result;
+use std::path::Path;
+
+use anyhow::{Context, Result};
 use rusqlite::{params, Connection, Transaction};
 
 /// A `dbt_nodes` row: a model, seed, snapshot or source.
@@ -113,94 +115,120 @@ impl Extracted {
         self.tables.dedup_by(|b, a| a.key() == b.key());
     }
 
-    /// The same rows, read back from the SQLite file.
-    pub(crate) fn load(conn: &Connection) -> Result<Extracted> {
-        let project_name = conn.query_row("SELECT project_name FROM dbt_manifest", [], |r| r.get(0))?;
-        let mut st = conn.prepare(
-            "SELECT unique_id, resource_type, package_name, name, source_name, version, latest_version, database, schema,
-                identifier, relation_name, materialized, access, enabled
-             FROM dbt_nodes ORDER BY unique_id",
-        )?;
-        let nodes = st
-            .query_map([], |r| {
-                Ok(Node {
-                    unique_id: r.get(0)?,
-                    resource_type: r.get(1)?,
-                    package_name: r.get(2)?,
-                    name: r.get(3)?,
-                    source_name: r.get(4)?,
-                    version: r.get(5)?,
-                    latest_version: r.get(6)?,
-                    database: r.get(7)?,
-                    schema: r.get(8)?,
-                    identifier: r.get(9)?,
-                    relation_name: r.get(10)?,
-                    materialized: r.get(11)?,
-                    access: r.get(12)?,
-                    enabled: r.get(13)?,
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        let mut st = conn.prepare("SELECT name FROM dbt_exposures WHERE autoexpose_luid IS NULL")?;
-        let hand_written_exposures = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-        let mut st = conn.prepare("SELECT integration, content_url, complete FROM tableau_sites ORDER BY integration")?;
-        let sites = st
-            .query_map([], |r| Ok(Site { integration: r.get(0)?, content_url: r.get(1)?, complete: r.get(2)? }))?
-            .collect::<rusqlite::Result<_>>()?;
-        let mut st = conn.prepare(
-            "SELECT integration, id, luid, name, project_luid, project_name, description, owner_name, owner_email,
-                owner_username, uri, vizportal_url_id, url, created_at, updated_at, tags
-             FROM tableau_workbooks ORDER BY integration, id",
-        )?;
-        let workbooks = st
-            .query_map([], |r| {
-                let tags: String = r.get(15)?;
-                Ok(Workbook {
-                    integration: r.get(0)?,
-                    id: r.get(1)?,
-                    luid: r.get(2)?,
-                    name: r.get(3)?,
-                    project_luid: r.get(4)?,
-                    project_name: r.get(5)?,
-                    description: r.get(6)?,
-                    owner_name: r.get(7)?,
-                    owner_email: r.get(8)?,
-                    owner_username: r.get(9)?,
-                    uri: r.get(10)?,
-                    vizportal_url_id: r.get(11)?,
-                    url: r.get(12)?,
-                    created_at: r.get(13)?,
-                    updated_at: r.get(14)?,
-                    tags: serde_json::from_str(&tags).unwrap_or_default(),
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        let mut st = conn.prepare(
-            "SELECT integration, workbook_id, via, via_id, table_id, table_luid, name, full_name, schema, database_name,
-                database_type, connection_type
-             FROM tableau_tables ORDER BY integration, workbook_id, via, via_id, table_id",
-        )?;
-        let tables = st
-            .query_map([], |r| {
-                let via: String = r.get(2)?;
-                Ok(TableUse {
-                    integration: r.get(0)?,
-                    workbook_id: r.get(1)?,
-                    via: via_name(&via),
-                    via_id: r.get(3)?,
-                    table_id: r.get(4)?,
-                    table_luid: r.get(5)?,
-                    name: r.get(6)?,
-                    full_name: r.get(7)?,
-                    schema: r.get(8)?,
-                    database_name: r.get(9)?,
-                    database_type: r.get(10)?,
-                    connection_type: r.get(11)?,
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(Extracted { project_name, nodes, hand_written_exposures, sites, workbooks, tables })
+    /// The same rows, read back from the SQLite file: the dbt rows, the workbooks and the
+    /// table rows each on a connection of their own, in parallel (rayon).
+    pub(crate) fn load(db: &Path) -> Result<Extracted> {
+        let ((dbt, workbooks), tables) =
+            rayon::join(|| rayon::join(|| load_dbt(db), || load_workbooks(db)), || load_tables(db));
+        let (project_name, nodes, hand_written_exposures) = dbt?;
+        let (sites, workbooks) = workbooks?;
+        Ok(Extracted { project_name, nodes, hand_written_exposures, sites, workbooks, tables: tables? })
     }
+}
+
+/// A read-only connection for loading a stage's inputs alongside other loads.
+pub(crate) fn reader(db: &Path) -> Result<Connection> {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(db, flags).with_context(|| format!("database {}: cannot open it to read", db.display()))
+}
+
+fn load_dbt(db: &Path) -> Result<(String, Vec<Node>, BTreeSet<String>)> {
+    let conn = reader(db)?;
+    let project_name = conn.query_row("SELECT project_name FROM dbt_manifest", [], |r| r.get(0))?;
+    let mut st = conn.prepare(
+        "SELECT unique_id, resource_type, package_name, name, source_name, version, latest_version, database, schema,
+            identifier, relation_name, materialized, access, enabled
+         FROM dbt_nodes ORDER BY unique_id",
+    )?;
+    let nodes = st
+        .query_map([], |r| {
+            Ok(Node {
+                unique_id: r.get(0)?,
+                resource_type: r.get(1)?,
+                package_name: r.get(2)?,
+                name: r.get(3)?,
+                source_name: r.get(4)?,
+                version: r.get(5)?,
+                latest_version: r.get(6)?,
+                database: r.get(7)?,
+                schema: r.get(8)?,
+                identifier: r.get(9)?,
+                relation_name: r.get(10)?,
+                materialized: r.get(11)?,
+                access: r.get(12)?,
+                enabled: r.get(13)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut st = conn.prepare("SELECT name FROM dbt_exposures WHERE autoexpose_luid IS NULL")?;
+    let hand_written = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    Ok((project_name, nodes, hand_written))
+}
+
+fn load_workbooks(db: &Path) -> Result<(Vec<Site>, Vec<Workbook>)> {
+    let conn = reader(db)?;
+    let mut st = conn.prepare("SELECT integration, content_url, complete FROM tableau_sites ORDER BY integration")?;
+    let sites = st
+        .query_map([], |r| Ok(Site { integration: r.get(0)?, content_url: r.get(1)?, complete: r.get(2)? }))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut st = conn.prepare(
+        "SELECT integration, id, luid, name, project_luid, project_name, description, owner_name, owner_email,
+            owner_username, uri, vizportal_url_id, url, created_at, updated_at, tags
+         FROM tableau_workbooks ORDER BY integration, id",
+    )?;
+    let workbooks = st
+        .query_map([], |r| {
+            let tags: String = r.get(15)?;
+            Ok(Workbook {
+                integration: r.get(0)?,
+                id: r.get(1)?,
+                luid: r.get(2)?,
+                name: r.get(3)?,
+                project_luid: r.get(4)?,
+                project_name: r.get(5)?,
+                description: r.get(6)?,
+                owner_name: r.get(7)?,
+                owner_email: r.get(8)?,
+                owner_username: r.get(9)?,
+                uri: r.get(10)?,
+                vizportal_url_id: r.get(11)?,
+                url: r.get(12)?,
+                created_at: r.get(13)?,
+                updated_at: r.get(14)?,
+                tags: serde_json::from_str(&tags).unwrap_or_default(),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok((sites, workbooks))
+}
+
+fn load_tables(db: &Path) -> Result<Vec<TableUse>> {
+    let conn = reader(db)?;
+    let mut st = conn.prepare(
+        "SELECT integration, workbook_id, via, via_id, table_id, table_luid, name, full_name, schema, database_name,
+            database_type, connection_type
+         FROM tableau_tables ORDER BY integration, workbook_id, via, via_id, table_id",
+    )?;
+    let tables = st
+        .query_map([], |r| {
+            let via: String = r.get(2)?;
+            Ok(TableUse {
+                integration: r.get(0)?,
+                workbook_id: r.get(1)?,
+                via: via_name(&via),
+                via_id: r.get(3)?,
+                table_id: r.get(4)?,
+                table_luid: r.get(5)?,
+                name: r.get(6)?,
+                full_name: r.get(7)?,
+                schema: r.get(8)?,
+                database_name: r.get(9)?,
+                database_type: r.get(10)?,
+                connection_type: r.get(11)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(tables)
 }
 
 /// The `via` values extract writes; anything else read back is kept as `other`.
