@@ -82,7 +82,7 @@ pub(crate) struct TableUse {
 }
 
 impl TableUse {
-    fn key(&self) -> (&str, &str, &str, &str, &str) {
+    pub(crate) fn key(&self) -> (&str, &str, &str, &str, &str) {
         (&self.integration, &self.workbook_id, self.via, &self.via_id, &self.table_id)
     }
 }
@@ -111,9 +111,11 @@ impl Extracted {
         self.nodes.dedup_by(|b, a| a.unique_id == b.unique_id);
         self.sites.sort_by(|a, b| a.integration.cmp(&b.integration));
         self.workbooks.sort_by(|a, b| (&a.integration, &a.id).cmp(&(&b.integration, &b.id)));
-        // Stable, so the first row of a key stays first; in parallel, as it is 300k rows at 20k
-        // workbooks.
-        rayon::slice::ParallelSliceMut::par_sort_by(&mut self.tables[..], |a, b| a.key().cmp(&b.key()));
+        // Usually already in order (see tableau::store::rows); otherwise a stable sort, so the
+        // first row of a key stays first, in parallel, as it is 300k rows at 20k workbooks.
+        if !self.tables.windows(2).all(|w| w[0].key() <= w[1].key()) {
+            rayon::slice::ParallelSliceMut::par_sort_by(&mut self.tables[..], |a, b| a.key().cmp(&b.key()));
+        }
         self.tables.dedup_by(|b, a| a.key() == b.key());
     }
 
