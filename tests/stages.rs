@@ -162,20 +162,36 @@ fn all_rows(conn: &rusqlite::Connection) -> BTreeMap<String, Vec<String>> {
 #[test]
 fn run_writes_what_the_stages_write_one_by_one() {
     let server = TableauServer::start(&repo().join("testdata/tableau/roundtrip.site.json"), Faults::default());
-    let pat = [("AE_TEST_PAT_NAME", "autoexpose-demo"), ("AE_TEST_PAT_SECRET", "demo-pat-secret")];
-    let sites: [(SiteConfig, Option<std::path::PathBuf>); 2] = [
-        (SiteConfig::demo("https://tableau.example.com"), Some(repo().join("testdata/http/demo"))),
-        (SiteConfig::demo(&server.base_url), None),
+    let mini = TableauServer::start(&repo().join("testdata/tableau/mini.site.json"), Faults::default());
+    let env = [
+        ("AE_TEST_PAT_NAME", "autoexpose-demo"),
+        ("AE_TEST_PAT_SECRET", "demo-pat-secret"),
+        ("AE_MINI_NAME", "ci"),
+        ("AE_MINI_SECRET", "mini-secret"),
     ];
-    for (site, replay) in sites {
-        let whole = Workspace::new(&[site.clone()], replay.as_deref());
-        let staged = Workspace::new(&[site], replay.as_deref());
-        assert_ok(&whole.run(&[], "run", &pat));
+    let mut second = SiteConfig::demo(&mini.base_url);
+    second.name = "mini".into();
+    second.site = "mini".into();
+    second.projects = vec![];
+    second.page_size = 2;
+    second.token_env = ("AE_MINI_NAME".into(), "AE_MINI_SECRET".into());
+    second.extra = String::new();
+    let cases: [(Vec<SiteConfig>, Option<std::path::PathBuf>); 3] = [
+        (vec![SiteConfig::demo("https://tableau.example.com")], Some(repo().join("testdata/http/demo"))),
+        (vec![SiteConfig::demo(&server.base_url)], None),
+        // Two sites, listed out of name order: their rows must still come out in key order.
+        (vec![second, SiteConfig::demo(&server.base_url)], None),
+    ];
+    for (sites, replay) in cases {
+        let whole = Workspace::new(&sites, replay.as_deref());
+        let staged = Workspace::new(&sites, replay.as_deref());
+        assert_ok(&whole.run(&[], "run", &env));
         for stage in ["extract", "normalize", "match", "emit"] {
-            assert_ok(&staged.run(&[], stage, &pat));
+            assert_ok(&staged.run(&[], stage, &env));
         }
         let (a, b) = (all_rows(&whole.conn()), all_rows(&staged.conn()));
         assert!(a["tableau_tables"].len() > 10 && a["exposure_dependencies"].len() > 5, "{a:?}");
+        assert_eq!(a["tableau_sites"].len(), sites.len());
         for (table, rows) in &a {
             assert_eq!(rows, &b[table], "table {table} differs between `run` and the stages one by one");
         }
@@ -184,4 +200,5 @@ fn run_writes_what_the_stages_write_one_by_one() {
         assert_eq!(json(&whole), json(&staged));
     }
     server.stop();
+    mini.stop();
 }
