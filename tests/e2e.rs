@@ -123,16 +123,9 @@ fn record_then_replay_offline_without_secrets() {
 fn several_sites_in_one_run() {
     let demo = TableauServer::start(&demo_fixture(), Faults::default());
     let mini = TableauServer::start(&repo().join("testdata/tableau/mini.site.json"), Faults::default());
-    let mut second = SiteConfig::demo(&mini.base_url);
-    second.name = "mini".into();
-    second.site = "mini".into();
-    second.projects = vec![];
-    second.page_size = 2;
-    second.token_env = ("AE_MINI_NAME".into(), "AE_MINI_SECRET".into());
-    second.extra = String::new();
-    let ws = Workspace::new(&[SiteConfig::demo(&demo.base_url), second], None);
+    let ws = Workspace::new(&[SiteConfig::demo(&demo.base_url), SiteConfig::mini(&mini.base_url)], None);
     let mut env = PAT.to_vec();
-    env.extend([("AE_MINI_NAME", "ci"), ("AE_MINI_SECRET", "mini-secret")]);
+    env.extend(MINI_PAT);
     assert_ok(&ws.run(&[], "run", &env));
     let conn = ws.conn();
     assert_eq!(count(&conn, "SELECT count(*) FROM tableau_sites"), 2);

@@ -163,24 +163,12 @@ fn all_rows(conn: &rusqlite::Connection) -> BTreeMap<String, Vec<String>> {
 fn run_writes_what_the_stages_write_one_by_one() {
     let server = TableauServer::start(&repo().join("testdata/tableau/roundtrip.site.json"), Faults::default());
     let mini = TableauServer::start(&repo().join("testdata/tableau/mini.site.json"), Faults::default());
-    let env = [
-        ("AE_TEST_PAT_NAME", "autoexpose-demo"),
-        ("AE_TEST_PAT_SECRET", "demo-pat-secret"),
-        ("AE_MINI_NAME", "ci"),
-        ("AE_MINI_SECRET", "mini-secret"),
-    ];
-    let mut second = SiteConfig::demo(&mini.base_url);
-    second.name = "mini".into();
-    second.site = "mini".into();
-    second.projects = vec![];
-    second.page_size = 2;
-    second.token_env = ("AE_MINI_NAME".into(), "AE_MINI_SECRET".into());
-    second.extra = String::new();
+    let env = [("AE_TEST_PAT_NAME", "autoexpose-demo"), ("AE_TEST_PAT_SECRET", "demo-pat-secret"), MINI_PAT[0], MINI_PAT[1]];
     let cases: [(Vec<SiteConfig>, Option<std::path::PathBuf>); 3] = [
         (vec![SiteConfig::demo("https://tableau.example.com")], Some(repo().join("testdata/http/demo"))),
         (vec![SiteConfig::demo(&server.base_url)], None),
         // Two sites, listed out of name order: their rows must still come out in key order.
-        (vec![second, SiteConfig::demo(&server.base_url)], None),
+        (vec![SiteConfig::mini(&mini.base_url), SiteConfig::demo(&server.base_url)], None),
     ];
     for (sites, replay) in cases {
         let whole = Workspace::new(&sites, replay.as_deref());

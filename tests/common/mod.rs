@@ -29,6 +29,9 @@ pub struct Workspace {
     pub config: PathBuf,
 }
 
+/// The PAT of testdata/tableau/mini.site.json.
+pub const MINI_PAT: [(&str, &str); 2] = [("AE_MINI_NAME", "ci"), ("AE_MINI_SECRET", "mini-secret")];
+
 #[derive(Clone)]
 pub struct SiteConfig {
     pub name: String,
@@ -41,6 +44,19 @@ pub struct SiteConfig {
 }
 
 impl SiteConfig {
+    /// testdata/tableau/mini.site.json's site; its PAT is `MINI_PAT`.
+    pub fn mini(server_url: &str) -> SiteConfig {
+        SiteConfig {
+            name: "mini".into(),
+            server_url: server_url.into(),
+            site: "mini".into(),
+            projects: vec![],
+            page_size: 2,
+            token_env: ("AE_MINI_NAME".into(), "AE_MINI_SECRET".into()),
+            extra: String::new(),
+        }
+    }
+
     pub fn demo(server_url: &str) -> SiteConfig {
         SiteConfig {
             name: "demo".into(),
