@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/0001_init.sql"),
     include_str!("../sql/0002_refresh.sql"),
     include_str!("../sql/0003_raw_response_bodies.sql"),
+    include_str!("../sql/0004_append_only_links.sql"),
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {
@@ -150,6 +151,32 @@ mod tests {
             conn.query_row("SELECT bytes, body FROM raw_responses WHERE seq = 1", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
         assert_eq!(row, (5, "été".to_string()));
         conn.execute("INSERT INTO raw_responses VALUES ('prod', 2, 'GET', '/api', 200, 10, NULL)", []).unwrap();
+    }
+
+    #[test]
+    fn links_keep_their_rows_in_key_order_through_0004() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        for wb in ["w2", "w1"] {
+            conn.execute(
+                "INSERT INTO tableau_tables (integration, workbook_id, via, via_id, table_id, name) VALUES ('p', ?1, 'embedded', 'd', 't', 'orders')",
+                [wb],
+            )
+            .unwrap();
+            conn.execute("INSERT INTO exposure_dependencies VALUES ('p', ?1, 'model.x.orders', 't', 'embedded', 'db.s.orders')", [wb])
+                .unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        for table in ["tableau_tables", "exposure_dependencies"] {
+            let mut st = conn.prepare(&format!("SELECT workbook_id FROM {table}")).unwrap();
+            let got: Vec<String> = st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+            assert_eq!(got, ["w1", "w2"], "{table}");
+        }
+        let rowid: i64 = conn.query_row("SELECT max(rowid) FROM tableau_tables", [], |r| r.get(0)).unwrap();
+        assert_eq!(rowid, 2);
     }
 
     #[test]
