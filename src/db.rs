@@ -17,7 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/0001_init.sql"),
     include_str!("../sql/0002_refresh.sql"),
     include_str!("../sql/0003_raw_response_bodies.sql"),
-    include_str!("../sql/0004_append_only_links.sql"),
+    include_str!("../sql/0004_append_only_tables.sql"),
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {
