@@ -109,3 +109,25 @@ fn plain_http_is_refused_off_loopback() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("plain http is refused"), "{}", stderr(&out));
 }
+
+/// `run` writes on a second thread; a write that fails in its last stage (here: emit, whose
+/// folder cannot be made under a file) must fail the run, record that stage as failed, keep
+/// the earlier stages' commits, and leave the exposures rows and YAML as they were.
+#[test]
+fn emit_failing_on_the_writer_thread() {
+    let (ws, yaml, rows) = after_good_run();
+    edit_config(&ws, "dir: models/imported_from_tableau", "dir: ../autoexpose.yml/exposures");
+    let out = ws.run(&[], "run", &[]);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{}", stderr(&out));
+    assert!(stderr(&out).contains("autoexpose.yml/exposures"), "{}", stderr(&out));
+    assert_eq!(ws.yaml_files(), yaml, "YAML changed after a failed run");
+    assert_eq!(snapshot_rows(&ws), rows, "rows changed after a failed run");
+    let conn = ws.conn();
+    let last: Vec<(String, String)> = {
+        let mut st = conn.prepare("SELECT stage, status FROM runs ORDER BY run_id DESC LIMIT 4").unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+    };
+    let want: Vec<(String, String)> =
+        [("emit", "failed"), ("match", "ok"), ("normalize", "ok"), ("extract", "ok")].iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    assert_eq!(last, want);
+}
