@@ -22,7 +22,7 @@
 //! when it has computed stage X, its writer thread `stage X took Ys` when X's SQLite
 //! transaction is done; the single-stage commands print only `took` (compute and write).
 //! Every size starts with one untimed warm-up `run` (into a scratch database) and one untimed
-//! `parse-manifest`; every measurement is the median of 3 runs (`--runs N`), on L too.
+//! `parse-manifest`; every measurement is the median of 5 runs (`--runs N`), on L too, each after a `sync`.
 //! Then, live against the test server answering every request after 50 ms: `extract` with
 //! `concurrency: 1` and `4`, counting requests and the most the server had in flight.
 //! Results go to BENCHMARKS.md (with the machine), progress to stdout.
@@ -336,6 +336,13 @@ fn watched(
     Ok(Some(p))
 }
 
+/// Flushes the page cache's dirty pages before a timed process: a `run` leaves hundreds of MB
+/// of SQLite file to write back, and the kernel doing that during the next measurement took
+/// its CPU (on 2 cores) and made L's runs swing by a second.
+fn settle() {
+    let _ = Command::new("sync").status();
+}
+
 /// Runs autoexpose; exit 0 (or 3, an incomplete extraction, which is reported) or an error.
 fn autoexpose(ctx: &Ctx, args: &[&str], env: &[(&str, &str)]) -> Result<Proc, String> {
     let mut cmd = Command::new(&ctx.bin);
@@ -343,6 +350,7 @@ fn autoexpose(ctx: &Ctx, args: &[&str], env: &[(&str, &str)]) -> Result<Proc, St
     for (k, v) in env {
         cmd.env(k, v);
     }
+    settle();
     let p = run_process(&mut cmd)?;
     if p.code != 0 && p.code != 3 {
         let tail: Vec<&str> = p.stderr.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
@@ -496,9 +504,9 @@ fn run(opts: Opts) -> Result<(), String> {
 fn bench_size(ctx: &Ctx, size: &Size, target: &Path, opts: &Opts) -> Result<Result1, String> {
     let dir = target.join("bench").join(size.name);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    // 3 everywhere, L too: this VM sometimes hands out fresh memory slowly, and one run of L
+    // 5 everywhere, L too: this VM sometimes hands out fresh memory slowly, and one run of L
     // could be 1-2 s off.
-    let runs = opts.runs.unwrap_or(3).max(1);
+    let runs = opts.runs.unwrap_or(5).max(1);
     let mut r = Result1 { size: size.name.to_string(), runs, ..Default::default() };
     let (config, db) = match size.generated {
         None => {
@@ -1383,8 +1391,9 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
             let speedup = t(1) / t(2);
             let _ = writeln!(
                 s,
-                "- {} `match` speeds up from 1 to 2 threads (counted as ≥ 1.10×; median of 3): {} → {} = {:.3}×",
+                "- {} `match` speeds up from 1 to 2 threads (counted as ≥ 1.10×; median of {}): {} → {} = {:.3}×",
                 verdict(speedup >= 1.1),
+                l.match_threads_all.values().map(Vec::len).min().unwrap_or(0),
                 secs(t(1)),
                 secs(t(2)),
                 speedup
