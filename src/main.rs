@@ -8,6 +8,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod atomic;
+mod bulk;
 mod cli;
 mod clock;
 mod config;

@@ -12,8 +12,9 @@ use rustc_hash::FxHashMap as HashMap;
 
 use anyhow::Result;
 use rayon::prelude::*;
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 
+use crate::bulk::Insert;
 use crate::db::StageReport;
 use crate::normalize::RelationKey;
 use crate::rows::{Extracted, Node, TableUse};
@@ -100,28 +101,40 @@ pub(crate) fn write(conn: &mut Connection, matched: &Matched) -> Result<StageRep
     tx.execute("DELETE FROM exposure_dependencies", [])?;
     tx.execute("DELETE FROM unmatched_tables", [])?;
     {
-        let mut dep = tx.prepare_cached(
+        let mut dep = Insert::new(
+            &tx,
+            "exposure_dependencies",
             "INSERT INTO exposure_dependencies (integration, workbook_id, unique_id, table_id, via, key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        let mut un = tx.prepare_cached(
+        let mut un = Insert::new(
+            &tx,
+            "unmatched_tables",
             "INSERT INTO unmatched_tables (integration, workbook_id, table_id, via, via_id, table_name, key, reason, candidates, suggestion)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
         for d in &matched.dependencies {
-            dep.execute(params![d.integration, d.workbook_id, d.unique_id, d.table_id, d.via, d.key])?;
+            dep.row(&[
+                (&d.integration).into(),
+                (&d.workbook_id).into(),
+                (&d.unique_id).into(),
+                (&d.table_id).into(),
+                (&d.via).into(),
+                (&d.key).into(),
+            ])?;
         }
         for u in &matched.unmatched {
-            un.execute(params![
-                u.integration,
-                u.workbook_id,
-                u.table_id,
-                u.via,
-                u.via_id,
-                u.table_name,
-                u.key,
-                u.reason,
-                serde_json::to_string(&u.candidates)?,
-                u.suggestion
+            let candidates = serde_json::to_string(&u.candidates)?;
+            un.row(&[
+                (&u.integration).into(),
+                (&u.workbook_id).into(),
+                (&u.table_id).into(),
+                (&u.via).into(),
+                (&u.via_id).into(),
+                (&u.table_name).into(),
+                (&u.key).into(),
+                u.reason.into(),
+                (&candidates).into(),
+                (&u.suggestion).into(),
             ])?;
         }
     }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashSet as HashSet;
 
 use anyhow::Result;
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 
 use crate::config::Config;
 use crate::db::StageReport;
@@ -54,12 +54,24 @@ pub(crate) fn write(conn: &mut Connection, keys: &[RelationKey]) -> Result<Stage
     let tx = conn.transaction()?;
     tx.execute("DELETE FROM relation_keys", [])?;
     {
-        let mut ins = tx.prepare_cached(
+        let mut ins = crate::bulk::Insert::new(
+            &tx,
+            "relation_keys",
             "INSERT INTO relation_keys (side, integration, ref, key, database, schema, identifier, derivation, status)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
         for k in keys {
-            ins.execute(params![k.side, k.integration, k.reference, k.key, k.database, k.schema, k.identifier, k.derivation, k.status])?;
+            ins.row(&[
+                k.side.into(),
+                (&k.integration).into(),
+                (&k.reference).into(),
+                (&k.key).into(),
+                (&k.database).into(),
+                (&k.schema).into(),
+                (&k.identifier).into(),
+                (&k.derivation).into(),
+                k.status.into(),
+            ])?;
         }
     }
     let row_counts = [("relation_keys".to_string(), keys.len() as i64)].into();

@@ -13,7 +13,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{Connection, Transaction};
+
+use crate::bulk::Insert;
 
 /// A `dbt_nodes` row: a model, seed, snapshot or source.
 #[derive(Debug, Clone, PartialEq)]
@@ -246,81 +248,88 @@ fn via_name(via: &str) -> &'static str {
 }
 
 pub(crate) fn insert_nodes(tx: &Transaction, nodes: &[Node]) -> Result<()> {
-    let mut st = tx.prepare_cached(
+    let mut st = Insert::new(
+        tx,
+        "dbt_nodes",
         "INSERT INTO dbt_nodes (unique_id, resource_type, package_name, name, source_name, version, latest_version, database,
             schema, identifier, relation_name, materialized, access, enabled)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?;
     for n in nodes {
-        st.execute(params![
-            n.unique_id,
-            n.resource_type,
-            n.package_name,
-            n.name,
-            n.source_name,
-            n.version,
-            n.latest_version,
-            n.database,
-            n.schema,
-            n.identifier,
-            n.relation_name,
-            n.materialized,
-            n.access,
-            n.enabled
+        st.row(&[
+            (&n.unique_id).into(),
+            (&n.resource_type).into(),
+            (&n.package_name).into(),
+            (&n.name).into(),
+            (&n.source_name).into(),
+            (&n.version).into(),
+            (&n.latest_version).into(),
+            (&n.database).into(),
+            (&n.schema).into(),
+            (&n.identifier).into(),
+            (&n.relation_name).into(),
+            (&n.materialized).into(),
+            (&n.access).into(),
+            n.enabled.into(),
         ])?;
     }
     Ok(())
 }
 
 pub(crate) fn insert_workbooks(tx: &Transaction, workbooks: &[Workbook]) -> Result<()> {
-    let mut st = tx.prepare_cached(
+    let mut st = Insert::new(
+        tx,
+        "tableau_workbooks",
         "INSERT INTO tableau_workbooks (integration, id, luid, name, project_luid, project_name, description, owner_name, owner_email,
             owner_username, uri, vizportal_url_id, url, created_at, updated_at, tags)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?;
     for w in workbooks {
-        st.execute(params![
-            w.integration,
-            w.id,
-            w.luid,
-            w.name,
-            w.project_luid,
-            w.project_name,
-            w.description,
-            w.owner_name,
-            w.owner_email,
-            w.owner_username,
-            w.uri,
-            w.vizportal_url_id,
-            w.url,
-            w.created_at,
-            w.updated_at,
-            serde_json::to_string(&w.tags)?
+        let tags = serde_json::to_string(&w.tags)?;
+        st.row(&[
+            (&w.integration).into(),
+            (&w.id).into(),
+            (&w.luid).into(),
+            (&w.name).into(),
+            (&w.project_luid).into(),
+            (&w.project_name).into(),
+            (&w.description).into(),
+            (&w.owner_name).into(),
+            (&w.owner_email).into(),
+            (&w.owner_username).into(),
+            (&w.uri).into(),
+            (&w.vizportal_url_id).into(),
+            (&w.url).into(),
+            (&w.created_at).into(),
+            (&w.updated_at).into(),
+            (&tags).into(),
         ])?;
     }
     Ok(())
 }
 
 pub(crate) fn insert_tables(tx: &Transaction, tables: &[TableUse]) -> Result<()> {
-    let mut st = tx.prepare_cached(
+    let mut st = Insert::new(
+        tx,
+        "tableau_tables",
         "INSERT INTO tableau_tables (integration, workbook_id, via, via_id, table_id, table_luid, name,
             full_name, schema, database_name, database_type, connection_type)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
     for t in tables {
-        st.execute(params![
-            t.integration,
-            t.workbook_id,
-            t.via,
-            t.via_id,
-            t.table_id,
-            t.table_luid,
-            t.name,
-            t.full_name,
-            t.schema,
-            t.database_name,
-            t.database_type,
-            t.connection_type
+        st.row(&[
+            (&t.integration).into(),
+            (&t.workbook_id).into(),
+            t.via.into(),
+            (&t.via_id).into(),
+            (&t.table_id).into(),
+            (&t.table_luid).into(),
+            (&t.name).into(),
+            (&t.full_name).into(),
+            (&t.schema).into(),
+            (&t.database_name).into(),
+            (&t.database_type).into(),
+            (&t.connection_type).into(),
         ])?;
     }
     Ok(())
