@@ -5,8 +5,9 @@
 //! `Extracted`), exposure_dependencies. Writes: exposures, emitted_files; files under `exposures.dir`.
 //!
 //! Safety: every string from Tableau is neutralised for Jinja (`naming::neutralize`) and
-//! placed in a YAML value tree that serde_yaml serialises, so no name can add YAML structure
-//! or run Jinja in dbt. Only enabled, non-private nodes reach `depends_on` (match made sure).
+//! written as one YAML scalar (`yaml::scalar`: plain only for indicator-free words, else a
+//! literal block or double quotes with escapes), so no name can add YAML structure or run
+//! Jinja in dbt. Only enabled, non-private nodes reach `depends_on` (match made sure).
 //! Generated files start with `HEADER`; files without it are never touched. Files of a site
 //! whose extraction was incomplete are never deleted.
 
