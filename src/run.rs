@@ -118,8 +118,12 @@ fn work<'a>(writer: &Writer<'a>, config: &'a Config, mode: &HttpMode, summary: &
             return None;
         }
     };
-    drop((x, matched));
     timed("emit", started);
+    // Hundreds of thousands of rows are freed on a thread of their own while emit is written,
+    // instead of on the way to it (0.1 s at 20k workbooks). The writer holds its own handles
+    // to what it still writes, so this drops only this thread's references.
+    let done_with = (x, matched);
+    std::thread::spawn(move || drop(done_with));
     writer.stage(config, "emit", move |c| {
         let (report, s) = emit::write(c, config, plan)?;
         *summary.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
