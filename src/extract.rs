@@ -24,14 +24,8 @@ pub(crate) struct Read {
     manifest: Manifest,
     sha256: String,
     sites: Vec<SiteExtract>,
-    report: StageReport,
-}
-
-impl Read {
-    /// Whether a site came back incomplete (and `allow_partial` did not excuse it).
-    pub(crate) fn incomplete(&self) -> bool {
-        self.report.incomplete
-    }
+    /// A site came back incomplete (and `allow_partial` did not excuse it).
+    pub(crate) incomplete: bool,
 }
 
 /// Runs the stage and hands back the rows it wrote that later stages read.
@@ -60,9 +54,7 @@ pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<Read> {
         manifest.sources.len()
     ));
     let (sites, incomplete) = extract_sites(&clients)?;
-    let mut report = StageReport { incomplete, ..StageReport::default() };
-    report.inputs.insert(config.manifest.display().to_string(), sha256.clone());
-    Ok(Read { manifest, sha256, sites, report })
+    Ok(Read { manifest, sha256, sites, incomplete })
 }
 
 /// Every site in config order; whether any is incomplete without `allow_partial`.
@@ -122,7 +114,8 @@ pub(crate) fn rows(read: &mut Read) -> Extracted {
 
 /// Replaces extract's rows with `read` and `x`, in one transaction.
 pub(crate) fn write(conn: &mut Connection, config: &Config, read: &Read, x: &Extracted) -> Result<StageReport> {
-    let mut report = StageReport { incomplete: read.report.incomplete, inputs: read.report.inputs.clone(), ..Default::default() };
+    let mut report = StageReport { incomplete: read.incomplete, ..Default::default() };
+    report.inputs.insert(config.manifest.display().to_string(), read.sha256.clone());
     let tx = conn.transaction()?;
     write_manifest(&tx, &config.manifest, &read.manifest, &read.sha256, &x.nodes)?;
     tableau::store::clear(&tx)?;

@@ -92,7 +92,7 @@ fn work<'a>(writer: &Writer<'a>, config: &'a Config, mode: &HttpMode, summary: &
         }
     };
     let x = Arc::new(extract::rows(&mut read));
-    let incomplete = read.incomplete();
+    let incomplete = read.incomplete;
     timed("extract", started);
     let xw = Arc::clone(&x);
     writer.stage(config, "extract", move |c| extract::write(c, config, &read, &xw));
