@@ -43,6 +43,13 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// A read-only connection to an existing file, for loading a stage's inputs alongside other
+/// loads (each load on its own connection, in parallel).
+pub(crate) fn reader(db: &Path) -> Result<Connection> {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(db, flags).with_context(|| format!("database {}: cannot open it to read", db.display()))
+}
+
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
     let version: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;

@@ -154,7 +154,7 @@ pub(crate) fn write(conn: &mut Connection, matched: &Matched) -> Result<StageRep
 
 /// Every dependency, in the table's key order (integration, workbook_id, unique_id).
 pub(crate) fn load(db: &std::path::Path) -> Result<Vec<Dependency>> {
-    let conn = crate::rows::reader(db)?;
+    let conn = crate::db::reader(db)?;
     let mut st = conn.prepare(
         "SELECT integration, workbook_id, unique_id, table_id, via, key FROM exposure_dependencies
          ORDER BY integration, workbook_id, unique_id",

@@ -81,7 +81,7 @@ pub(crate) fn write(conn: &mut Connection, keys: &[RelationKey]) -> Result<Stage
 
 /// Every key, in the table's key order (side, integration, ref).
 pub(crate) fn load(db: &std::path::Path) -> Result<Vec<RelationKey>> {
-    let conn = crate::rows::reader(db)?;
+    let conn = crate::db::reader(db)?;
     let mut st = conn.prepare(
         "SELECT side, integration, ref, key, database, schema, identifier, derivation, status FROM relation_keys
          ORDER BY side, integration, ref",

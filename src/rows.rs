@@ -12,10 +12,11 @@ use std::collections::BTreeSet;
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use rusqlite::{Connection, Transaction};
+use anyhow::Result;
+use rusqlite::Transaction;
 
 use crate::bulk::Insert;
+use crate::db;
 
 /// A `dbt_nodes` row: a model, seed, snapshot or source.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,14 +133,8 @@ impl Extracted {
     }
 }
 
-/// A read-only connection for loading a stage's inputs alongside other loads.
-pub(crate) fn reader(db: &Path) -> Result<Connection> {
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    Connection::open_with_flags(db, flags).with_context(|| format!("database {}: cannot open it to read", db.display()))
-}
-
 fn load_dbt(db: &Path) -> Result<(String, Vec<Node>, BTreeSet<String>)> {
-    let conn = reader(db)?;
+    let conn = db::reader(db)?;
     let project_name = conn.query_row("SELECT project_name FROM dbt_manifest", [], |r| r.get(0))?;
     let mut st = conn.prepare(
         "SELECT unique_id, resource_type, package_name, name, source_name, version, latest_version, database, schema,
@@ -172,7 +167,7 @@ fn load_dbt(db: &Path) -> Result<(String, Vec<Node>, BTreeSet<String>)> {
 }
 
 fn load_workbooks(db: &Path) -> Result<(Vec<Site>, Vec<Workbook>)> {
-    let conn = reader(db)?;
+    let conn = db::reader(db)?;
     let mut st = conn.prepare("SELECT integration, content_url, complete FROM tableau_sites ORDER BY integration")?;
     let sites = st
         .query_map([], |r| Ok(Site { integration: r.get(0)?, content_url: r.get(1)?, complete: r.get(2)? }))?
@@ -209,7 +204,7 @@ fn load_workbooks(db: &Path) -> Result<(Vec<Site>, Vec<Workbook>)> {
 }
 
 fn load_tables(db: &Path) -> Result<Vec<TableUse>> {
-    let conn = reader(db)?;
+    let conn = db::reader(db)?;
     let mut st = conn.prepare(
         "SELECT integration, workbook_id, via, via_id, table_id, table_luid, name, full_name, schema, database_name,
             database_type, connection_type
