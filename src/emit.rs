@@ -414,7 +414,6 @@ fn values(w: &Workbook) -> Values {
     });
     let owner_name = w
         .owner_name
-        .as_deref()
         .and_then(clean)
         .or_else(|| w.owner_username.and_then(clean))
         .unwrap_or_else(|| "Unknown Tableau owner".into());
