@@ -58,7 +58,7 @@ pub(crate) fn rows(x: &mut SiteExtract) -> (rows::Site, Vec<rows::Workbook>, Vec
     let mut tables = Vec::with_capacity(count + x.custom_sql.len() * 2);
     let mut custom = custom_sql_rows(x);
     for w in &mut x.workbooks {
-        let Some(luid) = w.luid.as_deref().filter(|l| !l.is_empty()) else {
+        let Some(luid) = luid(w) else {
             crate::log::warn(&format!("tableau {i}: workbook {} has no luid; skipped", w.id));
             continue;
         };
@@ -129,6 +129,11 @@ fn custom_sql_rows(x: &SiteExtract) -> rustc_hash::FxHashMap<String, Vec<rows::T
     out
 }
 
+/// A workbook's REST luid; a workbook without one is skipped (it cannot be an exposure).
+fn luid(w: &Workbook) -> Option<&str> {
+    w.luid.as_deref().filter(|l| !l.is_empty())
+}
+
 /// The extracted workbooks that read a custom SQL query, sorted.
 fn custom_sql_workbooks<'a>(c: &'a CustomSql, known: &std::collections::BTreeSet<&str>) -> Vec<&'a str> {
     let mut wbs: Vec<&str> =
@@ -174,7 +179,7 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
         "INSERT OR IGNORE INTO tableau_workbook_datasources (integration, workbook_id, embedded_id, published_id) VALUES (?1, ?2, ?3, ?4)",
     )?;
     for w in &x.workbooks {
-        if w.luid.as_deref().filter(|l| !l.is_empty()).is_none() {
+        if luid(w).is_none() {
             continue;
         }
         for e in w.embedded_datasources.iter().flatten() {
