@@ -319,6 +319,12 @@ fn lexical_clean(path: &Path) -> PathBuf {
     out.iter().collect()
 }
 
+/// An input file's identity, as `runs.inputs` and `dbt_manifest.blake3` hold it: BLAKE3
+/// (what `b3sum` prints), about four times faster than SHA-256 on a large manifest.
+pub(crate) fn hex_blake3(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
 pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()
@@ -327,6 +333,12 @@ pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blake3_is_what_b3sum_prints() {
+        // The BLAKE3 paper's digest of the empty input.
+        assert_eq!(hex_blake3(b""), "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262");
+    }
 
     fn load(yaml: &str) -> Result<Config, ConfigError> {
         Config::from_bytes(Path::new("/proj/autoexpose.yml"), yaml.as_bytes())

@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, Transaction};
 
-use crate::config::{hex_sha256, Config, TableauSite};
+use crate::config::{hex_blake3, Config, TableauSite};
 use crate::db::{count_rows, StageReport};
 use crate::http::HttpMode;
 use crate::manifest::{self, Manifest};
@@ -22,7 +22,7 @@ use crate::rows::{self, Extracted};
 /// Everything extract read, before anything is written.
 pub(crate) struct Read {
     manifest: Manifest,
-    sha256: String,
+    blake3: String,
     sites: Vec<SiteExtract>,
     /// A site came back incomplete (and `allow_partial` did not excuse it).
     pub(crate) incomplete: bool,
@@ -44,7 +44,7 @@ pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<Read> {
     let clients = config.tableau.iter().map(|site| Ok((site, tableau::connect(site, mode)?))).collect::<Result<Vec<_>>>()?;
     let bytes = manifest::read(&config.manifest)?;
     // Hashing a several-hundred-MB file costs about as much as parsing it: do both at once.
-    let (manifest, sha256) = rayon::join(|| manifest::parse(&config.manifest, &bytes), || hex_sha256(&bytes));
+    let (manifest, blake3) = rayon::join(|| manifest::parse(&config.manifest, &bytes), || hex_blake3(&bytes));
     drop(bytes);
     let manifest = manifest?;
     log::info(&format!(
@@ -54,7 +54,7 @@ pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<Read> {
         manifest.sources.len()
     ));
     let (sites, incomplete) = extract_sites(&clients)?;
-    Ok(Read { manifest, sha256, sites, incomplete })
+    Ok(Read { manifest, blake3, sites, incomplete })
 }
 
 /// Every site in config order; whether any is incomplete without `allow_partial`.
@@ -115,9 +115,9 @@ pub(crate) fn rows(read: &mut Read) -> Extracted {
 /// Replaces extract's rows with `read` and `x`, in one transaction.
 pub(crate) fn write(conn: &mut Connection, config: &Config, read: &Read, x: &Extracted) -> Result<StageReport> {
     let mut report = StageReport { incomplete: read.incomplete, ..Default::default() };
-    report.inputs.insert(config.manifest.display().to_string(), read.sha256.clone());
+    report.inputs.insert(config.manifest.display().to_string(), format!("blake3:{}", read.blake3));
     let tx = conn.transaction()?;
-    write_manifest(&tx, &config.manifest, &read.manifest, &read.sha256, &x.nodes)?;
+    write_manifest(&tx, &config.manifest, &read.manifest, &read.blake3, &x.nodes)?;
     tableau::store::clear(&tx)?;
     for site in &read.sites {
         tableau::store::write(&tx, site)?;
@@ -134,16 +134,16 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, read: &Read, x: &Ext
     Ok(report)
 }
 
-fn write_manifest(tx: &Transaction, path: &Path, m: &Manifest, sha256: &str, nodes: &[rows::Node]) -> Result<()> {
+fn write_manifest(tx: &Transaction, path: &Path, m: &Manifest, blake3: &str, nodes: &[rows::Node]) -> Result<()> {
     for t in ["dbt_manifest", "dbt_nodes", "dbt_exposures"] {
         tx.execute(&format!("DELETE FROM {t}"), [])?;
     }
     let project = m.metadata.project_name.clone().unwrap_or_default();
     tx.execute(
-        "INSERT INTO dbt_manifest (path, sha256, schema_version, dbt_version, project_name, adapter_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO dbt_manifest (path, blake3, schema_version, dbt_version, project_name, adapter_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             path.display().to_string(),
-            sha256,
+            blake3,
             m.metadata.dbt_schema_version,
             m.metadata.dbt_version,
             project,
