@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, Transaction};
 
-use crate::config::{hex_blake3, Config, TableauSite};
+use crate::config::{Config, TableauSite};
 use crate::db::{count_rows, StageReport};
 use crate::http::HttpMode;
 use crate::manifest::{self, Manifest};
@@ -36,24 +36,34 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Re
     Ok((report, x))
 }
 
-/// Reads the manifest, then every Tableau site. Credentials and the manifest file are checked
-/// first, so those mistakes fail before any request is sent. The sites are not read while the
-/// manifest is parsed: on two cores the parse and its hash already use both, and the manifest's
-/// bytes plus a site's responses would raise the peak memory by the size of the site.
+/// Reads the manifest and every Tableau site, at the same time: the parse keeps one core busy
+/// and the sites' requests and responses the other. Credentials and the manifest file are
+/// checked before any request is sent; a manifest that fails to parse stops the sites'
+/// requests (`Client::cancel`) and its error is the one reported. Memory stays low because
+/// the parse gives back the pages of the file it has read (`manifest::Cursor`).
 pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<Read> {
     let clients = config.tableau.iter().map(|site| Ok((site, tableau::connect(site, mode)?))).collect::<Result<Vec<_>>>()?;
     let bytes = manifest::read(&config.manifest)?;
-    // Hashing a several-hundred-MB file costs about as much as parsing it: do both at once.
-    let (manifest, blake3) = rayon::join(|| manifest::parse(&config.manifest, &bytes), || hex_blake3(&bytes));
+    let (parsed, sites) = std::thread::scope(|scope| {
+        let parse = scope.spawn(|| {
+            let parsed = manifest::parse_hashed(&config.manifest, &bytes);
+            if parsed.is_err() {
+                clients.iter().for_each(|(_, client)| client.cancel());
+            }
+            parsed
+        });
+        let sites = extract_sites(&clients);
+        (parse.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), sites)
+    });
     drop(bytes);
-    let manifest = manifest?;
+    let (manifest, blake3) = parsed?;
     log::info(&format!(
         "Read manifest {} ({} models, seeds and snapshots; {} sources)",
         config.manifest.display(),
         manifest.nodes.len(),
         manifest.sources.len()
     ));
-    let (sites, incomplete) = extract_sites(&clients)?;
+    let (sites, incomplete) = sites?;
     Ok(Read { manifest, blake3, sites, incomplete })
 }
 

@@ -4,7 +4,13 @@
 //! file's bytes: unknown fields are skipped without building a `Value` tree, which keeps a
 //! several-hundred-MB manifest fast and small. No `deny_unknown_fields`: dbt adds fields in
 //! minor releases.
+//!
+//! A mapped manifest is parsed front to back, and the pages behind the parser are given back to
+//! the kernel as it goes (`Cursor`): the file's size never counts whole towards the peak
+//! memory, which leaves room to read Tableau while the manifest is parsed. The same cursor
+//! hashes the bytes it passes, so the file is read once.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -29,7 +35,7 @@ pub(crate) struct Manifest {
     /// manifest's nodes) are skipped as they are read, so they never take memory.
     #[serde(default, deserialize_with = "relation_nodes")]
     pub(crate) nodes: BTreeMap<String, Node>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "sources")]
     pub(crate) sources: BTreeMap<String, Source>,
     #[serde(default)]
     pub(crate) exposures: BTreeMap<String, Exposure>,
@@ -159,36 +165,139 @@ impl Exposure {
 }
 
 fn relation_nodes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Node>, D::Error> {
-    struct Visit;
-    impl<'de> serde::de::Visitor<'de> for Visit {
-        type Value = BTreeMap<String, Node>;
+    followed_map(d, |node: &Node| matches!(node.resource_type.as_str(), "model" | "seed" | "snapshot"))
+}
+
+fn sources<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Source>, D::Error> {
+    followed_map(d, |_: &Source| true)
+}
+
+/// A map of `unique_id` to `T`, keeping the entries `keep` accepts, and telling the cursor
+/// where each key was: everything before it has been parsed.
+fn followed_map<'de, D, T>(d: D, keep: fn(&T) -> bool) -> Result<BTreeMap<String, T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Visit<T>(fn(&T) -> bool);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+        type Value = BTreeMap<String, T>;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("a map of unique_id to node")
         }
         fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut out = BTreeMap::new();
-            while let Some((id, node)) = map.next_entry::<String, Node>()? {
-                if matches!(node.resource_type.as_str(), "model" | "seed" | "snapshot") {
-                    out.insert(id, node);
+            while let Some((Key(id), value)) = map.next_entry::<Key, T>()? {
+                if (self.0)(&value) {
+                    out.insert(id, value);
                 }
             }
             Ok(out)
         }
     }
-    d.deserialize_map(Visit)
+    d.deserialize_map(Visit(keep))
 }
 
-/// Reads and checks a manifest; the bytes are returned too, for hashing.
+/// A map key. When serde_json can lend it from the input (no escapes), where it lies tells
+/// the cursor how far the parse has come.
+struct Key(String);
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Key;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key, E> {
+                Cursor::passed(v.as_ptr());
+                Ok(Key(v.to_string()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key, E> {
+                Ok(Key(v.to_string()))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
+}
+
+/// How far apart the cursor hashes and releases: large enough that the system calls cost
+/// nothing, small enough that the parsed part of the file never takes much memory.
+const STEP: usize = 16 << 20;
+
+/// The parse's companion over one manifest's bytes (see the module comment). It lives in a
+/// thread-local for the length of one `parse_with`, because the map visitors that move it on
+/// are called by serde and cannot be handed anything.
+struct Cursor {
+    base: *const u8,
+    len: usize,
+    /// Bytes before this offset are hashed and, when mapped, released.
+    done: usize,
+    /// The bytes are a read-only shared file mapping: their pages can be dropped and will
+    /// read the file again if touched. Never true for memory of our own.
+    mapped: bool,
+    page: usize,
+    hasher: Option<blake3::Hasher>,
+}
+
+thread_local! {
+    static CURSOR: RefCell<Option<Cursor>> = const { RefCell::new(None) };
+}
+
+impl Cursor {
+    /// The parse has reached `at`, a pointer into the input (or elsewhere, which is ignored).
+    fn passed(at: *const u8) {
+        CURSOR.with(|c| {
+            if let Some(c) = c.borrow_mut().as_mut() {
+                let offset = (at as usize).wrapping_sub(c.base as usize);
+                if offset <= c.len && offset >= c.done + STEP {
+                    c.advance(offset / c.page * c.page);
+                }
+            }
+        })
+    }
+
+    fn advance(&mut self, end: usize) {
+        // SAFETY: done <= end <= len, inside the input that outlives the parse.
+        let passed = unsafe { std::slice::from_raw_parts(self.base.add(self.done), end - self.done) };
+        if let Some(h) = &mut self.hasher {
+            h.update(passed);
+        }
+        if self.mapped {
+            // SAFETY: a read-only MAP_SHARED mapping of a file: MADV_DONTNEED only unmaps the
+            // pages, whose contents stay the file's (a later touch reads them back from the
+            // page cache). `done` and `end` are page multiples from the page-aligned base.
+            unsafe { libc::madvise(self.base.add(self.done) as *mut libc::c_void, end - self.done, libc::MADV_DONTNEED) };
+        }
+        self.done = end;
+    }
+}
+
+/// Reads and checks a manifest, and nothing else: the floor `parse-manifest` measures. The
+/// bytes are returned too, for their length.
 pub(crate) fn load(path: &Path) -> Result<(Manifest, Bytes), ManifestError> {
     let bytes = read(path)?;
-    let manifest = parse(path, &bytes)?;
+    let manifest = parse_with(path, &bytes, bytes.is_mapped(), false)?.0;
     Ok((manifest, bytes))
+}
+
+/// Parses and checks a manifest read by `read`, and hashes it (`config::hex_blake3`) on the way.
+pub(crate) fn parse_hashed(path: &Path, bytes: &Bytes) -> Result<(Manifest, String), ManifestError> {
+    let (manifest, hash) = parse_with(path, bytes, bytes.is_mapped(), true)?;
+    Ok((manifest, hash.unwrap_or_default()))
 }
 
 /// A manifest's bytes: mapped, or read when the file cannot be mapped.
 pub(crate) enum Bytes {
     Mapped(memmap2::Mmap),
     Read(Vec<u8>),
+}
+
+impl Bytes {
+    fn is_mapped(&self) -> bool {
+        matches!(self, Bytes::Mapped(_))
+    }
 }
 
 impl std::ops::Deref for Bytes {
@@ -204,7 +313,8 @@ impl std::ops::Deref for Bytes {
 /// The file's bytes, whole (`from_slice` on them is far faster than `from_reader`), mapped
 /// into memory rather than copied into a buffer: that saves the copy and the zeroing of a
 /// fresh buffer as large as the file, the slowest part of reading on machines that hand out
-/// fresh memory slowly (0.2 to 1.5 s for 684 MB on the benchmark machine). The catch is
+/// fresh memory slowly (0.2 to 1.5 s for 684 MB on the benchmark machine), and it lets the
+/// parse give back what it has read (`Cursor`). The catch is
 /// ripgrep's: if another process truncates the file while it is mapped, this one dies with
 /// SIGBUS, so autoexpose must not run while dbt rewrites the same manifest. Files that cannot
 /// be mapped (empty ones, pipes) are read.
@@ -221,7 +331,7 @@ pub(crate) fn read(path: &Path) -> Result<Bytes, ManifestError> {
     if meta.is_file() && meta.len() > 0 {
         // SAFETY: the map is read-only and private; the only hazard is another process
         // truncating the file meanwhile (SIGBUS), documented above.
-        if let Ok(map) = unsafe { memmap2::MmapOptions::new().populate().map(&file) } {
+        if let Ok(map) = unsafe { memmap2::MmapOptions::new().map(&file) } {
             return Ok(Bytes::Mapped(map));
         }
     }
@@ -230,8 +340,41 @@ pub(crate) fn read(path: &Path) -> Result<Bytes, ManifestError> {
     Ok(Bytes::Read(bytes))
 }
 
+/// Parses `bytes` (in memory of our own: nothing is released).
+#[cfg(test)]
 pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Manifest, ManifestError> {
-    let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| ManifestError::Parse {
+    Ok(parse_with(path, bytes, false, false)?.0)
+}
+
+/// `mapped`: `bytes` is a read-only shared mapping of the file (see `Cursor`).
+fn parse_with(path: &Path, bytes: &[u8], mapped: bool, hash: bool) -> Result<(Manifest, Option<String>), ManifestError> {
+    /// Takes the cursor down even when the parse fails or panics.
+    struct Guard;
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            CURSOR.with(|c| c.borrow_mut().take());
+        }
+    }
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1);
+    CURSOR.with(|c| {
+        *c.borrow_mut() = Some(Cursor {
+            base: bytes.as_ptr(),
+            len: bytes.len(),
+            done: 0,
+            mapped,
+            page,
+            hasher: hash.then(blake3::Hasher::new),
+        })
+    });
+    let _guard = Guard;
+    let parsed: Result<Manifest, _> = serde_json::from_slice(bytes);
+    let hash = CURSOR.with(|c| c.borrow_mut().take()).and_then(|mut c| {
+        let mut h = c.hasher.take()?;
+        h.update(&bytes[c.done..]);
+        Some(h.finalize().to_hex().to_string())
+    });
+    let manifest = parsed.map_err(|e| ManifestError::Parse {
         path: path.to_path_buf(),
         line: e.line(),
         column: e.column(),
@@ -244,7 +387,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Manifest, ManifestError
     if !supported {
         return Err(ManifestError::Version { path: path.to_path_buf(), found: v.clone() });
     }
-    Ok(manifest)
+    Ok((manifest, hash))
 }
 
 #[cfg(test)]
@@ -272,6 +415,50 @@ mod tests {
               "config": {{"enabled": false}}}}]}}}}"#);
             let m = parse(Path::new("m.json"), body.as_bytes()).unwrap();
             assert_eq!(m.disabled["model.p.old"][0].config.enabled, Some(false), "{v}");
+        }
+    }
+
+    /// A manifest larger than a few cursor steps: nodes with long code, and keys with escapes
+    /// (which serde_json cannot lend, so the cursor must skip them).
+    fn big_manifest() -> String {
+        let code = "select 1 as x -- padding\\n".repeat(400);
+        let mut out = String::from(r#"{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json"}, "nodes": {"#);
+        for i in 0..6000 {
+            let key = if i % 7 == 0 { format!(r#"model.p.m\u005f{i}"#) } else { format!("model.p.m_{i}") };
+            let kind = if i % 3 == 0 { "test" } else { "model" };
+            out.push_str(&format!(r#"{}"{key}": {{"resource_type": "{kind}", "name": "m_{i}", "raw_code": "{code}"}}"#, if i > 0 { ", " } else { "" }));
+        }
+        out.push_str(r#"}, "sources": {"#);
+        for i in 0..2000 {
+            out.push_str(&format!(r#"{}"source.p.s.t{i}": {{"source_name": "s", "name": "t{i}", "description": "{code}"}}"#, if i > 0 { ", " } else { "" }));
+        }
+        out.push_str("}}");
+        out
+    }
+
+    #[test]
+    fn mapped_parse_releases_what_it_read_and_hashes_the_whole_file() {
+        let text = big_manifest();
+        assert!(text.len() > 4 * STEP, "{} bytes", text.len());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manifest.json");
+        std::fs::write(&path, &text).unwrap();
+        let bytes = read(&path).unwrap();
+        assert!(bytes.is_mapped());
+        let (mapped, hash) = parse_hashed(&path, &bytes).unwrap();
+        let in_memory = parse(&path, text.as_bytes()).unwrap();
+        assert_eq!(hash, crate::config::hex_blake3(text.as_bytes()));
+        assert_eq!(format!("{mapped:?}"), format!("{in_memory:?}"));
+        assert_eq!((mapped.nodes.len(), mapped.sources.len()), (4000, 2000));
+        #[cfg(target_os = "linux")]
+        {
+            // What of the mapping is still resident: at most the last step and the tail.
+            let start = bytes.as_ptr() as usize;
+            let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+            let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&format!("{start:x}-")));
+            assert!(lines.next().is_some(), "mapping not in smaps");
+            let rss_kb: usize = lines.find_map(|l| l.strip_prefix("Rss:")).unwrap().trim().trim_end_matches(" kB").trim().parse().unwrap();
+            assert!(rss_kb * 1024 < 2 * STEP, "{rss_kb} kB of a {} byte file still mapped", text.len());
         }
     }
 

@@ -60,6 +60,29 @@ fn malformed_manifest() {
     assert_failed_cleanly(&ws, &out, &yaml, &rows, &["bad_manifest.json: line 2, column 12"]);
 }
 
+/// The manifest is parsed while Tableau is read: a manifest that fails stops the requests
+/// (none after the first answer), and its error is the one reported.
+#[test]
+fn malformed_manifest_stops_the_requests() {
+    use crate::support::tableau_server::ServerOptions;
+    let options = ServerOptions { latency_ms: 200, ..ServerOptions::default() };
+    let server = TableauServer::start_with(&repo().join("testdata/tableau/mini.site.json"), Faults::default(), options);
+    let mut site = SiteConfig::mini(&server.base_url);
+    site.page_size = 1;
+    let probe = tempfile::tempdir().unwrap();
+    let bad = probe.path().join("manifest.json");
+    std::fs::write(&bad, "{\"metadata\": {\"dbt_schema_version\": \"x\"},\n \"nodes\": {,}}").unwrap();
+    let ws = Workspace::with_manifest(&[site], None, &bad);
+    let out = ws.run(&[], "run", &MINI_PAT);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("manifest.json: line 2, column 12"), "{err}");
+    assert!(!err.contains("not sent"), "the cancelled requests' error hid the manifest's:\n{err}");
+    // A whole extraction of the mini site at page size 1 takes a dozen requests.
+    assert!(server.request_count() <= 2, "{} requests after the manifest failed", server.request_count());
+    server.stop();
+}
+
 #[test]
 fn wrong_pat() {
     let (ws, yaml, rows) = after_good_run();

@@ -91,6 +91,12 @@ impl TransportError {
 
 pub(crate) trait Transport: Send + Sync {
     fn send(&self, req: &Request) -> Result<Response, TransportError>;
+
+    /// How many requests are worth having in flight at once, when the transport knows better
+    /// than the config's `concurrency`.
+    fn max_in_flight(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// True for 127.0.0.0/8, ::1 and localhost: the only hosts plain http may reach.

@@ -137,6 +137,12 @@ impl Transport for Replayer {
             body: exchange.response.body.into_bytes(),
         })
     }
+
+    /// One: a replayed request costs CPU, not waiting, so a second one in flight would only
+    /// take a core from other work (the manifest is parsed meanwhile).
+    fn max_in_flight(&self) -> Option<usize> {
+        Some(1)
+    }
 }
 
 #[cfg(test)]

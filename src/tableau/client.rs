@@ -3,7 +3,7 @@
 //!
 //! What it does not do: paging policy and what the rows mean (see `extract.rs`), SQLite.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
@@ -34,6 +34,8 @@ pub(crate) enum TableauError {
     Protocol { call: String, message: String },
     #[error("{call}: still 401 Unauthorized after signing in again; the PAT's user may have lost access to site {site:?}")]
     Unauthorized { call: String, site: String },
+    #[error("{call}: not sent: the run stopped on an earlier error")]
+    Cancelled { call: String },
 }
 
 fn tableau_error_text(code: &Option<String>, summary: &Option<String>, detail: &Option<String>) -> String {
@@ -94,6 +96,8 @@ pub(crate) struct Client {
     requests_sent: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    /// Set when the run fails elsewhere (a bad manifest read meanwhile): no more requests.
+    cancelled: AtomicBool,
 }
 
 impl Client {
@@ -126,7 +130,20 @@ impl Client {
             requests_sent: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
+            cancelled: AtomicBool::new(false),
         }
+    }
+
+    /// How many requests to keep in flight: the site's `concurrency`, unless the transport
+    /// knows that fewer are better (replay).
+    pub(crate) fn concurrency(&self, configured: u32) -> usize {
+        let configured = (configured as usize).max(1);
+        self.transport.max_in_flight().map_or(configured, |most| configured.min(most.max(1)))
+    }
+
+    /// Makes every later request fail at once with `Cancelled`, without sending it.
+    pub(crate) fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
     }
 
     pub(crate) fn site_luid(&self) -> Option<String> {
@@ -175,6 +192,9 @@ impl Client {
         let mut attempt = 0u32;
         let mut resigned = false;
         loop {
+            if self.cancelled.load(Ordering::SeqCst) {
+                return Err(TableauError::Cancelled { call: call.into() });
+            }
             attempt += 1;
             let generation = self.generation.load(Ordering::SeqCst);
             let req = build(self);

@@ -100,24 +100,23 @@ fn read_site(site: &TableauSite, client: &Client) -> Result<SiteExtract> {
         paged::<IdNode>(client, "WorkbookIds", &id_query, "workbooksConnection", &vars, ID_PAGE_SIZE, &mut warnings)?;
     let ids: Vec<String> = ids.into_iter().map(|n| n.id).collect();
     // Custom SQL pages are read on their own thread while the workbook chunks are fetched; its
-    // warnings are appended after the workbooks' so the order does not depend on timing.
-    let (details, custom) = std::thread::scope(|scope| {
-        let custom = scope.spawn(|| {
-            let mut w = Vec::new();
-            let r = paged::<CustomSql>(
-                client,
-                "CustomSql",
-                CUSTOM_SQL_QUERY,
-                "customSQLTablesConnection",
-                &serde_json::Map::new(),
-                site.page_size,
-                &mut w,
-            );
-            (r, w)
-        });
+    // warnings are appended after the workbooks' so the order does not depend on timing. With
+    // one request at a time (replay), they are read after the workbooks instead.
+    let custom_sql = || {
+        let mut w = Vec::new();
+        let r = paged::<CustomSql>(client, "CustomSql", CUSTOM_SQL_QUERY, "customSQLTablesConnection", &serde_json::Map::new(), site.page_size, &mut w);
+        (r, w)
+    };
+    let (details, custom) = if client.concurrency(site.concurrency) == 1 {
         let details = workbook_details(client, &ids, site, &mut warnings);
-        (details, custom.join())
-    });
+        (details, Ok(custom_sql()))
+    } else {
+        std::thread::scope(|scope| {
+            let custom = scope.spawn(custom_sql);
+            let details = workbook_details(client, &ids, site, &mut warnings);
+            (details, custom.join())
+        })
+    };
     let (mut workbooks, wb_complete) = details?;
     let (custom, custom_warnings) = custom.map_err(|_| anyhow::anyhow!("the custom SQL reader panicked"))?;
     let (mut custom_sql, _, sql_complete) = custom?;
@@ -193,7 +192,7 @@ fn workbook_details(client: &Client, ids: &[String], site: &TableauSite, warning
     bar.inc(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let slots: Vec<std::sync::Mutex<Option<ChunkResult>>> = (1..chunks.len()).map(|_| std::sync::Mutex::new(None)).collect();
-    let workers = (site.concurrency as usize).clamp(1, chunks.len().max(1));
+    let workers = client.concurrency(site.concurrency).clamp(1, chunks.len().max(1));
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
