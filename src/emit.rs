@@ -20,6 +20,8 @@ use anyhow::{Context, Result};
 use rusqlite::{params, Connection};
 use rayon::prelude::*;
 
+use crate::atomic;
+use crate::bulk::Insert;
 use crate::config::{hex_sha256, Config};
 use crate::db::{count_rows, StageReport};
 use crate::log;
@@ -65,14 +67,27 @@ pub(crate) struct EmitSummary {
 }
 
 /// Everything emit will write, worked out before anything is: the rows of `exposures`, each
-/// generated file's text, and exposures.json.
+/// generated file's pieces, and exposures.json's. Files are written from their pieces, never
+/// gathered into one buffer (tens of MB at 20k workbooks).
 pub(crate) struct Plan {
     rows: Vec<ExposureRow>,
-    /// (path relative to the dbt project, its text, how many exposures it holds), by path.
-    files: Vec<(PathBuf, String, usize)>,
-    json_text: String,
+    /// Each exposure's YAML, in workbook order (empty when it is not written).
+    yaml: Vec<String>,
+    /// The generated files, by path.
+    files: Vec<PlannedFile>,
+    /// Each exposure's item of exposures.json, in workbook order.
+    json: Vec<String>,
     complete: BTreeMap<String, bool>,
     summary: EmitSummary,
+}
+
+/// A generated file: its header, then the YAML of its exposures (indices into `Plan::yaml`),
+/// in name order.
+struct PlannedFile {
+    /// Relative to the dbt project.
+    rel: PathBuf,
+    head: String,
+    exposures: Vec<usize>,
 }
 
 struct ExposureRow {
@@ -151,46 +166,36 @@ pub(crate) fn plan(config: &Config, x: &Extracted, deps: &[Dependency]) -> Resul
         .collect::<Result<_>>()?;
 
     let mut summary = EmitSummary { dir: config.project_dir.join(dir_rel), ..Default::default() };
-    // File → (integration, its exposures' YAML by name).
-    let mut by_file: BTreeMap<&Path, (&str, Vec<(&str, &str)>)> = BTreeMap::new();
-    for ((w, e), name) in workbooks.iter().zip(&each).zip(&names) {
+    // File → (integration, its exposures by name).
+    let mut by_file: BTreeMap<&Path, (&str, Vec<(&str, usize)>)> = BTreeMap::new();
+    for (i, ((w, e), name)) in workbooks.iter().zip(&each).zip(&names).enumerate() {
         match &e.file_rel {
             Some(rel) => {
-                by_file.entry(rel).or_insert_with(|| (w.integration, Vec::new())).1.push((name, &e.yaml));
+                by_file.entry(rel).or_insert_with(|| (w.integration, Vec::new())).1.push((name, i));
                 summary.written += 1;
                 summary.dependencies += w.deps.len();
             }
             None => summary.without_dependencies.push(format!("{} ({}/{})", w.name, w.integration, w.project_name)),
         }
     }
-    let mut planned = Vec::with_capacity(by_file.len());
-    for (rel, (integration, mut exposures)) in by_file {
-        exposures.sort_by(|a, b| a.0.cmp(b.0));
-        let n = exposures.len();
-        let mut text = format!("{HEADER}{INTEGRATION_MARK}{integration}\nversion: 2\nexposures:\n");
-        text.reserve(exposures.iter().map(|e| e.1.len()).sum());
-        for (_, yaml) in exposures {
-            text.push_str(yaml);
-        }
-        planned.push((rel.to_path_buf(), text, n));
-    }
-    // What serde_json's pretty printer makes of the whole list, from the items made above.
-    let json_text = if each.is_empty() {
-        "[]\n".to_string()
-    } else {
-        let mut text = String::with_capacity(each.iter().map(|e| e.json.len() + 2).sum::<usize>() + 4);
-        text.push_str("[\n");
-        for (i, e) in each.iter().enumerate() {
-            if i > 0 {
-                text.push_str(",\n");
+    let files = by_file
+        .into_iter()
+        .map(|(rel, (integration, mut exposures))| {
+            exposures.sort_by(|a, b| a.0.cmp(b.0));
+            PlannedFile {
+                rel: rel.to_path_buf(),
+                head: format!("{HEADER}{INTEGRATION_MARK}{integration}\nversion: 2\nexposures:\n"),
+                exposures: exposures.into_iter().map(|(_, i)| i).collect(),
             }
-            text.push_str(&e.json);
-        }
-        text.push_str("\n]\n");
-        text
-    };
-    let rows = each.into_iter().map(|e| e.row).collect();
-    Ok(Plan { rows, files: planned, json_text, complete, summary })
+        })
+        .collect();
+    let (mut rows, mut yaml, mut json) = (Vec::with_capacity(each.len()), Vec::with_capacity(each.len()), Vec::with_capacity(each.len()));
+    for e in each {
+        rows.push(e.row);
+        yaml.push(e.yaml);
+        json.push(e.json);
+    }
+    Ok(Plan { rows, yaml, files, json, complete, summary })
 }
 
 /// One workbook's share of the plan.
@@ -218,8 +223,26 @@ fn json_item(body: &Body) -> Result<String> {
     Ok(out)
 }
 
+/// What serde_json's pretty printer makes of the whole list, in pieces: the items made by
+/// `json_item`, between brackets.
+fn json_parts(items: &[String]) -> Vec<&[u8]> {
+    if items.is_empty() {
+        return vec![b"[]\n"];
+    }
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * items.len() + 1);
+    parts.push(b"[\n");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            parts.push(b",\n");
+        }
+        parts.push(item.as_bytes());
+    }
+    parts.push(b"\n]\n");
+    parts
+}
+
 /// Replaces emit's rows, writes the files that changed, removes our files that no longer have
-/// exposures (never those of an incomplete site), then writes exposures.json.
+/// exposures (never those of an incomplete site), then writes exposures.json if it changed.
 pub(crate) fn write(conn: &mut Connection, config: &Config, plan: Plan) -> Result<(StageReport, EmitSummary)> {
     let dir_rel = &config.exposures_dir;
     let dir_abs = config.project_dir.join(dir_rel);
@@ -227,24 +250,37 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, plan: Plan) -> Resul
     tx.execute("DELETE FROM exposures", [])?;
     tx.execute("DELETE FROM emitted_files", [])?;
     {
-        let mut ins = tx.prepare_cached(
+        let mut ins = Insert::new(
+            &tx,
+            "exposures",
             "INSERT INTO exposures (integration, workbook_luid, name, file, status, depends_on, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for r in &plan.rows {
-            ins.execute(params![r.integration, r.luid, r.name, r.file, r.status, r.depends_on, r.body])?;
+            ins.row(&[
+                (&r.integration).into(),
+                (&r.luid).into(),
+                (&r.name).into(),
+                (&r.file).into(),
+                r.status.into(),
+                (&r.depends_on).into(),
+                (&r.body).into(),
+            ])?;
         }
     }
 
     let mut actions: Vec<(PathBuf, &'static str, usize)> = Vec::new();
     let mut wanted = BTreeSet::new();
-    for (rel, text, n) in plan.files {
-        let abs = config.project_dir.join(&rel);
-        let same = std::fs::read(&abs).map(|old| old == text.as_bytes()).unwrap_or(false);
+    for f in plan.files {
+        let abs = config.project_dir.join(&f.rel);
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(f.exposures.len() + 1);
+        parts.push(f.head.as_bytes());
+        parts.extend(f.exposures.iter().map(|&i| plan.yaml[i].as_bytes()));
+        let same = atomic::same_as(&abs, &parts);
         if !same {
-            crate::atomic::write(&abs, text.as_bytes())?;
+            atomic::write_parts(&abs, &parts)?;
         }
-        actions.push((rel.clone(), if same { "unchanged" } else { "written" }, n));
-        wanted.insert(rel);
+        actions.push((f.rel.clone(), if same { "unchanged" } else { "written" }, f.exposures.len()));
+        wanted.insert(f.rel);
     }
     if dir_abs.is_dir() {
         for entry in walkdir::WalkDir::new(&dir_abs).sort_by_file_name() {
@@ -279,7 +315,11 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, plan: Plan) -> Resul
             ins.execute(params![rel.display().to_string(), action, *n as i64])?;
         }
     }
-    crate::atomic::write(&exposures_json_path(config), plan.json_text.as_bytes())?;
+    let json = json_parts(&plan.json);
+    let json_path = exposures_json_path(config);
+    if !atomic::same_as(&json_path, &json) {
+        atomic::write_parts(&json_path, &json)?;
+    }
 
     let row_counts = count_rows(&tx, &["exposures", "emitted_files"])?;
     tx.commit()?;
