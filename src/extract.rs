@@ -21,11 +21,14 @@ use crate::rows::{self, Extracted};
 
 /// Everything extract read, before anything is written.
 pub(crate) struct Read {
+    /// The manifest without its nodes and sources, which moved into `rows`.
     manifest: Manifest,
     blake3: String,
     sites: Vec<SiteExtract>,
     /// A site came back incomplete (and `allow_partial` did not excuse it).
     pub(crate) incomplete: bool,
+    /// The rows for the later stages, each half made on the thread that read its source.
+    rows: Extracted,
 }
 
 /// Runs the stage and hands back the rows it wrote that later stages read.
@@ -50,21 +53,30 @@ pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<Read> {
             if parsed.is_err() {
                 clients.iter().for_each(|(_, client)| client.cancel());
             }
-            parsed
+            parsed.map(|(mut manifest, blake3)| {
+                let counts = (manifest.nodes.len(), manifest.sources.len());
+                let rows = dbt_rows(&mut manifest);
+                (manifest, blake3, counts, rows)
+            })
         });
-        let sites = extract_sites(&clients);
+        // The sites finish first (one core each, and less to read): their rows are made
+        // while the manifest is still being parsed.
+        let sites = extract_sites(&clients).map(|(mut sites, incomplete)| {
+            let rows = tableau_rows(&mut sites);
+            (sites, incomplete, rows)
+        });
         (parse.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), sites)
     });
     drop(bytes);
-    let (manifest, blake3) = parsed?;
+    let (manifest, blake3, (models, sources), dbt) = parsed?;
     log::info(&format!(
-        "Read manifest {} ({} models, seeds and snapshots; {} sources)",
+        "Read manifest {} ({models} models, seeds and snapshots; {sources} sources)",
         config.manifest.display(),
-        manifest.nodes.len(),
-        manifest.sources.len()
     ));
-    let (sites, incomplete) = sites?;
-    Ok(Read { manifest, blake3, sites, incomplete })
+    let (sites, incomplete, tableau) = sites?;
+    let mut rows = Extracted { sites: tableau.sites, workbooks: tableau.workbooks, tables: tableau.tables, ..dbt };
+    rows.sort();
+    Ok(Read { manifest, blake3, sites, incomplete, rows })
 }
 
 /// Every site in config order; whether any is incomplete without `allow_partial`.
@@ -92,18 +104,17 @@ fn extract_sites(clients: &[(&TableauSite, tableau::client::Client)]) -> Result<
     Ok((sites, incomplete))
 }
 
-/// The rows later stages read, sorted as their tables' keys. What they are made from (the
-/// manifest's nodes, the sites' upstream tables) moves into them and leaves `read`, which
-/// keeps only what `write` needs besides them: the rows exist once in memory, not twice.
+/// The rows later stages read, sorted as their tables' keys. They leave `read`, which keeps
+/// only what `write` needs besides them: the rows exist once in memory, not twice.
 pub(crate) fn rows(read: &mut Read) -> Extracted {
-    let nodes = node_rows(&read.manifest);
-    let manifest = &mut read.manifest;
-    manifest.nodes.clear();
-    manifest.sources.clear();
-    manifest.disabled.clear();
-    let mut out = Extracted {
+    std::mem::take(&mut read.rows)
+}
+
+/// The dbt half of the rows. The manifest's nodes and sources move into them.
+fn dbt_rows(manifest: &mut Manifest) -> Extracted {
+    Extracted {
         project_name: manifest.metadata.project_name.clone().unwrap_or_default(),
-        nodes,
+        nodes: node_rows(manifest),
         hand_written_exposures: manifest
             .exposures
             .values()
@@ -111,14 +122,18 @@ pub(crate) fn rows(read: &mut Read) -> Extracted {
             .map(|e| e.name.clone())
             .collect(),
         ..Extracted::default()
-    };
-    for x in &mut read.sites {
+    }
+}
+
+/// The Tableau half of the rows. The sites' upstream tables move into them.
+fn tableau_rows(sites: &mut [SiteExtract]) -> Extracted {
+    let mut out = Extracted::default();
+    for x in sites {
         let (site, workbooks, tables) = tableau::store::rows(x);
         out.sites.push(site);
         out.workbooks.extend(workbooks);
         out.tables.extend(tables);
     }
-    out.sort();
     out
 }
 
@@ -172,33 +187,34 @@ fn write_manifest(tx: &Transaction, path: &Path, m: &Manifest, blake3: &str, nod
 
 /// The `dbt_nodes` rows: enabled relation nodes, then sources, then disabled entries (nodes
 /// or sources alike), in that order, so that sorting keeps the first of a `unique_id` as
-/// `INSERT OR IGNORE` did.
-fn node_rows(m: &Manifest) -> Vec<rows::Node> {
+/// `INSERT OR IGNORE` did. The manifest's nodes, sources and disabled entries move into them.
+fn node_rows(m: &mut Manifest) -> Vec<rows::Node> {
     let mut out = Vec::with_capacity(m.nodes.len() + m.sources.len());
-    for (id, n) in &m.nodes {
+    for (id, n) in std::mem::take(&mut m.nodes) {
         out.extend(node_row(id, n, true));
     }
-    for (id, s) in &m.sources {
+    for (id, s) in std::mem::take(&mut m.sources) {
         out.push(rows::Node {
-            unique_id: id.clone(),
+            unique_id: id,
             resource_type: "source".into(),
-            package_name: s.package_name.clone(),
-            name: s.name.clone(),
-            source_name: Some(s.source_name.clone()),
+            package_name: s.package_name,
+            identifier: s.identifier.unwrap_or_else(|| s.name.clone()),
+            name: s.name,
+            source_name: Some(s.source_name),
             version: None,
             latest_version: None,
-            database: s.database.clone(),
-            schema: s.schema.clone(),
-            identifier: s.identifier.clone().unwrap_or_else(|| s.name.clone()),
-            relation_name: s.relation_name.clone(),
+            database: s.database,
+            schema: s.schema,
+            relation_name: s.relation_name,
             materialized: None,
             access: None,
             enabled: s.config.enabled.unwrap_or(true),
         });
     }
-    for (key, list) in &m.disabled {
-        for n in list {
-            out.extend(node_row(n.unique_id.as_deref().unwrap_or(key), n, false));
+    for (key, list) in std::mem::take(&mut m.disabled) {
+        for mut n in list {
+            let id = n.unique_id.take().unwrap_or_else(|| key.clone());
+            out.extend(node_row(id, n, false));
         }
     }
     out
@@ -207,26 +223,27 @@ fn node_rows(m: &Manifest) -> Vec<rows::Node> {
 /// The row of a model, seed or snapshot, or of a source found under `disabled`; `None` for
 /// other resource types. The physical name is `alias` for nodes and `identifier` for sources;
 /// models without an `access` are protected, dbt's default.
-fn node_row(id: &str, n: &manifest::Node, enabled: bool) -> Option<rows::Node> {
+fn node_row(id: String, n: manifest::Node, enabled: bool) -> Option<rows::Node> {
     let is_source = n.resource_type == "source";
     if !is_source && !matches!(n.resource_type.as_str(), "model" | "seed" | "snapshot") {
         return None;
     }
-    let physical = if is_source { &n.identifier } else { &n.alias };
+    let physical = if is_source { n.identifier } else { n.alias };
+    let is_model = n.resource_type == "model";
     Some(rows::Node {
-        unique_id: id.to_string(),
-        resource_type: n.resource_type.clone(),
-        package_name: n.package_name.clone(),
-        name: n.name.clone(),
-        source_name: n.source_name.clone(),
+        unique_id: id,
+        package_name: n.package_name,
+        identifier: physical.unwrap_or_else(|| n.name.clone()),
+        name: n.name,
+        source_name: n.source_name,
         version: n.version.as_ref().map(|v| v.to_text()),
         latest_version: n.latest_version.as_ref().map(|v| v.to_text()),
-        database: n.database.clone(),
-        schema: n.schema.clone(),
-        identifier: physical.clone().unwrap_or_else(|| n.name.clone()),
-        relation_name: n.relation_name.clone(),
-        materialized: n.config.materialized.clone(),
-        access: n.access.clone().or_else(|| (n.resource_type == "model").then(|| "protected".to_string())),
+        database: n.database,
+        schema: n.schema,
+        relation_name: n.relation_name,
+        materialized: n.config.materialized,
+        access: n.access.or_else(|| is_model.then(|| "protected".to_string())),
         enabled: enabled && n.config.enabled.unwrap_or(true),
+        resource_type: n.resource_type,
     })
 }
