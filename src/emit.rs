@@ -25,7 +25,7 @@ use crate::bulk::Insert;
 use crate::config::{hex_sha256, Config};
 use crate::db::{count_rows, StageReport};
 use crate::log;
-use crate::matching::Dependency;
+use crate::matching::Link;
 use crate::rows::{Extracted, Node};
 use crate::naming::{exposure_name, neutralize, reference, slug};
 use crate::yaml;
@@ -100,7 +100,7 @@ struct ExposureRow {
     body: String,
 }
 
-pub(crate) fn run(conn: &mut Connection, config: &Config, x: &Extracted, deps: &[Dependency]) -> Result<(StageReport, EmitSummary)> {
+pub(crate) fn run(conn: &mut Connection, config: &Config, x: &Extracted, deps: &[Link]) -> Result<(StageReport, EmitSummary)> {
     let started = std::time::Instant::now();
     let plan = plan(config, x, deps)?;
     log::debug(&format!("stage emit worked out in {:.3}s", started.elapsed().as_secs_f64()));
@@ -108,7 +108,7 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, x: &Extracted, deps: &
 }
 
 /// Names, values, YAML and JSON for every workbook: all of emit's work but the writing.
-pub(crate) fn plan(config: &Config, x: &Extracted, deps: &[Dependency]) -> Result<Plan> {
+pub(crate) fn plan(config: &Config, x: &Extracted, deps: &[Link]) -> Result<Plan> {
     let complete: BTreeMap<String, bool> = x.sites.iter().map(|s| (s.integration.clone(), s.complete)).collect();
     let references = references(x, deps);
     let workbooks = workbooks(x, deps, &references);
@@ -342,17 +342,17 @@ fn generated_by(path: &Path) -> Option<String> {
 /// The workbooks to emit, ordered by integration, project name, name and luid, each with its
 /// dependencies on enabled, non-private nodes (a dependency whose node cannot be named safely
 /// in `ref()`/`source()` is left out, with a warning).
-fn workbooks<'a>(x: &'a Extracted, deps: &'a [Dependency], references: &'a HashMap<&'a str, String>) -> Vec<Workbook<'a>> {
+fn workbooks<'a>(x: &'a Extracted, deps: &[Link<'a>], references: &'a HashMap<&'a str, String>) -> Vec<Workbook<'a>> {
     let content_urls: HashMap<&str, &str> = x.sites.iter().map(|s| (s.integration.as_str(), s.content_url.as_str())).collect();
     // Dependencies come in (integration, workbook_id) order, as workbooks do: walk both.
     let mut rest = deps;
     let mut out: Vec<Workbook> = Vec::with_capacity(x.workbooks.len());
     for w in &x.workbooks {
         let key = (w.integration.as_str(), w.id.as_str());
-        while rest.first().is_some_and(|d| (d.integration.as_str(), d.workbook_id.as_str()) < key) {
+        while rest.first().is_some_and(|d| (d.integration, d.workbook_id) < key) {
             rest = &rest[1..];
         }
-        let n = rest.iter().take_while(|d| (d.integration.as_str(), d.workbook_id.as_str()) == key).count();
+        let n = rest.iter().take_while(|d| (d.integration, d.workbook_id) == key).count();
         let (mine, after) = rest.split_at(n);
         rest = after;
         let Some(content_url) = content_urls.get(w.integration.as_str()) else { continue };
@@ -372,7 +372,7 @@ fn workbooks<'a>(x: &'a Extracted, deps: &'a [Dependency], references: &'a HashM
             tags: &w.tags,
             deps: mine
                 .iter()
-                .filter_map(|d| Some(Dep { unique_id: &d.unique_id, reference: references.get(d.unique_id.as_str())? }))
+                .filter_map(|d| Some(Dep { unique_id: d.unique_id, reference: references.get(d.unique_id)? }))
                 .collect(),
         });
     }
@@ -383,12 +383,12 @@ fn workbooks<'a>(x: &'a Extracted, deps: &'a [Dependency], references: &'a HashM
 /// The `ref()`/`source()` of every node a dependency names that an exposure may depend on:
 /// enabled, and not a private model. Nodes whose names cannot be written safely are left out,
 /// with a warning.
-fn references<'a>(x: &'a Extracted, deps: &[Dependency]) -> HashMap<&'a str, String> {
+fn references<'a>(x: &'a Extracted, deps: &[Link]) -> HashMap<&'a str, String> {
     let nodes: HashMap<&str, &Node> = x.nodes.iter().map(|n| (n.unique_id.as_str(), n)).collect();
     let mut out: HashMap<&str, String> = HashMap::default();
     let mut seen: rustc_hash::FxHashSet<&str> = Default::default();
     for d in deps {
-        let Some(n) = nodes.get(d.unique_id.as_str()) else { continue };
+        let Some(n) = nodes.get(d.unique_id) else { continue };
         if !seen.insert(&n.unique_id) || !n.enabled || (n.resource_type == "model" && n.access.as_deref() == Some("private")) {
             continue;
         }

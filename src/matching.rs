@@ -1,12 +1,15 @@
 //! Stage `match`: each Tableau table against the dbt nodes, by normalised key, in parallel
-//! over workbooks (rayon); one thread writes the rows.
+//! (rayon); one thread writes the rows.
 //!
 //! Reads: dbt_nodes, relation_keys, tableau_tables (as `Extracted` and `RelationKey`s).
 //! Writes: exposure_dependencies and unmatched_tables, replacing all their rows. Every table
 //! that did not become a dependency gets an `unmatched_tables` row with a reason code and a
 //! suggested fix, so "why is this dashboard not downstream of that model?" is one query.
-
-use std::collections::BTreeMap;
+//!
+//! A table's outcome depends on its key alone, so it is worked out once per distinct table
+//! (79k at 20k workbooks), not once per row (333k); the rows then refer to it. Results hold
+//! indices into the rows they came from, not copies of their strings: the writer and emit
+//! look the strings up.
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -21,6 +24,8 @@ use crate::rows::{Extracted, Node, TableUse};
 
 #[derive(Debug)]
 struct DbtNode<'a> {
+    /// Index into `Extracted::nodes`.
+    row: u32,
     unique_id: &'a str,
     resource_type: &'a str,
     access: Option<&'a str>,
@@ -28,37 +33,50 @@ struct DbtNode<'a> {
     database: &'a str,
 }
 
-/// A Tableau table row with its key, as matching sees it.
-#[derive(Debug)]
-struct TableRow<'a> {
-    row: &'a TableUse,
-    key: Option<&'a RelationKey>,
-    schema_ident: Option<&'a str>,
+/// An `exposure_dependencies` row: the table row it came through (the first, in key order)
+/// and the node, as indices into `Extracted::tables` and `Extracted::nodes`.
+#[derive(Debug, Clone, Copy)]
+struct Dependency {
+    table: u32,
+    node: u32,
 }
 
-/// An `exposure_dependencies` row.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Dependency {
-    pub(crate) integration: String,
-    pub(crate) workbook_id: String,
-    pub(crate) unique_id: String,
-    pub(crate) table_id: String,
-    pub(crate) via: String,
-    pub(crate) key: String,
+/// An `unmatched_tables` row: the table row and why (an index into `Matched::misses`).
+#[derive(Debug, Clone, Copy)]
+struct Unmatched {
+    table: u32,
+    miss: u32,
 }
 
+/// Why a table did not match, worked out once per distinct table.
 #[derive(Debug)]
-pub(crate) struct Unmatched {
+struct Miss {
+    reason: &'static str,
+    /// JSON list of dbt unique_ids that nearly matched.
+    candidates: String,
+    suggestion: String,
+}
+
+/// What emit reads of a dependency: which workbook depends on which node.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Link<'a> {
+    pub(crate) integration: &'a str,
+    pub(crate) workbook_id: &'a str,
+    pub(crate) unique_id: &'a str,
+}
+
+/// A `Link` read back from the SQLite file, for `emit` run on its own.
+#[derive(Debug)]
+pub(crate) struct LinkRow {
     integration: String,
     workbook_id: String,
-    table_id: String,
-    via: String,
-    via_id: String,
-    table_name: Option<String>,
-    key: Option<String>,
-    reason: &'static str,
-    candidates: Vec<String>,
-    suggestion: String,
+    unique_id: String,
+}
+
+impl LinkRow {
+    pub(crate) fn link(&self) -> Link<'_> {
+        Link { integration: &self.integration, workbook_id: &self.workbook_id, unique_id: &self.unique_id }
+    }
 }
 
 struct Index<'a> {
@@ -67,41 +85,129 @@ struct Index<'a> {
     by_schema_ident: HashMap<String, Vec<usize>>,
 }
 
-/// What matching decided: dependencies and unmatched tables, in workbook order.
+/// What matching decided, in workbook order, by index into the rows and keys it was given.
 pub(crate) struct Matched {
-    pub(crate) dependencies: Vec<Dependency>,
+    dependencies: Vec<Dependency>,
     unmatched: Vec<Unmatched>,
+    misses: Vec<Miss>,
+    /// Each table row's key (an index into the keys), `u32::MAX` for none.
+    row_keys: Vec<u32>,
 }
 
-pub(crate) fn run(conn: &mut Connection, x: &Extracted, keys: &[RelationKey]) -> Result<(StageReport, Vec<Dependency>)> {
+impl Matched {
+    /// The dependencies as emit reads them, in (integration, workbook_id, unique_id) order.
+    pub(crate) fn links<'a>(&self, x: &'a Extracted) -> Vec<Link<'a>> {
+        self.dependencies
+            .iter()
+            .map(|d| {
+                let t = &x.tables[d.table as usize];
+                Link { integration: &t.integration, workbook_id: &t.workbook_id, unique_id: &x.nodes[d.node as usize].unique_id }
+            })
+            .collect()
+    }
+}
+
+pub(crate) fn run(conn: &mut Connection, x: &Extracted, keys: &[RelationKey]) -> Result<StageReport> {
     let started = std::time::Instant::now();
     let matched = compute(x, keys);
     crate::log::debug(&format!("stage match worked out in {:.3}s", started.elapsed().as_secs_f64()));
-    let report = write(conn, &matched)?;
-    Ok((report, matched.dependencies))
+    write(conn, x, keys, &matched)
 }
 
-/// Matches every workbook's tables, workbooks in parallel.
+/// What one distinct table came to.
+enum Outcome<'a> {
+    Matched(&'a DbtNode<'a>),
+    Unmatched(Miss),
+}
+
+/// Matches every distinct table (in parallel), then gives each workbook's rows their
+/// outcome (workbooks in parallel).
 pub(crate) fn compute(x: &Extracted, keys: &[RelationKey]) -> Matched {
     let (index, by_table) = rayon::join(|| build_index(x, keys), || table_keys(keys));
-    // Each workbook's rows get their keys inside the parallel part: 300k lookups at L.
+    // Each row's key: 300k lookups, in parallel.
+    let row_keys: Vec<u32> = x
+        .tables
+        .par_iter()
+        .map(|t| by_table.get(&(t.integration.as_str(), t.table_id.as_str())).map_or(u32::MAX, |&k| k as u32))
+        .collect();
+    // Each distinct table's outcome, by key index; rows without a key share `none`.
+    let outcomes: Vec<Option<Outcome>> = keys
+        .par_iter()
+        .map(|k| (k.side == "tableau").then(|| match_key(&index, Some(k))))
+        .collect();
+    let none = match_key(&index, None);
+    let custom_sql = unsupported_custom_sql();
+
+    // Misses are numbered: the distinct tables' first, then `none`, then unsupported custom SQL.
+    let mut miss_of_key = vec![u32::MAX; keys.len()];
+    let mut misses = Vec::new();
+    for (k, o) in outcomes.iter().enumerate() {
+        if let Some(Outcome::Unmatched(_)) = o {
+            miss_of_key[k] = misses.len() as u32;
+            misses.push(k);
+        }
+    }
+    let none_miss = misses.len() as u32;
+    let custom_miss = none_miss + 1;
+
     let results: Vec<(Vec<Dependency>, Vec<Unmatched>)> = workbook_ranges(&x.tables)
         .par_iter()
-        .map(|range| match_workbook(&index, &with_keys(&x.tables[range.clone()], &by_table)))
+        .map(|range| {
+            let mut deps: Vec<(&str, Dependency)> = Vec::new();
+            let mut unmatched = Vec::new();
+            for i in range.clone() {
+                let row = &x.tables[i];
+                let table = i as u32;
+                if row.via == "custom_sql" && row.table_id.is_empty() {
+                    unmatched.push(Unmatched { table, miss: custom_miss });
+                    continue;
+                }
+                let k = row_keys[i];
+                let outcome = if k == u32::MAX { &none } else { outcomes[k as usize].as_ref().unwrap_or(&none) };
+                match outcome {
+                    Outcome::Matched(n) => deps.push((n.unique_id, Dependency { table, node: n.row })),
+                    Outcome::Unmatched(_) => {
+                        let miss = if k == u32::MAX || miss_of_key[k as usize] == u32::MAX { none_miss } else { miss_of_key[k as usize] };
+                        unmatched.push(Unmatched { table, miss });
+                    }
+                }
+            }
+            // One dependency per node, through its first row; in unique_id order.
+            deps.sort_by(|a, b| a.0.cmp(b.0));
+            deps.dedup_by(|b, a| a.0 == b.0);
+            (deps.into_iter().map(|d| d.1).collect(), unmatched)
+        })
         .collect();
+
     let mut matched = Matched {
         dependencies: Vec::with_capacity(results.iter().map(|r| r.0.len()).sum()),
         unmatched: Vec::with_capacity(results.iter().map(|r| r.1.len()).sum()),
+        misses: Vec::with_capacity(misses.len() + 2),
+        row_keys,
     };
     for (deps, unmatched) in results {
         matched.dependencies.extend(deps);
         matched.unmatched.extend(unmatched);
     }
+    let mut outcomes = outcomes;
+    for k in misses {
+        if let Some(Outcome::Unmatched(m)) = outcomes[k].take() {
+            matched.misses.push(m);
+        }
+    }
+    let Outcome::Unmatched(none) = none else { unreachable!("a table without a key never matches") };
+    matched.misses.push(none);
+    matched.misses.push(custom_sql);
     matched
 }
 
 /// Replaces every `exposure_dependencies` and `unmatched_tables` row, in one transaction.
-pub(crate) fn write(conn: &mut Connection, matched: &Matched) -> Result<StageReport> {
+/// `x` and `keys` are what `matched` was computed from.
+pub(crate) fn write(conn: &mut Connection, x: &Extracted, keys: &[RelationKey], matched: &Matched) -> Result<StageReport> {
+    let key_of = |table: u32| -> Option<&str> {
+        let k = matched.row_keys[table as usize];
+        (k != u32::MAX).then(|| keys[k as usize].key.as_deref()).flatten()
+    };
     let tx = conn.transaction()?;
     tx.execute("DELETE FROM exposure_dependencies", [])?;
     tx.execute("DELETE FROM unmatched_tables", [])?;
@@ -118,28 +224,30 @@ pub(crate) fn write(conn: &mut Connection, matched: &Matched) -> Result<StageRep
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
         for d in &matched.dependencies {
+            let t = &x.tables[d.table as usize];
             dep.row(&[
-                (&d.integration).into(),
-                (&d.workbook_id).into(),
-                (&d.unique_id).into(),
-                (&d.table_id).into(),
-                (&d.via).into(),
-                (&d.key).into(),
+                (&t.integration).into(),
+                (&t.workbook_id).into(),
+                (&x.nodes[d.node as usize].unique_id).into(),
+                (&t.table_id).into(),
+                t.via.into(),
+                key_of(d.table).unwrap_or_default().into(),
             ])?;
         }
         for u in &matched.unmatched {
-            let candidates = serde_json::to_string(&u.candidates)?;
+            let t = &x.tables[u.table as usize];
+            let m = &matched.misses[u.miss as usize];
             un.row(&[
-                (&u.integration).into(),
-                (&u.workbook_id).into(),
-                (&u.table_id).into(),
-                (&u.via).into(),
-                (&u.via_id).into(),
-                (&u.table_name).into(),
-                (&u.key).into(),
-                u.reason.into(),
-                (&candidates).into(),
-                (&u.suggestion).into(),
+                (&t.integration).into(),
+                (&t.workbook_id).into(),
+                (&t.table_id).into(),
+                t.via.into(),
+                (&t.via_id).into(),
+                (&t.name).into(),
+                key_of(u.table).into(),
+                m.reason.into(),
+                (&m.candidates).into(),
+                (&m.suggestion).into(),
             ])?;
         }
     }
@@ -152,36 +260,28 @@ pub(crate) fn write(conn: &mut Connection, matched: &Matched) -> Result<StageRep
     Ok(StageReport { row_counts, ..Default::default() })
 }
 
-/// Every dependency, in the table's key order (integration, workbook_id, unique_id).
-pub(crate) fn load(db: &std::path::Path) -> Result<Vec<Dependency>> {
+/// Every dependency, as emit reads them, in the table's key order (integration, workbook_id,
+/// unique_id).
+pub(crate) fn load(db: &std::path::Path) -> Result<Vec<LinkRow>> {
     let conn = crate::db::reader(db)?;
     let mut st = conn.prepare(
-        "SELECT integration, workbook_id, unique_id, table_id, via, key FROM exposure_dependencies
-         ORDER BY integration, workbook_id, unique_id",
+        "SELECT integration, workbook_id, unique_id FROM exposure_dependencies ORDER BY integration, workbook_id, unique_id",
     )?;
-    let rows = st.query_map([], |r| {
-        Ok(Dependency {
-            integration: r.get(0)?,
-            workbook_id: r.get(1)?,
-            unique_id: r.get(2)?,
-            table_id: r.get(3)?,
-            via: r.get(4)?,
-            key: r.get(5)?,
-        })
-    })?;
+    let rows = st.query_map([], |r| Ok(LinkRow { integration: r.get(0)?, workbook_id: r.get(1)?, unique_id: r.get(2)? }))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// The dbt nodes that have a key, in unique_id order, by key and by `schema.identifier`.
 fn build_index<'a>(x: &'a Extracted, keys: &'a [RelationKey]) -> Index<'a> {
-    let nodes: HashMap<&str, &Node> = x.nodes.iter().map(|n| (n.unique_id.as_str(), n)).collect();
+    let nodes: HashMap<&str, (usize, &Node)> = x.nodes.iter().enumerate().map(|(i, n)| (n.unique_id.as_str(), (i, n))).collect();
     let mut index = Index { nodes: Vec::new(), by_key: HashMap::default(), by_schema_ident: HashMap::default() };
     for k in keys.iter().filter(|k| k.side == "dbt" && k.status == "ok") {
-        let (Some(n), Some(key), Some(si)) = (nodes.get(k.reference.as_str()), k.key.as_deref(), k.schema_ident()) else {
+        let (Some(&(row, n)), Some(key), Some(si)) = (nodes.get(k.reference.as_str()), k.key.as_deref(), k.schema_ident()) else {
             continue;
         };
         let i = index.nodes.len();
         index.nodes.push(DbtNode {
+            row: row as u32,
             unique_id: &n.unique_id,
             resource_type: &n.resource_type,
             access: n.access.as_deref(),
@@ -194,11 +294,12 @@ fn build_index<'a>(x: &'a Extracted, keys: &'a [RelationKey]) -> Index<'a> {
     index
 }
 
-/// Each Tableau table's key and `schema.identifier`, worked out once per table.
-fn table_keys(keys: &[RelationKey]) -> HashMap<(&str, &str), (&RelationKey, Option<String>)> {
+/// The index in `keys` of each Tableau table's key.
+fn table_keys(keys: &[RelationKey]) -> HashMap<(&str, &str), usize> {
     keys.iter()
-        .filter(|k| k.side == "tableau")
-        .map(|k| ((k.integration.as_str(), k.reference.as_str()), (k, k.schema_ident())))
+        .enumerate()
+        .filter(|(_, k)| k.side == "tableau")
+        .map(|(i, k)| ((k.integration.as_str(), k.reference.as_str()), i))
         .collect()
 }
 
@@ -215,147 +316,106 @@ fn workbook_ranges(tables: &[TableUse]) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-/// One workbook's rows with their tables' keys.
-fn with_keys<'a>(rows: &'a [TableUse], by_table: &'a HashMap<(&'a str, &'a str), (&'a RelationKey, Option<String>)>) -> Vec<TableRow<'a>> {
-    rows.iter()
-        .map(|t| {
-            let found = by_table.get(&(t.integration.as_str(), t.table_id.as_str()));
-            TableRow { row: t, key: found.map(|f| f.0), schema_ident: found.and_then(|f| f.1.as_deref()) }
-        })
-        .collect()
+fn miss(reason: &'static str, candidates: &[&str], suggestion: String) -> Miss {
+    Miss { reason, candidates: serde_json::to_string(candidates).unwrap_or_else(|_| "[]".into()), suggestion }
 }
 
-enum Outcome<'a> {
-    Matched(&'a str),
-    Unmatched { reason: &'static str, candidates: Vec<String>, suggestion: String },
+fn unsupported_custom_sql() -> Miss {
+    miss(
+        "custom_sql",
+        &[],
+        "Tableau could not parse this custom SQL (isUnsupportedCustomSql), so the tables it reads are unknown. Move the query into a dbt model and point the workbook at that model; table tableau_custom_sql holds the query text".into(),
+    )
 }
 
-fn match_workbook(index: &Index, rows: &[TableRow]) -> (Vec<Dependency>, Vec<Unmatched>) {
-    let mut deps: BTreeMap<&str, Dependency> = BTreeMap::new();
-    let mut unmatched = Vec::new();
-    for tr in rows {
-        let row = tr.row;
-        let key = tr.key.and_then(|k| k.key.clone());
-        match match_table(index, tr) {
-            Outcome::Matched(uid) => {
-                deps.entry(uid).or_insert_with(|| Dependency {
-                    integration: row.integration.clone(),
-                    workbook_id: row.workbook_id.clone(),
-                    unique_id: uid.to_string(),
-                    table_id: row.table_id.clone(),
-                    via: row.via.to_string(),
-                    key: key.unwrap_or_default(),
-                });
-            }
-            Outcome::Unmatched { reason, candidates, suggestion } => unmatched.push(Unmatched {
-                integration: row.integration.clone(),
-                workbook_id: row.workbook_id.clone(),
-                table_id: row.table_id.clone(),
-                via: row.via.to_string(),
-                via_id: row.via_id.clone(),
-                table_name: row.name.clone(),
-                key,
-                reason,
-                candidates,
-                suggestion,
-            }),
-        }
-    }
-    (deps.into_values().collect(), unmatched)
+fn ids<'a>(index: &Index<'a>, list: &[usize]) -> Vec<&'a str> {
+    list.iter().map(|&i| index.nodes[i].unique_id).collect()
 }
 
-fn ids(index: &Index, list: &[usize]) -> Vec<String> {
-    list.iter().map(|&i| index.nodes[i].unique_id.to_string()).collect()
-}
-
-fn match_table<'a>(index: &Index<'a>, tr: &TableRow) -> Outcome<'a> {
-    let row = tr.row;
-    if row.via == "custom_sql" && row.table_id.is_empty() {
-        return Outcome::Unmatched {
-            reason: "custom_sql",
-            candidates: vec![],
-            suggestion: "Tableau could not parse this custom SQL (isUnsupportedCustomSql), so the tables it reads are unknown. Move the query into a dbt model and point the workbook at that model; table tableau_custom_sql holds the query text".into(),
-        };
-    }
-    match tr.key.map(|k| k.status) {
+/// The outcome for a Tableau table with key `k` (`None`: no key row at all).
+fn match_key<'a>(index: &'a Index<'a>, k: Option<&RelationKey>) -> Outcome<'a> {
+    match k.map(|k| k.status) {
         Some("redacted") | None => {
-            return Outcome::Unmatched {
-                reason: "redacted_name",
-                candidates: vec![],
-                suggestion: "Tableau returned this table without its name (Catalog permissions). Give the PAT's user the Site Administrator Explorer role, or Catalog view rights, and extract again".into(),
-            }
+            return Outcome::Unmatched(miss(
+                "redacted_name",
+                &[],
+                "Tableau returned this table without its name (Catalog permissions). Give the PAT's user the Site Administrator Explorer role, or Catalog view rights, and extract again".into(),
+            ))
         }
         Some("file") => {
-            return Outcome::Unmatched {
-                reason: "file_connection",
-                candidates: vec![],
-                suggestion: "Reads a file or web connector, not a warehouse table: there is nothing in dbt to depend on".into(),
-            }
+            return Outcome::Unmatched(miss(
+                "file_connection",
+                &[],
+                "Reads a file or web connector, not a warehouse table: there is nothing in dbt to depend on".into(),
+            ))
         }
         _ => {}
     }
-    let key = tr.key.and_then(|k| k.key.as_deref()).unwrap_or_default();
+    let schema_ident = k.and_then(|k| k.schema_ident());
+    let key = k.and_then(|k| k.key.as_deref()).unwrap_or_default();
     let exact = index.by_key.get(key).map(Vec::as_slice).unwrap_or(&[]);
-    let tableau_db = tr.key.and_then(|k| k.database.as_deref()).unwrap_or_default();
+    let tableau_db = k.and_then(|k| k.database.as_deref()).unwrap_or_default();
     // Tableau without a database name: the schema and identifier must then be unique in dbt.
     let candidates: &[usize] = if exact.is_empty() && tableau_db.is_empty() {
-        tr.schema_ident.and_then(|si| index.by_schema_ident.get(si)).map(Vec::as_slice).unwrap_or(&[])
+        schema_ident.as_deref().and_then(|si| index.by_schema_ident.get(si)).map(Vec::as_slice).unwrap_or(&[])
     } else {
         exact
     };
     let enabled: Vec<usize> = candidates.iter().copied().filter(|&i| index.nodes[i].enabled).collect();
     if enabled.len() > 1 {
-        return Outcome::Unmatched {
-            reason: "ambiguous",
-            candidates: ids(index, &enabled),
-            suggestion: format!(
+        return Outcome::Unmatched(miss(
+            "ambiguous",
+            &ids(index, &enabled),
+            format!(
                 "{} dbt nodes have the key {key} once case and quotes are folded; autoexpose does not pick one. Give them distinct names",
                 enabled.len()
             ),
-        };
+        ));
     }
     if let Some(&i) = enabled.first() {
         let n = &index.nodes[i];
         if n.resource_type == "model" && n.access == Some("private") {
-            return Outcome::Unmatched {
-                reason: "private_model",
-                candidates: vec![n.unique_id.to_string()],
-                suggestion: format!(
+            return Outcome::Unmatched(miss(
+                "private_model",
+                &[n.unique_id],
+                format!(
                     "{} is private to its group, and dbt refuses references to it from an exposure. Make it protected or public, or point the workbook at a public model",
                     n.unique_id
                 ),
-            };
+            ));
         }
-        return Outcome::Matched(n.unique_id);
+        return Outcome::Matched(n);
     }
     if !candidates.is_empty() {
-        return Outcome::Unmatched {
-            reason: "disabled_node",
-            candidates: ids(index, candidates),
-            suggestion: format!(
+        let ids = ids(index, candidates);
+        return Outcome::Unmatched(miss(
+            "disabled_node",
+            &ids,
+            format!(
                 "{} is disabled in dbt (enabled: false), and dbt fails on references to disabled nodes. Enable it, or point the workbook at an enabled model",
-                ids(index, candidates).join(", ")
+                ids.join(", ")
             ),
-        };
+        ));
     }
-    if let Some(same) = tr.schema_ident.and_then(|si| index.by_schema_ident.get(si)) {
+    if let Some(same) = schema_ident.as_deref().and_then(|si| index.by_schema_ident.get(si)) {
         let dbs: Vec<&str> = same.iter().map(|&i| index.nodes[i].database).collect();
-        return Outcome::Unmatched {
-            reason: "database_mismatch",
-            candidates: ids(index, same),
-            suggestion: format!(
+        return Outcome::Unmatched(miss(
+            "database_mismatch",
+            &ids(index, same),
+            format!(
                 "dbt builds {} in database {}, Tableau reads database {tableau_db:?}. If they are the same tables, add `database_aliases: {{{tableau_db}: {}}}` to this tableau integration in the config",
-                tr.schema_ident.unwrap_or(""),
+                schema_ident.as_deref().unwrap_or(""),
                 dbs.join(", "),
                 dbs.first().copied().unwrap_or("")
             ),
-        };
+        ));
     }
-    Outcome::Unmatched {
-        reason: "not_in_manifest",
-        candidates: vec![],
-        suggestion: format!(
+    Outcome::Unmatched(miss(
+        "not_in_manifest",
+        &[],
+        format!(
             "No dbt model, seed, snapshot or source is built as {key}. If dbt builds it under another name, check the Tableau connection's database and schema; otherwise it is not managed by dbt"
         ),
-    }
+    ))
 }
+

@@ -12,7 +12,6 @@ use crate::db;
 use crate::extract;
 use crate::http::HttpMode;
 use crate::log;
-use crate::matching::Dependency;
 use crate::normalize::RelationKey;
 use crate::rows::Extracted;
 
@@ -84,7 +83,8 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
             db::require_stage(&conn, "match", &config.database)?;
             let (x, deps) = rayon::join(|| Extracted::load(&config.database), || crate::matching::load(&config.database));
             let (x, deps) = (x?, deps?);
-            emit(&mut conn, &config, &x, &deps)?;
+            let links: Vec<_> = deps.iter().map(|d| d.link()).collect();
+            emit(&mut conn, &config, &x, &links)?;
         }
         Command::Run(r) => {
             // Settle the refresh switches first: a bad env var should fail before any work.
@@ -168,11 +168,12 @@ fn normalize(conn: &mut Connection, config: &Config, x: &Extracted) -> Result<Ve
     Ok(stage(conn, config, "normalize", |c| crate::normalize::run(c, config, x))?.1)
 }
 
-fn matching(conn: &mut Connection, config: &Config, x: &Extracted, keys: &[RelationKey]) -> Result<Vec<Dependency>> {
-    Ok(stage(conn, config, "match", |c| crate::matching::run(c, x, keys))?.1)
+fn matching(conn: &mut Connection, config: &Config, x: &Extracted, keys: &[RelationKey]) -> Result<()> {
+    stage(conn, config, "match", |c| Ok((crate::matching::run(c, x, keys)?, ())))?;
+    Ok(())
 }
 
-fn emit(conn: &mut Connection, config: &Config, x: &Extracted, deps: &[Dependency]) -> Result<crate::emit::EmitSummary> {
+fn emit(conn: &mut Connection, config: &Config, x: &Extracted, deps: &[crate::matching::Link]) -> Result<crate::emit::EmitSummary> {
     Ok(stage(conn, config, "emit", |c| crate::emit::run(c, config, x, deps))?.1)
 }
 

@@ -105,13 +105,12 @@ fn work<'a>(writer: &Writer<'a>, config: &'a Config, mode: &HttpMode, summary: &
 
     let started = std::time::Instant::now();
     let matched = Arc::new(matching::compute(&x, &keys));
-    drop(keys);
     timed("match", started);
-    let mw = Arc::clone(&matched);
-    writer.stage(config, "match", move |c| matching::write(c, &mw));
+    let (mx, mk, mw) = (Arc::clone(&x), Arc::clone(&keys), Arc::clone(&matched));
+    writer.stage(config, "match", move |c| matching::write(c, &mx, &mk, &mw));
 
     let started = std::time::Instant::now();
-    let plan = match emit::plan(config, &x, &matched.dependencies) {
+    let plan = match emit::plan(config, &x, &matched.links(&x)) {
         Ok(p) => p,
         Err(e) => {
             writer.failed(config, "emit", e);
@@ -122,7 +121,7 @@ fn work<'a>(writer: &Writer<'a>, config: &'a Config, mode: &HttpMode, summary: &
     // Hundreds of thousands of rows are freed on a thread of their own while emit is written,
     // instead of on the way to it (0.1 s at 20k workbooks). The writer holds its own handles
     // to what it still writes, so this drops only this thread's references.
-    let done_with = (x, matched);
+    let done_with = (x, keys, matched);
     std::thread::spawn(move || drop(done_with));
     writer.stage(config, "emit", move |c| {
         let (report, s) = emit::write(c, config, plan)?;
