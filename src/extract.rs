@@ -23,7 +23,7 @@ use crate::rows::{self, Extracted};
 pub(crate) struct Read {
     /// The manifest without its nodes and sources, which moved into `rows`.
     manifest: Manifest,
-    blake3: String,
+    xxh3: String,
     sites: Vec<SiteExtract>,
     /// A site came back incomplete (and `allow_partial` did not excuse it).
     pub(crate) incomplete: bool,
@@ -53,10 +53,10 @@ pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<Read> {
             if parsed.is_err() {
                 clients.iter().for_each(|(_, client)| client.cancel());
             }
-            parsed.map(|(mut manifest, blake3)| {
+            parsed.map(|(mut manifest, xxh3)| {
                 let counts = (manifest.nodes.len(), manifest.sources.len());
                 let rows = dbt_rows(&mut manifest);
-                (manifest, blake3, counts, rows)
+                (manifest, xxh3, counts, rows)
             })
         });
         // The sites finish first (one core each, and less to read): their rows are made
@@ -68,7 +68,7 @@ pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<Read> {
         (parse.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), sites)
     });
     drop(bytes);
-    let (manifest, blake3, (models, sources), dbt) = parsed?;
+    let (manifest, xxh3, (models, sources), dbt) = parsed?;
     log::info(&format!(
         "Read manifest {} ({models} models, seeds and snapshots; {sources} sources)",
         config.manifest.display(),
@@ -76,7 +76,7 @@ pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<Read> {
     let (sites, incomplete, tableau) = sites?;
     let mut rows = Extracted { sites: tableau.sites, workbooks: tableau.workbooks, tables: tableau.tables, ..dbt };
     rows.sort();
-    Ok(Read { manifest, blake3, sites, incomplete, rows })
+    Ok(Read { manifest, xxh3, sites, incomplete, rows })
 }
 
 /// Every site in config order; whether any is incomplete without `allow_partial`.
@@ -140,9 +140,9 @@ fn tableau_rows(sites: &mut [SiteExtract]) -> Extracted {
 /// Replaces extract's rows with `read` and `x`, in one transaction.
 pub(crate) fn write(conn: &mut Connection, config: &Config, read: &Read, x: &Extracted) -> Result<StageReport> {
     let mut report = StageReport { incomplete: read.incomplete, ..Default::default() };
-    report.inputs.insert(config.manifest.display().to_string(), format!("blake3:{}", read.blake3));
+    report.inputs.insert(config.manifest.display().to_string(), format!("xxh3:{}", read.xxh3));
     let tx = conn.transaction()?;
-    write_manifest(&tx, &config.manifest, &read.manifest, &read.blake3, &x.nodes)?;
+    write_manifest(&tx, &config.manifest, &read.manifest, &read.xxh3, &x.nodes)?;
     tableau::store::clear(&tx)?;
     for site in &read.sites {
         tableau::store::write(&tx, site)?;
@@ -159,16 +159,16 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, read: &Read, x: &Ext
     Ok(report)
 }
 
-fn write_manifest(tx: &Transaction, path: &Path, m: &Manifest, blake3: &str, nodes: &[rows::Node]) -> Result<()> {
+fn write_manifest(tx: &Transaction, path: &Path, m: &Manifest, xxh3: &str, nodes: &[rows::Node]) -> Result<()> {
     for t in ["dbt_manifest", "dbt_nodes", "dbt_exposures"] {
         tx.execute(&format!("DELETE FROM {t}"), [])?;
     }
     let project = m.metadata.project_name.clone().unwrap_or_default();
     tx.execute(
-        "INSERT INTO dbt_manifest (path, blake3, schema_version, dbt_version, project_name, adapter_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO dbt_manifest (path, xxh3, schema_version, dbt_version, project_name, adapter_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             path.display().to_string(),
-            blake3,
+            xxh3,
             m.metadata.dbt_schema_version,
             m.metadata.dbt_version,
             project,

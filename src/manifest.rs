@@ -238,7 +238,7 @@ struct Cursor {
     /// read the file again if touched. Never true for memory of our own.
     mapped: bool,
     page: usize,
-    hasher: Option<blake3::Hasher>,
+    hasher: Option<xxhash_rust::xxh3::Xxh3>,
 }
 
 thread_local! {
@@ -282,7 +282,7 @@ pub(crate) fn load(path: &Path) -> Result<(Manifest, Bytes), ManifestError> {
     Ok((manifest, bytes))
 }
 
-/// Parses and checks a manifest read by `read`, and hashes it (`config::hex_blake3`) on the way.
+/// Parses and checks a manifest read by `read`, and hashes it (`config::hex_xxh3`) on the way.
 pub(crate) fn parse_hashed(path: &Path, bytes: &Bytes) -> Result<(Manifest, String), ManifestError> {
     let (manifest, hash) = parse_with(path, bytes, bytes.is_mapped(), true)?;
     Ok((manifest, hash.unwrap_or_default()))
@@ -364,7 +364,7 @@ fn parse_with(path: &Path, bytes: &[u8], mapped: bool, hash: bool) -> Result<(Ma
             done: 0,
             mapped,
             page,
-            hasher: hash.then(blake3::Hasher::new),
+            hasher: hash.then(xxhash_rust::xxh3::Xxh3::new),
         })
     });
     let _guard = Guard;
@@ -372,7 +372,7 @@ fn parse_with(path: &Path, bytes: &[u8], mapped: bool, hash: bool) -> Result<(Ma
     let hash = CURSOR.with(|c| c.borrow_mut().take()).and_then(|mut c| {
         let mut h = c.hasher.take()?;
         h.update(&bytes[c.done..]);
-        Some(h.finalize().to_hex().to_string())
+        Some(format!("{:032x}", h.digest128()))
     });
     let manifest = parsed.map_err(|e| ManifestError::Parse {
         path: path.to_path_buf(),
@@ -447,7 +447,7 @@ mod tests {
         assert!(bytes.is_mapped());
         let (mapped, hash) = parse_hashed(&path, &bytes).unwrap();
         let in_memory = parse(&path, text.as_bytes()).unwrap();
-        assert_eq!(hash, crate::config::hex_blake3(text.as_bytes()));
+        assert_eq!(hash, crate::config::hex_xxh3(text.as_bytes()));
         assert_eq!(format!("{mapped:?}"), format!("{in_memory:?}"));
         assert_eq!((mapped.nodes.len(), mapped.sources.len()), (4000, 2000));
         #[cfg(target_os = "linux")]

@@ -27,7 +27,7 @@ use anyhow::{Context, Result};
 use rusqlite::{params, Connection};
 
 use crate::clock::{ago, Instant};
-use crate::config::{hex_blake3, ActiveExposures, Config};
+use crate::config::{hex_xxh3, ActiveExposures, Config};
 use crate::db::StageReport;
 use crate::http::HttpMode;
 use crate::log;
@@ -85,7 +85,7 @@ struct Exposure {
 pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts: &Options) -> Result<(StageReport, Summary)> {
     let mut report = StageReport::default();
     let (rr, bytes) = run_results::load(&config.run_results)?;
-    report.inputs.insert(config.run_results.display().to_string(), format!("blake3:{}", hex_blake3(&bytes)));
+    report.inputs.insert(config.run_results.display().to_string(), format!("xxh3:{}", hex_xxh3(&bytes)));
     drop(bytes);
     let run_id: i64 = conn.query_row("SELECT max(run_id) FROM runs WHERE stage = 'refresh'", [], |r| r.get(0))?;
     let exposures = load_exposures(conn)?;

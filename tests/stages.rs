@@ -38,7 +38,7 @@ fn each_stage_over_the_demo() {
     let mut extract = tables(&conn, EXTRACT_TABLES);
     extract.insert(
         "dbt_manifest".into(),
-        dump_query(&conn, "SELECT blake3, schema_version, dbt_version, project_name, adapter_type FROM dbt_manifest"),
+        dump_query(&conn, "SELECT xxh3, schema_version, dbt_version, project_name, adapter_type FROM dbt_manifest"),
     );
     extract.insert("raw_responses".into(), dump_query(&conn, "SELECT integration, seq, method, path, status FROM raw_responses"));
     insta::assert_yaml_snapshot!("extract", extract);
