@@ -51,6 +51,7 @@ const QUERY_SOURCES: &[&str] = &[
     include_str!("../src/tableau/custom_sql.graphql"),
     include_str!("../src/tableau/extract.rs"),
     include_str!("../src/tableau/client.rs"),
+    include_str!("../src/http/recording.rs"),
 ];
 
 struct Size {

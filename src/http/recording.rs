@@ -4,21 +4,27 @@
 //! scrubbed, hashed; plus a counter for how often the same key was seen, so a retried request
 //! (429, then 200) replays in order. Headers are not part of the key, so the session token in
 //! `X-Tableau-Auth` changes nothing, and replay needs no credentials at all.
+//!
+//! A JSON response body is kept as JSON (`response.json`), byte for byte as it came: readable
+//! in the file, and replayed without unescaping a string as large as the body. Other bodies
+//! are kept as text (`response.body`), as every body was before; both forms replay.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::secrets::Secrets;
 use super::{Request, Response, Transport, TransportError};
 use crate::config::hex_sha256;
 
 #[derive(Serialize, Deserialize)]
-struct Exchange {
+struct Exchange<'a> {
     request: RecordedRequest,
-    response: RecordedResponse,
+    #[serde(borrow)]
+    response: RecordedResponse<'a>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -29,10 +35,32 @@ struct RecordedRequest {
 }
 
 #[derive(Serialize, Deserialize)]
-struct RecordedResponse {
+struct RecordedResponse<'a> {
     status: u16,
     headers: Vec<(String, String)>,
-    body: String,
+    /// The body, when it is one JSON value without surrounding whitespace, exactly as sent.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    json: Option<&'a RawValue>,
+    /// Any other body, as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body: Option<String>,
+}
+
+impl<'a> RecordedResponse<'a> {
+    /// `text` as JSON when it is exactly one JSON value, else as text.
+    fn body(status: u16, headers: Vec<(String, String)>, text: &'a str) -> RecordedResponse<'a> {
+        match serde_json::from_str::<&RawValue>(text) {
+            Ok(raw) if raw.get().len() == text.len() => RecordedResponse { status, headers, json: Some(raw), body: None },
+            _ => RecordedResponse { status, headers, json: None, body: Some(text.to_string()) },
+        }
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        match (self.json, self.body) {
+            (Some(raw), _) => raw.get().as_bytes().to_vec(),
+            (None, body) => body.unwrap_or_default().into_bytes(),
+        }
+    }
 }
 
 struct Keyer {
@@ -89,13 +117,10 @@ impl Transport for Recorder {
     fn send(&self, req: &Request) -> Result<Response, TransportError> {
         let (key, path, body) = self.keyer.key(req);
         let resp = self.inner.send(req)?;
+        let text = self.keyer.secrets.scrub(&resp.text());
         let exchange = Exchange {
             request: RecordedRequest { method: req.method.to_string(), path, body },
-            response: RecordedResponse {
-                status: resp.status,
-                headers: resp.headers.clone(),
-                body: self.keyer.secrets.scrub(&resp.text()),
-            },
+            response: RecordedResponse::body(resp.status, resp.headers.clone(), &text),
         };
         let file = self.dir.join(format!("{key}.json"));
         let json = serde_json::to_string_pretty(&exchange).expect("exchange serializes");
@@ -131,11 +156,8 @@ impl Transport for Replayer {
             path: file.display().to_string(),
             message: e.to_string(),
         })?;
-        Ok(Response {
-            status: exchange.response.status,
-            headers: exchange.response.headers,
-            body: exchange.response.body.into_bytes(),
-        })
+        let (status, headers) = (exchange.response.status, exchange.response.headers.clone());
+        Ok(Response { status, headers, body: exchange.response.into_bytes() })
     }
 
     /// One: a replayed request costs CPU, not waiting, so a second one in flight would only
@@ -187,5 +209,47 @@ mod tests {
         assert_eq!(replay.send(&req2).unwrap().status, 200);
         let err = replay.send(&req2).unwrap_err().to_string();
         assert!(err.contains("no recording"), "{err}");
+    }
+
+    struct Body(&'static [u8]);
+    impl Transport for Body {
+        fn send(&self, _req: &Request) -> Result<Response, TransportError> {
+            Ok(Response { status: 200, headers: vec![("content-type".into(), "x".into())], body: self.0.to_vec() })
+        }
+    }
+
+    /// JSON bodies are stored as JSON, anything else as text; either replays byte for byte,
+    /// and so do recordings from before JSON bodies were stored as JSON.
+    #[test]
+    fn bodies_replay_byte_for_byte_in_either_form() {
+        let bodies: [(&[u8], bool); 6] = [
+            (br#"{"data":{"a":[1,2.50,"x\"y\u2028\ud83d\ude00"],"b":null}}"#, true),
+            (br#"[ 1 , {"k" :"v"} ]"#, true),
+            (b" {\"a\":1}\n", false),
+            (b"<?xml version=\"1.0\"?><tsResponse/>", false),
+            (br#"{"a":1}{"b":2}"#, false),
+            (b"", false),
+        ];
+        for (i, (body, as_json)) in bodies.into_iter().enumerate() {
+            let dir = tempfile::tempdir().unwrap();
+            let req = Request::new("GET", &format!("http://127.0.0.1:1/x/{i}"));
+            Recorder::new(Box::new(Body(body)), dir.path(), Secrets::default()).unwrap().send(&req).unwrap();
+            let file = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+            let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+            assert_eq!(stored["response"].get("json").is_some(), as_json, "body {i}: {stored}");
+            let replayed = Replayer::new(dir.path(), Secrets::default()).send(&req).unwrap();
+            assert_eq!(replayed.body, body, "body {i}");
+        }
+        // The older form: every body a string.
+        let dir = tempfile::tempdir().unwrap();
+        let req = Request::new("GET", "http://127.0.0.1:1/old");
+        Recorder::new(Box::new(Body(b"{}")), dir.path(), Secrets::default()).unwrap().send(&req).unwrap();
+        let file = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+        let mut old: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        let r = old["response"].as_object_mut().unwrap();
+        r.remove("json");
+        r.insert("body".into(), r#"{"old":"form"}"#.into());
+        std::fs::write(&file, serde_json::to_vec_pretty(&old).unwrap()).unwrap();
+        assert_eq!(Replayer::new(dir.path(), Secrets::default()).send(&req).unwrap().body, br#"{"old":"form"}"#);
     }
 }
