@@ -9,12 +9,13 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashSet as HashSet;
 
 use anyhow::Result;
+use rayon::prelude::*;
 use rusqlite::Connection;
 
 use crate::config::Config;
 use crate::db::StageReport;
 use crate::keys::{dbt_key, tableau_key, TableauTable};
-use crate::rows::Extracted;
+use crate::rows::{Extracted, TableUse};
 
 /// `__typename`s and connection types that are files or web connectors, not warehouse tables.
 const FILE_TYPES: &[&str] = &["File", "CloudFile", "WebDataConnector"];
@@ -122,55 +123,62 @@ fn row(
 }
 
 /// The keys of every dbt node, then of every Tableau table (once each, from its first row).
+/// The two sides are worked out at once, each in parallel (rayon).
 pub(crate) fn compute(x: &Extracted, config: &Config) -> Vec<RelationKey> {
     let aliases: BTreeMap<&str, &BTreeMap<String, String>> =
         config.tableau.iter().map(|s| (s.name.as_str(), &s.database_aliases)).collect();
-    let empty = BTreeMap::new();
-    let mut out = Vec::with_capacity(x.nodes.len() + x.tables.len() / 4);
-    for n in &x.nodes {
-        if n.materialized.as_deref() == Some("ephemeral") {
-            let parts = (n.database.clone(), n.schema.clone(), Some(n.identifier.clone()));
-            out.push(row("dbt", "", &n.unique_id, None, parts, "ephemeral model: no relation".into(), "no_relation"));
-            continue;
-        }
-        let k = dbt_key(n.database.as_deref(), n.schema.as_deref(), &n.identifier, n.resource_type == "source");
-        let text = k.text();
-        out.push(row("dbt", "", &n.unique_id, Some(text), (Some(k.database), Some(k.schema), Some(k.identifier)), k.derivation, "ok"));
-    }
-
-    let mut done: HashSet<(&str, &str)> = HashSet::default();
-    let first_tableau = out.len();
-    for t in x.tables.iter().filter(|t| !t.table_id.is_empty()) {
-        if !done.insert((&t.integration, &t.table_id)) {
-            continue;
-        }
-        let (i, id) = (t.integration.as_str(), t.table_id.as_str());
-        if t.name.is_none() && t.full_name.is_none() && t.schema.is_none() && t.database_name.is_none() {
-            let why = "name, fullName, schema and database.name are all null: redacted by Tableau permissions";
-            out.push(row("tableau", i, id, None, (None, None, None), why.into(), "redacted"));
-            continue;
-        }
-        let (dtype, ctype) = (t.database_type.as_deref(), t.connection_type.as_deref());
-        let is_file = dtype.is_some_and(|d| FILE_TYPES.contains(&d)) || ctype.is_some_and(|c| FILE_CONNECTIONS.contains(&c));
-        if is_file {
-            let what = format!("file or web connection ({}): not a warehouse table", dtype.or(ctype).unwrap_or("?"));
-            out.push(row("tableau", i, id, None, (t.database_name.clone(), t.schema.clone(), t.name.clone()), what, "file"));
-            continue;
-        }
-        let tt = TableauTable {
-            name: t.name.as_deref(),
-            full_name: t.full_name.as_deref(),
-            schema: t.schema.as_deref(),
-            database: t.database_name.as_deref(),
-        };
-        match tableau_key(&tt, aliases.get(i).copied().unwrap_or(&empty)) {
-            Some(k) => {
-                let text = k.text();
-                out.push(row("tableau", i, id, Some(text), (Some(k.database), Some(k.schema), Some(k.identifier)), k.derivation, "ok"));
-            }
-            None => out.push(row("tableau", i, id, None, (t.database_name.clone(), t.schema.clone(), None), "no name or fullName".into(), "redacted")),
-        }
-    }
-    out[first_tableau..].sort_by(|a, b| (&a.integration, &a.reference).cmp(&(&b.integration, &b.reference)));
+    let (mut out, tableau) = rayon::join(|| dbt_keys(x), || tableau_keys(x, &aliases));
+    out.extend(tableau);
     out
+}
+
+fn dbt_keys(x: &Extracted) -> Vec<RelationKey> {
+    x.nodes
+        .par_iter()
+        .map(|n| {
+            if n.materialized.as_deref() == Some("ephemeral") {
+                let parts = (n.database.clone(), n.schema.clone(), Some(n.identifier.clone()));
+                return row("dbt", "", &n.unique_id, None, parts, "ephemeral model: no relation".into(), "no_relation");
+            }
+            let k = dbt_key(n.database.as_deref(), n.schema.as_deref(), &n.identifier, n.resource_type == "source");
+            let text = k.text();
+            row("dbt", "", &n.unique_id, Some(text), (Some(k.database), Some(k.schema), Some(k.identifier)), k.derivation, "ok")
+        })
+        .collect()
+}
+
+/// One key per distinct (integration, table id), from the table's first row, in that order.
+fn tableau_keys(x: &Extracted, aliases: &BTreeMap<&str, &BTreeMap<String, String>>) -> Vec<RelationKey> {
+    let mut done: HashSet<(&str, &str)> = HashSet::default();
+    let mut first: Vec<&TableUse> = x.tables.iter().filter(|t| !t.table_id.is_empty() && done.insert((&t.integration, &t.table_id))).collect();
+    first.sort_by(|a, b| (&a.integration, &a.table_id).cmp(&(&b.integration, &b.table_id)));
+    let empty = BTreeMap::new();
+    first.par_iter().map(|t| tableau_row(t, aliases.get(t.integration.as_str()).copied().unwrap_or(&empty))).collect()
+}
+
+fn tableau_row(t: &TableUse, aliases: &BTreeMap<String, String>) -> RelationKey {
+    let (i, id) = (t.integration.as_str(), t.table_id.as_str());
+    if t.name.is_none() && t.full_name.is_none() && t.schema.is_none() && t.database_name.is_none() {
+        let why = "name, fullName, schema and database.name are all null: redacted by Tableau permissions";
+        return row("tableau", i, id, None, (None, None, None), why.into(), "redacted");
+    }
+    let (dtype, ctype) = (t.database_type.as_deref(), t.connection_type.as_deref());
+    let is_file = dtype.is_some_and(|d| FILE_TYPES.contains(&d)) || ctype.is_some_and(|c| FILE_CONNECTIONS.contains(&c));
+    if is_file {
+        let what = format!("file or web connection ({}): not a warehouse table", dtype.or(ctype).unwrap_or("?"));
+        return row("tableau", i, id, None, (t.database_name.clone(), t.schema.clone(), t.name.clone()), what, "file");
+    }
+    let tt = TableauTable {
+        name: t.name.as_deref(),
+        full_name: t.full_name.as_deref(),
+        schema: t.schema.as_deref(),
+        database: t.database_name.as_deref(),
+    };
+    match tableau_key(&tt, aliases) {
+        Some(k) => {
+            let text = k.text();
+            row("tableau", i, id, Some(text), (Some(k.database), Some(k.schema), Some(k.identifier)), k.derivation, "ok")
+        }
+        None => row("tableau", i, id, None, (t.database_name.clone(), t.schema.clone(), None), "no name or fullName".into(), "redacted"),
+    }
 }
