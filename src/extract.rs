@@ -60,8 +60,8 @@ pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<Read> {
                 (manifest, xxh3, counts, rows)
             })
         });
-        // The sites finish first (one core each, and less to read): their rows are made
-        // while the manifest is still being parsed.
+        // Each half's rows are made and sorted on the thread that read it. In replay the sites
+        // are done first, so theirs are made while the manifest is still being parsed.
         let sites = extract_sites(&clients).map(|(mut sites, incomplete)| {
             let mut rows = tableau_rows(&mut sites);
             rows.sort();
