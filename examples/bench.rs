@@ -656,7 +656,7 @@ fn count_tests(path: &Path) -> u64 {
 }
 
 /// The phases `phases` cuts a `run` into.
-const PHASES: usize = 8;
+const PHASES: usize = 6;
 
 /// When (seconds since the start) the last stderr line of a watched run matching `pred` came.
 fn line_at(p: &Proc, pred: &dyn Fn(&str) -> bool) -> Option<f64> {
@@ -666,12 +666,11 @@ fn line_at(p: &Proc, pred: &dyn Fn(&str) -> bool) -> Option<f64> {
 /// A watched `run -v` cut into the main thread's phases by the time its lines arrived:
 /// (phase, seconds). The writer thread's `stage X took` lines interleave with these; only
 /// `stage emit took` ends a phase (the main thread has nothing left to do but wait for it).
+/// Extract is one phase: the manifest is parsed while Tableau is read on another thread.
 fn phases(p: &Proc) -> Vec<(&'static str, f64)> {
     let at = |pred: &dyn Fn(&str) -> bool| line_at(p, pred);
     let marks: [(&'static str, Option<f64>); PHASES] = [
-        ("start, config, manifest map + parse + hash", at(&|l| l.starts_with("Read manifest"))),
-        ("Tableau: replayed responses, JSON parsing", at(&|l| l.contains(" requests ("))),
-        ("extract rows", at(&|l| l.starts_with("stage extract worked out"))),
+        ("start, config, extract (the manifest parse with Tableau read beside it, and the rows)", at(&|l| l.starts_with("stage extract worked out"))),
         ("normalize (work)", at(&|l| l.starts_with("stage normalize worked out"))),
         ("match (work)", at(&|l| l.starts_with("stage match worked out"))),
         ("emit (work)", at(&|l| l.starts_with("stage emit worked out"))),
@@ -1025,9 +1024,12 @@ fn where_run_goes(s: &mut String, p: &Proc) {
             ph.iter().map(|(k, t)| format!("{k} {} ({:.0}%)", secs(*t), t * 100.0 / total)).collect();
         let _ = writeln!(
             s,
-            "Where `run`'s {} go, on the main thread, by when its `-v` lines came: {}.",
+            "Where `run`'s {} go, on the main thread, by when its `-v` lines came: {}.{}",
             secs(total),
-            parts.join(", ")
+            parts.join(", "),
+            line_at(p, &|l| l.contains(" requests ("))
+                .map(|t| format!(" The Tableau site was read by {} into the run.", secs(t)))
+                .unwrap_or_default()
         );
     } else if !p.worked_out.is_empty() {
         let parts: Vec<String> = order
