@@ -120,6 +120,18 @@ enum Outcome<'a> {
     Unmatched(Miss),
 }
 
+/// An outcome as the rows refer to it: the node, or an index into `Matched::misses`.
+#[derive(Clone, Copy)]
+enum Verdict<'a> {
+    Node(&'a DbtNode<'a>),
+    Miss(u32),
+}
+
+/// The first two misses, shared by the rows they apply to: a table without a key row
+/// (`redacted_name`), and custom SQL Tableau could not parse.
+const NO_KEY: u32 = 0;
+const UNSUPPORTED_SQL: u32 = 1;
+
 /// Matches every distinct table (in parallel), then gives each workbook's rows their
 /// outcome (workbooks in parallel).
 pub(crate) fn compute(x: &Extracted, keys: &[RelationKey]) -> Matched {
@@ -130,25 +142,22 @@ pub(crate) fn compute(x: &Extracted, keys: &[RelationKey]) -> Matched {
         .par_iter()
         .map(|t| by_table.get(&(t.integration.as_str(), t.table_id.as_str())).map_or(u32::MAX, |&k| k as u32))
         .collect();
-    // Each distinct table's outcome, by key index; rows without a key share `none`.
-    let outcomes: Vec<Option<Outcome>> = keys
-        .par_iter()
-        .map(|k| (k.side == "tableau").then(|| match_key(&index, Some(k))))
+    // Each distinct table's outcome, by key index (dbt keys get none: no row points at them).
+    let outcomes: Vec<Option<Outcome>> =
+        keys.par_iter().map(|k| (k.side == "tableau").then(|| match_key(&index, Some(k)))).collect();
+    let Outcome::Unmatched(no_key) = match_key(&index, None) else { unreachable!("a table without a key never matches") };
+    let mut misses = vec![no_key, unsupported_custom_sql()];
+    let verdicts: Vec<Verdict> = outcomes
+        .into_iter()
+        .map(|o| match o {
+            Some(Outcome::Matched(n)) => Verdict::Node(n),
+            Some(Outcome::Unmatched(m)) => {
+                misses.push(m);
+                Verdict::Miss(misses.len() as u32 - 1)
+            }
+            None => Verdict::Miss(NO_KEY),
+        })
         .collect();
-    let none = match_key(&index, None);
-    let custom_sql = unsupported_custom_sql();
-
-    // Misses are numbered: the distinct tables' first, then `none`, then unsupported custom SQL.
-    let mut miss_of_key = vec![u32::MAX; keys.len()];
-    let mut misses = Vec::new();
-    for (k, o) in outcomes.iter().enumerate() {
-        if let Some(Outcome::Unmatched(_)) = o {
-            miss_of_key[k] = misses.len() as u32;
-            misses.push(k);
-        }
-    }
-    let none_miss = misses.len() as u32;
-    let custom_miss = none_miss + 1;
 
     let results: Vec<(Vec<Dependency>, Vec<Unmatched>)> = workbook_ranges(&x.tables)
         .par_iter()
@@ -156,20 +165,15 @@ pub(crate) fn compute(x: &Extracted, keys: &[RelationKey]) -> Matched {
             let mut deps: Vec<(&str, Dependency)> = Vec::new();
             let mut unmatched = Vec::new();
             for i in range.clone() {
-                let row = &x.tables[i];
-                let table = i as u32;
-                if row.via == "custom_sql" && row.table_id.is_empty() {
-                    unmatched.push(Unmatched { table, miss: custom_miss });
-                    continue;
-                }
-                let k = row_keys[i];
-                let outcome = if k == u32::MAX { &none } else { outcomes[k as usize].as_ref().unwrap_or(&none) };
-                match outcome {
-                    Outcome::Matched(n) => deps.push((n.unique_id, Dependency { table, node: n.row })),
-                    Outcome::Unmatched(_) => {
-                        let miss = if k == u32::MAX || miss_of_key[k as usize] == u32::MAX { none_miss } else { miss_of_key[k as usize] };
-                        unmatched.push(Unmatched { table, miss });
-                    }
+                let (row, table) = (&x.tables[i], i as u32);
+                let verdict = if row.via == "custom_sql" && row.table_id.is_empty() {
+                    Verdict::Miss(UNSUPPORTED_SQL)
+                } else {
+                    verdicts.get(row_keys[i] as usize).copied().unwrap_or(Verdict::Miss(NO_KEY))
+                };
+                match verdict {
+                    Verdict::Node(n) => deps.push((n.unique_id, Dependency { table, node: n.row })),
+                    Verdict::Miss(miss) => unmatched.push(Unmatched { table, miss }),
                 }
             }
             // One dependency per node, through its first row; in unique_id order.
@@ -182,22 +186,13 @@ pub(crate) fn compute(x: &Extracted, keys: &[RelationKey]) -> Matched {
     let mut matched = Matched {
         dependencies: Vec::with_capacity(results.iter().map(|r| r.0.len()).sum()),
         unmatched: Vec::with_capacity(results.iter().map(|r| r.1.len()).sum()),
-        misses: Vec::with_capacity(misses.len() + 2),
+        misses,
         row_keys,
     };
     for (deps, unmatched) in results {
         matched.dependencies.extend(deps);
         matched.unmatched.extend(unmatched);
     }
-    let mut outcomes = outcomes;
-    for k in misses {
-        if let Some(Outcome::Unmatched(m)) = outcomes[k].take() {
-            matched.misses.push(m);
-        }
-    }
-    let Outcome::Unmatched(none) = none else { unreachable!("a table without a key never matches") };
-    matched.misses.push(none);
-    matched.misses.push(custom_sql);
     matched
 }
 
