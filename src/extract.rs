@@ -27,14 +27,11 @@ pub(crate) struct Read {
     sites: Vec<SiteExtract>,
     /// A site came back incomplete (and `allow_partial` did not excuse it).
     pub(crate) incomplete: bool,
-    /// The rows for the later stages, each half made on the thread that read its source.
-    rows: Extracted,
 }
 
 /// Runs the stage and hands back the rows it wrote that later stages read.
 pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Result<(StageReport, Extracted)> {
-    let mut read = read(config, mode)?;
-    let x = rows(&mut read);
+    let (read, x) = read(config, mode)?;
     let report = write(conn, config, &read, &x)?;
     Ok((report, x))
 }
@@ -44,7 +41,11 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Re
 /// checked before any request is sent; a manifest that fails to parse stops the sites'
 /// requests (`Client::cancel`) and its error is the one reported. Memory stays low because
 /// the parse gives back the pages of the file it has read (`manifest::Cursor`).
-pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<Read> {
+///
+/// Hands back what `write` needs, and beside it the rows the later stages read, sorted as
+/// their tables' keys. The rows are made from the manifest's nodes and the sites' tables,
+/// which move into them: they exist once in memory, not twice.
+pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<(Read, Extracted)> {
     let clients = config.tableau.iter().map(|site| Ok((site, tableau::connect(site, mode)?))).collect::<Result<Vec<_>>>()?;
     let bytes = manifest::read(&config.manifest)?;
     let (parsed, sites) = std::thread::scope(|scope| {
@@ -78,7 +79,7 @@ pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<Read> {
     let (sites, incomplete, tableau) = sites?;
     // Each half was sorted on its thread; together they are in order.
     let rows = Extracted { sites: tableau.sites, workbooks: tableau.workbooks, tables: tableau.tables, ..dbt };
-    Ok(Read { manifest, xxh3, sites, incomplete, rows })
+    Ok((Read { manifest, xxh3, sites, incomplete }, rows))
 }
 
 /// Every site in config order; whether any is incomplete without `allow_partial`.
@@ -104,12 +105,6 @@ fn extract_sites(clients: &[(&TableauSite, tableau::client::Client)]) -> Result<
         sites.push(x);
     }
     Ok((sites, incomplete))
-}
-
-/// The rows later stages read, sorted as their tables' keys. They leave `read`, which keeps
-/// only what `write` needs besides them: the rows exist once in memory, not twice.
-pub(crate) fn rows(read: &mut Read) -> Extracted {
-    std::mem::take(&mut read.rows)
 }
 
 /// The dbt half of the rows. The manifest's nodes and sources move into them.

@@ -84,14 +84,14 @@ fn work<'a>(writer: &Writer<'a>, config: &'a Config, mode: &HttpMode, summary: &
         log::debug(&format!("stage {stage} worked out in {:.3}s", started.elapsed().as_secs_f64()));
     };
     let started = std::time::Instant::now();
-    let mut read = match extract::read(config, mode) {
+    let (read, x) = match extract::read(config, mode) {
         Ok(r) => r,
         Err(e) => {
             writer.failed(config, "extract", e);
             return None;
         }
     };
-    let x = Arc::new(extract::rows(&mut read));
+    let x = Arc::new(x);
     let incomplete = read.incomplete;
     timed("extract", started);
     let xw = Arc::clone(&x);
