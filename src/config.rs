@@ -322,7 +322,12 @@ fn lexical_clean(path: &Path) -> PathBuf {
 /// An input file's identity, as `runs.inputs` and `dbt_manifest.xxh3` hold it: XXH3-128, what
 /// `xxh128sum` prints. Not cryptographic, and it need not be: it tells which file a run read.
 pub(crate) fn hex_xxh3(bytes: &[u8]) -> String {
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+    xxh3_text(xxhash_rust::xxh3::xxh3_128(bytes))
+}
+
+/// An XXH3-128 digest as `xxh128sum` prints it, also for one computed piece by piece.
+pub(crate) fn xxh3_text(digest: u128) -> String {
+    format!("{digest:032x}")
 }
 
 pub(crate) fn hex_sha256(bytes: &[u8]) -> String {

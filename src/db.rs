@@ -76,6 +76,14 @@ pub(crate) struct StageReport {
     pub(crate) incomplete: bool,
 }
 
+impl StageReport {
+    /// Records an input file by its XXH3-128 hex (`config::hex_xxh3`), as `runs.inputs`
+    /// holds it since migration 0005: `xxh3:<hex>`.
+    pub(crate) fn input(&mut self, path: &std::path::Path, xxh3: &str) {
+        self.inputs.insert(path.display().to_string(), format!("xxh3:{xxh3}"));
+    }
+}
+
 /// Wall-clock time as RFC 3339 UTC, for the `runs` log only (decisions use `clock`).
 pub(crate) fn now_rfc3339() -> String {
     crate::clock::Instant::system().rfc3339()

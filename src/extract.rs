@@ -137,7 +137,7 @@ fn tableau_rows(sites: &mut [SiteExtract]) -> Extracted {
 /// Replaces extract's rows with `read` and `x`, in one transaction.
 pub(crate) fn write(conn: &mut Connection, config: &Config, read: &Read, x: &Extracted) -> Result<StageReport> {
     let mut report = StageReport { incomplete: read.incomplete, ..Default::default() };
-    report.inputs.insert(config.manifest.display().to_string(), format!("xxh3:{}", read.xxh3));
+    report.input(&config.manifest, &read.xxh3);
     let tx = conn.transaction()?;
     write_manifest(&tx, &config.manifest, &read.manifest, &read.xxh3, &x.nodes)?;
     tableau::store::clear(&tx)?;

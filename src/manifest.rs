@@ -372,7 +372,7 @@ fn parse_with(path: &Path, bytes: &[u8], mapped: bool, hash: bool) -> Result<(Ma
     let hash = CURSOR.with(|c| c.borrow_mut().take()).and_then(|mut c| {
         let mut h = c.hasher.take()?;
         h.update(&bytes[c.done..]);
-        Some(format!("{:032x}", h.digest128()))
+        Some(crate::config::xxh3_text(h.digest128()))
     });
     let manifest = parsed.map_err(|e| ManifestError::Parse {
         path: path.to_path_buf(),

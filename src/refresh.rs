@@ -85,7 +85,7 @@ struct Exposure {
 pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts: &Options) -> Result<(StageReport, Summary)> {
     let mut report = StageReport::default();
     let (rr, bytes) = run_results::load(&config.run_results)?;
-    report.inputs.insert(config.run_results.display().to_string(), format!("xxh3:{}", hex_xxh3(&bytes)));
+    report.input(&config.run_results, &hex_xxh3(&bytes));
     drop(bytes);
     let run_id: i64 = conn.query_row("SELECT max(run_id) FROM runs WHERE stage = 'refresh'", [], |r| r.get(0))?;
     let exposures = load_exposures(conn)?;

@@ -48,7 +48,7 @@ struct RecordedResponse<'a> {
 
 impl<'a> RecordedResponse<'a> {
     /// `text` as JSON when it is exactly one JSON value, else as text.
-    fn body(status: u16, headers: Vec<(String, String)>, text: &'a str) -> RecordedResponse<'a> {
+    fn from_text(status: u16, headers: Vec<(String, String)>, text: &'a str) -> RecordedResponse<'a> {
         match serde_json::from_str::<&RawValue>(text) {
             Ok(raw) if raw.get().len() == text.len() => RecordedResponse { status, headers, json: Some(raw), body: None },
             _ => RecordedResponse { status, headers, json: None, body: Some(text.to_string()) },
@@ -120,7 +120,7 @@ impl Transport for Recorder {
         let text = self.keyer.secrets.scrub(&resp.text());
         let exchange = Exchange {
             request: RecordedRequest { method: req.method.to_string(), path, body },
-            response: RecordedResponse::body(resp.status, resp.headers.clone(), &text),
+            response: RecordedResponse::from_text(resp.status, resp.headers.clone(), &text),
         };
         let file = self.dir.join(format!("{key}.json"));
         let json = serde_json::to_string_pretty(&exchange).expect("exchange serializes");
