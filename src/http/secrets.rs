@@ -34,28 +34,74 @@ impl Secrets {
     }
 }
 
-/// Blanks the session token in sign-in responses, JSON (`"token":"…"`) and XML (`token="…"`),
-/// even before the client has parsed and registered it, and the PAT's name in sign-in
-/// requests. The name is blanked by field, not wherever it occurs: a PAT named like the site
-/// would otherwise change every request body that recordings are keyed on.
+/// The fields that hold a credential in Tableau's sign-in request and response, JSON
+/// (`"name":"…"`) or XML (`name="…"`): the PAT's name and secret, a password, the session token.
+const SECRET_FIELDS: [&str; 4] = ["personalAccessTokenName", "personalAccessTokenSecret", "password", "token"];
+
+/// Blanks every credential field (`SECRET_FIELDS`), whatever its value and length, even before
+/// the client has parsed and registered a token. By field, not by value: a PAT named like the
+/// site, or a one-letter secret, would otherwise change (or survive in) every request body that
+/// recordings are keyed on, so a replay would depend on the environment it runs in.
 pub(crate) fn scrub_token_fields(text: &str) -> String {
     let mut out = text.to_string();
-    for (open, close) in [
-        ("\"token\":\"", '"'),
-        ("\"token\": \"", '"'),
-        ("token=\"", '"'),
-        ("\"personalAccessTokenName\":\"", '"'),
-        ("personalAccessTokenName=\"", '"'),
-    ] {
-        let mut from = 0;
-        while let Some(pos) = out[from..].find(open) {
-            let start = from + pos + open.len();
-            let Some(len) = out[start..].find(close) else { break };
-            out.replace_range(start..start + len, REDACTED);
-            from = start + REDACTED.len();
+    for field in SECRET_FIELDS {
+        if !out.contains(field) {
+            continue;
         }
+        blank_json_field(&mut out, field);
+        blank_xml_attribute(&mut out, field);
     }
     out
+}
+
+/// `"field" : "value"` → `"field" : "<redacted>"`; the value may hold escaped quotes.
+fn blank_json_field(out: &mut String, field: &str) {
+    let needle = format!("\"{field}\"");
+    let mut from = 0;
+    while let Some(pos) = out[from..].find(&needle) {
+        let b = out.as_bytes();
+        let mut j = from + pos + needle.len();
+        from = j;
+        while j < b.len() && b[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        if b.get(j) != Some(&b':') {
+            continue;
+        }
+        j += 1;
+        while j < b.len() && b[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        if b.get(j) != Some(&b'"') {
+            continue; // null, a number, an object: nothing to blank
+        }
+        let start = j + 1;
+        let mut k = start;
+        while k < b.len() && b[k] != b'"' {
+            k += if b[k] == b'\\' { 2 } else { 1 };
+        }
+        let end = k.min(b.len());
+        out.replace_range(start..end, REDACTED);
+        from = start + REDACTED.len();
+    }
+}
+
+/// `field="value"` (an XML attribute, so the value holds no raw quote) → `field="<redacted>"`.
+fn blank_xml_attribute(out: &mut String, field: &str) {
+    let needle = format!("{field}=\"");
+    let mut from = 0;
+    while let Some(pos) = out[from..].find(&needle) {
+        let at = from + pos;
+        let start = at + needle.len();
+        from = start;
+        // A whole attribute name only: `token="` but not `xtoken="`.
+        if at > 0 && !out.as_bytes()[at - 1].is_ascii_whitespace() {
+            continue;
+        }
+        let Some(len) = out[start..].find('"') else { break };
+        out.replace_range(start..start + len, REDACTED);
+        from = start + REDACTED.len();
+    }
 }
 
 #[cfg(test)]
@@ -77,5 +123,32 @@ mod tests {
         let body = r#"{"credentials":{"personalAccessTokenName":"demo","site":{"contentUrl":"demo"}}}"#;
         let out = Secrets::default().scrub(body);
         assert_eq!(out, r#"{"credentials":{"personalAccessTokenName":"<redacted>","site":{"contentUrl":"demo"}}}"#);
+    }
+
+    /// Whatever the credentials, the scrubbed sign-in body is the same bytes: empty, one
+    /// character, long, with quotes and backslashes, JSON or XML.
+    #[test]
+    fn credentials_are_blanked_by_field_whatever_their_length() {
+        let json = |name: &str, secret: &str| {
+            serde_json::json!({"credentials": {"personalAccessTokenName": name, "personalAccessTokenSecret": secret, "site": {"contentUrl": "demo"}}}).to_string()
+        };
+        let xml = |name: &str, secret: &str| {
+            format!(r#"<tsRequest><credentials personalAccessTokenName="{name}" personalAccessTokenSecret="{secret}"><site contentUrl="demo" /></credentials></tsRequest>"#)
+        };
+        let creds = [("", ""), ("n", "s"), ("a-long-pat-name", "a-very-long-pat-secret-0123456789"), ("q\"uo\\te", "b\\\"s")];
+        let secrets = Secrets::default();
+        let want_json = secrets.scrub(&json("x", "y"));
+        assert_eq!(want_json, r#"{"credentials":{"personalAccessTokenName":"<redacted>","personalAccessTokenSecret":"<redacted>","site":{"contentUrl":"demo"}}}"#);
+        let want_xml = secrets.scrub(&xml("x", "y"));
+        assert!(!want_xml.contains("\"x\"") && !want_xml.contains("\"y\""), "{want_xml}");
+        for (name, secret) in creds {
+            assert_eq!(secrets.scrub(&json(name, secret)), want_json, "{name:?} {secret:?}");
+            if !name.contains('"') {
+                assert_eq!(secrets.scrub(&xml(name, secret)), want_xml, "{name:?} {secret:?}");
+            }
+        }
+        let spaced = r#"{"password" : "p", "token": null, "x":"password"}"#;
+        assert_eq!(Secrets::default().scrub(spaced), r#"{"password" : "<redacted>", "token": null, "x":"password"}"#);
+        assert_eq!(Secrets::default().scrub(r#"<a xtoken="keep" token="t"/>"#), r#"<a xtoken="keep" token="<redacted>"/>"#);
     }
 }
