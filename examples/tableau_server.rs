@@ -3,7 +3,8 @@
 //! ```text
 //! cargo run --example tableau_server -- --fixture testdata/tableau/demo.site.json [--port N]
 //!     [--rate-limit-at 3,7] [--server-error-at 4] [--expire-token-after N]
-//!     [--node-limit-above N] [--max-page-size N] [--permissions-mode-switched]
+//!     [--node-limit-above N] [--max-page-size N [--max-page-size-named]] [--cut-body-at 4,9]
+//!     [--permissions-mode-switched]
 //!     [--metadata-timeout-at 5,6] [--metadata-cancel-timeout-at 5] [--metadata-rate-exceeded-at 5]
 //!     [--redirect-signin] [--refresh-forbidden LUID,LUID] [--job-outcome LUID=CODE[:NOTES]]...
 //!     [--job-polls-to-finish N] [--refresh-in-flight-limit N] [--redact-tables] [--quiet]
@@ -20,6 +21,7 @@ use tableau_server::{Faults, ServerOptions, TableauServer};
 
 const USAGE: &str = "usage: tableau_server --fixture FILE [--port N] [--rate-limit-at N,N] \
 [--server-error-at N,N] [--expire-token-after N] [--node-limit-above N] [--max-page-size N] \
+[--max-page-size-named] [--cut-body-at N,N] \
 [--permissions-mode-switched] [--metadata-timeout-at N,N] [--metadata-cancel-timeout-at N,N] \
 [--metadata-rate-exceeded-at N,N] [--redirect-signin] [--refresh-forbidden LUID,LUID] \
 [--job-outcome LUID=CODE[:NOTES]]... [--job-polls-to-finish N] [--refresh-in-flight-limit N] [--redact-tables] [--latency-ms N] [--quiet]";
@@ -71,6 +73,8 @@ fn parse(args: Vec<String>) -> Result<Option<Parsed>, String> {
             "--expire-token-after" => faults.expire_token_after = Some(number(&flag, &value()?)?),
             "--node-limit-above" => faults.node_limit_above = Some(number(&flag, &value()?)?),
             "--max-page-size" => faults.max_page_size = Some(number(&flag, &value()?)?),
+            "--max-page-size-named" => faults.max_page_size_named = true,
+            "--cut-body-at" => faults.cut_body_at.extend(numbers(&flag, &value()?)?),
             "--permissions-mode-switched" => faults.permissions_mode_switched = true,
             "--metadata-timeout-at" => faults.metadata_timeout_at.extend(numbers(&flag, &value()?)?),
             "--metadata-cancel-timeout-at" => faults.metadata_cancel_timeout_at.extend(numbers(&flag, &value()?)?),

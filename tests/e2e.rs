@@ -2,6 +2,8 @@
 //! paging, 429 + Retry-After, a session that expires mid-run, a node-limit warning, record and
 //! replay, several sites in one run, and secrets kept out of everything we write.
 
+use std::collections::BTreeMap;
+
 use crate::common::*;
 use crate::support::tableau_server::{Faults, TableauServer};
 
@@ -83,6 +85,7 @@ fn record_then_replay_offline_without_secrets() {
     let rec = rec_dir.path().to_str().unwrap();
     let out = live.run(&["--record", rec, "-v"], "run", &PAT);
     assert_ok(&out);
+    let server_tokens_before_stop = server.issued_tokens();
     server.stop();
 
     // Replay against a closed port: nothing may go to the network.
@@ -96,27 +99,97 @@ fn record_then_replay_offline_without_secrets() {
     // By default only error bodies are kept.
     assert_eq!(count(&offline.conn(), "SELECT count(*) FROM raw_responses WHERE body IS NOT NULL AND status BETWEEN 200 AND 299"), 0);
 
-    // The PAT secret and the PAT name never reach recordings, the database or the logs.
-    let mut haystacks: Vec<(String, Vec<u8>)> = vec![
-        ("stderr (live)".into(), out.stderr.clone()),
-        ("stderr (replay)".into(), out2.stderr.clone()),
-        ("database".into(), std::fs::read(live.db()).unwrap()),
+    // No PAT name or secret, and no session token the server issued, reaches the recordings,
+    // either database (every table, every column) or the logs.
+    let mut places = vec![
+        ("stderr (live)".to_string(), out.stderr.clone()),
+        ("stdout (live)".to_string(), out.stdout.clone()),
+        ("stderr (replay)".to_string(), out2.stderr.clone()),
+        ("stdout (replay)".to_string(), out2.stdout.clone()),
     ];
-    for e in walkdir::WalkDir::new(rec_dir.path()) {
+    places.extend(database_places("live", &live.db()));
+    places.extend(database_places("replay", &offline.db()));
+    places.extend(folder_places(rec_dir.path()));
+    let tokens = server_tokens_before_stop;
+    assert!(!tokens.is_empty(), "the server issued no token");
+    assert_no_secrets(&known_secrets(&tokens), &places);
+}
+
+/// The fixture's PAT names and secrets, and the session tokens a server issued.
+fn known_secrets(tokens: &[String]) -> Vec<String> {
+    let mut all: Vec<String> = PAT.iter().map(|(_, v)| v.to_string()).collect();
+    all.extend(tokens.iter().cloned());
+    all
+}
+
+/// Each table of a database as text (every row, every column; blobs as bytes), and the raw
+/// bytes of the file and its journal: a secret may sit in any column, or in a freed page.
+fn database_places(what: &str, db: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(tables.len() > 10, "{what}: only tables {tables:?}");
+    let mut out = Vec::new();
+    for t in tables {
+        let mut st = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+        let n = st.column_count();
+        let mut text = Vec::new();
+        let mut rows = st.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            for i in 0..n {
+                match row.get_ref(i).unwrap() {
+                    rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => text.extend_from_slice(b),
+                    other => text.extend_from_slice(format!("{other:?}").as_bytes()),
+                }
+                text.push(b'\n');
+            }
+        }
+        out.push((format!("{what} database, table {t}"), text));
+    }
+    for suffix in ["", "-wal", "-journal"] {
+        let f = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+        if let Ok(bytes) = std::fs::read(&f) {
+            out.push((f.display().to_string(), bytes));
+        }
+    }
+    out
+}
+
+fn folder_places(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
         let e = e.unwrap();
         if e.file_type().is_file() {
-            haystacks.push((e.path().display().to_string(), std::fs::read(e.path()).unwrap()));
+            out.push((e.path().display().to_string(), std::fs::read(e.path()).unwrap()));
         }
     }
-    for (what, bytes) in &haystacks {
-        let text = String::from_utf8_lossy(bytes);
-        for secret in ["demo-pat-secret", "autoexpose-demo"] {
-            assert!(!text.contains(secret), "{secret} leaked into {what}");
-        }
-        if text.contains("\"token\"") || text.contains("token=") {
-            assert!(text.contains("<redacted>"), "a session token leaked into {what}");
+    assert!(!out.is_empty(), "no files under {}", dir.display());
+    out
+}
+
+/// Fails naming the secret and the place, whatever else (a `<redacted>`) the place holds.
+fn assert_no_secrets(secrets: &[String], places: &[(String, Vec<u8>)]) {
+    for secret in secrets {
+        assert!(secret.len() >= 4, "a secret this short would match ordinary text: {secret:?}");
+        for (what, bytes) in places {
+            let hit = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+            assert!(!hit, "secret {secret:?} leaked into {what}");
         }
     }
+}
+
+/// The check above can fail: a token planted in a database or a log is found.
+#[test]
+fn secret_check_finds_a_planted_token() {
+    let planted = vec![("log".to_string(), b"ok <redacted> then tok-123456 leaked".to_vec())];
+    let caught = std::panic::catch_unwind(|| assert_no_secrets(&["tok-123456".to_string()], &planted));
+    assert!(caught.is_err(), "a leaked token next to <redacted> went unnoticed");
+    assert_no_secrets(&["tok-123456".to_string()], &[("log".to_string(), b"ok <redacted>".to_vec())]);
 }
 
 #[test]
@@ -229,4 +302,188 @@ fn detail_chunks_overlap_in_one_session() {
     assert_eq!(log.iter().filter(|r| r.path.ends_with("/auth/signin")).count(), 1, "one session for all threads");
     assert_eq!(count(&ws.conn(), "SELECT count(*) FROM tableau_workbooks"), 5);
     server.stop();
+}
+
+/// Everything a run wrote that must not depend on how the network behaved: the YAML files,
+/// exposures.json and every table but the logs of what happened (`runs`, `raw_responses`,
+/// `extract_warnings`), with the server's address (which differs per test server) blanked.
+fn outcome(ws: &Workspace, base_url: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (name, text) in ws.yaml_files() {
+        out.insert(format!("yaml {name}"), text.replace(base_url, "<server>"));
+    }
+    let json = std::fs::read_to_string(ws.path("exposures.json")).unwrap();
+    out.insert("exposures.json".into(), json.replace(base_url, "<server>"));
+    let conn = ws.conn();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('runs', 'raw_responses', 'extract_warnings') ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for t in tables {
+        let rows = serde_json::to_string_pretty(&dump(&conn, &t)).unwrap();
+        out.insert(format!("table {t}"), rows.replace(base_url, "<server>"));
+    }
+    out
+}
+
+fn assert_same_outcome(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) {
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (k, v) in a {
+        assert!(v == &b[k], "{k} differs:\n--- fault-free\n{v}\n--- with faults\n{}", b[k]);
+    }
+}
+
+/// Under 429 + Retry-After, a 503, a Metadata API timeout, an expired session, bodies cut
+/// short (GraphQL and REST) and a node limit, a run writes exactly what a fault-free run does.
+#[test]
+fn faults_leave_no_trace_in_the_output() {
+    let mut site = SiteConfig::demo("");
+    // One request at a time, so the request numbers the faults use are the same every run.
+    site.extra.push_str("    concurrency: 1\n");
+    let clean_server = TableauServer::start(&demo_fixture(), Faults::default());
+    site.server_url = clean_server.base_url.clone();
+    let clean = Workspace::new(&[site.clone()], None);
+    assert_ok(&clean.run(&[], "run", &PAT));
+    let clean_log = clean_server.requests();
+    let want = outcome(&clean, &clean_server.base_url);
+    clean_server.stop();
+    // 1 serverInfo, 2 sign-in, 3 projects, 4 workbook ids, then details pages and custom SQL.
+    let paths: Vec<&str> = clean_log.iter().map(|r| r.path.as_str()).collect();
+    assert!(paths[2].contains("/projects") && paths[3] == "/api/metadata/graphql", "{paths:#?}");
+
+    let faults = Faults {
+        cut_body_at: vec![3, 7],       // the projects page (XML), a details page (JSON)
+        rate_limit_at: vec![5],        // workbook ids: 429 + Retry-After
+        server_error_at: vec![9],      // 503
+        metadata_timeout_at: vec![11], // "Reached time limit of PT5S…"
+        expire_token_after: Some(9),
+        node_limit_above: Some(3),
+        ..Faults::default()
+    };
+    let server = TableauServer::start(&demo_fixture(), faults);
+    site.server_url = server.base_url.clone();
+    let ws = Workspace::new(&[site], None);
+    let out = ws.run(&[], "run", &PAT);
+    assert_ok(&out);
+    let log = server.requests();
+    let text: String = log.iter().map(|r| format!("{r}\n")).collect();
+    // Each fault hit what it was meant for.
+    assert!(log[2].path.contains("/projects") && log[3].path.contains("/projects"), "{text}");
+    assert_eq!((log[4].status, log[5].path.as_str()), (429, log[4].path.as_str()), "{text}");
+    assert!(log[6].path == "/api/metadata/graphql" && log[7].path == log[6].path, "{text}");
+    assert_eq!(log[8].status, 503, "{text}");
+    assert_eq!(log[10].path, "/api/metadata/graphql", "{text}");
+    assert!(log.iter().any(|r| r.status == 401), "the session never expired:\n{text}");
+    assert_eq!(log.iter().filter(|r| r.path.ends_with("/auth/signin")).count(), 2, "{text}");
+    let err = stderr(&out);
+    assert!(err.contains("cut short or not XML at byte"), "{err}");
+    assert!(err.contains("cut short or not JSON at byte"), "{err}");
+    let conn = ws.conn();
+    assert_eq!(count(&conn, "SELECT count(*) FROM extract_warnings WHERE message LIKE 'Reached time limit%'"), 1);
+    assert_eq!(count(&conn, "SELECT count(*) FROM extract_warnings WHERE code = 'NODE_LIMIT_EXCEEDED'"), 1);
+    assert_eq!(count(&conn, "SELECT complete FROM tableau_sites"), 1);
+    assert!(log.len() > clean_log.len() + 6, "{text}");
+
+    assert_same_outcome(&want, &outcome(&ws, &server.base_url));
+    let tokens = server.issued_tokens();
+    assert_eq!(tokens.len(), 2);
+    let mut places = vec![("stderr".to_string(), out.stderr.clone()), ("stdout".to_string(), out.stdout.clone())];
+    places.extend(database_places("faults", &ws.db()));
+    assert_no_secrets(&known_secrets(&tokens), &places);
+    server.stop();
+}
+
+/// A body still cut short after the last try is an error naming the call and the byte offset.
+#[test]
+fn a_body_cut_short_every_time_is_an_error_naming_the_call() {
+    let faults = Faults { cut_body_at: (4..=7).collect(), ..Faults::default() };
+    let server = TableauServer::start(&demo_fixture(), faults);
+    let ws = Workspace::new(&[SiteConfig::demo(&server.base_url)], None);
+    let out = ws.run(&[], "extract", &PAT);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("POST /api/metadata/graphql (WorkbookIds)"), "{err}");
+    assert!(err.contains("cut short or not JSON at byte") && err.contains("after 4 tries"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // Four tries of the same page (retry.attempts = 4), then sign-out.
+    let log = server.requests();
+    assert_eq!(log.iter().filter(|r| r.path == "/api/metadata/graphql").count(), 4);
+    assert_eq!(count(&ws.conn(), "SELECT count(*) FROM tableau_workbooks"), 0);
+    server.stop();
+}
+
+/// MAX_PAGE_SIZE_EXCEEDED: one more request at the maximum, not four halvings; none when the
+/// page was already the last and whole; an info line, not a `warning:`, and a row.
+#[test]
+fn max_page_size_costs_one_request_at_most() {
+    for named in [false, true] {
+        // The demo site lists 11 workbook ids in one page of 1000: a whole last page.
+        let faults = Faults { max_page_size: Some(4), max_page_size_named: named, ..Faults::default() };
+        let server = TableauServer::start(&demo_fixture(), faults);
+        let mut site = SiteConfig::demo(&server.base_url);
+        site.page_size = 10;
+        site.extra.push_str("    concurrency: 1\n");
+        let ws = Workspace::new(&[site], None);
+        let out = ws.run(&["-q"], "extract", &PAT);
+        assert_ok(&out);
+        assert!(!stderr(&out).contains("warning:"), "{}", stderr(&out));
+        let firsts: Vec<(String, i64)> = server
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/api/metadata/graphql")
+            .filter_map(|r| r.body.as_deref())
+            .map(|b| serde_json::from_str::<serde_json::Value>(b).unwrap())
+            .map(|v| {
+                let q = v["query"].as_str().unwrap();
+                let kind = if v["variables"].get("ids").is_some() {
+                    "details"
+                } else if q.contains("customSQLTablesConnection") {
+                    "sql"
+                } else {
+                    "ids"
+                };
+                (kind.to_string(), v["variables"]["first"].as_i64().unwrap())
+            })
+            .collect();
+        let of = |kind: &str| firsts.iter().filter(|(k, _)| k == kind).map(|(_, f)| *f).collect::<Vec<_>>();
+        // ids: 1000 → the page is cut to 4 with a next page → once more at 4, then pages of 4.
+        assert_eq!(of("ids"), [1000, 4, 4, 4], "named={named}: {firsts:?}");
+        // details: chunks of 10 ids; the first asks 10, learns 4, asks again; the second chunk
+        // (1 id) starts at 4.
+        assert_eq!(of("details").first(), Some(&10), "named={named}: {firsts:?}");
+        assert!(of("details").iter().skip(1).all(|&f| f == 4), "named={named}: {firsts:?}");
+        let conn = ws.conn();
+        assert_eq!(count(&conn, "SELECT count(*) FROM tableau_workbooks"), 11);
+        assert_eq!(count(&conn, "SELECT complete FROM tableau_sites"), 1);
+        assert!(count(&conn, "SELECT count(*) FROM extract_warnings WHERE code = 'MAX_PAGE_SIZE_EXCEEDED'") >= 2);
+        server.stop();
+    }
+}
+
+/// A replay does the same whatever credentials the environment holds: none, empty, one
+/// character, long.
+#[test]
+fn replay_does_not_depend_on_the_environment() {
+    let demo = repo().join("testdata/http/demo");
+    let envs: [&[(&str, &str)]; 4] = [
+        &[],
+        &[("AE_TEST_PAT_NAME", ""), ("AE_TEST_PAT_SECRET", "")],
+        &[("AE_TEST_PAT_NAME", "n"), ("AE_TEST_PAT_SECRET", "s")],
+        &[("AE_TEST_PAT_NAME", "a-long-pat-name-for-ci"), ("AE_TEST_PAT_SECRET", "a-very-long-pat-secret-0123456789abcdef")],
+    ];
+    let mut first: Option<BTreeMap<String, String>> = None;
+    for env in envs {
+        let ws = Workspace::new(&[SiteConfig::demo("https://tableau.example.com")], None);
+        let out = ws.run(&["--replay", demo.to_str().unwrap()], "run", env);
+        assert_ok(&out);
+        let got = outcome(&ws, "https://tableau.example.com");
+        assert!(got.len() > 5 && got.keys().any(|k| k.starts_with("yaml ")), "{:?}", got.keys());
+        match &first {
+            None => first = Some(got),
+            Some(want) => assert_same_outcome(want, &got),
+        }
+    }
 }

@@ -39,14 +39,18 @@ impl Transport for Live {
         if !req.body.is_empty() || req.method == "POST" {
             builder = builder.body(req.body.clone());
         }
-        let resp = builder.send().map_err(|e| TransportError::Connect {
-            method: req.method,
-            url: req.url.clone(),
+        let resp = builder.send().map_err(|e| {
             // reqwest's error chain names the URL, never headers: no token can leak here.
-            message: format!(
+            let message = format!(
                 "{}. Is server_url right, and is the server reachable from here (VPN, proxy, firewall)?",
                 without_url(&e)
-            ),
+            );
+            let (method, url) = (req.method, req.url.clone());
+            if e.is_connect() {
+                TransportError::Connect { method, url, message }
+            } else {
+                TransportError::NoAnswer { method, url, message }
+            }
         })?;
         let status = resp.status().as_u16();
         let headers = ["retry-after", "location", "content-type"]
@@ -57,7 +61,7 @@ impl Transport for Live {
             .collect();
         let body = resp
             .bytes()
-            .map_err(|e| TransportError::Connect {
+            .map_err(|e| TransportError::NoAnswer {
                 method: req.method,
                 url: req.url.clone(),
                 message: format!("reading the body: {}", without_url(&e)),

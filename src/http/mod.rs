@@ -71,9 +71,14 @@ impl Response {
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum TransportError {
-    /// The request never got an answer (refused, reset, timed out). Worth retrying.
+    /// No connection was made (refused, DNS, TLS): the server never saw the request. Worth
+    /// retrying, whatever the method.
     #[error("{method} {url}: {message}")]
     Connect { method: &'static str, url: String, message: String },
+    /// The request may have reached the server, but no whole answer came back (timed out,
+    /// reset, body cut off). Worth retrying for reads only: the server may have acted on it.
+    #[error("{method} {url}: {message}")]
+    NoAnswer { method: &'static str, url: String, message: String },
     /// Refused before sending: plain http to a non-loopback host, a bad URL.
     #[error("{method} {url}: {message}")]
     Refused { method: &'static str, url: String, message: String },
@@ -84,8 +89,14 @@ pub(crate) enum TransportError {
 }
 
 impl TransportError {
-    pub(crate) fn is_retryable(&self) -> bool {
-        matches!(self, TransportError::Connect { .. })
+    /// Whether sending again is safe and may help: `idempotent` requests (reads, sign-in) on
+    /// any network failure, others only when the request surely never left.
+    pub(crate) fn is_retryable(&self, idempotent: bool) -> bool {
+        match self {
+            TransportError::Connect { .. } => true,
+            TransportError::NoAnswer { .. } => idempotent,
+            _ => false,
+        }
     }
 }
 

@@ -36,6 +36,58 @@ pub(crate) enum TableauError {
     Unauthorized { call: String, site: String },
     #[error("{call}: not sent: the run stopped on an earlier error")]
     Cancelled { call: String },
+    #[error("{call}: {message} (after {tries} tries; a proxy or the network may be cutting answers short)")]
+    BadBody { call: String, message: String, tries: u32 },
+}
+
+/// Whether sending a request twice does no harm (reads, sign-in) or may act twice (a refresh).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Idempotent {
+    Yes,
+    No,
+}
+
+/// What a caller made of a response.
+pub(crate) enum Decoded<T> {
+    /// The value, or an error that asking again would not fix (a wrong shape, an HTTP error).
+    Done(Result<T, TableauError>),
+    /// The body is cut short or not the JSON/XML it claims to be: worth asking again.
+    Truncated(String),
+}
+
+/// Where in `body` a parser stopped, as a byte offset, from its 1-based line and column
+/// (serde_json counts columns in bytes; roxmltree in characters, close enough for a message).
+pub(crate) fn byte_offset(body: &[u8], line: usize, column: usize) -> usize {
+    let line_start = if line <= 1 {
+        0
+    } else {
+        body.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(line - 2).map_or(body.len(), |(i, _)| i + 1)
+    };
+    (line_start + column.saturating_sub(1)).min(body.len())
+}
+
+/// A serde_json error on a response body: a body cut short or not JSON is `Truncated` (worth
+/// asking again), valid JSON of the wrong shape is `Done(Err)` (asking again would not help).
+pub(crate) fn json_failure<T>(call: &str, body: &[u8], e: &serde_json::Error) -> Decoded<T> {
+    use serde_json::error::Category;
+    // At the end of input serde_json points at the last byte; the body stops after it.
+    let at = if e.is_eof() { body.len() } else { byte_offset(body, e.line(), e.column()) };
+    match e.classify() {
+        Category::Eof | Category::Syntax | Category::Io => {
+            Decoded::Truncated(format!("the body is cut short or not JSON at byte {at} of {}: {e}", body.len()))
+        }
+        Category::Data => Decoded::Done(Err(TableauError::Protocol {
+            call: call.into(),
+            message: format!("unexpected answer at byte {at} of {}: {e}", body.len()),
+        })),
+    }
+}
+
+/// A roxmltree error on a response body: a body cut short or not XML.
+pub(crate) fn xml_failure<T>(text: &str, e: &roxmltree::Error) -> Decoded<T> {
+    let pos = e.pos();
+    let at = byte_offset(text.as_bytes(), pos.row as usize, pos.col as usize);
+    Decoded::Truncated(format!("the body is cut short or not XML at byte {at} of {}: {e}", text.len()))
 }
 
 fn tableau_error_text(code: &Option<String>, summary: &Option<String>, detail: &Option<String>) -> String {
@@ -186,9 +238,31 @@ impl Client {
         TableauError::Transport(self.scrub(&e.to_string()))
     }
 
-    /// Sends with retries: 408/429/5xx and connection failures back off (Retry-After wins);
-    /// a 401 on an authenticated call signs in again once and repeats the request.
+    /// Sends a read with retries and hands the final response over as it is (see `fetch`).
     pub(super) fn send(&self, call: &str, authed: bool, build: &dyn Fn(&Client) -> Request) -> Result<Response, TableauError> {
+        self.fetch(call, authed, Idempotent::Yes, build, &|resp| Decoded::Done(Ok(resp)))
+    }
+
+    /// Sends with retries, and decodes the answer with `decode`, once.
+    ///
+    /// - 408/429/5xx and network failures back off and send again (Retry-After wins), up to
+    ///   `retry.attempts` tries in all.
+    /// - A 401 on an authenticated call signs in again once and repeats the request.
+    /// - A body that `decode` finds cut short or not the JSON/XML it claims to be is asked for
+    ///   again like a 5xx, within the same tries; after the last it is an error naming the call
+    ///   and the byte offset.
+    /// - A non-idempotent call (an extract refresh) is sent again only when the server surely
+    ///   did not act on it: a 429, a 401, a connection never made. After a 5xx, a timeout or a
+    ///   cut answer it may have queued the refresh, so the answer goes to the caller as it is.
+    pub(super) fn fetch<T>(
+        &self,
+        call: &str,
+        authed: bool,
+        idempotent: Idempotent,
+        build: &dyn Fn(&Client) -> Request,
+        decode: &dyn Fn(Response) -> Decoded<T>,
+    ) -> Result<T, TableauError> {
+        let reads = idempotent == Idempotent::Yes;
         let mut attempt = 0u32;
         let mut resigned = false;
         loop {
@@ -204,57 +278,61 @@ impl Client {
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
             let sent = self.transport.send(&req);
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            match sent {
-                Err(e) if e.is_retryable() && attempt < self.retry.attempts => {
-                    let wait = self.backoff(attempt, None);
-                    log::warn(&format!(
-                        "{call}: {}; retrying in {:.1}s (try {} of {})",
-                        self.scrub(&e.to_string()),
-                        wait.as_secs_f64(),
-                        attempt + 1,
-                        self.retry.attempts
-                    ));
-                    std::thread::sleep(wait);
+            let resp = match sent {
+                Err(e) if e.is_retryable(reads) && attempt < self.retry.attempts => {
+                    self.pause(call, &self.scrub(&e.to_string()), attempt, None);
+                    continue;
                 }
                 Err(e) => return Err(self.transport_error(e)),
-                Ok(resp) => {
-                    let path = self.scrub(req.path_and_query());
-                    let digest = crate::config::hex_sha256(self.scrub(&String::from_utf8_lossy(&req.body)).as_bytes());
-                    self.responses.lock().unwrap_or_else(|e| e.into_inner()).push(RawResponse {
-                        path,
-                        request_digest: digest[..16].to_string(),
-                        attempt,
-                        method: req.method,
-                        status: resp.status,
-                        bytes: resp.body.len(),
-                        body: (self.keep_bodies == RawResponses::All || !(200..300).contains(&resp.status))
-                            .then(|| self.scrub(&resp.text())),
-                    });
-                    let retryable = matches!(resp.status, 408 | 429 | 500 | 502 | 503 | 504);
-                    if retryable && attempt < self.retry.attempts {
-                        let wait = self.backoff(attempt, resp.header("retry-after"));
-                        log::warn(&format!(
-                            "{call}: HTTP {}; retrying in {:.1}s (try {} of {})",
-                            resp.status,
-                            wait.as_secs_f64(),
-                            attempt + 1,
-                            self.retry.attempts
-                        ));
-                        std::thread::sleep(wait);
-                        continue;
-                    }
-                    if resp.status == 401 && authed {
-                        if resigned {
-                            return Err(TableauError::Unauthorized { call: call.into(), site: self.content_url.clone() });
-                        }
-                        resigned = true;
-                        self.sign_in_again(call, generation)?;
-                        continue;
-                    }
-                    return Ok(resp);
+                Ok(resp) => resp,
+            };
+            let path = self.scrub(req.path_and_query());
+            let digest = crate::config::hex_sha256(self.scrub(&String::from_utf8_lossy(&req.body)).as_bytes());
+            self.responses.lock().unwrap_or_else(|e| e.into_inner()).push(RawResponse {
+                path,
+                request_digest: digest[..16].to_string(),
+                attempt,
+                method: req.method,
+                status: resp.status,
+                bytes: resp.body.len(),
+                body: (self.keep_bodies == RawResponses::All || !(200..300).contains(&resp.status))
+                    .then(|| self.scrub(&resp.text())),
+            });
+            let retryable = if reads { matches!(resp.status, 408 | 429 | 500 | 502 | 503 | 504) } else { resp.status == 429 };
+            if retryable && attempt < self.retry.attempts {
+                self.pause(call, &format!("HTTP {}", resp.status), attempt, resp.header("retry-after"));
+                continue;
+            }
+            if resp.status == 401 && authed {
+                if resigned {
+                    return Err(TableauError::Unauthorized { call: call.into(), site: self.content_url.clone() });
+                }
+                resigned = true;
+                self.sign_in_again(call, generation)?;
+                continue;
+            }
+            match decode(resp) {
+                Decoded::Done(result) => return result,
+                Decoded::Truncated(what) if reads && attempt < self.retry.attempts => {
+                    self.pause(call, &what, attempt, None);
+                }
+                Decoded::Truncated(what) => {
+                    return Err(TableauError::BadBody { call: call.into(), message: what, tries: attempt });
                 }
             }
         }
+    }
+
+    /// Logs why a request is sent again, and waits the backoff.
+    fn pause(&self, call: &str, why: &str, attempt: u32, retry_after: Option<&str>) {
+        let wait = self.backoff(attempt, retry_after);
+        log::warn(&format!(
+            "{call}: {why}; retrying in {:.1}s (try {} of {})",
+            wait.as_secs_f64(),
+            attempt + 1,
+            self.retry.attempts
+        ));
+        std::thread::sleep(wait);
     }
 
     /// Signs in again after a 401, unless another thread already did since `seen` (then its
@@ -304,23 +382,31 @@ impl Client {
     pub(crate) fn server_info(&self) -> Result<(), TableauError> {
         let call = "GET /api/2.4/serverInfo";
         let url = format!("{}/api/2.4/serverInfo", self.server());
-        let resp = self.send(call, false, &|_| Request::new("GET", url.clone()).header("Accept", "application/xml"))?;
-        if resp.status != 200 {
-            return Err(self.error_from(call, &resp));
-        }
-        let text = resp.text();
-        let doc = roxmltree::Document::parse(&text)
-            .map_err(|e| TableauError::Protocol { call: call.into(), message: format!("not XML: {e}") })?;
-        let find = |tag: &str| {
-            doc.descendants().find(|n| n.has_tag_name(tag)).and_then(|n| n.text()).map(|t| t.trim().to_string())
+        let decode = |resp: Response| -> Decoded<(String, Option<String>)> {
+            if resp.status != 200 {
+                return Decoded::Done(Err(self.error_from(call, &resp)));
+            }
+            let text = resp.text();
+            let doc = match roxmltree::Document::parse(&text) {
+                Ok(d) => d,
+                Err(e) => return xml_failure(&text, &e),
+            };
+            let find = |tag: &str| {
+                doc.descendants().find(|n| n.has_tag_name(tag)).and_then(|n| n.text()).map(|t| t.trim().to_string())
+            };
+            let Some(version) = find("restApiVersion") else {
+                return Decoded::Done(Err(TableauError::Protocol { call: call.into(), message: "no restApiVersion".into() }));
+            };
+            if !version.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                let message = format!("odd restApiVersion {version:?}");
+                return Decoded::Done(Err(TableauError::Protocol { call: call.into(), message }));
+            }
+            Decoded::Done(Ok((version, find("productVersion"))))
         };
-        let version = find("restApiVersion")
-            .ok_or_else(|| TableauError::Protocol { call: call.into(), message: "no restApiVersion".into() })?;
-        if !version.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-            return Err(TableauError::Protocol { call: call.into(), message: format!("odd restApiVersion {version:?}") });
-        }
+        let build = |_: &Client| Request::new("GET", url.clone()).header("Accept", "application/xml");
+        let (version, product) = self.fetch(call, false, Idempotent::Yes, &build, &decode)?;
         *self.api_version.write().unwrap_or_else(|e| e.into_inner()) = version;
-        *self.product_version.write().unwrap_or_else(|e| e.into_inner()) = find("productVersion");
+        *self.product_version.write().unwrap_or_else(|e| e.into_inner()) = product;
         Ok(())
     }
 
@@ -335,15 +421,25 @@ impl Client {
         .to_string();
         let mut url = self.api("auth/signin");
         let mut redirected = false;
-        let resp = loop {
+        // Sign-in is safe to send again: a session whose token never arrived is dead anyway.
+        let decode = |resp: Response| -> Decoded<(Response, Option<Value>)> {
+            if !(200..300).contains(&resp.status) {
+                return Decoded::Done(Ok((resp, None)));
+            }
+            match serde_json::from_slice::<Value>(&resp.body) {
+                Ok(v) => Decoded::Done(Ok((resp, Some(v)))),
+                Err(e) => json_failure(&call, &resp.body, &e),
+            }
+        };
+        let (resp, v) = loop {
             let target = url.clone();
             let b = body.clone();
-            let resp = self.send(&call, false, &|_| {
+            let (resp, v) = self.fetch(&call, false, Idempotent::Yes, &|_| {
                 Request::new("POST", target.clone())
                     .header("Content-Type", "application/json")
                     .header("Accept", "application/json")
                     .body(b.clone())
-            })?;
+            }, &decode)?;
             if matches!(resp.status, 301 | 302 | 307 | 308) && !redirected {
                 let location = resp.header("location").unwrap_or_default().to_string();
                 let Some(origin) = origin_of(&location) else {
@@ -355,7 +451,7 @@ impl Client {
                 redirected = true;
                 continue;
             }
-            break resp;
+            break (resp, v);
         };
         if resp.status == 401 || resp.status == 403 {
             let (code, summary, detail) = parse_error(&resp.text());
@@ -370,11 +466,9 @@ impl Client {
                 secret_env: self.secret_env.clone(),
             });
         }
-        if !(200..300).contains(&resp.status) {
+        let Some(v) = v.filter(|_| (200..300).contains(&resp.status)) else {
             return Err(self.error_from(&call, &resp));
-        }
-        let v: Value = serde_json::from_slice(&resp.body)
-            .map_err(|e| TableauError::Protocol { call: call.clone(), message: format!("not JSON: {e}") })?;
+        };
         let creds = &v["credentials"];
         let (Some(token), Some(site_luid)) = (creds["token"].as_str(), creds["site"]["id"].as_str()) else {
             return Err(TableauError::Protocol { call, message: "no credentials.token or credentials.site.id".into() });
@@ -404,28 +498,36 @@ impl Client {
         *self.session.write().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
-    /// `POST /api/metadata/graphql`; returns the JSON body (data and errors as Tableau sent).
-    pub(crate) fn graphql(&self, name: &str, query: &str, variables: &Value) -> Result<Vec<u8>, TableauError> {
+    /// `POST /api/metadata/graphql`, decoded straight from the bytes into `R` (data and errors
+    /// as Tableau sent them), once. A body cut short or not JSON is asked for again (a read);
+    /// JSON of the wrong shape is an error at once.
+    pub(crate) fn graphql<R: serde::de::DeserializeOwned>(&self, name: &str, query: &str, variables: &Value) -> Result<R, TableauError> {
         let call = format!("POST /api/metadata/graphql ({name})");
         let url = format!("{}/api/metadata/graphql", self.server());
         let body = json!({"query": query, "variables": variables}).to_string();
-        let resp = self.send(&call, true, &|c| {
+        let decode = |resp: Response| -> Decoded<R> {
+            if resp.status != 200 {
+                return Decoded::Done(Err(self.error_from(&call, &resp)));
+            }
+            if !resp.body.trim_ascii_start().starts_with(b"{") {
+                return Decoded::Truncated(format!(
+                    "not a JSON object ({} bytes); Tableau sometimes answers an oversized query with an empty body: lower page_size",
+                    resp.body.len()
+                ));
+            }
+            match serde_json::from_slice::<R>(&resp.body) {
+                Ok(r) => Decoded::Done(Ok(r)),
+                Err(e) => json_failure(&call, &resp.body, &e),
+            }
+        };
+        let build = |c: &Client| {
             Request::new("POST", url.clone())
                 .header("X-Tableau-Auth", c.auth_header())
                 .header("Content-Type", "application/json")
                 .header("Accept", "application/json")
                 .body(body.clone())
-        })?;
-        if resp.status != 200 {
-            return Err(self.error_from(&call, &resp));
-        }
-        if !resp.body.trim_ascii_start().starts_with(b"{") {
-            return Err(TableauError::Protocol {
-                call,
-                message: "not a JSON object; Tableau sometimes answers an oversized query with an empty body: lower page_size".into(),
-            });
-        }
-        Ok(resp.body)
+        };
+        self.fetch(&call, true, Idempotent::Yes, &build, &decode)
     }
 
     /// Every project on the site, following REST paging to `totalAvailable`.
@@ -436,30 +538,38 @@ impl Client {
         loop {
             let call = format!("GET /api/{}/sites/{{site}}/projects?pageNumber={page}", self.api_version());
             let url = self.site_path(&format!("projects?pageSize={size}&pageNumber={page}"));
-            let resp = self.send(&call, true, &|c| {
+            let decode = |resp: Response| -> Decoded<(Vec<Project>, u64)> {
+                if resp.status != 200 {
+                    return Decoded::Done(Err(self.error_from(&call, &resp)));
+                }
+                let text = resp.text();
+                let doc = match roxmltree::Document::parse(&text) {
+                    Ok(d) => d,
+                    Err(e) => return xml_failure(&text, &e),
+                };
+                let projects = doc
+                    .descendants()
+                    .filter(|n| n.has_tag_name("project"))
+                    .map(|p| Project {
+                        luid: p.attribute("id").unwrap_or_default().to_string(),
+                        name: p.attribute("name").unwrap_or_default().to_string(),
+                        parent_luid: p.attribute("parentProjectId").filter(|s| !s.is_empty()).map(str::to_string),
+                    })
+                    .collect();
+                let total: u64 = doc
+                    .descendants()
+                    .find(|n| n.has_tag_name("pagination"))
+                    .and_then(|p| p.attribute("totalAvailable"))
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0);
+                Decoded::Done(Ok((projects, total)))
+            };
+            let build = |c: &Client| {
                 Request::new("GET", url.clone()).header("X-Tableau-Auth", c.auth_header()).header("Accept", "application/xml")
-            })?;
-            if resp.status != 200 {
-                return Err(self.error_from(&call, &resp));
-            }
-            let text = resp.text();
-            let doc = roxmltree::Document::parse(&text)
-                .map_err(|e| TableauError::Protocol { call: call.clone(), message: format!("not XML: {e}") })?;
-            let mut n = 0;
-            for p in doc.descendants().filter(|n| n.has_tag_name("project")) {
-                n += 1;
-                out.push(Project {
-                    luid: p.attribute("id").unwrap_or_default().to_string(),
-                    name: p.attribute("name").unwrap_or_default().to_string(),
-                    parent_luid: p.attribute("parentProjectId").filter(|s| !s.is_empty()).map(str::to_string),
-                });
-            }
-            let total: u64 = doc
-                .descendants()
-                .find(|n| n.has_tag_name("pagination"))
-                .and_then(|p| p.attribute("totalAvailable"))
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(0);
+            };
+            let (projects, total) = self.fetch(&call, true, Idempotent::Yes, &build, &decode)?;
+            let n = projects.len();
+            out.extend(projects);
             if n == 0 || u64::from(page * size) >= total {
                 break;
             }
@@ -524,6 +634,36 @@ mod tests {
         let json = r#"{"error":{"code":"409093","summary":"Resource Conflict","detail":"queued"}}"#;
         assert_eq!(parse_error(json).0.as_deref(), Some("409093"));
         assert_eq!(parse_error("{\"status\":401}"), (None, None, None));
+    }
+
+    /// A body cut short or not JSON is worth asking again; JSON of the wrong shape is not.
+    #[test]
+    fn json_failures_are_told_apart_with_their_offset() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Page {
+            #[allow(dead_code)]
+            n: u32,
+        }
+        let cut = br#"{"n": 1, "name": "Sales Ov"#;
+        let e = serde_json::from_slice::<Page>(cut).unwrap_err();
+        match json_failure::<Page>("C", cut, &e) {
+            Decoded::Truncated(m) => assert!(m.contains(&format!("at byte {0} of {0}", cut.len())), "{m}"),
+            Decoded::Done(r) => panic!("cut body taken as final: {r:?}"),
+        }
+        let html = b"<html>502 Bad Gateway</html>";
+        let e = serde_json::from_slice::<Page>(html).unwrap_err();
+        assert!(matches!(json_failure::<Page>("C", html, &e), Decoded::Truncated(m) if m.contains("at byte 0 of")));
+        let shape = b"{\n  \"n\": \"x\"}";
+        let e = serde_json::from_slice::<Page>(shape).unwrap_err();
+        match json_failure::<Page>("C", shape, &e) {
+            Decoded::Done(Err(TableauError::Protocol { call, message })) => {
+                assert_eq!(call, "C");
+                assert!(message.contains("at byte 11 of 13"), "{message}");
+            }
+            _ => panic!("a wrong shape must be an error at once"),
+        }
+        assert_eq!(byte_offset(b"ab\ncd\nef", 3, 2), 7);
+        assert_eq!(byte_offset(b"ab", 9, 9), 2);
     }
 
     #[test]

@@ -8,9 +8,12 @@
 //! alone and settles the page size the node limit allows; the rest start from it. Results are
 //! assembled in chunk order, so rows and warnings do not depend on timing.
 //!
-//! Node limits: a page answered with `NODE_LIMIT_EXCEEDED` (or `MAX_PAGE_SIZE_EXCEEDED`) is
-//! partial, so the page size is halved and the same page fetched again; only a page that is
-//! still partial at size 1 is kept as it is, and then the extraction is incomplete.
+//! Node limits: a page answered with `NODE_LIMIT_EXCEEDED` is partial, so the page size is
+//! halved and the same page fetched again; only a page that is still partial at size 1 is kept
+//! as it is, and then the extraction is incomplete. `MAX_PAGE_SIZE_EXCEEDED` names (or shows)
+//! the server's maximum: the page is fetched again once at that size, unless it was the last
+//! page and came back whole. Both are rows in `extract_warnings`; being recovered, they are
+//! logged as info, not as warnings on every run.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,7 +30,7 @@ const WORKBOOK_IDS_QUERY: &str = include_str!("workbook_ids.graphql");
 const WORKBOOKS_QUERY: &str = include_str!("workbooks.graphql");
 /// Page size of the id listing: one node per workbook, far below any node limit. The server's
 /// maximum page size is not documented; above it Tableau answers MAX_PAGE_SIZE_EXCEEDED and
-/// the page is fetched again at half the size (see `paged`).
+/// the page is fetched again at the maximum (see `paged`).
 const ID_PAGE_SIZE: u32 = 1000;
 const CUSTOM_SQL_QUERY: &str = include_str!("custom_sql.graphql");
 
@@ -323,11 +326,11 @@ fn paged<T: DeserializeOwned + HasId>(
         let mut vars = base_vars.clone();
         vars.insert("first".into(), json!(first));
         vars.insert("after".into(), json!(after));
-        let bytes = client.graphql(name, query, &Value::Object(vars))?;
-        // Straight from bytes into the typed page: no `Value` tree for pages of nested tables.
-        let body: GraphqlResponse<T> = serde_json::from_slice(&bytes).map_err(|e| {
-            anyhow::anyhow!("Tableau Metadata API, query {name}, page {page}: unexpected answer: {e}")
-        })?;
+        // Straight from bytes into the typed page, once: no `Value` tree for pages of nested
+        // tables. A body cut short is asked for again inside `graphql`, under `retry:`.
+        let body: GraphqlResponse<T> = client
+            .graphql(name, query, &Value::Object(vars))
+            .with_context(|| format!("Tableau Metadata API, query {name}, page {page}"))?;
         let errors = body.errors.unwrap_or_default();
         if let Some(e) = errors.iter().find(|e| e.is_retryable()) {
             timeouts += 1;
@@ -345,28 +348,56 @@ fn paged<T: DeserializeOwned + HasId>(
             let code = e.code().map(|c| format!(" [{c}]")).unwrap_or_default();
             bail!("Tableau Metadata API, query {name}, page {page}{code}: {}", e.message);
         }
-        let partial = errors
-            .iter()
-            .find(|e| e.is_node_limit() || e.code() == Some("MAX_PAGE_SIZE_EXCEEDED"));
-        if let Some(e) = partial {
+        let conn = body.data.and_then(|mut d| d.remove(field)).flatten();
+        // Node limit: the page's nested lists may be cut anywhere, so the page is asked for
+        // again at half the size. Handled and recovered, it is a row in extract_warnings and
+        // an info line, not a warning on every run.
+        if let Some(e) = errors.iter().find(|e| e.is_node_limit()) {
             if first > 1 {
                 let smaller = (first / 2).max(1);
                 let mut row = warn_row(name, page, e, &format!("page fetched again with first={smaller} (was {first})"));
                 row.shrunk_to = Some(smaller);
                 warnings.push(row);
-                log::warn(&format!("{name} page {page}: {}; fetching it again with page size {smaller}", short(&e.message)));
+                log::info(&format!("{name} page {page}: {}; fetching it again with page size {smaller}", short(&e.message)));
                 first = smaller;
                 continue;
             }
             warnings.push(warn_row(name, page, e, "kept partial page at page size 1; extraction incomplete"));
+            log::warn(&format!("{name} page {page}: {} even at page size 1; kept the partial page", short(&e.message)));
             complete = false;
+        } else if let Some(e) = errors.iter().find(|e| e.is_max_page_size()) {
+            // Above the server's maximum page size Tableau limits the page to that maximum
+            // (help.tableau.com meta_api_errors.html). Take the maximum it names; if it names
+            // none, a page cut to fewer nodes than asked shows it; only then halve.
+            let (nodes, has_next) = conn.as_ref().map_or((0, true), |c| (c.nodes.len(), c.page_info.has_next_page));
+            let named = e.max_page_size().filter(|&m| m >= 1 && m < first);
+            let seen = (has_next && nodes >= 1 && (nodes as u64) < u64::from(first)).then_some(nodes as u32);
+            let max = named.or(seen).unwrap_or((first / 2).max(1));
+            if !has_next && conn.is_some() {
+                // The last page, whole: nothing was cut off, so it is not asked for again.
+                let mut row = warn_row(name, page, e, &format!("last page complete; kept; page size {max} from here (was {first})"));
+                row.shrunk_to = Some(max.min(first));
+                warnings.push(row);
+                log::debug(&format!("{name} page {page}: maximum page size {max}; the page was already complete"));
+                first = max.min(first);
+            } else if first > 1 {
+                let mut row = warn_row(name, page, e, &format!("page fetched again with first={max} (was {first})"));
+                row.shrunk_to = Some(max);
+                warnings.push(row);
+                log::info(&format!("{name} page {page}: the server's maximum page size is {max}; fetching the page again with it (was {first})"));
+                first = max;
+                continue;
+            } else {
+                warnings.push(warn_row(name, page, e, "kept page at page size 1; extraction incomplete"));
+                complete = false;
+            }
         }
-        for e in errors.iter().filter(|e| e.is_warning() && !std::ptr::eq(*e, partial.unwrap_or(*e)) || (e.is_warning() && partial.is_none())) {
+        for e in errors.iter().filter(|e| e.is_warning() && !e.is_node_limit() && !e.is_max_page_size()) {
             warnings.push(warn_row(name, page, e, "recorded; results may be incomplete"));
             log::warn(&format!("{name} page {page}: Tableau warning {}: {}", e.code().unwrap_or("-"), short(&e.message)));
             complete = false;
         }
-        let Some(conn) = body.data.and_then(|mut d| d.remove(field)).flatten() else {
+        let Some(conn) = conn else {
             bail!("Tableau Metadata API, query {name}, page {page}: no data.{field} in the answer");
         };
         if total.is_none() {
@@ -458,6 +489,24 @@ mod tests {
 
     fn p(luid: &str, name: &str, parent: Option<&str>) -> Project {
         Project { luid: luid.into(), name: name.into(), parent_luid: parent.map(str::to_string) }
+    }
+
+    #[test]
+    fn max_page_size_is_read_tolerantly() {
+        let e = |message: &str, props: Option<Value>| -> GraphqlError {
+            let mut v = json!({"message": message, "extensions": {"severity": "WARNING", "code": "MAX_PAGE_SIZE_EXCEEDED"}});
+            if let Some(p) = props {
+                v["extensions"]["properties"] = p;
+            }
+            serde_json::from_value(v).unwrap()
+        };
+        // Tableau's documented wording names no number.
+        let documented = "The value chosen for \u{201c}first\u{201d} exceeded the maximum page size, so the query results will be limited to the maximum page size instead of the value chosen for \u{201c}first\u{201d}.";
+        assert_eq!(e(documented, None).max_page_size(), None);
+        assert_eq!(e("The requested page size 1000 exceeds the maximum page size of 100.", None).max_page_size(), Some(100));
+        assert_eq!(e(documented, Some(json!({"maxPageSize": 250}))).max_page_size(), Some(250));
+        assert_eq!(e(documented, Some(json!({"limit": "50"}))).max_page_size(), Some(50));
+        assert_eq!(e("maximum page size of 99999999999", None).max_page_size(), None);
     }
 
     #[test]

@@ -136,6 +136,9 @@ pub(crate) struct ErrorExtensions {
     pub(crate) severity: Option<String>,
     #[serde(default)]
     pub(crate) code: Option<String>,
+    /// Details of some warnings; what they hold is not documented (kept for `max_page_size`).
+    #[serde(default)]
+    pub(crate) properties: Option<serde_json::Value>,
 }
 
 impl GraphqlError {
@@ -154,6 +157,28 @@ impl GraphqlError {
         self.code() == Some("RATE_EXCEEDED")
             || self.message.contains("Reached time limit of")
             || (self.message.contains("timeout of") && self.message.contains("millis"))
+    }
+    pub(crate) fn is_max_page_size(&self) -> bool {
+        self.code() == Some("MAX_PAGE_SIZE_EXCEEDED")
+    }
+    /// The maximum page size a `MAX_PAGE_SIZE_EXCEEDED` warning names, read tolerantly: a whole
+    /// number among its `properties`, else the smallest number in the message. Tableau's
+    /// documented text ("The value chosen for “first” exceeded the maximum page size, so the
+    /// query results will be limited to the maximum page size…", help.tableau.com
+    /// meta_api_errors.html) names none; whether real answers carry it is UNVERIFIED.
+    pub(crate) fn max_page_size(&self) -> Option<u32> {
+        let props = self.extensions.as_ref().and_then(|e| e.properties.as_ref());
+        if let Some(serde_json::Value::Object(map)) = props {
+            let mut found = map.values().filter_map(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()));
+            if let Some(n) = found.next() {
+                return u32::try_from(n).ok();
+            }
+        }
+        self.message
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|w| !w.is_empty())
+            .filter_map(|w| w.parse::<u32>().ok())
+            .min()
     }
     /// Partial data because of the node limit (`NullValueInNonNullableField` is how a cut-off
     /// nested object shows).

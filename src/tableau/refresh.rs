@@ -8,8 +8,8 @@
 use anyhow::Result;
 use rusqlite::{params, Connection};
 
-use super::client::{parse_error, Client, TableauError};
-use crate::http::Request;
+use super::client::{parse_error, xml_failure, Client, Decoded, Idempotent, TableauError};
+use crate::http::{Request, Response};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Target {
@@ -93,13 +93,15 @@ impl Client {
         let call = format!("POST /api/{}/sites/{{site}}/{collection}/{}/refresh", self.api_version(), target.luid);
         let url = self.site_path(&format!("{collection}/{}/refresh", target.luid));
         let body = refresh_body(&self.api_version());
-        let resp = self.send(&call, true, &|c| {
+        // Not idempotent: a second POST could queue a second refresh. `fetch` sends it again
+        // only after a 429, a 401 or a connection never made; any other answer comes back here.
+        let resp = self.fetch(&call, true, Idempotent::No, &|c| {
             Request::new("POST", url.clone())
                 .header("X-Tableau-Auth", c.auth_header())
                 .header("Content-Type", "text/xml")
                 .header("Accept", "application/xml")
                 .body(body)
-        })?;
+        }, &|resp| Decoded::Done(Ok(resp)))?;
         let text = resp.text();
         if resp.status == 202 || resp.status == 200 {
             let id = roxmltree::Document::parse(&text)
@@ -107,7 +109,11 @@ impl Client {
                 .and_then(|d| d.descendants().find(|n| n.has_tag_name("job")).and_then(|n| n.attribute("id")).map(str::to_string));
             return match id {
                 Some(id) => Ok(Answer::Job(id)),
-                None => Err(TableauError::Protocol { call, message: "202 without a <job id=…>".into() }),
+                // Not asked again: Tableau may well have queued the refresh.
+                None => Err(TableauError::Protocol {
+                    call,
+                    message: format!("HTTP {} without a readable <job id=…> (the refresh may have been queued; not sent again)", resp.status),
+                }),
             };
         }
         let (code, summary, detail) = parse_error(&text);
@@ -117,30 +123,34 @@ impl Client {
     pub(crate) fn job(&self, job_id: &str) -> Result<JobState, TableauError> {
         let call = format!("GET /api/{}/sites/{{site}}/jobs/{job_id}", self.api_version());
         let url = self.site_path(&format!("jobs/{job_id}"));
-        let resp = self.send(&call, true, &|c| {
+        let decode = |resp: Response| -> Decoded<JobState> {
+            if resp.status != 200 {
+                let (code, summary, detail) = parse_error(&resp.text());
+                return Decoded::Done(Err(TableauError::Http { call: call.clone(), status: resp.status, code, summary, detail }));
+            }
+            let text = resp.text();
+            let doc = match roxmltree::Document::parse(&text) {
+                Ok(d) => d,
+                Err(e) => return xml_failure(&text, &e),
+            };
+            let Some(job) = doc.descendants().find(|n| n.has_tag_name("job")) else {
+                return Decoded::Done(Err(TableauError::Protocol { call: call.clone(), message: "no <job>".into() }));
+            };
+            Decoded::Done(Ok(JobState {
+                finish_code: job.attribute("finishCode").and_then(|c| c.parse().ok()),
+                completed_at: job.attribute("completedAt").map(str::to_string),
+                notes: job
+                    .descendants()
+                    .find(|n| n.has_tag_name("notes"))
+                    .and_then(|n| n.text())
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty()),
+            }))
+        };
+        let build = |c: &Client| {
             Request::new("GET", url.clone()).header("X-Tableau-Auth", c.auth_header()).header("Accept", "application/xml")
-        })?;
-        if resp.status != 200 {
-            let (code, summary, detail) = parse_error(&resp.text());
-            return Err(TableauError::Http { call, status: resp.status, code, summary, detail });
-        }
-        let text = resp.text();
-        let doc = roxmltree::Document::parse(&text)
-            .map_err(|e| TableauError::Protocol { call: call.clone(), message: format!("not XML: {e}") })?;
-        let job = doc
-            .descendants()
-            .find(|n| n.has_tag_name("job"))
-            .ok_or_else(|| TableauError::Protocol { call, message: "no <job>".into() })?;
-        Ok(JobState {
-            finish_code: job.attribute("finishCode").and_then(|c| c.parse().ok()),
-            completed_at: job.attribute("completedAt").map(str::to_string),
-            notes: job
-                .descendants()
-                .find(|n| n.has_tag_name("notes"))
-                .and_then(|n| n.text())
-                .map(|t| t.trim().to_string())
-                .filter(|t| !t.is_empty()),
-        })
+        };
+        self.fetch(&call, true, Idempotent::Yes, &build, &decode)
     }
 }
 

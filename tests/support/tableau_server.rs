@@ -107,8 +107,16 @@ pub struct Faults {
     /// A workbooksConnection page with `first` > N returns only N nodes plus the
     /// NODE_LIMIT_EXCEEDED warning.
     pub node_limit_above: Option<u32>,
-    /// `first` above it: truncated page + MAX_PAGE_SIZE_EXCEEDED warning (both connections).
+    /// `first` above it: the page limited to this many nodes + the MAX_PAGE_SIZE_EXCEEDED
+    /// warning in Tableau's documented wording, which names no number (both connections).
     pub max_page_size: Option<u32>,
+    /// With `max_page_size`: the warning also carries `properties: {maxPageSize: N}` and names
+    /// N in its message (a server that says its maximum; shape invented).
+    pub max_page_size_named: bool,
+    /// 1-based request numbers (GraphQL POSTs and REST GETs) whose answer is cut to half its
+    /// body, mid-JSON or mid-XML, with a Content-Length that matches what is sent: what a
+    /// proxy or a dropped connection leaves. The request itself is handled normally.
+    pub cut_body_at: Vec<usize>,
     /// Adds the PERMISSIONS_MODE_SWITCHED warning to workbook pages.
     pub permissions_mode_switched: bool,
     /// Request numbers whose GraphQL answer is the partial-data
@@ -253,6 +261,13 @@ impl TableauServer {
     /// Every request seen so far, in order.
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.state.lock().unwrap().log.clone()
+    }
+
+    /// Every session token this server issued, so tests can check none leaked anywhere.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.state.lock().unwrap().sessions.keys().cloned().collect();
+        all.sort();
+        all
     }
 
     /// Number of requests seen so far (the last global request number).
@@ -629,7 +644,13 @@ impl State {
         if self.faults.server_error_at.contains(&n) {
             return Reply::new(503, Some("text/html"), "<html><body><h1>503 Service Unavailable</h1></body></html>");
         }
-        self.route(rq)
+        let mut reply = self.route(rq);
+        let read = rq.method == "GET" || rq.path.trim_end_matches('/') == "/api/metadata/graphql";
+        if read && self.faults.cut_body_at.contains(&n) {
+            let half = reply.body.len() / 2;
+            reply.body.truncate(half);
+        }
+        reply
     }
 
     fn route(&mut self, rq: &Incoming) -> Reply {
@@ -1263,11 +1284,17 @@ impl State {
         if let Some(max) = self.faults.max_page_size {
             if first > max as u64 {
                 take = take.min(max as u64);
-                // Message wording after help.tableau.com meta_api_errors; properties invented.
-                errors.push(json!({
-                    "message": format!("The requested page size exceeds the maximum page size of {max}. The query results will be limited to the maximum page size."),
-                    "extensions": {"severity": "WARNING", "code": "MAX_PAGE_SIZE_EXCEEDED", "properties": {"maxPageSize": max}}
-                }));
+                // The message is Tableau's documented text (help.tableau.com
+                // meta_api_errors.html, MAX_PAGE_SIZE_EXCEEDED, Warning); it names no number.
+                // Whether real answers carry `properties` is UNVERIFIED, so only
+                // `max_page_size_named` adds them (and the number, in the message).
+                let mut message = "The value chosen for \u{201c}first\u{201d} exceeded the maximum page size, so the query results will be limited to the maximum page size instead of the value chosen for \u{201c}first\u{201d}. It is recommended that the value chosen for \u{201c}first\u{201d} be smaller than the maximum page size, or incomplete results may be returned.".to_string();
+                let mut extensions = json!({"severity": "WARNING", "code": "MAX_PAGE_SIZE_EXCEEDED"});
+                if self.faults.max_page_size_named {
+                    message = format!("The value chosen for \u{201c}first\u{201d} ({first}) exceeded the maximum page size of {max}, so the query results will be limited to {max} nodes.");
+                    extensions["properties"] = json!({"maxPageSize": max});
+                }
+                errors.push(json!({"message": message, "extensions": extensions}));
             }
         }
         if conn == Connection::Workbooks {
