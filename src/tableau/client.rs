@@ -636,6 +636,71 @@ mod tests {
         assert_eq!(parse_error("{\"status\":401}"), (None, None, None));
     }
 
+    /// A transport answering from a script, counting what was sent.
+    struct Script {
+        answers: Mutex<std::collections::VecDeque<Result<Response, TransportError>>>,
+        sent: std::sync::Arc<AtomicUsize>,
+    }
+    impl Transport for Script {
+        fn send(&self, _req: &Request) -> Result<Response, TransportError> {
+            self.sent.fetch_add(1, Ordering::SeqCst);
+            self.answers.lock().unwrap().pop_front().expect("more requests than the script has answers")
+        }
+    }
+
+    fn ok(status: u16, body: &str) -> Result<Response, TransportError> {
+        Ok(Response { status, headers: vec![], body: body.as_bytes().to_vec() })
+    }
+
+    fn scripted(answers: Vec<Result<Response, TransportError>>) -> (Client, std::sync::Arc<AtomicUsize>) {
+        let site: TableauSite =
+            serde_yaml::from_str("name: t\nserver_url: http://127.0.0.1:1\nretry: {attempts: 3, base_delay_ms: 1}\n").unwrap();
+        let sent = std::sync::Arc::new(AtomicUsize::new(0));
+        let script = Script { answers: Mutex::new(answers.into()), sent: sent.clone() };
+        (Client::new(&site, Box::new(script), Secrets::default(), "n".into(), "s".into()), sent)
+    }
+
+    #[test]
+    fn a_cut_graphql_body_is_asked_for_again_then_named() {
+        let (c, sent) = scripted(vec![ok(200, r#"{"data":{"x":"ab"#), ok(200, r#"{"data":{"x":"abc"}}"#)]);
+        let v: Value = c.graphql("Q", "query Q { x }", &json!({})).unwrap();
+        assert_eq!((v["data"]["x"].as_str(), sent.load(Ordering::SeqCst)), (Some("abc"), 2));
+
+        let cut = || ok(200, r#"{"data":{"x":"ab"#);
+        let (c, sent) = scripted(vec![cut(), cut(), cut()]);
+        let err = c.graphql::<Value>("Q", "query Q { x }", &json!({})).unwrap_err().to_string();
+        assert!(err.starts_with("POST /api/metadata/graphql (Q): the body is cut short or not JSON at byte 16 of 16"), "{err}");
+        assert!(err.contains("after 3 tries"), "{err}");
+        assert_eq!(sent.load(Ordering::SeqCst), 3);
+    }
+
+    /// A refresh is sent again only when Tableau surely did not act on it.
+    #[test]
+    fn a_refresh_is_not_sent_again_blindly() {
+        use super::super::refresh::{Answer, Target};
+        let target = Target { kind: "datasource", luid: "ds-1".into(), name: "DS".into() };
+        let job = r#"<tsResponse><job id="job-1" /></tsResponse>"#;
+        let no_answer = || Err(TransportError::NoAnswer { method: "POST", url: "u".into(), message: "timed out".into() });
+        let connect = || Err(TransportError::Connect { method: "POST", url: "u".into(), message: "refused".into() });
+        for (answers, requests, want) in [
+            (vec![ok(503, ""), ok(202, job)], 1, "refused 503"),
+            (vec![ok(500, ""), ok(202, job)], 1, "refused 500"),
+            (vec![no_answer(), ok(202, job)], 1, "error"),
+            (vec![ok(202, r#"<tsResponse><job id="jo"#), ok(202, job)], 1, "error"),
+            (vec![ok(429, ""), ok(202, job)], 2, "job"),
+            (vec![connect(), ok(202, job)], 2, "job"),
+        ] {
+            let (c, sent) = scripted(answers);
+            let got = match c.refresh(&target) {
+                Ok(Answer::Job(id)) if id == "job-1" => "job".to_string(),
+                Ok(Answer::Refused { status, .. }) => format!("refused {status}"),
+                Ok(other) => format!("{other:?}"),
+                Err(_) => "error".to_string(),
+            };
+            assert_eq!((got.as_str(), sent.load(Ordering::SeqCst)), (want, requests));
+        }
+    }
+
     /// A body cut short or not JSON is worth asking again; JSON of the wrong shape is not.
     #[test]
     fn json_failures_are_told_apart_with_their_offset() {

@@ -374,12 +374,17 @@ fn paged<T: DeserializeOwned + HasId>(
             let seen = (has_next && nodes >= 1 && (nodes as u64) < u64::from(first)).then_some(nodes as u32);
             let max = named.or(seen).unwrap_or((first / 2).max(1));
             if !has_next && conn.is_some() {
-                // The last page, whole: nothing was cut off, so it is not asked for again.
-                let mut row = warn_row(name, page, e, &format!("last page complete; kept; page size {max} from here (was {first})"));
-                row.shrunk_to = Some(max.min(first));
+                // The last page, whole: nothing was cut off, so it is not asked for again. Only
+                // a maximum the warning names is worth starting later chunks from.
+                let action = match named {
+                    Some(m) => format!("last page complete; kept; page size {m} from here (was {first})"),
+                    None => "last page complete; kept".to_string(),
+                };
+                let mut row = warn_row(name, page, e, &action);
+                row.shrunk_to = named;
                 warnings.push(row);
-                log::debug(&format!("{name} page {page}: maximum page size {max}; the page was already complete"));
-                first = max.min(first);
+                log::debug(&format!("{name} page {page}: above the maximum page size, but the page was already complete"));
+                first = named.unwrap_or(first);
             } else if first > 1 {
                 let mut row = warn_row(name, page, e, &format!("page fetched again with first={max} (was {first})"));
                 row.shrunk_to = Some(max);
