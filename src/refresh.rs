@@ -421,7 +421,9 @@ fn load_state(conn: &Connection) -> Result<BTreeMap<(String, &'static str, Strin
     for row in rows {
         let (i, kind, luid, at) = row?;
         let kind: &'static str = if kind == "workbook" { "workbook" } else { "datasource" };
-        let at = Instant::parse(&at).with_context(|| format!("refresh_state.last_triggered_at {at:?}"))?;
+        let at = Instant::parse(&at).with_context(|| {
+            format!("table refresh_state, column last_triggered_at of {kind} {luid}: {at:?} is not an RFC 3339 time (a database edited by hand?)")
+        })?;
         out.insert((i, kind, luid), at);
     }
     Ok(out)

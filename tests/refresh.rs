@@ -338,6 +338,23 @@ fn switches_env_config_and_bad_values() {
     let out = case.refresh(&["--now", "tomorrow"], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("--now \"tomorrow\""), "{}", stderr(&out));
+    // A multi-byte character where the offset's colon belongs panicked (exit 101) once.
+    let out = case.refresh(&["--now", "2026-11-24T02:00:00+1é00"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--now \"2026-11-24T02:00:00+1é00\""), "{}", stderr(&out));
+
+    // Text read back from SQLite goes through the same parser: a bad value names its column.
+    case.ws
+        .conn()
+        .execute(
+            "INSERT INTO refresh_state VALUES ('demo', 'datasource', ?1, 'Customers', '2026-11-24T02:00:00+1é00', 'triggered', NULL, 1)",
+            [CUSTOMERS_DS],
+        )
+        .unwrap();
+    let out = case.refresh(&["--now", T0], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("table refresh_state, column last_triggered_at"), "{}", stderr(&out));
+    case.ws.conn().execute("DELETE FROM refresh_state", []).unwrap();
 
     std::fs::remove_file(case.ws.path("dbt/target/run_results.json")).unwrap();
     let out = case.refresh(&["--now", T0], &[]);
