@@ -102,7 +102,9 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
             rr.command().unwrap_or("?")
         ));
     }
-    let build_after = opts.settings.build_after_minutes as i64 * 60;
+    // The cadence comes from the config or an env var: a huge value means "never again", not
+    // an overflow (which panicked in debug builds and went negative in release ones).
+    let build_after = i64::try_from(opts.settings.build_after_minutes).ok().and_then(|m| m.checked_mul(60)).unwrap_or(i64::MAX);
     let now = opts.now;
     let t = now.time_of_day();
 
@@ -161,7 +163,7 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
             }
             handled.insert(key.clone(), e.name.clone());
             if let Some(last) = state.get(&key) {
-                let eligible = Instant(last.0 + build_after);
+                let eligible = Instant(last.0.saturating_add(build_after));
                 if now < eligible {
                     println!(
                         "{t}  Refreshing Tableau extract for exposure {label} ... [SKIPPED: refreshed {}, eligible after {}]",

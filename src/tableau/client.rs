@@ -460,7 +460,7 @@ impl Client {
                 .and_then(|p| p.attribute("totalAvailable"))
                 .and_then(|t| t.parse().ok())
                 .unwrap_or(0);
-            if n == 0 || u64::from(page * size) >= total {
+            if n == 0 || u64::from(page) * u64::from(size) >= total {
                 break;
             }
             page += 1;

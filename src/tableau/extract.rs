@@ -74,7 +74,7 @@ pub(crate) fn extract_site(site: &TableauSite, client: &Client) -> Result<SiteEx
 }
 
 #[derive(serde::Deserialize, Debug)]
-struct IdNode {
+pub(crate) struct IdNode {
     id: String,
 }
 
@@ -426,7 +426,7 @@ fn warn_row(query: &str, page: u32, e: &GraphqlError, action: &str) -> Warning {
 /// A GraphQL answer: `data` (possibly partial, possibly null) and `errors` (warnings too).
 #[derive(serde::Deserialize)]
 #[serde(bound(deserialize = "T: DeserializeOwned"))]
-struct GraphqlResponse<T> {
+pub(crate) struct GraphqlResponse<T> {
     #[serde(default)]
     data: Option<BTreeMap<String, Option<Connection<T>>>>,
     #[serde(default)]

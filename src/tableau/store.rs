@@ -158,7 +158,7 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
             x.api_version,
             x.product_version,
             serde_json::to_string(&x.projects_filter)?,
-            x.workbooks_total.map(|t| t as i64),
+            x.workbooks_total.and_then(|t| i64::try_from(t).ok()),
             x.complete
         ],
     )?;
