@@ -41,7 +41,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         if let Command::ParseManifest { path } = &args.command {
             let started = std::time::Instant::now();
             let (m, bytes) = crate::manifest::load(path)?;
-            println!(
+            crate::outln!(
                 "parsed {} bytes, {} models, seeds and snapshots, {} sources in {:.3}s",
                 bytes.len(),
                 m.nodes.len(),

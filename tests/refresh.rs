@@ -101,6 +101,10 @@ impl Case {
     }
 
     fn refresh(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        self.refresh_command(args, env).output().unwrap()
+    }
+
+    fn refresh_command(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
         let mut e = PAT.to_vec();
         e.extend_from_slice(env);
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_autoexpose"));
@@ -111,7 +115,7 @@ impl Case {
         for (k, v) in e {
             cmd.env(k, v);
         }
-        cmd.output().unwrap()
+        cmd
     }
 
     /// The decision table, with job ids (the server's) reduced to whether there is one.
@@ -293,6 +297,22 @@ fn wait_records_success_and_failure() {
     insta::with_settings!({snapshot_path => repo().join("snapshots"), prepend_module_to_snapshot => false}, {
         insta::assert_yaml_snapshot!("refresh_wait", case.decisions());
     });
+    server.stop();
+}
+
+/// `autoexpose refresh | head -1`: once the reader is gone, the decision lines have nowhere to
+/// go, but the refreshes Tableau accepted must still be recorded, and nothing may panic.
+#[test]
+fn closed_stdout_is_no_panic_and_state_is_kept() {
+    let case = Case::new(&demo_fixture());
+    let server = TableauServer::start(&repo().join("testdata/tableau/demo.site.json"), Faults::default());
+    case.serve(&server);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = case.refresh_command(&["--now", T0], &[("DBT_ACTIVE_EXPOSURES", "1")]).stdout(writer).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert_eq!(count(&case.ws.conn(), "SELECT count(*) FROM refresh_state"), 2, "both triggers are the cadence's memory");
     server.stop();
 }
 
