@@ -10,7 +10,7 @@ impl Instant {
         Instant(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
+                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
                 .unwrap_or(0),
         )
     }
@@ -30,39 +30,86 @@ impl Instant {
     }
 
     /// Parses RFC 3339 (`2026-11-24T02:00:00Z`, fractions and `+01:00` offsets allowed).
+    ///
+    /// Text from outside (`--now`, SQLite, Tableau) may hold anything, so this reads the bytes
+    /// one by one through `Digits` and never slices the string: a multi-byte character where a
+    /// digit belongs is a refusal, not a panic on a char boundary.
     pub(crate) fn parse(text: &str) -> Option<Instant> {
-        let t = text.trim();
-        let b = t.as_bytes();
-        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+        let mut r = Reader(text.trim().as_bytes());
+        let y = r.digits(4)?;
+        r.byte(b'-')?;
+        let mo = r.digits(2)?;
+        r.byte(b'-')?;
+        let d = r.digits(2)?;
+        r.one_of(b"Tt ")?;
+        let h = r.digits(2)?;
+        r.byte(b':')?;
+        let mi = r.digits(2)?;
+        r.byte(b':')?;
+        let s = r.digits(2)?;
+        if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60 {
             return None;
         }
-        let num = |r: std::ops::Range<usize>| -> Option<i64> {
-            let s = t.get(r)?;
-            s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse().ok()).flatten()
-        };
-        let (y, mo, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
-        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
-            return None;
-        }
-        let mut rest = &t[19..];
-        if let Some(frac) = rest.strip_prefix('.') {
-            let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if r.byte(b'.').is_some() {
+            let n = r.0.iter().take_while(|b| b.is_ascii_digit()).count();
             if n == 0 {
                 return None;
             }
-            rest = &frac[n..];
+            r.0 = &r.0[n..];
         }
-        let offset = match rest {
-            "Z" | "z" => 0,
-            _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
-                let oh: i64 = rest[1..3].parse().ok()?;
-                let om: i64 = rest[4..6].parse().ok()?;
-                let sign = if rest.starts_with('-') { -1 } else { 1 };
-                sign * (oh * 3600 + om * 60)
+        let offset = match r.0 {
+            [b'Z' | b'z'] => 0,
+            [sign @ (b'+' | b'-'), ..] => {
+                r.0 = &r.0[1..];
+                let oh = r.digits(2)?;
+                r.byte(b':')?;
+                let om = r.digits(2)?;
+                if oh > 23 || om > 59 || !r.0.is_empty() {
+                    return None;
+                }
+                (if *sign == b'-' { -1 } else { 1 }) * (oh * 3600 + om * 60)
             }
             _ => return None,
         };
+        // Four-digit years and two-digit fields: nothing here can overflow an i64.
         Some(Instant(days_from_civil(y, mo as u32, d as u32) * 86_400 + h * 3600 + mi * 60 + s - offset))
+    }
+}
+
+/// The unread rest of an RFC 3339 text, as bytes (every byte of a valid one is ASCII).
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    /// Exactly `n` ASCII digits as a number.
+    fn digits(&mut self, n: usize) -> Option<i64> {
+        let (head, rest) = (self.0.get(..n)?, &self.0[n..]);
+        let mut v = 0i64;
+        for &b in head {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + i64::from(b - b'0');
+        }
+        self.0 = rest;
+        Some(v)
+    }
+
+    fn byte(&mut self, want: u8) -> Option<()> {
+        self.one_of(&[want])
+    }
+
+    fn one_of(&mut self, set: &[u8]) -> Option<()> {
+        let (&first, rest) = self.0.split_first()?;
+        set.contains(&first).then(|| self.0 = rest)
+    }
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
     }
 }
 
@@ -117,7 +164,26 @@ mod tests {
     fn offsets_and_fractions() {
         assert_eq!(Instant::parse("2026-11-24T03:00:00+01:00"), Instant::parse("2026-11-24T02:00:00Z"));
         assert_eq!(Instant::parse("2026-11-24T02:00:00.123456Z"), Instant::parse("2026-11-24T02:00:00Z"));
-        for bad in ["2026-11-24", "2026-13-01T00:00:00Z", "2026-11-24T02:00:00", "yesterday", "2026-11-24T02:00:00+0100"] {
+        assert_eq!(Instant::parse("2024-02-29t01:30:00-01:30"), Instant::parse("2024-02-29T03:00:00Z"));
+        for bad in [
+            "2026-11-24",
+            "2026-13-01T00:00:00Z",
+            "2026-11-24T02:00:00",
+            "yesterday",
+            "2026-11-24T02:00:00+0100",
+            "2026-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-11-24T02:00:00+01:00Z",
+            "2026-11-24T02:00:00+24:00",
+            // Multi-byte characters where digits or separators belong (issue 10: this panicked).
+            "2026-11-24T02:00:00+1é00",
+            "2026-11-24T02:00:00+é:00",
+            "2026-11-24T02:00:0é",
+            "2026-11-24T02:00:00.é",
+            "2026-11-24T02:00:00éZ",
+            "é026-11-24T02:00:00Z",
+            "2026-11-24T02:00:00+01:0é",
+        ] {
             assert_eq!(Instant::parse(bad), None, "{bad}");
         }
     }

@@ -143,6 +143,11 @@ pub(crate) struct TableauSite {
     /// SQLite file still says it was incomplete, and emit still never deletes this site's files.
     #[serde(default)]
     pub(crate) allow_partial: bool,
+    /// Also import the workbooks in users' personal spaces (left out by default: a personal
+    /// space is one person's sandbox, not something a team publishes; see
+    /// `tableau::extract::personal_space`).
+    #[serde(default)]
+    pub(crate) include_personal_spaces: bool,
     /// Metadata API requests in flight at once for this site (all in its one session).
     #[serde(default = "default_concurrency")]
     pub(crate) concurrency: u32,

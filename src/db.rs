@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/0003_raw_response_bodies.sql"),
     include_str!("../sql/0004_append_only_tables.sql"),
     include_str!("../sql/0005_xxh3_input_hashes.sql"),
+    include_str!("../sql/0006_left_out_workbooks.sql"),
 ];
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {

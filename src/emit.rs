@@ -64,6 +64,10 @@ pub(crate) struct EmitSummary {
     pub(crate) without_dependencies: Vec<String>,
     pub(crate) dependencies: usize,
     pub(crate) dir: PathBuf,
+    /// Generated files deleted because their integration left the config (relative paths).
+    pub(crate) removed_left_config: Vec<(String, PathBuf)>,
+    /// Generated files of integrations not in the config that this database never wrote.
+    pub(crate) foreign: Vec<(String, PathBuf)>,
 }
 
 /// Everything emit will write, worked out before anything is: the rows of `exposures`, each
@@ -246,7 +250,9 @@ fn json_parts(items: &[String]) -> Vec<&[u8]> {
 pub(crate) fn write(conn: &mut Connection, config: &Config, plan: Plan) -> Result<(StageReport, EmitSummary)> {
     let dir_rel = &config.exposures_dir;
     let dir_abs = config.project_dir.join(dir_rel);
+    let mut summary = plan.summary;
     let tx = conn.transaction()?;
+    let ours_before = written_before(&tx)?;
     tx.execute("DELETE FROM exposures", [])?;
     tx.execute("DELETE FROM emitted_files", [])?;
     {
@@ -305,7 +311,24 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, plan: Plan) -> Resul
                     log::warn(&format!("Kept {}: the extraction of {integration} was incomplete", rel.display()));
                     actions.push((rel, "kept_incomplete", 0));
                 }
-                None => log::debug(&format!("{} belongs to integration {integration}, not in this config", rel.display())),
+                // The integration left the config. If this database wrote the file (the last
+                // emit recorded it), it is ours and stale: its exposures would live on in dbt
+                // with nothing keeping them true. If not, another config (with its own
+                // database) may write into the same folder: never touch its files.
+                None if ours_before.contains(&rel) => {
+                    std::fs::remove_file(path).with_context(|| format!("{}: cannot delete it", path.display()))?;
+                    log::info(&format!("Deleted {} (integration {integration} is no longer in the config)", rel.display()));
+                    actions.push((rel.clone(), "deleted_left_config", 0));
+                    summary.removed_left_config.push((integration, rel));
+                }
+                None => {
+                    log::warn(&format!(
+                        "Left {} alone: it was generated for integration {integration:?}, which is not in this config, and not by this database (another config may own it; delete it by hand if nobody does)",
+                        rel.display()
+                    ));
+                    actions.push((rel.clone(), "not_ours", 0));
+                    summary.foreign.push((integration, rel));
+                }
             }
         }
     }
@@ -323,7 +346,20 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, plan: Plan) -> Resul
 
     let row_counts = count_rows(&tx, &["exposures", "emitted_files"])?;
     tx.commit()?;
-    Ok((StageReport { row_counts, ..Default::default() }, plan.summary))
+    Ok((StageReport { row_counts, ..Default::default() }, summary))
+}
+
+/// The generated files the last emit left in place (written, unchanged, or kept because
+/// their site's extraction was incomplete): the files this database wrote and still owns.
+/// A file it deleted, or found and left alone, is not among them.
+fn written_before(tx: &rusqlite::Transaction) -> Result<BTreeSet<PathBuf>> {
+    let mut st = tx.prepare("SELECT path FROM emitted_files WHERE action IN ('written', 'unchanged', 'kept_incomplete')")?;
+    let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+    let mut out = BTreeSet::new();
+    for p in rows {
+        out.insert(PathBuf::from(p?));
+    }
+    Ok(out)
 }
 
 pub(crate) fn exposures_json_path(config: &Config) -> PathBuf {

@@ -85,3 +85,17 @@ pub(crate) fn info(msg: &str) {
 pub(crate) fn debug(msg: &str) {
     emit(Level::Debug, msg);
 }
+
+/// A line of the command's result on stdout (refresh decisions, `parse-manifest`'s figures).
+/// Unlike `println!`, a closed stdout (`autoexpose refresh | head -1`) is not a panic: the
+/// line is dropped and the command goes on to record what it did.
+pub(crate) fn result(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}
+
+/// `println!`'s arguments, written by `log::result`.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::log::result(&format!($($arg)*)) };
+}

@@ -23,6 +23,8 @@ mod matching;
 mod naming;
 mod normalize;
 mod pipeline;
+#[cfg(test)]
+mod proptests;
 mod refresh;
 mod rows;
 mod run;

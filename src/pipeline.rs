@@ -41,7 +41,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
         if let Command::ParseManifest { path } = &args.command {
             let started = std::time::Instant::now();
             let (m, bytes) = crate::manifest::load(path)?;
-            println!(
+            crate::outln!(
                 "parsed {} bytes, {} models, seeds and snapshots, {} sources in {:.3}s",
                 bytes.len(),
                 m.nodes.len(),
@@ -93,7 +93,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
             incomplete |= ran.incomplete;
             print_summary(&conn, &config, &ran.summary, incomplete)?;
             if settings.enabled {
-                log::info("");
+                let _ = std::io::Write::write_all(&mut std::io::stdout(), b"\n");
                 refresh_failed = refresh(&mut conn, &config, &mode, r, settings)?;
             }
         }
@@ -177,29 +177,69 @@ fn emit(conn: &mut Connection, config: &Config, x: &Extracted, deps: &[crate::ma
     Ok(stage(conn, config, "emit", |c| crate::emit::run(c, config, x, deps))?.1)
 }
 
+/// The summary of a `run`, on stdout: it is the run's result (`autoexpose run > summary.txt`
+/// keeps it), while progress, warnings and errors go to stderr. Printed whatever the log
+/// level, as refresh's decision lines are.
 fn print_summary(conn: &Connection, config: &Config, s: &crate::emit::EmitSummary, incomplete: bool) -> Result<()> {
-    let workbooks: i64 = conn.query_row("SELECT count(*) FROM tableau_workbooks", [], |r| r.get(0))?;
-    log::info("");
-    log::info(&format!("Workbooks seen:       {workbooks}"));
-    log::info(&format!("Exposures written:    {}", s.written));
-    log::info(&format!("Dependencies:         {}", s.dependencies));
-    let mut st = conn.prepare("SELECT reason, count(*) FROM unmatched_tables GROUP BY reason ORDER BY reason")?;
-    let reasons: Vec<(String, i64)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
-    let total: i64 = reasons.iter().map(|r| r.1).sum();
-    log::info(&format!("Unmatched tables:     {total}"));
-    for (reason, n) in reasons {
-        log::info(&format!("  {reason:<20}{n}"));
+    let text = summary_text(conn, config, s)?;
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (`| head`) must not turn a finished run into an error.
+        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     }
-    if !s.without_dependencies.is_empty() {
-        log::info(&format!("Workbooks with no dbt dependency (not written): {}", s.without_dependencies.len()));
-        for w in &s.without_dependencies {
-            log::info(&format!("  {w}"));
-        }
-    }
-    log::info(&format!("Exposures YAML:       {}", s.dir.display()));
-    log::info(&format!("SQLite file:          {}", config.database.display()));
     if incomplete {
         log::warn("the extraction was incomplete: see `SELECT * FROM extract_warnings` in the SQLite file");
     }
     Ok(())
+}
+
+fn summary_text(conn: &Connection, config: &Config, s: &crate::emit::EmitSummary) -> Result<String> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let workbooks: i64 = conn.query_row("SELECT count(*) FROM tableau_workbooks", [], |r| r.get(0))?;
+    writeln!(out)?;
+    writeln!(out, "Workbooks seen:       {workbooks}")?;
+    let mut st = conn.prepare("SELECT reason, count(*) FROM tableau_left_out_workbooks GROUP BY reason ORDER BY reason")?;
+    let left_out: Vec<(String, i64)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    for (reason, n) in &left_out {
+        let why = match reason.as_str() {
+            "personal_space" => "in personal spaces; include_personal_spaces: true imports them",
+            other => other,
+        };
+        writeln!(out, "Workbooks left out:   {n} ({why})")?;
+    }
+    writeln!(out, "Exposures written:    {}", s.written)?;
+    writeln!(out, "Dependencies:         {}", s.dependencies)?;
+    // A table, not a path to it: one read through an embedded and a published data source (or
+    // by two workbooks) counts once. Unsupported custom SQL has no table id; its query counts.
+    let table = "integration || char(0) || CASE WHEN table_id = '' THEN 'sql:' || via_id ELSE table_id END";
+    let total: i64 = conn.query_row(&format!("SELECT count(DISTINCT {table}) FROM unmatched_tables"), [], |r| r.get(0))?;
+    let mut st = conn.prepare(&format!("SELECT reason, count(DISTINCT {table}) FROM unmatched_tables GROUP BY reason ORDER BY reason"))?;
+    let reasons: Vec<(String, i64)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    writeln!(out, "Unmatched tables:     {total}")?;
+    for (reason, n) in reasons {
+        writeln!(out, "  {reason:<20}{n}")?;
+    }
+    if !s.without_dependencies.is_empty() {
+        writeln!(out, "Workbooks with no dbt dependency (not written): {}", s.without_dependencies.len())?;
+        for w in &s.without_dependencies {
+            writeln!(out, "  {w}")?;
+        }
+    }
+    if !s.removed_left_config.is_empty() {
+        writeln!(out, "Files deleted (their integration left the config): {}", s.removed_left_config.len())?;
+        for (integration, f) in &s.removed_left_config {
+            writeln!(out, "  {} ({integration})", f.display())?;
+        }
+    }
+    if !s.foreign.is_empty() {
+        writeln!(out, "Files left alone (generated for an integration not in this config, not by this database): {}", s.foreign.len())?;
+        for (integration, f) in &s.foreign {
+            writeln!(out, "  {} ({integration})", f.display())?;
+        }
+    }
+    writeln!(out, "Exposures YAML:       {}", s.dir.display())?;
+    writeln!(out, "SQLite file:          {}", config.database.display())?;
+    Ok(out)
 }

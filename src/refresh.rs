@@ -102,7 +102,9 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
             rr.command().unwrap_or("?")
         ));
     }
-    let build_after = opts.settings.build_after_minutes as i64 * 60;
+    // The cadence comes from the config or an env var: a huge value means "never again", not
+    // an overflow (which panicked in debug builds and went negative in release ones).
+    let build_after = i64::try_from(opts.settings.build_after_minutes).ok().and_then(|m| m.checked_mul(60)).unwrap_or(i64::MAX);
     let now = opts.now;
     let t = now.time_of_day();
 
@@ -130,13 +132,13 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
             } else {
                 ("not_rebuilt", "no dependency was rebuilt in this invocation".to_string())
             };
-            println!("{t}  Refreshing Tableau extract for exposure {} ... [SKIPPED: {}]", e.name, reason.replace('_', " "));
+            crate::outln!("{t}  Refreshing Tableau extract for exposure {} ... [SKIPPED: {}]", e.name, reason.replace('_', " "));
             events.push(Event { decision: "skipped", reason: Some(reason), detail: Some(detail), ..base });
             continue;
         }
         let targets = tableau::refresh::targets(conn, &e.integration, &e.workbook_luid)?;
         if targets.is_empty() {
-            println!("{t}  Refreshing Tableau extract for exposure {} ... [NOT_APPLICABLE: live connections only]", e.name);
+            crate::outln!("{t}  Refreshing Tableau extract for exposure {} ... [NOT_APPLICABLE: live connections only]", e.name);
             events.push(Event {
                 decision: "not_applicable",
                 reason: Some("no_extracts"),
@@ -150,7 +152,7 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
             let key = (e.integration.clone(), target.kind, target.luid.clone());
             let mut ev = Event { target: Some(target.clone()), ..base.clone() };
             if let Some(first) = handled.get(&key) {
-                println!("{t}  Refreshing Tableau extract for exposure {label} ... [SKIPPED: already refreshed in this run for {first}]");
+                crate::outln!("{t}  Refreshing Tableau extract for exposure {label} ... [SKIPPED: already refreshed in this run for {first}]");
                 events.push(Event {
                     decision: "skipped",
                     reason: Some("refreshed_in_this_run"),
@@ -161,9 +163,9 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
             }
             handled.insert(key.clone(), e.name.clone());
             if let Some(last) = state.get(&key) {
-                let eligible = Instant(last.0 + build_after);
+                let eligible = Instant(last.0.saturating_add(build_after));
                 if now < eligible {
-                    println!(
+                    crate::outln!(
                         "{t}  Refreshing Tableau extract for exposure {label} ... [SKIPPED: refreshed {}, eligible after {}]",
                         ago(now.0 - last.0),
                         eligible.rfc3339()
@@ -179,7 +181,7 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
                 }
             }
             if opts.dry_run {
-                println!("{t}  Refreshing Tableau extract for exposure {label} ... [DRY RUN: would trigger]");
+                crate::outln!("{t}  Refreshing Tableau extract for exposure {label} ... [DRY RUN: would trigger]");
                 events.push(Event { decision: "triggered", detail: Some("dry run: nothing sent".into()), ..ev });
                 continue;
             }
@@ -190,7 +192,7 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
             };
             match answer {
                 Ok(Answer::Job(id)) => {
-                    println!("{t}  Refreshing Tableau extract for exposure {label} ... [TRIGGERED job {}]", short(&id));
+                    crate::outln!("{t}  Refreshing Tableau extract for exposure {label} ... [TRIGGERED job {}]", short(&id));
                     ev.decision = "triggered";
                     ev.http_status = Some(202);
                     ev.job_id = Some(id);
@@ -203,7 +205,7 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
                         "not_applicable" => "NOT_APPLICABLE: no extract to refresh".to_string(),
                         _ => format!("FAILED: HTTP {status} {} {}", code.as_deref().unwrap_or(""), printable(&msg)),
                     };
-                    println!("{t}  Refreshing Tableau extract for exposure {label} ... [{shown}]");
+                    crate::outln!("{t}  Refreshing Tableau extract for exposure {label} ... [{shown}]");
                     ev.decision = decision;
                     ev.reason = reason;
                     ev.http_status = Some(status);
@@ -211,7 +213,7 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
                     ev.tableau_message = Some(msg).filter(|m| !m.is_empty());
                 }
                 Err(msg) => {
-                    println!("{t}  Refreshing Tableau extract for exposure {label} ... [FAILED: {}]", printable(&msg));
+                    crate::outln!("{t}  Refreshing Tableau extract for exposure {label} ... [FAILED: {}]", printable(&msg));
                     ev.decision = "failed";
                     ev.reason = Some("http_error");
                     ev.tableau_message = Some(msg);
@@ -302,7 +304,7 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
     if opts.dry_run {
         done.push_str(" (dry run: nothing sent, no state written)");
     }
-    println!("{t}  {done}");
+    crate::outln!("{t}  {done}");
     Ok((report, summary))
 }
 
@@ -349,7 +351,7 @@ fn wait_for_jobs(clients: &mut BTreeMap<String, Result<Client, String>>, events:
                     };
                     let tg = ev.target.as_ref().map(|t| format!(" ({} {})", t.kind, printable(&t.name))).unwrap_or_default();
                     let notes = job.notes.as_deref().map(|n| format!(": {}", printable(n))).unwrap_or_default();
-                    println!("{t}  Job {} for exposure {}{tg} ... [{}{notes}]", short(&id), ev.exposure, status.to_uppercase());
+                    crate::outln!("{t}  Job {} for exposure {}{tg} ... [{}{notes}]", short(&id), ev.exposure, status.to_uppercase());
                     ev.job_status = Some(status);
                     ev.job_finish_code = job.finish_code;
                     ev.job_notes = job.notes;
@@ -369,7 +371,7 @@ fn wait_for_jobs(clients: &mut BTreeMap<String, Result<Client, String>>, events:
         if started.elapsed() + delay > opts.wait_timeout {
             for i in pending {
                 let ev = &mut events[i];
-                println!(
+                crate::outln!(
                     "{t}  Job {} for exposure {} ... [TIMEOUT after {}s]",
                     short(ev.job_id.as_deref().unwrap_or("")),
                     ev.exposure,
@@ -421,7 +423,9 @@ fn load_state(conn: &Connection) -> Result<BTreeMap<(String, &'static str, Strin
     for row in rows {
         let (i, kind, luid, at) = row?;
         let kind: &'static str = if kind == "workbook" { "workbook" } else { "datasource" };
-        let at = Instant::parse(&at).with_context(|| format!("refresh_state.last_triggered_at {at:?}"))?;
+        let at = Instant::parse(&at).with_context(|| {
+            format!("table refresh_state, column last_triggered_at of {kind} {luid}: {at:?} is not an RFC 3339 time (a database edited by hand?)")
+        })?;
         out.insert((i, kind, luid), at);
     }
     Ok(out)

@@ -100,7 +100,13 @@ pub(crate) fn load(path: &Path) -> Result<(RunResults, Vec<u8>), RunResultsError
             RunResultsError::Read { path: path.to_path_buf(), source }
         }
     })?;
-    let rr: RunResults = serde_json::from_slice(&bytes).map_err(|e| RunResultsError::Parse {
+    let rr = parse(path, &bytes)?;
+    Ok((rr, bytes))
+}
+
+/// Parses and checks the bytes of the run_results.json at `path` (named in errors).
+pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<RunResults, RunResultsError> {
+    let rr: RunResults = serde_json::from_slice(bytes).map_err(|e| RunResultsError::Parse {
         path: path.to_path_buf(),
         line: e.line(),
         column: e.column(),
@@ -112,7 +118,7 @@ pub(crate) fn load(path: &Path) -> Result<(RunResults, Vec<u8>), RunResultsError
     if !ok {
         return Err(RunResultsError::Version { path: path.to_path_buf(), found: v.clone() });
     }
-    Ok((rr, bytes))
+    Ok(rr)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //!   snapshots in the top-level `snapshots/` folder.
 //! - `e2e`: the binary against the local Tableau-speaking server, with faults.
 //! - `bad_input`: clear errors, non-zero exits, and nothing lost.
+//! - `sites_and_files`: personal spaces, files of integrations that left the config, the summary.
 
 mod common;
 mod support;
@@ -11,4 +12,5 @@ mod support;
 mod bad_input;
 mod e2e;
 mod refresh;
+mod sites_and_files;
 mod stages;

@@ -101,6 +101,10 @@ impl Case {
     }
 
     fn refresh(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        self.refresh_command(args, env).output().unwrap()
+    }
+
+    fn refresh_command(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
         let mut e = PAT.to_vec();
         e.extend_from_slice(env);
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_autoexpose"));
@@ -111,7 +115,7 @@ impl Case {
         for (k, v) in e {
             cmd.env(k, v);
         }
-        cmd.output().unwrap()
+        cmd
     }
 
     /// The decision table, with job ids (the server's) reduced to whether there is one.
@@ -296,6 +300,22 @@ fn wait_records_success_and_failure() {
     server.stop();
 }
 
+/// `autoexpose refresh | head -1`: once the reader is gone, the decision lines have nowhere to
+/// go, but the refreshes Tableau accepted must still be recorded, and nothing may panic.
+#[test]
+fn closed_stdout_is_no_panic_and_state_is_kept() {
+    let case = Case::new(&demo_fixture());
+    let server = TableauServer::start(&repo().join("testdata/tableau/demo.site.json"), Faults::default());
+    case.serve(&server);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = case.refresh_command(&["--now", T0], &[("DBT_ACTIVE_EXPOSURES", "1")]).stdout(writer).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert_eq!(count(&case.ws.conn(), "SELECT count(*) FROM refresh_state"), 2, "both triggers are the cadence's memory");
+    server.stop();
+}
+
 #[test]
 fn dry_run_sends_nothing_and_writes_no_state() {
     let case = Case::new(&demo_fixture());
@@ -338,6 +358,23 @@ fn switches_env_config_and_bad_values() {
     let out = case.refresh(&["--now", "tomorrow"], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("--now \"tomorrow\""), "{}", stderr(&out));
+    // A multi-byte character where the offset's colon belongs panicked (exit 101) once.
+    let out = case.refresh(&["--now", "2026-11-24T02:00:00+1é00"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--now \"2026-11-24T02:00:00+1é00\""), "{}", stderr(&out));
+
+    // Text read back from SQLite goes through the same parser: a bad value names its column.
+    case.ws
+        .conn()
+        .execute(
+            "INSERT INTO refresh_state VALUES ('demo', 'datasource', ?1, 'Customers', '2026-11-24T02:00:00+1é00', 'triggered', NULL, 1)",
+            [CUSTOMERS_DS],
+        )
+        .unwrap();
+    let out = case.refresh(&["--now", T0], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("table refresh_state, column last_triggered_at"), "{}", stderr(&out));
+    case.ws.conn().execute("DELETE FROM refresh_state", []).unwrap();
 
     std::fs::remove_file(case.ws.path("dbt/target/run_results.json")).unwrap();
     let out = case.refresh(&["--now", T0], &[]);

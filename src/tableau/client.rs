@@ -570,7 +570,7 @@ impl Client {
             let (projects, total) = self.fetch(&call, true, Idempotent::Yes, &build, &decode)?;
             let n = projects.len();
             out.extend(projects);
-            if n == 0 || u64::from(page * size) >= total {
+            if n == 0 || u64::from(page) * u64::from(size) >= total {
                 break;
             }
             page += 1;

@@ -62,6 +62,78 @@ pub(crate) struct SiteExtract {
     pub(crate) warnings: Vec<Warning>,
     pub(crate) responses: Vec<RawResponse>,
     pub(crate) complete: bool,
+    /// Workbooks read but not imported, with the reason (`tableau_left_out_workbooks`).
+    pub(crate) left_out: Vec<LeftOut>,
+}
+
+/// A workbook the site holds that does not become an exposure, and why.
+#[derive(Debug, Clone)]
+pub(crate) struct LeftOut {
+    pub(crate) id: String,
+    pub(crate) luid: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) project_luid: Option<String>,
+    pub(crate) project_name: Option<String>,
+    pub(crate) owner_username: Option<String>,
+    pub(crate) reason: &'static str,
+    pub(crate) detail: String,
+}
+
+/// The name Tableau's web UI gives a personal space; the Metadata API may or may not report
+/// it as the workbook's `projectName` (see `personal_space`).
+const PERSONAL_SPACE: &str = "Personal Space";
+
+/// Why a workbook is in a user's personal space, or `None` when it is in a project.
+///
+/// What Tableau reports for such a workbook is not documented on the Metadata API reference
+/// pages we could find, so both shapes seen or suggested elsewhere are taken:
+/// - no project at all (`projectName` and `projectLuid` null or empty): how REST clients see
+///   it ("the workbook ... is in user's personal space, which is not belong to any project",
+///   open-metadata/OpenMetadata#14325, where a project-name filter could not exclude it; and
+///   ../shared/reference/tableau.md §5: "Personal-space workbooks have no project (null
+///   `projectName`)");
+/// - a project named "Personal Space" that Query Projects does not list: a personal space has
+///   a LUID of its own that is not a project's (tableau.github.io/tableau-mcp, Move Workbook:
+///   "Do not pass a Personal Space LUID here"), and the UI calls it "Personal Space". UNVERIFIED
+///   for the Metadata API; a real project of that name is listed by Query Projects, so it is
+///   never mistaken for one.
+pub(crate) fn personal_space(w: &Workbook, listed_projects: &BTreeSet<&str>) -> Option<&'static str> {
+    let blank = |s: &Option<String>| s.as_deref().map_or(true, |s| s.trim().is_empty());
+    if blank(&w.project_name) && blank(&w.project_luid) {
+        return Some("no_project");
+    }
+    let listed = w.project_luid.as_deref().is_some_and(|l| listed_projects.contains(l));
+    if !listed && w.project_name.as_deref().is_some_and(|n| n.trim().eq_ignore_ascii_case(PERSONAL_SPACE)) {
+        return Some("personal_space_project");
+    }
+    None
+}
+
+/// Splits off the personal-space workbooks unless the site asks for them.
+fn leave_out_personal_spaces(site: &TableauSite, projects: &[Project], workbooks: &mut Vec<Workbook>) -> Vec<LeftOut> {
+    if site.include_personal_spaces {
+        return Vec::new();
+    }
+    let listed: BTreeSet<&str> = projects.iter().map(|p| p.luid.as_str()).collect();
+    let mut left_out = Vec::new();
+    workbooks.retain(|w| {
+        let Some(why) = personal_space(w, &listed) else { return true };
+        left_out.push(LeftOut {
+            id: w.id.clone(),
+            luid: w.luid.clone(),
+            name: w.name.clone(),
+            project_luid: w.project_luid.clone(),
+            project_name: w.project_name.clone(),
+            owner_username: w.owner.as_ref().and_then(|o| o.username.clone()),
+            reason: "personal_space",
+            detail: match why {
+                "no_project" => "in a personal space (no project); set include_personal_spaces: true to import it".into(),
+                _ => format!("in a personal space ({PERSONAL_SPACE:?}, not a listed project); set include_personal_spaces: true to import it"),
+            },
+        });
+        false
+    });
+    left_out
 }
 
 /// Signs in, reads everything, and signs out (on errors too).
@@ -77,7 +149,7 @@ pub(crate) fn extract_site(site: &TableauSite, client: &Client) -> Result<SiteEx
 }
 
 #[derive(serde::Deserialize, Debug)]
-struct IdNode {
+pub(crate) struct IdNode {
     id: String,
 }
 
@@ -129,6 +201,15 @@ fn read_site(site: &TableauSite, client: &Client) -> Result<SiteExtract> {
         // Older servers ignore unknown filters; never trust the filter alone.
         workbooks.retain(|w| w.project_luid.as_ref().is_some_and(|p| f.contains(p)));
     }
+    // With a `projects` list, personal spaces (in no listed project) are already out.
+    let left_out = leave_out_personal_spaces(site, &projects, &mut workbooks);
+    if !left_out.is_empty() {
+        log::info(&format!(
+            "tableau {}: {} workbook(s) in personal spaces left out (include_personal_spaces: true imports them)",
+            site.name,
+            left_out.len()
+        ));
+    }
     let mut redacted_complete = true;
     for w in &workbooks {
         let n = redacted_tables(w);
@@ -172,6 +253,7 @@ fn read_site(site: &TableauSite, client: &Client) -> Result<SiteExtract> {
         warnings,
         responses: Vec::new(),
         complete: wb_complete && sql_complete && redacted_complete,
+        left_out,
     })
 }
 
@@ -462,7 +544,7 @@ fn warn_row(query: &str, page: u32, e: &GraphqlError, action: &str) -> Warning {
 /// A GraphQL answer: `data` (possibly partial, possibly null) and `errors` (warnings too).
 #[derive(serde::Deserialize)]
 #[serde(bound(deserialize = "T: DeserializeOwned"))]
-struct GraphqlResponse<T> {
+pub(crate) struct GraphqlResponse<T> {
     #[serde(default)]
     data: Option<BTreeMap<String, Option<Connection<T>>>>,
     #[serde(default)]

@@ -19,6 +19,7 @@ pub(crate) fn clear(tx: &Transaction) -> Result<()> {
         "tableau_workbook_datasources",
         "tableau_tables",
         "tableau_custom_sql",
+        "tableau_left_out_workbooks",
         "extract_warnings",
         "raw_responses",
     ] {
@@ -158,7 +159,7 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
             x.api_version,
             x.product_version,
             serde_json::to_string(&x.projects_filter)?,
-            x.workbooks_total.map(|t| t as i64),
+            x.workbooks_total.and_then(|t| i64::try_from(t).ok()),
             x.complete
         ],
     )?;
@@ -208,6 +209,13 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
             c.database.as_ref().and_then(|d| d.name.clone()),
             serde_json::to_string(&wbs)?
         ])?;
+    }
+    let mut left = tx.prepare_cached(
+        "INSERT OR IGNORE INTO tableau_left_out_workbooks (integration, id, luid, name, project_luid, project_name, owner_username, reason, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for w in &x.left_out {
+        left.execute(params![i, w.id, w.luid, w.name, w.project_luid, w.project_name, w.owner_username, w.reason, w.detail])?;
     }
     let mut warn = tx.prepare_cached(
         "INSERT INTO extract_warnings (integration, query, page, code, severity, message, action) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
