@@ -4,6 +4,8 @@
 //!   snapshots in the top-level `snapshots/` folder.
 //! - `e2e`: the binary against the local Tableau-speaking server, with faults.
 //! - `bad_input`: clear errors, non-zero exits, and nothing lost.
+//! - `shared_tables`: patterns of real dbt projects (a source over a seed's table, tables
+//!   without a schema, old manifests).
 
 mod common;
 mod support;
@@ -11,4 +13,5 @@ mod support;
 mod bad_input;
 mod e2e;
 mod refresh;
+mod shared_tables;
 mod stages;
