@@ -137,6 +137,10 @@ pub(crate) struct TableauSite {
     pub(crate) page_size: u32,
     #[serde(default)]
     pub(crate) database_aliases: BTreeMap<String, String>,
+    /// `{database: schema}`: the schema of tables Tableau recorded without one
+    /// (`dvdrental..customer`), by database name (Tableau's, or its database_aliases target).
+    #[serde(default)]
+    pub(crate) default_schemas: BTreeMap<String, String>,
     #[serde(default)]
     pub(crate) retry: Retry,
     /// Exit 0 even when the extraction is incomplete (Tableau warnings, redacted tables). The
@@ -278,6 +282,9 @@ impl Config {
             if !(1..=16).contains(&site.concurrency) {
                 return Err(invalid(format!("tableau[{i}].concurrency must be between 1 and 16")));
             }
+            if let Some((db, _)) = site.default_schemas.iter().find(|(db, schema)| db.trim().is_empty() || schema.trim().is_empty()) {
+                return Err(invalid(format!("tableau[{i}].default_schemas: {db:?}: give a database name and a schema name")));
+            }
             if site.retry.attempts == 0 {
                 return Err(invalid(format!("tableau[{i}].retry.attempts must be at least 1")));
             }
@@ -403,6 +410,16 @@ mod tests {
         let err = cfg.with_env(env(&[("DBT_ACTIVE_EXPOSURES_BUILD_AFTER", "1.5h")])).unwrap_err();
         assert!(err.contains("DBT_ACTIVE_EXPOSURES_BUILD_AFTER"), "{err}");
         assert!(cfg.with_env(env(&[("DBT_ACTIVE_EXPOSURES", "maybe")])).is_err());
+    }
+
+    #[test]
+    fn default_schemas_are_read_and_checked() {
+        let c = load("dbt: {}\ntableau:\n  - {name: p, server_url: 'https://x', default_schemas: {dvdrental: public}}\n").unwrap();
+        assert_eq!(c.tableau[0].default_schemas["dvdrental"], "public");
+        let err = load("dbt: {}\ntableau:\n  - {name: p, server_url: 'https://x', default_schemas: {dvdrental: ''}}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tableau[0].default_schemas"), "{err}");
     }
 
     #[test]

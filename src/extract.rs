@@ -111,6 +111,7 @@ fn extract_sites(clients: &[(&TableauSite, tableau::client::Client)]) -> Result<
 fn dbt_rows(manifest: &mut Manifest) -> Extracted {
     Extracted {
         project_name: manifest.metadata.project_name.clone().unwrap_or_default(),
+        adapter_type: manifest.metadata.adapter_type.clone(),
         nodes: node_rows(manifest),
         hand_written_exposures: manifest
             .exposures

@@ -24,8 +24,17 @@ pub(crate) enum ManifestError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("manifest {path}: line {line}, column {column}: {message}")]
     Parse { path: PathBuf, line: usize, column: usize, message: String },
-    #[error("manifest {path}: metadata.dbt_schema_version {found:?} is not supported (autoexpose reads manifest v10, v11 and v12)")]
-    Version { path: PathBuf, found: String },
+    #[error(
+        "manifest {path}: metadata.dbt_schema_version is {found}{by}, which autoexpose does not read: it reads manifest v10, v11 and v12 (dbt 1.6 and later). {next}",
+        found = if found.is_empty() { "missing".to_string() } else { format!("{found:?}") },
+        by = dbt_version.as_deref().map(|v| format!(" (written by dbt {v})")).unwrap_or_default(),
+        next = if newer_than_v12(found) {
+            "Upgrade autoexpose, or write the manifest with a dbt it reads"
+        } else {
+            "Upgrade dbt in the dbt project to 1.6 or later and run `dbt parse` again to write a new target/manifest.json"
+        }
+    )]
+    Version { path: PathBuf, found: String, dbt_version: Option<String> },
 }
 
 #[derive(Deserialize, Debug)]
@@ -368,6 +377,12 @@ fn parse_with(path: &Path, bytes: &[u8], mapped: bool, hash: bool) -> Result<(Ma
         })
     });
     let _guard = Guard;
+    // The version first, from the few bytes before the nodes: the body of another version may
+    // not decode as this one (v1 to v3 have `"disabled": []`), and its error would hide the
+    // one that says what to do.
+    if let Some(head) = head_metadata(bytes) {
+        check_version(path, &head)?;
+    }
     let parsed: Result<Manifest, _> = serde_json::from_slice(bytes);
     let hash = CURSOR.with(|c| c.borrow_mut().take()).and_then(|mut c| {
         let mut h = c.hasher.take()?;
@@ -378,16 +393,73 @@ fn parse_with(path: &Path, bytes: &[u8], mapped: bool, hash: bool) -> Result<(Ma
         path: path.to_path_buf(),
         line: e.line(),
         column: e.column(),
-        message: e.to_string(),
+        message: without_location(&e),
     })?;
-    let v = &manifest.metadata.dbt_schema_version;
-    let supported = ["v10.json", "v11.json", "v12.json"]
-        .iter()
-        .any(|tail| v.starts_with("https://schemas.getdbt.com/dbt/manifest/") && v.ends_with(tail));
-    if !supported {
-        return Err(ManifestError::Version { path: path.to_path_buf(), found: v.clone() });
-    }
+    check_version(path, &manifest.metadata)?;
     Ok((manifest, hash))
+}
+
+/// The manifest versions whose fields are the ones we read. From the schemas dbt-core
+/// publishes (`schemas/dbt/manifest/v5.json` … `v12.json`, branch 1.10.latest):
+/// `metadata.project_name`, which `ref()`s of the root project need, first appears in v10;
+/// v9 has model `access` and `version` but no project name, v8 and older neither, and v1 to v3
+/// keep `disabled` as a list. dbt 1.6 writes v10, 1.7 v11, 1.8 and later v12
+/// (docs.getdbt.com/reference/artifacts/manifest-json).
+const SUPPORTED: [&str; 3] = ["v10", "v11", "v12"];
+const SCHEMA_URL: &str = "https://schemas.getdbt.com/dbt/manifest/";
+
+fn check_version(path: &Path, m: &Metadata) -> Result<(), ManifestError> {
+    let v = &m.dbt_schema_version;
+    if schema_version(v).is_some_and(|n| SUPPORTED.contains(&n)) {
+        return Ok(());
+    }
+    Err(ManifestError::Version { path: path.to_path_buf(), found: v.clone(), dbt_version: m.dbt_version.clone() })
+}
+
+/// `v12` of `https://schemas.getdbt.com/dbt/manifest/v12.json`.
+fn schema_version(url: &str) -> Option<&str> {
+    url.strip_prefix(SCHEMA_URL)?.strip_suffix(".json")
+}
+
+/// A version after the last one read (`v13` and on): dbt is newer than autoexpose.
+fn newer_than_v12(url: &str) -> bool {
+    schema_version(url).and_then(|v| v.strip_prefix('v')).and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n > 12)
+}
+
+/// serde_json's message without the " at line L column C" it appends: `Parse` says where.
+fn without_location(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let tail = format!(" at line {} column {}", e.line(), e.column());
+    text.strip_suffix(&tail).map(str::to_string).unwrap_or(text)
+}
+
+/// `metadata`, read from the top of the file: dbt writes it first, so this reads a few
+/// hundred bytes and stops, leaving the rest to the real parse. `None` when the file does
+/// not start as a manifest (then the real parse says what is wrong) or has no `metadata`.
+/// A file whose `metadata` comes later is skipped through up to it, once.
+fn head_metadata(bytes: &[u8]) -> Option<Metadata> {
+    struct Visit<'m>(&'m mut Option<Metadata>);
+    impl<'de> serde::de::Visitor<'de> for Visit<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a manifest object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == "metadata" {
+                    *self.0 = Some(map.next_value()?);
+                    // Stop here: the error ends the parse without reading the rest.
+                    return Err(serde::de::Error::custom("metadata read"));
+                }
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+            Ok(())
+        }
+    }
+    let mut found = None;
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let _ = serde::Deserializer::deserialize_map(&mut de, Visit(&mut found));
+    found
 }
 
 #[cfg(test)]
@@ -404,7 +476,34 @@ mod tests {
     fn unknown_version_is_refused() {
         let body = br#"{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v9.json"}}"#;
         let err = parse(Path::new("m.json"), body).unwrap_err().to_string();
-        assert!(err.contains("v9.json"), "{err}");
+        assert!(err.contains("v9.json") && err.contains("run `dbt parse` again"), "{err}");
+        let body = br#"{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v13.json"}}"#;
+        let err = parse(Path::new("m.json"), body).unwrap_err().to_string();
+        assert!(err.contains("v13.json") && err.contains("Upgrade autoexpose"), "{err}");
+        let err = parse(Path::new("m.json"), br#"{"metadata": {}, "nodes": {}}"#).unwrap_err().to_string();
+        assert!(err.contains("dbt_schema_version is missing"), "{err}");
+    }
+
+    /// v1 to v3 keep `disabled` as a list, which does not decode as v12's map: the version
+    /// must be what is said, whether `metadata` comes first (as dbt writes it) or last.
+    #[test]
+    fn an_old_body_gets_the_version_message() {
+        let meta = r#""metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v3.json", "dbt_version": "0.21.1"}"#;
+        for body in [format!(r#"{{{meta}, "nodes": {{}}, "disabled": []}}"#), format!(r#"{{"nodes": {{}}, "disabled": [], {meta}}}"#)] {
+            let err = parse(Path::new("m.json"), body.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains(r#"dbt_schema_version is "https://schemas.getdbt.com/dbt/manifest/v3.json" (written by dbt 0.21.1)"#), "{err}");
+            assert!(err.contains("v10, v11 and v12") && err.contains("Upgrade dbt in the dbt project to 1.6 or later"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_parse_error_says_where_once() {
+        let body = br#"{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json"},
+"nodes": []}"#;
+        let err = parse(Path::new("m.json"), body).unwrap_err().to_string();
+        assert_eq!(err.matches("line 2").count(), 1, "{err}");
+        assert!(err.starts_with("manifest m.json: line 2, column "), "{err}");
+        assert!(!err.contains(" at line "), "{err}");
     }
 
     #[test]

@@ -6,6 +6,15 @@
 //! that did not become a dependency gets an `unmatched_tables` row with a reason code and a
 //! suggested fix, so "why is this dashboard not downstream of that model?" is one query.
 //!
+//! A Tableau table matches the dbt nodes whose key is its key. When several enabled nodes
+//! share the key, they are all dependencies if they are the very same table
+//! (`keys::same_table`: the same `relation_name` once the adapter's rules for quotes and case
+//! are applied; a source declared over a seed's or a model's table is the usual case), and
+//! the table is `ambiguous` if they are different tables that only look alike once folded.
+//! Each such node gets its own `exposure_dependencies` row, with the Tableau table it came
+//! through. Disabled nodes never count; a private model on the table is left out (dbt refuses
+//! the reference), and the table is `private_model` only when no other node is left.
+//!
 //! A table's outcome depends on its key alone, so it is worked out once per distinct table
 //! (79k at 20k workbooks), not once per row (333k); the rows then refer to it. Results hold
 //! indices into the rows they came from, not copies of their strings: the writer and emit
@@ -19,6 +28,7 @@ use rusqlite::Connection;
 
 use crate::bulk::Insert;
 use crate::db::StageReport;
+use crate::keys::{same_table, Resolution};
 use crate::normalize::RelationKey;
 use crate::rows::{Extracted, Node, TableUse};
 
@@ -31,6 +41,8 @@ struct DbtNode<'a> {
     access: Option<&'a str>,
     enabled: bool,
     database: &'a str,
+    /// Its `dbt_nodes` row, for `relation_name` and the parts as the manifest spells them.
+    node: &'a Node,
 }
 
 /// An `exposure_dependencies` row: the table row it came through (the first, in key order)
@@ -83,6 +95,19 @@ struct Index<'a> {
     nodes: Vec<DbtNode<'a>>,
     by_key: HashMap<&'a str, Vec<usize>>,
     by_schema_ident: HashMap<String, Vec<usize>>,
+    /// By folded (database, identifier): the candidates of a table Tableau gave no schema.
+    by_database_ident: HashMap<(&'a str, &'a str), Vec<usize>>,
+    resolution: Resolution,
+    /// `metadata.adapter_type`, for messages.
+    adapter: &'a str,
+}
+
+impl Index<'_> {
+    /// The table node `i` is, as its warehouse resolves names.
+    fn table(&self, i: usize) -> Vec<String> {
+        let n = self.nodes[i].node;
+        same_table(self.resolution, n.relation_name.as_deref(), [n.database.as_deref(), n.schema.as_deref(), Some(&n.identifier)])
+    }
 }
 
 /// What matching decided, in workbook order, by index into the rows and keys it was given.
@@ -114,16 +139,18 @@ pub(crate) fn run(conn: &mut Connection, x: &Extracted, keys: &[RelationKey]) ->
     write(conn, x, keys, &matched)
 }
 
-/// What one distinct table came to.
+/// What one distinct table came to: the nodes on it (one table, in unique_id order), or why
+/// none.
 enum Outcome<'a> {
-    Matched(&'a DbtNode<'a>),
+    Matched(Vec<&'a DbtNode<'a>>),
     Unmatched(Miss),
 }
 
-/// An outcome as the rows refer to it: the node, or an index into `Matched::misses`.
+/// An outcome as the rows refer to it: `len` nodes from `start` in the shared list of
+/// matched nodes, or an index into `Matched::misses`.
 #[derive(Clone, Copy)]
-enum Verdict<'a> {
-    Node(&'a DbtNode<'a>),
+enum Verdict {
+    Nodes { start: u32, len: u32 },
     Miss(u32),
 }
 
@@ -147,10 +174,15 @@ pub(crate) fn compute(x: &Extracted, keys: &[RelationKey]) -> Matched {
         keys.par_iter().map(|k| (k.side == "tableau").then(|| match_key(&index, Some(k)))).collect();
     let Outcome::Unmatched(no_key) = match_key(&index, None) else { unreachable!("a table without a key never matches") };
     let mut misses = vec![no_key, unsupported_custom_sql()];
+    let mut on_table: Vec<&DbtNode> = Vec::new();
     let verdicts: Vec<Verdict> = outcomes
         .into_iter()
         .map(|o| match o {
-            Some(Outcome::Matched(n)) => Verdict::Node(n),
+            Some(Outcome::Matched(nodes)) => {
+                let start = on_table.len() as u32;
+                on_table.extend(nodes);
+                Verdict::Nodes { start, len: on_table.len() as u32 - start }
+            }
             Some(Outcome::Unmatched(m)) => {
                 misses.push(m);
                 Verdict::Miss(misses.len() as u32 - 1)
@@ -172,7 +204,11 @@ pub(crate) fn compute(x: &Extracted, keys: &[RelationKey]) -> Matched {
                     verdicts.get(row_keys[i] as usize).copied().unwrap_or(Verdict::Miss(NO_KEY))
                 };
                 match verdict {
-                    Verdict::Node(n) => deps.push((n.unique_id, Dependency { table, node: n.row })),
+                    Verdict::Nodes { start, len } => {
+                        for n in &on_table[start as usize..(start + len) as usize] {
+                            deps.push((n.unique_id, Dependency { table, node: n.row }));
+                        }
+                    }
                     Verdict::Miss(miss) => unmatched.push(Unmatched { table, miss }),
                 }
             }
@@ -269,7 +305,14 @@ pub(crate) fn load(db: &std::path::Path) -> Result<Vec<LinkRow>> {
 /// The dbt nodes that have a key, in unique_id order, by key and by `schema.identifier`.
 fn build_index<'a>(x: &'a Extracted, keys: &'a [RelationKey]) -> Index<'a> {
     let nodes: HashMap<&str, (usize, &Node)> = x.nodes.iter().enumerate().map(|(i, n)| (n.unique_id.as_str(), (i, n))).collect();
-    let mut index = Index { nodes: Vec::new(), by_key: HashMap::default(), by_schema_ident: HashMap::default() };
+    let mut index = Index {
+        nodes: Vec::new(),
+        by_key: HashMap::default(),
+        by_schema_ident: HashMap::default(),
+        by_database_ident: HashMap::default(),
+        resolution: Resolution::of(x.adapter_type.as_deref()),
+        adapter: x.adapter_type.as_deref().unwrap_or("an unknown adapter"),
+    };
     for k in keys.iter().filter(|k| k.side == "dbt" && k.status == "ok") {
         let (Some(&(row, n)), Some(key), Some(si)) = (nodes.get(k.reference.as_str()), k.key.as_deref(), k.schema_ident()) else {
             continue;
@@ -282,9 +325,12 @@ fn build_index<'a>(x: &'a Extracted, keys: &'a [RelationKey]) -> Index<'a> {
             access: n.access.as_deref(),
             enabled: n.enabled,
             database: k.database.as_deref().unwrap_or_default(),
+            node: n,
         });
         index.by_key.entry(key).or_default().push(i);
         index.by_schema_ident.entry(si).or_default().push(i);
+        let (database, ident) = (k.database.as_deref().unwrap_or_default(), k.identifier.as_deref().unwrap_or_default());
+        index.by_database_ident.entry((database, ident)).or_default().push(i);
     }
     index
 }
@@ -323,6 +369,11 @@ fn unsupported_custom_sql() -> Miss {
     )
 }
 
+/// A table as `same_table` gives it, for people: its parts joined by dots.
+fn tables_text(parts: &[String]) -> String {
+    parts.join(".")
+}
+
 fn ids<'a>(index: &Index<'a>, list: &[usize]) -> Vec<&'a str> {
     list.iter().map(|&i| index.nodes[i].unique_id).collect()
 }
@@ -358,28 +409,47 @@ fn match_key<'a>(index: &'a Index<'a>, k: Option<&RelationKey>) -> Outcome<'a> {
     };
     let enabled: Vec<usize> = candidates.iter().copied().filter(|&i| index.nodes[i].enabled).collect();
     if enabled.len() > 1 {
-        return Outcome::Unmatched(miss(
-            "ambiguous",
-            &ids(index, &enabled),
-            format!(
-                "{} dbt nodes have the key {key} once case and quotes are folded; autoexpose does not pick one. Give them distinct names",
-                enabled.len()
-            ),
-        ));
-    }
-    if let Some(&i) = enabled.first() {
-        let n = &index.nodes[i];
-        if n.resource_type == "model" && n.access == Some("private") {
+        // One table under several names (a source over a seed's table), or several tables
+        // whose names only collide once folded?
+        let tables: Vec<Vec<String>> = enabled.iter().map(|&i| index.table(i)).collect();
+        if tables.iter().any(|t| t != &tables[0]) {
+            let mut relations: Vec<String> = enabled
+                .iter()
+                .map(|&i| {
+                    let n = index.nodes[i].node;
+                    n.relation_name.clone().unwrap_or_else(|| tables_text(&index.table(i)))
+                })
+                .collect();
+            relations.sort();
+            relations.dedup();
+            let distinct = { let mut t = tables.clone(); t.sort(); t.dedup(); t.len() };
             return Outcome::Unmatched(miss(
-                "private_model",
-                &[n.unique_id],
+                "ambiguous",
+                &ids(index, &enabled),
                 format!(
-                    "{} is private to its group, and dbt refuses references to it from an exposure. Make it protected or public, or point the workbook at a public model",
-                    n.unique_id
+                    "{} dbt nodes have the key {key} once case and quotes are folded, but they are {distinct} different tables ({}) as {} resolves names; autoexpose does not pick one. Give them distinct names, or point the workbook at the one it means",
+                    enabled.len(),
+                    relations.join(", "),
+                    index.adapter,
                 ),
             ));
         }
-        return Outcome::Matched(n);
+    }
+    if !enabled.is_empty() {
+        let public: Vec<&DbtNode> =
+            enabled.iter().map(|&i| &index.nodes[i]).filter(|n| !(n.resource_type == "model" && n.access == Some("private"))).collect();
+        if public.is_empty() {
+            let private = ids(index, &enabled);
+            return Outcome::Unmatched(miss(
+                "private_model",
+                &private,
+                format!(
+                    "{} is private to its group, and dbt refuses references to it from an exposure. Make it protected or public, or point the workbook at a public model",
+                    private.join(", ")
+                ),
+            ));
+        }
+        return Outcome::Matched(public);
     }
     if !candidates.is_empty() {
         let ids = ids(index, candidates);
@@ -391,6 +461,25 @@ fn match_key<'a>(index: &'a Index<'a>, k: Option<&RelationKey>) -> Outcome<'a> {
                 ids.join(", ")
             ),
         ));
+    }
+    let tableau_schema = k.and_then(|k| k.schema.as_deref()).unwrap_or_default();
+    let ident = k.and_then(|k| k.identifier.as_deref()).unwrap_or_default();
+    if tableau_schema.is_empty() && !tableau_db.is_empty() {
+        if let Some(same) = index.by_database_ident.get(&(tableau_db, ident)) {
+            let mut schemas: Vec<&str> = same.iter().filter_map(|&i| index.nodes[i].node.schema.as_deref()).collect();
+            schemas.sort();
+            schemas.dedup();
+            let found: Vec<String> = same.iter().map(|&i| format!("{tableau_db}.{}.{ident}", index.nodes[i].node.schema.as_deref().unwrap_or(""))).collect();
+            return Outcome::Unmatched(miss(
+                "missing_schema",
+                &ids(index, same),
+                format!(
+                    "Tableau recorded this table without a schema, and dbt builds {}. If the connection reads that schema by default, add `default_schemas: {{{tableau_db}: {}}}` to this tableau integration in the config",
+                    found.join(", "),
+                    schemas.first().copied().unwrap_or("")
+                ),
+            ));
+        }
     }
     if let Some(same) = schema_ident.as_deref().and_then(|si| index.by_schema_ident.get(si)) {
         let dbs: Vec<&str> = same.iter().map(|&i| index.nodes[i].database).collect();

@@ -1,6 +1,7 @@
 //! Stage `normalize`: one comparable key per relation on both sides (see `keys.rs`).
 //!
-//! Reads: dbt_nodes, tableau_tables (and the config's database_aliases), as `Extracted`.
+//! Reads: dbt_nodes, tableau_tables (and the config's database_aliases and default_schemas),
+//! as `Extracted`.
 //! Writes: relation_keys, replacing all its rows. A pure function of its inputs (`compute`):
 //! the same rows in give the same rows out.
 
@@ -125,9 +126,9 @@ fn row(
 /// The keys of every dbt node, then of every Tableau table (once each, from its first row).
 /// The two sides are worked out at once, each in parallel (rayon).
 pub(crate) fn compute(x: &Extracted, config: &Config) -> Vec<RelationKey> {
-    let aliases: BTreeMap<&str, &BTreeMap<String, String>> =
-        config.tableau.iter().map(|s| (s.name.as_str(), &s.database_aliases)).collect();
-    let (mut out, tableau) = rayon::join(|| dbt_keys(x), || tableau_keys(x, &aliases));
+    let sites: BTreeMap<&str, SiteRules> =
+        config.tableau.iter().map(|s| (s.name.as_str(), (&s.database_aliases, &s.default_schemas))).collect();
+    let (mut out, tableau) = rayon::join(|| dbt_keys(x), || tableau_keys(x, &sites));
     out.extend(tableau);
     out
 }
@@ -147,16 +148,19 @@ fn dbt_keys(x: &Extracted) -> Vec<RelationKey> {
         .collect()
 }
 
+/// A site's `database_aliases` and `default_schemas`.
+type SiteRules<'a> = (&'a BTreeMap<String, String>, &'a BTreeMap<String, String>);
+
 /// One key per distinct (integration, table id), from the table's first row, in that order.
-fn tableau_keys(x: &Extracted, aliases: &BTreeMap<&str, &BTreeMap<String, String>>) -> Vec<RelationKey> {
+fn tableau_keys(x: &Extracted, sites: &BTreeMap<&str, SiteRules>) -> Vec<RelationKey> {
     let mut done: HashSet<(&str, &str)> = HashSet::default();
     let mut first: Vec<&TableUse> = x.tables.iter().filter(|t| !t.table_id.is_empty() && done.insert((&t.integration, &t.table_id))).collect();
     first.sort_by(|a, b| (&a.integration, &a.table_id).cmp(&(&b.integration, &b.table_id)));
     let empty = BTreeMap::new();
-    first.par_iter().map(|t| tableau_row(t, aliases.get(t.integration.as_str()).copied().unwrap_or(&empty))).collect()
+    first.par_iter().map(|t| tableau_row(t, sites.get(t.integration.as_str()).copied().unwrap_or((&empty, &empty)))).collect()
 }
 
-fn tableau_row(t: &TableUse, aliases: &BTreeMap<String, String>) -> RelationKey {
+fn tableau_row(t: &TableUse, (aliases, default_schemas): SiteRules) -> RelationKey {
     let (i, id) = (t.integration.as_str(), t.table_id.as_str());
     if t.name.is_none() && t.full_name.is_none() && t.schema.is_none() && t.database_name.is_none() {
         let why = "name, fullName, schema and database.name are all null: redacted by Tableau permissions";
@@ -174,7 +178,7 @@ fn tableau_row(t: &TableUse, aliases: &BTreeMap<String, String>) -> RelationKey 
         schema: t.schema.as_deref(),
         database: t.database_name.as_deref(),
     };
-    match tableau_key(&tt, aliases) {
+    match tableau_key(&tt, aliases, default_schemas) {
         Some(k) => {
             let text = k.text();
             row("tableau", i, id, Some(text), (Some(k.database), Some(k.schema), Some(k.identifier)), k.derivation, "ok")

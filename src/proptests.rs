@@ -158,14 +158,14 @@ proptest! {
 
     #[test]
     fn names_never_panic(full in text(NAME_CHARS, 24), schema in proptest::option::of(text(NAME_CHARS, 6)), db in proptest::option::of(text(NAME_CHARS, 6))) {
-        let parts = keys::split_name(&full);
-        prop_assert!(parts.iter().all(|p| !p.trim().is_empty()));
+        let parts = keys::split_parts(&full);
         for p in &parts {
             let _ = keys::fold(p);
         }
         let t = keys::TableauTable { name: Some(&full), full_name: Some(&full), schema: schema.as_deref(), database: db.as_deref() };
         let aliases = std::collections::BTreeMap::from([(full.clone(), "x".to_string()), ("[".to_string(), "\"".to_string())]);
-        if let Some(k) = keys::tableau_key(&t, &aliases) {
+        let defaults = std::collections::BTreeMap::from([(full.clone(), "s".to_string()), ("".to_string(), "]".to_string())]);
+        if let Some(k) = keys::tableau_key(&t, &aliases, &defaults) {
             let _ = k.text();
         }
         let _ = keys::dbt_key(db.as_deref(), schema.as_deref(), &full, false);
@@ -175,15 +175,15 @@ proptest! {
     #[test]
     fn plain_names_split_on_dots(parts in proptest::collection::vec("[a-zA-Z0-9_ é]{0,6}", 1..5)) {
         let full = parts.join(".");
-        let want: Vec<String> = parts.into_iter().filter(|p| !p.trim().is_empty()).collect();
-        prop_assert_eq!(keys::split_name(&full), want);
+        // Empty parts stay in place (`db..t` is a database, no schema, a table).
+        prop_assert_eq!(keys::split_parts(&full), parts);
     }
 
     /// Bracketed parts hold dots and escaped brackets and still come out as one part each.
     #[test]
     fn bracketed_parts_stay_whole(parts in proptest::collection::vec("[a-z.\\] ]{1,6}", 1..4)) {
         let full: Vec<String> = parts.iter().map(|p| format!("[{}]", p.replace(']', "]]"))).collect();
-        let split = keys::split_name(&full.join("."));
+        let split = keys::split_parts(&full.join("."));
         prop_assert_eq!(&split, &full);
         for (s, p) in split.iter().zip(&parts) {
             prop_assert_eq!(keys::fold(s), p.to_lowercase());

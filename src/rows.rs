@@ -95,6 +95,8 @@ impl TableUse {
 pub(crate) struct Extracted {
     /// `dbt_manifest.project_name`: the root project, for `ref()` without a package.
     pub(crate) project_name: String,
+    /// `dbt_manifest.adapter_type`: how the warehouse resolves names (`keys::Resolution`).
+    pub(crate) adapter_type: Option<String>,
     /// In `unique_id` order.
     pub(crate) nodes: Vec<Node>,
     /// Names of the manifest's exposures that autoexpose did not write.
@@ -127,15 +129,17 @@ impl Extracted {
     pub(crate) fn load(db: &Path) -> Result<Extracted> {
         let ((dbt, workbooks), tables) =
             rayon::join(|| rayon::join(|| load_dbt(db), || load_workbooks(db)), || load_tables(db));
-        let (project_name, nodes, hand_written_exposures) = dbt?;
+        let ((project_name, adapter_type), nodes, hand_written_exposures) = dbt?;
         let (sites, workbooks) = workbooks?;
-        Ok(Extracted { project_name, nodes, hand_written_exposures, sites, workbooks, tables: tables? })
+        Ok(Extracted { project_name, adapter_type, nodes, hand_written_exposures, sites, workbooks, tables: tables? })
     }
 }
 
-fn load_dbt(db: &Path) -> Result<(String, Vec<Node>, BTreeSet<String>)> {
+type ManifestNames = (String, Option<String>);
+
+fn load_dbt(db: &Path) -> Result<(ManifestNames, Vec<Node>, BTreeSet<String>)> {
     let conn = db::reader(db)?;
-    let project_name = conn.query_row("SELECT project_name FROM dbt_manifest", [], |r| r.get(0))?;
+    let names = conn.query_row("SELECT project_name, adapter_type FROM dbt_manifest", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let mut st = conn.prepare(
         "SELECT unique_id, resource_type, package_name, name, source_name, version, latest_version, database, schema,
             identifier, relation_name, materialized, access, enabled
@@ -163,7 +167,7 @@ fn load_dbt(db: &Path) -> Result<(String, Vec<Node>, BTreeSet<String>)> {
         .collect::<rusqlite::Result<_>>()?;
     let mut st = conn.prepare("SELECT name FROM dbt_exposures WHERE autoexpose_luid IS NULL")?;
     let hand_written = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-    Ok((project_name, nodes, hand_written))
+    Ok((names, nodes, hand_written))
 }
 
 fn load_workbooks(db: &Path) -> Result<(Vec<Site>, Vec<Workbook>)> {

@@ -54,7 +54,7 @@ fn missing_manifest() {
 fn malformed_manifest() {
     let (ws, yaml, rows) = after_good_run();
     let bad = ws.path("bad_manifest.json");
-    std::fs::write(&bad, "{\"metadata\": {\"dbt_schema_version\": \"x\"},\n \"nodes\": {,}}").unwrap();
+    std::fs::write(&bad, "{\"metadata\": {\"dbt_schema_version\": \"https://schemas.getdbt.com/dbt/manifest/v12.json\"},\n \"nodes\": {,}}").unwrap();
     edit_config(&ws, &demo_manifest().display().to_string(), &bad.display().to_string());
     let out = ws.run(&[], "run", &[]);
     assert_failed_cleanly(&ws, &out, &yaml, &rows, &["bad_manifest.json: line 2, column 12"]);
@@ -71,7 +71,7 @@ fn malformed_manifest_stops_the_requests() {
     site.page_size = 1;
     let probe = tempfile::tempdir().unwrap();
     let bad = probe.path().join("manifest.json");
-    std::fs::write(&bad, "{\"metadata\": {\"dbt_schema_version\": \"x\"},\n \"nodes\": {,}}").unwrap();
+    std::fs::write(&bad, "{\"metadata\": {\"dbt_schema_version\": \"https://schemas.getdbt.com/dbt/manifest/v12.json\"},\n \"nodes\": {,}}").unwrap();
     let ws = Workspace::with_manifest(&[site], None, &bad);
     let out = ws.run(&[], "run", &MINI_PAT);
     assert_eq!(out.status.code(), Some(1), "stderr:\n{}", stderr(&out));

@@ -137,6 +137,10 @@ fn snowflake_style_project() {
         tables(&conn, &["exposure_dependencies", "unmatched_tables"])
     );
     assert_eq!(count(&conn, "SELECT count(*) FROM unmatched_tables WHERE reason = 'ambiguous'"), 1);
+    // ANALYTICS.MART.ORDERS and an unquoted analytics.mart.orders are one Snowflake table: both
+    // nodes are dependencies. REVENUE and a quoted "Revenue" only fold alike: ambiguous above.
+    let orders = count(&conn, "SELECT count(*) FROM exposure_dependencies WHERE key = 'analytics.mart.orders' AND unique_id IN ('model.snowflake_shop.orders', 'source.snowflake_shop.mart.orders')");
+    assert_eq!(orders, 2);
     for (file, text) in ws.yaml_files() {
         insta::assert_snapshot!(format!("snowflake_yaml@{file}"), text.replace(&base_url, "http://[server]"));
     }

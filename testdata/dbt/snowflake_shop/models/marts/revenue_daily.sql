@@ -1,2 +1,1 @@
-{{ config(alias='Revenue', quoting={'identifier': true}) }}
 select ordered_at::date as day, sum(amount) as revenue from {{ ref('orders') }} group by 1
