@@ -1834,10 +1834,10 @@ mod tests {
         // The client's detail query, with its idWithin filter swapped for a project filter.
         let q = include_str!("../../src/tableau/workbooks.graphql");
         if with_projects {
-            q.replace(", $ids: [String]", ", $projectLuids: [String]")
+            q.replace(", $ids: [ID]", ", $projectLuids: [String]")
                 .replace("filter: {idWithin: $ids}", "filter: {projectLuidWithin: $projectLuids}")
         } else {
-            q.replace(", $ids: [String]", "").replace(", filter: {idWithin: $ids}", "")
+            q.replace(", $ids: [ID]", "").replace(", filter: {idWithin: $ids}", "")
         }
     }
 
