@@ -88,6 +88,9 @@ pub struct FixtureProject {
     pub description: Option<String>,
     #[serde(rename = "contentPermissions", default)]
     pub content_permissions: Option<String>,
+    /// The project owner's user LUID; default: the site's first PAT user.
+    #[serde(rename = "ownerId", default)]
+    pub owner_id: Option<String>,
 }
 
 impl Fixture {
@@ -663,7 +666,7 @@ impl State {
         match segs.as_slice() {
             ["api", "metadata", "graphql"] => self.guard(m, "POST", json).unwrap_or_else(|| self.graphql(rq)),
             ["api", v, "serverInfo"] if is_version(v) => {
-                self.guard(m, "GET", json).unwrap_or_else(|| self.server_info(v))
+                self.guard(m, "GET", json).unwrap_or_else(|| self.server_info(v, json))
             }
             ["api", v, "auth", "signin"] if is_version(v) => {
                 self.guard(m, "POST", json).unwrap_or_else(|| self.sign_in(rq, v))
@@ -786,11 +789,24 @@ impl State {
 
     // --- 1. serverInfo ------------------------------------------------------------------------
 
-    fn server_info(&self, v: &str) -> Reply {
+    /// Shape: help.tableau.com REST reference `rest_api_ref_server.htm` (Server Info) and TSC
+    /// `models/server_info_item.py` (XML). The JSON form, `{"serverInfo": {"productVersion":
+    /// {"value", "build"}, "restApiVersion"}}`, is how the `tableau_rest_api` Ruby gem reads it
+    /// (`resources/server.rb`): UNVERIFIED against Tableau's page; our client asks for XML.
+    fn server_info(&self, v: &str, json: bool) -> Reply {
         if version_key(v) < version_key("2.4") {
-            return self.rest_error(404, "404003", "Resource Not Found", "Server info not found.", false);
+            return self.rest_error(404, "404003", "Resource Not Found", "Server info not found.", json);
         }
         let build = self.fixture.product_build.clone().unwrap_or_else(|| "20242.24.0101.0000".to_string());
+        if json {
+            return Reply::json(
+                200,
+                &json!({"serverInfo": {
+                    "productVersion": {"value": self.fixture.product_version, "build": build},
+                    "restApiVersion": self.fixture.rest_api_version
+                }}),
+            );
+        }
         Reply::xml(
             200,
             &format!(
@@ -805,6 +821,10 @@ impl State {
 
     // --- 2. sign-in / sign-out ------------------------------------------------------------------
 
+    /// Shape: help.tableau.com `rest_api_ref_authentication.htm` (Sign In) and
+    /// `rest_api_concepts_auth.htm`: `credentials/@token`, `site/@id`, `site/@contentUrl`,
+    /// `user/@id`, in XML or (Accept: application/json) JSON; `estimatedTimeToExpiration` as in
+    /// reference/tableau.md 2.1 (its format is UNVERIFIED, informational only).
     fn sign_in(&mut self, rq: &Incoming, v: &str) -> Reply {
         let json = rq.wants_json();
         if self.faults.redirect_signin && rq.header("host").is_some_and(|h| h.starts_with("127.0.0.1")) {
@@ -888,6 +908,11 @@ impl State {
 
     // --- 5. projects -----------------------------------------------------------------------------
 
+    /// Shape: help.tableau.com `rest_api_ref_projects.htm` (Query Projects): `pagination`
+    /// (pageNumber, pageSize, totalAvailable; paging per `rest_api_concepts_paging.htm`), then
+    /// `projects/project` with id, name, description, createdAt, updatedAt, contentPermissions,
+    /// parentProjectId (nested projects only) and an `owner` child with its id (the fields
+    /// tableau-mcp's list-projects documents from this call). XML, or JSON when asked.
     fn projects(&mut self, rq: &Incoming, v: &str, site: &str) -> Reply {
         let idx = match self.rest_site(rq, v, site) {
             Ok(i) => i,
@@ -905,16 +930,49 @@ impl State {
             Some(Ok(n)) if n >= 1 => n,
             Some(_) => return self.rest_error(400, "400006", "Bad Request", "Invalid page number.", json),
         };
-        let all = &self.fixture.sites[idx].projects;
+        let site = &self.fixture.sites[idx];
+        let all = &site.projects;
+        let default_owner = site.pats.first().map(|p| p.user_luid.clone()).unwrap_or_default();
         let start = (page_number - 1).saturating_mul(page_size).min(all.len());
         let end = start.saturating_add(page_size).min(all.len());
+        // Timestamps are the fixture's epoch: the fixture has none, and clients need not read them.
+        let stamp = format_utc(BASE_EPOCH, false);
+        if json {
+            let projects: Vec<Value> = all[start..end]
+                .iter()
+                .map(|p| {
+                    let mut o = json!({
+                        "id": p.id,
+                        "name": p.name,
+                        "description": p.description.as_deref().unwrap_or(""),
+                        "contentPermissions": p.content_permissions.as_deref().unwrap_or("ManagedByOwner"),
+                        "createdAt": stamp,
+                        "updatedAt": stamp,
+                        "owner": {"id": p.owner_id.as_deref().unwrap_or(&default_owner)}
+                    });
+                    if let Some(parent) = &p.parent_project_id {
+                        o["parentProjectId"] = json!(parent);
+                    }
+                    o
+                })
+                .collect();
+            // Pagination numbers as strings, as Tableau's JSON gives them: UNVERIFIED (from
+            // memory of real answers; the XML attributes are strings anyway).
+            return Reply::json(
+                200,
+                &json!({
+                    "pagination": {"pageNumber": page_number.to_string(), "pageSize": page_size.to_string(), "totalAvailable": all.len().to_string()},
+                    "projects": {"project": projects}
+                }),
+            );
+        }
         let mut xml = format!(
             r#"<pagination pageNumber="{page_number}" pageSize="{page_size}" totalAvailable="{}"/><projects>"#,
             all.len()
         );
         for p in &all[start..end] {
             xml.push_str(&format!(
-                r#"<project id="{}" name="{}" description="{}" contentPermissions="{}""#,
+                r#"<project id="{}" name="{}" description="{}" createdAt="{stamp}" updatedAt="{stamp}" contentPermissions="{}""#,
                 xml_escape(&p.id),
                 xml_escape(&p.name),
                 xml_escape(p.description.as_deref().unwrap_or("")),
@@ -923,7 +981,7 @@ impl State {
             if let Some(parent) = &p.parent_project_id {
                 xml.push_str(&format!(r#" parentProjectId="{}""#, xml_escape(parent)));
             }
-            xml.push_str("/>");
+            xml.push_str(&format!(r#"><owner id="{}"/></project>"#, xml_escape(p.owner_id.as_deref().unwrap_or(&default_owner))));
         }
         xml.push_str("</projects>");
         Reply::xml(200, &xml, self.api())
@@ -1081,14 +1139,27 @@ impl State {
             created_at: self.now(),
             polls: 0,
         };
-        let xml = format!(
-            r#"<job id="{}" mode="Asynchronous" type="RefreshExtract" createdAt="{}"><extractRefreshJob>{}</extractRefreshJob></job>"#,
-            xml_escape(&job.id),
-            job.created_at,
-            job_target_xml(&job)
-        );
+        // Shape: help.tableau.com `rest_api_ref_data_sources.htm` (Update Data Source Now) and
+        // `rest_api_ref_workbooks_and_views.htm` (Update Workbook Now): 202 with
+        // `job/@id,@mode,@type,@createdAt` and `extractRefreshJob/{datasource|workbook}`; TSC
+        // `models/job_item.py`. JSON as a Tableau answer quoted on the Tableau community forum
+        // (trailblazer feed 0D5KX00000kQw0a0AC: `{"job": {"extractRefreshJob": {"workbook":
+        // {"id", "name"}}, "id", "mode", "type", "createdAt"}}`).
+        let reply = if json {
+            let mut j = json!({"id": job.id, "mode": "Asynchronous", "type": "RefreshExtract", "createdAt": job.created_at});
+            j["extractRefreshJob"] = job_target_json(&job);
+            Reply::json(202, &json!({"job": j}))
+        } else {
+            let xml = format!(
+                r#"<job id="{}" mode="Asynchronous" type="RefreshExtract" createdAt="{}"><extractRefreshJob>{}</extractRefreshJob></job>"#,
+                xml_escape(&job.id),
+                job.created_at,
+                job_target_xml(&job)
+            );
+            Reply::xml(202, &xml, self.api())
+        };
         self.jobs.push(job);
-        Reply::xml(202, &xml, self.api())
+        reply
     }
 
     fn job(&mut self, rq: &Incoming, v: &str, site: &str, id: &str) -> Reply {
@@ -1111,6 +1182,27 @@ impl State {
         let done = job.polls >= polls_needed;
         let progress = if done { 100 } else { (100 * (job.polls + 1) / (polls_needed + 2)).max(1) };
         job.polls += 1;
+        // Shape: help.tableau.com `rest_api_ref_jobs_tasks_and_schedules.htm#query_job` as TSC
+        // `models/job_item.py` reads it: progress, createdAt, startedAt; once done completedAt
+        // and finishCode; failure text in extractRefreshJob/notes. JSON: the same members under
+        // "job" (UNVERIFIED beyond the refresh answer's form above; our client asks for XML).
+        if rq.wants_json() {
+            let mut j = json!({
+                "id": job.id, "mode": "Asynchronous", "type": "RefreshExtract", "progress": progress.to_string(),
+                "createdAt": job.created_at, "startedAt": job.created_at
+            });
+            let mut target = job_target_json(job);
+            if done {
+                let (code, n) = self.faults.job_outcomes.get(&job.target_luid).cloned().unwrap_or((0, None));
+                j["completedAt"] = json!(now);
+                j["finishCode"] = json!(code.to_string());
+                if let Some(n) = n {
+                    target["notes"] = json!(n);
+                }
+            }
+            j["extractRefreshJob"] = target;
+            return Reply::json(200, &json!({"job": j}));
+        }
         let mut xml = format!(
             r#"<job id="{}" mode="Asynchronous" type="RefreshExtract" progress="{}" createdAt="{}" startedAt="{}""#,
             xml_escape(&job.id),
@@ -1420,6 +1512,14 @@ fn validation_errors(problems: &[graphql_check::Problem]) -> Reply {
 
 fn graphql_error(message: &str, extensions: Value) -> Reply {
     Reply::json(200, &json!({"data": null, "errors": [{"message": message, "extensions": extensions}]}))
+}
+
+fn job_target_json(job: &Job) -> Value {
+    let tag = match job.kind {
+        TargetKind::Datasource => "datasource",
+        TargetKind::Workbook => "workbook",
+    };
+    json!({tag: {"id": job.target_luid, "name": job.target_name}})
 }
 
 fn job_target_xml(job: &Job) -> String {
@@ -2078,6 +2178,60 @@ mod tests {
         let r = gql(&s, &c, &tok, CUSTOM_SQL, json!({"first": 5})).json();
         assert_eq!(r["errors"][0]["extensions"]["code"], "MAX_PAGE_SIZE_EXCEEDED");
         assert_eq!(ids(&r, "customSQLTablesConnection").len(), 2);
+    }
+
+    /// Every REST answer in XML by default and in JSON when the client asks for it.
+    #[test]
+    fn rest_answers_in_xml_and_json() {
+        let s = TableauServer::start(&fixture(), Faults::default());
+        let c = client();
+        let json_get = |path: &str, tok: Option<&str>| {
+            let mut rb = c.get(format!("{}{path}", s.base_url)).header("Accept", "application/json");
+            if let Some(t) = tok {
+                rb = rb.header("X-Tableau-Auth", t);
+            }
+            send(rb)
+        };
+        let info = json_get("/api/2.4/serverInfo", None).json();
+        assert_eq!(info["serverInfo"]["restApiVersion"], "3.23", "{info}");
+        assert!(info["serverInfo"]["productVersion"]["value"].is_string(), "{info}");
+        let tok = token(&s, &c);
+
+        // Query Projects: owner and timestamps in both forms, parentProjectId only when nested.
+        let xml = get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/projects")).text;
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let first = doc.descendants().find(|n| n.has_tag_name((API_NS, "project"))).unwrap();
+        assert!(first.attribute("createdAt").is_some() && first.attribute("parentProjectId").is_none(), "{xml}");
+        let owner = first.children().find(|n| n.has_tag_name((API_NS, "owner"))).and_then(|o| o.attribute("id"));
+        assert_eq!(owner, Some("5e57a1e0-0000-4000-8000-000000000ae1"), "{xml}");
+        let v = json_get(&format!("/api/3.23/sites/{SITE}/projects?pageSize=2&pageNumber=1"), Some(&tok)).json();
+        assert_eq!(v["pagination"]["totalAvailable"], "5", "{v}");
+        let projects = v["projects"]["project"].as_array().unwrap();
+        assert_eq!(projects.len(), 2);
+        assert_eq!(projects[1]["parentProjectId"], "5e57f000-0000-4000-8000-000000000001", "{v}");
+        assert!(projects[0].get("parentProjectId").is_none() && projects[0]["owner"]["id"].is_string(), "{v}");
+
+        // Refresh: 202 with a job; polling it in JSON reaches a finishCode.
+        let r = send(
+            c.post(format!("{}/api/3.23/sites/{SITE}/workbooks/{WB_EXTRACT}/refresh", s.base_url))
+                .header("X-Tableau-Auth", &tok)
+                .header("Accept", "application/json")
+                .header("Content-Type", "text/xml")
+                .body("<tsRequest><extractRefresh /></tsRequest>"),
+        );
+        assert_eq!(r.status, 202, "{}", r.text);
+        let job = r.json();
+        assert_eq!(job["job"]["type"], "RefreshExtract");
+        assert_eq!(job["job"]["extractRefreshJob"]["workbook"]["id"], WB_EXTRACT, "{job}");
+        let id = job["job"]["id"].as_str().unwrap().to_string();
+        let done = json_get(&format!("/api/3.23/sites/{SITE}/jobs/{id}"), Some(&tok)).json();
+        assert_eq!(done["job"]["finishCode"], "0", "{done}");
+        assert!(done["job"]["completedAt"].is_string(), "{done}");
+
+        // Errors in JSON too.
+        let e = json_get(&format!("/api/3.23/sites/{SITE}/jobs/nope"), Some(&tok)).json();
+        assert!(e["error"]["code"].is_string() && e["error"]["summary"].is_string(), "{e}");
+        s.stop();
     }
 
     #[test]
