@@ -492,3 +492,59 @@ fn replay_does_not_depend_on_the_environment() {
         }
     }
 }
+
+/// The local Tableau validates every GraphQL document against Tableau's schema
+/// (testdata/tableau/metadata.graphql) and refuses an invalid one as Tableau does. A whole run,
+/// with and without a project filter and over several cursor pages, sends only documents it
+/// accepts; a document that drifts from the schema (the old `$ids: [String]`) is refused.
+#[test]
+fn every_document_a_run_sends_passes_schema_validation_and_a_drifted_one_is_refused() {
+    // With a project filter, and without one at one node per page (the demo's two custom SQL
+    // queries then take two pages, the second with a cursor).
+    let mut unfiltered = SiteConfig::demo("");
+    unfiltered.projects = vec![];
+    unfiltered.page_size = 1;
+    for (case, site) in [("projects", SiteConfig::demo("")), ("all", unfiltered)] {
+        let server = TableauServer::start(&demo_fixture(), Faults::default());
+        let site = SiteConfig { server_url: server.base_url.clone(), ..site };
+        let ws = Workspace::new(&[site], None);
+        assert_ok(&ws.run(&[], "extract", &PAT));
+        let log = server.requests();
+        let graphql: Vec<_> = log.iter().filter(|r| r.path == "/api/metadata/graphql").collect();
+        let later_pages = graphql.iter().filter_map(|r| r.body.as_deref()).filter(|b| !b.contains(r#""after":null"#)).count();
+        assert_eq!(server.graphql_refused(), Vec::<String>::new(), "{case}: the run sent documents Tableau refuses");
+        assert_eq!(server.graphql_valid(), graphql.len(), "{case}: every GraphQL request went through the validator");
+        assert!(graphql.len() >= 3, "{case}: ids, details and custom SQL: {}", graphql.len());
+        if case == "all" {
+            assert!(later_pages >= 1, "pages after the first (with a cursor) were sent and validated: {later_pages}");
+        }
+        server.stop();
+    }
+
+    // A tiny request with the document as it was before the fix.
+    let server = TableauServer::start(&demo_fixture(), Faults::default());
+    let http = reqwest::blocking::Client::new();
+    let signin = http
+        .post(format!("{}/api/3.23/auth/signin", server.base_url))
+        .header("Accept", "application/json")
+        .header("Content-Type", "application/json")
+        .body(serde_json::json!({"credentials": {"personalAccessTokenName": PAT[0].1, "personalAccessTokenSecret": PAT[1].1, "site": {"contentUrl": "demo"}}}).to_string())
+        .send()
+        .unwrap();
+    assert_eq!(signin.status().as_u16(), 200);
+    let token = signin.json::<serde_json::Value>().unwrap()["credentials"]["token"].as_str().unwrap().to_string();
+    let drifted = include_str!("../src/tableau/workbooks.graphql").replace("$ids: [ID]", "$ids: [String]");
+    let answer = http
+        .post(format!("{}/api/metadata/graphql", server.base_url))
+        .header("X-Tableau-Auth", &token)
+        .header("Content-Type", "application/json")
+        .body(serde_json::json!({"query": drifted, "variables": {"first": 5, "after": null, "ids": ["x"]}}).to_string())
+        .send()
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200, "Tableau answers validation errors with HTTP 200");
+    let body: serde_json::Value = answer.json().unwrap();
+    assert!(body.get("data").is_none(), "{body}");
+    assert!(body["errors"][0]["message"].as_str().is_some_and(|m| m.contains("[ID]")), "{body}");
+    assert_eq!(server.graphql_refused().len(), 1);
+    server.stop();
+}

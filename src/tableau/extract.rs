@@ -26,13 +26,15 @@ use super::model::{Connection, CustomSql, GraphqlError, Workbook};
 use crate::config::TableauSite;
 use crate::log;
 
+// Every GraphQL document the client sends is one of these files, or `workbook_ids_query`'s
+// rendering of the first; `schema_check.rs` validates each against Tableau's schema.
 const WORKBOOK_IDS_QUERY: &str = include_str!("workbook_ids.graphql");
-const WORKBOOKS_QUERY: &str = include_str!("workbooks.graphql");
+pub(crate) const WORKBOOKS_QUERY: &str = include_str!("workbooks.graphql");
 /// Page size of the id listing: one node per workbook, far below any node limit. The server's
 /// maximum page size is not documented; above it Tableau answers MAX_PAGE_SIZE_EXCEEDED and
 /// the page is fetched again at the maximum (see `paged`).
 const ID_PAGE_SIZE: u32 = 1000;
-const CUSTOM_SQL_QUERY: &str = include_str!("custom_sql.graphql");
+pub(crate) const CUSTOM_SQL_QUERY: &str = include_str!("custom_sql.graphql");
 
 #[derive(Debug, Clone)]
 pub(crate) struct Warning {
@@ -161,16 +163,8 @@ fn read_site(site: &TableauSite, client: &Client) -> Result<SiteExtract> {
     let filter: Option<Vec<String>> =
         if site.projects.is_empty() { None } else { Some(selected.iter().cloned().collect()) };
 
-    let (project_var, project_filter) = if filter.is_some() {
-        (", $projectLuids: [String]", ", filter: {projectLuidWithin: $projectLuids}")
-    } else {
-        ("", "")
-    };
-    let id_query = WORKBOOK_IDS_QUERY.replace("$PROJECT_VAR", project_var).replace("$PROJECT_FILTER", project_filter);
-    let mut vars = serde_json::Map::new();
-    if let Some(f) = &filter {
-        vars.insert("projectLuids".into(), json!(f));
-    }
+    let id_query = workbook_ids_query(filter.is_some());
+    let vars = workbook_ids_vars(filter.as_deref());
     let (ids, workbooks_total, ids_complete) =
         paged::<IdNode>(client, "WorkbookIds", &id_query, "workbooksConnection", &vars, ID_PAGE_SIZE, &mut warnings)?;
     let ids: Vec<String> = ids.into_iter().map(|n| n.id).collect();
@@ -257,6 +251,41 @@ fn read_site(site: &TableauSite, client: &Client) -> Result<SiteExtract> {
     })
 }
 
+/// The id-listing document, with the project filter (`$projectLuids`, Workbook_Filter's
+/// `projectLuidWithin: [String]`) or without it.
+pub(crate) fn workbook_ids_query(project_filter: bool) -> String {
+    let (var, filter) = if project_filter {
+        (", $projectLuids: [String]", ", filter: {projectLuidWithin: $projectLuids}")
+    } else {
+        ("", "")
+    };
+    WORKBOOK_IDS_QUERY.replace("$PROJECT_VAR", var).replace("$PROJECT_FILTER", filter)
+}
+
+/// Variables of the id listing besides paging: the project luids when filtered.
+pub(crate) fn workbook_ids_vars(projects: Option<&[String]>) -> serde_json::Map<String, Value> {
+    let mut vars = serde_json::Map::new();
+    if let Some(p) = projects {
+        vars.insert("projectLuids".into(), json!(p));
+    }
+    vars
+}
+
+/// Variables of one details chunk besides paging: its workbook ids (`$ids: [ID]`).
+pub(crate) fn workbook_details_vars(chunk: &[String]) -> serde_json::Map<String, Value> {
+    let mut vars = serde_json::Map::new();
+    vars.insert("ids".into(), json!(chunk));
+    vars
+}
+
+/// A page's variables: `base` plus `first` and `after` (`null` on the first page).
+pub(crate) fn page_variables(base: &serde_json::Map<String, Value>, first: u32, after: Option<&str>) -> serde_json::Map<String, Value> {
+    let mut vars = base.clone();
+    vars.insert("first".into(), json!(first));
+    vars.insert("after".into(), json!(after));
+    vars
+}
+
 /// Fetches workbook details for `ids` in chunks of `page_size`, `concurrency` at a time.
 fn workbook_details(client: &Client, ids: &[String], site: &TableauSite, warnings: &mut Vec<Warning>) -> Result<(Vec<Workbook>, bool)> {
     let chunks: Vec<&[String]> = ids.chunks(site.page_size as usize).collect();
@@ -265,8 +294,7 @@ fn workbook_details(client: &Client, ids: &[String], site: &TableauSite, warning
     }
     type ChunkResult = Result<(Vec<Workbook>, bool, Vec<Warning>, u32)>;
     let fetch = |chunk: &[String], first: u32| -> ChunkResult {
-        let mut vars = serde_json::Map::new();
-        vars.insert("ids".into(), json!(chunk));
+        let vars = workbook_details_vars(chunk);
         let mut w = Vec::new();
         let (nodes, _, complete) = paged::<Workbook>(client, "Workbooks", WORKBOOKS_QUERY, "workbooksConnection", &vars, first, &mut w)?;
         let settled = w.iter().filter_map(|x| x.shrunk_to).min().unwrap_or(first);
@@ -405,9 +433,7 @@ fn paged<T: DeserializeOwned + HasId>(
     let mut page = 1u32;
     let mut timeouts = 0u32;
     loop {
-        let mut vars = base_vars.clone();
-        vars.insert("first".into(), json!(first));
-        vars.insert("after".into(), json!(after));
+        let vars = page_variables(base_vars, first, after.as_deref());
         // Straight from bytes into the typed page, once: no `Value` tree for pages of nested
         // tables. A body cut short is asked for again inside `graphql`, under `retry:`.
         let body: GraphqlResponse<T> = client

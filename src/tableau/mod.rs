@@ -6,6 +6,8 @@ pub(crate) mod client;
 pub(crate) mod extract;
 pub(crate) mod model;
 pub(crate) mod refresh;
+#[cfg(test)]
+mod schema_check;
 pub(crate) mod store;
 
 use anyhow::Result;

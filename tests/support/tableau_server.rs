@@ -7,9 +7,14 @@
 //! refresh conflicts, failing jobs). Every request is logged, without token values or PAT
 //! secrets.
 //!
+//! Every GraphQL document is validated against Tableau's schema
+//! (`testdata/tableau/metadata.graphql`, through `graphql_check.rs`) before anything else, as
+//! Tableau does; an invalid one is answered HTTP 200 with `errors` and no `data`. Valid ones are
+//! dispatched on the operation's root field and its arguments, read from the parsed document.
+//!
 //! Used by the integration tests (`mod support;` in tests/main.rs) and by
-//! `examples/tableau_server.rs` (`#[path]` include), so it depends only on tiny_http, serde,
-//! serde_json and roxmltree.
+//! `examples/tableau_server.rs` (`#[path]` include), so it depends only on dev-dependencies:
+//! tiny_http, serde, serde_json, roxmltree and apollo-compiler.
 //!
 //! All ids, tokens and error codes marked "invented" below are made up for this server.
 #![allow(dead_code)]
@@ -23,6 +28,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+#[path = "graphql_check.rs"]
+mod graphql_check;
 
 const API_NS: &str = "http://tableau.com/api";
 const SPRING_PATH: &str = "/relationship-service-war/graphql";
@@ -80,6 +88,9 @@ pub struct FixtureProject {
     pub description: Option<String>,
     #[serde(rename = "contentPermissions", default)]
     pub content_permissions: Option<String>,
+    /// The project owner's user LUID; default: the site's first PAT user.
+    #[serde(rename = "ownerId", default)]
+    pub owner_id: Option<String>,
 }
 
 impl Fixture {
@@ -268,6 +279,17 @@ impl TableauServer {
         let mut all: Vec<String> = self.state.lock().unwrap().sessions.keys().cloned().collect();
         all.sort();
         all
+    }
+
+    /// GraphQL documents that passed schema validation so far.
+    pub fn graphql_valid(&self) -> usize {
+        self.state.lock().unwrap().graphql_valid
+    }
+
+    /// The validator's messages for every GraphQL document refused so far (one string per
+    /// request, its problems joined by "; ").
+    pub fn graphql_refused(&self) -> Vec<String> {
+        self.state.lock().unwrap().graphql_refused.clone()
     }
 
     /// Number of requests seen so far (the last global request number).
@@ -559,6 +581,9 @@ struct State {
     pat_tokens: HashMap<(usize, String), String>,
     jobs: Vec<Job>,
     rng: u64,
+    /// GraphQL documents that passed schema validation, and the messages of those refused.
+    graphql_valid: usize,
+    graphql_refused: Vec<String>,
 }
 
 impl State {
@@ -577,6 +602,8 @@ impl State {
             sessions: HashMap::new(),
             pat_tokens: HashMap::new(),
             jobs: Vec::new(),
+            graphql_valid: 0,
+            graphql_refused: Vec::new(),
             rng: nanos ^ ((port as u64) << 40) ^ 0x9e37_79b9_7f4a_7c15,
         }
     }
@@ -660,7 +687,7 @@ impl State {
         match segs.as_slice() {
             ["api", "metadata", "graphql"] => self.guard(m, "POST", json).unwrap_or_else(|| self.graphql(rq)),
             ["api", v, "serverInfo"] if is_version(v) => {
-                self.guard(m, "GET", json).unwrap_or_else(|| self.server_info(v))
+                self.guard(m, "GET", json).unwrap_or_else(|| self.server_info(v, json))
             }
             ["api", v, "auth", "signin"] if is_version(v) => {
                 self.guard(m, "POST", json).unwrap_or_else(|| self.sign_in(rq, v))
@@ -783,11 +810,24 @@ impl State {
 
     // --- 1. serverInfo ------------------------------------------------------------------------
 
-    fn server_info(&self, v: &str) -> Reply {
+    /// Shape: help.tableau.com REST reference `rest_api_ref_server.htm` (Server Info) and TSC
+    /// `models/server_info_item.py` (XML). The JSON form, `{"serverInfo": {"productVersion":
+    /// {"value", "build"}, "restApiVersion"}}`, is how the `tableau_rest_api` Ruby gem reads it
+    /// (`resources/server.rb`): UNVERIFIED against Tableau's page; our client asks for XML.
+    fn server_info(&self, v: &str, json: bool) -> Reply {
         if version_key(v) < version_key("2.4") {
-            return self.rest_error(404, "404003", "Resource Not Found", "Server info not found.", false);
+            return self.rest_error(404, "404003", "Resource Not Found", "Server info not found.", json);
         }
         let build = self.fixture.product_build.clone().unwrap_or_else(|| "20242.24.0101.0000".to_string());
+        if json {
+            return Reply::json(
+                200,
+                &json!({"serverInfo": {
+                    "productVersion": {"value": self.fixture.product_version, "build": build},
+                    "restApiVersion": self.fixture.rest_api_version
+                }}),
+            );
+        }
         Reply::xml(
             200,
             &format!(
@@ -802,6 +842,10 @@ impl State {
 
     // --- 2. sign-in / sign-out ------------------------------------------------------------------
 
+    /// Shape: help.tableau.com `rest_api_ref_authentication.htm` (Sign In) and
+    /// `rest_api_concepts_auth.htm`: `credentials/@token`, `site/@id`, `site/@contentUrl`,
+    /// `user/@id`, in XML or (Accept: application/json) JSON; `estimatedTimeToExpiration` as in
+    /// reference/tableau.md 2.1 (its format is UNVERIFIED, informational only).
     fn sign_in(&mut self, rq: &Incoming, v: &str) -> Reply {
         let json = rq.wants_json();
         if self.faults.redirect_signin && rq.header("host").is_some_and(|h| h.starts_with("127.0.0.1")) {
@@ -885,6 +929,11 @@ impl State {
 
     // --- 5. projects -----------------------------------------------------------------------------
 
+    /// Shape: help.tableau.com `rest_api_ref_projects.htm` (Query Projects): `pagination`
+    /// (pageNumber, pageSize, totalAvailable; paging per `rest_api_concepts_paging.htm`), then
+    /// `projects/project` with id, name, description, createdAt, updatedAt, contentPermissions,
+    /// parentProjectId (nested projects only) and an `owner` child with its id (the fields
+    /// tableau-mcp's list-projects documents from this call). XML, or JSON when asked.
     fn projects(&mut self, rq: &Incoming, v: &str, site: &str) -> Reply {
         let idx = match self.rest_site(rq, v, site) {
             Ok(i) => i,
@@ -902,16 +951,49 @@ impl State {
             Some(Ok(n)) if n >= 1 => n,
             Some(_) => return self.rest_error(400, "400006", "Bad Request", "Invalid page number.", json),
         };
-        let all = &self.fixture.sites[idx].projects;
+        let site = &self.fixture.sites[idx];
+        let all = &site.projects;
+        let default_owner = site.pats.first().map(|p| p.user_luid.clone()).unwrap_or_default();
         let start = (page_number - 1).saturating_mul(page_size).min(all.len());
         let end = start.saturating_add(page_size).min(all.len());
+        // Timestamps are the fixture's epoch: the fixture has none, and clients need not read them.
+        let stamp = format_utc(BASE_EPOCH, false);
+        if json {
+            let projects: Vec<Value> = all[start..end]
+                .iter()
+                .map(|p| {
+                    let mut o = json!({
+                        "id": p.id,
+                        "name": p.name,
+                        "description": p.description.as_deref().unwrap_or(""),
+                        "contentPermissions": p.content_permissions.as_deref().unwrap_or("ManagedByOwner"),
+                        "createdAt": stamp,
+                        "updatedAt": stamp,
+                        "owner": {"id": p.owner_id.as_deref().unwrap_or(&default_owner)}
+                    });
+                    if let Some(parent) = &p.parent_project_id {
+                        o["parentProjectId"] = json!(parent);
+                    }
+                    o
+                })
+                .collect();
+            // Pagination numbers as strings, as Tableau's JSON gives them: UNVERIFIED (from
+            // memory of real answers; the XML attributes are strings anyway).
+            return Reply::json(
+                200,
+                &json!({
+                    "pagination": {"pageNumber": page_number.to_string(), "pageSize": page_size.to_string(), "totalAvailable": all.len().to_string()},
+                    "projects": {"project": projects}
+                }),
+            );
+        }
         let mut xml = format!(
             r#"<pagination pageNumber="{page_number}" pageSize="{page_size}" totalAvailable="{}"/><projects>"#,
             all.len()
         );
         for p in &all[start..end] {
             xml.push_str(&format!(
-                r#"<project id="{}" name="{}" description="{}" contentPermissions="{}""#,
+                r#"<project id="{}" name="{}" description="{}" createdAt="{stamp}" updatedAt="{stamp}" contentPermissions="{}""#,
                 xml_escape(&p.id),
                 xml_escape(&p.name),
                 xml_escape(p.description.as_deref().unwrap_or("")),
@@ -920,7 +1002,7 @@ impl State {
             if let Some(parent) = &p.parent_project_id {
                 xml.push_str(&format!(r#" parentProjectId="{}""#, xml_escape(parent)));
             }
-            xml.push_str("/>");
+            xml.push_str(&format!(r#"><owner id="{}"/></project>"#, xml_escape(p.owner_id.as_deref().unwrap_or(&default_owner))));
         }
         xml.push_str("</projects>");
         Reply::xml(200, &xml, self.api())
@@ -1078,14 +1160,27 @@ impl State {
             created_at: self.now(),
             polls: 0,
         };
-        let xml = format!(
-            r#"<job id="{}" mode="Asynchronous" type="RefreshExtract" createdAt="{}"><extractRefreshJob>{}</extractRefreshJob></job>"#,
-            xml_escape(&job.id),
-            job.created_at,
-            job_target_xml(&job)
-        );
+        // Shape: help.tableau.com `rest_api_ref_data_sources.htm` (Update Data Source Now) and
+        // `rest_api_ref_workbooks_and_views.htm` (Update Workbook Now): 202 with
+        // `job/@id,@mode,@type,@createdAt` and `extractRefreshJob/{datasource|workbook}`; TSC
+        // `models/job_item.py`. JSON as a Tableau answer quoted on the Tableau community forum
+        // (trailblazer feed 0D5KX00000kQw0a0AC: `{"job": {"extractRefreshJob": {"workbook":
+        // {"id", "name"}}, "id", "mode", "type", "createdAt"}}`).
+        let reply = if json {
+            let mut j = json!({"id": job.id, "mode": "Asynchronous", "type": "RefreshExtract", "createdAt": job.created_at});
+            j["extractRefreshJob"] = job_target_json(&job);
+            Reply::json(202, &json!({"job": j}))
+        } else {
+            let xml = format!(
+                r#"<job id="{}" mode="Asynchronous" type="RefreshExtract" createdAt="{}"><extractRefreshJob>{}</extractRefreshJob></job>"#,
+                xml_escape(&job.id),
+                job.created_at,
+                job_target_xml(&job)
+            );
+            Reply::xml(202, &xml, self.api())
+        };
         self.jobs.push(job);
-        Reply::xml(202, &xml, self.api())
+        reply
     }
 
     fn job(&mut self, rq: &Incoming, v: &str, site: &str, id: &str) -> Reply {
@@ -1108,6 +1203,27 @@ impl State {
         let done = job.polls >= polls_needed;
         let progress = if done { 100 } else { (100 * (job.polls + 1) / (polls_needed + 2)).max(1) };
         job.polls += 1;
+        // Shape: help.tableau.com `rest_api_ref_jobs_tasks_and_schedules.htm#query_job` as TSC
+        // `models/job_item.py` reads it: progress, createdAt, startedAt; once done completedAt
+        // and finishCode; failure text in extractRefreshJob/notes. JSON: the same members under
+        // "job" (UNVERIFIED beyond the refresh answer's form above; our client asks for XML).
+        if rq.wants_json() {
+            let mut j = json!({
+                "id": job.id, "mode": "Asynchronous", "type": "RefreshExtract", "progress": progress.to_string(),
+                "createdAt": job.created_at, "startedAt": job.created_at
+            });
+            let mut target = job_target_json(job);
+            if done {
+                let (code, n) = self.faults.job_outcomes.get(&job.target_luid).cloned().unwrap_or((0, None));
+                j["completedAt"] = json!(now);
+                j["finishCode"] = json!(code.to_string());
+                if let Some(n) = n {
+                    target["notes"] = json!(n);
+                }
+            }
+            j["extractRefreshJob"] = target;
+            return Reply::json(200, &json!({"job": j}));
+        }
         let mut xml = format!(
             r#"<job id="{}" mode="Asynchronous" type="RefreshExtract" progress="{}" createdAt="{}" startedAt="{}""#,
             xml_escape(&job.id),
@@ -1153,18 +1269,38 @@ impl State {
         };
         let query = body.get("query").and_then(Value::as_str).unwrap_or("").to_string();
         let variables = body.get("variables").cloned().unwrap_or(Value::Null);
+        let operation_name = body.get("operationName").and_then(Value::as_str);
 
-        let conn = if query.contains("workbooksConnection") {
-            Connection::Workbooks
-        } else if query.contains("customSQLTablesConnection") {
-            Connection::CustomSql
-        } else {
+        // Tableau validates the whole document against its schema before it runs anything.
+        let checked = match graphql_check::check(&query, &variables, operation_name) {
+            Ok(c) => c,
+            Err(problems) => {
+                self.graphql_refused.push(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
+                return validation_errors(&problems);
+            }
+        };
+        self.graphql_valid += 1;
+        let roots = checked.root_fields();
+        let [root] = roots.as_slice() else {
+            // Valid GraphQL, but more than this server serves (invented message).
             return graphql_error(
-                "Validation error: the test server answers only workbooksConnection and customSQLTablesConnection queries",
-                json!({"classification": "ValidationError"}),
+                "The test server answers one root field per document",
+                json!({"severity": "ERROR", "code": "TEST_SERVER_UNSUPPORTED"}),
             );
         };
-        let field = conn.field();
+        let conn = match root.name.as_str() {
+            "workbooksConnection" => Connection::Workbooks,
+            "customSQLTablesConnection" => Connection::CustomSql,
+            other => {
+                return graphql_error(
+                    &format!("The test server does not serve {other}; it answers workbooksConnection and customSQLTablesConnection"),
+                    json!({"severity": "ERROR", "code": "TEST_SERVER_UNSUPPORTED"}),
+                )
+            }
+        };
+        // The answer's key is the field's alias when it has one, as in any GraphQL response.
+        let field = root.alias.as_ref().unwrap_or(&root.name).to_string();
+        let field = field.as_str();
 
         if self.faults.metadata_timeout_at.contains(&n) {
             return Reply::json(
@@ -1189,10 +1325,9 @@ impl State {
             );
         }
 
-        let args = match connection_args(&query, field, &variables) {
-            Ok(a) => a,
-            Err(msg) => return graphql_error(&msg, json!({"classification": "ValidationError"})),
-        };
+        // Arguments as the document gives them, variables resolved after coercion.
+        let args = checked.arguments(root);
+        let filter = args.get("filter").and_then(Value::as_object).cloned().unwrap_or_default();
         let invalid = |msg: &str| graphql_error(msg, json!({"severity": "ERROR", "code": "INVALID_ARGUMENT"}));
 
         let first = match args.get("first") {
@@ -1217,32 +1352,21 @@ impl State {
         if after.is_some() && offset.is_some() {
             return invalid("Can’t use “after” and “offset” pagination at the same time");
         }
-        let list_arg = |name: &str| -> Result<Option<Vec<String>>, String> {
-            match args.get(name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .map(|i| i.as_str().map(str::to_string).ok_or_else(|| format!("Filter '{name}' takes strings")))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(Some),
-                Some(Value::String(s)) => Ok(Some(vec![s.clone()])),
-                Some(_) => Err(format!("Filter '{name}' takes a list of strings")),
+        // Validation and coercion made these lists of strings (or null) already.
+        let list_arg = |name: &str| -> Option<Vec<String>> {
+            match filter.get(name) {
+                Some(Value::Array(items)) => Some(items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect()),
+                _ => None,
             }
         };
         let (project_luids, project_names) = if conn == Connection::Workbooks {
-            match (list_arg("projectLuidWithin"), list_arg("projectNameWithin")) {
-                (Ok(a), Ok(b)) => (a, b),
-                (Err(e), _) | (_, Err(e)) => return invalid(&e),
-            }
+            (list_arg("projectLuidWithin"), list_arg("projectNameWithin"))
         } else {
             (None, None)
         };
-        let ids: Option<std::collections::HashSet<String>> = match list_arg("idWithin") {
-            Ok(v) => v.map(|v| v.into_iter().collect()),
-            Err(e) => return invalid(&e),
-        };
+        let ids: Option<std::collections::HashSet<String>> = list_arg("idWithin").map(|v| v.into_iter().collect());
         // A query whose nodes select only `id` gets only ids (the id-listing pass of a client).
-        let ids_only = query_selects_only_id(&query);
+        let ids_only = graphql_check::sub_field(root, "nodes").is_some_and(|n| graphql_check::selects_only_id(&n.selection_set));
 
         let site = &self.fixture.sites[site_idx];
         let site_luid = site.luid.clone();
@@ -1390,8 +1514,39 @@ fn redact_tables(v: &mut Value) {
     }
 }
 
+/// A document refused by schema validation: HTTP 200, one error per problem, and no `data`
+/// (Tableau validates before it executes anything, so there is nothing partial to return).
+/// Shape as Tableau answered DataHub's invalid field (datahub-project/datahub #4119, 2022):
+/// `message`, `locations` (`line`, `column`, `sourceName`), `errorType: "ValidationError"`,
+/// `extensions: null`, `path: null`. UNVERIFIED: the message wording (ours is
+/// apollo-compiler's, Tableau's is graphql-java's "Validation error of type FieldUndefined:
+/// …"), and the `description`, `validationErrorType` and `queryPath` members DataHub also
+/// printed, left out here. Clients should key on the error being there, not on its text.
+fn validation_errors(problems: &[graphql_check::Problem]) -> Reply {
+    let errors: Vec<Value> = problems
+        .iter()
+        .map(|p| {
+            let locations: Vec<Value> = p
+                .location
+                .iter()
+                .map(|(line, column)| json!({"line": line, "column": column, "sourceName": null}))
+                .collect();
+            json!({"message": p.message, "locations": locations, "errorType": "ValidationError", "extensions": null, "path": null})
+        })
+        .collect();
+    Reply::json(200, &json!({"errors": errors}))
+}
+
 fn graphql_error(message: &str, extensions: Value) -> Reply {
     Reply::json(200, &json!({"data": null, "errors": [{"message": message, "extensions": extensions}]}))
+}
+
+fn job_target_json(job: &Job) -> Value {
+    let tag = match job.kind {
+        TargetKind::Datasource => "datasource",
+        TargetKind::Workbook => "workbook",
+    };
+    json!({tag: {"id": job.target_luid, "name": job.target_name}})
 }
 
 fn job_target_xml(job: &Job) -> String {
@@ -1477,161 +1632,6 @@ fn parse_refresh_body(body: &[u8]) -> Result<RefreshBody, String> {
             }
         }
         Some(e) => Err(format!("unexpected element <{}> in refresh body", e.tag_name().name())),
-    }
-}
-
-/// Arguments of `field(...)` in `query`, with `$variables` resolved. Keys are the argument or
-/// filter names found anywhere inside the parentheses (`first`, `after`, `offset`,
-/// `projectLuidWithin`, …).
-fn connection_args(query: &str, field: &str, variables: &Value) -> Result<HashMap<String, Value>, String> {
-    let mut out = HashMap::new();
-    let Some(pos) = query.find(field) else {
-        return Ok(out);
-    };
-    let rest = &query[pos + field.len()..];
-    let trimmed = rest.trim_start();
-    if !trimmed.starts_with('(') {
-        return Ok(out);
-    }
-    let close = trimmed.find(')').ok_or_else(|| format!("Invalid Syntax: unclosed arguments of {field}"))?;
-    let args = &trimmed[1..close];
-    // Variables the operation declares (everything before the first '{').
-    let header = &query[..query.find('{').unwrap_or(0)];
-    let declared: Vec<String> = dollar_names(header);
-    for used in dollar_names(args) {
-        if !declared.contains(&used) {
-            return Err(format!("Validation error (UndefinedVariable@[{field}]) : Undefined variable '{used}'"));
-        }
-    }
-    let bytes = args.as_bytes();
-    for key in ["first", "after", "offset", "projectLuidWithin", "projectNameWithin", "idWithin"] {
-        let mut search = 0;
-        while let Some(found) = args[search..].find(key) {
-            let at = search + found;
-            search = at + key.len();
-            let before_ok = at == 0 || !is_ident_byte(bytes[at - 1]);
-            let mut j = at + key.len();
-            while j < bytes.len() && bytes[j].is_ascii_whitespace() {
-                j += 1;
-            }
-            if !before_ok || bytes.get(j) != Some(&b':') {
-                continue;
-            }
-            let value = parse_value(&args[j + 1..], variables)?;
-            out.insert(key.to_string(), value);
-            break;
-        }
-    }
-    Ok(out)
-}
-
-/// True when the query's `nodes` selection is just `{ id }`.
-fn query_selects_only_id(query: &str) -> bool {
-    let Some(pos) = query.find("nodes") else { return false };
-    let rest = query[pos + "nodes".len()..].trim_start();
-    let Some(body) = rest.strip_prefix('{') else { return false };
-    let Some(end) = body.find('}') else { return false };
-    body[..end].split_whitespace().collect::<Vec<_>>() == ["id"] && !body[..end].contains('{')
-}
-
-fn is_ident_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
-}
-
-fn dollar_names(text: &str) -> Vec<String> {
-    let b = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'$' {
-            let start = i + 1;
-            let mut end = start;
-            while end < b.len() && is_ident_byte(b[end]) {
-                end += 1;
-            }
-            if end > start {
-                out.push(text[start..end].to_string());
-            }
-            i = end;
-        } else {
-            i += 1;
-        }
-    }
-    out
-}
-
-/// One GraphQL input value at the start of `text`: `$var`, a number, a string, `null`, or a list.
-fn parse_value(text: &str, variables: &Value) -> Result<Value, String> {
-    let t = text.trim_start();
-    let b = t.as_bytes();
-    match b.first() {
-        Some(b'$') => {
-            let name: String = t[1..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-            Ok(variables.get(&name).cloned().unwrap_or(Value::Null))
-        }
-        Some(b'"') => {
-            let mut s = String::new();
-            let mut chars = t[1..].chars();
-            loop {
-                match chars.next() {
-                    None => return Err("Invalid Syntax: unterminated string".to_string()),
-                    Some('"') => break,
-                    Some('\\') => match chars.next() {
-                        Some('n') => s.push('\n'),
-                        Some(c) => s.push(c),
-                        None => return Err("Invalid Syntax: unterminated string".to_string()),
-                    },
-                    Some(c) => s.push(c),
-                }
-            }
-            Ok(Value::String(s))
-        }
-        Some(b'[') => {
-            let mut items = Vec::new();
-            let mut rest = &t[1..];
-            loop {
-                rest = rest.trim_start().trim_start_matches(',').trim_start();
-                if rest.starts_with(']') {
-                    break;
-                }
-                if rest.is_empty() {
-                    return Err("Invalid Syntax: unterminated list".to_string());
-                }
-                let v = parse_value(rest, variables)?;
-                // Skip the token just parsed.
-                let skip = token_len(rest);
-                items.push(v);
-                rest = &rest[skip..];
-            }
-            Ok(Value::Array(items))
-        }
-        Some(c) if c.is_ascii_digit() || *c == b'-' => {
-            let num: String = t.chars().take_while(|c| c.is_ascii_digit() || *c == '-').collect();
-            num.parse::<i64>().map(Value::from).map_err(|_| format!("Invalid Syntax: bad number {num}"))
-        }
-        _ if t.starts_with("null") => Ok(Value::Null),
-        _ => Err(format!("Invalid Syntax near '{}'", t.chars().take(20).collect::<String>())),
-    }
-}
-
-/// Length of the scalar token at the start of `t` (string literal, `$var`, number, `null`).
-fn token_len(t: &str) -> usize {
-    let b = t.as_bytes();
-    if b.first() == Some(&b'"') {
-        let mut i = 1;
-        while i < b.len() && b[i] != b'"' {
-            if b[i] == b'\\' {
-                i += 1;
-            }
-            i += 1;
-        }
-        (i + 1).min(b.len())
-    } else {
-        let mut i = if b.first() == Some(&b'$') { 1 } else { 0 };
-        while i < b.len() && (is_ident_byte(b[i]) || b[i] == b'-') {
-            i += 1;
-        }
-        i.max(1)
     }
 }
 
@@ -1861,10 +1861,10 @@ mod tests {
         // The client's detail query, with its idWithin filter swapped for a project filter.
         let q = include_str!("../../src/tableau/workbooks.graphql");
         if with_projects {
-            q.replace(", $ids: [String]", ", $projectLuids: [String]")
+            q.replace(", $ids: [ID]", ", $projectLuids: [String]")
                 .replace("filter: {idWithin: $ids}", "filter: {projectLuidWithin: $projectLuids}")
         } else {
-            q.replace(", $ids: [String]", "").replace(", filter: {idWithin: $ids}", "")
+            q.replace(", $ids: [ID]", "").replace(", filter: {idWithin: $ids}", "")
         }
     }
 
@@ -1996,10 +1996,14 @@ mod tests {
         let r = gql(&s, &c, &tok, q_offset, json!({"first": 1, "offset": 1})).json();
         assert_eq!(ids(&r, "workbooksConnection"), ["wb-02"]);
 
-        // An unsubstituted placeholder is an undefined variable, not silently ignored.
+        // An unsubstituted placeholder is a syntax error, refused before anything runs.
         let raw = include_str!("../../src/tableau/workbook_ids.graphql");
-        let r = gql(&s, &c, &tok, raw, json!({"first": 1})).json();
-        assert!(r["errors"][0]["message"].as_str().unwrap().contains("Undefined variable"), "{r}");
+        let r = gql(&s, &c, &tok, raw, json!({"first": 1}));
+        assert_eq!(r.status, 200);
+        let r = r.json();
+        assert!(r.get("data").is_none(), "{r}");
+        assert_eq!(r["errors"][0]["errorType"], "ValidationError", "{r}");
+        assert_eq!(s.graphql_refused().len(), 1);
 
         // Log: secrets masked, token never recorded.
         let log = s.requests();
@@ -2010,6 +2014,55 @@ mod tests {
         assert!(body.contains("***") && !body.contains("stest-secret-1"), "{body}");
         assert!(log[2].sent_auth);
         assert!(log.iter().all(|l| !format!("{l:?}").contains(&tok)));
+        s.stop();
+    }
+
+    #[test]
+    fn documents_tableau_would_refuse_are_refused() {
+        let s = TableauServer::start(&fixture(), Faults::default());
+        let c = client();
+        let tok = token(&s, &c);
+        let details = include_str!("../../src/tableau/workbooks.graphql");
+        let vars = json!({"first": 2, "after": null, "ids": ["wb-01", "wb-02"]});
+        let ok = gql(&s, &c, &tok, details, vars.clone()).json();
+        assert_eq!(ids(&ok, "workbooksConnection"), ["wb-01", "wb-02"], "{ok}");
+
+        // The document before the fix: `$ids: [String]` where Workbook_Filter.idWithin is [ID].
+        let old = details.replace("$ids: [ID]", "$ids: [String]");
+        assert_ne!(old, details);
+        let r = gql(&s, &c, &tok, &old, vars.clone());
+        assert_eq!(r.status, 200, "{}", r.text);
+        let v = r.json();
+        assert!(v.get("data").is_none(), "an invalid document has no data: {v}");
+        let e = &v["errors"][0];
+        assert!(e["message"].as_str().unwrap().contains("[ID]"), "{v}");
+        assert_eq!(e["errorType"], "ValidationError");
+        assert_eq!(e["locations"][0]["line"], 2, "{v}");
+
+        // An unknown field, an unknown argument, an unknown input field, a bad variable value.
+        let custom = include_str!("../../src/tableau/custom_sql.graphql");
+        for (query, vars) in [
+            (custom.replace("isUnsupportedCustomSql", "isUnsupportedCustomSql rowCount"), json!({"first": 1})),
+            (custom.replace("first: $first,", "first: $first, last: 3,"), json!({"first": 1})),
+            (details.replace("idWithin: $ids", "idsWithin: $ids"), vars.clone()),
+            (details.to_string(), json!({"first": "two", "ids": ["wb-01"]})),
+        ] {
+            let v = gql(&s, &c, &tok, &query, vars).json();
+            assert!(v.get("data").is_none() && v["errors"][0]["message"].is_string(), "{v}");
+        }
+        let refused = s.graphql_refused();
+        assert_eq!(refused.len(), 5, "{refused:#?}");
+        assert!(refused[1].contains("rowCount"), "{refused:#?}");
+        assert_eq!(s.graphql_valid(), 1);
+
+        // Dispatch follows the parsed document, not its text: an alias names the answer's key,
+        // and a root field the server does not serve is said so.
+        let aliased = "query A($first: Int) { page: customSQLTablesConnection(first: $first) { nodes { id } } }";
+        let v = gql(&s, &c, &tok, aliased, json!({"first": 1})).json();
+        assert_eq!(v["data"]["page"]["nodes"][0]["id"], "csql-01", "{v}");
+        let other = "query { databasesConnection(first: 1) { nodes { id } } }";
+        let v = gql(&s, &c, &tok, other, json!({})).json();
+        assert_eq!(v["errors"][0]["extensions"]["code"], "TEST_SERVER_UNSUPPORTED", "{v}");
         s.stop();
     }
 
@@ -2152,6 +2205,60 @@ mod tests {
         let r = gql(&s, &c, &tok, CUSTOM_SQL, json!({"first": 5})).json();
         assert_eq!(r["errors"][0]["extensions"]["code"], "MAX_PAGE_SIZE_EXCEEDED");
         assert_eq!(ids(&r, "customSQLTablesConnection").len(), 2);
+    }
+
+    /// Every REST answer in XML by default and in JSON when the client asks for it.
+    #[test]
+    fn rest_answers_in_xml_and_json() {
+        let s = TableauServer::start(&fixture(), Faults::default());
+        let c = client();
+        let json_get = |path: &str, tok: Option<&str>| {
+            let mut rb = c.get(format!("{}{path}", s.base_url)).header("Accept", "application/json");
+            if let Some(t) = tok {
+                rb = rb.header("X-Tableau-Auth", t);
+            }
+            send(rb)
+        };
+        let info = json_get("/api/2.4/serverInfo", None).json();
+        assert_eq!(info["serverInfo"]["restApiVersion"], "3.23", "{info}");
+        assert!(info["serverInfo"]["productVersion"]["value"].is_string(), "{info}");
+        let tok = token(&s, &c);
+
+        // Query Projects: owner and timestamps in both forms, parentProjectId only when nested.
+        let xml = get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/projects")).text;
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let first = doc.descendants().find(|n| n.has_tag_name((API_NS, "project"))).unwrap();
+        assert!(first.attribute("createdAt").is_some() && first.attribute("parentProjectId").is_none(), "{xml}");
+        let owner = first.children().find(|n| n.has_tag_name((API_NS, "owner"))).and_then(|o| o.attribute("id"));
+        assert_eq!(owner, Some("5e57a1e0-0000-4000-8000-000000000ae1"), "{xml}");
+        let v = json_get(&format!("/api/3.23/sites/{SITE}/projects?pageSize=2&pageNumber=1"), Some(&tok)).json();
+        assert_eq!(v["pagination"]["totalAvailable"], "5", "{v}");
+        let projects = v["projects"]["project"].as_array().unwrap();
+        assert_eq!(projects.len(), 2);
+        assert_eq!(projects[1]["parentProjectId"], "5e57f000-0000-4000-8000-000000000001", "{v}");
+        assert!(projects[0].get("parentProjectId").is_none() && projects[0]["owner"]["id"].is_string(), "{v}");
+
+        // Refresh: 202 with a job; polling it in JSON reaches a finishCode.
+        let r = send(
+            c.post(format!("{}/api/3.23/sites/{SITE}/workbooks/{WB_EXTRACT}/refresh", s.base_url))
+                .header("X-Tableau-Auth", &tok)
+                .header("Accept", "application/json")
+                .header("Content-Type", "text/xml")
+                .body("<tsRequest><extractRefresh /></tsRequest>"),
+        );
+        assert_eq!(r.status, 202, "{}", r.text);
+        let job = r.json();
+        assert_eq!(job["job"]["type"], "RefreshExtract");
+        assert_eq!(job["job"]["extractRefreshJob"]["workbook"]["id"], WB_EXTRACT, "{job}");
+        let id = job["job"]["id"].as_str().unwrap().to_string();
+        let done = json_get(&format!("/api/3.23/sites/{SITE}/jobs/{id}"), Some(&tok)).json();
+        assert_eq!(done["job"]["finishCode"], "0", "{done}");
+        assert!(done["job"]["completedAt"].is_string(), "{done}");
+
+        // Errors in JSON too.
+        let e = json_get(&format!("/api/3.23/sites/{SITE}/jobs/nope"), Some(&tok)).json();
+        assert!(e["error"]["code"].is_string() && e["error"]["summary"].is_string(), "{e}");
+        s.stop();
     }
 
     #[test]
