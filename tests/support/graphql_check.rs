@@ -87,6 +87,43 @@ impl Checked {
     }
 }
 
+impl Checked {
+    /// `value` (a fixture node, or a list of them) cut down to what `set` asks for, as a
+    /// GraphQL server answers: a selected field the fixture lacks is `null`, a field the
+    /// document does not select is left out, aliases rename. Fragments are merged regardless of
+    /// their type condition (the fixtures hold one concrete type per position).
+    pub fn select(&self, value: &Value, set: &SelectionSet) -> Value {
+        match value {
+            Value::Array(items) => Value::Array(items.iter().map(|i| self.select(i, set)).collect()),
+            Value::Object(_) => {
+                let mut out = Map::new();
+                self.select_into(value, set, &mut out);
+                Value::Object(out)
+            }
+            other => other.clone(),
+        }
+    }
+
+    fn select_into(&self, value: &Value, set: &SelectionSet, out: &mut Map<String, Value>) {
+        for sel in &set.selections {
+            match sel {
+                Selection::Field(f) => {
+                    let key = f.alias.as_ref().unwrap_or(&f.name).to_string();
+                    let v = value.get(f.name.as_str()).cloned().unwrap_or(Value::Null);
+                    let v = if f.selection_set.selections.is_empty() { v } else { self.select(&v, &f.selection_set) };
+                    out.insert(key, v);
+                }
+                Selection::InlineFragment(i) => self.select_into(value, &i.selection_set, out),
+                Selection::FragmentSpread(spread) => {
+                    if let Some(frag) = self.document.fragments.get(&spread.fragment_name) {
+                        self.select_into(value, &frag.selection_set, out);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The sub-field `name` selected directly under `field`, if any.
 pub fn sub_field<'a>(field: &'a Field, name: &str) -> Option<&'a Field> {
     field.selection_set.fields().find(|f| f.name == name).map(|f| &**f)

@@ -1445,15 +1445,17 @@ impl State {
         if self.faults.redact_tables {
             page.iter_mut().for_each(redact_tables);
         }
-        if ids_only {
-            page = page.iter().map(|n| json!({"id": n.get("id").cloned().unwrap_or(Value::Null)})).collect();
-        }
         let end_cursor = page
             .last()
             .map(|last| {
                 Value::String(encode_cursor(conn.cursor_type(), &site_luid, str_field(last, "id").unwrap_or("")))
             })
             .unwrap_or(Value::Null);
+        // Each node carries what the document selects and nothing else, so a client that reads
+        // a field it never asked for gets null here as it would from Tableau.
+        if let Some(nodes) = graphql_check::sub_field(root, "nodes") {
+            page = page.iter().map(|n| checked.select(n, &nodes.selection_set)).collect();
+        }
         let mut out = json!({"data": {field: {
             "totalCount": items.len(),
             "pageInfo": {"hasNextPage": end < items.len(), "endCursor": end_cursor},
@@ -2059,7 +2061,11 @@ mod tests {
         // and a root field the server does not serve is said so.
         let aliased = "query A($first: Int) { page: customSQLTablesConnection(first: $first) { nodes { id } } }";
         let v = gql(&s, &c, &tok, aliased, json!({"first": 1})).json();
-        assert_eq!(v["data"]["page"]["nodes"][0]["id"], "csql-01", "{v}");
+        assert_eq!(v["data"]["page"]["nodes"][0], json!({"id": "csql-01"}), "only what was selected: {v}");
+        // A field the fixture lacks comes back null; an alias renames a nested field.
+        let q = "query B($first: Int) { customSQLTablesConnection(first: $first) { nodes { key: id description } } }";
+        let v = gql(&s, &c, &tok, q, json!({"first": 1})).json();
+        assert_eq!(v["data"]["customSQLTablesConnection"]["nodes"][0], json!({"key": "csql-01", "description": null}), "{v}");
         let other = "query { databasesConnection(first: 1) { nodes { id } } }";
         let v = gql(&s, &c, &tok, other, json!({})).json();
         assert_eq!(v["errors"][0]["extensions"]["code"], "TEST_SERVER_UNSUPPORTED", "{v}");
