@@ -35,6 +35,13 @@ pub(crate) enum ManifestError {
         }
     )]
     Version { path: PathBuf, found: String, dbt_version: Option<String> },
+    /// dbt's manifest schema lists `nodes` and `sources` among its required top-level keys
+    /// (dbt-labs/dbt-core `schemas/dbt/manifest/v12.json` at 7876edb, the top-level
+    /// `"required"`: metadata, nodes, sources, macros, … unit_tests; v10 and v11 not checked here):
+    /// a file without them is not a manifest, and reading it as one with no nodes would
+    /// delete every generated exposure.
+    #[error("manifest {path}: no `{key}` object at the top level, which every dbt manifest has: this is not a dbt manifest (or a damaged one). Run `dbt parse` in the dbt project to write target/manifest.json again")]
+    MissingKey { path: PathBuf, key: &'static str },
 }
 
 #[derive(Deserialize, Debug)]
@@ -46,6 +53,9 @@ pub(crate) struct Manifest {
     pub(crate) nodes: BTreeMap<String, Node>,
     #[serde(default, deserialize_with = "sources")]
     pub(crate) sources: BTreeMap<String, Source>,
+    /// Which of the keys dbt's schema requires were there (`check_required`).
+    #[serde(skip)]
+    seen: Seen,
     #[serde(default)]
     pub(crate) exposures: BTreeMap<String, Exposure>,
     #[serde(default)]
@@ -173,11 +183,25 @@ impl Exposure {
     }
 }
 
+/// The required keys met by the parse that is going on (`Manifest::seen` once it is done): a
+/// thread-local like `CURSOR`, since serde hands the field functions nothing else.
+#[derive(Debug, Default, Clone, Copy)]
+struct Seen {
+    nodes: bool,
+    sources: bool,
+}
+
+thread_local! {
+    static SEEN: std::cell::Cell<Seen> = const { std::cell::Cell::new(Seen { nodes: false, sources: false }) };
+}
+
 fn relation_nodes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Node>, D::Error> {
+    SEEN.with(|s| s.set(Seen { nodes: true, ..s.get() }));
     followed_map(d, |node: &Node| matches!(node.resource_type.as_str(), "model" | "seed" | "snapshot"))
 }
 
 fn sources<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Source>, D::Error> {
+    SEEN.with(|s| s.set(Seen { sources: true, ..s.get() }));
     followed_map(d, |_: &Source| true)
 }
 
@@ -383,7 +407,21 @@ fn parse_with(path: &Path, bytes: &[u8], mapped: bool, hash: bool) -> Result<(Ma
     if let Some(head) = head_metadata(bytes) {
         check_version(path, &head)?;
     }
-    let parsed: Result<Manifest, _> = serde_json::from_slice(bytes);
+    // Only an object is a manifest: serde would also read a JSON array into the struct, by
+    // position.
+    if !starts_as_object(bytes) {
+        return Err(ManifestError::Parse {
+            path: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: "not a JSON object: a dbt manifest is one object with `metadata`, `nodes` and `sources`; run `dbt parse` in the dbt project to write target/manifest.json again".into(),
+        });
+    }
+    SEEN.with(|s| s.set(Seen::default()));
+    let parsed: Result<Manifest, _> = serde_json::from_slice(bytes).map(|mut m: Manifest| {
+        m.seen = SEEN.with(std::cell::Cell::get);
+        m
+    });
     let hash = CURSOR.with(|c| c.borrow_mut().take()).and_then(|mut c| {
         let mut h = c.hasher.take()?;
         h.update(&bytes[c.done..]);
@@ -396,7 +434,25 @@ fn parse_with(path: &Path, bytes: &[u8], mapped: bool, hash: bool) -> Result<(Ma
         message: without_location(&e),
     })?;
     check_version(path, &manifest.metadata)?;
+    check_required(path, &manifest)?;
     Ok((manifest, hash))
+}
+
+/// `nodes` and `sources`, required by dbt's manifest schema (see `ManifestError::MissingKey`).
+/// Checked after the version, whose message says more about a file of another dbt.
+fn check_required(path: &Path, m: &Manifest) -> Result<(), ManifestError> {
+    for (key, seen) in [("nodes", m.seen.nodes), ("sources", m.seen.sources)] {
+        if !seen {
+            return Err(ManifestError::MissingKey { path: path.to_path_buf(), key });
+        }
+    }
+    Ok(())
+}
+
+/// The first byte past whitespace (and a byte-order mark) opens an object.
+fn starts_as_object(bytes: &[u8]) -> bool {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(bytes);
+    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
 /// The manifest versions whose fields are the ones we read. From the schemas dbt-core
@@ -496,6 +552,27 @@ mod tests {
         }
     }
 
+    /// What dbt's schema requires at the top: a file without it is refused, naming the key,
+    /// rather than read as a project with no nodes.
+    #[test]
+    fn nodes_and_sources_are_required() {
+        let meta = r#""metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json"}"#;
+        for (body, key) in [
+            (format!("{{{meta}}}"), "`nodes`"),
+            (format!(r#"{{{meta}, "nodes": {{}}}}"#), "`sources`"),
+            (format!(r#"{{"sources": {{}}, {meta}}}"#), "`nodes`"),
+        ] {
+            let err = parse(Path::new("m.json"), body.as_bytes()).unwrap_err().to_string();
+            assert!(err.starts_with("manifest m.json: no ") && err.contains(key) && err.contains("`dbt parse`"), "{body}: {err}");
+        }
+        for body in ["[]", format!("[{{{meta}}}, {{}}, {{}}]").as_str(), "  \"x\"", ""] {
+            let err = parse(Path::new("m.json"), body.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains("not a JSON object") && err.contains("`dbt parse`"), "{body}: {err}");
+        }
+        let m = parse(Path::new("m.json"), format!(r#"{{{meta}, "nodes": {{}}, "sources": {{}}}}"#).as_bytes()).unwrap();
+        assert!(m.nodes.is_empty() && m.sources.is_empty());
+    }
+
     #[test]
     fn a_parse_error_says_where_once() {
         let body = br#"{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json"},
@@ -565,7 +642,7 @@ mod tests {
     fn versions_may_be_numbers_or_strings() {
         let body = br#"{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json"},
           "nodes": {"model.p.m.v2": {"resource_type": "model", "name": "m", "version": 2, "latest_version": "2",
-                    "unknown_field": {"deep": [1, 2]}}}}"#;
+                    "unknown_field": {"deep": [1, 2]}}}, "sources": {}}"#;
         let m = parse(Path::new("m.json"), body).unwrap();
         let n = &m.nodes["model.p.m.v2"];
         assert_eq!(n.version.as_ref().unwrap().to_text(), "2");

@@ -154,3 +154,30 @@ fn emit_failing_on_the_writer_thread() {
         [("emit", "failed"), ("match", "ok"), ("normalize", "ok"), ("extract", "ok")].iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
     assert_eq!(last, want);
 }
+
+/// A file that is not a manifest (no `nodes` or `sources`, or not an object) is refused
+/// before anything is written or deleted, naming the file and the missing key.
+#[test]
+fn manifest_without_nodes_or_sources() {
+    let (ws, yaml, rows) = after_good_run();
+    let meta = r#""metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json"}"#;
+    let cases = [
+        (format!("{{{meta}}}"), vec!["not_a_manifest.json: no `nodes` object", "`dbt parse`"]),
+        (format!(r#"{{{meta}, "nodes": {{}}}}"#), vec!["not_a_manifest.json: no `sources` object", "`dbt parse`"]),
+        ("[]".to_string(), vec!["not_a_manifest.json: line 1, column 1: not a JSON object", "`dbt parse`"]),
+    ];
+    let bad = ws.path("not_a_manifest.json");
+    edit_config(&ws, &demo_manifest().display().to_string(), &bad.display().to_string());
+    for (i, (body, expect)) in cases.iter().enumerate() {
+        std::fs::write(&bad, body).unwrap();
+        let out = ws.run(&[], "run", &[]);
+        assert_eq!(out.status.code(), Some(1), "{body}: stderr:\n{}", stderr(&out));
+        let err = stderr(&out);
+        for e in expect {
+            assert!(err.contains(e), "{body}: stderr lacks {e:?}:\n{err}");
+        }
+        assert_eq!(ws.yaml_files(), yaml, "{body}: YAML changed");
+        assert_eq!(snapshot_rows(&ws), rows, "{body}: rows changed");
+        assert_eq!(count(&ws.conn(), "SELECT count(*) FROM runs WHERE status = 'failed'"), i as i64 + 1);
+    }
+}
