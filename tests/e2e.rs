@@ -420,6 +420,35 @@ fn a_body_cut_short_every_time_is_an_error_naming_the_call() {
     server.stop();
 }
 
+/// A 200 HTML page (a proxy's or portal's) on the projects list is not "no projects": it is
+/// asked again, like a body cut short, and after the last try an error naming the call.
+#[test]
+fn an_html_page_on_the_projects_list_is_not_an_empty_site() {
+    // Request 3 is the projects page (see above); the demo config tries 4 times.
+    let faults = Faults { html_ok_at: vec![3], ..Faults::default() };
+    let server = TableauServer::start(&demo_fixture(), faults);
+    let ws = Workspace::new(&[SiteConfig::demo(&server.base_url)], None);
+    let out = ws.run(&[], "extract", &PAT);
+    assert_ok(&out);
+    let log = server.requests();
+    assert!(log[2].path.contains("/projects") && log[3].path == log[2].path, "{log:#?}");
+    assert!(stderr(&out).contains("not a Tableau REST answer: its root element is <html>"), "{}", stderr(&out));
+    assert!(count(&ws.conn(), "SELECT count(*) FROM tableau_workbooks") > 0);
+    server.stop();
+
+    let faults = Faults { html_ok_at: (3..=6).collect(), ..Faults::default() };
+    let server = TableauServer::start(&demo_fixture(), faults);
+    let ws = Workspace::new(&[SiteConfig::demo(&server.base_url)], None);
+    let out = ws.run(&[], "extract", &PAT);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("/projects") && err.contains("after 4 tries"), "{err}");
+    assert!(err.contains("root element is <html>, not <tsResponse>"), "{err}");
+    assert_eq!(count(&ws.conn(), "SELECT count(*) FROM tableau_sites"), 0);
+    assert_eq!(count(&ws.conn(), "SELECT count(*) FROM tableau_workbooks"), 0);
+    server.stop();
+}
+
 /// MAX_PAGE_SIZE_EXCEEDED: one more request at the maximum, not four halvings; none when the
 /// page was already the last and whole; an info line, not a `warning:`, and a row.
 #[test]

@@ -90,6 +90,20 @@ pub(crate) fn xml_failure<T>(text: &str, e: &roxmltree::Error) -> Decoded<T> {
     Decoded::Truncated(format!("the body is cut short or not XML at byte {at} of {}: {e}", text.len()))
 }
 
+/// Tableau's REST namespace (shared/reference/tableau.md).
+const TABLEAU_NS: &str = "http://tableau.com/api";
+
+/// Why `doc` is not a Tableau REST answer, if it is not one.
+fn not_ts_response(doc: &roxmltree::Document) -> Option<String> {
+    let root = doc.root_element().tag_name();
+    if root.name() == "tsResponse" && root.namespace() == Some(TABLEAU_NS) {
+        return None;
+    }
+    let ns = root.namespace().map(|n| format!(" in namespace {n:?}")).unwrap_or_default();
+    let name: String = root.name().chars().take(64).collect();
+    Some(format!("the body is not a Tableau REST answer: its root element is <{name}>{ns}, not <tsResponse> in {TABLEAU_NS:?}"))
+}
+
 fn tableau_error_text(code: &Option<String>, summary: &Option<String>, detail: &Option<String>) -> String {
     let mut out = String::new();
     if let Some(c) = code {
@@ -547,6 +561,13 @@ impl Client {
                     Ok(d) => d,
                     Err(e) => return xml_failure(&text, &e),
                 };
+                // Every REST answer is a `tsResponse` in Tableau's namespace (shared/reference/
+                // tableau.md, from the REST API reference's examples): anything else (a proxy's
+                // or portal's HTML page, answered 200) would read as a site with no projects.
+                // Only XML is asked for here (`Accept` below), so no JSON root to check.
+                if let Some(wrong) = not_ts_response(&doc) {
+                    return Decoded::Truncated(wrong);
+                }
                 let projects = doc
                     .descendants()
                     .filter(|n| n.has_tag_name("project"))

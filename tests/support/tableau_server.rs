@@ -152,6 +152,10 @@ pub struct Faults {
     /// Serve every table (`upstreamTables`, `tables`) redacted, as for a user without Catalog
     /// permissions: `name`, `fullName`, `schema` and `database.name` null.
     pub redact_tables: bool,
+    /// 1-based request numbers answered 200 `text/html` with a well-formed XHTML sign-in page
+    /// (what a captive portal or a proxy's login page sends), whatever was asked; no side
+    /// effects. Real Tableau never does this; the fault tests the client's root check.
+    pub html_ok_at: Vec<usize>,
 }
 
 /// How to run the server besides its faults.
@@ -667,6 +671,9 @@ impl State {
                     rq.wants_json(),
                 )
                 .with_header("Retry-After", "1");
+        }
+        if self.faults.html_ok_at.contains(&n) {
+            return Reply::new(200, Some("text/html"), "<html><head><title>Sign in</title></head><body><p>Please sign in to continue.</p></body></html>");
         }
         if self.faults.server_error_at.contains(&n) {
             return Reply::new(503, Some("text/html"), "<html><body><h1>503 Service Unavailable</h1></body></html>");
