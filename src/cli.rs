@@ -64,7 +64,7 @@ pub(crate) enum Command {
     /// Write exposures YAML into the dbt project (and exposures.json beside the database).
     ///
     /// Example: autoexpose emit --config autoexpose.yml
-    Emit(StageArgs),
+    Emit(EmitArgs),
     /// extract, normalize, match and emit, in order; then refresh when active exposures are on.
     ///
     /// Example: autoexpose run --config autoexpose.yml
@@ -88,9 +88,24 @@ pub(crate) enum Command {
 }
 
 #[derive(ClapArgs, Debug, Clone)]
+pub(crate) struct EmitArgs {
+    #[command(flatten)]
+    pub(crate) stage: StageArgs,
+
+    /// Emit even if the inputs look empty while the last emit had exposures (a site with no
+    /// workbooks, a manifest with no nodes), deleting the generated files that go with them.
+    #[arg(long)]
+    pub(crate) allow_empty: bool,
+}
+
+#[derive(ClapArgs, Debug, Clone)]
 pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) stage: StageArgs,
+
+    /// (run) Emit even if the inputs look empty while the last emit had exposures; see `emit`.
+    #[arg(long)]
+    pub(crate) allow_empty: bool,
 
     /// The moment refresh decisions are made at (RFC 3339, e.g. 2026-11-25T02:00:00Z); default:
     /// the system clock. Nothing else reads the clock in decisions, so runs are reproducible.
@@ -136,8 +151,8 @@ impl Args {
         Some(match &self.command {
             Command::Extract(a)
             | Command::Normalize(a)
-            | Command::Match(a)
-            | Command::Emit(a) => a,
+            | Command::Match(a) => a,
+            Command::Emit(a) => &a.stage,
             Command::Run(a) | Command::Refresh(a) => &a.stage,
             Command::ParseManifest { .. } => return None,
         })

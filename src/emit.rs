@@ -83,6 +83,67 @@ pub(crate) struct Plan {
     json: Vec<String>,
     complete: BTreeMap<String, bool>,
     summary: EmitSummary,
+    inputs: Inputs,
+}
+
+/// What `refuse_empty` needs to know of the inputs.
+struct Inputs {
+    manifest: PathBuf,
+    /// Enabled models, seeds, snapshots and sources (disabled ones are rows too, but nothing
+    /// can depend on them).
+    nodes: usize,
+    allow_empty: bool,
+}
+
+/// Refuses an emit whose inputs look empty while the last emit had content, before anything
+/// is written or deleted (`--allow-empty` accepts it). "Looks empty" is, kept simple:
+/// - a site (integration) whose extraction was complete has no workbooks in this emit
+///   (none selected, personal spaces left out), while the last emit had at least one exposure
+///   row for it (written or without dependencies);
+/// - the manifest has no enabled models, seeds, snapshots or sources, while the last emit had at least
+///   one exposure that depended on some.
+///
+/// The first emit (no `exposures` rows yet) is never refused; an integration gone from the
+/// config is not checked (its files go on purpose, see `write`).
+fn refuse_empty(conn: &Connection, plan: &Plan) -> Result<()> {
+    if plan.inputs.allow_empty {
+        return Ok(());
+    }
+    let mut planned: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &plan.rows {
+        *planned.entry(&r.integration).or_default() += 1;
+    }
+    let mut problems = Vec::new();
+    let mut before = conn.prepare("SELECT count(*) FROM exposures WHERE integration = ?1")?;
+    for (integration, complete) in &plan.complete {
+        if !complete || planned.contains_key(integration.as_str()) {
+            continue;
+        }
+        let had: i64 = before.query_row([integration], |r| r.get(0))?;
+        if had > 0 {
+            problems.push(format!(
+                "Tableau site {integration:?} has 0 workbooks in the selected projects, while the last emit had {had} exposure{s} from it",
+                s = if had == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    if plan.inputs.nodes == 0 {
+        let had: i64 = conn.query_row("SELECT count(*) FROM exposures WHERE depends_on <> '[]'", [], |r| r.get(0))?;
+        if had > 0 {
+            problems.push(format!(
+                "manifest {} has 0 enabled models, seeds, snapshots and sources, while the last emit had {had} exposure{s} depending on them",
+                plan.inputs.manifest.display(),
+                s = if had == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "emit: the inputs look empty: {}. Nothing was written or deleted. If that is right, run again with --allow-empty to delete the generated exposures that go with them",
+        problems.join("; ")
+    )
 }
 
 /// A generated file: its header, then the YAML of its exposures (indices into `Plan::yaml`),
@@ -104,15 +165,15 @@ struct ExposureRow {
     body: String,
 }
 
-pub(crate) fn run(conn: &mut Connection, config: &Config, x: &Extracted, deps: &[Link]) -> Result<(StageReport, EmitSummary)> {
+pub(crate) fn run(conn: &mut Connection, config: &Config, x: &Extracted, deps: &[Link], allow_empty: bool) -> Result<(StageReport, EmitSummary)> {
     let started = std::time::Instant::now();
-    let plan = plan(config, x, deps)?;
+    let plan = plan(config, x, deps, allow_empty)?;
     log::debug(&format!("stage emit worked out in {:.3}s", started.elapsed().as_secs_f64()));
     write(conn, config, plan)
 }
 
 /// Names, values, YAML and JSON for every workbook: all of emit's work but the writing.
-pub(crate) fn plan(config: &Config, x: &Extracted, deps: &[Link]) -> Result<Plan> {
+pub(crate) fn plan(config: &Config, x: &Extracted, deps: &[Link], allow_empty: bool) -> Result<Plan> {
     let complete: BTreeMap<String, bool> = x.sites.iter().map(|s| (s.integration.clone(), s.complete)).collect();
     let references = references(x, deps);
     let workbooks = workbooks(x, deps, &references);
@@ -199,7 +260,8 @@ pub(crate) fn plan(config: &Config, x: &Extracted, deps: &[Link]) -> Result<Plan
         yaml.push(e.yaml);
         json.push(e.json);
     }
-    Ok(Plan { rows, yaml, files, json, complete, summary })
+    let inputs = Inputs { manifest: config.manifest.clone(), nodes: x.nodes.iter().filter(|n| n.enabled).count(), allow_empty };
+    Ok(Plan { rows, yaml, files, json, complete, summary, inputs })
 }
 
 /// One workbook's share of the plan.
@@ -250,6 +312,7 @@ fn json_parts(items: &[String]) -> Vec<&[u8]> {
 pub(crate) fn write(conn: &mut Connection, config: &Config, plan: Plan) -> Result<(StageReport, EmitSummary)> {
     let dir_rel = &config.exposures_dir;
     let dir_abs = config.project_dir.join(dir_rel);
+    refuse_empty(conn, &plan)?;
     let mut summary = plan.summary;
     let tx = conn.transaction()?;
     let ours_before = written_before(&tx)?;

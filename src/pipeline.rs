@@ -79,17 +79,17 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
             let (x, keys) = (x?, keys?);
             matching(&mut conn, &config, &x, &keys)?;
         }
-        Command::Emit(_) => {
+        Command::Emit(e) => {
             db::require_stage(&conn, "match", &config.database)?;
             let (x, deps) = rayon::join(|| Extracted::load(&config.database), || crate::matching::load(&config.database));
             let (x, deps) = (x?, deps?);
             let links: Vec<_> = deps.iter().map(|d| d.link()).collect();
-            emit(&mut conn, &config, &x, &links)?;
+            emit(&mut conn, &config, &x, &links, e.allow_empty)?;
         }
         Command::Run(r) => {
             // Settle the refresh switches first: a bad env var should fail before any work.
             let settings = refresh_settings(&config)?;
-            let ran = crate::run::run(&mut conn, &config, &mode)?;
+            let ran = crate::run::run(&mut conn, &config, &mode, r.allow_empty)?;
             incomplete |= ran.incomplete;
             print_summary(&conn, &config, &ran.summary, incomplete)?;
             if settings.enabled {
@@ -173,8 +173,8 @@ fn matching(conn: &mut Connection, config: &Config, x: &Extracted, keys: &[Relat
     Ok(())
 }
 
-fn emit(conn: &mut Connection, config: &Config, x: &Extracted, deps: &[crate::matching::Link]) -> Result<crate::emit::EmitSummary> {
-    Ok(stage(conn, config, "emit", |c| crate::emit::run(c, config, x, deps))?.1)
+fn emit(conn: &mut Connection, config: &Config, x: &Extracted, deps: &[crate::matching::Link], allow_empty: bool) -> Result<crate::emit::EmitSummary> {
+    Ok(stage(conn, config, "emit", |c| crate::emit::run(c, config, x, deps, allow_empty))?.1)
 }
 
 /// The summary of a `run`, on stdout: it is the run's result (`autoexpose run > summary.txt`

@@ -63,11 +63,12 @@ impl<'a> Writer<'a> {
 }
 
 /// Runs the four stages, writing into `conn`.
-pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Result<Ran> {
+/// `allow_empty`: as `emit --allow-empty` (`emit::refuse_empty`).
+pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, allow_empty: bool) -> Result<Ran> {
     let summary: Mutex<Option<EmitSummary>> = Mutex::new(None);
     let (incomplete, written) = std::thread::scope(|scope| {
         let (writer, handle) = Writer::spawn(scope, conn);
-        let incomplete = work(&writer, config, mode, &summary);
+        let incomplete = work(&writer, config, mode, &summary, allow_empty);
         drop(writer);
         (incomplete, handle.join())
     });
@@ -79,7 +80,7 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Re
 
 /// Works out each stage and queues its writes. `None` when a stage failed: its error went to
 /// the writer, which records it in `runs` and reports it.
-fn work<'a>(writer: &Writer<'a>, config: &'a Config, mode: &HttpMode, summary: &'a Mutex<Option<EmitSummary>>) -> Option<bool> {
+fn work<'a>(writer: &Writer<'a>, config: &'a Config, mode: &HttpMode, summary: &'a Mutex<Option<EmitSummary>>, allow_empty: bool) -> Option<bool> {
     let timed = |stage: &str, started: std::time::Instant| {
         log::debug(&format!("stage {stage} worked out in {:.3}s", started.elapsed().as_secs_f64()));
     };
@@ -122,7 +123,7 @@ fn work<'a>(writer: &Writer<'a>, config: &'a Config, mode: &HttpMode, summary: &
     });
 
     let started = std::time::Instant::now();
-    let plan = match emit::plan(config, &x, &matched.links(&x)) {
+    let plan = match emit::plan(config, &x, &matched.links(&x), allow_empty) {
         Ok(p) => p,
         Err(e) => {
             writer.failed(config, "emit", e);

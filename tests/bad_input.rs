@@ -181,3 +181,32 @@ fn manifest_without_nodes_or_sources() {
         assert_eq!(count(&ws.conn(), "SELECT count(*) FROM runs WHERE status = 'failed'"), i as i64 + 1);
     }
 }
+
+/// A manifest with no nodes after a run that had exposures depending on some: emit refuses
+/// before touching a file, naming the manifest and the counts; `--allow-empty` accepts it.
+/// (The earlier stages' tables do hold what was read: each stage commits on its own.)
+#[test]
+fn an_empty_manifest_after_a_full_one_is_refused_without_allow_empty() {
+    let (ws, yaml, _) = after_good_run();
+    let exposures_before = dump(&ws.conn(), "exposures");
+    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(demo_manifest()).unwrap()).unwrap();
+    m["nodes"] = serde_json::json!({});
+    m["sources"] = serde_json::json!({});
+    let empty = ws.path("empty_manifest.json");
+    std::fs::write(&empty, serde_json::to_string(&m).unwrap()).unwrap();
+    edit_config(&ws, &demo_manifest().display().to_string(), &empty.display().to_string());
+    for command in ["run", "emit"] {
+        let out = ws.run(&[], command, &[]);
+        assert_eq!(out.status.code(), Some(1), "{command}: stderr:\n{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("empty_manifest.json has 0 enabled models, seeds, snapshots and sources"), "{command}: {err}");
+        assert!(err.contains("while the last emit had ") && err.contains("--allow-empty"), "{command}: {err}");
+        assert_eq!(ws.yaml_files(), yaml, "{command}: YAML changed");
+        assert_eq!(dump(&ws.conn(), "exposures"), exposures_before, "{command}: exposures changed");
+    }
+    let out = ws.run_with(&[], "run", &["--allow-empty"], &[]);
+    assert_ok(&out);
+    assert!(ws.yaml_files().is_empty(), "{:?}", ws.yaml_files().keys());
+    // Now the last emit had nothing: an empty manifest again is not refused.
+    assert_ok(&ws.run(&[], "run", &[]));
+}

@@ -119,8 +119,13 @@ impl Workspace {
 
     /// Runs the binary with `--config` appended after the stage.
     pub fn run(&self, global: &[&str], stage: &str, env: &[(&str, &str)]) -> Output {
+        self.run_with(global, stage, &[], env)
+    }
+
+    /// As `run`, with `args` after the command (`--allow-empty`).
+    pub fn run_with(&self, global: &[&str], stage: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_autoexpose"));
-        cmd.args(global).arg(stage).arg("--config").arg(&self.config);
+        cmd.args(global).arg(stage).args(args).arg("--config").arg(&self.config);
         for k in ["AE_TEST_PAT_NAME", "AE_TEST_PAT_SECRET", "AE_MINI_NAME", "AE_MINI_SECRET"] {
             cmd.env_remove(k);
         }
