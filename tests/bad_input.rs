@@ -210,3 +210,37 @@ fn an_empty_manifest_after_a_full_one_is_refused_without_allow_empty() {
     // Now the last emit had nothing: an empty manifest again is not refused.
     assert_ok(&ws.run(&[], "run", &[]));
 }
+
+/// A site that answers with no workbooks after a run that had some: emit refuses, naming the
+/// site and the count; `--allow-empty` accepts it and deletes the site's files.
+#[test]
+fn a_site_with_no_workbooks_after_a_full_one_is_refused_without_allow_empty() {
+    let fixture = repo().join("testdata/tableau/mini.site.json");
+    let server = TableauServer::start(&fixture, Faults::default());
+    let ws = Workspace::new(&[SiteConfig::mini(&server.base_url)], None);
+    assert_ok(&ws.run(&[], "run", &MINI_PAT));
+    let yaml = ws.yaml_files();
+    assert!(!yaml.is_empty());
+    let exposures_before = dump(&ws.conn(), "exposures");
+    let old_url = server.base_url.clone();
+    server.stop();
+
+    let mut site: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
+    site["sites"][0]["workbooks"] = serde_json::json!([]);
+    site["sites"][0]["custom_sql"] = serde_json::json!([]);
+    let dir = tempfile::tempdir().unwrap();
+    let emptied = dir.path().join("mini.site.json");
+    std::fs::write(&emptied, serde_json::to_string(&site).unwrap()).unwrap();
+    let empty_server = TableauServer::start(&emptied, Faults::default());
+    let text = std::fs::read_to_string(&ws.config).unwrap();
+    std::fs::write(&ws.config, text.replace(&old_url, &empty_server.base_url)).unwrap();
+    let out = ws.run(&[], "run", &MINI_PAT);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("has 0 workbooks in the selected projects, while the last emit had ") && err.contains("--allow-empty"), "{err}");
+    assert_eq!(ws.yaml_files(), yaml, "YAML changed");
+    assert_eq!(dump(&ws.conn(), "exposures"), exposures_before, "exposures changed");
+    assert_ok(&ws.run_with(&[], "run", &["--allow-empty"], &MINI_PAT));
+    assert!(ws.yaml_files().is_empty(), "{:?}", ws.yaml_files().keys());
+    empty_server.stop();
+}
