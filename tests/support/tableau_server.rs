@@ -140,6 +140,9 @@ pub struct Faults {
     pub metadata_rate_exceeded_at: Vec<usize>,
     /// Sign-in on `http://127.0.0.1:PORT` answers 301 to `http://localhost:PORT/api/{v}/auth/signin`.
     pub redirect_signin: bool,
+    /// Sign-in on `http://127.0.0.1:PORT` answers 302 to this origin + `/api/{v}/auth/signin`
+    /// (another host, to check the PAT is not sent after it).
+    pub redirect_signin_to: Option<String>,
     /// Target luids whose refresh answers 403.
     pub refresh_forbidden: Vec<String>,
     /// Target luid → (finishCode, notes) of its refresh jobs; default (0, None).
@@ -848,6 +851,13 @@ impl State {
     /// reference/tableau.md 2.1 (its format is UNVERIFIED, informational only).
     fn sign_in(&mut self, rq: &Incoming, v: &str) -> Reply {
         let json = rq.wants_json();
+        if let Some(origin) = self.faults.redirect_signin_to.as_deref() {
+            if rq.header("host").is_some_and(|h| h.starts_with("127.0.0.1")) {
+                let location = format!("{origin}/api/{v}/auth/signin");
+                return Reply::new(302, Some("text/html"), format!("<html><body>Moved to {location}</body></html>"))
+                    .with_header("Location", &location);
+            }
+        }
         if self.faults.redirect_signin && rq.header("host").is_some_and(|h| h.starts_with("127.0.0.1")) {
             let location = format!("http://localhost:{}/api/{}/auth/signin", self.port, v);
             return Reply::new(301, Some("text/html"), format!("<html><body>Moved to {location}</body></html>"))
