@@ -310,6 +310,23 @@ fn sign_in_redirect_to_another_host_keeps_the_pat() {
     server.stop();
 }
 
+/// A body above `limits.max_response_mb` is an error naming the call and the limit, not retried.
+#[test]
+fn response_larger_than_the_limit_is_refused() {
+    let faults = Faults { huge_body_at: vec![1], ..Faults::default() };
+    let server = TableauServer::start(&demo_fixture(), faults);
+    let mut site = SiteConfig::demo(&server.base_url);
+    site.extra = "    limits: {max_response_mb: 1, connect_timeout_secs: 5, request_timeout_secs: 30}\n".into();
+    let ws = Workspace::new(&[site], None);
+    let out = ws.run(&[], "extract", &PAT);
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("larger than limits.max_response_mb (1 MiB)"), "{err}");
+    assert!(err.contains("/serverinfo") || err.contains("/serverInfo"), "{err}");
+    assert_eq!(server.requests().len(), 1, "not retried");
+    server.stop();
+}
+
 /// Workbook details are fetched in chunks that overlap within the one session.
 #[test]
 fn detail_chunks_overlap_in_one_session() {

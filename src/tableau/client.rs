@@ -348,7 +348,11 @@ impl Client {
 
     fn backoff(&self, attempt: u32, retry_after: Option<&str>) -> Duration {
         if let Some(secs) = retry_after.and_then(|v| v.trim().parse::<u64>().ok()) {
-            return Duration::from_secs(secs.min(300));
+            let cap = self.retry.max_retry_after_secs;
+            if secs > cap {
+                log::warn(&format!("Retry-After: {secs} is above retry.max_retry_after_secs; waiting {cap}s"));
+            }
+            return Duration::from_secs(secs.min(cap));
         }
         let ms = self.retry.base_delay_ms.saturating_mul(1u64 << (attempt - 1).min(16));
         Duration::from_millis(ms.min(60_000))
@@ -756,6 +760,20 @@ mod tests {
         let sent = std::sync::Arc::new(AtomicUsize::new(0));
         let script = Script { answers: Mutex::new(answers.into()), sent: sent.clone() };
         (Client::new(&site, Box::new(script), Secrets::default(), "n".into(), "s".into()), sent)
+    }
+
+    #[test]
+    fn retry_after_is_capped() {
+        let (c, _) = scripted(vec![]);
+        // Default cap: 120 s, whatever the server asks.
+        assert_eq!(c.backoff(1, Some("100000")), Duration::from_secs(120));
+        assert_eq!(c.backoff(1, Some("7")), Duration::from_secs(7));
+        let site: TableauSite = serde_yaml::from_str(
+            "name: t\nserver_url: http://127.0.0.1:1\nretry: {attempts: 3, base_delay_ms: 1, max_retry_after_secs: 2}\n",
+        )
+        .unwrap();
+        let c = Client::new(&site, Box::new(Script { answers: Mutex::new(Default::default()), sent: Default::default() }), Secrets::default(), "n".into(), "s".into());
+        assert_eq!(c.backoff(1, Some("100000")), Duration::from_secs(2));
     }
 
     #[test]

@@ -110,6 +110,9 @@ impl Fixture {
 pub struct Faults {
     /// 1-based global request numbers answered 429 with `Retry-After: 1` (no side effects).
     pub rate_limit_at: Vec<usize>,
+    /// 1-based global request numbers answered 200 with a 2 MiB + 1 byte body (no side effects):
+    /// above a client's `limits.max_response_mb: 1`.
+    pub huge_body_at: Vec<usize>,
     /// 1-based global request numbers answered 503 (no side effects).
     pub server_error_at: Vec<usize>,
     /// A session token stops working after N authenticated requests: REST answers 401 +
@@ -670,6 +673,9 @@ impl State {
                     rq.wants_json(),
                 )
                 .with_header("Retry-After", "1");
+        }
+        if self.faults.huge_body_at.contains(&n) {
+            return Reply::new(200, Some("application/xml"), "x".repeat(2 * 1024 * 1024 + 1));
         }
         if self.faults.server_error_at.contains(&n) {
             return Reply::new(503, Some("text/html"), "<html><body><h1>503 Service Unavailable</h1></body></html>");
