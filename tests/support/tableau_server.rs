@@ -150,6 +150,8 @@ pub struct Faults {
     pub refresh_forbidden: Vec<String>,
     /// Target luid → (finishCode, notes) of its refresh jobs; default (0, None).
     pub job_outcomes: HashMap<String, (i32, Option<String>)>,
+    /// Every job GET answers 503 (Tableau down while jobs run).
+    pub job_poll_unavailable: bool,
     /// A job reports completedAt/finishCode after this many GETs (0 = done on the first poll).
     pub job_polls_to_finish: usize,
     /// Tableau Cloud's cap on long-running requests: a refresh start while this many jobs are
@@ -1204,6 +1206,9 @@ impl State {
             Ok(i) => i,
             Err(r) => return r,
         };
+        if self.faults.job_poll_unavailable {
+            return Reply::new(503, Some("text/html"), "<html><body><h1>503 Service Unavailable</h1></body></html>");
+        }
         let now = self.now();
         let polls_needed = self.faults.job_polls_to_finish;
         let Some(job) = self.jobs.iter_mut().find(|j| j.id == id && j.site == idx) else {
