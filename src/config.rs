@@ -143,6 +143,9 @@ pub(crate) struct TableauSite {
     pub(crate) default_schemas: BTreeMap<String, String>,
     #[serde(default)]
     pub(crate) retry: Retry,
+    /// Response size and timeouts per request.
+    #[serde(default)]
+    pub(crate) limits: Limits,
     /// Exit 0 even when the extraction is incomplete (Tableau warnings, redacted tables). The
     /// SQLite file still says it was incomplete, and emit still never deletes this site's files.
     #[serde(default)]
@@ -194,11 +197,18 @@ pub(crate) struct Retry {
     /// First backoff; doubles per try, capped at 60 s. A Retry-After header wins.
     #[serde(default = "default_base_delay_ms")]
     pub(crate) base_delay_ms: u64,
+    /// The longest wait a `Retry-After` header may ask for; a longer one is cut to this (logged).
+    #[serde(default = "default_max_retry_after_secs")]
+    pub(crate) max_retry_after_secs: u64,
 }
 
 impl Default for Retry {
     fn default() -> Self {
-        Retry { attempts: default_attempts(), base_delay_ms: default_base_delay_ms() }
+        Retry {
+            attempts: default_attempts(),
+            base_delay_ms: default_base_delay_ms(),
+            max_retry_after_secs: default_max_retry_after_secs(),
+        }
     }
 }
 fn default_attempts() -> u32 {
@@ -206,6 +216,43 @@ fn default_attempts() -> u32 {
 }
 fn default_base_delay_ms() -> u64 {
     1000
+}
+fn default_max_retry_after_secs() -> u64 {
+    120
+}
+
+/// Bounds on one HTTP exchange: how long to wait and how much to read.
+#[derive(Deserialize, Debug, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Limits {
+    /// The largest response body read, in MiB; a larger one is an error (not retried).
+    #[serde(default = "default_max_response_mb")]
+    pub(crate) max_response_mb: u64,
+    /// Establishing the TCP/TLS connection.
+    #[serde(default = "default_connect_timeout_secs")]
+    pub(crate) connect_timeout_secs: u64,
+    /// One whole request, from connecting to the last byte of the body.
+    #[serde(default = "default_request_timeout_secs")]
+    pub(crate) request_timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_response_mb: default_max_response_mb(),
+            connect_timeout_secs: default_connect_timeout_secs(),
+            request_timeout_secs: default_request_timeout_secs(),
+        }
+    }
+}
+fn default_max_response_mb() -> u64 {
+    256
+}
+fn default_connect_timeout_secs() -> u64 {
+    30
+}
+fn default_request_timeout_secs() -> u64 {
+    120
 }
 
 /// The validated config with absolute paths.

@@ -232,7 +232,7 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
     }
     for ev in &events {
         *summary.counts.entry(ev.decision).or_default() += 1;
-        if matches!(ev.job_status, Some("failed" | "cancelled" | "timeout")) {
+        if matches!(ev.job_status, Some("failed" | "cancelled" | "timeout" | "poll_failed")) {
             summary.failed_jobs += 1;
         }
     }
@@ -359,8 +359,12 @@ fn wait_for_jobs(clients: &mut BTreeMap<String, Result<Client, String>>, events:
                 }
                 Ok(_) => still.push(i),
                 Err(e) => {
-                    log::warn(&format!("job {id}: {e}"));
-                    still.push(i);
+                    // `job` already retried per the site's retry policy (5xx, 429, network):
+                    // what is left is persistent, so stop polling this job rather than
+                    // asking until --wait-timeout.
+                    log::warn(&format!("job {id}: {e}; no longer polled"));
+                    crate::outln!("{t}  Job {} for exposure {} ... [POLL_FAILED]", short(&id), ev.exposure);
+                    ev.job_status = Some("poll_failed");
                 }
             }
         }

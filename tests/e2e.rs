@@ -287,6 +287,46 @@ fn sign_in_redirect_is_posted_again() {
     server.stop();
 }
 
+/// A sign-in redirected to another host is refused before the PAT is sent there, with an error
+/// naming both and the way out (server_url).
+#[test]
+fn sign_in_redirect_to_another_host_keeps_the_pat() {
+    let faults = Faults { redirect_signin_to: Some("http://tableau.example.invalid:9".into()), ..Faults::default() };
+    let server = TableauServer::start(&demo_fixture(), faults);
+    let ws = Workspace::new(&[SiteConfig::demo(&server.base_url)], None);
+    let out = ws.run(&[], "extract", &PAT);
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&server.base_url), "{err}");
+    assert!(err.contains("http://tableau.example.invalid:9"), "{err}");
+    assert!(err.contains("the PAT is not sent there") && err.contains("put it in server_url"), "{err}");
+    assert!(!err.contains(PAT[1].1), "{err}");
+    // One sign-in, answered 302, and nothing after it: the secret went nowhere else.
+    let log = server.requests();
+    let signins: Vec<_> = log.iter().filter(|r| r.path.ends_with("/auth/signin")).collect();
+    assert_eq!(signins.len(), 1);
+    assert_eq!(signins[0].status, 302);
+    assert!(log.iter().all(|r| r.host.starts_with("127.0.0.1")));
+    server.stop();
+}
+
+/// A body above `limits.max_response_mb` is an error naming the call and the limit, not retried.
+#[test]
+fn response_larger_than_the_limit_is_refused() {
+    let faults = Faults { huge_body_at: vec![1], ..Faults::default() };
+    let server = TableauServer::start(&demo_fixture(), faults);
+    let mut site = SiteConfig::demo(&server.base_url);
+    site.extra = "    limits: {max_response_mb: 1, connect_timeout_secs: 5, request_timeout_secs: 30}\n".into();
+    let ws = Workspace::new(&[site], None);
+    let out = ws.run(&[], "extract", &PAT);
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("larger than limits.max_response_mb (1 MiB)"), "{err}");
+    assert!(err.contains("/serverinfo") || err.contains("/serverInfo"), "{err}");
+    assert_eq!(server.requests().len(), 1, "not retried");
+    server.stop();
+}
+
 /// Workbook details are fetched in chunks that overlap within the one session.
 #[test]
 fn detail_chunks_overlap_in_one_session() {

@@ -271,6 +271,32 @@ fn already_queued_counts_as_a_trigger() {
     server.stop();
 }
 
+/// Job polls answered 503 give up after the retry policy (4 tries in the test config), not at
+/// --wait-timeout, and the job is recorded as poll_failed.
+#[test]
+fn wait_gives_up_on_persistent_5xx() {
+    let case = Case::new(&demo_fixture());
+    let faults = Faults { job_poll_unavailable: true, ..Faults::default() };
+    let server = TableauServer::start(&repo().join("testdata/tableau/demo.site.json"), faults);
+    case.serve(&server);
+    let out = case.refresh(&["--now", T0, "--wait", "--wait-timeout", "3600"], &[("DBT_ACTIVE_EXPOSURES", "1")]);
+    assert_eq!(out.status.code(), Some(4), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("[POLL_FAILED]"), "{text}");
+    let log = server.requests();
+    let jobs: std::collections::BTreeSet<_> = log.iter().filter(|r| r.path.contains("/jobs/")).map(|r| r.path.clone()).collect();
+    let polls = log.iter().filter(|r| r.path.contains("/jobs/")).count();
+    assert!(!jobs.is_empty());
+    assert_eq!(polls, jobs.len() * 4, "each job asked exactly the retry policy's 4 tries");
+    let recorded: i64 = case
+        .ws
+        .conn()
+        .query_row("SELECT count(*) FROM refresh_events WHERE job_status = 'poll_failed'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(recorded as usize, jobs.len());
+    server.stop();
+}
+
 #[test]
 fn wait_records_success_and_failure() {
     let case = Case::new(&demo_fixture());

@@ -7,18 +7,28 @@ use super::{is_loopback_url, Request, Response, Transport, TransportError};
 
 pub(crate) struct Live {
     client: reqwest::blocking::Client,
+    max_response_bytes: u64,
+    max_response_mb: u64,
 }
 
 impl Live {
-    pub(crate) fn new() -> Result<Live, TransportError> {
+    /// `limits` bound each exchange: the connect and whole-request timeouts (reqwest's blocking
+    /// client times the body read too) and the largest body read.
+    pub(crate) fn new(limits: &crate::config::Limits) -> Result<Live, TransportError> {
         let client = reqwest::blocking::Client::builder()
+            // Automatic redirects stay off: sign-in follows its own by hand, and only to a host
+            // the PAT may go to (tableau::client::sign_in_redirect_allowed).
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(300))
-            .connect_timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(limits.request_timeout_secs.max(1)))
+            .connect_timeout(Duration::from_secs(limits.connect_timeout_secs.max(1)))
             .user_agent(concat!("autoexpose/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| TransportError::Refused { method: "-", url: "-".into(), message: e.to_string() })?;
-        Ok(Live { client })
+        Ok(Live {
+            client,
+            max_response_bytes: limits.max_response_mb.saturating_mul(1024 * 1024),
+            max_response_mb: limits.max_response_mb,
+        })
     }
 }
 
@@ -59,14 +69,24 @@ impl Transport for Live {
                 resp.headers().get(*name).and_then(|v| v.to_str().ok()).map(|v| (name.to_string(), v.to_string()))
             })
             .collect();
-        let body = resp
-            .bytes()
-            .map_err(|e| TransportError::NoAnswer {
-                method: req.method,
-                url: req.url.clone(),
-                message: format!("reading the body: {}", without_url(&e)),
-            })?
-            .to_vec();
+        let too_large = || TransportError::TooLarge {
+            method: req.method,
+            url: req.url.clone(),
+            limit_mb: self.max_response_mb,
+        };
+        if resp.content_length().is_some_and(|n| n > self.max_response_bytes) {
+            return Err(too_large());
+        }
+        // Read at most one byte past the limit, so a body without (or lying about) its length
+        // cannot fill memory.
+        let mut body = Vec::new();
+        use std::io::Read;
+        resp.take(self.max_response_bytes.saturating_add(1)).read_to_end(&mut body).map_err(|e| {
+            TransportError::NoAnswer { method: req.method, url: req.url.clone(), message: format!("reading the body: {e}") }
+        })?;
+        if body.len() as u64 > self.max_response_bytes {
+            return Err(too_large());
+        }
         Ok(Response { status, headers, body })
     }
 }

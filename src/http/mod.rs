@@ -82,6 +82,9 @@ pub(crate) enum TransportError {
     /// Refused before sending: plain http to a non-loopback host, a bad URL.
     #[error("{method} {url}: {message}")]
     Refused { method: &'static str, url: String, message: String },
+    /// The body was longer than the site's `limits.max_response_mb`: not retried.
+    #[error("{method} {url}: the response is larger than limits.max_response_mb ({limit_mb} MiB); raise it in the site's config if this answer is expected")]
+    TooLarge { method: &'static str, url: String, limit_mb: u64 },
     #[error("{method} {path}: no recording (key {key}) in {dir}; record it again with --record")]
     NoRecording { method: &'static str, path: String, key: String, dir: String },
     #[error("recording {path}: {message}")]

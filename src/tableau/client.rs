@@ -362,7 +362,11 @@ impl Client {
 
     fn backoff(&self, attempt: u32, retry_after: Option<&str>) -> Duration {
         if let Some(secs) = retry_after.and_then(|v| v.trim().parse::<u64>().ok()) {
-            return Duration::from_secs(secs.min(300));
+            let cap = self.retry.max_retry_after_secs;
+            if secs > cap {
+                log::warn(&format!("Retry-After: {secs} is above retry.max_retry_after_secs; waiting {cap}s"));
+            }
+            return Duration::from_secs(secs.min(cap));
         }
         let ms = self.retry.base_delay_ms.saturating_mul(1u64 << (attempt - 1).min(16));
         Duration::from_millis(ms.min(60_000))
@@ -455,10 +459,27 @@ impl Client {
                     .body(b.clone())
             }, &decode)?;
             if matches!(resp.status, 301 | 302 | 307 | 308) && !redirected {
-                let location = resp.header("location").unwrap_or_default().to_string();
+                let mut location = resp.header("location").unwrap_or_default().to_string();
+                if location.starts_with('/') && !location.starts_with("//") {
+                    // A path-only Location stays on the host asked.
+                    location = format!("{}{location}", self.server());
+                }
                 let Some(origin) = origin_of(&location) else {
                     return Err(TableauError::Protocol { call, message: format!("redirect without a usable Location {location:?}") });
                 };
+                // The PAT secret is only POSTed again where it may go (see `sign_in_redirect_allowed`).
+                if let Err(why) = sign_in_redirect_allowed(&self.server(), &location) {
+                    return Err(TableauError::Protocol {
+                        call,
+                        message: format!(
+                            "the sign-in to {} was redirected (HTTP {}) to {}, and the PAT is not sent there: {why}. \
+                             If that host is right, put it in server_url",
+                            self.server(),
+                            resp.status,
+                            self.scrub(&origin)
+                        ),
+                    });
+                }
                 log::info(&format!("Tableau sign-in redirected from {} to {origin}", self.server()));
                 *self.server.write().unwrap_or_else(|e| e.into_inner()) = origin;
                 url = location;
@@ -608,6 +629,67 @@ pub(crate) struct Project {
 }
 
 /// `scheme://host[:port]` of a URL.
+/// Whether a sign-in redirect from `from` (the origin signed in to, `scheme://host[:port]`) to
+/// the URL `to` may carry the PAT secret. curl and Python requests never resend credentials to
+/// another host; Tableau Cloud, though, answers a sign-in on a bare host with a 301 to its pod
+/// (reference/tableau.md 2.2; TSC re-POSTs on 301), e.g. `online.tableau.com` →
+/// `10az.online.tableau.com`. The rule:
+/// - the scheme stays or is upgraded (http → https), never https → http;
+/// - no user info in the Location;
+/// - the host is the same, a subdomain of the configured host, or (when the configured host has
+///   at least four labels, so its parent has three and is neither a bare registrable domain like
+///   `tableau.com` nor a public suffix like `co.uk`) a sibling under its parent:
+///   `prod-useast-a.online.tableau.com` → `10az.online.tableau.com`; never
+///   `online.tableau.com` → `evil.tableau.com`, nor anywhere else;
+/// - loopback to loopback (127.0.0.0/8, ::1, localhost) is one machine, and allowed.
+///
+/// IP addresses match only themselves. Anything else is refused; the user can name the target
+/// host in `server_url` themselves.
+pub(crate) fn sign_in_redirect_allowed(from: &str, to: &str) -> Result<(), String> {
+    let parse = |u: &str| -> Option<(String, String)> {
+        let (scheme, rest) = u.split_once("://")?;
+        let authority = rest.split(['/', '?', '#']).next()?;
+        if authority.contains('@') {
+            return None;
+        }
+        let host = if let Some(v6) = authority.strip_prefix('[') {
+            v6.split(']').next()?.to_string()
+        } else {
+            authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority).to_string()
+        };
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        (!host.is_empty()).then(|| (scheme.to_ascii_lowercase(), host))
+    };
+    let (Some((fs, fh)), Some((ts, th))) = (parse(from), parse(to)) else {
+        return Err("the Location is not a plain http(s) URL".into());
+    };
+    if !matches!(ts.as_str(), "http" | "https") {
+        return Err(format!("scheme {ts} is not http(s)"));
+    }
+    if fs == "https" && ts != "https" {
+        return Err("it goes from https to plain http".into());
+    }
+    if crate::http::is_loopback_url(from) && crate::http::is_loopback_url(to) {
+        return Ok(());
+    }
+    let is_ip = |h: &str| h.parse::<std::net::IpAddr>().is_ok() || h.contains(':');
+    if th == fh {
+        return Ok(());
+    }
+    if !is_ip(&fh) && !is_ip(&th) {
+        if th.ends_with(&format!(".{fh}")) {
+            return Ok(());
+        }
+        if fh.matches('.').count() >= 3 {
+            let parent = fh.split_once('.').map(|(_, p)| p).unwrap_or("");
+            if th.ends_with(&format!(".{parent}")) {
+                return Ok(());
+            }
+        }
+    }
+    Err(format!("{th} is another host than {fh} (only {fh}, its subdomains and its sibling pods are trusted)"))
+}
+
 fn origin_of(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
     let host = rest.split('/').next()?;
@@ -643,6 +725,26 @@ pub(crate) fn parse_error(body: &str) -> (Option<String>, Option<String>, Option
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sign_in_redirects_keep_the_pat_with_its_host() {
+        use super::sign_in_redirect_allowed as ok;
+        let yes = |f: &str, t: &str| assert!(ok(f, t).is_ok(), "{f} -> {t}: {:?}", ok(f, t));
+        let no = |f: &str, t: &str| assert!(ok(f, t).is_err(), "{f} -> {t} should be refused");
+        yes("https://online.tableau.com", "https://10az.online.tableau.com/api/3.23/auth/signin");
+        yes("https://prod-useast-a.online.tableau.com", "https://10az.online.tableau.com/api/3.23/auth/signin");
+        yes("https://tableau.acme.com", "https://TABLEAU.acme.com:8443/api/3.23/auth/signin");
+        yes("http://127.0.0.1:8080", "http://localhost:8080/api/3.23/auth/signin");
+        yes("http://tableau.acme.com", "https://tableau.acme.com/api/3.23/auth/signin");
+        no("https://online.tableau.com", "https://evil.tableau.com/api/3.23/auth/signin");
+        no("https://online.tableau.com", "http://10az.online.tableau.com/api/3.23/auth/signin");
+        no("https://tableau.acme.com", "https://evil.example.com/api/3.23/auth/signin");
+        no("https://tableau.acme.com", "https://tableau.acme.com.evil.com/x");
+        no("https://tableau.acme.com", "https://user@tableau.acme.com/x");
+        no("https://tableau.acme.com", "ftp://tableau.acme.com/x");
+        no("https://10.0.0.1", "https://10.0.0.2/x");
+        no("http://127.0.0.1:8080", "http://tableau.example.invalid:8080/x");
+    }
+
     use super::*;
 
     #[test]
@@ -679,6 +781,20 @@ mod tests {
         let sent = std::sync::Arc::new(AtomicUsize::new(0));
         let script = Script { answers: Mutex::new(answers.into()), sent: sent.clone() };
         (Client::new(&site, Box::new(script), Secrets::default(), "n".into(), "s".into()), sent)
+    }
+
+    #[test]
+    fn retry_after_is_capped() {
+        let (c, _) = scripted(vec![]);
+        // Default cap: 120 s, whatever the server asks.
+        assert_eq!(c.backoff(1, Some("100000")), Duration::from_secs(120));
+        assert_eq!(c.backoff(1, Some("7")), Duration::from_secs(7));
+        let site: TableauSite = serde_yaml::from_str(
+            "name: t\nserver_url: http://127.0.0.1:1\nretry: {attempts: 3, base_delay_ms: 1, max_retry_after_secs: 2}\n",
+        )
+        .unwrap();
+        let c = Client::new(&site, Box::new(Script { answers: Mutex::new(Default::default()), sent: Default::default() }), Secrets::default(), "n".into(), "s".into());
+        assert_eq!(c.backoff(1, Some("100000")), Duration::from_secs(2));
     }
 
     #[test]

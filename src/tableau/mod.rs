@@ -20,8 +20,8 @@ use crate::http::{HttpMode, Live, Recorder, Replayer, Secrets, Transport};
 pub(crate) fn connect(site: &TableauSite, mode: &HttpMode) -> Result<client::Client> {
     let secrets = Secrets::default();
     let transport: Box<dyn Transport> = match mode {
-        HttpMode::Live => Box::new(Live::new()?),
-        HttpMode::Record(dir) => Box::new(Recorder::new(Box::new(Live::new()?), &dir.join(&site.name), secrets.clone())?),
+        HttpMode::Live => Box::new(Live::new(&site.limits)?),
+        HttpMode::Record(dir) => Box::new(Recorder::new(Box::new(Live::new(&site.limits)?), &dir.join(&site.name), secrets.clone())?),
         HttpMode::Replay(dir) => {
             let d = dir.join(&site.name);
             if !d.is_dir() {

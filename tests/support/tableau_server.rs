@@ -110,6 +110,9 @@ impl Fixture {
 pub struct Faults {
     /// 1-based global request numbers answered 429 with `Retry-After: 1` (no side effects).
     pub rate_limit_at: Vec<usize>,
+    /// 1-based global request numbers answered 200 with a 2 MiB + 1 byte body (no side effects):
+    /// above a client's `limits.max_response_mb: 1`.
+    pub huge_body_at: Vec<usize>,
     /// 1-based global request numbers answered 503 (no side effects).
     pub server_error_at: Vec<usize>,
     /// A session token stops working after N authenticated requests: REST answers 401 +
@@ -140,10 +143,15 @@ pub struct Faults {
     pub metadata_rate_exceeded_at: Vec<usize>,
     /// Sign-in on `http://127.0.0.1:PORT` answers 301 to `http://localhost:PORT/api/{v}/auth/signin`.
     pub redirect_signin: bool,
+    /// Sign-in on `http://127.0.0.1:PORT` answers 302 to this origin + `/api/{v}/auth/signin`
+    /// (another host, to check the PAT is not sent after it).
+    pub redirect_signin_to: Option<String>,
     /// Target luids whose refresh answers 403.
     pub refresh_forbidden: Vec<String>,
     /// Target luid → (finishCode, notes) of its refresh jobs; default (0, None).
     pub job_outcomes: HashMap<String, (i32, Option<String>)>,
+    /// Every job GET answers 503 (Tableau down while jobs run).
+    pub job_poll_unavailable: bool,
     /// A job reports completedAt/finishCode after this many GETs (0 = done on the first poll).
     pub job_polls_to_finish: usize,
     /// Tableau Cloud's cap on long-running requests: a refresh start while this many jobs are
@@ -675,6 +683,9 @@ impl State {
         if self.faults.html_ok_at.contains(&n) {
             return Reply::new(200, Some("text/html"), "<html><head><title>Sign in</title></head><body><p>Please sign in to continue.</p></body></html>");
         }
+        if self.faults.huge_body_at.contains(&n) {
+            return Reply::new(200, Some("application/xml"), "x".repeat(2 * 1024 * 1024 + 1));
+        }
         if self.faults.server_error_at.contains(&n) {
             return Reply::new(503, Some("text/html"), "<html><body><h1>503 Service Unavailable</h1></body></html>");
         }
@@ -855,6 +866,13 @@ impl State {
     /// reference/tableau.md 2.1 (its format is UNVERIFIED, informational only).
     fn sign_in(&mut self, rq: &Incoming, v: &str) -> Reply {
         let json = rq.wants_json();
+        if let Some(origin) = self.faults.redirect_signin_to.as_deref() {
+            if rq.header("host").is_some_and(|h| h.starts_with("127.0.0.1")) {
+                let location = format!("{origin}/api/{v}/auth/signin");
+                return Reply::new(302, Some("text/html"), format!("<html><body>Moved to {location}</body></html>"))
+                    .with_header("Location", &location);
+            }
+        }
         if self.faults.redirect_signin && rq.header("host").is_some_and(|h| h.starts_with("127.0.0.1")) {
             let location = format!("http://localhost:{}/api/{}/auth/signin", self.port, v);
             return Reply::new(301, Some("text/html"), format!("<html><body>Moved to {location}</body></html>"))
@@ -1195,6 +1213,9 @@ impl State {
             Ok(i) => i,
             Err(r) => return r,
         };
+        if self.faults.job_poll_unavailable {
+            return Reply::new(503, Some("text/html"), "<html><body><h1>503 Service Unavailable</h1></body></html>");
+        }
         let now = self.now();
         let polls_needed = self.faults.job_polls_to_finish;
         let Some(job) = self.jobs.iter_mut().find(|j| j.id == id && j.site == idx) else {
