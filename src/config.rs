@@ -9,8 +9,10 @@ use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConfigError {
-    #[error("config {path}: cannot read it: {source}. Pass --config PATH, or create autoexpose.yml (see README, \"Config\")")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("config {path}: cannot read it: {io}. Pass --config PATH, or create autoexpose.yml (see README, \"Config\")")]
+    // `io`, not `source`: the text shows it, so it must not be the chain's cause too, or
+    // `{:#}` prints the OS message twice.
+    Read { path: PathBuf, io: std::io::Error },
     #[error("config {path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -274,13 +276,16 @@ pub(crate) struct Config {
 impl Config {
     pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
         let bytes = std::fs::read(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), io: source })?;
         Self::from_bytes(path, &bytes)
     }
 
     pub(crate) fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
-        let raw: RawConfig = serde_yaml::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+        // A UTF-8 byte-order mark (Notepad writes one) would otherwise make the first key
+        // unreadable and the file "missing field `dbt`". The hash stays the file's.
+        let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let raw: RawConfig = serde_yaml::from_slice(body).map_err(|e| invalid(e.to_string()))?;
         let base = path
             .parent()
             .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
@@ -304,6 +309,13 @@ impl Config {
         if raw.exposures.dir.is_absolute() {
             return Err(invalid("exposures.dir must be relative to dbt.project_dir".into()));
         }
+        check_inside(&project_dir, &raw.exposures.dir).map_err(|why| {
+            invalid(format!(
+                "exposures.dir: {} {why}; emit deletes and rewrites files there, so it must stay inside dbt.project_dir ({})",
+                raw.exposures.dir.display(),
+                project_dir.display()
+            ))
+        })?;
         if !matches!(raw.exposures.maturity.as_str(), "low" | "medium" | "high") {
             return Err(invalid(format!(
                 "exposures.maturity: {:?} is not one of low, medium, high",
@@ -355,6 +367,37 @@ impl Config {
             replay: raw.replay.as_deref().map(&abs),
             active_exposures: raw.active_exposures,
         })
+    }
+}
+
+/// Whether `rel` (relative) stays inside `project` once `..` is taken into account, and,
+/// for the part of it that exists, once symlinks are resolved (`models -> /elsewhere`).
+fn check_inside(project: &Path, rel: &Path) -> Result<(), &'static str> {
+    use std::path::Component;
+    let mut depth = 0usize;
+    for c in rel.components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir if depth > 0 => depth -= 1,
+            _ => return Err("leads out of the dbt project"),
+        }
+    }
+    // The deepest existing folder on the way, with symlinks resolved, must be inside the
+    // resolved project (a project folder that does not exist yet has nothing to escape).
+    let Ok(real_project) = project.canonicalize() else { return Ok(()) };
+    let target = project.join(rel);
+    let mut existing = target.as_path();
+    while !existing.exists() {
+        match existing.parent() {
+            Some(p) => existing = p,
+            None => return Ok(()),
+        }
+    }
+    match existing.canonicalize() {
+        Ok(real) if real.starts_with(&real_project) => Ok(()),
+        Ok(_) => Err("leads out of the dbt project through a symlink"),
+        Err(_) => Ok(()),
     }
 }
 

@@ -31,16 +31,24 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
     }
     let mut conn = Connection::open(path)
         .with_context(|| format!("database {}: cannot open it", path.display()))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // SQLite opens lazily: a file that is not a database (`--db autoexpose.yml`) first fails
+    // on the pragmas below, so they get a context naming the file and what to do.
+    let not_usable = || {
+        format!(
+            "database {}: cannot use it as autoexpose's SQLite file; check --db or `database:` in the config (it must name a database autoexpose made, or a new file)",
+            path.display()
+        )
+    };
+    conn.busy_timeout(std::time::Duration::from_secs(10)).with_context(not_usable)?;
     // 64 KiB pages (SQLite's default is 4 KiB): stages write hundreds of thousands of rows at
     // a time, and bigger pages mean fewer B-tree splits and page writes (a quarter less time
     // writing at 20k workbooks). Takes effect only on a new file; an existing one keeps its size.
-    conn.pragma_update(None, "page_size", 65_536)?;
-    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "page_size", 65_536).with_context(not_usable)?;
+    conn.pragma_update(None, "foreign_keys", true).with_context(not_usable)?;
     // Stages write hundreds of thousands of rows in one transaction: a page cache of 64 MiB
     // (SQLite's default is 2 MiB) keeps the indexes in memory while they grow.
-    conn.pragma_update(None, "cache_size", -65_536)?;
-    conn.pragma_update(None, "temp_store", "memory")?;
+    conn.pragma_update(None, "cache_size", -65_536).with_context(not_usable)?;
+    conn.pragma_update(None, "temp_store", "memory").with_context(not_usable)?;
     migrate(&mut conn).with_context(|| format!("database {}: migration failed", path.display()))?;
     Ok(conn)
 }

@@ -20,8 +20,10 @@ use serde::Deserialize;
 pub(crate) enum ManifestError {
     #[error("manifest {path} not found: run `dbt parse` or `dbt build` in the dbt project first, or set dbt.manifest in the config")]
     Missing { path: PathBuf },
-    #[error("manifest {path}: cannot read it: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("manifest {path}: cannot read it: {io}")]
+    // `io`, not `source`: the text shows it, so it must not be the chain's cause too, or
+    // `{:#}` prints the OS message twice.
+    Read { path: PathBuf, io: std::io::Error },
     #[error("manifest {path}: line {line}, column {column}: {message}")]
     Parse { path: PathBuf, line: usize, column: usize, message: String },
     #[error(
@@ -356,7 +358,7 @@ pub(crate) fn read(path: &Path) -> Result<Bytes, ManifestError> {
         if source.kind() == std::io::ErrorKind::NotFound {
             ManifestError::Missing { path: path.to_path_buf() }
         } else {
-            ManifestError::Read { path: path.to_path_buf(), source }
+            ManifestError::Read { path: path.to_path_buf(), io: source }
         }
     };
     let file = std::fs::File::open(path).map_err(err)?;
@@ -404,12 +406,15 @@ fn parse_with(path: &Path, bytes: &[u8], mapped: bool, hash: bool) -> Result<(Ma
     // The version first, from the few bytes before the nodes: the body of another version may
     // not decode as this one (v1 to v3 have `"disabled": []`), and its error would hide the
     // one that says what to do.
-    if let Some(head) = head_metadata(bytes) {
+    // A UTF-8 byte-order mark (some Windows editors write one) is skipped, not parsed:
+    // serde_json refuses it. The cursor and the hash still cover the whole file.
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if let Some(head) = head_metadata(body) {
         check_version(path, &head)?;
     }
     // Only an object is a manifest: serde would also read a JSON array into the struct, by
     // position.
-    if !starts_as_object(bytes) {
+    if !starts_as_object(body) {
         return Err(ManifestError::Parse {
             path: path.to_path_buf(),
             line: 1,
@@ -418,7 +423,7 @@ fn parse_with(path: &Path, bytes: &[u8], mapped: bool, hash: bool) -> Result<(Ma
         });
     }
     SEEN.with(|s| s.set(Seen::default()));
-    let parsed: Result<Manifest, _> = serde_json::from_slice(bytes).map(|mut m: Manifest| {
+    let parsed: Result<Manifest, _> = serde_json::from_slice(body).map(|mut m: Manifest| {
         m.seen = SEEN.with(std::cell::Cell::get);
         m
     });

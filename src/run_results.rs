@@ -9,8 +9,10 @@ use serde::Deserialize;
 pub(crate) enum RunResultsError {
     #[error("run results {path} not found: run `dbt build` first (active exposures refresh what a build rebuilt), or set dbt.run_results in the config")]
     Missing { path: PathBuf },
-    #[error("run results {path}: cannot read it: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("run results {path}: cannot read it: {io}")]
+    // `io`, not `source`: the text shows it, so it must not be the chain's cause too, or
+    // `{:#}` prints the OS message twice.
+    Read { path: PathBuf, io: std::io::Error },
     #[error("run results {path}: line {line}, column {column}: {message}")]
     Parse { path: PathBuf, line: usize, column: usize, message: String },
     #[error("run results {path}: metadata.dbt_schema_version {found:?} is not supported (autoexpose reads run-results v4, v5 and v6)")]
@@ -97,7 +99,7 @@ pub(crate) fn load(path: &Path) -> Result<(RunResults, Vec<u8>), RunResultsError
         if source.kind() == std::io::ErrorKind::NotFound {
             RunResultsError::Missing { path: path.to_path_buf() }
         } else {
-            RunResultsError::Read { path: path.to_path_buf(), source }
+            RunResultsError::Read { path: path.to_path_buf(), io: source }
         }
     })?;
     let rr = parse(path, &bytes)?;
@@ -106,7 +108,9 @@ pub(crate) fn load(path: &Path) -> Result<(RunResults, Vec<u8>), RunResultsError
 
 /// Parses and checks the bytes of the run_results.json at `path` (named in errors).
 pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<RunResults, RunResultsError> {
-    let rr: RunResults = serde_json::from_slice(bytes).map_err(|e| RunResultsError::Parse {
+    // A UTF-8 byte-order mark is skipped: serde_json refuses one.
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let rr: RunResults = serde_json::from_slice(body).map_err(|e| RunResultsError::Parse {
         path: path.to_path_buf(),
         line: e.line(),
         column: e.column(),

@@ -139,10 +139,13 @@ fn plain_http_is_refused_off_loopback() {
 #[test]
 fn emit_failing_on_the_writer_thread() {
     let (ws, yaml, rows) = after_good_run();
-    edit_config(&ws, "dir: models/imported_from_tableau", "dir: ../autoexpose.yml/exposures");
+    // A file inside the project where emit's folder would go (a folder outside the project
+    // is refused when the config is read, before any stage).
+    std::fs::write(ws.path("dbt/blocker"), "").unwrap();
+    edit_config(&ws, "dir: models/imported_from_tableau", "dir: blocker/exposures");
     let out = ws.run(&[], "run", &[]);
     assert_eq!(out.status.code(), Some(1), "stderr:\n{}", stderr(&out));
-    assert!(stderr(&out).contains("autoexpose.yml/exposures"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("blocker/exposures"), "{}", stderr(&out));
     assert_eq!(ws.yaml_files(), yaml, "YAML changed after a failed run");
     assert_eq!(snapshot_rows(&ws), rows, "rows changed after a failed run");
     let conn = ws.conn();
@@ -243,4 +246,106 @@ fn a_site_with_no_workbooks_after_a_full_one_is_refused_without_allow_empty() {
     assert_ok(&ws.run_with(&[], "run", &["--allow-empty"], &MINI_PAT));
     assert!(ws.yaml_files().is_empty(), "{:?}", ws.yaml_files().keys());
     empty_server.stop();
+}
+
+/// A config error stops the run before any stage: exit 1, the message names the file and
+/// the field, and no row or file changes.
+fn assert_config_refused(ws: &Workspace, out: &std::process::Output, yaml: &BTreeMap<String, String>, rows: &[Vec<BTreeMap<String, serde_json::Value>>], expect: &[&str]) {
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{}", stderr(out));
+    let err = stderr(out);
+    for e in expect {
+        assert!(err.contains(e), "stderr lacks {e:?}:\n{err}");
+    }
+    assert_eq!(&ws.yaml_files(), yaml, "YAML changed after a refused config");
+    assert_eq!(snapshot_rows(ws), rows, "rows changed after a refused config");
+}
+
+#[test]
+fn exposures_dir_outside_the_project_is_refused() {
+    let (ws, yaml, rows) = after_good_run();
+    edit_config(&ws, "dir: models/imported_from_tableau", "dir: ../../x");
+    let out = ws.run(&[], "run", &[]);
+    assert_config_refused(&ws, &out, &yaml, &rows, &["autoexpose.yml", "exposures.dir", "../../x", "inside dbt.project_dir"]);
+    assert!(!ws.path("../x").exists() && !ws.path("x").exists());
+
+    // `a/../..` climbs out too, though it starts inside.
+    edit_config(&ws, "dir: ../../x", "dir: models/../../x");
+    let out = ws.run(&[], "run", &[]);
+    assert_config_refused(&ws, &out, &yaml, &rows, &["exposures.dir", "models/../../x"]);
+    assert!(!ws.path("x").exists());
+
+    // A symlink inside the project pointing out of it.
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), ws.path("dbt/linked")).unwrap();
+    edit_config(&ws, "dir: models/../../x", "dir: linked/exposures");
+    let out = ws.run(&[], "run", &[]);
+    assert_config_refused(&ws, &out, &yaml, &rows, &["exposures.dir", "linked/exposures", "symlink"]);
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0, "emit wrote through the symlink");
+
+    // `..` that stays inside is fine.
+    edit_config(&ws, "dir: linked/exposures", "dir: models/../models/imported_from_tableau");
+    assert_ok(&ws.run(&[], "run", &[]));
+    assert_eq!(ws.yaml_files(), yaml);
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+#[test]
+fn byte_order_marks_are_accepted() {
+    let (ws, yaml, _) = after_good_run();
+    let mut config = BOM.to_vec();
+    config.extend(std::fs::read(&ws.config).unwrap());
+    let mut manifest = BOM.to_vec();
+    manifest.extend(std::fs::read(demo_manifest()).unwrap());
+    let bom_manifest = ws.path("bom_manifest.json");
+    std::fs::write(&bom_manifest, manifest).unwrap();
+    std::fs::write(&ws.config, config).unwrap();
+    edit_config(&ws, &demo_manifest().display().to_string(), &bom_manifest.display().to_string());
+    let out = ws.run(&[], "run", &[]);
+    assert_ok(&out);
+    assert_eq!(ws.yaml_files(), yaml, "a BOM changed the output");
+    // The run read the manifest with the BOM, not some other one.
+    assert!(count(&ws.conn(), "SELECT count(*) FROM runs WHERE inputs LIKE '%bom_manifest.json%'") >= 1);
+}
+
+#[test]
+fn db_that_is_not_a_database_is_named() {
+    let (ws, yaml, rows) = after_good_run();
+    let before = std::fs::read(&ws.config).unwrap();
+    let out = ws.run(&["--db", ws.config.to_str().unwrap()], "run", &[]);
+    // `--db` goes after the stage.
+    let out = if stderr(&out).contains("unexpected argument") {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_autoexpose"));
+        cmd.arg("run").arg("--config").arg(&ws.config).arg("--db").arg(&ws.config);
+        cmd.output().unwrap()
+    } else {
+        out
+    };
+    assert_config_refused(&ws, &out, &yaml, &rows, &["database", "autoexpose.yml", "--db", "file is not a database"]);
+    assert_eq!(std::fs::read(&ws.config).unwrap(), before, "the config file was changed");
+}
+
+/// An error's cause is printed once: `Is a directory (os error 21)` is not repeated by the
+/// context that wraps it.
+#[test]
+fn os_errors_print_once() {
+    let ws = Workspace::new(&[SiteConfig::demo("https://tableau.example.com")], Some(&repo().join("testdata/http/demo")));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_autoexpose"))
+        .arg("run")
+        .arg("--config")
+        .arg(ws.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&ws.dir.path().display().to_string()), "{err}");
+    assert_eq!(err.matches("os error 21").count(), 1, "{err}");
+
+    // The same for the manifest.
+    edit_config(&ws, &demo_manifest().display().to_string(), &ws.path("dbt").display().to_string());
+    let out = ws.run(&[], "run", &[]);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("manifest"), "{err}");
+    assert_eq!(err.matches("os error 21").count(), 1, "{err}");
 }
