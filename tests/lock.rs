@@ -122,3 +122,50 @@ fn a_database_locked_by_another_program_is_named() {
     assert!(err.contains(&format!("database {} is locked by another program", ws.db().display())), "{err}");
     assert!(!lock_file(&ws).exists());
 }
+
+#[test]
+fn two_autoexpose_processes_the_second_is_refused_while_the_first_runs() {
+    use crate::support::tableau_server::{Faults, ServerOptions, TableauServer};
+    // A slow server keeps the first `run` busy (and holding its lock) while the second starts;
+    // nothing here depends on how slow: the test waits for the first's lock file, not a time.
+    let options = ServerOptions { latency_ms: 200, ..ServerOptions::default() };
+    let server = TableauServer::start_with(&repo().join("testdata/tableau/mini.site.json"), Faults::default(), options);
+    let ws = Workspace::new(&[SiteConfig::mini(&server.base_url)], None);
+    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_autoexpose"));
+    first.args(["run", "--config"]).arg(&ws.config).envs(MINI_PAT).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    let mut first = first.spawn().unwrap();
+    let holder = format!("pid {}\n", first.id());
+    loop {
+        if std::fs::read_to_string(lock_file(&ws)).is_ok_and(|t| t.starts_with(&holder)) {
+            break;
+        }
+        if let Some(status) = first.try_wait().unwrap() {
+            panic!("the first run ended ({status}) before its lock was seen; the server is not slow enough");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let second = ws.run(&[], "run", &MINI_PAT);
+    let first = first.wait_with_output().unwrap();
+    assert_ok(&first);
+    assert_eq!(second.status.code(), Some(1), "stderr:\n{}", stderr(&second));
+    let want = format!("another autoexpose (pid {}, started ", first_pid(&holder));
+    assert!(stderr(&second).contains(&want), "stderr lacks {want:?}:\n{}", stderr(&second));
+    assert!(stderr(&second).contains(&format!("is using {};", ws.db().display())), "{}", stderr(&second));
+    // Every row is the first's: its four stages, all finished, and nothing from the second.
+    let conn = ws.conn();
+    let stages: Vec<(String, String)> = conn
+        .prepare("SELECT stage, status FROM runs ORDER BY run_id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let want: Vec<(String, String)> = ["extract", "normalize", "match", "emit"].iter().map(|s| (s.to_string(), "ok".to_string())).collect();
+    assert_eq!(stages, want);
+    assert!(count(&conn, "SELECT count(*) FROM tableau_workbooks") > 0);
+    assert!(!lock_file(&ws).exists());
+}
+
+fn first_pid(holder: &str) -> &str {
+    holder.trim_start_matches("pid ").trim_end()
+}
