@@ -22,6 +22,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/0006_left_out_workbooks.sql"),
 ];
 
+/// How long a statement waits for another program's write transaction before SQLITE_BUSY.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub(crate) fn open(path: &Path) -> Result<Connection> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
@@ -39,7 +42,7 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
             path.display()
         )
     };
-    conn.busy_timeout(std::time::Duration::from_secs(10)).with_context(not_usable)?;
+    conn.busy_timeout(BUSY_TIMEOUT).with_context(not_usable)?;
     // 64 KiB pages (SQLite's default is 4 KiB): stages write hundreds of thousands of rows at
     // a time, and bigger pages mean fewer B-tree splits and page writes (a quarter less time
     // writing at 20k workbooks). Takes effect only on a new file; an existing one keeps its size.
@@ -125,6 +128,44 @@ where
         params![now_rfc3339(), status, error, inputs, counts, run_id],
     )?;
     result
+}
+
+/// Marks `runs` rows still `running` as `interrupted`: called by the process that holds the
+/// database's lock (`lock::acquire`), so no live process can own them; their process was
+/// killed or crashed before it could record an outcome. `status` is free text (0001), so the
+/// new value needs no migration. Returns how many rows it marked.
+pub(crate) fn mark_interrupted(conn: &Connection) -> Result<usize> {
+    let n = conn.execute(
+        "UPDATE runs SET status = 'interrupted', finished_at = ?1, \
+         error = 'interrupted: its process ended before the stage finished (killed or crashed); found by the next autoexpose' \
+         WHERE status = 'running'",
+        params![now_rfc3339()],
+    )?;
+    Ok(n)
+}
+
+/// Names the database in a "database is locked" (SQLITE_BUSY) error anywhere in `err`'s chain:
+/// another autoexpose is refused by the lock file before it gets here, so this is some other
+/// program (a `sqlite3` shell, a backup tool) holding a write transaction longer than the busy
+/// timeout.
+pub(crate) fn name_busy(err: anyhow::Error, db: &Path) -> anyhow::Error {
+    let busy = err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<rusqlite::Error>(),
+            Some(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    });
+    if busy {
+        err.context(format!(
+            "database {} is locked by another program (not autoexpose, whose lock file {} would have said so) for more than {}s; close it and try again",
+            db.display(),
+            crate::lock::lock_path(db).display(),
+            BUSY_TIMEOUT.as_secs()
+        ))
+    } else {
+        err
+    }
 }
 
 /// Fails unless `stage` has succeeded in this database: a stage reads the tables of the one

@@ -17,6 +17,7 @@ mod emit;
 mod extract;
 mod http;
 mod keys;
+mod lock;
 mod log;
 mod manifest;
 mod matching;

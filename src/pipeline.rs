@@ -62,46 +62,60 @@ pub(crate) fn run(args: &Args) -> Result<Outcome> {
     } else {
         HttpMode::Live
     };
+    // One autoexpose per database, taken before anything opens it (see `lock`); held until
+    // this function returns, whatever it returns.
+    let _lock = crate::lock::acquire(&config.database)?;
+    stages(args, &config, &mode).map_err(|e| db::name_busy(e, &config.database))
+}
+
+fn stages(args: &Args, config: &Config, mode: &HttpMode) -> Result<Outcome> {
     let mut conn = db::open(&config.database)?;
+    let interrupted = db::mark_interrupted(&conn)?;
+    if interrupted > 0 {
+        log::warn(&format!(
+            "database {}: {interrupted} stage(s) of an earlier autoexpose never finished (killed or crashed); marked `interrupted` in `runs`",
+            config.database.display()
+        ));
+    }
     let mut incomplete = false;
     let mut refresh_failed = false;
     match &args.command {
-        Command::Extract(_) => incomplete |= extract(&mut conn, &config, &mode)?.0,
+        Command::Extract(_) => incomplete |= extract(&mut conn, config, mode)?.0,
         // A stage run on its own reads its inputs back from the file; `run` hands them over.
         Command::Normalize(_) => {
             db::require_stage(&conn, "extract", &config.database)?;
             let x = Extracted::load(&config.database)?;
-            normalize(&mut conn, &config, &x)?;
+            normalize(&mut conn, config, &x)?;
         }
         Command::Match(_) => {
             db::require_stage(&conn, "normalize", &config.database)?;
             let (x, keys) = rayon::join(|| Extracted::load(&config.database), || crate::normalize::load(&config.database));
             let (x, keys) = (x?, keys?);
-            matching(&mut conn, &config, &x, &keys)?;
+            matching(&mut conn, config, &x, &keys)?;
         }
         Command::Emit(e) => {
             db::require_stage(&conn, "match", &config.database)?;
             let (x, deps) = rayon::join(|| Extracted::load(&config.database), || crate::matching::load(&config.database));
             let (x, deps) = (x?, deps?);
             let links: Vec<_> = deps.iter().map(|d| d.link()).collect();
-            emit(&mut conn, &config, &x, &links, e.allow_empty)?;
+            emit(&mut conn, config, &x, &links, e.allow_empty)?;
         }
         Command::Run(r) => {
             // Settle the refresh switches first: a bad env var should fail before any work.
-            let settings = refresh_settings(&config)?;
-            let ran = crate::run::run(&mut conn, &config, &mode, r.allow_empty)?;
+            let settings = refresh_settings(config)?;
+            let ran = crate::run::run(&mut conn, config, mode, r.allow_empty)?;
             incomplete |= ran.incomplete;
-            print_summary(&conn, &config, &ran.summary, incomplete)?;
+            print_summary(&conn, config, &ran.summary, incomplete)?;
             if settings.enabled {
                 let _ = std::io::Write::write_all(&mut std::io::stdout(), b"\n");
-                refresh_failed = refresh(&mut conn, &config, &mode, r, settings)?;
+                refresh_failed = refresh(&mut conn, config, mode, r, settings)?;
             }
         }
         Command::Refresh(r) => {
-            let settings = refresh_settings(&config)?;
+            let settings = refresh_settings(config)?;
             if settings.enabled {
                 db::require_stage(&conn, "emit", &config.database)?;
-                refresh_failed = refresh(&mut conn, &config, &mode, r, settings)?;
+                refresh_failed = refresh(&mut conn, config, mode, r, settings)?;
             } else {
                 log::info("Active exposures are disabled: nothing to refresh. Enable them with DBT_ACTIVE_EXPOSURES=1 or `active_exposures: {enabled: true}` in the config.");
             }

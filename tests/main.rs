@@ -5,6 +5,7 @@
 //! - `e2e`: the binary against the local Tableau-speaking server, with faults.
 //! - `bad_input`: clear errors, non-zero exits, and nothing lost.
 //! - `sites_and_files`: personal spaces, files of integrations that left the config, the summary.
+//! - `lock`: one autoexpose per database; stale locks and interrupted `runs` rows.
 //! - `shared_tables`: patterns of real dbt projects (a source over a seed's table, tables
 //!   without a schema, old manifests).
 
@@ -13,6 +14,7 @@ mod support;
 
 mod bad_input;
 mod e2e;
+mod lock;
 mod refresh;
 mod shared_tables;
 mod sites_and_files;
