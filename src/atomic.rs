@@ -60,10 +60,12 @@ pub(crate) fn write_parts(path: &Path, parts: &[&[u8]]) -> Result<()> {
     let result = (|| -> std::io::Result<()> {
         let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
         for part in parts {
+            crate::fault::fail("atomic.write")?;
             f.write_all(part)?;
         }
         let f = f.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
+        crate::fault::point("atomic.rename");
         std::fs::rename(&tmp, path)
     })();
     if let Err(e) = result {

@@ -408,6 +408,7 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, plan: Plan) -> Resul
     }
 
     let row_counts = count_rows(&tx, &["exposures", "emitted_files"])?;
+    crate::fault::point("emit.commit");
     tx.commit()?;
     Ok((StageReport { row_counts, ..Default::default() }, summary))
 }

@@ -153,6 +153,7 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, read: &Read, x: &Ext
     for (table, n) in [("dbt_nodes", x.nodes.len()), ("tableau_workbooks", x.workbooks.len()), ("tableau_tables", x.tables.len())] {
         report.row_counts.insert(table.to_string(), n as i64);
     }
+    crate::fault::point("extract.commit");
     tx.commit()?;
     Ok(report)
 }

@@ -15,6 +15,7 @@ mod config;
 mod db;
 mod emit;
 mod extract;
+mod fault;
 mod http;
 mod keys;
 mod lock;

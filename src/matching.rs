@@ -287,6 +287,7 @@ pub(crate) fn write(conn: &mut Connection, x: &Extracted, keys: &[RelationKey], 
         ("unmatched_tables".to_string(), matched.unmatched.len() as i64),
     ]
     .into();
+    crate::fault::point("match.commit");
     tx.commit()?;
     Ok(StageReport { row_counts, ..Default::default() })
 }

@@ -77,6 +77,7 @@ pub(crate) fn write(conn: &mut Connection, keys: &[RelationKey]) -> Result<Stage
         }
     }
     let row_counts = [("relation_keys".to_string(), keys.len() as i64)].into();
+    crate::fault::point("normalize.commit");
     tx.commit()?;
     Ok(StageReport { row_counts, ..Default::default() })
 }

@@ -287,6 +287,7 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
         }
     }
     report.row_counts = crate::db::count_rows(&tx, &["dbt_run_results", "refresh_events", "refresh_state"])?;
+    crate::fault::point("refresh.commit");
     tx.commit()?;
 
     let n = |k: &str| summary.counts.get(k).copied().unwrap_or(0);
