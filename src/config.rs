@@ -236,6 +236,10 @@ pub(crate) struct Limits {
     /// One whole request, from connecting to the last byte of the body.
     #[serde(default = "default_request_timeout_secs")]
     pub(crate) request_timeout_secs: u64,
+    /// The longest silence while waiting for the answer's headers or the next bytes of its
+    /// body: a server that stops sending fails here, not after the whole-request timeout.
+    #[serde(default = "default_read_idle_timeout_secs")]
+    pub(crate) read_idle_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -244,6 +248,7 @@ impl Default for Limits {
             max_response_mb: default_max_response_mb(),
             connect_timeout_secs: default_connect_timeout_secs(),
             request_timeout_secs: default_request_timeout_secs(),
+            read_idle_timeout_secs: default_read_idle_timeout_secs(),
         }
     }
 }
@@ -255,6 +260,9 @@ fn default_connect_timeout_secs() -> u64 {
 }
 fn default_request_timeout_secs() -> u64 {
     120
+}
+fn default_read_idle_timeout_secs() -> u64 {
+    60
 }
 
 /// The validated config with absolute paths.

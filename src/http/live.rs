@@ -9,25 +9,37 @@ pub(crate) struct Live {
     client: reqwest::blocking::Client,
     max_response_bytes: u64,
     max_response_mb: u64,
+    request_timeout: Duration,
+    read_idle_timeout: Duration,
 }
 
 impl Live {
-    /// `limits` bound each exchange: the connect and whole-request timeouts (reqwest's blocking
-    /// client times the body read too) and the largest body read.
+    /// `limits` bound each exchange: the connect, read-idle and whole-request timeouts (reqwest's
+    /// blocking client times the body read too) and the largest body read.
+    ///
+    /// The read-idle bound: reqwest 0.12's blocking `ClientBuilder` has no `read_timeout`, but
+    /// it is built on the async one, which has (each read of the connection, waiting for the
+    /// headers included, resets it), and `blocking::ClientBuilder: From<async ClientBuilder>`.
+    /// So the async builder takes the connection settings and the blocking one only the
+    /// whole-request timeout, which it keeps apart from the async builder's.
     pub(crate) fn new(limits: &crate::config::Limits) -> Result<Live, TransportError> {
-        let client = reqwest::blocking::Client::builder()
+        let settings = reqwest::Client::builder()
             // Automatic redirects stay off: sign-in follows its own by hand, and only to a host
             // the PAT may go to (tableau::client::sign_in_redirect_allowed).
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(limits.request_timeout_secs.max(1)))
             .connect_timeout(Duration::from_secs(limits.connect_timeout_secs.max(1)))
-            .user_agent(concat!("autoexpose/", env!("CARGO_PKG_VERSION")))
+            .read_timeout(Duration::from_secs(limits.read_idle_timeout_secs.max(1)))
+            .user_agent(concat!("autoexpose/", env!("CARGO_PKG_VERSION")));
+        let client = reqwest::blocking::ClientBuilder::from(settings)
+            .timeout(Duration::from_secs(limits.request_timeout_secs.max(1)))
             .build()
             .map_err(|e| TransportError::Refused { method: "-", url: "-".into(), message: e.to_string() })?;
         Ok(Live {
             client,
             max_response_bytes: limits.max_response_mb.saturating_mul(1024 * 1024),
             max_response_mb: limits.max_response_mb,
+            request_timeout: Duration::from_secs(limits.request_timeout_secs.max(1)),
+            read_idle_timeout: Duration::from_secs(limits.read_idle_timeout_secs.max(1)),
         })
     }
 }
@@ -49,11 +61,13 @@ impl Transport for Live {
         if !req.body.is_empty() || req.method == "POST" {
             builder = builder.body(req.body.clone());
         }
+        let started = std::time::Instant::now();
         let resp = builder.send().map_err(|e| {
             // reqwest's error chain names the URL, never headers: no token can leak here.
             let message = format!(
-                "{}. Is server_url right, and is the server reachable from here (VPN, proxy, firewall)?",
-                without_url(&e)
+                "{}{}. Is server_url right, and is the server reachable from here (VPN, proxy, firewall)?",
+                without_url(&e),
+                self.which_timeout(&e, started)
             );
             let (method, url) = (req.method, req.url.clone());
             if e.is_connect() {
@@ -82,13 +96,46 @@ impl Transport for Live {
         let mut body = Vec::new();
         use std::io::Read;
         resp.take(self.max_response_bytes.saturating_add(1)).read_to_end(&mut body).map_err(|e| {
-            TransportError::NoAnswer { method: req.method, url: req.url.clone(), message: format!("reading the body: {e}") }
+            let message = format!("reading the body: {e}{}", self.which_timeout(&e, started));
+            TransportError::NoAnswer { method: req.method, url: req.url.clone(), message }
         })?;
         if body.len() as u64 > self.max_response_bytes {
             return Err(too_large());
         }
         Ok(Response { status, headers, body })
     }
+}
+
+impl Live {
+    /// Which bound a timed-out exchange hit, told by how long it ran: the whole-request timeout
+    /// or the read-idle one (`""` when `e` is not a timeout).
+    fn which_timeout(&self, e: &(dyn std::error::Error + 'static), started: std::time::Instant) -> String {
+        if !is_timeout(e) {
+            return String::new();
+        }
+        if started.elapsed() + Duration::from_millis(500) >= self.request_timeout {
+            format!(" (the whole request took longer than limits.request_timeout_secs, {} s)", self.request_timeout.as_secs())
+        } else {
+            format!(
+                " (nothing arrived for limits.read_idle_timeout_secs, {} s: the server stopped sending)",
+                self.read_idle_timeout.as_secs()
+            )
+        }
+    }
+}
+
+/// Whether anything in the error's chain is a timeout.
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<reqwest::Error>().is_some_and(reqwest::Error::is_timeout)
+            || err.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 fn without_url(e: &reqwest::Error) -> String {
