@@ -441,7 +441,11 @@ impl Client {
             if !object {
                 why.push("it is not a JSON object".to_string());
             }
-            "a Tableau JSON answer"
+            if req.path_and_query().starts_with("/api/metadata/graphql") {
+                "a Metadata API answer"
+            } else {
+                "a Tableau JSON answer"
+            }
         };
         if !type_fits {
             let got = content_type.map_or_else(|| "no Content-Type".to_string(), |ct| format!("Content-Type {:?}", self.scrub(ct)));
