@@ -90,6 +90,14 @@ struct RawDbt {
     manifest: Option<PathBuf>,
     #[serde(default)]
     run_results: Option<PathBuf>,
+    /// The largest manifest read, in MiB (default 4096): a larger file is refused before it
+    /// is read, as is one that is not a regular file (`/dev/zero`, a FIFO).
+    #[serde(default = "default_max_manifest_mb")]
+    max_manifest_mb: u64,
+}
+
+fn default_max_manifest_mb() -> u64 {
+    crate::manifest::DEFAULT_MAX_MANIFEST_MB
 }
 
 fn dot() -> PathBuf {
@@ -273,6 +281,8 @@ pub(crate) struct Config {
     pub(crate) project_dir: PathBuf,
     pub(crate) manifest: PathBuf,
     pub(crate) run_results: PathBuf,
+    /// `dbt.max_manifest_mb`.
+    pub(crate) max_manifest_mb: u64,
     pub(crate) tableau: Vec<TableauSite>,
     pub(crate) exposures_dir: PathBuf,
     pub(crate) maturity: String,
@@ -368,6 +378,7 @@ impl Config {
             project_dir,
             manifest,
             run_results,
+            max_manifest_mb: raw.dbt.max_manifest_mb,
             tableau: raw.tableau,
             exposures_dir: raw.exposures.dir,
             maturity: raw.exposures.maturity,
