@@ -380,7 +380,8 @@ pub(crate) fn read(path: &Path, max_mb: u64) -> Result<Bytes, ManifestError> {
         let what = if t.is_file() {
             None
         } else if t.is_dir() {
-            Some("a directory")
+            // The OS says it best, once (`Read` shows its message, not as the chain's cause).
+            return Err(ManifestError::Read { path: path.to_path_buf(), io: std::io::Error::from_raw_os_error(libc::EISDIR) });
         } else if t.is_fifo() {
             Some("a FIFO")
         } else if t.is_char_device() {
