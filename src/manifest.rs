@@ -701,3 +701,24 @@ mod tests {
         assert_eq!(n.latest_version.as_ref().unwrap().to_text(), "2");
     }
 }
+
+#[cfg(test)]
+mod read_bounds_tests {
+    use super::*;
+
+    /// Not a regular file, or above the limit: refused before a byte is read, naming the file.
+    #[test]
+    fn only_regular_files_under_the_limit_are_read() {
+        let err = read(Path::new("/dev/null"), DEFAULT_MAX_MANIFEST_MB).err().unwrap().to_string();
+        assert_eq!(err, "manifest /dev/null: not a regular file (a character device); dbt.manifest must name the manifest.json dbt wrote (target/manifest.json)");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        std::fs::write(&path, vec![b' '; 1024 * 1024 + 1]).unwrap();
+        let err = read(&path, 1).err().unwrap().to_string();
+        assert!(err.ends_with("m.json: 2 MiB is larger than dbt.max_manifest_mb (1 MiB); raise it in the config if this manifest is expected"), "{err}");
+        assert_eq!(read(&path, 2).unwrap().len(), 1024 * 1024 + 1);
+        // An empty file is read, not mapped, under the same limit.
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(read(&path, 1).unwrap().len(), 0);
+    }
+}

@@ -242,3 +242,15 @@ fn without_url(e: &reqwest::Error) -> String {
         msg
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The read-idle bound is on by default, at most a minute, and set per site under `limits`.
+    #[test]
+    fn read_idle_timeout_defaults_to_a_minute() {
+        assert_eq!(crate::config::Limits::default().read_idle_timeout_secs, 60);
+        let site: crate::config::TableauSite =
+            serde_yaml::from_str("name: t\nserver_url: https://h\nlimits: {read_idle_timeout_secs: 5}\n").unwrap();
+        assert_eq!((site.limits.read_idle_timeout_secs, site.limits.request_timeout_secs), (5, 120));
+    }
+}
