@@ -38,14 +38,11 @@ pub(crate) enum TableauError {
     Cancelled { call: String },
     #[error("{call}: {message} (after {tries} tries; a proxy or the network may be cutting answers short)")]
     BadBody { call: String, message: String, tries: u32 },
-    /// A 2xx answer that is not what Tableau sends (see `Client::not_data`): never read as an
-    /// empty list. Asked again for reads; a request that may have acted (a refresh) is not.
-    #[error("{call}: {message} ({})", if *.acted {
-        "the request may have been acted on (a refresh may be queued), so it is not sent again; a proxy, captive portal or login page may be answering in Tableau's place".to_string()
-    } else {
-        format!("after {tries} tries; a proxy, captive portal or login page may be answering in Tableau's place", tries = .tries)
-    })]
-    NotData { call: String, message: String, tries: u32, acted: bool },
+    /// A 2xx answer to a read that is not what Tableau sends (see `Client::not_data`), after
+    /// the last try: never read as an empty list. (To a request that may have acted, a
+    /// refresh, it is a `Protocol` error at once: an answer lost, like a torn one.)
+    #[error("{call}: {message} (after {tries} tries; a proxy, captive portal or login page may be answering in Tableau's place)")]
+    NotData { call: String, message: String, tries: u32 },
 }
 
 /// Whether sending a request twice does no harm (reads, sign-in) or may act twice (a refresh).
@@ -144,12 +141,8 @@ fn body_start(body: &[u8]) -> String {
 
 /// Whether a GraphQL answer has `data` or `errors` at its top (null counts: the key is there).
 fn has_data_or_errors(body: &[u8]) -> bool {
+    #[derive(Default)]
     struct Present(bool);
-    impl Default for Present {
-        fn default() -> Self {
-            Present(false)
-        }
-    }
     impl<'de> serde::Deserialize<'de> for Present {
         fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             serde::de::IgnoredAny::deserialize(d)?;
@@ -399,8 +392,16 @@ impl Client {
                 Decoded::Truncated(what) => {
                     return Err(TableauError::BadBody { call: call.into(), message: what, tries: attempt });
                 }
+                Decoded::NotData(what) if reads => {
+                    return Err(TableauError::NotData { call: call.into(), message: what, tries: attempt });
+                }
                 Decoded::NotData(what) => {
-                    return Err(TableauError::NotData { call: call.into(), message: what, tries: attempt, acted: !reads });
+                    return Err(TableauError::Protocol {
+                        call: call.into(),
+                        message: format!(
+                            "{what} (the request may have been acted on, a refresh queued, so it is not sent again; a proxy, captive portal or login page may be answering in Tableau's place)"
+                        ),
+                    });
                 }
             }
         }
