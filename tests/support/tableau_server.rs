@@ -2519,6 +2519,14 @@ mod tests {
 // Query Jobs and the refresh body's API version (appended for issue #11, refresh journaled)
 // ---------------------------------------------------------------------------------------------
 
+impl TableauServer {
+    /// Every refresh job created so far, as (target luid, job id), in creation order: what a
+    /// client should have recorded, whatever it managed to read of the answers.
+    pub fn created_jobs(&self) -> Vec<(String, String)> {
+        self.state.lock().unwrap().jobs.iter().map(|j| (j.target_luid.clone(), j.id.clone())).collect()
+    }
+}
+
 /// The first REST API version whose Update Data Source Now / Update Workbook Now take an
 /// `<extractRefresh … />` body (shared/reference/tableau.md 1 and 7.2, from TSC's
 /// `@api`/`RequestFactory.Task.refresh_req`: "`<extractRefresh/>` with `incremental` ≥ 3.25").
