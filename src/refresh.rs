@@ -127,7 +127,8 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let run_id: i64 = tx.query_row("SELECT max(run_id) FROM runs WHERE stage = 'refresh'", [], |r| r.get(0))?;
     let exposures = load_exposures(&tx)?;
-    let state = load_state(&tx)?;
+    let mut state = load_state(&tx)?;
+    let in_flight = load_in_flight(&tx)?;
     let mut targets_of: BTreeMap<(String, String), Vec<Target>> = BTreeMap::new();
     for e in &exposures {
         let key = (e.integration.clone(), e.workbook_luid.clone());
@@ -147,6 +148,9 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
     let t = now.time_of_day();
 
     let mut clients: BTreeMap<String, Result<Client, String>> = BTreeMap::new();
+    if !opts.dry_run {
+        settle_in_flight(conn, config, mode, &mut clients, &in_flight, &mut state, &t)?;
+    }
     let mut handled: BTreeMap<(String, &'static str, String), String> = BTreeMap::new();
     let mut journal = Journal { conn, run_id, dry_run: opts.dry_run, now, events: Vec::new(), written: 0 };
 
@@ -224,6 +228,11 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
                 continue;
             }
             let client = clients.entry(e.integration.clone()).or_insert_with(|| open_client(config, mode, &e.integration));
+            // Committed before the request leaves (with the decisions made since the last
+            // commit): a kill while it is in flight leaves this `sending` row, which the next
+            // run settles from Tableau's jobs list instead of sending the refresh again.
+            let slot = if client.is_ok() { Some(journal.sending(ev.clone())?) } else { None };
+            crate::fault::point("refresh.send");
             let answer = match client {
                 Ok(c) => c.refresh(&target).map_err(|err| {
                     let torn = matches!(err, TableauError::Transport(_) | TableauError::Protocol { .. } | TableauError::BadBody { .. });
@@ -260,7 +269,7 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
                     );
                     ev.decision = "triggered";
                     ev.reason = Some("answer_unreadable");
-                    ev.detail = Some(why);
+                    ev.detail = Some(format!("the answer was lost; {why}"));
                     ev.tableau_message = Some(msg);
                     ev.job_id = Some(job_id);
                 }
@@ -271,7 +280,7 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
                     );
                     ev.decision = "failed";
                     ev.reason = Some("answer_unreadable");
-                    ev.detail = Some(why);
+                    ev.detail = Some(format!("the answer was lost; {why}"));
                     ev.tableau_message = Some(msg);
                 }
                 Err((msg, None)) => {
@@ -281,10 +290,16 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
                     ev.tableau_message = Some(msg);
                 }
             }
-            // The trigger (and the skips decided before it) is committed before the next
-            // target is sent: a kill from here on loses none of it.
-            journal.note(ev);
-            journal.flush()?;
+            // The answer is committed before the next target is sent: a kill from here on
+            // loses none of it.
+            crate::fault::point("refresh.answered");
+            match slot {
+                Some(i) => journal.settle(i, ev)?,
+                None => {
+                    journal.note(ev);
+                    journal.flush()?;
+                }
+            }
             crate::fault::point("refresh.trigger");
         }
     }
@@ -351,55 +366,33 @@ impl Journal<'_> {
             return Ok(());
         }
         let tx = self.conn.transaction()?;
-        {
-            let mut ins = tx.prepare_cached(
-                "INSERT INTO refresh_events (run_id, seq, dry_run, decided_at, integration, exposure, workbook_luid, target_kind, target_luid,
-                    target_name, decision, reason, detail, eligible_at, job_id, http_status, tableau_code, tableau_message, job_status,
-                    job_finish_code, job_notes, job_completed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
-            )?;
-            let mut upd = tx.prepare_cached(
-                "INSERT INTO refresh_state (integration, target_kind, target_luid, target_name, last_triggered_at, last_decision, last_job_id, last_run_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (integration, target_kind, target_luid) DO UPDATE SET target_name = excluded.target_name,
-                   last_triggered_at = excluded.last_triggered_at, last_decision = excluded.last_decision,
-                   last_job_id = excluded.last_job_id, last_run_id = excluded.last_run_id",
-            )?;
-            for (i, ev) in self.events.iter().enumerate().skip(self.written) {
-                let tg = ev.target.as_ref();
-                ins.execute(params![
-                    self.run_id,
-                    i as i64 + 1,
-                    self.dry_run,
-                    self.now.rfc3339(),
-                    ev.integration,
-                    ev.exposure,
-                    ev.workbook_luid,
-                    tg.map(|t| t.kind),
-                    tg.map(|t| t.luid.clone()),
-                    tg.map(|t| t.name.clone()),
-                    ev.decision,
-                    ev.reason,
-                    ev.detail,
-                    ev.eligible_at,
-                    ev.job_id,
-                    ev.http_status,
-                    ev.tableau_code,
-                    ev.tableau_message,
-                    ev.job_status,
-                    ev.job_finish_code,
-                    ev.job_notes,
-                    ev.job_completed_at
-                ])?;
-                if !self.dry_run && matches!(ev.decision, "triggered" | "already_queued") {
-                    if let Some(tg) = tg {
-                        upd.execute(params![ev.integration, tg.kind, tg.luid, tg.name, self.now.rfc3339(), ev.decision, ev.job_id, self.run_id])?;
-                    }
-                }
+        for (i, ev) in self.events.iter().enumerate().skip(self.written) {
+            insert_event(&tx, self.run_id, i as i64 + 1, self.dry_run, self.now, ev)?;
+            if !self.dry_run {
+                upsert_state(&tx, ev, self.now, self.run_id)?;
             }
         }
         tx.commit()?;
         self.written = self.events.len();
+        Ok(())
+    }
+
+    /// Writes `ev` as a request in flight (decision `sending`), with the decisions not yet
+    /// written, and returns its index for `settle`.
+    fn sending(&mut self, ev: Event) -> Result<usize> {
+        self.events.push(Event { decision: "sending", ..ev });
+        self.flush()?;
+        Ok(self.events.len() - 1)
+    }
+
+    /// Replaces the `sending` row `i` with what came of the request, and its refresh_state
+    /// row, in one transaction.
+    fn settle(&mut self, i: usize, ev: Event) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        update_decision(&tx, self.run_id, i as i64 + 1, &ev)?;
+        upsert_state(&tx, &ev, self.now, self.run_id)?;
+        tx.commit()?;
+        self.events[i] = ev;
         Ok(())
     }
 
@@ -500,6 +493,170 @@ fn wait_for_jobs(clients: &mut BTreeMap<String, Result<Client, String>>, journal
         }
         std::thread::sleep(delay);
         delay = Duration::from_secs_f64((delay.as_secs_f64() * 1.4).min(30.0));
+    }
+    Ok(())
+}
+
+fn insert_event(tx: &rusqlite::Transaction, run_id: i64, seq: i64, dry_run: bool, now: Instant, ev: &Event) -> Result<()> {
+    let tg = ev.target.as_ref();
+    tx.prepare_cached(
+        "INSERT INTO refresh_events (run_id, seq, dry_run, decided_at, integration, exposure, workbook_luid, target_kind, target_luid,
+            target_name, decision, reason, detail, eligible_at, job_id, http_status, tableau_code, tableau_message, job_status,
+            job_finish_code, job_notes, job_completed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+    )?
+    .execute(params![
+        run_id,
+        seq,
+        dry_run,
+        now.rfc3339(),
+        ev.integration,
+        ev.exposure,
+        ev.workbook_luid,
+        tg.map(|t| t.kind),
+        tg.map(|t| t.luid.clone()),
+        tg.map(|t| t.name.clone()),
+        ev.decision,
+        ev.reason,
+        ev.detail,
+        ev.eligible_at,
+        ev.job_id,
+        ev.http_status,
+        ev.tableau_code,
+        ev.tableau_message,
+        ev.job_status,
+        ev.job_finish_code,
+        ev.job_notes,
+        ev.job_completed_at
+    ])?;
+    Ok(())
+}
+
+/// What came of a request, over its `sending` row.
+fn update_decision(tx: &rusqlite::Transaction, run_id: i64, seq: i64, ev: &Event) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE refresh_events SET decision = ?1, reason = ?2, detail = ?3, job_id = ?4, http_status = ?5, tableau_code = ?6,
+            tableau_message = ?7
+         WHERE run_id = ?8 AND seq = ?9",
+    )?
+    .execute(params![ev.decision, ev.reason, ev.detail, ev.job_id, ev.http_status, ev.tableau_code, ev.tableau_message, run_id, seq])?;
+    Ok(())
+}
+
+/// refresh_state for a trigger (or a refresh found already queued): the cadence's memory.
+fn upsert_state(tx: &rusqlite::Transaction, ev: &Event, at: Instant, run_id: i64) -> Result<()> {
+    let Some(tg) = ev.target.as_ref().filter(|_| matches!(ev.decision, "triggered" | "already_queued")) else {
+        return Ok(());
+    };
+    tx.prepare_cached(
+        "INSERT INTO refresh_state (integration, target_kind, target_luid, target_name, last_triggered_at, last_decision, last_job_id, last_run_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (integration, target_kind, target_luid) DO UPDATE SET target_name = excluded.target_name,
+           last_triggered_at = excluded.last_triggered_at, last_decision = excluded.last_decision,
+           last_job_id = excluded.last_job_id, last_run_id = excluded.last_run_id",
+    )?
+    .execute(params![ev.integration, tg.kind, tg.luid, tg.name, at.rfc3339(), ev.decision, ev.job_id, run_id])?;
+    Ok(())
+}
+
+/// A request a killed run left in flight: its `sending` row.
+struct InFlight {
+    run_id: i64,
+    seq: i64,
+    decided_at: Instant,
+    event: Event,
+}
+
+fn load_in_flight(conn: &Connection) -> Result<Vec<InFlight>> {
+    let mut st = conn.prepare(
+        "SELECT run_id, seq, decided_at, integration, exposure, workbook_luid, target_kind, target_luid, coalesce(target_name, '')
+         FROM refresh_events WHERE decision = 'sending' AND dry_run = 0 AND target_luid IS NOT NULL ORDER BY run_id, seq",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, String>(6)?,
+            r.get::<_, String>(7)?,
+            r.get::<_, String>(8)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (run_id, seq, at, integration, exposure, workbook_luid, kind, luid, name) = row?;
+        let decided_at = Instant::parse(&at).with_context(|| {
+            format!("table refresh_events, column decided_at of run {run_id} seq {seq}: {at:?} is not an RFC 3339 time (a database edited by hand?)")
+        })?;
+        let kind: &'static str = if kind == "workbook" { "workbook" } else { "datasource" };
+        out.push(InFlight {
+            run_id,
+            seq,
+            decided_at,
+            event: Event {
+                integration,
+                exposure,
+                workbook_luid,
+                target: Some(Target { kind, luid, name }),
+                ..Event::default()
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// Settles the requests a killed run left in flight, before anything new is decided, from
+/// Tableau's jobs list (`Client::check_torn`): an unfinished refresh of the target there is
+/// that run's trigger (its row becomes `triggered` with the job's id, and refresh_state takes
+/// it at that run's time, so the cadence holds and nothing is sent twice); otherwise the row
+/// becomes `failed` / `interrupted` and the target is decided afresh in this run. Rows stay
+/// with the run that sent them; they count in this run's summary not at all.
+fn settle_in_flight(
+    conn: &mut Connection,
+    config: &Config,
+    mode: &HttpMode,
+    clients: &mut BTreeMap<String, Result<Client, String>>,
+    in_flight: &[InFlight],
+    state: &mut BTreeMap<(String, &'static str, String), Instant>,
+    t: &str,
+) -> Result<()> {
+    for f in in_flight {
+        let Some(target) = f.event.target.clone() else { continue };
+        let client = clients.entry(f.event.integration.clone()).or_insert_with(|| open_client(config, mode, &f.event.integration));
+        let torn = match client {
+            Ok(c) => c.check_torn(&target),
+            Err(msg) => Torn::Unknown { why: format!("could not read Tableau's jobs list to check: {msg}") },
+        };
+        let label = format!("{} ({} {})", f.event.exposure, target.kind, printable(&target.name));
+        let mut ev = Event { reason: Some("interrupted"), ..f.event.clone() };
+        match torn {
+            Torn::Found { job_id, why } => {
+                crate::outln!(
+                    "{t}  Refresh for exposure {label} left in flight by run {} ... [TRIGGERED job {} (found in Tableau's jobs)]",
+                    f.run_id,
+                    short(&job_id)
+                );
+                ev.decision = "triggered";
+                ev.detail = Some(format!("the run was killed while this request was in flight; {why}"));
+                ev.job_id = Some(job_id);
+            }
+            Torn::NotQueued { why } | Torn::Unknown { why } => {
+                log::warn(&format!("refresh of {label} left in flight by run {}: {why}; deciding it again", f.run_id));
+                ev.decision = "failed";
+                ev.detail = Some(format!("the run was killed while this request was in flight; {why}"));
+            }
+        }
+        let tx = conn.transaction()?;
+        update_decision(&tx, f.run_id, f.seq, &ev)?;
+        upsert_state(&tx, &ev, f.decided_at, f.run_id)?;
+        tx.commit()?;
+        if ev.decision == "triggered" {
+            state.insert((ev.integration.clone(), target.kind, target.luid.clone()), f.decided_at);
+        }
+        crate::fault::point("refresh.settle");
     }
     Ok(())
 }

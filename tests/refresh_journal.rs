@@ -169,11 +169,17 @@ fn check_after_rerun(case: &Case, server: &TableauServer, targets: usize, killed
     if let Some(id) = killed_run {
         assert_eq!(case.run_status(id), "interrupted", "*@{n}: the killed run's runs row");
     }
+    assert_eq!(count(&case.ws.conn(), "SELECT count(*) FROM refresh_events WHERE decision = 'sending'"), 0, "*@{n}: nothing left in flight");
     assert_eq!(case.last_refresh_run().1, "ok", "*@{n}: the rerun");
 }
 
 /// Walks AUTOEXPOSE_FAULT=*@N over `refresh` (and `refresh --wait`) until the run ends by
 /// itself; after each kill, checks what the killed run committed, then reruns `refresh`.
+///
+/// The points, in order: `refresh.inputs`; per target `refresh.send` (its `sending` row
+/// committed, nothing sent yet), `refresh.answered` (Tableau answered, nothing committed: the
+/// one request in flight) and `refresh.trigger` (the answer committed); with `--wait` one
+/// `refresh.job` per job outcome committed; `refresh.commit`.
 fn kill_walk(wait: bool) {
     const EXTRA: usize = 3;
     let targets = 2 + EXTRA;
@@ -182,18 +188,18 @@ fn kill_walk(wait: bool) {
     if wait {
         args.extend(["--wait", "--wait-timeout", "60"]);
     }
+    let last_point = 1 + 3 * targets + if wait { targets } else { 0 } + 1;
     let mut n = 1;
     loop {
-        assert!(n < 40, "the walk does not end");
+        assert!(n <= last_point + 1, "the walk does not end");
         case.reset();
-        let server = case.serve(Faults::default());
+        // A job stays Pending until it is polled once, as a just-queued job is on Tableau.
+        let server = case.serve(Faults { job_polls_to_finish: 1, ..Faults::default() });
         let spec = format!("*@{n}");
         let out = case.refresh(&args, Some(&spec));
         if !aborted(&out) {
             assert_eq!(out.status.code(), Some(0), "*@{n}: {}\n{}", stdout(&out), stderr(&out));
-            // Points: refresh.inputs, one refresh.trigger per target, with --wait one
-            // refresh.job per target, refresh.commit; the walk ends just past them.
-            assert_eq!(n, 2 + targets + if wait { targets } else { 0 } + 1, "points passed");
+            assert_eq!(n, last_point + 1, "the run passed every point");
             check_after_rerun(&case, &server, targets, None, n);
             server.stop();
             break;
@@ -201,15 +207,25 @@ fn kill_walk(wait: bool) {
         let (killed, status) = case.last_refresh_run();
         assert_eq!(status, "running", "*@{n}: nobody has looked yet");
         // What the killed run left, before anything else runs.
-        let sent = accepted(&server);
+        let (committed, sent, sending) = if n >= 2 + 3 * targets {
+            (targets, targets, 0)
+        } else if n >= 2 {
+            let (i, phase) = ((n - 2) / 3, (n - 2) % 3);
+            (i + usize::from(phase == 2), i + usize::from(phase >= 1), usize::from(phase <= 1))
+        } else {
+            (0, 0, 0)
+        };
+        let posts = accepted(&server);
         let state = case.state();
-        let committed_triggers = (n - 1).min(targets);
-        assert_eq!(sent.len(), committed_triggers, "*@{n}: requests sent before the kill");
-        assert_eq!(state.len(), committed_triggers, "*@{n}: each trigger committed before the next was sent");
-        assert!(sent.iter().all(|t| state.contains_key(t)), "*@{n}: {sent:?} vs {state:?}");
-        let outcomes = count(&case.ws.conn(), "SELECT count(*) FROM refresh_events WHERE job_status IS NOT NULL") as usize;
-        let want_outcomes = if wait && n > targets + 1 { (n - 1 - targets).min(targets) } else { 0 };
+        assert_eq!(posts.len(), sent, "*@{n}: requests that reached Tableau before the kill");
+        assert_eq!(state.len(), committed, "*@{n}: each answer committed before the next request");
+        assert!(state.keys().all(|t| posts.contains(t)), "*@{n}: {posts:?} vs {state:?}");
+        let conn = case.ws.conn();
+        assert_eq!(count(&conn, "SELECT count(*) FROM refresh_events WHERE decision = 'sending'") as usize, sending, "*@{n}");
+        let outcomes = count(&conn, "SELECT count(*) FROM refresh_events WHERE job_status IS NOT NULL") as usize;
+        let want_outcomes = if wait && n > 1 + 3 * targets { (n - 1 - 3 * targets).min(targets) } else { 0 };
         assert_eq!(outcomes, want_outcomes, "*@{n}: job outcomes committed as they arrived");
+        drop(conn);
 
         let rerun = case.refresh(&["--now", T0], None);
         assert_eq!(rerun.status.code(), Some(0), "*@{n} rerun: {}\n{}", stdout(&rerun), stderr(&rerun));

@@ -150,8 +150,8 @@ impl Client {
     }
 
     /// Looks in Tableau's jobs list for the job a refresh POST of `target` created, when its
-    /// answer was lost (`error`). Never sends the refresh again: a second POST could queue a
-    /// second refresh.
+    /// answer was lost (or its run was killed while it was in flight). Never sends the refresh
+    /// again: a second POST could queue a second refresh.
     ///
     /// Query Jobs, `GET /api/{v}/sites/{site-id}/jobs?filter=…` (help.tableau.com
     /// `rest_api_ref_jobs_tasks_and_schedules.htm#query_jobs`; filter syntax in
@@ -181,7 +181,7 @@ impl Client {
             Some(j) => Torn::Found {
                 job_id: j.id.clone(),
                 why: format!(
-                    "the answer was lost; Tableau's jobs list shows {} refresh job {} of {:?}{}",
+                    "Tableau's jobs list shows {} refresh job {} of {:?}{}",
                     j.status,
                     j.id,
                     target.name,
@@ -189,7 +189,7 @@ impl Client {
                 ),
             },
             None => Torn::NotQueued {
-                why: format!("the answer was lost and Tableau's jobs list shows no pending or running refresh of {:?}: not queued", target.name),
+                why: format!("Tableau's jobs list shows no pending or running refresh of {:?}: not queued", target.name),
             },
         }
     }
