@@ -8,11 +8,13 @@
 //! transaction), refresh_events (every decision), refresh_state (the last trigger per target;
 //! never in a dry run).
 //!
-//! Journaled: every answer to a refresh request is committed, in a short transaction of its
-//! own, with its refresh_state row and the decisions made since the previous one, before the
-//! next target is sent; with `--wait` every job outcome is committed as it arrives. A kill
-//! loses at most the one request in flight, and the next run sees the triggers already sent
-//! as `too_soon`. The rows belong to this stage's `runs` row (`db::run_stage`), which ends
+//! Journaled: before a refresh request leaves, its row is committed as `sending` (with the
+//! decisions made since the previous commit); its answer replaces it, with its refresh_state
+//! row, in a short transaction of its own before the next target is sent; with `--wait` every
+//! job outcome is committed as it arrives. The next run sees the triggers already sent as
+//! `too_soon`. A kill while a request is in flight leaves its `sending` row: the next run first
+//! settles it from Tableau's jobs list (`settle_in_flight`: triggered with the job found, or
+//! failed, reason `interrupted`) instead of sending it again. The rows belong to this stage's `runs` row (`db::run_stage`), which ends
 //! `ok` or `failed`, or stays `running` after a kill until the next autoexpose marks it
 //! `interrupted` (`db::mark_interrupted`). A target that fails is a row, not an abort.
 //!
@@ -131,10 +133,8 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
     let in_flight = load_in_flight(&tx)?;
     let mut targets_of: BTreeMap<(String, String), Vec<Target>> = BTreeMap::new();
     for e in &exposures {
-        let key = (e.integration.clone(), e.workbook_luid.clone());
-        if !targets_of.contains_key(&key) {
-            let targets = tableau::refresh::targets(&tx, &e.integration, &e.workbook_luid)?;
-            targets_of.insert(key, targets);
+        if let std::collections::btree_map::Entry::Vacant(slot) = targets_of.entry((e.integration.clone(), e.workbook_luid.clone())) {
+            slot.insert(tableau::refresh::targets(&tx, &e.integration, &e.workbook_luid)?);
         }
     }
     write_run_results(&tx, &rr)?;
