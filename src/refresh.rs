@@ -14,9 +14,10 @@
 //! job outcome is committed as it arrives. The next run sees the triggers already sent as
 //! `too_soon`. A kill while a request is in flight leaves its `sending` row: the next run first
 //! settles it from Tableau's jobs list (`settle_in_flight`: triggered with the job found, or
-//! failed, reason `interrupted`) instead of sending it again. The rows belong to this stage's `runs` row (`db::run_stage`), which ends
-//! `ok` or `failed`, or stays `running` after a kill until the next autoexpose marks it
-//! `interrupted` (`db::mark_interrupted`). A target that fails is a row, not an abort.
+//! failed, reason `interrupted`) instead of sending it again. The rows belong to this stage's
+//! `runs` row (`db::run_stage`), which ends `ok` or `failed`, or stays `running` after a kill
+//! until the next autoexpose marks it `interrupted` (`db::mark_interrupted`). A target that
+//! fails is a row, not an abort.
 //!
 //! A refresh request whose answer is lost after it may have reached Tableau (cut short, not
 //! XML, a 2xx without a job id, timed out, reset) is never sent again blindly: Tableau's jobs
@@ -340,9 +341,10 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
     Ok((report, summary))
 }
 
-/// The refresh journal: decisions in the order they are made, each committed in a short
-/// transaction of its own as soon as a request to Tableau has been answered (with the
-/// decisions made since the last one), and each job outcome as it arrives.
+/// The refresh journal: decisions in the order they are made. A request to Tableau is written
+/// as `sending` before it leaves and settled by its answer, each in a short transaction of its
+/// own (carrying the decisions made since the last one); each job outcome is written as it
+/// arrives.
 struct Journal<'c> {
     conn: &'c mut Connection,
     run_id: i64,
