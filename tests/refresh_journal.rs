@@ -335,3 +335,20 @@ fn torn_202_without_a_listed_job_is_a_failure_not_a_resend() {
     assert!(case.state().contains_key(AD_HOC_WB), "the other target is unaffected");
     server.stop();
 }
+
+/// A torn 202 when Query Jobs is refused (a PAT that is no site administrator's): nobody knows
+/// whether the refresh was queued; a failure naming why, not a resend.
+#[test]
+fn torn_202_with_jobs_list_forbidden_is_a_failure_naming_why() {
+    let case = Case::new(0);
+    let server = case.serve(Faults { torn_refresh: vec![CUSTOMERS_DS.into()], query_jobs_forbidden: true, ..Faults::default() });
+    let out = case.refresh(&["--now", T0], None);
+    assert_eq!(out.status.code(), Some(4), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("could not read Tableau's jobs list to check"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("HTTP 403"), "{}", stdout(&out));
+    assert_eq!(server.created_jobs().iter().filter(|(t, _)| t == CUSTOMERS_DS).count(), 1);
+    let posts = server.requests().iter().filter(|r| r.path.ends_with(&format!("/datasources/{CUSTOMERS_DS}/refresh"))).count();
+    assert_eq!(posts, 1);
+    assert!(!case.state().contains_key(CUSTOMERS_DS));
+    server.stop();
+}

@@ -168,6 +168,9 @@ pub struct Faults {
     /// half (a torn answer: the client cannot read the job id, but the job exists and is
     /// listed by Query Jobs).
     pub torn_refresh: Vec<String>,
+    /// Query Jobs answers 403, as for a PAT whose user is no site administrator (the
+    /// tableau-mcp `list-jobs` page: site administrators only; code 403xxx UNVERIFIED).
+    pub query_jobs_forbidden: bool,
 }
 
 /// How to run the server besides its faults.
@@ -2577,6 +2580,10 @@ impl State {
             Ok(i) => i,
             Err(r) => return r,
         };
+        if self.faults.query_jobs_forbidden {
+            // Code 403069 invented.
+            return self.rest_error(403, "403069", "Forbidden", "Only administrators can query jobs.", json);
+        }
         let mut conds: Vec<(String, String, String)> = Vec::new();
         if let Some(f) = rq.query_param("filter") {
             for expr in f.split(',').filter(|e| !e.is_empty()) {
