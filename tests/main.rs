@@ -16,6 +16,7 @@ mod bad_input;
 mod e2e;
 mod lock;
 mod refresh;
+mod refresh_journal;
 mod shared_tables;
 mod sites_and_files;
 mod stages;
