@@ -1,5 +1,8 @@
 -- 0002_refresh: active exposures. After a dbt build, refresh the BI extracts behind exposures
 -- whose upstream nodes were rebuilt, no more often than a cadence per target.
+-- (Value lists in the comments below were completed after release: comments only, no schema
+-- change; db.rs tracks migrations by number, not by checksum, and a database made before keeps
+-- the older comment text in sqlite_master.)
 
 -- The run_results.json the last refresh read (replaced each time).
 CREATE TABLE dbt_run_results (
@@ -44,15 +47,18 @@ CREATE TABLE refresh_events (
     target_luid     TEXT,
     target_name     TEXT,
     decision        TEXT NOT NULL,            -- triggered | skipped | already_queued | not_applicable | failed
+                                              -- | sending (request in flight; settled by its run, or the next after a kill)
     reason          TEXT,                     -- too_soon | upstream_failed | not_rebuilt | refreshed_in_this_run
                                               -- | no_extracts | not_refreshable | not_found | forbidden | http_error
+                                              -- | answer_unreadable (the answer to the POST was lost; see refresh.rs)
+                                              -- | interrupted (its run was killed while the request was in flight)
     detail          TEXT,                     -- the nodes behind the reason, or a note
     eligible_at     TEXT,                     -- too_soon: when the target may be refreshed again
     job_id          TEXT,
     http_status     INTEGER,
     tableau_code    TEXT,
     tableau_message TEXT,
-    job_status      TEXT,                     -- --wait: success | failed | cancelled | timeout
+    job_status      TEXT,                     -- --wait: success | failed | cancelled | timeout | poll_failed
     job_finish_code INTEGER,
     job_notes       TEXT,
     job_completed_at TEXT,

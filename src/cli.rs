@@ -77,7 +77,7 @@ pub(crate) enum Command {
     /// (default 1440). The env vars win over the config.
     ///
     /// Example: dbt build && DBT_ACTIVE_EXPOSURES=1 autoexpose refresh --wait
-    Refresh(RunArgs),
+    Refresh(RefreshArgs),
     /// Parse a manifest.json into the fields autoexpose uses, and nothing else: the floor that
     /// `just bench` compares a whole run with.
     #[command(hide = true)]
@@ -101,11 +101,19 @@ pub(crate) struct EmitArgs {
 #[derive(ClapArgs, Debug, Clone)]
 pub(crate) struct RunArgs {
     #[command(flatten)]
-    pub(crate) stage: StageArgs,
+    pub(crate) refresh: RefreshArgs,
 
-    /// (run) Emit even if the inputs look empty while the last emit had exposures; see `emit`.
+    /// Emit even if the inputs look empty while the last emit had exposures; see `emit`.
     #[arg(long)]
     pub(crate) allow_empty: bool,
+}
+
+/// `refresh` (and the refresh at the end of `run`). No `--allow-empty`: refresh deletes no
+/// files, so the flag would be accepted and mean nothing.
+#[derive(ClapArgs, Debug, Clone)]
+pub(crate) struct RefreshArgs {
+    #[command(flatten)]
+    pub(crate) stage: StageArgs,
 
     /// The moment refresh decisions are made at (RFC 3339, e.g. 2026-11-25T02:00:00Z); default:
     /// the system clock. Nothing else reads the clock in decisions, so runs are reproducible.
@@ -153,7 +161,8 @@ impl Args {
             | Command::Normalize(a)
             | Command::Match(a) => a,
             Command::Emit(a) => &a.stage,
-            Command::Run(a) | Command::Refresh(a) => &a.stage,
+            Command::Run(a) => &a.refresh.stage,
+            Command::Refresh(a) => &a.stage,
             Command::ParseManifest { .. } => return None,
         })
     }
@@ -161,4 +170,18 @@ impl Args {
 
 pub(crate) fn parse() -> Args {
     Args::parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_empty_is_for_emit_and_run_only() {
+        let err = Args::try_parse_from(["autoexpose", "refresh", "--allow-empty"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument, "{err}");
+        let run = Args::try_parse_from(["autoexpose", "run", "--allow-empty", "--wait"]).unwrap();
+        assert!(matches!(run.command, Command::Run(RunArgs { allow_empty: true, refresh: RefreshArgs { wait: true, .. }, .. })));
+        assert!(Args::try_parse_from(["autoexpose", "emit", "--allow-empty"]).is_ok());
+    }
 }

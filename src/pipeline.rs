@@ -128,7 +128,7 @@ fn stages(args: &Args, config: &Config, mode: &HttpMode) -> Result<Outcome> {
             print_summary(&conn, config, &ran.summary, incomplete)?;
             if settings.enabled {
                 let _ = std::io::Write::write_all(&mut std::io::stdout(), b"\n");
-                refresh_failed = refresh(&mut conn, config, mode, r, settings)?;
+                refresh_failed = refresh(&mut conn, config, mode, &r.refresh, settings)?;
             }
         }
         Command::Refresh(r) => {
@@ -169,7 +169,7 @@ fn refresh(
     conn: &mut Connection,
     config: &Config,
     mode: &HttpMode,
-    args: &crate::cli::RunArgs,
+    args: &crate::cli::RefreshArgs,
     settings: crate::config::ActiveExposures,
 ) -> Result<bool> {
     let now = match &args.now {

@@ -20,6 +20,7 @@ mod e2e;
 mod lock;
 mod not_data;
 mod refresh;
+mod refresh_journal;
 mod shared_tables;
 mod sites_and_files;
 mod stages;

@@ -58,6 +58,32 @@ pub(crate) enum Answer {
     Refused { status: u16, code: Option<String>, summary: Option<String>, detail: Option<String> },
 }
 
+/// A job in Tableau's background jobs list (Query Jobs): what a torn refresh answer is checked
+/// against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ListedJob {
+    pub(crate) id: String,
+    /// `Pending` or `InProgress` (the only ones asked for).
+    pub(crate) status: String,
+    /// The name of the data source or workbook the job refreshes.
+    pub(crate) title: Option<String>,
+    pub(crate) created_at: Option<String>,
+}
+
+/// What a refresh POST whose answer was lost (cut, unreadable, timed out) turned into, as
+/// found in Tableau's jobs list.
+#[derive(Debug, Clone)]
+pub(crate) enum Torn {
+    /// An unfinished extract-refresh job of this target is listed: the POST (or a refresh
+    /// already queued, which would have answered 409093) is under way.
+    Found { job_id: String, why: String },
+    /// The list was read and holds no unfinished refresh of this target: nothing is queued.
+    NotQueued { why: String },
+    /// The list could not be read (Query Jobs is for site administrators; the server may be
+    /// down): nobody knows whether the refresh was queued.
+    Unknown { why: String },
+}
+
 /// A polled job.
 #[derive(Debug, Clone)]
 pub(crate) struct JobState {
@@ -88,6 +114,9 @@ impl Client {
         Ok(())
     }
 
+    /// Sends the refresh of `target` once. An answer that is lost after the request may have
+    /// reached Tableau (the body cut or not XML, a 2xx without a job id, a timeout or a reset)
+    /// is not sent again blindly: see `check_torn`.
     pub(crate) fn refresh(&self, target: &Target) -> Result<Answer, TableauError> {
         let collection = if target.kind == "workbook" { "workbooks" } else { "datasources" };
         let call = format!("POST /api/{}/sites/{{site}}/{collection}/{}/refresh", self.api_version(), target.luid);
@@ -118,6 +147,115 @@ impl Client {
         }
         let (code, summary, detail) = parse_error(&text);
         Ok(Answer::Refused { status: resp.status, code, summary, detail })
+    }
+
+    /// Looks in Tableau's jobs list for the job a refresh POST of `target` created, when its
+    /// answer was lost (or its run was killed while it was in flight). Never sends the refresh
+    /// again: a second POST could queue a second refresh.
+    ///
+    /// Query Jobs, `GET /api/{v}/sites/{site-id}/jobs?filter=…` (help.tableau.com
+    /// `rest_api_ref_jobs_tasks_and_schedules.htm#query_jobs`; filter syntax in
+    /// `rest_api_concepts_filtering_and_sorting.htm`): `jobType:eq:refresh_extracts` and
+    /// `status:eq:Pending` / `status:eq:InProgress` (`status` takes `eq` only, as listed in the
+    /// tableau/tableau-mcp `list-jobs` tool page), paged with `pageSize`/`pageNumber` to
+    /// `pagination/@totalAvailable`. Each answer holds `backgroundJobs/backgroundJob` with
+    /// `@id, @status, @createdAt, @jobType, @title` (TSC `models/job_item.py`
+    /// `BackgroundJobItem`); `title` is the data source's or workbook's name, the only field
+    /// that names the target, so the match is on it (and the job type). `createdAt` is not
+    /// filtered on: it is the server's clock, which ours (`--now`) need not agree with; only
+    /// unfinished jobs count, so an older finished refresh of the same target never matches.
+    pub(crate) fn check_torn(&self, target: &Target) -> Torn {
+        let mut found: Vec<ListedJob> = Vec::new();
+        for status in ["Pending", "InProgress"] {
+            match self.jobs_list(status) {
+                Ok(jobs) => found.extend(jobs.into_iter().filter(|j| j.title.as_deref() == Some(target.name.as_str()))),
+                Err(e) => {
+                    return Torn::Unknown { why: format!("could not read Tableau's jobs list to check: {e}") };
+                }
+            }
+        }
+        // Newest first when several are listed (createdAt is RFC 3339 UTC: text order is time
+        // order); the newest is the likeliest to be ours.
+        found.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        match found.first() {
+            Some(j) => Torn::Found {
+                job_id: j.id.clone(),
+                why: format!(
+                    "Tableau's jobs list shows {} refresh job {} of {:?}{}",
+                    j.status,
+                    j.id,
+                    target.name,
+                    if found.len() > 1 { format!(" (newest of {})", found.len()) } else { String::new() }
+                ),
+            },
+            None => Torn::NotQueued {
+                why: format!("Tableau's jobs list shows no pending or running refresh of {:?}: not queued", target.name),
+            },
+        }
+    }
+
+    /// Every unfinished extract-refresh job with `status` (see `check_torn`).
+    fn jobs_list(&self, status: &str) -> Result<Vec<ListedJob>, TableauError> {
+        let mut out = Vec::new();
+        let size = 1000u32;
+        let mut page = 1u32;
+        loop {
+            let filter = format!("jobType:eq:refresh_extracts,status:eq:{status}");
+            let call = format!("GET /api/{}/sites/{{site}}/jobs?filter={filter}&pageNumber={page}", self.api_version());
+            let url = self.site_path(&format!("jobs?filter={filter}&pageSize={size}&pageNumber={page}"));
+            let decode = |resp: Response| -> Decoded<(Vec<ListedJob>, usize, u64)> {
+                if resp.status != 200 {
+                    let (code, summary, detail) = parse_error(&resp.text());
+                    return Decoded::Done(Err(TableauError::Http { call: call.clone(), status: resp.status, code, summary, detail }));
+                }
+                let text = resp.text();
+                let doc = match roxmltree::Document::parse(&text) {
+                    Ok(d) => d,
+                    Err(e) => return xml_failure(&text, &e),
+                };
+                if doc.root_element().tag_name().name() != "tsResponse" {
+                    return Decoded::Truncated("the body is not a Tableau REST answer: its root element is not <tsResponse>".into());
+                }
+                let listed: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("backgroundJob")).collect();
+                let jobs = listed
+                    .iter()
+                    .filter_map(|n| {
+                        let id = n.attribute("id")?.to_string();
+                        // A list filtered on jobType/status by the server still gets checked here.
+                        if n.attribute("jobType").is_some_and(|t| t != "refresh_extracts") {
+                            return None;
+                        }
+                        let st = n.attribute("status").unwrap_or(status).to_string();
+                        if st != "Pending" && st != "InProgress" {
+                            return None;
+                        }
+                        Some(ListedJob {
+                            id,
+                            status: st,
+                            title: n.attribute("title").map(str::to_string),
+                            created_at: n.attribute("createdAt").map(str::to_string),
+                        })
+                    })
+                    .collect();
+                let total = doc
+                    .descendants()
+                    .find(|n| n.has_tag_name("pagination"))
+                    .and_then(|p| p.attribute("totalAvailable"))
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0);
+                Decoded::Done(Ok((jobs, listed.len(), total)))
+            };
+            let build = |c: &Client| {
+                Request::new("GET", url.clone()).header("X-Tableau-Auth", c.auth_header()).header("Accept", "application/xml")
+            };
+            let (jobs, n, total) = self.fetch(&call, true, Idempotent::Yes, &build, &decode)?;
+            out.extend(jobs);
+            if n == 0 || u64::from(page) * u64::from(size) >= total || page >= 100 {
+                break;
+            }
+            page += 1;
+        }
+        Ok(out)
     }
 
     pub(crate) fn job(&self, job_id: &str) -> Result<JobState, TableauError> {

@@ -166,6 +166,13 @@ pub struct Faults {
     pub html_ok_at: Vec<usize>,
     /// Not-data faults (see `State::not_data_fault`), answered without side effects unless said.
     pub not_data: NotDataFaults,
+    /// Target luids whose refresh creates its job and then answers 202 with the body cut to
+    /// half (a torn answer: the client cannot read the job id, but the job exists and is
+    /// listed by Query Jobs).
+    pub torn_refresh: Vec<String>,
+    /// Query Jobs answers 403, as for a PAT whose user is no site administrator (the
+    /// tableau-mcp `list-jobs` page: site administrators only; code 403xxx UNVERIFIED).
+    pub query_jobs_forbidden: bool,
 }
 
 /// How to run the server besides its faults.
@@ -731,6 +738,9 @@ impl State {
                 let kind = if *kind == "datasources" { TargetKind::Datasource } else { TargetKind::Workbook };
                 self.guard(m, "POST", json).unwrap_or_else(|| self.refresh(rq, v, site, kind, luid))
             }
+            ["api", v, "sites", site, "jobs"] if is_version(v) => {
+                self.guard(m, "GET", json).unwrap_or_else(|| self.query_jobs(rq, v, site))
+            }
             ["api", v, "sites", site, "jobs", id] if is_version(v) => {
                 self.guard(m, "GET", json).unwrap_or_else(|| self.job(rq, v, site, id))
             }
@@ -1107,8 +1117,15 @@ impl State {
             Ok(b) => b,
             Err(why) => return self.rest_error(400, "400000", "Bad Request", &why, json),
         };
+        if let Some(refused) = self.refuse_body_below_its_version(v, body, json) {
+            return refused;
+        }
         let mut reply = self.refresh_target(idx, kind, luid, json);
         reply.refresh = Some(body);
+        if reply.status == 202 && self.faults.torn_refresh.iter().any(|t| t == luid) {
+            let half = reply.body.len() / 2;
+            reply.body.truncate(half);
+        }
         reply
     }
 
@@ -2286,7 +2303,7 @@ mod tests {
                 .header("X-Tableau-Auth", &tok)
                 .header("Accept", "application/json")
                 .header("Content-Type", "text/xml")
-                .body("<tsRequest><extractRefresh /></tsRequest>"),
+                .body("<tsRequest />"),
         );
         assert_eq!(r.status, 202, "{}", r.text);
         let job = r.json();
@@ -2365,7 +2382,7 @@ mod tests {
         let c = client();
         let tok = token(&s, &c);
 
-        let r = refresh(&s, &c, &tok, "workbooks", WB_EXTRACT, "<tsRequest><extractRefresh /></tsRequest>");
+        let r = refresh(&s, &c, &tok, "workbooks", WB_EXTRACT, "<tsRequest />");
         assert_eq!(r.status, 202, "{}", r.text);
         let job_id = attr(&r.text, "job", "id").unwrap();
         assert_eq!(attr(&r.text, "job", "type").unwrap(), "RefreshExtract");
@@ -2393,7 +2410,7 @@ mod tests {
             &tok,
             "datasources",
             DS_EXTRACT,
-            r#"<tsRequest><extractRefresh incremental="true" /></tsRequest>"#,
+            "<tsRequest />",
         );
         assert_eq!(r.status, 202);
         assert_eq!(attr(&r.text, "datasource", "name").unwrap(), "Customers");
@@ -2432,7 +2449,8 @@ mod tests {
             .filter(|l| l.path.ends_with("/refresh") && l.status == 202)
             .map(|l| l.refresh)
             .collect();
-        assert_eq!(kinds, [Some(RefreshBody::Full), Some(RefreshBody::Incremental), Some(RefreshBody::Empty)]);
+        // The <extractRefresh /> forms need API 3.25 (query_jobs_tests below).
+        assert_eq!(kinds, [Some(RefreshBody::Empty), Some(RefreshBody::Empty), Some(RefreshBody::Empty)]);
     }
 
     #[test]
@@ -2555,5 +2573,249 @@ impl State {
             return Some(reply.with_header("Retry-After", "100000"));
         }
         None
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Query Jobs and the refresh body's API version (appended for issue #11, refresh journaled)
+// ---------------------------------------------------------------------------------------------
+
+impl TableauServer {
+    /// Every refresh job created so far, as (target luid, job id), in creation order: what a
+    /// client should have recorded, whatever it managed to read of the answers.
+    pub fn created_jobs(&self) -> Vec<(String, String)> {
+        self.state.lock().unwrap().jobs.iter().map(|j| (j.target_luid.clone(), j.id.clone())).collect()
+    }
+}
+
+/// The first REST API version whose Update Data Source Now / Update Workbook Now take an
+/// `<extractRefresh … />` body (shared/reference/tableau.md 1 and 7.2, from TSC's
+/// `@api`/`RequestFactory.Task.refresh_req`: "`<extractRefresh/>` with `incremental` ≥ 3.25").
+const EXTRACT_REFRESH_BODY_SINCE: (u32, u32) = (3, 25);
+
+impl State {
+    /// A refresh at an API version below 3.25 must carry `<tsRequest />`: the
+    /// `<extractRefresh />` element is not in those versions' schema. What real Tableau answers
+    /// then is UNVERIFIED; a 400 with code 400000 (invented, as for other bad bodies here).
+    fn refuse_body_below_its_version(&self, v: &str, body: RefreshBody, json: bool) -> Option<Reply> {
+        (body != RefreshBody::Empty && version_key(v) < EXTRACT_REFRESH_BODY_SINCE).then(|| {
+            self.rest_error(
+                400,
+                "400000",
+                "Bad Request",
+                &format!("<extractRefresh> is not part of the refresh request before API version 3.25 (this request: {v})."),
+                json,
+            )
+        })
+    }
+
+    /// A job's status as Query Jobs lists it: `Pending` before its first poll, `InProgress`
+    /// until it finishes (`job_polls_to_finish`), then `Success` / `Failed` / `Cancelled` by
+    /// its finishCode (TSC `BackgroundJobItem.Status`).
+    fn listed_status(&self, job: &Job) -> &'static str {
+        if job.polls < self.faults.job_polls_to_finish {
+            return if job.polls == 0 { "Pending" } else { "InProgress" };
+        }
+        match self.faults.job_outcomes.get(&job.target_luid).map(|o| o.0).unwrap_or(0) {
+            0 | 3 => "Success",
+            2 => "Cancelled",
+            _ => "Failed",
+        }
+    }
+
+    /// `GET /api/{v}/sites/{site}/jobs` (Query Jobs, help.tableau.com
+    /// `rest_api_ref_jobs_tasks_and_schedules.htm#query_jobs`): `filter` with `jobType:eq:`,
+    /// `status:eq:` (and `createdAt:` with eq/gt/gte/lt/lte), comma-separated (AND), as listed by
+    /// the tableau/tableau-mcp `list-jobs` tool page; `pageSize` (≤ 1000) and `pageNumber`.
+    /// Answer: `pagination` and `backgroundJobs/backgroundJob` with `id, status, createdAt,
+    /// startedAt, priority, jobType, title` (TSC `BackgroundJobItem`); `title` is the target's
+    /// name. XML only (our client asks for XML; the JSON form is UNVERIFIED). Another filter
+    /// field is refused with 400 (code 400065 invented), so a client cannot rely on one this
+    /// server ignores.
+    fn query_jobs(&mut self, rq: &Incoming, v: &str, site: &str) -> Reply {
+        let json = rq.wants_json();
+        let idx = match self.rest_site(rq, v, site) {
+            Ok(i) => i,
+            Err(r) => return r,
+        };
+        if self.faults.query_jobs_forbidden {
+            // Code 403069 invented.
+            return self.rest_error(403, "403069", "Forbidden", "Only administrators can query jobs.", json);
+        }
+        let mut conds: Vec<(String, String, String)> = Vec::new();
+        if let Some(f) = rq.query_param("filter") {
+            for expr in f.split(',').filter(|e| !e.is_empty()) {
+                let mut parts = expr.splitn(3, ':');
+                let (Some(field), Some(op), Some(value)) = (parts.next(), parts.next(), parts.next()) else {
+                    return self.rest_error(400, "400065", "Bad Request", &format!("Invalid filter expression '{expr}'."), json);
+                };
+                let ok = match field {
+                    "jobType" | "status" => op == "eq",
+                    "createdAt" => matches!(op, "eq" | "gt" | "gte" | "lt" | "lte"),
+                    _ => false,
+                };
+                if !ok {
+                    return self.rest_error(400, "400065", "Bad Request", &format!("Invalid filter expression '{expr}'."), json);
+                }
+                conds.push((field.to_string(), op.to_string(), value.to_string()));
+            }
+        }
+        let size: usize = rq.query_param("pageSize").and_then(|p| p.parse().ok()).unwrap_or(100).clamp(1, 1000);
+        let page: usize = rq.query_param("pageNumber").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
+        let matching: Vec<(&Job, &'static str)> = self
+            .jobs
+            .iter()
+            .filter(|j| j.site == idx)
+            .map(|j| (j, self.listed_status(j)))
+            .filter(|(j, status)| {
+                conds.iter().all(|(field, op, value)| match field.as_str() {
+                    "jobType" => value == "refresh_extracts",
+                    "status" => value == status,
+                    _ => {
+                        let (a, b) = (j.created_at.as_str(), value.as_str());
+                        match op.as_str() {
+                            "eq" => a == b,
+                            "gt" => a > b,
+                            "gte" => a >= b,
+                            "lt" => a < b,
+                            _ => a <= b,
+                        }
+                    }
+                })
+            })
+            .collect();
+        let total = matching.len();
+        let mut xml = format!(r#"<pagination pageNumber="{page}" pageSize="{size}" totalAvailable="{total}"/><backgroundJobs>"#);
+        for (j, status) in matching.iter().skip((page - 1) * size).take(size) {
+            xml.push_str(&format!(
+                r#"<backgroundJob id="{}" status="{status}" createdAt="{}" priority="50" jobType="refresh_extracts" title="{}"{}/>"#,
+                xml_escape(&j.id),
+                j.created_at,
+                xml_escape(&j.target_name),
+                if *status == "Pending" { String::new() } else { format!(r#" startedAt="{}""#, j.created_at) }
+            ));
+        }
+        xml.push_str("</backgroundJobs>");
+        Reply::xml(200, &xml, self.api())
+    }
+}
+
+#[cfg(test)]
+mod query_jobs_tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn fixture() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/tableau/server_test.site.json")
+    }
+
+    fn sign_in(s: &TableauServer, c: &reqwest::blocking::Client) -> String {
+        let r = c
+            .post(format!("{}/api/3.23/auth/signin", s.base_url))
+            .header("Accept", "application/json")
+            .json(&json!({"credentials": {"personalAccessTokenName": "autoexpose",
+                "personalAccessTokenSecret": "stest-secret-1", "site": {"contentUrl": "stest"}}}))
+            .send()
+            .unwrap();
+        let v: Value = r.json().unwrap();
+        v["credentials"]["token"].as_str().unwrap().to_string()
+    }
+
+    fn site_luid() -> String {
+        Fixture::load(&fixture()).sites.iter().find(|x| x.content_url == "stest").unwrap().luid.clone()
+    }
+
+    fn first_extract_workbook() -> String {
+        let f = Fixture::load(&fixture());
+        let site = f.sites.iter().find(|x| x.content_url == "stest").unwrap();
+        site.workbooks
+            .iter()
+            .find(|w| {
+                w.get("embeddedDatasources")
+                    .and_then(Value::as_array)
+                    .is_some_and(|d| d.iter().any(|d| d.get("hasExtracts").and_then(Value::as_bool) == Some(true)))
+            })
+            .and_then(|w| str_field(w, "luid"))
+            .unwrap()
+            .to_string()
+    }
+
+    /// A torn refresh answer still leaves its job in the list; the 3.23 server refuses the
+    /// 3.25 body; Query Jobs filters on jobType and status, and refuses a field it does not know.
+    #[test]
+    fn torn_refresh_is_listed_and_the_body_needs_its_version() {
+        let wb = first_extract_workbook();
+        let s = TableauServer::start(&fixture(), Faults { torn_refresh: vec![wb.clone()], job_polls_to_finish: 2, ..Default::default() });
+        let c = reqwest::blocking::Client::new();
+        let tok = sign_in(&s, &c);
+        let site = site_luid();
+        let post = |body: &str| {
+            c.post(format!("{}/api/3.23/sites/{site}/workbooks/{wb}/refresh", s.base_url))
+                .header("X-Tableau-Auth", &tok)
+                .header("Content-Type", "text/xml")
+                .body(body.to_string())
+                .send()
+                .unwrap()
+        };
+        let r = post("<tsRequest><extractRefresh /></tsRequest>");
+        assert_eq!(r.status(), 400);
+        assert!(r.text().unwrap().contains("400000"));
+
+        let r = post("<tsRequest />");
+        assert_eq!(r.status(), 202);
+        let text = r.text().unwrap();
+        assert!(roxmltree::Document::parse(&text).is_err(), "the 202 body is cut: {text}");
+
+        let list = |filter: &str| {
+            let r = c
+                .get(format!("{}/api/3.23/sites/{site}/jobs?filter={filter}&pageSize=10&pageNumber=1", s.base_url))
+                .header("X-Tableau-Auth", &tok)
+                .send()
+                .unwrap();
+            (r.status().as_u16(), r.text().unwrap())
+        };
+        let (status, pending) = list("jobType:eq:refresh_extracts,status:eq:Pending");
+        assert_eq!(status, 200, "{pending}");
+        let doc = roxmltree::Document::parse(&pending).unwrap();
+        let jobs: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("backgroundJob")).collect();
+        assert_eq!(jobs.len(), 1, "{pending}");
+        assert_eq!(jobs[0].attribute("status"), Some("Pending"));
+        assert_eq!(jobs[0].attribute("jobType"), Some("refresh_extracts"));
+        assert!(jobs[0].attribute("title").is_some_and(|t| !t.is_empty()));
+        let (_, running) = list("jobType:eq:refresh_extracts,status:eq:InProgress");
+        assert!(!running.contains("<backgroundJob "), "{running}");
+        let (status, _) = list("args:has:x");
+        assert_eq!(status, 400);
+        s.stop();
+    }
+
+    /// From 3.25 on both `<extractRefresh />` forms are accepted and told apart.
+    #[test]
+    fn extract_refresh_bodies_at_3_25() {
+        let mut f: Value = serde_json::from_slice(&std::fs::read(fixture()).unwrap()).unwrap();
+        f["rest_api_version"] = json!("3.25");
+        let dir = std::env::temp_dir().join(format!("ae-qj-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("site.json");
+        std::fs::write(&path, serde_json::to_vec(&f).unwrap()).unwrap();
+        let wb = first_extract_workbook();
+        let s = TableauServer::start(&path, Faults::default());
+        let c = reqwest::blocking::Client::new();
+        let tok = sign_in(&s, &c);
+        let site = site_luid();
+        for body in ["<tsRequest><extractRefresh /></tsRequest>", r#"<tsRequest><extractRefresh incremental="true" /></tsRequest>"#] {
+            let r = c
+                .post(format!("{}/api/3.25/sites/{site}/workbooks/{wb}/refresh", s.base_url))
+                .header("X-Tableau-Auth", &tok)
+                .header("Content-Type", "text/xml")
+                .body(body)
+                .send()
+                .unwrap();
+            assert_eq!(r.status(), 202);
+        }
+        let kinds: Vec<_> = s.requests().iter().filter(|l| l.path.ends_with("/refresh")).map(|l| l.refresh).collect();
+        assert_eq!(kinds, [Some(RefreshBody::Full), Some(RefreshBody::Incremental)]);
+        s.stop();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
