@@ -90,6 +90,14 @@ struct RawDbt {
     manifest: Option<PathBuf>,
     #[serde(default)]
     run_results: Option<PathBuf>,
+    /// The largest manifest read, in MiB (default 4096): a larger file is refused before it
+    /// is read, as is one that is not a regular file (`/dev/zero`, a FIFO).
+    #[serde(default = "default_max_manifest_mb")]
+    max_manifest_mb: u64,
+}
+
+fn default_max_manifest_mb() -> u64 {
+    crate::manifest::DEFAULT_MAX_MANIFEST_MB
 }
 
 fn dot() -> PathBuf {
@@ -236,6 +244,10 @@ pub(crate) struct Limits {
     /// One whole request, from connecting to the last byte of the body.
     #[serde(default = "default_request_timeout_secs")]
     pub(crate) request_timeout_secs: u64,
+    /// The longest silence while waiting for the answer's headers or the next bytes of its
+    /// body: a server that stops sending fails here, not after the whole-request timeout.
+    #[serde(default = "default_read_idle_timeout_secs")]
+    pub(crate) read_idle_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -244,6 +256,7 @@ impl Default for Limits {
             max_response_mb: default_max_response_mb(),
             connect_timeout_secs: default_connect_timeout_secs(),
             request_timeout_secs: default_request_timeout_secs(),
+            read_idle_timeout_secs: default_read_idle_timeout_secs(),
         }
     }
 }
@@ -256,6 +269,9 @@ fn default_connect_timeout_secs() -> u64 {
 fn default_request_timeout_secs() -> u64 {
     120
 }
+fn default_read_idle_timeout_secs() -> u64 {
+    60
+}
 
 /// The validated config with absolute paths.
 #[derive(Debug)]
@@ -265,6 +281,8 @@ pub(crate) struct Config {
     pub(crate) project_dir: PathBuf,
     pub(crate) manifest: PathBuf,
     pub(crate) run_results: PathBuf,
+    /// `dbt.max_manifest_mb`.
+    pub(crate) max_manifest_mb: u64,
     pub(crate) tableau: Vec<TableauSite>,
     pub(crate) exposures_dir: PathBuf,
     pub(crate) maturity: String,
@@ -360,6 +378,7 @@ impl Config {
             project_dir,
             manifest,
             run_results,
+            max_manifest_mb: raw.dbt.max_manifest_mb,
             tableau: raw.tableau,
             exposures_dir: raw.exposures.dir,
             maturity: raw.exposures.maturity,

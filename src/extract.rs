@@ -47,7 +47,7 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Re
 /// which move into them: they exist once in memory, not twice.
 pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<(Read, Extracted)> {
     let clients = config.tableau.iter().map(|site| Ok((site, tableau::connect(site, mode)?))).collect::<Result<Vec<_>>>()?;
-    let bytes = manifest::read(&config.manifest)?;
+    let bytes = manifest::read(&config.manifest, config.max_manifest_mb)?;
     let (parsed, sites) = std::thread::scope(|scope| {
         let parse = scope.spawn(|| {
             let parsed = manifest::parse_hashed(&config.manifest, &bytes);

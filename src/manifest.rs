@@ -44,7 +44,15 @@ pub(crate) enum ManifestError {
     /// delete every generated exposure.
     #[error("manifest {path}: no `{key}` object at the top level, which every dbt manifest has: this is not a dbt manifest (or a damaged one). Run `dbt parse` in the dbt project to write target/manifest.json again")]
     MissingKey { path: PathBuf, key: &'static str },
+    #[error("manifest {path}: not a regular file ({what}); dbt.manifest must name the manifest.json dbt wrote (target/manifest.json)")]
+    NotAFile { path: PathBuf, what: &'static str },
+    #[error("manifest {path}: {size_mb} MiB is larger than dbt.max_manifest_mb ({limit_mb} MiB); raise it in the config if this manifest is expected")]
+    TooLarge { path: PathBuf, size_mb: u64, limit_mb: u64 },
 }
+
+/// `dbt.max_manifest_mb` when the config does not say: far above the largest manifests seen
+/// (several hundred MB), far below what would exhaust a machine.
+pub(crate) const DEFAULT_MAX_MANIFEST_MB: u64 = 4096;
 
 #[derive(Deserialize, Debug)]
 pub(crate) struct Manifest {
@@ -312,7 +320,7 @@ impl Cursor {
 /// Reads and checks a manifest, and nothing else: the floor `parse-manifest` measures. The
 /// bytes are returned too, for their length.
 pub(crate) fn load(path: &Path) -> Result<(Manifest, Bytes), ManifestError> {
-    let bytes = read(path)?;
+    let bytes = read(path, DEFAULT_MAX_MANIFEST_MB)?;
     let manifest = parse_with(path, &bytes, bytes.is_mapped(), false)?.0;
     Ok((manifest, bytes))
 }
@@ -352,8 +360,12 @@ impl std::ops::Deref for Bytes {
 /// parse give back what it has read (`Cursor`). The catch is
 /// ripgrep's: if another process truncates the file while it is mapped, this one dies with
 /// SIGBUS, so autoexpose must not run while dbt rewrites the same manifest. Files that cannot
-/// be mapped (empty ones, pipes) are read.
-pub(crate) fn read(path: &Path) -> Result<Bytes, ManifestError> {
+/// be mapped (empty ones) are read.
+///
+/// Only a regular file of at most `max_mb` MiB is read: a symlink to `/dev/zero` or a FIFO
+/// would be read without end (or block the open), so the path is looked at (`stat`, which
+/// follows symlinks) before it is opened, and the open file again, in case it was swapped.
+pub(crate) fn read(path: &Path, max_mb: u64) -> Result<Bytes, ManifestError> {
     let err = |source: std::io::Error| {
         if source.kind() == std::io::ErrorKind::NotFound {
             ManifestError::Missing { path: path.to_path_buf() }
@@ -361,17 +373,52 @@ pub(crate) fn read(path: &Path) -> Result<Bytes, ManifestError> {
             ManifestError::Read { path: path.to_path_buf(), io: source }
         }
     };
+    let max_bytes = max_mb.saturating_mul(1024 * 1024);
+    let check = |meta: &std::fs::Metadata| -> Result<(), ManifestError> {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        let what = if t.is_file() {
+            None
+        } else if t.is_dir() {
+            // The OS says it best, once (`Read` shows its message, not as the chain's cause).
+            return Err(ManifestError::Read { path: path.to_path_buf(), io: std::io::Error::from_raw_os_error(libc::EISDIR) });
+        } else if t.is_fifo() {
+            Some("a FIFO")
+        } else if t.is_char_device() {
+            Some("a character device")
+        } else if t.is_block_device() {
+            Some("a block device")
+        } else if t.is_socket() {
+            Some("a socket")
+        } else {
+            Some("not a file")
+        };
+        if let Some(what) = what {
+            return Err(ManifestError::NotAFile { path: path.to_path_buf(), what });
+        }
+        if meta.len() > max_bytes {
+            let size_mb = meta.len().div_ceil(1024 * 1024);
+            return Err(ManifestError::TooLarge { path: path.to_path_buf(), size_mb, limit_mb: max_mb });
+        }
+        Ok(())
+    };
+    check(&std::fs::metadata(path).map_err(err)?)?;
     let file = std::fs::File::open(path).map_err(err)?;
     let meta = file.metadata().map_err(err)?;
-    if meta.is_file() && meta.len() > 0 {
+    check(&meta)?;
+    if meta.len() > 0 {
         // SAFETY: the map is read-only and private; the only hazard is another process
         // truncating the file meanwhile (SIGBUS), documented above.
         if let Ok(map) = unsafe { memmap2::MmapOptions::new().map(&file) } {
             return Ok(Bytes::Mapped(map));
         }
     }
+    // An empty (or unmappable) file, read: at most one byte past the limit, in case it grows.
     let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(err)?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(&file, max_bytes.saturating_add(1)), &mut bytes).map_err(err)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(ManifestError::TooLarge { path: path.to_path_buf(), size_mb: max_mb + 1, limit_mb: max_mb });
+    }
     Ok(Bytes::Read(bytes))
 }
 
@@ -624,7 +671,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("manifest.json");
         std::fs::write(&path, &text).unwrap();
-        let bytes = read(&path).unwrap();
+        let bytes = read(&path, DEFAULT_MAX_MANIFEST_MB).unwrap();
         assert!(bytes.is_mapped());
         let (mapped, hash) = parse_hashed(&path, &bytes).unwrap();
         let in_memory = parse(&path, text.as_bytes()).unwrap();
@@ -652,5 +699,26 @@ mod tests {
         let n = &m.nodes["model.p.m.v2"];
         assert_eq!(n.version.as_ref().unwrap().to_text(), "2");
         assert_eq!(n.latest_version.as_ref().unwrap().to_text(), "2");
+    }
+}
+
+#[cfg(test)]
+mod read_bounds_tests {
+    use super::*;
+
+    /// Not a regular file, or above the limit: refused before a byte is read, naming the file.
+    #[test]
+    fn only_regular_files_under_the_limit_are_read() {
+        let err = read(Path::new("/dev/null"), DEFAULT_MAX_MANIFEST_MB).err().unwrap().to_string();
+        assert_eq!(err, "manifest /dev/null: not a regular file (a character device); dbt.manifest must name the manifest.json dbt wrote (target/manifest.json)");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        std::fs::write(&path, vec![b' '; 1024 * 1024 + 1]).unwrap();
+        let err = read(&path, 1).err().unwrap().to_string();
+        assert!(err.ends_with("m.json: 2 MiB is larger than dbt.max_manifest_mb (1 MiB); raise it in the config if this manifest is expected"), "{err}");
+        assert_eq!(read(&path, 2).unwrap().len(), 1024 * 1024 + 1);
+        // An empty file is read, not mapped, under the same limit.
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(read(&path, 1).unwrap().len(), 0);
     }
 }

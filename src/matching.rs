@@ -295,12 +295,17 @@ pub(crate) fn write(conn: &mut Connection, x: &Extracted, keys: &[RelationKey], 
 /// Every dependency, as emit reads them, in the table's key order (integration, workbook_id,
 /// unique_id).
 pub(crate) fn load(db: &std::path::Path) -> Result<Vec<LinkRow>> {
-    let conn = crate::db::reader(db)?;
-    let mut st = conn.prepare(
+    let mut conn = crate::db::reader(db)?;
+    // One read transaction, as every loader reads (pipeline::stages).
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
+    let mut st = tx.prepare(
         "SELECT integration, workbook_id, unique_id FROM exposure_dependencies ORDER BY integration, workbook_id, unique_id",
     )?;
     let rows = st.query_map([], |r| Ok(LinkRow { integration: r.get(0)?, workbook_id: r.get(1)?, unique_id: r.get(2)? }))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let links = rows.collect::<rusqlite::Result<_>>()?;
+    drop(st);
+    tx.commit()?;
+    Ok(links)
 }
 
 /// The dbt nodes that have a key, in unique_id order, by key and by `schema.identifier`.

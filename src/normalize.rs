@@ -84,8 +84,10 @@ pub(crate) fn write(conn: &mut Connection, keys: &[RelationKey]) -> Result<Stage
 
 /// Every key, in the table's key order (side, integration, ref).
 pub(crate) fn load(db: &std::path::Path) -> Result<Vec<RelationKey>> {
-    let conn = crate::db::reader(db)?;
-    let mut st = conn.prepare(
+    let mut conn = crate::db::reader(db)?;
+    // One read transaction: every statement sees the same committed state (pipeline::stages).
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
+    let mut st = tx.prepare(
         "SELECT side, integration, ref, key, database, schema, identifier, derivation, status FROM relation_keys
          ORDER BY side, integration, ref",
     )?;
@@ -108,7 +110,10 @@ pub(crate) fn load(db: &std::path::Path) -> Result<Vec<RelationKey>> {
             },
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let keys = rows.collect::<rusqlite::Result<_>>()?;
+    drop(st);
+    tx.commit()?;
+    Ok(keys)
 }
 
 fn row(

@@ -82,21 +82,41 @@ fn stages(args: &Args, config: &Config, mode: &HttpMode) -> Result<Outcome> {
     match &args.command {
         Command::Extract(_) => incomplete |= extract(&mut conn, config, mode)?.0,
         // A stage run on its own reads its inputs back from the file; `run` hands them over.
+        //
+        // One state for all of them. Each loader reads on a connection of its own (in parallel)
+        // inside one read transaction, so its tables agree with each other; and the loaders
+        // agree with one another because nothing can commit between their reads:
+        // - another autoexpose cannot: the per-database lock (`lock.rs`, taken in `run` above)
+        //   is held for the whole command, and this process writes nothing until the loads end;
+        // - a foreign writer (the sqlite3 shell, another tool that ignores the lock) cannot
+        //   either while `one_state` holds its read transaction on `conn`: in SQLite's rollback
+        //   journal mode, which autoexpose's files use, a commit waits for every SHARED lock to
+        //   go. What such a writer can do is make the loads fail: once it waits to commit
+        //   (PENDING), new readers get SQLITE_BUSY, reported naming the database
+        //   (`db::name_busy`); it cannot mix two states. Were the file switched to WAL mode by
+        //   hand, readers would no longer hold writers off, and each loader would see the state
+        //   of its own first read.
         Command::Normalize(_) => {
-            db::require_stage(&conn, "extract", &config.database)?;
-            let x = Extracted::load(&config.database)?;
+            let x = one_state(&conn, || {
+                db::require_stage(&conn, "extract", &config.database)?;
+                Extracted::load(&config.database)
+            })?;
             normalize(&mut conn, config, &x)?;
         }
         Command::Match(_) => {
-            db::require_stage(&conn, "normalize", &config.database)?;
-            let (x, keys) = rayon::join(|| Extracted::load(&config.database), || crate::normalize::load(&config.database));
-            let (x, keys) = (x?, keys?);
+            let (x, keys) = one_state(&conn, || {
+                db::require_stage(&conn, "normalize", &config.database)?;
+                let (x, keys) = rayon::join(|| Extracted::load(&config.database), || crate::normalize::load(&config.database));
+                Ok((x?, keys?))
+            })?;
             matching(&mut conn, config, &x, &keys)?;
         }
         Command::Emit(e) => {
-            db::require_stage(&conn, "match", &config.database)?;
-            let (x, deps) = rayon::join(|| Extracted::load(&config.database), || crate::matching::load(&config.database));
-            let (x, deps) = (x?, deps?);
+            let (x, deps) = one_state(&conn, || {
+                db::require_stage(&conn, "match", &config.database)?;
+                let (x, deps) = rayon::join(|| Extracted::load(&config.database), || crate::matching::load(&config.database));
+                Ok((x?, deps?))
+            })?;
             let links: Vec<_> = deps.iter().map(|d| d.link()).collect();
             emit(&mut conn, config, &x, &links, e.allow_empty)?;
         }
@@ -123,6 +143,22 @@ fn stages(args: &Args, config: &Config, mode: &HttpMode) -> Result<Outcome> {
         Command::ParseManifest { .. } => unreachable!("handled above: it has no config"),
     }
     Ok(Outcome { incomplete, refresh_failed })
+}
+
+/// Runs `load` inside a read transaction on `conn`, whose SHARED lock (taken by its first
+/// read, held to the end) keeps any writer from committing while the loaders, on connections
+/// of their own, read: see the comment in `stages`.
+fn one_state<T>(conn: &Connection, load: impl FnOnce() -> Result<T>) -> Result<T> {
+    conn.execute_batch("BEGIN DEFERRED")?;
+    let loaded = conn
+        .query_row("SELECT count(*) FROM runs", [], |r| r.get::<_, i64>(0))
+        .map_err(anyhow::Error::from)
+        .and_then(|_| load());
+    // Nothing was written: COMMIT and ROLLBACK end it alike.
+    let ended = conn.execute_batch("COMMIT");
+    let value = loaded?;
+    ended?;
+    Ok(value)
 }
 
 fn refresh_settings(config: &Config) -> Result<crate::config::ActiveExposures> {
@@ -256,4 +292,38 @@ fn summary_text(conn: &Connection, config: &Config, s: &crate::emit::EmitSummary
     writeln!(out, "Exposures YAML:       {}", s.dir.display())?;
     writeln!(out, "SQLite file:          {}", config.database.display())?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod one_state_tests {
+    use super::*;
+
+    /// While `one_state` runs its loads, a writer on another connection cannot commit (it gets
+    /// SQLITE_BUSY); once it returns, the same write goes through. Loads on their own
+    /// connections meanwhile read fine.
+    #[test]
+    fn no_writer_commits_while_the_loads_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let conn = db::open(&path).unwrap();
+        let foreign = Connection::open(&path).unwrap();
+        foreign.busy_timeout(std::time::Duration::ZERO).unwrap();
+        let seen = one_state(&conn, || {
+            let write = foreign.execute_batch("CREATE TABLE foreign_t (x); INSERT INTO foreign_t VALUES (1)");
+            let busy = matches!(&write, Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy);
+            let reader = db::reader(&path)?;
+            let runs: i64 = reader.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?;
+            Ok((busy, runs, write.err().map(|e| e.to_string())))
+        })
+        .unwrap();
+        assert_eq!((seen.0, seen.1), (true, 0), "{:?}", seen.2);
+        // A failed statement inside an implicit transaction rolls back; nothing half-written.
+        let _ = foreign.execute_batch("ROLLBACK");
+        foreign.execute_batch("CREATE TABLE foreign_t (x); INSERT INTO foreign_t VALUES (1)").unwrap();
+        let n: i64 = conn.query_row("SELECT count(*) FROM foreign_t", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 1);
+        // An error inside still ends the transaction.
+        assert!(one_state(&conn, || -> Result<()> { anyhow::bail!("load failed") }).is_err());
+        assert!(conn.is_autocommit());
+    }
 }

@@ -125,7 +125,8 @@ impl Extracted {
     }
 
     /// The same rows, read back from the SQLite file: the dbt rows, the workbooks and the
-    /// table rows each on a connection of their own, in parallel (rayon).
+    /// table rows each on a connection of their own, in parallel (rayon), each inside one read
+    /// transaction; why the three see one state: `pipeline::stages`.
     pub(crate) fn load(db: &Path) -> Result<Extracted> {
         let ((dbt, workbooks), tables) =
             rayon::join(|| rayon::join(|| load_dbt(db), || load_workbooks(db)), || load_tables(db));
@@ -137,8 +138,14 @@ impl Extracted {
 
 type ManifestNames = (String, Option<String>);
 
+/// A read-only connection in a read transaction: every statement of a loader sees one state.
+fn read_tx(conn: &mut rusqlite::Connection) -> Result<Transaction<'_>> {
+    Ok(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?)
+}
+
 fn load_dbt(db: &Path) -> Result<(ManifestNames, Vec<Node>, BTreeSet<String>)> {
-    let conn = db::reader(db)?;
+    let mut conn = db::reader(db)?;
+    let conn = read_tx(&mut conn)?;
     let names = conn.query_row("SELECT project_name, adapter_type FROM dbt_manifest", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let mut st = conn.prepare(
         "SELECT unique_id, resource_type, package_name, name, source_name, version, latest_version, database, schema,
@@ -165,17 +172,22 @@ fn load_dbt(db: &Path) -> Result<(ManifestNames, Vec<Node>, BTreeSet<String>)> {
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
+    drop(st);
     let mut st = conn.prepare("SELECT name FROM dbt_exposures WHERE autoexpose_luid IS NULL")?;
     let hand_written = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    drop(st);
+    conn.commit()?;
     Ok((names, nodes, hand_written))
 }
 
 fn load_workbooks(db: &Path) -> Result<(Vec<Site>, Vec<Workbook>)> {
-    let conn = db::reader(db)?;
+    let mut conn = db::reader(db)?;
+    let conn = read_tx(&mut conn)?;
     let mut st = conn.prepare("SELECT integration, content_url, complete FROM tableau_sites ORDER BY integration")?;
     let sites = st
         .query_map([], |r| Ok(Site { integration: r.get(0)?, content_url: r.get(1)?, complete: r.get(2)? }))?
         .collect::<rusqlite::Result<_>>()?;
+    drop(st);
     let mut st = conn.prepare(
         "SELECT integration, id, luid, name, project_luid, project_name, description, owner_name, owner_email,
             owner_username, uri, vizportal_url_id, url, created_at, updated_at, tags
@@ -204,11 +216,14 @@ fn load_workbooks(db: &Path) -> Result<(Vec<Site>, Vec<Workbook>)> {
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
+    drop(st);
+    conn.commit()?;
     Ok((sites, workbooks))
 }
 
 fn load_tables(db: &Path) -> Result<Vec<TableUse>> {
-    let conn = db::reader(db)?;
+    let mut conn = db::reader(db)?;
+    let conn = read_tx(&mut conn)?;
     let mut st = conn.prepare(
         "SELECT integration, workbook_id, via, via_id, table_id, table_luid, name, full_name, schema, database_name,
             database_type, connection_type
@@ -233,6 +248,8 @@ fn load_tables(db: &Path) -> Result<Vec<TableUse>> {
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
+    drop(st);
+    conn.commit()?;
     Ok(tables)
 }
 

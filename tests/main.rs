@@ -6,6 +6,8 @@
 //! - `bad_input`: clear errors, non-zero exits, and nothing lost.
 //! - `sites_and_files`: personal spaces, files of integrations that left the config, the summary.
 //! - `lock`: one autoexpose per database; stale locks and interrupted `runs` rows.
+//! - `bounds`: read-idle timeout, Retry-After cap, manifest size and kind.
+//! - `not_data`: answers that are not Tableau's (an HTML 200, a wrong root or content type).
 //! - `shared_tables`: patterns of real dbt projects (a source over a seed's table, tables
 //!   without a schema, old manifests).
 
@@ -13,8 +15,10 @@ mod common;
 mod support;
 
 mod bad_input;
+mod bounds;
 mod e2e;
 mod lock;
+mod not_data;
 mod refresh;
 mod refresh_journal;
 mod shared_tables;

@@ -38,6 +38,11 @@ pub(crate) enum TableauError {
     Cancelled { call: String },
     #[error("{call}: {message} (after {tries} tries; a proxy or the network may be cutting answers short)")]
     BadBody { call: String, message: String, tries: u32 },
+    /// A 2xx answer to a read that is not what Tableau sends (see `Client::not_data`), after
+    /// the last try: never read as an empty list. (To a request that may have acted, a
+    /// refresh, it is a `Protocol` error at once: an answer lost, like a torn one.)
+    #[error("{call}: {message} (after {tries} tries; a proxy, captive portal or login page may be answering in Tableau's place)")]
+    NotData { call: String, message: String, tries: u32 },
 }
 
 /// Whether sending a request twice does no harm (reads, sign-in) or may act twice (a refresh).
@@ -53,6 +58,9 @@ pub(crate) enum Decoded<T> {
     Done(Result<T, TableauError>),
     /// The body is cut short or not the JSON/XML it claims to be: worth asking again.
     Truncated(String),
+    /// Whole, but not an answer of the documented shape (a GraphQL object without `data` or
+    /// `errors`, a sign-in without `credentials`): asked again, then `TableauError::NotData`.
+    NotData(String),
 }
 
 /// Where in `body` a parser stopped, as a byte offset, from its 1-based line and column
@@ -101,7 +109,54 @@ fn not_ts_response(doc: &roxmltree::Document) -> Option<String> {
     }
     let ns = root.namespace().map(|n| format!(" in namespace {n:?}")).unwrap_or_default();
     let name: String = root.name().chars().take(64).collect();
-    Some(format!("the body is not a Tableau REST answer: its root element is <{name}>{ns}, not <tsResponse> in {TABLEAU_NS:?}"))
+    Some(format!("its root element is <{name}>{ns}, not <tsResponse> in {TABLEAU_NS:?}"))
+}
+
+/// The media type of a `Content-Type` value, lower-cased, without its parameters.
+fn media_type(content_type: &str) -> String {
+    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+/// Whether `content_type` is the `asked` family: `application/xml` answers may also come as
+/// `text/xml` or `…+xml`, `application/json` ones as `…+json`.
+fn content_type_fits(asked: &str, content_type: Option<&str>) -> bool {
+    let Some(got) = content_type.map(media_type) else {
+        return false;
+    };
+    match asked {
+        "application/xml" => got == "application/xml" || got == "text/xml" || got.ends_with("+xml"),
+        "application/json" => got == "application/json" || got.ends_with("+json"),
+        _ => true,
+    }
+}
+
+/// The start of a body for an error message: at most 60 characters, quoted and escaped.
+/// Scrubbed by the caller.
+fn body_start(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(240)]);
+    let head: String = text.chars().take(60).collect();
+    let more = if head.len() < body.len() { "…" } else { "" };
+    format!("{head:?}{more}")
+}
+
+/// Whether a GraphQL answer has `data` or `errors` at its top (null counts: the key is there).
+fn has_data_or_errors(body: &[u8]) -> bool {
+    #[derive(Default)]
+    struct Present(bool);
+    impl<'de> serde::Deserialize<'de> for Present {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            serde::de::IgnoredAny::deserialize(d)?;
+            Ok(Present(true))
+        }
+    }
+    #[derive(serde::Deserialize)]
+    struct Keys {
+        #[serde(default)]
+        data: Present,
+        #[serde(default)]
+        errors: Present,
+    }
+    serde_json::from_slice::<Keys>(body).is_ok_and(|k| k.data.0 || k.errors.0)
 }
 
 fn tableau_error_text(code: &Option<String>, summary: &Option<String>, detail: &Option<String>) -> String {
@@ -325,16 +380,87 @@ impl Client {
                 self.sign_in_again(call, generation)?;
                 continue;
             }
-            match decode(resp) {
+            let decoded = match self.not_data(&req, &resp) {
+                Some(what) => Decoded::NotData(what),
+                None => decode(resp),
+            };
+            match decoded {
                 Decoded::Done(result) => return result,
-                Decoded::Truncated(what) if reads && attempt < self.retry.attempts => {
+                Decoded::Truncated(what) | Decoded::NotData(what) if reads && attempt < self.retry.attempts => {
                     self.pause(call, &what, attempt, None);
                 }
                 Decoded::Truncated(what) => {
                     return Err(TableauError::BadBody { call: call.into(), message: what, tries: attempt });
                 }
+                Decoded::NotData(what) if reads => {
+                    return Err(TableauError::NotData { call: call.into(), message: what, tries: attempt });
+                }
+                Decoded::NotData(what) => {
+                    return Err(TableauError::Protocol {
+                        call: call.into(),
+                        message: format!(
+                            "{what} (the request may have been acted on, a refresh queued, so it is not sent again; a proxy, captive portal or login page may be answering in Tableau's place)"
+                        ),
+                    });
+                }
             }
         }
+    }
+
+    /// Why a 2xx answer is not data, judged by the `Accept` the request sent: Tableau's REST API
+    /// answers `application/xml` with a `<tsResponse>` root in its namespace
+    /// (shared/reference/tableau.md, from the REST API reference's examples), and
+    /// `application/json` (sign-in, the Metadata API) with a JSON object. Anything else, such
+    /// as a proxy's or captive portal's HTML page answered 200, would otherwise read as a site
+    /// with no projects or workbooks. `None` when it fits, or when there is nothing to judge
+    /// (a 204, no `Accept`, an empty body); a body of the right type cut short is left to the
+    /// call's decoder, which names the byte where it stops.
+    ///
+    /// The message names the content type and the body's first bytes, scrubbed; no header but
+    /// `Content-Type` is ever echoed.
+    fn not_data(&self, req: &Request, resp: &Response) -> Option<String> {
+        if !(200..300).contains(&resp.status) || resp.status == 204 {
+            return None;
+        }
+        let asked = req.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("accept")).map(|(_, v)| media_type(v))?;
+        if !matches!(asked.as_str(), "application/xml" | "application/json") || resp.body.trim_ascii().is_empty() {
+            return None;
+        }
+        let content_type = resp.header("content-type");
+        let type_fits = content_type_fits(&asked, content_type);
+        let mut why = Vec::new();
+        let what = if asked == "application/xml" {
+            let text = resp.text();
+            match roxmltree::Document::parse(&text) {
+                Ok(doc) => why.extend(not_ts_response(&doc)),
+                Err(_) if type_fits => return None,
+                Err(_) => {}
+            }
+            "a Tableau REST answer"
+        } else {
+            let object = resp.body.trim_ascii_start().starts_with(b"{");
+            if !object {
+                why.push("it is not a JSON object".to_string());
+            }
+            if req.path_and_query().starts_with("/api/metadata/graphql") {
+                "a Metadata API answer"
+            } else {
+                "a Tableau JSON answer"
+            }
+        };
+        if !type_fits {
+            let got = content_type.map_or_else(|| "no Content-Type".to_string(), |ct| format!("Content-Type {:?}", self.scrub(ct)));
+            why.push(format!("HTTP {} with {got}, not {asked}", resp.status));
+        }
+        if why.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "the body is not {what}: {}; it starts {} ({} bytes)",
+            why.join("; "),
+            self.scrub(&body_start(&resp.body)),
+            resp.body.len()
+        ))
     }
 
     /// Logs why a request is sent again, and waits the backoff.
@@ -445,6 +571,13 @@ impl Client {
                 return Decoded::Done(Ok((resp, None)));
             }
             match serde_json::from_slice::<Value>(&resp.body) {
+                // Tableau's sign-in answer is `{"credentials": {...}}`; any other object is not
+                // a sign-in (asked again, then an error), whatever it holds.
+                Ok(v) if !v["credentials"].is_object() => Decoded::NotData(format!(
+                    "the body is not a Tableau sign-in answer: it has no `credentials` object; it starts {} ({} bytes)",
+                    self.scrub(&body_start(&resp.body)),
+                    resp.body.len()
+                )),
                 Ok(v) => Decoded::Done(Ok((resp, Some(v)))),
                 Err(e) => json_failure(&call, &resp.body, &e),
             }
@@ -551,6 +684,13 @@ impl Client {
                 ));
             }
             match serde_json::from_slice::<R>(&resp.body) {
+                // A GraphQL answer has `data`, `errors` or both (GraphQL spec, "Response
+                // Format"); an object with neither would decode as a page with no nodes.
+                Ok(_) if !has_data_or_errors(&resp.body) => Decoded::NotData(format!(
+                    "the body is not a Metadata API answer: a JSON object without `data` or `errors`; it starts {} ({} bytes)",
+                    self.scrub(&body_start(&resp.body)),
+                    resp.body.len()
+                )),
                 Ok(r) => Decoded::Done(Ok(r)),
                 Err(e) => json_failure(&call, &resp.body, &e),
             }
@@ -582,13 +722,8 @@ impl Client {
                     Ok(d) => d,
                     Err(e) => return xml_failure(&text, &e),
                 };
-                // Every REST answer is a `tsResponse` in Tableau's namespace (shared/reference/
-                // tableau.md, from the REST API reference's examples): anything else (a proxy's
-                // or portal's HTML page, answered 200) would read as a site with no projects.
-                // Only XML is asked for here (`Accept` below), so no JSON root to check.
-                if let Some(wrong) = not_ts_response(&doc) {
-                    return Decoded::Truncated(wrong);
-                }
+                // `fetch` has checked the root (`not_data`): a `tsResponse` in Tableau's
+                // namespace, so an HTML page answered 200 is not a site with no projects.
                 let projects = doc
                     .descendants()
                     .filter(|n| n.has_tag_name("project"))
@@ -771,8 +906,15 @@ mod tests {
         }
     }
 
+    /// An answer with the content type Tableau gives its body (XML or JSON, by the first byte).
     fn ok(status: u16, body: &str) -> Result<Response, TransportError> {
-        Ok(Response { status, headers: vec![], body: body.as_bytes().to_vec() })
+        let ct = if body.starts_with('<') { "application/xml;charset=utf-8" } else { "application/json" };
+        answer(status, Some(ct), body)
+    }
+
+    fn answer(status: u16, content_type: Option<&str>, body: &str) -> Result<Response, TransportError> {
+        let headers = content_type.map(|ct| vec![("content-type".to_string(), ct.to_string())]).unwrap_or_default();
+        Ok(Response { status, headers, body: body.as_bytes().to_vec() })
     }
 
     fn scripted(answers: Vec<Result<Response, TransportError>>) -> (Client, std::sync::Arc<AtomicUsize>) {
@@ -816,7 +958,7 @@ mod tests {
     fn a_refresh_is_not_sent_again_blindly() {
         use super::super::refresh::{Answer, Target};
         let target = Target { kind: "datasource", luid: "ds-1".into(), name: "DS".into() };
-        let job = r#"<tsResponse><job id="job-1" /></tsResponse>"#;
+        let job = r#"<tsResponse xmlns="http://tableau.com/api"><job id="job-1" /></tsResponse>"#;
         let no_answer = || Err(TransportError::NoAnswer { method: "POST", url: "u".into(), message: "timed out".into() });
         let connect = || Err(TransportError::Connect { method: "POST", url: "u".into(), message: "refused".into() });
         for (answers, requests, want) in [
@@ -824,6 +966,9 @@ mod tests {
             (vec![ok(500, ""), ok(202, job)], 1, "refused 500"),
             (vec![no_answer(), ok(202, job)], 1, "error"),
             (vec![ok(202, r#"<tsResponse><job id="jo"#), ok(202, job)], 1, "error"),
+            // Not data: an HTML page, a wrong root. Not sent again either.
+            (vec![answer(202, Some("text/html"), "<html><body>Sign in</body></html>"), ok(202, job)], 1, "error"),
+            (vec![ok(202, r#"<response><job id="job-1" /></response>"#), ok(202, job)], 1, "error"),
             (vec![ok(429, ""), ok(202, job)], 2, "job"),
             (vec![connect(), ok(202, job)], 2, "job"),
         ] {
@@ -851,6 +996,7 @@ mod tests {
         match json_failure::<Page>("C", cut, &e) {
             Decoded::Truncated(m) => assert!(m.contains(&format!("at byte {0} of {0}", cut.len())), "{m}"),
             Decoded::Done(r) => panic!("cut body taken as final: {r:?}"),
+            Decoded::NotData(m) => panic!("cut body taken as not data: {m}"),
         }
         let html = b"<html>502 Bad Gateway</html>";
         let e = serde_json::from_slice::<Page>(html).unwrap_err();
@@ -866,6 +1012,63 @@ mod tests {
         }
         assert_eq!(byte_offset(b"ab\ncd\nef", 3, 2), 7);
         assert_eq!(byte_offset(b"ab", 9, 9), 2);
+    }
+
+    /// A 2xx answer must have the content type asked for and Tableau's root: else it is asked
+    /// again, and after the last try an error naming the call, the content type and the
+    /// body's start, never an empty answer.
+    #[test]
+    fn answers_that_are_not_data_are_asked_again_then_named() {
+        let ts = r#"<?xml version='1.0'?><tsResponse xmlns="http://tableau.com/api"><serverInfo><restApiVersion>3.23</restApiVersion></serverInfo></tsResponse>"#;
+        let html = "<html><head><title>Sign in</title></head><body>mini-secret</body></html>";
+        let xml = Some("application/xml");
+        for ((ct, body), want) in [
+            ((Some("text/html"), html), "its root element is <html>, not <tsResponse>"),
+            ((Some("text/html"), "<p>unclosed"), r#"HTTP 200 with Content-Type "text/html", not application/xml"#),
+            ((xml, r#"<tsResponse><serverInfo/></tsResponse>"#), "its root element is <tsResponse>, not <tsResponse> in"),
+            ((Some("application/json"), ts), r#"Content-Type "application/json", not application/xml"#),
+            ((None, ts), "HTTP 200 with no Content-Type"),
+        ] {
+            let bad = || answer(200, ct, body);
+            let (c, sent) = scripted(vec![bad(), ok(200, ts)]);
+            c.secrets.add("mini-secret");
+            c.server_info().unwrap();
+            assert_eq!((c.api_version(), sent.load(Ordering::SeqCst)), ("3.23".to_string(), 2));
+            let (c, sent) = scripted(vec![bad(), bad(), bad()]);
+            c.secrets.add("mini-secret");
+            let err = c.server_info().unwrap_err().to_string();
+            assert!(err.starts_with("GET /api/2.4/serverInfo: the body is not a Tableau REST answer: "), "{err}");
+            assert!(err.contains(want) && err.contains("after 3 tries"), "{err}");
+            assert!(err.contains("it starts \"") && !err.contains("mini-secret"), "{err}");
+            assert_eq!(sent.load(Ordering::SeqCst), 3);
+        }
+        // GraphQL: a JSON object with `data` and/or `errors`, as application/json.
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Page {
+            #[serde(default)]
+            data: Option<Value>,
+        }
+        let js = Some("application/json");
+        for ((ct, body), want) in [
+            ((Some("text/html"), html), r#"Content-Type "text/html", not application/json"#),
+            ((js, r#"{"status": "ok"}"#), "a JSON object without `data` or `errors`"),
+            ((js, "[]"), "it is not a JSON object"),
+        ] {
+            let bad = || answer(200, ct, body);
+            let (c, sent) = scripted(vec![bad(), bad(), bad()]);
+            let err = c.graphql::<Page>("Q", "query Q { x }", &json!({})).unwrap_err().to_string();
+            assert!(err.starts_with("POST /api/metadata/graphql (Q): the body is not a "), "{err}");
+            assert!(err.contains(want) && err.contains("after 3 tries"), "{err}");
+            assert_eq!(sent.load(Ordering::SeqCst), 3);
+        }
+        let (c, _) = scripted(vec![ok(200, r#"{"data": null, "errors": [{"message": "x"}]}"#)]);
+        assert!(c.graphql::<Page>("Q", "query Q { x }", &json!({})).is_ok());
+        // Sign-in: an object with `credentials`.
+        let (c, sent) = scripted(vec![ok(200, r#"{"status":"ok"}"#), ok(200, "{}"), ok(200, r#"{"x":1}"#)]);
+        let err = c.sign_in().unwrap_err().to_string();
+        assert!(err.contains("auth/signin: the body is not a Tableau sign-in answer: it has no `credentials` object"), "{err}");
+        assert_eq!(sent.load(Ordering::SeqCst), 3);
     }
 
     #[test]

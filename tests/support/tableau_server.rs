@@ -164,6 +164,8 @@ pub struct Faults {
     /// (what a captive portal or a proxy's login page sends), whatever was asked; no side
     /// effects. Real Tableau never does this; the fault tests the client's root check.
     pub html_ok_at: Vec<usize>,
+    /// Not-data faults (see `State::not_data_fault`), answered without side effects unless said.
+    pub not_data: NotDataFaults,
     /// Target luids whose refresh creates its job and then answers 202 with the body cut to
     /// half (a torn answer: the client cannot read the job id, but the job exists and is
     /// listed by Query Jobs).
@@ -690,6 +692,9 @@ impl State {
         if self.faults.html_ok_at.contains(&n) {
             return Reply::new(200, Some("text/html"), "<html><head><title>Sign in</title></head><body><p>Please sign in to continue.</p></body></html>");
         }
+        if let Some(reply) = self.not_data_fault(n, rq) {
+            return reply;
+        }
         if self.faults.huge_body_at.contains(&n) {
             return Reply::new(200, Some("application/xml"), "x".repeat(2 * 1024 * 1024 + 1));
         }
@@ -697,6 +702,9 @@ impl State {
             return Reply::new(503, Some("text/html"), "<html><body><h1>503 Service Unavailable</h1></body></html>");
         }
         let mut reply = self.route(rq);
+        if self.faults.not_data.wrong_content_type_at.contains(&n) {
+            reply.content_type = Some("text/html; charset=utf-8");
+        }
         let read = rq.method == "GET" || rq.path.trim_end_matches('/') == "/api/metadata/graphql";
         if read && self.faults.cut_body_at.contains(&n) {
             let half = reply.body.len() / 2;
@@ -2515,6 +2523,56 @@ mod tests {
                 .header("X-Tableau-Auth", &tok),
         );
         assert!(attr(&r.text, "workbook", "webpageUrl").unwrap().starts_with(&s.localhost_url()));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Not-data and Retry-After faults (issue #11, items 3 and 6)
+// ---------------------------------------------------------------------------------------------
+
+/// Answers that are not Tableau's, by 1-based request number.
+#[derive(Debug, Clone, Default)]
+pub struct NotDataFaults {
+    /// 200 of the type asked for, with the wrong root: `{"status":"ok"}` as `application/json`
+    /// when JSON is asked, else `<response><status>ok</status></response>` as `application/xml`
+    /// (no side effects).
+    pub wrong_root_at: Vec<usize>,
+    /// The real answer (side effects included: a sign-in opens a session, a refresh queues a
+    /// job), with `Content-Type: text/html; charset=utf-8`, as a proxy rewriting headers sends.
+    pub wrong_content_type_at: Vec<usize>,
+    /// (request number, status): answered with this status (429 or 503) and
+    /// `Retry-After: 100000` (no side effects).
+    pub huge_retry_after_at: Vec<(usize, u16)>,
+    /// Requests whose path contains one of these (`/refresh`, `/jobs/`) are answered as
+    /// `html_ok_at` answers, every time (no side effects).
+    pub html_on_paths: Vec<String>,
+    /// Requests whose path contains one of these are answered as `wrong_root_at` answers.
+    pub wrong_root_on_paths: Vec<String>,
+}
+
+impl State {
+    fn not_data_fault(&self, n: usize, rq: &Incoming) -> Option<Reply> {
+        let f = &self.faults.not_data;
+        let on = |paths: &[String]| paths.iter().any(|p| rq.path.contains(p.as_str()));
+        if on(&f.html_on_paths) {
+            return Some(Reply::new(200, Some("text/html"), "<html><head><title>Sign in</title></head><body><p>Please sign in to continue.</p></body></html>"));
+        }
+        if f.wrong_root_at.contains(&n) || on(&f.wrong_root_on_paths) {
+            return Some(if rq.wants_json() {
+                Reply::new(200, Some("application/json"), r#"{"status":"ok"}"#)
+            } else {
+                Reply::new(200, Some("application/xml"), "<?xml version='1.0' encoding='UTF-8'?><response><status>ok</status></response>")
+            });
+        }
+        if let Some((_, status)) = f.huge_retry_after_at.iter().find(|(at, _)| *at == n) {
+            let reply = if *status == 429 {
+                self.rest_error(429, "429000", "Too Many Requests", "Rate limit exceeded (test server fault).", rq.wants_json())
+            } else {
+                Reply::new(*status, Some("text/html"), "<html><body><h1>Service Unavailable</h1></body></html>")
+            };
+            return Some(reply.with_header("Retry-After", "100000"));
+        }
+        None
     }
 }
 
