@@ -5,6 +5,8 @@
 //! - `e2e`: the binary against the local Tableau-speaking server, with faults.
 //! - `bad_input`: clear errors, non-zero exits, and nothing lost.
 //! - `sites_and_files`: personal spaces, files of integrations that left the config, the summary.
+//! - `emit_atomic`: emit's files and rows change once: kill walks of `run` and `emit`, a full
+//!   disk, stray temporary files.
 //! - `lock`: one autoexpose per database; stale locks and interrupted `runs` rows.
 //! - `shared_tables`: patterns of real dbt projects (a source over a seed's table, tables
 //!   without a schema, old manifests).
@@ -14,6 +16,7 @@ mod support;
 
 mod bad_input;
 mod e2e;
+mod emit_atomic;
 mod lock;
 mod refresh;
 mod shared_tables;

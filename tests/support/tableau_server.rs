@@ -2499,3 +2499,11 @@ mod tests {
         assert!(attr(&r.text, "workbook", "webpageUrl").unwrap().starts_with(&s.localhost_url()));
     }
 }
+
+impl TableauServer {
+    /// Serves `fixture` from now on (sessions, jobs and the request log kept): the same site,
+    /// changed between two runs.
+    pub fn set_fixture(&self, fixture: &Path) {
+        self.state.lock().unwrap().fixture = Fixture::load(fixture);
+    }
+}
