@@ -2,7 +2,8 @@
 //! plus `exposures.json` beside the database and the `exposures` table.
 //!
 //! Reads: dbt_manifest, dbt_nodes, dbt_exposures, tableau_sites, tableau_workbooks (as
-//! `Extracted`), exposure_dependencies. Writes: exposures, emitted_files; files under `exposures.dir`.
+//! `Extracted`), exposure_dependencies. Writes: exposures, emitted_files, emit_pending; files under
+//! `exposures.dir`, all changed at once (`emit_pending`).
 //!
 //! Safety: every string from Tableau is neutralised for Jinja (`naming::neutralize`) and
 //! written as one YAML scalar (`yaml::scalar`: plain only for indicator-free words, else a

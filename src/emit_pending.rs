@@ -235,6 +235,7 @@ pub(crate) fn recover(conn: &Connection, config: &Config) -> Result<()> {
         let mut said = Vec::new();
         let mut counts = std::collections::BTreeMap::<&str, usize>::new();
         for c in &changes {
+            crate::fault::point("emit.recover");
             let made = make(c)?;
             let what = match made {
                 Made::Renamed => "renamed into place",
@@ -256,6 +257,7 @@ pub(crate) fn recover(conn: &Connection, config: &Config) -> Result<()> {
         for dir in folders(&changes) {
             atomic::sync_folder(&dir)?;
         }
+        crate::fault::point("emit.recovered");
         conn.execute("DELETE FROM emit_pending", []).with_context(|| format!("database {db}: cannot clear emit_pending"))?;
         let counts: Vec<String> = counts.iter().map(|(what, n)| format!("{n} {what}")).collect();
         log::warn(&format!(

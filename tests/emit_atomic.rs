@@ -357,6 +357,54 @@ fn emit_killed_anywhere_leaves_the_old_set_or_the_new_one() {
     s.server.stop();
 }
 
+/// Finishing a committed emit can itself be killed anywhere: the record stays until every
+/// change is made, so the command after finishes it.
+#[test]
+fn a_killed_finishing_is_finished_by_the_next_command() {
+    let s = setup();
+    let (new, _) = new_set(&s, s.old_state.path(), "run");
+    // Killed after the first rename: the folder is half new, the record says what is left.
+    restore(&s.ws, s.old_state.path());
+    let out = s.ws.run(&[], "run", &[MINI_PAT[0], MINI_PAT[1], ("AUTOEXPOSE_FAULT", "emit.apply@2")]);
+    assert_eq!(aborted_at(&out, "run emit.apply@2").as_deref(), Some("emit.apply"));
+    assert!(pending(&s.ws) > 0);
+    let mixed = exposure_set(&s.ws);
+    assert!(mixed.files != s.old.files && mixed.files != new.files, "{:?}", mixed.differences(&new));
+    let start = save(&s.ws);
+    let mut points = std::collections::BTreeSet::new();
+    let mut n = 1;
+    loop {
+        assert!(n < WALK_CAP, "refresh: still aborting at *@{n}");
+        restore(&s.ws, start.path());
+        let fault = format!("*@{n}");
+        let out = s.ws.run(&[], "refresh", &[MINI_PAT[0], MINI_PAT[1], ("AUTOEXPOSE_FAULT", &fault)]);
+        let what = format!("refresh {fault}");
+        match aborted_at(&out, &what) {
+            None => {
+                assert_same(&exposure_set(&s.ws), &new, &what);
+                assert_eq!(pending(&s.ws), 0, "{what}");
+                assert!(temps(&s.ws).is_empty(), "{what}: {:?}", temps(&s.ws));
+                break;
+            }
+            Some(point) => {
+                let what = format!("{what} ({point})");
+                assert!(pending(&s.ws) > 0, "{what}: the record went before the files were in place");
+                assert_eq!(exposure_set(&s.ws).rows, new.rows, "{what}");
+                points.insert(point);
+                assert_ok(&s.ws.run(&[], "refresh", &MINI_PAT));
+                assert_same(&exposure_set(&s.ws), &new, &format!("{what}: the command after did not finish it"));
+                assert_eq!(pending(&s.ws), 0, "{what}");
+                assert!(temps(&s.ws).is_empty(), "{what}: {:?}", temps(&s.ws));
+            }
+        }
+        n += 1;
+    }
+    let want: std::collections::BTreeSet<String> = ["emit.recover", "emit.recovered"].map(String::from).into();
+    assert_eq!(points, want);
+    assert!(n > 4, "finishing stopped at only {} points", n - 1);
+    s.server.stop();
+}
+
 /// A full disk at any write of the second emit (each piece of each file, each sync): exit 1,
 /// an error naming the file, the folder and tables wholly old, no temporary file.
 #[test]

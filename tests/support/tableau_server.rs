@@ -1797,6 +1797,14 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+impl TableauServer {
+    /// Serves `fixture` from now on (sessions, jobs and the request log kept): the same site,
+    /// changed between two runs.
+    pub fn set_fixture(&self, fixture: &Path) {
+        self.state.lock().unwrap().fixture = Fixture::load(fixture);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tests (run with `cargo test --example tableau_server`)
 // ---------------------------------------------------------------------------------------------
@@ -2497,13 +2505,5 @@ mod tests {
                 .header("X-Tableau-Auth", &tok),
         );
         assert!(attr(&r.text, "workbook", "webpageUrl").unwrap().starts_with(&s.localhost_url()));
-    }
-}
-
-impl TableauServer {
-    /// Serves `fixture` from now on (sessions, jobs and the request log kept): the same site,
-    /// changed between two runs.
-    pub fn set_fixture(&self, fixture: &Path) {
-        self.state.lock().unwrap().fixture = Fixture::load(fixture);
     }
 }
