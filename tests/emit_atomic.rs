@@ -340,15 +340,20 @@ fn run_killed_anywhere_leaves_the_old_set_or_the_new_one() {
     s.server.stop();
 }
 
-#[test]
-fn emit_killed_anywhere_leaves_the_old_set_or_the_new_one() {
-    let s = setup();
-    // The stages before emit have read the changed site; emit has not run on it yet.
+/// The old state, then the stages before emit over the changed site: emit has not run on it.
+fn emit_start(s: &Setup) -> tempfile::TempDir {
+    restore(&s.ws, s.old_state.path());
     for stage in ["extract", "normalize", "match"] {
         assert_ok(&s.ws.run(&[], stage, &MINI_PAT));
     }
     assert_same(&exposure_set(&s.ws), &s.old, "the stages before emit changed the exposures set");
-    let start = save(&s.ws);
+    save(&s.ws)
+}
+
+#[test]
+fn emit_killed_anywhere_leaves_the_old_set_or_the_new_one() {
+    let s = setup();
+    let start = emit_start(&s);
     let (new, steady) = new_set(&s, start.path(), "emit");
     check_new_differs_as_planned(&s.old, &new);
     let seen = walk(&s, start.path(), "emit", &s.old, (&new, &steady));
@@ -405,41 +410,54 @@ fn a_killed_finishing_is_finished_by_the_next_command() {
     s.server.stop();
 }
 
-/// A full disk at any write of the second emit (each piece of each file, each sync): exit 1,
-/// an error naming the file, the folder and tables wholly old, no temporary file.
+/// A full disk at any write of the second emit (each piece of each file, each sync), in `run`
+/// and in `emit`: exit 1, an error naming the file, the folder and tables wholly old, no
+/// temporary file; the next run writes the new set.
 #[test]
 fn a_full_disk_leaves_the_old_set_and_no_temporary_files() {
     let s = setup();
+    full_disk_walk(&s, s.old_state.path(), "run");
+    let start = emit_start(&s);
+    full_disk_walk(&s, start.path(), "emit");
+    s.server.stop();
+}
+
+fn full_disk_walk(s: &Setup, start: &Path, command: &str) {
+    let (new, _) = new_set(s, start, command);
     let mut named = std::collections::BTreeSet::new();
     for point in ["atomic.write", "atomic.sync"] {
         let mut n = 1;
         loop {
-            assert!(n < WALK_CAP, "{point}: still failing at @{n}");
-            restore(&s.ws, s.old_state.path());
+            assert!(n < WALK_CAP, "{command} {point}: still failing at @{n}");
+            restore(&s.ws, start);
             let fault = format!("{point}@{n}:enospc");
-            let out = s.ws.run(&[], "run", &[MINI_PAT[0], MINI_PAT[1], ("AUTOEXPOSE_FAULT", &fault)]);
+            let out = s.ws.run(&[], command, &[MINI_PAT[0], MINI_PAT[1], ("AUTOEXPOSE_FAULT", &fault)]);
+            let what = format!("{command} {fault}");
             if out.status.success() {
-                assert!(n > 3, "{fault}: the second emit writes more than {n} times");
+                assert!(n > 3, "{what}: the second emit writes more than {n} times");
+                assert_same(&exposure_set(&s.ws), &new, &what);
                 break;
             }
             let err = stderr(&out);
-            assert_eq!(out.status.code(), Some(1), "{fault}: stderr:\n{err}");
+            assert_eq!(out.status.code(), Some(1), "{what}: stderr:\n{err}");
             let file = ["mini__sales.yml", "mini__support.yml", "exposures.json"]
                 .into_iter()
                 .find(|f| err.contains(&format!("{f}: cannot write it: No space left on device (os error 28)")))
-                .unwrap_or_else(|| panic!("{fault}: the error names no file:\n{err}"));
+                .unwrap_or_else(|| panic!("{what}: the error names no file:\n{err}"));
             named.insert(file);
-            assert_same(&exposure_set(&s.ws), &s.old, &format!("{fault}: the exposures set changed"));
-            assert!(temps(&s.ws).is_empty(), "{fault}: left {:?}", temps(&s.ws));
-            assert_eq!(pending(&s.ws), 0, "{fault}");
+            assert_same(&exposure_set(&s.ws), &s.old, &format!("{what}: the exposures set changed"));
+            assert!(temps(&s.ws).is_empty(), "{what}: left {:?}", temps(&s.ws));
+            assert_eq!(pending(&s.ws), 0, "{what}");
             let conn = s.ws.conn();
             let last: String = conn.query_row("SELECT status FROM runs WHERE stage = 'emit' ORDER BY run_id DESC LIMIT 1", [], |r| r.get(0)).unwrap();
-            assert_eq!(last, "failed", "{fault}");
+            assert_eq!(last, "failed", "{what}");
+            drop(conn);
+            assert_ok(&s.ws.run(&[], command, &MINI_PAT));
+            assert_same(&exposure_set(&s.ws), &new, &format!("{what}: the run after the full disk"));
             n += 1;
         }
     }
-    assert_eq!(named.len(), 3, "every new file met the full disk once: {named:?}");
-    s.server.stop();
+    assert_eq!(named.len(), 3, "{command}: every new file met the full disk: {named:?}");
 }
 
 /// Our temporary files of a process that is gone are removed by the next run, in the
