@@ -56,8 +56,8 @@ impl Change {
 }
 
 /// The file changes of one emit before its commit: temporary files written and synced,
-/// deletions noted. Dropped without `commit`, it removes its temporary files, so an error
-/// anywhere before the commit leaves the folder as it was.
+/// deletions noted. Dropped before the commit (any error on the way), it removes its
+/// temporary files, so the folder is left as it was.
 #[derive(Debug, Default)]
 pub(crate) struct Staged {
     changes: Vec<Change>,
