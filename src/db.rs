@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/0004_append_only_tables.sql"),
     include_str!("../sql/0005_xxh3_input_hashes.sql"),
     include_str!("../sql/0006_left_out_workbooks.sql"),
+    include_str!("../sql/0007_emit_pending.sql"),
 ];
 
 /// How long a statement waits for another program's write transaction before SQLITE_BUSY.

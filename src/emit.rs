@@ -2,7 +2,8 @@
 //! plus `exposures.json` beside the database and the `exposures` table.
 //!
 //! Reads: dbt_manifest, dbt_nodes, dbt_exposures, tableau_sites, tableau_workbooks (as
-//! `Extracted`), exposure_dependencies. Writes: exposures, emitted_files; files under `exposures.dir`.
+//! `Extracted`), exposure_dependencies. Writes: exposures, emitted_files, emit_pending; files under
+//! `exposures.dir`, all changed at once (`emit_pending`).
 //!
 //! Safety: every string from Tableau is neutralised for Jinja (`naming::neutralize`) and
 //! written as one YAML scalar (`yaml::scalar`: plain only for indicator-free words, else a
@@ -24,6 +25,7 @@ use crate::atomic;
 use crate::bulk::Insert;
 use crate::config::{hex_sha256, Config};
 use crate::db::{count_rows, StageReport};
+use crate::emit_pending;
 use crate::log;
 use crate::matching::Link;
 use crate::rows::{Extracted, Node};
@@ -308,7 +310,8 @@ fn json_parts(items: &[String]) -> Vec<&[u8]> {
 }
 
 /// Replaces emit's rows, writes the files that changed, removes our files that no longer have
-/// exposures (never those of an incomplete site), then writes exposures.json if it changed.
+/// exposures (never those of an incomplete site), and writes exposures.json if it changed: the
+/// files and the rows change together, once (`emit_pending`), or neither does.
 pub(crate) fn write(conn: &mut Connection, config: &Config, plan: Plan) -> Result<(StageReport, EmitSummary)> {
     let dir_rel = &config.exposures_dir;
     let dir_abs = config.project_dir.join(dir_rel);
@@ -337,6 +340,10 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, plan: Plan) -> Resul
         }
     }
 
+    // Nothing in the dbt project changes before the commit (see `emit_pending`): new files
+    // go to synced temporary files, deletions are noted, and both are made after it.
+    let mut staged = emit_pending::Staged::default();
+    let mut deleted_lines = Vec::new();
     let mut actions: Vec<(PathBuf, &'static str, usize)> = Vec::new();
     let mut wanted = BTreeSet::new();
     for f in plan.files {
@@ -346,7 +353,7 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, plan: Plan) -> Resul
         parts.extend(f.exposures.iter().map(|&i| plan.yaml[i].as_bytes()));
         let same = atomic::same_as(&abs, &parts);
         if !same {
-            atomic::write_parts(&abs, &parts)?;
+            staged.write(&abs, &parts)?;
         }
         actions.push((f.rel.clone(), if same { "unchanged" } else { "written" }, f.exposures.len()));
         wanted.insert(f.rel);
@@ -366,8 +373,8 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, plan: Plan) -> Resul
             let Some(integration) = generated_by(path) else { continue };
             match plan.complete.get(&integration) {
                 Some(true) => {
-                    std::fs::remove_file(path).with_context(|| format!("{}: cannot delete it", path.display()))?;
-                    log::info(&format!("Deleted {} (its workbooks left the selection)", rel.display()));
+                    staged.delete(path)?;
+                    deleted_lines.push(format!("Deleted {} (its workbooks left the selection)", rel.display()));
                     actions.push((rel, "deleted", 0));
                 }
                 Some(false) => {
@@ -379,8 +386,8 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, plan: Plan) -> Resul
                 // with nothing keeping them true. If not, another config (with its own
                 // database) may write into the same folder: never touch its files.
                 None if ours_before.contains(&rel) => {
-                    std::fs::remove_file(path).with_context(|| format!("{}: cannot delete it", path.display()))?;
-                    log::info(&format!("Deleted {} (integration {integration} is no longer in the config)", rel.display()));
+                    staged.delete(path)?;
+                    deleted_lines.push(format!("Deleted {} (integration {integration} is no longer in the config)", rel.display()));
                     actions.push((rel.clone(), "deleted_left_config", 0));
                     summary.removed_left_config.push((integration, rel));
                 }
@@ -404,12 +411,17 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, plan: Plan) -> Resul
     let json = json_parts(&plan.json);
     let json_path = exposures_json_path(config);
     if !atomic::same_as(&json_path, &json) {
-        atomic::write_parts(&json_path, &json)?;
+        staged.write(&json_path, &json)?;
     }
 
     let row_counts = count_rows(&tx, &["exposures", "emitted_files"])?;
+    let committed = staged.record(&tx)?;
     crate::fault::point("emit.commit");
     tx.commit()?;
+    committed.apply(conn)?;
+    for line in deleted_lines {
+        log::info(&line);
+    }
     Ok((StageReport { row_counts, ..Default::default() }, summary))
 }
 

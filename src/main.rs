@@ -14,6 +14,7 @@ mod clock;
 mod config;
 mod db;
 mod emit;
+mod emit_pending;
 mod extract;
 mod fault;
 mod http;

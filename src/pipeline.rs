@@ -77,6 +77,8 @@ fn stages(args: &Args, config: &Config, mode: &HttpMode) -> Result<Outcome> {
             config.database.display()
         ));
     }
+    // Before any stage: finish (or roll back) the file changes of an emit that was stopped.
+    crate::emit_pending::recover(&conn, config)?;
     let mut incomplete = false;
     let mut refresh_failed = false;
     match &args.command {

@@ -5,6 +5,8 @@
 //! - `e2e`: the binary against the local Tableau-speaking server, with faults.
 //! - `bad_input`: clear errors, non-zero exits, and nothing lost.
 //! - `sites_and_files`: personal spaces, files of integrations that left the config, the summary.
+//! - `emit_atomic`: emit's files and rows change once: kill walks of `run` and `emit`, a full
+//!   disk, stray temporary files.
 //! - `lock`: one autoexpose per database; stale locks and interrupted `runs` rows.
 //! - `bounds`: read-idle timeout, Retry-After cap, manifest size and kind.
 //! - `not_data`: answers that are not Tableau's (an HTML 200, a wrong root or content type).
@@ -17,6 +19,7 @@ mod support;
 mod bad_input;
 mod bounds;
 mod e2e;
+mod emit_atomic;
 mod lock;
 mod not_data;
 mod refresh;

@@ -1822,6 +1822,14 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+impl TableauServer {
+    /// Serves `fixture` from now on (sessions, jobs and the request log kept): the same site,
+    /// changed between two runs.
+    pub fn set_fixture(&self, fixture: &Path) {
+        self.state.lock().unwrap().fixture = Fixture::load(fixture);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tests (run with `cargo test --example tableau_server`)
 // ---------------------------------------------------------------------------------------------
