@@ -32,6 +32,11 @@ pub(crate) fn connect(site: &TableauSite, mode: &HttpMode) -> Result<client::Cli
         }
     };
     let (name, secret) = credentials(site, mode)?;
+    // One session per PAT (see `lock`): held from here to the end of the run; replays sign in
+    // nowhere.
+    if !matches!(mode, HttpMode::Replay(_)) {
+        crate::lock::acquire_pat(&site.server_url, &name, &site.name, &site.token_name_env)?;
+    }
     secrets.add_name(&name);
     if !secrets.add(&secret) {
         crate::log::warn(&format!(
