@@ -231,3 +231,35 @@ fn hostile_secrets_echoed_in_errors_leak_nowhere() {
         server.stop();
     }
 }
+
+/// A `run` that goes on to refresh and wait (active exposures on), the server echoing the
+/// credentials in a GraphQL warning and in a failed job's notes: the notes are kept, scrubbed,
+/// in `refresh_events` and on stdout, and no output holds any credential.
+#[test]
+fn hostile_secrets_echoed_in_job_notes_leak_nowhere() {
+    const CUSTOMERS_DS: &str = "d0000000-0000-4000-8000-000000000201";
+    let tmp = tempfile::tempdir().unwrap();
+    let notes = crate::support::tableau_server::echo_text("no-token-here", NAME, SECRET);
+    let faults = Faults {
+        echo_secrets_in_warnings: true,
+        job_outcomes: [(CUSTOMERS_DS.to_string(), (1, Some(notes)))].into_iter().collect(),
+        ..Faults::default()
+    };
+    let server = TableauServer::start(&hostile_fixture(tmp.path()), faults);
+    let ws = Workspace::new(&[SiteConfig::demo(&server.base_url)], None);
+    let target = ws.path("dbt/target");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::copy(repo().join("testdata/dbt/demo/artifacts/run_results.json"), target.join("run_results.json")).unwrap();
+    let rec = tmp.path().join("rec");
+    let mut e = env().to_vec();
+    e.push(("DBT_ACTIVE_EXPOSURES", "1"));
+    let out = ws.run_with(&["--record", rec.to_str().unwrap()], "run", &["--now", "2026-11-25T02:00:00Z", "--wait", "--wait-timeout", "60"], &e);
+    assert_eq!(out.status.code(), Some(4), "a job failed: {}", stderr(&out));
+    let conn = ws.conn();
+    let kept = count(&conn, "SELECT count(*) FROM refresh_events WHERE job_status = 'failed' AND job_notes LIKE '%<redacted>%'");
+    assert_eq!(kept, 1, "{:?}", dump(&conn, "refresh_events"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("[FAILED: session"), "{}", String::from_utf8_lossy(&out.stdout));
+    let found = leaks(&hostile_values(&server), &places("refresh run", &ws, &rec, &out));
+    assert!(found.is_empty(), "{} leaks:\n{}", found.len(), found.join("\n"));
+    server.stop();
+}

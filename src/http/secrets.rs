@@ -26,11 +26,25 @@
 //! **Short values.** A value shorter than `MIN_LEN` (4) characters is not scrubbed by value: a
 //! one-to-three-character secret cannot be told from ordinary text (scrubbing every `a` would
 //! wreck every output) and has next to no strength to protect. It is still blanked wherever it
-//! is a credential field (`scrub_token_fields`), and `tableau::connect` warns about it.
+//! is a credential field (`blank_token_fields`), and `tableau::connect` warns about it.
 
 use std::sync::{Arc, OnceLock, RwLock};
 
 pub(crate) const REDACTED: &str = "<redacted>";
+
+/// `REDACTED` as it is written into an XML document, so the document stays well-formed (in
+/// text and in attribute values alike) and reads `<redacted>` once parsed: a replayed XML
+/// answer must parse as the recorded one did.
+const REDACTED_XML: &str = "&lt;redacted&gt;";
+
+/// The marker for `text`: escaped when the text is an XML document.
+fn marker_for(text: &str) -> &'static str {
+    if text.trim_start().starts_with('<') {
+        REDACTED_XML
+    } else {
+        REDACTED
+    }
+}
 
 /// The shortest value scrubbed by value, in characters.
 pub(crate) const MIN_LEN: usize = 4;
@@ -78,7 +92,7 @@ impl Needle {
     }
 
     /// `text` with every match replaced, or `None` when there is none.
-    fn replace_in(&self, text: &str) -> Option<String> {
+    fn replace_in(&self, text: &str, marker: &str) -> Option<String> {
         if let Some(anchor) = &self.anchor {
             if !text.contains(anchor.as_str()) {
                 return None;
@@ -91,7 +105,7 @@ impl Needle {
             if self.starts[b[i] as usize] {
                 if let Some(end) = self.match_at(text, i) {
                     out.push_str(&text[last..i]);
-                    out.push_str(REDACTED);
+                    out.push_str(marker);
                     (last, i) = (end, end);
                     continue;
                 }
@@ -306,15 +320,16 @@ fn insert(list: &mut Vec<Needle>, value: &str) -> bool {
 }
 
 fn replace_all(text: &str, lists: &[&[Needle]]) -> String {
+    let marker = marker_for(text);
     let mut out: Option<String> = None;
     for list in lists {
         for n in list.iter() {
-            if let Some(replaced) = n.replace_in(out.as_deref().unwrap_or(text)) {
+            if let Some(replaced) = n.replace_in(out.as_deref().unwrap_or(text), marker) {
                 out = Some(replaced);
             }
         }
     }
-    scrub_token_fields(out.as_deref().unwrap_or(text))
+    blank_token_fields(out.as_deref().unwrap_or(text), marker)
 }
 
 impl Secrets {
@@ -366,14 +381,14 @@ const SECRET_FIELDS: [&str; 4] = ["personalAccessTokenName", "personalAccessToke
 /// the client has parsed and registered a token. By field, not by value: a PAT named like the
 /// site, or a one-letter secret, would otherwise change (or survive in) every request body that
 /// recordings are keyed on, so a replay would depend on the environment it runs in.
-pub(crate) fn scrub_token_fields(text: &str) -> String {
+fn blank_token_fields(text: &str, marker: &str) -> String {
     let mut out = text.to_string();
     for field in SECRET_FIELDS {
         if !out.contains(field) {
             continue;
         }
         blank_json_field(&mut out, field);
-        blank_xml_attribute(&mut out, field);
+        blank_xml_attribute(&mut out, field, marker);
     }
     out
 }
@@ -411,7 +426,7 @@ fn blank_json_field(out: &mut String, field: &str) {
 }
 
 /// `field="value"` (an XML attribute, so the value holds no raw quote) → `field="<redacted>"`.
-fn blank_xml_attribute(out: &mut String, field: &str) {
+fn blank_xml_attribute(out: &mut String, field: &str, marker: &str) {
     let needle = format!("{field}=\"");
     let mut from = 0;
     while let Some(pos) = out[from..].find(&needle) {
@@ -423,8 +438,8 @@ fn blank_xml_attribute(out: &mut String, field: &str) {
             continue;
         }
         let Some(len) = out[start..].find('"') else { break };
-        out.replace_range(start..start + len, REDACTED);
-        from = start + REDACTED.len();
+        out.replace_range(start..start + len, marker);
+        from = start + marker.len();
     }
 }
 
@@ -593,6 +608,21 @@ mod tests {
         assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
     }
 
+    /// In an XML document the marker is escaped: the document still parses, and reads
+    /// `<redacted>` where the secret was, in text and attributes.
+    #[test]
+    fn scrubbed_xml_stays_well_formed() {
+        let s = Secrets::default();
+        s.add(HOSTILE);
+        let doc = format!(r#"<tsResponse><error code="1" note="{x}"><detail>no {x}</detail></error><credentials token="t{x}"/></tsResponse>"#, x = xml(HOSTILE));
+        let out = s.scrub(&doc);
+        let parsed = roxmltree::Document::parse(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        let error = parsed.descendants().find(|n| n.has_tag_name("error")).unwrap();
+        assert_eq!(error.attribute("note"), Some("<redacted>"));
+        assert_eq!(parsed.descendants().find(|n| n.has_tag_name("detail")).unwrap().text(), Some("no <redacted>"));
+        assert_eq!(parsed.descendants().find(|n| n.has_tag_name("credentials")).unwrap().attribute("token"), Some("<redacted>"));
+    }
+
     #[test]
     fn pat_name_is_blanked_by_field_only() {
         let body = r#"{"credentials":{"personalAccessTokenName":"demo","site":{"contentUrl":"demo"}}}"#;
@@ -624,6 +654,7 @@ mod tests {
         }
         let spaced = r#"{"password" : "p", "token": null, "x":"password"}"#;
         assert_eq!(Secrets::default().scrub(spaced), r#"{"password" : "<redacted>", "token": null, "x":"password"}"#);
-        assert_eq!(Secrets::default().scrub(r#"<a xtoken="keep" token="t"/>"#), r#"<a xtoken="keep" token="<redacted>"/>"#);
+        assert_eq!(Secrets::default().scrub(r#"<a xtoken="keep" token="t"/>"#), r#"<a xtoken="keep" token="&lt;redacted&gt;"/>"#);
+        assert_eq!(Secrets::default().scrub(r#"{"x": "<a token="t"/>"}"#), r#"{"x": "<a token="<redacted>"/>"}"#);
     }
 }
