@@ -80,9 +80,12 @@ pub(crate) fn acquire(db: &Path) -> Result<DbLock> {
     })
 }
 
-/// Locks `path` (creating it) at once and writes `holder` into it, or fails with `busy`, which
-/// reads the holder's lines by their prefix (`field("pid ")`).
-fn take(path: &Path, holder: &str, busy: &dyn Fn(&dyn Fn(&str) -> String) -> anyhow::Error) -> Result<DbLock> {
+/// The refusal when a lock is held: made from the holder's lines, read by their prefix
+/// (`field("pid ")`).
+type Busy<'a> = &'a dyn Fn(&dyn Fn(&str) -> String) -> anyhow::Error;
+
+/// Locks `path` (creating it) at once and writes `holder` into it, or fails with `busy`.
+fn take(path: &Path, holder: &str, busy: Busy) -> Result<DbLock> {
     // A few rounds at most: each retry means another process removed the file we locked.
     for _ in 0..16 {
         let mut file = OpenOptions::new()
