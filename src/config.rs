@@ -372,6 +372,7 @@ impl Config {
                 )));
             }
         }
+        check_one_pat_per_integration(&raw.tableau).map_err(invalid)?;
         Ok(Config {
             sha256: hex_sha256(bytes),
             database: abs(&raw.database),
@@ -387,6 +388,27 @@ impl Config {
             active_exposures: raw.active_exposures,
         })
     }
+}
+
+/// Refuses two integrations on one server that read their PAT's name from the same env var:
+/// they would sign in with the same PAT, and Tableau keeps one session per PAT, each sign-in
+/// ending the other's session (see `lock`). Two env vars holding the same name are caught when
+/// they are read (`lock::acquire_pat`). Servers compare by scheme, host and path, ignoring case
+/// and a trailing slash.
+fn check_one_pat_per_integration(sites: &[TableauSite]) -> Result<(), String> {
+    let server = |s: &TableauSite| s.server_url.trim().trim_end_matches('/').to_ascii_lowercase();
+    for (j, b) in sites.iter().enumerate() {
+        if let Some((i, a)) = sites[..j].iter().enumerate().find(|(_, a)| server(a) == server(b) && a.token_name_env == b.token_name_env) {
+            return Err(format!(
+                "tableau[{i}] ({:?}) and tableau[{j}] ({:?}) use the same PAT on {}: both read its name from env var {}. Tableau keeps one session per personal access token, so each sign-in would end the other's session; give each integration its own PAT (token_name_env and token_secret_env)",
+                a.name,
+                b.name,
+                a.server_url,
+                a.token_name_env
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether `rel` (relative) stays inside `project` once `..` is taken into account, and,
@@ -537,5 +559,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("tableau[0].name"), "{err}");
+    }
+
+    #[test]
+    fn two_integrations_with_one_pat_on_one_server_are_refused() {
+        let site = |name: &str, url: &str, env: &str| format!("  - {{name: {name}, server_url: '{url}', site: {name}, token_name_env: {env}}}\n");
+        let cfg = |sites: &[String]| format!("dbt: {{}}\ntableau:\n{}", sites.concat());
+        let err = load(&cfg(&[site("a", "https://t.example.com", "PAT_NAME"), site("b", "https://T.example.com/", "PAT_NAME")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(r#"tableau[0] ("a") and tableau[1] ("b") use the same PAT on https://t.example.com"#), "{err}");
+        assert!(err.contains("env var PAT_NAME") && err.contains("one session per personal access token"), "{err}");
+        // The default env var counts as the same one.
+        let defaults = "dbt: {}\ntableau:\n  - {name: a, server_url: 'https://t.example.com'}\n  - {name: b, server_url: 'https://t.example.com', site: other}\n";
+        assert!(load(defaults).unwrap_err().to_string().contains("env var TABLEAU_TOKEN_NAME"));
+        // Another env var, or another server: fine.
+        load(&cfg(&[site("a", "https://t.example.com", "PAT_A"), site("b", "https://t.example.com", "PAT_B")])).unwrap();
+        load(&cfg(&[site("a", "https://t.example.com", "PAT_NAME"), site("b", "https://u.example.com", "PAT_NAME")])).unwrap();
     }
 }

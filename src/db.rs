@@ -122,7 +122,8 @@ where
             serde_json::to_string(&r.inputs)?,
             serde_json::to_string(&r.row_counts)?,
         ),
-        Err(e) => ("failed", Some(format!("{e:#}")), "{}".into(), "{}".into()),
+        // Scrubbed at the boundary: an error may be made of anything a server said.
+        Err(e) => ("failed", Some(crate::http::scrub_secrets(&format!("{e:#}"))), "{}".into(), "{}".into()),
     };
     conn.execute(
         "UPDATE runs SET finished_at = ?1, status = ?2, error = ?3, inputs = ?4, row_counts = ?5 WHERE run_id = ?6",

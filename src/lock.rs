@@ -21,6 +21,21 @@
 //!
 //! Not covered: two machines sharing the database over a network file system whose `flock` is
 //! not shared between hosts (Linux NFS emulates it with POSIX locks, which are).
+//!
+//! **One session per PAT, too.** Tableau keeps one session per personal access token: a sign-in
+//! with a PAT ends the session signed in earlier with it ("PATs cannot be used concurrently.
+//! Signing in multiple times with the same PAT at the same time will terminate any prior
+//! session and will result in an authentication error",
+//! <https://tableau.github.io/tableau-mcp/docs/configuration/mcp-config/authentication/pat>,
+//! pointing to Tableau's "Understand personal access tokens"). Two autoexposes with different
+//! configs and databases but one PAT would end each other's sessions mid-run. So the run's
+//! Tableau work (from reading the PAT, before any request, to the process's end) holds a second
+//! kind of lock, `acquire_pat`: a file in a per-user folder (`runtime_dir`), named after a hash
+//! of the server URL and the PAT's name, holding the pid, start time, integration and server,
+//! never the secret nor the name. The same flock rules apply (a dead holder's lock is taken
+//! over). Within one process, two integrations with one PAT are refused by name (the config
+//! check in `config.rs` catches the common case, one env var for both, before anything runs).
+//! Replays sign in nowhere and take no PAT lock.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -53,6 +68,24 @@ pub(crate) fn acquire(db: &Path) -> Result<DbLock> {
         }
     }
     let path = lock_path(db);
+    let holder = format!("pid {}\nstarted {}\n", std::process::id(), crate::db::now_rfc3339());
+    take(&path, &holder, &|field: &dyn Fn(&str) -> String| {
+        anyhow::anyhow!(
+            "another autoexpose (pid {}, started {}) is using {}; wait for it to finish, or remove {} if that process is gone",
+            field("pid "),
+            field("started "),
+            db.display(),
+            path.display()
+        )
+    })
+}
+
+/// The refusal when a lock is held: made from the holder's lines, read by their prefix
+/// (`field("pid ")`).
+type Busy<'a> = &'a dyn Fn(&dyn Fn(&str) -> String) -> anyhow::Error;
+
+/// Locks `path` (creating it) at once and writes `holder` into it, or fails with `busy`.
+fn take(path: &Path, holder: &str, busy: Busy) -> Result<DbLock> {
     // A few rounds at most: each retry means another process removed the file we locked.
     for _ in 0..16 {
         let mut file = OpenOptions::new()
@@ -60,7 +93,7 @@ pub(crate) fn acquire(db: &Path) -> Result<DbLock> {
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&path)
+            .open(path)
             .with_context(|| format!("lock file {}: cannot open it", path.display()))?;
         // SAFETY: flock on a file descriptor we own; no memory is involved.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
@@ -73,16 +106,10 @@ pub(crate) fn acquire(db: &Path) -> Result<DbLock> {
             let field = |key: &str| {
                 text.lines().find_map(|l| l.strip_prefix(key)).map(str::trim).filter(|v| !v.is_empty()).unwrap_or("unknown").to_string()
             };
-            bail!(
-                "another autoexpose (pid {}, started {}) is using {}; wait for it to finish, or remove {} if that process is gone",
-                field("pid "),
-                field("started "),
-                db.display(),
-                path.display()
-            );
+            return Err(busy(&field));
         }
         // The holder before us may have removed the file between our open and our flock.
-        let same = match std::fs::metadata(&path) {
+        let same = match std::fs::metadata(path) {
             Ok(on_disk) => {
                 let ours = file.metadata().with_context(|| format!("lock file {}", path.display()))?;
                 on_disk.dev() == ours.dev() && on_disk.ino() == ours.ino()
@@ -92,12 +119,11 @@ pub(crate) fn acquire(db: &Path) -> Result<DbLock> {
         if !same {
             continue;
         }
-        let holder = format!("pid {}\nstarted {}\n", std::process::id(), crate::db::now_rfc3339());
         file.set_len(0)
             .and_then(|()| file.rewind())
             .and_then(|()| file.write_all(holder.as_bytes()))
             .with_context(|| format!("lock file {}: cannot write it", path.display()))?;
-        return Ok(DbLock { path, _file: file });
+        return Ok(DbLock { path: path.to_path_buf(), _file: file });
     }
     bail!("lock file {}: it keeps being replaced by other processes; try again", path.display())
 }
@@ -107,6 +133,99 @@ impl Drop for DbLock {
         // Remove first, unlock second (closing `_file` after this body): a process that opened
         // the old file in between sees it is gone and starts over.
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The folder of the per-PAT lock files: `AUTOEXPOSE_RUNTIME_DIR` when set (tests set it so
+/// they do not share locks with each other), else `$XDG_RUNTIME_DIR/autoexpose`, else
+/// `<temp dir>/autoexpose-<uid>`; created private (0700), and refused unless it is a folder
+/// owned by this user (a shared temp folder could hold someone else's).
+pub(crate) fn runtime_dir() -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let set = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let dir = match (set("AUTOEXPOSE_RUNTIME_DIR"), set("XDG_RUNTIME_DIR").filter(|d| d.is_absolute())) {
+        (Some(d), _) => d,
+        (None, Some(x)) => x.join("autoexpose"),
+        (None, None) => std::env::temp_dir().join(format!("autoexpose-{uid}")),
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("lock folder {}: cannot create it (set AUTOEXPOSE_RUNTIME_DIR to another folder)", dir.display()))?;
+    let meta = std::fs::symlink_metadata(&dir).with_context(|| format!("lock folder {}", dir.display()))?;
+    if !meta.is_dir() || meta.uid() != uid {
+        bail!("lock folder {}: not a folder owned by this user; set AUTOEXPOSE_RUNTIME_DIR to one that is", dir.display());
+    }
+    Ok(dir)
+}
+
+/// `scheme://host[:port]/path` as compared for "the same server": lowercase scheme and host,
+/// no trailing slash.
+fn server_key(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (host, path) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
+            let path = if path.is_empty() { String::new() } else { format!("/{path}") };
+            format!("{}://{}{path}", scheme.to_ascii_lowercase(), host.to_ascii_lowercase())
+        }
+        None => url.to_string(),
+    }
+}
+
+/// The lock file of the PAT named `pat_name` on `server_url`: a hash, so the file names neither.
+pub(crate) fn pat_lock_path(dir: &Path, server_url: &str, pat_name: &str) -> PathBuf {
+    let digest = crate::config::hex_sha256(format!("{}\n{pat_name}", server_key(server_url)).as_bytes());
+    dir.join(format!("pat-{}.lock", &digest[..32]))
+}
+
+/// The PAT locks this process holds: (lock file, integration, lock).
+static PAT_LOCKS: std::sync::Mutex<Vec<(PathBuf, String, DbLock)>> = std::sync::Mutex::new(Vec::new());
+
+/// Takes the lock of the PAT named `pat_name` on `server_url` for integration `integration`
+/// (whose name is read from env var `name_env`), held until `PatLocks` is dropped. Taking it
+/// again for the same integration (refresh after run) is a no-op; for another integration of
+/// this process it is refused naming both.
+pub(crate) fn acquire_pat(server_url: &str, pat_name: &str, integration: &str, name_env: &str) -> Result<()> {
+    let dir = runtime_dir()?;
+    let path = pat_lock_path(&dir, server_url, pat_name);
+    let server = server_key(server_url);
+    let mut held = PAT_LOCKS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, other, _)) = held.iter().find(|(p, _, _)| *p == path) {
+        if other == integration {
+            return Ok(());
+        }
+        bail!(
+            "tableau {integration:?} and tableau {other:?} sign in to {server} with the same PAT (their env vars hold the same PAT name): Tableau keeps one session per PAT, and each sign-in would end the other's session. Give each integration its own PAT"
+        );
+    }
+    let holder = format!(
+        "pid {}\nstarted {}\nintegration {integration}\nserver {server}\n",
+        std::process::id(),
+        crate::db::now_rfc3339()
+    );
+    let lock = take(&path, &holder, &|field: &dyn Fn(&str) -> String| {
+        anyhow::anyhow!(
+            "tableau {integration:?}: another autoexpose (pid {}, started {}, integration {:?}) is signed in to {server} with the same PAT (the name in env var {name_env}); Tableau keeps one session per PAT, so each sign-in would end the other's session. Wait for it to finish or give each config its own PAT; remove {} if that process is gone",
+            field("pid "),
+            field("started "),
+            field("integration "),
+            path.display()
+        )
+    })?;
+    held.push((path, integration.to_string(), lock));
+    Ok(())
+}
+
+/// Releases every PAT lock of this process when dropped (at the end of `pipeline::run`).
+pub(crate) struct PatLocks;
+
+impl Drop for PatLocks {
+    fn drop(&mut self) {
+        PAT_LOCKS.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 
@@ -137,5 +256,35 @@ mod tests {
         let again = acquire(&db).unwrap();
         drop(again);
         assert!(!lock_path(&db).exists());
+    }
+
+    #[test]
+    fn pat_lock_files_name_neither_server_nor_pat() {
+        let dir = Path::new("/run/x");
+        let a = pat_lock_path(dir, "https://Tableau.Example.com/", "ci-pat");
+        assert_eq!(a, pat_lock_path(dir, "https://tableau.example.com", "ci-pat"));
+        assert_ne!(a, pat_lock_path(dir, "https://tableau.example.com", "ci-pat2"));
+        assert_ne!(a, pat_lock_path(dir, "https://other.example.com", "ci-pat"));
+        let name = a.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with("pat-") && name.ends_with(".lock") && !name.contains("ci") && !name.contains("tableau"), "{name}");
+    }
+
+    #[test]
+    fn one_process_cannot_use_one_pat_for_two_integrations() {
+        // A server of its own, so no other test's lock can match.
+        let server = format!("https://pat-lock-unit-{}.example.com", std::process::id());
+        acquire_pat(&server, "shared", "first", "A_NAME").unwrap();
+        acquire_pat(&server, "shared", "first", "A_NAME").unwrap();
+        let err = acquire_pat(&server, "shared", "second", "B_NAME").unwrap_err().to_string();
+        assert!(err.contains("tableau \"second\" and tableau \"first\"") && err.contains("same PAT"), "{err}");
+        acquire_pat(&server, "other", "second", "B_NAME").unwrap();
+        let path = pat_lock_path(&runtime_dir().unwrap(), &server, "shared");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(&format!("pid {}\n", std::process::id())) && text.contains("integration first\n"), "{text}");
+        assert!(!text.contains("shared"), "{text}");
+        // Released (and removed) with the guards; no other test takes PAT locks.
+        let other = pat_lock_path(&runtime_dir().unwrap(), &server, "other");
+        PAT_LOCKS.lock().unwrap().retain(|(p, _, _)| *p != path && *p != other);
+        assert!(!path.exists() && !other.exists());
     }
 }

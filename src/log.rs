@@ -1,5 +1,7 @@
-//! Plain stderr logging in text or JSON lines. Secrets never get here: every message that can
-//! carry server text is scrubbed by the HTTP layer first.
+//! Plain stderr logging in text or JSON lines. Every line, on stderr and stdout, is scrubbed of
+//! the run's secrets on its way out (`http::scrub_secrets`, in every encoding): the boundary,
+//! whatever a message was made of. Server text (which may also echo a PAT name) is scrubbed in
+//! full where it enters (the client, the Metadata API's `errors`).
 
 use std::io::Write;
 use std::sync::OnceLock;
@@ -33,6 +35,7 @@ fn emit(level: Level, msg: &str) {
     if level > max {
         return;
     }
+    let msg = &crate::http::scrub_secrets(msg);
     let mut err = std::io::stderr().lock();
     let _ = match format {
         Format::Text => match level {
@@ -90,6 +93,7 @@ pub(crate) fn debug(msg: &str) {
 /// Unlike `println!`, a closed stdout (`autoexpose refresh | head -1`) is not a panic: the
 /// line is dropped and the command goes on to record what it did.
 pub(crate) fn result(line: &str) {
+    let line = crate::http::scrub_secrets(line);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
 }

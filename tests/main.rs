@@ -10,6 +10,8 @@
 //! - `lock`: one autoexpose per database; stale locks and interrupted `runs` rows.
 //! - `bounds`: read-idle timeout, Retry-After cap, manifest size and kind.
 //! - `not_data`: answers that are not Tableau's (an HTML 200, a wrong root or content type).
+//! - `pat_lock`: one autoexpose per PAT (Tableau keeps one session per PAT); one PAT per integration.
+//! - `secrets_hostile`: hostile PAT names and secrets, echoed by the server, found in no output.
 //! - `shared_tables`: patterns of real dbt projects (a source over a seed's table, tables
 //!   without a schema, old manifests).
 
@@ -22,8 +24,10 @@ mod e2e;
 mod emit_atomic;
 mod lock;
 mod not_data;
+mod pat_lock;
 mod refresh;
 mod refresh_journal;
+mod secrets_hostile;
 mod shared_tables;
 mod sites_and_files;
 mod stages;

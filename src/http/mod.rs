@@ -11,7 +11,7 @@ mod secrets;
 
 pub(crate) use live::Live;
 pub(crate) use recording::{Recorder, Replayer};
-pub(crate) use secrets::Secrets;
+pub(crate) use secrets::{scrub, scrub_secrets, Secrets, MIN_LEN as MIN_SECRET_LEN};
 
 /// Where HTTP goes for this run: the network, the network recorded into a folder, or a folder.
 #[derive(Debug, Clone)]

@@ -70,8 +70,10 @@ struct Keyer {
 
 impl Keyer {
     fn scrubbed(&self, req: &Request) -> (String, String) {
-        let path = self.secrets.scrub(req.path_and_query());
-        let body = self.secrets.scrub(&String::from_utf8_lossy(&req.body));
+        // Secrets only, not PAT names (see `secrets`): a replay must find the same key whatever
+        // PAT the environment names.
+        let path = self.secrets.scrub_secrets(req.path_and_query());
+        let body = self.secrets.scrub_secrets(&String::from_utf8_lossy(&req.body));
         (path, body)
     }
 
@@ -117,10 +119,14 @@ impl Transport for Recorder {
     fn send(&self, req: &Request) -> Result<Response, TransportError> {
         let (key, path, body) = self.keyer.key(req);
         let resp = self.inner.send(req)?;
-        let text = self.keyer.secrets.scrub(&resp.text());
+        // Everything written is scrubbed in full, names too: the request as keyed, the
+        // response's headers (a `Location` may carry anything) and its body.
+        let scrub = |t: &str| self.keyer.secrets.scrub(t);
+        let text = scrub(&resp.text());
+        let headers = resp.headers.iter().map(|(k, v)| (k.clone(), scrub(v))).collect();
         let exchange = Exchange {
-            request: RecordedRequest { method: req.method.to_string(), path, body },
-            response: RecordedResponse::from_text(resp.status, resp.headers.clone(), &text),
+            request: RecordedRequest { method: req.method.to_string(), path: scrub(&path), body: scrub(&body) },
+            response: RecordedResponse::from_text(resp.status, headers, &text),
         };
         let file = self.dir.join(format!("{key}.json"));
         let json = serde_json::to_string_pretty(&exchange).expect("exchange serializes");

@@ -628,7 +628,7 @@ impl Client {
                 server: self.server(),
                 status: resp.status,
                 code,
-                summary,
+                summary: summary.map(|s| self.scrub(&s)),
                 detail: detail.map(|d| self.scrub(&d)),
                 name_env: self.name_env.clone(),
                 secret_env: self.secret_env.clone(),

@@ -439,7 +439,11 @@ fn paged<T: DeserializeOwned + HasId>(
         let body: GraphqlResponse<T> = client
             .graphql(name, query, &Value::Object(vars))
             .with_context(|| format!("Tableau Metadata API, query {name}, page {page}"))?;
-        let errors = body.errors.unwrap_or_default();
+        // Server text, scrubbed in full as it enters (names too: see `http::secrets`).
+        let mut errors = body.errors.unwrap_or_default();
+        for e in &mut errors {
+            e.message = crate::http::scrub(&e.message);
+        }
         if let Some(e) = errors.iter().find(|e| e.is_retryable()) {
             timeouts += 1;
             if timeouts >= 5 {

@@ -18,7 +18,8 @@ use crate::http::{HttpMode, Live, Recorder, Replayer, Secrets, Transport};
 /// A client for one site, its transport chosen by the run's HTTP mode (recordings live in
 /// `<dir>/<integration>/`), its PAT read from the environment. Not signed in yet.
 pub(crate) fn connect(site: &TableauSite, mode: &HttpMode) -> Result<client::Client> {
-    let secrets = Secrets::default();
+    // The run's one set (`Secrets::for_run`), which every boundary scrubs with.
+    let secrets = Secrets::for_run();
     let transport: Box<dyn Transport> = match mode {
         HttpMode::Live => Box::new(Live::new(&site.limits)?),
         HttpMode::Record(dir) => Box::new(Recorder::new(Box::new(Live::new(&site.limits)?), &dir.join(&site.name), secrets.clone())?),
@@ -31,6 +32,20 @@ pub(crate) fn connect(site: &TableauSite, mode: &HttpMode) -> Result<client::Cli
         }
     };
     let (name, secret) = credentials(site, mode)?;
+    // One session per PAT (see `lock`): held from here to the end of the run; replays sign in
+    // nowhere.
+    if !matches!(mode, HttpMode::Replay(_)) {
+        crate::lock::acquire_pat(&site.server_url, &name, &site.name, &site.token_name_env)?;
+    }
+    secrets.add_name(&name);
+    if !secrets.add(&secret) {
+        crate::log::warn(&format!(
+            "tableau {:?}: the PAT secret in {} is shorter than {} characters: it is blanked in the sign-in request, but an echo of it elsewhere cannot be told from ordinary text and is not scrubbed",
+            site.name,
+            site.token_secret_env,
+            crate::http::MIN_SECRET_LEN
+        ));
+    }
     Ok(client::Client::new(site, transport, secrets, name, secret))
 }
 

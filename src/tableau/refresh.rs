@@ -146,6 +146,8 @@ impl Client {
             };
         }
         let (code, summary, detail) = parse_error(&text);
+        // Server text, scrubbed in full as it enters (see `http::secrets`).
+        let (summary, detail) = (summary.map(|t| crate::http::scrub(&t)), detail.map(|t| crate::http::scrub(&t)));
         Ok(Answer::Refused { status: resp.status, code, summary, detail })
     }
 
@@ -264,6 +266,7 @@ impl Client {
         let decode = |resp: Response| -> Decoded<JobState> {
             if resp.status != 200 {
                 let (code, summary, detail) = parse_error(&resp.text());
+                let (summary, detail) = (summary.map(|t| crate::http::scrub(&t)), detail.map(|t| crate::http::scrub(&t)));
                 return Decoded::Done(Err(TableauError::Http { call: call.clone(), status: resp.status, code, summary, detail }));
             }
             let text = resp.text();
@@ -281,7 +284,7 @@ impl Client {
                     .descendants()
                     .find(|n| n.has_tag_name("notes"))
                     .and_then(|n| n.text())
-                    .map(|t| t.trim().to_string())
+                    .map(|t| crate::http::scrub(t.trim()))
                     .filter(|t| !t.is_empty()),
             }))
         };

@@ -221,7 +221,8 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
         "INSERT INTO extract_warnings (integration, query, page, code, severity, message, action) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     for w in &x.warnings {
-        warn.execute(params![i, w.query, w.page, w.code, w.severity, w.message, w.action])?;
+        // Server text, scrubbed in full at the boundary (names too: see `http::secrets`).
+        warn.execute(params![i, w.query, w.page, w.code, w.severity, crate::http::scrub(&w.message), w.action])?;
     }
     let mut raw = tx.prepare_cached(
         "INSERT INTO raw_responses (integration, seq, method, path, status, bytes, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

@@ -173,6 +173,13 @@ pub struct Faults {
     /// Query Jobs answers 403, as for a PAT whose user is no site administrator (the
     /// tableau-mcp `list-jobs` page: site administrators only; code 403xxx UNVERIFIED).
     pub query_jobs_forbidden: bool,
+    /// Every workbooksConnection page carries a WARNING whose message echoes the session token,
+    /// the PAT name and its secret, raw, inside a JSON string and percent- and XML-encoded
+    /// (`echo_text`): what a careless server's diagnostics do. Code `ECHO` invented.
+    pub echo_secrets_in_warnings: bool,
+    /// 1-based request numbers answered 400 with a REST error whose summary and detail echo
+    /// the caller's token, PAT name and secret (`echo_text`); no side effects.
+    pub echo_secrets_error_at: Vec<usize>,
 }
 
 /// How to run the server besides its faults.
@@ -697,6 +704,9 @@ impl State {
         }
         if self.faults.huge_body_at.contains(&n) {
             return Reply::new(200, Some("application/xml"), "x".repeat(2 * 1024 * 1024 + 1));
+        }
+        if self.faults.echo_secrets_error_at.contains(&n) {
+            return self.echo_error(rq);
         }
         if self.faults.server_error_at.contains(&n) {
             return Reply::new(503, Some("text/html"), "<html><body><h1>503 Service Unavailable</h1></body></html>");
@@ -1485,6 +1495,9 @@ impl State {
                         "extensions": {"severity": "WARNING", "code": "NODE_LIMIT_EXCEEDED", "properties": {"nodeLimit": NODE_LIMIT_IN_MESSAGE}}
                     }));
                 }
+            }
+            if self.faults.echo_secrets_in_warnings {
+                errors.push(self.echo_warning(rq));
             }
             if self.faults.permissions_mode_switched {
                 errors.push(json!({
@@ -2826,4 +2839,64 @@ mod query_jobs_tests {
         s.stop();
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Echo faults: a server that repeats the caller's credentials in what it says.
+// ---------------------------------------------------------------------------------------------
+
+impl State {
+    /// The token, PAT name and secret of `rq`: its session's, or those in its sign-in body.
+    fn echoed_credentials(&self, rq: &Incoming) -> (String, String, String) {
+        let token = rq.header("x-tableau-auth").unwrap_or_default().to_string();
+        if let Some(session) = self.sessions.get(&token) {
+            let secret = self.fixture.sites[session.site]
+                .pats
+                .iter()
+                .find(|p| p.name == session.pat)
+                .map(|p| p.secret.clone())
+                .unwrap_or_default();
+            return (token, session.pat.clone(), secret);
+        }
+        let creds = parse_credentials(&rq.body).ok();
+        let name = creds.as_ref().and_then(|c| c.pat_name.clone()).unwrap_or_default();
+        let secret = creds.and_then(|c| c.pat_secret).unwrap_or_default();
+        (token, name, secret)
+    }
+
+    fn echo_warning(&self, rq: &Incoming) -> Value {
+        let (token, name, secret) = self.echoed_credentials(rq);
+        json!({"message": echo_text(&token, &name, &secret), "extensions": {"severity": "WARNING", "code": "ECHO"}})
+    }
+
+    fn echo_error(&self, rq: &Incoming) -> Reply {
+        let (token, name, secret) = self.echoed_credentials(rq);
+        let text = echo_text(&token, &name, &secret);
+        self.rest_error(400, "400099", &format!("Bad Request for {name}"), &text, rq.wants_json())
+    }
+}
+
+/// The credentials raw, as a JSON document, that document as a JSON string (escaped once more
+/// in the body), percent-encoded (form style) and XML-escaped.
+pub fn echo_text(token: &str, name: &str, secret: &str) -> String {
+    let doc = json!({"session": token, "pat": name, "value": secret}).to_string();
+    let quoted = serde_json::to_string(&doc).unwrap();
+    let form = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b' ' => "+".to_string(),
+                b if b.is_ascii_alphanumeric() || b"-._~".contains(&b) => (b as char).to_string(),
+                b => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    format!(
+        "session {token} of {name} with {secret}; request {doc}; as a string {quoted}; form t={}&n={}&s={}; xml <c t=\"{}\" n=\"{}\" s=\"{}\"/>",
+        form(token),
+        form(name),
+        form(secret),
+        xml_escape(token),
+        xml_escape(name),
+        xml_escape(secret)
+    )
 }
