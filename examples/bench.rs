@@ -223,45 +223,10 @@ const QUIET_LIMIT: Duration = Duration::from_secs(30);
 /// Tries per live measurement (see `watched`).
 const LIVE_ATTEMPTS: u32 = 4;
 
-/// The test server is built on tiny_http 0.12, whose connection thread pool can leave a new
-/// connection unserved when several arrive at once: a pool thread that was notified but has
-/// not woken yet still counts as idle, so the last connection of a burst is queued with no
-/// thread to take it. It waits until some connection closes, about 90 s per round (reqwest's
-/// idle timeout). autoexpose opens `concurrency` + 1 connections at once (the workbook chunks
-/// and the custom SQL pages) while one is already busy, so at `concurrency: 4` most runs
-/// stalled for ~180 s: a stall of the test server, not of the client.
-///
-/// The nudge: when the server has answered nothing for `NUDGE_AFTER`, connect to it and close
-/// at once. With every pool thread busy, tiny_http starts a thread for that connection, which
-/// ends at once and then takes the queued one. A nudge during a quiet phase (the manifest
-/// parse, the SQLite writes) costs nothing.
-const NUDGE_AFTER: Duration = Duration::from_millis(300);
-
-struct Nudger<'a> {
-    server: &'a TableauServer,
-    last_count: std::cell::Cell<usize>,
-    since: std::cell::Cell<Instant>,
-}
-
-impl<'a> Nudger<'a> {
-    fn new(server: &'a TableauServer) -> Nudger<'a> {
-        Nudger { server, last_count: std::cell::Cell::new(0), since: std::cell::Cell::new(Instant::now()) }
-    }
-
-    fn tick(&self) {
-        let n = self.server.request_count();
-        if n != self.last_count.get() {
-            self.last_count.set(n);
-            self.since.set(Instant::now());
-        } else if self.since.get().elapsed() >= NUDGE_AFTER {
-            let _ = std::net::TcpStream::connect(("127.0.0.1", self.server.port));
-            self.since.set(Instant::now());
-        }
-    }
-}
-
 /// Runs autoexpose with `-v` output watched line by line, calling `tick` every 100 ms; `None`
-/// when it printed nothing for `QUIET_LIMIT` and was killed (a stall the nudge did not cure).
+/// when it printed nothing for `QUIET_LIMIT` and was killed. The test server answers every
+/// connection on its own thread (tests/support/http1.rs), so a stall would be a bug of the
+/// client or the server: the bench reports it (*stalled tries*) rather than hiding it.
 fn watched(
     ctx: &Ctx,
     args: &[&str],
@@ -770,12 +735,11 @@ fn record(ctx: &Ctx, size: &Size, dir: &Path) -> Result<(), String> {
         let _ = std::fs::remove_dir_all(&http);
         remove_db(&dir.join("record.db"));
         let (cfg_s, http_s) = (cfg.to_string_lossy().into_owned(), http.to_string_lossy().into_owned());
-        let nudger = Nudger::new(&server);
         let p = watched(
             ctx,
             &["-v", "--record", &http_s, "extract", "--config", &cfg_s],
             &[("TABLEAU_TOKEN_NAME", PAT_NAME), ("TABLEAU_TOKEN_SECRET", PAT_SECRET)],
-            &|| nudger.tick(),
+            &|| {},
             Some(QUIET_LIMIT),
         )?;
         let requests = server.request_count();
@@ -804,12 +768,11 @@ fn live_extract(ctx: &Ctx, size: &Size, dir: &Path, latency_ms: u64, concurrency
         let cfg = live_config(dir, &server.base_url, concurrency, &db)?;
         let cfg_s = cfg.to_string_lossy().into_owned();
         ctx.say(&format!("{}: live extract, {latency_ms} ms per request, concurrency {concurrency} ...", size.name));
-        let nudger = Nudger::new(&server);
         let p = watched(
             ctx,
             &["-v", "extract", "--config", &cfg_s],
             &[("TABLEAU_TOKEN_NAME", PAT_NAME), ("TABLEAU_TOKEN_SECRET", PAT_SECRET)],
-            &|| nudger.tick(),
+            &|| {},
             Some(QUIET_LIMIT),
         )?;
         let (requests, max_in_flight) = (server.request_count(), server.max_in_flight());
@@ -1301,11 +1264,8 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
              latency, so it shows what the test server and autoexpose cost by themselves. *Sequential* is requests × latency, \
              what the latency alone costs without overlap. The test server works out each answer under one lock (it filters and \
              sorts the whole site's workbook nodes for every page), so that part does not overlap however many requests are in \
-             flight. The test server's HTTP library (tiny_http 0.12) can leave one connection of a burst unserved until \
-             another closes (~90 s); the bench nudges it with an empty connection after {} ms without an answer (see \
-             `Nudger` in examples/bench.rs), so a stall costs at most that. *Stalled tries*: runs still silent after {} s, \
-             killed and made again.\n",
-            NUDGE_AFTER.as_millis(),
+             flight. The test server answers each connection on its own thread. *Stalled tries*: runs silent for {} s, \
+             killed and made again (none are expected).\n",
             QUIET_LIMIT.as_secs()
         );
         let _ = writeln!(s, "| size | latency | concurrency | wall | extract stage | requests | sequential | most in flight (server) | autoexpose says | stalled tries |\n|---|---:|---:|---:|---:|---:|---:|---:|---|---:|");

@@ -14,7 +14,7 @@
 //!
 //! Used by the integration tests (`mod support;` in tests/main.rs) and by
 //! `examples/tableau_server.rs` (`#[path]` include), so it depends only on dev-dependencies:
-//! tiny_http, serde, serde_json, roxmltree and apollo-compiler.
+//! serde, serde_json, roxmltree and apollo-compiler (HTTP itself is `http1.rs`, on std).
 //!
 //! All ids, tokens and error codes marked "invented" below are made up for this server.
 #![allow(dead_code)]
@@ -31,6 +31,8 @@ use serde_json::{json, Value};
 
 #[path = "graphql_check.rs"]
 mod graphql_check;
+#[path = "http1.rs"]
+mod http1;
 
 const API_NS: &str = "http://tableau.com/api";
 const SPRING_PATH: &str = "/relationship-service-war/graphql";
@@ -266,9 +268,9 @@ impl TableauServer {
 
     pub fn start_with(fixture: &Path, faults: Faults, options: ServerOptions) -> TableauServer {
         let fixture = Fixture::load(fixture);
-        let server = tiny_http::Server::http(("127.0.0.1", options.port))
+        let listener = http1::Listener::bind(options.port)
             .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:{}: {e}", options.port));
-        let port = server.server_addr().to_ip().expect("tiny_http bound a non-IP address").port();
+        let port = listener.port();
         let base_url = format!("http://127.0.0.1:{port}");
         let state = Arc::new(Mutex::new(State::new(fixture, faults, base_url.clone(), port)));
         let stop_flag = Arc::new(AtomicBool::new(false));
@@ -281,7 +283,7 @@ impl TableauServer {
             let latency = Duration::from_millis(options.latency_ms);
             std::thread::Builder::new()
                 .name(format!("tableau-server-{port}"))
-                .spawn(move || serve(server, state, stop_flag, echo, latency, in_flight))
+                .spawn(move || serve(listener, state, stop_flag, echo, latency, in_flight))
                 .expect("cannot spawn the tableau server thread")
         };
         TableauServer { base_url, port, state, stop_flag, thread: Some(thread), in_flight }
@@ -332,6 +334,7 @@ impl TableauServer {
 
     fn shutdown(&mut self) {
         self.stop_flag.store(true, Ordering::SeqCst);
+        http1::wake(self.port);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -348,35 +351,21 @@ impl Drop for TableauServer {
 // Serving loop
 // ---------------------------------------------------------------------------------------------
 
-fn serve(server: tiny_http::Server, state: Arc<Mutex<State>>, stop: Arc<AtomicBool>, echo: bool, latency: Duration, in_flight: Arc<InFlight>) {
-    let mut workers: Vec<JoinHandle<()>> = Vec::new();
-    while !stop.load(Ordering::SeqCst) {
-        let rq = match server.recv_timeout(Duration::from_millis(50)) {
-            Ok(Some(rq)) => rq,
-            Ok(None) | Err(_) => continue,
-        };
-        let now = in_flight.now.fetch_add(1, Ordering::SeqCst) + 1;
-        in_flight.max.fetch_max(now, Ordering::SeqCst);
-        if latency.is_zero() {
+/// Each connection is answered on its own thread (see `http1`), after `latency`.
+fn serve(listener: http1::Listener, state: Arc<Mutex<State>>, stop: Arc<AtomicBool>, echo: bool, latency: Duration, in_flight: Arc<InFlight>) {
+    listener.serve(
+        stop,
+        Arc::new(move |rq: http1::Request| {
+            let now = in_flight.now.fetch_add(1, Ordering::SeqCst) + 1;
+            in_flight.max.fetch_max(now, Ordering::SeqCst);
             answer(rq, &state, echo, latency);
             in_flight.now.fetch_sub(1, Ordering::SeqCst);
-        } else {
-            let state = Arc::clone(&state);
-            let in_flight = Arc::clone(&in_flight);
-            workers.retain(|w| !w.is_finished());
-            workers.push(std::thread::spawn(move || {
-                answer(rq, &state, echo, latency);
-                in_flight.now.fetch_sub(1, Ordering::SeqCst);
-            }));
-        }
-    }
-    for w in workers {
-        let _ = w.join();
-    }
+        }),
+    );
 }
 
-fn answer(mut rq: tiny_http::Request, state: &Mutex<State>, echo: bool, latency: Duration) {
-    let incoming = Incoming::read(&mut rq);
+fn answer(rq: http1::Request, state: &Mutex<State>, echo: bool, latency: Duration) {
+    let incoming = Incoming::read(&rq);
     let (reply, entry) = {
         let mut st = state.lock().unwrap();
         let reply = st.handle(&incoming);
@@ -401,22 +390,14 @@ fn answer(mut rq: tiny_http::Request, state: &Mutex<State>, echo: bool, latency:
     if echo {
         eprintln!("{entry}");
     }
-    let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
-    // One request per connection: tiny_http's pool can leave one connection of a burst
-    // unanswered until another closes (stalls of ~90 s seen with 5 clients in flight).
-    response.add_header(header("Connection", "close"));
+    let mut headers: Vec<(String, String)> = Vec::new();
     if let Some(ct) = reply.content_type {
-        response.add_header(header("Content-Type", ct));
+        headers.push(("Content-Type".to_string(), ct.to_string()));
     }
-    for (k, v) in &reply.headers {
-        response.add_header(header(k, v));
-    }
-    let _ = rq.respond(response);
+    headers.extend(reply.headers.iter().cloned());
+    rq.respond(reply.status, &headers, &reply.body);
 }
 
-fn header(name: &str, value: &str) -> tiny_http::Header {
-    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("valid header name and value")
-}
 
 struct Incoming {
     method: String,
@@ -429,20 +410,13 @@ struct Incoming {
 }
 
 impl Incoming {
-    fn read(rq: &mut tiny_http::Request) -> Incoming {
-        let url = rq.url().to_string();
+    fn read(rq: &http1::Request) -> Incoming {
+        let url = rq.url.clone();
         let (path, query) = match url.split_once('?') {
             Some((p, q)) => (p.to_string(), parse_query(q)),
             None => (url.clone(), Vec::new()),
         };
-        let headers = rq
-            .headers()
-            .iter()
-            .map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.as_str().to_string()))
-            .collect();
-        let mut body = Vec::new();
-        let _ = rq.as_reader().read_to_end(&mut body);
-        Incoming { method: rq.method().as_str().to_string(), url, path, query, headers, body }
+        Incoming { method: rq.method.clone(), url, path, query, headers: rq.headers.clone(), body: rq.body.clone() }
     }
 
     fn header(&self, name: &str) -> Option<&str> {
