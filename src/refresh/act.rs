@@ -348,3 +348,90 @@ pub(crate) fn short(id: &str) -> &str {
 pub(crate) fn printable(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::refresh::tags::Kind;
+
+    fn event() -> Event {
+        let target = Target { kind: Kind::Datasource, luid: "d1".into(), name: "Sales\nDS".into() };
+        Event::new("site", "e", "w1", Some(target), Decision::Triggered)
+    }
+
+    fn refused(status: u16, code: Option<&str>) -> Sent {
+        Ok(Answer::Refused { status, code: code.map(str::to_string), summary: Some("Summary".into()), detail: Some("detail\tx".into()) })
+    }
+
+    /// Every answer a refresh request can get, as the row and the line it becomes.
+    #[test]
+    fn every_answer_becomes_a_decision() {
+        let why = || "Tableau's jobs list shows ...".to_string();
+        let cases: Vec<(&str, Sent, &str, Option<Reason>, Option<&str>, &str)> = vec![
+            ("202", Ok(Answer::Job("0123456789ab".into())), "triggered", None, Some("0123456789ab"), "TRIGGERED job 01234567"),
+            ("409093", refused(409, Some("409093")), "already_queued", None, None, "ALREADY_QUEUED"),
+            ("409090", refused(409, Some("409090")), "not_applicable", Some(Reason::NotRefreshable), None, "NOT_APPLICABLE: no extract to refresh"),
+            ("404", refused(404, Some("404031")), "failed", Some(Reason::NotFound), None, "FAILED: HTTP 404 404031 Summary: detail x"),
+            ("403", refused(403, None), "failed", Some(Reason::Forbidden), None, "FAILED: HTTP 403  Summary: detail x"),
+            ("500", refused(500, Some("500000")), "failed", Some(Reason::HttpError), None, "FAILED: HTTP 500 500000 Summary: detail x"),
+            ("no client", Err(("sign-in failed".into(), None)), "failed", Some(Reason::HttpError), None, "FAILED: sign-in failed"),
+            (
+                "torn, found",
+                Err(("cut short".into(), Some(Torn::Found { job_id: "job-4567890".into(), why: why() }))),
+                "triggered",
+                Some(Reason::AnswerUnreadable),
+                Some("job-4567890"),
+                "TRIGGERED job job-4567 (answer lost; found in Tableau's jobs)",
+            ),
+            (
+                "torn, not queued",
+                Err(("cut short".into(), Some(Torn::NotQueued { why: "none\nlisted".into() }))),
+                "failed",
+                Some(Reason::AnswerUnreadable),
+                None,
+                "FAILED: answer lost, not sent again: none listed",
+            ),
+            (
+                "torn, list unreadable",
+                Err(("cut short".into(), Some(Torn::Unknown { why: "403".into() }))),
+                "failed",
+                Some(Reason::AnswerUnreadable),
+                None,
+                "FAILED: answer lost, not sent again: 403",
+            ),
+        ];
+        for (name, sent, decision, reason, job_id, shown) in cases {
+            let mut ev = event();
+            assert_eq!(record(&mut ev, sent), shown, "{name}");
+            assert_eq!((ev.decision.as_str(), ev.reason, ev.job_id.as_deref()), (decision, reason, job_id), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_keeps_tableaus_code_and_message() {
+        let mut ev = event();
+        record(&mut ev, refused(404, Some("404031")));
+        assert_eq!(ev.http_status, Some(404));
+        assert_eq!(ev.tableau_code.as_deref(), Some("404031"));
+        assert_eq!(ev.tableau_message.as_deref(), Some("Summary: detail\tx"));
+        let mut ev = event();
+        record(&mut ev, Ok(Answer::Refused { status: 500, code: None, summary: None, detail: None }));
+        assert_eq!(ev.tableau_message, None);
+        let mut ev = event();
+        record(&mut ev, Err(("cut short".into(), Some(Torn::NotQueued { why: "none".into() }))));
+        assert_eq!(ev.detail.as_deref(), Some("the answer was lost; none"));
+        assert_eq!(ev.tableau_message.as_deref(), Some("cut short"));
+    }
+
+    #[test]
+    fn a_request_left_in_flight_is_settled_from_the_jobs_list() {
+        let f = InFlight { run_id: 3, seq: 2, decided_at: Instant(0), event: Event { decision: Decision::Sending, ..event() } };
+        let ev = settled(&f, Torn::Found { job_id: "j1".into(), why: "listed".into() }, "e", "00:00:00");
+        assert_eq!((ev.decision, ev.reason, ev.job_id.as_deref()), (Decision::Triggered, Some(Reason::Interrupted), Some("j1")));
+        assert_eq!(ev.detail.as_deref(), Some("the run was killed while this request was in flight; listed"));
+        for torn in [Torn::NotQueued { why: "none".into() }, Torn::Unknown { why: "403".into() }] {
+            let ev = settled(&f, torn, "e", "00:00:00");
+            assert_eq!((ev.decision, ev.reason, ev.job_id), (Decision::Failed, Some(Reason::Interrupted), None));
+        }
+    }
+}

@@ -45,8 +45,10 @@
 
 //!
 //! The stage in two halves: `decide` (pure: rows and a clock in, the plan out, unit-tested
-//! case by case) and `act` (the integration and the journal). `run` below reads the inputs,
-//! settles what a killed run left in flight, decides, then acts step by step. The stored tags
+//! case by case; its doc says why the whole run can be decided up front) and `act` (the
+//! integration and the journal). `run` below reads the inputs, settles what a killed run left
+//! in flight (not in a dry run, which sends nothing, Query Jobs included), decides, then acts
+//! step by step. The stored tags
 //! are enums (`tags`): an unknown value read back fails, naming it.
 
 pub(crate) mod act;

@@ -121,6 +121,26 @@ pub(crate) fn classify(status: u16, code: Option<&str>) -> (Decision, Option<Rea
     }
 }
 
+/// A `backgroundJob` of the jobs list, when it is an unfinished extract refresh (a list
+/// filtered on jobType/status by the server still gets checked here); `status` is the one
+/// asked for, assumed when the job does not say.
+fn unfinished_refresh(n: roxmltree::Node, status: &str) -> Option<ListedJob> {
+    let id = n.attribute("id")?.to_string();
+    if n.attribute("jobType").is_some_and(|t| t != "refresh_extracts") {
+        return None;
+    }
+    let st = n.attribute("status").unwrap_or(status).to_string();
+    if st != "Pending" && st != "InProgress" {
+        return None;
+    }
+    Some(ListedJob {
+        id,
+        status: st,
+        title: n.attribute("title").map(str::to_string),
+        created_at: n.attribute("createdAt").map(str::to_string),
+    })
+}
+
 /// A polled job.
 #[derive(Debug, Clone)]
 pub(crate) struct JobState {
@@ -274,26 +294,7 @@ impl Client {
                     return Decoded::Truncated("the body is not a Tableau REST answer: its root element is not <tsResponse>".into());
                 }
                 let listed: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("backgroundJob")).collect();
-                let jobs = listed
-                    .iter()
-                    .filter_map(|n| {
-                        let id = n.attribute("id")?.to_string();
-                        // A list filtered on jobType/status by the server still gets checked here.
-                        if n.attribute("jobType").is_some_and(|t| t != "refresh_extracts") {
-                            return None;
-                        }
-                        let st = n.attribute("status").unwrap_or(status).to_string();
-                        if st != "Pending" && st != "InProgress" {
-                            return None;
-                        }
-                        Some(ListedJob {
-                            id,
-                            status: st,
-                            title: n.attribute("title").map(str::to_string),
-                            created_at: n.attribute("createdAt").map(str::to_string),
-                        })
-                    })
-                    .collect();
+                let jobs = listed.iter().filter_map(|n| unfinished_refresh(*n, status)).collect();
                 let total = doc
                     .descendants()
                     .find(|n| n.has_tag_name("pagination"))
