@@ -363,11 +363,14 @@ mod tests {
         Ok(Answer::Refused { status, code: code.map(str::to_string), summary: Some("Summary".into()), detail: Some("detail\tx".into()) })
     }
 
+    /// A case: name, what came of the request, then the decision, reason, job id and line.
+    type Case<'a> = (&'a str, Sent, &'a str, Option<Reason>, Option<&'a str>, &'a str);
+
     /// Every answer a refresh request can get, as the row and the line it becomes.
     #[test]
     fn every_answer_becomes_a_decision() {
         let why = || "Tableau's jobs list shows ...".to_string();
-        let cases: Vec<(&str, Sent, &str, Option<Reason>, Option<&str>, &str)> = vec![
+        let cases: Vec<Case> = vec![
             ("202", Ok(Answer::Job("0123456789ab".into())), "triggered", None, Some("0123456789ab"), "TRIGGERED job 01234567"),
             ("409093", refused(409, Some("409093")), "already_queued", None, None, "ALREADY_QUEUED"),
             ("409090", refused(409, Some("409090")), "not_applicable", Some(Reason::NotRefreshable), None, "NOT_APPLICABLE: no extract to refresh"),

@@ -56,6 +56,7 @@ pub(crate) mod decide;
 pub(crate) mod journal;
 pub(crate) mod tags;
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -86,19 +87,19 @@ pub(crate) struct Options {
 
 #[derive(Debug, Default)]
 pub(crate) struct Summary {
-    pub(crate) counts: BTreeMap<&'static str, usize>,
+    pub(crate) counts: BTreeMap<Decision, usize>,
     pub(crate) failed_jobs: usize,
 }
 
 impl Summary {
     pub(crate) fn any_failure(&self) -> bool {
-        self.counts.get(Decision::Failed.as_str()).copied().unwrap_or(0) > 0 || self.failed_jobs > 0
+        self.counts.get(&Decision::Failed).copied().unwrap_or(0) > 0 || self.failed_jobs > 0
     }
 
     fn of(events: &[Event]) -> Summary {
         let mut summary = Summary::default();
         for ev in events {
-            *summary.counts.entry(ev.decision.as_str()).or_default() += 1;
+            *summary.counts.entry(ev.decision).or_default() += 1;
             if ev.job_status.is_some_and(tags::JobStatus::is_failure) {
                 summary.failed_jobs += 1;
             }
@@ -108,7 +109,7 @@ impl Summary {
 
     /// The last line of the stage's output.
     fn done_line(&self, opts: &Options) -> String {
-        let n = |d: Decision| self.counts.get(d.as_str()).copied().unwrap_or(0);
+        let n = |d: Decision| self.counts.get(&d).copied().unwrap_or(0);
         let mut done = format!(
             "Done. TRIGGERED={} SKIPPED={} ALREADY_QUEUED={} NOT_APPLICABLE={} FAILED={}",
             n(Decision::Triggered),
@@ -191,10 +192,8 @@ fn read_inputs(conn: &mut Connection, rr: &RunResults) -> Result<Inputs> {
     let in_flight = load_in_flight(&tx)?;
     let mut targets_of: BTreeMap<(String, String), Vec<Target>> = BTreeMap::new();
     for e in &exposures {
-        let key = (e.integration.clone(), e.workbook_luid.clone());
-        if !targets_of.contains_key(&key) {
-            let targets = tableau::refresh::targets(&tx, &e.integration, &e.workbook_luid)?;
-            targets_of.insert(key, targets);
+        if let Entry::Vacant(slot) = targets_of.entry((e.integration.clone(), e.workbook_luid.clone())) {
+            slot.insert(tableau::refresh::targets(&tx, &e.integration, &e.workbook_luid)?);
         }
     }
     write_run_results(&tx, rr)?;
