@@ -957,7 +957,7 @@ mod tests {
     #[test]
     fn a_refresh_is_not_sent_again_blindly() {
         use super::super::refresh::{Answer, Target};
-        let target = Target { kind: "datasource", luid: "ds-1".into(), name: "DS".into() };
+        let target = Target { kind: crate::refresh::tags::Kind::Datasource, luid: "ds-1".into(), name: "DS".into() };
         let job = r#"<tsResponse xmlns="http://tableau.com/api"><job id="job-1" /></tsResponse>"#;
         let no_answer = || Err(TransportError::NoAnswer { method: "POST", url: "u".into(), message: "timed out".into() });
         let connect = || Err(TransportError::Connect { method: "POST", url: "u".into(), message: "refused".into() });

@@ -5,21 +5,25 @@
 //! (`POST …/datasources/{luid}/refresh`), and the workbook itself when one of its embedded data
 //! sources has an extract (`POST …/workbooks/{luid}/refresh`; embedded data sources have no luid).
 
-use anyhow::Result;
-use rusqlite::{params, Connection};
+use anyhow::{bail, Result};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::client::{parse_error, xml_failure, Client, Decoded, Idempotent, TableauError};
 use crate::http::{Request, Response};
+use crate::refresh::tags::{Decision, JobStatus, Kind, Reason};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Target {
-    pub(crate) kind: &'static str,
+    pub(crate) kind: Kind,
     pub(crate) luid: String,
     pub(crate) name: String,
 }
 
 /// The refresh targets behind one workbook, published data sources first, in a stable order.
+/// A data source of the workbook whose kind is neither `embedded` nor `published` is an error
+/// naming it: read as either, it would add or hide a target.
 pub(crate) fn targets(conn: &Connection, integration: &str, workbook_luid: &str) -> Result<Vec<Target>> {
+    refuse_unknown_datasource_kinds(conn, integration, workbook_luid)?;
     let mut out = Vec::new();
     let mut st = conn.prepare_cached(
         "SELECT DISTINCT d.luid, coalesce(d.name, '')
@@ -32,7 +36,7 @@ pub(crate) fn targets(conn: &Connection, integration: &str, workbook_luid: &str)
     let rows = st.query_map(params![integration, workbook_luid], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
     for row in rows {
         let (luid, name) = row?;
-        out.push(Target { kind: "datasource", luid, name });
+        out.push(Target { kind: Kind::Datasource, luid, name });
     }
     let embedded: Option<String> = conn
         .prepare_cached(
@@ -44,9 +48,30 @@ pub(crate) fn targets(conn: &Connection, integration: &str, workbook_luid: &str)
         .query_row(params![integration, workbook_luid], |r| r.get(0))
         .ok();
     if let Some(name) = embedded {
-        out.push(Target { kind: "workbook", luid: workbook_luid.to_string(), name });
+        out.push(Target { kind: Kind::Workbook, luid: workbook_luid.to_string(), name });
     }
     Ok(out)
+}
+
+fn refuse_unknown_datasource_kinds(conn: &Connection, integration: &str, workbook_luid: &str) -> Result<()> {
+    let unknown: Option<(String, String, String)> = conn
+        .prepare_cached(
+            "SELECT d.id, coalesce(d.name, ''), d.kind
+             FROM tableau_workbooks w
+             JOIN tableau_datasources d ON d.integration = w.integration AND (d.workbook_id = w.id OR d.id IN (
+               SELECT l.published_id FROM tableau_workbook_datasources l WHERE l.integration = w.integration AND l.workbook_id = w.id))
+             WHERE w.integration = ?1 AND w.luid = ?2 AND d.kind NOT IN ('embedded', 'published')
+             ORDER BY d.id LIMIT 1",
+        )?
+        .query_row(params![integration, workbook_luid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    if let Some((id, name, kind)) = unknown {
+        bail!(
+            "table tableau_datasources, column kind of data source {id} ({name:?}, integration {integration:?}): \
+             unknown data source kind {kind:?} (known: embedded, published)"
+        );
+    }
+    Ok(())
 }
 
 /// What Tableau answered to a refresh request.
@@ -84,6 +109,38 @@ pub(crate) enum Torn {
     Unknown { why: String },
 }
 
+/// Tableau's refusal of a refresh request, as a decision: 409093 (already queued) is not a
+/// failure and counts as a trigger; 409090 means the target has no extract to refresh.
+pub(crate) fn classify(status: u16, code: Option<&str>) -> (Decision, Option<Reason>) {
+    match (status, code) {
+        (_, Some("409093")) => (Decision::AlreadyQueued, None),
+        (_, Some("409090")) => (Decision::NotApplicable, Some(Reason::NotRefreshable)),
+        (404, _) => (Decision::Failed, Some(Reason::NotFound)),
+        (403, _) => (Decision::Failed, Some(Reason::Forbidden)),
+        _ => (Decision::Failed, Some(Reason::HttpError)),
+    }
+}
+
+/// A `backgroundJob` of the jobs list, when it is an unfinished extract refresh (a list
+/// filtered on jobType/status by the server still gets checked here); `status` is the one
+/// asked for, assumed when the job does not say.
+fn unfinished_refresh(n: roxmltree::Node, status: &str) -> Option<ListedJob> {
+    let id = n.attribute("id")?.to_string();
+    if n.attribute("jobType").is_some_and(|t| t != "refresh_extracts") {
+        return None;
+    }
+    let st = n.attribute("status").unwrap_or(status).to_string();
+    if st != "Pending" && st != "InProgress" {
+        return None;
+    }
+    Some(ListedJob {
+        id,
+        status: st,
+        title: n.attribute("title").map(str::to_string),
+        created_at: n.attribute("createdAt").map(str::to_string),
+    })
+}
+
 /// A polled job.
 #[derive(Debug, Clone)]
 pub(crate) struct JobState {
@@ -104,6 +161,21 @@ pub(crate) fn refresh_body(api_version: &str) -> &'static str {
     }
 }
 
+impl JobState {
+    /// A finished job's status (`None` while it runs): finishCode 0 is success, 3 is
+    /// success too (nothing to do), 2 is cancelled, anything else failed.
+    pub(crate) fn finished(&self) -> Option<JobStatus> {
+        if self.completed_at.is_none() && self.finish_code.is_none() {
+            return None;
+        }
+        Some(match self.finish_code {
+            Some(0 | 3) => JobStatus::Success,
+            Some(2) => JobStatus::Cancelled,
+            _ => JobStatus::Failed,
+        })
+    }
+}
+
 impl Client {
     /// Signs in unless a session is open.
     pub(crate) fn ensure_session(&self) -> Result<(), TableauError> {
@@ -118,7 +190,10 @@ impl Client {
     /// reached Tableau (the body cut or not XML, a 2xx without a job id, a timeout or a reset)
     /// is not sent again blindly: see `check_torn`.
     pub(crate) fn refresh(&self, target: &Target) -> Result<Answer, TableauError> {
-        let collection = if target.kind == "workbook" { "workbooks" } else { "datasources" };
+        let collection = match target.kind {
+            Kind::Workbook => "workbooks",
+            Kind::Datasource => "datasources",
+        };
         let call = format!("POST /api/{}/sites/{{site}}/{collection}/{}/refresh", self.api_version(), target.luid);
         let url = self.site_path(&format!("{collection}/{}/refresh", target.luid));
         let body = refresh_body(&self.api_version());
@@ -219,26 +294,7 @@ impl Client {
                     return Decoded::Truncated("the body is not a Tableau REST answer: its root element is not <tsResponse>".into());
                 }
                 let listed: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("backgroundJob")).collect();
-                let jobs = listed
-                    .iter()
-                    .filter_map(|n| {
-                        let id = n.attribute("id")?.to_string();
-                        // A list filtered on jobType/status by the server still gets checked here.
-                        if n.attribute("jobType").is_some_and(|t| t != "refresh_extracts") {
-                            return None;
-                        }
-                        let st = n.attribute("status").unwrap_or(status).to_string();
-                        if st != "Pending" && st != "InProgress" {
-                            return None;
-                        }
-                        Some(ListedJob {
-                            id,
-                            status: st,
-                            title: n.attribute("title").map(str::to_string),
-                            created_at: n.attribute("createdAt").map(str::to_string),
-                        })
-                    })
-                    .collect();
+                let jobs = listed.iter().filter_map(|n| unfinished_refresh(*n, status)).collect();
                 let total = doc
                     .descendants()
                     .find(|n| n.has_tag_name("pagination"))
@@ -305,5 +361,33 @@ mod tests {
         assert_eq!(refresh_body("3.25"), "<tsRequest><extractRefresh /></tsRequest>");
         assert_eq!(refresh_body("3.100"), "<tsRequest><extractRefresh /></tsRequest>");
         assert_eq!(refresh_body("2.8"), "<tsRequest />");
+    }
+
+    #[test]
+    fn tableau_answers_are_classified() {
+        use Decision::*;
+        for (status, code, want) in [
+            (409, Some("409093"), (AlreadyQueued, None)),
+            (400, Some("409093"), (AlreadyQueued, None)),
+            (409, Some("409090"), (NotApplicable, Some(Reason::NotRefreshable))),
+            (404, Some("404031"), (Failed, Some(Reason::NotFound))),
+            (404, None, (Failed, Some(Reason::NotFound))),
+            (403, Some("403004"), (Failed, Some(Reason::Forbidden))),
+            (409, Some("409000"), (Failed, Some(Reason::HttpError))),
+            (500, None, (Failed, Some(Reason::HttpError))),
+        ] {
+            assert_eq!(classify(status, code), want, "{status} {code:?}");
+        }
+    }
+
+    #[test]
+    fn finish_codes_become_job_statuses() {
+        let job = |finish_code, completed_at: Option<&str>| JobState { finish_code, completed_at: completed_at.map(str::to_string), notes: None };
+        assert_eq!(job(None, None).finished(), None);
+        assert_eq!(job(Some(0), None).finished(), Some(JobStatus::Success));
+        assert_eq!(job(Some(3), Some("t")).finished(), Some(JobStatus::Success));
+        assert_eq!(job(Some(2), Some("t")).finished(), Some(JobStatus::Cancelled));
+        assert_eq!(job(Some(1), Some("t")).finished(), Some(JobStatus::Failed));
+        assert_eq!(job(None, Some("t")).finished(), Some(JobStatus::Failed));
     }
 }

@@ -1,0 +1,383 @@
+//! Stage `refresh` (active exposures): after a dbt build, refresh the extracts behind every
+//! exposure whose upstream nodes were rebuilt, no more often than `build_after_minutes` per
+//! target.
+//!
+//! Reads: run_results.json (into dbt_run_results), exposures, refresh_state, and the Tableau
+//! tables for targets, all in one transaction before anything is sent (a concurrent writer
+//! cannot mix two runs' tables into one decision). Writes: dbt_run_results (in that same
+//! transaction), refresh_events (every decision), refresh_state (the last trigger per target;
+//! never in a dry run).
+//!
+//! Journaled: before a refresh request leaves, its row is committed as `sending` (with the
+//! decisions made since the previous commit); its answer replaces it, with its refresh_state
+//! row, in a short transaction of its own before the next target is sent; with `--wait` every
+//! job outcome is committed as it arrives. The next run sees the triggers already sent as
+//! `too_soon`. A kill while a request is in flight leaves its `sending` row: the next run first
+//! settles it from Tableau's jobs list (`settle_in_flight`: triggered with the job found, or
+//! failed, reason `interrupted`) instead of sending it again. The rows belong to this stage's
+//! `runs` row (`db::run_stage`), which ends `ok` or `failed`, or stays `running` after a kill
+//! until the next autoexpose marks it `interrupted` (`db::mark_interrupted`). A target that
+//! fails is a row, not an abort.
+//!
+//! A refresh request whose answer is lost after it may have reached Tableau (cut short, not
+//! XML, a 2xx without a job id, timed out, reset) is never sent again blindly: Tableau's jobs
+//! list is checked (`Client::check_torn`). An unfinished refresh of the target listed there is
+//! recorded as `triggered` with that job's id (reason `answer_unreadable`). Otherwise the
+//! target is `failed` / `answer_unreadable`, exit code 4, and refresh_state is not touched, so
+//! the next run sends it again: when the list shows nothing queued that is right; when the list
+//! cannot be read (Query Jobs is for site administrators) it risks one duplicate refresh on the
+//! next run rather than silently skipping a target for a whole cadence on a guess, and the
+//! failure tells the operator to look.
+//!
+//! Decisions, per exposure:
+//! - due: some dependency was rebuilt (model/seed/snapshot, `success` or `partial success`)
+//!   and none errored or was skipped;
+//! - skipped/upstream_failed: a dependency errored or was skipped;
+//! - skipped/not_rebuilt: no dependency ran.
+//!
+//! Then per target of a due exposure: skipped/too_soon inside the cadence (with the time it
+//! becomes eligible), skipped/refreshed_in_this_run when another exposure already sent it,
+//! otherwise triggered / already_queued (409093, counts as a trigger) / not_applicable (409090,
+//! or no extracts at all) / failed (404, 403, a lost answer (`answer_unreadable`, above),
+//! anything else; Tableau's code and message kept). With `--wait`, `job_status` is success /
+//! failed / cancelled / timeout / poll_failed (polls still failing after the retry policy).
+//! The cadence runs from our trigger, per target — not per exposure, not from job completion.
+
+//!
+//! The stage in two halves: `decide` (pure: rows and a clock in, the plan out, unit-tested
+//! case by case; its doc says why the whole run can be decided up front) and `act` (the
+//! integration and the journal). `run` below reads the inputs, settles what a killed run left
+//! in flight (not in a dry run, which sends nothing, Query Jobs included), decides, then acts
+//! step by step. The stored tags
+//! are enums (`tags`): an unknown value read back fails, naming it.
+
+pub(crate) mod act;
+pub(crate) mod decide;
+pub(crate) mod journal;
+pub(crate) mod tags;
+
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rusqlite::{params, Connection, TransactionBehavior};
+
+use crate::clock::Instant;
+use crate::config::{hex_xxh3, ActiveExposures, Config};
+use crate::db::StageReport;
+use crate::http::HttpMode;
+use crate::log;
+use crate::run_results::{self, RunResults};
+use crate::tableau::refresh::Target;
+use crate::tableau;
+
+use act::{Actor, Clients, InFlight};
+use decide::{Exposure, TargetKey};
+use journal::{Event, Journal};
+use tags::{Decision, Kind};
+
+pub(crate) struct Options {
+    pub(crate) now: Instant,
+    pub(crate) dry_run: bool,
+    pub(crate) wait: bool,
+    pub(crate) wait_timeout: Duration,
+    pub(crate) settings: ActiveExposures,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Summary {
+    pub(crate) counts: BTreeMap<Decision, usize>,
+    pub(crate) failed_jobs: usize,
+}
+
+impl Summary {
+    pub(crate) fn any_failure(&self) -> bool {
+        self.counts.get(&Decision::Failed).copied().unwrap_or(0) > 0 || self.failed_jobs > 0
+    }
+
+    fn of(events: &[Event]) -> Summary {
+        let mut summary = Summary::default();
+        for ev in events {
+            *summary.counts.entry(ev.decision).or_default() += 1;
+            if ev.job_status.is_some_and(tags::JobStatus::is_failure) {
+                summary.failed_jobs += 1;
+            }
+        }
+        summary
+    }
+
+    /// The last line of the stage's output.
+    fn done_line(&self, opts: &Options) -> String {
+        let n = |d: Decision| self.counts.get(&d).copied().unwrap_or(0);
+        let mut done = format!(
+            "Done. TRIGGERED={} SKIPPED={} ALREADY_QUEUED={} NOT_APPLICABLE={} FAILED={}",
+            n(Decision::Triggered),
+            n(Decision::Skipped),
+            n(Decision::AlreadyQueued),
+            n(Decision::NotApplicable),
+            n(Decision::Failed)
+        );
+        if opts.wait && !opts.dry_run {
+            done.push_str(&format!(" JOBS_FAILED={}", self.failed_jobs));
+        }
+        if opts.dry_run {
+            done.push_str(" (dry run: nothing sent, no state written)");
+        }
+        done
+    }
+}
+
+/// Everything the decisions are made from, read in one transaction.
+struct Inputs {
+    run_id: i64,
+    exposures: Vec<Exposure>,
+    state: BTreeMap<TargetKey, Instant>,
+    in_flight: Vec<InFlight>,
+    targets_of: BTreeMap<(String, String), Vec<Target>>,
+}
+
+pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts: &Options) -> Result<(StageReport, Summary)> {
+    let mut report = StageReport::default();
+    let (rr, bytes) = run_results::load(&config.run_results)?;
+    report.input(&config.run_results, &hex_xxh3(&bytes));
+    drop(bytes);
+    if rr.rebuilds_nothing() {
+        log::warn(&format!(
+            "{} comes from `dbt {}`, which rebuilds nothing: no exposure is due",
+            config.run_results.display(),
+            rr.command().unwrap_or("?")
+        ));
+    }
+    let mut inputs = read_inputs(conn, &rr)?;
+    crate::fault::point("refresh.inputs");
+
+    let t = opts.now.time_of_day();
+    let mut clients = Clients::new();
+    if !opts.dry_run {
+        act::settle_in_flight(conn, (config, mode), &mut clients, &inputs.in_flight, &mut inputs.state, &t)?;
+    }
+    let plan = decide::decide(&decide::Inputs {
+        exposures: &inputs.exposures,
+        run_results: &rr,
+        last_triggered: &inputs.state,
+        targets_of: &inputs.targets_of,
+        build_after_minutes: opts.settings.build_after_minutes,
+        now: opts.now,
+    });
+    let journal = Journal::new(conn, inputs.run_id, opts.dry_run, opts.now);
+    let mut actor = Actor { journal, clients, config, mode, t };
+    for step in &plan {
+        actor.act(step)?;
+    }
+    actor.journal.flush()?;
+    if opts.wait && !opts.dry_run {
+        actor.wait_for_jobs(opts.wait_timeout)?;
+    }
+    actor.sign_out();
+    let summary = Summary::of(&actor.journal.events);
+    report.row_counts = crate::db::count_rows(actor.journal.conn, &["dbt_run_results", "refresh_events", "refresh_state"])?;
+    crate::fault::point("refresh.commit");
+    crate::outln!("{}  {}", actor.t, summary.done_line(opts));
+    Ok((report, summary))
+}
+
+/// Every input, read in one transaction, so a concurrent writer cannot hand us exposures of
+/// one run and targets of another; dbt_run_results is replaced in the same transaction.
+fn read_inputs(conn: &mut Connection, rr: &RunResults) -> Result<Inputs> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let run_id: i64 = tx.query_row("SELECT max(run_id) FROM runs WHERE stage = 'refresh'", [], |r| r.get(0))?;
+    let exposures = load_exposures(&tx)?;
+    let state = load_state(&tx)?;
+    let in_flight = load_in_flight(&tx)?;
+    let mut targets_of: BTreeMap<(String, String), Vec<Target>> = BTreeMap::new();
+    for e in &exposures {
+        if let Entry::Vacant(slot) = targets_of.entry((e.integration.clone(), e.workbook_luid.clone())) {
+            slot.insert(tableau::refresh::targets(&tx, &e.integration, &e.workbook_luid)?);
+        }
+    }
+    write_run_results(&tx, rr)?;
+    tx.commit()?;
+    Ok(Inputs { run_id, exposures, state, in_flight, targets_of })
+}
+
+fn load_in_flight(conn: &Connection) -> Result<Vec<InFlight>> {
+    let mut st = conn.prepare(
+        "SELECT run_id, seq, decided_at, integration, exposure, workbook_luid, target_kind, target_luid, coalesce(target_name, '')
+         FROM refresh_events WHERE decision = 'sending' AND dry_run = 0 AND target_luid IS NOT NULL ORDER BY run_id, seq",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            Event::new(&r.get::<_, String>(3)?, &r.get::<_, String>(4)?, &r.get::<_, String>(5)?, None, Decision::Sending),
+            r.get::<_, Kind>(6)?,
+            r.get::<_, String>(7)?,
+            r.get::<_, String>(8)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (run_id, seq, at, event, kind, luid, name) =
+            row.context("table refresh_events, a request left in flight (decision sending)")?;
+        let decided_at = Instant::parse(&at).with_context(|| {
+            format!("table refresh_events, column decided_at of run {run_id} seq {seq}: {at:?} is not an RFC 3339 time (a database edited by hand?)")
+        })?;
+        let event = Event { target: Some(Target { kind, luid, name }), ..event };
+        out.push(InFlight { run_id, seq, decided_at, event });
+    }
+    Ok(out)
+}
+
+fn load_exposures(conn: &Connection) -> Result<Vec<Exposure>> {
+    let mut st = conn.prepare(
+        "SELECT integration, name, workbook_luid, depends_on FROM exposures WHERE status = 'written' ORDER BY integration, name",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (integration, name, workbook_luid, deps) = row?;
+        let depends_on = serde_json::from_str(&deps).with_context(|| format!("exposures.depends_on of {name}"))?;
+        out.push(Exposure { integration, name, workbook_luid, depends_on });
+    }
+    if out.is_empty() {
+        log::warn("no exposures in the database: run `autoexpose run` (or emit) first");
+    }
+    Ok(out)
+}
+
+fn load_state(conn: &Connection) -> Result<BTreeMap<TargetKey, Instant>> {
+    let mut st = conn.prepare("SELECT integration, target_kind, target_luid, last_triggered_at FROM refresh_state")?;
+    let rows = st.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Kind>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+    })?;
+    let mut out = BTreeMap::new();
+    for row in rows {
+        let (i, kind, luid, at) = row.context("table refresh_state")?;
+        let at = Instant::parse(&at).with_context(|| {
+            format!("table refresh_state, column last_triggered_at of {kind} {luid}: {at:?} is not an RFC 3339 time (a database edited by hand?)")
+        })?;
+        out.insert((i, kind, luid), at);
+    }
+    Ok(out)
+}
+
+fn write_run_results(tx: &rusqlite::Transaction, rr: &RunResults) -> Result<()> {
+    tx.execute("DELETE FROM dbt_run_results", [])?;
+    let mut ins = tx.prepare_cached(
+        "INSERT OR REPLACE INTO dbt_run_results (invocation_id, generated_at, command, unique_id, resource_type, status, started_at,
+            completed_at, execution_time, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for r in &rr.results {
+        let exec = r.timing.iter().find(|t| t.name == "execute");
+        ins.execute(params![
+            rr.metadata.invocation_id,
+            rr.metadata.generated_at,
+            rr.command(),
+            r.unique_id,
+            r.resource_type(),
+            r.status,
+            exec.and_then(|t| t.started_at.clone()),
+            exec.and_then(|t| t.completed_at.clone()),
+            r.execution_time,
+            r.message
+        ])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::db::migrate(&mut conn).unwrap();
+        conn
+    }
+
+    #[track_caller]
+    fn fails_naming(err: anyhow::Error, wants: &[&str]) {
+        let text = format!("{err:#}");
+        for want in wants {
+            assert!(text.contains(want), "{want:?} not in: {text}");
+        }
+    }
+
+    #[test]
+    fn refresh_state_is_read_back_with_its_kinds() {
+        let conn = db();
+        conn.execute_batch(
+            "INSERT INTO refresh_state VALUES ('site', 'workbook', 'w1', 'W', '2026-11-25T02:00:00Z', 'triggered', 'j', 1);
+             INSERT INTO refresh_state VALUES ('site', 'datasource', 'd1', 'D', '2026-11-25T03:00:00Z', 'already_queued', NULL, 1);",
+        )
+        .unwrap();
+        let state = load_state(&conn).unwrap();
+        let want: BTreeMap<TargetKey, Instant> = [
+            (("site".into(), Kind::Datasource, "d1".into()), Instant::parse("2026-11-25T03:00:00Z").unwrap()),
+            (("site".into(), Kind::Workbook, "w1".into()), Instant::parse("2026-11-25T02:00:00Z").unwrap()),
+        ]
+        .into();
+        assert_eq!(state, want);
+    }
+
+    /// An unknown kind used to be read as `datasource`: the cadence of a target nobody has.
+    #[test]
+    fn an_unknown_kind_in_refresh_state_fails_naming_it() {
+        let conn = db();
+        conn.execute("INSERT INTO refresh_state VALUES ('site', 'cube', 'c1', 'C', '2026-11-25T02:00:00Z', 'triggered', NULL, 1)", [])
+            .unwrap();
+        fails_naming(load_state(&conn).unwrap_err(), &["table refresh_state", "unknown refresh target kind \"cube\""]);
+    }
+
+    #[test]
+    fn an_unknown_kind_of_a_request_in_flight_fails_naming_it() {
+        let conn = db();
+        conn.execute(
+            "INSERT INTO refresh_events (run_id, seq, dry_run, decided_at, integration, exposure, workbook_luid, target_kind,
+                target_luid, target_name, decision)
+             VALUES (1, 1, 0, '2026-11-25T02:00:00Z', 'site', 'e', 'w1', 'Workbook', 'w1', 'W', 'sending')",
+            [],
+        )
+        .unwrap();
+        fails_naming(
+            load_in_flight(&conn).err().unwrap(),
+            &["table refresh_events", "unknown refresh target kind \"Workbook\" (known: datasource, workbook)"],
+        );
+        conn.execute("UPDATE refresh_events SET target_kind = 'workbook'", []).unwrap();
+        let f = load_in_flight(&conn).unwrap();
+        assert_eq!(f[0].event.target.as_ref().map(|t| (t.kind, t.luid.as_str())), Some((Kind::Workbook, "w1")));
+        assert_eq!(f[0].event.exposure, "e");
+    }
+
+    /// A data source of a kind Tableau's tables should not hold (neither embedded nor
+    /// published) stops the stage before anything is sent.
+    #[test]
+    fn an_unknown_datasource_kind_in_the_tableau_tables_fails_naming_it() {
+        let conn = db();
+        conn.execute_batch(
+            "INSERT INTO tableau_workbooks (integration, id, luid, name) VALUES ('site', 'wb', 'w1', 'W');
+             INSERT INTO tableau_datasources VALUES ('site', 'e1', 'embedded', NULL, 'E', 1, 'wb');
+             INSERT INTO tableau_datasources VALUES ('site', 'p1', 'published', 'd1', 'P', 1, NULL);
+             INSERT INTO tableau_workbook_datasources VALUES ('site', 'wb', 'e1', 'p1');",
+        )
+        .unwrap();
+        let got = tableau::refresh::targets(&conn, "site", "w1").unwrap();
+        let kinds: Vec<(Kind, &str)> = got.iter().map(|t| (t.kind, t.luid.as_str())).collect();
+        assert_eq!(kinds, [(Kind::Datasource, "d1"), (Kind::Workbook, "w1")]);
+        for (id, sql) in [
+            ("p1", "UPDATE tableau_datasources SET kind = 'cube' WHERE id = 'p1'"),
+            ("e1", "UPDATE tableau_datasources SET kind = CASE id WHEN 'p1' THEN 'published' ELSE 'cube' END"),
+        ] {
+            conn.execute(sql, []).unwrap();
+            fails_naming(
+                tableau::refresh::targets(&conn, "site", "w1").unwrap_err(),
+                &["table tableau_datasources", &format!("data source {id}"), "unknown data source kind \"cube\""],
+            );
+        }
+    }
+}
