@@ -15,28 +15,46 @@ use crate::log;
 use crate::normalize::RelationKey;
 use crate::rows::Extracted;
 
-pub(crate) const EXIT_ERROR: u8 = 1;
-pub(crate) const EXIT_INCOMPLETE: u8 = 3;
-pub(crate) const EXIT_REFRESH_FAILED: u8 = 4;
+const EXIT_ERROR: u8 = 1;
+const EXIT_INCOMPLETE: u8 = 3;
+const EXIT_REFRESH_FAILED: u8 = 4;
 
-pub(crate) struct Outcome {
+/// How a command ended, when it did not fail. Its exit code is `exit_code`'s to decide.
+///
+/// It may hold the stages' rows `run` worked with (millions of strings at scale): dropping it
+/// frees them; a process about to exit can `std::mem::forget` it instead, as the binary does.
+pub struct Outcome {
     incomplete: bool,
     refresh_failed: bool,
 }
 
 impl Outcome {
-    pub(crate) fn exit_code(&self) -> ExitCode {
-        if self.refresh_failed {
-            ExitCode::from(EXIT_REFRESH_FAILED)
-        } else if self.incomplete {
-            ExitCode::from(EXIT_INCOMPLETE)
-        } else {
-            ExitCode::SUCCESS
-        }
+    /// Whether a site's extraction was incomplete (exit code 3).
+    pub fn incomplete(&self) -> bool {
+        self.incomplete
+    }
+
+    /// Whether a refresh target failed (exit code 4).
+    pub fn refresh_failed(&self) -> bool {
+        self.refresh_failed
     }
 }
 
-pub(crate) fn run(args: &Args) -> Result<Outcome> {
+/// The process's exit code for what `run` returned; every code is decided here (the usage
+/// error, 2, is clap's). `cli::AFTER_HELP` documents them.
+pub fn exit_code(result: &Result<Outcome>) -> ExitCode {
+    match result {
+        Err(_) => ExitCode::from(EXIT_ERROR),
+        Ok(o) if o.refresh_failed => ExitCode::from(EXIT_REFRESH_FAILED),
+        Ok(o) if o.incomplete => ExitCode::from(EXIT_INCOMPLETE),
+        Ok(_) => ExitCode::SUCCESS,
+    }
+}
+
+/// Runs the command `args` names, logging as `args` says (the first call in a process sets
+/// the log level and format for the process). Errors are returned, not printed.
+pub fn run(args: &Args) -> Result<Outcome> {
+    log::init(args.verbosity(), args.log_format);
     let Some(stage_args) = args.stage_args() else {
         if let Command::ParseManifest { path } = &args.command {
             let started = std::time::Instant::now();
