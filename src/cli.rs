@@ -22,7 +22,7 @@ Example:
 /// Tableau workbooks as dbt exposures, with every matching decision kept in SQLite.
 #[derive(Parser, Debug)]
 #[command(name = "autoexpose", version, about, after_help = AFTER_HELP)]
-pub(crate) struct Args {
+pub struct Args {
     #[command(subcommand)]
     pub(crate) command: Command,
 
@@ -168,8 +168,18 @@ impl Args {
     }
 }
 
-pub(crate) fn parse() -> Args {
+/// The process's command line; on a usage error clap prints it and exits with 2.
+pub fn parse() -> Args {
     Args::parse()
+}
+
+/// `args` as a command line (the first is the program's name), for tests and examples.
+pub fn parse_from<I, T>(args: I) -> Result<Args, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Args::try_parse_from(args)
 }
 
 #[cfg(test)]

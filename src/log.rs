@@ -76,7 +76,8 @@ pub(crate) fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
-pub(crate) fn error(msg: &str) {
+/// An error line on stderr, scrubbed, in the format `run` was given.
+pub fn error(msg: &str) {
     emit(Level::Error, msg);
 }
 pub(crate) fn warn(msg: &str) {
@@ -85,7 +86,8 @@ pub(crate) fn warn(msg: &str) {
 pub(crate) fn info(msg: &str) {
     emit(Level::Info, msg);
 }
-pub(crate) fn debug(msg: &str) {
+/// A line for `-v` on stderr, scrubbed.
+pub fn debug(msg: &str) {
     emit(Level::Debug, msg);
 }
 

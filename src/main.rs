@@ -1,5 +1,5 @@
-//! autoexpose: Tableau workbooks as dbt exposures, one SQLite file as the record of every
-//! decision. `main` only parses arguments, runs, and maps the outcome to an exit code.
+//! The `autoexpose` binary: parses the command line, runs the library's `run`, prints its
+//! error once, and exits with the code the library decides (`autoexpose::exit_code`).
 
 /// mimalloc rather than glibc's allocator: stages allocate and free millions of short strings
 /// and a few buffers of hundreds of MB, and glibc's consolidation of those (malloc_consolidate,
@@ -7,52 +7,25 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-mod atomic;
-mod bulk;
-mod cli;
-mod clock;
-mod config;
-mod db;
-mod emit;
-mod emit_pending;
-mod extract;
-mod fault;
-mod http;
-mod keys;
-mod lock;
-mod log;
-mod manifest;
-mod matching;
-mod naming;
-mod normalize;
-mod pipeline;
-#[cfg(test)]
-mod proptests;
-mod refresh;
-mod rows;
-mod run;
-mod yaml;
-mod run_results;
-mod tableau;
-
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args = cli::parse();
-    log::init(args.verbosity(), args.log_format);
-    let code = match pipeline::run(&args) {
-        Ok(outcome) => outcome.exit_code(),
-        Err(err) => {
-            log::error(&format!("{err:#}"));
-            ExitCode::from(pipeline::EXIT_ERROR)
-        }
-    };
+    let args = autoexpose::cli::parse();
+    let result = autoexpose::run(&args);
+    if let Err(err) = &result {
+        autoexpose::log::error(&format!("{err:#}"));
+    }
+    let code = autoexpose::exit_code(&result);
     if let Some(kib) = peak_rss_kib() {
-        log::debug(&format!("peak RSS: {kib} KiB"));
+        autoexpose::log::debug(&format!("peak RSS: {kib} KiB"));
     }
     if let Some((user, system)) = cpu_seconds() {
-        log::debug(&format!("CPU time: user {user:.3}s, system {system:.3}s"));
+        autoexpose::log::debug(&format!("CPU time: user {user:.3}s, system {system:.3}s"));
     }
+    // The process ends here: let go of what the run kept (its stages' rows, millions of
+    // strings) without freeing it piece by piece, which took 0.15 s of CPU at 20k workbooks.
+    // The operating system takes the memory back at once.
+    std::mem::forget(result);
     code
 }
 

@@ -296,7 +296,7 @@ pub(crate) fn write(conn: &mut Connection, x: &Extracted, keys: &[RelationKey], 
 /// unique_id).
 pub(crate) fn load(db: &std::path::Path) -> Result<Vec<LinkRow>> {
     let mut conn = crate::db::reader(db)?;
-    // One read transaction, as every loader reads (pipeline::stages).
+    // One read transaction, as every loader reads (run::alone).
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
     let mut st = tx.prepare(
         "SELECT integration, workbook_id, unique_id FROM exposure_dependencies ORDER BY integration, workbook_id, unique_id",

@@ -85,7 +85,7 @@ pub(crate) fn write(conn: &mut Connection, keys: &[RelationKey]) -> Result<Stage
 /// Every key, in the table's key order (side, integration, ref).
 pub(crate) fn load(db: &std::path::Path) -> Result<Vec<RelationKey>> {
     let mut conn = crate::db::reader(db)?;
-    // One read transaction: every statement sees the same committed state (pipeline::stages).
+    // One read transaction: every statement sees the same committed state (run::alone).
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
     let mut st = tx.prepare(
         "SELECT side, integration, ref, key, database, schema, identifier, derivation, status FROM relation_keys

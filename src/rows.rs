@@ -126,7 +126,7 @@ impl Extracted {
 
     /// The same rows, read back from the SQLite file: the dbt rows, the workbooks and the
     /// table rows each on a connection of their own, in parallel (rayon), each inside one read
-    /// transaction; why the three see one state: `pipeline::stages`.
+    /// transaction; why the three see one state: `run::alone`.
     pub(crate) fn load(db: &Path) -> Result<Extracted> {
         let ((dbt, workbooks), tables) =
             rayon::join(|| rayon::join(|| load_dbt(db), || load_workbooks(db)), || load_tables(db));

@@ -7,6 +7,7 @@
 //! - `sites_and_files`: personal spaces, files of integrations that left the config, the summary.
 //! - `emit_atomic`: emit's files and rows change once: kill walks of `run` and `emit`, a full
 //!   disk, stray temporary files.
+//! - `library`: `autoexpose::run` in this process, twice, and stage by stage.
 //! - `lock`: one autoexpose per database; stale locks and interrupted `runs` rows.
 //! - `bounds`: read-idle timeout, Retry-After cap, manifest size and kind.
 //! - `not_data`: answers that are not Tableau's (an HTML 200, a wrong root or content type).
@@ -22,6 +23,7 @@ mod bad_input;
 mod bounds;
 mod e2e;
 mod emit_atomic;
+mod library;
 mod lock;
 mod not_data;
 mod pat_lock;

@@ -1,0 +1,37 @@
+//! autoexpose: Tableau workbooks as dbt exposures, one SQLite file as the record of every
+//! decision.
+//!
+//! The binary (`src/main.rs`) only parses the command line, calls [`run`], prints the error
+//! once and exits with [`exit_code`]'s code. Everything else is internal to this crate; what is
+//! public is what the binary, the integration tests and the examples need.
+
+mod atomic;
+mod bulk;
+pub mod cli;
+mod clock;
+mod config;
+mod db;
+mod emit;
+mod emit_pending;
+mod extract;
+mod fault;
+mod http;
+mod keys;
+mod lock;
+pub mod log;
+mod manifest;
+mod matching;
+mod naming;
+mod normalize;
+mod pipeline;
+#[cfg(test)]
+mod proptests;
+mod refresh;
+mod rows;
+mod run;
+mod yaml;
+mod run_results;
+mod tableau;
+
+pub use cli::Args;
+pub use pipeline::{exit_code, run, Outcome};
