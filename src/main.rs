@@ -31,6 +31,7 @@ mod proptests;
 mod refresh;
 mod rows;
 mod run;
+mod tags;
 mod yaml;
 mod run_results;
 mod tableau;
