@@ -281,6 +281,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn clear_deletes_the_shared_rows_of_tableau_sites_only() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::db::migrate(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO tableau_sites (integration, server_url, content_url, projects_filter, complete) VALUES ('prod', 'https://t', 'acme', '[]', 1);
+             INSERT INTO extract_warnings (integration, query, page, message, action) VALUES ('prod', 'Workbooks', 1, 'm', 'a'), ('inventory', 'file', 0, 'm', 'a');
+             INSERT INTO raw_responses (integration, seq, method, path, status, bytes, body) VALUES ('prod', 1, 'GET', '/', 200, 0, NULL), ('inventory', 1, 'READ', 'f', 200, 0, NULL);",
+        )
+        .unwrap();
+        let tx = conn.transaction().unwrap();
+        clear(&tx).unwrap();
+        tx.commit().unwrap();
+        let left = |t: &str| -> Vec<String> {
+            let mut st = conn.prepare(&format!("SELECT integration FROM {t} ORDER BY integration")).unwrap();
+            st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        };
+        assert_eq!(left("extract_warnings"), ["inventory"]);
+        assert_eq!(left("raw_responses"), ["inventory"]);
+        assert!(left("tableau_sites").is_empty());
+    }
+
+    #[test]
     fn urls_for_named_and_default_sites() {
         let w = Workbook { vizportal_url_id: Some("42".into()), ..Default::default() };
         assert_eq!(workbook_url("https://t.example.com/", "acme", &w).unwrap(), "https://t.example.com/#/site/acme/workbooks/42");
