@@ -37,6 +37,7 @@ use rusqlite::{params, Connection};
 use crate::atomic;
 use crate::config::Config;
 use crate::log;
+use crate::tags::{self, PendingAction};
 
 /// One file change of an emit.
 #[derive(Debug, Clone)]
@@ -88,8 +89,8 @@ impl Staged {
         let mut ins = tx.prepare_cached("INSERT INTO emit_pending (seq, action, tmp, target) VALUES (?1, ?2, ?3, ?4)")?;
         for (seq, c) in self.changes.iter().enumerate() {
             let (action, tmp) = match c {
-                Change::Rename { tmp, .. } => ("rename", Some(text(tmp)?)),
-                Change::Delete { .. } => ("delete", None),
+                Change::Rename { tmp, .. } => (PendingAction::Rename, Some(text(tmp)?)),
+                Change::Delete { .. } => (PendingAction::Delete, None),
             };
             ins.execute(params![seq as i64, action, tmp, text(c.target())?])?;
         }
@@ -205,13 +206,13 @@ pub(crate) fn recover(conn: &Connection, config: &Config) -> Result<()> {
     let db = config.database.display();
     let changes: Vec<Change> = {
         let mut st = conn.prepare("SELECT action, tmp, target FROM emit_pending ORDER BY seq")?;
-        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, String>(2)?)))?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, PendingAction>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, String>(2)?)))?;
         let mut out = Vec::new();
         for row in rows {
-            let (action, tmp, target) = row?;
+            let (action, tmp, target) = row.map_err(tags::in_table(&config.database, "emit_pending"))?;
             let target = PathBuf::from(target);
-            out.push(match (action.as_str(), tmp) {
-                ("rename", Some(tmp)) => {
+            out.push(match (action, tmp) {
+                (PendingAction::Rename, Some(tmp)) => {
                     let tmp = PathBuf::from(tmp);
                     // Only a temporary file of ours, beside its target and named after it.
                     let named = tmp.file_name().and_then(|n| n.to_str()).and_then(atomic::parse_temp).map(|(t, _)| t.to_string());
@@ -225,8 +226,11 @@ pub(crate) fn recover(conn: &Connection, config: &Config) -> Result<()> {
                     }
                     Change::Rename { tmp, target }
                 }
-                ("delete", _) => Change::Delete { target },
-                (other, _) => anyhow::bail!("database {db}: emit_pending has an unknown action {other:?}"),
+                (PendingAction::Delete, _) => Change::Delete { target },
+                (PendingAction::Rename, None) => anyhow::bail!(
+                    "database {db}: emit_pending has a rename of {} without its temporary file; not touching it (remove the row by hand if this database was edited)",
+                    target.display()
+                ),
             });
         }
         out

@@ -32,6 +32,7 @@ mod run;
 mod yaml;
 mod run_results;
 mod tableau;
+mod tags;
 
 pub use cli::Args;
 pub use pipeline::{exit_code, run, Outcome};

@@ -31,6 +31,7 @@ use crate::db::StageReport;
 use crate::keys::{same_table, Resolution};
 use crate::normalize::RelationKey;
 use crate::rows::{Extracted, Node, TableUse};
+use crate::tags::{KeyStatus, MissReason, Side, Via};
 
 #[derive(Debug)]
 struct DbtNode<'a> {
@@ -63,7 +64,7 @@ struct Unmatched {
 /// Why a table did not match, worked out once per distinct table.
 #[derive(Debug)]
 struct Miss {
-    reason: &'static str,
+    reason: MissReason,
     /// JSON list of dbt unique_ids that nearly matched.
     candidates: String,
     suggestion: String,
@@ -171,7 +172,7 @@ pub(crate) fn compute(x: &Extracted, keys: &[RelationKey]) -> Matched {
         .collect();
     // Each distinct table's outcome, by key index (dbt keys get none: no row points at them).
     let outcomes: Vec<Option<Outcome>> =
-        keys.par_iter().map(|k| (k.side == "tableau").then(|| match_key(&index, Some(k)))).collect();
+        keys.par_iter().map(|k| k.side.is_bi().then(|| match_key(&index, Some(k)))).collect();
     let Outcome::Unmatched(no_key) = match_key(&index, None) else { unreachable!("a table without a key never matches") };
     let mut misses = vec![no_key, unsupported_custom_sql()];
     let mut on_table: Vec<&DbtNode> = Vec::new();
@@ -198,7 +199,7 @@ pub(crate) fn compute(x: &Extracted, keys: &[RelationKey]) -> Matched {
             let mut unmatched = Vec::new();
             for i in range.clone() {
                 let (row, table) = (&x.tables[i], i as u32);
-                let verdict = if row.via == "custom_sql" && row.table_id.is_empty() {
+                let verdict = if row.via == Via::CustomSql && row.table_id.is_empty() {
                     Verdict::Miss(UNSUPPORTED_SQL)
                 } else {
                     verdicts.get(row_keys[i] as usize).copied().unwrap_or(Verdict::Miss(NO_KEY))
@@ -319,7 +320,7 @@ fn build_index<'a>(x: &'a Extracted, keys: &'a [RelationKey]) -> Index<'a> {
         resolution: Resolution::of(x.adapter_type.as_deref()),
         adapter: x.adapter_type.as_deref().unwrap_or("an unknown adapter"),
     };
-    for k in keys.iter().filter(|k| k.side == "dbt" && k.status == "ok") {
+    for k in keys.iter().filter(|k| k.side == Side::Dbt && k.status == KeyStatus::Ok) {
         let (Some(&(row, n)), Some(key), Some(si)) = (nodes.get(k.reference.as_str()), k.key.as_deref(), k.schema_ident()) else {
             continue;
         };
@@ -345,7 +346,7 @@ fn build_index<'a>(x: &'a Extracted, keys: &'a [RelationKey]) -> Index<'a> {
 fn table_keys(keys: &[RelationKey]) -> HashMap<(&str, &str), usize> {
     keys.iter()
         .enumerate()
-        .filter(|(_, k)| k.side == "tableau")
+        .filter(|(_, k)| k.side.is_bi())
         .map(|(i, k)| ((k.integration.as_str(), k.reference.as_str()), i))
         .collect()
 }
@@ -363,13 +364,13 @@ fn workbook_ranges(tables: &[TableUse]) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-fn miss(reason: &'static str, candidates: &[&str], suggestion: String) -> Miss {
+fn miss(reason: MissReason, candidates: &[&str], suggestion: String) -> Miss {
     Miss { reason, candidates: serde_json::to_string(candidates).unwrap_or_else(|_| "[]".into()), suggestion }
 }
 
 fn unsupported_custom_sql() -> Miss {
     miss(
-        "custom_sql",
+        MissReason::CustomSql,
         &[],
         "Tableau could not parse this custom SQL (isUnsupportedCustomSql), so the tables it reads are unknown. Move the query into a dbt model and point the workbook at that model; table tableau_custom_sql holds the query text".into(),
     )
@@ -387,16 +388,16 @@ fn ids<'a>(index: &Index<'a>, list: &[usize]) -> Vec<&'a str> {
 /// The outcome for a Tableau table with key `k` (`None`: no key row at all).
 fn match_key<'a>(index: &'a Index<'a>, k: Option<&RelationKey>) -> Outcome<'a> {
     match k.map(|k| k.status) {
-        Some("redacted") | None => {
+        Some(KeyStatus::Redacted) | None => {
             return Outcome::Unmatched(miss(
-                "redacted_name",
+                MissReason::RedactedName,
                 &[],
                 "Tableau returned this table without its name (Catalog permissions). Give the PAT's user the Site Administrator Explorer role, or Catalog view rights, and extract again".into(),
             ))
         }
-        Some("file") => {
+        Some(KeyStatus::File) => {
             return Outcome::Unmatched(miss(
-                "file_connection",
+                MissReason::FileConnection,
                 &[],
                 "Reads a file or web connector, not a warehouse table: there is nothing in dbt to depend on".into(),
             ))
@@ -430,7 +431,7 @@ fn match_key<'a>(index: &'a Index<'a>, k: Option<&RelationKey>) -> Outcome<'a> {
             relations.dedup();
             let distinct = { let mut t = tables.clone(); t.sort(); t.dedup(); t.len() };
             return Outcome::Unmatched(miss(
-                "ambiguous",
+                MissReason::Ambiguous,
                 &ids(index, &enabled),
                 format!(
                     "{} dbt nodes have the key {key} once case and quotes are folded, but they are {distinct} different tables ({}) as {} resolves names; autoexpose does not pick one. Give them distinct names, or point the workbook at the one it means",
@@ -447,7 +448,7 @@ fn match_key<'a>(index: &'a Index<'a>, k: Option<&RelationKey>) -> Outcome<'a> {
         if public.is_empty() {
             let private = ids(index, &enabled);
             return Outcome::Unmatched(miss(
-                "private_model",
+                MissReason::PrivateModel,
                 &private,
                 format!(
                     "{} is private to its group, and dbt refuses references to it from an exposure. Make it protected or public, or point the workbook at a public model",
@@ -460,7 +461,7 @@ fn match_key<'a>(index: &'a Index<'a>, k: Option<&RelationKey>) -> Outcome<'a> {
     if !candidates.is_empty() {
         let ids = ids(index, candidates);
         return Outcome::Unmatched(miss(
-            "disabled_node",
+            MissReason::DisabledNode,
             &ids,
             format!(
                 "{} is disabled in dbt (enabled: false), and dbt fails on references to disabled nodes. Enable it, or point the workbook at an enabled model",
@@ -477,7 +478,7 @@ fn match_key<'a>(index: &'a Index<'a>, k: Option<&RelationKey>) -> Outcome<'a> {
             schemas.dedup();
             let found: Vec<String> = same.iter().map(|&i| format!("{tableau_db}.{}.{ident}", index.nodes[i].node.schema.as_deref().unwrap_or(""))).collect();
             return Outcome::Unmatched(miss(
-                "missing_schema",
+                MissReason::MissingSchema,
                 &ids(index, same),
                 format!(
                     "Tableau recorded this table without a schema, and dbt builds {}. If the connection reads that schema by default, add `default_schemas: {{{tableau_db}: {}}}` to this tableau integration in the config",
@@ -490,7 +491,7 @@ fn match_key<'a>(index: &'a Index<'a>, k: Option<&RelationKey>) -> Outcome<'a> {
     if let Some(same) = schema_ident.as_deref().and_then(|si| index.by_schema_ident.get(si)) {
         let dbs: Vec<&str> = same.iter().map(|&i| index.nodes[i].database).collect();
         return Outcome::Unmatched(miss(
-            "database_mismatch",
+            MissReason::DatabaseMismatch,
             &ids(index, same),
             format!(
                 "dbt builds {} in database {}, Tableau reads database {tableau_db:?}. If they are the same tables, add `database_aliases: {{{tableau_db}: {}}}` to this tableau integration in the config",
@@ -501,7 +502,7 @@ fn match_key<'a>(index: &'a Index<'a>, k: Option<&RelationKey>) -> Outcome<'a> {
         ));
     }
     Outcome::Unmatched(miss(
-        "not_in_manifest",
+        MissReason::NotInManifest,
         &[],
         format!(
             "No dbt model, seed, snapshot or source is built as {key}. If dbt builds it under another name, check the Tableau connection's database and schema; otherwise it is not managed by dbt"

@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::db::StageReport;
 use crate::keys::{dbt_key, tableau_key, TableauTable};
 use crate::rows::{Extracted, TableUse};
+use crate::tags::{self, KeyStatus, Side};
 
 /// `__typename`s and connection types that are files or web connectors, not warehouse tables.
 const FILE_TYPES: &[&str] = &["File", "CloudFile", "WebDataConnector"];
@@ -25,7 +26,7 @@ const FILE_CONNECTIONS: &[&str] = &["excel-direct", "excel", "textscan", "hyper"
 /// One `relation_keys` row.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RelationKey {
-    pub(crate) side: &'static str,
+    pub(crate) side: Side,
     pub(crate) integration: String,
     pub(crate) reference: String,
     pub(crate) key: Option<String>,
@@ -33,7 +34,7 @@ pub(crate) struct RelationKey {
     pub(crate) schema: Option<String>,
     pub(crate) identifier: Option<String>,
     pub(crate) derivation: String,
-    pub(crate) status: &'static str,
+    pub(crate) status: KeyStatus,
 }
 
 impl RelationKey {
@@ -92,9 +93,8 @@ pub(crate) fn load(db: &std::path::Path) -> Result<Vec<RelationKey>> {
          ORDER BY side, integration, ref",
     )?;
     let rows = st.query_map([], |r| {
-        let (side, status): (String, String) = (r.get(0)?, r.get(8)?);
         Ok(RelationKey {
-            side: if side == "dbt" { "dbt" } else { "tableau" },
+            side: r.get(0)?,
             integration: r.get(1)?,
             reference: r.get(2)?,
             key: r.get(3)?,
@@ -102,28 +102,23 @@ pub(crate) fn load(db: &std::path::Path) -> Result<Vec<RelationKey>> {
             schema: r.get(5)?,
             identifier: r.get(6)?,
             derivation: r.get(7)?,
-            status: match status.as_str() {
-                "ok" => "ok",
-                "file" => "file",
-                "no_relation" => "no_relation",
-                _ => "redacted",
-            },
+            status: r.get(8)?,
         })
     })?;
-    let keys = rows.collect::<rusqlite::Result<_>>()?;
+    let keys = rows.collect::<rusqlite::Result<_>>().map_err(tags::in_table(db, "relation_keys"))?;
     drop(st);
     tx.commit()?;
     Ok(keys)
 }
 
 fn row(
-    side: &'static str,
+    side: Side,
     integration: &str,
     reference: &str,
     key: Option<String>,
     parts: (Option<String>, Option<String>, Option<String>),
     derivation: String,
-    status: &'static str,
+    status: KeyStatus,
 ) -> RelationKey {
     let (database, schema, identifier) = parts;
     RelationKey { side, integration: integration.to_string(), reference: reference.to_string(), key, database, schema, identifier, derivation, status }
@@ -145,11 +140,11 @@ fn dbt_keys(x: &Extracted) -> Vec<RelationKey> {
         .map(|n| {
             if n.materialized.as_deref() == Some("ephemeral") {
                 let parts = (n.database.clone(), n.schema.clone(), Some(n.identifier.clone()));
-                return row("dbt", "", &n.unique_id, None, parts, "ephemeral model: no relation".into(), "no_relation");
+                return row(Side::Dbt, "", &n.unique_id, None, parts, "ephemeral model: no relation".into(), KeyStatus::NoRelation);
             }
             let k = dbt_key(n.database.as_deref(), n.schema.as_deref(), &n.identifier, n.resource_type == "source");
             let text = k.text();
-            row("dbt", "", &n.unique_id, Some(text), (Some(k.database), Some(k.schema), Some(k.identifier)), k.derivation, "ok")
+            row(Side::Dbt, "", &n.unique_id, Some(text), (Some(k.database), Some(k.schema), Some(k.identifier)), k.derivation, KeyStatus::Ok)
         })
         .collect()
 }
@@ -170,13 +165,13 @@ fn tableau_row(t: &TableUse, (aliases, default_schemas): SiteRules) -> RelationK
     let (i, id) = (t.integration.as_str(), t.table_id.as_str());
     if t.name.is_none() && t.full_name.is_none() && t.schema.is_none() && t.database_name.is_none() {
         let why = "name, fullName, schema and database.name are all null: redacted by Tableau permissions";
-        return row("tableau", i, id, None, (None, None, None), why.into(), "redacted");
+        return row(Side::Tableau, i, id, None, (None, None, None), why.into(), KeyStatus::Redacted);
     }
     let (dtype, ctype) = (t.database_type.as_deref(), t.connection_type.as_deref());
     let is_file = dtype.is_some_and(|d| FILE_TYPES.contains(&d)) || ctype.is_some_and(|c| FILE_CONNECTIONS.contains(&c));
     if is_file {
         let what = format!("file or web connection ({}): not a warehouse table", dtype.or(ctype).unwrap_or("?"));
-        return row("tableau", i, id, None, (t.database_name.clone(), t.schema.clone(), t.name.clone()), what, "file");
+        return row(Side::Tableau, i, id, None, (t.database_name.clone(), t.schema.clone(), t.name.clone()), what, KeyStatus::File);
     }
     let tt = TableauTable {
         name: t.name.as_deref(),
@@ -187,8 +182,8 @@ fn tableau_row(t: &TableUse, (aliases, default_schemas): SiteRules) -> RelationK
     match tableau_key(&tt, aliases, default_schemas) {
         Some(k) => {
             let text = k.text();
-            row("tableau", i, id, Some(text), (Some(k.database), Some(k.schema), Some(k.identifier)), k.derivation, "ok")
+            row(Side::Tableau, i, id, Some(text), (Some(k.database), Some(k.schema), Some(k.identifier)), k.derivation, KeyStatus::Ok)
         }
-        None => row("tableau", i, id, None, (t.database_name.clone(), t.schema.clone(), None), "no name or fullName".into(), "redacted"),
+        None => row(Side::Tableau, i, id, None, (t.database_name.clone(), t.schema.clone(), None), "no name or fullName".into(), KeyStatus::Redacted),
     }
 }

@@ -17,6 +17,7 @@ use rusqlite::Transaction;
 
 use crate::bulk::Insert;
 use crate::db;
+use crate::tags::{self, Via};
 
 /// A `dbt_nodes` row: a model, seed, snapshot or source.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,7 +73,7 @@ pub(crate) struct Workbook {
 pub(crate) struct TableUse {
     pub(crate) integration: String,
     pub(crate) workbook_id: String,
-    pub(crate) via: &'static str,
+    pub(crate) via: Via,
     pub(crate) via_id: String,
     pub(crate) table_id: String,
     pub(crate) table_luid: Option<String>,
@@ -86,7 +87,7 @@ pub(crate) struct TableUse {
 
 impl TableUse {
     pub(crate) fn key(&self) -> (&str, &str, &str, &str, &str) {
-        (&self.integration, &self.workbook_id, self.via, &self.via_id, &self.table_id)
+        (&self.integration, &self.workbook_id, self.via.as_str(), &self.via_id, &self.table_id)
     }
 }
 
@@ -212,10 +213,12 @@ fn load_workbooks(db: &Path) -> Result<(Vec<Site>, Vec<Workbook>)> {
                 url: r.get(12)?,
                 created_at: r.get(13)?,
                 updated_at: r.get(14)?,
-                tags: serde_json::from_str(&tags).unwrap_or_default(),
+                tags: serde_json::from_str(&tags)
+                    .map_err(|e| rusqlite::Error::FromSqlConversionFailure(15, rusqlite::types::Type::Text, Box::new(e)))?,
             })
         })?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<rusqlite::Result<_>>()
+        .map_err(tags::in_table(db, "tableau_workbooks"))?;
     drop(st);
     conn.commit()?;
     Ok((sites, workbooks))
@@ -231,11 +234,10 @@ fn load_tables(db: &Path) -> Result<Vec<TableUse>> {
     )?;
     let tables = st
         .query_map([], |r| {
-            let via: String = r.get(2)?;
             Ok(TableUse {
                 integration: r.get(0)?,
                 workbook_id: r.get(1)?,
-                via: via_name(&via),
+                via: r.get(2)?,
                 via_id: r.get(3)?,
                 table_id: r.get(4)?,
                 table_luid: r.get(5)?,
@@ -247,20 +249,11 @@ fn load_tables(db: &Path) -> Result<Vec<TableUse>> {
                 connection_type: r.get(11)?,
             })
         })?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<rusqlite::Result<_>>()
+        .map_err(tags::in_table(db, "tableau_tables"))?;
     drop(st);
     conn.commit()?;
     Ok(tables)
-}
-
-/// The `via` values extract writes; anything else read back is kept as `other`.
-fn via_name(via: &str) -> &'static str {
-    match via {
-        "embedded" => "embedded",
-        "published" => "published",
-        "custom_sql" => "custom_sql",
-        _ => "other",
-    }
 }
 
 pub(crate) fn insert_nodes(tx: &Transaction, nodes: &[Node]) -> Result<()> {

@@ -13,6 +13,8 @@
 //! - `not_data`: answers that are not Tableau's (an HTML 200, a wrong root or content type).
 //! - `pat_lock`: one autoexpose per PAT (Tableau keeps one session per PAT); one PAT per integration.
 //! - `secrets_hostile`: hostile PAT names and secrets, echoed by the server, found in no output.
+//! - `shared_rows`: extract replaces its own sites' warnings and responses, no other integration's.
+//! - `stored_tags`: an unknown tag read back stops the stage, naming the table, column and value.
 //! - `shared_tables`: patterns of real dbt projects (a source over a seed's table, tables
 //!   without a schema, old manifests).
 
@@ -30,6 +32,8 @@ mod pat_lock;
 mod refresh;
 mod refresh_journal;
 mod secrets_hostile;
+mod shared_rows;
 mod shared_tables;
 mod sites_and_files;
 mod stages;
+mod stored_tags;

@@ -167,22 +167,35 @@ fn all_rows(conn: &rusqlite::Connection) -> BTreeMap<String, Vec<String>> {
 fn run_writes_what_the_stages_write_one_by_one() {
     let server = TableauServer::start(&repo().join("testdata/tableau/roundtrip.site.json"), Faults::default());
     let mini = TableauServer::start(&repo().join("testdata/tableau/mini.site.json"), Faults::default());
+    let sf = TableauServer::start(&repo().join("testdata/tableau/snowflake.site.json"), Faults::default());
     let env = [("AE_TEST_PAT_NAME", "autoexpose-demo"), ("AE_TEST_PAT_SECRET", "demo-pat-secret"), MINI_PAT[0], MINI_PAT[1]];
-    let cases: [(Vec<SiteConfig>, Option<std::path::PathBuf>); 3] = [
-        (vec![SiteConfig::demo("https://tableau.example.com")], Some(repo().join("testdata/http/demo"))),
-        (vec![SiteConfig::demo(&server.base_url)], None),
+    let mut sf_site = SiteConfig::demo(&sf.base_url);
+    (sf_site.name, sf_site.site, sf_site.projects, sf_site.extra) = ("sf".into(), "analytics".into(), vec!["Sales".into()], String::new());
+    sf_site.token_env = ("AE_SF_NAME".into(), "AE_SF_SECRET".into());
+    let sf_env = [("AE_SF_NAME", "sf-ci"), ("AE_SF_SECRET", "sf-ci-secret")];
+    let env: Vec<(&str, &str)> = env.into_iter().chain(sf_env).collect();
+    let demo_manifest = demo_manifest();
+    let sf_manifest = repo().join("testdata/dbt/snowflake_shop/artifacts/manifest.json");
+    // Each case: sites, replay folder, manifest, and at least how many table rows and dependencies.
+    let cases: [(Vec<SiteConfig>, Option<std::path::PathBuf>, &std::path::Path, (usize, usize)); 4] = [
+        (vec![SiteConfig::demo("https://tableau.example.com")], Some(repo().join("testdata/http/demo")), &demo_manifest, (10, 5)),
+        (vec![SiteConfig::demo(&server.base_url)], None, &demo_manifest, (10, 5)),
         // Two sites, listed out of name order: their rows must still come out in key order.
-        (vec![SiteConfig::mini(&mini.base_url), SiteConfig::demo(&server.base_url)], None),
+        (vec![SiteConfig::mini(&mini.base_url), SiteConfig::demo(&server.base_url)], None, &demo_manifest, (10, 5)),
+        // Another manifest and adapter: two nodes on one table (both dependencies) and a key
+        // two different tables fold to (ambiguous), read back as `run` hands them on.
+        (vec![sf_site], None, &sf_manifest, (4, 4)),
     ];
-    for (sites, replay) in cases {
-        let whole = Workspace::new(&sites, replay.as_deref());
-        let staged = Workspace::new(&sites, replay.as_deref());
+    for (sites, replay, manifest, (min_tables, min_deps)) in cases {
+        let whole = Workspace::with_manifest(&sites, replay.as_deref(), manifest);
+        let staged = Workspace::with_manifest(&sites, replay.as_deref(), manifest);
         assert_ok(&whole.run(&[], "run", &env));
         for stage in ["extract", "normalize", "match", "emit"] {
             assert_ok(&staged.run(&[], stage, &env));
         }
         let (a, b) = (all_rows(&whole.conn()), all_rows(&staged.conn()));
-        assert!(a["tableau_tables"].len() > 10 && a["exposure_dependencies"].len() > 5, "{a:?}");
+        assert!(a["tableau_tables"].len() > min_tables && a["exposure_dependencies"].len() > min_deps, "{a:?}");
+        assert!(!a["unmatched_tables"].is_empty(), "{a:?}");
         assert_eq!(a["tableau_sites"].len(), sites.len());
         for (table, rows) in &a {
             assert_eq!(rows, &b[table], "table {table} differs between `run` and the stages one by one");
@@ -193,4 +206,5 @@ fn run_writes_what_the_stages_write_one_by_one() {
     }
     server.stop();
     mini.stop();
+    sf.stop();
 }

@@ -77,8 +77,25 @@ pub(crate) struct LeftOut {
     pub(crate) project_luid: Option<String>,
     pub(crate) project_name: Option<String>,
     pub(crate) owner_username: Option<String>,
-    pub(crate) reason: &'static str,
+    pub(crate) reason: LeftOutReason,
     pub(crate) detail: String,
+}
+
+crate::tags::text_tag! {
+    /// Why a workbook read was not imported (`tableau_left_out_workbooks.reason`).
+    pub(crate) enum LeftOutReason in "reason" {
+        /// In a user's personal space, and the site does not ask for those.
+        PersonalSpace = "personal_space",
+    }
+}
+
+/// How a workbook was recognised as being in a personal space (`personal_space`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PersonalSpace {
+    /// No project at all.
+    NoProject,
+    /// In a project named "Personal Space" that Query Projects does not list.
+    UnlistedProject,
 }
 
 /// The name Tableau's web UI gives a personal space; the Metadata API may or may not report
@@ -99,14 +116,14 @@ const PERSONAL_SPACE: &str = "Personal Space";
 ///   "Do not pass a Personal Space LUID here"), and the UI calls it "Personal Space". UNVERIFIED
 ///   for the Metadata API; a real project of that name is listed by Query Projects, so it is
 ///   never mistaken for one.
-pub(crate) fn personal_space(w: &Workbook, listed_projects: &BTreeSet<&str>) -> Option<&'static str> {
+pub(crate) fn personal_space(w: &Workbook, listed_projects: &BTreeSet<&str>) -> Option<PersonalSpace> {
     let blank = |s: &Option<String>| s.as_deref().map_or(true, |s| s.trim().is_empty());
     if blank(&w.project_name) && blank(&w.project_luid) {
-        return Some("no_project");
+        return Some(PersonalSpace::NoProject);
     }
     let listed = w.project_luid.as_deref().is_some_and(|l| listed_projects.contains(l));
     if !listed && w.project_name.as_deref().is_some_and(|n| n.trim().eq_ignore_ascii_case(PERSONAL_SPACE)) {
-        return Some("personal_space_project");
+        return Some(PersonalSpace::UnlistedProject);
     }
     None
 }
@@ -127,10 +144,10 @@ fn leave_out_personal_spaces(site: &TableauSite, projects: &[Project], workbooks
             project_luid: w.project_luid.clone(),
             project_name: w.project_name.clone(),
             owner_username: w.owner.as_ref().and_then(|o| o.username.clone()),
-            reason: "personal_space",
+            reason: LeftOutReason::PersonalSpace,
             detail: match why {
-                "no_project" => "in a personal space (no project); set include_personal_spaces: true to import it".into(),
-                _ => format!("in a personal space ({PERSONAL_SPACE:?}, not a listed project); set include_personal_spaces: true to import it"),
+                PersonalSpace::NoProject => "in a personal space (no project); set include_personal_spaces: true to import it".into(),
+                PersonalSpace::UnlistedProject => format!("in a personal space ({PERSONAL_SPACE:?}, not a listed project); set include_personal_spaces: true to import it"),
             },
         });
         false

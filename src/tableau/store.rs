@@ -8,9 +8,18 @@ use rusqlite::{params, Transaction};
 use super::extract::SiteExtract;
 use super::model::{CustomSql, Table, Workbook};
 use crate::rows;
+use crate::tags::Via;
 
-/// Deletes every Tableau row, for all integrations: extract replaces its rows wholesale.
+/// Deletes the rows extract replaces, before the sites are written: every row of the
+/// `tableau_*` tables (extract reads every configured site, so a site gone from the config
+/// goes with them), and in the tables every integration writes to (`SHARED`) only the rows of
+/// the Tableau sites written before, as `tableau_sites` lists them. `write` deletes each site's
+/// own rows there too, so a site new to the config replaces whatever its name had. Another
+/// integration's rows in the shared tables are its own and stay.
 pub(crate) fn clear(tx: &Transaction) -> Result<()> {
+    for t in SHARED {
+        tx.execute(&format!("DELETE FROM {t} WHERE integration IN (SELECT integration FROM tableau_sites)"), [])?;
+    }
     for t in [
         "tableau_sites",
         "tableau_projects",
@@ -20,12 +29,22 @@ pub(crate) fn clear(tx: &Transaction) -> Result<()> {
         "tableau_tables",
         "tableau_custom_sql",
         "tableau_left_out_workbooks",
-        "extract_warnings",
-        "raw_responses",
     ] {
         tx.execute(&format!("DELETE FROM {t}"), [])?;
     }
     Ok(())
+}
+
+/// The tables of extract that hold the rows of every integration, keyed by `integration`.
+const SHARED: [&str; 2] = ["extract_warnings", "raw_responses"];
+
+crate::tags::text_tag! {
+    /// `tableau_datasources.kind`.
+    pub(crate) enum DatasourceKind in "kind" {
+        /// Embedded in a workbook (no luid; refreshed through its workbook).
+        Embedded = "embedded",
+        Published = "published",
+    }
 }
 
 /// The browser URL of a workbook: `{server}/#/site/{content}/workbooks/{vizportal id}`, the
@@ -88,11 +107,11 @@ pub(crate) fn rows(x: &mut SiteExtract) -> (rows::Site, Vec<rows::Workbook>, Vec
         let start = tables.len();
         for e in w.embedded_datasources.iter_mut().flatten() {
             for t in e.upstream_tables.take().into_iter().flatten() {
-                tables.push(table_row(i, &w.id, "embedded", &e.id, t));
+                tables.push(table_row(i, &w.id, Via::Embedded, &e.id, t));
             }
             for p in e.upstream_datasources.iter_mut().flatten() {
                 for t in p.upstream_tables.take().into_iter().flatten() {
-                    tables.push(table_row(i, &w.id, "published", &p.id, t));
+                    tables.push(table_row(i, &w.id, Via::Published, &p.id, t));
                 }
             }
         }
@@ -120,10 +139,10 @@ fn custom_sql_rows(x: &SiteExtract) -> rustc_hash::FxHashMap<String, Vec<rows::T
         for w in custom_sql_workbooks(c, &known) {
             let list = out.entry(w.to_string()).or_default();
             if found.is_empty() {
-                list.push(table_row(i, w, "custom_sql", &c.id, Table::default()));
+                list.push(table_row(i, w, Via::CustomSql, &c.id, Table::default()));
             }
             for t in found {
-                list.push(table_row(i, w, "custom_sql", &c.id, t.clone()));
+                list.push(table_row(i, w, Via::CustomSql, &c.id, t.clone()));
             }
         }
     }
@@ -148,6 +167,9 @@ fn custom_sql_workbooks<'a>(c: &'a CustomSql, known: &std::collections::BTreeSet
 /// warnings and responses. Workbooks and tables are written from `rows`, sorted.
 pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
     let i = &x.integration;
+    for t in SHARED {
+        tx.execute(&format!("DELETE FROM {t} WHERE integration = ?1"), [i])?;
+    }
     tx.execute(
         "INSERT INTO tableau_sites (integration, server_url, content_url, site_luid, api_version, product_version, projects_filter, workbooks_total, complete)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -184,9 +206,9 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
             continue;
         }
         for e in w.embedded_datasources.iter().flatten() {
-            ds.execute(params![i, e.id, "embedded", Option::<String>::None, e.name, e.has_extracts, w.id])?;
+            ds.execute(params![i, e.id, DatasourceKind::Embedded, Option::<String>::None, e.name, e.has_extracts, w.id])?;
             for p in e.upstream_datasources.iter().flatten() {
-                ds.execute(params![i, p.id, "published", p.luid, p.name, p.has_extracts, Option::<String>::None])?;
+                ds.execute(params![i, p.id, DatasourceKind::Published, p.luid, p.name, p.has_extracts, Option::<String>::None])?;
                 link.execute(params![i, w.id, e.id, p.id])?;
             }
         }
@@ -233,7 +255,7 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
     Ok(())
 }
 
-fn table_row(integration: &str, workbook_id: &str, via: &'static str, via_id: &str, t: Table) -> rows::TableUse {
+fn table_row(integration: &str, workbook_id: &str, via: Via, via_id: &str, t: Table) -> rows::TableUse {
     let (database_name, database_type, db_connection) = match t.database {
         Some(d) => (d.name, d.typename, d.connection_type),
         None => (None, None, None),
@@ -257,6 +279,28 @@ fn table_row(integration: &str, workbook_id: &str, via: &'static str, via_id: &s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clear_deletes_the_shared_rows_of_tableau_sites_only() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::db::migrate(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO tableau_sites (integration, server_url, content_url, projects_filter, complete) VALUES ('prod', 'https://t', 'acme', '[]', 1);
+             INSERT INTO extract_warnings (integration, query, page, message, action) VALUES ('prod', 'Workbooks', 1, 'm', 'a'), ('inventory', 'file', 0, 'm', 'a');
+             INSERT INTO raw_responses (integration, seq, method, path, status, bytes, body) VALUES ('prod', 1, 'GET', '/', 200, 0, NULL), ('inventory', 1, 'READ', 'f', 200, 0, NULL);",
+        )
+        .unwrap();
+        let tx = conn.transaction().unwrap();
+        clear(&tx).unwrap();
+        tx.commit().unwrap();
+        let left = |t: &str| -> Vec<String> {
+            let mut st = conn.prepare(&format!("SELECT integration FROM {t} ORDER BY integration")).unwrap();
+            st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        };
+        assert_eq!(left("extract_warnings"), ["inventory"]);
+        assert_eq!(left("raw_responses"), ["inventory"]);
+        assert!(left("tableau_sites").is_empty());
+    }
 
     #[test]
     fn urls_for_named_and_default_sites() {
