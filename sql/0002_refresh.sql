@@ -50,7 +50,7 @@ CREATE TABLE refresh_events (
                                               -- | sending (request in flight; settled by its run, or the next after a kill)
     reason          TEXT,                     -- too_soon | upstream_failed | not_rebuilt | refreshed_in_this_run
                                               -- | no_extracts | not_refreshable | not_found | forbidden | http_error
-                                              -- | answer_unreadable (the answer to the POST was lost; see refresh.rs)
+                                              -- | answer_unreadable (the answer to the POST was lost; see src/refresh/act.rs)
                                               -- | interrupted (its run was killed while the request was in flight)
     detail          TEXT,                     -- the nodes behind the reason, or a note
     eligible_at     TEXT,                     -- too_soon: when the target may be refreshed again

@@ -331,7 +331,7 @@ mod tests {
         let conn = db();
         conn.execute("INSERT INTO refresh_state VALUES ('site', 'cube', 'c1', 'C', '2026-11-25T02:00:00Z', 'triggered', NULL, 1)", [])
             .unwrap();
-        fails_naming(load_state(&conn).unwrap_err(), &["table refresh_state", "unknown refresh target kind \"cube\""]);
+        fails_naming(load_state(&conn).unwrap_err(), &["table refresh_state", "column target_kind: unknown value \"cube\""]);
     }
 
     #[test]
@@ -346,7 +346,7 @@ mod tests {
         .unwrap();
         fails_naming(
             load_in_flight(&conn).err().unwrap(),
-            &["table refresh_events", "unknown refresh target kind \"Workbook\" (known: datasource, workbook)"],
+            &["table refresh_events", "column target_kind: unknown value \"Workbook\" (this autoexpose knows datasource, workbook)"],
         );
         conn.execute("UPDATE refresh_events SET target_kind = 'workbook'", []).unwrap();
         let f = load_in_flight(&conn).unwrap();

@@ -5,80 +5,25 @@
 //! second integration or by hand is refused, not coerced (an unknown kind used to become
 //! `datasource` silently).
 //!
-//! Kept apart from the other stages' tags until the lead unifies them (issue #12).
+//! Declared with the other stages' `text_tag!` (crate::tags), in refresh's folder because only
+//! refresh uses them.
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use crate::tags::text_tag;
 
-/// A stored tag no variant names.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {tag} {value:?} (known: {known})")]
-pub(crate) struct UnknownTag {
-    pub(crate) tag: &'static str,
-    pub(crate) value: String,
-    pub(crate) known: String,
-}
-
-macro_rules! tag {
-    ($(#[$meta:meta])* $name:ident, $what:literal, { $($(#[$vmeta:meta])* $var:ident = $text:literal,)+ }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub(crate) enum $name {
-            $($(#[$vmeta])* $var,)+
-        }
-
-        impl $name {
-            /// Every variant, in declaration order.
-            #[allow(dead_code)]
-            pub(crate) const ALL: &'static [$name] = &[$($name::$var,)+];
-
-            /// The text stored in the database and shown in messages.
-            pub(crate) fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$var => $text,)+
-                }
-            }
-
-            pub(crate) fn parse(text: &str) -> Result<Self, UnknownTag> {
-                match text {
-                    $($text => Ok($name::$var),)+
-                    _ => Err(UnknownTag { tag: $what, value: text.to_string(), known: [$($text,)+].join(", ") }),
-                }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl ToSql for $name {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                Ok(ToSqlOutput::Borrowed(ValueRef::Text(self.as_str().as_bytes())))
-            }
-        }
-
-        impl FromSql for $name {
-            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-                let text = value.as_str()?;
-                $name::parse(text).map_err(|e| FromSqlError::Other(Box::new(e)))
-            }
-        }
-    };
-}
-
-tag! {
+text_tag! {
     /// What a refresh request names: a published data source, or a workbook (for its embedded
     /// extracts; embedded data sources have no luid of their own).
-    Kind, "refresh target kind", {
+    #[derive(PartialOrd, Ord)]
+    pub(crate) enum Kind in "target_kind" {
         Datasource = "datasource",
         Workbook = "workbook",
     }
 }
 
-tag! {
+text_tag! {
     /// refresh_events.decision: what became of an exposure (or one of its targets).
-    Decision, "refresh decision", {
+    #[derive(PartialOrd, Ord)]
+    pub(crate) enum Decision in "decision" {
         Triggered = "triggered",
         Skipped = "skipped",
         AlreadyQueued = "already_queued",
@@ -90,9 +35,10 @@ tag! {
     }
 }
 
-tag! {
+text_tag! {
     /// refresh_events.reason: why a decision was made.
-    Reason, "refresh reason", {
+    #[derive(PartialOrd, Ord)]
+    pub(crate) enum Reason in "reason" {
         UpstreamFailed = "upstream_failed",
         NotRebuilt = "not_rebuilt",
         NoExtracts = "no_extracts",
@@ -107,9 +53,10 @@ tag! {
     }
 }
 
-tag! {
+text_tag! {
     /// refresh_events.job_status: how a triggered job ended, with `--wait`.
-    JobStatus, "refresh job status", {
+    #[derive(PartialOrd, Ord)]
+    pub(crate) enum JobStatus in "job_status" {
         Success = "success",
         Failed = "failed",
         Cancelled = "cancelled",
@@ -134,6 +81,8 @@ impl JobStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tags::Tag;
+    use rusqlite::types::ToSql;
     use rusqlite::Connection;
 
     #[test]
@@ -151,21 +100,21 @@ mod tests {
             assert_eq!(conn.query_row("SELECT ?1", [d.as_str()], |r| r.get::<_, Decision>(0)).unwrap(), *d);
         }
         for r in Reason::ALL {
-            assert_eq!(Reason::parse(&back(r)), Ok(*r));
+            assert_eq!(<Reason as Tag>::parse(&back(r)), Some(*r));
         }
         for s in JobStatus::ALL {
-            assert_eq!(JobStatus::parse(&back(s)), Ok(*s));
+            assert_eq!(<JobStatus as Tag>::parse(&back(s)), Some(*s));
         }
     }
 
     #[test]
-    fn an_unknown_value_fails_naming_the_tag_and_the_value() {
+    fn an_unknown_value_fails_naming_the_column_and_the_value() {
         let conn = Connection::open_in_memory().unwrap();
         let err = conn.query_row("SELECT 'cube'", [], |r| r.get::<_, Kind>(0)).unwrap_err().to_string();
-        assert!(err.contains("unknown refresh target kind \"cube\" (known: datasource, workbook)"), "{err}");
+        assert!(err.contains("column target_kind: unknown value \"cube\" (this autoexpose knows datasource, workbook)"), "{err}");
         let err = conn.query_row("SELECT 'Triggered'", [], |r| r.get::<_, Decision>(0)).unwrap_err().to_string();
-        assert!(err.contains("unknown refresh decision \"Triggered\""), "{err}");
+        assert!(err.contains("column decision: unknown value \"Triggered\""), "{err}");
         assert!(conn.query_row("SELECT 7", [], |r| r.get::<_, Reason>(0)).is_err());
-        assert_eq!(JobStatus::parse("done").unwrap_err().value, "done");
+        assert_eq!(<JobStatus as Tag>::parse("done"), None);
     }
 }
