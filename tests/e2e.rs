@@ -114,7 +114,9 @@ fn record_then_replay_offline_without_secrets() {
     ];
     places.extend(database_places("live", &live.db()));
     places.extend(database_places("replay", &offline.db()));
-    places.extend(folder_places(rec_dir.path()));
+    let recorded = folder_places("recording", rec_dir.path());
+    assert!(!recorded.is_empty(), "no files under {}", rec_dir.path().display());
+    places.extend(recorded);
     let tokens = server_tokens_before_stop;
     assert!(!tokens.is_empty(), "the server issued no token");
     assert_no_secrets(&known_secrets(&tokens), &places);
@@ -125,56 +127,6 @@ fn known_secrets(tokens: &[String]) -> Vec<String> {
     let mut all: Vec<String> = PAT.iter().map(|(_, v)| v.to_string()).collect();
     all.extend(tokens.iter().cloned());
     all
-}
-
-/// Each table of a database as text (every row, every column; blobs as bytes), and the raw
-/// bytes of the file and its journal: a secret may sit in any column, or in a freed page.
-fn database_places(what: &str, db: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert!(tables.len() > 10, "{what}: only tables {tables:?}");
-    let mut out = Vec::new();
-    for t in tables {
-        let mut st = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
-        let n = st.column_count();
-        let mut text = Vec::new();
-        let mut rows = st.query([]).unwrap();
-        while let Some(row) = rows.next().unwrap() {
-            for i in 0..n {
-                match row.get_ref(i).unwrap() {
-                    rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => text.extend_from_slice(b),
-                    other => text.extend_from_slice(format!("{other:?}").as_bytes()),
-                }
-                text.push(b'\n');
-            }
-        }
-        out.push((format!("{what} database, table {t}"), text));
-    }
-    for suffix in ["", "-wal", "-journal"] {
-        let f = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
-        if let Ok(bytes) = std::fs::read(&f) {
-            out.push((f.display().to_string(), bytes));
-        }
-    }
-    out
-}
-
-fn folder_places(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let e = e.unwrap();
-        if e.file_type().is_file() {
-            out.push((e.path().display().to_string(), std::fs::read(e.path()).unwrap()));
-        }
-    }
-    assert!(!out.is_empty(), "no files under {}", dir.display());
-    out
 }
 
 /// Fails naming the secret and the place, whatever else (a `<redacted>`) the place holds.

@@ -204,3 +204,53 @@ pub fn dump_query_unsorted(conn: &rusqlite::Connection, sql: &str) -> Vec<BTreeM
 pub fn count(conn: &rusqlite::Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }
+
+/// Every text or blob value of every table (found through sqlite_master), labelled with its
+/// table and column, and the raw bytes of the file and its journal (a secret may sit in a
+/// freed page): the places a secret scan looks.
+pub fn database_places(what: &str, db: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(tables.len() > 10, "{what}: only tables {tables:?}");
+    let mut out = Vec::new();
+    for t in tables {
+        let mut st = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+        let names: Vec<String> = st.column_names().iter().map(|c| c.to_string()).collect();
+        let mut rows = st.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            for (i, col) in names.iter().enumerate() {
+                if let rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) = row.get_ref(i).unwrap() {
+                    out.push((format!("{what}: table {t}, column {col}"), b.to_vec()));
+                }
+            }
+        }
+    }
+    for suffix in ["", "-wal", "-journal"] {
+        let f = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+        if let Ok(bytes) = std::fs::read(&f) {
+            out.push((format!("{what}: file {}", f.display()), bytes));
+        }
+    }
+    out
+}
+
+/// Every file under `dir` (none when it does not exist), labelled `what: path`.
+pub fn folder_places(what: &str, dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    if !dir.exists() {
+        return out;
+    }
+    for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let e = e.unwrap();
+        if e.file_type().is_file() {
+            out.push((format!("{what}: {}", e.path().display()), std::fs::read(e.path()).unwrap()));
+        }
+    }
+    out
+}
