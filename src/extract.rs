@@ -1,31 +1,33 @@
-//! Stage `extract`: manifest.json into `dbt_*`, and every configured Tableau site into
-//! `tableau_*`.
+//! Stage `extract`: manifest.json into `dbt_*`, and every configured BI integration into its
+//! own raw tables and the neutral `bi_*` rows (`seam`).
 //!
-//! Reads: the manifest file, the Tableau APIs (live, recorded or replayed).
-//! Writes: dbt_manifest, dbt_nodes, dbt_exposures, tableau_*, extract_warnings, raw_responses.
+//! Reads: the manifest file, each integration's source (an API live, recorded or replayed; a
+//! file). Writes: dbt_manifest, dbt_nodes, dbt_exposures, bi_instances, bi_assets,
+//! bi_relations, each integration's raw tables, extract_warnings, raw_responses.
 //! All reading happens before the one write transaction, so a failure anywhere (a bad manifest,
-//! a wrong PAT, an unreachable server) leaves the previous rows untouched.
+//! a wrong credential, an unreachable server) leaves the previous rows untouched.
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use rusqlite::{params, Connection, Transaction};
 
-use crate::config::{Config, TableauSite};
+use crate::config::Config;
 use crate::db::{count_rows, StageReport};
 use crate::http::HttpMode;
-use crate::manifest::{self, Manifest};
-use crate::tableau::{self, extract::SiteExtract};
+use crate::integrations;
 use crate::log;
+use crate::manifest::{self, Manifest};
 use crate::rows::{self, Extracted};
+use crate::seam::{Extraction, Source};
 
 /// Everything extract read, before anything is written.
 pub(crate) struct Read {
     /// The manifest without its nodes and sources, which moved into `rows`.
     manifest: Manifest,
     xxh3: String,
-    sites: Vec<SiteExtract>,
-    /// A site came back incomplete (and `allow_partial` did not excuse it).
+    sources: Vec<Box<dyn Extraction>>,
+    /// An integration came back incomplete (and `allow_partial` did not excuse it).
     pub(crate) incomplete: bool,
 }
 
@@ -36,23 +38,23 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Re
     Ok((report, x))
 }
 
-/// Reads the manifest and every Tableau site, at the same time: the parse keeps one core busy
-/// and the sites' requests and responses the other. Credentials and the manifest file are
-/// checked before any request is sent; a manifest that fails to parse stops the sites'
-/// requests (`Client::cancel`) and its error is the one reported. Memory stays low because
+/// Reads the manifest and every integration, at the same time: the parse keeps one core busy
+/// and the integrations' requests and responses the other. Credentials and the manifest file
+/// are checked before any request is sent; a manifest that fails to parse stops the
+/// integrations' requests (`Source::cancel`) and its error is the one reported. Memory stays low because
 /// the parse gives back the pages of the file it has read (`manifest::Cursor`).
 ///
 /// Hands back what `write` needs, and beside it the rows the later stages read, sorted as
-/// their tables' keys. The rows are made from the manifest's nodes and the sites' tables,
+/// their tables' keys. The rows are made from the manifest's nodes and the integrations' rows,
 /// which move into them: they exist once in memory, not twice.
 pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<(Read, Extracted)> {
-    let clients = config.tableau.iter().map(|site| Ok((site, tableau::connect(site, mode)?))).collect::<Result<Vec<_>>>()?;
+    let clients = integrations::sources(config, mode)?;
     let bytes = manifest::read(&config.manifest, config.max_manifest_mb)?;
     let (parsed, sites) = std::thread::scope(|scope| {
         let parse = scope.spawn(|| {
             let parsed = manifest::parse_hashed(&config.manifest, &bytes);
             if parsed.is_err() {
-                clients.iter().for_each(|(_, client)| client.cancel());
+                clients.iter().for_each(|c| c.cancel());
             }
             parsed.map(|(mut manifest, xxh3)| {
                 let counts = (manifest.nodes.len(), manifest.sources.len());
@@ -61,10 +63,10 @@ pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<(Read, Extracted)
                 (manifest, xxh3, counts, rows)
             })
         });
-        // Each half's rows are made and sorted on the thread that read it. In replay the sites
-        // are done first, so theirs are made while the manifest is still being parsed.
-        let sites = extract_sites(&clients).map(|(mut sites, incomplete)| {
-            let mut rows = tableau_rows(&mut sites);
+        // Each half's rows are made and sorted on the thread that read it. In replay the
+        // integrations are done first, so theirs are made while the manifest is still parsed.
+        let sites = extract_all(&clients).map(|(mut sites, incomplete)| {
+            let mut rows = bi_rows(&mut sites);
             rows.sort();
             (sites, incomplete, rows)
         });
@@ -76,35 +78,31 @@ pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<(Read, Extracted)
         "Read manifest {} ({models} models, seeds and snapshots; {sources} sources)",
         config.manifest.display(),
     ));
-    let (sites, incomplete, tableau) = sites?;
+    let (sources, incomplete, bi) = sites?;
     // Each half was sorted on its thread; together they are in order.
-    let rows = Extracted { sites: tableau.sites, workbooks: tableau.workbooks, tables: tableau.tables, ..dbt };
-    Ok((Read { manifest, xxh3, sites, incomplete }, rows))
+    let rows = Extracted { instances: bi.instances, assets: bi.assets, relations: bi.relations, ..dbt };
+    Ok((Read { manifest, xxh3, sources, incomplete }, rows))
 }
 
-/// Every site in config order; whether any is incomplete without `allow_partial`.
-fn extract_sites(clients: &[(&TableauSite, tableau::client::Client)]) -> Result<(Vec<SiteExtract>, bool)> {
-    let mut sites = Vec::new();
+/// Every integration in config order; whether any is incomplete without `allow_partial`.
+fn extract_all(sources: &[Box<dyn Source + '_>]) -> Result<(Vec<Box<dyn Extraction>>, bool)> {
+    let mut out = Vec::new();
     let mut incomplete = false;
-    for (site, client) in clients {
-        log::info(&format!("Extracting Tableau {} (site {:?} on {})", site.name, site.site, site.server_url));
-        let x = tableau::extract::extract_site(site, client)
-            .with_context(|| format!("tableau {:?} (site {:?} on {})", site.name, site.site, site.server_url))?;
+    for source in sources {
+        log::info(&format!("Extracting {}", source.describe()));
+        let x = source.extract()?;
         log::info(&format!(
-            "  {} workbooks, {} custom SQL queries, {} requests ({} at most in flight){}",
-            x.workbooks.len(),
-            x.custom_sql.len(),
-            client.requests_sent(),
-            client.max_in_flight(),
-            if x.complete { "" } else { " — INCOMPLETE, see table extract_warnings" }
+            "  {}{}",
+            x.summary(),
+            if x.complete() { "" } else { " — INCOMPLETE, see table extract_warnings" }
         ));
-        if !x.complete && site.allow_partial {
-            log::warn(&format!("tableau {}: incomplete, allowed by allow_partial", site.name));
+        if !x.complete() && source.allow_partial() {
+            log::warn(&format!("{}: incomplete, allowed by allow_partial", source.describe()));
         }
-        incomplete |= !x.complete && !site.allow_partial;
-        sites.push(x);
+        incomplete |= !x.complete() && !source.allow_partial();
+        out.push(x);
     }
-    Ok((sites, incomplete))
+    Ok((out, incomplete))
 }
 
 /// The dbt half of the rows. The manifest's nodes and sources move into them.
@@ -123,14 +121,14 @@ fn dbt_rows(manifest: &mut Manifest) -> Extracted {
     }
 }
 
-/// The Tableau half of the rows. The sites' upstream tables move into them.
-fn tableau_rows(sites: &mut [SiteExtract]) -> Extracted {
+/// The integrations' half of the rows, moved out of their extractions.
+fn bi_rows(sources: &mut [Box<dyn Extraction>]) -> Extracted {
     let mut out = Extracted::default();
-    for x in sites {
-        let (site, workbooks, tables) = tableau::store::rows(x);
-        out.sites.push(site);
-        out.workbooks.extend(workbooks);
-        out.tables.extend(tables);
+    for x in sources {
+        let rows = x.take_rows();
+        out.instances.extend(rows.instances);
+        out.assets.extend(rows.assets);
+        out.relations.extend(rows.relations);
     }
     out
 }
@@ -141,16 +139,15 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, read: &Read, x: &Ext
     report.input(&config.manifest, &read.xxh3);
     let tx = conn.transaction()?;
     write_manifest(&tx, &config.manifest, &read.manifest, &read.xxh3, &x.nodes)?;
-    tableau::store::clear(&tx)?;
-    for site in &read.sites {
-        tableau::store::write(&tx, site)?;
+    integrations::clear_raw(&tx)?;
+    for source in &read.sources {
+        source.store(&tx)?;
     }
-    rows::insert_workbooks(&tx, &x.workbooks)?;
-    rows::insert_tables(&tx, &x.tables)?;
+    rows::replace_bi_rows(&tx, x)?;
     // The big tables' counts are known (their rows are unique in memory and every stage
     // replaces its tables whole); counting them again would scan them.
-    report.row_counts = count_rows(&tx, &["dbt_exposures", "tableau_custom_sql", "extract_warnings"])?;
-    for (table, n) in [("dbt_nodes", x.nodes.len()), ("tableau_workbooks", x.workbooks.len()), ("tableau_tables", x.tables.len())] {
+    report.row_counts = count_rows(&tx, &["dbt_exposures", "extract_warnings"])?;
+    for (table, n) in [("dbt_nodes", x.nodes.len()), ("bi_assets", x.assets.len()), ("bi_relations", x.relations.len())] {
         report.row_counts.insert(table.to_string(), n as i64);
     }
     crate::fault::point("extract.commit");

@@ -1,6 +1,6 @@
 //! One comparable key per relation: `database.schema.identifier`, each part stripped of `"`,
 //! `[ ]` and backticks and case-folded. dbt compares unquoted parts case-insensitively and dbt
-//! Cloud matches Tableau names "not case-sensitive"; two dbt nodes that collide after folding
+//! Cloud matches BI tools' names "not case-sensitive"; two dbt nodes that collide after folding
 //! are reported as ambiguous by match, never silently merged.
 
 use std::collections::BTreeMap;
@@ -34,7 +34,7 @@ pub(crate) fn fold(part: &str) -> String {
     inner.replace("]]", "]").replace("\"\"", "\"").to_lowercase()
 }
 
-/// Splits a Tableau `fullName` or a dbt `relation_name` into parts: on `.` outside brackets,
+/// Splits a BI tool's full name or a dbt `relation_name` into parts: on `.` outside brackets,
 /// double quotes and backticks (`[my.db].[s].[t]` is three parts, not five). Empty parts stay
 /// where they are: `dvdrental..customer` is a database, an empty schema and a table.
 pub(crate) fn split_parts(full: &str) -> Vec<String> {
@@ -77,25 +77,25 @@ pub(crate) fn split_parts(full: &str) -> Vec<String> {
     parts
 }
 
-/// The parts of a Tableau table as the Metadata API gave them.
+/// The parts of a relation a BI asset reads, as its integration gave them (`bi_relations`).
 #[derive(Debug, Default, Clone)]
-pub(crate) struct TableauTable<'a> {
+pub(crate) struct NamedRelation<'a> {
     pub(crate) name: Option<&'a str>,
     pub(crate) full_name: Option<&'a str>,
     pub(crate) schema: Option<&'a str>,
     pub(crate) database: Option<&'a str>,
 }
 
-/// Tableau's side: `fullName` in 3, 2 or 1 parts, completed from `schema` and `database.name`,
+/// The BI side: `full_name` (`fullName`) in 3, 2 or 1 parts, completed from `schema` and `database`,
 /// then a default schema for a table recorded without one (`default_schemas`, keyed by the
-/// folded database name, Tableau's or the one `database_aliases` gives), then database
+/// folded database name, the tool's or the one `database_aliases` gives), then database
 /// aliases (folded names) applied.
 ///
 /// Empty parts count: `dvdrental..customer` is database `dvdrental`, no schema, table
-/// `customer` (Tableau writes that for tables it read without a schema), and an empty part
+/// `customer` (BI tools write that for tables read without a schema), and an empty part
 /// is completed from the table's own `schema` or `database.name` when those have one.
-pub(crate) fn tableau_key(
-    t: &TableauTable,
+pub(crate) fn bi_key(
+    t: &NamedRelation,
     aliases: &BTreeMap<String, String>,
     default_schemas: &BTreeMap<String, String>,
 ) -> Option<Key> {
@@ -112,7 +112,7 @@ pub(crate) fn tableau_key(
         [i] => (nonempty(t.database), nonempty(t.schema), fold(i), "fullName (1 part) + schema + database.name".to_string()),
         _ => return None,
     };
-    // `db.schema.` : no table name in fullName; Tableau's `name` is the table's.
+    // `db.schema.` : no table name in the full name; `name` is the table's.
     let identifier = match identifier.is_empty() {
         true => nonempty(t.name.filter(|_| t.full_name.is_some()))?,
         false => identifier,
@@ -223,8 +223,8 @@ pub(crate) fn same_table(res: Resolution, relation_name: Option<&str>, parts: [O
 mod tests {
     use super::*;
 
-    fn t<'a>(full: Option<&'a str>, schema: Option<&'a str>, db: Option<&'a str>) -> TableauTable<'a> {
-        TableauTable { name: None, full_name: full, schema, database: db }
+    fn t<'a>(full: Option<&'a str>, schema: Option<&'a str>, db: Option<&'a str>) -> NamedRelation<'a> {
+        NamedRelation { name: None, full_name: full, schema, database: db }
     }
 
     #[test]
@@ -245,33 +245,33 @@ mod tests {
     }
 
     #[test]
-    fn tableau_keys_in_three_two_and_one_parts() {
+    fn bi_keys_in_three_two_and_one_parts() {
         let none = BTreeMap::new();
-        let k = tableau_key(&t(Some("[ANALYTICS].[MARTS].[FCT_ORDERS]"), Some("MARTS"), Some("ANALYTICS")), &none, &none).unwrap();
+        let k = bi_key(&t(Some("[ANALYTICS].[MARTS].[FCT_ORDERS]"), Some("MARTS"), Some("ANALYTICS")), &none, &none).unwrap();
         assert_eq!(k.text(), "analytics.marts.fct_orders");
-        let k = tableau_key(&t(Some("[raw].[EVENTS_TBL]"), None, Some("demo")), &none, &none).unwrap();
+        let k = bi_key(&t(Some("[raw].[EVENTS_TBL]"), None, Some("demo")), &none, &none).unwrap();
         assert_eq!(k.text(), "demo.raw.events_tbl");
         assert!(k.derivation.starts_with("fullName (2 parts)"));
-        let k = tableau_key(&t(Some("orders"), Some("main"), Some("demo")), &none, &none).unwrap();
+        let k = bi_key(&t(Some("orders"), Some("main"), Some("demo")), &none, &none).unwrap();
         assert_eq!(k.text(), "demo.main.orders");
-        let k = tableau_key(&t(Some("a.b.c.d"), None, None), &none, &none).unwrap();
+        let k = bi_key(&t(Some("a.b.c.d"), None, None), &none, &none).unwrap();
         assert_eq!(k.text(), "b.c.d");
     }
 
     #[test]
     fn aliases_rewrite_the_database() {
         let aliases = BTreeMap::from([("PROD_Demo".to_string(), "demo".to_string())]);
-        let k = tableau_key(&t(Some("[prod_demo].[main].[fct_orders]"), None, None), &aliases, &BTreeMap::new()).unwrap();
+        let k = bi_key(&t(Some("[prod_demo].[main].[fct_orders]"), None, None), &aliases, &BTreeMap::new()).unwrap();
         assert_eq!(k.text(), "demo.main.fct_orders");
         assert!(k.derivation.contains("alias prod_demo → demo"), "{}", k.derivation);
     }
 
     #[test]
     fn missing_parts_are_said() {
-        let k = tableau_key(&t(Some("orders"), Some(""), None), &BTreeMap::new(), &BTreeMap::new()).unwrap();
+        let k = bi_key(&t(Some("orders"), Some(""), None), &BTreeMap::new(), &BTreeMap::new()).unwrap();
         assert_eq!(k.text(), "..orders");
         assert!(k.derivation.contains("no database") && k.derivation.contains("no schema"));
-        assert!(tableau_key(&t(None, None, None), &BTreeMap::new(), &BTreeMap::new()).is_none());
+        assert!(bi_key(&t(None, None, None), &BTreeMap::new(), &BTreeMap::new()).is_none());
     }
 
     #[test]
@@ -283,13 +283,13 @@ mod tests {
     #[test]
     fn an_empty_schema_part_stays_empty() {
         let none = BTreeMap::new();
-        let k = tableau_key(&t(Some("dvdrental..customer"), None, Some("dvdrental")), &none, &none).unwrap();
+        let k = bi_key(&t(Some("dvdrental..customer"), None, Some("dvdrental")), &none, &none).unwrap();
         assert_eq!(k.text(), "dvdrental..customer");
         assert!(k.derivation.ends_with("; no schema"), "{}", k.derivation);
-        // Tableau's own schema field fills an empty part.
-        let k = tableau_key(&t(Some("dvdrental..customer"), Some("public"), None), &none, &none).unwrap();
+        // The relation.s own schema field fills an empty part.
+        let k = bi_key(&t(Some("dvdrental..customer"), Some("public"), None), &none, &none).unwrap();
         assert_eq!(k.text(), "dvdrental.public.customer");
-        let k = tableau_key(&t(Some(".customer"), Some(""), Some("dvdrental")), &none, &none).unwrap();
+        let k = bi_key(&t(Some(".customer"), Some(""), Some("dvdrental")), &none, &none).unwrap();
         assert_eq!(k.text(), "dvdrental..customer");
     }
 
@@ -297,18 +297,18 @@ mod tests {
     fn default_schemas_fill_a_missing_schema() {
         let defaults = BTreeMap::from([("DVDRental".to_string(), "Public".to_string())]);
         let none = BTreeMap::new();
-        let k = tableau_key(&t(Some("[dvdrental]..[customer]"), None, None), &none, &defaults).unwrap();
+        let k = bi_key(&t(Some("[dvdrental]..[customer]"), None, None), &none, &defaults).unwrap();
         assert_eq!(k.text(), "dvdrental.public.customer");
         assert_eq!(k.derivation, "fullName (3 parts); no schema, default_schemas DVDRental → public");
-        // A schema Tableau gave is never replaced.
-        let k = tableau_key(&t(Some("dvdrental.sales.customer"), None, None), &none, &defaults).unwrap();
+        // A schema the tool gave is never replaced.
+        let k = bi_key(&t(Some("dvdrental.sales.customer"), None, None), &none, &defaults).unwrap();
         assert_eq!(k.text(), "dvdrental.sales.customer");
-        // Keyed by Tableau's database name or by the one an alias gives.
+        // Keyed by the tool.s database name or by the one an alias gives.
         let aliases = BTreeMap::from([("prod_dvd".to_string(), "dvdrental".to_string())]);
-        let k = tableau_key(&t(Some("customer"), None, Some("prod_dvd")), &aliases, &defaults).unwrap();
+        let k = bi_key(&t(Some("customer"), None, Some("prod_dvd")), &aliases, &defaults).unwrap();
         assert_eq!(k.text(), "dvdrental.public.customer");
         assert!(k.derivation.contains("default_schemas") && k.derivation.contains("alias prod_dvd → dvdrental"), "{}", k.derivation);
-        let k = tableau_key(&t(Some("customer"), None, Some("other")), &none, &defaults).unwrap();
+        let k = bi_key(&t(Some("customer"), None, Some("other")), &none, &defaults).unwrap();
         assert_eq!(k.text(), "other..customer");
     }
 

@@ -7,7 +7,7 @@
 //!
 //! A mapped manifest is parsed front to back, and the pages behind the parser are given back to
 //! the kernel as it goes (`Cursor`): the file's size never counts whole towards the peak
-//! memory, which leaves room to read Tableau while the manifest is parsed. The same cursor
+//! memory, which leaves room to read the BI tools while the manifest is parsed. The same cursor
 //! hashes the bytes it passes, so the file is read once.
 
 use std::cell::RefCell;
@@ -183,13 +183,13 @@ pub(crate) struct ExposureConfig {
 }
 
 impl Exposure {
-    /// The workbook luid when autoexpose wrote this exposure.
+    /// The asset's ref when autoexpose wrote this exposure (under its tool's `meta_ref` key).
     pub(crate) fn autoexpose_luid(&self) -> Option<String> {
         let meta = if self.config.meta.is_empty() { &self.meta } else { &self.config.meta };
         if meta.get("exposure_mode").and_then(|v| v.as_str()) != Some("auto") {
             return None;
         }
-        meta.get("workbook_luid").and_then(|v| v.as_str()).map(str::to_string)
+        crate::integrations::meta_ref_keys().find_map(|k| meta.get(k).and_then(|v| v.as_str())).map(str::to_string)
     }
 }
 

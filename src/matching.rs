@@ -1,17 +1,18 @@
-//! Stage `match`: each Tableau table against the dbt nodes, by normalised key, in parallel
-//! (rayon); one thread writes the rows.
+//! Stage `match`: each relation a BI asset reads against the dbt nodes, by normalised key, in
+//! parallel (rayon); one thread writes the rows.
 //!
-//! Reads: dbt_nodes, relation_keys, tableau_tables (as `Extracted` and `RelationKey`s).
+//! Reads: dbt_nodes, relation_keys, bi_instances, bi_relations (as `Extracted` and
+//! `RelationKey`s).
 //! Writes: exposure_dependencies and unmatched_tables, replacing all their rows. Every table
 //! that did not become a dependency gets an `unmatched_tables` row with a reason code and a
 //! suggested fix, so "why is this dashboard not downstream of that model?" is one query.
 //!
-//! A Tableau table matches the dbt nodes whose key is its key. When several enabled nodes
+//! A relation matches the dbt nodes whose key is its key. When several enabled nodes
 //! share the key, they are all dependencies if they are the very same table
 //! (`keys::same_table`: the same `relation_name` once the adapter's rules for quotes and case
 //! are applied; a source declared over a seed's or a model's table is the usual case), and
 //! the table is `ambiguous` if they are different tables that only look alike once folded.
-//! Each such node gets its own `exposure_dependencies` row, with the Tableau table it came
+//! Each such node gets its own `exposure_dependencies` row, with the relation it came
 //! through. Disabled nodes never count; a private model on the table is left out (dbt refuses
 //! the reference), and the table is `private_model` only when no other node is left.
 //!
@@ -30,8 +31,9 @@ use crate::bulk::Insert;
 use crate::db::StageReport;
 use crate::keys::{same_table, Resolution};
 use crate::normalize::RelationKey;
-use crate::rows::{Extracted, Node, TableUse};
-use crate::tags::{KeyStatus, MissReason, Side, Via};
+use crate::rows::{Extracted, Node, RelationUse};
+use crate::seam::Texts;
+use crate::tags::{KeyStatus, MissReason, RelationKind, Side};
 
 #[derive(Debug)]
 struct DbtNode<'a> {
@@ -47,7 +49,7 @@ struct DbtNode<'a> {
 }
 
 /// An `exposure_dependencies` row: the table row it came through (the first, in key order)
-/// and the node, as indices into `Extracted::tables` and `Extracted::nodes`.
+/// and the node, as indices into `Extracted::relations` and `Extracted::nodes`.
 #[derive(Debug, Clone, Copy)]
 struct Dependency {
     table: u32,
@@ -70,11 +72,11 @@ struct Miss {
     suggestion: String,
 }
 
-/// What emit reads of a dependency: which workbook depends on which node.
+/// What emit reads of a dependency: which asset depends on which node.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Link<'a> {
     pub(crate) integration: &'a str,
-    pub(crate) workbook_id: &'a str,
+    pub(crate) asset_id: &'a str,
     pub(crate) unique_id: &'a str,
 }
 
@@ -82,13 +84,13 @@ pub(crate) struct Link<'a> {
 #[derive(Debug)]
 pub(crate) struct LinkRow {
     integration: String,
-    workbook_id: String,
+    asset_id: String,
     unique_id: String,
 }
 
 impl LinkRow {
     pub(crate) fn link(&self) -> Link<'_> {
-        Link { integration: &self.integration, workbook_id: &self.workbook_id, unique_id: &self.unique_id }
+        Link { integration: &self.integration, asset_id: &self.asset_id, unique_id: &self.unique_id }
     }
 }
 
@@ -96,7 +98,7 @@ struct Index<'a> {
     nodes: Vec<DbtNode<'a>>,
     by_key: HashMap<&'a str, Vec<usize>>,
     by_schema_ident: HashMap<String, Vec<usize>>,
-    /// By folded (database, identifier): the candidates of a table Tableau gave no schema.
+    /// By folded (database, identifier): the candidates of a relation given without a schema.
     by_database_ident: HashMap<(&'a str, &'a str), Vec<usize>>,
     resolution: Resolution,
     /// `metadata.adapter_type`, for messages.
@@ -111,23 +113,23 @@ impl Index<'_> {
     }
 }
 
-/// What matching decided, in workbook order, by index into the rows and keys it was given.
+/// What matching decided, in asset order, by index into the rows and keys it was given.
 pub(crate) struct Matched {
     dependencies: Vec<Dependency>,
     unmatched: Vec<Unmatched>,
     misses: Vec<Miss>,
-    /// Each table row's key (an index into the keys), `u32::MAX` for none.
+    /// Each relation row's key (an index into the keys), `u32::MAX` for none.
     row_keys: Vec<u32>,
 }
 
 impl Matched {
-    /// The dependencies as emit reads them, in (integration, workbook_id, unique_id) order.
+    /// The dependencies as emit reads them, in (integration, asset_id, unique_id) order.
     pub(crate) fn links<'a>(&self, x: &'a Extracted) -> Vec<Link<'a>> {
         self.dependencies
             .iter()
             .map(|d| {
-                let t = &x.tables[d.table as usize];
-                Link { integration: &t.integration, workbook_id: &t.workbook_id, unique_id: &x.nodes[d.node as usize].unique_id }
+                let t = &x.relations[d.table as usize];
+                Link { integration: &t.integration, asset_id: &t.asset_id, unique_id: &x.nodes[d.node as usize].unique_id }
             })
             .collect()
     }
@@ -155,26 +157,41 @@ enum Verdict {
     Miss(u32),
 }
 
-/// The first two misses, shared by the rows they apply to: a table without a key row
-/// (`redacted_name`), and custom SQL Tableau could not parse.
-const NO_KEY: u32 = 0;
-const UNSUPPORTED_SQL: u32 = 1;
+/// The first misses, shared by the rows they apply to: per integration, a relation without a
+/// key row (`redacted_name`), and custom SQL the tool could not read (`shared_misses`).
+fn shared_misses<'a>(index: &'a Index<'a>, x: &'a Extracted) -> (Vec<Miss>, HashMap<&'a str, u32>) {
+    // Rows of an integration without an instance row (a database edited by hand) use these.
+    let Outcome::Unmatched(no_key) = match_key(index, &crate::seam::UNKNOWN, None) else { unreachable!("a relation without a key never matches") };
+    let mut misses = vec![no_key, miss(MissReason::CustomSql, &[], crate::seam::UNKNOWN.unparsed_sql_advice.to_string())];
+    let mut first = HashMap::default();
+    for i in &x.instances {
+        first.insert(i.integration.as_str(), misses.len() as u32);
+        let texts = i.tool.texts();
+        let Outcome::Unmatched(no_key) = match_key(index, texts, None) else { unreachable!("a relation without a key never matches") };
+        misses.push(no_key);
+        misses.push(miss(MissReason::CustomSql, &[], texts.unparsed_sql_advice.to_string()));
+    }
+    (misses, first)
+}
 
-/// Matches every distinct table (in parallel), then gives each workbook's rows their
-/// outcome (workbooks in parallel).
+/// Matches every distinct relation (in parallel), then gives each asset's rows their
+/// outcome (assets in parallel).
 pub(crate) fn compute(x: &Extracted, keys: &[RelationKey]) -> Matched {
     let (index, by_table) = rayon::join(|| build_index(x, keys), || table_keys(keys));
+    let texts: HashMap<&str, &Texts> = x.instances.iter().map(|i| (i.integration.as_str(), i.tool.texts())).collect();
     // Each row's key: 300k lookups, in parallel.
     let row_keys: Vec<u32> = x
-        .tables
+        .relations
         .par_iter()
-        .map(|t| by_table.get(&(t.integration.as_str(), t.table_id.as_str())).map_or(u32::MAX, |&k| k as u32))
+        .map(|t| by_table.get(&(t.integration.as_str(), t.relation_id.as_str())).map_or(u32::MAX, |&k| k as u32))
         .collect();
-    // Each distinct table's outcome, by key index (dbt keys get none: no row points at them).
-    let outcomes: Vec<Option<Outcome>> =
-        keys.par_iter().map(|k| k.side.is_bi().then(|| match_key(&index, Some(k)))).collect();
-    let Outcome::Unmatched(no_key) = match_key(&index, None) else { unreachable!("a table without a key never matches") };
-    let mut misses = vec![no_key, unsupported_custom_sql()];
+    // Each distinct relation's outcome, by key index (dbt keys get none: no row points at
+    // them; nor do the keys of an integration extract no longer has).
+    let outcomes: Vec<Option<Outcome>> = keys
+        .par_iter()
+        .map(|k| if k.side.is_bi() { texts.get(k.integration.as_str()).map(|t| match_key(&index, t, Some(k))) } else { None })
+        .collect();
+    let (mut misses, shared) = shared_misses(&index, x);
     let mut on_table: Vec<&DbtNode> = Vec::new();
     let verdicts: Vec<Verdict> = outcomes
         .into_iter()
@@ -188,21 +205,26 @@ pub(crate) fn compute(x: &Extracted, keys: &[RelationKey]) -> Matched {
                 misses.push(m);
                 Verdict::Miss(misses.len() as u32 - 1)
             }
-            None => Verdict::Miss(NO_KEY),
+            None => Verdict::Miss(u32::MAX),
         })
         .collect();
 
-    let results: Vec<(Vec<Dependency>, Vec<Unmatched>)> = workbook_ranges(&x.tables)
+    let results: Vec<(Vec<Dependency>, Vec<Unmatched>)> = asset_ranges(&x.relations)
         .par_iter()
         .map(|range| {
             let mut deps: Vec<(&str, Dependency)> = Vec::new();
             let mut unmatched = Vec::new();
+            // The shared misses of this asset's integration: no key, unreadable SQL.
+            let no_key = shared.get(x.relations[range.start].integration.as_str()).copied().unwrap_or(0);
             for i in range.clone() {
-                let (row, table) = (&x.tables[i], i as u32);
-                let verdict = if row.via == Via::CustomSql && row.table_id.is_empty() {
-                    Verdict::Miss(UNSUPPORTED_SQL)
+                let (row, table) = (&x.relations[i], i as u32);
+                let verdict = if row.kind == RelationKind::UnparsedSql {
+                    Verdict::Miss(no_key + 1)
                 } else {
-                    verdicts.get(row_keys[i] as usize).copied().unwrap_or(Verdict::Miss(NO_KEY))
+                    match verdicts.get(row_keys[i] as usize).copied() {
+                        Some(Verdict::Miss(u32::MAX)) | None => Verdict::Miss(no_key),
+                        Some(v) => v,
+                    }
                 };
                 match verdict {
                     Verdict::Nodes { start, len } => {
@@ -247,32 +269,32 @@ pub(crate) fn write(conn: &mut Connection, x: &Extracted, keys: &[RelationKey], 
         let mut dep = Insert::new(
             &tx,
             "exposure_dependencies",
-            "INSERT INTO exposure_dependencies (integration, workbook_id, unique_id, table_id, via, key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO exposure_dependencies (integration, asset_id, unique_id, relation_id, via, key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         let mut un = Insert::new(
             &tx,
             "unmatched_tables",
-            "INSERT INTO unmatched_tables (integration, workbook_id, table_id, via, via_id, table_name, key, reason, candidates, suggestion)
+            "INSERT INTO unmatched_tables (integration, asset_id, relation_id, via, via_id, relation_name, key, reason, candidates, suggestion)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
         for d in &matched.dependencies {
-            let t = &x.tables[d.table as usize];
+            let t = &x.relations[d.table as usize];
             dep.row(&[
                 (&t.integration).into(),
-                (&t.workbook_id).into(),
+                (&t.asset_id).into(),
                 (&x.nodes[d.node as usize].unique_id).into(),
-                (&t.table_id).into(),
+                (&t.relation_id).into(),
                 t.via.into(),
                 key_of(d.table).unwrap_or_default().into(),
             ])?;
         }
         for u in &matched.unmatched {
-            let t = &x.tables[u.table as usize];
+            let t = &x.relations[u.table as usize];
             let m = &matched.misses[u.miss as usize];
             un.row(&[
                 (&t.integration).into(),
-                (&t.workbook_id).into(),
-                (&t.table_id).into(),
+                (&t.asset_id).into(),
+                (&t.relation_id).into(),
                 t.via.into(),
                 (&t.via_id).into(),
                 (&t.name).into(),
@@ -293,16 +315,16 @@ pub(crate) fn write(conn: &mut Connection, x: &Extracted, keys: &[RelationKey], 
     Ok(StageReport { row_counts, ..Default::default() })
 }
 
-/// Every dependency, as emit reads them, in the table's key order (integration, workbook_id,
+/// Every dependency, as emit reads them, in the table's key order (integration, asset_id,
 /// unique_id).
 pub(crate) fn load(db: &std::path::Path) -> Result<Vec<LinkRow>> {
     let mut conn = crate::db::reader(db)?;
     // One read transaction, as every loader reads (run::alone).
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
     let mut st = tx.prepare(
-        "SELECT integration, workbook_id, unique_id FROM exposure_dependencies ORDER BY integration, workbook_id, unique_id",
+        "SELECT integration, asset_id, unique_id FROM exposure_dependencies ORDER BY integration, asset_id, unique_id",
     )?;
-    let rows = st.query_map([], |r| Ok(LinkRow { integration: r.get(0)?, workbook_id: r.get(1)?, unique_id: r.get(2)? }))?;
+    let rows = st.query_map([], |r| Ok(LinkRow { integration: r.get(0)?, asset_id: r.get(1)?, unique_id: r.get(2)? }))?;
     let links = rows.collect::<rusqlite::Result<_>>()?;
     drop(st);
     tx.commit()?;
@@ -342,7 +364,7 @@ fn build_index<'a>(x: &'a Extracted, keys: &'a [RelationKey]) -> Index<'a> {
     index
 }
 
-/// The index in `keys` of each Tableau table's key.
+/// The index in `keys` of each BI relation's key.
 fn table_keys(keys: &[RelationKey]) -> HashMap<(&str, &str), usize> {
     keys.iter()
         .enumerate()
@@ -351,13 +373,13 @@ fn table_keys(keys: &[RelationKey]) -> HashMap<(&str, &str), usize> {
         .collect()
 }
 
-/// The index ranges of each workbook's rows: rows come in key order, so a workbook's rows
-/// are contiguous.
-fn workbook_ranges(tables: &[TableUse]) -> Vec<std::ops::Range<usize>> {
+/// The index ranges of each asset's rows: rows come in key order, so an asset's rows are
+/// contiguous.
+fn asset_ranges(tables: &[RelationUse]) -> Vec<std::ops::Range<usize>> {
     let mut out: Vec<std::ops::Range<usize>> = Vec::new();
     for (i, t) in tables.iter().enumerate() {
         match out.last_mut() {
-            Some(r) if tables[r.start].integration == t.integration && tables[r.start].workbook_id == t.workbook_id => r.end = i + 1,
+            Some(r) if tables[r.start].integration == t.integration && tables[r.start].asset_id == t.asset_id => r.end = i + 1,
             _ => out.push(i..i + 1),
         }
     }
@@ -366,14 +388,6 @@ fn workbook_ranges(tables: &[TableUse]) -> Vec<std::ops::Range<usize>> {
 
 fn miss(reason: MissReason, candidates: &[&str], suggestion: String) -> Miss {
     Miss { reason, candidates: serde_json::to_string(candidates).unwrap_or_else(|_| "[]".into()), suggestion }
-}
-
-fn unsupported_custom_sql() -> Miss {
-    miss(
-        MissReason::CustomSql,
-        &[],
-        "Tableau could not parse this custom SQL (isUnsupportedCustomSql), so the tables it reads are unknown. Move the query into a dbt model and point the workbook at that model; table tableau_custom_sql holds the query text".into(),
-    )
 }
 
 /// A table as `same_table` gives it, for people: its parts joined by dots.
@@ -385,16 +399,11 @@ fn ids<'a>(index: &Index<'a>, list: &[usize]) -> Vec<&'a str> {
     list.iter().map(|&i| index.nodes[i].unique_id).collect()
 }
 
-/// The outcome for a Tableau table with key `k` (`None`: no key row at all).
-fn match_key<'a>(index: &'a Index<'a>, k: Option<&RelationKey>) -> Outcome<'a> {
+/// The outcome for a relation with key `k` (`None`: no key row at all), its integration's
+/// words in the advice.
+fn match_key<'a>(index: &'a Index<'a>, texts: &Texts, k: Option<&RelationKey>) -> Outcome<'a> {
     match k.map(|k| k.status) {
-        Some(KeyStatus::Redacted) | None => {
-            return Outcome::Unmatched(miss(
-                MissReason::RedactedName,
-                &[],
-                "Tableau returned this table without its name (Catalog permissions). Give the PAT's user the Site Administrator Explorer role, or Catalog view rights, and extract again".into(),
-            ))
-        }
+        Some(KeyStatus::Redacted) | None => return Outcome::Unmatched(miss(MissReason::RedactedName, &[], texts.redacted_advice.into())),
         Some(KeyStatus::File) => {
             return Outcome::Unmatched(miss(
                 MissReason::FileConnection,
@@ -407,9 +416,9 @@ fn match_key<'a>(index: &'a Index<'a>, k: Option<&RelationKey>) -> Outcome<'a> {
     let schema_ident = k.and_then(|k| k.schema_ident());
     let key = k.and_then(|k| k.key.as_deref()).unwrap_or_default();
     let exact = index.by_key.get(key).map(Vec::as_slice).unwrap_or(&[]);
-    let tableau_db = k.and_then(|k| k.database.as_deref()).unwrap_or_default();
-    // Tableau without a database name: the schema and identifier must then be unique in dbt.
-    let candidates: &[usize] = if exact.is_empty() && tableau_db.is_empty() {
+    let bi_db = k.and_then(|k| k.database.as_deref()).unwrap_or_default();
+    // No database name: the schema and identifier must then be unique in dbt.
+    let candidates: &[usize] = if exact.is_empty() && bi_db.is_empty() {
         schema_ident.as_deref().and_then(|si| index.by_schema_ident.get(si)).map(Vec::as_slice).unwrap_or(&[])
     } else {
         exact
@@ -434,10 +443,11 @@ fn match_key<'a>(index: &'a Index<'a>, k: Option<&RelationKey>) -> Outcome<'a> {
                 MissReason::Ambiguous,
                 &ids(index, &enabled),
                 format!(
-                    "{} dbt nodes have the key {key} once case and quotes are folded, but they are {distinct} different tables ({}) as {} resolves names; autoexpose does not pick one. Give them distinct names, or point the workbook at the one it means",
+                    "{} dbt nodes have the key {key} once case and quotes are folded, but they are {distinct} different tables ({}) as {} resolves names; autoexpose does not pick one. Give them distinct names, or point the {} at the one it means",
                     enabled.len(),
                     relations.join(", "),
                     index.adapter,
+                    texts.asset,
                 ),
             ));
         }
@@ -451,8 +461,9 @@ fn match_key<'a>(index: &'a Index<'a>, k: Option<&RelationKey>) -> Outcome<'a> {
                 MissReason::PrivateModel,
                 &private,
                 format!(
-                    "{} is private to its group, and dbt refuses references to it from an exposure. Make it protected or public, or point the workbook at a public model",
-                    private.join(", ")
+                    "{} is private to its group, and dbt refuses references to it from an exposure. Make it protected or public, or point the {} at a public model",
+                    private.join(", "),
+                    texts.asset,
                 ),
             ));
         }
@@ -464,26 +475,29 @@ fn match_key<'a>(index: &'a Index<'a>, k: Option<&RelationKey>) -> Outcome<'a> {
             MissReason::DisabledNode,
             &ids,
             format!(
-                "{} is disabled in dbt (enabled: false), and dbt fails on references to disabled nodes. Enable it, or point the workbook at an enabled model",
-                ids.join(", ")
+                "{} is disabled in dbt (enabled: false), and dbt fails on references to disabled nodes. Enable it, or point the {} at an enabled model",
+                ids.join(", "),
+                texts.asset,
             ),
         ));
     }
-    let tableau_schema = k.and_then(|k| k.schema.as_deref()).unwrap_or_default();
+    let bi_schema = k.and_then(|k| k.schema.as_deref()).unwrap_or_default();
     let ident = k.and_then(|k| k.identifier.as_deref()).unwrap_or_default();
-    if tableau_schema.is_empty() && !tableau_db.is_empty() {
-        if let Some(same) = index.by_database_ident.get(&(tableau_db, ident)) {
+    if bi_schema.is_empty() && !bi_db.is_empty() {
+        if let Some(same) = index.by_database_ident.get(&(bi_db, ident)) {
             let mut schemas: Vec<&str> = same.iter().filter_map(|&i| index.nodes[i].node.schema.as_deref()).collect();
             schemas.sort();
             schemas.dedup();
-            let found: Vec<String> = same.iter().map(|&i| format!("{tableau_db}.{}.{ident}", index.nodes[i].node.schema.as_deref().unwrap_or(""))).collect();
+            let found: Vec<String> = same.iter().map(|&i| format!("{bi_db}.{}.{ident}", index.nodes[i].node.schema.as_deref().unwrap_or(""))).collect();
             return Outcome::Unmatched(miss(
                 MissReason::MissingSchema,
                 &ids(index, same),
                 format!(
-                    "Tableau recorded this table without a schema, and dbt builds {}. If the connection reads that schema by default, add `default_schemas: {{{tableau_db}: {}}}` to this tableau integration in the config",
+                    "{} recorded this table without a schema, and dbt builds {}. If the connection reads that schema by default, add `default_schemas: {{{bi_db}: {}}}` to this {} integration in the config",
+                    texts.tool,
                     found.join(", "),
-                    schemas.first().copied().unwrap_or("")
+                    schemas.first().copied().unwrap_or(""),
+                    texts.config_key,
                 ),
             ));
         }
@@ -494,10 +508,12 @@ fn match_key<'a>(index: &'a Index<'a>, k: Option<&RelationKey>) -> Outcome<'a> {
             MissReason::DatabaseMismatch,
             &ids(index, same),
             format!(
-                "dbt builds {} in database {}, Tableau reads database {tableau_db:?}. If they are the same tables, add `database_aliases: {{{tableau_db}: {}}}` to this tableau integration in the config",
+                "dbt builds {} in database {}, {} reads database {bi_db:?}. If they are the same tables, add `database_aliases: {{{bi_db}: {}}}` to this {} integration in the config",
                 schema_ident.as_deref().unwrap_or(""),
                 dbs.join(", "),
-                dbs.first().copied().unwrap_or("")
+                texts.tool,
+                dbs.first().copied().unwrap_or(""),
+                texts.config_key,
             ),
         ));
     }
@@ -505,7 +521,8 @@ fn match_key<'a>(index: &'a Index<'a>, k: Option<&RelationKey>) -> Outcome<'a> {
         MissReason::NotInManifest,
         &[],
         format!(
-            "No dbt model, seed, snapshot or source is built as {key}. If dbt builds it under another name, check the Tableau connection's database and schema; otherwise it is not managed by dbt"
+            "No dbt model, seed, snapshot or source is built as {key}. If dbt builds it under another name, check {}; otherwise it is not managed by dbt",
+            texts.where_names_come_from
         ),
     ))
 }

@@ -1,7 +1,7 @@
 //! Stage `normalize`: one comparable key per relation on both sides (see `keys.rs`).
 //!
-//! Reads: dbt_nodes, tableau_tables (and the config's database_aliases and default_schemas),
-//! as `Extracted`.
+//! Reads: dbt_nodes, bi_instances, bi_relations (and each integration's database_aliases and
+//! default_schemas), as `Extracted`.
 //! Writes: relation_keys, replacing all its rows. A pure function of its inputs (`compute`):
 //! the same rows in give the same rows out.
 
@@ -15,13 +15,11 @@ use rusqlite::Connection;
 
 use crate::config::Config;
 use crate::db::StageReport;
-use crate::keys::{dbt_key, tableau_key, TableauTable};
-use crate::rows::{Extracted, TableUse};
-use crate::tags::{self, KeyStatus, Side};
-
-/// `__typename`s and connection types that are files or web connectors, not warehouse tables.
-const FILE_TYPES: &[&str] = &["File", "CloudFile", "WebDataConnector"];
-const FILE_CONNECTIONS: &[&str] = &["excel-direct", "excel", "textscan", "hyper", "dataengine", "csv", "google-sheets", "box", "dropbox", "onedrive"];
+use crate::integrations::{self, NameRules};
+use crate::keys::{bi_key, dbt_key, NamedRelation};
+use crate::rows::{Extracted, RelationUse};
+use crate::seam::Texts;
+use crate::tags::{self, KeyStatus, RelationKind, Side};
 
 /// One `relation_keys` row.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,13 +122,12 @@ fn row(
     RelationKey { side, integration: integration.to_string(), reference: reference.to_string(), key, database, schema, identifier, derivation, status }
 }
 
-/// The keys of every dbt node, then of every Tableau table (once each, from its first row).
-/// The two sides are worked out at once, each in parallel (rayon).
+/// The keys of every dbt node, then of every relation an asset reads (once each, from its
+/// first row). The two sides are worked out at once, each in parallel (rayon).
 pub(crate) fn compute(x: &Extracted, config: &Config) -> Vec<RelationKey> {
-    let sites: BTreeMap<&str, SiteRules> =
-        config.tableau.iter().map(|s| (s.name.as_str(), (&s.database_aliases, &s.default_schemas))).collect();
-    let (mut out, tableau) = rayon::join(|| dbt_keys(x), || tableau_keys(x, &sites));
-    out.extend(tableau);
+    let rules = integrations::name_rules(config);
+    let (mut out, bi) = rayon::join(|| dbt_keys(x), || bi_keys(x, &rules));
+    out.extend(bi);
     out
 }
 
@@ -149,41 +146,43 @@ fn dbt_keys(x: &Extracted) -> Vec<RelationKey> {
         .collect()
 }
 
-/// A site's `database_aliases` and `default_schemas`.
-type SiteRules<'a> = (&'a BTreeMap<String, String>, &'a BTreeMap<String, String>);
-
-/// One key per distinct (integration, table id), from the table's first row, in that order.
-fn tableau_keys(x: &Extracted, sites: &BTreeMap<&str, SiteRules>) -> Vec<RelationKey> {
+/// One key per distinct (integration, relation id), from the relation's first row, in that
+/// order. Relations of SQL nobody could read have no id and no key.
+fn bi_keys(x: &Extracted, rules: &BTreeMap<&str, NameRules>) -> Vec<RelationKey> {
+    let texts: BTreeMap<&str, &Texts> = x.instances.iter().map(|i| (i.integration.as_str(), i.tool.texts())).collect();
     let mut done: HashSet<(&str, &str)> = HashSet::default();
-    let mut first: Vec<&TableUse> = x.tables.iter().filter(|t| !t.table_id.is_empty() && done.insert((&t.integration, &t.table_id))).collect();
-    first.sort_by(|a, b| (&a.integration, &a.table_id).cmp(&(&b.integration, &b.table_id)));
+    let mut first: Vec<&RelationUse> = x
+        .relations
+        .iter()
+        .filter(|t| t.kind != RelationKind::UnparsedSql && !t.relation_id.is_empty() && done.insert((&t.integration, &t.relation_id)))
+        .collect();
+    first.sort_by(|a, b| (&a.integration, &a.relation_id).cmp(&(&b.integration, &b.relation_id)));
     let empty = BTreeMap::new();
-    first.par_iter().map(|t| tableau_row(t, sites.get(t.integration.as_str()).copied().unwrap_or((&empty, &empty)))).collect()
+    first
+        .par_iter()
+        .map(|t| {
+            let rules = rules.get(t.integration.as_str()).copied().unwrap_or((&empty, &empty));
+            let redacted = texts.get(t.integration.as_str()).map_or(crate::seam::UNKNOWN.redacted_derivation, |t| t.redacted_derivation);
+            bi_row(t, rules, redacted)
+        })
+        .collect()
 }
 
-fn tableau_row(t: &TableUse, (aliases, default_schemas): SiteRules) -> RelationKey {
-    let (i, id) = (t.integration.as_str(), t.table_id.as_str());
-    if t.name.is_none() && t.full_name.is_none() && t.schema.is_none() && t.database_name.is_none() {
-        let why = "name, fullName, schema and database.name are all null: redacted by Tableau permissions";
-        return row(Side::Tableau, i, id, None, (None, None, None), why.into(), KeyStatus::Redacted);
+fn bi_row(t: &RelationUse, (aliases, default_schemas): NameRules, redacted: &str) -> RelationKey {
+    let (i, id) = (t.integration.as_str(), t.relation_id.as_str());
+    if t.name.is_none() && t.full_name.is_none() && t.schema.is_none() && t.database.is_none() {
+        return row(Side::Bi, i, id, None, (None, None, None), redacted.into(), KeyStatus::Redacted);
     }
-    let (dtype, ctype) = (t.database_type.as_deref(), t.connection_type.as_deref());
-    let is_file = dtype.is_some_and(|d| FILE_TYPES.contains(&d)) || ctype.is_some_and(|c| FILE_CONNECTIONS.contains(&c));
-    if is_file {
-        let what = format!("file or web connection ({}): not a warehouse table", dtype.or(ctype).unwrap_or("?"));
-        return row(Side::Tableau, i, id, None, (t.database_name.clone(), t.schema.clone(), t.name.clone()), what, KeyStatus::File);
+    if t.kind == RelationKind::File {
+        let what = format!("file or web connection ({}): not a warehouse table", t.detail.as_deref().unwrap_or("?"));
+        return row(Side::Bi, i, id, None, (t.database.clone(), t.schema.clone(), t.name.clone()), what, KeyStatus::File);
     }
-    let tt = TableauTable {
-        name: t.name.as_deref(),
-        full_name: t.full_name.as_deref(),
-        schema: t.schema.as_deref(),
-        database: t.database_name.as_deref(),
-    };
-    match tableau_key(&tt, aliases, default_schemas) {
+    let named = NamedRelation { name: t.name.as_deref(), full_name: t.full_name.as_deref(), schema: t.schema.as_deref(), database: t.database.as_deref() };
+    match bi_key(&named, aliases, default_schemas) {
         Some(k) => {
             let text = k.text();
-            row(Side::Tableau, i, id, Some(text), (Some(k.database), Some(k.schema), Some(k.identifier)), k.derivation, KeyStatus::Ok)
+            row(Side::Bi, i, id, Some(text), (Some(k.database), Some(k.schema), Some(k.identifier)), k.derivation, KeyStatus::Ok)
         }
-        None => row(Side::Tableau, i, id, None, (t.database_name.clone(), t.schema.clone(), None), "no name or fullName".into(), KeyStatus::Redacted),
+        None => row(Side::Bi, i, id, None, (t.database.clone(), t.schema.clone(), None), "no name or fullName".into(), KeyStatus::Redacted),
     }
 }

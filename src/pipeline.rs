@@ -157,23 +157,17 @@ fn print_summary(conn: &Connection, config: &Config, s: &crate::emit::EmitSummar
 fn summary_text(conn: &Connection, config: &Config, s: &crate::emit::EmitSummary) -> Result<String> {
     use std::fmt::Write;
     let mut out = String::new();
-    let workbooks: i64 = conn.query_row("SELECT count(*) FROM tableau_workbooks", [], |r| r.get(0))?;
+    let assets: i64 = conn.query_row("SELECT count(*) FROM bi_assets", [], |r| r.get(0))?;
     writeln!(out)?;
-    writeln!(out, "Workbooks seen:       {workbooks}")?;
-    let mut st = conn.prepare("SELECT reason, count(*) FROM tableau_left_out_workbooks GROUP BY reason ORDER BY reason")?;
-    let left_out: Vec<(String, i64)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
-    for (reason, n) in &left_out {
-        let why = match reason.as_str() {
-            "personal_space" => "in personal spaces; include_personal_spaces: true imports them",
-            other => other,
-        };
-        writeln!(out, "Workbooks left out:   {n} ({why})")?;
+    writeln!(out, "Dashboards seen:      {assets}")?;
+    for line in crate::integrations::left_out_lines(conn)? {
+        writeln!(out, "{line}")?;
     }
     writeln!(out, "Exposures written:    {}", s.written)?;
     writeln!(out, "Dependencies:         {}", s.dependencies)?;
     // A table, not a path to it: one read through an embedded and a published data source (or
     // by two workbooks) counts once. Unsupported custom SQL has no table id; its query counts.
-    let table = "integration || char(0) || CASE WHEN table_id = '' THEN 'sql:' || via_id ELSE table_id END";
+    let table = "integration || char(0) || CASE WHEN relation_id = '' THEN 'sql:' || via_id ELSE relation_id END";
     let total: i64 = conn.query_row(&format!("SELECT count(DISTINCT {table}) FROM unmatched_tables"), [], |r| r.get(0))?;
     let mut st = conn.prepare(&format!("SELECT reason, count(DISTINCT {table}) FROM unmatched_tables GROUP BY reason ORDER BY reason"))?;
     let reasons: Vec<(String, i64)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
@@ -182,7 +176,7 @@ fn summary_text(conn: &Connection, config: &Config, s: &crate::emit::EmitSummary
         writeln!(out, "  {reason:<20}{n}")?;
     }
     if !s.without_dependencies.is_empty() {
-        writeln!(out, "Workbooks with no dbt dependency (not written): {}", s.without_dependencies.len())?;
+        writeln!(out, "Dashboards with no dbt dependency (not written): {}", s.without_dependencies.len())?;
         for w in &s.without_dependencies {
             writeln!(out, "  {w}")?;
         }

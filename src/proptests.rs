@@ -162,10 +162,10 @@ proptest! {
         for p in &parts {
             let _ = keys::fold(p);
         }
-        let t = keys::TableauTable { name: Some(&full), full_name: Some(&full), schema: schema.as_deref(), database: db.as_deref() };
+        let t = keys::NamedRelation { name: Some(&full), full_name: Some(&full), schema: schema.as_deref(), database: db.as_deref() };
         let aliases = std::collections::BTreeMap::from([(full.clone(), "x".to_string()), ("[".to_string(), "\"".to_string())]);
         let defaults = std::collections::BTreeMap::from([(full.clone(), "s".to_string()), ("".to_string(), "]".to_string())]);
-        if let Some(k) = keys::tableau_key(&t, &aliases, &defaults) {
+        if let Some(k) = keys::bi_key(&t, &aliases, &defaults) {
             let _ = k.text();
         }
         let _ = keys::dbt_key(db.as_deref(), schema.as_deref(), &full, false);

@@ -17,7 +17,8 @@ use rusqlite::Transaction;
 
 use crate::bulk::Insert;
 use crate::db;
-use crate::tags::{self, Via};
+use crate::integrations::Tool;
+use crate::tags::{self, RelationKind, Via};
 
 /// A `dbt_nodes` row: a model, seed, snapshot or source.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,56 +39,56 @@ pub(crate) struct Node {
     pub(crate) enabled: bool,
 }
 
-/// A `tableau_sites` row, the part later stages read.
+/// A `bi_instances` row: one configured integration (a Tableau site, later a Power BI tenant).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Site {
+pub(crate) struct Instance {
     pub(crate) integration: String,
-    pub(crate) content_url: String,
+    /// Which integration wrote it; its words for messages and defaults (`Tool::texts`).
+    pub(crate) tool: Tool,
+    /// How the tool names the instance (Tableau: the site's content URL).
+    pub(crate) label: String,
     pub(crate) complete: bool,
 }
 
-/// A `tableau_workbooks` row.
+/// A `bi_assets` row: what becomes an exposure (a workbook, later a report).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Workbook {
+pub(crate) struct Asset {
     pub(crate) integration: String,
+    /// The id relations refer to.
     pub(crate) id: String,
-    pub(crate) luid: String,
+    /// The exposure's identity and refresh key.
+    pub(crate) asset_ref: String,
     pub(crate) name: String,
-    pub(crate) project_luid: Option<String>,
-    pub(crate) project_name: Option<String>,
+    pub(crate) folder_ref: Option<String>,
+    pub(crate) folder: Option<String>,
     pub(crate) description: Option<String>,
     pub(crate) owner_name: Option<String>,
     pub(crate) owner_email: Option<String>,
-    pub(crate) owner_username: Option<String>,
-    pub(crate) uri: Option<String>,
-    pub(crate) vizportal_url_id: Option<String>,
     pub(crate) url: Option<String>,
-    pub(crate) created_at: Option<String>,
-    pub(crate) updated_at: Option<String>,
     /// Sorted, without duplicates; stored as a JSON list.
     pub(crate) tags: Vec<String>,
 }
 
-/// A `tableau_tables` row: one upstream table of a workbook, through one data source or query.
+/// A `bi_relations` row: one relation an asset reads, through one path.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct TableUse {
+pub(crate) struct RelationUse {
     pub(crate) integration: String,
-    pub(crate) workbook_id: String,
+    pub(crate) asset_id: String,
     pub(crate) via: Via,
     pub(crate) via_id: String,
-    pub(crate) table_id: String,
-    pub(crate) table_luid: Option<String>,
+    pub(crate) relation_id: String,
     pub(crate) name: Option<String>,
     pub(crate) full_name: Option<String>,
     pub(crate) schema: Option<String>,
-    pub(crate) database_name: Option<String>,
-    pub(crate) database_type: Option<String>,
-    pub(crate) connection_type: Option<String>,
+    pub(crate) database: Option<String>,
+    pub(crate) kind: RelationKind,
+    /// For a file: what the tool calls the connection.
+    pub(crate) detail: Option<String>,
 }
 
-impl TableUse {
+impl RelationUse {
     pub(crate) fn key(&self) -> (&str, &str, &str, &str, &str) {
-        (&self.integration, &self.workbook_id, self.via.as_str(), &self.via_id, &self.table_id)
+        (&self.integration, &self.asset_id, self.via.as_str(), &self.via_id, &self.relation_id)
     }
 }
 
@@ -103,11 +104,11 @@ pub(crate) struct Extracted {
     /// Names of the manifest's exposures that autoexpose did not write.
     pub(crate) hand_written_exposures: BTreeSet<String>,
     /// In `integration` order.
-    pub(crate) sites: Vec<Site>,
+    pub(crate) instances: Vec<Instance>,
     /// In (integration, id) order.
-    pub(crate) workbooks: Vec<Workbook>,
-    /// In (integration, workbook_id, via, via_id, table_id) order.
-    pub(crate) tables: Vec<TableUse>,
+    pub(crate) assets: Vec<Asset>,
+    /// In (integration, asset_id, via, via_id, relation_id) order.
+    pub(crate) relations: Vec<RelationUse>,
 }
 
 impl Extracted {
@@ -115,25 +116,25 @@ impl Extracted {
     pub(crate) fn sort(&mut self) {
         self.nodes.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
         self.nodes.dedup_by(|b, a| a.unique_id == b.unique_id);
-        self.sites.sort_by(|a, b| a.integration.cmp(&b.integration));
-        self.workbooks.sort_by(|a, b| (&a.integration, &a.id).cmp(&(&b.integration, &b.id)));
-        // Usually already in order (see tableau::store::rows); otherwise a stable sort, so the
+        self.instances.sort_by(|a, b| a.integration.cmp(&b.integration));
+        self.assets.sort_by(|a, b| (&a.integration, &a.id).cmp(&(&b.integration, &b.id)));
+        // Usually already in order (integrations hand them so); otherwise a stable sort, so the
         // first row of a key stays first, in parallel, as it is 300k rows at 20k workbooks.
-        if !self.tables.windows(2).all(|w| w[0].key() <= w[1].key()) {
-            rayon::slice::ParallelSliceMut::par_sort_by(&mut self.tables[..], |a, b| a.key().cmp(&b.key()));
+        if !self.relations.windows(2).all(|w| w[0].key() <= w[1].key()) {
+            rayon::slice::ParallelSliceMut::par_sort_by(&mut self.relations[..], |a, b| a.key().cmp(&b.key()));
         }
-        self.tables.dedup_by(|b, a| a.key() == b.key());
+        self.relations.dedup_by(|b, a| a.key() == b.key());
     }
 
-    /// The same rows, read back from the SQLite file: the dbt rows, the workbooks and the
-    /// table rows each on a connection of their own, in parallel (rayon), each inside one read
+    /// The same rows, read back from the SQLite file: the dbt rows, the assets and the
+    /// relation rows each on a connection of their own, in parallel (rayon), each inside one read
     /// transaction; why the three see one state: `run::alone`.
     pub(crate) fn load(db: &Path) -> Result<Extracted> {
-        let ((dbt, workbooks), tables) =
-            rayon::join(|| rayon::join(|| load_dbt(db), || load_workbooks(db)), || load_tables(db));
+        let ((dbt, assets), relations) =
+            rayon::join(|| rayon::join(|| load_dbt(db), || load_assets(db)), || load_relations(db));
         let ((project_name, adapter_type), nodes, hand_written_exposures) = dbt?;
-        let (sites, workbooks) = workbooks?;
-        Ok(Extracted { project_name, adapter_type, nodes, hand_written_exposures, sites, workbooks, tables: tables? })
+        let (instances, assets) = assets?;
+        Ok(Extracted { project_name, adapter_type, nodes, hand_written_exposures, instances, assets, relations: relations? })
     }
 }
 
@@ -181,79 +182,72 @@ fn load_dbt(db: &Path) -> Result<(ManifestNames, Vec<Node>, BTreeSet<String>)> {
     Ok((names, nodes, hand_written))
 }
 
-fn load_workbooks(db: &Path) -> Result<(Vec<Site>, Vec<Workbook>)> {
+fn load_assets(db: &Path) -> Result<(Vec<Instance>, Vec<Asset>)> {
     let mut conn = db::reader(db)?;
     let conn = read_tx(&mut conn)?;
-    let mut st = conn.prepare("SELECT integration, content_url, complete FROM tableau_sites ORDER BY integration")?;
-    let sites = st
-        .query_map([], |r| Ok(Site { integration: r.get(0)?, content_url: r.get(1)?, complete: r.get(2)? }))?
-        .collect::<rusqlite::Result<_>>()?;
+    let mut st = conn.prepare("SELECT integration, tool, label, complete FROM bi_instances ORDER BY integration")?;
+    let instances = st
+        .query_map([], |r| Ok(Instance { integration: r.get(0)?, tool: r.get(1)?, label: r.get(2)?, complete: r.get(3)? }))?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(tags::in_table(db, "bi_instances"))?;
     drop(st);
     let mut st = conn.prepare(
-        "SELECT integration, id, luid, name, project_luid, project_name, description, owner_name, owner_email,
-            owner_username, uri, vizportal_url_id, url, created_at, updated_at, tags
-         FROM tableau_workbooks ORDER BY integration, id",
+        "SELECT integration, asset_id, asset_ref, name, folder_ref, folder, description, owner_name, owner_email, url, tags
+         FROM bi_assets ORDER BY integration, asset_id",
     )?;
-    let workbooks = st
+    let assets = st
         .query_map([], |r| {
-            let tags: String = r.get(15)?;
-            Ok(Workbook {
+            let tags: String = r.get(10)?;
+            Ok(Asset {
                 integration: r.get(0)?,
                 id: r.get(1)?,
-                luid: r.get(2)?,
+                asset_ref: r.get(2)?,
                 name: r.get(3)?,
-                project_luid: r.get(4)?,
-                project_name: r.get(5)?,
+                folder_ref: r.get(4)?,
+                folder: r.get(5)?,
                 description: r.get(6)?,
                 owner_name: r.get(7)?,
                 owner_email: r.get(8)?,
-                owner_username: r.get(9)?,
-                uri: r.get(10)?,
-                vizportal_url_id: r.get(11)?,
-                url: r.get(12)?,
-                created_at: r.get(13)?,
-                updated_at: r.get(14)?,
+                url: r.get(9)?,
                 tags: serde_json::from_str(&tags)
-                    .map_err(|e| rusqlite::Error::FromSqlConversionFailure(15, rusqlite::types::Type::Text, Box::new(e)))?,
+                    .map_err(|e| rusqlite::Error::FromSqlConversionFailure(10, rusqlite::types::Type::Text, Box::new(e)))?,
             })
         })?
         .collect::<rusqlite::Result<_>>()
-        .map_err(tags::in_table(db, "tableau_workbooks"))?;
+        .map_err(tags::in_table(db, "bi_assets"))?;
     drop(st);
     conn.commit()?;
-    Ok((sites, workbooks))
+    Ok((instances, assets))
 }
 
-fn load_tables(db: &Path) -> Result<Vec<TableUse>> {
+fn load_relations(db: &Path) -> Result<Vec<RelationUse>> {
     let mut conn = db::reader(db)?;
     let conn = read_tx(&mut conn)?;
     let mut st = conn.prepare(
-        "SELECT integration, workbook_id, via, via_id, table_id, table_luid, name, full_name, schema, database_name,
-            database_type, connection_type
-         FROM tableau_tables ORDER BY integration, workbook_id, via, via_id, table_id",
+        "SELECT integration, asset_id, via, via_id, relation_id, name, full_name, schema, database, kind, detail
+         FROM bi_relations ORDER BY integration, asset_id, via, via_id, relation_id",
     )?;
-    let tables = st
+    let relations = st
         .query_map([], |r| {
-            Ok(TableUse {
+            Ok(RelationUse {
                 integration: r.get(0)?,
-                workbook_id: r.get(1)?,
+                asset_id: r.get(1)?,
                 via: r.get(2)?,
                 via_id: r.get(3)?,
-                table_id: r.get(4)?,
-                table_luid: r.get(5)?,
-                name: r.get(6)?,
-                full_name: r.get(7)?,
-                schema: r.get(8)?,
-                database_name: r.get(9)?,
-                database_type: r.get(10)?,
-                connection_type: r.get(11)?,
+                relation_id: r.get(4)?,
+                name: r.get(5)?,
+                full_name: r.get(6)?,
+                schema: r.get(7)?,
+                database: r.get(8)?,
+                kind: r.get(9)?,
+                detail: r.get(10)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()
-        .map_err(tags::in_table(db, "tableau_tables"))?;
+        .map_err(tags::in_table(db, "bi_relations"))?;
     drop(st);
     conn.commit()?;
-    Ok(tables)
+    Ok(relations)
 }
 
 pub(crate) fn insert_nodes(tx: &Transaction, nodes: &[Node]) -> Result<()> {
@@ -285,60 +279,66 @@ pub(crate) fn insert_nodes(tx: &Transaction, nodes: &[Node]) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn insert_workbooks(tx: &Transaction, workbooks: &[Workbook]) -> Result<()> {
+/// The neutral rows of every integration extract read: `bi_instances`, `bi_assets`,
+/// `bi_relations`, replacing all their rows (extract reads every configured integration).
+pub(crate) fn replace_bi_rows(tx: &Transaction, x: &Extracted) -> Result<()> {
+    for t in ["bi_instances", "bi_assets", "bi_relations"] {
+        tx.execute(&format!("DELETE FROM {t}"), [])?;
+    }
+    let mut st = tx.prepare_cached("INSERT INTO bi_instances (integration, tool, label, complete) VALUES (?1, ?2, ?3, ?4)")?;
+    for i in &x.instances {
+        st.execute(rusqlite::params![i.integration, i.tool, i.label, i.complete])?;
+    }
+    insert_assets(tx, &x.assets)?;
+    insert_relations(tx, &x.relations)
+}
+
+fn insert_assets(tx: &Transaction, assets: &[Asset]) -> Result<()> {
     let mut st = Insert::new(
         tx,
-        "tableau_workbooks",
-        "INSERT INTO tableau_workbooks (integration, id, luid, name, project_luid, project_name, description, owner_name, owner_email,
-            owner_username, uri, vizportal_url_id, url, created_at, updated_at, tags)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        "bi_assets",
+        "INSERT INTO bi_assets (integration, asset_id, asset_ref, name, folder_ref, folder, description, owner_name, owner_email, url, tags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
-    for w in workbooks {
-        let tags = serde_json::to_string(&w.tags)?;
+    for a in assets {
+        let tags = serde_json::to_string(&a.tags)?;
         st.row(&[
-            (&w.integration).into(),
-            (&w.id).into(),
-            (&w.luid).into(),
-            (&w.name).into(),
-            (&w.project_luid).into(),
-            (&w.project_name).into(),
-            (&w.description).into(),
-            (&w.owner_name).into(),
-            (&w.owner_email).into(),
-            (&w.owner_username).into(),
-            (&w.uri).into(),
-            (&w.vizportal_url_id).into(),
-            (&w.url).into(),
-            (&w.created_at).into(),
-            (&w.updated_at).into(),
+            (&a.integration).into(),
+            (&a.id).into(),
+            (&a.asset_ref).into(),
+            (&a.name).into(),
+            (&a.folder_ref).into(),
+            (&a.folder).into(),
+            (&a.description).into(),
+            (&a.owner_name).into(),
+            (&a.owner_email).into(),
+            (&a.url).into(),
             (&tags).into(),
         ])?;
     }
     Ok(())
 }
 
-pub(crate) fn insert_tables(tx: &Transaction, tables: &[TableUse]) -> Result<()> {
+fn insert_relations(tx: &Transaction, relations: &[RelationUse]) -> Result<()> {
     let mut st = Insert::new(
         tx,
-        "tableau_tables",
-        "INSERT INTO tableau_tables (integration, workbook_id, via, via_id, table_id, table_luid, name,
-            full_name, schema, database_name, database_type, connection_type)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        "bi_relations",
+        "INSERT INTO bi_relations (integration, asset_id, via, via_id, relation_id, name, full_name, schema, database, kind, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
-    for t in tables {
+    for t in relations {
         st.row(&[
             (&t.integration).into(),
-            (&t.workbook_id).into(),
+            (&t.asset_id).into(),
             t.via.into(),
             (&t.via_id).into(),
-            (&t.table_id).into(),
-            (&t.table_luid).into(),
+            (&t.relation_id).into(),
             (&t.name).into(),
             (&t.full_name).into(),
             (&t.schema).into(),
-            (&t.database_name).into(),
-            (&t.database_type).into(),
-            (&t.connection_type).into(),
+            (&t.database).into(),
+            t.kind.into(),
+            (&t.detail).into(),
         ])?;
     }
     Ok(())

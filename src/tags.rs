@@ -150,11 +150,11 @@ pub(crate) fn in_table<'a>(db: &'a std::path::Path, table: &'static str) -> impl
 }
 
 text_tag! {
-    /// Which side of the match a `relation_keys` row is on: the dbt project, or the kind of BI
-    /// integration the relation was read from. A new integration is one line here.
+    /// Which side of the match a `relation_keys` row is on: the dbt project, or a relation a
+    /// BI asset reads (`relation_keys.integration` says which integration).
     pub(crate) enum Side in "side" {
         Dbt = "dbt",
-        Tableau = "tableau",
+        Bi = "bi",
     }
 }
 
@@ -166,15 +166,29 @@ impl Side {
 }
 
 text_tag! {
-    /// The path a dashboard reads a table through (`tableau_tables.via`, and the rows of
+    /// The path an asset reads a relation through (`bi_relations.via`, and the rows of
     /// `exposure_dependencies` and `unmatched_tables` that came from it).
     pub(crate) enum Via in "via" {
-        /// A data source embedded in the workbook.
+        /// A data source embedded in the asset.
         Embedded = "embedded",
-        /// A published data source the workbook connects to.
+        /// A published (shared) data source the asset connects to.
         Published = "published",
         /// A custom SQL query.
         CustomSql = "custom_sql",
+        /// Listed by hand: an inventory file names the relation.
+        Listed = "listed",
+    }
+}
+
+text_tag! {
+    /// What a relation an asset reads is (`bi_relations.kind`), as its integration judged it.
+    pub(crate) enum RelationKind in "kind" {
+        /// A warehouse table or view: matched by name.
+        Table = "table",
+        /// A file or web connector: nothing in dbt to depend on.
+        File = "file",
+        /// SQL the tool could not read: the relations behind it are unknown.
+        UnparsedSql = "unparsed_sql",
     }
 }
 
@@ -246,13 +260,13 @@ text_tag! {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rusqlite::types::{FromSql, ToSql};
 
     /// Every value goes into SQLite as its text and comes back as itself; a value outside the
     /// set is an error naming the column and the value, through `in_table` the table too.
-    fn round_trip<T: Tag + ToSql + FromSql>() {
+    pub(crate) fn round_trip<T: Tag + ToSql + FromSql>() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (seq INTEGER PRIMARY KEY, tag TEXT NOT NULL)").unwrap();
         for (i, t) in T::ALL.iter().enumerate() {
@@ -286,21 +300,21 @@ mod tests {
     fn every_tag_round_trips_and_unknown_values_fail() {
         round_trip::<Side>();
         round_trip::<Via>();
+        round_trip::<RelationKind>();
         round_trip::<KeyStatus>();
         round_trip::<MissReason>();
         round_trip::<ExposureStatus>();
         round_trip::<FileAction>();
         round_trip::<PendingAction>();
-        round_trip::<crate::tableau::extract::LeftOutReason>();
-        round_trip::<crate::tableau::store::DatasourceKind>();
+        round_trip::<crate::integrations::Tool>();
     }
 
     #[test]
     fn values_are_the_stored_texts() {
         // The texts are the database's contract (README queries, snapshots): pinned here.
         let texts = |all: &[&'static str]| all.join(" ");
-        assert_eq!(texts(&Side::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()), "dbt tableau");
-        assert_eq!(texts(&Via::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()), "embedded published custom_sql");
+        assert_eq!(texts(&Side::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()), "dbt bi");
+        assert_eq!(texts(&Via::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()), "embedded published custom_sql listed");
         assert_eq!(texts(&KeyStatus::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()), "ok redacted file no_relation");
         assert_eq!(
             texts(&MissReason::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()),
@@ -310,7 +324,7 @@ mod tests {
             texts(&FileAction::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()),
             "written unchanged deleted kept_incomplete deleted_left_config not_ours"
         );
-        assert!(Side::Tableau.is_bi() && !Side::Dbt.is_bi());
+        assert!(Side::Bi.is_bi() && !Side::Dbt.is_bi());
         let ours: Vec<FileAction> = FileAction::ALL.iter().copied().filter(|a| a.still_ours()).collect();
         assert_eq!(ours, [FileAction::Written, FileAction::Unchanged, FileAction::KeptIncomplete]);
         assert_eq!(format!("{}", Via::CustomSql), "custom_sql");

@@ -18,7 +18,7 @@ fn after_good_run() -> (Workspace, BTreeMap<String, String>, Vec<Vec<BTreeMap<St
 
 fn snapshot_rows(ws: &Workspace) -> Vec<Vec<BTreeMap<String, serde_json::Value>>> {
     let conn = ws.conn();
-    ["dbt_nodes", "tableau_workbooks", "tableau_tables", "relation_keys", "exposure_dependencies", "unmatched_tables", "exposures"]
+    ["dbt_nodes", "tableau_workbooks", "bi_relations", "relation_keys", "exposure_dependencies", "unmatched_tables", "exposures"]
         .iter()
         .map(|t| dump(&conn, t))
         .collect()

@@ -23,7 +23,7 @@ fn decisions(ws: &Workspace) -> Vec<Vec<std::collections::BTreeMap<String, serde
         dump(&conn, "relation_keys"),
         dump(&conn, "exposure_dependencies"),
         dump(&conn, "unmatched_tables"),
-        dump_query(&conn, "SELECT integration, workbook_luid, name, file, status, depends_on FROM exposures"),
+        dump_query(&conn, "SELECT integration, asset_ref, name, file, status, depends_on FROM exposures"),
     ]
 }
 

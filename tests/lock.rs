@@ -17,7 +17,7 @@ fn lock_file(ws: &Workspace) -> std::path::PathBuf {
 
 fn rows(ws: &Workspace) -> Vec<Vec<BTreeMap<String, serde_json::Value>>> {
     let conn = ws.conn();
-    ["runs", "dbt_nodes", "tableau_workbooks", "tableau_tables", "exposure_dependencies", "exposures", "emitted_files"]
+    ["runs", "dbt_nodes", "tableau_workbooks", "bi_relations", "exposure_dependencies", "exposures", "emitted_files"]
         .iter()
         .map(|t| dump(&conn, t))
         .collect()

@@ -30,7 +30,7 @@ fn state(ws: &Workspace) -> (Vec<Vec<BTreeMap<String, serde_json::Value>>>, BTre
         dump_query(&conn, "SELECT integration, id, luid, name FROM tableau_workbooks"),
         dump(&conn, "tableau_tables"),
         dump(&conn, "exposure_dependencies"),
-        dump_query(&conn, "SELECT integration, workbook_luid, name, file, status FROM exposures"),
+        dump_query(&conn, "SELECT integration, asset_ref, name, file, status FROM exposures"),
     ];
     (tables, ws.yaml_files())
 }

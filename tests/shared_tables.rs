@@ -28,7 +28,7 @@ fn start() -> TableauServer {
 /// The unique_ids a workbook depends on, in the table's order.
 fn dependencies(conn: &rusqlite::Connection, workbook: &str) -> Vec<String> {
     let mut st = conn
-        .prepare("SELECT d.unique_id FROM exposure_dependencies d JOIN tableau_workbooks w ON w.integration = d.integration AND w.id = d.workbook_id WHERE w.name = ?1")
+        .prepare("SELECT d.unique_id FROM exposure_dependencies d JOIN tableau_workbooks w ON w.integration = d.integration AND w.id = d.asset_id WHERE w.name = ?1")
         .unwrap();
     st.query_map([workbook], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
 }
@@ -43,7 +43,7 @@ fn a_source_over_a_seed_is_a_dependency_beside_the_seed() {
     // Both nodes on "shop"."main"."raw_customers", each through the one Tableau table.
     assert_eq!(dependencies(&conn, "Customer List"), ["seed.seed_source.raw_customers", "source.seed_source.crm.customers"]);
     assert_eq!(
-        count(&conn, "SELECT count(DISTINCT table_id) FROM exposure_dependencies WHERE table_id = '5e000000-0000-4000-9000-000000000001'"),
+        count(&conn, "SELECT count(DISTINCT relation_id) FROM exposure_dependencies WHERE relation_id = '5e000000-0000-4000-9000-000000000001'"),
         1
     );
     assert_eq!(count(&conn, "SELECT count(*) FROM unmatched_tables WHERE reason = 'ambiguous'"), 0);
@@ -54,7 +54,7 @@ fn a_source_over_a_seed_is_a_dependency_beside_the_seed() {
     let _guard = settings.bind_to_scope();
     insta::assert_yaml_snapshot!(
         "seed_source_match",
-        dump_query(&conn, "SELECT workbook_id, unique_id, table_id, via, key FROM exposure_dependencies")
+        dump_query(&conn, "SELECT asset_id, unique_id, relation_id, via, key FROM exposure_dependencies")
     );
 }
 
@@ -68,7 +68,7 @@ fn a_table_without_a_schema_gets_candidates_then_default_schemas() {
     let conn = ws.conn();
     assert!(dependencies(&conn, "Customer Board").is_empty());
     let (reason, candidates, suggestion): (String, String, String) = conn
-        .query_row("SELECT reason, candidates, suggestion FROM unmatched_tables WHERE table_name = 'customers'", [], |r| {
+        .query_row("SELECT reason, candidates, suggestion FROM unmatched_tables WHERE relation_name = 'customers'", [], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .unwrap();
@@ -83,7 +83,7 @@ fn a_table_without_a_schema_gets_candidates_then_default_schemas() {
     assert_eq!(dependencies(&conn, "Customer Board"), ["model.seed_source.customers"]);
     assert_eq!(count(&conn, "SELECT count(*) FROM unmatched_tables"), 0);
     let derivation: String = conn
-        .query_row("SELECT derivation FROM relation_keys WHERE side = 'tableau' AND key = 'shop.main.customers'", [], |r| r.get(0))
+        .query_row("SELECT derivation FROM relation_keys WHERE side = 'bi' AND key = 'shop.main.customers'", [], |r| r.get(0))
         .unwrap();
     assert_eq!(derivation, "fullName (3 parts); no schema, default_schemas shop → main");
 }

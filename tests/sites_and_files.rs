@@ -44,7 +44,7 @@ fn personal_spaces_are_left_out_by_default_and_in_when_asked() {
     assert!(left.iter().all(|l| l.1 == "personal_space" && l.2.contains("include_personal_spaces: true")), "{left:?}");
     assert!(!ws.yaml_files().values().any(|y| y.contains("scratch") || y.contains("Bob drafts")), "{:?}", ws.yaml_files());
     let text = stdout(&out);
-    assert!(text.contains("Workbooks seen:       5\n"), "{text}");
+    assert!(text.contains("Dashboards seen:      5\n"), "{text}");
     assert!(text.contains("Workbooks left out:   2 (in personal spaces; include_personal_spaces: true imports them)"), "{text}");
     drop(conn);
 
@@ -55,7 +55,7 @@ fn personal_spaces_are_left_out_by_default_and_in_when_asked() {
     let conn = ws.conn();
     assert_eq!(count(&conn, "SELECT count(*) FROM tableau_workbooks"), 7);
     assert_eq!(count(&conn, "SELECT count(*) FROM tableau_left_out_workbooks"), 0);
-    assert_eq!(count(&conn, "SELECT count(*) FROM exposures e JOIN tableau_workbooks w ON w.luid = e.workbook_luid WHERE w.owner_username IN ('ann', 'bob') AND e.status = 'written'"), 2);
+    assert_eq!(count(&conn, "SELECT count(*) FROM exposures e JOIN tableau_workbooks w ON w.luid = e.asset_ref WHERE w.owner_username IN ('ann', 'bob') AND e.status = 'written'"), 2);
     assert!(!stdout(&out).contains("left out"), "{}", stdout(&out));
     server.stop();
 }
@@ -95,12 +95,12 @@ fn summary_counts_tables_not_paths_and_goes_to_stdout() {
     let out = ws.run(&[], "run", &MINI_PAT);
     assert_ok(&out);
     let conn = ws.conn();
-    let paths = count(&conn, "SELECT count(*) FROM unmatched_tables WHERE table_id = '77777777-0000-4000-8000-000000000001'");
+    let paths = count(&conn, "SELECT count(*) FROM unmatched_tables WHERE relation_id = '77777777-0000-4000-8000-000000000001'");
     assert_eq!(paths, 2, "the fixture should read the table through two paths");
-    let tables = count(&conn, "SELECT count(DISTINCT table_id) FROM unmatched_tables");
+    let tables = count(&conn, "SELECT count(DISTINCT relation_id) FROM unmatched_tables");
     let all_paths = count(&conn, "SELECT count(*) FROM unmatched_tables");
     assert!(all_paths > tables);
-    let in_manifest = count(&conn, "SELECT count(DISTINCT table_id) FROM unmatched_tables WHERE reason = 'not_in_manifest'");
+    let in_manifest = count(&conn, "SELECT count(DISTINCT relation_id) FROM unmatched_tables WHERE reason = 'not_in_manifest'");
     let text = stdout(&out);
     assert!(text.contains(&format!("Unmatched tables:     {tables}\n")), "{text}");
     assert!(text.contains(&format!("  not_in_manifest     {in_manifest}\n")), "{text}");

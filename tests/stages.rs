@@ -15,6 +15,9 @@ const EXTRACT_TABLES: &[&str] = &[
     "tableau_datasources",
     "tableau_workbook_datasources",
     "tableau_tables",
+    "bi_instances",
+    "bi_assets",
+    "bi_relations",
     "tableau_custom_sql",
     "extract_warnings",
 ];
@@ -194,7 +197,7 @@ fn run_writes_what_the_stages_write_one_by_one() {
             assert_ok(&staged.run(&[], stage, &env));
         }
         let (a, b) = (all_rows(&whole.conn()), all_rows(&staged.conn()));
-        assert!(a["tableau_tables"].len() > min_tables && a["exposure_dependencies"].len() > min_deps, "{a:?}");
+        assert!(a["bi_relations"].len() > min_tables && a["exposure_dependencies"].len() > min_deps, "{a:?}");
         assert!(!a["unmatched_tables"].is_empty(), "{a:?}");
         assert_eq!(a["tableau_sites"].len(), sites.len());
         for (table, rows) in &a {

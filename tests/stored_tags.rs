@@ -41,20 +41,20 @@ fn an_unknown_via_stops_every_stage_that_reads_the_tables() {
     let n = ws
         .conn()
         .execute(
-            "UPDATE tableau_tables SET via = 'm_expression' WHERE (integration, workbook_id, via, via_id, table_id) IN
-               (SELECT integration, workbook_id, via, via_id, table_id FROM tableau_tables ORDER BY 1, 2, 3, 4, 5 LIMIT 1)",
+            "UPDATE bi_relations SET via = 'm_expression' WHERE (integration, asset_id, via, via_id, relation_id) IN
+               (SELECT integration, asset_id, via, via_id, relation_id FROM bi_relations ORDER BY 1, 2, 3, 4, 5 LIMIT 1)",
             [],
         )
         .unwrap();
     assert_eq!(n, 1);
-    refused(&ws, "normalize", "tableau_tables", "via", "m_expression", &["relation_keys"]);
-    refused(&ws, "match", "tableau_tables", "via", "m_expression", &["exposure_dependencies", "unmatched_tables"]);
+    refused(&ws, "normalize", "bi_relations", "via", "m_expression", &["relation_keys"]);
+    refused(&ws, "match", "bi_relations", "via", "m_expression", &["exposure_dependencies", "unmatched_tables"]);
     let files = ws.yaml_files();
-    refused(&ws, "emit", "tableau_tables", "via", "m_expression", &["exposures", "emitted_files"]);
+    refused(&ws, "emit", "bi_relations", "via", "m_expression", &["exposures", "emitted_files"]);
     assert_eq!(ws.yaml_files(), files, "emit changed files after refusing a row");
 
     // Put back, every stage reads it again.
-    ws.conn().execute("UPDATE tableau_tables SET via = 'embedded' WHERE via = 'm_expression'", []).unwrap();
+    ws.conn().execute("UPDATE bi_relations SET via = 'embedded' WHERE via = 'm_expression'", []).unwrap();
     for stage in ["normalize", "match", "emit"] {
         assert_ok(&ws.run(&[], stage, &[]));
     }
@@ -64,10 +64,10 @@ fn an_unknown_via_stops_every_stage_that_reads_the_tables() {
 fn an_unknown_side_or_key_status_stops_match() {
     let ws = demo();
     let conn = ws.conn();
-    conn.execute("UPDATE relation_keys SET side = 'powerbi' WHERE side = 'tableau' AND ref = (SELECT min(ref) FROM relation_keys WHERE side = 'tableau')", [])
+    conn.execute("UPDATE relation_keys SET side = 'powerbi' WHERE side = 'bi' AND ref = (SELECT min(ref) FROM relation_keys WHERE side = 'bi')", [])
         .unwrap();
     refused(&ws, "match", "relation_keys", "side", "powerbi", &["exposure_dependencies", "unmatched_tables"]);
-    conn.execute("UPDATE relation_keys SET side = 'tableau' WHERE side = 'powerbi'", []).unwrap();
+    conn.execute("UPDATE relation_keys SET side = 'bi' WHERE side = 'powerbi'", []).unwrap();
     conn.execute("UPDATE relation_keys SET status = 'stale' WHERE side = 'dbt' AND ref = (SELECT min(ref) FROM relation_keys WHERE side = 'dbt')", [])
         .unwrap();
     refused(&ws, "match", "relation_keys", "status", "stale", &["exposure_dependencies", "unmatched_tables"]);

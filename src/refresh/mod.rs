@@ -232,7 +232,7 @@ fn load_in_flight(conn: &Connection) -> Result<Vec<InFlight>> {
 
 fn load_exposures(conn: &Connection) -> Result<Vec<Exposure>> {
     let mut st = conn.prepare(
-        "SELECT integration, name, workbook_luid, depends_on FROM exposures WHERE status = 'written' ORDER BY integration, name",
+        "SELECT integration, name, asset_ref, depends_on FROM exposures WHERE status = 'written' ORDER BY integration, name",
     )?;
     let rows = st.query_map([], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))

@@ -100,7 +100,7 @@ pub(crate) enum PersonalSpace {
 
 /// The name Tableau's web UI gives a personal space; the Metadata API may or may not report
 /// it as the workbook's `projectName` (see `personal_space`).
-const PERSONAL_SPACE: &str = "Personal Space";
+pub(crate) const PERSONAL_SPACE: &str = "Personal Space";
 
 /// Why a workbook is in a user's personal space, or `None` when it is in a project.
 ///

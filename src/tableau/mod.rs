@@ -1,6 +1,6 @@
-//! The Tableau integration: its protocol client, its extraction, and how its rows are stored.
-//! Everything Tableau-specific lives here, so another BI tool is a sibling module with its own
-//! extract (and later refresh), writing the same kind of rows for normalize/match/emit.
+//! The Tableau integration: its protocol client, its extraction, how its rows are stored
+//! (its raw `tableau_*` tables and the neutral rows), its refresh, and its words. Everything
+//! Tableau-specific lives here; the stages reach it through `seam` and `refresh`'s seam.
 
 pub(crate) mod client;
 pub(crate) mod extract;
@@ -10,10 +10,62 @@ pub(crate) mod refresh;
 mod schema_check;
 pub(crate) mod store;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::config::TableauSite;
 use crate::http::{HttpMode, Live, Recorder, Replayer, Secrets, Transport};
+use crate::seam::{Extraction, Source, Texts};
+
+/// Tableau's words in the generic stages' texts.
+pub(crate) static TEXTS: Texts = Texts {
+    tool: "Tableau",
+    config_key: "tableau",
+    instance: "site",
+    asset: "workbook",
+    folder: "project",
+    no_folder: extract::PERSONAL_SPACE,
+    meta_instance: "site",
+    meta_ref: "workbook_luid",
+    meta_folder: "project",
+    redacted_derivation: "name, fullName, schema and database.name are all null: redacted by Tableau permissions",
+    redacted_advice: "Tableau returned this table without its name (Catalog permissions). Give the PAT's user the Site Administrator Explorer role, or Catalog view rights, and extract again",
+    unparsed_sql_advice: "Tableau could not parse this custom SQL (isUnsupportedCustomSql), so the tables it reads are unknown. Move the query into a dbt model and point the workbook at that model; table tableau_custom_sql holds the query text",
+    where_names_come_from: "the Tableau connection's database and schema",
+};
+
+/// One configured site, its client ready (not signed in yet).
+pub(crate) struct SiteSource<'c> {
+    site: &'c TableauSite,
+    client: client::Client,
+}
+
+pub(crate) fn connect_source<'c>(site: &'c TableauSite, mode: &HttpMode) -> Result<SiteSource<'c>> {
+    Ok(SiteSource { site, client: connect(site, mode)? })
+}
+
+impl Source for SiteSource<'_> {
+    fn describe(&self) -> String {
+        format!("tableau {:?} (site {:?} on {})", self.site.name, self.site.site, self.site.server_url)
+    }
+
+    fn allow_partial(&self) -> bool {
+        self.site.allow_partial
+    }
+
+    fn extract(&self) -> Result<Box<dyn Extraction>> {
+        let x = extract::extract_site(self.site, &self.client).with_context(|| self.describe())?;
+        Ok(Box::new(store::Extracted {
+            x,
+            requests: self.client.requests_sent(),
+            max_in_flight: self.client.max_in_flight(),
+            details: Vec::new(),
+        }))
+    }
+
+    fn cancel(&self) {
+        self.client.cancel();
+    }
+}
 
 /// A client for one site, its transport chosen by the run's HTTP mode (recordings live in
 /// `<dir>/<integration>/`), its PAT read from the environment. Not signed in yet.

@@ -1,14 +1,81 @@
-//! One site's extraction as rows: those later stages read (`rows`), and the rest, written
-//! straight into the `tableau_*` tables, `extract_warnings` and `raw_responses` (`write`).
-//! Runs inside the extract stage's transaction.
+//! One site's extraction as rows: the neutral rows later stages read (`rows`: the site as an
+//! instance, workbooks as assets, every upstream table as a relation), and the record of what
+//! Tableau said, written into the `tableau_*` tables, `extract_warnings` and `raw_responses`
+//! (`write`). Runs inside the extract stage's transaction.
 
 use anyhow::Result;
-use rusqlite::{params, Transaction};
+use rusqlite::{params, Connection, Transaction};
 
 use super::extract::SiteExtract;
 use super::model::{CustomSql, Table, Workbook};
+use crate::integrations::Tool;
 use crate::rows;
-use crate::tags::Via;
+use crate::tags::{RelationKind, Via};
+
+/// `__typename`s and connection types that are files or web connectors, not warehouse tables.
+const FILE_TYPES: &[&str] = &["File", "CloudFile", "WebDataConnector"];
+const FILE_CONNECTIONS: &[&str] = &["excel-direct", "excel", "textscan", "hyper", "dataengine", "csv", "google-sheets", "box", "dropbox", "onedrive"];
+
+/// A site's extraction, as the seam hands it around.
+pub(crate) struct Extracted {
+    pub(crate) x: SiteExtract,
+    pub(crate) requests: usize,
+    pub(crate) max_in_flight: usize,
+    /// What only Tableau says of each table (`tableau_table_details`), filled by `take_rows`.
+    pub(crate) details: Vec<TableDetail>,
+}
+
+/// A `tableau_table_details` row.
+#[derive(Debug, Clone)]
+pub(crate) struct TableDetail {
+    table_id: String,
+    table_luid: Option<String>,
+    database_type: Option<String>,
+    connection_type: Option<String>,
+}
+
+impl crate::seam::Extraction for Extracted {
+    fn complete(&self) -> bool {
+        self.x.complete
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "{} workbooks, {} custom SQL queries, {} requests ({} at most in flight)",
+            self.x.workbooks.len(),
+            self.x.custom_sql.len(),
+            self.requests,
+            self.max_in_flight
+        )
+    }
+
+    fn take_rows(&mut self) -> rows::Extracted {
+        let (instance, assets, relations, details) = rows(&mut self.x);
+        self.details = details;
+        rows::Extracted { instances: vec![instance], assets, relations, ..Default::default() }
+    }
+
+    fn store(&self, tx: &Transaction) -> Result<()> {
+        write(tx, &self.x)?;
+        write_details(tx, &self.x.integration, &self.details)
+    }
+}
+
+/// The summary's lines about workbooks read but not imported.
+pub(crate) fn left_out_lines(conn: &Connection) -> Result<Vec<String>> {
+    let mut st = conn.prepare("SELECT reason, count(*) FROM tableau_left_out_workbooks GROUP BY reason ORDER BY reason")?;
+    let left_out: Vec<(String, i64)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    Ok(left_out
+        .into_iter()
+        .map(|(reason, n)| {
+            let why = match reason.as_str() {
+                "personal_space" => "in personal spaces; include_personal_spaces: true imports them",
+                other => other,
+            };
+            format!("Workbooks left out:   {n} ({why})")
+        })
+        .collect())
+}
 
 /// Deletes the rows extract replaces, before the sites are written: every row of the
 /// `tableau_*` tables (extract reads every configured site, so a site gone from the config
@@ -26,7 +93,7 @@ pub(crate) fn clear(tx: &Transaction) -> Result<()> {
         "tableau_workbooks",
         "tableau_datasources",
         "tableau_workbook_datasources",
-        "tableau_tables",
+        "tableau_table_details",
         "tableau_custom_sql",
         "tableau_left_out_workbooks",
     ] {
@@ -60,12 +127,13 @@ pub(crate) fn workbook_url(server: &str, content_url: &str, w: &Workbook) -> Opt
     Some(format!("{}/#{site_part}/workbooks/{id}", server.trim_end_matches('/')))
 }
 
-/// The rows later stages read: the site, its workbooks and every upstream table of each
-/// (through embedded and published data sources, and custom SQL), unsorted. The data
-/// sources' upstream tables move into the rows; `write` does not need them.
-pub(crate) fn rows(x: &mut SiteExtract) -> (rows::Site, Vec<rows::Workbook>, Vec<rows::TableUse>) {
+/// The neutral rows later stages read: the site, its workbooks and every upstream table of
+/// each (through embedded and published data sources, and custom SQL), and beside them what
+/// only Tableau says of each table. The data sources' upstream tables move into the rows;
+/// `write` does not need them.
+pub(crate) fn rows(x: &mut SiteExtract) -> (rows::Instance, Vec<rows::Asset>, Vec<rows::RelationUse>, Vec<TableDetail>) {
     let i = &x.integration;
-    let site = rows::Site { integration: i.clone(), content_url: x.content_url.clone(), complete: x.complete };
+    let site = rows::Instance { integration: i.clone(), tool: Tool::Tableau, label: x.content_url.clone(), complete: x.complete };
     let mut workbooks = Vec::with_capacity(x.workbooks.len());
     // Sized up front: hundreds of thousands of rows, grown by doubling, were a tenth of extract.
     let tables_of = |t: &Option<Vec<Table>>| t.as_ref().map_or(0, Vec::len);
@@ -76,42 +144,36 @@ pub(crate) fn rows(x: &mut SiteExtract) -> (rows::Site, Vec<rows::Workbook>, Vec
         .map(|e| tables_of(&e.upstream_tables) + e.upstream_datasources.iter().flatten().map(|p| tables_of(&p.upstream_tables)).sum::<usize>())
         .sum();
     let mut tables = Vec::with_capacity(count + x.custom_sql.len() * 2);
-    let mut custom = custom_sql_rows(x);
+    let mut details = Vec::with_capacity(count);
+    let mut custom = custom_sql_rows(x, &mut details);
     for w in &mut x.workbooks {
         let Some(luid) = luid(w) else {
             crate::log::warn(&format!("tableau {i}: workbook {} has no luid; skipped", w.id));
             continue;
         };
         let owner = w.owner.clone().unwrap_or_default();
-        let mut tags: Vec<String> = w.tags.iter().flatten().filter_map(|t| t.name.clone()).collect();
-        tags.sort();
-        tags.dedup();
-        workbooks.push(rows::Workbook {
+        workbooks.push(rows::Asset {
             integration: i.clone(),
             id: w.id.clone(),
-            luid: luid.to_string(),
+            asset_ref: luid.to_string(),
             name: w.name.clone().unwrap_or_default(),
-            project_luid: w.project_luid.clone(),
-            project_name: w.project_name.clone(),
+            folder_ref: w.project_luid.clone(),
+            folder: w.project_name.clone(),
             description: w.description.clone(),
-            owner_name: owner.name,
+            // A user without a display name is shown by their username.
+            owner_name: owner.name.filter(|n| !n.trim().is_empty()).or(owner.username),
             owner_email: owner.email,
-            owner_username: owner.username,
-            uri: w.uri.clone(),
-            vizportal_url_id: w.vizportal_url_id.clone(),
             url: workbook_url(&x.server_url, &x.content_url, w),
-            created_at: w.created_at.clone(),
-            updated_at: w.updated_at.clone(),
-            tags,
+            tags: tags(w),
         });
         let start = tables.len();
         for e in w.embedded_datasources.iter_mut().flatten() {
             for t in e.upstream_tables.take().into_iter().flatten() {
-                tables.push(table_row(i, &w.id, Via::Embedded, &e.id, t));
+                tables.push(table_row(i, &w.id, Via::Embedded, &e.id, t, &mut details));
             }
             for p in e.upstream_datasources.iter_mut().flatten() {
                 for t in p.upstream_tables.take().into_iter().flatten() {
-                    tables.push(table_row(i, &w.id, Via::Published, &p.id, t));
+                    tables.push(table_row(i, &w.id, Via::Published, &p.id, t, &mut details));
                 }
             }
         }
@@ -121,28 +183,41 @@ pub(crate) fn rows(x: &mut SiteExtract) -> (rows::Site, Vec<rows::Workbook>, Vec
         tables[start..].sort_by(|a, b| a.key().cmp(&b.key()));
     }
     // Custom SQL of workbooks skipped above (no luid): kept, as the rows always were.
-    let mut rest: Vec<rows::TableUse> = custom.into_values().flatten().collect();
+    let mut rest: Vec<rows::RelationUse> = custom.into_values().flatten().collect();
     rest.sort_by(|a, b| a.key().cmp(&b.key()));
     tables.extend(rest);
-    (site, workbooks, tables)
+    // One row per table id: a table read by many workbooks is one table.
+    rayon::slice::ParallelSliceMut::par_sort_by(&mut details[..], |a: &TableDetail, b: &TableDetail| a.table_id.cmp(&b.table_id));
+    details.dedup_by(|b, a| a.table_id == b.table_id);
+    (site, workbooks, tables, details)
+}
+
+/// A workbook's tag names, sorted, without duplicates.
+fn tags(w: &Workbook) -> Vec<String> {
+    let mut tags: Vec<String> = w.tags.iter().flatten().filter_map(|t| t.name.clone()).collect();
+    tags.sort();
+    tags.dedup();
+    tags
 }
 
 /// The custom SQL rows of a site, by workbook id: the tables each query reads, or one
 /// placeholder row for a query Tableau could not parse, so match can say why it gave no lineage.
-fn custom_sql_rows(x: &SiteExtract) -> rustc_hash::FxHashMap<String, Vec<rows::TableUse>> {
+fn custom_sql_rows(x: &SiteExtract, details: &mut Vec<TableDetail>) -> rustc_hash::FxHashMap<String, Vec<rows::RelationUse>> {
     let i = &x.integration;
     let known: std::collections::BTreeSet<&str> = x.workbooks.iter().map(|w| w.id.as_str()).collect();
-    let mut out: rustc_hash::FxHashMap<String, Vec<rows::TableUse>> = Default::default();
+    let mut out: rustc_hash::FxHashMap<String, Vec<rows::RelationUse>> = Default::default();
     for c in &x.custom_sql {
         let empty = Vec::new();
         let found = c.tables.as_ref().unwrap_or(&empty);
         for w in custom_sql_workbooks(c, &known) {
             let list = out.entry(w.to_string()).or_default();
             if found.is_empty() {
-                list.push(table_row(i, w, Via::CustomSql, &c.id, Table::default()));
+                let mut row = table_row(i, w, Via::CustomSql, &c.id, Table::default(), details);
+                row.kind = RelationKind::UnparsedSql;
+                list.push(row);
             }
             for t in found {
-                list.push(table_row(i, w, Via::CustomSql, &c.id, t.clone()));
+                list.push(table_row(i, w, Via::CustomSql, &c.id, t.clone(), details));
             }
         }
     }
@@ -163,8 +238,8 @@ fn custom_sql_workbooks<'a>(c: &'a CustomSql, known: &std::collections::BTreeSet
     wbs
 }
 
-/// Everything else of one site: sites, projects, data sources and their links, custom SQL,
-/// warnings and responses. Workbooks and tables are written from `rows`, sorted.
+/// Everything else of one site: sites, projects, workbooks as Tableau gave them, data sources
+/// and their links, custom SQL, warnings and responses. Its tables are the neutral rows.
 pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
     let i = &x.integration;
     for t in SHARED {
@@ -193,6 +268,7 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
             st.execute(params![i, p.luid, p.name, p.parent_luid, x.selected_projects.contains(&p.luid)])?;
         }
     }
+    write_workbooks(tx, x)?;
     let mut ds = tx.prepare_cached(
         "INSERT INTO tableau_datasources (integration, id, kind, luid, name, has_extracts, workbook_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -255,24 +331,85 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
     Ok(())
 }
 
-fn table_row(integration: &str, workbook_id: &str, via: Via, via_id: &str, t: Table) -> rows::TableUse {
+/// The workbooks imported, as Tableau gave them (`tableau_workbooks`), in id order.
+fn write_workbooks(tx: &Transaction, x: &SiteExtract) -> Result<()> {
+    let mut list: Vec<(&Workbook, &str)> = x.workbooks.iter().filter_map(|w| Some((w, luid(w)?))).collect();
+    list.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    list.dedup_by(|b, a| a.0.id == b.0.id);
+    let mut st = crate::bulk::Insert::new(
+        tx,
+        "tableau_workbooks",
+        "INSERT INTO tableau_workbooks (integration, id, luid, name, project_luid, project_name, description, owner_name, owner_email,
+            owner_username, uri, vizportal_url_id, url, created_at, updated_at, tags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )?;
+    let i = &x.integration;
+    for (w, luid) in list {
+        let owner = w.owner.clone().unwrap_or_default();
+        let url = workbook_url(&x.server_url, &x.content_url, w);
+        let tags = serde_json::to_string(&tags(w))?;
+        let name = w.name.clone().unwrap_or_default();
+        st.row(&[
+            i.into(),
+            (&w.id).into(),
+            luid.into(),
+            (&name).into(),
+            (&w.project_luid).into(),
+            (&w.project_name).into(),
+            (&w.description).into(),
+            (&owner.name).into(),
+            (&owner.email).into(),
+            (&owner.username).into(),
+            (&w.uri).into(),
+            (&w.vizportal_url_id).into(),
+            (&url).into(),
+            (&w.created_at).into(),
+            (&w.updated_at).into(),
+            (&tags).into(),
+        ])?;
+    }
+    Ok(())
+}
+
+/// `tableau_table_details`, one row per table id (`rows` made them unique).
+fn write_details(tx: &Transaction, integration: &str, details: &[TableDetail]) -> Result<()> {
+    let mut st = crate::bulk::Insert::new(
+        tx,
+        "tableau_table_details",
+        "INSERT INTO tableau_table_details (integration, table_id, table_luid, database_type, connection_type) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for d in details {
+        st.row(&[integration.into(), (&d.table_id).into(), (&d.table_luid).into(), (&d.database_type).into(), (&d.connection_type).into()])?;
+    }
+    Ok(())
+}
+
+/// The neutral row of one use of a table, and its details once per table id (`details` may
+/// hold a table twice; the first stays).
+fn table_row(integration: &str, workbook_id: &str, via: Via, via_id: &str, t: Table, details: &mut Vec<TableDetail>) -> rows::RelationUse {
     let (database_name, database_type, db_connection) = match t.database {
         Some(d) => (d.name, d.typename, d.connection_type),
         None => (None, None, None),
     };
-    rows::TableUse {
+    let connection_type = t.connection_type.or(db_connection);
+    let (dtype, ctype) = (database_type.as_deref(), connection_type.as_deref());
+    let is_file = dtype.is_some_and(|d| FILE_TYPES.contains(&d)) || ctype.is_some_and(|c| FILE_CONNECTIONS.contains(&c));
+    let detail = is_file.then(|| dtype.or(ctype).unwrap_or("?").to_string());
+    if !t.id.is_empty() {
+        details.push(TableDetail { table_id: t.id.clone(), table_luid: t.luid, database_type, connection_type });
+    }
+    rows::RelationUse {
         integration: integration.to_string(),
-        workbook_id: workbook_id.to_string(),
+        asset_id: workbook_id.to_string(),
         via,
         via_id: via_id.to_string(),
-        table_id: t.id,
-        table_luid: t.luid,
+        relation_id: t.id,
         name: t.name,
         full_name: t.full_name,
         schema: t.schema,
-        database_name,
-        database_type,
-        connection_type: t.connection_type.or(db_connection),
+        database: database_name,
+        kind: if is_file { RelationKind::File } else { RelationKind::Table },
+        detail,
     }
 }
 

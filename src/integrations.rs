@@ -1,0 +1,61 @@
+//! The wiring: which BI integrations exist, and which one each config entry is. The only place
+//! outside the integrations' own folders that names them; the stages reach them through
+//! `seam` (extraction, texts) and `refresh` (its own seam).
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use rusqlite::{Connection, Transaction};
+
+use crate::config::Config;
+use crate::http::HttpMode;
+use crate::seam::{Source, Texts};
+
+crate::tags::text_tag! {
+    /// Which integration wrote a `bi_instances` row.
+    pub(crate) enum Tool in "tool" {
+        Tableau = "tableau",
+    }
+}
+
+impl Tool {
+    pub(crate) fn texts(self) -> &'static Texts {
+        match self {
+            Tool::Tableau => &crate::tableau::TEXTS,
+        }
+    }
+}
+
+/// Every configured integration, in config order, opened (credentials read, nothing sent).
+pub(crate) fn sources<'c>(config: &'c Config, mode: &HttpMode) -> Result<Vec<Box<dyn Source + 'c>>> {
+    let mut out: Vec<Box<dyn Source + 'c>> = Vec::new();
+    for site in &config.tableau {
+        out.push(Box::new(crate::tableau::connect_source(site, mode)?));
+    }
+    Ok(out)
+}
+
+/// Deletes every integration's raw rows before extract writes the new ones: a tool's tables
+/// go whole (an integration gone from the config goes with them), the shared tables only the
+/// rows of that tool's integrations.
+pub(crate) fn clear_raw(tx: &Transaction) -> Result<()> {
+    crate::tableau::store::clear(tx)
+}
+
+/// `database_aliases` and `default_schemas` of an integration.
+pub(crate) type NameRules<'a> = (&'a BTreeMap<String, String>, &'a BTreeMap<String, String>);
+
+/// Each configured integration's name rules, by name.
+pub(crate) fn name_rules(config: &Config) -> BTreeMap<&str, NameRules<'_>> {
+    config.tableau.iter().map(|s| (s.name.as_str(), (&s.database_aliases, &s.default_schemas))).collect()
+}
+
+/// The `config.meta` keys that hold an asset's ref in exposures autoexpose wrote, any tool's.
+pub(crate) fn meta_ref_keys() -> impl Iterator<Item = &'static str> {
+    <Tool as crate::tags::Tag>::ALL.iter().map(|t| t.texts().meta_ref)
+}
+
+/// Lines for `run`'s summary about assets an integration read but left out, and why.
+pub(crate) fn left_out_lines(conn: &Connection) -> Result<Vec<String>> {
+    crate::tableau::store::left_out_lines(conn)
+}
