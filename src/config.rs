@@ -26,6 +26,8 @@ struct RawConfig {
     #[serde(default)]
     tableau: Vec<TableauSite>,
     #[serde(default)]
+    inventory: Vec<InventorySource>,
+    #[serde(default)]
     exposures: RawExposures,
     /// Where recorded HTTP exchanges are answered from when no --replay/--record is given.
     #[serde(default)]
@@ -284,6 +286,7 @@ pub(crate) struct Config {
     /// `dbt.max_manifest_mb`.
     pub(crate) max_manifest_mb: u64,
     pub(crate) tableau: Vec<TableauSite>,
+    pub(crate) inventory: Vec<InventorySource>,
     pub(crate) exposures_dir: PathBuf,
     pub(crate) maturity: String,
     pub(crate) include_unmatched: bool,
@@ -373,6 +376,24 @@ impl Config {
             }
         }
         check_one_pat_per_integration(&raw.tableau).map_err(invalid)?;
+        let mut inventory = raw.inventory;
+        for (i, inv) in inventory.iter_mut().enumerate() {
+            let ok = !inv.name.is_empty() && inv.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !ok {
+                return Err(invalid(format!(
+                    "inventory[{i}].name: {:?} must be lowercase letters, digits and _ (it names tables rows, meta and files)",
+                    inv.name
+                )));
+            }
+            // One namespace: `integration` keys every table, whichever tool wrote the rows.
+            if !seen.insert(inv.name.clone()) {
+                return Err(invalid(format!("inventory[{i}].name: {:?} is used twice (integration names are shared by tableau and inventory)", inv.name)));
+            }
+            if let Some((db, _)) = inv.default_schemas.iter().find(|(db, schema)| db.trim().is_empty() || schema.trim().is_empty()) {
+                return Err(invalid(format!("inventory[{i}].default_schemas: {db:?}: give a database name and a schema name")));
+            }
+            inv.file = abs(&inv.file);
+        }
         Ok(Config {
             sha256: hex_sha256(bytes),
             database: abs(&raw.database),
@@ -381,6 +402,7 @@ impl Config {
             run_results,
             max_manifest_mb: raw.dbt.max_manifest_mb,
             tableau: raw.tableau,
+            inventory,
             exposures_dir: raw.exposures.dir,
             maturity: raw.exposures.maturity,
             include_unmatched: raw.exposures.include_unmatched,
@@ -388,6 +410,27 @@ impl Config {
             active_exposures: raw.active_exposures,
         })
     }
+}
+
+/// `inventory:` — dashboards listed in a YAML or JSON file, for BI tools without an API
+/// autoexpose reads (see `inventory`).
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InventorySource {
+    pub(crate) name: String,
+    /// The list, relative to this config file.
+    pub(crate) file: PathBuf,
+    #[serde(default)]
+    pub(crate) database_aliases: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) default_schemas: BTreeMap<String, String>,
+    /// A larger file is refused before it is read.
+    #[serde(default = "default_inventory_mb")]
+    pub(crate) max_file_mb: u64,
+}
+
+fn default_inventory_mb() -> u64 {
+    64
 }
 
 /// Refuses two integrations on one server that read their PAT's name from the same env var:

@@ -15,6 +15,7 @@ crate::tags::text_tag! {
     /// Which integration wrote a `bi_instances` row.
     pub(crate) enum Tool in "tool" {
         Tableau = "tableau",
+        Inventory = "inventory",
     }
 }
 
@@ -22,6 +23,7 @@ impl Tool {
     pub(crate) fn texts(self) -> &'static Texts {
         match self {
             Tool::Tableau => &crate::tableau::TEXTS,
+            Tool::Inventory => &crate::inventory::TEXTS,
         }
     }
 }
@@ -32,6 +34,9 @@ pub(crate) fn sources<'c>(config: &'c Config, mode: &HttpMode) -> Result<Vec<Box
     for site in &config.tableau {
         out.push(Box::new(crate::tableau::connect_source(site, mode)?));
     }
+    for inv in &config.inventory {
+        out.push(Box::new(crate::inventory::source(inv)));
+    }
     Ok(out)
 }
 
@@ -39,7 +44,8 @@ pub(crate) fn sources<'c>(config: &'c Config, mode: &HttpMode) -> Result<Vec<Box
 /// go whole (an integration gone from the config goes with them), the shared tables only the
 /// rows of that tool's integrations.
 pub(crate) fn clear_raw(tx: &Transaction) -> Result<()> {
-    crate::tableau::store::clear(tx)
+    crate::tableau::store::clear(tx)?;
+    crate::inventory::clear(tx)
 }
 
 /// `database_aliases` and `default_schemas` of an integration.
@@ -47,7 +53,9 @@ pub(crate) type NameRules<'a> = (&'a BTreeMap<String, String>, &'a BTreeMap<Stri
 
 /// Each configured integration's name rules, by name.
 pub(crate) fn name_rules(config: &Config) -> BTreeMap<&str, NameRules<'_>> {
-    config.tableau.iter().map(|s| (s.name.as_str(), (&s.database_aliases, &s.default_schemas))).collect()
+    let tableau = config.tableau.iter().map(|s| (s.name.as_str(), (&s.database_aliases, &s.default_schemas)));
+    let inventory = config.inventory.iter().map(|s| (s.name.as_str(), (&s.database_aliases, &s.default_schemas)));
+    tableau.chain(inventory).collect()
 }
 
 /// The `config.meta` keys that hold an asset's ref in exposures autoexpose wrote, any tool's.

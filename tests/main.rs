@@ -25,6 +25,7 @@ mod bad_input;
 mod bounds;
 mod e2e;
 mod emit_atomic;
+mod inventory;
 mod library;
 mod lock;
 mod not_data;
