@@ -527,3 +527,183 @@ fn match_key<'a>(index: &'a Index<'a>, texts: &Texts, k: Option<&RelationKey>) -
     ))
 }
 
+
+/// Matching's decisions, case by case, through the library: rows in, verdicts out.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrations::Tool;
+    use crate::rows::{Asset, Instance};
+    use crate::tags::Via;
+
+    fn node(id: &str, resource_type: &str, schema: &str, identifier: &str) -> Node {
+        Node {
+            unique_id: id.into(),
+            resource_type: resource_type.into(),
+            package_name: "p".into(),
+            name: identifier.into(),
+            source_name: (resource_type == "source").then(|| "raw".into()),
+            version: None,
+            latest_version: None,
+            database: Some("db".into()),
+            schema: Some(schema.into()),
+            identifier: identifier.into(),
+            relation_name: Some(format!("\"db\".\"{schema}\".\"{identifier}\"")),
+            materialized: Some("table".into()),
+            access: (resource_type == "model").then(|| "protected".into()),
+            enabled: true,
+        }
+    }
+
+    fn listed(integration: &str, asset: &str, full_name: &str, kind: RelationKind) -> RelationUse {
+        RelationUse {
+            integration: integration.into(),
+            asset_id: asset.into(),
+            via: Via::Listed,
+            via_id: "tables".into(),
+            relation_id: full_name.into(),
+            name: None,
+            full_name: (!full_name.is_empty()).then(|| full_name.into()),
+            schema: None,
+            database: None,
+            kind,
+            detail: (kind == RelationKind::File).then(|| "csv".into()),
+        }
+    }
+
+    fn extracted(nodes: Vec<Node>, relations: Vec<RelationUse>) -> Extracted {
+        let mut x = Extracted {
+            project_name: "p".into(),
+            adapter_type: Some("postgres".into()),
+            nodes,
+            instances: ["inv", "tab"]
+                .into_iter()
+                .map(|i| Instance {
+                    integration: i.into(),
+                    tool: if i == "inv" { Tool::Inventory } else { Tool::Tableau },
+                    label: "l".into(),
+                    complete: true,
+                })
+                .collect(),
+            assets: Vec::<Asset>::new(),
+            relations,
+            ..Default::default()
+        };
+        x.sort();
+        x
+    }
+
+    fn config() -> crate::config::Config {
+        let yaml = b"dbt: {project_dir: .}\ninventory:\n  - {name: inv, file: d.yml, database_aliases: {prod: db}}\n";
+        crate::config::Config::from_bytes(std::path::Path::new("autoexpose.yml"), yaml).unwrap()
+    }
+
+    /// Each relation row's verdict: the nodes it depends on, or its reason and suggestion.
+    fn verdicts(x: &Extracted) -> Vec<(String, Result<Vec<String>, (MissReason, String)>)> {
+        let keys = crate::normalize::compute(x, &config());
+        let m = compute(x, &keys);
+        x.relations
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let deps: Vec<String> =
+                    m.dependencies.iter().filter(|d| d.table as usize == i).map(|d| x.nodes[d.node as usize].unique_id.clone()).collect();
+                let miss = m.unmatched.iter().find(|u| u.table as usize == i).map(|u| &m.misses[u.miss as usize]);
+                let verdict = match miss {
+                    Some(miss) => Err((miss.reason, miss.suggestion.clone())),
+                    None => Ok(deps),
+                };
+                (format!("{}:{}", t.integration, t.relation_id), verdict)
+            })
+            .collect()
+    }
+
+    #[track_caller]
+    fn one(nodes: Vec<Node>, full_name: &str) -> Result<Vec<String>, (MissReason, String)> {
+        let x = extracted(nodes, vec![listed("inv", "a", full_name, RelationKind::Table)]);
+        verdicts(&x).remove(0).1
+    }
+
+    #[test]
+    fn a_key_matches_its_node_case_and_quotes_folded_and_aliases_applied() {
+        let orders = || vec![node("model.p.orders", "model", "marts", "orders")];
+        assert_eq!(one(orders(), "db.marts.orders"), Ok(vec!["model.p.orders".to_string()]));
+        assert_eq!(one(orders(), "\"DB\".\"MARTS\".\"ORDERS\""), Ok(vec!["model.p.orders".to_string()]));
+        assert_eq!(one(orders(), "prod.marts.orders"), Ok(vec!["model.p.orders".to_string()]));
+        // No database: schema and table unique in dbt.
+        assert_eq!(one(orders(), "marts.orders"), Ok(vec!["model.p.orders".to_string()]));
+    }
+
+    #[test]
+    fn a_source_over_a_seed_is_one_table_and_both_are_dependencies() {
+        let mut source = node("source.p.raw.orders", "source", "main", "orders");
+        source.relation_name = Some("db.main.orders".into());
+        let mut seed = node("seed.p.orders", "seed", "main", "orders");
+        seed.relation_name = Some("\"db\".\"main\".\"orders\"".into());
+        assert_eq!(one(vec![seed, source], "db.main.orders"), Ok(vec!["seed.p.orders".to_string(), "source.p.raw.orders".to_string()]));
+    }
+
+    #[test]
+    fn every_miss_has_its_reason() {
+        let reason = |nodes: Vec<Node>, full: &str| one(nodes, full).err().map(|e| e.0);
+        let mut upper = node("model.p.orders_upper", "model", "marts", "orders");
+        upper.relation_name = Some("\"db\".\"marts\".\"ORDERS\"".into());
+        let lower = node("model.p.orders", "model", "marts", "orders");
+        assert_eq!(reason(vec![lower.clone(), upper], "db.marts.orders"), Some(MissReason::Ambiguous));
+        let mut disabled = lower.clone();
+        disabled.enabled = false;
+        assert_eq!(reason(vec![disabled], "db.marts.orders"), Some(MissReason::DisabledNode));
+        let mut private = lower.clone();
+        private.access = Some("private".into());
+        assert_eq!(reason(vec![private.clone()], "db.marts.orders"), Some(MissReason::PrivateModel));
+        assert_eq!(reason(vec![lower.clone()], "other.marts.orders"), Some(MissReason::DatabaseMismatch));
+        assert_eq!(reason(vec![lower.clone()], "db..orders"), Some(MissReason::MissingSchema));
+        assert_eq!(reason(vec![lower.clone()], "db.marts.payments"), Some(MissReason::NotInManifest));
+        // A private model beside a public node on the same table: the public one only.
+        let mut source = node("source.p.raw.orders", "source", "marts", "orders");
+        source.relation_name = lower.relation_name.clone();
+        assert_eq!(one(vec![private, source], "db.marts.orders"), Ok(vec!["source.p.raw.orders".to_string()]));
+    }
+
+    #[test]
+    fn files_redacted_names_and_unreadable_sql_are_misses_in_each_tools_words() {
+        let nodes = vec![node("model.p.orders", "model", "marts", "orders")];
+        let mut redacted = listed("tab", "w", "t-1", RelationKind::Table);
+        redacted.full_name = None;
+        let x = extracted(
+            nodes,
+            vec![
+                listed("inv", "a", "budget.csv", RelationKind::File),
+                listed("inv", "a", "", RelationKind::UnparsedSql),
+                redacted,
+                listed("tab", "w", "", RelationKind::UnparsedSql),
+            ],
+        );
+        let got = verdicts(&x);
+        let reasons: Vec<(&str, MissReason)> = got.iter().map(|(id, v)| (id.as_str(), v.as_ref().unwrap_err().0)).collect();
+        assert_eq!(
+            reasons,
+            [
+                ("inv:", MissReason::CustomSql),
+                ("inv:budget.csv", MissReason::FileConnection),
+                ("tab:", MissReason::CustomSql),
+                ("tab:t-1", MissReason::RedactedName),
+            ]
+        );
+        let advice = |i: usize| got[i].1.as_ref().unwrap_err().1.clone();
+        assert_eq!(advice(0), Tool::Inventory.texts().unparsed_sql_advice);
+        assert_eq!(advice(2), Tool::Tableau.texts().unparsed_sql_advice);
+        assert_eq!(advice(3), Tool::Tableau.texts().redacted_advice);
+    }
+
+    /// Rows of an integration with no instance row (a database edited by hand) are misses in
+    /// neutral words, not a panic or another tool's advice.
+    #[test]
+    fn rows_without_an_instance_are_misses_not_a_panic() {
+        let mut x = extracted(vec![node("model.p.orders", "model", "marts", "orders")], vec![listed("ghost", "a", "db.marts.orders", RelationKind::Table)]);
+        x.instances.clear();
+        let got = verdicts(&x);
+        assert_eq!(got[0].1.as_ref().unwrap_err().0, MissReason::RedactedName);
+        assert_eq!(got[0].1.as_ref().unwrap_err().1, crate::seam::UNKNOWN.redacted_advice);
+    }
+}

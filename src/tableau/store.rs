@@ -6,7 +6,7 @@
 use anyhow::Result;
 use rusqlite::{params, Connection, Transaction};
 
-use super::extract::SiteExtract;
+use super::extract::{LeftOutReason, SiteExtract};
 use super::model::{CustomSql, Table, Workbook};
 use crate::integrations::Tool;
 use crate::rows;
@@ -64,13 +64,15 @@ impl crate::seam::Extraction for Extracted {
 /// The summary's lines about workbooks read but not imported.
 pub(crate) fn left_out_lines(conn: &Connection) -> Result<Vec<String>> {
     let mut st = conn.prepare("SELECT reason, count(*) FROM tableau_left_out_workbooks GROUP BY reason ORDER BY reason")?;
-    let left_out: Vec<(String, i64)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    let left_out: Vec<(LeftOutReason, i64)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(|e| anyhow::anyhow!("table tableau_left_out_workbooks: {e}"))?;
     Ok(left_out
         .into_iter()
         .map(|(reason, n)| {
-            let why = match reason.as_str() {
-                "personal_space" => "in personal spaces; include_personal_spaces: true imports them",
-                other => other,
+            let why = match reason {
+                LeftOutReason::PersonalSpace => "in personal spaces; include_personal_spaces: true imports them",
             };
             format!("Workbooks left out:   {n} ({why})")
         })
