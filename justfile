@@ -4,9 +4,9 @@
 default:
     @just --list
 
-# run the tests (what CI runs first)
+# run the tests (what CI runs first, there through cargo insta: see snap-check)
 test:
-    cargo test
+    cargo test --locked
 
 # the demo: recorded Tableau site, no network
 demo:
@@ -16,9 +16,14 @@ demo:
 stage STAGE:
     cargo run --release -- {{STAGE}} --config examples/demo/autoexpose.yml
 
-# review snapshot changes (needs cargo-insta)
+# review snapshot changes (needs cargo-insta; CI's copy in .tools/ is used when there)
 snap:
-    cargo insta review
+    PATH="$PWD/.tools/bin:$PATH" cargo insta review
+
+# the tests as CI runs them: fail on a changed snapshot and on a .snap file no test asserts
+snap-check:
+    cargo test --locked --no-run
+    PATH="$PWD/.tools/bin:$PATH" cargo insta test --check --unreferenced reject
 
 # re-record the demo site from testdata/tableau/demo.site.json
 record:

@@ -2,6 +2,8 @@
 //!
 //! - `stages`: each stage's tables and the emitted YAML over the recorded demo site, as insta
 //!   snapshots in the top-level `snapshots/` folder.
+//! - `contract`: the contract every integration keeps, over each case folder of
+//!   testdata/contract/ (`insta::glob!`): `run`, the stages one by one, secrets, a rerun.
 //! - `e2e`: the binary against the local Tableau-speaking server, with faults.
 //! - `bad_input`: clear errors, non-zero exits, and nothing lost.
 //! - `sites_and_files`: personal spaces, files of integrations that left the config, the summary.
@@ -23,6 +25,7 @@ mod support;
 
 mod bad_input;
 mod bounds;
+mod contract;
 mod e2e;
 mod emit_atomic;
 mod inventory;
