@@ -189,7 +189,8 @@ def main():
         fixture = load(args.fixture)
         site = next(s for s in fixture["sites"] if s["content_url"] == args.site)
         wanted = selected_projects(site, {p for p in args.projects.split(",") if p})
-        by_luid = {e.get("meta", {}).get("workbook_luid"): e for e in entries}
+        by_luid = {e.get("meta", {}).get("workbook_luid"): e for e in entries
+                   if "workbook_luid" in e.get("meta", {})}
         for w in site["workbooks"]:
             where = f"workbook {w['luid']} ({w['name'][:40]!r})"
             e = by_luid.get(w["luid"])
@@ -222,12 +223,12 @@ def main():
             c.equal(where, "tags vs Tableau tags (trimmed)", tags, sorted(e.get("tags") or []))
 
     if args.previous:
-        before = {e.get("meta", {}).get("workbook_luid"): e["name"] for e in load(args.previous)}
+        before = {identity(e): e["name"] for e in load(args.previous)}
         for e in entries:
-            luid = e.get("meta", {}).get("workbook_luid")
-            if luid in before and before[luid] != e["name"]:
-                c.fail(f"workbook {luid}", "exposure name changed between runs",
-                       before[luid], e["name"], show=True)
+            key = identity(e)
+            if key in before and before[key] != e["name"]:
+                c.fail(f"asset {key}", "exposure name changed between runs",
+                       before[key], e["name"], show=True)
 
     if c.failures:
         print(f"check-roundtrip: {c.failures} mismatch(es)")
@@ -235,6 +236,13 @@ def main():
     print(f"check-roundtrip: OK ({len(written)} written exposures match dbt's manifest"
           f"{', ' + str(len(args.hand_written)) + ' hand-written kept' if args.hand_written else ''})")
     return 0
+
+
+def identity(e):
+    """An exposure's asset, whichever integration wrote it: (integration, the ref under its
+    tool's meta key: workbook_luid for Tableau, dashboard_id for an inventory)."""
+    meta = e.get("meta", {})
+    return (meta.get("integration"), meta.get("workbook_luid") or meta.get("dashboard_id"))
 
 
 if __name__ == "__main__":

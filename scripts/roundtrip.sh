@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The round trip CI runs: Tableau (the local test server, on a site fixture full of hostile
-# workbook names) → `autoexpose run` → exposures YAML → a real `dbt parse` → compare dbt's
+# workbook names) and an inventory file → `autoexpose run` → exposures YAML → a real `dbt parse` → compare dbt's
 # manifest.json with what autoexpose meant to write (scripts/check-roundtrip.py). Then
 # workbooks disappear from the site, and `autoexpose refresh --dry-run` runs after a second
 # `dbt build`. Last, a Snowflake-style project (dbt-snowflake, parse only) goes the same way.
@@ -161,10 +161,16 @@ tableau:
     projects: [Finance, Marketing]
     page_size: 5
     database_aliases: {prod_demo: demo}
+# Dashboards listed by hand (the inventory integration) beside the site: dbt parses theirs too.
+inventory:
+  - name: listed
+    file: dashboards.yml
+    database_aliases: {prod_demo: demo}
 exposures:
   dir: models/imported_from_tableau
   maturity: medium
 EOF
+    cp "$repo/testdata/inventory/demo.dashboards.yml" "$work/dashboards.yml"
 }
 
 autoexpose_run() {
