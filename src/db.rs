@@ -21,6 +21,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/0005_xxh3_input_hashes.sql"),
     include_str!("../sql/0006_left_out_workbooks.sql"),
     include_str!("../sql/0007_emit_pending.sql"),
+    // 0008 is the lead's (the neutral contract); 0009 goes after it.
+    include_str!("../sql/0009_refresh_targets.sql"),
 ];
 
 /// How long a statement waits for another program's write transaction before SQLITE_BUSY.

@@ -16,6 +16,7 @@ mod emit_pending;
 mod extract;
 mod fault;
 mod http;
+mod integrations;
 mod keys;
 mod lock;
 pub mod log;
