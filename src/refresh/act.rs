@@ -122,8 +122,8 @@ impl Actor<'_, '_> {
     }
 
     /// Polls every triggered job by its id until it finishes or `timeout` passes: 0.5 s, then
-    /// ×1.4 per round, at most 30 s between rounds (TSC's `wait_for_job` schedule). Each
-    /// outcome is committed as it arrives (`Journal::job_outcome`).
+    /// ×1.4 per round, at most 30 s between rounds. Each outcome is committed as it arrives
+    /// (`Journal::job_outcome`).
     pub(crate) fn wait_for_jobs(&mut self, timeout: Duration) -> Result<()> {
         let started = std::time::Instant::now();
         let mut delay = Duration::from_millis(500);
