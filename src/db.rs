@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../sql/0006_left_out_workbooks.sql"),
     include_str!("../sql/0007_emit_pending.sql"),
     include_str!("../sql/0008_neutral_rows.sql"),
+    include_str!("../sql/0009_refresh_targets.sql"),
     include_str!("../sql/0010_inventory.sql"),
 ];
 

@@ -67,3 +67,32 @@ pub(crate) fn meta_ref_keys() -> impl Iterator<Item = &'static str> {
 pub(crate) fn left_out_lines(conn: &Connection) -> Result<Vec<String>> {
     crate::tableau::store::left_out_lines(conn)
 }
+
+// refresh
+
+/// The configured integrations, as the refresh stage reaches them.
+pub(crate) struct ConfiguredRefreshers<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) mode: &'a HttpMode,
+}
+
+impl crate::refresh::seam::Refreshers for ConfiguredRefreshers<'_> {
+    fn texts(&self, integration: &str) -> &'static crate::refresh::seam::RefreshTexts {
+        if self.config.tableau.iter().any(|s| s.name == integration) {
+            &crate::tableau::refresh::TEXTS
+        } else {
+            &crate::refresh::seam::RefreshTexts::NEUTRAL
+        }
+    }
+
+    fn open(&self, integration: &str) -> Result<Box<dyn crate::refresh::seam::Refresher>, String> {
+        if let Some(site) = self.config.tableau.iter().find(|s| s.name == integration) {
+            return crate::tableau::refresh::open(site, self.mode);
+        }
+        if self.config.inventory.iter().any(|s| s.name == integration) {
+            // An inventory writes no refresh targets, so nothing asks; said plainly if it does.
+            return Err(format!("inventory {integration:?}: dashboards listed in a file have nothing to refresh"));
+        }
+        Err(format!("integration {integration:?} is not in the config any more"))
+    }
+}

@@ -165,7 +165,7 @@ fn refresh_and_job_polls_refuse_what_is_not_data() {
         assert!(text.contains("answer lost, not sent again"), "html={html}: {text}");
         let kept = count(
             &ws.conn(),
-            "SELECT count(*) FROM refresh_events WHERE tableau_message LIKE '%the body is not a Tableau REST answer%not sent again%'",
+            "SELECT count(*) FROM refresh_events WHERE service_message LIKE '%the body is not a Tableau REST answer%not sent again%'",
         );
         assert_eq!(kept as usize, posts.len(), "html={html}: {text}");
         assert_ne!(out.status.code(), Some(0), "html={html}: {text}");

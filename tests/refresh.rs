@@ -124,7 +124,7 @@ impl Case {
         let mut rows = dump_query(
             &conn,
             "SELECT run_id, seq, dry_run, decided_at, exposure, target_kind, target_name, decision, reason, detail, eligible_at,
-                    job_id IS NOT NULL AS has_job, http_status, tableau_code, tableau_message, job_status, job_finish_code, job_notes
+                    job_id IS NOT NULL AS has_job, http_status, service_code, service_message, job_status, job_finish_code, job_notes
              FROM refresh_events",
         );
         rows.sort_by_key(|r| (r["run_id"].as_i64(), r["seq"].as_i64()));
@@ -175,7 +175,7 @@ fn due_targets_once_then_skipped_inside_the_cadence_then_due_again() {
     assert!(stdout(&out).contains("Done. TRIGGERED=2"), "{}", stdout(&out));
     assert_eq!(refresh_posts(&server).len(), 4);
 
-    let state = dump_query(&case.ws.conn(), "SELECT target_kind, target_luid, last_triggered_at, last_decision FROM refresh_state");
+    let state = dump_query(&case.ws.conn(), "SELECT target_kind, target_ref, last_triggered_at, last_decision FROM refresh_state");
     insta::with_settings!({snapshot_path => repo().join("snapshots"), prepend_module_to_snapshot => false}, {
         insta::assert_yaml_snapshot!("refresh_due_cadence", (case.decisions(), state));
     });

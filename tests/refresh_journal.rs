@@ -104,7 +104,7 @@ impl Case {
 
     fn state(&self) -> BTreeMap<String, Option<String>> {
         let conn = self.ws.conn();
-        let mut st = conn.prepare("SELECT target_luid, last_job_id FROM refresh_state").unwrap();
+        let mut st = conn.prepare("SELECT target_ref, last_job_id FROM refresh_state").unwrap();
         st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
     }
 
@@ -112,7 +112,7 @@ impl Case {
     fn triggers(&self) -> Vec<(String, Option<String>)> {
         let conn = self.ws.conn();
         let mut st = conn
-            .prepare("SELECT target_luid, job_id FROM refresh_events WHERE decision IN ('triggered', 'already_queued') ORDER BY run_id, seq")
+            .prepare("SELECT target_ref, job_id FROM refresh_events WHERE decision IN ('triggered', 'already_queued') ORDER BY run_id, seq")
             .unwrap();
         st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
     }
@@ -300,7 +300,7 @@ fn torn_202_is_recorded_with_the_servers_job_id() {
     let row: (String, Option<String>, Option<String>) = case
         .ws
         .conn()
-        .query_row("SELECT decision, reason, job_id FROM refresh_events WHERE target_luid = ?1", [CUSTOMERS_DS], |r| {
+        .query_row("SELECT decision, reason, job_id FROM refresh_events WHERE target_ref = ?1", [CUSTOMERS_DS], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .unwrap();
@@ -328,7 +328,7 @@ fn torn_202_without_a_listed_job_is_a_failure_not_a_resend() {
     let (decision, reason): (String, String) = case
         .ws
         .conn()
-        .query_row("SELECT decision, reason FROM refresh_events WHERE target_luid = ?1", [CUSTOMERS_DS], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row("SELECT decision, reason FROM refresh_events WHERE target_ref = ?1", [CUSTOMERS_DS], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap();
     assert_eq!((decision.as_str(), reason.as_str()), ("failed", "answer_unreadable"));
     assert!(!case.state().contains_key(CUSTOMERS_DS));

@@ -1,6 +1,6 @@
 //! The half of stage `refresh` that talks to the integration: carries out `decide`'s plan in
 //! order (one line of output and one journal row per step), sends the refreshes that are due,
-//! turns Tableau's answers into decisions, follows the jobs with `--wait`, and settles the
+//! turns the service's answers into decisions, follows the jobs with `--wait`, and settles the
 //! requests a killed run left in flight. Every fault point (`refresh.send`, `.answered`,
 //! `.trigger`, `.job`, `.settle`) sits where the journal's commits make a kill there
 //! recoverable (see the module doc of `refresh`).
@@ -12,28 +12,23 @@ use anyhow::Result;
 use rusqlite::Connection;
 
 use crate::clock::{ago, Instant};
-use crate::config::Config;
-use crate::http::HttpMode;
 use crate::log;
 use crate::refresh::decide::{Plan, Step, TargetKey};
 use crate::refresh::journal::{update_decision, upsert_state, Event, Journal};
+use crate::refresh::seam::{Answer, RefreshTexts, Refresher, Refreshers, Target, Torn};
 use crate::refresh::tags::{Decision, JobStatus, Reason};
-use crate::tableau::client::{Client, TableauError};
-use crate::tableau::refresh::{classify, Answer, Target, Torn};
-use crate::tableau;
 
-/// One client per integration, opened on first use; the error (as text) when it cannot be.
-pub(crate) type Clients = BTreeMap<String, Result<Client, String>>;
+/// One refresher per integration, opened on first use; the error (as text) when it cannot be.
+pub(crate) type Clients = BTreeMap<String, Result<Box<dyn Refresher>, String>>;
 
-/// What came of a refresh request: Tableau's answer, or the error and, when the answer may
-/// have been lost after Tableau acted, what its jobs list shows.
+/// What came of a refresh request: the service's answer, or the error and, when the answer
+/// may have been lost after the service acted, what its jobs list shows.
 type Sent = Result<Answer, (String, Option<Torn>)>;
 
 pub(crate) struct Actor<'c, 'x> {
     pub(crate) journal: Journal<'c>,
     pub(crate) clients: Clients,
-    pub(crate) config: &'x Config,
-    pub(crate) mode: &'x HttpMode,
+    pub(crate) refreshers: &'x dyn Refreshers,
     /// The time of day that starts every line of output.
     pub(crate) t: String,
 }
@@ -43,6 +38,8 @@ impl Actor<'_, '_> {
     pub(crate) fn act(&mut self, step: &Step) -> Result<()> {
         let e = step.exposure;
         let t = &self.t;
+        let words = self.refreshers.texts(&e.integration);
+        let what = words.target;
         let label = match step.target {
             Some(target) => format!("{} ({} {})", e.name, target.kind, printable(&target.name)),
             None => e.name.clone(),
@@ -50,26 +47,26 @@ impl Actor<'_, '_> {
         let skipped = Event::of(e, step.target, Decision::Skipped);
         let ev = match &step.plan {
             Plan::Skipped { reason, detail } => {
-                crate::outln!("{t}  Refreshing Tableau extract for exposure {label} ... [SKIPPED: {}]", reason.as_str().replace('_', " "));
+                crate::outln!("{t}  Refreshing {what} for exposure {label} ... [SKIPPED: {}]", reason.as_str().replace('_', " "));
                 Event { reason: Some(*reason), detail: Some(detail.clone()), ..skipped }
             }
             Plan::NoExtracts => {
-                crate::outln!("{t}  Refreshing Tableau extract for exposure {label} ... [NOT_APPLICABLE: live connections only]");
+                crate::outln!("{t}  Refreshing {what} for exposure {label} ... [NOT_APPLICABLE: live connections only]");
                 Event {
                     decision: Decision::NotApplicable,
                     reason: Some(Reason::NoExtracts),
-                    detail: Some("the workbook and its published data sources have no extracts".into()),
+                    detail: Some(words.no_targets.into()),
                     ..skipped
                 }
             }
             Plan::RefreshedInThisRun { first } => {
-                crate::outln!("{t}  Refreshing Tableau extract for exposure {label} ... [SKIPPED: already refreshed in this run for {first}]");
+                crate::outln!("{t}  Refreshing {what} for exposure {label} ... [SKIPPED: already refreshed in this run for {first}]");
                 Event { reason: Some(Reason::RefreshedInThisRun), detail: Some(format!("with exposure {first}")), ..skipped }
             }
             Plan::TooSoon { last, eligible_at } => {
                 let now = self.journal.now;
                 crate::outln!(
-                    "{t}  Refreshing Tableau extract for exposure {label} ... [SKIPPED: refreshed {}, eligible after {}]",
+                    "{t}  Refreshing {what} for exposure {label} ... [SKIPPED: refreshed {}, eligible after {}]",
                     ago(now.0 - last.0),
                     eligible_at.rfc3339()
                 );
@@ -81,7 +78,7 @@ impl Actor<'_, '_> {
                 }
             }
             Plan::Due if self.journal.dry_run => {
-                crate::outln!("{t}  Refreshing Tableau extract for exposure {label} ... [DRY RUN: would trigger]");
+                crate::outln!("{t}  Refreshing {what} for exposure {label} ... [DRY RUN: would trigger]");
                 Event { decision: Decision::Triggered, detail: Some("dry run: nothing sent".into()), ..skipped }
             }
             Plan::Due => match step.target {
@@ -94,23 +91,24 @@ impl Actor<'_, '_> {
     }
 
     /// Sends the refresh of `target`, journaled: `sending` committed before the request leaves
-    /// (a kill while it is in flight leaves that row, which the next run settles from
-    /// Tableau's jobs list instead of sending the refresh again), the answer committed before
+    /// (a kill while it is in flight leaves that row, which the next run settles from the
+    /// service's jobs list instead of sending the refresh again), the answer committed before
     /// the next target is sent.
     fn send(&mut self, mut ev: Event, target: &Target, label: &str) -> Result<()> {
-        let (config, mode) = (self.config, self.mode);
-        let client = self.clients.entry(ev.integration.clone()).or_insert_with(|| open_client(config, mode, &ev.integration));
+        let refreshers = self.refreshers;
+        let words = refreshers.texts(&ev.integration);
+        let client = self.clients.entry(ev.integration.clone()).or_insert_with(|| refreshers.open(&ev.integration));
         let slot = if client.is_ok() { Some(self.journal.sending(ev.clone())?) } else { None };
         crate::fault::point("refresh.send");
         let sent: Sent = match client {
             Ok(c) => c.refresh(target).map_err(|err| {
-                let torn = matches!(err, TableauError::Transport(_) | TableauError::Protocol { .. } | TableauError::BadBody { .. });
-                (format!("{err}"), torn.then(|| c.check_torn(target)))
+                let torn = err.answer_lost.then(|| c.check_torn(target));
+                (err.message, torn)
             }),
             Err(msg) => Err((msg.clone(), None)),
         };
-        let shown = record(&mut ev, sent);
-        crate::outln!("{}  Refreshing Tableau extract for exposure {label} ... [{shown}]", self.t);
+        let shown = record(&mut ev, sent, words);
+        crate::outln!("{}  Refreshing {} for exposure {label} ... [{shown}]", self.t, words.target);
         crate::fault::point("refresh.answered");
         match slot {
             Some(i) => self.journal.settle(i, ev)?,
@@ -124,8 +122,8 @@ impl Actor<'_, '_> {
     }
 
     /// Polls every triggered job by its id until it finishes or `timeout` passes: 0.5 s, then
-    /// ×1.4 per round, at most 30 s between rounds (TSC's `wait_for_job` schedule). Each
-    /// outcome is committed as it arrives (`Journal::job_outcome`).
+    /// ×1.4 per round, at most 30 s between rounds. Each outcome is committed as it arrives
+    /// (`Journal::job_outcome`).
     pub(crate) fn wait_for_jobs(&mut self, timeout: Duration) -> Result<()> {
         let started = std::time::Instant::now();
         let mut delay = Duration::from_millis(500);
@@ -162,7 +160,7 @@ impl Actor<'_, '_> {
         let id = ev.job_id.clone().unwrap_or_default();
         match client.job(&id) {
             Ok(job) => {
-                let Some(status) = job.finished() else { return Ok(false) };
+                let Some(status) = job.status else { return Ok(false) };
                 let tg = ev.target.as_ref().map(|t| format!(" ({} {})", t.kind, printable(&t.name))).unwrap_or_default();
                 let notes = job.notes.as_deref().map(|n| format!(": {}", printable(n))).unwrap_or_default();
                 let shown = status.as_str().to_uppercase();
@@ -200,14 +198,14 @@ impl Actor<'_, '_> {
     }
 
     pub(crate) fn sign_out(&mut self) {
-        for c in self.clients.values_mut().flatten() {
+        for c in self.clients.values().flatten() {
             c.sign_out();
         }
     }
 }
 
 /// Writes what came of a request into `ev`; returns what the output line shows of it.
-fn record(ev: &mut Event, sent: Sent) -> String {
+fn record(ev: &mut Event, sent: Sent, words: &RefreshTexts) -> String {
     match sent {
         Ok(Answer::Job(id)) => {
             let shown = format!("TRIGGERED job {}", short(&id));
@@ -216,9 +214,8 @@ fn record(ev: &mut Event, sent: Sent) -> String {
             ev.job_id = Some(id);
             shown
         }
-        Ok(Answer::Refused { status, code, summary, detail }) => {
-            let (decision, reason) = classify(status, code.as_deref());
-            let msg = [summary, detail].into_iter().flatten().collect::<Vec<_>>().join(": ");
+        Ok(Answer::Refused { refusal, status, code, message: msg }) => {
+            let (decision, reason) = refusal.decision();
             let shown = match decision {
                 Decision::AlreadyQueued => "ALREADY_QUEUED".to_string(),
                 Decision::NotApplicable => "NOT_APPLICABLE: no extract to refresh".to_string(),
@@ -227,28 +224,28 @@ fn record(ev: &mut Event, sent: Sent) -> String {
             ev.decision = decision;
             ev.reason = reason;
             ev.http_status = Some(status);
-            ev.tableau_code = code;
-            ev.tableau_message = Some(msg).filter(|m| !m.is_empty());
+            ev.service_code = code;
+            ev.service_message = Some(msg).filter(|m| !m.is_empty());
             shown
         }
-        Err((msg, Some(torn))) => record_torn(ev, msg, torn),
+        Err((msg, Some(torn))) => record_torn(ev, msg, torn, words),
         Err((msg, None)) => {
             let shown = format!("FAILED: {}", printable(&msg));
             ev.decision = Decision::Failed;
             ev.reason = Some(Reason::HttpError);
-            ev.tableau_message = Some(msg);
+            ev.service_message = Some(msg);
             shown
         }
     }
 }
 
-/// An answer lost after Tableau may have acted, settled from its jobs list (`check_torn`).
-fn record_torn(ev: &mut Event, msg: String, torn: Torn) -> String {
+/// An answer lost after the service may have acted, settled from its jobs list (`check_torn`).
+fn record_torn(ev: &mut Event, msg: String, torn: Torn, words: &RefreshTexts) -> String {
     ev.reason = Some(Reason::AnswerUnreadable);
-    ev.tableau_message = Some(msg);
+    ev.service_message = Some(msg);
     match torn {
         Torn::Found { job_id, why } => {
-            let shown = format!("TRIGGERED job {} (answer lost; found in Tableau's jobs)", short(&job_id));
+            let shown = format!("TRIGGERED job {} (answer lost; found in {})", short(&job_id), words.jobs);
             ev.decision = Decision::Triggered;
             ev.detail = Some(format!("the answer was lost; {why}"));
             ev.job_id = Some(job_id);
@@ -263,17 +260,6 @@ fn record_torn(ev: &mut Event, msg: String, torn: Torn) -> String {
     }
 }
 
-pub(crate) fn open_client(config: &Config, mode: &HttpMode, integration: &str) -> Result<Client, String> {
-    let site = config
-        .tableau
-        .iter()
-        .find(|s| s.name == integration)
-        .ok_or_else(|| format!("integration {integration:?} is not in the config any more"))?;
-    let client = tableau::connect(site, mode).map_err(|e| format!("{e:#}"))?;
-    client.ensure_session().map_err(|e| format!("{e}"))?;
-    Ok(client)
-}
-
 /// A request a killed run left in flight: its `sending` row.
 pub(crate) struct InFlight {
     pub(crate) run_id: i64,
@@ -283,14 +269,14 @@ pub(crate) struct InFlight {
 }
 
 /// Settles the requests a killed run left in flight, before anything new is decided, from
-/// Tableau's jobs list (`Client::check_torn`): an unfinished refresh of the target there is
+/// the service's jobs list (`Refresher::check_torn`): an unfinished refresh of the target there is
 /// that run's trigger (its row becomes `triggered` with the job's id, and refresh_state takes
 /// it at that run's time, so the cadence holds and nothing is sent twice); otherwise the row
 /// becomes `failed` / `interrupted` and the target is decided afresh in this run. Rows stay
 /// with the run that sent them; they count in this run's summary not at all.
 pub(crate) fn settle_in_flight(
     conn: &mut Connection,
-    (config, mode): (&Config, &HttpMode),
+    refreshers: &dyn Refreshers,
     clients: &mut Clients,
     in_flight: &[InFlight],
     state: &mut BTreeMap<TargetKey, Instant>,
@@ -298,34 +284,36 @@ pub(crate) fn settle_in_flight(
 ) -> Result<()> {
     for f in in_flight {
         let Some(target) = f.event.target.clone() else { continue };
-        let client = clients.entry(f.event.integration.clone()).or_insert_with(|| open_client(config, mode, &f.event.integration));
+        let words = refreshers.texts(&f.event.integration);
+        let client = clients.entry(f.event.integration.clone()).or_insert_with(|| refreshers.open(&f.event.integration));
         let torn = match client {
             Ok(c) => c.check_torn(&target),
-            Err(msg) => Torn::Unknown { why: format!("could not read Tableau's jobs list to check: {msg}") },
+            Err(msg) => Torn::Unknown { why: format!("could not read {} list to check: {msg}", words.jobs) },
         };
         let label = format!("{} ({} {})", f.event.exposure, target.kind, printable(&target.name));
-        let ev = settled(f, torn, &label, t);
+        let ev = settled(f, torn, &label, t, words);
         let tx = conn.transaction()?;
         update_decision(&tx, f.run_id, f.seq, &ev)?;
         upsert_state(&tx, &ev, f.decided_at, f.run_id)?;
         tx.commit()?;
         if ev.decision == Decision::Triggered {
-            state.insert((ev.integration.clone(), target.kind, target.luid.clone()), f.decided_at);
+            state.insert((ev.integration.clone(), target.kind, target.id.clone()), f.decided_at);
         }
         crate::fault::point("refresh.settle");
     }
     Ok(())
 }
 
-/// The row of request `f` once Tableau's jobs list has been read.
-fn settled(f: &InFlight, torn: Torn, label: &str, t: &str) -> Event {
+/// The row of request `f` once the service's jobs list has been read.
+fn settled(f: &InFlight, torn: Torn, label: &str, t: &str, words: &RefreshTexts) -> Event {
     let mut ev = Event { reason: Some(Reason::Interrupted), ..f.event.clone() };
     match torn {
         Torn::Found { job_id, why } => {
             crate::outln!(
-                "{t}  Refresh for exposure {label} left in flight by run {} ... [TRIGGERED job {} (found in Tableau's jobs)]",
+                "{t}  Refresh for exposure {label} left in flight by run {} ... [TRIGGERED job {} (found in {})]",
                 f.run_id,
-                short(&job_id)
+                short(&job_id),
+                words.jobs
             );
             ev.decision = Decision::Triggered;
             ev.detail = Some(format!("the run was killed while this request was in flight; {why}"));
@@ -344,7 +332,7 @@ pub(crate) fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
 
-/// Names from Tableau can hold anything; keep log lines on one line.
+/// Names from the service can hold anything; keep log lines on one line.
 pub(crate) fn printable(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
@@ -352,15 +340,18 @@ pub(crate) fn printable(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::refresh::seam::Refusal;
     use crate::refresh::tags::Kind;
 
+    const WORDS: RefreshTexts = RefreshTexts { target: "Demo extract", jobs: "Demo's jobs", no_targets: "none" };
+
     fn event() -> Event {
-        let target = Target { kind: Kind::Datasource, luid: "d1".into(), name: "Sales\nDS".into() };
+        let target = Target { kind: Kind::Datasource, id: "d1".into(), name: "Sales\nDS".into() };
         Event::new("site", "e", "w1", Some(target), Decision::Triggered)
     }
 
-    fn refused(status: u16, code: Option<&str>) -> Sent {
-        Ok(Answer::Refused { status, code: code.map(str::to_string), summary: Some("Summary".into()), detail: Some("detail\tx".into()) })
+    fn refused(refusal: Refusal, status: u16, code: Option<&str>) -> Sent {
+        Ok(Answer::Refused { refusal, status, code: code.map(str::to_string), message: "Summary: detail\tx".into() })
     }
 
     /// A case: name, what came of the request, then the decision, reason, job id and line.
@@ -369,14 +360,21 @@ mod tests {
     /// Every answer a refresh request can get, as the row and the line it becomes.
     #[test]
     fn every_answer_becomes_a_decision() {
-        let why = || "Tableau's jobs list shows ...".to_string();
+        let why = || "the jobs list shows ...".to_string();
         let cases: Vec<Case> = vec![
             ("202", Ok(Answer::Job("0123456789ab".into())), "triggered", None, Some("0123456789ab"), "TRIGGERED job 01234567"),
-            ("409093", refused(409, Some("409093")), "already_queued", None, None, "ALREADY_QUEUED"),
-            ("409090", refused(409, Some("409090")), "not_applicable", Some(Reason::NotRefreshable), None, "NOT_APPLICABLE: no extract to refresh"),
-            ("404", refused(404, Some("404031")), "failed", Some(Reason::NotFound), None, "FAILED: HTTP 404 404031 Summary: detail x"),
-            ("403", refused(403, None), "failed", Some(Reason::Forbidden), None, "FAILED: HTTP 403  Summary: detail x"),
-            ("500", refused(500, Some("500000")), "failed", Some(Reason::HttpError), None, "FAILED: HTTP 500 500000 Summary: detail x"),
+            ("queued", refused(Refusal::AlreadyQueued, 409, Some("1")), "already_queued", None, None, "ALREADY_QUEUED"),
+            (
+                "not refreshable",
+                refused(Refusal::NotRefreshable, 409, Some("2")),
+                "not_applicable",
+                Some(Reason::NotRefreshable),
+                None,
+                "NOT_APPLICABLE: no extract to refresh",
+            ),
+            ("404", refused(Refusal::NotFound, 404, Some("404031")), "failed", Some(Reason::NotFound), None, "FAILED: HTTP 404 404031 Summary: detail x"),
+            ("403", refused(Refusal::Forbidden, 403, None), "failed", Some(Reason::Forbidden), None, "FAILED: HTTP 403  Summary: detail x"),
+            ("500", refused(Refusal::Other, 500, Some("500000")), "failed", Some(Reason::HttpError), None, "FAILED: HTTP 500 500000 Summary: detail x"),
             ("no client", Err(("sign-in failed".into(), None)), "failed", Some(Reason::HttpError), None, "FAILED: sign-in failed"),
             (
                 "torn, found",
@@ -384,7 +382,7 @@ mod tests {
                 "triggered",
                 Some(Reason::AnswerUnreadable),
                 Some("job-4567890"),
-                "TRIGGERED job job-4567 (answer lost; found in Tableau's jobs)",
+                "TRIGGERED job job-4567 (answer lost; found in Demo's jobs)",
             ),
             (
                 "torn, not queued",
@@ -405,35 +403,35 @@ mod tests {
         ];
         for (name, sent, decision, reason, job_id, shown) in cases {
             let mut ev = event();
-            assert_eq!(record(&mut ev, sent), shown, "{name}");
+            assert_eq!(record(&mut ev, sent, &WORDS), shown, "{name}");
             assert_eq!((ev.decision.as_str(), ev.reason, ev.job_id.as_deref()), (decision, reason, job_id), "{name}");
         }
     }
 
     #[test]
-    fn a_refusal_keeps_tableaus_code_and_message() {
+    fn a_refusal_keeps_the_services_code_and_message() {
         let mut ev = event();
-        record(&mut ev, refused(404, Some("404031")));
+        record(&mut ev, refused(Refusal::NotFound, 404, Some("404031")), &WORDS);
         assert_eq!(ev.http_status, Some(404));
-        assert_eq!(ev.tableau_code.as_deref(), Some("404031"));
-        assert_eq!(ev.tableau_message.as_deref(), Some("Summary: detail\tx"));
+        assert_eq!(ev.service_code.as_deref(), Some("404031"));
+        assert_eq!(ev.service_message.as_deref(), Some("Summary: detail\tx"));
         let mut ev = event();
-        record(&mut ev, Ok(Answer::Refused { status: 500, code: None, summary: None, detail: None }));
-        assert_eq!(ev.tableau_message, None);
+        record(&mut ev, Ok(Answer::Refused { refusal: Refusal::Other, status: 500, code: None, message: String::new() }), &WORDS);
+        assert_eq!(ev.service_message, None);
         let mut ev = event();
-        record(&mut ev, Err(("cut short".into(), Some(Torn::NotQueued { why: "none".into() }))));
+        record(&mut ev, Err(("cut short".into(), Some(Torn::NotQueued { why: "none".into() }))), &WORDS);
         assert_eq!(ev.detail.as_deref(), Some("the answer was lost; none"));
-        assert_eq!(ev.tableau_message.as_deref(), Some("cut short"));
+        assert_eq!(ev.service_message.as_deref(), Some("cut short"));
     }
 
     #[test]
     fn a_request_left_in_flight_is_settled_from_the_jobs_list() {
         let f = InFlight { run_id: 3, seq: 2, decided_at: Instant(0), event: Event { decision: Decision::Sending, ..event() } };
-        let ev = settled(&f, Torn::Found { job_id: "j1".into(), why: "listed".into() }, "e", "00:00:00");
+        let ev = settled(&f, Torn::Found { job_id: "j1".into(), why: "listed".into() }, "e", "00:00:00", &WORDS);
         assert_eq!((ev.decision, ev.reason, ev.job_id.as_deref()), (Decision::Triggered, Some(Reason::Interrupted), Some("j1")));
         assert_eq!(ev.detail.as_deref(), Some("the run was killed while this request was in flight; listed"));
         for torn in [Torn::NotQueued { why: "none".into() }, Torn::Unknown { why: "403".into() }] {
-            let ev = settled(&f, torn, "e", "00:00:00");
+            let ev = settled(&f, torn, "e", "00:00:00", &WORDS);
             assert_eq!((ev.decision, ev.reason, ev.job_id), (Decision::Failed, Some(Reason::Interrupted), None));
         }
     }

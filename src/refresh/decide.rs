@@ -5,14 +5,14 @@
 //! Per exposure (in the order given, which is `integration, name`):
 //! - skipped / upstream_failed: a dependency errored or was skipped (its status named);
 //! - skipped / not_rebuilt: no dependency was rebuilt, or the command rebuilds nothing;
-//! - not_applicable / no_extracts: due, but the workbook has no extract to refresh;
+//! - not_applicable / no_extracts: due, but the asset has no target to refresh;
 //! - otherwise, per target: skipped / refreshed_in_this_run when an earlier exposure already
 //!   claimed it, skipped / too_soon inside `build_after_minutes` of its last trigger (with the
 //!   time it becomes eligible), else due.
 //!
 //! Why the whole run is decided up front: no decision depends on what `act` makes of an
 //! earlier one. A target is claimed by the first due exposure that reaches it, whatever came
-//! of that exposure's decision — too soon, sent, refused by Tableau or lost — and the later
+//! of that exposure's decision — too soon, sent, refused by the service or lost — and the later
 //! exposures say `refreshed_in_this_run` naming it (so a failed send is not retried by a
 //! second exposure in the same run: the failure is one row, and the next run sends it again).
 //! The cadence reads the last triggers as they stood before the run (after the requests a
@@ -25,18 +25,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::clock::Instant;
 use crate::refresh::tags::{Kind, Reason};
 use crate::run_results::RunResults;
-use crate::tableau::refresh::Target;
+use crate::refresh::seam::Target;
 
 /// A written exposure and the nodes it depends on.
 #[derive(Debug, Clone)]
 pub(crate) struct Exposure {
     pub(crate) integration: String,
     pub(crate) name: String,
-    pub(crate) workbook_luid: String,
+    pub(crate) asset_ref: String,
     pub(crate) depends_on: Vec<String>,
 }
 
-/// A target across exposures: (integration, kind, luid).
+/// A target across exposures: (integration, kind, target ref).
 pub(crate) type TargetKey = (String, Kind, String);
 
 pub(crate) struct Inputs<'a> {
@@ -44,7 +44,7 @@ pub(crate) struct Inputs<'a> {
     pub(crate) run_results: &'a RunResults,
     /// refresh_state: the last trigger of every target.
     pub(crate) last_triggered: &'a BTreeMap<TargetKey, Instant>,
-    /// The refresh targets behind each (integration, workbook luid); a missing entry is none.
+    /// The refresh targets behind each (integration, asset ref); a missing entry is none.
     pub(crate) targets_of: &'a BTreeMap<(String, String), Vec<Target>>,
     pub(crate) build_after_minutes: u64,
     pub(crate) now: Instant,
@@ -85,12 +85,12 @@ pub(crate) fn decide<'a>(inp: &Inputs<'a>) -> Vec<Step<'a>> {
             steps.push(Step { exposure: e, target: None, plan });
             continue;
         }
-        let targets = inp.targets_of.get(&(e.integration.clone(), e.workbook_luid.clone())).map(Vec::as_slice).unwrap_or_default();
+        let targets = inp.targets_of.get(&(e.integration.clone(), e.asset_ref.clone())).map(Vec::as_slice).unwrap_or_default();
         if targets.is_empty() {
             steps.push(Step { exposure: e, target: None, plan: Plan::NoExtracts });
         }
         for target in targets {
-            let key = (e.integration.clone(), target.kind, target.luid.clone());
+            let key = (e.integration.clone(), target.kind, target.id.clone());
             let plan = if let Some(first) = claimed.get(&key) {
                 Plan::RefreshedInThisRun { first: (*first).to_string() }
             } else {
@@ -182,17 +182,17 @@ mod tests {
         Exposure {
             integration: "site".into(),
             name: name.into(),
-            workbook_luid: workbook.into(),
+            asset_ref: workbook.into(),
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
         }
     }
 
-    fn ds(luid: &str) -> Target {
-        Target { kind: Kind::Datasource, luid: luid.into(), name: format!("DS {luid}") }
+    fn ds(id: &str) -> Target {
+        Target { kind: Kind::Datasource, id: id.into(), name: format!("DS {id}") }
     }
 
-    fn wb(luid: &str) -> Target {
-        Target { kind: Kind::Workbook, luid: luid.into(), name: format!("WB {luid}") }
+    fn wb(id: &str) -> Target {
+        Target { kind: Kind::Workbook, id: id.into(), name: format!("WB {id}") }
     }
 
     /// One case: exposures, run results, targets per workbook, last triggers (target, seconds
@@ -208,7 +208,7 @@ mod tests {
     }
 
     fn show(step: &Step) -> String {
-        let target = step.target.map_or("-".to_string(), |t| format!("{}:{}", t.kind, t.luid));
+        let target = step.target.map_or("-".to_string(), |t| format!("{}:{}", t.kind, t.id));
         let plan = match &step.plan {
             Plan::Skipped { reason, detail } => format!("skipped {reason} [{detail}]"),
             Plan::NoExtracts => "not_applicable no_extracts".into(),
@@ -225,7 +225,7 @@ mod tests {
     fn check(case: Case) {
         let targets_of = case.targets.into_iter().map(|(w, t)| (("site".to_string(), w.to_string()), t)).collect();
         let last_triggered =
-            case.last.into_iter().map(|(t, ago)| (("site".to_string(), t.kind, t.luid), Instant(T0 - ago))).collect();
+            case.last.into_iter().map(|(t, ago)| (("site".to_string(), t.kind, t.id), Instant(T0 - ago))).collect();
         let inp = Inputs {
             exposures: &case.exposures,
             run_results: &case.rr,
@@ -435,7 +435,7 @@ mod tests {
                 want: &["a datasource:d1 skipped too_soon [-300s, eligible +3300s]", "a datasource:d2 due", "a workbook:w1 due"],
             },
             Case {
-                name: "a workbook and a data source with the same luid are two targets",
+                name: "a workbook and a data source with the same id are two targets",
                 exposures: vec![exposure("a", "w1", deps)],
                 rr: ok(),
                 targets: vec![("w1", vec![ds("x"), wb("x")])],

@@ -7,14 +7,14 @@ use rusqlite::{params, Connection};
 use crate::clock::Instant;
 use crate::refresh::decide::Exposure;
 use crate::refresh::tags::{Decision, JobStatus, Reason};
-use crate::tableau::refresh::Target;
+use crate::refresh::seam::Target;
 
 /// One decision, as it goes into `refresh_events`.
 #[derive(Debug, Clone)]
 pub(crate) struct Event {
     pub(crate) integration: String,
     pub(crate) exposure: String,
-    pub(crate) workbook_luid: String,
+    pub(crate) asset_ref: String,
     pub(crate) target: Option<Target>,
     pub(crate) decision: Decision,
     pub(crate) reason: Option<Reason>,
@@ -22,8 +22,8 @@ pub(crate) struct Event {
     pub(crate) eligible_at: Option<String>,
     pub(crate) job_id: Option<String>,
     pub(crate) http_status: Option<u16>,
-    pub(crate) tableau_code: Option<String>,
-    pub(crate) tableau_message: Option<String>,
+    pub(crate) service_code: Option<String>,
+    pub(crate) service_message: Option<String>,
     pub(crate) job_status: Option<JobStatus>,
     pub(crate) job_finish_code: Option<i32>,
     pub(crate) job_notes: Option<String>,
@@ -31,11 +31,11 @@ pub(crate) struct Event {
 }
 
 impl Event {
-    pub(crate) fn new(integration: &str, exposure: &str, workbook_luid: &str, target: Option<Target>, decision: Decision) -> Event {
+    pub(crate) fn new(integration: &str, exposure: &str, asset_ref: &str, target: Option<Target>, decision: Decision) -> Event {
         Event {
             integration: integration.to_string(),
             exposure: exposure.to_string(),
-            workbook_luid: workbook_luid.to_string(),
+            asset_ref: asset_ref.to_string(),
             target,
             decision,
             reason: None,
@@ -43,8 +43,8 @@ impl Event {
             eligible_at: None,
             job_id: None,
             http_status: None,
-            tableau_code: None,
-            tableau_message: None,
+            service_code: None,
+            service_message: None,
             job_status: None,
             job_finish_code: None,
             job_notes: None,
@@ -53,11 +53,11 @@ impl Event {
     }
 
     pub(crate) fn of(e: &Exposure, target: Option<&Target>, decision: Decision) -> Event {
-        Event::new(&e.integration, &e.name, &e.workbook_luid, target.cloned(), decision)
+        Event::new(&e.integration, &e.name, &e.asset_ref, target.cloned(), decision)
     }
 }
 
-/// Decisions in the order they are made. A request to Tableau is written as `sending` before
+/// Decisions in the order they are made. A request to the service is written as `sending` before
 /// it leaves and settled by its answer, each in a short transaction of its own (carrying the
 /// decisions made since the last one); each job outcome is written as it arrives.
 pub(crate) struct Journal<'c> {
@@ -137,8 +137,8 @@ fn seq(i: usize) -> i64 {
 fn insert_event(tx: &rusqlite::Transaction, run_id: i64, seq: i64, dry_run: bool, now: Instant, ev: &Event) -> Result<()> {
     let tg = ev.target.as_ref();
     tx.prepare_cached(
-        "INSERT INTO refresh_events (run_id, seq, dry_run, decided_at, integration, exposure, workbook_luid, target_kind, target_luid,
-            target_name, decision, reason, detail, eligible_at, job_id, http_status, tableau_code, tableau_message, job_status,
+        "INSERT INTO refresh_events (run_id, seq, dry_run, decided_at, integration, exposure, asset_ref, target_kind, target_ref,
+            target_name, decision, reason, detail, eligible_at, job_id, http_status, service_code, service_message, job_status,
             job_finish_code, job_notes, job_completed_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
     )?
@@ -149,9 +149,9 @@ fn insert_event(tx: &rusqlite::Transaction, run_id: i64, seq: i64, dry_run: bool
         now.rfc3339(),
         ev.integration,
         ev.exposure,
-        ev.workbook_luid,
+        ev.asset_ref,
         tg.map(|t| t.kind),
-        tg.map(|t| t.luid.clone()),
+        tg.map(|t| t.id.clone()),
         tg.map(|t| t.name.clone()),
         ev.decision,
         ev.reason,
@@ -159,8 +159,8 @@ fn insert_event(tx: &rusqlite::Transaction, run_id: i64, seq: i64, dry_run: bool
         ev.eligible_at,
         ev.job_id,
         ev.http_status,
-        ev.tableau_code,
-        ev.tableau_message,
+        ev.service_code,
+        ev.service_message,
         ev.job_status,
         ev.job_finish_code,
         ev.job_notes,
@@ -172,11 +172,11 @@ fn insert_event(tx: &rusqlite::Transaction, run_id: i64, seq: i64, dry_run: bool
 /// What came of a request, over its `sending` row.
 pub(crate) fn update_decision(tx: &rusqlite::Transaction, run_id: i64, seq: i64, ev: &Event) -> Result<()> {
     tx.prepare_cached(
-        "UPDATE refresh_events SET decision = ?1, reason = ?2, detail = ?3, job_id = ?4, http_status = ?5, tableau_code = ?6,
-            tableau_message = ?7
+        "UPDATE refresh_events SET decision = ?1, reason = ?2, detail = ?3, job_id = ?4, http_status = ?5, service_code = ?6,
+            service_message = ?7
          WHERE run_id = ?8 AND seq = ?9",
     )?
-    .execute(params![ev.decision, ev.reason, ev.detail, ev.job_id, ev.http_status, ev.tableau_code, ev.tableau_message, run_id, seq])?;
+    .execute(params![ev.decision, ev.reason, ev.detail, ev.job_id, ev.http_status, ev.service_code, ev.service_message, run_id, seq])?;
     Ok(())
 }
 
@@ -186,12 +186,12 @@ pub(crate) fn upsert_state(tx: &rusqlite::Transaction, ev: &Event, at: Instant, 
         return Ok(());
     };
     tx.prepare_cached(
-        "INSERT INTO refresh_state (integration, target_kind, target_luid, target_name, last_triggered_at, last_decision, last_job_id, last_run_id)
+        "INSERT INTO refresh_state (integration, target_kind, target_ref, target_name, last_triggered_at, last_decision, last_job_id, last_run_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT (integration, target_kind, target_luid) DO UPDATE SET target_name = excluded.target_name,
+         ON CONFLICT (integration, target_kind, target_ref) DO UPDATE SET target_name = excluded.target_name,
            last_triggered_at = excluded.last_triggered_at, last_decision = excluded.last_decision,
            last_job_id = excluded.last_job_id, last_run_id = excluded.last_run_id",
     )?
-    .execute(params![ev.integration, tg.kind, tg.luid, tg.name, at.rfc3339(), ev.decision, ev.job_id, run_id])?;
+    .execute(params![ev.integration, tg.kind, tg.id, tg.name, at.rfc3339(), ev.decision, ev.job_id, run_id])?;
     Ok(())
 }

@@ -2,8 +2,8 @@
 //! exposure whose upstream nodes were rebuilt, no more often than `build_after_minutes` per
 //! target.
 //!
-//! Reads: run_results.json (into dbt_run_results), exposures, refresh_state, and the Tableau
-//! tables for targets, all in one transaction before anything is sent (a concurrent writer
+//! Reads: run_results.json (into dbt_run_results), exposures, refresh_state, and
+//! bi_refresh_targets (written by each integration's extract), all in one transaction before anything is sent (a concurrent writer
 //! cannot mix two runs' tables into one decision). Writes: dbt_run_results (in that same
 //! transaction), refresh_events (every decision), refresh_state (the last trigger per target;
 //! never in a dry run).
@@ -13,19 +13,19 @@
 //! row, in a short transaction of its own before the next target is sent; with `--wait` every
 //! job outcome is committed as it arrives. The next run sees the triggers already sent as
 //! `too_soon`. A kill while a request is in flight leaves its `sending` row: the next run first
-//! settles it from Tableau's jobs list (`settle_in_flight`: triggered with the job found, or
+//! settles it from the service's jobs list (`settle_in_flight`: triggered with the job found, or
 //! failed, reason `interrupted`) instead of sending it again. The rows belong to this stage's
 //! `runs` row (`db::run_stage`), which ends `ok` or `failed`, or stays `running` after a kill
 //! until the next autoexpose marks it `interrupted` (`db::mark_interrupted`). A target that
 //! fails is a row, not an abort.
 //!
-//! A refresh request whose answer is lost after it may have reached Tableau (cut short, not
-//! XML, a 2xx without a job id, timed out, reset) is never sent again blindly: Tableau's jobs
-//! list is checked (`Client::check_torn`). An unfinished refresh of the target listed there is
+//! A refresh request whose answer is lost after it may have reached the service (cut short,
+//! unreadable, a success without a job id, timed out, reset: `SendError::answer_lost`) is never
+//! sent again blindly: the service's jobs list is checked (`Refresher::check_torn`). An unfinished refresh of the target listed there is
 //! recorded as `triggered` with that job's id (reason `answer_unreadable`). Otherwise the
 //! target is `failed` / `answer_unreadable`, exit code 4, and refresh_state is not touched, so
 //! the next run sends it again: when the list shows nothing queued that is right; when the list
-//! cannot be read (Query Jobs is for site administrators) it risks one duplicate refresh on the
+//! cannot be read (it may be for administrators only) it risks one duplicate refresh on the
 //! next run rather than silently skipping a target for a whole cadence on a guess, and the
 //! failure tells the operator to look.
 //!
@@ -37,16 +37,18 @@
 //!
 //! Then per target of a due exposure: skipped/too_soon inside the cadence (with the time it
 //! becomes eligible), skipped/refreshed_in_this_run when another exposure already sent it,
-//! otherwise triggered / already_queued (409093, counts as a trigger) / not_applicable (409090,
-//! or no extracts at all) / failed (404, 403, a lost answer (`answer_unreadable`, above),
-//! anything else; Tableau's code and message kept). With `--wait`, `job_status` is success /
+//! otherwise triggered / already_queued (counts as a trigger) / not_applicable (nothing to
+//! refresh, or no targets at all) / failed (not found, forbidden, a lost answer
+//! (`answer_unreadable`, above), anything else; the service's code and message kept), as the
+//! integration classifies its answer (`seam::Refusal`). With `--wait`, `job_status` is success /
 //! failed / cancelled / timeout / poll_failed (polls still failing after the retry policy).
 //! The cadence runs from our trigger, per target — not per exposure, not from job completion.
 
 //!
 //! The stage in two halves: `decide` (pure: rows and a clock in, the plan out, unit-tested
 //! case by case; its doc says why the whole run can be decided up front) and `act` (the
-//! integration and the journal). `run` below reads the inputs, settles what a killed run left
+//! integration and the journal). The integration is reached only through `seam` (one trait,
+//! `Refresher`; which one each configured integration gets is `crate::integrations`). `run` below reads the inputs, settles what a killed run left
 //! in flight (not in a dry run, which sends nothing, Query Jobs included), decides, then acts
 //! step by step. The stored tags
 //! are enums (`tags`): an unknown value read back fails, naming it.
@@ -54,6 +56,9 @@
 pub(crate) mod act;
 pub(crate) mod decide;
 pub(crate) mod journal;
+pub(crate) mod seam;
+#[cfg(test)]
+mod seam_tests;
 pub(crate) mod tags;
 
 use std::collections::btree_map::Entry;
@@ -69,12 +74,11 @@ use crate::db::StageReport;
 use crate::http::HttpMode;
 use crate::log;
 use crate::run_results::{self, RunResults};
-use crate::tableau::refresh::Target;
-use crate::tableau;
 
 use act::{Actor, Clients, InFlight};
 use decide::{Exposure, TargetKey};
 use journal::{Event, Journal};
+use seam::{Refreshers, Target};
 use tags::{Decision, Kind};
 
 pub(crate) struct Options {
@@ -149,24 +153,35 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
             rr.command().unwrap_or("?")
         ));
     }
-    let mut inputs = read_inputs(conn, &rr)?;
+    let refreshers = crate::integrations::ConfiguredRefreshers { config, mode };
+    let summary = refresh(conn, &rr, &refreshers, opts)?;
+    report.row_counts = crate::db::count_rows(conn, &["dbt_run_results", "refresh_events", "refresh_state"])?;
+    crate::fault::point("refresh.commit");
+    crate::outln!("{}  {}", opts.now.time_of_day(), summary.done_line(opts));
+    Ok((report, summary))
+}
+
+/// The stage after run_results.json is read: inputs, the requests left in flight, the plan,
+/// and each step carried out through `refreshers`.
+fn refresh(conn: &mut Connection, rr: &RunResults, refreshers: &dyn Refreshers, opts: &Options) -> Result<Summary> {
+    let mut inputs = read_inputs(conn, rr)?;
     crate::fault::point("refresh.inputs");
 
     let t = opts.now.time_of_day();
     let mut clients = Clients::new();
     if !opts.dry_run {
-        act::settle_in_flight(conn, (config, mode), &mut clients, &inputs.in_flight, &mut inputs.state, &t)?;
+        act::settle_in_flight(conn, refreshers, &mut clients, &inputs.in_flight, &mut inputs.state, &t)?;
     }
     let plan = decide::decide(&decide::Inputs {
         exposures: &inputs.exposures,
-        run_results: &rr,
+        run_results: rr,
         last_triggered: &inputs.state,
         targets_of: &inputs.targets_of,
         build_after_minutes: opts.settings.build_after_minutes,
         now: opts.now,
     });
     let journal = Journal::new(conn, inputs.run_id, opts.dry_run, opts.now);
-    let mut actor = Actor { journal, clients, config, mode, t };
+    let mut actor = Actor { journal, clients, refreshers, t };
     for step in &plan {
         actor.act(step)?;
     }
@@ -175,11 +190,7 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
         actor.wait_for_jobs(opts.wait_timeout)?;
     }
     actor.sign_out();
-    let summary = Summary::of(&actor.journal.events);
-    report.row_counts = crate::db::count_rows(actor.journal.conn, &["dbt_run_results", "refresh_events", "refresh_state"])?;
-    crate::fault::point("refresh.commit");
-    crate::outln!("{}  {}", actor.t, summary.done_line(opts));
-    Ok((report, summary))
+    Ok(Summary::of(&actor.journal.events))
 }
 
 /// Every input, read in one transaction, so a concurrent writer cannot hand us exposures of
@@ -192,8 +203,8 @@ fn read_inputs(conn: &mut Connection, rr: &RunResults) -> Result<Inputs> {
     let in_flight = load_in_flight(&tx)?;
     let mut targets_of: BTreeMap<(String, String), Vec<Target>> = BTreeMap::new();
     for e in &exposures {
-        if let Entry::Vacant(slot) = targets_of.entry((e.integration.clone(), e.workbook_luid.clone())) {
-            slot.insert(tableau::refresh::targets(&tx, &e.integration, &e.workbook_luid)?);
+        if let Entry::Vacant(slot) = targets_of.entry((e.integration.clone(), e.asset_ref.clone())) {
+            slot.insert(load_targets(&tx, &e.integration, &e.asset_ref)?);
         }
     }
     write_run_results(&tx, rr)?;
@@ -203,8 +214,8 @@ fn read_inputs(conn: &mut Connection, rr: &RunResults) -> Result<Inputs> {
 
 fn load_in_flight(conn: &Connection) -> Result<Vec<InFlight>> {
     let mut st = conn.prepare(
-        "SELECT run_id, seq, decided_at, integration, exposure, workbook_luid, target_kind, target_luid, coalesce(target_name, '')
-         FROM refresh_events WHERE decision = 'sending' AND dry_run = 0 AND target_luid IS NOT NULL ORDER BY run_id, seq",
+        "SELECT run_id, seq, decided_at, integration, exposure, asset_ref, target_kind, target_ref, coalesce(target_name, '')
+         FROM refresh_events WHERE decision = 'sending' AND dry_run = 0 AND target_ref IS NOT NULL ORDER BY run_id, seq",
     )?;
     let rows = st.query_map([], |r| {
         Ok((
@@ -219,12 +230,12 @@ fn load_in_flight(conn: &Connection) -> Result<Vec<InFlight>> {
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (run_id, seq, at, event, kind, luid, name) =
+        let (run_id, seq, at, event, kind, id, name) =
             row.context("table refresh_events, a request left in flight (decision sending)")?;
         let decided_at = Instant::parse(&at).with_context(|| {
             format!("table refresh_events, column decided_at of run {run_id} seq {seq}: {at:?} is not an RFC 3339 time (a database edited by hand?)")
         })?;
-        let event = Event { target: Some(Target { kind, luid, name }), ..event };
+        let event = Event { target: Some(Target { kind, id, name }), ..event };
         out.push(InFlight { run_id, seq, decided_at, event });
     }
     Ok(out)
@@ -239,9 +250,9 @@ fn load_exposures(conn: &Connection) -> Result<Vec<Exposure>> {
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (integration, name, workbook_luid, deps) = row?;
+        let (integration, name, asset_ref, deps) = row?;
         let depends_on = serde_json::from_str(&deps).with_context(|| format!("exposures.depends_on of {name}"))?;
-        out.push(Exposure { integration, name, workbook_luid, depends_on });
+        out.push(Exposure { integration, name, asset_ref, depends_on });
     }
     if out.is_empty() {
         log::warn("no exposures in the database: run `autoexpose run` (or emit) first");
@@ -250,17 +261,40 @@ fn load_exposures(conn: &Connection) -> Result<Vec<Exposure>> {
 }
 
 fn load_state(conn: &Connection) -> Result<BTreeMap<TargetKey, Instant>> {
-    let mut st = conn.prepare("SELECT integration, target_kind, target_luid, last_triggered_at FROM refresh_state")?;
+    let mut st = conn.prepare("SELECT integration, target_kind, target_ref, last_triggered_at FROM refresh_state")?;
     let rows = st.query_map([], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, Kind>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
     })?;
     let mut out = BTreeMap::new();
     for row in rows {
-        let (i, kind, luid, at) = row.context("table refresh_state")?;
+        let (i, kind, id, at) = row.context("table refresh_state")?;
         let at = Instant::parse(&at).with_context(|| {
-            format!("table refresh_state, column last_triggered_at of {kind} {luid}: {at:?} is not an RFC 3339 time (a database edited by hand?)")
+            format!("table refresh_state, column last_triggered_at of {kind} {id}: {at:?} is not an RFC 3339 time (a database edited by hand?)")
         })?;
-        out.insert((i, kind, luid), at);
+        out.insert((i, kind, id), at);
+    }
+    Ok(out)
+}
+
+/// The refresh targets behind one asset, as its integration's extract wrote them, in the order
+/// it chose (by kind, then ref: data sources before the workbook). A kind this autoexpose does
+/// not know is an error naming the row: read as another, it would refresh the wrong thing.
+fn load_targets(conn: &Connection, integration: &str, asset_ref: &str) -> Result<Vec<Target>> {
+    let mut st = conn.prepare_cached(
+        "SELECT target_kind, target_ref, target_name FROM bi_refresh_targets
+         WHERE integration = ?1 AND asset_ref = ?2 ORDER BY target_kind, target_ref",
+    )?;
+    let rows = st.query_map(params![integration, asset_ref], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (kind, id, name) = row.context("table bi_refresh_targets")?;
+        let Some(kind) = <Kind as crate::tags::Tag>::parse(&kind) else {
+            anyhow::bail!(
+                "table bi_refresh_targets, target {id:?} ({name:?}) of integration {integration:?}, asset {asset_ref:?}: {}",
+                crate::tags::UnknownTag::of::<Kind>(&kind)
+            );
+        };
+        out.push(Target { kind, id, name });
     }
     Ok(out)
 }
@@ -338,8 +372,8 @@ mod tests {
     fn an_unknown_kind_of_a_request_in_flight_fails_naming_it() {
         let conn = db();
         conn.execute(
-            "INSERT INTO refresh_events (run_id, seq, dry_run, decided_at, integration, exposure, workbook_luid, target_kind,
-                target_luid, target_name, decision)
+            "INSERT INTO refresh_events (run_id, seq, dry_run, decided_at, integration, exposure, asset_ref, target_kind,
+                target_ref, target_name, decision)
              VALUES (1, 1, 0, '2026-11-25T02:00:00Z', 'site', 'e', 'w1', 'Workbook', 'w1', 'W', 'sending')",
             [],
         )
@@ -350,34 +384,30 @@ mod tests {
         );
         conn.execute("UPDATE refresh_events SET target_kind = 'workbook'", []).unwrap();
         let f = load_in_flight(&conn).unwrap();
-        assert_eq!(f[0].event.target.as_ref().map(|t| (t.kind, t.luid.as_str())), Some((Kind::Workbook, "w1")));
+        assert_eq!(f[0].event.target.as_ref().map(|t| (t.kind, t.id.as_str())), Some((Kind::Workbook, "w1")));
         assert_eq!(f[0].event.exposure, "e");
     }
 
-    /// A data source of a kind Tableau's tables should not hold (neither embedded nor
-    /// published) stops the stage before anything is sent.
+    /// The targets an integration wrote, in its order; a kind this autoexpose does not know
+    /// stops the stage before anything is sent, naming the row.
     #[test]
-    fn an_unknown_datasource_kind_in_the_tableau_tables_fails_naming_it() {
+    fn refresh_targets_are_read_back_and_an_unknown_kind_fails_naming_it() {
         let conn = db();
         conn.execute_batch(
-            "INSERT INTO tableau_workbooks (integration, id, luid, name) VALUES ('site', 'wb', 'w1', 'W');
-             INSERT INTO tableau_datasources VALUES ('site', 'e1', 'embedded', NULL, 'E', 1, 'wb');
-             INSERT INTO tableau_datasources VALUES ('site', 'p1', 'published', 'd1', 'P', 1, NULL);
-             INSERT INTO tableau_workbook_datasources VALUES ('site', 'wb', 'e1', 'p1');",
+            "INSERT INTO bi_refresh_targets VALUES ('site', 'w1', 'workbook', 'w1', 'W');
+             INSERT INTO bi_refresh_targets VALUES ('site', 'w1', 'datasource', 'd2', 'P2');
+             INSERT INTO bi_refresh_targets VALUES ('site', 'w1', 'datasource', 'd1', 'P1');
+             INSERT INTO bi_refresh_targets VALUES ('other', 'w1', 'datasource', 'd9', 'X');",
         )
         .unwrap();
-        let got = tableau::refresh::targets(&conn, "site", "w1").unwrap();
-        let kinds: Vec<(Kind, &str)> = got.iter().map(|t| (t.kind, t.luid.as_str())).collect();
-        assert_eq!(kinds, [(Kind::Datasource, "d1"), (Kind::Workbook, "w1")]);
-        for (id, sql) in [
-            ("p1", "UPDATE tableau_datasources SET kind = 'cube' WHERE id = 'p1'"),
-            ("e1", "UPDATE tableau_datasources SET kind = CASE id WHEN 'p1' THEN 'published' ELSE 'cube' END"),
-        ] {
-            conn.execute(sql, []).unwrap();
-            fails_naming(
-                tableau::refresh::targets(&conn, "site", "w1").unwrap_err(),
-                &["table tableau_datasources", &format!("data source {id}"), "unknown data source kind \"cube\""],
-            );
-        }
+        let got = load_targets(&conn, "site", "w1").unwrap();
+        let kinds: Vec<(Kind, &str, &str)> = got.iter().map(|t| (t.kind, t.id.as_str(), t.name.as_str())).collect();
+        assert_eq!(kinds, [(Kind::Datasource, "d1", "P1"), (Kind::Datasource, "d2", "P2"), (Kind::Workbook, "w1", "W")]);
+        assert!(load_targets(&conn, "site", "w2").unwrap().is_empty());
+        conn.execute("UPDATE bi_refresh_targets SET target_kind = 'cube' WHERE target_ref = 'd2'", []).unwrap();
+        fails_naming(
+            load_targets(&conn, "site", "w1").unwrap_err(),
+            &["table bi_refresh_targets", "target \"d2\" (\"P2\")", "asset \"w1\"", "column target_kind: unknown value \"cube\""],
+        );
     }
 }

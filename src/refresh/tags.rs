@@ -11,8 +11,8 @@
 use crate::tags::text_tag;
 
 text_tag! {
-    /// What a refresh request names: a published data source, or a workbook (for its embedded
-    /// extracts; embedded data sources have no luid of their own).
+    /// What a refresh request names: a published data source, or a workbook (for the extracts
+    /// embedded in it, which have no id of their own to be refreshed by).
     #[derive(PartialOrd, Ord)]
     pub(crate) enum Kind in "target_kind" {
         Datasource = "datasource",
@@ -30,7 +30,7 @@ text_tag! {
         NotApplicable = "not_applicable",
         Failed = "failed",
         /// Committed before a request leaves; replaced by its answer (or settled by the next
-        /// run from Tableau's jobs list).
+        /// run from the service's jobs list).
         Sending = "sending",
     }
 }

@@ -956,8 +956,8 @@ mod tests {
     /// A refresh is sent again only when Tableau surely did not act on it.
     #[test]
     fn a_refresh_is_not_sent_again_blindly() {
-        use super::super::refresh::{Answer, Target};
-        let target = Target { kind: crate::refresh::tags::Kind::Datasource, luid: "ds-1".into(), name: "DS".into() };
+        use crate::refresh::seam::{Answer, Target};
+        let target = Target { kind: crate::refresh::tags::Kind::Datasource, id: "ds-1".into(), name: "DS".into() };
         let job = r#"<tsResponse xmlns="http://tableau.com/api"><job id="job-1" /></tsResponse>"#;
         let no_answer = || Err(TransportError::NoAnswer { method: "POST", url: "u".into(), message: "timed out".into() });
         let connect = || Err(TransportError::Connect { method: "POST", url: "u".into(), message: "refused".into() });

@@ -1,86 +1,58 @@
-//! Tableau's side of active exposures: which extracts stand behind a workbook, and the REST
-//! calls that refresh them and follow their jobs.
+//! Tableau's side of active exposures: the REST calls that refresh extracts and follow their
+//! jobs, as the refresh stage's `Refresher` (`crate::refresh::seam`), and Tableau's codes.
 //!
-//! Targets: every published data source with extracts that the workbook reads
+//! Targets (written by extract into `bi_refresh_targets`, `store::write_refresh_targets`):
+//! every published data source with extracts that the workbook reads
 //! (`POST …/datasources/{luid}/refresh`), and the workbook itself when one of its embedded data
 //! sources has an extract (`POST …/workbooks/{luid}/refresh`; embedded data sources have no luid).
 
-use anyhow::{bail, Result};
-use rusqlite::{params, Connection, OptionalExtension};
-
 use super::client::{parse_error, xml_failure, Client, Decoded, Idempotent, TableauError};
-use crate::http::{Request, Response};
-use crate::refresh::tags::{Decision, JobStatus, Kind, Reason};
+use crate::config::TableauSite;
+use crate::http::{HttpMode, Request, Response};
+use crate::refresh::seam::{Answer, JobState, RefreshTexts, Refresher, Refusal, SendError, Target, Torn};
+use crate::refresh::tags::{JobStatus, Kind};
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Target {
-    pub(crate) kind: Kind,
-    pub(crate) luid: String,
-    pub(crate) name: String,
+/// Tableau's words in the refresh stage's output lines.
+pub(crate) const TEXTS: RefreshTexts = RefreshTexts {
+    target: "Tableau extract",
+    jobs: "Tableau's jobs",
+    no_targets: "the workbook and its published data sources have no extracts",
+};
+
+/// A signed-in client for `site`, as the refresh stage's `Refresher`.
+pub(crate) fn open(site: &TableauSite, mode: &HttpMode) -> Result<Box<dyn Refresher>, String> {
+    let client = super::connect(site, mode).map_err(|e| format!("{e:#}"))?;
+    client.ensure_session().map_err(|e| format!("{e}"))?;
+    Ok(Box::new(TableauRefresher(client)))
 }
 
-/// The refresh targets behind one workbook, published data sources first, in a stable order.
-/// A data source of the workbook whose kind is neither `embedded` nor `published` is an error
-/// naming it: read as either, it would add or hide a target.
-pub(crate) fn targets(conn: &Connection, integration: &str, workbook_luid: &str) -> Result<Vec<Target>> {
-    refuse_unknown_datasource_kinds(conn, integration, workbook_luid)?;
-    let mut out = Vec::new();
-    let mut st = conn.prepare_cached(
-        "SELECT DISTINCT d.luid, coalesce(d.name, '')
-         FROM tableau_workbooks w
-         JOIN tableau_workbook_datasources l ON l.integration = w.integration AND l.workbook_id = w.id
-         JOIN tableau_datasources d ON d.integration = l.integration AND d.id = l.published_id
-         WHERE w.integration = ?1 AND w.luid = ?2 AND d.has_extracts = 1 AND d.luid IS NOT NULL
-         ORDER BY d.luid",
-    )?;
-    let rows = st.query_map(params![integration, workbook_luid], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-    for row in rows {
-        let (luid, name) = row?;
-        out.push(Target { kind: Kind::Datasource, luid, name });
+/// Tableau's `Refresher`: the REST calls below, their errors told in the seam's terms.
+struct TableauRefresher(Client);
+
+impl Refresher for TableauRefresher {
+    fn refresh(&self, target: &Target) -> Result<Answer, SendError> {
+        self.0.refresh(target).map_err(|e| send_error(&e))
     }
-    let embedded: Option<String> = conn
-        .prepare_cached(
-            "SELECT w.name FROM tableau_workbooks w
-             WHERE w.integration = ?1 AND w.luid = ?2 AND EXISTS (
-               SELECT 1 FROM tableau_datasources d
-               WHERE d.integration = w.integration AND d.workbook_id = w.id AND d.kind = 'embedded' AND d.has_extracts = 1)",
-        )?
-        .query_row(params![integration, workbook_luid], |r| r.get(0))
-        .ok();
-    if let Some(name) = embedded {
-        out.push(Target { kind: Kind::Workbook, luid: workbook_luid.to_string(), name });
+
+    fn check_torn(&self, target: &Target) -> Torn {
+        self.0.check_torn(target)
     }
-    Ok(out)
+
+    fn job(&self, id: &str) -> Result<JobState, SendError> {
+        self.0.job(id).map_err(|e| send_error(&e))
+    }
+
+    fn sign_out(&self) {
+        self.0.sign_out();
+    }
 }
 
-fn refuse_unknown_datasource_kinds(conn: &Connection, integration: &str, workbook_luid: &str) -> Result<()> {
-    let unknown: Option<(String, String, String)> = conn
-        .prepare_cached(
-            "SELECT d.id, coalesce(d.name, ''), d.kind
-             FROM tableau_workbooks w
-             JOIN tableau_datasources d ON d.integration = w.integration AND (d.workbook_id = w.id OR d.id IN (
-               SELECT l.published_id FROM tableau_workbook_datasources l WHERE l.integration = w.integration AND l.workbook_id = w.id))
-             WHERE w.integration = ?1 AND w.luid = ?2 AND d.kind NOT IN ('embedded', 'published')
-             ORDER BY d.id LIMIT 1",
-        )?
-        .query_row(params![integration, workbook_luid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?;
-    if let Some((id, name, kind)) = unknown {
-        bail!(
-            "table tableau_datasources, column kind of data source {id} ({name:?}, integration {integration:?}): \
-             unknown data source kind {kind:?} (known: embedded, published)"
-        );
-    }
-    Ok(())
-}
-
-/// What Tableau answered to a refresh request.
-#[derive(Debug, Clone)]
-pub(crate) enum Answer {
-    /// 202 with a job.
-    Job(String),
-    /// Anything else: HTTP status and Tableau's error element.
-    Refused { status: u16, code: Option<String>, summary: Option<String>, detail: Option<String> },
+/// A Tableau error as the seam's: the answer may have been lost after Tableau acted when the
+/// transport failed after sending (timeout, reset), the body was cut short, or a 2xx was not
+/// the answer it should be (`Protocol`).
+fn send_error(e: &TableauError) -> SendError {
+    let answer_lost = matches!(e, TableauError::Transport(_) | TableauError::Protocol { .. } | TableauError::BadBody { .. });
+    SendError { message: e.to_string(), answer_lost }
 }
 
 /// A job in Tableau's background jobs list (Query Jobs): what a torn refresh answer is checked
@@ -95,29 +67,15 @@ pub(crate) struct ListedJob {
     pub(crate) created_at: Option<String>,
 }
 
-/// What a refresh POST whose answer was lost (cut, unreadable, timed out) turned into, as
-/// found in Tableau's jobs list.
-#[derive(Debug, Clone)]
-pub(crate) enum Torn {
-    /// An unfinished extract-refresh job of this target is listed: the POST (or a refresh
-    /// already queued, which would have answered 409093) is under way.
-    Found { job_id: String, why: String },
-    /// The list was read and holds no unfinished refresh of this target: nothing is queued.
-    NotQueued { why: String },
-    /// The list could not be read (Query Jobs is for site administrators; the server may be
-    /// down): nobody knows whether the refresh was queued.
-    Unknown { why: String },
-}
-
-/// Tableau's refusal of a refresh request, as a decision: 409093 (already queued) is not a
-/// failure and counts as a trigger; 409090 means the target has no extract to refresh.
-pub(crate) fn classify(status: u16, code: Option<&str>) -> (Decision, Option<Reason>) {
+/// Tableau's refusal of a refresh request: 409093 (already queued) is not a failure and
+/// counts as a trigger; 409090 means the target has no extract to refresh.
+pub(crate) fn refusal(status: u16, code: Option<&str>) -> Refusal {
     match (status, code) {
-        (_, Some("409093")) => (Decision::AlreadyQueued, None),
-        (_, Some("409090")) => (Decision::NotApplicable, Some(Reason::NotRefreshable)),
-        (404, _) => (Decision::Failed, Some(Reason::NotFound)),
-        (403, _) => (Decision::Failed, Some(Reason::Forbidden)),
-        _ => (Decision::Failed, Some(Reason::HttpError)),
+        (_, Some("409093")) => Refusal::AlreadyQueued,
+        (_, Some("409090")) => Refusal::NotRefreshable,
+        (404, _) => Refusal::NotFound,
+        (403, _) => Refusal::Forbidden,
+        _ => Refusal::Other,
     }
 }
 
@@ -141,14 +99,6 @@ fn unfinished_refresh(n: roxmltree::Node, status: &str) -> Option<ListedJob> {
     })
 }
 
-/// A polled job.
-#[derive(Debug, Clone)]
-pub(crate) struct JobState {
-    pub(crate) finish_code: Option<i32>,
-    pub(crate) completed_at: Option<String>,
-    pub(crate) notes: Option<String>,
-}
-
 /// `<tsRequest />` below API 3.25, `<tsRequest><extractRefresh /></tsRequest>` from 3.25 on
 /// (a full refresh; TSC sends the same).
 pub(crate) fn refresh_body(api_version: &str) -> &'static str {
@@ -161,19 +111,17 @@ pub(crate) fn refresh_body(api_version: &str) -> &'static str {
     }
 }
 
-impl JobState {
-    /// A finished job's status (`None` while it runs): finishCode 0 is success, 3 is
-    /// success too (nothing to do), 2 is cancelled, anything else failed.
-    pub(crate) fn finished(&self) -> Option<JobStatus> {
-        if self.completed_at.is_none() && self.finish_code.is_none() {
-            return None;
-        }
-        Some(match self.finish_code {
-            Some(0 | 3) => JobStatus::Success,
-            Some(2) => JobStatus::Cancelled,
-            _ => JobStatus::Failed,
-        })
+/// A job's status from Tableau's finishCode (`None` while it runs): 0 is success, 3 is
+/// success too (nothing to do), 2 is cancelled, anything else failed.
+pub(crate) fn finish_status(finish_code: Option<i32>, completed_at: Option<&str>) -> Option<JobStatus> {
+    if completed_at.is_none() && finish_code.is_none() {
+        return None;
     }
+    Some(match finish_code {
+        Some(0 | 3) => JobStatus::Success,
+        Some(2) => JobStatus::Cancelled,
+        _ => JobStatus::Failed,
+    })
 }
 
 impl Client {
@@ -194,8 +142,8 @@ impl Client {
             Kind::Workbook => "workbooks",
             Kind::Datasource => "datasources",
         };
-        let call = format!("POST /api/{}/sites/{{site}}/{collection}/{}/refresh", self.api_version(), target.luid);
-        let url = self.site_path(&format!("{collection}/{}/refresh", target.luid));
+        let call = format!("POST /api/{}/sites/{{site}}/{collection}/{}/refresh", self.api_version(), target.id);
+        let url = self.site_path(&format!("{collection}/{}/refresh", target.id));
         let body = refresh_body(&self.api_version());
         // Not idempotent: a second POST could queue a second refresh. `fetch` sends it again
         // only after a 429, a 401 or a connection never made; any other answer comes back here.
@@ -223,7 +171,8 @@ impl Client {
         let (code, summary, detail) = parse_error(&text);
         // Server text, scrubbed in full as it enters (see `http::secrets`).
         let (summary, detail) = (summary.map(|t| crate::http::scrub(&t)), detail.map(|t| crate::http::scrub(&t)));
-        Ok(Answer::Refused { status: resp.status, code, summary, detail })
+        let message = [summary, detail].into_iter().flatten().collect::<Vec<_>>().join(": ");
+        Ok(Answer::Refused { refusal: refusal(resp.status, code.as_deref()), status: resp.status, code, message })
     }
 
     /// Looks in Tableau's jobs list for the job a refresh POST of `target` created, when its
@@ -333,9 +282,12 @@ impl Client {
             let Some(job) = doc.descendants().find(|n| n.has_tag_name("job")) else {
                 return Decoded::Done(Err(TableauError::Protocol { call: call.clone(), message: "no <job>".into() }));
             };
+            let finish_code = job.attribute("finishCode").and_then(|c| c.parse().ok());
+            let completed_at = job.attribute("completedAt").map(str::to_string);
             Decoded::Done(Ok(JobState {
-                finish_code: job.attribute("finishCode").and_then(|c| c.parse().ok()),
-                completed_at: job.attribute("completedAt").map(str::to_string),
+                status: finish_status(finish_code, completed_at.as_deref()),
+                finish_code,
+                completed_at,
                 notes: job
                     .descendants()
                     .find(|n| n.has_tag_name("notes"))
@@ -365,29 +317,47 @@ mod tests {
 
     #[test]
     fn tableau_answers_are_classified() {
-        use Decision::*;
+        use Refusal::*;
         for (status, code, want) in [
-            (409, Some("409093"), (AlreadyQueued, None)),
-            (400, Some("409093"), (AlreadyQueued, None)),
-            (409, Some("409090"), (NotApplicable, Some(Reason::NotRefreshable))),
-            (404, Some("404031"), (Failed, Some(Reason::NotFound))),
-            (404, None, (Failed, Some(Reason::NotFound))),
-            (403, Some("403004"), (Failed, Some(Reason::Forbidden))),
-            (409, Some("409000"), (Failed, Some(Reason::HttpError))),
-            (500, None, (Failed, Some(Reason::HttpError))),
+            (409, Some("409093"), AlreadyQueued),
+            (400, Some("409093"), AlreadyQueued),
+            (409, Some("409090"), NotRefreshable),
+            (404, Some("404031"), NotFound),
+            (404, None, NotFound),
+            (403, Some("403004"), Forbidden),
+            (409, Some("409000"), Other),
+            (500, None, Other),
         ] {
-            assert_eq!(classify(status, code), want, "{status} {code:?}");
+            assert_eq!(refusal(status, code), want, "{status} {code:?}");
         }
     }
 
     #[test]
     fn finish_codes_become_job_statuses() {
-        let job = |finish_code, completed_at: Option<&str>| JobState { finish_code, completed_at: completed_at.map(str::to_string), notes: None };
-        assert_eq!(job(None, None).finished(), None);
-        assert_eq!(job(Some(0), None).finished(), Some(JobStatus::Success));
-        assert_eq!(job(Some(3), Some("t")).finished(), Some(JobStatus::Success));
-        assert_eq!(job(Some(2), Some("t")).finished(), Some(JobStatus::Cancelled));
-        assert_eq!(job(Some(1), Some("t")).finished(), Some(JobStatus::Failed));
-        assert_eq!(job(None, Some("t")).finished(), Some(JobStatus::Failed));
+        assert_eq!(finish_status(None, None), None);
+        assert_eq!(finish_status(Some(0), None), Some(JobStatus::Success));
+        assert_eq!(finish_status(Some(3), Some("t")), Some(JobStatus::Success));
+        assert_eq!(finish_status(Some(2), Some("t")), Some(JobStatus::Cancelled));
+        assert_eq!(finish_status(Some(1), Some("t")), Some(JobStatus::Failed));
+        assert_eq!(finish_status(None, Some("t")), Some(JobStatus::Failed));
+    }
+
+    /// Only errors after which Tableau may have acted are a lost answer (checked in the jobs
+    /// list, never sent again); a refusal or an error before sending is not.
+    #[test]
+    fn errors_that_may_have_come_after_tableau_acted_are_lost_answers() {
+        let call = || "POST x".to_string();
+        for (e, lost) in [
+            (TableauError::Transport("timed out".into()), true),
+            (TableauError::Protocol { call: call(), message: "no job".into() }, true),
+            (TableauError::BadBody { call: call(), message: "cut".into(), tries: 1 }, true),
+            (TableauError::Http { call: call(), status: 500, code: None, summary: None, detail: None }, false),
+            (TableauError::Cancelled { call: call() }, false),
+            (TableauError::Unauthorized { call: call(), site: "s".into() }, false),
+            (TableauError::NotData { call: call(), message: "html".into(), tries: 3 }, false),
+        ] {
+            let got = send_error(&e);
+            assert_eq!((got.answer_lost, got.message), (lost, e.to_string()), "{e:?}");
+        }
     }
 }

@@ -4,11 +4,12 @@
 //! (`write`). Runs inside the extract stage's transaction.
 
 use anyhow::Result;
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::extract::{LeftOutReason, SiteExtract};
 use super::model::{CustomSql, Table, Workbook};
 use crate::integrations::Tool;
+use crate::refresh::tags::Kind;
 use crate::rows;
 use crate::tags::{RelationKind, Via};
 
@@ -105,7 +106,7 @@ pub(crate) fn clear(tx: &Transaction) -> Result<()> {
 }
 
 /// The tables of extract that hold the rows of every integration, keyed by `integration`.
-const SHARED: [&str; 2] = ["extract_warnings", "raw_responses"];
+const SHARED: [&str; 3] = ["extract_warnings", "raw_responses", "bi_refresh_targets"];
 
 crate::tags::text_tag! {
     /// `tableau_datasources.kind`.
@@ -330,6 +331,63 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
     for (n, r) in x.responses.iter().enumerate() {
         raw.execute(params![i, n as i64 + 1, r.method, r.path, r.status, r.bytes as i64, r.body])?;
     }
+    write_refresh_targets(tx, i, &x.workbooks)
+}
+
+/// The refresh targets of one site's workbooks (`bi_refresh_targets`, which the refresh stage
+/// reads), from the data sources `write` has just stored: every published data source with
+/// extracts that a workbook reads (refreshed by its luid), and the workbook itself when one of
+/// its embedded data sources has an extract (embedded data sources have no luid: Tableau
+/// refreshes them through their workbook). A data source whose kind is neither `embedded` nor
+/// `published` is an error naming it: read as either, it would add or hide a target.
+fn write_refresh_targets(tx: &Transaction, i: &str, workbooks: &[Workbook]) -> Result<()> {
+    let unknown: Option<(String, String, String)> = tx
+        .prepare_cached(
+            "SELECT id, coalesce(name, ''), kind FROM tableau_datasources
+             WHERE integration = ?1 AND kind NOT IN ('embedded', 'published') ORDER BY id LIMIT 1",
+        )?
+        .query_row([i], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    if let Some((id, name, kind)) = unknown {
+        anyhow::bail!(
+            "table tableau_datasources, column kind of data source {id} ({name:?}, integration {i:?}): \
+             unknown data source kind {kind:?} (known: embedded, published)"
+        );
+    }
+    // Workbook id → (luid, name), as tableau_workbooks holds them; one without a luid is no
+    // exposure and has no targets.
+    let mut asset: rustc_hash::FxHashMap<&str, (&str, &str)> = Default::default();
+    for w in workbooks {
+        if let Some(l) = luid(w) {
+            asset.entry(w.id.as_str()).or_insert((l, w.name.as_deref().unwrap_or("")));
+        }
+    }
+    let mut ins = tx.prepare_cached(
+        "INSERT OR IGNORE INTO bi_refresh_targets (integration, asset_ref, target_kind, target_ref, target_name) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let mut published = tx.prepare_cached(
+        "SELECT DISTINCT l.workbook_id, d.luid, coalesce(d.name, '')
+         FROM tableau_workbook_datasources l
+         JOIN tableau_datasources d ON d.integration = l.integration AND d.id = l.published_id
+         WHERE l.integration = ?1 AND d.has_extracts = 1 AND d.luid IS NOT NULL",
+    )?;
+    let rows = published.query_map([i], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+    for row in rows {
+        let (workbook_id, ds_luid, name) = row?;
+        if let Some((wb_luid, _)) = asset.get(workbook_id.as_str()) {
+            ins.execute(params![i, wb_luid, Kind::Datasource, ds_luid, name])?;
+        }
+    }
+    let mut embedded = tx.prepare_cached(
+        "SELECT DISTINCT workbook_id FROM tableau_datasources
+         WHERE integration = ?1 AND kind = ?2 AND has_extracts = 1 AND workbook_id IS NOT NULL",
+    )?;
+    let rows = embedded.query_map(params![i, DatasourceKind::Embedded], |r| r.get::<_, String>(0))?;
+    for row in rows {
+        if let Some((wb_luid, name)) = asset.get(row?.as_str()) {
+            ins.execute(params![i, wb_luid, Kind::Workbook, wb_luid, name])?;
+        }
+    }
     Ok(())
 }
 
@@ -439,6 +497,112 @@ mod tests {
         assert_eq!(left("extract_warnings"), ["inventory"]);
         assert_eq!(left("raw_responses"), ["inventory"]);
         assert!(left("tableau_sites").is_empty());
+    }
+
+    /// The rows the data sources' tables hold for one workbook, as the refresh stage reads
+    /// them from `bi_refresh_targets` (until 0009 it computed them from these tables itself).
+    const SITE_ROWS: &str = "INSERT INTO tableau_datasources VALUES ('site', 'e1', 'embedded', NULL, 'E', 1, 'wb');
+         INSERT INTO tableau_datasources VALUES ('site', 'e2', 'embedded', NULL, 'E2', 0, 'wb2');
+         INSERT INTO tableau_datasources VALUES ('site', 'p1', 'published', 'd1', 'P', 1, NULL);
+         INSERT INTO tableau_datasources VALUES ('site', 'p2', 'published', 'd2', 'Live', 0, NULL);
+         INSERT INTO tableau_workbook_datasources VALUES ('site', 'wb', 'e1', 'p1');
+         INSERT INTO tableau_workbook_datasources VALUES ('site', 'wb', 'e1', 'p2');
+         INSERT INTO tableau_workbook_datasources VALUES ('site', 'wb2', 'e2', 'p1');";
+
+    fn targets(conn: &rusqlite::Connection) -> Vec<(String, String, String, String)> {
+        let mut st = conn
+            .prepare("SELECT asset_ref, target_kind, target_ref, target_name FROM bi_refresh_targets ORDER BY asset_ref, target_kind, target_ref")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(Result::unwrap).collect()
+    }
+
+    fn row(a: &str, k: &str, t: &str, n: &str) -> (String, String, String, String) {
+        (a.into(), k.into(), t.into(), n.into())
+    }
+
+    #[test]
+    fn refresh_targets_are_the_extracts_behind_each_workbook() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::db::migrate(&mut conn).unwrap();
+        conn.execute_batch(SITE_ROWS).unwrap();
+        let wb = |id: &str, luid: Option<&str>, name: &str| Workbook {
+            id: id.into(),
+            luid: luid.map(str::to_string),
+            name: Some(name.into()),
+            ..Default::default()
+        };
+        let tx = conn.transaction().unwrap();
+        write_refresh_targets(&tx, "site", &[wb("wb", Some("w1"), "W"), wb("wb2", Some("w2"), "W2"), wb("wb3", None, "no luid")]).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(
+            targets(&conn),
+            [row("w1", "datasource", "d1", "P"), row("w1", "workbook", "w1", "W"), row("w2", "datasource", "d1", "P")],
+            "published with extracts, and the workbook for an embedded extract; not a live one"
+        );
+    }
+
+    /// A data source of a kind Tableau's tables should not hold (neither embedded nor
+    /// published) stops extract, naming it, before a target is written.
+    #[test]
+    fn an_unknown_datasource_kind_fails_naming_the_table_and_id() {
+        for (id, sql) in [
+            ("p1", "UPDATE tableau_datasources SET kind = 'cube' WHERE id = 'p1'"),
+            ("e1", "UPDATE tableau_datasources SET kind = 'cube' WHERE id = 'e1'"),
+        ] {
+            let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+            crate::db::migrate(&mut conn).unwrap();
+            conn.execute_batch(SITE_ROWS).unwrap();
+            conn.execute(sql, []).unwrap();
+            let tx = conn.transaction().unwrap();
+            let wb = Workbook { id: "wb".into(), luid: Some("w1".into()), name: Some("W".into()), ..Default::default() };
+            let err = format!("{:#}", write_refresh_targets(&tx, "site", &[wb]).unwrap_err());
+            for want in ["table tableau_datasources", &format!("data source {id}"), "unknown data source kind \"cube\""] {
+                assert!(err.contains(want), "{want:?} not in: {err}");
+            }
+        }
+    }
+
+    /// A database made before 0009 gets the targets the refresh stage used to compute, so a
+    /// refresh before the next extract refreshes the same extracts; an unknown kind keeps its
+    /// text, which the refresh stage refuses.
+    #[test]
+    fn migration_0009_fills_the_targets_of_a_database_made_before() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        for sql in [
+            include_str!("../../sql/0001_init.sql"),
+            include_str!("../../sql/0002_refresh.sql"),
+            include_str!("../../sql/0003_raw_response_bodies.sql"),
+            include_str!("../../sql/0004_append_only_tables.sql"),
+            include_str!("../../sql/0005_xxh3_input_hashes.sql"),
+            include_str!("../../sql/0006_left_out_workbooks.sql"),
+            include_str!("../../sql/0007_emit_pending.sql"),
+        ] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 7).unwrap();
+        conn.execute_batch(SITE_ROWS).unwrap();
+        conn.execute_batch(
+            "INSERT INTO tableau_workbooks (integration, id, luid, name) VALUES ('site', 'wb', 'w1', 'W'), ('site', 'wb2', 'w2', 'W2');
+             INSERT INTO tableau_datasources VALUES ('site', 'c1', 'cube', NULL, 'C', 1, 'wb2');
+             INSERT INTO refresh_events (run_id, seq, dry_run, decided_at, integration, exposure, workbook_luid, target_kind,
+                target_luid, decision, tableau_code, tableau_message)
+             VALUES (1, 1, 0, 't', 'site', 'e', 'w1', 'datasource', 'd1', 'already_queued', '409093', 'queued');
+             INSERT INTO refresh_state VALUES ('site', 'datasource', 'd1', 'P', 't', 'already_queued', NULL, 1);",
+        )
+        .unwrap();
+        crate::db::migrate(&mut conn).unwrap();
+        assert_eq!(
+            targets(&conn),
+            [row("w1", "datasource", "d1", "P"), row("w1", "workbook", "w1", "W"), row("w2", "cube", "c1", "C"), row("w2", "datasource", "d1", "P")]
+        );
+        let renamed: (String, String, String, String, String) = conn
+            .query_row(
+                "SELECT e.asset_ref, e.target_ref, e.service_code, e.service_message, s.target_ref FROM refresh_events e, refresh_state s",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap();
+        assert_eq!(renamed, ("w1".into(), "d1".into(), "409093".into(), "queued".into(), "d1".into()));
     }
 
     #[test]
