@@ -31,7 +31,7 @@ impl Instant {
 
     /// Parses RFC 3339 (`2026-11-24T02:00:00Z`, fractions and `+01:00` offsets allowed).
     ///
-    /// Text from outside (`--now`, SQLite, Tableau) may hold anything, so this reads the bytes
+    /// Text from outside (`--now`, SQLite, a BI tool's API) may hold anything, so this reads the bytes
     /// one by one through `Digits` and never slices the string: a multi-byte character where a
     /// digit belongs is a refusal, not a panic on a char boundary.
     pub(crate) fn parse(text: &str) -> Option<Instant> {

@@ -436,7 +436,7 @@ fn default_inventory_mb() -> u64 {
 /// Refuses two integrations on one server that read their PAT's name from the same env var:
 /// they would sign in with the same PAT, and Tableau keeps one session per PAT, each sign-in
 /// ending the other's session (see `lock`). Two env vars holding the same name are caught when
-/// they are read (`lock::acquire_pat`). Servers compare by scheme, host and path, ignoring case
+/// they are read (`tableau::session_lock`). Servers compare by scheme, host and path, ignoring case
 /// and a trailing slash.
 fn check_one_pat_per_integration(sites: &[TableauSite]) -> Result<(), String> {
     let server = |s: &TableauSite| s.server_url.trim().trim_end_matches('/').to_ascii_lowercase();

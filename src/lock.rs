@@ -22,20 +22,17 @@
 //! Not covered: two machines sharing the database over a network file system whose `flock` is
 //! not shared between hosts (Linux NFS emulates it with POSIX locks, which are).
 //!
-//! **One session per PAT, too.** Tableau keeps one session per personal access token: a sign-in
-//! with a PAT ends the session signed in earlier with it ("PATs cannot be used concurrently.
-//! Signing in multiple times with the same PAT at the same time will terminate any prior
-//! session and will result in an authentication error",
-//! <https://tableau.github.io/tableau-mcp/docs/configuration/mcp-config/authentication/pat>,
-//! pointing to Tableau's "Understand personal access tokens"). Two autoexposes with different
-//! configs and databases but one PAT would end each other's sessions mid-run. So the run's
-//! Tableau work (from reading the PAT, before any request, to the process's end) holds a second
-//! kind of lock, `acquire_pat`: a file in a per-user folder (`runtime_dir`), named after a hash
-//! of the server URL and the PAT's name, holding the pid, start time, integration and server,
-//! never the secret nor the name. The same flock rules apply (a dead holder's lock is taken
-//! over). Within one process, two integrations with one PAT are refused by name (the config
-//! check in `config.rs` catches the common case, one env var for both, before anything runs).
-//! Replays sign in nowhere and take no PAT lock.
+//! **One session per credential, too.** Some servers keep one session per credential: a
+//! sign-in with it ends the session signed in earlier with it, so two autoexposes with
+//! different configs and databases but one credential would end each other's sessions mid-run.
+//! An integration whose server has that rule takes a second kind of lock, `acquire_session`,
+//! from reading the credential (before any request) to the process's end: a file in a per-user
+//! folder (`runtime_dir`), named after the credential's kind and a hash of the server URL and
+//! the credential's name, holding the pid, start time, integration and server, never the secret
+//! nor the name. The same flock rules apply (a dead holder's lock is taken over). Within one
+//! process, two integrations with one credential are refused by name. What the rule is, and the
+//! words of both refusals, are the integration's: it passes them in (`Refusals`). Replays sign
+//! in nowhere and take no session lock.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -136,7 +133,7 @@ impl Drop for DbLock {
     }
 }
 
-/// The folder of the per-PAT lock files: `AUTOEXPOSE_RUNTIME_DIR` when set (tests set it so
+/// The folder of the session lock files: `AUTOEXPOSE_RUNTIME_DIR` when set (tests set it so
 /// they do not share locks with each other), else `$XDG_RUNTIME_DIR/autoexpose`, else
 /// `<temp dir>/autoexpose-<uid>`; created private (0700), and refused unless it is a folder
 /// owned by this user (a shared temp folder could hold someone else's).
@@ -176,31 +173,63 @@ fn server_key(url: &str) -> String {
     }
 }
 
-/// The lock file of the PAT named `pat_name` on `server_url`: a hash, so the file names neither.
-pub(crate) fn pat_lock_path(dir: &Path, server_url: &str, pat_name: &str) -> PathBuf {
-    let digest = crate::config::hex_sha256(format!("{}\n{pat_name}", server_key(server_url)).as_bytes());
-    dir.join(format!("pat-{}.lock", &digest[..32]))
+/// One credential that a server allows one session at a time.
+pub(crate) struct Credential<'a> {
+    /// What kind of credential it is, the start of its lock file's name (`pat`): locks of
+    /// different kinds never meet. Letters, digits and `-` only.
+    pub(crate) kind: &'static str,
+    pub(crate) server_url: &'a str,
+    /// Its name (never its secret): hashed into the lock file's name, never written.
+    pub(crate) name: &'a str,
+    /// The integration that signs in with it.
+    pub(crate) integration: &'a str,
 }
 
-/// The PAT locks this process holds: (lock file, integration, lock).
-static PAT_LOCKS: std::sync::Mutex<Vec<(PathBuf, String, DbLock)>> = std::sync::Mutex::new(Vec::new());
+/// Who holds a session lock that another process took, as its file says.
+pub(crate) struct Holder<'a> {
+    pub(crate) pid: String,
+    pub(crate) started: String,
+    pub(crate) integration: String,
+    /// The server, as compared (`server_key`).
+    pub(crate) server: &'a str,
+    pub(crate) lock_file: &'a Path,
+}
 
-/// Takes the lock of the PAT named `pat_name` on `server_url` for integration `integration`
-/// (whose name is read from env var `name_env`), held until `PatLocks` is dropped. Taking it
-/// again for the same integration (refresh after run) is a no-op; for another integration of
-/// this process it is refused naming both.
-pub(crate) fn acquire_pat(server_url: &str, pat_name: &str, integration: &str, name_env: &str) -> Result<()> {
+/// The refusals of `acquire_session`, in the integration's words.
+pub(crate) struct Refusals<'a> {
+    /// Another integration of this process (named first) holds the credential on the server
+    /// (second, as compared).
+    pub(crate) same_process: &'a dyn Fn(&str, &str) -> String,
+    /// Another process holds it.
+    pub(crate) other_process: &'a dyn Fn(&Holder) -> String,
+}
+
+/// The lock file of the credential of `kind` named `name` on `server_url`: a hash, so the file
+/// names neither server nor credential.
+pub(crate) fn session_lock_path(dir: &Path, kind: &str, server_url: &str, name: &str) -> PathBuf {
+    let digest = crate::config::hex_sha256(format!("{}\n{name}", server_key(server_url)).as_bytes());
+    dir.join(format!("{kind}-{}.lock", &digest[..32]))
+}
+
+/// The session locks this process holds: (lock file, integration, lock).
+static SESSION_LOCKS: std::sync::Mutex<Vec<(PathBuf, String, DbLock)>> = std::sync::Mutex::new(Vec::new());
+
+/// Takes the lock of `credential` for its integration, held until `SessionLocks` is dropped.
+/// Taking it again for the same integration (refresh after run) is a no-op; for another
+/// integration of this process it is refused (`refusals.same_process`), and so it is while
+/// another process holds it (`refusals.other_process`).
+pub(crate) fn acquire_session(credential: &Credential, refusals: &Refusals) -> Result<()> {
+    let Credential { kind, server_url, name, integration } = *credential;
+    debug_assert!(!kind.is_empty() && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'), "{kind:?}");
     let dir = runtime_dir()?;
-    let path = pat_lock_path(&dir, server_url, pat_name);
+    let path = session_lock_path(&dir, kind, server_url, name);
     let server = server_key(server_url);
-    let mut held = PAT_LOCKS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut held = SESSION_LOCKS.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, other, _)) = held.iter().find(|(p, _, _)| *p == path) {
         if other == integration {
             return Ok(());
         }
-        bail!(
-            "tableau {integration:?} and tableau {other:?} sign in to {server} with the same PAT (their env vars hold the same PAT name): Tableau keeps one session per PAT, and each sign-in would end the other's session. Give each integration its own PAT"
-        );
+        bail!("{}", (refusals.same_process)(other, &server));
     }
     let holder = format!(
         "pid {}\nstarted {}\nintegration {integration}\nserver {server}\n",
@@ -208,25 +237,33 @@ pub(crate) fn acquire_pat(server_url: &str, pat_name: &str, integration: &str, n
         crate::db::now_rfc3339()
     );
     let lock = take(&path, &holder, &|field: &dyn Fn(&str) -> String| {
-        anyhow::anyhow!(
-            "tableau {integration:?}: another autoexpose (pid {}, started {}, integration {:?}) is signed in to {server} with the same PAT (the name in env var {name_env}); Tableau keeps one session per PAT, so each sign-in would end the other's session. Wait for it to finish or give each config its own PAT; remove {} if that process is gone",
-            field("pid "),
-            field("started "),
-            field("integration "),
-            path.display()
-        )
+        let holder = Holder {
+            pid: field("pid "),
+            started: field("started "),
+            integration: field("integration "),
+            server: &server,
+            lock_file: &path,
+        };
+        anyhow::anyhow!("{}", (refusals.other_process)(&holder))
     })?;
     held.push((path, integration.to_string(), lock));
     Ok(())
 }
 
-/// Releases every PAT lock of this process when dropped (at the end of `pipeline::run`).
-pub(crate) struct PatLocks;
+/// Releases every session lock of this process when dropped (at the end of `pipeline::run`).
+pub(crate) struct SessionLocks;
 
-impl Drop for PatLocks {
+impl Drop for SessionLocks {
     fn drop(&mut self) {
-        PAT_LOCKS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        SESSION_LOCKS.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
+}
+
+/// Releases the session locks held on `paths` (and removes their files), leaving the others:
+/// for tests, which share one process.
+#[cfg(test)]
+pub(crate) fn release_sessions(paths: &[&Path]) {
+    SESSION_LOCKS.lock().unwrap_or_else(|e| e.into_inner()).retain(|(p, _, _)| !paths.contains(&p.as_path()));
 }
 
 #[cfg(test)]
@@ -259,32 +296,59 @@ mod tests {
     }
 
     #[test]
-    fn pat_lock_files_name_neither_server_nor_pat() {
+    fn session_lock_files_name_neither_server_nor_credential() {
         let dir = Path::new("/run/x");
-        let a = pat_lock_path(dir, "https://Tableau.Example.com/", "ci-pat");
-        assert_eq!(a, pat_lock_path(dir, "https://tableau.example.com", "ci-pat"));
-        assert_ne!(a, pat_lock_path(dir, "https://tableau.example.com", "ci-pat2"));
-        assert_ne!(a, pat_lock_path(dir, "https://other.example.com", "ci-pat"));
+        let a = session_lock_path(dir, "key", "https://BI.Example.com/", "ci-key");
+        assert_eq!(a, session_lock_path(dir, "key", "https://bi.example.com", "ci-key"));
+        assert_ne!(a, session_lock_path(dir, "key", "https://bi.example.com", "ci-key2"));
+        assert_ne!(a, session_lock_path(dir, "key", "https://other.example.com", "ci-key"));
+        assert_ne!(a, session_lock_path(dir, "other-kind", "https://bi.example.com", "ci-key"));
         let name = a.file_name().unwrap().to_str().unwrap();
-        assert!(name.starts_with("pat-") && name.ends_with(".lock") && !name.contains("ci") && !name.contains("tableau"), "{name}");
+        assert!(name.starts_with("key-") && name.ends_with(".lock") && !name.contains("ci") && !name.contains("example"), "{name}");
+    }
+
+    /// The refusals of these tests: each names what it was given, so the test sees it all.
+    fn refusals() -> Refusals<'static> {
+        Refusals {
+            same_process: &|other, server| format!("same process: {other} on {server}"),
+            other_process: &|h| format!("other process: pid {} started {} integration {} on {} ({})", h.pid, h.started, h.integration, h.server, h.lock_file.display()),
+        }
     }
 
     #[test]
-    fn one_process_cannot_use_one_pat_for_two_integrations() {
+    fn one_process_cannot_use_one_credential_for_two_integrations() {
         // A server of its own, so no other test's lock can match.
-        let server = format!("https://pat-lock-unit-{}.example.com", std::process::id());
-        acquire_pat(&server, "shared", "first", "A_NAME").unwrap();
-        acquire_pat(&server, "shared", "first", "A_NAME").unwrap();
-        let err = acquire_pat(&server, "shared", "second", "B_NAME").unwrap_err().to_string();
-        assert!(err.contains("tableau \"second\" and tableau \"first\"") && err.contains("same PAT"), "{err}");
-        acquire_pat(&server, "other", "second", "B_NAME").unwrap();
-        let path = pat_lock_path(&runtime_dir().unwrap(), &server, "shared");
+        let server = format!("https://session-lock-unit-{}.example.com", std::process::id());
+        let cred = |name, integration| Credential { kind: "key", server_url: &server, name, integration };
+        acquire_session(&cred("shared", "first"), &refusals()).unwrap();
+        acquire_session(&cred("shared", "first"), &refusals()).unwrap();
+        let err = acquire_session(&cred("shared", "second"), &refusals()).unwrap_err().to_string();
+        assert_eq!(err, format!("same process: first on {server}"));
+        acquire_session(&cred("other", "second"), &refusals()).unwrap();
+        let path = session_lock_path(&runtime_dir().unwrap(), "key", &server, "shared");
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with(&format!("pid {}\n", std::process::id())) && text.contains("integration first\n"), "{text}");
-        assert!(!text.contains("shared"), "{text}");
-        // Released (and removed) with the guards; no other test takes PAT locks.
-        let other = pat_lock_path(&runtime_dir().unwrap(), &server, "other");
-        PAT_LOCKS.lock().unwrap().retain(|(p, _, _)| *p != path && *p != other);
+        assert!(text.contains(&format!("server {server}\n")) && !text.contains("shared"), "{text}");
+        // Released (and removed) with the guards.
+        let other = session_lock_path(&runtime_dir().unwrap(), "key", &server, "other");
+        release_sessions(&[&path, &other]);
         assert!(!path.exists() && !other.exists());
+    }
+
+    /// A lock another process holds (here: another open file description of this one, which
+    /// flock treats alike) is refused with the holder's lines, in the caller's words.
+    #[test]
+    fn a_credential_another_process_holds_is_refused_naming_it() {
+        let server = format!("https://session-lock-busy-{}.example.com", std::process::id());
+        let path = session_lock_path(&runtime_dir().unwrap(), "key", &server, "busy");
+        let busy = |_: &dyn Fn(&str) -> String| anyhow::anyhow!("unexpected");
+        let other = take(&path, "pid 4242\nstarted 2026-01-01T00:00:00Z\nintegration elsewhere\n", &busy).unwrap();
+        let cred = Credential { kind: "key", server_url: &server, name: "busy", integration: "here" };
+        let err = acquire_session(&cred, &refusals()).unwrap_err().to_string();
+        assert_eq!(err, format!("other process: pid 4242 started 2026-01-01T00:00:00Z integration elsewhere on {server} ({})", path.display()));
+        drop(other);
+        acquire_session(&cred, &refusals()).unwrap();
+        release_sessions(&[&path]);
+        assert!(!path.exists());
     }
 }

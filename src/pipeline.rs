@@ -84,8 +84,8 @@ pub fn run(args: &Args) -> Result<Outcome> {
     // One autoexpose per database, taken before anything opens it (see `lock`); held until
     // this function returns, whatever it returns.
     let _lock = crate::lock::acquire(&config.database)?;
-    // The PAT locks the stages take (`lock::acquire_pat`) go when this returns, too.
-    let _pat_locks = crate::lock::PatLocks;
+    // The session locks the stages take (`lock::acquire_session`) go when this returns, too.
+    let _session_locks = crate::lock::SessionLocks;
     stages(args, &config, &mode).map_err(|e| db::name_busy(e, &config.database))
 }
 

@@ -1,8 +1,9 @@
-//! Property tests for every parser of outside text: RFC 3339 times (`--now`, SQLite, Tableau),
-//! dotted and bracketed table names, names and values that reach dbt, the YAML scalar writer,
-//! Metadata API (GraphQL) answers and Tableau's error bodies, manifest.json and
-//! run_results.json. The first property of each is that no input panics; the others say what
-//! the parser promises on top of that.
+//! Property tests for every generic parser of outside text: RFC 3339 times (`--now`, SQLite,
+//! a BI tool's API), dotted and bracketed table names, names and values that reach dbt, the
+//! YAML scalar writer, manifest.json and run_results.json; each integration tests the parsers
+//! of its own answers with the strategies here (`text`, `mutated`, `json_value_with`). The
+//! first property of each is that no input panics; the others say what the parser promises on
+//! top of that.
 //!
 //! Case counts are kept small (the suite runs on every push, on 2 shared cores); the inputs
 //! are drawn from alphabets heavy in the characters each parser treats specially, so a few
@@ -17,12 +18,11 @@ use serde_json::{json, Value};
 use crate::clock::Instant;
 use crate::keys;
 use crate::naming;
-use crate::tableau::model::{CustomSql, Workbook};
 use crate::yaml;
 
 /// Text from an alphabet of `special` characters mixed with arbitrary ones (any `char`,
 /// multi-byte ones included), up to `max` characters.
-fn text(special: &'static str, max: usize) -> impl Strategy<Value = String> {
+pub(crate) fn text(special: &'static str, max: usize) -> impl Strategy<Value = String> {
     let special: Vec<char> = special.chars().collect();
     let c = prop_oneof![
         4 => proptest::sample::select(special),
@@ -33,11 +33,11 @@ fn text(special: &'static str, max: usize) -> impl Strategy<Value = String> {
 
 /// Characters that mean something to YAML, Jinja, JSON or a line reader, and some that look
 /// like nothing but are (NEL, LS, PS, BOM, NBSP), plus multi-byte letters.
-const HOSTILE: &str = "aZ_0 9.-:#'\"\\\n\r\t{}[]|>&*!%@`,?~=$;/<\u{0}\u{7}\u{1b}\u{7f}\u{85}\u{a0}\u{2028}\u{2029}\u{feff}\u{fffe}é📈ה";
+pub(crate) const HOSTILE: &str = "aZ_0 9.-:#'\"\\\n\r\t{}[]|>&*!%@`,?~=$;/<\u{0}\u{7}\u{1b}\u{7f}\u{85}\u{a0}\u{2028}\u{2029}\u{feff}\u{fffe}é📈ה";
 
 /// The bytes of a valid text with one edit: a byte replaced, a range removed, bytes inserted,
 /// or the tail cut off. Most results are invalid in a way a careless parser trips on.
-fn mutated(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
+pub(crate) fn mutated(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
     let len = valid.len().max(1);
     (0..4u8, 0..len, 0..len, proptest::collection::vec(any::<u8>(), 0..8)).prop_map(move |(kind, a, b, bytes)| {
         let mut v = valid.clone();
@@ -59,8 +59,10 @@ fn mutated(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
-/// Arbitrary JSON, a few levels deep, with hostile strings and extreme numbers.
-fn json_value() -> impl Strategy<Value = Value> {
+/// Arbitrary JSON, a few levels deep, with hostile strings and extreme numbers; object keys
+/// are mostly `names` (the ones the parser's typed structs look for, so values land in typed
+/// fields).
+pub(crate) fn json_value_with(names: &'static [&'static str]) -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
@@ -69,27 +71,33 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         text(HOSTILE, 12).prop_map(Value::String),
     ];
-    leaf.prop_recursive(4, 48, 6, |inner| {
+    leaf.prop_recursive(4, 48, 6, move |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            proptest::collection::btree_map(field_name(), inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            proptest::collection::btree_map(field_name(names), inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
 
-/// Object keys: mostly the names our typed structs look for, so values land in typed fields.
-fn field_name() -> impl Strategy<Value = String> {
-    const NAMES: &[&str] = &[
-        "id", "luid", "name", "uri", "vizportalUrlId", "projectLuid", "projectName", "description", "createdAt", "updatedAt",
-        "owner", "username", "email", "tags", "embeddedDatasources", "upstreamTables", "upstreamDatasources", "hasExtracts",
-        "fullName", "schema", "connectionType", "database", "__typename", "query", "isUnsupportedCustomSQL", "tables",
-        "downstreamWorkbooks", "totalCount", "pageInfo", "hasNextPage", "endCursor", "nodes", "message", "extensions",
-        "severity", "code", "data", "errors", "workbooksConnection", "customSQLTablesConnection",
-    ];
-    prop_oneof![4 => proptest::sample::select(NAMES).prop_map(str::to_string), 1 => text(HOSTILE, 6)]
+/// Object keys: mostly `names`, sometimes anything.
+fn field_name(names: &'static [&'static str]) -> impl Strategy<Value = String> {
+    prop_oneof![4 => proptest::sample::select(names).prop_map(str::to_string), 1 => text(HOSTILE, 6)]
 }
 
-fn config(cases: u32) -> ProptestConfig {
+/// The keys manifest.json and run_results.json's readers look for.
+const DBT_NAMES: &[&str] = &[
+    "metadata", "dbt_schema_version", "adapter_type", "nodes", "resource_type", "name", "package_name", "database", "schema",
+    "alias", "identifier", "relation_name", "version", "latest_version", "access", "config", "enabled", "meta", "sources",
+    "source_name", "exposures", "exposure_mode", "disabled", "results", "unique_id", "status", "timing", "started_at",
+    "execution_time", "message", "args", "which", "invocation_id",
+];
+
+/// Arbitrary JSON keyed mostly by `DBT_NAMES`.
+fn json_value() -> impl Strategy<Value = Value> {
+    json_value_with(DBT_NAMES)
+}
+
+pub(crate) fn config(cases: u32) -> ProptestConfig {
     ProptestConfig { cases, ..ProptestConfig::default() }
 }
 
@@ -190,7 +198,7 @@ proptest! {
         }
     }
 
-    /// Names and references that reach dbt keep to their alphabets, whatever Tableau sent.
+    /// Names and references that reach dbt keep to their alphabets, whatever the BI tool sent.
     #[test]
     fn dbt_facing_names_keep_their_alphabets(name in text(HOSTILE, 30), luid in text(HOSTILE, 10), long in any::<bool>()) {
         let slug = naming::slug(&name, 48);
@@ -264,63 +272,6 @@ proptest! {
         let rendered = render(written);
         prop_assert!(rendered.is_some(), "a `{{` outside our expressions in {written:?}");
         prop_assert_eq!(rendered.unwrap_or_default(), value.trim_end());
-    }
-}
-
-// --- Metadata API answers and Tableau's error bodies ------------------------------------------
-
-/// A well-formed page of `field` holding `nodes`.
-fn page(field: &str, nodes: Value) -> Value {
-    json!({"data": {field: {"totalCount": 1, "pageInfo": {"hasNextPage": false, "endCursor": null}, "nodes": nodes}}})
-}
-
-fn decode_all(bytes: &[u8]) {
-    use crate::tableau::extract::{GraphqlResponse, IdNode};
-    let _ = serde_json::from_slice::<GraphqlResponse<Workbook>>(bytes);
-    let _ = serde_json::from_slice::<GraphqlResponse<CustomSql>>(bytes);
-    let _ = serde_json::from_slice::<GraphqlResponse<IdNode>>(bytes);
-    if let Ok(text) = std::str::from_utf8(bytes) {
-        let _ = crate::tableau::client::parse_error(text);
-    }
-}
-
-proptest! {
-    #![proptest_config(config(256))]
-
-    #[test]
-    fn graphql_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
-        decode_all(&bytes);
-    }
-
-    /// Arbitrary JSON where the answer, a page, a node and an error are expected.
-    #[test]
-    fn graphql_json_never_panics(v in json_value()) {
-        for doc in [
-            v.clone(),
-            json!({"data": v.clone()}),
-            json!({"errors": v.clone()}),
-            json!({"errors": [v.clone()], "data": null}),
-            page("workbooksConnection", v.clone()),
-            page("workbooksConnection", json!([v.clone()])),
-            page("customSQLTablesConnection", json!([v.clone()])),
-            page("workbooksConnection", json!([{"id": "w", "embeddedDatasources": [{"id": "e", "upstreamTables": [v.clone()]}]}])),
-            json!({"error": v.clone()}),
-        ] {
-            decode_all(&serde_json::to_vec(&doc).unwrap_or_default());
-        }
-    }
-
-    /// A real-looking page with one edit, and Tableau's XML error body with one edit.
-    #[test]
-    fn mutated_answers_never_panic(
-        bytes in mutated(serde_json::to_vec(&page("workbooksConnection", json!([{"id": "w1", "luid": "l", "name": "Sales é 📈",
-            "projectName": "Finance", "owner": {"name": "Ann"}, "tags": [{"name": "t"}], "embeddedDatasources": [{"id": "e1",
-            "upstreamTables": [{"id": "t1", "fullName": "[db].[s].[t]", "database": {"name": "db", "__typename": "Database"}}]}]}])))
-            .unwrap_or_default()),
-        xml in mutated(r#"<?xml version="1.0"?><tsResponse><error code="401001"><summary>Signin Error</summary><detail>é</detail></error></tsResponse>"#.as_bytes().to_vec()),
-    ) {
-        decode_all(&bytes);
-        decode_all(&xml);
     }
 }
 

@@ -39,13 +39,13 @@ pub(crate) struct Node {
     pub(crate) enabled: bool,
 }
 
-/// A `bi_instances` row: one configured integration (a Tableau site, later a Power BI tenant).
+/// A `bi_instances` row: one configured integration (a BI tool's site or tenant, an inventory file).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Instance {
     pub(crate) integration: String,
     /// Which integration wrote it; its words for messages and defaults (`Tool::texts`).
     pub(crate) tool: Tool,
-    /// How the tool names the instance (Tableau: the site's content URL).
+    /// How the tool names the instance (a site's content URL, say).
     pub(crate) label: String,
     pub(crate) complete: bool,
 }

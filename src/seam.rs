@@ -1,6 +1,6 @@
 //! The seam between the generic stages and the BI integrations.
 //!
-//! An integration (Tableau, an inventory file, later Power BI) is reached only through what is
+//! An integration (a BI tool's API, an inventory file) is reached only through what is
 //! here: extract opens every configured integration as a [`Source`], reads each into an
 //! [`Extraction`], takes its neutral rows (`rows::Instance`, `Asset`, `RelationUse`: the
 //! contract normalize, match and emit read) and lets it store its own raw tables. Its words
@@ -14,7 +14,7 @@ use crate::rows::Extracted;
 
 /// One configured integration, ready to read (credentials checked, nothing sent yet).
 pub(crate) trait Source: Sync {
-    /// For progress lines and errors, e.g. `tableau "prod" (site "acme" on https://…)`.
+    /// For progress lines and errors, e.g. `<config key> "prod" (site "acme" on https://…)`.
     fn describe(&self) -> String;
     /// Its config accepts an incomplete extraction (warnings recorded, files kept).
     fn allow_partial(&self) -> bool;
@@ -43,9 +43,9 @@ pub(crate) trait Extraction: Send {
 /// reasons' advice, file headers. Each tool has one, `'static`.
 #[derive(Debug)]
 pub(crate) struct Texts {
-    /// The tool's name: "Tableau".
+    /// The tool's name, as its users write it (capitalised), as in `"<Tool> workbook"`.
     pub(crate) tool: &'static str,
-    /// The config key of its integrations: "tableau".
+    /// The config key of its integrations (the key in the config file), as in `"<tool>"`.
     pub(crate) config_key: &'static str,
     /// What its instance, asset and folder are called: "site", "workbook", "project".
     pub(crate) instance: &'static str,
@@ -64,23 +64,23 @@ pub(crate) struct Texts {
     pub(crate) redacted_advice: &'static str,
     /// The advice for `custom_sql` the tool could not read.
     pub(crate) unparsed_sql_advice: &'static str,
-    /// Where to look when a relation is not in the manifest: "the Tableau connection's
-    /// database and schema".
+    /// Where to look when a relation is not in the manifest, as in `"the <Tool>
+    /// connection's database and schema"`.
     pub(crate) where_names_come_from: &'static str,
 }
 
 impl Texts {
-    /// "Tableau workbook in project Finance (site "acme", integration prod)."
+    /// `<Tool> workbook in project Finance (site "acme", integration prod).`
     pub(crate) fn default_description(&self, folder: &str, instance: &str, integration: &str) -> String {
         format!("{} {} in {} {folder} ({} {instance:?}, integration {integration}).", self.tool, self.asset, self.folder, self.instance)
     }
 
-    /// "Untitled Tableau workbook {ref}".
+    /// `"Untitled <Tool> workbook {ref}"`.
     pub(crate) fn untitled(&self, asset_ref: &str) -> String {
         format!("Untitled {} {} {asset_ref}", self.tool, self.asset)
     }
 
-    /// "Unknown Tableau owner".
+    /// `"Unknown <Tool> owner"`.
     pub(crate) fn unknown_owner(&self) -> String {
         format!("Unknown {} owner", self.tool)
     }

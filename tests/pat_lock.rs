@@ -1,7 +1,7 @@
-//! One session per PAT (src/lock.rs, `acquire_pat`; src/config.rs): Tableau ends a PAT's
-//! earlier session at each sign-in, so two autoexposes with different configs and databases
-//! but one PAT are refused at once (the second, before it sends anything), and so are two
-//! integrations of one config with one PAT. Every test sets AUTOEXPOSE_RUNTIME_DIR to a folder
+//! One session per PAT (src/tableau/session_lock.rs, over src/lock.rs's `acquire_session`;
+//! src/config.rs): Tableau ends a PAT's earlier session at each sign-in, so two autoexposes
+//! with different configs and databases but one PAT are refused at once (the second, before it
+//! sends anything), and so are two integrations of one config with one PAT. Every test sets AUTOEXPOSE_RUNTIME_DIR to a folder
 //! of its own, so tests share no PAT locks.
 
 use crate::common::*;
@@ -86,7 +86,7 @@ fn a_dead_process_pat_lock_is_taken_over() {
     assert_ok(&ws.run(&[], "extract", &env));
     assert!(pat_locks(runtime.path()).is_empty());
     // A lock file as a killed process leaves it: written, locked by no one. Its name is the
-    // hash of the server and the PAT's name (src/lock.rs, `pat_lock_path`).
+    // hash of the server and the PAT's name (src/lock.rs, `session_lock_path`, kind `pat`).
     use sha2::Digest;
     let digest: String = sha2::Sha256::digest(format!("{}\n{}", server.base_url, MINI_PAT[0].1)).iter().map(|b| format!("{b:02x}")).collect();
     let stale = runtime.path().join(format!("pat-{}.lock", &digest[..32]));

@@ -1,5 +1,5 @@
-//! The network transport: reqwest blocking with rustls. Redirects are not followed: Tableau's
-//! sign-in answers 301 and must be POSTed again by hand (a followed redirect becomes a GET).
+//! The network transport: reqwest blocking with rustls. Redirects are not followed: a sign-in
+//! may answer 301 and must then be POSTed again by hand (a followed redirect becomes a GET).
 //!
 //! Three time bounds per exchange (the site's `limits`): connecting, the whole request (reqwest's
 //! blocking timeout, which times the body read too), and read-idle: the longest silence while
@@ -33,7 +33,7 @@ impl Live {
     pub(crate) fn new(limits: &crate::config::Limits) -> Result<Live, TransportError> {
         let client = reqwest::blocking::Client::builder()
             // Automatic redirects stay off: sign-in follows its own by hand, and only to a host
-            // the PAT may go to (tableau::client::sign_in_redirect_allowed).
+            // the credential may go to (the integration's client decides which).
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(limits.request_timeout_secs.max(1)))
             .connect_timeout(Duration::from_secs(limits.connect_timeout_secs.max(1)))
@@ -245,12 +245,14 @@ fn without_url(e: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    /// The read-idle bound is on by default, at most a minute, and set per site under `limits`.
+    /// The read-idle bound is on by default, at most a minute, and set under `limits` (each
+    /// integration's config holds one), the other bounds keeping their defaults.
     #[test]
     fn read_idle_timeout_defaults_to_a_minute() {
         assert_eq!(crate::config::Limits::default().read_idle_timeout_secs, 60);
-        let site: crate::config::TableauSite =
-            serde_yaml::from_str("name: t\nserver_url: https://h\nlimits: {read_idle_timeout_secs: 5}\n").unwrap();
-        assert_eq!((site.limits.read_idle_timeout_secs, site.limits.request_timeout_secs), (5, 120));
+        let limits: crate::config::Limits = serde_yaml::from_str("{read_idle_timeout_secs: 5}\n").unwrap();
+        assert_eq!((limits.read_idle_timeout_secs, limits.request_timeout_secs), (5, 120));
+        let live = super::Live::new(&limits).unwrap();
+        assert_eq!((live.read_idle_timeout, live.request_timeout), (std::time::Duration::from_secs(5), std::time::Duration::from_secs(120)));
     }
 }

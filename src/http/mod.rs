@@ -137,7 +137,7 @@ mod tests {
         assert!(is_loopback_url("http://localhost:1/"));
         assert!(is_loopback_url("http://[::1]:9/x"));
         assert!(!is_loopback_url("http://10.0.0.1/"));
-        assert!(!is_loopback_url("http://tableau.example.com/"));
+        assert!(!is_loopback_url("http://bi.example.com/"));
         assert!(!is_loopback_url("http://127.0.0.1.evil.com/"));
     }
 

@@ -3,7 +3,9 @@
 //! The key is the method, the path and query, and the body, each with this run's secrets
 //! scrubbed, hashed; plus a counter for how often the same key was seen, so a retried request
 //! (429, then 200) replays in order. Headers are not part of the key, so the session token in
-//! `X-Tableau-Auth` changes nothing, and replay needs no credentials at all.
+//! an auth header changes nothing, and replay needs no credentials at all; nor are request
+//! headers written. The credential fields the integration registered with the run's `Secrets`
+//! are blanked in what is keyed and written alike.
 //!
 //! A JSON response body is kept as JSON (`response.json`), byte for byte as it came: readable
 //! in the file, and replayed without unescaping a string as large as the body. Other bodies
@@ -70,8 +72,8 @@ struct Keyer {
 
 impl Keyer {
     fn scrubbed(&self, req: &Request) -> (String, String) {
-        // Secrets only, not PAT names (see `secrets`): a replay must find the same key whatever
-        // PAT the environment names.
+        // Secrets only, not credential names (see `secrets`): a replay must find the same key
+        // whatever credential the environment names.
         let path = self.secrets.scrub_secrets(req.path_and_query());
         let body = self.secrets.scrub_secrets(&String::from_utf8_lossy(&req.body));
         (path, body)
@@ -188,15 +190,19 @@ mod tests {
         }
     }
 
+    /// The credential fields of these tests, as an integration registers its own.
+    const FIELDS: &[&str] = &["keyName", "token"];
+
     #[test]
     fn record_then_replay_without_secrets() {
         let dir = tempfile::tempdir().unwrap();
         let secrets = Secrets::default();
         secrets.add("pat-secret-value");
+        secrets.add_credential_fields(FIELDS);
         let rec = Recorder::new(Box::new(Fixed(200)), dir.path(), secrets.clone()).unwrap();
         let req = Request::new("POST", "http://127.0.0.1:1/api/3.23/auth/signin")
-            .header("X-Tableau-Auth", "whatever")
-            .body(r#"{"secret":"pat-secret-value"}"#);
+            .header("X-Session-Auth", "session-header-value")
+            .body(r#"{"keyName":"n","secret":"pat-secret-value"}"#);
         rec.send(&req).unwrap();
         rec.send(&req).unwrap();
         let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
@@ -204,16 +210,24 @@ mod tests {
         for f in &files {
             let text = std::fs::read_to_string(f).unwrap();
             assert!(!text.contains("pat-secret-value") && !text.contains("TOKEN-123456"), "{text}");
+            assert!(!text.contains("session-header-value") && text.contains(r#"\"keyName\":\"<redacted>\""#), "{text}");
         }
-        // Replay with other credentials: same keys, since secrets are scrubbed before hashing.
+        // Replay with other credentials: same keys, since secrets are scrubbed and credential
+        // fields blanked before hashing.
         let other = Secrets::default();
         other.add("another-secret");
+        other.add_credential_fields(FIELDS);
         let replay = Replayer::new(dir.path(), other);
         let req2 = Request::new("POST", "https://elsewhere.example.com/api/3.23/auth/signin")
-            .body(r#"{"secret":"another-secret"}"#);
+            .body(r#"{"keyName":"a-name-of-another-length","secret":"another-secret"}"#);
         assert_eq!(replay.send(&req2).unwrap().status, 200);
         assert_eq!(replay.send(&req2).unwrap().status, 200);
         let err = replay.send(&req2).unwrap_err().to_string();
+        assert!(err.contains("no recording"), "{err}");
+        // Without the fields registered, the name is part of the key: no recording matches.
+        let unfielded = Secrets::default();
+        unfielded.add("another-secret");
+        let err = Replayer::new(dir.path(), unfielded).send(&req2).unwrap_err().to_string();
         assert!(err.contains("no recording"), "{err}");
     }
 

@@ -1,10 +1,12 @@
-//! The secrets one run knows (PAT secrets, session tokens, PAT names), so that every text that
-//! leaves the process towards SQLite, logs, recordings or error messages can be scrubbed.
+//! The secrets one run knows (credential secrets, session tokens, credential names), so that
+//! every text that leaves the process towards SQLite, logs, recordings or error messages can be
+//! scrubbed.
 //!
 //! One set per process (`Secrets::for_run`): every client adds to it, and the boundaries use
 //! it: `log` (every stderr and stdout line), `db::run_stage` (`runs.error`), the recorder (every
-//! request and response it writes, headers too), the client (`raw_responses`, Tableau's error
-//! texts) and the Metadata API's `errors` (`extract_warnings`, and any error made of them).
+//! request and response it writes, headers too), the integrations' clients (`raw_responses`,
+//! the servers' error texts) and the warnings a server answers with (`extract_warnings`, and
+//! any error made of them).
 //!
 //! **Every encoding.** A secret is found however a server or we wrote it: raw; JSON-escaped,
 //! also nested (an escaped JSON string inside a JSON string: `\\\"`), with `\uXXXX` escapes in
@@ -15,10 +17,10 @@
 //! are taken to stand as themselves (no JSON, XML or URL writer escapes them): the longest run
 //! of them in a secret is searched for first, so text without it costs one substring search.
 //!
-//! **Two kinds.** A *secret* (a PAT secret, a session token, a client secret) is scrubbed from
-//! every text, and from what recordings are keyed on. A *name* (a PAT's name) is scrubbed from
-//! what came from a server (response bodies, Tableau's error and warning texts) but not from our
-//! own messages nor from recording keys: a name is chosen by a person, often a word like
+//! **Two kinds.** A *secret* (a token's secret, a session token, a client secret) is scrubbed
+//! from every text, and from what recordings are keyed on. A *name* (an access token's name) is
+//! scrubbed from what came from a server (response bodies, its error and warning texts) but not
+//! from our own messages nor from recording keys: a name is chosen by a person, often a word like
 //! `autoexpose`, and scrubbing it from our own text would blank paths and commands, and keying
 //! recordings on it would make a replay depend on the environment. Our own messages never hold
 //! it: they name the env var instead.
@@ -26,7 +28,14 @@
 //! **Short values.** A value shorter than `MIN_LEN` (4) characters is not scrubbed by value: a
 //! one-to-three-character secret cannot be told from ordinary text (scrubbing every `a` would
 //! wreck every output) and has next to no strength to protect. It is still blanked wherever it
-//! is a credential field (`blank_token_fields`), and `tableau::connect` warns about it.
+//! is a credential field (below), and the integration that read it warns about it.
+//!
+//! **Credential fields.** Which fields of a protocol's requests and answers hold a credential
+//! (the sign-in's name and secret, a password, the session token) is the integration's
+//! knowledge: it registers them (`Secrets::add_credential_fields`) before it makes its first
+//! transport, and from then on every text scrubbed has those fields' values blanked, JSON
+//! (`"field":"…"`) or XML (`field="…"`), whatever the value and its length. Nothing is blanked
+//! by field until an integration asks: no field name is a credential in every protocol.
 
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -58,6 +67,8 @@ struct Inner {
     secrets: Vec<Needle>,
     /// Scrubbed from server text only; longest first.
     names: Vec<Needle>,
+    /// Fields whose values are blanked in every text, in the order they were registered.
+    fields: Vec<&'static str>,
 }
 
 /// One value to find, in any encoding.
@@ -319,7 +330,7 @@ fn insert(list: &mut Vec<Needle>, value: &str) -> bool {
     true
 }
 
-fn replace_all(text: &str, lists: &[&[Needle]]) -> String {
+fn replace_all(text: &str, lists: &[&[Needle]], fields: &[&str]) -> String {
     let marker = marker_for(text);
     let mut out: Option<String> = None;
     for list in lists {
@@ -329,7 +340,7 @@ fn replace_all(text: &str, lists: &[&[Needle]]) -> String {
             }
         }
     }
-    blank_token_fields(out.as_deref().unwrap_or(text), marker)
+    blank_credential_fields(out.as_deref().unwrap_or(text), fields, marker)
 }
 
 impl Secrets {
@@ -345,21 +356,36 @@ impl Secrets {
         insert(&mut self.0.write().unwrap_or_else(|e| e.into_inner()).secrets, secret)
     }
 
-    /// A PAT name: scrubbed from server text (`scrub`), not from `scrub_secrets`.
+    /// A credential's name (an access token's): scrubbed from server text (`scrub`), not from
+    /// `scrub_secrets`.
     pub(crate) fn add_name(&self, name: &str) -> bool {
         insert(&mut self.0.write().unwrap_or_else(|e| e.into_inner()).names, name)
+    }
+
+    /// Fields that hold a credential in an integration's requests or answers, JSON
+    /// (`"field":"…"`) or XML (`field="…"`): from now on their values are blanked in every
+    /// text, by `scrub` and `scrub_secrets` alike, whatever the value. An integration registers
+    /// its fields before it makes its first transport, so every request keyed or recorded is
+    /// blanked the same way; registering a field again changes nothing.
+    pub(crate) fn add_credential_fields(&self, fields: &'static [&'static str]) {
+        let mut all = self.0.write().unwrap_or_else(|e| e.into_inner());
+        for field in fields {
+            if !field.is_empty() && !all.fields.contains(field) {
+                all.fields.push(field);
+            }
+        }
     }
 
     /// Text that came from a server (or may hold such text): secrets, names, credential fields.
     pub(crate) fn scrub(&self, text: &str) -> String {
         let all = self.0.read().unwrap_or_else(|e| e.into_inner());
-        replace_all(text, &[&all.secrets, &all.names])
+        replace_all(text, &[&all.secrets, &all.names], &all.fields)
     }
 
     /// Our own text, and what recordings are keyed on: secrets and credential fields.
     pub(crate) fn scrub_secrets(&self, text: &str) -> String {
         let all = self.0.read().unwrap_or_else(|e| e.into_inner());
-        replace_all(text, &[&all.secrets])
+        replace_all(text, &[&all.secrets], &all.fields)
     }
 }
 
@@ -373,17 +399,14 @@ pub(crate) fn scrub_secrets(text: &str) -> String {
     Secrets::for_run().scrub_secrets(text)
 }
 
-/// The fields that hold a credential in Tableau's sign-in request and response, JSON
-/// (`"name":"…"`) or XML (`name="…"`): the PAT's name and secret, a password, the session token.
-const SECRET_FIELDS: [&str; 4] = ["personalAccessTokenName", "personalAccessTokenSecret", "password", "token"];
-
-/// Blanks every credential field (`SECRET_FIELDS`), whatever its value and length, even before
-/// the client has parsed and registered a token. By field, not by value: a PAT named like the
-/// site, or a one-letter secret, would otherwise change (or survive in) every request body that
-/// recordings are keyed on, so a replay would depend on the environment it runs in.
-fn blank_token_fields(text: &str, marker: &str) -> String {
+/// Blanks every registered credential field (`Secrets::add_credential_fields`), whatever its
+/// value and length, even before the client has parsed and registered a token. By field, not
+/// by value: a credential named like the site, or a one-letter secret, would otherwise change
+/// (or survive in) every request body that recordings are keyed on, so a replay would depend
+/// on the environment it runs in.
+fn blank_credential_fields(text: &str, fields: &[&str], marker: &str) -> String {
     let mut out = text.to_string();
-    for field in SECRET_FIELDS {
+    for &field in fields {
         if !out.contains(field) {
             continue;
         }
@@ -447,9 +470,37 @@ fn blank_xml_attribute(out: &mut String, field: &str, marker: &str) {
 mod tests {
     use super::*;
 
+    /// Invented credential fields, as an integration would register its own.
+    const FIELDS: &[&str] = &["accessKeyName", "accessKeySecret", "password", "token"];
+
+    /// A set with `FIELDS` registered.
+    fn fielded() -> Secrets {
+        let s = Secrets::default();
+        s.add_credential_fields(FIELDS);
+        s
+    }
+
+    /// A registered field is blanked whatever its value; an unregistered one is left alone,
+    /// and a set nobody registered fields with blanks none.
+    #[test]
+    fn only_registered_fields_are_blanked() {
+        let json = r#"{"accessKeySecret":"k","apiKey":"v","token":"t"}"#;
+        let xml = r#"<c accessKeySecret="k" apiKey="v" token="t"/>"#;
+        assert_eq!(Secrets::default().scrub(json), json);
+        assert_eq!(Secrets::default().scrub_secrets(xml), xml);
+        let s = Secrets::default();
+        s.add_credential_fields(&["accessKeySecret"]);
+        assert_eq!(s.scrub(json), r#"{"accessKeySecret":"<redacted>","apiKey":"v","token":"t"}"#);
+        assert_eq!(s.scrub_secrets(xml), r#"<c accessKeySecret="&lt;redacted&gt;" apiKey="v" token="t"/>"#);
+        // Registering more (and one again) adds to what is blanked.
+        s.add_credential_fields(&["token", "accessKeySecret"]);
+        assert_eq!(s.scrub_secrets(json), r#"{"accessKeySecret":"<redacted>","apiKey":"v","token":"<redacted>"}"#);
+        assert_eq!(s.0.read().unwrap().fields, ["accessKeySecret", "token"]);
+    }
+
     #[test]
     fn scrubs_known_secrets_and_token_fields() {
-        let s = Secrets::default();
+        let s = fielded();
         s.add("s3cr3t-value");
         let text = r#"{"credentials":{"token":"abcDEF123","x":"s3cr3t-value"}} <credentials token="zzz">"#;
         let out = s.scrub(text);
@@ -534,7 +585,7 @@ mod tests {
 
     #[test]
     fn every_encoding_of_a_hostile_secret_is_scrubbed() {
-        let s = Secrets::default();
+        let s = fielded();
         assert!(s.add(HOSTILE));
         for (what, form) in forms(HOSTILE) {
             let text = format!("before {form} after");
@@ -554,7 +605,7 @@ mod tests {
 
     #[test]
     fn a_token_like_secret_in_urls_and_bodies() {
-        let s = Secrets::default();
+        let s = fielded();
         let token = "K4WvYzpQ|Raq8+xz/09==|e3b0c442";
         s.add(token);
         for (what, form) in forms(token) {
@@ -568,23 +619,23 @@ mod tests {
     /// ordinary text), only where they are credential fields; four characters are.
     #[test]
     fn short_secrets_are_blanked_by_field_only() {
-        let s = Secrets::default();
+        let s = fielded();
         for short in ["a", "ab", "abc", "é€😀"] {
             assert!(!s.add(short), "{short}");
             assert!(!s.add_name(short), "{short}");
         }
-        let text = r#"a cab, abc "é€😀" {"personalAccessTokenSecret":"abc"}"#;
-        assert_eq!(s.scrub(text), r#"a cab, abc "é€😀" {"personalAccessTokenSecret":"<redacted>"}"#);
+        let text = r#"a cab, abc "é€😀" {"accessKeySecret":"abc"}"#;
+        assert_eq!(s.scrub(text), r#"a cab, abc "é€😀" {"accessKeySecret":"<redacted>"}"#);
         assert!(s.add("abcd"));
         assert_eq!(s.scrub("xabcdx"), "x<redacted>x");
         assert!(s.add("é€😀x"));
         assert_eq!(s.scrub(r"[\u00e9\u20AC\ud83d\ude00x]"), "[<redacted>]");
     }
 
-    /// A PAT name is scrubbed from server text, not from our own text nor recording keys.
+    /// A credential's name is scrubbed from server text, not from our own text nor recording keys.
     #[test]
     fn names_are_scrubbed_from_server_text_only() {
-        let s = Secrets::default();
+        let s = fielded();
         s.add("the-pat-secret");
         s.add_name("autoexpose");
         let text = "run `autoexpose extract`: the-pat-secret";
@@ -596,7 +647,7 @@ mod tests {
     /// still found, and a large body is scrubbed in reasonable time.
     #[test]
     fn large_texts_are_scrubbed_quickly() {
-        let s = Secrets::default();
+        let s = fielded();
         s.add("\"\\<&");
         s.add("pat-secret-0123456789");
         let mut body = r#"{"a":"x\"y\\z &amp; %41 + <b>"}"#.repeat(50_000);
@@ -612,9 +663,9 @@ mod tests {
     /// `<redacted>` where the secret was, in text and attributes.
     #[test]
     fn scrubbed_xml_stays_well_formed() {
-        let s = Secrets::default();
+        let s = fielded();
         s.add(HOSTILE);
-        let doc = format!(r#"<tsResponse><error code="1" note="{x}"><detail>no {x}</detail></error><credentials token="t{x}"/></tsResponse>"#, x = xml(HOSTILE));
+        let doc = format!(r#"<response><error code="1" note="{x}"><detail>no {x}</detail></error><credentials token="t{x}"/></response>"#, x = xml(HOSTILE));
         let out = s.scrub(&doc);
         let parsed = roxmltree::Document::parse(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
         let error = parsed.descendants().find(|n| n.has_tag_name("error")).unwrap();
@@ -624,10 +675,10 @@ mod tests {
     }
 
     #[test]
-    fn pat_name_is_blanked_by_field_only() {
-        let body = r#"{"credentials":{"personalAccessTokenName":"demo","site":{"contentUrl":"demo"}}}"#;
-        let out = Secrets::default().scrub(body);
-        assert_eq!(out, r#"{"credentials":{"personalAccessTokenName":"<redacted>","site":{"contentUrl":"demo"}}}"#);
+    fn a_credential_name_is_blanked_by_field_only() {
+        let body = r#"{"credentials":{"accessKeyName":"demo","site":{"contentUrl":"demo"}}}"#;
+        let out = fielded().scrub(body);
+        assert_eq!(out, r#"{"credentials":{"accessKeyName":"<redacted>","site":{"contentUrl":"demo"}}}"#);
     }
 
     /// Whatever the credentials, the scrubbed sign-in body is the same bytes: empty, one
@@ -635,15 +686,15 @@ mod tests {
     #[test]
     fn credentials_are_blanked_by_field_whatever_their_length() {
         let json = |name: &str, secret: &str| {
-            serde_json::json!({"credentials": {"personalAccessTokenName": name, "personalAccessTokenSecret": secret, "site": {"contentUrl": "demo"}}}).to_string()
+            serde_json::json!({"credentials": {"accessKeyName": name, "accessKeySecret": secret, "site": {"contentUrl": "demo"}}}).to_string()
         };
         let xml = |name: &str, secret: &str| {
-            format!(r#"<tsRequest><credentials personalAccessTokenName="{name}" personalAccessTokenSecret="{secret}"><site contentUrl="demo" /></credentials></tsRequest>"#)
+            format!(r#"<request><credentials accessKeyName="{name}" accessKeySecret="{secret}"><site contentUrl="demo" /></credentials></request>"#)
         };
         let creds = [("", ""), ("n", "s"), ("a-long-pat-name", "a-very-long-pat-secret-0123456789"), ("q\"uo\\te", "b\\\"s")];
-        let secrets = Secrets::default();
+        let secrets = fielded();
         let want_json = secrets.scrub(&json("x", "y"));
-        assert_eq!(want_json, r#"{"credentials":{"personalAccessTokenName":"<redacted>","personalAccessTokenSecret":"<redacted>","site":{"contentUrl":"demo"}}}"#);
+        assert_eq!(want_json, r#"{"credentials":{"accessKeyName":"<redacted>","accessKeySecret":"<redacted>","site":{"contentUrl":"demo"}}}"#);
         let want_xml = secrets.scrub(&xml("x", "y"));
         assert!(!want_xml.contains("\"x\"") && !want_xml.contains("\"y\""), "{want_xml}");
         for (name, secret) in creds {
@@ -653,8 +704,8 @@ mod tests {
             }
         }
         let spaced = r#"{"password" : "p", "token": null, "x":"password"}"#;
-        assert_eq!(Secrets::default().scrub(spaced), r#"{"password" : "<redacted>", "token": null, "x":"password"}"#);
-        assert_eq!(Secrets::default().scrub(r#"<a xtoken="keep" token="t"/>"#), r#"<a xtoken="keep" token="&lt;redacted&gt;"/>"#);
-        assert_eq!(Secrets::default().scrub(r#"{"x": "<a token="t"/>"}"#), r#"{"x": "<a token="<redacted>"/>"}"#);
+        assert_eq!(fielded().scrub(spaced), r#"{"password" : "<redacted>", "token": null, "x":"password"}"#);
+        assert_eq!(fielded().scrub(r#"<a xtoken="keep" token="t"/>"#), r#"<a xtoken="keep" token="&lt;redacted&gt;"/>"#);
+        assert_eq!(fielded().scrub(r#"{"x": "<a token="t"/>"}"#), r#"{"x": "<a token="<redacted>"/>"}"#);
     }
 }

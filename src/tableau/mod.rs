@@ -5,9 +5,12 @@
 pub(crate) mod client;
 pub(crate) mod extract;
 pub(crate) mod model;
+#[cfg(test)]
+mod proptests;
 pub(crate) mod refresh;
 #[cfg(test)]
 mod schema_check;
+pub(crate) mod session_lock;
 pub(crate) mod store;
 
 use anyhow::{Context, Result};
@@ -67,11 +70,18 @@ impl Source for SiteSource<'_> {
     }
 }
 
+/// The fields that hold a credential in Tableau's sign-in request and response, JSON
+/// (`"name":"…"`) or XML (`name="…"`): the PAT's name and secret, a password, the session token.
+/// `connect` registers them with the run's `Secrets` before it makes a transport, so they are
+/// blanked by field in every request keyed or recorded, and in every text scrubbed after.
+pub(crate) const CREDENTIAL_FIELDS: &[&str] = &["personalAccessTokenName", "personalAccessTokenSecret", "password", "token"];
+
 /// A client for one site, its transport chosen by the run's HTTP mode (recordings live in
 /// `<dir>/<integration>/`), its PAT read from the environment. Not signed in yet.
 pub(crate) fn connect(site: &TableauSite, mode: &HttpMode) -> Result<client::Client> {
     // The run's one set (`Secrets::for_run`), which every boundary scrubs with.
     let secrets = Secrets::for_run();
+    secrets.add_credential_fields(CREDENTIAL_FIELDS);
     let transport: Box<dyn Transport> = match mode {
         HttpMode::Live => Box::new(Live::new(&site.limits)?),
         HttpMode::Record(dir) => Box::new(Recorder::new(Box::new(Live::new(&site.limits)?), &dir.join(&site.name), secrets.clone())?),
@@ -84,10 +94,10 @@ pub(crate) fn connect(site: &TableauSite, mode: &HttpMode) -> Result<client::Cli
         }
     };
     let (name, secret) = credentials(site, mode)?;
-    // One session per PAT (see `lock`): held from here to the end of the run; replays sign in
-    // nowhere.
+    // One session per PAT (see `session_lock`): held from here to the end of the run; replays
+    // sign in nowhere.
     if !matches!(mode, HttpMode::Replay(_)) {
-        crate::lock::acquire_pat(&site.server_url, &name, &site.name, &site.token_name_env)?;
+        session_lock::acquire(&site.server_url, &name, &site.name, &site.token_name_env)?;
     }
     secrets.add_name(&name);
     if !secrets.add(&secret) {
@@ -122,5 +132,34 @@ fn credentials(site: &TableauSite, mode: &HttpMode) -> Result<(String, String)> 
                 site.server_url
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A site's HTTP bounds are set under its `limits`, the others keeping their defaults.
+    #[test]
+    fn a_site_sets_its_limits() {
+        let site: crate::config::TableauSite =
+            serde_yaml::from_str("name: t\nserver_url: https://h\nlimits: {read_idle_timeout_secs: 5}\n").unwrap();
+        assert_eq!((site.limits.read_idle_timeout_secs, site.limits.request_timeout_secs), (5, 120));
+    }
+
+    /// The PAT's name and secret, a password and the session token are blanked once
+    /// `connect` has registered them, in a JSON and an XML sign-in alike.
+    #[test]
+    fn credential_fields_blank_the_sign_in() {
+        let s = crate::http::Secrets::default();
+        s.add_credential_fields(super::CREDENTIAL_FIELDS);
+        let json = r#"{"credentials":{"personalAccessTokenName":"n","personalAccessTokenSecret":"s","site":{"contentUrl":"demo"}}}"#;
+        assert_eq!(
+            s.scrub_secrets(json),
+            r#"{"credentials":{"personalAccessTokenName":"<redacted>","personalAccessTokenSecret":"<redacted>","site":{"contentUrl":"demo"}}}"#
+        );
+        let xml = r#"<tsResponse><credentials token="t" password="p"><site contentUrl="demo"/></credentials></tsResponse>"#;
+        assert_eq!(
+            s.scrub(xml),
+            r#"<tsResponse><credentials token="&lt;redacted&gt;" password="&lt;redacted&gt;"><site contentUrl="demo"/></credentials></tsResponse>"#
+        );
     }
 }

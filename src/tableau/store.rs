@@ -613,4 +613,79 @@ mod tests {
         let w = Workbook { uri: Some("sites/1/workbooks/77".into()), ..Default::default() };
         assert_eq!(workbook_url("https://t", "a", &w).unwrap(), "https://t/#/site/a/workbooks/77");
     }
+
+    /// Tableau's own tags read back as written, and refuse a value they do not know.
+    #[test]
+    fn tableau_tags_round_trip() {
+        crate::tags::tests::round_trip::<crate::tableau::extract::LeftOutReason>();
+        crate::tags::tests::round_trip::<DatasourceKind>();
+    }
+
+    // How Tableau's rows go through the migrations.
+
+    #[test]
+    fn links_keep_their_rows_in_key_order_through_0004() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        for sql in &crate::db::MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        for wb in ["w2", "w1"] {
+            conn.execute(
+                "INSERT INTO tableau_tables (integration, workbook_id, via, via_id, table_id, name) VALUES ('p', ?1, 'embedded', 'd', 't', 'orders')",
+                [wb],
+            )
+            .unwrap();
+            conn.execute("INSERT INTO exposure_dependencies VALUES ('p', ?1, 'model.x.orders', 't', 'embedded', 'db.s.orders')", [wb])
+                .unwrap();
+        }
+        conn.execute("INSERT INTO tableau_sites (integration, server_url, content_url, projects_filter, complete) VALUES ('p', 'https://t', 'acme', '[]', 1)", [])
+            .unwrap();
+        crate::db::migrate(&mut conn).unwrap();
+        // Through 0008 too: the rows are in bi_relations, seen through the tableau_tables view.
+        for (table, column) in [("tableau_tables", "workbook_id"), ("bi_relations", "asset_id"), ("exposure_dependencies", "asset_id")] {
+            let mut st = conn.prepare(&format!("SELECT {column} FROM {table}")).unwrap();
+            let got: Vec<String> = st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+            assert_eq!(got, ["w1", "w2"], "{table}");
+        }
+        let rowid: i64 = conn.query_row("SELECT max(rowid) FROM bi_relations", [], |r| r.get(0)).unwrap();
+        assert_eq!(rowid, 2);
+    }
+
+    /// 0008 carries a database's Tableau rows into the neutral tables, judging files and
+    /// unreadable SQL as extract does, so every stage can run on its own after the upgrade.
+    #[test]
+    fn rows_made_before_0008_become_neutral_rows() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        for sql in &crate::db::MIGRATIONS[..7] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 7).unwrap();
+        conn.execute_batch(
+            "INSERT INTO tableau_sites (integration, server_url, content_url, projects_filter, complete) VALUES ('p', 'https://t', 'acme', '[]', 0);
+             INSERT INTO tableau_workbooks (integration, id, luid, name, project_name, owner_name, owner_username) VALUES ('p', 'w', 'l', 'W', 'Fin', ' ', 'eve');
+             INSERT INTO tableau_tables (integration, workbook_id, via, via_id, table_id, name, database_type, connection_type)
+               VALUES ('p', 'w', 'embedded', 'd', 't1', 'orders', 'Database', 'snowflake'),
+                      ('p', 'w', 'embedded', 'd', 't2', 'sheet', 'File', 'excel-direct'),
+                      ('p', 'w', 'published', 'e', 't3', 'x', NULL, 'textscan'),
+                      ('p', 'w', 'custom_sql', 'q', '', NULL, NULL, NULL);
+             INSERT INTO relation_keys VALUES ('tableau', 'p', 't1', 'a.b.orders', 'a', 'b', 'orders', 'x', 'ok');",
+        )
+        .unwrap();
+        crate::db::migrate(&mut conn).unwrap();
+        let mut st = conn.prepare("SELECT relation_id, kind, coalesce(detail, '') FROM bi_relations ORDER BY via, relation_id").unwrap();
+        let got: Vec<(String, String, String)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect();
+        let want = [("", "unparsed_sql", ""), ("t1", "table", ""), ("t2", "file", "File"), ("t3", "file", "textscan")];
+        assert_eq!(got, want.map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())));
+        let got: (String, String, String, i64) = conn
+            .query_row("SELECT a.asset_ref, a.owner_name, i.label, i.complete FROM bi_assets a JOIN bi_instances i USING (integration)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .unwrap();
+        assert_eq!(got, ("l".into(), "eve".into(), "acme".into(), 0));
+        let side: String = conn.query_row("SELECT side FROM relation_keys", [], |r| r.get(0)).unwrap();
+        assert_eq!(side, "bi");
+        let view: i64 = conn.query_row("SELECT count(*) FROM tableau_tables WHERE database_type = 'File'", [], |r| r.get(0)).unwrap();
+        assert_eq!(view, 1);
+    }
 }
