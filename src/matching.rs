@@ -571,6 +571,11 @@ mod tests {
         }
     }
 
+    /// Two different tools (which ones does not matter: each must give its own words).
+    fn tools() -> &'static [Tool] {
+        <Tool as crate::tags::Tag>::ALL
+    }
+
     fn extracted(nodes: Vec<Node>, relations: Vec<RelationUse>) -> Extracted {
         let mut x = Extracted {
             project_name: "p".into(),
@@ -580,7 +585,7 @@ mod tests {
                 .into_iter()
                 .map(|i| Instance {
                     integration: i.into(),
-                    tool: if i == "inv" { Tool::Inventory } else { Tool::Tableau },
+                    tool: if i == "inv" { tools()[0] } else { tools()[1] },
                     label: "l".into(),
                     complete: true,
                 })
@@ -691,9 +696,10 @@ mod tests {
             ]
         );
         let advice = |i: usize| got[i].1.as_ref().unwrap_err().1.clone();
-        assert_eq!(advice(0), Tool::Inventory.texts().unparsed_sql_advice);
-        assert_eq!(advice(2), Tool::Tableau.texts().unparsed_sql_advice);
-        assert_eq!(advice(3), Tool::Tableau.texts().redacted_advice);
+        assert_eq!(advice(0), tools()[0].texts().unparsed_sql_advice);
+        assert_eq!(advice(2), tools()[1].texts().unparsed_sql_advice);
+        assert_eq!(advice(3), tools()[1].texts().redacted_advice);
+        assert_ne!(advice(0), advice(2), "each tool's own words");
     }
 
     /// Rows of an integration with no instance row (a database edited by hand) are misses in
