@@ -345,25 +345,12 @@ impl Config {
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, site) in raw.tableau.iter().enumerate() {
-            let ok = !site.name.is_empty()
-                && site.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-            if !ok {
-                return Err(invalid(format!(
-                    "tableau[{i}].name: {:?} must be lowercase letters, digits and _ (it names tables rows, meta and files)",
-                    site.name
-                )));
-            }
-            if !seen.insert(site.name.clone()) {
-                return Err(invalid(format!("tableau[{i}].name: {:?} is used twice", site.name)));
-            }
+            check_integration(&format!("tableau[{i}]"), &site.name, &site.default_schemas, &mut seen).map_err(invalid)?;
             if site.page_size == 0 {
                 return Err(invalid(format!("tableau[{i}].page_size must be at least 1")));
             }
             if !(1..=16).contains(&site.concurrency) {
                 return Err(invalid(format!("tableau[{i}].concurrency must be between 1 and 16")));
-            }
-            if let Some((db, _)) = site.default_schemas.iter().find(|(db, schema)| db.trim().is_empty() || schema.trim().is_empty()) {
-                return Err(invalid(format!("tableau[{i}].default_schemas: {db:?}: give a database name and a schema name")));
             }
             if site.retry.attempts == 0 {
                 return Err(invalid(format!("tableau[{i}].retry.attempts must be at least 1")));
@@ -378,20 +365,7 @@ impl Config {
         check_one_pat_per_integration(&raw.tableau).map_err(invalid)?;
         let mut inventory = raw.inventory;
         for (i, inv) in inventory.iter_mut().enumerate() {
-            let ok = !inv.name.is_empty() && inv.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-            if !ok {
-                return Err(invalid(format!(
-                    "inventory[{i}].name: {:?} must be lowercase letters, digits and _ (it names tables rows, meta and files)",
-                    inv.name
-                )));
-            }
-            // One namespace: `integration` keys every table, whichever tool wrote the rows.
-            if !seen.insert(inv.name.clone()) {
-                return Err(invalid(format!("inventory[{i}].name: {:?} is used twice (integration names are shared by tableau and inventory)", inv.name)));
-            }
-            if let Some((db, _)) = inv.default_schemas.iter().find(|(db, schema)| db.trim().is_empty() || schema.trim().is_empty()) {
-                return Err(invalid(format!("inventory[{i}].default_schemas: {db:?}: give a database name and a schema name")));
-            }
+            check_integration(&format!("inventory[{i}]"), &inv.name, &inv.default_schemas, &mut seen).map_err(invalid)?;
             inv.file = abs(&inv.file);
         }
         Ok(Config {
@@ -410,6 +384,22 @@ impl Config {
             active_exposures: raw.active_exposures,
         })
     }
+}
+
+/// What every integration's entry must hold, whatever its tool: a name that can name rows,
+/// meta and files, unique across all integrations (`integration` keys every table), and
+/// `default_schemas` with both sides given.
+fn check_integration(at: &str, name: &str, default_schemas: &BTreeMap<String, String>, seen: &mut std::collections::BTreeSet<String>) -> Result<(), String> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        return Err(format!("{at}.name: {name:?} must be lowercase letters, digits and _ (it names tables rows, meta and files)"));
+    }
+    if !seen.insert(name.to_string()) {
+        return Err(format!("{at}.name: {name:?} is used twice (integration names are one namespace, whatever the tool)"));
+    }
+    if let Some((db, _)) = default_schemas.iter().find(|(db, schema)| db.trim().is_empty() || schema.trim().is_empty()) {
+        return Err(format!("{at}.default_schemas: {db:?}: give a database name and a schema name"));
+    }
+    Ok(())
 }
 
 /// `inventory:` — dashboards listed in a YAML or JSON file, for BI tools without an API
