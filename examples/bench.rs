@@ -809,9 +809,9 @@ fn counts(db: &Path) -> Result<BTreeMap<String, i64>, String> {
     let queries = [
         ("dbt_nodes", "SELECT count(*) FROM dbt_nodes"),
         ("dbt_models", "SELECT count(*) FROM dbt_nodes WHERE resource_type = 'model'"),
-        ("workbooks", "SELECT count(*) FROM tableau_workbooks"),
-        ("table_rows", "SELECT count(*) FROM tableau_tables"),
-        ("distinct_tables", "SELECT count(DISTINCT table_id) FROM tableau_tables WHERE table_id != ''"),
+        ("workbooks", "SELECT count(*) FROM bi_assets"),
+        ("table_rows", "SELECT count(*) FROM bi_relations"),
+        ("distinct_tables", "SELECT count(DISTINCT relation_id) FROM bi_relations WHERE relation_id != ''"),
         ("custom_sql", "SELECT count(*) FROM tableau_custom_sql"),
         ("published_datasources", "SELECT count(*) FROM tableau_datasources WHERE kind = 'published'"),
         ("dependencies", "SELECT count(*) FROM exposure_dependencies"),
@@ -1395,7 +1395,7 @@ fn bounds(s: &mut String, l: &Result1) {
     let cpu = p.cpu();
     let floor = floor_wall(l);
     let n = |k: &str| l.counts.get(k).copied().unwrap_or(0);
-    // tableau_tables, relation_keys (a key per dbt node and per distinct table), dbt_nodes and
+    // bi_relations, relation_keys (a key per dbt node and per distinct table), dbt_nodes and
     // exposure_dependencies: the four largest tables.
     let rows = n("table_rows") + n("dbt_nodes") + n("distinct_tables") + n("dbt_nodes") + n("dependencies");
     let _ = writeln!(s, "## What bounds `run` on L\n");
