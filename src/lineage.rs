@@ -251,20 +251,45 @@ impl ParseFailure {
     }
 }
 
+/// Longer SQL is refused rather than parsed (a BI tool's custom SQL is kilobytes).
+const MAX_SQL_BYTES: usize = 4 << 20;
+
+/// Stack the parse may need per byte of SQL: a chain like `1+1+…` or `a OR b OR …` is parsed in
+/// a loop into a left-deep tree that is dropped recursively, one frame (~100 bytes unoptimised)
+/// per operator, two bytes of text apart at the least.
+const STACK_PER_BYTE: usize = 96;
+
 /// The tables `sql` reads, sorted and de-duplicated, or why it could not be parsed.
 pub(crate) fn tables_read(
     sql: &str,
     dialect: Dialect,
     defaults: &Defaults,
 ) -> Result<Vec<TableRef>, ParseFailure> {
-    // sqlparser is not expected to panic, but a panic on one user's query must not take the
-    // run down with it.
-    std::panic::catch_unwind(|| tables_read_inner(sql, dialect, defaults)).unwrap_or_else(|_| {
-        Err(ParseFailure {
-            message: "the SQL parser failed on this query".to_string(),
+    if sql.len() > MAX_SQL_BYTES {
+        return Err(ParseFailure {
+            message: format!(
+                "the query is {} bytes long, more than the {MAX_SQL_BYTES} bytes read",
+                sql.len()
+            ),
             line: None,
             column: None,
-        })
+        });
+    }
+    // Where the caller's stack is too short for this text, the parse runs on a stack of its own
+    // (allocated, and only touched as deep as needed).
+    let need = (256 << 10) + sql.len() * STACK_PER_BYTE;
+    stacker::maybe_grow(need, need, || {
+        // sqlparser is not expected to panic, but a panic on one user's query must not take
+        // the run down with it.
+        std::panic::catch_unwind(|| tables_read_inner(sql, dialect, defaults)).unwrap_or_else(
+            |_| {
+                Err(ParseFailure {
+                    message: "the SQL parser failed on this query".to_string(),
+                    line: None,
+                    column: None,
+                })
+            },
+        )
     })
 }
 
@@ -838,5 +863,111 @@ mod tests {
         }
         assert!(failures.is_empty(), "{} cases wrong:\n{}", failures.len(), failures.join("\n"));
         assert!(cases >= 100, "the corpus has {cases} cases, fewer than 100");
+    }
+}
+
+#[cfg(test)]
+mod robustness {
+    //! Never a panic or a stack overflow, whatever the text.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    fn defaults() -> Defaults {
+        Defaults { database: Some("DB".into()), schema: Some("S".into()) }
+    }
+
+    const DIALECTS: [&str; 11] = [
+        "snowflake", "postgres", "redshift", "bigquery", "sqlserver", "mysql", "databricks",
+        "hive", "spark", "duckdb", "oracle",
+    ];
+
+    /// Every dialect on the same text, on a test thread's own (small) stack.
+    fn all_dialects(sql: &str) {
+        for d in DIALECTS {
+            let _ = tables_read(sql, Dialect::from_connection_type(d), &defaults());
+        }
+    }
+
+    #[test]
+    fn long_expression_chains_do_not_overflow() {
+        let ors = (0..50_000).map(|i| format!("x = {i}")).collect::<Vec<_>>().join(" OR ");
+        let sql = format!("SELECT * FROM t WHERE {ors}");
+        let got = tables_read(&sql, Dialect::Snowflake, &defaults()).unwrap();
+        assert_eq!(got.iter().map(TableRef::dotted).collect::<Vec<_>>(), ["DB.S.t"]);
+        let sum = vec!["1"; 50_000].join(" + ");
+        all_dialects(&format!("SELECT {sum} FROM t"));
+        // The densest chain (two bytes an operator), also dropped half-built on an error.
+        let dense = vec!["1"; 300_000].join("+");
+        assert!(tables_read(&format!("SELECT {dense} FROM t"), Dialect::Generic, &defaults()).is_ok());
+        let e = tables_read(&format!("SELECT {dense} + ) FROM t"), Dialect::Generic, &defaults());
+        assert!(e.is_err());
+    }
+
+    #[test]
+    fn oversized_sql_is_refused() {
+        let sql = format!("SELECT * FROM t WHERE x IN ({})", "1,".repeat(MAX_SQL_BYTES / 2));
+        let e = tables_read(&sql, Dialect::Generic, &defaults()).unwrap_err();
+        assert!(e.message.contains("bytes long"), "{e}");
+    }
+
+    #[test]
+    fn deep_nesting_is_a_parse_failure() {
+        for depth in [1_000, 100_000] {
+            let sql = format!("SELECT {}1{}", "(".repeat(depth), ")".repeat(depth));
+            let e = tables_read(&sql, Dialect::Postgres, &defaults()).unwrap_err();
+            assert!(e.message.contains("nests deeper"), "{e}");
+            let sql = format!("{}SELECT * FROM t{}", "SELECT * FROM (".repeat(depth), ") x".repeat(depth));
+            let e = tables_read(&sql, Dialect::MsSql, &defaults()).unwrap_err();
+            assert!(e.message.contains("nests deeper"), "{e}");
+        }
+        all_dialects(&"(".repeat(100_000));
+        all_dialects(&"SELECT * FROM (".repeat(20_000));
+    }
+
+    #[test]
+    fn many_unions_and_statements() {
+        let union = (0..5_000).map(|i| format!("SELECT a FROM t{i}")).collect::<Vec<_>>().join(" UNION ALL ");
+        let got = tables_read(&union, Dialect::Redshift, &defaults()).unwrap();
+        assert_eq!(got.len(), 5_000);
+        let stmts = (0..5_000).map(|i| format!("SELECT a FROM s.t{i};")).collect::<String>();
+        let got = tables_read(&stmts, Dialect::Generic, &defaults()).unwrap();
+        assert_eq!(got.len(), 5_000);
+    }
+
+    const WORDS: &[&str] = &[
+        "SELECT", "FROM", "JOIN", "WITH", "AS", "(", ")", ",", ".", "..", ";", "*", "t", "s.t",
+        "db.s.t", "'x'", "\"q\"", "[b]", "`bq.d.t`", "@stage", "#tmp", "USE", "SET", "search_path",
+        "=", "UNION", "LATERAL", "FLATTEN", "IDENTIFIER('a.b.c')", "IDENTIFIER(", "VALUES", "WHERE",
+        "EXISTS", "IN", "MERGE", "INTO", "USING", "ON", "WHEN", "MATCHED", "THEN", "INSERT",
+        "UPDATE", "DELETE", "CREATE", "TEMP", "TABLE", "--", "/*", "*/", "\n", "$$", "<[Parameters].[P]>",
+        "1", "NULL", "CROSS", "APPLY", "UNNEST", "RECURSIVE", "SCHEMA", "DATABASE", "WITH (NOLOCK)",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_text_never_panics(sql in "\\PC{0,200}") {
+            all_dialects(&sql);
+        }
+
+        #[test]
+        fn random_sql_words_never_panic(words in proptest::collection::vec(proptest::sample::select(WORDS), 0..60)) {
+            all_dialects(&words.join(" "));
+        }
+
+        #[test]
+        fn output_is_sorted_unique_and_deterministic(words in proptest::collection::vec(proptest::sample::select(WORDS), 0..40)) {
+            let sql = words.join(" ");
+            for d in DIALECTS {
+                let d = Dialect::from_connection_type(d);
+                let a = tables_read(&sql, d, &defaults());
+                prop_assert_eq!(&a, &tables_read(&sql, d, &defaults()));
+                if let Ok(tables) = a {
+                    prop_assert!(tables.windows(2).all(|w| w[0] < w[1]));
+                }
+            }
+        }
     }
 }
