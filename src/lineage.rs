@@ -299,9 +299,10 @@ fn tables_read_inner(
     defaults: &Defaults,
 ) -> Result<Vec<TableRef>, ParseFailure> {
     let parser_dialect = dialect.parser();
+    let rewritten = set_schema_equals(sql, parser_dialect.as_ref());
     let statements = Parser::new(parser_dialect.as_ref())
         .with_recursion_limit(RECURSION_LIMIT)
-        .try_with_sql(sql)
+        .try_with_sql(rewritten.as_deref().unwrap_or(sql))
         .and_then(|mut p| p.parse_statements())
         .map_err(|e| ParseFailure::from_parser(e).at_end_if_eof(sql))?;
     let exact = |s: &String| Part { value: s.clone(), quoted: true };
@@ -328,6 +329,56 @@ fn tables_read_inner(
             && a.completed == b.completed
     });
     Ok(out)
+}
+
+/// Postgres' `SET SCHEMA 'x'`, which sqlparser parses only with `TO` or `=`: the space after
+/// `SCHEMA` becomes `=`, so every position in the text (and in an error) stays where it was.
+/// `None` when there is nothing to rewrite.
+fn set_schema_equals(sql: &str, dialect: &dyn sqlparser::dialect::Dialect) -> Option<String> {
+    use sqlparser::keywords::Keyword;
+    use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
+    if !sql.as_bytes().windows(6).any(|w| w.eq_ignore_ascii_case(b"schema")) {
+        return None;
+    }
+    let tokens = Tokenizer::new(dialect, sql).tokenize_with_location().ok()?;
+    let is_word = |t: &Token, k: Keyword| matches!(t, Token::Word(w) if w.keyword == k);
+    let significant: Vec<usize> = (0..tokens.len())
+        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
+        .collect();
+    let mut spaces = Vec::new();
+    for (n, &i) in significant.iter().enumerate() {
+        let starts_statement =
+            n == 0 || matches!(tokens[significant[n - 1]].token, Token::SemiColon);
+        let (Some(&schema), Some(&value)) = (significant.get(n + 1), significant.get(n + 2)) else {
+            break;
+        };
+        if !starts_statement
+            || !is_word(&tokens[i].token, Keyword::SET)
+            || !is_word(&tokens[schema].token, Keyword::SCHEMA)
+            || !matches!(&tokens[value].token,
+                Token::SingleQuotedString(_) | Token::Word(_) if !is_word(&tokens[value].token, Keyword::TO))
+        {
+            continue;
+        }
+        if matches!(tokens[schema + 1].token, Token::Whitespace(Whitespace::Space | Whitespace::Tab)) {
+            spaces.push(tokens[schema + 1].span.start);
+        }
+    }
+    if spaces.is_empty() {
+        return None;
+    }
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let mut bytes = sql.as_bytes().to_vec();
+    for at in spaces {
+        let start = *line_starts.get((at.line as usize).checked_sub(1)?)?;
+        let (offset, c) = sql[start..].char_indices().nth((at.column as usize).checked_sub(1)?)?;
+        if c == ' ' || c == '\t' {
+            bytes[start + offset] = b'=';
+        }
+    }
+    String::from_utf8(bytes).ok()
 }
 
 /// The CTEs of one query: their bodies (by address, to know when the walk is inside one) and
@@ -863,6 +914,111 @@ mod tests {
         }
         assert!(failures.is_empty(), "{} cases wrong:\n{}", failures.len(), failures.join("\n"));
         assert!(cases >= 100, "the corpus has {cases} cases, fewer than 100");
+    }
+}
+
+#[cfg(test)]
+mod api {
+    use super::*;
+
+    #[test]
+    fn dialect_from_connection_type() {
+        for (t, d) in [
+            ("snowflake", Dialect::Snowflake),
+            ("postgres", Dialect::Postgres),
+            ("redshift", Dialect::Redshift),
+            ("bigquery", Dialect::BigQuery),
+            ("sqlserver", Dialect::MsSql),
+            ("mssql", Dialect::MsSql),
+            ("MySQL", Dialect::MySql),
+            ("databricks", Dialect::Databricks),
+            ("hive", Dialect::Hive),
+            ("spark", Dialect::Spark),
+            ("duckdb", Dialect::DuckDb),
+            ("oracle", Dialect::Generic),
+            ("teradata", Dialect::Generic),
+            ("", Dialect::Generic),
+        ] {
+            assert_eq!(Dialect::from_connection_type(t), d, "{t}");
+        }
+    }
+
+    #[test]
+    fn parts_keep_quoting_and_defaults_are_exact() {
+        let d = Defaults { database: Some("Analytics".into()), schema: None };
+        let got = tables_read(r#"SELECT * FROM "Mart".orders"#, Dialect::Snowflake, &d).unwrap();
+        assert_eq!(
+            got,
+            [TableRef {
+                database: Some(Part { value: "Analytics".into(), quoted: true }),
+                schema: Some(Part { value: "Mart".into(), quoted: true }),
+                name: Part { value: "orders".into(), quoted: false },
+                default_schema: false,
+                completed: true,
+                written: r#""Mart".orders"#.into(),
+            }]
+        );
+        assert_eq!(got[0].missing(), None);
+        let got = tables_read("SELECT * FROM orders", Dialect::Snowflake, &d).unwrap();
+        assert_eq!(got[0].missing(), Some(Missing::Schema));
+        let got = tables_read("SELECT * FROM s.orders", Dialect::Snowflake, &Defaults::default()).unwrap();
+        assert_eq!((got[0].missing(), got[0].completed), (Some(Missing::Database), false));
+        let got = tables_read("SELECT * FROM db..orders", Dialect::MsSql, &Defaults::default()).unwrap();
+        assert_eq!((got[0].missing(), got[0].default_schema), (None, true));
+    }
+
+    #[test]
+    fn failure_names_its_position() {
+        let e = tables_read("SELECT *\nFROM orders WHERE ((", Dialect::Postgres, &Defaults::default())
+            .unwrap_err();
+        assert_eq!((e.line, e.column), (Some(2), Some(21)), "{e}");
+        assert_eq!(e.to_string(), format!("{} (line 2, column 21)", e.message));
+        let e = tables_read("SELECT 'open", Dialect::Generic, &Defaults::default()).unwrap_err();
+        assert_eq!((e.message.as_str(), e.line, e.column), ("Unterminated string literal", Some(1), Some(8)));
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    //! `cargo test --release --lib lineage::timing -- --ignored --nocapture`: time per query on
+    //! the corpus.
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn time_per_query() {
+        #[derive(serde::Deserialize)]
+        struct Case {
+            dialect: String,
+            sql: String,
+        }
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/sql_lineage");
+        let mut cases = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            let v: Vec<Case> = serde_yaml::from_str(&text).unwrap();
+            cases.extend(v);
+        }
+        let d = Defaults { database: Some("DB".into()), schema: Some("S".into()) };
+        let bytes: usize = cases.iter().map(|c| c.sql.len()).sum();
+        let rounds = 50;
+        let start = std::time::Instant::now();
+        for _ in 0..rounds {
+            for c in &cases {
+                let _ = std::hint::black_box(tables_read(&c.sql, Dialect::from_connection_type(&c.dialect), &d));
+            }
+        }
+        let t = start.elapsed().as_secs_f64() / (rounds * cases.len()) as f64;
+        println!("{} queries, {bytes} bytes: {:.1} µs a query on average", cases.len(), t * 1e6);
+        let small: Vec<&Case> = cases.iter().filter(|c| c.sql.len() < 2_000).collect();
+        let start = std::time::Instant::now();
+        for _ in 0..rounds {
+            for c in &small {
+                let _ = std::hint::black_box(tables_read(&c.sql, Dialect::from_connection_type(&c.dialect), &d));
+            }
+        }
+        let t = start.elapsed().as_secs_f64() / (rounds * small.len()) as f64;
+        println!("{} queries under 2 kB: {:.1} µs a query on average", small.len(), t * 1e6);
     }
 }
 
