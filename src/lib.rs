@@ -19,6 +19,7 @@ mod http;
 mod inventory;
 mod integrations;
 mod keys;
+mod lineage;
 mod lock;
 pub mod log;
 mod manifest;
