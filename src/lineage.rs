@@ -979,50 +979,6 @@ mod api {
 }
 
 #[cfg(test)]
-mod timing {
-    //! `cargo test --release --lib lineage::timing -- --ignored --nocapture`: time per query on
-    //! the corpus.
-    use super::*;
-
-    #[test]
-    #[ignore]
-    fn time_per_query() {
-        #[derive(serde::Deserialize)]
-        struct Case {
-            dialect: String,
-            sql: String,
-        }
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/sql_lineage");
-        let mut cases = Vec::new();
-        for e in std::fs::read_dir(dir).unwrap() {
-            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
-            let v: Vec<Case> = serde_yaml::from_str(&text).unwrap();
-            cases.extend(v);
-        }
-        let d = Defaults { database: Some("DB".into()), schema: Some("S".into()) };
-        let bytes: usize = cases.iter().map(|c| c.sql.len()).sum();
-        let rounds = 50;
-        let start = std::time::Instant::now();
-        for _ in 0..rounds {
-            for c in &cases {
-                let _ = std::hint::black_box(tables_read(&c.sql, Dialect::from_connection_type(&c.dialect), &d));
-            }
-        }
-        let t = start.elapsed().as_secs_f64() / (rounds * cases.len()) as f64;
-        println!("{} queries, {bytes} bytes: {:.1} µs a query on average", cases.len(), t * 1e6);
-        let small: Vec<&Case> = cases.iter().filter(|c| c.sql.len() < 2_000).collect();
-        let start = std::time::Instant::now();
-        for _ in 0..rounds {
-            for c in &small {
-                let _ = std::hint::black_box(tables_read(&c.sql, Dialect::from_connection_type(&c.dialect), &d));
-            }
-        }
-        let t = start.elapsed().as_secs_f64() / (rounds * small.len()) as f64;
-        println!("{} queries under 2 kB: {:.1} µs a query on average", small.len(), t * 1e6);
-    }
-}
-
-#[cfg(test)]
 mod robustness {
     //! Never a panic or a stack overflow, whatever the text.
 
