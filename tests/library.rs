@@ -7,27 +7,6 @@ use std::collections::BTreeMap;
 
 use crate::common::*;
 
-/// Every table a stage writes, and the files emit writes.
-const TABLES: &[&str] = &[
-    "dbt_nodes",
-    "dbt_exposures",
-    "tableau_sites",
-    "tableau_projects",
-    "tableau_workbooks",
-    "tableau_datasources",
-    "tableau_workbook_datasources",
-    "tableau_tables",
-    "bi_instances",
-    "bi_assets",
-    "bi_relations",
-    "tableau_custom_sql",
-    "extract_warnings",
-    "relation_keys",
-    "exposure_dependencies",
-    "unmatched_tables",
-    "exposures",
-    "emitted_files",
-];
 
 type State = (BTreeMap<String, Vec<BTreeMap<String, serde_json::Value>>>, BTreeMap<String, String>, String);
 
@@ -46,7 +25,7 @@ fn run(ws: &Workspace, command: &str) -> autoexpose::Outcome {
 
 fn state(ws: &Workspace) -> State {
     let conn = ws.conn();
-    let tables = TABLES.iter().map(|t| (t.to_string(), dump(&conn, t))).collect();
+    let tables = stage_tables().iter().map(|t| (t.to_string(), dump(&conn, t))).collect();
     (tables, ws.yaml_files(), std::fs::read_to_string(ws.path("exposures.json")).unwrap())
 }
 
@@ -63,7 +42,7 @@ fn stages(names: &[&str], times: usize) -> Vec<(String, String)> {
 
 /// Which parts of two states differ (tables by name, then the files), to keep a failure short.
 fn differences(a: &State, b: &State) -> Vec<String> {
-    let mut out: Vec<String> = TABLES.iter().filter(|t| a.0[**t] != b.0[**t]).map(|t| t.to_string()).collect();
+    let mut out: Vec<String> = stage_tables().iter().filter(|t| a.0[**t] != b.0[**t]).map(|t| t.to_string()).collect();
     if a.1 != b.1 {
         out.push("the YAML files".into());
     }

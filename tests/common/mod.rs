@@ -254,3 +254,27 @@ pub fn folder_places(what: &str, dir: &std::path::Path) -> Vec<(String, Vec<u8>)
     }
     out
 }
+
+/// The tables extract writes for the demo (its Tableau record and the neutral rows).
+pub const EXTRACT_TABLES: &[&str] = &[
+    "dbt_nodes",
+    "dbt_exposures",
+    "tableau_sites",
+    "tableau_projects",
+    "tableau_workbooks",
+    "tableau_datasources",
+    "tableau_workbook_datasources",
+    "tableau_tables",
+    "bi_instances",
+    "bi_assets",
+    "bi_relations",
+    "tableau_custom_sql",
+    "extract_warnings",
+];
+
+/// Every table a stage of `run` writes: extract's, then normalize's, match's and emit's.
+pub fn stage_tables() -> Vec<&'static str> {
+    let mut all = EXTRACT_TABLES.to_vec();
+    all.extend(["relation_keys", "exposure_dependencies", "unmatched_tables", "exposures", "emitted_files"]);
+    all
+}
