@@ -25,6 +25,7 @@ pub mod log;
 mod manifest;
 mod matching;
 mod naming;
+mod powerbi;
 mod normalize;
 mod pipeline;
 #[cfg(test)]

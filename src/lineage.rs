@@ -48,7 +48,7 @@
 //! The parser's recursion limit bounds nesting (a deeper query is a [`ParseFailure`], never a
 //! stack overflow); the parser grows its stack for the rest.
 
-// Wired into the integrations next (issue #13 items 2 and 4); until then only tests use it.
+// Wired into the Tableau integration next (issue #13 items 2 and 4); until then only tests use it.
 #![allow(dead_code)]
 
 use std::collections::HashSet;
