@@ -306,7 +306,11 @@ struct Each {
 /// `body` pretty-printed as an element of a pretty-printed list: every line two spaces in.
 /// JSON text has no raw line breaks inside strings, so every `\n` is a line of structure.
 fn json_item(body: &Body) -> Result<String> {
-    let flat = serde_json::to_string_pretty(body)?;
+    Ok(indented(&serde_json::to_string_pretty(body)?))
+}
+
+/// A pretty-printed item, indented to sit in the list.
+fn indented(flat: &str) -> String {
     let mut out = String::with_capacity(flat.len() + flat.len() / 8);
     out.push_str("  ");
     for (i, line) in flat.split('\n').enumerate() {
@@ -315,7 +319,7 @@ fn json_item(body: &Body) -> Result<String> {
         }
         out.push_str(line);
     }
-    Ok(out)
+    out
 }
 
 /// What serde_json's pretty printer makes of the whole list, in pieces: the items made by
@@ -339,52 +343,29 @@ fn json_parts(items: &[String]) -> Vec<&[u8]> {
 /// Replaces emit's rows, writes the files that changed, removes our files that no longer have
 /// exposures (never those of an incomplete site), and writes exposures.json if it changed: the
 /// files and the rows change together, once (`emit_pending`), or neither does.
-pub(crate) fn write(conn: &mut Connection, config: &Config, plan: Plan) -> Result<(StageReport, EmitSummary)> {
+pub(crate) fn write(conn: &mut Connection, config: &Config, mut plan: Plan) -> Result<(StageReport, EmitSummary)> {
     let dir_rel = &config.exposures_dir;
     let dir_abs = config.project_dir.join(dir_rel);
     refuse_empty(conn, &plan)?;
-    let mut summary = plan.summary;
+    let mut summary = std::mem::take(&mut plan.summary);
     let tx = conn.transaction()?;
     let ours_before = written_before(&tx, &config.database)?;
-    tx.execute("DELETE FROM exposures", [])?;
-    tx.execute("DELETE FROM emitted_files", [])?;
-    {
-        let mut ins = Insert::new(
-            &tx,
-            "exposures",
-            "INSERT INTO exposures (integration, asset_ref, name, file, status, depends_on, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        for r in &plan.rows {
-            ins.row(&[
-                (&r.integration).into(),
-                (&r.asset_ref).into(),
-                (&r.name).into(),
-                (&r.file).into(),
-                r.status.into(),
-                (&r.depends_on).into(),
-                (&r.body).into(),
-            ])?;
-        }
-    }
+    let before = previous_rows(&tx, &plan.complete)?;
 
     // Nothing in the dbt project changes before the commit (see `emit_pending`): new files
     // go to synced temporary files, deletions are noted, and both are made after it.
     let mut staged = emit_pending::Staged::default();
     let mut deleted_lines = Vec::new();
     let mut actions: Vec<(PathBuf, FileAction, usize)> = Vec::new();
-    let mut wanted = BTreeSet::new();
-    for f in plan.files {
-        let abs = config.project_dir.join(&f.rel);
-        let mut parts: Vec<&[u8]> = Vec::with_capacity(f.exposures.len() + 1);
-        parts.push(f.head.as_bytes());
-        parts.extend(f.exposures.iter().map(|&i| plan.yaml[i].as_bytes()));
-        let same = atomic::same_as(&abs, &parts);
-        if !same {
-            staged.write(&abs, &parts)?;
-        }
-        actions.push((f.rel.clone(), if same { FileAction::Unchanged } else { FileAction::Written }, f.exposures.len()));
-        wanted.insert(f.rel);
-    }
+    let wanted: BTreeSet<PathBuf> = plan.files.iter().map(|f| f.rel.clone()).collect();
+    // Files of an incomplete extraction that this emit would take exposures or dependencies
+    // from: kept whole, as they are (a bad night loses nothing).
+    let mut kept: BTreeSet<PathBuf> = plan
+        .files
+        .iter()
+        .filter(|f| before.contains_key(&f.rel) && would_lose(&plan, f, &before[&f.rel]) && generated_by(&config.project_dir.join(&f.rel)).is_some())
+        .map(|f| f.rel.clone())
+        .collect();
     if dir_abs.is_dir() {
         for entry in walkdir::WalkDir::new(&dir_abs).sort_by_file_name() {
             let entry = entry.with_context(|| format!("{}: cannot list it", dir_abs.display()))?;
@@ -405,8 +386,7 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, plan: Plan) -> Resul
                     actions.push((rel, FileAction::Deleted, 0));
                 }
                 Some(false) => {
-                    log::warn(&format!("Kept {}: the extraction of {integration} was incomplete", rel.display()));
-                    actions.push((rel, FileAction::KeptIncomplete, 0));
+                    kept.insert(rel);
                 }
                 // The integration left the config. If this database wrote the file (the last
                 // emit recorded it), it is ours and stale: its exposures would live on in dbt
@@ -429,13 +409,88 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, plan: Plan) -> Resul
             }
         }
     }
+    // A kept file's exposures stay as they were, there only: the rows say what the files hold.
+    let carried: Vec<&PreviousRow> = kept.iter().flat_map(|rel| before.get(rel).into_iter().flatten()).collect();
+    let taken: BTreeSet<(&str, &str)> = carried.iter().map(|r| (r.integration.as_str(), r.name.as_str())).collect();
+    let dropped: Vec<bool> = plan
+        .rows
+        .iter()
+        .map(|r| r.file.as_deref().is_some_and(|f| kept.contains(Path::new(f))) || taken.contains(&(r.integration.as_str(), r.name.as_str())))
+        .collect();
+    for rel in &kept {
+        let n = before.get(rel).map_or(0, Vec::len);
+        let integration = generated_by(&config.project_dir.join(rel)).unwrap_or_default();
+        log::warn(&format!(
+            "Kept {} as it was ({n} exposure{}): the extraction of {integration} was incomplete, and this emit would have taken exposures or dependencies from it",
+            rel.display(),
+            if n == 1 { "" } else { "s" }
+        ));
+        actions.push((rel.clone(), FileAction::KeptIncomplete, n));
+    }
+    for f in &plan.files {
+        if kept.contains(&f.rel) {
+            continue;
+        }
+        let exposures: Vec<usize> = f.exposures.iter().copied().filter(|&i| !dropped[i]).collect();
+        if exposures.is_empty() {
+            continue;
+        }
+        let abs = config.project_dir.join(&f.rel);
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(exposures.len() + 1);
+        parts.push(f.head.as_bytes());
+        parts.extend(exposures.iter().map(|&i| plan.yaml[i].as_bytes()));
+        let same = atomic::same_as(&abs, &parts);
+        if !same {
+            staged.write(&abs, &parts)?;
+        }
+        actions.push((f.rel.clone(), if same { FileAction::Unchanged } else { FileAction::Written }, exposures.len()));
+    }
+    actions.sort_by(|a, b| a.0.cmp(&b.0));
+
+    tx.execute("DELETE FROM exposures", [])?;
+    tx.execute("DELETE FROM emitted_files", [])?;
+    let mut json: Vec<String> = Vec::with_capacity(plan.json.len());
+    {
+        let mut ins = Insert::new(
+            &tx,
+            "exposures",
+            "INSERT INTO exposures (integration, asset_ref, name, file, status, depends_on, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for ((r, item), gone) in plan.rows.iter().zip(std::mem::take(&mut plan.json)).zip(&dropped) {
+            if *gone {
+                continue;
+            }
+            ins.row(&[
+                (&r.integration).into(),
+                (&r.asset_ref).into(),
+                (&r.name).into(),
+                (&r.file).into(),
+                r.status.into(),
+                (&r.depends_on).into(),
+                (&r.body).into(),
+            ])?;
+            json.push(item);
+        }
+        for r in &carried {
+            ins.row(&[
+                (&r.integration).into(),
+                (&r.asset_ref).into(),
+                (&r.name).into(),
+                (&r.file).into(),
+                ExposureStatus::Written.into(),
+                (&r.depends_on).into(),
+                (&r.body).into(),
+            ])?;
+            json.push(carried_json_item(r)?);
+        }
+    }
     {
         let mut ins = tx.prepare_cached("INSERT INTO emitted_files (path, action, exposures) VALUES (?1, ?2, ?3)")?;
         for (rel, action, n) in &actions {
             ins.execute(params![rel.display().to_string(), action, *n as i64])?;
         }
     }
-    let json = json_parts(&plan.json);
+    let json = json_parts(&json);
     let json_path = exposures_json_path(config);
     if !atomic::same_as(&json_path, &json) {
         staged.write(&json_path, &json)?;
@@ -450,6 +505,59 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, plan: Plan) -> Resul
         log::info(&line);
     }
     Ok((StageReport { row_counts, ..Default::default() }, summary))
+}
+
+/// An exposure the last emit wrote into a file, as its `exposures` row holds it.
+struct PreviousRow {
+    integration: String,
+    asset_ref: String,
+    name: String,
+    file: String,
+    depends_on: String,
+    body: String,
+}
+
+/// The exposures the last emit wrote, by file, of the integrations whose extraction is
+/// incomplete this time (only their files can be kept).
+fn previous_rows(tx: &rusqlite::Transaction, complete: &BTreeMap<String, bool>) -> Result<BTreeMap<PathBuf, Vec<PreviousRow>>> {
+    let mut st = tx.prepare(
+        "SELECT integration, asset_ref, name, file, depends_on, body FROM exposures
+         WHERE status = 'written' AND file IS NOT NULL ORDER BY file, name",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok(PreviousRow { integration: r.get(0)?, asset_ref: r.get(1)?, name: r.get(2)?, file: r.get(3)?, depends_on: r.get(4)?, body: r.get(5)? })
+    })?;
+    let mut out: BTreeMap<PathBuf, Vec<PreviousRow>> = BTreeMap::new();
+    for r in rows {
+        let r = r?;
+        if complete.get(&r.integration) == Some(&false) {
+            out.entry(PathBuf::from(&r.file)).or_default().push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether writing planned file `f` would take from it an exposure the last emit wrote there,
+/// or a dependency one of them had.
+fn would_lose(plan: &Plan, f: &PlannedFile, before: &[PreviousRow]) -> bool {
+    let now: BTreeMap<(&str, &str), &str> =
+        f.exposures.iter().map(|&i| &plan.rows[i]).map(|r| ((r.integration.as_str(), r.asset_ref.as_str()), r.depends_on.as_str())).collect();
+    let ids = |json: &str| -> BTreeSet<String> { serde_json::from_str::<Vec<String>>(json).unwrap_or_default().into_iter().collect() };
+    before.iter().any(|p| match now.get(&(p.integration.as_str(), p.asset_ref.as_str())) {
+        None => true,
+        Some(deps) => !ids(&p.depends_on).is_subset(&ids(deps)),
+    })
+}
+
+/// exposures.json's item for an exposure kept from the last emit: its stored body with the
+/// file and status, laid out as `json_item` lays out a `Body` (whose fields are in key order,
+/// as serde_json's map keeps them).
+fn carried_json_item(r: &PreviousRow) -> Result<String> {
+    let mut body: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&r.body).with_context(|| format!("table exposures, column body of {}: not a JSON object", r.name))?;
+    body.insert("file".into(), serde_json::Value::String(r.file.clone()));
+    body.insert("status".into(), serde_json::Value::String(ExposureStatus::Written.as_str().into()));
+    Ok(indented(&serde_json::to_string_pretty(&body)?))
 }
 
 /// The generated files the last emit left in place (written, unchanged, or kept because

@@ -192,6 +192,17 @@ pub(crate) fn compute(x: &Extracted, keys: &[RelationKey]) -> Matched {
         .map(|k| if k.side.is_bi() { texts.get(k.integration.as_str()).map(|t| match_key(&index, t, Some(k))) } else { None })
         .collect();
     let (mut misses, shared) = shared_misses(&index, x);
+    // SQL our parser could not read: one miss per integration and parser message (few).
+    let mut unparseable: HashMap<(&str, &str), u32> = HashMap::default();
+    for r in x.relations.iter().filter(|r| r.kind == RelationKind::UnparsedSql) {
+        if let Some(detail) = r.detail.as_deref() {
+            unparseable.entry((r.integration.as_str(), detail)).or_insert_with(|| {
+                let advice = texts.get(r.integration.as_str()).copied().unwrap_or(&crate::seam::UNKNOWN).unparseable_sql_advice;
+                misses.push(miss(MissReason::UnparseableSql, &[], format!("{detail}. {advice}")));
+                misses.len() as u32 - 1
+            });
+        }
+    }
     let mut on_table: Vec<&DbtNode> = Vec::new();
     let verdicts: Vec<Verdict> = outcomes
         .into_iter()
@@ -219,7 +230,10 @@ pub(crate) fn compute(x: &Extracted, keys: &[RelationKey]) -> Matched {
             for i in range.clone() {
                 let (row, table) = (&x.relations[i], i as u32);
                 let verdict = if row.kind == RelationKind::UnparsedSql {
-                    Verdict::Miss(no_key + 1)
+                    match row.detail.as_deref().and_then(|d| unparseable.get(&(row.integration.as_str(), d))) {
+                        Some(&m) => Verdict::Miss(m),
+                        None => Verdict::Miss(no_key + 1),
+                    }
                 } else {
                     match verdicts.get(row_keys[i] as usize).copied() {
                         Some(Verdict::Miss(u32::MAX)) | None => Verdict::Miss(no_key),
@@ -514,6 +528,25 @@ fn match_key<'a>(index: &'a Index<'a>, texts: &Texts, k: Option<&RelationKey>) -
                 texts.tool,
                 dbs.first().copied().unwrap_or(""),
                 texts.config_key,
+            ),
+        ));
+    }
+    if bi_schema.is_empty() {
+        let fix = if bi_db.is_empty() {
+            "Qualify the name (database.schema.table) where the query or connection gives it".to_string()
+        } else {
+            format!(
+                "Qualify the name, or, if the connection reads one schema by default, add `default_schemas: {{{bi_db}: <schema>}}` to this {} integration in the config",
+                texts.config_key
+            )
+        };
+        return Outcome::Unmatched(miss(
+            MissReason::IncompleteName,
+            &[],
+            format!(
+                "{} names this table without a schema{}, and nothing completes the name ({key}); autoexpose does not guess one. {fix}",
+                texts.tool,
+                if bi_db.is_empty() { " or database" } else { "" },
             ),
         ));
     }

@@ -62,8 +62,11 @@ pub(crate) struct Texts {
     pub(crate) redacted_derivation: &'static str,
     /// The advice for `redacted_name`.
     pub(crate) redacted_advice: &'static str,
-    /// The advice for `custom_sql` the tool could not read.
+    /// The advice for `custom_sql`: SQL the tool gave no text for, and no tables.
     pub(crate) unparsed_sql_advice: &'static str,
+    /// The advice for `unparseable_sql`: SQL our parser could not read (after the parser's
+    /// message), and the tool listed no tables for.
+    pub(crate) unparseable_sql_advice: &'static str,
     /// Where to look when a relation is not in the manifest, as in `"the <Tool>
     /// connection's database and schema"`.
     pub(crate) where_names_come_from: &'static str,
@@ -101,5 +104,6 @@ pub(crate) static UNKNOWN: Texts = Texts {
     redacted_derivation: "every name part is null",
     redacted_advice: "This relation has no name and its integration has no bi_instances row; run extract again",
     unparsed_sql_advice: "The SQL could not be read, so the tables it reads are unknown; its integration has no bi_instances row; run extract again",
+    unparseable_sql_advice: "The SQL parser could not read this SQL, so the tables it reads are unknown; its integration has no bi_instances row; run extract again",
     where_names_come_from: "the connection's database and schema",
 };

@@ -212,7 +212,12 @@ text_tag! {
         DatabaseMismatch = "database_mismatch",
         MissingSchema = "missing_schema",
         Ambiguous = "ambiguous",
+        /// SQL the tool gave no text for, and no tables.
         CustomSql = "custom_sql",
+        /// SQL our parser could not read, and the tool listed no tables for.
+        UnparseableSql = "unparseable_sql",
+        /// A name without a schema (or database) that nothing completes.
+        IncompleteName = "incomplete_name",
         FileConnection = "file_connection",
         DisabledNode = "disabled_node",
         PrivateModel = "private_model",
@@ -318,7 +323,7 @@ pub(crate) mod tests {
         assert_eq!(texts(&KeyStatus::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()), "ok redacted file no_relation");
         assert_eq!(
             texts(&MissReason::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()),
-            "not_in_manifest database_mismatch missing_schema ambiguous custom_sql file_connection disabled_node private_model redacted_name"
+            "not_in_manifest database_mismatch missing_schema ambiguous custom_sql unparseable_sql incomplete_name file_connection disabled_node private_model redacted_name"
         );
         assert_eq!(
             texts(&FileAction::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()),

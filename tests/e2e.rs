@@ -190,9 +190,17 @@ fn redacted_tables_make_the_run_incomplete_and_keep_old_files() {
     assert_eq!(count(&conn, "SELECT complete FROM tableau_sites"), 0);
     assert!(count(&conn, "SELECT count(*) FROM extract_warnings WHERE code = 'REDACTED_TABLES'") >= 5);
     assert!(count(&conn, "SELECT count(*) FROM unmatched_tables WHERE reason = 'redacted_name'") >= 5);
-    assert_eq!(count(&conn, "SELECT count(*) FROM exposure_dependencies"), 0);
-    // Nothing matched, but the files of an incomplete site are kept, not deleted.
+    // Only custom SQL still gives lineage (its text names its tables; Tableau redacted the
+    // upstream tables' names).
+    assert_eq!(count(&conn, "SELECT count(*) FROM exposure_dependencies WHERE via <> 'custom_sql'"), 0);
+    assert!(count(&conn, "SELECT count(*) FROM exposure_dependencies WHERE via = 'custom_sql'") >= 1);
+    // Fewer dependencies than last night, but the files of an incomplete site lose nothing:
+    // kept as they were, byte for byte, and the exposures table says what they hold.
     assert_eq!(ws.yaml_files(), before);
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM exposures WHERE status = 'written'"),
+        count(&conn, "SELECT sum(exposures) FROM emitted_files"),
+    );
     assert!(count(&conn, "SELECT count(*) FROM emitted_files WHERE action = 'kept_incomplete'") >= 1);
 
     // allow_partial: the same run exits 0, and still records that it was incomplete.

@@ -46,6 +46,7 @@ pub(crate) static TEXTS: Texts = Texts {
     redacted_derivation: "the inventory lists this table as an empty name",
     redacted_advice: "The inventory file lists this table without a name. Write it as database.schema.table",
     unparsed_sql_advice: "The SQL of this dashboard could not be read, so the tables it reads are unknown. List its tables under `tables:`",
+    unparseable_sql_advice: "The SQL parser could not read the SQL of this dashboard, so the tables it reads are unknown. List its tables under `tables:`",
     where_names_come_from: "how the inventory file spells the table (database.schema.table)",
 };
 

@@ -3,6 +3,7 @@
 //! Tableau-specific lives here; the stages reach it through `seam` and `refresh`'s seam.
 
 pub(crate) mod client;
+mod custom_sql;
 pub(crate) mod extract;
 pub(crate) mod model;
 #[cfg(test)]
@@ -32,7 +33,8 @@ pub(crate) static TEXTS: Texts = Texts {
     meta_folder: "project",
     redacted_derivation: "name, fullName, schema and database.name are all null: redacted by Tableau permissions",
     redacted_advice: "Tableau returned this table without its name (Catalog permissions). Give the PAT's user the Site Administrator Explorer role, or Catalog view rights, and extract again",
-    unparsed_sql_advice: "Tableau could not parse this custom SQL (isUnsupportedCustomSql), so the tables it reads are unknown. Move the query into a dbt model and point the workbook at that model; table tableau_custom_sql holds the query text",
+    unparsed_sql_advice: "Tableau gave no text for this custom SQL and listed no tables for it, so the tables it reads are unknown. Check the PAT user's rights to the workbook's data source, or move the query into a dbt model and point the workbook at that model",
+    unparseable_sql_advice: "autoexpose's SQL parser could not read this custom SQL and Tableau listed no tables for it (isUnsupportedCustomSql), so the tables it reads are unknown. Publish the query as a dbt model and point the workbook at that model, or fix the SQL where the parser says; table tableau_custom_sql holds the query and the parser's message (parse_error)",
     where_names_come_from: "the Tableau connection's database and schema",
 };
 
@@ -62,6 +64,7 @@ impl Source for SiteSource<'_> {
             requests: self.client.requests_sent(),
             max_in_flight: self.client.max_in_flight(),
             details: Vec::new(),
+            reads: Vec::new(),
         }))
     }
 

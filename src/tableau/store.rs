@@ -6,6 +6,7 @@
 use anyhow::Result;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
+use super::custom_sql::{self, Read};
 use super::extract::{LeftOutReason, SiteExtract};
 use super::model::{CustomSql, Table, Workbook};
 use crate::integrations::Tool;
@@ -24,6 +25,9 @@ pub(crate) struct Extracted {
     pub(crate) max_in_flight: usize,
     /// What only Tableau says of each table (`tableau_table_details`), filled by `take_rows`.
     pub(crate) details: Vec<TableDetail>,
+    /// What our parser made of each custom SQL query, in `x.custom_sql`'s order, filled by
+    /// `take_rows`.
+    pub(crate) reads: Vec<Read>,
 }
 
 /// Each table id's details, the first row's (`table_row`).
@@ -54,13 +58,14 @@ impl crate::seam::Extraction for Extracted {
     }
 
     fn take_rows(&mut self) -> rows::Extracted {
-        let (instance, assets, relations, details) = rows(&mut self.x);
+        self.reads = read_custom_sql(&self.x);
+        let (instance, assets, relations, details) = rows(&mut self.x, &self.reads);
         self.details = details;
         rows::Extracted { instances: vec![instance], assets, relations, ..Default::default() }
     }
 
     fn store(&self, tx: &Transaction) -> Result<()> {
-        write(tx, &self.x)?;
+        write(tx, &self.x, &self.reads)?;
         write_details(tx, &self.x.integration, &self.details)
     }
 }
@@ -137,7 +142,7 @@ pub(crate) fn workbook_url(server: &str, content_url: &str, w: &Workbook) -> Opt
 /// each (through embedded and published data sources, and custom SQL), and beside them what
 /// only Tableau says of each table. The data sources' upstream tables move into the rows;
 /// `write` does not need them.
-pub(crate) fn rows(x: &mut SiteExtract) -> (rows::Instance, Vec<rows::Asset>, Vec<rows::RelationUse>, Vec<TableDetail>) {
+pub(crate) fn rows(x: &mut SiteExtract, reads: &[Read]) -> (rows::Instance, Vec<rows::Asset>, Vec<rows::RelationUse>, Vec<TableDetail>) {
     let i = &x.integration;
     let site = rows::Instance { integration: i.clone(), tool: Tool::Tableau, label: x.content_url.clone(), complete: x.complete };
     let mut workbooks = Vec::with_capacity(x.workbooks.len());
@@ -151,7 +156,7 @@ pub(crate) fn rows(x: &mut SiteExtract) -> (rows::Instance, Vec<rows::Asset>, Ve
         .sum();
     let mut tables = Vec::with_capacity(count + x.custom_sql.len() * 2);
     let mut details = Details::default();
-    let mut custom = custom_sql_rows(x, &mut details);
+    let mut custom = custom_sql_rows(x, reads, &mut details);
     for w in &mut x.workbooks {
         let Some(luid) = luid(w) else {
             crate::log::warn(&format!("tableau {i}: workbook {} has no luid; skipped", w.id));
@@ -206,24 +211,90 @@ fn tags(w: &Workbook) -> Vec<String> {
     tags
 }
 
-/// The custom SQL rows of a site, by workbook id: the tables each query reads, or one
-/// placeholder row for a query Tableau could not parse, so match can say why it gave no lineage.
-fn custom_sql_rows(x: &SiteExtract, details: &mut Details) -> rustc_hash::FxHashMap<String, Vec<rows::RelationUse>> {
+/// Every custom SQL query of a site read by our parser, in parallel (rayon), with one debug
+/// line of what it cost (`just bench` reports lineage's share of `run` from it).
+fn read_custom_sql(x: &SiteExtract) -> Vec<Read> {
+    use rayon::prelude::*;
+    let started = std::time::Instant::now();
+    let reads: Vec<Read> = x.custom_sql.par_iter().map(custom_sql::read).collect();
+    let failed = reads.iter().filter(|r| matches!(r, Read::Failed(_))).count();
+    crate::log::debug(&format!(
+        "sql lineage: {} queries read in {:.3}s ({failed} unparseable)",
+        reads.len(),
+        started.elapsed().as_secs_f64()
+    ));
+    reads
+}
+
+crate::tags::text_tag! {
+    /// Which list of tables a custom SQL query's rows come from (`tableau_custom_sql.lineage`).
+    pub(crate) enum Lineage in "lineage" {
+        /// Our parser read the query: its tables, whatever Tableau listed.
+        Parsed = "parsed",
+        /// Our parser could not, and Tableau listed tables: Tableau's.
+        Tableau = "tableau",
+        /// Neither: one `unparsed_sql` row, so match says why the query gave no lineage.
+        None = "none",
+    }
+}
+
+impl Lineage {
+    fn of(read: &Read, tableau: &[Table]) -> Lineage {
+        match read {
+            Read::Tables(_) => Lineage::Parsed,
+            _ if !tableau.is_empty() => Lineage::Tableau,
+            _ => Lineage::None,
+        }
+    }
+}
+
+/// The custom SQL rows of a site, by workbook id: the tables each query reads as our parser
+/// read them (relation id `sql:` + the quoted full name, so one table read by many queries is
+/// one relation), else as Tableau listed them, else one `unparsed_sql` placeholder whose
+/// detail is the parser's message (none when there was no text to parse), so match can say why
+/// the query gave no lineage.
+fn custom_sql_rows(x: &SiteExtract, reads: &[Read], details: &mut Details) -> rustc_hash::FxHashMap<String, Vec<rows::RelationUse>> {
     let i = &x.integration;
     let known: std::collections::BTreeSet<&str> = x.workbooks.iter().map(|w| w.id.as_str()).collect();
     let mut out: rustc_hash::FxHashMap<String, Vec<rows::RelationUse>> = Default::default();
-    for c in &x.custom_sql {
-        let empty = Vec::new();
-        let found = c.tables.as_ref().unwrap_or(&empty);
+    let empty = Vec::new();
+    for (c, read) in x.custom_sql.iter().zip(reads) {
+        let listed = c.tables.as_ref().unwrap_or(&empty);
+        let lineage = Lineage::of(read, listed);
         for w in custom_sql_workbooks(c, &known) {
             let list = out.entry(w.to_string()).or_default();
-            if found.is_empty() {
-                let mut row = table_row(i, w, Via::CustomSql, &c.id, Table::default(), details);
-                row.kind = RelationKind::UnparsedSql;
-                list.push(row);
-            }
-            for t in found {
-                list.push(table_row(i, w, Via::CustomSql, &c.id, t.clone(), details));
+            match (lineage, read) {
+                (Lineage::Parsed, Read::Tables(tables)) => {
+                    for t in tables {
+                        let full_name = custom_sql::full_name(t);
+                        list.push(rows::RelationUse {
+                            integration: i.clone(),
+                            asset_id: w.to_string(),
+                            via: Via::CustomSql,
+                            via_id: c.id.clone(),
+                            relation_id: format!("sql:{full_name}"),
+                            name: Some(t.name.value.clone()),
+                            full_name: Some(full_name),
+                            schema: t.schema.as_ref().map(|p| p.value.clone()),
+                            database: t.database.as_ref().map(|p| p.value.clone()),
+                            kind: RelationKind::Table,
+                            detail: None,
+                        });
+                    }
+                }
+                (Lineage::Tableau, _) => {
+                    for t in listed {
+                        list.push(table_row(i, w, Via::CustomSql, &c.id, t.clone(), details));
+                    }
+                }
+                _ => {
+                    let mut row = table_row(i, w, Via::CustomSql, &c.id, Table::default(), details);
+                    row.kind = RelationKind::UnparsedSql;
+                    if let Read::Failed(f) = read {
+                        row.detail = Some(f.to_string());
+                    }
+                    list.push(row);
+                }
             }
         }
     }
@@ -246,7 +317,7 @@ fn custom_sql_workbooks<'a>(c: &'a CustomSql, known: &std::collections::BTreeSet
 
 /// Everything else of one site: sites, projects, workbooks as Tableau gave them, data sources
 /// and their links, custom SQL, warnings and responses. Its tables are the neutral rows.
-pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
+pub(crate) fn write(tx: &Transaction, x: &SiteExtract, reads: &[Read]) -> Result<()> {
     let i = &x.integration;
     for t in SHARED {
         tx.execute(&format!("DELETE FROM {t} WHERE integration = ?1"), [i])?;
@@ -296,13 +367,25 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
         }
     }
     let mut sql = tx.prepare_cached(
-        "INSERT INTO tableau_custom_sql (integration, id, name, query, is_unsupported, connection_type, database_name, workbook_ids)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO tableau_custom_sql (integration, id, name, query, is_unsupported, connection_type, database_name, workbook_ids,
+                                         lineage, parsed_tables, parse_error, tableau_tables)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
     let known: std::collections::BTreeSet<&str> = x.workbooks.iter().map(|w| w.id.as_str()).collect();
-    for c in &x.custom_sql {
+    let empty = Vec::new();
+    for (c, read) in x.custom_sql.iter().zip(reads) {
         let wbs = custom_sql_workbooks(c, &known);
-        let unsupported = c.is_unsupported_custom_sql.unwrap_or(false) || c.tables.as_ref().map_or(true, |t| t.is_empty());
+        let listed = c.tables.as_ref().unwrap_or(&empty);
+        let unsupported = c.is_unsupported_custom_sql.unwrap_or(false) || listed.is_empty();
+        let parsed = match read {
+            Read::Tables(t) => Some(serde_json::to_string(&t.iter().map(|t| t.dotted()).collect::<Vec<_>>())?),
+            _ => None,
+        };
+        let error = match read {
+            Read::Failed(f) => Some(f.to_string()),
+            _ => None,
+        };
+        let tableau: Vec<&str> = listed.iter().map(|t| t.full_name.as_deref().or(t.name.as_deref()).unwrap_or("")).collect();
         sql.execute(params![
             i,
             c.id,
@@ -311,7 +394,11 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract) -> Result<()> {
             unsupported,
             c.connection_type,
             c.database.as_ref().and_then(|d| d.name.clone()),
-            serde_json::to_string(&wbs)?
+            serde_json::to_string(&wbs)?,
+            Lineage::of(read, listed),
+            parsed,
+            error,
+            serde_json::to_string(&tableau)?
         ])?;
     }
     let mut left = tx.prepare_cached(
