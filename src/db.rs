@@ -24,6 +24,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../sql/0008_neutral_rows.sql"),
     include_str!("../sql/0009_refresh_targets.sql"),
     include_str!("../sql/0010_inventory.sql"),
+    include_str!("../sql/0012_powerbi.sql"),
 ];
 
 /// How long a statement waits for another program's write transaction before SQLITE_BUSY.
