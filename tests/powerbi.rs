@@ -149,7 +149,16 @@ fn extract_reads_the_tenant_through_429_and_an_expired_token() {
     // A table without M is a no_source miss for every report reading its dataset.
     let no_source = ids(&conn, "SELECT asset_id || ' ' || via_id || ' ' || kind FROM bi_relations WHERE detail LIKE 'no_source:%' ORDER BY 1");
     let ds1 = "da7a0000-0000-4000-8000-000000000001";
-    assert_eq!(no_source, [format!("{} {ds1}/Date unparsed_sql", report(1)), format!("{} {ds1}/Date unparsed_sql", report(4))]);
+    let ds2 = "da7a0000-0000-4000-8000-000000000002";
+    assert_eq!(
+        no_source,
+        [
+            format!("{} {ds1}/Date unparsed_sql", report(1)),
+            format!("{} {ds2}/Budget calc unparsed_sql", report(3)),
+            format!("{} {ds1}/Date unparsed_sql", report(4)),
+            format!("{} {ds2}/Budget calc unparsed_sql", report(5)),
+        ]
+    );
     // Parameters from the API where allowed, one warning per refusal.
     assert_eq!(ids(&conn, "SELECT name || '=' || current_value FROM powerbi_parameters ORDER BY 1"), ["Database=dw", "Server=sql01.corp.example"]);
     assert_eq!(count(&conn, "SELECT count(*) FROM extract_warnings WHERE integration = 'corp' AND code = 'not_allowed'"), 2, "Marketing: its reports and its dataset's parameters");
@@ -191,6 +200,11 @@ fn a_selected_workspace_reads_a_dataset_in_another() {
     assert_eq!(ids(&conn, "SELECT workspace_ids FROM powerbi_scans WHERE purpose <> 'selection'"), [format!("[\"{}\"]", ws_id(2))]);
     assert_eq!(ids(&conn, "SELECT id || ' ' || coalesce(left_out, '-') FROM powerbi_reports WHERE workspace_id = '5a1e0000-0000-4000-8000-000000000002'"), [format!("{} not_selected", report(5))]);
     assert_eq!(ids(&conn, "SELECT workspace_id FROM powerbi_datasets WHERE id = 'da7a0000-0000-4000-8000-000000000002'"), [ws_id(2)]);
+    // Revenue reads the tables of that dataset (its calculated table is a no_source miss).
+    assert_eq!(
+        ids(&conn, &format!("SELECT via_id FROM bi_relations WHERE asset_id = '{}'", report(3))),
+        ["da7a0000-0000-4000-8000-000000000002/Budget calc"]
+    );
     assert_eq!(ids(&conn, "SELECT status FROM powerbi_scans"), ["SUCCEEDED", "SUCCEEDED"], "statuses are compared case-insensitively");
     server.stop();
 }
