@@ -310,3 +310,25 @@ fn record_then_replay_without_secrets() {
     assert!(places.iter().any(|(_, b)| String::from_utf8_lossy(b).contains("\"access_token\\\":\\\"<redacted>\\\"")
         || String::from_utf8_lossy(b).contains("\"access_token\":\"<redacted>\"")), "the token answer is recorded, blanked");
 }
+
+#[test]
+fn run_writes_one_exposure_per_live_report_with_its_name_byte_for_byte() {
+    let server = PowerBiServer::start(&fixture("corp.tenant.json"), Faults::default());
+    let t = Tenant::new(&server.base_url, "exposures:\n  include_unmatched: true\n");
+    let out = t.run(&[], "run", Some(SECRET));
+    assert_ok(&out);
+    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(summary.contains("Reports left out:     1 (app copies"), "{summary}");
+    let conn = t.conn();
+    assert_eq!(ids(&conn, "SELECT asset_ref FROM exposures ORDER BY asset_ref"), [report(1), report(3), report(4), report(5), report(6)]);
+    // The hostile name reaches dbt as one inert scalar: its Jinja opener escaped as emit does
+    // for Tableau's names (dbt renders `{{ '{' }}` back to `{`), the rest byte for byte.
+    let dir = t.dir.path().join("dbt/models/imported_from_tableau");
+    let sales: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(dir.join("corp__sales.yml")).unwrap()).unwrap();
+    let labels: Vec<&str> = sales["exposures"].as_sequence().unwrap().iter().map(|e| e["label"].as_str().unwrap()).collect();
+    assert!(labels.contains(&"{{ '{' }}{{ '{' }} config(materialized='x') }} <script>alert(1)</script>: Ops\nreport"), "{labels:?}");
+    let meta = &sales["exposures"][0]["config"]["meta"];
+    assert_eq!((meta["integration"].as_str(), meta["tenant"].as_str()), (Some("corp"), Some(TENANT)));
+    assert!(meta["report_id"].as_str().is_some_and(|r| r.starts_with("7e900000-")), "{meta:?}");
+    server.stop();
+}
