@@ -28,6 +28,8 @@ struct RawConfig {
     #[serde(default)]
     inventory: Vec<InventorySource>,
     #[serde(default)]
+    powerbi: Vec<PowerBiTenant>,
+    #[serde(default)]
     exposures: RawExposures,
     /// Where recorded HTTP exchanges are answered from when no --replay/--record is given.
     #[serde(default)]
@@ -287,6 +289,7 @@ pub(crate) struct Config {
     pub(crate) max_manifest_mb: u64,
     pub(crate) tableau: Vec<TableauSite>,
     pub(crate) inventory: Vec<InventorySource>,
+    pub(crate) powerbi: Vec<PowerBiTenant>,
     pub(crate) exposures_dir: PathBuf,
     pub(crate) maturity: String,
     pub(crate) include_unmatched: bool,
@@ -368,6 +371,11 @@ impl Config {
             check_integration(&format!("inventory[{i}]"), &inv.name, &inv.default_schemas, &mut seen).map_err(invalid)?;
             inv.file = abs(&inv.file);
         }
+        let mut powerbi = raw.powerbi;
+        for (i, t) in powerbi.iter_mut().enumerate() {
+            check_integration(&format!("powerbi[{i}]"), &t.name, &t.default_schemas, &mut seen).map_err(invalid)?;
+            t.check(&format!("powerbi[{i}]")).map_err(invalid)?;
+        }
         Ok(Config {
             sha256: hex_sha256(bytes),
             database: abs(&raw.database),
@@ -377,6 +385,7 @@ impl Config {
             max_manifest_mb: raw.dbt.max_manifest_mb,
             tableau: raw.tableau,
             inventory,
+            powerbi,
             exposures_dir: raw.exposures.dir,
             maturity: raw.exposures.maturity,
             include_unmatched: raw.exposures.include_unmatched,
@@ -421,6 +430,127 @@ pub(crate) struct InventorySource {
 
 fn default_inventory_mb() -> u64 {
     64
+}
+
+/// `powerbi:` — one Power BI tenant read through a service principal (see `powerbi`). The
+/// principal's id and secret come from env vars, read when the integration connects, never
+/// from this file.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PowerBiTenant {
+    pub(crate) name: String,
+    /// The Entra ID tenant: a GUID, or a domain such as `contoso.onmicrosoft.com`.
+    pub(crate) tenant_id: String,
+    #[serde(default = "default_client_id_env")]
+    pub(crate) client_id_env: String,
+    #[serde(default = "default_client_secret_env")]
+    pub(crate) client_secret_env: String,
+    /// Workspace names or ids; empty: every workspace the principal may scan.
+    #[serde(default)]
+    pub(crate) workspaces: Vec<String>,
+    #[serde(default = "default_powerbi_api_url")]
+    pub(crate) api_url: String,
+    #[serde(default = "default_powerbi_login_url")]
+    pub(crate) login_url: String,
+    #[serde(default)]
+    pub(crate) database_aliases: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) default_schemas: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) retry: Retry,
+    #[serde(default)]
+    pub(crate) limits: Limits,
+    #[serde(default)]
+    pub(crate) raw_responses: RawResponses,
+    /// Scans in flight at once (the service allows 16).
+    #[serde(default = "default_scans_in_flight")]
+    pub(crate) scans_in_flight: u32,
+    /// The first wait between two `scanStatus` polls of a scan, in ms; doubles up to 30 s.
+    #[serde(default = "default_scan_poll_ms")]
+    pub(crate) scan_poll_ms: u64,
+    /// A scan not finished after this long is an error naming it.
+    #[serde(default = "default_scan_timeout_secs")]
+    pub(crate) scan_timeout_secs: u64,
+}
+
+fn default_client_id_env() -> String {
+    "POWERBI_CLIENT_ID".into()
+}
+fn default_client_secret_env() -> String {
+    "POWERBI_CLIENT_SECRET".into()
+}
+fn default_powerbi_api_url() -> String {
+    "https://api.powerbi.com".into()
+}
+fn default_powerbi_login_url() -> String {
+    "https://login.microsoftonline.com".into()
+}
+fn default_scans_in_flight() -> u32 {
+    16
+}
+fn default_scan_poll_ms() -> u64 {
+    2000
+}
+fn default_scan_timeout_secs() -> u64 {
+    600
+}
+
+impl PowerBiTenant {
+    /// What serde cannot say: every error names the field (`powerbi[0].api_url`).
+    fn check(&mut self, at: &str) -> Result<(), String> {
+        // It goes into the token endpoint's path: a GUID or a domain name, nothing else.
+        let t = self.tenant_id.trim();
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
+            return Err(format!(
+                "{at}.tenant_id: {:?} must be the tenant's id (a GUID) or its domain (contoso.onmicrosoft.com)",
+                self.tenant_id
+            ));
+        }
+        self.tenant_id = t.to_string();
+        for (field, var) in [("client_id_env", &self.client_id_env), ("client_secret_env", &self.client_secret_env)] {
+            if var.is_empty() || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(format!(
+                    "{at}.{field}: {var:?} must be the name of an env var (letters, digits and _); the value itself never goes in the file"
+                ));
+            }
+        }
+        if self.client_id_env == self.client_secret_env {
+            return Err(format!("{at}.client_secret_env: the id and the secret cannot come from one env var ({})", self.client_id_env));
+        }
+        let mut seen = std::collections::BTreeMap::new();
+        for (k, w) in self.workspaces.iter().enumerate() {
+            if w.trim().is_empty() {
+                return Err(format!("{at}.workspaces[{k}]: empty; give a workspace's name or id"));
+            }
+            if let Some(j) = seen.insert(w.trim().to_lowercase(), k) {
+                return Err(format!("{at}.workspaces[{k}]: {w:?} is also workspaces[{j}]"));
+            }
+        }
+        for (field, url) in [("api_url", &mut self.api_url), ("login_url", &mut self.login_url)] {
+            let u = url.trim().trim_end_matches('/').to_string();
+            let loopback_http = u.starts_with("http://") && crate::http::is_loopback_url(&u);
+            let host = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://")).unwrap_or("");
+            if !(u.starts_with("https://") || loopback_http) || host.is_empty() || host.starts_with('/') {
+                return Err(format!(
+                    "{at}.{field}: {url:?} must start with https:// (plain http only for a loopback host: 127.0.0.1, localhost, [::1])"
+                ));
+            }
+            if u.contains(['?', '#']) {
+                return Err(format!("{at}.{field}: {url:?} must be a base URL, without a query or fragment"));
+            }
+            *url = u;
+        }
+        if !(1..=16).contains(&self.scans_in_flight) {
+            return Err(format!("{at}.scans_in_flight must be between 1 and 16 (the service runs at most 16 scans at once)"));
+        }
+        if self.retry.attempts == 0 {
+            return Err(format!("{at}.retry.attempts must be at least 1"));
+        }
+        if self.scan_timeout_secs == 0 {
+            return Err(format!("{at}.scan_timeout_secs must be at least 1"));
+        }
+        Ok(())
+    }
 }
 
 /// Refuses two integrations on one server that read their PAT's name from the same env var:
@@ -592,6 +722,71 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("tableau[0].name"), "{err}");
+    }
+
+    fn powerbi(entry: &str) -> Result<Config, ConfigError> {
+        load(&format!("dbt: {{}}\npowerbi:\n  - {{name: corp, tenant_id: 00000000-0000-0000-0000-000000000000{entry}}}\n"))
+    }
+
+    #[track_caller]
+    fn powerbi_refused(entry: &str, wants: &[&str]) {
+        let err = powerbi(entry).unwrap_err().to_string();
+        assert!(err.contains("/proj/autoexpose.yml"), "{err}");
+        for w in wants {
+            assert!(err.contains(w), "{w:?} not in {err}");
+        }
+    }
+
+    #[test]
+    fn powerbi_is_read_with_its_defaults() {
+        let c = load(
+            "dbt: {}\npowerbi:\n  - name: corp\n    tenant_id: 00000000-0000-0000-0000-000000000000\n    client_id_env: POWERBI_CLIENT_ID\n    client_secret_env: POWERBI_CLIENT_SECRET\n    workspaces: []\n    api_url: https://api.powerbi.com\n    login_url: https://login.microsoftonline.com\n",
+        )
+        .unwrap();
+        let t = &c.powerbi[0];
+        assert_eq!((t.name.as_str(), t.api_url.as_str(), t.login_url.as_str()), ("corp", "https://api.powerbi.com", "https://login.microsoftonline.com"));
+        assert!(c.tableau.is_empty() && t.workspaces.is_empty());
+        let d = &powerbi("").unwrap().powerbi[0];
+        assert_eq!((d.client_id_env.as_str(), d.client_secret_env.as_str()), ("POWERBI_CLIENT_ID", "POWERBI_CLIENT_SECRET"));
+        assert_eq!((d.api_url.as_str(), d.scans_in_flight), ("https://api.powerbi.com", 16));
+        // Loopback http (the test server), a trailing slash trimmed, a domain as tenant.
+        let l = &powerbi(", api_url: 'http://127.0.0.1:8080/', login_url: 'http://localhost:9'").unwrap().powerbi[0];
+        assert_eq!((l.api_url.as_str(), l.login_url.as_str()), ("http://127.0.0.1:8080", "http://localhost:9"));
+        load("dbt: {}\npowerbi:\n  - {name: c, tenant_id: contoso.onmicrosoft.com, workspaces: [Sales, 6a1b0000-0000-0000-0000-00000000000f]}\n").unwrap();
+    }
+
+    #[test]
+    fn powerbi_errors_name_the_field() {
+        powerbi_refused(", bogus: 1", &["unknown field `bogus`"]);
+        powerbi_refused(", client_secret: s3cret", &["unknown field `client_secret`"]);
+        let err = load("dbt: {}\npowerbi:\n  - {name: corp}\n").unwrap_err().to_string();
+        assert!(err.contains("missing field `tenant_id`"), "{err}");
+        let err = load("dbt: {}\npowerbi:\n  - {name: Corp, tenant_id: t}\n").unwrap_err().to_string();
+        assert!(err.contains("powerbi[0].name") && err.contains("lowercase"), "{err}");
+        for bad in ["''", "'a/../b'", "' '"] {
+            let err = load(&format!("dbt: {{}}\npowerbi:\n  - {{name: c, tenant_id: {bad}}}\n")).unwrap_err().to_string();
+            assert!(err.contains("powerbi[0].tenant_id") && err.contains("GUID"), "{err}");
+        }
+        powerbi_refused(", client_id_env: ''", &["powerbi[0].client_id_env"]);
+        powerbi_refused(", client_secret_env: 'my secret'", &["powerbi[0].client_secret_env", "name of an env var"]);
+        powerbi_refused(", client_id_env: X, client_secret_env: X", &["powerbi[0].client_secret_env", "one env var"]);
+        powerbi_refused(", workspaces: [Sales, '']", &["powerbi[0].workspaces[1]: empty"]);
+        powerbi_refused(", workspaces: [Sales, sales]", &["powerbi[0].workspaces[1]", "workspaces[0]"]);
+        powerbi_refused(", api_url: 'http://api.powerbi.com'", &["powerbi[0].api_url", "https://"]);
+        powerbi_refused(", api_url: 'ftp://x'", &["powerbi[0].api_url"]);
+        powerbi_refused(", api_url: 'https://'", &["powerbi[0].api_url"]);
+        powerbi_refused(", login_url: 'http://10.0.0.1'", &["powerbi[0].login_url", "loopback"]);
+        powerbi_refused(", login_url: 'https://login.example.com/?x=1'", &["powerbi[0].login_url", "query"]);
+        powerbi_refused(", scans_in_flight: 17", &["powerbi[0].scans_in_flight", "16"]);
+        powerbi_refused(", scans_in_flight: 0", &["powerbi[0].scans_in_flight"]);
+        powerbi_refused(", retry: {attempts: 0}", &["powerbi[0].retry.attempts"]);
+        powerbi_refused(", scan_timeout_secs: 0", &["powerbi[0].scan_timeout_secs"]);
+        powerbi_refused(", default_schemas: {db: ''}", &["powerbi[0].default_schemas"]);
+        // One namespace of names across tools.
+        let err = load("dbt: {}\ntableau:\n  - {name: corp, server_url: 'https://x'}\npowerbi:\n  - {name: corp, tenant_id: t}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("powerbi[0].name") && err.contains("used twice"), "{err}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ crate::tags::text_tag! {
     pub(crate) enum Tool in "tool" {
         Tableau = "tableau",
         Inventory = "inventory",
+        PowerBi = "powerbi",
     }
 }
 
@@ -24,6 +25,7 @@ impl Tool {
         match self {
             Tool::Tableau => &crate::tableau::TEXTS,
             Tool::Inventory => &crate::inventory::TEXTS,
+            Tool::PowerBi => &crate::powerbi::TEXTS,
         }
     }
 }
@@ -37,6 +39,9 @@ pub(crate) fn sources<'c>(config: &'c Config, mode: &HttpMode) -> Result<Vec<Box
     for inv in &config.inventory {
         out.push(Box::new(crate::inventory::source(inv)));
     }
+    for tenant in &config.powerbi {
+        out.push(Box::new(crate::powerbi::connect_source(tenant, mode)?));
+    }
     Ok(out)
 }
 
@@ -45,7 +50,8 @@ pub(crate) fn sources<'c>(config: &'c Config, mode: &HttpMode) -> Result<Vec<Box
 /// rows of that tool's integrations.
 pub(crate) fn clear_raw(tx: &Transaction) -> Result<()> {
     crate::tableau::store::clear(tx)?;
-    crate::inventory::clear(tx)
+    crate::inventory::clear(tx)?;
+    crate::powerbi::store::clear(tx)
 }
 
 /// `database_aliases` and `default_schemas` of an integration.
@@ -55,7 +61,8 @@ pub(crate) type NameRules<'a> = (&'a BTreeMap<String, String>, &'a BTreeMap<Stri
 pub(crate) fn name_rules(config: &Config) -> BTreeMap<&str, NameRules<'_>> {
     let tableau = config.tableau.iter().map(|s| (s.name.as_str(), (&s.database_aliases, &s.default_schemas)));
     let inventory = config.inventory.iter().map(|s| (s.name.as_str(), (&s.database_aliases, &s.default_schemas)));
-    tableau.chain(inventory).collect()
+    let powerbi = config.powerbi.iter().map(|s| (s.name.as_str(), (&s.database_aliases, &s.default_schemas)));
+    tableau.chain(inventory).chain(powerbi).collect()
 }
 
 /// The `config.meta` keys that hold an asset's ref in exposures autoexpose wrote, any tool's.
@@ -65,7 +72,9 @@ pub(crate) fn meta_ref_keys() -> impl Iterator<Item = &'static str> {
 
 /// Lines for `run`'s summary about assets an integration read but left out, and why.
 pub(crate) fn left_out_lines(conn: &Connection) -> Result<Vec<String>> {
-    crate::tableau::store::left_out_lines(conn)
+    let mut lines = crate::tableau::store::left_out_lines(conn)?;
+    lines.extend(crate::powerbi::store::left_out_lines(conn)?);
+    Ok(lines)
 }
 
 // refresh
@@ -92,6 +101,10 @@ impl crate::refresh::seam::Refreshers for ConfiguredRefreshers<'_> {
         if self.config.inventory.iter().any(|s| s.name == integration) {
             // An inventory writes no refresh targets, so nothing asks; said plainly if it does.
             return Err(format!("inventory {integration:?}: dashboards listed in a file have nothing to refresh"));
+        }
+        if self.config.powerbi.iter().any(|s| s.name == integration) {
+            // Power BI writes no refresh targets yet (dataset refresh is a later part of #14).
+            return Err(format!("powerbi {integration:?}: refreshing Power BI datasets is not built yet"));
         }
         Err(format!("integration {integration:?} is not in the config any more"))
     }

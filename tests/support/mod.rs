@@ -1,2 +1,3 @@
 //! Test support shared by the integration tests.
 pub mod tableau_server;
+pub mod powerbi_server;

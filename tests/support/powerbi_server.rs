@@ -1,0 +1,793 @@
+//! A local stand-in for Power BI and its Entra ID token endpoint, for tests.
+//!
+//! It serves a tenant fixture (`testdata/powerbi/*.tenant.json`, format in
+//! `testdata/powerbi/README.md`) through the shapes of `shared/reference/powerbi.md`:
+//! - `POST /{tenant}/oauth2/v2.0/token`, client credentials, form-encoded (section 1; Microsoft
+//!   identity platform "OAuth 2.0 client credentials flow"), failures as RFC 6749 §5.2 bodies;
+//! - `GET /v1.0/myorg/admin/workspaces/modified` with its query options (section 2,
+//!   PBI-swagger `WorkspaceInfo_GetModifiedWorkspaces`: `modifiedSince` 30 min – 30 days ago,
+//!   `excludePersonalWorkspaces`, `excludeInActiveWorkspaces`);
+//! - `POST /v1.0/myorg/admin/workspaces/getInfo` (`WorkspaceInfo_PostWorkspaceInfo`): the four
+//!   flags and `getArtifactUsers` as booleans, a JSON body `{"workspaces": [1–100 ids]}`, 202 with
+//!   `Location`, at most 16 scans in flight (learn.microsoft.com "Run metadata scanning": wait
+//!   for a scan's succeeded/failed status before another call);
+//! - `GET …/scanStatus/{id}` (`WorkspaceInfo_GetScanStatus`): NotStarted → Running → Succeeded
+//!   over `polls_to_succeed` polls, or a failed scan (the intermediate and failure spellings
+//!   are UNVERIFIED, so configurable);
+//! - `GET …/scanResult/{id}` (`WorkspaceInfo_GetScanResult`), only after success, in the shape
+//!   of section 3;
+//! - `GET /v1.0/myorg/groups/{id}/reports` (`Reports_GetReportsInGroup`, `webUrl`) and
+//!   `GET /v1.0/myorg/groups/{g}/datasets/{d}/parameters` (`Datasets_GetParametersInGroup`);
+//! - 429 + `Retry-After` past the hourly quotas of section 2 and on demand (section 9,
+//!   learn.microsoft.com "Power BI REST API limitations").
+//! Every API call must carry a bearer token this server issued and that has not expired.
+//! Errors are `{"error": {"code", "message"}}` (`PowerBIApiErrorResponseDetail`).
+//!
+//! Used by the integration tests and by `examples/powerbi_server.rs` (`#[path]` include), so
+//! it depends only on dev-dependencies. Ids, tokens and codes marked "invented" are made up.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[path = "http1.rs"]
+mod http1;
+
+/// The one scope a Power BI token is asked for (reference section 1).
+pub const SCOPE: &str = "https://analysis.windows.net/powerbi/api/.default";
+/// The service's limit on scans in flight (reference section 2).
+pub const MAX_SCANS: usize = 16;
+/// Hourly quotas (reference section 2); this server's "hour" is its whole life.
+const QUOTA_MODIFIED: usize = 30;
+const QUOTA_GET_INFO: usize = 500;
+const QUOTA_SCAN_STATUS: usize = 10_000;
+const QUOTA_SCAN_RESULT: usize = 500;
+/// The server's "now" for `modifiedSince`: 2025-03-04T05:06:07Z (invented).
+const NOW_EPOCH: i64 = 1_741_064_767;
+
+// ---------------------------------------------------------------------------------------------
+// Fixture
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Fixture {
+    pub tenant_id: String,
+    pub principals: Vec<Principal>,
+    #[serde(default)]
+    pub workspaces: Vec<FixtureWorkspace>,
+    /// Top-level `datasourceInstances`, served for the datasets that use them.
+    #[serde(default, rename = "datasourceInstances")]
+    pub datasource_instances: Vec<Value>,
+    #[serde(default, rename = "misconfiguredDatasourceInstances")]
+    pub misconfigured_datasource_instances: Vec<Value>,
+    /// Many plain workspaces beside the listed ones, to force batches.
+    #[serde(default)]
+    pub generated: Option<Generated>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Principal {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FixtureWorkspace {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(rename = "type", default = "default_type")]
+    pub kind: String,
+    #[serde(default = "default_state")]
+    pub state: String,
+    /// Report objects of the scan result, served verbatim (`groups/{id}/reports` derives its
+    /// answer from them).
+    #[serde(default)]
+    pub reports: Vec<Value>,
+    /// Dataset objects of the scan result, served verbatim (less what the flags leave out).
+    #[serde(default)]
+    pub datasets: Vec<Value>,
+    #[serde(default)]
+    pub dataflows: Vec<Value>,
+    /// `datasets/{id}/parameters` answers, by dataset id.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, Vec<Value>>,
+    /// The principal is not a member: `groups/{id}/…` calls are refused.
+    #[serde(default)]
+    pub not_a_member: bool,
+}
+
+fn default_type() -> String {
+    "Workspace".into()
+}
+fn default_state() -> String {
+    "Active".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Generated {
+    pub count: usize,
+}
+
+impl Fixture {
+    pub fn load(path: &Path) -> Fixture {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read tenant fixture {}: {e}", path.display()));
+        let mut f: Fixture = serde_json::from_str(&text).unwrap_or_else(|e| panic!("invalid tenant fixture {}: {e}", path.display()));
+        if let Some(g) = f.generated.clone() {
+            for n in 0..g.count {
+                f.workspaces.push(generated_workspace(n));
+            }
+        }
+        f
+    }
+}
+
+/// Workspace `n` of the generated ones: one report on one dataset of one Snowflake table.
+pub fn generated_workspace(n: usize) -> FixtureWorkspace {
+    let id = format!("9e000000-0000-4000-8000-{n:012x}");
+    let ds = format!("9d000000-0000-4000-8000-{n:012x}");
+    FixtureWorkspace {
+        id: id.clone(),
+        name: Some(format!("Generated {n:04}")),
+        kind: "Workspace".into(),
+        state: "Active".into(),
+        reports: vec![json!({"id": format!("9a000000-0000-4000-8000-{n:012x}"), "name": format!("Generated report {n:04}"),
+            "datasetId": ds, "reportType": "PowerBIReport", "createdBy": "gen@contoso.example"})],
+        datasets: vec![json!({"id": ds, "name": format!("Generated model {n:04}"), "configuredBy": "gen@contoso.example",
+            "tables": [{"name": "Orders", "isHidden": false, "source": [{"expression":
+                "let\n    Source = Snowflake.Databases(\"acme-xy12345.snowflakecomputing.com\", \"BI_WH\"),\n    Db = Source{[Name=\"ANALYTICS\",Kind=\"Database\"]}[Data],\n    Sch = Db{[Name=\"MARTS\",Kind=\"Schema\"]}[Data],\n    T = Sch{[Name=\"FCT_ORDERS\",Kind=\"Table\"]}[Data]\nin\n    T"}]}],
+            "expressions": []})],
+        dataflows: vec![],
+        parameters: BTreeMap::new(),
+        not_a_member: false,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public API
+// ---------------------------------------------------------------------------------------------
+
+/// Faults and knobs. `Faults::default()` is a well-behaved service.
+#[derive(Debug, Clone)]
+pub struct Faults {
+    /// 1-based request numbers answered 429 with `Retry-After: 1` (no side effects).
+    pub rate_limit_at: Vec<usize>,
+    /// 1-based request numbers answered 200 with the body cut in half (no side effects).
+    pub cut_body_at: Vec<usize>,
+    /// `expires_in` of every token issued.
+    pub token_expires_in: u64,
+    /// A token stops working after this many API calls (401 `TokenExpired`).
+    pub expire_token_after: Option<usize>,
+    /// Polls of a scan before it reports success: the first says NotStarted, then Running.
+    pub polls_to_succeed: u32,
+    /// How `scanStatus` spells the statuses (UNVERIFIED: DataHub's recordings say SUCCEEDED).
+    pub upper_case_statuses: bool,
+    /// A scan holding one of these workspace ids fails.
+    pub fail_scans_of: Vec<String>,
+    /// Scans never finish (Running for ever).
+    pub never_finish: bool,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            rate_limit_at: vec![],
+            cut_body_at: vec![],
+            token_expires_in: 3599,
+            expire_token_after: None,
+            polls_to_succeed: 3,
+            upper_case_statuses: false,
+            fail_scans_of: vec![],
+            never_finish: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LoggedRequest {
+    pub number: usize,
+    pub method: String,
+    /// Path and query as sent.
+    pub path: String,
+    pub status: u16,
+    pub bearer: bool,
+    /// POST bodies, `client_secret` masked.
+    pub body: Option<String>,
+}
+
+impl std::fmt::Display for LoggedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{} {} {} -> {}", self.number, self.method, self.path, self.status)
+    }
+}
+
+pub struct PowerBiServer {
+    /// `http://127.0.0.1:PORT`: both the login and the API base URL.
+    pub base_url: String,
+    pub port: u16,
+    state: Arc<Mutex<State>>,
+    stop_flag: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl PowerBiServer {
+    pub fn start(fixture: &Path, faults: Faults) -> PowerBiServer {
+        Self::start_on(fixture, faults, 0, false)
+    }
+
+    pub fn start_on(fixture: &Path, faults: Faults, port: u16, echo: bool) -> PowerBiServer {
+        let fixture = Fixture::load(fixture);
+        let listener = http1::Listener::bind(port).unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:{port}: {e}"));
+        let port = listener.port();
+        let base_url = format!("http://127.0.0.1:{port}");
+        let state = Arc::new(Mutex::new(State::new(fixture, faults, base_url.clone())));
+        let stop_flag = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let state = Arc::clone(&state);
+            let stop = Arc::clone(&stop_flag);
+            std::thread::Builder::new()
+                .name(format!("powerbi-server-{port}"))
+                .spawn(move || {
+                    listener.serve(stop, Arc::new(move |rq: http1::Request| answer(rq, &state, echo)));
+                })
+                .expect("cannot spawn the powerbi server thread")
+        };
+        PowerBiServer { base_url, port, state, stop_flag, thread: Some(thread) }
+    }
+
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    /// Every token this server issued, so tests can check none leaked.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.state.lock().unwrap().tokens.keys().cloned().collect();
+        all.sort();
+        all
+    }
+
+    /// The most scans that were in flight at once (started, success or failure not yet read).
+    pub fn max_scans_in_flight(&self) -> usize {
+        self.state.lock().unwrap().max_scans_in_flight
+    }
+
+    /// `getInfo` calls refused because 16 scans were in flight.
+    pub fn scans_refused(&self) -> usize {
+        self.state.lock().unwrap().scans_refused
+    }
+
+    /// Requests answered 4xx for their shape (not auth, not quota): what the real service refuses.
+    pub fn refused(&self) -> Vec<String> {
+        self.state.lock().unwrap().refused.clone()
+    }
+
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop_flag.store(true, Ordering::SeqCst);
+        http1::wake(self.port);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for PowerBiServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Serving
+// ---------------------------------------------------------------------------------------------
+
+struct Scan {
+    workspaces: Vec<String>,
+    flags: Flags,
+    polls: u32,
+    /// Its success or failure has been read by the client: no longer in flight.
+    settled: bool,
+    succeeded: bool,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Flags {
+    lineage: bool,
+    datasource_details: bool,
+    dataset_schema: bool,
+    dataset_expressions: bool,
+}
+
+struct State {
+    fixture: Fixture,
+    faults: Faults,
+    base_url: String,
+    count: usize,
+    log: Vec<LoggedRequest>,
+    /// Token → API calls made with it.
+    tokens: HashMap<String, usize>,
+    scans: BTreeMap<String, Scan>,
+    calls: HashMap<&'static str, usize>,
+    max_scans_in_flight: usize,
+    scans_refused: usize,
+    refused: Vec<String>,
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+fn reply(status: u16, body: Value) -> Reply {
+    Reply { status, headers: vec![("Content-Type".into(), "application/json; charset=utf-8".into())], body: body.to_string().into_bytes() }
+}
+
+fn api_error(status: u16, code: &str, message: &str) -> Reply {
+    reply(status, json!({"error": {"code": code, "message": message}}))
+}
+
+fn answer(rq: http1::Request, state: &Mutex<State>, echo: bool) {
+    let (r, entry) = {
+        let mut st = state.lock().unwrap();
+        st.count += 1;
+        let n = st.count;
+        let mut r = st.handle(&rq);
+        if st.faults.cut_body_at.contains(&n) && r.status < 300 {
+            let half = r.body.len() / 2;
+            r.body.truncate(half);
+        }
+        let body = (rq.method == "POST").then(|| mask(&String::from_utf8_lossy(&rq.body)));
+        let bearer = header(&rq, "authorization").is_some_and(|a| a.starts_with("Bearer "));
+        let entry = LoggedRequest { number: n, method: rq.method.clone(), path: rq.url.clone(), status: r.status, bearer, body };
+        st.log.push(entry.clone());
+        (r, entry)
+    };
+    if echo {
+        eprintln!("{entry}");
+    }
+    rq.respond(r.status, &r.headers, &r.body);
+}
+
+fn header<'a>(rq: &'a http1::Request, name: &str) -> Option<&'a str> {
+    rq.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// `client_secret=…` masked in a logged form body.
+fn mask(body: &str) -> String {
+    body.split('&')
+        .map(|p| if p.starts_with("client_secret=") { "client_secret=***".to_string() } else { p.to_string() })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn parse_query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(p), String::new()),
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            if let (Some(h), Some(l)) = (b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// An OData boolean query value (`True`, `false`): PBI-swagger types these as boolean.
+fn boolean(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC time, as `modifiedSince` is written
+/// (`2025-03-01T00:00:00.0000000Z`).
+fn epoch_of(t: &str) -> Option<i64> {
+    let b = t.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || !t.ends_with('Z') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+    let (y, m, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + s)
+}
+
+impl State {
+    fn new(fixture: Fixture, faults: Faults, base_url: String) -> State {
+        State {
+            fixture,
+            faults,
+            base_url,
+            count: 0,
+            log: Vec::new(),
+            tokens: HashMap::new(),
+            scans: BTreeMap::new(),
+            calls: HashMap::new(),
+            max_scans_in_flight: 0,
+            scans_refused: 0,
+            refused: Vec::new(),
+        }
+    }
+
+    /// A 400 for a request the real service would refuse, remembered for the tests.
+    fn refuse(&mut self, code: &str, message: &str) -> Reply {
+        self.refused.push(format!("{code}: {message}"));
+        api_error(400, code, message)
+    }
+
+    fn handle(&mut self, rq: &http1::Request) -> Reply {
+        if self.faults.rate_limit_at.contains(&self.count) {
+            let mut r = api_error(429, "TooManyRequests", "rate limited (injected)");
+            r.headers.push(("Retry-After".into(), "1".into()));
+            return r;
+        }
+        let (path, query) = match rq.url.split_once('?') {
+            Some((p, q)) => (p.to_string(), parse_query(q)),
+            None => (rq.url.clone(), Vec::new()),
+        };
+        let token_path = format!("/{}/oauth2/v2.0/token", self.fixture.tenant_id);
+        if path.ends_with("/oauth2/v2.0/token") {
+            if path != token_path {
+                // AADSTS90002: tenant not found (Entra ID's code for an unknown tenant).
+                return reply(400, json!({"error": "invalid_request", "error_description": "AADSTS90002: Tenant not found."}));
+            }
+            return self.token(rq, &query);
+        }
+        let Some(rest) = path.strip_prefix("/v1.0/myorg/") else {
+            return api_error(404, "EntityNotFound", "no such API (invented message)");
+        };
+        if let Err(r) = self.authorize(rq) {
+            return r;
+        }
+        let parts: Vec<&str> = rest.split('/').collect();
+        match (rq.method.as_str(), parts.as_slice()) {
+            ("GET", ["admin", "workspaces", "modified"]) => self.modified(&query),
+            ("POST", ["admin", "workspaces", "getInfo"]) => self.get_info(rq, &query),
+            ("GET", ["admin", "workspaces", "scanStatus", id]) if query.is_empty() => self.scan_status(id),
+            ("GET", ["admin", "workspaces", "scanResult", id]) if query.is_empty() => self.scan_result(id),
+            ("GET", ["groups", g, "reports"]) if query.is_empty() => self.group_reports(g),
+            ("GET", ["groups", g, "datasets", d, "parameters"]) if query.is_empty() => self.parameters(g, d),
+            _ => api_error(404, "EntityNotFound", "no such API (invented message)"),
+        }
+    }
+
+    /// The client-credentials grant: form body, the principal, the Power BI scope exactly.
+    fn token(&mut self, rq: &http1::Request, query: &[(String, String)]) -> Reply {
+        let invalid = |code: &str, aadsts: &str| reply(400, json!({"error": code, "error_description": aadsts}));
+        if rq.method != "POST" || !query.is_empty() {
+            return invalid("invalid_request", "AADSTS900561: The endpoint only accepts POST requests.");
+        }
+        if !header(rq, "content-type").is_some_and(|c| c.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded")) {
+            return invalid("invalid_request", "AADSTS900144: The request body must contain the following parameter: 'grant_type'.");
+        }
+        let form = parse_query(&String::from_utf8_lossy(&rq.body));
+        let mut seen = BTreeSet::new();
+        if form.iter().any(|(k, _)| !seen.insert(k.clone())) {
+            return invalid("invalid_request", "AADSTS90015: Requested query string is too long or a parameter is repeated (invented).");
+        }
+        let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        for k in ["grant_type", "client_id", "client_secret", "scope"] {
+            if get(k).is_none() {
+                return invalid("invalid_request", &format!("AADSTS900144: The request body must contain the following parameter: '{k}'."));
+            }
+        }
+        if get("grant_type") != Some("client_credentials") {
+            return invalid("unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type.");
+        }
+        if get("scope") != Some(SCOPE) {
+            return invalid("invalid_scope", "AADSTS1002012: The provided value for scope is not valid.");
+        }
+        let id = get("client_id").unwrap_or("");
+        let secret = get("client_secret").unwrap_or("");
+        let Some(p) = self.fixture.principals.iter().find(|p| p.client_id == id) else {
+            return reply(400, json!({"error": "unauthorized_client", "error_description": "AADSTS700016: Application not found in the directory."}));
+        };
+        if p.client_secret != secret {
+            return reply(401, json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}));
+        }
+        let token = format!("pbi-token-{}-{:08x}", self.tokens.len() + 1, (self.count as u64).wrapping_mul(0x9E37_79B9) & 0xffff_ffff);
+        self.tokens.insert(token.clone(), 0);
+        let life = self.faults.token_expires_in;
+        reply(200, json!({"token_type": "Bearer", "expires_in": life, "ext_expires_in": life, "access_token": token}))
+    }
+
+    fn authorize(&mut self, rq: &http1::Request) -> Result<(), Reply> {
+        let unauthorized = |code: &str| {
+            let mut r = api_error(401, code, "the access token is missing, invalid or expired (invented message)");
+            r.headers.push(("WWW-Authenticate".into(), "Bearer".into()));
+            r
+        };
+        let Some(token) = header(rq, "authorization").and_then(|a| a.strip_prefix("Bearer ")) else {
+            return Err(unauthorized("PowerBINotAuthorizedException"));
+        };
+        let limit = self.faults.expire_token_after;
+        match self.tokens.get_mut(token) {
+            None => Err(unauthorized("PowerBINotAuthorizedException")),
+            Some(uses) if limit.is_some_and(|l| *uses >= l) => Err(unauthorized("TokenExpired")),
+            Some(uses) => {
+                *uses += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Past an hourly quota: 429 with the seconds until it resets (reference section 9).
+    fn over_quota(&mut self, call: &'static str, quota: usize) -> Option<Reply> {
+        let n = self.calls.entry(call).or_insert(0);
+        *n += 1;
+        (*n > quota).then(|| {
+            let mut r = api_error(429, "TooManyRequests", &format!("{call}: {quota} calls an hour"));
+            r.headers.push(("Retry-After".into(), "3600".into()));
+            r
+        })
+    }
+
+    fn modified(&mut self, query: &[(String, String)]) -> Reply {
+        if let Some(r) = self.over_quota("modified", QUOTA_MODIFIED) {
+            return r;
+        }
+        let (mut exclude_personal, mut exclude_inactive) = (false, false);
+        for (k, v) in query {
+            match k.as_str() {
+                "modifiedSince" => {
+                    let Some(t) = epoch_of(v) else { return self.refuse("InvalidRequest", &format!("modifiedSince {v:?} is not a date-time")) };
+                    if t > NOW_EPOCH - 30 * 60 || t < NOW_EPOCH - 30 * 86_400 {
+                        return self.refuse("InvalidRequest", "modifiedSince must be within the last 30 days and at least 30 minutes ago");
+                    }
+                }
+                "excludePersonalWorkspaces" | "excludeInActiveWorkspaces" => {
+                    let Some(b) = boolean(v) else { return self.refuse("InvalidRequest", &format!("{k}={v:?} is not a boolean")) };
+                    if k == "excludePersonalWorkspaces" {
+                        exclude_personal = b;
+                    } else {
+                        exclude_inactive = b;
+                    }
+                }
+                other => return self.refuse("InvalidRequest", &format!("unknown query option {other:?}")),
+            }
+        }
+        let ids: Vec<Value> = self
+            .fixture
+            .workspaces
+            .iter()
+            .filter(|w| !(exclude_personal && w.kind.eq_ignore_ascii_case("PersonalGroup")))
+            .filter(|w| !(exclude_inactive && !w.state.eq_ignore_ascii_case("Active")))
+            .map(|w| json!({"id": w.id}))
+            .collect();
+        reply(200, Value::Array(ids))
+    }
+
+    fn in_flight(&self) -> usize {
+        self.scans.values().filter(|s| !s.settled).count()
+    }
+
+    fn get_info(&mut self, rq: &http1::Request, query: &[(String, String)]) -> Reply {
+        let mut flags = Flags::default();
+        for (k, v) in query {
+            let Some(b) = boolean(v) else { return self.refuse("InvalidRequest", &format!("{k}={v:?} is not a boolean")) };
+            match k.as_str() {
+                "lineage" => flags.lineage = b,
+                "datasourceDetails" => flags.datasource_details = b,
+                "datasetSchema" => flags.dataset_schema = b,
+                "datasetExpressions" => flags.dataset_expressions = b,
+                "getArtifactUsers" => {}
+                other => return self.refuse("InvalidRequest", &format!("unknown query option {other:?}")),
+            }
+        }
+        if !header(rq, "content-type").is_some_and(|c| c.to_ascii_lowercase().starts_with("application/json")) {
+            return self.refuse("InvalidRequest", "the body must be application/json");
+        }
+        let body: Value = match serde_json::from_slice(&rq.body) {
+            Ok(v) => v,
+            Err(e) => return self.refuse("InvalidRequest", &format!("the body is not JSON: {e}")),
+        };
+        let Some(obj) = body.as_object().filter(|o| o.len() == 1) else {
+            return self.refuse("InvalidRequest", "the body must be {\"workspaces\": [...]}");
+        };
+        let Some(list) = obj.get("workspaces").and_then(Value::as_array) else {
+            return self.refuse("InvalidRequest", "the body must be {\"workspaces\": [...]}");
+        };
+        let ids: Option<Vec<String>> = list.iter().map(|v| v.as_str().map(str::to_string)).collect();
+        let Some(ids) = ids else { return self.refuse("InvalidRequest", "workspaces must be a list of ids") };
+        if ids.is_empty() || ids.len() > 100 {
+            return self.refuse("InvalidRequest", &format!("between 1 and 100 workspaces per scan, not {}", ids.len()));
+        }
+        if let Some(unknown) = ids.iter().find(|id| !self.fixture.workspaces.iter().any(|w| w.id == **id)) {
+            // UNVERIFIED how the service answers an unknown id; refusing keeps the client honest.
+            return self.refuse("InvalidRequest", &format!("unknown workspace {unknown}"));
+        }
+        if self.in_flight() >= MAX_SCANS {
+            self.scans_refused += 1;
+            let mut r = api_error(429, "TooManyRequests", "16 scans are in flight (invented message)");
+            r.headers.push(("Retry-After".into(), "1".into()));
+            return r;
+        }
+        if let Some(r) = self.over_quota("getInfo", QUOTA_GET_INFO) {
+            return r;
+        }
+        let id = format!("5c000000-0000-4000-8000-{:012x}", self.scans.len() + 1);
+        self.scans.insert(id.clone(), Scan { workspaces: ids, flags, polls: 0, settled: false, succeeded: false });
+        self.max_scans_in_flight = self.max_scans_in_flight.max(self.in_flight());
+        let mut r = reply(202, json!({"id": id, "createdDateTime": "2025-03-04T05:06:07.0000000Z", "status": self.spell("NotStarted")}));
+        r.headers.push(("Location".into(), format!("{}/v1.0/myorg/admin/workspaces/scanStatus/{id}", self.base_url)));
+        r
+    }
+
+    fn spell(&self, s: &str) -> String {
+        if self.faults.upper_case_statuses {
+            s.to_ascii_uppercase()
+        } else {
+            s.to_string()
+        }
+    }
+
+    fn scan_status(&mut self, id: &str) -> Reply {
+        if let Some(r) = self.over_quota("scanStatus", QUOTA_SCAN_STATUS) {
+            return r;
+        }
+        let faults = self.faults.clone();
+        let Some(scan) = self.scans.get_mut(id) else { return api_error(404, "EntityNotFound", "no such scan") };
+        scan.polls += 1;
+        let fails = scan.workspaces.iter().any(|w| faults.fail_scans_of.contains(w));
+        let status = if faults.never_finish {
+            if scan.polls == 1 { "NotStarted" } else { "Running" }
+        } else if scan.polls == 1 && faults.polls_to_succeed > 1 {
+            "NotStarted"
+        } else if scan.polls < faults.polls_to_succeed {
+            "Running"
+        } else if fails {
+            scan.settled = true;
+            "Failed"
+        } else {
+            scan.settled = true;
+            scan.succeeded = true;
+            "Succeeded"
+        };
+        let mut body = json!({"id": id, "createdDateTime": "2025-03-04T05:06:07.0000000Z", "status": self.spell(status)});
+        if status == "Failed" {
+            body["error"] = json!({"code": "ScanFailed", "message": "the scan failed (injected)", "target": id});
+        }
+        reply(200, body)
+    }
+
+    fn scan_result(&mut self, id: &str) -> Reply {
+        if let Some(r) = self.over_quota("scanResult", QUOTA_SCAN_RESULT) {
+            return r;
+        }
+        let Some(scan) = self.scans.get(id) else { return api_error(404, "EntityNotFound", "no such scan") };
+        if !scan.succeeded {
+            // "call only after a successful status" (reference section 2); the code is UNVERIFIED.
+            return self.refuse("ScanNotSucceeded", "the scan has not succeeded (invented code)");
+        }
+        let flags = scan.flags;
+        let mut used = BTreeSet::new();
+        let mut workspaces = Vec::new();
+        for wid in &scan.workspaces {
+            let Some(w) = self.fixture.workspaces.iter().find(|w| &w.id == wid) else { continue };
+            let datasets: Vec<Value> = w
+                .datasets
+                .iter()
+                .map(|d| {
+                    let mut d = d.clone();
+                    for key in ["datasourceUsages", "misconfiguredDatasourceUsages"] {
+                        for u in d[key].as_array().into_iter().flatten() {
+                            if let Some(i) = u["datasourceInstanceId"].as_str() {
+                                used.insert(i.to_string());
+                            }
+                        }
+                    }
+                    let o = d.as_object_mut().expect("datasets are objects");
+                    if !flags.lineage {
+                        o.remove("datasourceUsages");
+                        o.remove("misconfiguredDatasourceUsages");
+                        o.remove("upstreamDataflows");
+                        o.remove("upstreamDatasets");
+                    }
+                    if !flags.dataset_schema {
+                        o.remove("tables");
+                    }
+                    if !flags.dataset_expressions {
+                        o.remove("expressions");
+                        for t in o.get_mut("tables").and_then(Value::as_array_mut).into_iter().flatten() {
+                            t.as_object_mut().map(|t| t.remove("source"));
+                        }
+                    }
+                    d
+                })
+                .collect();
+            let mut out = json!({"id": w.id, "type": w.kind, "state": w.state, "reports": w.reports, "datasets": datasets, "dataflows": w.dataflows});
+            if let Some(n) = &w.name {
+                out["name"] = json!(n);
+            }
+            workspaces.push(out);
+        }
+        let pick = |list: &[Value]| -> Vec<Value> {
+            list.iter().filter(|i| i["datasourceId"].as_str().is_some_and(|d| used.contains(d))).cloned().collect()
+        };
+        let mut body = json!({"workspaces": workspaces});
+        if flags.datasource_details {
+            body["datasourceInstances"] = json!(pick(&self.fixture.datasource_instances));
+            body["misconfiguredDatasourceInstances"] = json!(pick(&self.fixture.misconfigured_datasource_instances));
+        }
+        reply(200, body)
+    }
+
+    fn group(&self, g: &str) -> Result<&FixtureWorkspace, Reply> {
+        match self.fixture.workspaces.iter().find(|w| w.id == g) {
+            None => Err(api_error(404, "EntityNotFound", "no such workspace")),
+            // UNVERIFIED: the service's answer to a principal that is not a member.
+            Some(w) if w.not_a_member => Err(api_error(403, "PowerBINotAuthorizedException", "not a member of the workspace (invented message)")),
+            Some(w) => Ok(w),
+        }
+    }
+
+    fn group_reports(&mut self, g: &str) -> Reply {
+        let w = match self.group(g) {
+            Ok(w) => w,
+            Err(r) => return r,
+        };
+        let value: Vec<Value> = w
+            .reports
+            .iter()
+            .filter(|r| r.get("appId").is_none())
+            .map(|r| {
+                let id = r["id"].as_str().unwrap_or("");
+                json!({"id": id, "reportType": r["reportType"], "name": r["name"], "datasetId": r["datasetId"],
+                       "webUrl": format!("https://app.powerbi.com/groups/{g}/reports/{id}"),
+                       "embedUrl": format!("https://app.powerbi.com/reportEmbed?reportId={id}&groupId={g}")})
+            })
+            .collect();
+        reply(200, json!({"@odata.context": "http://wabi.example/v1.0/myorg/groups/$metadata#reports", "value": value}))
+    }
+
+    fn parameters(&mut self, g: &str, d: &str) -> Reply {
+        let w = match self.group(g) {
+            Ok(w) => w,
+            Err(r) => return r,
+        };
+        if !w.datasets.iter().any(|x| x["id"].as_str() == Some(d)) {
+            return api_error(404, "ItemNotFound", "no such dataset in the workspace (invented message)");
+        }
+        let value = w.parameters.get(d).cloned().unwrap_or_default();
+        reply(200, json!({"@odata.context": "http://wabi.example/v1.0/myorg/groups/$metadata#parameters", "value": value}))
+    }
+}
