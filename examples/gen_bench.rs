@@ -116,7 +116,9 @@ fn generate(args: &Args) -> std::io::Result<()> {
     let manifest_path = args.out.join("manifest.json");
     stats.manifest_bytes = write_manifest(&project, &manifest_path, &mut stats)?;
     let site_path = args.out.join("site.json");
-    stats.site_bytes = write_site(&project, args, &site_path, &mut stats)?;
+    let mut truth = Truth::default();
+    stats.site_bytes = write_site(&project, args, &site_path, &mut stats, &mut truth)?;
+    std::fs::write(args.out.join("truth.json"), truth.to_json())?;
     write_config(args, &project)?;
     let stats_json = stats.to_json(args);
     std::fs::write(args.out.join("gen_stats.json"), stats_json)?;
@@ -1124,6 +1126,10 @@ struct Stats {
     embedded_datasources: usize,
     custom_sql_supported: usize,
     custom_sql_unsupported: usize,
+    /// Of the unsupported: queries our parser is meant to reject.
+    custom_sql_unparseable: usize,
+    /// Supported queries whose Tableau `tables` list holds an alias (DataHub #9841).
+    custom_sql_alias_listed: usize,
     /// Per category of table reference (workbook x table, embedded and published paths).
     table_refs: BTreeMap<&'static str, usize>,
     distinct_tables: usize,
@@ -1160,6 +1166,8 @@ impl Stats {
             .num("embedded_datasources", self.embedded_datasources)
             .num("custom_sql_supported", self.custom_sql_supported)
             .num("custom_sql_unsupported", self.custom_sql_unsupported)
+            .num("custom_sql_unparseable", self.custom_sql_unparseable)
+            .num("custom_sql_alias_listed", self.custom_sql_alias_listed)
             .obj("table_refs", |o| {
                 for (k, v) in &self.table_refs {
                     o.num(k, v);
@@ -2308,6 +2316,8 @@ impl Kind {
 #[derive(Clone)]
 struct TTable {
     kind: Kind,
+    /// The dbt node it is the table of (`Kind::Dbt`, `DatabaseMismatch`, `Disabled`).
+    node: Option<usize>,
     id: String,
     json: String,
 }
@@ -2365,7 +2375,7 @@ impl SiteGen<'_> {
             .s("connectionType", conn)
             .raw("database", db);
         o.close();
-        TTable { kind, id, json: s }
+        TTable { kind, node: None, id, json: s }
     }
 
     /// A dbt relation as Tableau spells it: the style is fixed per relation (one Catalog
@@ -2387,11 +2397,13 @@ impl SiteGen<'_> {
         };
         let db = self.database_json(&dd, conn, "Database");
         let key = format!("{}:{style}:{}", self.p.nodes[node], database_override.unwrap_or(""));
-        match style {
+        let mut t = match style {
             0..=4 | 8 | 9 => self.table(kind, &key, &ii, &format!("[{dd}].[{ss}].[{ii}]"), Some(&ss), &db, conn),
             5 | 6 => self.table(kind, &key, &ii, &format!("[{ss}].[{ii}]"), Some(&ss), &db, conn),
             _ => self.table(kind, &key, &ii, &ii, Some(&ss), &db, conn),
-        }
+        };
+        t.node = Some(node);
+        t
     }
 
     fn not_in_dbt(&mut self, r: &mut Rng, pool: usize) -> TTable {
@@ -2413,9 +2425,8 @@ impl SiteGen<'_> {
             )
         } else {
             // Hand-made tables in a sandbox schema of the dbt database.
-            let d = self.case(self.p.database);
-            let s = self.case(&format!("sandbox_{}", FIRST_NAMES[k % FIRST_NAMES.len()].to_lowercase()));
-            let i = self.case(&format!("tmp_{noun}_{k}"));
+            let (d, s, i) = sandbox_table(self.p, k);
+            let (d, s, i) = (self.case(&d), self.case(&s), self.case(&i));
             let db = self.database_json(&d, conn, "Database");
             self.table(Kind::NotInDbt, &format!("sandbox:{k}"), &i, &format!("[{d}].[{s}].[{i}]"), Some(&s), &db, conn)
         }
@@ -2465,7 +2476,319 @@ impl SiteGen<'_> {
     }
 }
 
-fn write_site(p: &Project, args: &Args, path: &Path, stats: &mut Stats) -> std::io::Result<u64> {
+// ---------------------------------------------------------------------------------------------
+// The truth: what each workbook really depends on
+// ---------------------------------------------------------------------------------------------
+
+/// `DIR/truth.json`: for every workbook (by luid), the dbt unique_ids it truly depends on, and
+/// which of them it reaches only through custom SQL; and the custom SQL queries our parser is
+/// meant to reject. `examples/bench.rs` scores a run's `exposure_dependencies` against it.
+///
+/// "Truly depends" is what a careful person reading the site (and knowing the warehouse) would
+/// say, counted the way the matcher documents (`src/matching.rs`, README "Reasons"):
+/// - a dbt relation read through an embedded data source, a published one or custom SQL is a
+///   dependency, whether Tableau parsed the SQL or not. Custom SQL counts the tables in its
+///   FROM and JOIN at any depth (subqueries, derived tables, UNION branches, CTE bodies); not a
+///   CTE named like a real table (it shadows the table), nor names in comments or string
+///   literals, nor the alias Tableau sometimes lists as a table (DataHub #9841);
+/// - tables not in dbt (sandbox and legacy tables), files, a dbt table read in another
+///   database (`database_mismatch`: a dev or QA copy is not what dbt builds) and disabled
+///   models are not dependencies;
+/// - a private model is not one either: dbt refuses an exposure's reference to it, and the
+///   matcher leaves it out (`private_model`). The generator puts no other node on a private
+///   model's table, so nothing else stands in for it;
+/// - a versioned model is the version whose table is read (`model.p.m.v1` for `m_v1`), each
+///   version its own unique_id;
+/// - one table under two names — a relation Tableau lists under two spellings (two Catalog
+///   tables), or read both through a data source and through custom SQL — is one dependency.
+///   The generator puts no two dbt nodes on one table (no source over a model's table), so
+///   there is no case of several nodes on one table, which the matcher would count as one
+///   dependency each;
+/// - a one-part name in custom SQL is read from the connection's default schema, which the
+///   generated config gives (`default_schemas`: the dbt database → `reporting`, where all
+///   one-part names point); two-part names take the connection's database
+///   (`CustomSQLTable.database`), and tables outside it are always written with three parts.
+/// - the queries listed as unparseable are in the truth too (their tables count against
+///   recall): a person reads them, a parser does not.
+#[derive(Default)]
+struct Truth {
+    /// luid -> (every dependency, those reached only through custom SQL).
+    workbooks: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>,
+    /// Custom SQL ids (`CustomSQLTable.id`) our parser should reject, in site order.
+    unparseable: Vec<String>,
+}
+
+impl Truth {
+    fn to_json(&self) -> String {
+        let mut s = String::new();
+        let mut o = Obj::open(&mut s);
+        o.s("integration", "bench")
+            .strs("unparseable_custom_sql", &self.unparseable)
+            .obj("workbooks", |o| {
+                for (luid, (all, only_sql)) in &self.workbooks {
+                    o.obj(luid, |o| {
+                        let all: Vec<&String> = all.iter().collect();
+                        let only: Vec<&String> = only_sql.iter().collect();
+                        o.strs("depends_on", &all).strs("custom_sql_only", &only);
+                    });
+                }
+            });
+        o.close();
+        s.push('\n');
+        s
+    }
+}
+
+/// The unique_id a Tableau table truly makes a dependency, if any (see `Truth`).
+fn true_dependency<'a>(p: &'a Project, t: &TTable) -> Option<&'a str> {
+    match (t.kind, t.node) {
+        (Kind::Dbt, Some(node)) => true_dependency_node(p, node),
+        _ => None,
+    }
+}
+
+/// The unique_id of a dbt node read in the dbt database, unless exposures cannot refer to it.
+fn true_dependency_node(p: &Project, node: usize) -> Option<&str> {
+    if let Some(&m) = p.model_of.get(&node) {
+        let m = &p.models[m];
+        if m.disabled || m.access == "private" || m.materialized == "ephemeral" {
+            return None;
+        }
+    }
+    p.relation[node].as_ref()?;
+    Some(&p.nodes[node])
+}
+
+/// A hand-made table in a sandbox schema of the dbt database (not in dbt), uncased.
+fn sandbox_table(p: &Project, k: usize) -> (String, String, String) {
+    let noun = NOUNS[k % NOUNS.len()];
+    (
+        p.database.to_string(),
+        format!("sandbox_{}", FIRST_NAMES[k % FIRST_NAMES.len()].to_lowercase()),
+        format!("tmp_{noun}_{k}"),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Custom SQL as analysts write it
+// ---------------------------------------------------------------------------------------------
+
+/// One query in 200 is unparseable (issue #13: enough to exercise it, recall ≥ 0.99 reachable).
+const UNPARSEABLE_EVERY: usize = 200;
+
+/// The schema one-part names in custom SQL point into (the generated config's `default_schemas`).
+const ONE_PART_SCHEMA: &str = "reporting";
+
+/// How a query spells its names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Spelling {
+    /// Unquoted, in the case the warehouse stores (Snowflake upper, DuckDB lower).
+    Unquoted,
+    /// Double-quoted, exactly as stored (Snowflake: upper case; DuckDB: as dbt wrote it).
+    Quoted,
+    /// Unquoted lower case (Snowflake resolves it upper: the same table).
+    Lower,
+}
+
+fn sql_part(p: &Project, sp: Spelling, part: &str) -> String {
+    // Unquoted identifiers are ASCII letters, digits and `_` (Snowflake: identifiers-syntax);
+    // anything else (`sandbox_tomás`) is quoted whatever the query's habit.
+    let sp = if part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') { sp } else { Spelling::Quoted };
+    match (sp, p.adapter) {
+        (Spelling::Quoted, Adapter::Snowflake) => format!("\"{}\"", part.to_uppercase()),
+        (Spelling::Quoted, Adapter::Duckdb) => format!("\"{part}\""),
+        (Spelling::Unquoted, Adapter::Snowflake) => part.to_uppercase(),
+        _ => part.to_lowercase(),
+    }
+}
+
+/// A table's name with its last `parts` parts.
+fn sql_name(p: &Project, sp: Spelling, rel: &(String, String, String), parts: usize) -> String {
+    let all = [&rel.0, &rel.1, &rel.2];
+    all[3 - parts..].iter().map(|x| sql_part(p, sp, x)).collect::<Vec<_>>().join(".")
+}
+
+/// How many parts a query writes for a dbt relation: three outside the connection's database;
+/// inside it two or three, and one for the schema one-part names point into.
+fn sql_parts(p: &Project, rq: &mut Rng, rel: &(String, String, String)) -> usize {
+    if rel.0 != p.database {
+        3
+    } else if rel.1 == ONE_PART_SCHEMA && rq.chance(0.4) {
+        1
+    } else if rq.chance(0.45) {
+        3
+    } else {
+        2
+    }
+}
+
+/// The text of a custom SQL query reading `reads` (dbt nodes) and maybe a sandbox table, as
+/// Tableau stores it: joins, CTEs (one named like a real table it shadows), UNION, derived
+/// tables and subqueries; comments and string literals naming other tables; Tableau
+/// parameters; on some queries every `<` and `>` doubled (DataHub reports Tableau stores them
+/// so). `unparseable`: the n-th query our parser must reject — cut short, or a vendor
+/// extension the parser does not know. Also returns an alias the query uses (for DataHub #9841).
+fn custom_sql_text(
+    p: &Project,
+    rq: &mut Rng,
+    reads: &[usize],
+    sandbox: Option<usize>,
+    unparseable: Option<usize>,
+) -> (String, &'static str) {
+    let sp = match (rq.below(3), p.adapter) {
+        (0, _) => Spelling::Unquoted,
+        (1, _) => Spelling::Quoted,
+        (_, Adapter::Snowflake) => Spelling::Lower,
+        _ => Spelling::Unquoted,
+    };
+    let doubled = rq.chance(0.5);
+    let op = |o: &str| if doubled { o.replace('<', "<<").replace('>', ">>") } else { o.to_string() };
+    let rels: Vec<(String, String, String)> = reads.iter().map(|&n| p.relation[n].clone().expect("relation")).collect();
+    let names: Vec<String> = rels
+        .iter()
+        .map(|rel| {
+            let parts = sql_parts(p, rq, rel);
+            sql_name(p, sp, rel, parts)
+        })
+        .collect();
+    let sandbox = sandbox.map(|k| {
+        let rel = sandbox_table(p, k);
+        let parts = if rq.chance(0.5) { 3 } else { 2 };
+        sql_name(p, sp, &rel, parts)
+    });
+    // Other dbt relations, named only in comments and strings (never read).
+    let decoy = |rq: &mut Rng| -> String {
+        loop {
+            let node = rq.below(p.relation.len());
+            if let Some(rel) = p.relation[node].as_ref().filter(|_| !reads.contains(&node)) {
+                return sql_name(p, Spelling::Unquoted, rel, 3);
+            }
+        }
+    };
+    let (recent, param) = match p.adapter {
+        Adapter::Snowflake => ("dateadd(day, -30, current_date)", "<[Parameters].[Region]>"),
+        Adapter::Duckdb => ("current_date - interval '30 days'", "<[Parameters].[Region]>"),
+    };
+    let mut q = String::new();
+    match rq.below(3) {
+        0 => {
+            let _ = writeln!(q, "-- Built for the dashboard; the old version read {}", decoy(rq));
+        }
+        1 => {
+            let _ = writeln!(q, "/* Owner: analytics team.\n   Replaces the extract from {} (retired). */", decoy(rq));
+        }
+        _ => {}
+    }
+
+    if let Some(n) = unparseable {
+        let t0 = &names[0];
+        match n % 2 {
+            // Pasted with its end cut off.
+            0 => {
+                let _ = write!(q, "select t0.*\nfrom {t0} t0\nwhere t0.region = {param}\n  and (t0.amount {} 0 or", op(">"));
+            }
+            // A vendor's extension the parser does not know: Snowflake's CHANGES clause, DuckDB's
+            // positional join.
+            _ => match p.adapter {
+                Adapter::Snowflake => {
+                    let _ = write!(
+                        q,
+                        "select c.*\nfrom {t0} c\n  changes (information => default)\n  at (offset => -86400)\nwhere c.region = {param}"
+                    );
+                }
+                Adapter::Duckdb => {
+                    let _ = write!(q, "select *\nfrom {t0} t0 positional join {t0} t1\nwhere t0.region = {param}");
+                }
+            },
+        }
+        return (q, "t0");
+    }
+
+    let shape = rq.below(4);
+    match shape {
+        // Joins, a filter on a parameter, a string naming another table.
+        0 => {
+            let _ = writeln!(q, "select t0.*{}", (1..names.len()).map(|k| format!(", t{k}.amount as amount_{k}")).collect::<String>());
+            let _ = writeln!(q, "from {} t0", names[0]);
+            for (k, n) in names.iter().enumerate().skip(1) {
+                let _ = writeln!(q, "join {n} t{k} on t{k}.id = t0.id");
+            }
+            if let Some(x) = &sandbox {
+                let _ = writeln!(q, "left join {x} x on x.id = t0.id -- Priya's adjustments");
+            }
+            let _ = write!(
+                q,
+                "where t0.region = {param}\n  and t0.amount {} 0\n  and t0.source_table {} '{}'",
+                op("<>"),
+                op("<>"),
+                decoy(rq)
+            );
+        }
+        // CTEs, the second named like a real table it shadows.
+        1 => {
+            let shadow = loop {
+                let node = g_pick_model(p, rq);
+                let alias = &p.models[p.model_of[&node]].alias;
+                if rels.iter().all(|r| !r.2.eq_ignore_ascii_case(alias)) {
+                    break sql_part(p, Spelling::Unquoted, alias);
+                }
+            };
+            let _ = writeln!(q, "with base as (\n    select * from {} where updated_at {} {recent}\n),", names[0], op(">="));
+            let _ = writeln!(q, "{shadow} as (\n    select b.id, b.region, b.amount from base b");
+            for (k, n) in names.iter().enumerate().skip(1) {
+                let _ = writeln!(q, "    join {n} j{k} on j{k}.id = b.id");
+            }
+            let _ = writeln!(q, ")\nselect s.*\nfrom {shadow} s");
+            if let Some(x) = &sandbox {
+                let _ = writeln!(q, "left join {x} x on x.id = s.id");
+            }
+            let _ = write!(q, "where s.region = {param} /* {shadow} is the CTE above, not the table */");
+        }
+        // UNION ALL, each branch saying where its rows come from.
+        2 => {
+            let mut branches: Vec<String> = names
+                .iter()
+                .enumerate()
+                .map(|(k, n)| format!("select '{}' as source, id, amount from {n} where region = {param}", rels[k].2))
+                .collect();
+            if names.len() == 1 {
+                branches.push(format!("select 'adjustment' as source, id, -amount from {} where status = 'reversed'", names[0]));
+            }
+            if let Some(x) = &sandbox {
+                branches.push(format!("select 'manual' as source, id, amount from {x}"));
+            }
+            q.push_str(&branches.join("\nunion all\n"));
+        }
+        // A derived table and subqueries in WHERE.
+        _ => {
+            let _ = writeln!(q, "select d.*\nfrom (\n    select id, region, sum(amount) as amount\n    from {}\n    group by id, region\n) d", names[0]);
+            let _ = write!(q, "where d.region = {param}");
+            if let Some(n) = names.get(1) {
+                let _ = write!(q, "\n  and d.id in (select id from {n} where status {} 'void')", op("<>"));
+            }
+            if let Some(n) = names.get(2) {
+                let _ = write!(q, "\n  and exists (select 1 from {n} e where e.id = d.id and e.amount {} 0)", op(">"));
+            }
+            if let Some(x) = &sandbox {
+                let _ = write!(q, "\n  and d.amount {} (select avg(amount) from {x})", op(">="));
+            }
+        }
+    }
+    let alias = ["t0", "s", "source", "d"][shape];
+    (q, alias)
+}
+
+/// A model with a table (for a CTE named like it).
+fn g_pick_model(p: &Project, rq: &mut Rng) -> usize {
+    loop {
+        let m = &p.models[rq.below(p.models.len())];
+        if p.relation[m.node].is_some() {
+            return m.node;
+        }
+    }
+}
+
+fn write_site(p: &Project, args: &Args, path: &Path, stats: &mut Stats, truth: &mut Truth) -> std::io::Result<u64> {
     let rng = Rng::new(args.seed).fork(20);
     let conn_type = match p.adapter {
         Adapter::Snowflake => "snowflake",
@@ -2583,6 +2906,8 @@ fn write_site(p: &Project, args: &Args, path: &Path, stats: &mut Stats) -> std::
     out.write_all(head.as_bytes())?;
 
     let mut r = rng.fork(2);
+    // The custom SQL's text and what Tableau lists for it: a stream of its own (see `Rng::fork`).
+    let mut rq = rng.fork(3);
     let mut custom_sql: Vec<String> = Vec::new();
     let mut buf = String::with_capacity(1 << 16);
     let name_combos = DOMAINS.len() * NOUNS.len() * WORKBOOK_KINDS.len();
@@ -2663,22 +2988,56 @@ fn write_site(p: &Project, args: &Args, path: &Path, stats: &mut Stats) -> std::
             };
             embedded.push((eid, ename, r.chance(0.4), tables, None));
         }
+        // What the workbook truly reads through its data sources (see `Truth`).
+        let mut through_tables: BTreeSet<String> = BTreeSet::new();
+        for (_, _, _, tables, published) in &embedded {
+            let published_tables = published.iter().flat_map(|x| x.4.iter());
+            for t in tables.iter().chain(published_tables) {
+                if let Some(id) = true_dependency(p, t) {
+                    through_tables.insert(id.to_string());
+                }
+            }
+        }
+        let mut through_sql: BTreeSet<String> = BTreeSet::new();
         if with_sql {
             let eid = uuid_for(args.seed, &format!("embedded:{w}:sql"));
             embedded.push((eid, "Custom SQL Query (extract)".into(), true, Vec::new(), None));
             let cid = uuid_for(args.seed, &format!("custom-sql:{w}"));
-            let supported = r.chance(0.7);
+            // These draws are the ones the site was made with before the SQL got realistic, so
+            // the rest of the site is drawn as it was; the SQL's own draws come from `rq`.
+            let mut supported = r.chance(0.7);
             let n_tables = r.range(1, 3);
-            let mut tables = Vec::new();
-            let mut froms = Vec::new();
+            let mut reads: Vec<usize> = Vec::new();
             for _ in 0..n_tables {
                 let node = g.readable[r.skewed(g.readable.len(), 2.2)];
+                if !reads.contains(&node) {
+                    reads.push(node);
+                }
+            }
+            // About one query in 200 is one our parser must reject (the first is the 51st, so M
+            // has one). Tableau could not parse it either.
+            let ordinal = custom_sql.len();
+            let unparseable = ordinal % UNPARSEABLE_EVERY == UNPARSEABLE_EVERY / 4;
+            if unparseable {
+                supported = false;
+                reads.truncate(1);
+            }
+            let sandbox = rq.chance(0.2).then(|| {
+                let mut k = rq.below(pool.max(3));
+                if k % 3 == 0 {
+                    k += 1; // sandbox tables are the ones with k % 3 != 0 (`not_in_dbt`)
+                }
+                k
+            });
+            let (sql, alias) =
+                custom_sql_text(p, &mut rq, &reads, sandbox, unparseable.then_some(ordinal / UNPARSEABLE_EVERY));
+            let mut tables = Vec::new();
+            for &node in &reads {
                 let (d, s, i) = p.relation[node].clone().expect("relation");
-                froms.push(format!("{s}.{i}"));
                 let dd = g.case(&d);
                 let (ss, ii) = (g.case(&s), g.case(&i));
                 let db = g.database_json(&dd, conn_type, "Database");
-                let t = g.table(
+                let mut t = g.table(
                     Kind::Dbt,
                     &format!("sql:{}", p.nodes[node]),
                     &ii,
@@ -2687,22 +3046,39 @@ fn write_site(p: &Project, args: &Args, path: &Path, stats: &mut Stats) -> std::
                     &db,
                     conn_type,
                 );
+                t.node = Some(node);
                 if !tables.iter().any(|x: &TTable| x.id == t.id) {
                     tables.push(t);
                 }
             }
-            let mut query = format!("select t0.*\nfrom {} t0", froms[0]);
-            for (k, f) in froms.iter().enumerate().skip(1) {
-                let _ = write!(query, "\njoin {f} t{k} on t{k}.id = t0.id");
+            if let Some(k) = sandbox {
+                let (d, s, i) = sandbox_table(p, k);
+                let (dd, ss, ii) = (g.case(&d), g.case(&s), g.case(&i));
+                let db = g.database_json(&dd, conn_type, "Database");
+                tables.push(g.table(Kind::NotInDbt, &format!("sandbox:{k}"), &ii, &format!("[{dd}].[{ss}].[{ii}]"), Some(&ss), &db, conn_type));
             }
-            if !supported {
-                query.push_str("\nwhere t0.region = <[Parameters].[Region]> and t0.amount <<>> 0");
+            // DataHub #9841: now and then Tableau lists a table alias as a table. It is no
+            // table, so it is in no truth.
+            let alias_listed = supported && rq.chance(0.1);
+            if alias_listed {
+                let db = g.database_json(&g.case(p.database), conn_type, "Database");
+                tables.push(g.table(Kind::NotInDbt, &format!("sql-alias:{cid}"), alias, &format!("[{alias}]"), None, &db, conn_type));
+                stats.custom_sql_alias_listed += 1;
+            }
+            for &node in &reads {
+                if let Some(id) = true_dependency_node(p, node) {
+                    through_sql.insert(id.to_string());
+                }
+            }
+            if unparseable {
+                truth.unparseable.push(cid.clone());
+                stats.custom_sql_unparseable += 1;
             }
             let mut s = String::new();
             let mut o = Obj::open(&mut s);
             o.s("id", &cid)
                 .s("name", "Custom SQL Query")
-                .s("query", &query)
+                .s("query", &sql)
                 .b("isUnsupportedCustomSql", !supported)
                 .s("connectionType", conn_type)
                 .raw("database", &g.database_json(&g.case(p.database), conn_type, "Database"))
@@ -2720,6 +3096,7 @@ fn write_site(p: &Project, args: &Args, path: &Path, stats: &mut Stats) -> std::
                 });
             o.close();
             custom_sql.push(s);
+            *stats.table_refs.entry("custom_sql_dbt_read").or_default() += reads.len();
             if supported {
                 stats.custom_sql_supported += 1;
                 *stats.table_refs.entry("custom_sql_table").or_default() += tables.len();
@@ -2727,6 +3104,10 @@ fn write_site(p: &Project, args: &Args, path: &Path, stats: &mut Stats) -> std::
                 stats.custom_sql_unsupported += 1;
             }
         }
+        let only_sql: BTreeSet<String> = through_sql.difference(&through_tables).cloned().collect();
+        let mut all = through_tables;
+        all.extend(through_sql);
+        truth.workbooks.insert(luid.clone(), (all, only_sql));
         stats.embedded_datasources += embedded.len();
 
         buf.clear();
@@ -2815,7 +3196,13 @@ fn write_site(p: &Project, args: &Args, path: &Path, stats: &mut Stats) -> std::
 // autoexpose.yml and the dbt project folder
 // ---------------------------------------------------------------------------------------------
 
-fn write_config(args: &Args, _p: &Project) -> std::io::Result<()> {
+fn write_config(args: &Args, p: &Project) -> std::io::Result<()> {
+    // One-part names in custom SQL are read from the connection's default schema, which
+    // Tableau does not report: `default_schemas` says which it is (see `Truth`).
+    let (database, schema) = match p.adapter {
+        Adapter::Snowflake => (p.database.to_string(), ONE_PART_SCHEMA.to_uppercase()),
+        Adapter::Duckdb => (p.database.to_string(), ONE_PART_SCHEMA.to_string()),
+    };
     let config = "# Generated by examples/gen_bench.rs: the benchmark's site, replayed from recordings.
 # Relative paths are relative to this file. Recordings (http/) are made by examples/bench.rs.
 database: autoexpose.db
@@ -2832,10 +3219,12 @@ tableau:
     projects: []
     page_size: 25
     concurrency: 4
+    default_schemas: {DATABASE: SCHEMA}
 exposures:
   dir: models/imported_from_tableau
   maturity: medium
 ";
+    let config = config.replace("{DATABASE: SCHEMA}", &format!("{{{database}: {schema}}}"));
     std::fs::write(args.out.join("autoexpose.yml"), config)?;
     std::fs::write(
         args.out.join("dbt/dbt_project.yml"),
