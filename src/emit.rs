@@ -520,6 +520,10 @@ struct PreviousRow {
 /// The exposures the last emit wrote, by file, of the integrations whose extraction is
 /// incomplete this time (only their files can be kept).
 fn previous_rows(tx: &rusqlite::Transaction, complete: &BTreeMap<String, bool>) -> Result<BTreeMap<PathBuf, Vec<PreviousRow>>> {
+    // A complete night (the usual one) reads nothing: 20k bodies cost a tenth of a second.
+    if complete.values().all(|c| *c) {
+        return Ok(BTreeMap::new());
+    }
     let mut st = tx.prepare(
         "SELECT integration, asset_ref, name, file, depends_on, body FROM exposures
          WHERE status = 'written' AND file IS NOT NULL ORDER BY file, name",
