@@ -68,3 +68,32 @@ pub(crate) enum MissKind {
     /// shared expressions): detail says where.
     Unreadable,
 }
+
+mod connectors;
+mod lexer;
+mod parser;
+mod resolve;
+
+/// Every source `expression` (a table's M, `source[0].expression`) ends in, sorted (tables,
+/// then native SQL, then misses) and de-duplicated; never empty (no source at all is a
+/// [`MissKind::NoSource`] miss). Never panics, whatever the text.
+pub(crate) fn read(expression: &str, ctx: &Context) -> Vec<Found> {
+    let run = std::panic::AssertUnwindSafe(|| resolve::Eval::new(ctx).read(expression));
+    let mut found = std::panic::catch_unwind(run).unwrap_or_else(|_| {
+        vec![Found::Miss { reason: MissKind::Unreadable, detail: "the M reader failed on this expression".into() }]
+    });
+    found.sort_by_cached_key(sort_key);
+    found.dedup();
+    found
+}
+
+/// Found has no order of its own (the lineage module's types have none to give): its kind,
+/// then its debug form, which holds every field.
+fn sort_key(f: &Found) -> (u8, String) {
+    let rank = match f {
+        Found::Table { .. } => 0,
+        Found::Sql { .. } => 1,
+        Found::Miss { .. } => 2,
+    };
+    (rank, format!("{f:?}"))
+}
