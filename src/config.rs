@@ -216,6 +216,23 @@ pub(crate) struct Retry {
     pub(crate) max_retry_after_secs: u64,
 }
 
+impl Retry {
+    /// The wait before try `attempt + 1` (`attempt` ≥ 1 tries made): the server's
+    /// `Retry-After` seconds, cut to `max_retry_after_secs` (logged), else `base_delay_ms`
+    /// doubled per try, capped at 60 s. Every integration's client waits by this.
+    pub(crate) fn wait(&self, attempt: u32, retry_after: Option<&str>) -> std::time::Duration {
+        if let Some(secs) = retry_after.and_then(|v| v.trim().parse::<u64>().ok()) {
+            let cap = self.max_retry_after_secs;
+            if secs > cap {
+                crate::log::warn(&format!("Retry-After: {secs} is above retry.max_retry_after_secs; waiting {cap}s"));
+            }
+            return std::time::Duration::from_secs(secs.min(cap));
+        }
+        let ms = self.base_delay_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(16));
+        std::time::Duration::from_millis(ms.min(60_000))
+    }
+}
+
 impl Default for Retry {
     fn default() -> Self {
         Retry {

@@ -487,15 +487,7 @@ impl Client {
     }
 
     fn backoff(&self, attempt: u32, retry_after: Option<&str>) -> Duration {
-        if let Some(secs) = retry_after.and_then(|v| v.trim().parse::<u64>().ok()) {
-            let cap = self.retry.max_retry_after_secs;
-            if secs > cap {
-                log::warn(&format!("Retry-After: {secs} is above retry.max_retry_after_secs; waiting {cap}s"));
-            }
-            return Duration::from_secs(secs.min(cap));
-        }
-        let ms = self.retry.base_delay_ms.saturating_mul(1u64 << (attempt - 1).min(16));
-        Duration::from_millis(ms.min(60_000))
+        self.retry.wait(attempt, retry_after)
     }
 
     fn error_from(&self, call: &str, resp: &Response) -> TableauError {
