@@ -19,6 +19,10 @@
 //! All ids, tokens and error codes marked "invented" below are made up for this server.
 #![allow(dead_code)]
 
+#[path = "query.rs"]
+mod query;
+use query::parse_query;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -436,34 +440,6 @@ impl Incoming {
     }
 }
 
-fn parse_query(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (percent_decode(k), percent_decode(v)),
-            None => (percent_decode(p), String::new()),
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            if let (Some(h), Some(l)) = (b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if b[i] == b'+' { b' ' } else { b[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 /// Replaces the value of every `personalAccessTokenSecret` (JSON member or XML attribute).
 fn mask_secrets(body: &str) -> String {
@@ -1955,7 +1931,7 @@ mod tests {
             mask_secrets(r#"<credentials personalAccessTokenSecret='s' personalAccessTokenName="n"/>"#),
             r#"<credentials personalAccessTokenSecret='***' personalAccessTokenName="n"/>"#
         );
-        assert_eq!(percent_decode("a%20b+c"), "a b c");
+        assert_eq!(query::percent_decode("a%20b+c"), "a b c");
     }
 
     #[test]
