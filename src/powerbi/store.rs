@@ -177,14 +177,9 @@ pub(crate) fn relations_of(through: &Through, found: &[Found]) -> Vec<RelationUs
     out
 }
 
-/// What one table's M expression reads.
-///
-/// MERGE: the lead connects the M reader here, the one call site: replace the body with
-/// `super::m::read(expression, ctx)`. Until then it reads nothing (no rows for tables with M;
-/// tables without M are `no_source` misses, decided in `rows` without the reader).
+/// What one table's M expression reads (`m::read`: navigation, native SQL, or why not).
 fn read_m(expression: &str, ctx: &Context) -> Vec<Found> {
-    let _ = (expression, ctx);
-    Vec::new()
+    super::m::read(expression, ctx)
 }
 
 /// The owner of a report: `createdBy`, else `modifiedBy`, else the dataset's `configuredBy`
