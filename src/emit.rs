@@ -68,6 +68,8 @@ struct Workbook<'a> {
     owner_email: Option<&'a str>,
     url: Option<&'a str>,
     tags: &'a [String],
+    /// The integration's own meta keys (`rows::Asset::meta`).
+    meta: &'a BTreeMap<String, String>,
     deps: Vec<Dep<'a>>,
 }
 
@@ -627,6 +629,7 @@ fn workbooks<'a>(x: &'a Extracted, deps: &[Link<'a>], references: &'a HashMap<&'
             owner_email: w.owner_email.as_deref(),
             url: w.url.as_deref(),
             tags: &w.tags,
+            meta: &w.meta,
             deps: mine
                 .iter()
                 .filter_map(|d| Some(Dep { unique_id: d.unique_id, reference: references.get(d.unique_id)? }))
@@ -695,7 +698,7 @@ struct Values {
     description: String,
     owner_name: String,
     owner_email: Option<String>,
-    meta: BTreeMap<&'static str, String>,
+    meta: BTreeMap<String, String>,
     tags: Vec<String>,
 }
 
@@ -709,12 +712,14 @@ fn values(w: &Workbook) -> Values {
     let label = clean(w.name).unwrap_or_else(|| t.untitled(w.asset_ref));
     let description = w.description.and_then(clean).unwrap_or_else(|| t.default_description(w.folder, w.instance, w.integration));
     let owner_name = w.owner_name.and_then(clean).unwrap_or_else(|| t.unknown_owner());
-    let meta = BTreeMap::from([
-        ("integration", w.integration.to_string()),
-        (t.meta_instance, w.instance.to_string()),
-        (t.meta_ref, w.asset_ref.to_string()),
-        (t.meta_folder, clean(w.folder).unwrap_or_default()),
-        ("exposure_mode", "auto".to_string()),
+    // The integration's own keys first, so the common ones always win.
+    let mut meta: BTreeMap<String, String> = w.meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    meta.extend([
+        ("integration".to_string(), w.integration.to_string()),
+        (t.meta_instance.to_string(), w.instance.to_string()),
+        (t.meta_ref.to_string(), w.asset_ref.to_string()),
+        (t.meta_folder.to_string(), clean(w.folder).unwrap_or_default()),
+        ("exposure_mode".to_string(), "auto".to_string()),
     ]);
     let mut tags: Vec<String> = w.tags.iter().filter_map(|t| clean(t)).collect();
     tags.sort();
@@ -742,7 +747,7 @@ struct Body<'a> {
     file: Option<Option<&'a str>>,
     label: &'a str,
     maturity: &'a str,
-    meta: &'a BTreeMap<&'static str, String>,
+    meta: &'a BTreeMap<String, String>,
     name: &'a str,
     owner: Owner<'a>,
     /// exposures.json only: written | no_dependencies.
@@ -836,6 +841,8 @@ fn yaml_exposure(out: &mut String, w: &Workbook, v: &Values, name: &str, maturit
 mod tests {
     use super::*;
 
+    static NO_META: BTreeMap<String, String> = BTreeMap::new();
+
     fn wb<'a>(name: &'a str, tags: &'a [String]) -> Workbook<'a> {
         Workbook {
             integration: "prod",
@@ -851,8 +858,27 @@ mod tests {
             owner_email: None,
             url: Some("https://t/#/site/acme/workbooks/1"),
             tags,
+            meta: &NO_META,
             deps: vec![Dep { unique_id: "model.p.m", reference: "ref('m')" }],
         }
+    }
+
+    /// An integration's own meta keys are written beside the common ones, neutralised like
+    /// every value from outside, and can never replace a common one.
+    #[test]
+    fn an_integrations_meta_sits_beside_the_common_keys() {
+        let meta = BTreeMap::from([
+            ("dataset_id".to_string(), "{{ env_var('X') }}".to_string()),
+            ("integration".to_string(), "not this".to_string()),
+        ]);
+        let w = Workbook { meta: &meta, ..wb("Plain", &[]) };
+        let v = values(&w);
+        assert_eq!(v.meta["integration"], "prod");
+        assert_eq!(v.meta["dataset_id"], "{{ env_var('X') }}");
+        let mut text = String::from("exposures:\n");
+        yaml_exposure(&mut text, &w, &v, "plain_123456", "high");
+        assert!(!text.contains("{{ env_var") && text.contains("dataset_id:"), "{text}");
+        assert_eq!(text.matches("integration:").count(), 1, "{text}");
     }
 
     #[test]

@@ -194,11 +194,16 @@ pub(crate) fn compute(x: &Extracted, keys: &[RelationKey]) -> Matched {
     let (mut misses, shared) = shared_misses(&index, x);
     // SQL our parser could not read: one miss per integration and parser message (few).
     let mut unparseable: HashMap<(&str, &str), u32> = HashMap::default();
-    for r in x.relations.iter().filter(|r| r.kind == RelationKind::UnparsedSql) {
+    // Sources that name no table likewise, the reason from the detail's start.
+    for r in x.relations.iter().filter(|r| matches!(r.kind, RelationKind::UnparsedSql | RelationKind::NoLineage)) {
         if let Some(detail) = r.detail.as_deref() {
             unparseable.entry((r.integration.as_str(), detail)).or_insert_with(|| {
-                let advice = texts.get(r.integration.as_str()).copied().unwrap_or(&crate::seam::UNKNOWN).unparseable_sql_advice;
-                misses.push(miss(MissReason::UnparseableSql, &[], format!("{detail}. {advice}")));
+                let t = texts.get(r.integration.as_str()).copied().unwrap_or(&crate::seam::UNKNOWN);
+                misses.push(if r.kind == RelationKind::NoLineage {
+                    no_lineage_miss(t, detail)
+                } else {
+                    miss(MissReason::UnparseableSql, &[], format!("{detail}. {}", t.unparseable_sql_advice))
+                });
                 misses.len() as u32 - 1
             });
         }
@@ -229,7 +234,7 @@ pub(crate) fn compute(x: &Extracted, keys: &[RelationKey]) -> Matched {
             let no_key = shared.get(x.relations[range.start].integration.as_str()).copied().unwrap_or(0);
             for i in range.clone() {
                 let (row, table) = (&x.relations[i], i as u32);
-                let verdict = if row.kind == RelationKind::UnparsedSql {
+                let verdict = if matches!(row.kind, RelationKind::UnparsedSql | RelationKind::NoLineage) {
                     match row.detail.as_deref().and_then(|d| unparseable.get(&(row.integration.as_str(), d))) {
                         Some(&m) => Verdict::Miss(m),
                         None => Verdict::Miss(no_key + 1),
@@ -398,6 +403,19 @@ fn asset_ranges(tables: &[RelationUse]) -> Vec<std::ops::Range<usize>> {
         }
     }
     out
+}
+
+/// The miss of a source that names no table: its detail is `reason: what`; a reason this
+/// version does not know (a database written by a newer one) reads as `custom_sql`.
+fn no_lineage_miss(texts: &Texts, detail: &str) -> Miss {
+    let (reason, what) = detail.split_once(": ").unwrap_or((detail, ""));
+    match <MissReason as crate::tags::Tag>::parse(reason) {
+        Some(r) => {
+            let what = if what.is_empty() { String::new() } else { format!("{what}. ") };
+            miss(r, &[], format!("{what}{}", (texts.no_lineage_advice)(r)))
+        }
+        None => miss(MissReason::CustomSql, &[], format!("{detail}. {}", texts.unparsed_sql_advice)),
+    }
 }
 
 fn miss(reason: MissReason, candidates: &[&str], suggestion: String) -> Miss {
@@ -733,6 +751,53 @@ mod tests {
         assert_eq!(advice(2), tools()[1].texts().unparsed_sql_advice);
         assert_eq!(advice(3), tools()[1].texts().redacted_advice);
         assert_ne!(advice(0), advice(2), "each tool's own words");
+    }
+
+    /// A source that names no table is a miss with the reason its detail starts with, the
+    /// detail first in the suggestion; the same detail on two assets is one shared miss; a
+    /// reason this version does not know reads as custom_sql, never a panic.
+    #[test]
+    fn sources_naming_no_table_are_misses_with_their_own_reason() {
+        let no_lineage = |asset: &str, detail: &str| RelationUse {
+            relation_id: detail.into(),
+            detail: Some(detail.into()),
+            ..listed("tab", asset, "", RelationKind::NoLineage)
+        };
+        let x = extracted(
+            vec![node("model.p.orders", "model", "marts", "orders")],
+            vec![
+                no_lineage("a", "unsupported_m_function: Web.Contents"),
+                no_lineage("a", "unresolved_parameter: Database"),
+                no_lineage("b", "dataflow: PowerPlatform.Dataflows"),
+                no_lineage("b", "no_source: table \"Calc\" has no M source"),
+                no_lineage("b", "unreadable_m: unbalanced brackets at byte 9"),
+                no_lineage("c", "unsupported_m_function: Web.Contents"),
+                no_lineage("c", "from_the_future: x"),
+            ],
+        );
+        let m = compute(&x, &crate::normalize::compute(&x, &config()));
+        let got: Vec<(&str, MissReason, &str)> = m
+            .unmatched
+            .iter()
+            .map(|u| {
+                let miss = &m.misses[u.miss as usize];
+                (x.relations[u.table as usize].asset_id.as_str(), miss.reason, miss.suggestion.split(". ").next().unwrap())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", MissReason::UnresolvedParameter, "Database"),
+                ("a", MissReason::UnsupportedMFunction, "Web.Contents"),
+                ("b", MissReason::Dataflow, "PowerPlatform.Dataflows"),
+                ("b", MissReason::NoSource, "table \"Calc\" has no M source"),
+                ("b", MissReason::UnreadableM, "unbalanced brackets at byte 9"),
+                ("c", MissReason::CustomSql, "from_the_future: x"),
+                ("c", MissReason::UnsupportedMFunction, "Web.Contents"),
+            ]
+        );
+        assert_eq!(m.unmatched[1].miss, m.unmatched[6].miss, "one miss for the same source on two assets");
+        assert!(m.dependencies.is_empty());
     }
 
     /// Rows of an integration with no instance row (a database edited by hand) are misses in

@@ -147,14 +147,14 @@ fn dbt_keys(x: &Extracted) -> Vec<RelationKey> {
 }
 
 /// One key per distinct (integration, relation id), from the relation's first row, in that
-/// order. Relations of SQL nobody could read have no id and no key.
+/// order. Relations of SQL nobody could read, and sources that name no table, have no key.
 fn bi_keys(x: &Extracted, rules: &BTreeMap<&str, NameRules>) -> Vec<RelationKey> {
     let texts: BTreeMap<&str, &Texts> = x.instances.iter().map(|i| (i.integration.as_str(), i.tool.texts())).collect();
     let mut done: HashSet<(&str, &str)> = HashSet::default();
     let mut first: Vec<&RelationUse> = x
         .relations
         .iter()
-        .filter(|t| t.kind != RelationKind::UnparsedSql && !t.relation_id.is_empty() && done.insert((&t.integration, &t.relation_id)))
+        .filter(|t| !matches!(t.kind, RelationKind::UnparsedSql | RelationKind::NoLineage) && !t.relation_id.is_empty() && done.insert((&t.integration, &t.relation_id)))
         .collect();
     first.sort_by(|a, b| (&a.integration, &a.relation_id).cmp(&(&b.integration, &b.relation_id)));
     let empty = BTreeMap::new();
@@ -170,12 +170,13 @@ fn bi_keys(x: &Extracted, rules: &BTreeMap<&str, NameRules>) -> Vec<RelationKey>
 
 fn bi_row(t: &RelationUse, (aliases, default_schemas): NameRules, redacted: &str) -> RelationKey {
     let (i, id) = (t.integration.as_str(), t.relation_id.as_str());
-    if t.name.is_none() && t.full_name.is_none() && t.schema.is_none() && t.database.is_none() {
-        return row(Side::Bi, i, id, None, (None, None, None), redacted.into(), KeyStatus::Redacted);
-    }
+    // A file is a file whether or not it has a name (Power BI's Excel sources have none).
     if t.kind == RelationKind::File {
         let what = format!("file or web connection ({}): not a warehouse table", t.detail.as_deref().unwrap_or("?"));
         return row(Side::Bi, i, id, None, (t.database.clone(), t.schema.clone(), t.name.clone()), what, KeyStatus::File);
+    }
+    if t.name.is_none() && t.full_name.is_none() && t.schema.is_none() && t.database.is_none() {
+        return row(Side::Bi, i, id, None, (None, None, None), redacted.into(), KeyStatus::Redacted);
     }
     let named = NamedRelation { name: t.name.as_deref(), full_name: t.full_name.as_deref(), schema: t.schema.as_deref(), database: t.database.as_deref() };
     match bi_key(&named, aliases, default_schemas) {

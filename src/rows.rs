@@ -8,7 +8,7 @@
 //! them as the tables' primary keys do (`INSERT OR IGNORE` keeps the first row of a key, and so
 //! does `dedup_by`). SQLite's default collation (BINARY) orders text as Rust's `String` does.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use std::path::Path;
 
@@ -67,6 +67,9 @@ pub(crate) struct Asset {
     pub(crate) url: Option<String>,
     /// Sorted, without duplicates; stored as a JSON list.
     pub(crate) tags: Vec<String>,
+    /// The integration's own `config.meta` keys (Power BI: `dataset_id`), beside the common
+    /// ones emit writes for every asset; stored as a JSON object.
+    pub(crate) meta: BTreeMap<String, String>,
 }
 
 /// A `bi_relations` row: one relation an asset reads, through one path.
@@ -192,12 +195,13 @@ fn load_assets(db: &Path) -> Result<(Vec<Instance>, Vec<Asset>)> {
         .map_err(tags::in_table(db, "bi_instances"))?;
     drop(st);
     let mut st = conn.prepare(
-        "SELECT integration, asset_id, asset_ref, name, folder_ref, folder, description, owner_name, owner_email, url, tags
+        "SELECT integration, asset_id, asset_ref, name, folder_ref, folder, description, owner_name, owner_email, url, tags, meta
          FROM bi_assets ORDER BY integration, asset_id",
     )?;
     let assets = st
         .query_map([], |r| {
             let tags: String = r.get(10)?;
+            let meta: String = r.get(11)?;
             Ok(Asset {
                 integration: r.get(0)?,
                 id: r.get(1)?,
@@ -211,6 +215,8 @@ fn load_assets(db: &Path) -> Result<(Vec<Instance>, Vec<Asset>)> {
                 url: r.get(9)?,
                 tags: serde_json::from_str(&tags)
                     .map_err(|e| rusqlite::Error::FromSqlConversionFailure(10, rusqlite::types::Type::Text, Box::new(e)))?,
+                meta: serde_json::from_str(&meta)
+                    .map_err(|e| rusqlite::Error::FromSqlConversionFailure(11, rusqlite::types::Type::Text, Box::new(e)))?,
             })
         })?
         .collect::<rusqlite::Result<_>>()
@@ -297,11 +303,12 @@ fn insert_assets(tx: &Transaction, assets: &[Asset]) -> Result<()> {
     let mut st = Insert::new(
         tx,
         "bi_assets",
-        "INSERT INTO bi_assets (integration, asset_id, asset_ref, name, folder_ref, folder, description, owner_name, owner_email, url, tags)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO bi_assets (integration, asset_id, asset_ref, name, folder_ref, folder, description, owner_name, owner_email, url, tags, meta)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
     for a in assets {
         let tags = serde_json::to_string(&a.tags)?;
+        let meta = serde_json::to_string(&a.meta)?;
         st.row(&[
             (&a.integration).into(),
             (&a.id).into(),
@@ -314,6 +321,7 @@ fn insert_assets(tx: &Transaction, assets: &[Asset]) -> Result<()> {
             (&a.owner_email).into(),
             (&a.url).into(),
             (&tags).into(),
+            (&meta).into(),
         ])?;
     }
     Ok(())

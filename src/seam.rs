@@ -11,6 +11,7 @@ use anyhow::Result;
 use rusqlite::Transaction;
 
 use crate::rows::Extracted;
+use crate::tags::MissReason;
 
 /// One configured integration, ready to read (credentials checked, nothing sent yet).
 pub(crate) trait Source: Sync {
@@ -70,6 +71,14 @@ pub(crate) struct Texts {
     /// Where to look when a relation is not in the manifest, as in `"the <Tool>
     /// connection's database and schema"`.
     pub(crate) where_names_come_from: &'static str,
+    /// The advice for a `no_lineage` relation (a source that names no table), by the reason
+    /// its detail starts with.
+    pub(crate) no_lineage_advice: fn(MissReason) -> &'static str,
+}
+
+/// The advice for a source that names no table, for tools that have no words of their own.
+pub(crate) fn no_lineage_advice(_: MissReason) -> &'static str {
+    "This source names no warehouse table, so there is nothing in dbt to depend on; bi_relations.detail says what it is"
 }
 
 impl Texts {
@@ -106,4 +115,5 @@ pub(crate) static UNKNOWN: Texts = Texts {
     unparsed_sql_advice: "The SQL could not be read, so the tables it reads are unknown; its integration has no bi_instances row; run extract again",
     unparseable_sql_advice: "The SQL parser could not read this SQL, so the tables it reads are unknown; its integration has no bi_instances row; run extract again",
     where_names_come_from: "the connection's database and schema",
+    no_lineage_advice,
 };

@@ -189,6 +189,10 @@ text_tag! {
         File = "file",
         /// SQL the tool could not read: the relations behind it are unknown.
         UnparsedSql = "unparsed_sql",
+        /// A source the integration read that names no warehouse table (a web call, a
+        /// dataflow, a parameter without a value): `detail` starts with the miss reason, as in
+        /// `unsupported_m_function: Web.Contents`.
+        NoLineage = "no_lineage",
     }
 }
 
@@ -219,6 +223,17 @@ text_tag! {
         /// A name without a schema (or database) that nothing completes.
         IncompleteName = "incomplete_name",
         FileConnection = "file_connection",
+        /// An M function autoexpose does not read (`Web.Contents`, `SharePoint.Files`, …).
+        UnsupportedMFunction = "unsupported_m_function",
+        /// A parameter with no literal and no value, where a name was needed.
+        UnresolvedParameter = "unresolved_parameter",
+        /// A table read from a Power BI dataflow, not from the warehouse.
+        Dataflow = "dataflow",
+        /// A table with no source: calculated, or typed in (`#table(…)`).
+        NoSource = "no_source",
+        /// M autoexpose could not read (unbalanced brackets, a cycle of shared expressions, a
+        /// size limit).
+        UnreadableM = "unreadable_m",
         DisabledNode = "disabled_node",
         PrivateModel = "private_model",
         RedactedName = "redacted_name",
@@ -323,7 +338,7 @@ pub(crate) mod tests {
         assert_eq!(texts(&KeyStatus::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()), "ok redacted file no_relation");
         assert_eq!(
             texts(&MissReason::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()),
-            "not_in_manifest database_mismatch missing_schema ambiguous custom_sql unparseable_sql incomplete_name file_connection disabled_node private_model redacted_name"
+            "not_in_manifest database_mismatch missing_schema ambiguous custom_sql unparseable_sql incomplete_name file_connection unsupported_m_function unresolved_parameter dataflow no_source unreadable_m disabled_node private_model redacted_name"
         );
         assert_eq!(
             texts(&FileAction::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()),

@@ -153,10 +153,10 @@ fn extract_reads_the_tenant_through_429_and_an_expired_token() {
     assert_eq!(
         no_source,
         [
-            format!("{} {ds1}/Date unparsed_sql", report(1)),
-            format!("{} {ds2}/Budget calc unparsed_sql", report(3)),
-            format!("{} {ds1}/Date unparsed_sql", report(4)),
-            format!("{} {ds2}/Budget calc unparsed_sql", report(5)),
+            format!("{} {ds1}/Date no_lineage", report(1)),
+            format!("{} {ds2}/Budget calc no_lineage", report(3)),
+            format!("{} {ds1}/Date no_lineage", report(4)),
+            format!("{} {ds2}/Budget calc no_lineage", report(5)),
         ]
     );
     // Parameters from the API where allowed, one warning per refusal.
@@ -331,5 +331,16 @@ fn run_writes_one_exposure_per_live_report_with_its_name_byte_for_byte() {
     let meta = &sales["exposures"][0]["config"]["meta"];
     assert_eq!((meta["integration"].as_str(), meta["tenant"].as_str()), (Some("corp"), Some(TENANT)));
     assert!(meta["report_id"].as_str().is_some_and(|r| r.starts_with("7e900000-")), "{meta:?}");
+    assert_eq!((meta["workspace"].as_str(), meta["exposure_mode"].as_str()), (Some("Sales"), Some("auto")));
+    assert!(meta["dataset_id"].as_str().is_some_and(|d| d.starts_with("da7a0000-")), "{meta:?}");
+    // Every table that did not match has a reason of its own: the Excel sheet is a file, the
+    // calculated tables have no source.
+    let reasons = ids(
+        &conn,
+        "SELECT DISTINCT r.via_id || ' ' || u.reason FROM unmatched_tables u JOIN bi_relations r USING (integration, asset_id, via, via_id, relation_id)
+         WHERE u.reason IN ('file_connection', 'no_source') ORDER BY 1",
+    );
+    assert!(reasons.iter().any(|r| r.ends_with("/Budget file_connection")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.ends_with("/Date no_source")), "{reasons:?}");
     server.stop();
 }

@@ -48,6 +48,7 @@ pub(crate) static TEXTS: Texts = Texts {
     unparsed_sql_advice: "The SQL of this dashboard could not be read, so the tables it reads are unknown. List its tables under `tables:`",
     unparseable_sql_advice: "The SQL parser could not read the SQL of this dashboard, so the tables it reads are unknown. List its tables under `tables:`",
     where_names_come_from: "how the inventory file spells the table (database.schema.table)",
+    no_lineage_advice: crate::seam::no_lineage_advice,
 };
 
 /// `via_id` of every listed table: the field it was listed in.
@@ -191,6 +192,7 @@ impl Extraction for Read {
                 owner_email: owner.email,
                 url: d.url.clone(),
                 tags,
+                meta: Default::default(),
             });
             for t in &d.tables {
                 // The table's own name, unquoted as listed: what people search for.

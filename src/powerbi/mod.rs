@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 use crate::config::PowerBiTenant;
 use crate::http::{HttpMode, Live, Recorder, Replayer, Secrets, Transport};
 use crate::seam::{Extraction, Source, Texts};
+use crate::tags::MissReason;
 
 /// Power BI's words in the generic stages' texts.
 pub(crate) static TEXTS: Texts = Texts {
@@ -34,7 +35,20 @@ pub(crate) static TEXTS: Texts = Texts {
     unparsed_sql_advice: "This dataset table's source could not be traced to a warehouse table (native SQL that could not be parsed, or an M source autoexpose does not read: bi_relations.detail says which). Point the table at a dbt model through a supported connector; powerbi_tables holds the M query",
     unparseable_sql_advice: "autoexpose's SQL parser could not read this native query, so the tables it reads are unknown. Publish the query as a dbt model and point the dataset table at it, or fix the SQL where the parser says; powerbi_tables holds the M query",
     where_names_come_from: "the Power BI dataset's M query (connector database, schema and item)",
+    no_lineage_advice,
 };
+
+/// What to do about a dataset table whose M names no warehouse table, by why.
+fn no_lineage_advice(reason: MissReason) -> &'static str {
+    match reason {
+        MissReason::UnsupportedMFunction => "autoexpose does not read this M function's source, so it cannot tell which warehouse tables it reads. Read the table through a supported connector (Snowflake, SQL Server, PostgreSQL, BigQuery, Redshift, Databricks, Oracle, Athena, MySQL, or native SQL); powerbi_tables holds the M query",
+        MissReason::UnresolvedParameter => "A name in the M comes from a parameter with no literal value in the dataset and no current value from Power BI's parameters call. Give the parameter a value in the dataset; powerbi_parameters holds what Power BI returned",
+        MissReason::Dataflow => "The table comes from a Power BI dataflow, not from the warehouse. Point the dataset table at the warehouse table or dbt model the dataflow reads",
+        MissReason::NoSource => "The table has no source to trace (a calculated table, or data typed into the dataset): there is nothing in dbt to depend on",
+        MissReason::UnreadableM => "autoexpose could not read this M expression (the detail says where). Check the dataset's M query in powerbi_tables",
+        _ => "This dataset table's source names no warehouse table; bi_relations.detail says what it is",
+    }
+}
 
 /// Fields that hold a credential in the token endpoint's answer: blanked by field in every text
 /// scrubbed (recordings are written before the client has read the token out of the body).

@@ -69,14 +69,12 @@ pub(crate) fn miss_text(k: MissKind) -> &'static str {
 }
 
 /// The kind of a miss's row. A file is `file` (matched as a file connection, as Tableau's);
-/// every other miss has relations behind it nobody could name, which is what `unparsed_sql`
-/// means to normalize and match today. When the stages learn the reasons of issue #14 item 3
-/// (`unsupported_m_function`, `unresolved_parameter`, `dataflow`, `no_source`) as kinds or miss
-/// reasons of their own, this is the one place to change.
+/// every other miss is `no_lineage`, its detail starting with the reason that becomes
+/// `unmatched_tables.reason`.
 fn miss_kind(k: MissKind) -> RelationKind {
     match k {
         MissKind::FileConnection => RelationKind::File,
-        _ => RelationKind::UnparsedSql,
+        _ => RelationKind::NoLineage,
     }
 }
 
@@ -167,8 +165,12 @@ pub(crate) fn relations_of(through: &Through, found: &[Found]) -> Vec<RelationUs
                 out.push(RelationUse { detail: Some(failure.to_string()), ..row(Via::CustomSql, String::new(), RelationKind::UnparsedSql) });
             }
             Found::Miss { reason, detail } => {
+                // The relation id keeps the reason, so a file and a web call of the same
+                // name stay two relations.
                 let text = format!("{}: {detail}", miss_text(*reason));
-                out.push(RelationUse { detail: Some(text.clone()), ..row(Via::Published, text, miss_kind(*reason)) });
+                let kind = miss_kind(*reason);
+                let detail = if kind == RelationKind::File { detail.clone() } else { text.clone() };
+                out.push(RelationUse { detail: Some(detail), ..row(Via::Published, text, kind) });
             }
         }
     }
@@ -217,6 +219,7 @@ pub(crate) fn rows(x: &TenantExtract) -> (rows::Instance, Vec<rows::Asset>, Vec<
                 owner_email,
                 url: x.report_urls.get(&r.id).map(|(u, _)| u.clone()),
                 tags: Vec::new(),
+                meta: r.dataset_id.iter().map(|d| ("dataset_id".to_string(), d.clone())).collect(),
             });
             let Some(ds) = ds else { continue };
             let tables = read.entry(ds.id.as_str()).or_insert_with(|| read_dataset(ds, x.parameters.get(&ds.id)));
@@ -523,6 +526,7 @@ mod tests {
 
     #[test]
     fn a_miss_carries_its_reason_in_kind_and_detail() {
+        use crate::tags::{MissReason, Tag};
         let miss = |reason, detail: &str| Found::Miss { reason, detail: detail.into() };
         let found = [
             miss(MissKind::UnsupportedMFunction, "Web.Contents"),
@@ -537,15 +541,18 @@ mod tests {
         assert_eq!(
             got,
             [
-                (RelationKind::UnparsedSql, "dataflow: PowerPlatform.Dataflows"),
-                (RelationKind::File, "file_connection: Excel.Workbook"),
-                (RelationKind::UnparsedSql, "no_source: table \"Calc\" has no M source"),
-                (RelationKind::UnparsedSql, "unreadable_m: unterminated string at byte 12"),
-                (RelationKind::UnparsedSql, "unresolved_parameter: Database"),
-                (RelationKind::UnparsedSql, "unsupported_m_function: Web.Contents"),
+                (RelationKind::NoLineage, "dataflow: PowerPlatform.Dataflows"),
+                (RelationKind::File, "Excel.Workbook"),
+                (RelationKind::NoLineage, "no_source: table \"Calc\" has no M source"),
+                (RelationKind::NoLineage, "unreadable_m: unterminated string at byte 12"),
+                (RelationKind::NoLineage, "unresolved_parameter: Database"),
+                (RelationKind::NoLineage, "unsupported_m_function: Web.Contents"),
             ]
         );
-        assert!(rows.iter().all(|r| r.relation_id == *r.detail.as_ref().unwrap() && r.via == Via::Published));
+        // The relation id always starts with the reason; only a file's detail is the bare name
+        // (normalize words it as a file connection).
+        assert!(rows.iter().all(|r| r.relation_id.ends_with(r.detail.as_deref().unwrap()) && r.via == Via::Published));
+        assert!(rows.iter().all(|r| r.relation_id.split(": ").next().is_some_and(|k| MissReason::parse(k).is_some())));
         // The same miss twice (both branches of an `if`) is one row.
         assert_eq!(relations_of(&through(), &[miss(MissKind::Dataflow, "x"), miss(MissKind::Dataflow, "x")]).len(), 1);
     }

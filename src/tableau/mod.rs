@@ -36,6 +36,7 @@ pub(crate) static TEXTS: Texts = Texts {
     unparsed_sql_advice: "Tableau gave no text for this custom SQL and listed no tables for it, so the tables it reads are unknown. Check the PAT user's rights to the workbook's data source, or move the query into a dbt model and point the workbook at that model",
     unparseable_sql_advice: "autoexpose's SQL parser could not read this custom SQL and Tableau listed no tables for it (isUnsupportedCustomSql), so the tables it reads are unknown. Publish the query as a dbt model and point the workbook at that model, or fix the SQL where the parser says; table tableau_custom_sql holds the query and the parser's message (parse_error)",
     where_names_come_from: "the Tableau connection's database and schema",
+    no_lineage_advice: crate::seam::no_lineage_advice,
 };
 
 /// One configured site, its client ready (not signed in yet).

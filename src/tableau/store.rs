@@ -176,6 +176,7 @@ pub(crate) fn rows(x: &mut SiteExtract, reads: &[Read]) -> (rows::Instance, Vec<
             owner_email: owner.email,
             url: workbook_url(&x.server_url, &x.content_url, w),
             tags: tags(w),
+            meta: Default::default(),
         });
         let start = tables.len();
         for e in w.embedded_datasources.iter_mut().flatten() {
