@@ -136,6 +136,75 @@ pub(crate) enum Idempotent {
 
 type Clock = Box<dyn Fn() -> Instant + Send + Sync>;
 
+/// The scanner calls Power BI limits per hour (reference section 2: `WorkspaceInfo_*` pages of
+/// the REST reference): 30 `modified`, 500 `getInfo`, 10,000 `scanStatus`, 500 `scanResult`.
+/// The client counts them itself, so a large tenant waits for its quota rather than spending
+/// calls on 429s (which count too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quota {
+    Modified,
+    GetInfo,
+    ScanStatus,
+    ScanResult,
+}
+
+impl Quota {
+    /// The quota a request's path counts against, if any.
+    fn of(path: &str) -> Option<Quota> {
+        let path = path.split('?').next().unwrap_or_default();
+        let tail = path.split("/admin/workspaces/").nth(1)?;
+        match tail.split('/').next()? {
+            "modified" => Some(Quota::Modified),
+            "getInfo" => Some(Quota::GetInfo),
+            "scanStatus" => Some(Quota::ScanStatus),
+            "scanResult" => Some(Quota::ScanResult),
+            _ => None,
+        }
+    }
+
+    fn per_hour(self) -> usize {
+        match self {
+            Quota::Modified => 30,
+            Quota::GetInfo | Quota::ScanResult => 500,
+            Quota::ScanStatus => 10_000,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Quota::Modified => "workspaces/modified",
+            Quota::GetInfo => "getInfo",
+            Quota::ScanStatus => "scanStatus",
+            Quota::ScanResult => "scanResult",
+        }
+    }
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// When each quota's calls of the last hour were sent.
+#[derive(Default)]
+struct Hourly {
+    sent: [std::collections::VecDeque<Instant>; 4],
+}
+
+impl Hourly {
+    /// Counts a call of `q` sent at `now` and says go (`Ok`), or how long until the oldest
+    /// call of the last hour leaves the window (`Err`, nothing counted).
+    fn admit(&mut self, q: Quota, now: Instant) -> Result<(), Duration> {
+        let sent = &mut self.sent[q as usize];
+        while sent.front().is_some_and(|&t| now.saturating_duration_since(t) >= HOUR) {
+            sent.pop_front();
+        }
+        if sent.len() < q.per_hour() {
+            sent.push_back(now);
+            return Ok(());
+        }
+        let oldest = *sent.front().expect("a full window has a first call");
+        Err((oldest + HOUR).saturating_duration_since(now).max(Duration::from_millis(1)))
+    }
+}
+
 pub(crate) struct Client {
     transport: Box<dyn Transport>,
     secrets: Secrets,
@@ -153,8 +222,9 @@ pub(crate) struct Client {
     requests_sent: AtomicUsize,
     tokens_fetched: AtomicUsize,
     cancelled: AtomicBool,
-    /// Now, for token expiry: the system's monotonic clock, or a test's.
+    /// Now, for token expiry and the hourly quotas: the system's monotonic clock, or a test's.
     clock: Clock,
+    hourly: Mutex<Hourly>,
 }
 
 impl Client {
@@ -177,6 +247,7 @@ impl Client {
             tokens_fetched: AtomicUsize::new(0),
             cancelled: AtomicBool::new(false),
             clock: Box::new(Instant::now),
+            hourly: Mutex::new(Hourly::default()),
         }
     }
 
@@ -307,6 +378,9 @@ impl Client {
             if let Some(t) = &token {
                 req = req.header("Authorization", format!("Bearer {t}"));
             }
+            if let Some(q) = Quota::of(&req.url) {
+                self.within_quota(call, q)?;
+            }
             self.requests_sent.fetch_add(1, Ordering::SeqCst);
             log::debug(&format!("{} {}", req.method, self.scrub(req.path_and_query())));
             let resp = match self.transport.send(&req) {
@@ -343,6 +417,29 @@ impl Client {
                 Decoded::Truncated(what) if reads && attempt < self.retry.attempts => self.pause(call, &what, attempt, None),
                 Decoded::Truncated(what) => return Err(PowerBiError::BadBody { call: call.into(), message: what, tries: attempt }),
             }
+        }
+    }
+
+    /// Waits, if it must, until a call of `q` fits in Power BI's hourly quota, checking for
+    /// cancellation every second.
+    fn within_quota(&self, call: &str, q: Quota) -> Result<(), PowerBiError> {
+        let mut warned = false;
+        loop {
+            let admitted = self.hourly.lock().unwrap_or_else(|e| e.into_inner()).admit(q, (self.clock)());
+            let Err(wait) = admitted else { return Ok(()) };
+            if !warned {
+                log::warn(&format!(
+                    "{call}: Power BI allows {} {} calls an hour and this run has sent them; waiting {:.0}s for the quota",
+                    q.per_hour(),
+                    q.name(),
+                    wait.as_secs_f64()
+                ));
+                warned = true;
+            }
+            if self.cancelled.load(Ordering::SeqCst) {
+                return Err(PowerBiError::Cancelled { call: call.into() });
+            }
+            std::thread::sleep(wait.min(Duration::from_secs(1)));
         }
     }
 
@@ -473,6 +570,30 @@ fn json<T: DeserializeOwned>(call: &str, resp: &Response) -> Decoded<T> {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    /// Each scanner call counts against its own hourly quota; a full window says how long until
+    /// its oldest call leaves it, and counts nothing meanwhile.
+    #[test]
+    fn scanner_calls_wait_for_their_hourly_quota() {
+        let q = |path: &str| Quota::of(path);
+        assert_eq!(q("https://api.example/v1.0/myorg/admin/workspaces/getInfo?lineage=True"), Some(Quota::GetInfo));
+        assert_eq!(q("https://api.example/v1.0/myorg/admin/workspaces/modified?excludePersonalWorkspaces=True"), Some(Quota::Modified));
+        assert_eq!(q("https://api.example/v1.0/myorg/admin/workspaces/scanStatus/s-1"), Some(Quota::ScanStatus));
+        assert_eq!(q("https://api.example/v1.0/myorg/admin/workspaces/scanResult/s-1"), Some(Quota::ScanResult));
+        assert_eq!(q("https://api.example/v1.0/myorg/groups/g/reports"), None);
+        assert_eq!(q("https://login.example/t/oauth2/v2.0/token"), None);
+
+        let start = Instant::now();
+        let mut h = Hourly::default();
+        for i in 0..30 {
+            assert_eq!(h.admit(Quota::Modified, start + Duration::from_secs(i)), Ok(()));
+        }
+        let later = start + Duration::from_secs(600);
+        assert_eq!(h.admit(Quota::Modified, later), Err(Duration::from_secs(3000)), "until the first call is an hour old");
+        assert_eq!(h.admit(Quota::GetInfo, later), Ok(()), "another call's quota is its own");
+        assert_eq!(h.admit(Quota::Modified, start + HOUR), Ok(()), "the first call left the window");
+        assert_eq!(h.admit(Quota::Modified, start + HOUR), Err(Duration::from_secs(1)));
+    }
 
     /// Answers from a list, and keeps what was sent.
     struct Script {
