@@ -344,3 +344,38 @@ fn run_writes_one_exposure_per_live_report_with_its_name_byte_for_byte() {
     assert!(reasons.iter().any(|r| r.ends_with("/Date no_source")), "{reasons:?}");
     server.stop();
 }
+
+/// One file per workspace, named by integration; a workspace that leaves the selection takes
+/// its file with it, and the other files stay byte for byte.
+#[test]
+fn a_workspace_leaving_the_selection_takes_its_file_with_it() {
+    let server = PowerBiServer::start(&fixture("corp.tenant.json"), Faults::default());
+    let t = Tenant::new(&server.base_url, "exposures:\n  include_unmatched: true\n");
+    assert_ok(&t.run(&[], "run", Some(SECRET)));
+    let dir = t.dir.path().join("dbt/models/imported_from_tableau");
+    let files = || -> Vec<(String, Vec<u8>)> {
+        let mut f: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+            .collect();
+        f.sort();
+        f
+    };
+    let before = files();
+    let names: Vec<&str> = before.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(names, ["corp__marketing.yml", "corp__sales.yml", "corp__shared_models.yml"]);
+
+    let yaml = std::fs::read_to_string(&t.config).unwrap().replace("    scan_poll_ms: 5\n", "    scan_poll_ms: 5\n    workspaces: [Sales, Shared Models]\n");
+    std::fs::write(&t.config, yaml).unwrap();
+    assert_ok(&t.run(&[], "run", Some(SECRET)));
+    let after = files();
+    assert_eq!(after, before[1..], "Marketing's file is gone, the others unchanged");
+    let conn = t.conn();
+    assert_eq!(ids(&conn, "SELECT path || ' ' || action FROM emitted_files ORDER BY path"), [
+        "models/imported_from_tableau/corp__marketing.yml deleted",
+        "models/imported_from_tableau/corp__sales.yml unchanged",
+        "models/imported_from_tableau/corp__shared_models.yml unchanged",
+    ]);
+    server.stop();
+}
