@@ -368,22 +368,24 @@ pub(crate) fn built_url(workspace: &str, report: &str) -> String {
     format!("https://app.powerbi.com/groups/{}/reports/{}", part(workspace), part(report))
 }
 
-/// Parameters of every dataset a selected report reads, from `datasets/{id}/parameters`: the
-/// second source after the scan's own expressions (reference section 11). A dataset the
-/// principal may not read gets none, and one warning.
+/// Parameters from `datasets/{id}/parameters` of each dataset a selected report reads whose M
+/// names a parameter the scan's own expressions give no value for: the second source after the
+/// expressions (reference section 11), so a tenant whose parameters all have literals costs no
+/// call. A dataset the principal may not read gets none, and one warning.
 fn parameters(c: &Client, workspaces: &[Workspace], selected: &BTreeSet<String>, warnings: &mut Vec<Warning>) -> Result<BTreeMap<String, Vec<Parameter>>> {
-    let home: BTreeMap<&str, &str> = workspaces.iter().flat_map(|w| w.datasets.iter().map(move |d| (d.id.as_str(), w.id.as_str()))).collect();
+    let home: BTreeMap<&str, (&str, &super::model::Dataset)> =
+        workspaces.iter().flat_map(|w| w.datasets.iter().map(move |d| (d.id.as_str(), (w.id.as_str(), d)))).collect();
     let read: BTreeSet<&str> = workspaces
         .iter()
         .filter(|w| selected.contains(&w.id))
         .flat_map(|w| &w.reports)
         .filter(|r| !r.is_app_copy())
         .filter_map(|r| r.dataset_id.as_deref())
-        .filter(|d| home.contains_key(d))
+        .filter(|d| home.get(d).is_some_and(|(_, ds)| super::store::needs_parameters(ds)))
         .collect();
     let mut out = BTreeMap::new();
     for ds in read {
-        let ws = home[ds];
+        let ws = home[ds].0;
         match c.dataset_parameters(ws, ds)? {
             Some(p) => {
                 out.insert(ds.to_string(), p.value);

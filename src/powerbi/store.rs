@@ -234,6 +234,12 @@ pub(crate) fn rows(x: &TenantExtract) -> (rows::Instance, Vec<rows::Asset>, Vec<
     (instance, assets, relations)
 }
 
+/// Whether a dataset's M names a parameter the scan's expressions give no value for: only
+/// then is `datasets/{id}/parameters` worth a call (issue #14: the scan's expressions first).
+pub(crate) fn needs_parameters(ds: &Dataset) -> bool {
+    read_dataset(ds, None).iter().flat_map(|(_, found)| found).any(|f| matches!(f, Found::Miss { reason: MissKind::UnresolvedParameter, .. }))
+}
+
 /// Each table of a dataset and what it reads, in name order.
 fn read_dataset<'d>(ds: &'d Dataset, api_parameters: Option<&Vec<super::model::Parameter>>) -> Vec<(&'d str, Vec<Found>)> {
     let expressions: Vec<(String, String)> =
