@@ -37,11 +37,15 @@ struct Tenant {
 
 impl Tenant {
     fn new(url: &str, extra: &str) -> Tenant {
+        Tenant::with_manifest(url, extra, &demo_manifest())
+    }
+
+    fn with_manifest(url: &str, extra: &str, manifest: &Path) -> Tenant {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("dbt")).unwrap();
         let yaml = format!(
             "database: autoexpose.db\ndbt:\n  project_dir: dbt\n  manifest: {}\npowerbi:\n  - name: corp\n    tenant_id: {TENANT}\n    client_id_env: {ID_ENV}\n    client_secret_env: {SECRET_ENV}\n    api_url: {url}\n    login_url: {url}\n    retry: {{attempts: 4, base_delay_ms: 20}}\n    scan_poll_ms: 5\n{extra}",
-            demo_manifest().display()
+            manifest.display()
         );
         let config = dir.path().join("autoexpose.yml");
         std::fs::write(&config, yaml).unwrap();
@@ -380,5 +384,51 @@ fn a_workspace_leaving_the_selection_takes_its_file_with_it() {
         "models/imported_from_tableau/corp__sales.yml unchanged",
         "models/imported_from_tableau/corp__shared_models.yml unchanged",
     ]);
+    server.stop();
+}
+
+/// Snowflake as Power Query navigates it (upper-case names, with and without `Kind`, a
+/// parameter as the database, native SQL with a join and a comment) against a dbt-snowflake
+/// project's manifest: each report depends on exactly the nodes its tables are, and the rest
+/// are unmatched with a reason.
+#[test]
+fn snowflake_navigation_and_native_sql_match_a_snowflake_project() {
+    let server = PowerBiServer::start(&fixture("snowflake.tenant.json"), Faults::default());
+    let manifest = repo().join("testdata/dbt/snowflake_shop/artifacts/manifest.json");
+    let t = Tenant::with_manifest(&server.base_url, "exposures:\n  include_unmatched: true\n", &manifest);
+    let out = t.run(&[], "run", Some(SECRET));
+    assert_ok(&out);
+    let conn = t.conn();
+    let deps = ids(&conn, "SELECT asset_ref || ' ' || depends_on FROM exposures ORDER BY asset_ref");
+    let unmatched = ids(
+        &conn,
+        "SELECT u.asset_id || ' ' || coalesce(r.full_name, r.relation_id) || ' ' || u.reason FROM unmatched_tables u
+         JOIN bi_relations r USING (integration, asset_id, via, via_id, relation_id) ORDER BY 1",
+    );
+    let r = |n: u32| format!("7f000000-0000-4000-8000-{n:012}");
+    let nodes = |list: &[&str]| serde_json::to_string(&list.to_vec()).unwrap();
+    assert_eq!(
+        deps,
+        [
+            // ORDERS is both the model and the source declared over its table; REVENUE_DAILY is
+            // the unquoted model Snowflake folds upper case.
+            format!("{} {}", r(1), nodes(&["model.snowflake_shop.customers", "model.snowflake_shop.orders", "model.snowflake_shop.revenue_daily", "source.snowflake_shop.mart.orders"])),
+            // EVENTS through the RawDatabase parameter.
+            format!("{} {}", r(2), nodes(&["source.snowflake_shop.raw.events"])),
+            // The native query's join; mart.orders in its comment is not a table.
+            format!("{} {}", r(3), nodes(&["model.snowflake_shop.stg_orders", "source.snowflake_shop.raw.events"])),
+        ]
+    );
+    // REVENUE (a model) and "Revenue" (a quoted source) only fold alike: not guessed.
+    assert_eq!(
+        unmatched,
+        [
+            format!("{} \"ANALYTICS\".\"MART\".\"REVENUE\" ambiguous", r(2)),
+            format!("{} \"ANALYTICS\".\"MART\".\"Revenue\" ambiguous", r(2)),
+            format!("{} \"ANALYTICS\".\"MART\".\"LEGACY_ORDERS\" not_in_manifest", r(3)),
+        ]
+    );
+    let snapshot = serde_json::json!({"depends_on": deps, "unmatched": unmatched});
+    settings().bind(|| insta::assert_yaml_snapshot!("powerbi_snowflake_match", snapshot));
     server.stop();
 }
