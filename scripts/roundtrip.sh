@@ -33,6 +33,10 @@ server_bin="$target_dir/debug/examples/tableau_server"
 pbi_server_bin="$target_dir/debug/examples/powerbi_server"
 pbi_fixture=testdata/powerbi/roundtrip.tenant.json
 pbi_expected=testdata/powerbi/roundtrip.expected.json
+# Reports that leave the tenant in step 7: one "Revenue" of Finance, and every report of
+# the workspace "Sales: {{ Ops }}".
+pbi_gone_reports=7e900000-0000-4000-8000-000000000104
+pbi_gone_workspace=5a1e0000-0000-4000-8000-000000000103
 hostile_prefix=d0000000-0000-4000-8000-00000000f0   # luids of the hostile workbooks
 # Workbooks that leave the site in step 7: two demo workbooks of Finance (Sales Overview,
 # Margin Review), and every Marketing workbook.
@@ -155,10 +159,11 @@ stop_server() {
     fi
 }
 
-# The local Power BI server on the tenant fixture; its requests go to $work/pbi-server.log.
+# The local Power BI server on a tenant fixture; its requests go to $work/pbi-server.log.
 start_pbi_server() {
+    local tenant=$1 port=${2:-0}
     : >"$work/pbi-server.out"
-    "$pbi_server_bin" --fixture "$pbi_fixture" >"$work/pbi-server.out" 2>>"$work/pbi-server.log" &
+    "$pbi_server_bin" --fixture "$tenant" --port "$port" >"$work/pbi-server.out" 2>>"$work/pbi-server.log" &
     pbi_pid=$!
     for _ in $(seq 1 100); do
         grep -q '^listening on ' "$work/pbi-server.out" 2>/dev/null && break
@@ -168,9 +173,9 @@ start_pbi_server() {
     pbi_url="$(sed -n 's/^listening on //p' "$work/pbi-server.out")"
     if [[ -z "$pbi_url" ]]; then
         tail -20 "$work/pbi-server.log" >&2
-        die "the Power BI test server did not start on $pbi_fixture"
+        die "the Power BI test server did not start on $tenant"
     fi
-    echo "Power BI test server (pid $pbi_pid) on $pbi_url serving $pbi_fixture"
+    echo "Power BI test server (pid $pbi_pid) on $pbi_url serving $tenant"
 }
 
 stop_pbi_server() {
@@ -319,7 +324,8 @@ fi
 # ---- 4. autoexpose run against the test server ------------------------------------------
 step "4. test servers on the fixtures (Tableau, Power BI), autoexpose run"
 start_server "$fixture"
-start_pbi_server
+start_pbi_server "$pbi_fixture"
+pbi_port="${pbi_url##*:}"
 port="${url##*:}"
 write_config
 autoexpose_run run1
@@ -359,7 +365,7 @@ cmp -s "$work/exposures.run1.json" "$work/exposures.json" ||
     fail "a second run on an unchanged site changed exposures.json"
 
 # ---- 7. workbooks disappear -------------------------------------------------------------
-step "7. workbooks leave the site: 2 of Finance, all of $gone_project"
+step "7. workbooks leave the site: 2 of Finance, all of $gone_project; reports leave the tenant"
 python3 scripts/make-roundtrip-fixture.py --out "$work/site2.json" \
     --without "$gone_luids" --without-project "$gone_project" | indent
 gone="$(python3 - "$fixture" "$gone_luids" "$gone_project" <<'EOF'
@@ -372,6 +378,24 @@ EOF
 )"
 stop_server
 start_server "$work/site2.json" "$port"   # the same port: the exposures' URLs stay the same
+# Power BI: one of Finance's two "Revenue" reports, and every report of "Sales: {{ Ops }}"
+# leave the tenant: its file goes, and "Sales & Ops" no longer shares its slug.
+python3 - "$pbi_fixture" "$work/tenant2.json" "$pbi_gone_reports" "$pbi_gone_workspace" <<'EOF'
+import json, sys
+tenant = json.load(open(sys.argv[1], encoding="utf-8"))
+gone = set(sys.argv[3].split(","))
+for w in tenant["workspaces"]:
+    w["reports"] = [r for r in w["reports"] if r["id"] not in gone and w["id"] != sys.argv[4]]
+json.dump(tenant, open(sys.argv[2], "w", encoding="utf-8"), ensure_ascii=False, indent=2)
+EOF
+pbi_gone="$(python3 - "$pbi_fixture" "$work/tenant2.json" <<'EOF'
+import json, sys
+ids = lambda p: {r["id"] for w in json.load(open(p, encoding="utf-8"))["workspaces"] for r in w["reports"]}
+print(",".join(sorted(ids(sys.argv[1]) - ids(sys.argv[2]))))
+EOF
+)"
+stop_pbi_server
+start_pbi_server "$work/tenant2.json" "$pbi_port"
 autoexpose_run run2
 echo "files in ${expdir#"$work"/}:"
 ls -1 "$expdir" | indent
@@ -389,9 +413,21 @@ while read -r luid; do
     fi
 done <<<"$gone"
 echo "$(wc -l <<<"$gone") workbooks gone: none of them in the exposures dir or exposures.json (else FAIL above)"
+for f in "$expdir"/pbi__sales_ops_*.yml; do
+    [[ ! -e "$f" ]] || fail "${f##*/} is still there though Sales: {{ Ops }} has no report left"
+done
+[[ -f "$expdir/pbi__sales_ops.yml" ]] || fail "no pbi__sales_ops.yml once Sales & Ops has its slug alone"
+[[ -f "$expdir/pbi__finance.yml" ]] || fail "pbi__finance.yml is gone though Finance reports remain"
+for id in ${pbi_gone//,/ }; do
+    if grep -rlF "$id" "$expdir" >/dev/null || grep -qF "\"$id\"" "$work/exposures.json"; then
+        fail "report $id left the tenant but is still in the exposures dir or exposures.json"
+    fi
+done
 dbt_parse_check parse2
 check run2 --fixture "$work/site2.json" --must-write-prefix "$hostile_prefix" \
-    --previous "$work/exposures.run1.json" "${pbi_args[@]}"
+    --previous "$work/exposures.run1.json" --powerbi-tenant "$work/tenant2.json" \
+    --powerbi-expected "$pbi_expected" --powerbi-gone "$pbi_gone" \
+    --database "$work/autoexpose.db" --exposures-dir models/imported_from_tableau
 
 # ---- 8. refresh after a second build ----------------------------------------------------
 step "8. dbt build again, then autoexpose refresh --dry-run"
