@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The round trip CI runs: Tableau (the local test server, on a site fixture full of hostile
-# workbook names) and an inventory file → `autoexpose run` → exposures YAML → a real `dbt parse` → compare dbt's
-# manifest.json with what autoexpose meant to write (scripts/check-roundtrip.py). Then
+# workbook names), Power BI (the local Power BI server, on a tenant fixture full of hostile
+# report names, testdata/powerbi/roundtrip.tenant.json) and an inventory file, all three in one
+# config → `autoexpose run` → exposures YAML → a real `dbt parse` → compare dbt's manifest.json
+# with what autoexpose meant to write and, for Power BI, with a hand-written expectation
+# (testdata/powerbi/roundtrip.expected.json) (scripts/check-roundtrip.py). Then
 # workbooks disappear from the site, and `autoexpose refresh --dry-run` runs after a second
 # `dbt build`. Last, a Snowflake-style project (dbt-snowflake, parse only) goes the same way.
 #
@@ -18,6 +21,8 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS=false DBT_USE_COLORS=false DBT_PRINTER_WID
 # Only step 8 turns active exposures on; `autoexpose run` must not refresh by itself.
 unset DBT_ACTIVE_EXPOSURES DBT_ACTIVE_EXPOSURES_BUILD_AFTER
 export TABLEAU_TOKEN_NAME=autoexpose-demo TABLEAU_TOKEN_SECRET=demo-pat-secret
+# The principal of testdata/powerbi/roundtrip.tenant.json.
+export PBI_CLIENT_ID=a11ce000-0000-4000-8000-0000000001c1 PBI_CLIENT_SECRET='roundtrip-pbi-secret~Value.7'
 
 fixture=testdata/tableau/roundtrip.site.json
 dbt="$repo/.venv-dbt/bin/dbt"
@@ -25,6 +30,13 @@ target_dir="${CARGO_TARGET_DIR:-target}"   # relative to the repo, as cargo take
 [[ "$target_dir" == /* ]] || target_dir="$repo/$target_dir"
 ae="$target_dir/release/autoexpose"
 server_bin="$target_dir/debug/examples/tableau_server"
+pbi_server_bin="$target_dir/debug/examples/powerbi_server"
+pbi_fixture=testdata/powerbi/roundtrip.tenant.json
+pbi_expected=testdata/powerbi/roundtrip.expected.json
+# Reports that leave the tenant in step 7: one "Revenue" of Finance, and every report of
+# the workspace "Sales: {{ Ops }}".
+pbi_gone_reports=7e900000-0000-4000-8000-000000000104
+pbi_gone_workspace=5a1e0000-0000-4000-8000-000000000103
 hostile_prefix=d0000000-0000-4000-8000-00000000f0   # luids of the hostile workbooks
 # Workbooks that leave the site in step 7: two demo workbooks of Finance (Sales Overview,
 # Margin Review), and every Marketing workbook.
@@ -32,13 +44,15 @@ gone_luids=d0000000-0000-4000-8000-000000000101,d0000000-0000-4000-8000-00000000
 gone_project=Marketing
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/autoexpose-roundtrip.XXXXXX")"
-server_pid=
+server_pid= pbi_pid=
 cleanup() {
     local status=$?
-    if [[ -n "$server_pid" ]]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    for pid in "$server_pid" "$pbi_pid"; do
+        if [[ -n "$pid" ]]; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
     if [[ "${KEEP_WORK:-}" == 1 ]]; then
         echo "kept $work"
     else
@@ -92,9 +106,10 @@ run_dbt() {
     return "$status"
 }
 
-# `dbt parse`, failing on a non-zero exit or on a warning or error about an exposure or a
-# file of the exposures dir. A dbt message is its timestamped line plus its continuation
-# lines (the exposure-name deprecation names the exposure on its third line).
+# `dbt parse`, failing on a non-zero exit or on any warning or error dbt prints (the demo
+# projects parse clean, so any is about what autoexpose wrote). A dbt message is its
+# timestamped line plus its continuation lines (the exposure-name deprecation names the
+# exposure on its third line).
 dbt_parse_check() {
     local log=$1 status=0
     run_dbt "$log" parse --no-partial-parse || status=$?
@@ -104,16 +119,16 @@ dbt_parse_check() {
     local bad
     bad="$(awk '
         function flush() {
-            if (msg ~ /\[WARNING\]|Warning|Error/ && tolower(msg) ~ /exposure|imported_from_tableau/) print msg
+            if (msg ~ /\[WARNING\]|Warning|WARN|Error|ERROR|[Dd]eprecat/) print msg
         }
         { gsub(/\033\[[0-9;]*m/, "") }   # colour codes, should dbt print any
         /^[0-9][0-9]:[0-9][0-9]:[0-9][0-9] / { flush(); msg = $0; next }
         { msg = msg "\n" $0 }
         END { flush() }' "$work/$log.log")"
     if [[ -n "$bad" ]]; then
-        echo "dbt warned or failed about exposures:"
+        echo "dbt warned or failed:"
         indent <<<"$bad"
-        fail "dbt parse ($log) printed warnings/errors about exposures (above)"
+        fail "dbt parse ($log) printed warnings/errors (above)"
     fi
 }
 
@@ -144,6 +159,33 @@ stop_server() {
     fi
 }
 
+# The local Power BI server on a tenant fixture; its requests go to $work/pbi-server.log.
+start_pbi_server() {
+    local tenant=$1 port=${2:-0}
+    : >"$work/pbi-server.out"
+    "$pbi_server_bin" --fixture "$tenant" --port "$port" >"$work/pbi-server.out" 2>>"$work/pbi-server.log" &
+    pbi_pid=$!
+    for _ in $(seq 1 100); do
+        grep -q '^listening on ' "$work/pbi-server.out" 2>/dev/null && break
+        kill -0 "$pbi_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    pbi_url="$(sed -n 's/^listening on //p' "$work/pbi-server.out")"
+    if [[ -z "$pbi_url" ]]; then
+        tail -20 "$work/pbi-server.log" >&2
+        die "the Power BI test server did not start on $tenant"
+    fi
+    echo "Power BI test server (pid $pbi_pid) on $pbi_url serving $tenant"
+}
+
+stop_pbi_server() {
+    if [[ -n "$pbi_pid" ]]; then
+        kill "$pbi_pid" 2>/dev/null || true
+        wait "$pbi_pid" 2>/dev/null || true
+        pbi_pid=
+    fi
+}
+
 write_config() {
     cat >"$config" <<EOF
 # Written by scripts/roundtrip.sh: the demo config against the local test server, no replay.
@@ -161,6 +203,21 @@ tableau:
     projects: [Finance, Marketing]
     page_size: 5
     database_aliases: {prod_demo: demo}
+# The Power BI tenant, its workspaces by id (Finance, Sales & Ops, Sales: {{ Ops }}): Shared
+# Models, not selected, is scanned only for the dataset a Finance report reads.
+powerbi:
+  - name: pbi
+    tenant_id: 6f1c0000-0000-4000-8000-0000000001bb
+    client_id_env: PBI_CLIENT_ID
+    client_secret_env: PBI_CLIENT_SECRET
+    workspaces:
+      - 5a1e0000-0000-4000-8000-000000000101
+      - 5a1e0000-0000-4000-8000-000000000102
+      - 5a1e0000-0000-4000-8000-000000000103
+    api_url: $pbi_url
+    login_url: $pbi_url
+    database_aliases: {prod_demo: demo}
+    scan_poll_ms: 20
 # Dashboards listed by hand (the inventory integration) beside the site: dbt parses theirs too.
 inventory:
   - name: listed
@@ -210,11 +267,12 @@ files_state() {
 }
 
 # ---- 1. tools ---------------------------------------------------------------------------
-step "1. dbt venv, autoexpose (release) and the test server"
+step "1. dbt venv, autoexpose (release) and the test servers"
 bash scripts/dbt-venv.sh | indent
 cargo build --locked --release --quiet
-cargo build --locked --example tableau_server --quiet
-[[ -x "$ae" && -x "$server_bin" && -x "$dbt" ]] || die "missing $ae, $server_bin or $dbt"
+cargo build --locked --example tableau_server --example powerbi_server --quiet
+[[ -x "$ae" && -x "$server_bin" && -x "$pbi_server_bin" && -x "$dbt" ]] ||
+    die "missing $ae, $server_bin, $pbi_server_bin or $dbt"
 
 # ---- 2. the dbt project, built ----------------------------------------------------------
 step "2. copy the demo dbt project, dbt deps, dbt build"
@@ -264,8 +322,10 @@ if ! cmp -s "$work/site1.json" "$fixture"; then
 fi
 
 # ---- 4. autoexpose run against the test server ------------------------------------------
-step "4. test server on the fixture, autoexpose run"
+step "4. test servers on the fixtures (Tableau, Power BI), autoexpose run"
 start_server "$fixture"
+start_pbi_server "$pbi_fixture"
+pbi_port="${pbi_url##*:}"
 port="${url##*:}"
 write_config
 autoexpose_run run1
@@ -274,6 +334,12 @@ echo "files in ${expdir#"$work"/}:"
 ls -1 "$expdir" | indent
 [[ -f "$expdir/demo__marketing.yml" ]] || fail "run 1 wrote no demo__marketing.yml"
 [[ -f "$expdir/demo__finance.yml" ]] || fail "run 1 wrote no demo__finance.yml"
+# Power BI's files beside Tableau's, named by integration: Finance is also a Tableau project;
+# "Sales & Ops" and "Sales: {{ Ops }}" share the slug sales_ops (check-roundtrip.py checks the
+# exact names).
+[[ -f "$expdir/pbi__finance.yml" ]] || fail "run 1 wrote no pbi__finance.yml"
+[[ "$(find "$expdir" -name 'pbi__sales_ops_*.yml' | wc -l)" == 2 ]] ||
+    fail "run 1 did not write two pbi__sales_ops_<hash>.yml files"
 [[ "$(sha256sum <"$expdir/hand_written.yml")" == "$hand_sha" ]] ||
     fail "run 1 changed hand_written.yml"
 
@@ -282,8 +348,10 @@ step "5. dbt parse the generated exposures"
 dbt_parse_check parse1
 
 # ---- 6. compare ------------------------------------------------------------------------
-step "6. compare dbt's manifest with exposures.json and the fixture"
-check run1 --fixture "$fixture" --must-write-prefix "$hostile_prefix"
+step "6. compare dbt's manifest with exposures.json and the fixtures"
+pbi_args=(--powerbi-tenant "$pbi_fixture" --powerbi-expected "$pbi_expected"
+    --database "$work/autoexpose.db" --exposures-dir models/imported_from_tableau)
+check run1 --fixture "$fixture" --must-write-prefix "$hostile_prefix" "${pbi_args[@]}"
 
 step "6b. autoexpose run again on the same site: no file rewritten, no name changed"
 files_state >"$work/files.before"
@@ -297,7 +365,7 @@ cmp -s "$work/exposures.run1.json" "$work/exposures.json" ||
     fail "a second run on an unchanged site changed exposures.json"
 
 # ---- 7. workbooks disappear -------------------------------------------------------------
-step "7. workbooks leave the site: 2 of Finance, all of $gone_project"
+step "7. workbooks leave the site: 2 of Finance, all of $gone_project; reports leave the tenant"
 python3 scripts/make-roundtrip-fixture.py --out "$work/site2.json" \
     --without "$gone_luids" --without-project "$gone_project" | indent
 gone="$(python3 - "$fixture" "$gone_luids" "$gone_project" <<'EOF'
@@ -310,6 +378,24 @@ EOF
 )"
 stop_server
 start_server "$work/site2.json" "$port"   # the same port: the exposures' URLs stay the same
+# Power BI: one of Finance's two "Revenue" reports, and every report of "Sales: {{ Ops }}"
+# leave the tenant: its file goes, and "Sales & Ops" no longer shares its slug.
+python3 - "$pbi_fixture" "$work/tenant2.json" "$pbi_gone_reports" "$pbi_gone_workspace" <<'EOF'
+import json, sys
+tenant = json.load(open(sys.argv[1], encoding="utf-8"))
+gone = set(sys.argv[3].split(","))
+for w in tenant["workspaces"]:
+    w["reports"] = [r for r in w["reports"] if r["id"] not in gone and w["id"] != sys.argv[4]]
+json.dump(tenant, open(sys.argv[2], "w", encoding="utf-8"), ensure_ascii=False, indent=2)
+EOF
+pbi_gone="$(python3 - "$pbi_fixture" "$work/tenant2.json" <<'EOF'
+import json, sys
+ids = lambda p: {r["id"] for w in json.load(open(p, encoding="utf-8"))["workspaces"] for r in w["reports"]}
+print(",".join(sorted(ids(sys.argv[1]) - ids(sys.argv[2]))))
+EOF
+)"
+stop_pbi_server
+start_pbi_server "$work/tenant2.json" "$pbi_port"
 autoexpose_run run2
 echo "files in ${expdir#"$work"/}:"
 ls -1 "$expdir" | indent
@@ -327,14 +413,27 @@ while read -r luid; do
     fi
 done <<<"$gone"
 echo "$(wc -l <<<"$gone") workbooks gone: none of them in the exposures dir or exposures.json (else FAIL above)"
+for f in "$expdir"/pbi__sales_ops_*.yml; do
+    [[ ! -e "$f" ]] || fail "${f##*/} is still there though Sales: {{ Ops }} has no report left"
+done
+[[ -f "$expdir/pbi__sales_ops.yml" ]] || fail "no pbi__sales_ops.yml once Sales & Ops has its slug alone"
+[[ -f "$expdir/pbi__finance.yml" ]] || fail "pbi__finance.yml is gone though Finance reports remain"
+for id in ${pbi_gone//,/ }; do
+    if grep -rlF "$id" "$expdir" >/dev/null || grep -qF "\"$id\"" "$work/exposures.json"; then
+        fail "report $id left the tenant but is still in the exposures dir or exposures.json"
+    fi
+done
 dbt_parse_check parse2
 check run2 --fixture "$work/site2.json" --must-write-prefix "$hostile_prefix" \
-    --previous "$work/exposures.run1.json"
+    --previous "$work/exposures.run1.json" --powerbi-tenant "$work/tenant2.json" \
+    --powerbi-expected "$pbi_expected" --powerbi-gone "$pbi_gone" \
+    --database "$work/autoexpose.db" --exposures-dir models/imported_from_tableau
 
 # ---- 8. refresh after a second build ----------------------------------------------------
 step "8. dbt build again, then autoexpose refresh --dry-run"
 run_dbt build2 build --no-partial-parse || fail "the second dbt build failed"
 requests_before="$(wc -l <"$work/server.log")"
+pbi_requests_before="$(wc -l <"$work/pbi-server.log")"
 refresh_status=0
 echo "+ DBT_ACTIVE_EXPOSURES=1 autoexpose refresh --dry-run --now 2026-11-25T02:00:00Z --config $config"
 DBT_ACTIVE_EXPOSURES=1 "$ae" refresh --dry-run --now 2026-11-25T02:00:00Z --config "$config" \
@@ -345,7 +444,10 @@ done_line="$(grep -E 'Done\. TRIGGERED=' "$work/refresh.log" || true)"
 [[ -n "$done_line" ]] || fail "autoexpose refresh --dry-run printed no 'Done. TRIGGERED=' line"
 [[ "$(wc -l <"$work/server.log")" == "$requests_before" ]] ||
     fail "autoexpose refresh --dry-run sent requests to the server: $(tail -n +"$((requests_before + 1))" "$work/server.log" | head -5)"
+[[ "$(wc -l <"$work/pbi-server.log")" == "$pbi_requests_before" ]] ||
+    fail "autoexpose refresh --dry-run sent requests to the Power BI server: $(tail -n +"$((pbi_requests_before + 1))" "$work/pbi-server.log" | head -5)"
 stop_server
+stop_pbi_server
 
 # ---- 9. a Snowflake-style project -------------------------------------------------------
 step "9. Snowflake-style project: dbt-snowflake parse, autoexpose run, dbt parse, compare"
@@ -406,7 +508,8 @@ end_step
 written="$(python3 -c 'import json,sys; print(sum(e["status"] == "written" for e in json.load(open(sys.argv[1]))))' "$work/exposures.run1.json")"
 written2="$(python3 -c 'import json,sys; print(sum(e["status"] == "written" for e in json.load(open(sys.argv[1]))))' "$work/exposures.json")"
 printf '\n== summary\n'
-echo "run 1: $written exposures written and parsed by dbt; after workbooks left: $written2"
+pbi_written="$(python3 -c 'import json,sys; print(sum(e["status"] == "written" and e["meta"].get("integration") == "pbi" for e in json.load(open(sys.argv[1]))))' "$work/exposures.run1.json")"
+echo "run 1: $written exposures written and parsed by dbt ($pbi_written of them Power BI reports); after workbooks left: $written2"
 echo "refresh: ${done_line:-no Done line}"
 printf '%s\n' "${timings[@]}"
 printf '%7ss  total\n' "$(seconds_since "$t0")"
