@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Re-records the demo Tableau site (testdata/http/demo) from the site fixture, through the
-# local Tableau-speaking test server. Run after changing testdata/tableau/demo.site.json or the
-# queries autoexpose sends. The server is ours: started here, stopped here by its PID.
+# Re-records the demo Tableau site and Power BI tenant (testdata/http/demo) from their fixtures,
+# through the local Tableau- and Power BI-speaking test servers. Run after changing
+# testdata/tableau/demo.site.json, testdata/powerbi/demo.tenant.json or the requests autoexpose
+# sends. The servers are ours: started here, stopped here by their PIDs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 fixture=${1:-testdata/tableau/demo.site.json}
+pbi_fixture=${2:-testdata/powerbi/demo.tenant.json}
 out=testdata/http/demo
 
-cargo build --quiet --example tableau_server
+cargo build --quiet --example tableau_server --example powerbi_server
 # AUTOEXPOSE_BIN=target/debug/autoexpose records with another build (the release one is built
 # otherwise).
 bin=${AUTOEXPOSE_BIN:-target/release/autoexpose}
@@ -16,8 +18,10 @@ bin=${AUTOEXPOSE_BIN:-target/release/autoexpose}
 
 work=$(mktemp -d)
 server_pid=
+pbi_pid=
 cleanup() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  if [ -n "$pbi_pid" ]; then kill "$pbi_pid" 2>/dev/null || true; wait "$pbi_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -31,14 +35,27 @@ done
 url=$(sed -n 's/^listening on //p' "$work/server.out")
 [ -n "$url" ] || { echo "the test server did not start:"; cat "$work/server.log"; exit 1; }
 
+target/debug/examples/powerbi_server --fixture "$pbi_fixture" --quiet >"$work/pbi.out" 2>"$work/pbi.log" &
+pbi_pid=$!
+for _ in $(seq 1 100); do
+  grep -q '^listening on ' "$work/pbi.out" 2>/dev/null && break
+  sleep 0.1
+done
+pbi_url=$(sed -n 's/^listening on //p' "$work/pbi.out")
+[ -n "$pbi_url" ] || { echo "the Power BI test server did not start:"; cat "$work/pbi.log"; exit 1; }
+
 # The demo config, pointed at the local server, recording instead of replaying.
 sed -e "s#^replay:.*##" \
     -e "s#server_url: .*#server_url: $url#" \
+    -e "s#api_url: .*#api_url: $pbi_url#" \
+    -e "s#login_url: .*#login_url: $pbi_url#" \
     -e "s#\.\./\.\./#$PWD/#g" \
     -e "s#^database: .*#database: $work/record.db#" \
     examples/demo/autoexpose.yml >"$work/autoexpose.yml"
 
 rm -rf "$out"
+# The fixtures' own invented credentials; recordings keep none of them.
 TABLEAU_TOKEN_NAME=autoexpose-demo TABLEAU_TOKEN_SECRET=demo-pat-secret \
+POWERBI_CLIENT_ID=de300000-0000-4000-8000-0000000c11e7 POWERBI_CLIENT_SECRET=demo-powerbi-client-secret \
   "$bin" --record "$out" extract --config "$work/autoexpose.yml"
 echo "recorded $(find "$out" -name '*.json' | wc -l) exchanges into $out"
