@@ -5,6 +5,7 @@
 # sends. The servers are ours: started here, stopped here by their PIDs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/listening.sh
 
 fixture=${1:-testdata/tableau/demo.site.json}
 pbi_fixture=${2:-testdata/powerbi/demo.tenant.json}
@@ -28,20 +29,13 @@ trap cleanup EXIT
 
 target/debug/examples/tableau_server --fixture "$fixture" >"$work/server.out" 2>"$work/server.log" &
 server_pid=$!
-for _ in $(seq 1 100); do
-  grep -q '^listening on ' "$work/server.out" 2>/dev/null && break
-  sleep 0.1
-done
-url=$(sed -n 's/^listening on //p' "$work/server.out")
+url="$(listening_url "$work/server.out" "$server_pid")"
 [ -n "$url" ] || { echo "the test server did not start:"; cat "$work/server.log"; exit 1; }
 
-target/debug/examples/powerbi_server --fixture "$pbi_fixture" --quiet >"$work/pbi.out" 2>"$work/pbi.log" &
+# A fixed port: the scan's Location (an absolute URL) is recorded, and so stays the same.
+target/debug/examples/powerbi_server --fixture "$pbi_fixture" --port "${PBI_PORT:-47813}" --quiet >"$work/pbi.out" 2>"$work/pbi.log" &
 pbi_pid=$!
-for _ in $(seq 1 100); do
-  grep -q '^listening on ' "$work/pbi.out" 2>/dev/null && break
-  sleep 0.1
-done
-pbi_url=$(sed -n 's/^listening on //p' "$work/pbi.out")
+pbi_url="$(listening_url "$work/pbi.out" "$pbi_pid")"
 [ -n "$pbi_url" ] || { echo "the Power BI test server did not start:"; cat "$work/pbi.log"; exit 1; }
 
 # The demo config, pointed at the local server, recording instead of replaying.

@@ -16,6 +16,7 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
+source "$repo/scripts/lib/listening.sh"
 
 export DBT_SEND_ANONYMOUS_USAGE_STATS=false DBT_USE_COLORS=false DBT_PRINTER_WIDTH=120
 # Only step 8 turns active exposures on; `autoexpose run` must not refresh by itself.
@@ -138,12 +139,7 @@ start_server() {
     echo "--- server on $site" >>"$work/server.log"
     "$server_bin" --fixture "$site" --port "$port" >"$work/server.out" 2>>"$work/server.log" &
     server_pid=$!
-    for _ in $(seq 1 100); do
-        grep -q '^listening on ' "$work/server.out" 2>/dev/null && break
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    url="$(sed -n 's/^listening on //p' "$work/server.out")"
+    url="$(listening_url "$work/server.out" "$server_pid")"
     if [[ -z "$url" ]]; then
         tail -20 "$work/server.log" >&2
         die "the test server did not start on $site"
@@ -165,12 +161,7 @@ start_pbi_server() {
     : >"$work/pbi-server.out"
     "$pbi_server_bin" --fixture "$tenant" --port "$port" >"$work/pbi-server.out" 2>>"$work/pbi-server.log" &
     pbi_pid=$!
-    for _ in $(seq 1 100); do
-        grep -q '^listening on ' "$work/pbi-server.out" 2>/dev/null && break
-        kill -0 "$pbi_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    pbi_url="$(sed -n 's/^listening on //p' "$work/pbi-server.out")"
+    pbi_url="$(listening_url "$work/pbi-server.out" "$pbi_pid")"
     if [[ -z "$pbi_url" ]]; then
         tail -20 "$work/pbi-server.log" >&2
         die "the Power BI test server did not start on $tenant"

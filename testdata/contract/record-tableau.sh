@@ -10,6 +10,7 @@
 # case's snapshots: cargo test --locked contract && cargo insta review.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source scripts/lib/listening.sh
 
 [ $# -eq 4 ] || { sed -n '2,10p' "$0"; exit 2; }
 case_dir=testdata/contract/$1 fixture=$2 pat_name=$3 pat_secret=$4
@@ -27,11 +28,7 @@ trap cleanup EXIT
 
 target/debug/examples/tableau_server --fixture "$fixture" >"$work/server.out" 2>"$work/server.log" &
 server_pid=$!
-for _ in $(seq 1 100); do
-  grep -q '^listening on ' "$work/server.out" 2>/dev/null && break
-  sleep 0.1
-done
-url=$(sed -n 's/^listening on //p' "$work/server.out")
+url="$(listening_url "$work/server.out" "$server_pid")"
 [ -n "$url" ] || { echo "the test server did not start:"; cat "$work/server.log"; exit 1; }
 
 # Same folder as the case (its relative paths hold), outputs into $work.
