@@ -338,6 +338,17 @@ fn token_expiry_while_polling_and_the_refresh_id() {
     // Every token lasts three calls here: renewed after each 401, polls included.
     assert!(log.iter().filter(|r| r.path.ends_with("/oauth2/v2.0/token")).count() >= 2, "renewed");
     assert!(log.iter().any(|r| r.status == 401 && r.method == "GET" && r.path.contains("/refreshes?")), "the token did expire while polling");
+    // No token, and not the client secret, reaches the output or the database.
+    let mut places = vec![("stdout".to_string(), out.stdout.clone()), ("stderr".to_string(), out.stderr.clone())];
+    places.extend(database_places("database", &case.dir.path().join("autoexpose.db")));
+    let mut secrets = server.issued_tokens();
+    secrets.push(SECRET.to_string());
+    for (what, bytes) in &places {
+        let text = String::from_utf8_lossy(bytes);
+        for s in &secrets {
+            assert!(!text.contains(s.as_str()), "{s:?} found in {what}");
+        }
+    }
     snapshot("powerbi_refresh_token_expiry_exact", case.decisions());
     server.stop();
 }

@@ -300,6 +300,31 @@ impl TokenAnswer {
 mod tests {
     use super::*;
 
+    fn dataset(mode: Option<&str>, tables: &[Option<&str>]) -> Dataset {
+        let tables: Vec<Value> = tables.iter().enumerate().map(|(n, m)| serde_json::json!({"name": format!("t{n}"), "storageMode": m})).collect();
+        serde_json::from_value(serde_json::json!({"id": "d", "targetStorageMode": mode, "tables": tables})).unwrap()
+    }
+
+    /// Not refreshable only when the scan says DirectQuery throughout; composite (an imported or
+    /// dual table beside DirectQuery ones) and anything unsaid are refreshed.
+    #[test]
+    fn only_a_directquery_dataset_is_not_refreshable() {
+        for (mode, tables, want) in [
+            (Some("Abf"), vec![None, None], true),
+            (Some("Import"), vec![], true),
+            (None, vec![], true),
+            (Some("PremiumFiles"), vec![Some("Import")], true),
+            (Some("directQuery"), vec![], false),
+            (Some("DirectQuery"), vec![None], false),
+            (Some("Abf"), vec![Some("DirectQuery"), Some("DIRECTQUERY")], false),
+            (Some("Abf"), vec![Some("DirectQuery"), Some("Import")], true),
+            (Some("DirectQuery"), vec![Some("Dual"), Some("DirectQuery")], true),
+            (None, vec![Some(" "), Some("DirectQuery")], false),
+        ] {
+            assert_eq!(dataset(mode, &tables).refreshable(), want, "{mode:?} {tables:?}");
+        }
+    }
+
     /// The reference's trimmed scanResult example reads, nulls and unknown fields included.
     #[test]
     fn the_documented_scan_result_reads() {
