@@ -4,7 +4,9 @@
 //! cargo run --example powerbi_server -- --fixture testdata/powerbi/corp.tenant.json [--port N]
 //!     [--rate-limit-at 3,7] [--expire-token-after N] [--token-expires-in SECS]
 //!     [--polls-to-succeed N] [--upper-case-statuses] [--fail-scans-of ID,ID] [--never-finish]
-//!     [--cut-body-at 4,9] [--quiet]
+//!     [--cut-body-at 4,9] [--refresh-running ID,ID] [--running-as-400] [--daily-limit-of ID,ID]
+//!     [--refresh-forbidden ID,ID] [--refresh-fails-of ID,ID] [--refresh-polls N]
+//!     [--scheduled-after-post] [--refresh-location] [--refresh-clock RFC3339] [--quiet]
 //! ```
 //! Prints `listening on http://127.0.0.1:PORT` on stdout (use it as both `api_url` and
 //! `login_url`), then one line per request on stderr.
@@ -19,11 +21,14 @@ use powerbi_server::{Faults, PowerBiServer};
 
 const USAGE: &str = "usage: powerbi_server --fixture FILE [--port N] [--rate-limit-at N,N] [--expire-token-after N] \
 [--token-expires-in SECS] [--polls-to-succeed N] [--upper-case-statuses] [--fail-scans-of ID,ID] [--never-finish] \
-[--cut-body-at N,N] [--quiet]";
+[--cut-body-at N,N] [--refresh-running ID,ID] [--running-as-400] [--daily-limit-of ID,ID] \
+[--refresh-forbidden ID,ID] [--refresh-fails-of ID,ID] [--refresh-polls N] [--scheduled-after-post] [--refresh-location] \
+[--refresh-clock RFC3339] [--quiet]";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (mut fixture, mut port, mut echo, mut faults) = (None, 0u16, true, Faults::default());
+    let mut clock: Option<String> = None;
     let mut it = args.into_iter();
     let fail = |msg: String| -> ! {
         eprintln!("powerbi_server: {msg}\n{USAGE}");
@@ -49,6 +54,15 @@ fn main() {
             "--upper-case-statuses" => faults.upper_case_statuses = true,
             "--fail-scans-of" => faults.fail_scans_of.extend(value().split(',').filter(|s| !s.is_empty()).map(str::to_string)),
             "--never-finish" => faults.never_finish = true,
+            "--refresh-running" => faults.refresh_running.extend(value().split(',').filter(|s| !s.is_empty()).map(str::to_string)),
+            "--running-as-400" => faults.running_as_400 = true,
+            "--daily-limit-of" => faults.daily_limit_of.extend(value().split(',').filter(|s| !s.is_empty()).map(str::to_string)),
+            "--refresh-forbidden" => faults.refresh_forbidden.extend(value().split(',').filter(|s| !s.is_empty()).map(str::to_string)),
+            "--refresh-fails-of" => faults.refresh_fails_of.extend(value().split(',').filter(|s| !s.is_empty()).map(str::to_string)),
+            "--refresh-polls" => faults.refresh_polls = number(value()) as u32,
+            "--scheduled-after-post" => faults.scheduled_after_post = true,
+            "--refresh-location" => faults.refresh_location = true,
+            "--refresh-clock" => clock = Some(value()),
             other => fail(format!("unknown argument {other}")),
         }
     }
@@ -57,6 +71,9 @@ fn main() {
         fail(format!("fixture {} does not exist", fixture.display()));
     }
     let server = PowerBiServer::start_on(&fixture, faults, port, echo);
+    if let Some(c) = clock {
+        server.set_refresh_clock(&c);
+    }
     let mut out = std::io::stdout();
     writeln!(out, "listening on {}", server.base_url).expect("stdout");
     out.flush().expect("stdout");

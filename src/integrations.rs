@@ -83,12 +83,16 @@ pub(crate) fn left_out_lines(conn: &Connection) -> Result<Vec<String>> {
 pub(crate) struct ConfiguredRefreshers<'a> {
     pub(crate) config: &'a Config,
     pub(crate) mode: &'a HttpMode,
+    /// The run's clock (`--now`): Power BI matches its refresh history against our POST time.
+    pub(crate) now: crate::clock::Instant,
 }
 
 impl crate::refresh::seam::Refreshers for ConfiguredRefreshers<'_> {
     fn texts(&self, integration: &str) -> &'static crate::refresh::seam::RefreshTexts {
         if self.config.tableau.iter().any(|s| s.name == integration) {
             &crate::tableau::refresh::TEXTS
+        } else if self.config.powerbi.iter().any(|s| s.name == integration) {
+            &crate::powerbi::refresh::TEXTS
         } else {
             &crate::refresh::seam::RefreshTexts::NEUTRAL
         }
@@ -102,9 +106,8 @@ impl crate::refresh::seam::Refreshers for ConfiguredRefreshers<'_> {
             // An inventory writes no refresh targets, so nothing asks; said plainly if it does.
             return Err(format!("inventory {integration:?}: dashboards listed in a file have nothing to refresh"));
         }
-        if self.config.powerbi.iter().any(|s| s.name == integration) {
-            // Power BI writes no refresh targets yet (dataset refresh is a later part of #14).
-            return Err(format!("powerbi {integration:?}: refreshing Power BI datasets is not built yet"));
+        if let Some(tenant) = self.config.powerbi.iter().find(|s| s.name == integration) {
+            return crate::powerbi::refresh::open(tenant, self.mode, self.now);
         }
         Err(format!("integration {integration:?} is not in the config any more"))
     }

@@ -154,7 +154,7 @@ impl Exchange {
         })?;
         progress();
         let status = resp.status().as_u16();
-        let headers = ["retry-after", "location", "content-type"]
+        let headers = ["retry-after", "location", "content-type", "x-ms-request-id"]
             .iter()
             .filter_map(|name| {
                 resp.headers().get(*name).and_then(|v| v.to_str().ok()).map(|v| (name.to_string(), v.to_string()))

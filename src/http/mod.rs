@@ -54,7 +54,8 @@ impl Request {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Response {
     pub(crate) status: u16,
-    /// Only the headers the clients read: retry-after, location, content-type.
+    /// Only the headers the clients read: retry-after, location, content-type, x-ms-request-id
+    /// (Power BI's refresh id, reference section 8).
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: Vec<u8>,
 }

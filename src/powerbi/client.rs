@@ -532,6 +532,38 @@ impl Client {
         self.allowed(self.get_json(&call, &url))
     }
 
+    /// `POST groups/{g}/datasets/{d}/refreshes` with `{"notifyOption":"NoNotification"}`
+    /// (reference section 8, PBI-swagger `Datasets_RefreshDatasetInGroup`: the one option a
+    /// service principal may send). Sent once: it is not idempotent (a second POST would spend
+    /// a second of the day's refreshes), so `fetch` repeats it only after a 429 (honouring
+    /// `Retry-After`, section 9), a 401 or a connection never made. Any answered status comes
+    /// back for the caller to read.
+    pub(crate) fn refresh_dataset(&self, workspace: &str, dataset: &str) -> Result<Response, PowerBiError> {
+        let call = format!("POST groups/{workspace}/datasets/{dataset}/refreshes");
+        let url = self.api(&format!("groups/{}/datasets/{}/refreshes", path_part(workspace), path_part(dataset)));
+        let build = |_: Option<&str>| {
+            Request::new("POST", url.clone())
+                .header("Content-Type", "application/json")
+                .header("Accept", "application/json")
+                .body(r#"{"notifyOption":"NoNotification"}"#)
+        };
+        self.fetch(&call, true, Idempotent::No, &build, &|resp| Decoded::Done(Ok(resp)))
+    }
+
+    /// `GET groups/{g}/datasets/{d}/refreshes?$top=N`, the refresh history, newest first
+    /// (reference section 8, `Datasets_GetRefreshHistoryInGroup`).
+    pub(crate) fn refresh_history(&self, workspace: &str, dataset: &str, top: u32) -> Result<model::Refreshes, PowerBiError> {
+        let call = format!("GET groups/{workspace}/datasets/{dataset}/refreshes");
+        let url = self.api(&format!("groups/{}/datasets/{}/refreshes?$top={top}", path_part(workspace), path_part(dataset)));
+        self.get_json(&call, &url)
+    }
+
+    /// The code and message of an error body, scrubbed.
+    pub(crate) fn error_of(&self, resp: &Response) -> (Option<String>, Option<String>) {
+        let (code, message) = parse_error(&resp.body);
+        (code.map(|c| self.scrub(&c)), message.map(|m| self.scrub(&m)))
+    }
+
     fn allowed<T>(&self, r: Result<T, PowerBiError>) -> Result<Option<T>, PowerBiError> {
         match r {
             Ok(v) => Ok(Some(v)),

@@ -1,5 +1,6 @@
 //! The Power BI integration (issue #14): a service principal's token, the admin scanner API
-//! (`client`, `extract`), the M reader (`m`), how its rows are stored (its raw `powerbi_*`
+//! (`client`, `extract`), the M reader (`m`), dataset refresh for active exposures (`refresh`),
+//! how its rows are stored (its raw `powerbi_*`
 //! tables and the neutral rows, `store`), and its words. Everything Power BI-specific lives
 //! here; the stages reach it through `seam`.
 //!
@@ -10,6 +11,7 @@ pub(crate) mod client;
 pub(crate) mod extract;
 pub(crate) mod m;
 pub(crate) mod model;
+pub(crate) mod refresh;
 pub(crate) mod store;
 
 use anyhow::{Context, Result};

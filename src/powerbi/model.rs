@@ -150,12 +150,38 @@ pub(crate) struct Table {
     pub(crate) is_hidden: Option<bool>,
     #[serde(default, deserialize_with = "list")]
     pub(crate) source: Vec<TableSource>,
+    /// The table's storage mode (`Import`, `DirectQuery`, `Dual`, …: learn.microsoft.com
+    /// "Table storage mode in Power BI semantic models"). UNVERIFIED in the scan result: our
+    /// reference does not list it, so it is read when present and never required.
+    #[serde(default)]
+    pub(crate) storage_mode: Option<String>,
 }
 
 impl Table {
     /// The M query: `source[0].expression`, when there is a source (reference section 3).
     pub(crate) fn expression(&self) -> Option<&str> {
         self.source.first().and_then(|s| s.expression.as_deref())
+    }
+}
+
+impl Dataset {
+    /// Whether refreshing the dataset imports anything (issue #15: import-mode datasets, and
+    /// composite ones with imported tables; DirectQuery ones have nothing to refresh).
+    ///
+    /// The scan's spellings are UNVERIFIED (reference section 3 names `targetStorageMode`, its
+    /// one example `Abf`, the import storage format), so this is tolerant: a dataset is not
+    /// refreshable only when what the scan says is DirectQuery throughout — the tables that give
+    /// a storage mode all say `DirectQuery` and none says another, or no table gives one and the
+    /// dataset's `targetStorageMode` says `DirectQuery`. Anything else (Import, Dual, Abf,
+    /// PremiumFiles, nothing said) is refreshed: a refusal from Power BI is a visible row, a
+    /// dataset wrongly never refreshed is not.
+    pub(crate) fn refreshable(&self) -> bool {
+        let dq = |m: &str| m.trim().eq_ignore_ascii_case("directquery");
+        let modes: Vec<&str> = self.tables.iter().filter_map(|t| t.storage_mode.as_deref()).filter(|m| !m.trim().is_empty()).collect();
+        if !modes.is_empty() {
+            return !modes.iter().all(|m| dq(m));
+        }
+        !self.target_storage_mode.as_deref().is_some_and(dq)
     }
 }
 
@@ -274,6 +300,31 @@ impl TokenAnswer {
 mod tests {
     use super::*;
 
+    fn dataset(mode: Option<&str>, tables: &[Option<&str>]) -> Dataset {
+        let tables: Vec<Value> = tables.iter().enumerate().map(|(n, m)| serde_json::json!({"name": format!("t{n}"), "storageMode": m})).collect();
+        serde_json::from_value(serde_json::json!({"id": "d", "targetStorageMode": mode, "tables": tables})).unwrap()
+    }
+
+    /// Not refreshable only when the scan says DirectQuery throughout; composite (an imported or
+    /// dual table beside DirectQuery ones) and anything unsaid are refreshed.
+    #[test]
+    fn only_a_directquery_dataset_is_not_refreshable() {
+        for (mode, tables, want) in [
+            (Some("Abf"), vec![None, None], true),
+            (Some("Import"), vec![], true),
+            (None, vec![], true),
+            (Some("PremiumFiles"), vec![Some("Import")], true),
+            (Some("directQuery"), vec![], false),
+            (Some("DirectQuery"), vec![None], false),
+            (Some("Abf"), vec![Some("DirectQuery"), Some("DIRECTQUERY")], false),
+            (Some("Abf"), vec![Some("DirectQuery"), Some("Import")], true),
+            (Some("DirectQuery"), vec![Some("Dual"), Some("DirectQuery")], true),
+            (None, vec![Some(" "), Some("DirectQuery")], false),
+        ] {
+            assert_eq!(dataset(mode, &tables).refreshable(), want, "{mode:?} {tables:?}");
+        }
+    }
+
     /// The reference's trimmed scanResult example reads, nulls and unknown fields included.
     #[test]
     fn the_documented_scan_result_reads() {
@@ -319,4 +370,35 @@ mod tests {
         let t: TokenAnswer = serde_json::from_str(r#"{"access_token": "x", "expires_in": "3599"}"#).unwrap();
         assert_eq!(t.expires_in_secs(), Some(3599));
     }
+}
+
+/// `GET groups/{g}/datasets/{d}/refreshes` (PBI-swagger `Datasets_GetRefreshHistoryInGroup`;
+/// reference section 8): newest first.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Refreshes {
+    #[serde(default, deserialize_with = "list")]
+    pub(crate) value: Vec<Refresh>,
+}
+
+/// One entry of a dataset's refresh history (PBI-swagger `Refresh`, the fields of reference
+/// section 8). Every field optional: an entry missing one is skipped where it is needed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Refresh {
+    /// `ViaApi`, `Scheduled`, `OnDemand`, …
+    #[serde(default)]
+    pub(crate) refresh_type: Option<String>,
+    #[serde(default)]
+    pub(crate) start_time: Option<String>,
+    /// Empty while it runs.
+    #[serde(default)]
+    pub(crate) end_time: Option<String>,
+    /// `Unknown` (in progress), `Completed`, `Failed`, `Disabled`.
+    #[serde(default)]
+    pub(crate) status: Option<String>,
+    #[serde(default)]
+    pub(crate) request_id: Option<String>,
+    /// With `Failed`: Power BI's error as a JSON text.
+    #[serde(default)]
+    pub(crate) service_exception_json: Option<String>,
 }

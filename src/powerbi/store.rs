@@ -273,7 +273,7 @@ pub(crate) fn left_out_lines(conn: &Connection) -> Result<Vec<String>> {
 }
 
 /// The tables of extract that hold the rows of every integration, keyed by `integration`.
-const SHARED: [&str; 2] = ["extract_warnings", "raw_responses"];
+const SHARED: [&str; 3] = ["extract_warnings", "raw_responses", "bi_refresh_targets"];
 
 /// The `powerbi_*` tables, all replaced by every extract.
 const OWN: [&str; 9] = [
@@ -442,6 +442,31 @@ pub(crate) fn write(tx: &Transaction, x: &TenantExtract) -> Result<()> {
     )?;
     for (n, r) in x.responses.iter().enumerate() {
         raw.execute(params![i, n as i64 + 1, r.method, r.path, r.status, r.bytes as i64, r.body])?;
+    }
+    write_refresh_targets(tx, x)
+}
+
+/// The refresh targets (`bi_refresh_targets`, read by the refresh stage, issue #15): for every
+/// report that is an asset, its dataset, where the scan lists it, when refreshing it imports
+/// anything (`Dataset::refreshable`). `target_ref` is `{workspace id}/{dataset id}`, the two ids
+/// the refresh call names; a dataset read by several reports is one target, so the refresh
+/// stage sends it once. A report on a DirectQuery dataset has no target: the stage records it
+/// `not_applicable` (the dataset's mode stays in powerbi_datasets.target_storage_mode).
+fn write_refresh_targets(tx: &Transaction, x: &TenantExtract) -> Result<()> {
+    let home: BTreeMap<&str, (&str, &Dataset)> =
+        x.workspaces.iter().flat_map(|w| w.datasets.iter().map(move |d| (d.id.as_str(), (w.id.as_str(), d)))).collect();
+    let mut ins = tx.prepare_cached(
+        "INSERT OR IGNORE INTO bi_refresh_targets (integration, asset_ref, target_kind, target_ref, target_name) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for w in x.workspaces.iter().filter(|w| x.selected.contains(&w.id)) {
+        for r in w.reports.iter().filter(|r| !r.is_app_copy()) {
+            let Some(&(ws, ds)) = r.dataset_id.as_deref().and_then(|d| home.get(d)) else { continue };
+            if !ds.refreshable() {
+                continue;
+            }
+            let name = ds.name.clone().unwrap_or_else(|| ds.id.clone());
+            ins.execute(params![x.integration, r.id, crate::refresh::tags::Kind::Dataset, format!("{ws}/{}", ds.id), name])?;
+        }
     }
     Ok(())
 }

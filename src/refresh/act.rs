@@ -169,6 +169,7 @@ impl Actor<'_, '_> {
                 ev.job_finish_code = job.finish_code;
                 ev.job_notes = job.notes;
                 ev.job_completed_at = job.completed_at;
+                ev.matched_by = job.matched_by;
             }
             Err(e) => {
                 // `job` already retried per the site's retry policy (5xx, 429, network): what

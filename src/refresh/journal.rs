@@ -6,7 +6,7 @@ use rusqlite::{params, Connection};
 
 use crate::clock::Instant;
 use crate::refresh::decide::Exposure;
-use crate::refresh::tags::{Decision, JobStatus, Reason};
+use crate::refresh::tags::{Decision, JobStatus, MatchedBy, Reason};
 use crate::refresh::seam::Target;
 
 /// One decision, as it goes into `refresh_events`.
@@ -28,6 +28,8 @@ pub(crate) struct Event {
     pub(crate) job_finish_code: Option<i32>,
     pub(crate) job_notes: Option<String>,
     pub(crate) job_completed_at: Option<String>,
+    /// How the polled job was known to be ours (`--wait`).
+    pub(crate) matched_by: Option<MatchedBy>,
 }
 
 impl Event {
@@ -49,6 +51,7 @@ impl Event {
             job_finish_code: None,
             job_notes: None,
             job_completed_at: None,
+            matched_by: None,
         }
     }
 
@@ -121,9 +124,9 @@ impl<'c> Journal<'c> {
     pub(crate) fn job_outcome(&mut self, i: usize) -> Result<()> {
         let ev = &self.events[i];
         self.conn.execute(
-            "UPDATE refresh_events SET job_status = ?1, job_finish_code = ?2, job_notes = ?3, job_completed_at = ?4
-             WHERE run_id = ?5 AND seq = ?6",
-            params![ev.job_status, ev.job_finish_code, ev.job_notes, ev.job_completed_at, self.run_id, seq(i)],
+            "UPDATE refresh_events SET job_status = ?1, job_finish_code = ?2, job_notes = ?3, job_completed_at = ?4, matched_by = ?5
+             WHERE run_id = ?6 AND seq = ?7",
+            params![ev.job_status, ev.job_finish_code, ev.job_notes, ev.job_completed_at, ev.matched_by, self.run_id, seq(i)],
         )?;
         Ok(())
     }

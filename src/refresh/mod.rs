@@ -153,7 +153,7 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
             rr.command().unwrap_or("?")
         ));
     }
-    let refreshers = crate::integrations::ConfiguredRefreshers { config, mode };
+    let refreshers = crate::integrations::ConfiguredRefreshers { config, mode, now: opts.now };
     let summary = refresh(conn, &rr, &refreshers, opts)?;
     report.row_counts = crate::db::count_rows(conn, &["dbt_run_results", "refresh_events", "refresh_state"])?;
     crate::fault::point("refresh.commit");
@@ -380,7 +380,7 @@ mod tests {
         .unwrap();
         fails_naming(
             load_in_flight(&conn).err().unwrap(),
-            &["table refresh_events", "column target_kind: unknown value \"Workbook\" (this autoexpose knows datasource, workbook)"],
+            &["table refresh_events", "column target_kind: unknown value \"Workbook\" (this autoexpose knows datasource, workbook, dataset)"],
         );
         conn.execute("UPDATE refresh_events SET target_kind = 'workbook'", []).unwrap();
         let f = load_in_flight(&conn).unwrap();

@@ -9,7 +9,7 @@
 //! (`Torn`) and reads a job's outcome (`JobState`). Its own words for the output lines come
 //! with it (`RefreshTexts`).
 
-use crate::refresh::tags::{Decision, JobStatus, Kind, Reason};
+use crate::refresh::tags::{Decision, JobStatus, Kind, MatchedBy, Reason};
 
 /// A refresh target: what one refresh request names. Stored in `bi_refresh_targets`
 /// (written by each integration's extract) and in refresh_events / refresh_state.
@@ -30,6 +30,8 @@ pub(crate) enum Refusal {
     NotRefreshable,
     NotFound,
     Forbidden,
+    /// Over the service's daily quota of refreshes: failed, not retried.
+    DailyLimit,
     /// Anything else.
     Other,
 }
@@ -42,6 +44,7 @@ impl Refusal {
             Refusal::NotRefreshable => (Decision::NotApplicable, Some(Reason::NotRefreshable)),
             Refusal::NotFound => (Decision::Failed, Some(Reason::NotFound)),
             Refusal::Forbidden => (Decision::Failed, Some(Reason::Forbidden)),
+            Refusal::DailyLimit => (Decision::Failed, Some(Reason::DailyLimit)),
             Refusal::Other => (Decision::Failed, Some(Reason::HttpError)),
         }
     }
@@ -95,6 +98,9 @@ pub(crate) struct JobState {
     pub(crate) finish_code: Option<i32>,
     pub(crate) completed_at: Option<String>,
     pub(crate) notes: Option<String>,
+    /// How the job was known to be ours (refresh_events.matched_by); `None` while it is not
+    /// found yet.
+    pub(crate) matched_by: Option<MatchedBy>,
 }
 
 /// An integration's own words in the stage's output lines.

@@ -80,7 +80,7 @@ impl Refreshers for FakeIntegrations {
 }
 
 fn job(status: Option<JobStatus>, finish_code: Option<i32>, notes: Option<&str>) -> JobState {
-    JobState { status, finish_code, completed_at: status.map(|_| "2026-11-29T02:05:00Z".into()), notes: notes.map(str::to_string) }
+    JobState { status, finish_code, completed_at: status.map(|_| "2026-11-29T02:05:00Z".into()), notes: notes.map(str::to_string), matched_by: None }
 }
 
 fn db() -> Connection {

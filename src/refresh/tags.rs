@@ -12,11 +12,13 @@ use crate::tags::text_tag;
 
 text_tag! {
     /// What a refresh request names: a published data source, or a workbook (for the extracts
-    /// embedded in it, which have no id of their own to be refreshed by).
+    /// embedded in it, which have no id of their own to be refreshed by) on Tableau; a dataset
+    /// (semantic model) on Power BI.
     #[derive(PartialOrd, Ord)]
     pub(crate) enum Kind in "target_kind" {
         Datasource = "datasource",
         Workbook = "workbook",
+        Dataset = "dataset",
     }
 }
 
@@ -50,6 +52,9 @@ text_tag! {
         HttpError = "http_error",
         AnswerUnreadable = "answer_unreadable",
         Interrupted = "interrupted",
+        /// The service refused the refresh for its daily quota (Power BI shared capacity: eight
+        /// a day, scheduled ones included); not retried.
+        DailyLimit = "daily_limit",
     }
 }
 
@@ -62,6 +67,17 @@ text_tag! {
         Cancelled = "cancelled",
         Timeout = "timeout",
         PollFailed = "poll_failed",
+    }
+}
+
+text_tag! {
+    /// refresh_events.matched_by: how the polled job was known to be ours. `exact` by the id
+    /// the service gave for our request; `heuristic` by a guess from the service's history
+    /// (Power BI without a refresh id: the newest API refresh started after our POST).
+    #[derive(PartialOrd, Ord)]
+    pub(crate) enum MatchedBy in "matched_by" {
+        Exact = "exact",
+        Heuristic = "heuristic",
     }
 }
 
@@ -105,13 +121,16 @@ mod tests {
         for s in JobStatus::ALL {
             assert_eq!(<JobStatus as Tag>::parse(&back(s)), Some(*s));
         }
+        for m in MatchedBy::ALL {
+            assert_eq!(<MatchedBy as Tag>::parse(&back(m)), Some(*m));
+        }
     }
 
     #[test]
     fn an_unknown_value_fails_naming_the_column_and_the_value() {
         let conn = Connection::open_in_memory().unwrap();
         let err = conn.query_row("SELECT 'cube'", [], |r| r.get::<_, Kind>(0)).unwrap_err().to_string();
-        assert!(err.contains("column target_kind: unknown value \"cube\" (this autoexpose knows datasource, workbook)"), "{err}");
+        assert!(err.contains("column target_kind: unknown value \"cube\" (this autoexpose knows datasource, workbook, dataset)"), "{err}");
         let err = conn.query_row("SELECT 'Triggered'", [], |r| r.get::<_, Decision>(0)).unwrap_err().to_string();
         assert!(err.contains("column decision: unknown value \"Triggered\""), "{err}");
         assert!(conn.query_row("SELECT 7", [], |r| r.get::<_, Reason>(0)).is_err());

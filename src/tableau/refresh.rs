@@ -141,6 +141,11 @@ impl Client {
         let collection = match target.kind {
             Kind::Workbook => "workbooks",
             Kind::Datasource => "datasources",
+            // Never written by Tableau's extract; refused unsent rather than sent to the wrong place.
+            Kind::Dataset => {
+                let message = format!("target {} is a dataset, which Tableau has no refresh for (not sent)", target.id);
+                return Ok(Answer::Refused { refusal: Refusal::Other, status: 0, code: None, message });
+            }
         };
         let call = format!("POST /api/{}/sites/{{site}}/{collection}/{}/refresh", self.api_version(), target.id);
         let url = self.site_path(&format!("{collection}/{}/refresh", target.id));
@@ -294,6 +299,8 @@ impl Client {
                     .and_then(|n| n.text())
                     .map(|t| crate::http::scrub(t.trim()))
                     .filter(|t| !t.is_empty()),
+                // Polled by the job id Tableau gave for our request.
+                matched_by: Some(crate::refresh::tags::MatchedBy::Exact),
             }))
         };
         let build = |c: &Client| {

@@ -18,6 +18,15 @@
 //!   of section 3;
 //! - `GET /v1.0/myorg/groups/{id}/reports` (`Reports_GetReportsInGroup`, `webUrl`) and
 //!   `GET /v1.0/myorg/groups/{g}/datasets/{d}/parameters` (`Datasets_GetParametersInGroup`);
+//! - `POST /v1.0/myorg/groups/{g}/datasets/{d}/refreshes` (section 8,
+//!   `Datasets_RefreshDatasetInGroup`): a JSON body `{"notifyOption": "NoNotification"}` and
+//!   nothing else (shared capacity takes no enhanced-refresh options; a service principal gets
+//!   no mail), 202 without a refresh id (the headers are documented for enhanced refreshes
+//!   only; `Faults::refresh_location` sends `Location`), 409 while a refresh runs (or a 400
+//!   "in progress"), a ninth refresh in 24 hours refused with the message people see, 403/404;
+//!   and `GET …/refreshes?$top=N` (`Datasets_GetRefreshHistoryInGroup`), newest first, entries
+//!   `Unknown` → `Completed`/`Failed` (with `serviceExceptionJson`) over polls, on a clock
+//!   tests set (`set_refresh_clock`); every history starts with an API refresh of yesterday;
 //! - 429 + `Retry-After` past the hourly quotas of section 2 and on demand (section 9,
 //!   learn.microsoft.com "Power BI REST API limitations").
 //! Every API call must carry a bearer token this server issued and that has not expired.
@@ -176,6 +185,23 @@ pub struct Faults {
     pub fail_scans_of: Vec<String>,
     /// Scans never finish (Running for ever).
     pub never_finish: bool,
+    /// Datasets with someone else's API refresh running (never finishing): a POST gets 409.
+    pub refresh_running: Vec<String>,
+    /// A refresh already running is refused 400 with an "in progress" message, not 409.
+    pub running_as_400: bool,
+    /// Datasets whose eight refreshes of the last 24 hours (scheduled ones) are spent.
+    pub daily_limit_of: Vec<String>,
+    /// Datasets the principal may not refresh: 403.
+    pub refresh_forbidden: Vec<String>,
+    /// Datasets whose refreshes fail.
+    pub refresh_fails_of: Vec<String>,
+    /// History polls that still show our refresh `Unknown` before it ends.
+    pub refresh_polls: u32,
+    /// A scheduled refresh lands in the history 20 s after each of ours, newer than it, and
+    /// never finishes.
+    pub scheduled_after_post: bool,
+    /// A 202 carries `Location: …/refreshes/{requestId}`.
+    pub refresh_location: bool,
 }
 
 impl Default for Faults {
@@ -189,6 +215,14 @@ impl Default for Faults {
             upper_case_statuses: false,
             fail_scans_of: vec![],
             never_finish: false,
+            refresh_running: vec![],
+            running_as_400: false,
+            daily_limit_of: vec![],
+            refresh_forbidden: vec![],
+            refresh_fails_of: vec![],
+            refresh_polls: 1,
+            scheduled_after_post: false,
+            refresh_location: false,
         }
     }
 }
@@ -271,6 +305,20 @@ impl PowerBiServer {
         self.state.lock().unwrap().refused.clone()
     }
 
+    /// The refresh clock (RFC 3339 UTC, as `--now`): when a refresh POSTed now starts.
+    pub fn set_refresh_clock(&self, now: &str) {
+        self.state.lock().unwrap().refresh_now = epoch_of(now).unwrap_or_else(|| panic!("not an RFC 3339 UTC time: {now}"));
+    }
+
+    /// The refresh POSTs answered, as `(dataset id, status)`.
+    pub fn refresh_posts(&self) -> Vec<(String, u16)> {
+        self.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/refreshes"))
+            .map(|r| (r.path.trim_end_matches("/refreshes").rsplit('/').next().unwrap_or("").to_string(), r.status))
+            .collect()
+    }
+
     pub fn stop(mut self) {
         self.shutdown();
     }
@@ -324,6 +372,23 @@ struct State {
     max_scans_in_flight: usize,
     scans_refused: usize,
     refused: Vec<String>,
+    /// Refresh histories by dataset id, oldest first.
+    histories: BTreeMap<String, Vec<HistoryEntry>>,
+    refresh_now: i64,
+    requests_issued: usize,
+}
+
+struct HistoryEntry {
+    refresh_type: &'static str,
+    start: i64,
+    end: Option<i64>,
+    status: &'static str,
+    request_id: String,
+    /// Polls left showing `Unknown`; `None`: never finishes.
+    polls_left: Option<u32>,
+    fails: bool,
+    /// Ours: a scheduled refresh may land after it (`Faults::scheduled_after_post`).
+    ours: bool,
 }
 
 struct Reply {
@@ -421,6 +486,9 @@ impl State {
             max_scans_in_flight: 0,
             scans_refused: 0,
             refused: Vec::new(),
+            histories: BTreeMap::new(),
+            refresh_now: NOW_EPOCH,
+            requests_issued: 0,
         }
     }
 
@@ -462,6 +530,8 @@ impl State {
             ("GET", ["admin", "workspaces", "scanResult", id]) if query.is_empty() => self.scan_result(id),
             ("GET", ["groups", g, "reports"]) if query.is_empty() => self.group_reports(g),
             ("GET", ["groups", g, "datasets", d, "parameters"]) if query.is_empty() => self.parameters(g, d),
+            ("POST", ["groups", g, "datasets", d, "refreshes"]) if query.is_empty() => self.refresh(rq, g, d),
+            ("GET", ["groups", g, "datasets", d, "refreshes"]) => self.history(g, d, &query),
             _ => api_error(404, "EntityNotFound", "no such API (invented message)"),
         }
     }
@@ -766,4 +836,176 @@ impl State {
         let value = w.parameters.get(d).cloned().unwrap_or_default();
         reply(200, json!({"@odata.context": "http://wabi.example/v1.0/myorg/groups/$metadata#parameters", "value": value}))
     }
+
+    /// The dataset `d` of workspace `g`, as the refresh calls find it.
+    fn refresh_dataset(&self, g: &str, d: &str) -> Result<(), Reply> {
+        let w = self.group(g)?;
+        if !w.datasets.iter().any(|x| x["id"].as_str() == Some(d)) {
+            return Err(api_error(404, "ItemNotFound", "no such dataset in the workspace (invented message)"));
+        }
+        if self.faults.refresh_forbidden.iter().any(|x| x == d) {
+            return Err(api_error(403, "PowerBINotAuthorizedException", "the principal may not refresh this dataset (invented message)"));
+        }
+        Ok(())
+    }
+
+    fn next_request_id(&mut self) -> String {
+        self.requests_issued += 1;
+        format!("9e0e5700-0000-4000-8000-{:012x}", self.requests_issued)
+    }
+
+    /// The history of `d`, made on first use: an API refresh of yesterday (someone's, done),
+    /// someone else's refresh running, or the day's eight scheduled refreshes, as the faults say.
+    fn history_of(&mut self, d: &str) -> &mut Vec<HistoryEntry> {
+        if !self.histories.contains_key(d) {
+            let now = self.refresh_now;
+            let mut h = vec![HistoryEntry {
+                refresh_type: "ViaApi",
+                start: now - 86_400 - 600,
+                end: Some(now - 86_400 - 570),
+                status: "Completed",
+                request_id: self.next_request_id(),
+                polls_left: Some(0),
+                fails: false,
+                ours: false,
+            }];
+            if self.faults.daily_limit_of.iter().any(|x| x == d) {
+                for k in 0..8 {
+                    let start = now - 80_000 + k * 9_000;
+                    let request_id = self.next_request_id();
+                    h.push(HistoryEntry { refresh_type: "Scheduled", start, end: Some(start + 30), status: "Completed", request_id, polls_left: Some(0), fails: false, ours: false });
+                }
+            }
+            if self.faults.refresh_running.iter().any(|x| x == d) {
+                let request_id = self.next_request_id();
+                h.push(HistoryEntry { refresh_type: "ViaApi", start: now - 60, end: None, status: "Unknown", request_id, polls_left: None, fails: false, ours: false });
+            }
+            self.histories.insert(d.to_string(), h);
+        }
+        // A refresh nobody polls ends within the hour all the same.
+        let now = self.refresh_now;
+        let h = self.histories.get_mut(d).expect("just made");
+        for e in h.iter_mut().filter(|e| e.status == "Unknown" && e.polls_left.is_some() && e.start + 3600 <= now) {
+            e.status = if e.fails { "Failed" } else { "Completed" };
+            e.end = Some(e.start + 30);
+        }
+        h
+    }
+
+    fn refresh(&mut self, rq: &http1::Request, g: &str, d: &str) -> Reply {
+        if let Err(r) = self.refresh_dataset(g, d) {
+            return r;
+        }
+        if !header(rq, "content-type").is_some_and(|c| c.to_ascii_lowercase().starts_with("application/json")) {
+            return self.refuse("InvalidRequest", "the body must be application/json");
+        }
+        let body: Value = match serde_json::from_slice(&rq.body) {
+            Ok(v) => v,
+            Err(e) => return self.refuse("InvalidRequest", &format!("the body is not JSON: {e}")),
+        };
+        let Some(obj) = body.as_object() else { return self.refuse("InvalidRequest", "the body must be a JSON object") };
+        if let Some(k) = obj.keys().find(|k| *k != "notifyOption") {
+            // Reference section 8: enhanced refresh options are not supported on shared capacity.
+            return self.refuse("InvalidRequest", &format!("{k:?}: enhanced refresh is not supported on shared capacity (invented message)"));
+        }
+        match obj.get("notifyOption").and_then(Value::as_str) {
+            Some("NoNotification") => {}
+            // "not applicable to … API operations with a service principal" (reference section 8).
+            Some("MailOnFailure" | "MailOnCompletion") => {
+                return self.refuse("InvalidRequest", "notifyOption: a service principal gets no mail; send NoNotification (invented message)")
+            }
+            _ => return self.refuse("InvalidRequest", "notifyOption must be NoNotification, MailOnFailure or MailOnCompletion"),
+        }
+        let (now, faults) = (self.refresh_now, self.faults.clone());
+        let fails = faults.refresh_fails_of.iter().any(|x| x == d);
+        let h = self.history_of(d);
+        if h.iter().filter(|e| e.start > now - 86_400).count() >= 8 {
+            // The message people see (reference section 8, maikvandergaag/msft-extensions #89);
+            // status and code UNVERIFIED.
+            return api_error(400, "InvalidRequest", "Invalid dataset refresh request. Number of refresh requests in last 24 hours exceeded limit");
+        }
+        if h.iter().any(|e| e.status == "Unknown") {
+            return if faults.running_as_400 {
+                api_error(400, "InvalidRequest", "Another refresh request is already in progress (invented message)")
+            } else {
+                api_error(409, "Conflict", "a refresh of the dataset is already in progress (invented message)")
+            };
+        }
+        let request_id = self.next_request_id();
+        let polls = faults.refresh_polls;
+        let h = self.history_of(d);
+        h.push(HistoryEntry { refresh_type: "ViaApi", start: now + 2, end: None, status: "Unknown", request_id: request_id.clone(), polls_left: Some(polls), fails, ours: true });
+        let mut r = Reply { status: 202, headers: vec![], body: vec![] };
+        if faults.refresh_location {
+            r.headers.push(("Location".into(), format!("{}/v1.0/myorg/groups/{g}/datasets/{d}/refreshes/{request_id}", self.base_url)));
+        }
+        r
+    }
+
+    fn history(&mut self, g: &str, d: &str, query: &[(String, String)]) -> Reply {
+        if let Err(r) = self.refresh_dataset(g, d) {
+            return r;
+        }
+        let mut top = usize::MAX;
+        for (k, v) in query {
+            match (k.as_str(), v.parse::<usize>()) {
+                ("$top", Ok(n)) if n >= 1 => top = n,
+                _ => return self.refuse("InvalidRequest", &format!("unknown or invalid query option {k}={v:?}")),
+            }
+        }
+        let scheduled = self.faults.scheduled_after_post;
+        let request_id = self.next_request_id();
+        let h = self.history_of(d);
+        // A scheduled refresh lands after ours before our first poll, newer than it.
+        if scheduled {
+            if let Some(start) = h.iter().rev().find(|e| e.ours).map(|e| e.start) {
+                if !h.iter().any(|e| e.refresh_type == "Scheduled" && e.start == start + 20) {
+                    h.push(HistoryEntry { refresh_type: "Scheduled", start: start + 20, end: None, status: "Unknown", request_id, polls_left: None, fails: false, ours: false });
+                }
+            }
+        }
+        let value: Vec<Value> = h
+            .iter()
+            .rev()
+            .take(top)
+            .map(|e| {
+                let mut v = json!({"requestId": e.request_id, "refreshType": e.refresh_type, "startTime": stamp(e.start), "status": e.status});
+                if let Some(end) = e.end {
+                    v["endTime"] = json!(stamp(end));
+                }
+                if e.status == "Failed" {
+                    v["serviceExceptionJson"] = json!("{\"errorCode\":\"ModelRefreshFailed_CredentialsNotSpecified\"}");
+                }
+                v
+            })
+            .collect();
+        // Then the refreshes in progress move on.
+        for e in h.iter_mut().filter(|e| e.status == "Unknown") {
+            match e.polls_left {
+                Some(0) => {
+                    e.status = if e.fails { "Failed" } else { "Completed" };
+                    e.end = Some(e.start + 30);
+                }
+                Some(n) => e.polls_left = Some(n - 1),
+                None => {}
+            }
+        }
+        reply(200, json!({"@odata.context": "http://wabi.example/v1.0/myorg/groups/$metadata#refreshes", "value": value}))
+    }
+}
+
+/// `2026-11-25T02:00:02.000Z` of seconds since the epoch, as Power BI writes times.
+fn stamp(t: i64) -> String {
+    let (days, rem) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }

@@ -1,0 +1,13 @@
+-- 0014_refresh_matched_by: issue #15, active exposures for Power BI.
+--   refresh_events.matched_by  how the job polled with --wait was known to be ours:
+--                              exact      by the id the service gave for our request (Tableau's
+--                                         job id; Power BI's refresh id from Location /
+--                                         x-ms-request-id, found as the history entry's requestId)
+--                              heuristic  Power BI without a refresh id: the newest ViaApi entry of
+--                                         the dataset's refresh history that started at or after
+--                                         our POST (clock skew tolerated); a guess, said so
+--                              NULL       not polled, or not found yet
+--   refresh_events.reason gains daily_limit (Power BI shared capacity: eight refreshes a day,
+--   scheduled ones included; the service's message is kept, the refresh is not retried), and
+--   target_kind gains dataset (a Power BI dataset: target_ref is `{workspace id}/{dataset id}`).
+ALTER TABLE refresh_events ADD COLUMN matched_by TEXT;
