@@ -45,27 +45,30 @@ pub(super) struct Spec {
     /// The schema unqualified names in native SQL fall back to, where the warehouse has a
     /// fixed default: SQL Server's `dbo` (the reference's table: "default schema dbo").
     sql_schema: Option<&'static str>,
+    /// MySQL: the database argument is also the schema unqualified names in native SQL live
+    /// in (database and schema are one level there; navigation says `{[Schema="shop",…]}`).
+    schema_is_database: bool,
 }
 
 const DST: &[Level] = &[Level::Database, Level::Schema, Level::Table];
 const ST: &[Level] = &[Level::Schema, Level::Table];
 
 const SPECS: &[Spec] = &[
-    Spec { name: "Snowflake.Databases", dialect: Dialect::Snowflake, server: Some(0), database: None, options: 2, levels: DST, sql_schema: None },
-    Spec { name: "Sql.Database", dialect: Dialect::MsSql, server: Some(0), database: Some(1), options: 2, levels: ST, sql_schema: Some("dbo") },
-    Spec { name: "Sql.Databases", dialect: Dialect::MsSql, server: Some(0), database: None, options: 1, levels: DST, sql_schema: Some("dbo") },
-    Spec { name: "PostgreSQL.Database", dialect: Dialect::Postgres, server: Some(0), database: Some(1), options: 2, levels: ST, sql_schema: None },
+    Spec { name: "Snowflake.Databases", dialect: Dialect::Snowflake, server: Some(0), database: None, options: 2, levels: DST, sql_schema: None, schema_is_database: false },
+    Spec { name: "Sql.Database", dialect: Dialect::MsSql, server: Some(0), database: Some(1), options: 2, levels: ST, sql_schema: Some("dbo"), schema_is_database: false },
+    Spec { name: "Sql.Databases", dialect: Dialect::MsSql, server: Some(0), database: None, options: 1, levels: DST, sql_schema: Some("dbo"), schema_is_database: false },
+    Spec { name: "PostgreSQL.Database", dialect: Dialect::Postgres, server: Some(0), database: Some(1), options: 2, levels: ST, sql_schema: None, schema_is_database: false },
     // The first navigation level is the project (reference: "first Name = project").
-    Spec { name: "GoogleBigQuery.Database", dialect: Dialect::BigQuery, server: None, database: None, options: 0, levels: DST, sql_schema: None },
-    Spec { name: "AmazonRedshift.Database", dialect: Dialect::Redshift, server: Some(0), database: Some(1), options: 2, levels: ST, sql_schema: None },
+    Spec { name: "GoogleBigQuery.Database", dialect: Dialect::BigQuery, server: None, database: None, options: 0, levels: DST, sql_schema: None, schema_is_database: false },
+    Spec { name: "AmazonRedshift.Database", dialect: Dialect::Redshift, server: Some(0), database: Some(1), options: 2, levels: ST, sql_schema: None, schema_is_database: false },
     // `Kind="Database"` is the Unity catalog (reference: Microsoft's Azure Databricks connector doc).
-    Spec { name: "Databricks.Catalogs", dialect: Dialect::Databricks, server: Some(0), database: None, options: 2, levels: DST, sql_schema: None },
-    Spec { name: "DatabricksMultiCloud.Catalogs", dialect: Dialect::Databricks, server: Some(0), database: None, options: 2, levels: DST, sql_schema: None },
+    Spec { name: "Databricks.Catalogs", dialect: Dialect::Databricks, server: Some(0), database: None, options: 2, levels: DST, sql_schema: None, schema_is_database: false },
+    Spec { name: "DatabricksMultiCloud.Catalogs", dialect: Dialect::Databricks, server: Some(0), database: None, options: 2, levels: DST, sql_schema: None, schema_is_database: false },
     // "host:port/service": Oracle names tables by schema and table only.
-    Spec { name: "Oracle.Database", dialect: Dialect::Generic, server: Some(0), database: None, options: 1, levels: ST, sql_schema: None },
+    Spec { name: "Oracle.Database", dialect: Dialect::Generic, server: Some(0), database: None, options: 1, levels: ST, sql_schema: None, schema_is_database: false },
     // Catalog (`AwsDataCatalog`), database (a schema to dbt), table.
-    Spec { name: "AmazonAthena.Databases", dialect: Dialect::Generic, server: Some(0), database: None, options: 1, levels: DST, sql_schema: None },
-    Spec { name: "MySQL.Database", dialect: Dialect::MySql, server: Some(0), database: Some(1), options: 2, levels: ST, sql_schema: None },
+    Spec { name: "AmazonAthena.Databases", dialect: Dialect::Generic, server: Some(0), database: None, options: 1, levels: DST, sql_schema: None, schema_is_database: false },
+    Spec { name: "MySQL.Database", dialect: Dialect::MySql, server: Some(0), database: Some(1), options: 2, levels: ST, sql_schema: None, schema_is_database: true },
 ];
 
 pub(super) fn spec(name: &str) -> Option<&'static Spec> {
@@ -142,11 +145,20 @@ fn connect_inner(spec: &'static Spec, args: &[Val]) -> Result<Val, Val> {
     }
     if let Some(query) = field(options, "Query") {
         if let Some(sql) = text(Some(query), "Query option", name)? {
-            let schema = conn.schema.clone().or(spec.sql_schema.map(str::to_string));
+            let schema = sql_schema(&conn);
             return Ok(sql_found(name, conn.server, spec.dialect, conn.database, schema, sql));
         }
     }
     Ok(Val::Conn(Box::new(conn)))
+}
+
+/// The schema unqualified names in native SQL fall back to on this connection.
+fn sql_schema(conn: &Conn) -> Option<String> {
+    let spec = conn.spec;
+    conn.schema
+        .clone()
+        .or_else(|| if spec.schema_is_database { conn.database.clone() } else { None })
+        .or(spec.sql_schema.map(str::to_string))
 }
 
 /// Native SQL read by the lineage module with the connection's defaults.
@@ -178,7 +190,7 @@ pub(super) fn native_query(target: &Val, sql: Option<&Val>) -> Val {
         Err(v) => return v,
     };
     let spec = conn.spec;
-    let schema = conn.schema.clone().or(spec.sql_schema.map(str::to_string));
+    let schema = sql_schema(conn);
     sql_found(spec.name, conn.server.clone(), spec.dialect, conn.database.clone(), schema, sql)
 }
 
