@@ -8,6 +8,9 @@
 //! level of the connector; a step that skips a level, repeats one with another name, or names
 //! a key or kind the reader does not know is a miss, never a guess.
 
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
+
 use super::resolve::Val;
 use super::{Found, MissKind};
 use crate::lineage::{self, Defaults, Dialect};
@@ -100,9 +103,9 @@ pub(super) fn miss(reason: MissKind, detail: impl Into<String>) -> Val {
 fn text(v: Option<&Val>, what: &str, function: &str) -> Result<Option<String>, Val> {
     match v {
         None | Some(Val::Null) => Ok(None),
-        Some(Val::Text(s)) => Ok(Some(s.clone())),
+        Some(Val::Text(s)) => Ok(Some(s.to_string())),
         Some(Val::Unresolved(name)) => Err(miss(MissKind::UnresolvedParameter, name.clone())),
-        Some(f @ Val::Found(_)) => Err(f.clone()),
+        Some(f @ (Val::Found(_) | Val::Sql(_))) => Err(f.clone()),
         Some(_) => Err(miss(MissKind::Unreadable, format!("{function}: the {what} is computed, not a text the reader can know"))),
     }
 }
@@ -161,7 +164,47 @@ fn sql_schema(conn: &Conn) -> Option<String> {
         .or(spec.sql_schema.map(str::to_string))
 }
 
-/// Native SQL read by the lineage module with the connection's defaults.
+/// Native SQL and the connection's defaults, not read yet: the lineage module reads each
+/// distinct query once, when the expression's findings are collected ([`Query::read`]), however
+/// many times evaluation passes it around.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Query {
+    connector: String,
+    server: Option<String>,
+    dialect: Dialect,
+    database: Option<String>,
+    schema: Option<String>,
+    sql: String,
+}
+
+impl Hash for Query {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        (&self.connector, &self.server, &self.database, &self.schema, &self.sql).hash(h);
+    }
+}
+
+impl Query {
+    pub(super) fn sql_len(&self) -> usize {
+        self.sql.len()
+    }
+
+    /// What the lineage module reads of the SQL, with the connection's defaults.
+    pub(super) fn read(&self) -> Found {
+        let defaults = Defaults { database: self.database.clone(), schema: self.schema.clone() };
+        let tables = lineage::tables_read(&self.sql, self.dialect, &defaults);
+        Found::Sql {
+            connector: self.connector.clone(),
+            server: self.server.clone(),
+            dialect: self.dialect,
+            database: self.database.clone(),
+            schema: self.schema.clone(),
+            sql: self.sql.clone(),
+            tables,
+        }
+    }
+}
+
+/// Native SQL with the connection's defaults.
 pub(super) fn sql_found(
     connector: &str,
     server: Option<String>,
@@ -170,9 +213,7 @@ pub(super) fn sql_found(
     schema: Option<String>,
     sql: String,
 ) -> Val {
-    let defaults = Defaults { database: database.clone(), schema: schema.clone() };
-    let tables = lineage::tables_read(&sql, dialect, &defaults);
-    Val::Found(vec![Found::Sql { connector: connector.to_string(), server, dialect, database, schema, sql, tables }])
+    Val::Sql(Rc::new(Query { connector: connector.to_string(), server, dialect, database, schema, sql }))
 }
 
 /// `Value.NativeQuery(target, sql, …)`, one alternative of each argument.
@@ -181,7 +222,7 @@ pub(super) fn native_query(target: &Val, sql: Option<&Val>) -> Val {
     let conn = match target {
         Val::Conn(c) | Val::Row(c) => c,
         Val::Unresolved(name) => return miss(MissKind::UnresolvedParameter, name.clone()),
-        Val::Found(_) | Val::File(_) | Val::Dataflow { .. } => return target.clone(),
+        Val::Found(_) | Val::Sql(_) | Val::File(_) | Val::Dataflow { .. } => return target.clone(),
         _ => return miss(MissKind::Unreadable, format!("{F}: the target is not a database connection the reader knows")),
     };
     let sql = match text(sql, "SQL", F) {
@@ -203,7 +244,7 @@ pub(super) fn odbc_query(connection: Option<&Val>, sql: Option<&Val>) -> Val {
         Some(Val::Record(fields)) => fields
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("dsn"))
-            .and_then(|(_, v)| if let Val::Text(s) = v { Some(s.clone()) } else { None }),
+            .and_then(|(_, v)| if let Val::Text(s) = v { Some(s.to_string()) } else { None }),
         Some(Val::Unresolved(name)) => return miss(MissKind::UnresolvedParameter, name.clone()),
         _ => None,
     };
