@@ -574,6 +574,19 @@ impl<'c, 'a> Eval<'c, 'a> {
                 Some(_) => per_alternative(&args[..args.len().min(2)], |a| connectors::native_query(&a[0], a.get(1))),
                 None => miss(MissKind::Unreadable, "Value.NativeQuery without arguments"),
             },
+            // A function over each item of a list the reader knows (`Table.Combine(List.Transform(
+            // {"2023", "2024"}, each Source{[Name = "ORDERS_" & _]}[Data]))`): each result.
+            "List.Transform" if matches!((args.first(), args.get(1)), (Some(Val::List(_)), Some(Val::Lambda(_)))) => {
+                let (Some(Val::List(items)), Some(Val::Lambda(f))) = (args.first(), args.get(1)) else { return Ok(Val::Opaque) };
+                let (items, f) = (items.clone(), f.clone());
+                let mut out = Vec::with_capacity(items.len());
+                for item in items.iter() {
+                    let v = self.invoke(&f, vec![item.clone()])?;
+                    self.nest_check(&v)?;
+                    out.push(v);
+                }
+                Val::List(Rc::new(out))
+            }
             "Odbc.Query" => per_alternative(&args[..args.len().min(2)], |a| connectors::odbc_query(a.first(), a.get(1))),
             "PowerPlatform.Dataflows" | "PowerBI.Dataflows" => Val::Dataflow { function: name.to_string(), keys: Vec::new() },
             _ if FILE_ACCESS.contains(&name) => Val::File(vec![name.to_string()]),
