@@ -606,13 +606,15 @@ impl<'c, 'a> Eval<'c, 'a> {
         })
     }
 
-    /// A transformation: what its arguments read. The first argument is its table (a name
-    /// there that has no value is a miss); the others count only when they are sources, and
-    /// functions passed in (`each …`) are looked into with unknown arguments.
+    /// A transformation: what its arguments read. An argument naming something with no value
+    /// is a miss wherever it stands (`Table.NestedJoin(a, …, Other, …)` reads `Other` too:
+    /// the library's own names all have a dot, so a bare name is a step, query or parameter);
+    /// the others count only when they are sources, and functions passed in (`each …`) are
+    /// looked into with unknown arguments.
     fn pass_through(&mut self, args: Vec<Val>) -> Result<Val, Abort> {
         let mut out = Vec::new();
-        for (i, a) in args.into_iter().enumerate() {
-            self.sources(a, i == 0, &mut out)?;
+        for a in args {
+            self.sources(a, true, &mut out)?;
         }
         dedup(&mut out);
         Ok(match out.len() {
