@@ -73,6 +73,8 @@ mod connectors;
 mod lexer;
 mod parser;
 mod resolve;
+#[cfg(test)]
+mod tests;
 
 /// Every source `expression` (a table's M, `source[0].expression`) ends in, sorted (tables,
 /// then native SQL, then misses) and de-duplicated; never empty (no source at all is a

@@ -8,6 +8,9 @@
 //! level of the connector; a step that skips a level, repeats one with another name, or names
 //! a key or kind the reader does not know is a miss, never a guess.
 
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
+
 use super::resolve::Val;
 use super::{Found, MissKind};
 use crate::lineage::{self, Defaults, Dialect};
@@ -45,27 +48,30 @@ pub(super) struct Spec {
     /// The schema unqualified names in native SQL fall back to, where the warehouse has a
     /// fixed default: SQL Server's `dbo` (the reference's table: "default schema dbo").
     sql_schema: Option<&'static str>,
+    /// MySQL: the database argument is also the schema unqualified names in native SQL live
+    /// in (database and schema are one level there; navigation says `{[Schema="shop",…]}`).
+    schema_is_database: bool,
 }
 
 const DST: &[Level] = &[Level::Database, Level::Schema, Level::Table];
 const ST: &[Level] = &[Level::Schema, Level::Table];
 
 const SPECS: &[Spec] = &[
-    Spec { name: "Snowflake.Databases", dialect: Dialect::Snowflake, server: Some(0), database: None, options: 2, levels: DST, sql_schema: None },
-    Spec { name: "Sql.Database", dialect: Dialect::MsSql, server: Some(0), database: Some(1), options: 2, levels: ST, sql_schema: Some("dbo") },
-    Spec { name: "Sql.Databases", dialect: Dialect::MsSql, server: Some(0), database: None, options: 1, levels: DST, sql_schema: Some("dbo") },
-    Spec { name: "PostgreSQL.Database", dialect: Dialect::Postgres, server: Some(0), database: Some(1), options: 2, levels: ST, sql_schema: None },
+    Spec { name: "Snowflake.Databases", dialect: Dialect::Snowflake, server: Some(0), database: None, options: 2, levels: DST, sql_schema: None, schema_is_database: false },
+    Spec { name: "Sql.Database", dialect: Dialect::MsSql, server: Some(0), database: Some(1), options: 2, levels: ST, sql_schema: Some("dbo"), schema_is_database: false },
+    Spec { name: "Sql.Databases", dialect: Dialect::MsSql, server: Some(0), database: None, options: 1, levels: DST, sql_schema: Some("dbo"), schema_is_database: false },
+    Spec { name: "PostgreSQL.Database", dialect: Dialect::Postgres, server: Some(0), database: Some(1), options: 2, levels: ST, sql_schema: None, schema_is_database: false },
     // The first navigation level is the project (reference: "first Name = project").
-    Spec { name: "GoogleBigQuery.Database", dialect: Dialect::BigQuery, server: None, database: None, options: 0, levels: DST, sql_schema: None },
-    Spec { name: "AmazonRedshift.Database", dialect: Dialect::Redshift, server: Some(0), database: Some(1), options: 2, levels: ST, sql_schema: None },
+    Spec { name: "GoogleBigQuery.Database", dialect: Dialect::BigQuery, server: None, database: None, options: 0, levels: DST, sql_schema: None, schema_is_database: false },
+    Spec { name: "AmazonRedshift.Database", dialect: Dialect::Redshift, server: Some(0), database: Some(1), options: 2, levels: ST, sql_schema: None, schema_is_database: false },
     // `Kind="Database"` is the Unity catalog (reference: Microsoft's Azure Databricks connector doc).
-    Spec { name: "Databricks.Catalogs", dialect: Dialect::Databricks, server: Some(0), database: None, options: 2, levels: DST, sql_schema: None },
-    Spec { name: "DatabricksMultiCloud.Catalogs", dialect: Dialect::Databricks, server: Some(0), database: None, options: 2, levels: DST, sql_schema: None },
+    Spec { name: "Databricks.Catalogs", dialect: Dialect::Databricks, server: Some(0), database: None, options: 2, levels: DST, sql_schema: None, schema_is_database: false },
+    Spec { name: "DatabricksMultiCloud.Catalogs", dialect: Dialect::Databricks, server: Some(0), database: None, options: 2, levels: DST, sql_schema: None, schema_is_database: false },
     // "host:port/service": Oracle names tables by schema and table only.
-    Spec { name: "Oracle.Database", dialect: Dialect::Generic, server: Some(0), database: None, options: 1, levels: ST, sql_schema: None },
+    Spec { name: "Oracle.Database", dialect: Dialect::Generic, server: Some(0), database: None, options: 1, levels: ST, sql_schema: None, schema_is_database: false },
     // Catalog (`AwsDataCatalog`), database (a schema to dbt), table.
-    Spec { name: "AmazonAthena.Databases", dialect: Dialect::Generic, server: Some(0), database: None, options: 1, levels: DST, sql_schema: None },
-    Spec { name: "MySQL.Database", dialect: Dialect::MySql, server: Some(0), database: Some(1), options: 2, levels: ST, sql_schema: None },
+    Spec { name: "AmazonAthena.Databases", dialect: Dialect::Generic, server: Some(0), database: None, options: 1, levels: DST, sql_schema: None, schema_is_database: false },
+    Spec { name: "MySQL.Database", dialect: Dialect::MySql, server: Some(0), database: Some(1), options: 2, levels: ST, sql_schema: None, schema_is_database: true },
 ];
 
 pub(super) fn spec(name: &str) -> Option<&'static Spec> {
@@ -97,9 +103,9 @@ pub(super) fn miss(reason: MissKind, detail: impl Into<String>) -> Val {
 fn text(v: Option<&Val>, what: &str, function: &str) -> Result<Option<String>, Val> {
     match v {
         None | Some(Val::Null) => Ok(None),
-        Some(Val::Text(s)) => Ok(Some(s.clone())),
+        Some(Val::Text(s)) => Ok(Some(s.to_string())),
         Some(Val::Unresolved(name)) => Err(miss(MissKind::UnresolvedParameter, name.clone())),
-        Some(f @ Val::Found(_)) => Err(f.clone()),
+        Some(f @ (Val::Found(_) | Val::Sql(_))) => Err(f.clone()),
         Some(_) => Err(miss(MissKind::Unreadable, format!("{function}: the {what} is computed, not a text the reader can know"))),
     }
 }
@@ -142,14 +148,63 @@ fn connect_inner(spec: &'static Spec, args: &[Val]) -> Result<Val, Val> {
     }
     if let Some(query) = field(options, "Query") {
         if let Some(sql) = text(Some(query), "Query option", name)? {
-            let schema = conn.schema.clone().or(spec.sql_schema.map(str::to_string));
+            let schema = sql_schema(&conn);
             return Ok(sql_found(name, conn.server, spec.dialect, conn.database, schema, sql));
         }
     }
     Ok(Val::Conn(Box::new(conn)))
 }
 
-/// Native SQL read by the lineage module with the connection's defaults.
+/// The schema unqualified names in native SQL fall back to on this connection.
+fn sql_schema(conn: &Conn) -> Option<String> {
+    let spec = conn.spec;
+    conn.schema
+        .clone()
+        .or_else(|| if spec.schema_is_database { conn.database.clone() } else { None })
+        .or(spec.sql_schema.map(str::to_string))
+}
+
+/// Native SQL and the connection's defaults, not read yet: the lineage module reads each
+/// distinct query once, when the expression's findings are collected ([`Query::read`]), however
+/// many times evaluation passes it around.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Query {
+    connector: String,
+    server: Option<String>,
+    dialect: Dialect,
+    database: Option<String>,
+    schema: Option<String>,
+    sql: String,
+}
+
+impl Hash for Query {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        (&self.connector, &self.server, &self.database, &self.schema, &self.sql).hash(h);
+    }
+}
+
+impl Query {
+    pub(super) fn sql_len(&self) -> usize {
+        self.sql.len()
+    }
+
+    /// What the lineage module reads of the SQL, with the connection's defaults.
+    pub(super) fn read(&self) -> Found {
+        let defaults = Defaults { database: self.database.clone(), schema: self.schema.clone() };
+        let tables = lineage::tables_read(&self.sql, self.dialect, &defaults);
+        Found::Sql {
+            connector: self.connector.clone(),
+            server: self.server.clone(),
+            dialect: self.dialect,
+            database: self.database.clone(),
+            schema: self.schema.clone(),
+            sql: self.sql.clone(),
+            tables,
+        }
+    }
+}
+
+/// Native SQL with the connection's defaults.
 pub(super) fn sql_found(
     connector: &str,
     server: Option<String>,
@@ -158,9 +213,7 @@ pub(super) fn sql_found(
     schema: Option<String>,
     sql: String,
 ) -> Val {
-    let defaults = Defaults { database: database.clone(), schema: schema.clone() };
-    let tables = lineage::tables_read(&sql, dialect, &defaults);
-    Val::Found(vec![Found::Sql { connector: connector.to_string(), server, dialect, database, schema, sql, tables }])
+    Val::Sql(Rc::new(Query { connector: connector.to_string(), server, dialect, database, schema, sql }))
 }
 
 /// `Value.NativeQuery(target, sql, …)`, one alternative of each argument.
@@ -169,7 +222,7 @@ pub(super) fn native_query(target: &Val, sql: Option<&Val>) -> Val {
     let conn = match target {
         Val::Conn(c) | Val::Row(c) => c,
         Val::Unresolved(name) => return miss(MissKind::UnresolvedParameter, name.clone()),
-        Val::Found(_) | Val::File(_) | Val::Dataflow { .. } => return target.clone(),
+        Val::Found(_) | Val::Sql(_) | Val::File(_) | Val::Dataflow { .. } => return target.clone(),
         _ => return miss(MissKind::Unreadable, format!("{F}: the target is not a database connection the reader knows")),
     };
     let sql = match text(sql, "SQL", F) {
@@ -178,7 +231,7 @@ pub(super) fn native_query(target: &Val, sql: Option<&Val>) -> Val {
         Err(v) => return v,
     };
     let spec = conn.spec;
-    let schema = conn.schema.clone().or(spec.sql_schema.map(str::to_string));
+    let schema = sql_schema(conn);
     sql_found(spec.name, conn.server.clone(), spec.dialect, conn.database.clone(), schema, sql)
 }
 
@@ -191,7 +244,7 @@ pub(super) fn odbc_query(connection: Option<&Val>, sql: Option<&Val>) -> Val {
         Some(Val::Record(fields)) => fields
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("dsn"))
-            .and_then(|(_, v)| if let Val::Text(s) = v { Some(s.clone()) } else { None }),
+            .and_then(|(_, v)| if let Val::Text(s) = v { Some(s.to_string()) } else { None }),
         Some(Val::Unresolved(name)) => return miss(MissKind::UnresolvedParameter, name.clone()),
         _ => None,
     };
