@@ -242,8 +242,15 @@ pub(crate) fn needs_parameters(ds: &Dataset) -> bool {
 
 /// Each table of a dataset and what it reads, in name order.
 fn read_dataset<'d>(ds: &'d Dataset, api_parameters: Option<&Vec<super::model::Parameter>>) -> Vec<(&'d str, Vec<Found>)> {
-    let expressions: Vec<(String, String)> =
-        ds.expressions.iter().map(|e| (e.name.clone(), e.expression.clone().unwrap_or_default())).collect();
+    // A table's M may name another table of its dataset as it names a shared expression
+    // (`Source = Orders`): the tables come after the shared expressions, which win a name
+    // both have (the first found is the one read).
+    let expressions: Vec<(String, String)> = ds
+        .expressions
+        .iter()
+        .map(|e| (e.name.clone(), e.expression.clone().unwrap_or_default()))
+        .chain(ds.tables.iter().filter_map(|t| Some((t.name.clone(), t.expression()?.to_string()))))
+        .collect();
     let parameters: Vec<(String, String)> =
         api_parameters.into_iter().flatten().filter_map(|p| p.value_text().map(|v| (p.name.clone(), v))).collect();
     let ctx = Context { expressions: &expressions, parameters: &parameters };
@@ -586,6 +593,36 @@ mod tests {
         assert!(rows.iter().all(|r| r.relation_id.split(": ").next().is_some_and(|k| MissReason::parse(k).is_some())));
         // The same miss twice (both branches of an `if`) is one row.
         assert_eq!(relations_of(&through(), &[miss(MissKind::Dataflow, "x"), miss(MissKind::Dataflow, "x")]).len(), 1);
+    }
+
+    /// A table's M naming another table of the dataset reads what that table reads; a shared
+    /// expression of the same name wins; a name neither has stays a miss.
+    #[test]
+    fn a_table_may_read_another_table_of_its_dataset() {
+        let nav = |item: &str| format!("let Source = Sql.Database(\"srv\", \"dw\"), T = Source{{[Schema=\"dbo\",Item=\"{item}\"]}}[Data] in T");
+        let ds = serde_json::json!({
+            "id": "d",
+            "tables": [
+                {"name": "Orders", "source": [{"expression": nav("orders")}]},
+                {"name": "Regions", "source": [{"expression": nav("regions_table")}]},
+                {"name": "Joined", "source": [{"expression": "let S = Table.NestedJoin(Orders, {\"k\"}, Regions, {\"k\"}, \"r\", JoinKind.Inner), T = Table.Combine({S, Missing}) in T"}]},
+            ],
+            "expressions": [{"name": "Regions", "expression": nav("regions_shared")}],
+        });
+        let ds: Dataset = serde_json::from_value(ds).unwrap();
+        let read = read_dataset(&ds, None);
+        let joined = &read.iter().find(|(t, _)| *t == "Joined").unwrap().1;
+        let names: Vec<String> = joined
+            .iter()
+            .map(|f| match f {
+                Found::Table { name, .. } => name.clone(),
+                Found::Miss { reason, detail } => format!("{}: {detail}", miss_text(*reason)),
+                Found::Sql { .. } => "sql".into(),
+            })
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert_eq!(&names[..2], ["orders", "regions_shared"]);
+        assert!(names[2].starts_with("unresolved_parameter: Missing"), "{names:?}");
     }
 
     #[test]
