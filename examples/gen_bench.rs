@@ -3271,7 +3271,7 @@ const PBI_DATASETS_PER_WORKSPACE: usize = 3;
 /// native_sql_only: [...]}}}`. Each dataset's tables read the dbt project's tables through
 /// the shapes the reference lists (section 5): Snowflake navigation (with `Kind`, without, `View`),
 /// `Value.NativeQuery` over a database step, a shared expression whose database is a parameter
-/// (section 6), a SQL Server table (not in dbt), an Excel file on the web (not read: no
+/// (section 6: one per database, `Database_ANALYTICS`), a SQL Server table (not in dbt), an Excel file on the web (not read: no
 /// lineage), a calculated table (no source). A report reads its workspace's dataset, one in
 /// 50 a dataset of the previous workspace (`datasetWorkspaceId`); one in 20 workspaces
 /// publishes an app, whose copies (`appId`, `[App] …`, `originalReportObjectId`) are no
@@ -3348,16 +3348,18 @@ fn write_powerbi(p: &Project, args: &Args, workspaces: usize) -> std::io::Result
                     70..=79 => {
                         by_nav.extend(truth.clone());
                         let shared = format!("{}_{t}", ident.to_lowercase());
-                        if !expressions.iter().any(|(n, _)| n == "Database") {
+                        // One parameter per database the dataset reads this way.
+                        let param = format!("Database_{}", db.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+                        if !expressions.iter().any(|(n, _)| *n == param) {
                             expressions.push((
-                                "Database".into(),
+                                param.clone(),
                                 format!("\"{}\" meta [IsParameterQuery=true, Type=\"Text\", IsParameterQueryRequired=true]", m_str(&db)),
                             ));
                         }
                         expressions.push((
                             shared.clone(),
                             format!(
-                                "let\n    Source = Snowflake.Databases(\"{PBI_HOST}\", \"BI_WH\"),\n    Db = Source{{[Name=Database,Kind=\"Database\"]}}[Data],\n    Sch = Db{{[Name=\"{}\",Kind=\"Schema\"]}}[Data],\n    T = Sch{{[Name=\"{}\",Kind=\"Table\"]}}[Data]\nin\n    T",
+                                "let\n    Source = Snowflake.Databases(\"{PBI_HOST}\", \"BI_WH\"),\n    Db = Source{{[Name={param},Kind=\"Database\"]}}[Data],\n    Sch = Db{{[Name=\"{}\",Kind=\"Schema\"]}}[Data],\n    T = Sch{{[Name=\"{}\",Kind=\"Table\"]}}[Data]\nin\n    T",
                                 m_str(&schema), m_str(&ident)
                             ),
                         ));
