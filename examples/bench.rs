@@ -1763,7 +1763,7 @@ fn powerbi_section(s: &mut String, results: &[Result1]) {
          process: scans go NotStarted → Running → Succeeded over 3 polls, extract polls every {PBI_SCAN_POLL_MS} ms; \
          the server counts the scans in flight and refuses a 17th), then replays `run` from the recording on a \
          fresh database (median of the runs) and scores its dependencies (report id, unique_id) against the truth. \
-         The floor is the same manifest's `parse-manifest` as above.\n"
+         The floor is the same manifest's `parse-manifest` as above. The server adds no per-request latency (it has no such option yet), so the live time is the scans' polling and the server's own work; the hourly quotas it enforces were not reached. \n"
     );
     let _ = writeln!(
         s,
