@@ -53,3 +53,8 @@ bench:
 # benchmarks S and M only, into target/bench/BENCHMARKS-quick.md (leaves BENCHMARKS.md alone)
 bench-quick:
     cargo run --release --example bench -- --sizes S,M --out target/bench/BENCHMARKS-quick.md
+
+# M once, no live runs: custom SQL lineage scored against the generated truth (fails below the
+# issue #13 targets) and the Power BI tenant, into target/bench/BENCHMARKS-score.md
+bench-score:
+    cargo run --release --example bench -- --sizes M --live "" --runs 1 --out target/bench/BENCHMARKS-score.md

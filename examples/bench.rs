@@ -25,10 +25,17 @@
 //! `parse-manifest`; every measurement is the median of 5 runs (`--runs N`), on L too, each after a `sync`.
 //! Then, live against the test server answering every request after 50 ms: `extract` with
 //! `concurrency: 1` and `4`, counting requests and the most the server had in flight.
+//! On the generated sizes the run's dependencies are then scored against the generator's
+//! `DIR/truth.json` (precision, recall, recall of the dependencies only custom SQL reaches, the
+//! unparseable queries listed as such; issue #13), and the time of the `sql lineage:` line
+//! `-v` prints is put beside the run's. The bench exits non-zero when M misses those targets.
 //! Results go to BENCHMARKS.md (with the machine), progress to stdout.
 
 #[path = "../tests/support/tableau_server.rs"]
 mod tableau_server;
+#[path = "../tests/support/powerbi_server.rs"]
+#[allow(dead_code)]
+mod powerbi_server;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -58,12 +65,14 @@ struct Size {
     name: &'static str,
     /// None = the demo.
     generated: Option<(usize, usize)>,
+    /// Power BI workspaces generated beside the Tableau site (10 reports each; issue #14 item 6).
+    powerbi_workspaces: usize,
 }
 
 const SIZES: &[Size] = &[
-    Size { name: "S", generated: None },
-    Size { name: "M", generated: Some((5_000, 2_000)) },
-    Size { name: "L", generated: Some((50_000, 20_000)) },
+    Size { name: "S", generated: None, powerbi_workspaces: 0 },
+    Size { name: "M", generated: Some((5_000, 2_000)), powerbi_workspaces: 100 },
+    Size { name: "L", generated: Some((50_000, 20_000)), powerbi_workspaces: 1_000 },
 ];
 
 struct Opts {
@@ -410,6 +419,189 @@ struct Result1 {
     /// The time parse-manifest printed (in-process).
     floor_inner: f64,
     live: Vec<Live>,
+    /// The run's dependencies against the generator's truth (generated sizes only).
+    score: Option<Score>,
+    /// `sql lineage: N queries read in Xs (K unparseable)` of every fresh `run`.
+    lineage: Vec<Lineage>,
+    /// The generated Power BI tenant, when the size has one.
+    powerbi: Option<PowerBi>,
+}
+
+/// The generated Power BI tenant (issue #14 item 6): recorded live through the local Power BI
+/// server, then `run` replayed from the recording.
+struct PowerBi {
+    workspaces: usize,
+    /// The live `extract --record`.
+    live: Proc,
+    requests: usize,
+    /// What the server counted: the most scans in flight, getInfo calls refused for 16 in
+    /// flight, requests refused for their shape.
+    max_scans_in_flight: usize,
+    scans_refused: usize,
+    refused: usize,
+    /// Replayed `run`s on a fresh database; the median-wall one.
+    runs: Vec<Proc>,
+    run: Proc,
+    score: Score,
+    counts: BTreeMap<String, i64>,
+}
+
+/// A run's `exposure_dependencies` scored against `DIR/truth.json` (issue #13).
+#[derive(Default)]
+struct Score {
+    /// (workbook luid, unique_id) pairs the run found, the truth holds, and both.
+    predicted: usize,
+    truth: usize,
+    hits: usize,
+    /// The truth's pairs a workbook reaches only through custom SQL, and how many were found.
+    sql_only: usize,
+    sql_only_hits: usize,
+    /// The truth's unparseable queries, and how many are unmatched with reason `unparseable_sql`.
+    unparseable: usize,
+    unparseable_listed: usize,
+    /// A few of each kind of error, to say why when a target fails.
+    false_positives: Vec<String>,
+    missed: Vec<String>,
+    unparseable_not_listed: Vec<String>,
+}
+
+impl Score {
+    fn precision(&self) -> f64 {
+        if self.predicted == 0 { 1.0 } else { self.hits as f64 / self.predicted as f64 }
+    }
+    fn recall(&self) -> f64 {
+        if self.truth == 0 { 1.0 } else { self.hits as f64 / self.truth as f64 }
+    }
+    fn sql_only_recall(&self) -> f64 {
+        if self.sql_only == 0 { 1.0 } else { self.sql_only_hits as f64 / self.sql_only as f64 }
+    }
+    /// The issue #13 targets, checked on M: (what, holds).
+    fn targets(&self) -> [(String, bool); 4] {
+        [
+            (format!("precision {:.4} = 1.000", self.precision()), self.hits == self.predicted),
+            (format!("recall {:.5} ≥ {SCORE_RECALL}", self.recall()), self.recall() >= SCORE_RECALL),
+            (
+                format!(
+                    "custom-SQL-only recall {:.4} ({}/{}) ≥ {SCORE_RECALL}",
+                    self.sql_only_recall(),
+                    self.sql_only_hits,
+                    self.sql_only
+                ),
+                self.sql_only_recall() >= SCORE_RECALL,
+            ),
+            (
+                format!(
+                    "every unparseable query listed as `unparseable_sql`: {}/{}",
+                    self.unparseable_listed, self.unparseable
+                ),
+                self.unparseable_listed == self.unparseable,
+            ),
+        ]
+    }
+}
+
+/// Recall the bench requires on M (issue #13: "recall ≥ 0.99 counting custom-SQL dependencies").
+const SCORE_RECALL: f64 = 0.99;
+/// Errors of each kind kept for the report.
+const SCORE_EXAMPLES: usize = 5;
+
+/// One `sql lineage:` debug line (`src/tableau/store.rs`).
+#[derive(Clone, Copy)]
+struct Lineage {
+    queries: u64,
+    secs: f64,
+    unparseable: u64,
+    /// The wall time of the run it came from.
+    run_wall: f64,
+}
+
+/// `sql lineage: N queries read in Xs (K unparseable)`, summed over the lines of one run (one
+/// per Tableau site; the bench has one).
+fn lineage_of(p: &Proc) -> Option<Lineage> {
+    let mut out: Option<Lineage> = None;
+    for line in p.stderr.lines() {
+        let Some(rest) = line.strip_prefix("sql lineage: ") else { continue };
+        let Some((n, rest)) = rest.split_once(" queries read in ") else { continue };
+        let Some((secs, rest)) = rest.split_once("s (") else { continue };
+        let Some(k) = rest.strip_suffix(" unparseable)") else { continue };
+        let (Ok(n), Ok(secs), Ok(k)) = (n.trim().parse::<u64>(), secs.trim().parse::<f64>(), k.trim().parse::<u64>()) else {
+            continue;
+        };
+        let l = out.get_or_insert(Lineage { queries: 0, secs: 0.0, unparseable: 0, run_wall: p.wall });
+        l.queries += n;
+        l.secs += secs;
+        l.unparseable += k;
+    }
+    out
+}
+
+/// Scores the dependencies in `db` against `truth` (written by gen_bench, see its `Truth`):
+/// predicted pairs are `exposure_dependencies` joined to `bi_assets.asset_ref` (the workbook
+/// luid the truth is keyed by), for the truth's integration.
+fn score(db: &Path, truth: &Path) -> Result<Score, String> {
+    score_with(db, truth, "workbooks", "custom_sql_only")
+}
+
+/// `score` over the truth's `assets` key (`workbooks`, `reports`), `only` naming the
+/// dependencies reached only through SQL (`custom_sql_only`, `native_sql_only`).
+fn score_with(db: &Path, truth: &Path, assets: &str, only: &str) -> Result<Score, String> {
+    use std::collections::BTreeSet;
+    let bytes = std::fs::read(truth).map_err(|e| format!("{}: {e}", truth.display()))?;
+    let t: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", truth.display()))?;
+    let integration = t["integration"].as_str().ok_or_else(|| format!("{}: no integration", truth.display()))?;
+    let strs = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    };
+    let mut want: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut sql_only: BTreeSet<(String, String)> = BTreeSet::new();
+    for (luid, w) in t[assets].as_object().ok_or_else(|| format!("{}: no {assets}", truth.display()))? {
+        for id in strs(&w["depends_on"]) {
+            want.insert((luid.clone(), id));
+        }
+        for id in strs(&w[only]) {
+            sql_only.insert((luid.clone(), id));
+        }
+    }
+    let unparseable: BTreeSet<String> = strs(&t["unparseable_custom_sql"]).into_iter().collect();
+
+    let conn = rusqlite::Connection::open(db).map_err(|e| format!("{}: {e}", db.display()))?;
+    let rows = |q: &str| -> Result<Vec<(String, String)>, String> {
+        let mut st = conn.prepare(q).map_err(|e| format!("{q}: {e}"))?;
+        let it = st
+            .query_map([integration], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| format!("{q}: {e}"))?;
+        it.collect::<Result<Vec<_>, _>>().map_err(|e| format!("{q}: {e}"))
+    };
+    let got: BTreeSet<(String, String)> = rows(
+        "SELECT a.asset_ref, d.unique_id FROM exposure_dependencies d \
+         JOIN bi_assets a ON a.integration = d.integration AND a.asset_id = d.asset_id \
+         WHERE d.integration = ?1",
+    )?
+    .into_iter()
+    .collect();
+    let listed: BTreeSet<String> = rows(
+        "SELECT DISTINCT via_id, via FROM unmatched_tables \
+         WHERE integration = ?1 AND reason = 'unparseable_sql' AND via = 'custom_sql'",
+    )?
+    .into_iter()
+    .map(|(id, _)| id)
+    .collect();
+
+    let mut s = Score {
+        predicted: got.len(),
+        truth: want.len(),
+        hits: got.intersection(&want).count(),
+        sql_only: sql_only.len(),
+        sql_only_hits: sql_only.intersection(&got).count(),
+        unparseable: unparseable.len(),
+        unparseable_listed: unparseable.intersection(&listed).count(),
+        ..Default::default()
+    };
+    let pair = |(l, u): &(String, String)| format!("{l} → {u}");
+    s.false_positives = got.difference(&want).take(SCORE_EXAMPLES).map(pair).collect();
+    s.missed = want.difference(&got).take(SCORE_EXAMPLES).map(pair).collect();
+    s.unparseable_not_listed = unparseable.difference(&listed).take(SCORE_EXAMPLES).cloned().collect();
+    Ok(s)
 }
 
 struct Live {
@@ -463,6 +655,13 @@ fn run(opts: Opts) -> Result<(), String> {
         let out = if opts.out.is_absolute() { opts.out.clone() } else { root.join(&opts.out) };
         std::fs::write(&out, md).map_err(|e| format!("{}: {e}", out.display()))?;
         ctx.say(&format!("wrote {}", out.display()));
+    }
+    // Issue #13's targets on M: a lineage regression fails the bench, not just the report.
+    if let Some(sc) = results.iter().find(|r| r.size == "M").and_then(|r| r.score.as_ref()) {
+        let failed: Vec<String> = sc.targets().into_iter().filter(|(_, ok)| !ok).map(|(what, _)| what).collect();
+        if !failed.is_empty() {
+            return Err(format!("M misses the custom SQL lineage targets (issue #13): {}", failed.join("; ")));
+        }
     }
     Ok(())
 }
@@ -598,10 +797,41 @@ fn bench_size(ctx: &Ctx, size: &Size, target: &Path, opts: &Opts) -> Result<Resu
         ));
         warm.push(p);
     }
+    r.lineage = fresh.iter().filter_map(lineage_of).collect();
     r.run_fresh_all = fresh.clone();
     r.run_fresh = median_proc(fresh);
     r.run_warm = median_proc(warm);
     r.counts = counts(&db)?;
+    if size.generated.is_some() {
+        let sc = score(&db, &dir.join("truth.json"))?;
+        ctx.say(&format!(
+            "{}: score: precision {:.4} ({}/{}), recall {:.5} ({}/{}), custom-SQL-only recall {:.4} ({}/{}), \
+             unparseable listed {}/{}",
+            size.name,
+            sc.precision(),
+            sc.hits,
+            sc.predicted,
+            sc.recall(),
+            sc.hits,
+            sc.truth,
+            sc.sql_only_recall(),
+            sc.sql_only_hits,
+            sc.sql_only,
+            sc.unparseable_listed,
+            sc.unparseable
+        ));
+        for (what, list) in
+            [("false positive", &sc.false_positives), ("missed", &sc.missed), ("unparseable, not listed", &sc.unparseable_not_listed)]
+        {
+            for x in list {
+                ctx.say(&format!("  {what}: {x}"));
+            }
+        }
+        r.score = Some(sc);
+    }
+    if size.powerbi_workspaces > 0 {
+        r.powerbi = Some(powerbi_bench(ctx, size, &dir, runs)?);
+    }
 
     if size.generated.is_some() && opts.live.iter().any(|s| s == size.name) {
         // The last row has no added latency: what the test server and autoexpose cost by themselves.
@@ -663,21 +893,139 @@ fn parse_floor(stdout: &str) -> Option<f64> {
     line.rsplit(" in ").next()?.trim().trim_end_matches('s').parse().ok()
 }
 
+const PBI_ID_ENV: &str = "AE_BENCH_PBI_CLIENT_ID";
+const PBI_SECRET_ENV: &str = "AE_BENCH_PBI_CLIENT_SECRET";
+/// How often extract polls a scan's status in the bench (the default is 2 s).
+const PBI_SCAN_POLL_MS: u64 = 100;
+
+/// The generated tenant's principal, as gen_bench wrote it into `powerbi/tenant.json`.
+fn pbi_principal(dir: &Path) -> Result<(String, String, String), String> {
+    let path = dir.join("powerbi/tenant.json");
+    let v: serde_json::Value = std::fs::read(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let s = |x: &serde_json::Value| x.as_str().unwrap_or_default().to_string();
+    Ok((s(&v["tenant_id"]), s(&v["principals"][0]["client_id"]), s(&v["principals"][0]["client_secret"])))
+}
+
+/// A config of the generated dbt project and the generated tenant at `url` (in `dir`, so its
+/// relative paths are the Tableau config's).
+fn powerbi_config(dir: &Path, url: &str, tenant: &str) -> Result<PathBuf, String> {
+    let text = format!(
+        "# Written by examples/bench.rs: the generated Power BI tenant (powerbi/tenant.json) at the local server.\n\
+         database: powerbi.db\n\
+         dbt:\n  project_dir: dbt\n  manifest: manifest.json\n\
+         powerbi:\n  - name: pbi\n    tenant_id: {tenant}\n    client_id_env: {PBI_ID_ENV}\n    client_secret_env: {PBI_SECRET_ENV}\n\
+         \x20   api_url: {url}\n    login_url: {url}\n    scan_poll_ms: {PBI_SCAN_POLL_MS}\n\
+         exposures:\n  dir: models/imported_from_powerbi\n  maturity: medium\n"
+    );
+    let path = dir.join("powerbi.yml");
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// Records the generated tenant through the local Power BI server (`extract --record`), then
+/// replays `run` from the recording `runs` times on a fresh database and scores the last one
+/// against `powerbi/truth.json`.
+fn powerbi_bench(ctx: &Ctx, size: &Size, dir: &Path, runs: usize) -> Result<PowerBi, String> {
+    let (tenant, client_id, secret) = pbi_principal(dir)?;
+    let server = powerbi_server::PowerBiServer::start(&dir.join("powerbi/tenant.json"), powerbi_server::Faults::default());
+    let cfg = powerbi_config(dir, &server.base_url, &tenant)?;
+    let cfg_s = cfg.to_string_lossy().into_owned();
+    let http = dir.join("powerbi/http");
+    let _ = std::fs::remove_dir_all(&http);
+    let http_s = http.to_string_lossy().into_owned();
+    let db = dir.join("powerbi.db");
+    let db_s = db.to_string_lossy().into_owned();
+    remove_db(&db);
+    ctx.say(&format!("{}: Power BI: recording {} workspaces through the local Power BI server", size.name, size.powerbi_workspaces));
+    let live = autoexpose(
+        ctx,
+        &["-v", "--record", &http_s, "extract", "--config", &cfg_s, "--db", &db_s],
+        &[(PBI_ID_ENV, &client_id), (PBI_SECRET_ENV, &secret)],
+    );
+    let requests = server.requests().len();
+    let (max_scans_in_flight, scans_refused, refused) =
+        (server.max_scans_in_flight(), server.scans_refused(), server.refused().len());
+    server.stop();
+    let live = live?;
+    ctx.say(&format!(
+        "{}: Power BI: live extract {:.3}s, {requests} requests, at most {max_scans_in_flight} scans in flight, {scans_refused} scans refused, {refused} requests refused",
+        size.name, live.wall
+    ));
+    let mut all = Vec::new();
+    for i in 0..runs {
+        remove_db(&db);
+        let p = autoexpose(ctx, &["-v", "--replay", &http_s, "run", "--config", &cfg_s, "--db", &db_s], &[])?;
+        ctx.say(&format!(
+            "{}: Power BI: run (replayed, fresh db) {}/{runs}: {:.3}s, CPU {:.2}s, peak {}",
+            size.name,
+            i + 1,
+            p.wall,
+            p.cpu(),
+            rss(p.peak_rss_kib)
+        ));
+        all.push(p);
+    }
+    let sc = score_with(&db, &dir.join("powerbi/truth.json"), "reports", "native_sql_only")?;
+    ctx.say(&format!(
+        "{}: Power BI score: precision {:.4} ({}/{}), recall {:.5} ({}/{}), native-SQL-only recall {:.4} ({}/{})",
+        size.name,
+        sc.precision(),
+        sc.hits,
+        sc.predicted,
+        sc.recall(),
+        sc.hits,
+        sc.truth,
+        sc.sql_only_recall(),
+        sc.sql_only_hits,
+        sc.sql_only
+    ));
+    for (what, list) in [("false positive", &sc.false_positives), ("missed", &sc.missed)] {
+        for x in list {
+            ctx.say(&format!("  Power BI {what}: {x}"));
+        }
+    }
+    let counts = counts(&db)?;
+    Ok(PowerBi {
+        workspaces: size.powerbi_workspaces,
+        live,
+        requests,
+        max_scans_in_flight,
+        scans_refused,
+        refused,
+        run: median_proc(all.clone()),
+        runs: all,
+        score: sc,
+        counts,
+    })
+}
+
 /// Generates `dir` unless it holds the same generator's output for the same arguments, and
 /// records the site unless recordings of it, made by the same queries, are there.
 fn prepare_inputs(ctx: &Ctx, size: &Size, dir: &Path, models: usize, workbooks: usize) -> Result<(), String> {
-    let gen_stamp =
-        format!("models={models} workbooks={workbooks} seed=42 generator={:016x}\n", fnv(&[GENERATOR_SOURCE]));
+    let gen_stamp = format!(
+        "models={models} workbooks={workbooks} powerbi_workspaces={} seed=42 generator={:016x}\n",
+        size.powerbi_workspaces,
+        fnv(&[GENERATOR_SOURCE])
+    );
     let stamp_path = dir.join("inputs.stamp");
     let have = std::fs::read_to_string(&stamp_path).unwrap_or_default();
     let files_there =
-        ["manifest.json", "site.json", "autoexpose.yml", "gen_stats.json"].iter().all(|f| dir.join(f).is_file());
+        ["manifest.json", "site.json", "autoexpose.yml", "gen_stats.json", "truth.json"].iter().all(|f| dir.join(f).is_file())
+            && (size.powerbi_workspaces == 0
+                || ["powerbi/tenant.json", "powerbi/truth.json"].iter().all(|f| dir.join(f).is_file()));
     if have != gen_stamp || !files_there {
         ctx.say(&format!("{}: generating {models} models / {workbooks} workbooks into {}", size.name, dir.display()));
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         let mut cmd = Command::new(&ctx.gen);
-        cmd.args(["--models", &models.to_string(), "--workbooks", &workbooks.to_string(), "--out"]).arg(dir);
+        cmd.args(["--models", &models.to_string(), "--workbooks", &workbooks.to_string()]);
+        if size.powerbi_workspaces > 0 {
+            cmd.args(["--powerbi-workspaces", &size.powerbi_workspaces.to_string()]);
+        }
+        cmd.arg("--out").arg(dir);
         let p = run_process(&mut cmd)?;
         if p.code != 0 {
             return Err(format!("gen_bench failed: {}", p.stderr));
@@ -1121,6 +1469,14 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
         let t = |n: usize| match_stage(r, n);
         format!("{} → {} ({:.2}×)", secs(t(1)), secs(t(2)), t(1) / t(2))
     });
+    row(&mut s, "custom SQL lineage in `run` (share)", &|r| match lineage_median(r) {
+        Some((l, share)) => format!("{} ({:.1}%)", secs(l.secs), share * 100.0),
+        None => "–".into(),
+    });
+    row(&mut s, "dependencies: precision, recall (custom-SQL-only recall)", &|r| match &r.score {
+        Some(sc) => format!("{:.4}, {:.5} ({:.4})", sc.precision(), sc.recall(), sc.sql_only_recall()),
+        None => "– (no truth)".into(),
+    });
     let _ = writeln!(s);
 
     for r in results {
@@ -1254,6 +1610,9 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
         );
     }
 
+    lineage_section(&mut s, results);
+    powerbi_section(&mut s, results);
+
     // Live extraction.
     let live: Vec<&Result1> = results.iter().filter(|r| !r.live.is_empty()).collect();
     if !live.is_empty() {
@@ -1384,6 +1743,185 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
         }
     }
     s
+}
+
+/// Issue #14 item 6: the generated Power BI tenant, live and replayed.
+fn powerbi_section(s: &mut String, results: &[Result1]) {
+    let with: Vec<(&Result1, &PowerBi)> = results.iter().filter_map(|r| r.powerbi.as_ref().map(|p| (r, p))).collect();
+    if with.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "## Power BI tenant (issue #14 item 6)\n\n\
+         `gen_bench --powerbi-workspaces W` writes a tenant of W workspaces, 10 reports and 3 datasets each, whose \
+         dataset tables read the generated dbt project (`powerbi/tenant.json`; what each M shape is, in `write_powerbi` \
+         of `examples/gen_bench.rs`: Snowflake navigation with and without `Kind`, `Value.NativeQuery`, shared \
+         expressions with the database as a parameter, SQL Server tables not in dbt, Excel on the web, calculated \
+         tables; app copies; reports on another workspace's dataset) and its truth (`powerbi/truth.json`). \
+         The bench records it live through the local Power BI server (`tests/support/powerbi_server.rs`, in this \
+         process: scans go NotStarted → Running → Succeeded over 3 polls, extract polls every {PBI_SCAN_POLL_MS} ms; \
+         the server counts the scans in flight and refuses a 17th), then replays `run` from the recording on a \
+         fresh database (median of the runs) and scores its dependencies (report id, unique_id) against the truth. \
+         The floor is the same manifest's `parse-manifest` as above. The server adds no per-request latency (it has no such option yet), so the live time is the scans' polling and the server's own work; the hourly quotas it enforces were not reached. \n"
+    );
+    let _ = writeln!(
+        s,
+        "| size | workspaces | reports (exposures) | dataset table rows | live `extract --record` | requests | scans in flight, most (refused) | **replayed `run`** | min–max | floor | **run / floor** | peak RSS | precision | recall | native-SQL-only recall |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (r, p) in &with {
+        let c = |k: &str| p.counts.get(k).copied().unwrap_or(0);
+        let (lo, hi) = wall_spread(&p.runs);
+        let run = median_of(&p.runs, |x| x.wall);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} ({}) | {} | {} | {} | {} ({}) | **{}** | {} – {} | {} | **{:.2}×** | {} | {:.4} | {:.5} | {:.4} ({}/{}) |",
+            r.size,
+            p.workspaces,
+            c("workbooks"),
+            c("exposures_written"),
+            c("table_rows"),
+            secs(p.live.wall),
+            p.requests,
+            p.max_scans_in_flight,
+            p.scans_refused,
+            secs(run),
+            secs(lo),
+            secs(hi),
+            secs(floor_wall(r)),
+            run / floor_wall(r),
+            rss(p.run.peak_rss_kib),
+            p.score.precision(),
+            p.score.recall(),
+            p.score.sql_only_recall(),
+            p.score.sql_only_hits,
+            p.score.sql_only
+        );
+    }
+    let _ = writeln!(s);
+    for (r, p) in &with {
+        let reasons: Vec<String> =
+            p.counts.iter().filter_map(|(k, v)| k.strip_prefix("unmatched.").map(|k| format!("{k} {v}"))).collect();
+        let _ = writeln!(
+            s,
+            "{}: replayed `run` stages: {}. Unmatched by reason: {}. Requests refused for their shape: {}.",
+            r.size,
+            stage_list(&p.run),
+            if reasons.is_empty() { "none".to_string() } else { reasons.join(", ") },
+            p.refused
+        );
+        let mut errors = Vec::new();
+        for (what, list) in [("found, not true", &p.score.false_positives), ("true, not found", &p.score.missed)] {
+            if !list.is_empty() {
+                errors.push(format!("{what}: {}", list.iter().map(|x| format!("`{x}`")).collect::<Vec<_>>().join(", ")));
+            }
+        }
+        if !errors.is_empty() {
+            let _ = writeln!(s, "{}'s Power BI errors (first {SCORE_EXAMPLES} of each): {}.", r.size, errors.join("; "));
+        }
+        let _ = writeln!(s);
+    }
+}
+
+/// The median lineage time of a size's fresh runs, and its share of their median wall time.
+fn lineage_median(r: &Result1) -> Option<(Lineage, f64)> {
+    let first = *r.lineage.first()?;
+    let secs = median(r.lineage.iter().map(|l| l.secs).collect());
+    let share = median(r.lineage.iter().map(|l| l.secs / l.run_wall).collect());
+    Some((Lineage { secs, ..first }, share))
+}
+
+/// Issue #13: how well custom SQL lineage does against the generator's truth, and what it costs.
+fn lineage_section(s: &mut String, results: &[Result1]) {
+    let _ = writeln!(
+        s,
+        "## Custom SQL lineage (issue #13)\n\n\
+         The generated sites know what every workbook truly depends on (`truth.json`, written by `gen_bench`: \
+         through data sources and through custom SQL, whether Tableau parsed the SQL or not; see `Truth` in \
+         `examples/gen_bench.rs`). After the runs, the bench scores the database's `exposure_dependencies` \
+         (joined to `bi_assets.asset_ref`, the workbook luid) against it, as (workbook, unique_id) pairs. \
+         *Custom-SQL-only* counts the dependencies a workbook reaches only through custom SQL. *Unparseable \
+         listed*: of the queries the truth says no parser can read, how many are in `unmatched_tables` with \
+         reason `unparseable_sql` (distinct `via_id`, the custom SQL id). *Lineage* is what `run -v` prints \
+         (`sql lineage: N queries read in Xs`): the parse of every custom SQL query, in parallel, inside \
+         extract; its share is of the same run's wall time (median of the fresh runs).\n\n\
+         Targets, checked on M (the bench exits non-zero when one fails): precision = 1.000, recall ≥ {SCORE_RECALL}, \
+         custom-SQL-only recall ≥ {SCORE_RECALL}, every unparseable query listed. On L (#13 item 6): lineage under 10% of \
+         `run`, and `run` still ≤ 3× the floor (see the Targets below).\n"
+    );
+    let _ = writeln!(
+        s,
+        "| size | dependencies found / true | precision | recall | custom-SQL-only recall | unparseable listed | queries read (unparseable) | lineage | share of `run` |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for r in results {
+        let lin = lineage_median(r);
+        let (queries, time, share) = match lin {
+            Some((l, share)) => (
+                format!("{} ({})", l.queries, l.unparseable),
+                secs(l.secs),
+                format!("{:.1}%", share * 100.0),
+            ),
+            None => ("–".into(), "–".into(), "–".into()),
+        };
+        match &r.score {
+            Some(sc) => {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} / {} | {:.4} | {:.5} | {:.4} ({}/{}) | {}/{} | {queries} | {time} | {share} |",
+                    r.size,
+                    sc.predicted,
+                    sc.truth,
+                    sc.precision(),
+                    sc.recall(),
+                    sc.sql_only_recall(),
+                    sc.sql_only_hits,
+                    sc.sql_only,
+                    sc.unparseable_listed,
+                    sc.unparseable
+                );
+            }
+            None => {
+                let _ = writeln!(s, "| {} | (no truth: the demo) | – | – | – | – | {queries} | {time} | {share} |", r.size);
+            }
+        }
+    }
+    let _ = writeln!(s);
+    for r in results {
+        let Some(sc) = &r.score else { continue };
+        let verdict = |ok: bool| if ok { "**PASS**" } else { "**FAIL**" };
+        if r.size == "M" {
+            let _ = writeln!(s, "On M:");
+            for (what, ok) in sc.targets() {
+                let _ = writeln!(s, "- {} {what}", verdict(ok));
+            }
+            let _ = writeln!(s);
+        }
+        if r.size == "L" {
+            if let Some((l, share)) = lineage_median(r) {
+                let _ = writeln!(
+                    s,
+                    "On L: {} lineage under 10% of `run`: {} of {} ({:.1}%).\n",
+                    verdict(share < 0.10),
+                    secs(l.secs),
+                    secs(run_wall(r)),
+                    share * 100.0
+                );
+            }
+        }
+        let mut errors = Vec::new();
+        for (what, list) in
+            [("found, not true", &sc.false_positives), ("true, not found", &sc.missed), ("unparseable, not listed", &sc.unparseable_not_listed)]
+        {
+            if !list.is_empty() {
+                errors.push(format!("{what}: {}", list.iter().map(|x| format!("`{x}`")).collect::<Vec<_>>().join(", ")));
+            }
+        }
+        if !errors.is_empty() {
+            let _ = writeln!(s, "{}'s errors (first {SCORE_EXAMPLES} of each): {}.\n", r.size, errors.join("; "));
+        }
+    }
 }
 
 /// Where L's `run` stands against the floor, from its median run: what the two threads do,
