@@ -381,8 +381,10 @@ fn parameters(c: &Client, workspaces: &[Workspace], selected: &BTreeSet<String>,
         .flat_map(|w| &w.reports)
         .filter(|r| !r.is_app_copy())
         .filter_map(|r| r.dataset_id.as_deref())
-        .filter(|d| home.get(d).is_some_and(|(_, ds)| super::store::needs_parameters(ds)))
         .collect();
+    // Which need the call: the M of each, read in parallel.
+    use rayon::prelude::*;
+    let read: Vec<&str> = read.into_par_iter().filter(|d| home.get(d).is_some_and(|(_, ds)| super::store::needs_parameters(ds))).collect();
     let mut out = BTreeMap::new();
     for ds in read {
         let ws = home[ds].0;

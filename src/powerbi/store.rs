@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
+use rayon::prelude::*;
 use rusqlite::{params, Connection, Transaction};
 
 use super::extract::TenantExtract;
@@ -199,8 +200,20 @@ pub(crate) fn rows(x: &TenantExtract) -> (rows::Instance, Vec<rows::Asset>, Vec<
     let i = &x.integration;
     let instance = rows::Instance { integration: i.clone(), tool: Tool::PowerBi, label: x.tenant_id.clone(), complete: x.complete };
     let datasets: BTreeMap<&str, &Dataset> = x.workspaces.iter().flat_map(|w| &w.datasets).map(|d| (d.id.as_str(), d)).collect();
-    // What each dataset's tables read, once per dataset however many reports read it.
-    let mut read: BTreeMap<&str, Vec<(&str, Vec<Found>)>> = BTreeMap::new();
+    // What each dataset's tables read, once per dataset however many reports read it, the
+    // datasets in parallel (the M reader is most of extract's own work on a large tenant).
+    let wanted: std::collections::BTreeSet<&str> = x
+        .workspaces
+        .iter()
+        .filter(|w| x.selected.contains(&w.id))
+        .flat_map(|w| w.reports.iter().filter(|r| !r.is_app_copy()))
+        .filter_map(|r| r.dataset_id.as_deref())
+        .filter(|d| datasets.contains_key(d))
+        .collect();
+    let read: BTreeMap<&str, Vec<(&str, Vec<Found>)>> = wanted
+        .into_par_iter()
+        .map(|d| (d, read_dataset(datasets[d], x.parameters.get(d))))
+        .collect();
     let mut assets = Vec::new();
     let mut relations = Vec::new();
     for w in x.workspaces.iter().filter(|w| x.selected.contains(&w.id)) {
@@ -222,8 +235,7 @@ pub(crate) fn rows(x: &TenantExtract) -> (rows::Instance, Vec<rows::Asset>, Vec<
                 meta: r.dataset_id.iter().map(|d| ("dataset_id".to_string(), d.clone())).collect(),
             });
             let Some(ds) = ds else { continue };
-            let tables = read.entry(ds.id.as_str()).or_insert_with(|| read_dataset(ds, x.parameters.get(&ds.id)));
-            for (table, found) in tables.iter() {
+            for (table, found) in &read[ds.id.as_str()] {
                 let through = Through { integration: i, report_id: &r.id, dataset_id: &ds.id, table };
                 relations.extend(relations_of(&through, found));
             }
