@@ -11,7 +11,7 @@ Exit codes:
   0  success
   1  error: bad config or input, HTTP failure, database problem (nothing was committed)
   2  usage error
-  3  finished, but the extraction was incomplete (Tableau warnings, redacted tables);
+  3  finished, but the extraction was incomplete (BI tool warnings, redacted tables);
      the SQLite file says why (table extract_warnings)
   4  refresh: some target failed (or, with --wait, some job failed, was cancelled or timed out)
 
@@ -19,7 +19,7 @@ Example:
   autoexpose run --config autoexpose.yml
   autoexpose --replay testdata/http/demo run --config examples/demo/autoexpose.yml";
 
-/// Tableau workbooks as dbt exposures, with every matching decision kept in SQLite.
+/// Tableau workbooks and Power BI reports as dbt exposures, with every matching decision kept in SQLite.
 #[derive(Parser, Debug)]
 #[command(name = "autoexpose", version, about, after_help = AFTER_HELP)]
 pub struct Args {
@@ -49,7 +49,7 @@ pub struct Args {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
-    /// Read manifest.json and every configured Tableau site into the SQLite file.
+    /// Read manifest.json and every configured Tableau site and Power BI tenant into the SQLite file.
     ///
     /// Example: autoexpose extract --config autoexpose.yml
     Extract(StageArgs),
@@ -57,7 +57,7 @@ pub(crate) enum Command {
     ///
     /// Example: autoexpose normalize --db autoexpose.db
     Normalize(StageArgs),
-    /// Match Tableau tables to dbt nodes; record dependencies and why the rest did not match.
+    /// Match the BI tools' tables to dbt nodes; record dependencies and why the rest did not match.
     ///
     /// Example: autoexpose match && sqlite3 autoexpose.db 'select reason, count(*) from unmatched_tables group by 1'
     Match(StageArgs),
@@ -69,8 +69,8 @@ pub(crate) enum Command {
     ///
     /// Example: autoexpose run --config autoexpose.yml
     Run(RunArgs),
-    /// Active exposures: after `dbt build`, refresh the Tableau extracts behind exposures whose
-    /// upstream models were rebuilt, at most once per target every build_after_minutes.
+    /// Active exposures: after `dbt build`, refresh the Tableau extracts and Power BI datasets
+    /// behind exposures whose upstream models were rebuilt, at most once per target every build_after_minutes.
     ///
     /// Enabled by DBT_ACTIVE_EXPOSURES=1 or `active_exposures.enabled: true`; the cadence is
     /// DBT_ACTIVE_EXPOSURES_BUILD_AFTER (minutes) or `active_exposures.build_after_minutes`
