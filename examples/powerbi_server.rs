@@ -54,6 +54,7 @@ fn main() {
             "--upper-case-statuses" => faults.upper_case_statuses = true,
             "--fail-scans-of" => faults.fail_scans_of.extend(value().split(',').filter(|s| !s.is_empty()).map(str::to_string)),
             "--never-finish" => faults.never_finish = true,
+            "--latency-ms" => faults.latency_ms = number(value()) as u64,
             "--refresh-running" => faults.refresh_running.extend(value().split(',').filter(|s| !s.is_empty()).map(str::to_string)),
             "--running-as-400" => faults.running_as_400 = true,
             "--daily-limit-of" => faults.daily_limit_of.extend(value().split(',').filter(|s| !s.is_empty()).map(str::to_string)),

@@ -202,6 +202,9 @@ pub struct Faults {
     pub scheduled_after_post: bool,
     /// A 202 carries `Location: …/refreshes/{requestId}`.
     pub refresh_location: bool,
+    /// Every answer waits this long first (outside the state's lock: connections are answered
+    /// on their own threads, so requests in flight overlap as they would against the service).
+    pub latency_ms: u64,
 }
 
 impl Default for Faults {
@@ -223,6 +226,7 @@ impl Default for Faults {
             refresh_polls: 1,
             scheduled_after_post: false,
             refresh_location: false,
+            latency_ms: 0,
         }
     }
 }
@@ -406,6 +410,10 @@ fn api_error(status: u16, code: &str, message: &str) -> Reply {
 }
 
 fn answer(rq: http1::Request, state: &Mutex<State>, echo: bool) {
+    let latency = state.lock().unwrap().faults.latency_ms;
+    if latency > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(latency));
+    }
     let (r, entry) = {
         let mut st = state.lock().unwrap();
         st.count += 1;
