@@ -41,6 +41,7 @@ and besides:
 
     scripts/check-roundtrip.py refresh --phase first|too_soon|after --database autoexpose.db
         --powerbi-expected EXPECTED.json --requests LOG [--run-results run_results.json]
+        [--output REFRESH_OUTPUT]
 
 checks one real `autoexpose refresh --wait` against the "refresh" part of the expectation:
   - with --run-results: dbt's build failed where the expectation says (its fail_model errored,
@@ -54,6 +55,8 @@ checks one real `autoexpose refresh --wait` against the "refresh" part of the ex
     refreshed_in_this_run naming that exposure; in phase too_soon that one is too_soon,
     eligible at the first run's --now plus build_after_minutes;
   - refresh_state: each due dataset last triggered at the --now of the last due run;
+  - with --output: one `Refreshing Power BI dataset for exposure NAME … [DECISION…` line per
+    decision of the integration;
   - LOG (the Power BI server's request lines of this run only, `#N METHOD PATH -> STATUS`):
     one POST …/refreshes per due dataset answered 202 (none in phase too_soon), each followed
     by polls of that dataset's history, and no request naming any other dataset's refreshes.
@@ -465,6 +468,7 @@ def refresh_main(argv):
     ap.add_argument("--powerbi-expected", required=True)
     ap.add_argument("--requests", required=True, help="the Power BI server's lines of this run")
     ap.add_argument("--run-results", help="dbt's run_results.json of the build refresh read")
+    ap.add_argument("--output", help="what `autoexpose refresh` printed: one line per decision")
     args = ap.parse_args(argv)
 
     c = Checker()
@@ -569,6 +573,20 @@ def refresh_main(argv):
             c.equal(where, "refresh_state.last_decision", "triggered", s["last_decision"])
     for t in sorted(set(state) - set(want["due"])):
         c.fail(f"dataset {t}", "in refresh_state, but never due")
+
+    # One dbt-style line per decision: `Refreshing Power BI dataset for exposure NAME … [DECISION`.
+    if args.output:
+        with open(args.output, encoding="utf-8", errors="replace") as fh:
+            printed = [line.rstrip("\n") for line in fh if " Refreshing Power BI dataset for exposure " in line]
+        for r in rows:
+            head = f" Refreshing Power BI dataset for exposure {r['exposure']} "
+            mine = [line for line in printed if head in line or line.endswith(head.rstrip())]
+            tag = "[" + r["decision"].upper()
+            if len(mine) != 1 or tag not in mine[0]:
+                c.fail(f"report {r['asset_ref']}", f"want one output line for exposure {r['exposure']} with {tag}",
+                       tag, mine, show=True)
+        if len(printed) != len(rows):
+            c.fail("output", f"{len(printed)} 'Refreshing Power BI dataset' lines for {len(rows)} decisions")
 
     # The server's own account of this run.
     posts, polls, other = {}, {}, []

@@ -492,7 +492,8 @@ real_refresh() {
     out="$work/check-refresh-$phase.log"
     echo "+ check-roundtrip.py refresh --phase $phase $*"
     python3 "$repo/scripts/check-roundtrip.py" refresh --phase "$phase" --database "$work/autoexpose.db" \
-        --powerbi-expected "$pbi_expected" --requests "$work/pbi-requests-$phase.log" "$@" >"$out" 2>&1 ||
+        --powerbi-expected "$pbi_expected" --requests "$work/pbi-requests-$phase.log" \
+        --output "$work/refresh-$phase.log" "$@" >"$out" 2>&1 ||
         check_status=$?
     indent <"$out"
     if [[ "$check_status" -ne 0 ]]; then
