@@ -38,6 +38,28 @@ and besides:
     dataset table that reads something dbt cannot take is in unmatched_tables with exactly
     the expected reason (file_connection, no_source, private_model …), and no other table of
     the tenant is.
+
+    scripts/check-roundtrip.py refresh --phase first|too_soon|after --database autoexpose.db
+        --powerbi-expected EXPECTED.json --requests LOG [--run-results run_results.json]
+        [--output REFRESH_OUTPUT]
+
+checks one real `autoexpose refresh --wait` against the "refresh" part of the expectation:
+  - with --run-results: dbt's build failed where the expectation says (its fail_model errored,
+    the skipped_by_failure nodes skipped, nothing else failed);
+  - in refresh_events (the newest run, not a dry run) every exposure of the integration is a
+    report of the expectation: upstream_failed ones skipped with the detail naming the node,
+    never a target; DirectQuery ones not_applicable; per due dataset, in phases first and
+    after, exactly one report triggered it (HTTP 202, waited for: job_status success,
+    matched_by heuristic, completed at or after --now, so not yesterday's refresh nor the
+    scheduled one that lands after ours and never ends) and the others say
+    refreshed_in_this_run naming that exposure; in phase too_soon that one is too_soon,
+    eligible at the first run's --now plus build_after_minutes;
+  - refresh_state: each due dataset last triggered at the --now of the last due run;
+  - with --output: one `Refreshing Power BI dataset for exposure NAME … [DECISION…` line per
+    decision of the integration;
+  - LOG (the Power BI server's request lines of this run only, `#N METHOD PATH -> STATUS`):
+    one POST …/refreshes per due dataset answered 202 (none in phase too_soon), each followed
+    by polls of that dataset's history, and no request naming any other dataset's refreshes.
 Prints a diff for each mismatch and exits 1 if there is any. Standard library only.
 """
 
@@ -105,6 +127,8 @@ def selected_projects(site, names):
 
 
 def main():
+    if sys.argv[1:2] == ["refresh"]:
+        return refresh_main(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--manifest", required=True)
     ap.add_argument("--exposures-json", required=True)
@@ -418,6 +442,197 @@ def check_powerbi(c, entries, exposures, project, tenant, expected, database, ex
     print(f"powerbi: {len(live)} live reports ({len(gone)} of the expectation gone), {len(mine)} exposures of {integ}, "
           f"{sum(1 for e in mine if e.get('status') == 'written')} written; "
           f"{len(got)} unmatched tables with reasons")
+
+
+def epoch(t):
+    """Seconds since the epoch of an RFC 3339 UTC time (`2026-11-26T02:00:32.000Z`), or None."""
+    import datetime
+    m = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|\+00:00)", (t or "").strip())
+    if not m:
+        return None
+    y, mo, d, h, mi, se = (int(g) for g in m.groups()[:6])
+    return datetime.datetime(y, mo, d, h, mi, se, tzinfo=datetime.timezone.utc).timestamp()
+
+
+REQUEST_RE = re.compile(r"^#(\d+) ([A-Z]+) (\S+) -> (\d+)$")
+REFRESHES_RE = re.compile(r"^/v1\.0/myorg/groups/([^/?]+)/datasets/([^/?]+)/refreshes(\?.*)?$")
+
+
+def refresh_main(argv):
+    """The `refresh` mode (see the module docstring)."""
+    import sqlite3
+
+    ap = argparse.ArgumentParser(prog="check-roundtrip.py refresh")
+    ap.add_argument("--phase", required=True, choices=["first", "too_soon", "after"])
+    ap.add_argument("--database", required=True)
+    ap.add_argument("--powerbi-expected", required=True)
+    ap.add_argument("--requests", required=True, help="the Power BI server's lines of this run")
+    ap.add_argument("--run-results", help="dbt's run_results.json of the build refresh read")
+    ap.add_argument("--output", help="what `autoexpose refresh` printed: one line per decision")
+    args = ap.parse_args(argv)
+
+    c = Checker()
+    expected = load(args.powerbi_expected)
+    integ = expected["integration"]
+    want = expected["refresh"]
+    now = epoch(want["now"][args.phase])
+    due_phase = args.phase != "too_soon"
+    first_now = epoch(want["now"]["first"])
+    last_due_now = now if due_phase else first_now
+
+    if args.run_results:
+        statuses = {r["unique_id"]: r["status"] for r in load(args.run_results)["results"]}
+        c.equal("dbt build", f"status of {want['fail_model']}", "error", statuses.get(want["fail_model"]))
+        for node in want["skipped_by_failure"]:
+            c.equal("dbt build", f"status of {node}", "skipped", statuses.get(node))
+        others = {u: st for u, st in statuses.items()
+                  if st not in ("success", "pass") and u != want["fail_model"]
+                  and u not in want["skipped_by_failure"]
+                  and not (st == "skipped" and u.startswith("test."))
+                  and not u.startswith("exposure.")}  # dbt 1.10 lists exposures: no-op, skipped
+        if others:
+            c.fail("dbt build", "other nodes did not succeed", {}, others, show=True)
+
+    conn = sqlite3.connect(f"file:{args.database}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    run_id = conn.execute("SELECT max(run_id) FROM refresh_events WHERE dry_run = 0").fetchone()[0]
+    rows = conn.execute("SELECT * FROM refresh_events WHERE run_id = ? AND integration = ? ORDER BY seq",
+                        (run_id, integ)).fetchall()
+    state = {r["target_ref"]: r for r in conn.execute(
+        "SELECT * FROM refresh_state WHERE integration = ?", (integ,)).fetchall()}
+    conn.close()
+    by_report = {}
+    for r in rows:
+        by_report.setdefault(r["asset_ref"], []).append(r)
+    due_reports = {rid: t for t, rids in want["due"].items() for rid in rids}
+    known = set(want["upstream_failed"]) | set(want["not_applicable"]) | set(due_reports)
+    for rid in sorted(set(by_report) - known):
+        c.fail(f"report {rid}", f"refresh_events has {[(r['decision'], r['reason']) for r in by_report[rid]]} "
+                               f"for a report the expectation does not list")
+    for rid in sorted(known - set(by_report)):
+        c.fail(f"report {rid}", "no refresh_events row in this run")
+
+    def one(rid):
+        got = by_report.get(rid, [])
+        if len(got) != 1:
+            if got:
+                c.fail(f"report {rid}", f"{len(got)} refresh_events rows, want one",
+                       None, [(r["decision"], r["reason"], r["target_ref"]) for r in got], show=True)
+            return None
+        return got[0]
+
+    for rid, detail in sorted(want["upstream_failed"].items()):
+        r = one(rid)
+        if r is not None:
+            c.equal(f"report {rid}", "decision, reason", ("skipped", "upstream_failed"), (r["decision"], r["reason"]))
+            c.equal(f"report {rid}", "detail (the failed or skipped node)", detail, r["detail"])
+            c.equal(f"report {rid}", "target_ref (never a target)", None, r["target_ref"])
+    for rid, reason in sorted(want["not_applicable"].items()):
+        r = one(rid)
+        if r is not None:
+            c.equal(f"report {rid}", "decision, reason", ("not_applicable", reason), (r["decision"], r["reason"]))
+            c.equal(f"report {rid}", "target_ref (no target)", None, r["target_ref"])
+    for target, rids in sorted(want["due"].items()):
+        rs = [x for x in (one(rid) for rid in rids) if x is not None]
+        for r in rs:
+            c.equal(f"report {r['asset_ref']}", "target", ("dataset", target), (r["target_kind"], r["target_ref"]))
+        firsts = [r for r in rs if r["reason"] != "refreshed_in_this_run"]
+        if len(firsts) != 1:
+            c.fail(f"dataset {target}", f"{len(firsts)} reports decide it (not refreshed_in_this_run), want one",
+                   None, [(r["asset_ref"], r["decision"], r["reason"]) for r in firsts], show=True)
+            continue
+        f = firsts[0]
+        for r in rs:
+            if r is not f:
+                c.equal(f"report {r['asset_ref']}", "decision, reason", ("skipped", "refreshed_in_this_run"),
+                        (r["decision"], r["reason"]))
+                if f["exposure"] not in (r["detail"] or ""):
+                    c.fail(f"report {r['asset_ref']}", f"refreshed_in_this_run without naming {f['exposure']}",
+                           f["exposure"], r["detail"], show=True)
+        where = f"dataset {target} (report {f['asset_ref']})"
+        if due_phase:
+            c.equal(where, "decision", "triggered", f["decision"])
+            c.equal(where, "http_status", 202, f["http_status"])
+            c.equal(where, "job_status (waited for)", "success", f["job_status"])
+            c.equal(where, "matched_by", "heuristic", f["matched_by"])
+            if not (f["job_id"] or "").endswith("@" + target):
+                c.fail(where, f"job_id {f['job_id']!r} does not name the dataset")
+            done = epoch(f["job_completed_at"])
+            if done is None or done < now:
+                c.fail(where, f"job_completed_at {f['job_completed_at']!r} is before our POST at "
+                              f"{want['now'][args.phase]}: not our refresh")
+        else:
+            c.equal(where, "decision, reason", ("skipped", "too_soon"), (f["decision"], f["reason"]))
+            c.equal(where, "eligible_at", first_now + 60 * want["build_after_minutes"], epoch(f["eligible_at"]))
+            c.equal(where, "job_id (nothing sent)", None, f["job_id"])
+        s = state.get(target)
+        if s is None:
+            c.fail(where, "no refresh_state row")
+        else:
+            c.equal(where, "refresh_state.last_triggered_at", last_due_now, epoch(s["last_triggered_at"]))
+            c.equal(where, "refresh_state.last_decision", "triggered", s["last_decision"])
+    for t in sorted(set(state) - set(want["due"])):
+        c.fail(f"dataset {t}", "in refresh_state, but never due")
+
+    # One dbt-style line per decision: `Refreshing Power BI dataset for exposure NAME … [DECISION`.
+    if args.output:
+        with open(args.output, encoding="utf-8", errors="replace") as fh:
+            printed = [line.rstrip("\n") for line in fh if " Refreshing Power BI dataset for exposure " in line]
+        for r in rows:
+            head = f" Refreshing Power BI dataset for exposure {r['exposure']} "
+            mine = [line for line in printed if head in line or line.endswith(head.rstrip())]
+            tag = "[" + r["decision"].upper()
+            if len(mine) != 1 or tag not in mine[0]:
+                c.fail(f"report {r['asset_ref']}", f"want one output line for exposure {r['exposure']} with {tag}",
+                       tag, mine, show=True)
+        if len(printed) != len(rows):
+            c.fail("output", f"{len(printed)} 'Refreshing Power BI dataset' lines for {len(rows)} decisions")
+
+    # The server's own account of this run.
+    posts, polls, other = {}, {}, []
+    with open(args.requests, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            m = REQUEST_RE.match(line.rstrip("\n"))
+            if not m:
+                continue
+            n, method, path, status = int(m[1]), m[2], m[3], int(m[4])
+            rm = REFRESHES_RE.match(path)
+            if not rm:
+                continue
+            target = f"{rm[1]}/{rm[2]}"
+            if target not in want["due"]:
+                other.append(line.strip())
+            elif method == "POST":
+                posts.setdefault(target, []).append((n, status))
+            elif method == "GET":
+                polls.setdefault(target, []).append(n)
+    for line in other:
+        c.fail("Power BI server", f"a refresh call for a dataset that is not due: {line}")
+    for target in sorted(want["due"]):
+        p = posts.get(target, [])
+        if not due_phase:
+            if p:
+                c.fail(f"dataset {target}", f"POSTed inside the cadence: {p}")
+            continue
+        if [s for _, s in p] != [202]:
+            c.fail(f"dataset {target}", "POSTs to …/refreshes (request number, status), want exactly one 202",
+                   "one", p, show=True)
+            continue
+        after = [n for n in polls.get(target, []) if n > p[0][0]]
+        if not after:
+            c.fail(f"dataset {target}", f"no poll of the dataset's refresh history after our POST #{p[0][0]}")
+    for target in sorted(set(posts) - set(want["due"])):
+        c.fail(f"dataset {target}", f"POSTed but not due: {posts[target]}")
+
+    n_posts = sum(len(v) for v in posts.values())
+    if c.failures:
+        print(f"check-roundtrip refresh ({args.phase}): {c.failures} mismatch(es)")
+        return 1
+    print(f"check-roundtrip refresh ({args.phase}): OK: {len(rows)} decisions of {integ} in run {run_id}; "
+          f"{n_posts} refresh POSTs ({', '.join(sorted(posts)) or 'none'}), "
+          f"{sum(len(v) for v in polls.values())} history polls; "
+          f"{len(want['upstream_failed'])} upstream_failed, {len(want['not_applicable'])} not_applicable")
+    return 0
 
 
 if __name__ == "__main__":

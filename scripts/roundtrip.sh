@@ -6,7 +6,11 @@
 # with what autoexpose meant to write and, for Power BI, with a hand-written expectation
 # (testdata/powerbi/roundtrip.expected.json) (scripts/check-roundtrip.py). Then
 # workbooks disappear from the site, and `autoexpose refresh --dry-run` runs after a second
-# `dbt build`. Last, a Snowflake-style project (dbt-snowflake, parse only) goes the same way.
+# `dbt build` in which one model fails on purpose; then `autoexpose refresh --wait` for real,
+# three times (due, inside the cadence, after it), checked against the Power BI server's
+# request log, refresh_events and refresh_state (check-roundtrip.py refresh) and the
+# expectation's hand-written "refresh" part. Last, a Snowflake-style project (dbt-snowflake,
+# parse only) goes the same way.
 #
 # Works in a temp dir (a copy of testdata/dbt/demo and demo_utils); the repo is not touched
 # apart from cargo's target/ and .venv-dbt/. The temp dir and the test server (stopped by its
@@ -19,7 +23,7 @@ cd "$repo"
 source "$repo/scripts/lib/listening.sh"
 
 export DBT_SEND_ANONYMOUS_USAGE_STATS=false DBT_USE_COLORS=false DBT_PRINTER_WIDTH=120
-# Only step 8 turns active exposures on; `autoexpose run` must not refresh by itself.
+# Only steps 8 and 8b turn active exposures on; `autoexpose run` must not refresh by itself.
 unset DBT_ACTIVE_EXPOSURES DBT_ACTIVE_EXPOSURES_BUILD_AFTER
 export TABLEAU_TOKEN_NAME=autoexpose-demo TABLEAU_TOKEN_SECRET=demo-pat-secret
 # The principal of testdata/powerbi/roundtrip.tenant.json.
@@ -278,6 +282,14 @@ tar -C testdata/dbt -cf - \
 project="$work/dbt/demo"
 expdir="$project/models/imported_from_tableau"
 config="$work/autoexpose.yml"
+# In the copy only: stg_customers fails when a build says so (`--vars '{roundtrip_fail:
+# stg_customers}'`, step 8) by reading a relation that does not exist; every other build
+# compiles it as before.
+cat >>"$project/models/staging/stg_customers.sql" <<'SQL'
+{% if var('roundtrip_fail', '') == 'stg_customers' %}
+union all select * from roundtrip_no_such_relation  -- scripts/roundtrip.sh: fails on purpose
+{% endif %}
+SQL
 
 # A hand-written exposure in the generated dir, written before the build so the manifest
 # autoexpose reads has it. Its name is the one autoexpose would give "Ad hoc SQL"
@@ -421,8 +433,13 @@ check run2 --fixture "$work/site2.json" --must-write-prefix "$hostile_prefix" \
     --database "$work/autoexpose.db" --exposures-dir models/imported_from_tableau
 
 # ---- 8. refresh after a second build ----------------------------------------------------
-step "8. dbt build again, then autoexpose refresh --dry-run"
-run_dbt build2 build --no-partial-parse || fail "the second dbt build failed"
+step "8. dbt build again (stg_customers fails), then autoexpose refresh --dry-run"
+# A build whose run_results we control: stg_customers errors, so dim_customers v1 and v2 are
+# skipped; everything else is rebuilt.
+build2_status=0
+run_dbt build2 build --no-partial-parse --vars '{roundtrip_fail: stg_customers}' || build2_status=$?
+[[ "$build2_status" -eq 1 ]] ||
+    fail "the second dbt build (stg_customers failing on purpose) exited with $build2_status, not 1"
 requests_before="$(wc -l <"$work/server.log")"
 pbi_requests_before="$(wc -l <"$work/pbi-server.log")"
 refresh_status=0
@@ -437,6 +454,63 @@ done_line="$(grep -E 'Done\. TRIGGERED=' "$work/refresh.log" || true)"
     fail "autoexpose refresh --dry-run sent requests to the server: $(tail -n +"$((requests_before + 1))" "$work/server.log" | head -5)"
 [[ "$(wc -l <"$work/pbi-server.log")" == "$pbi_requests_before" ]] ||
     fail "autoexpose refresh --dry-run sent requests to the Power BI server: $(tail -n +"$((pbi_requests_before + 1))" "$work/pbi-server.log" | head -5)"
+
+# ---- 8b. refresh for real: due, inside the cadence, after it ------------------------------
+step "8b. autoexpose refresh --wait for real: first, inside the cadence, after it"
+# The Power BI server's refresh clock is the run's --now (a refresh POSTed starts 2 s after
+# it), and after each POST of ours a scheduled refresh lands in the history, newer than ours
+# and never ending: waiting on anything but our own refresh times out. What is due is written
+# by hand in the expectation's "refresh" part, with each phase's --now.
+refresh_now() {
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["refresh"]["now"][sys.argv[2]])' "$pbi_expected" "$1"
+}
+# The Power BI server on tenant2 again, the same port (the config stays), its clock at $1.
+start_pbi_server_clocked() {
+    : >"$work/pbi-server.out"
+    "$pbi_server_bin" --fixture "$work/tenant2.json" --port "$pbi_port" --refresh-clock "$1" \
+        --scheduled-after-post >"$work/pbi-server.out" 2>>"$work/pbi-server.log" &
+    pbi_pid=$!
+    pbi_url="$(listening_url "$work/pbi-server.out" "$pbi_pid")"
+    [[ -n "$pbi_url" ]] || die "the Power BI test server did not start with --refresh-clock $1"
+    echo "Power BI test server (pid $pbi_pid) on $pbi_url, refresh clock $1"
+}
+# One real refresh at phase $1's --now, then check-roundtrip.py refresh on what it did (its
+# Power BI requests alone in $work/pbi-requests-$1.log); more arguments go to the check.
+real_refresh() {
+    local phase=$1 now status=0 before out check_status=0
+    shift
+    now="$(refresh_now "$phase")"
+    before="$(wc -l <"$work/pbi-server.log")"
+    echo "+ DBT_ACTIVE_EXPOSURES=1 autoexpose refresh --wait --now $now --config $config"
+    DBT_ACTIVE_EXPOSURES=1 DBT_ACTIVE_EXPOSURES_BUILD_AFTER=1440 "$ae" refresh --wait --wait-timeout 60 \
+        --now "$now" --config "$config" >"$work/refresh-$phase.log" 2>&1 || status=$?
+    indent <"$work/refresh-$phase.log"
+    tail -n +"$((before + 1))" "$work/pbi-server.log" >"$work/pbi-requests-$phase.log"
+    [[ "$status" -eq 0 ]] || fail "autoexpose refresh --wait ($phase, --now $now) exited with $status"
+    grep -qE 'Done\. TRIGGERED=' "$work/refresh-$phase.log" ||
+        fail "autoexpose refresh --wait ($phase) printed no 'Done. TRIGGERED=' line"
+    out="$work/check-refresh-$phase.log"
+    echo "+ check-roundtrip.py refresh --phase $phase $*"
+    python3 "$repo/scripts/check-roundtrip.py" refresh --phase "$phase" --database "$work/autoexpose.db" \
+        --powerbi-expected "$pbi_expected" --requests "$work/pbi-requests-$phase.log" \
+        --output "$work/refresh-$phase.log" "$@" >"$out" 2>&1 ||
+        check_status=$?
+    indent <"$out"
+    if [[ "$check_status" -ne 0 ]]; then
+        fail "check-roundtrip.py refresh ($phase) exited with $check_status:"
+        while IFS= read -r line; do
+            failures+=("    $line")
+        done < <(grep '^MISMATCH' "$out" || tail -3 "$out")
+    fi
+}
+stop_pbi_server
+start_pbi_server_clocked "$(refresh_now first)"
+real_refresh first --run-results "$project/target/run_results.json"
+real_refresh too_soon
+# A day later on the server's refresh clock too (a new server: its histories start afresh).
+stop_pbi_server
+start_pbi_server_clocked "$(refresh_now after)"
+real_refresh after
 stop_server
 stop_pbi_server
 
@@ -501,7 +575,10 @@ written2="$(python3 -c 'import json,sys; print(sum(e["status"] == "written" for 
 printf '\n== summary\n'
 pbi_written="$(python3 -c 'import json,sys; print(sum(e["status"] == "written" and e["meta"].get("integration") == "pbi" for e in json.load(open(sys.argv[1]))))' "$work/exposures.run1.json")"
 echo "run 1: $written exposures written and parsed by dbt ($pbi_written of them Power BI reports); after workbooks left: $written2"
-echo "refresh: ${done_line:-no Done line}"
+echo "refresh --dry-run: ${done_line:-no Done line}"
+for phase in first too_soon after; do
+    echo "refresh --wait ($phase): $(grep -hE 'Done\. TRIGGERED=' "$work/refresh-$phase.log" 2>/dev/null || echo 'no Done line'); $(grep -hE '^check-roundtrip refresh' "$work/check-refresh-$phase.log" 2>/dev/null | cut -d: -f2- | sed 's/^ *//')"
+done
 printf '%s\n' "${timings[@]}"
 printf '%7ss  total\n' "$(seconds_since "$t0")"
 if [[ "${#failures[@]}" -gt 0 ]]; then
