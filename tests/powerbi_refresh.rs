@@ -287,7 +287,7 @@ fn directquery_is_not_applicable_and_composite_is_refreshed() {
     let out = case.refresh(&server, T0, &[], &[ON]);
     assert_ok(&out);
     let text = stdout(&out);
-    assert!(text.contains("[NOT_APPLICABLE: live connections only]"), "{text}");
+    assert!(text.contains("[NOT_APPLICABLE: DirectQuery only]"), "{text}");
     assert!(text.contains("(dataset Finance model) ... [TRIGGERED job "), "{text}");
     assert_eq!((posts_of(&server, SALES_DS), posts_of(&server, FINANCE_DS)), (0, 1), "{:?}", server.refresh_posts());
     snapshot("powerbi_refresh_directquery", (case.targets(), case.decisions()));

@@ -32,7 +32,20 @@ pub(crate) const TEXTS: RefreshTexts = RefreshTexts {
     target: "Power BI dataset",
     jobs: "the dataset's refresh history",
     no_targets: "the report's dataset is DirectQuery (nothing imported to refresh), or not in the scan",
+    not_applicable: "DirectQuery only",
+    job_label,
 };
+
+/// A refresh as the output lines show it: the first 8 characters of Power BI's request id,
+/// or, before one is known, that it is ours found by its time in the history.
+fn job_label(id: &str) -> String {
+    let what = id.split('@').next().unwrap_or(id);
+    if what.starts_with(AFTER) {
+        "(ours, matched in the history)".into()
+    } else {
+        crate::refresh::seam::first_8(what)
+    }
+}
 
 /// How far Power BI's clock may be behind ours when a history entry is matched to our POST
 /// (reference section 8: "clock-skew tolerant"; the amount is ours).

@@ -51,7 +51,7 @@ impl Actor<'_, '_> {
                 Event { reason: Some(*reason), detail: Some(detail.clone()), ..skipped }
             }
             Plan::NoExtracts => {
-                crate::outln!("{t}  Refreshing {what} for exposure {label} ... [NOT_APPLICABLE: live connections only]");
+                crate::outln!("{t}  Refreshing {what} for exposure {label} ... [NOT_APPLICABLE: {}]", words.not_applicable);
                 Event {
                     decision: Decision::NotApplicable,
                     reason: Some(Reason::NoExtracts),
@@ -156,6 +156,7 @@ impl Actor<'_, '_> {
     fn poll(&mut self, i: usize) -> Result<bool> {
         let t = &self.t;
         let ev = &mut self.journal.events[i];
+        let label = self.refreshers.texts(&ev.integration).job_label;
         let Some(Ok(client)) = self.clients.get_mut(&ev.integration) else { return Ok(true) };
         let id = ev.job_id.clone().unwrap_or_default();
         match client.job(&id) {
@@ -164,7 +165,7 @@ impl Actor<'_, '_> {
                 let tg = ev.target.as_ref().map(|t| format!(" ({} {})", t.kind, printable(&t.name))).unwrap_or_default();
                 let notes = job.notes.as_deref().map(|n| format!(": {}", printable(n))).unwrap_or_default();
                 let shown = status.as_str().to_uppercase();
-                crate::outln!("{t}  Job {} for exposure {}{tg} ... [{shown}{notes}]", short(&id), ev.exposure);
+                crate::outln!("{t}  Job {} for exposure {}{tg} ... [{shown}{notes}]", label(&id), ev.exposure);
                 ev.job_status = Some(status);
                 ev.job_finish_code = job.finish_code;
                 ev.job_notes = job.notes;
@@ -176,7 +177,7 @@ impl Actor<'_, '_> {
                 // is left is persistent, so stop polling this job rather than asking until
                 // --wait-timeout.
                 log::warn(&format!("job {id}: {e}; no longer polled"));
-                crate::outln!("{t}  Job {} for exposure {} ... [POLL_FAILED]", short(&id), ev.exposure);
+                crate::outln!("{t}  Job {} for exposure {} ... [POLL_FAILED]", label(&id), ev.exposure);
                 ev.job_status = Some(JobStatus::PollFailed);
             }
         }
@@ -187,10 +188,11 @@ impl Actor<'_, '_> {
 
     fn time_out(&mut self, i: usize, timeout: Duration) -> Result<()> {
         let ev = &mut self.journal.events[i];
+        let label = self.refreshers.texts(&ev.integration).job_label;
         crate::outln!(
             "{}  Job {} for exposure {} ... [TIMEOUT after {}s]",
             self.t,
-            short(ev.job_id.as_deref().unwrap_or("")),
+            label(ev.job_id.as_deref().unwrap_or("")),
             ev.exposure,
             timeout.as_secs()
         );
@@ -209,7 +211,7 @@ impl Actor<'_, '_> {
 fn record(ev: &mut Event, sent: Sent, words: &RefreshTexts) -> String {
     match sent {
         Ok(Answer::Job(id)) => {
-            let shown = format!("TRIGGERED job {}", short(&id));
+            let shown = format!("TRIGGERED job {}", (words.job_label)(&id));
             ev.decision = Decision::Triggered;
             ev.http_status = Some(202);
             ev.job_id = Some(id);
@@ -246,7 +248,7 @@ fn record_torn(ev: &mut Event, msg: String, torn: Torn, words: &RefreshTexts) ->
     ev.service_message = Some(msg);
     match torn {
         Torn::Found { job_id, why } => {
-            let shown = format!("TRIGGERED job {} (answer lost; found in {})", short(&job_id), words.jobs);
+            let shown = format!("TRIGGERED job {} (answer lost; found in {})", (words.job_label)(&job_id), words.jobs);
             ev.decision = Decision::Triggered;
             ev.detail = Some(format!("the answer was lost; {why}"));
             ev.job_id = Some(job_id);
@@ -313,7 +315,7 @@ fn settled(f: &InFlight, torn: Torn, label: &str, t: &str, words: &RefreshTexts)
             crate::outln!(
                 "{t}  Refresh for exposure {label} left in flight by run {} ... [TRIGGERED job {} (found in {})]",
                 f.run_id,
-                short(&job_id),
+                (words.job_label)(&job_id),
                 words.jobs
             );
             ev.decision = Decision::Triggered;
@@ -329,10 +331,6 @@ fn settled(f: &InFlight, torn: Torn, label: &str, t: &str, words: &RefreshTexts)
     ev
 }
 
-pub(crate) fn short(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
-}
-
 /// Names from the service can hold anything; keep log lines on one line.
 pub(crate) fn printable(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
@@ -344,7 +342,13 @@ mod tests {
     use crate::refresh::seam::Refusal;
     use crate::refresh::tags::Kind;
 
-    const WORDS: RefreshTexts = RefreshTexts { target: "Demo extract", jobs: "Demo's jobs", no_targets: "none" };
+    const WORDS: RefreshTexts = RefreshTexts {
+        target: "Demo extract",
+        jobs: "Demo's jobs",
+        no_targets: "none",
+        not_applicable: "live connections only",
+        job_label: crate::refresh::seam::first_8,
+    };
 
     fn event() -> Event {
         let target = Target { kind: Kind::Datasource, id: "d1".into(), name: "Sales\nDS".into() };

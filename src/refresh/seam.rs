@@ -112,12 +112,27 @@ pub(crate) struct RefreshTexts {
     pub(crate) jobs: &'static str,
     /// The detail of an exposure due with no target (reason `no_extracts`).
     pub(crate) no_targets: &'static str,
+    /// The same, in a few words for the output line: `[NOT_APPLICABLE: {not_applicable}]`.
+    pub(crate) not_applicable: &'static str,
+    /// How a job id is shown in output lines (the whole id stays in refresh_events).
+    pub(crate) job_label: fn(&str) -> String,
+}
+
+/// The first 8 characters of a job id: enough to tell Tableau's job UUIDs apart in a log.
+pub(crate) fn first_8(id: &str) -> String {
+    id.get(..8).unwrap_or(id).to_string()
 }
 
 impl RefreshTexts {
     /// For an integration the config does not name (any more).
     pub(crate) const NEUTRAL: RefreshTexts =
-        RefreshTexts { target: "extract", jobs: "the service's jobs", no_targets: "the asset has no refresh targets" };
+        RefreshTexts {
+            target: "extract",
+            jobs: "the service's jobs",
+            no_targets: "the asset has no refresh targets",
+            not_applicable: "nothing to refresh",
+            job_label: first_8,
+        };
 }
 
 /// One integration's refresh client, signed in.

@@ -17,7 +17,13 @@ use crate::clock::Instant;
 use crate::config::ActiveExposures;
 use crate::run_results::RunResults;
 
-const WORDS: RefreshTexts = RefreshTexts { target: "fake extract", jobs: "the fake's jobs", no_targets: "nothing behind it" };
+const WORDS: RefreshTexts = RefreshTexts {
+    target: "fake extract",
+    jobs: "the fake's jobs",
+    no_targets: "nothing behind it",
+    not_applicable: "live connections only",
+    job_label: super::seam::first_8,
+};
 
 /// What the fake service does, and every call it got.
 #[derive(Default)]

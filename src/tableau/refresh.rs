@@ -17,6 +17,8 @@ pub(crate) const TEXTS: RefreshTexts = RefreshTexts {
     target: "Tableau extract",
     jobs: "Tableau's jobs",
     no_targets: "the workbook and its published data sources have no extracts",
+    not_applicable: "live connections only",
+    job_label: crate::refresh::seam::first_8,
 };
 
 /// A signed-in client for `site`, as the refresh stage's `Refresher`.
