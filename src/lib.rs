@@ -10,6 +10,8 @@ mod bulk;
 pub mod cli;
 mod clock;
 mod config;
+#[cfg(test)]
+mod corpus;
 mod db;
 mod emit;
 mod emit_pending;

@@ -734,7 +734,7 @@ mod tests {
     //! and recall over the corpus printed.
 
     use super::*;
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
 
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -806,21 +806,12 @@ mod tests {
     }
 
     fn corpus_files() -> Vec<PathBuf> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/sql_lineage");
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "yml"))
-            .collect();
-        files.sort();
-        files
+        crate::corpus::files("sql_lineage")
     }
 
     #[test]
     fn corpus() {
-        let mut settings = insta::Settings::clone_current();
-        settings.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots"));
-        settings.set_prepend_module_to_snapshot(false);
+        let settings = crate::corpus::snapshot_settings();
         let (mut tp, mut fp, mut fn_) = (0usize, 0usize, 0usize);
         let (mut cases, mut errors_right, mut errors) = (0usize, 0usize, 0usize);
         let mut failures = Vec::new();

@@ -164,13 +164,19 @@ fn posts_of(server: &PowerBiServer, ds: &str) -> usize {
     server.refresh_posts().iter().filter(|(d, _)| d == ds).count()
 }
 
+/// The tenant `f` as a file the server can be started on (kept while the folder lives).
+fn served(f: &serde_json::Value) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tenant.json");
+    std::fs::write(&path, serde_json::to_vec(f).unwrap()).unwrap();
+    (dir, path)
+}
+
 #[test]
 fn due_datasets_once_each_then_inside_the_cadence_then_after_it() {
     let f = fixture();
     let case = Case::new(&f);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("now.json");
-    std::fs::write(&path, serde_json::to_vec(&f).unwrap()).unwrap();
+    let (_dir, path) = served(&f);
     let server = PowerBiServer::start(&path, Faults::default());
 
     let out = case.refresh(&server, T0, &[], &[ON]);
@@ -211,9 +217,7 @@ fn due_datasets_once_each_then_inside_the_cadence_then_after_it() {
 fn upstream_failed_and_not_rebuilt_send_nothing() {
     let f = fixture();
     let case = Case::new(&f);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("now.json");
-    std::fs::write(&path, serde_json::to_vec(&f).unwrap()).unwrap();
+    let (_dir, path) = served(&f);
     let server = PowerBiServer::start(&path, Faults::default());
     case.set_run_results(&run_results(&[("model.autoexpose_demo.stg_orders", "success"), ("model.autoexpose_demo.fct_orders", "error")]));
     let out = case.refresh(&server, T0, &[], &[ON]);
@@ -236,9 +240,7 @@ fn upstream_failed_and_not_rebuilt_send_nothing() {
 fn already_running_daily_limit_and_forbidden() {
     let f = fixture();
     let case = Case::new(&f);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("now.json");
-    std::fs::write(&path, serde_json::to_vec(&f).unwrap()).unwrap();
+    let (_dir, path) = served(&f);
 
     let faults = Faults { refresh_running: vec![SALES_DS.into()], daily_limit_of: vec![FINANCE_DS.into()], ..Faults::default() };
     let server = PowerBiServer::start(&path, faults);
@@ -280,9 +282,7 @@ fn directquery_is_not_applicable_and_composite_is_refreshed() {
     finance["tables"][0]["storageMode"] = json!("DirectQuery");
     finance["tables"][1]["storageMode"] = json!("Import");
     let case = Case::new(&f);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("now.json");
-    std::fs::write(&path, serde_json::to_vec(&f).unwrap()).unwrap();
+    let (_dir, path) = served(&f);
     let server = PowerBiServer::start(&path, Faults::default());
     let out = case.refresh(&server, T0, &[], &[ON]);
     assert_ok(&out);
@@ -301,9 +301,7 @@ fn directquery_is_not_applicable_and_composite_is_refreshed() {
 fn wait_takes_our_refresh_not_the_scheduled_one_landing_after_it() {
     let f = fixture();
     let case = Case::new(&f);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("now.json");
-    std::fs::write(&path, serde_json::to_vec(&f).unwrap()).unwrap();
+    let (_dir, path) = served(&f);
     let faults = Faults { scheduled_after_post: true, refresh_polls: 2, refresh_fails_of: vec![FINANCE_DS.into()], ..Faults::default() };
     let server = PowerBiServer::start(&path, faults);
     let out = case.refresh(&server, T0, &["--wait", "--wait-timeout", "60"], &[ON]);
@@ -323,9 +321,7 @@ fn wait_takes_our_refresh_not_the_scheduled_one_landing_after_it() {
 fn token_expiry_while_polling_and_the_refresh_id() {
     let f = fixture();
     let case = Case::new(&f);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("now.json");
-    std::fs::write(&path, serde_json::to_vec(&f).unwrap()).unwrap();
+    let (_dir, path) = served(&f);
     // Every token stops working after three calls (two POSTs and a poll with the first one),
     // answered 401 TokenExpired.
     let faults = Faults { expire_token_after: Some(3), refresh_polls: 2, refresh_location: true, ..Faults::default() };

@@ -4,7 +4,7 @@
 //! Below it, inputs built to hurt the reader: deep, long, doubling, cyclic, garbage.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -142,21 +142,12 @@ fn matches(want: &Want, got: &Found) -> bool {
 }
 
 fn corpus_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/m_corpus");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yml"))
-        .collect();
-    files.sort();
-    files
+    crate::corpus::files("m_corpus")
 }
 
 #[test]
 fn corpus() {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots"));
-    settings.set_prepend_module_to_snapshot(false);
+    let settings = crate::corpus::snapshot_settings();
     let mut names = HashSet::new();
     let mut failures = Vec::new();
     let (mut cases, mut findings) = (0usize, 0usize);
