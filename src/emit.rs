@@ -668,8 +668,9 @@ fn file_names<'a>(workbooks: &[Workbook<'a>]) -> BTreeMap<(&'a str, &'a str), St
     let mut projects: BTreeMap<(&str, &str), String> = BTreeMap::new();
     for w in workbooks {
         projects.entry((w.integration, w.folder_ref)).or_insert_with(|| {
+            // A name with nothing to slug is called by what the tool calls a folder.
             let s = slug(w.folder, 60);
-            if s.is_empty() { "project".into() } else { s }
+            if s.is_empty() { w.texts.folder.into() } else { s }
         });
     }
     let mut count: BTreeMap<(&str, &str), usize> = BTreeMap::new();
@@ -861,6 +862,19 @@ mod tests {
             meta: &NO_META,
             deps: vec![Dep { unique_id: "model.p.m", reference: "ref('m')" }],
         }
+    }
+
+    /// A folder whose name slugs to nothing names its file by what its tool calls a folder.
+    #[test]
+    fn a_folder_name_with_nothing_to_slug_is_named_by_its_kind() {
+        let mut w = wb("Plain", &[]);
+        w.folder = "🙂 ✨";
+        let t = &crate::powerbi::TEXTS;
+        let pbi = Workbook { texts: t, folder_ref: "w", ..wb("Report", &[]) };
+        let pbi = Workbook { folder: "—", ..pbi };
+        let names = file_names(&[w, pbi]);
+        assert_eq!(names[&("prod", "p")], format!("prod__{}.yml", crate::seam::UNKNOWN.folder));
+        assert_eq!(names[&("prod", "w")], "prod__workspace.yml");
     }
 
     /// An integration's own meta keys are written beside the common ones, neutralised like
