@@ -44,30 +44,6 @@ fn dataset<'a>(f: &'a mut Value, id: &str) -> &'a mut Value {
     f["workspaces"].as_array_mut().unwrap().iter_mut().flat_map(|w| w["datasets"].as_array_mut().unwrap().iter_mut()).find(|d| d["id"] == id).unwrap()
 }
 
-/// A run_results.json v6 of `dbt build` with the given node statuses.
-fn run_results(statuses: &[(&str, &str)]) -> Value {
-    let results: Vec<Value> = statuses
-        .iter()
-        .map(|(id, status)| {
-            json!({
-                "status": status,
-                "timing": [{"name": "execute", "started_at": "2026-11-25T01:00:01.000000Z", "completed_at": "2026-11-25T01:00:02.000000Z"}],
-                "thread_id": "Thread-1 (worker)", "execution_time": 1.5, "adapter_response": {},
-                "message": if *status == "error" { "Runtime Error in model" } else { "OK" },
-                "failures": null, "unique_id": id, "compiled": true, "compiled_code": "select 1",
-                "relation_name": null, "batch_results": null
-            })
-        })
-        .collect();
-    json!({
-        "metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/run-results/v6.json", "dbt_version": "1.10.23",
-                     "generated_at": "2026-11-25T01:00:03.000000Z", "invocation_id": "00000000-0000-4000-8000-0000000000aa",
-                     "invocation_started_at": "2026-11-25T01:00:00.000000Z", "env": {}},
-        "results": results, "elapsed_time": 3.0,
-        "args": {"which": "build", "invocation_command": "dbt build"}
-    })
-}
-
 /// A scratch project of one tenant: extracted and emitted from one server (stopped after), then
 /// refreshed against another that plays the tenant at refresh time.
 struct Case {
@@ -87,7 +63,7 @@ impl Case {
         assert_ok(&out);
         server.stop();
         std::fs::create_dir_all(case.dir.path().join("dbt/target")).unwrap();
-        case.set_run_results(&run_results(&[("model.autoexpose_demo.fct_orders", "success"), ("model.autoexpose_demo.stg_orders", "success")]));
+        case.set_run_results(&run_results("build", &[("model.autoexpose_demo.fct_orders", "success"), ("model.autoexpose_demo.stg_orders", "success")]));
         case
     }
 
@@ -219,12 +195,12 @@ fn upstream_failed_and_not_rebuilt_send_nothing() {
     let case = Case::new(&f);
     let (_dir, path) = served(&f);
     let server = PowerBiServer::start(&path, Faults::default());
-    case.set_run_results(&run_results(&[("model.autoexpose_demo.stg_orders", "success"), ("model.autoexpose_demo.fct_orders", "error")]));
+    case.set_run_results(&run_results("build", &[("model.autoexpose_demo.stg_orders", "success"), ("model.autoexpose_demo.fct_orders", "error")]));
     let out = case.refresh(&server, T0, &[], &[ON]);
     assert_ok(&out);
     assert!(stdout(&out).contains("[SKIPPED: upstream failed]"), "{}", stdout(&out));
     // Nothing rebuilt at all.
-    case.set_run_results(&run_results(&[("model.autoexpose_demo.stg_payments", "success")]));
+    case.set_run_results(&run_results("build", &[("model.autoexpose_demo.stg_payments", "success")]));
     let out = case.refresh(&server, T0, &[], &[ON]);
     assert_ok(&out);
     assert!(stdout(&out).contains("[SKIPPED: not rebuilt]"), "{}", stdout(&out));

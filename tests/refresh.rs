@@ -42,32 +42,6 @@ fn write_fixture(dir: &Path, name: &str, f: &Value) -> PathBuf {
     p
 }
 
-/// A run_results.json v6 as `dbt build` writes it, for the given node statuses.
-fn run_results(which: &str, statuses: &[(&str, &str)]) -> Value {
-    let results: Vec<Value> = statuses
-        .iter()
-        .map(|(id, status)| {
-            json!({
-                "status": status,
-                "timing": [{"name": "compile", "started_at": "2026-11-25T01:00:00.000000Z", "completed_at": "2026-11-25T01:00:01.000000Z"},
-                           {"name": "execute", "started_at": "2026-11-25T01:00:01.000000Z", "completed_at": "2026-11-25T01:00:02.000000Z"}],
-                "thread_id": "Thread-1 (worker)", "execution_time": 1.5, "adapter_response": {},
-                "message": if *status == "error" { "Runtime Error in model" } else { "OK" },
-                "failures": null, "unique_id": id, "compiled": true, "compiled_code": "select 1",
-                "relation_name": null, "batch_results": null
-            })
-        })
-        .collect();
-    json!({
-        "metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/run-results/v6.json", "dbt_version": "1.10.23",
-                     "generated_at": "2026-11-25T01:00:03.000000Z", "invocation_id": "00000000-0000-4000-8000-0000000000aa",
-                     "invocation_started_at": "2026-11-25T01:00:00.000000Z", "env": {}},
-        "results": results,
-        "elapsed_time": 3.0,
-        "args": {"which": which, "invocation_command": format!("dbt {which}")}
-    })
-}
-
 struct Case {
     ws: Workspace,
     _fixtures: tempfile::TempDir,
