@@ -36,6 +36,7 @@ mod refresh;
 mod rows;
 mod run;
 mod seam;
+mod view;
 mod yaml;
 mod run_results;
 mod tableau;
