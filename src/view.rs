@@ -215,6 +215,49 @@ pub(crate) fn load(conn: &Connection) -> Result<Vec<ExposureView>> {
     Ok(out)
 }
 
+/// One dbt node of the graph lineage is drawn from (a `dbt_nodes` row).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub(crate) struct GraphNode {
+    pub(crate) unique_id: String,
+    /// model | seed | snapshot | source
+    pub(crate) resource_type: String,
+    pub(crate) name: String,
+    /// Sources: the source's name (`source('<source_name>', '<name>')`).
+    pub(crate) source_name: Option<String>,
+    pub(crate) enabled: bool,
+    /// Its parents among the graph's nodes (dbt_nodes.depends_on), sorted.
+    pub(crate) parents: Vec<String>,
+    /// The test nodes on it (dbt_nodes.tests), sorted.
+    pub(crate) tests: Vec<String>,
+}
+
+/// The dbt graph by unique_id: every model, seed, snapshot and source extract read.
+pub(crate) fn load_graph(conn: &Connection) -> Result<BTreeMap<String, GraphNode>> {
+    let mut stmt = conn.prepare(
+        "SELECT unique_id, resource_type, name, source_name, enabled, depends_on, tests FROM dbt_nodes ORDER BY unique_id",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut out = BTreeMap::new();
+    while let Some(r) = rows.next()? {
+        let unique_id: String = r.get(0)?;
+        let list = |i: usize, what: &str| -> Result<Vec<String>> {
+            let text: String = r.get(i)?;
+            serde_json::from_str(&text).with_context(|| format!("dbt_nodes row {unique_id:?}: {what} is not a JSON list of strings"))
+        };
+        let node = GraphNode {
+            resource_type: r.get(1)?,
+            name: r.get(2)?,
+            source_name: r.get(3)?,
+            enabled: r.get::<_, i64>(4)? != 0,
+            parents: list(5, "depends_on")?,
+            tests: list(6, "tests")?,
+            unique_id: unique_id.clone(),
+        };
+        out.insert(unique_id, node);
+    }
+    Ok(out)
+}
+
 /// Rows grouped by their first two columns (integration and an asset id or ref).
 fn grouped<T>(
     conn: &Connection,
@@ -241,5 +284,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let conn = crate::db::open(&dir.path().join("a.db")).unwrap();
         assert_eq!(load(&conn).unwrap(), Vec::new());
+        assert!(load_graph(&conn).unwrap().is_empty());
     }
 }
