@@ -551,7 +551,8 @@ fn every_document_a_run_sends_passes_schema_validation_and_a_drifted_one_is_refu
     }
 
     // A tiny request with the document as it was before the fix.
-    let server = TableauServer::start(&demo_fixture(), Faults::default());
+    let mut server = TableauServer::start(&demo_fixture(), Faults::default());
+    server.expect_refusals();
     let http = reqwest::blocking::Client::new();
     let signin = http
         .post(format!("{}/api/3.23/auth/signin", server.base_url))

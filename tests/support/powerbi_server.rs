@@ -256,6 +256,9 @@ pub struct PowerBiServer {
     state: Arc<Mutex<State>>,
     stop_flag: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// Set by tests that send a refused shape on purpose; otherwise a refusal fails the test
+    /// when the server is dropped (see `Drop`).
+    refusals_expected: bool,
 }
 
 impl PowerBiServer {
@@ -280,7 +283,7 @@ impl PowerBiServer {
                 })
                 .expect("cannot spawn the powerbi server thread")
         };
-        PowerBiServer { base_url, port, state, stop_flag, thread: Some(thread) }
+        PowerBiServer { base_url, port, state, stop_flag, thread: Some(thread), refusals_expected: false }
     }
 
     pub fn requests(&self) -> Vec<LoggedRequest> {
@@ -307,6 +310,12 @@ impl PowerBiServer {
     /// Requests answered 4xx for their shape (not auth, not quota): what the real service refuses.
     pub fn refused(&self) -> Vec<String> {
         self.state.lock().unwrap().refused.clone()
+    }
+
+    /// This test sends a shape the service refuses on purpose: dropping the server after a
+    /// refusal is then not a failure.
+    pub fn expect_refusals(&mut self) {
+        self.refusals_expected = true;
     }
 
     /// The refresh clock (RFC 3339 UTC, as `--now`): when a refresh POSTed now starts.
@@ -336,9 +345,15 @@ impl PowerBiServer {
     }
 }
 
+/// A request the real service would refuse is the worst defect a test can hide: every test
+/// using this server fails on one, whether or not it asks `refused()` itself.
 impl Drop for PowerBiServer {
     fn drop(&mut self) {
         self.shutdown();
+        let refused = self.refused();
+        if !refused.is_empty() && !self.refusals_expected && !std::thread::panicking() {
+            panic!("the Power BI test server refused {} request(s) the real service refuses too: {refused:?}", refused.len());
+        }
     }
 }
 

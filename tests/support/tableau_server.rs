@@ -255,6 +255,9 @@ pub struct TableauServer {
     stop_flag: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     in_flight: Arc<InFlight>,
+    /// Set by tests that send a refused document on purpose; otherwise a refusal fails the
+    /// test when the server is dropped (see `Drop`).
+    refusals_expected: bool,
 }
 
 /// Requests being answered right now, and the most there ever were at once.
@@ -290,7 +293,7 @@ impl TableauServer {
                 .spawn(move || serve(listener, state, stop_flag, echo, latency, in_flight))
                 .expect("cannot spawn the tableau server thread")
         };
-        TableauServer { base_url, port, state, stop_flag, thread: Some(thread), in_flight }
+        TableauServer { base_url, port, state, stop_flag, thread: Some(thread), in_flight, refusals_expected: false }
     }
 
     /// The most requests that were being answered at the same moment.
@@ -326,6 +329,12 @@ impl TableauServer {
         self.state.lock().unwrap().graphql_refused.clone()
     }
 
+    /// This test sends a document the schema rejects on purpose: dropping the server after a
+    /// refusal is then not a failure.
+    pub fn expect_refusals(&mut self) {
+        self.refusals_expected = true;
+    }
+
     /// Number of requests seen so far (the last global request number).
     pub fn request_count(&self) -> usize {
         self.state.lock().unwrap().count
@@ -345,9 +354,15 @@ impl TableauServer {
     }
 }
 
+/// A document the real Metadata API would refuse is the worst defect a test can hide: every
+/// test using this server fails on one, whether or not it asks `graphql_refused()` itself.
 impl Drop for TableauServer {
     fn drop(&mut self) {
         self.shutdown();
+        let refused = self.graphql_refused();
+        if !refused.is_empty() && !self.refusals_expected && !std::thread::panicking() {
+            panic!("the Tableau test server refused {} GraphQL document(s) the schema rejects: {refused:?}", refused.len());
+        }
     }
 }
 
@@ -1936,7 +1951,8 @@ mod tests {
 
     #[test]
     fn server_info_sign_in_and_cursor_paging() {
-        let s = TableauServer::start(&fixture(), Faults::default());
+        let mut s = TableauServer::start(&fixture(), Faults::default());
+        s.expect_refusals();
         let c = client();
         let info = send(c.get(format!("{}/api/2.4/serverInfo", s.base_url)));
         assert_eq!(info.status, 200);
@@ -2045,7 +2061,8 @@ mod tests {
 
     #[test]
     fn documents_tableau_would_refuse_are_refused() {
-        let s = TableauServer::start(&fixture(), Faults::default());
+        let mut s = TableauServer::start(&fixture(), Faults::default());
+        s.expect_refusals();
         let c = client();
         let tok = token(&s, &c);
         let details = include_str!("../../src/tableau/workbooks.graphql");
