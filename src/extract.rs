@@ -1,8 +1,9 @@
 //! Stage `extract`: manifest.json into `dbt_*`, and every configured BI integration into its
 //! own raw tables and the neutral `bi_*` rows (`seam`).
 //!
-//! Reads: the manifest file, each integration's source (an API live, recorded or replayed; a
-//! file). Writes: dbt_manifest, dbt_nodes (with the graph: each node's parents and tests),
+//! Reads: the manifest file, dbt's run_results.json when it is there, each integration's
+//! source (an API live, recorded or replayed; a file). Writes: dbt_manifest, dbt_nodes (with
+//! the graph: each node's parents and tests), dbt_run_results (emptied without the file),
 //! dbt_exposures, bi_instances, bi_assets,
 //! bi_relations, each integration's raw tables, extract_warnings, raw_responses.
 //! All reading happens before the one write transaction, so a failure anywhere (a bad manifest,
@@ -20,6 +21,7 @@ use crate::integrations;
 use crate::log;
 use crate::manifest::{self, Manifest};
 use crate::rows::{self, Extracted};
+use crate::run_results::{self, RunResults};
 use crate::seam::{Extraction, Source};
 
 /// Everything extract read, before anything is written.
@@ -27,6 +29,8 @@ pub(crate) struct Read {
     /// The manifest without its nodes and sources, which moved into `rows`.
     manifest: Manifest,
     xxh3: String,
+    /// dbt.run_results and its hash, when the file is there (for `dbt_run_results`).
+    run_results: Option<(RunResults, String)>,
     sources: Vec<Box<dyn Extraction>>,
     /// An integration came back incomplete (and `allow_partial` did not excuse it).
     pub(crate) incomplete: bool,
@@ -51,6 +55,14 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Re
 pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<(Read, Extracted)> {
     let clients = integrations::sources(config, mode)?;
     let bytes = manifest::read(&config.manifest, config.max_manifest_mb)?;
+    // Small beside the manifest, and checked before any request is sent, as the manifest is.
+    let run_results = run_results::load_if_there(&config.run_results)?.map(|(rr, bytes)| (rr, crate::config::hex_xxh3(&bytes)));
+    if run_results.is_none() {
+        log::debug(&format!(
+            "No dbt run results at {} (dbt.run_results): health will be Unknown until `dbt build` writes them",
+            config.run_results.display()
+        ));
+    }
     let (parsed, sites) = std::thread::scope(|scope| {
         let parse = scope.spawn(|| {
             let parsed = manifest::parse_hashed(&config.manifest, &bytes);
@@ -83,7 +95,7 @@ pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<(Read, Extracted)
     let (sources, incomplete, bi) = sites?;
     // Each half was sorted on its thread; together they are in order.
     let rows = Extracted { instances: bi.instances, assets: bi.assets, relations: bi.relations, ..dbt };
-    Ok((Read { manifest, xxh3, sources, incomplete }, rows))
+    Ok((Read { manifest, xxh3, run_results, sources, incomplete }, rows))
 }
 
 /// Every integration in config order; whether any is incomplete without `allow_partial`.
@@ -139,8 +151,12 @@ fn bi_rows(sources: &mut [Box<dyn Extraction>]) -> Extracted {
 pub(crate) fn write(conn: &mut Connection, config: &Config, read: &Read, x: &Extracted) -> Result<StageReport> {
     let mut report = StageReport { incomplete: read.incomplete, ..Default::default() };
     report.input(&config.manifest, &read.xxh3);
+    if let Some((_, xxh3)) = &read.run_results {
+        report.input(&config.run_results, xxh3);
+    }
     let tx = conn.transaction()?;
     write_manifest(&tx, &config.manifest, &read.manifest, &read.xxh3, &x.nodes)?;
+    run_results::store(&tx, read.run_results.as_ref().map(|(rr, _)| rr))?;
     integrations::clear_raw(&tx)?;
     for source in &read.sources {
         source.store(&tx)?;
@@ -148,7 +164,7 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, read: &Read, x: &Ext
     rows::replace_bi_rows(&tx, x)?;
     // The big tables' counts are known (their rows are unique in memory and every stage
     // replaces its tables whole); counting them again would scan them.
-    report.row_counts = count_rows(&tx, &["dbt_exposures", "extract_warnings"])?;
+    report.row_counts = count_rows(&tx, &["dbt_exposures", "dbt_run_results", "extract_warnings"])?;
     for (table, n) in [("dbt_nodes", x.nodes.len()), ("bi_assets", x.assets.len()), ("bi_relations", x.relations.len())] {
         report.row_counts.insert(table.to_string(), n as i64);
     }
