@@ -17,6 +17,7 @@ mod emit;
 mod emit_pending;
 mod extract;
 mod fault;
+mod health;
 mod http;
 mod inventory;
 mod integrations;
