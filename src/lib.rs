@@ -23,6 +23,7 @@ mod inventory;
 mod integrations;
 mod keys;
 mod lineage;
+mod list;
 mod lock;
 pub mod log;
 mod manifest;
