@@ -78,6 +78,15 @@ pub(crate) enum Command {
     ///
     /// Example: dbt build && DBT_ACTIVE_EXPOSURES=1 autoexpose refresh --wait
     Refresh(RefreshArgs),
+    /// Print the exposures in the SQLite file: name, label, health, type, owner, owner email,
+    /// integration, exposure mode, dependencies, unmatched tables, last refresh.
+    ///
+    /// Reads only (no stage runs, no lock is taken). Health uses dbt Explorer's words
+    /// (Healthy, Caution, Degraded, Unknown), from the dbt run results extract read, the
+    /// completeness of the last extraction and the last refresh; JSON gives the reasons.
+    ///
+    /// Example: autoexpose list --format csv > exposures.csv
+    List(ListArgs),
     /// Parse a manifest.json into the fields autoexpose uses, and nothing else: the floor that
     /// `just bench` compares a whole run with.
     #[command(hide = true)]
@@ -96,6 +105,34 @@ pub(crate) struct EmitArgs {
     /// workbooks, a manifest with no nodes), deleting the generated files that go with them.
     #[arg(long)]
     pub(crate) allow_empty: bool,
+}
+
+#[derive(ClapArgs, Debug, Clone)]
+pub(crate) struct ListArgs {
+    #[command(flatten)]
+    pub(crate) stage: StageArgs,
+
+    /// table: aligned columns for a terminal; json: one object per exposure, with health
+    /// reasons; csv: one RFC 4180 record per exposure.
+    #[arg(long, value_enum, default_value = "table")]
+    pub(crate) format: ListFormat,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+impl From<ListFormat> for crate::list::Format {
+    fn from(f: ListFormat) -> crate::list::Format {
+        match f {
+            ListFormat::Table => crate::list::Format::Table,
+            ListFormat::Json => crate::list::Format::Json,
+            ListFormat::Csv => crate::list::Format::Csv,
+        }
+    }
 }
 
 #[derive(ClapArgs, Debug, Clone)]
@@ -163,6 +200,7 @@ impl Args {
             Command::Emit(a) => &a.stage,
             Command::Run(a) => &a.refresh.stage,
             Command::Refresh(a) => &a.stage,
+            Command::List(a) => &a.stage,
             Command::ParseManifest { .. } => return None,
         })
     }

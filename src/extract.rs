@@ -1,8 +1,10 @@
 //! Stage `extract`: manifest.json into `dbt_*`, and every configured BI integration into its
 //! own raw tables and the neutral `bi_*` rows (`seam`).
 //!
-//! Reads: the manifest file, each integration's source (an API live, recorded or replayed; a
-//! file). Writes: dbt_manifest, dbt_nodes, dbt_exposures, bi_instances, bi_assets,
+//! Reads: the manifest file, dbt's run_results.json when it is there, each integration's
+//! source (an API live, recorded or replayed; a file). Writes: dbt_manifest, dbt_nodes (with
+//! the graph: each node's parents and tests), dbt_run_results (emptied without the file),
+//! dbt_exposures, bi_instances, bi_assets,
 //! bi_relations, each integration's raw tables, extract_warnings, raw_responses.
 //! All reading happens before the one write transaction, so a failure anywhere (a bad manifest,
 //! a wrong credential, an unreachable server) leaves the previous rows untouched.
@@ -19,6 +21,7 @@ use crate::integrations;
 use crate::log;
 use crate::manifest::{self, Manifest};
 use crate::rows::{self, Extracted};
+use crate::run_results::{self, RunResults};
 use crate::seam::{Extraction, Source};
 
 /// Everything extract read, before anything is written.
@@ -26,6 +29,8 @@ pub(crate) struct Read {
     /// The manifest without its nodes and sources, which moved into `rows`.
     manifest: Manifest,
     xxh3: String,
+    /// dbt.run_results and its hash, when the file is there (for `dbt_run_results`).
+    run_results: Option<(RunResults, String)>,
     sources: Vec<Box<dyn Extraction>>,
     /// An integration came back incomplete (and `allow_partial` did not excuse it).
     pub(crate) incomplete: bool,
@@ -50,6 +55,14 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Re
 pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<(Read, Extracted)> {
     let clients = integrations::sources(config, mode)?;
     let bytes = manifest::read(&config.manifest, config.max_manifest_mb)?;
+    // Small beside the manifest, and checked before any request is sent, as the manifest is.
+    let run_results = run_results::load_if_there(&config.run_results)?.map(|(rr, bytes)| (rr, crate::config::hex_xxh3(&bytes)));
+    if run_results.is_none() {
+        log::debug(&format!(
+            "No dbt run results at {} (dbt.run_results): health will be Unknown until `dbt build` writes them",
+            config.run_results.display()
+        ));
+    }
     let (parsed, sites) = std::thread::scope(|scope| {
         let parse = scope.spawn(|| {
             let parsed = manifest::parse_hashed(&config.manifest, &bytes);
@@ -60,6 +73,7 @@ pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<(Read, Extracted)
                 let counts = (manifest.nodes.len(), manifest.sources.len());
                 let mut rows = dbt_rows(&mut manifest);
                 rows.sort();
+                link_graph(&mut rows.nodes, std::mem::take(&mut manifest.tests));
                 (manifest, xxh3, counts, rows)
             })
         });
@@ -81,7 +95,7 @@ pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<(Read, Extracted)
     let (sources, incomplete, bi) = sites?;
     // Each half was sorted on its thread; together they are in order.
     let rows = Extracted { instances: bi.instances, assets: bi.assets, relations: bi.relations, ..dbt };
-    Ok((Read { manifest, xxh3, sources, incomplete }, rows))
+    Ok((Read { manifest, xxh3, run_results, sources, incomplete }, rows))
 }
 
 /// Every integration in config order; whether any is incomplete without `allow_partial`.
@@ -137,8 +151,12 @@ fn bi_rows(sources: &mut [Box<dyn Extraction>]) -> Extracted {
 pub(crate) fn write(conn: &mut Connection, config: &Config, read: &Read, x: &Extracted) -> Result<StageReport> {
     let mut report = StageReport { incomplete: read.incomplete, ..Default::default() };
     report.input(&config.manifest, &read.xxh3);
+    if let Some((_, xxh3)) = &read.run_results {
+        report.input(&config.run_results, xxh3);
+    }
     let tx = conn.transaction()?;
     write_manifest(&tx, &config.manifest, &read.manifest, &read.xxh3, &x.nodes)?;
+    run_results::store(&tx, read.run_results.as_ref().map(|(rr, _)| rr))?;
     integrations::clear_raw(&tx)?;
     for source in &read.sources {
         source.store(&tx)?;
@@ -146,7 +164,7 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, read: &Read, x: &Ext
     rows::replace_bi_rows(&tx, x)?;
     // The big tables' counts are known (their rows are unique in memory and every stage
     // replaces its tables whole); counting them again would scan them.
-    report.row_counts = count_rows(&tx, &["dbt_exposures", "extract_warnings"])?;
+    report.row_counts = count_rows(&tx, &["dbt_exposures", "dbt_run_results", "extract_warnings"])?;
     for (table, n) in [("dbt_nodes", x.nodes.len()), ("bi_assets", x.assets.len()), ("bi_relations", x.relations.len())] {
         report.row_counts.insert(table.to_string(), n as i64);
     }
@@ -205,6 +223,8 @@ fn node_rows(m: &mut Manifest) -> Vec<rows::Node> {
             materialized: None,
             access: None,
             enabled: s.config.enabled.unwrap_or(true),
+            depends_on: Vec::new(),
+            tests: Vec::new(),
         });
     }
     for (key, list) in std::mem::take(&mut m.disabled) {
@@ -241,5 +261,92 @@ fn node_row(id: String, n: manifest::Node, enabled: bool) -> Option<rows::Node> 
         access: n.access.or_else(|| is_model.then(|| "protected".to_string())),
         enabled: enabled && n.config.enabled.unwrap_or(true),
         resource_type: n.resource_type,
+        depends_on: n.depends_on.nodes,
+        tests: Vec::new(),
     })
+}
+
+/// The graph on the `dbt_nodes` rows (`nodes`, sorted by unique_id and unique, as
+/// `Extracted::sort` leaves them): each row's `depends_on` keeps only parents that are rows
+/// themselves (not macros' nodes, analyses, or what the manifest lacks), sorted and unique;
+/// each row's `tests` gets the test nodes whose `depends_on.nodes` name it (a relationships
+/// test is on both its models), sorted and unique. Lookups are binary searches in the sorted
+/// rows, so no index is built beside them.
+fn link_graph(nodes: &mut [rows::Node], tests: Vec<manifest::TestOn>) {
+    let find = |nodes: &[rows::Node], id: &str| nodes.binary_search_by(|n| n.unique_id.as_str().cmp(id)).ok();
+    for i in 0..nodes.len() {
+        let mut parents = std::mem::take(&mut nodes[i].depends_on);
+        parents.retain(|p| find(nodes, p).is_some());
+        parents.sort_unstable();
+        parents.dedup();
+        nodes[i].depends_on = parents;
+    }
+    for test in tests {
+        for parent in &test.nodes {
+            if let Some(i) = find(nodes, parent) {
+                nodes[i].tests.push(test.unique_id.clone());
+            }
+        }
+    }
+    for n in nodes.iter_mut().filter(|n| !n.tests.is_empty()) {
+        n.tests.sort_unstable();
+        n.tests.dedup();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, depends_on: &[&str]) -> rows::Node {
+        rows::Node {
+            unique_id: id.into(),
+            resource_type: id.split('.').next().unwrap().into(),
+            package_name: "p".into(),
+            name: id.rsplit('.').next().unwrap().into(),
+            source_name: None,
+            version: None,
+            latest_version: None,
+            database: None,
+            schema: None,
+            identifier: "x".into(),
+            relation_name: None,
+            materialized: None,
+            access: None,
+            enabled: true,
+            depends_on: depends_on.iter().map(|s| s.to_string()).collect(),
+            tests: Vec::new(),
+        }
+    }
+
+    /// Parents that are rows, sorted and once; tests on every row they name, sorted and once.
+    #[test]
+    fn the_graph_keeps_rows_only_sorted() {
+        let mut nodes = vec![
+            node("model.p.a", &["source.p.s.t", "model.p.b", "analysis.p.gone", "model.p.b"]),
+            node("model.p.b", &["seed.p.c"]),
+            node("seed.p.c", &[]),
+            node("source.p.s.t", &[]),
+        ];
+        let tests = vec![
+            manifest::TestOn { unique_id: "test.p.z".into(), nodes: vec!["model.p.a".into(), "model.p.b".into()] },
+            manifest::TestOn { unique_id: "test.p.y".into(), nodes: vec!["model.p.a".into(), "model.p.a".into(), "model.p.missing".into()] },
+        ];
+        link_graph(&mut nodes, tests);
+        let graph: Vec<(&str, Vec<&str>, Vec<&str>)> = nodes
+            .iter()
+            .map(|n| {
+                (n.unique_id.as_str(), n.depends_on.iter().map(String::as_str).collect(), n.tests.iter().map(String::as_str).collect())
+            })
+            .collect();
+        assert_eq!(
+            graph,
+            [
+                ("model.p.a", vec!["model.p.b", "source.p.s.t"], vec!["test.p.y", "test.p.z"]),
+                ("model.p.b", vec!["seed.p.c"], vec!["test.p.z"]),
+                ("seed.p.c", vec![], vec![]),
+                ("source.p.s.t", vec![], vec![]),
+            ]
+        );
+    }
 }

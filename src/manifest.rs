@@ -57,12 +57,17 @@ pub(crate) const DEFAULT_MAX_MANIFEST_MB: u64 = 4096;
 #[derive(Deserialize, Debug)]
 pub(crate) struct Manifest {
     pub(crate) metadata: Metadata,
-    /// Models, seeds and snapshots only: tests, analyses and operations (most of a large
-    /// manifest's nodes) are skipped as they are read, so they never take memory.
+    /// Models, seeds and snapshots only: tests (but for what they are on, `tests`), analyses
+    /// and operations (most of a large manifest's nodes) are dropped as they are read, so they
+    /// never take memory.
     #[serde(default, deserialize_with = "relation_nodes")]
     pub(crate) nodes: BTreeMap<String, Node>,
     #[serde(default, deserialize_with = "sources")]
     pub(crate) sources: BTreeMap<String, Source>,
+    /// The test nodes of `nodes` (`resource_type: test`), reduced to what they are on, in
+    /// the file's order. Filled beside `nodes` as it is read (`TESTS`).
+    #[serde(skip)]
+    pub(crate) tests: Vec<TestOn>,
     /// Which of the keys dbt's schema requires were there (`check_required`).
     #[serde(skip)]
     seen: Seen,
@@ -143,6 +148,25 @@ pub(crate) struct Node {
     pub(crate) access: Option<String>,
     #[serde(default)]
     pub(crate) config: NodeConfig,
+    /// What the node reads: `depends_on.nodes`, the unique_ids of its parents (models, seeds,
+    /// snapshots, sources; for a test, the nodes it tests). Macros are not read.
+    #[serde(default)]
+    pub(crate) depends_on: DependsOn,
+}
+
+/// A node's `depends_on`, of which only `nodes` is read (its `macros` are skipped unparsed).
+#[derive(Deserialize, Debug, Default)]
+pub(crate) struct DependsOn {
+    #[serde(default)]
+    pub(crate) nodes: Vec<String>,
+}
+
+/// A test node of `nodes`, kept only for what it is on (the rest of it is dropped as it is
+/// read): its unique_id and its `depends_on.nodes`, for `dbt_nodes.tests`.
+#[derive(Debug)]
+pub(crate) struct TestOn {
+    pub(crate) unique_id: String,
+    pub(crate) nodes: Vec<String>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -203,26 +227,39 @@ struct Seen {
 
 thread_local! {
     static SEEN: std::cell::Cell<Seen> = const { std::cell::Cell::new(Seen { nodes: false, sources: false }) };
+    /// The test nodes met by the parse that is going on (`Manifest::tests` once it is done).
+    static TESTS: RefCell<Vec<TestOn>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Models, seeds and snapshots are kept whole; of a test only its id and `depends_on.nodes`
+/// (into `TESTS`); everything else (analyses, operations) is dropped as it is read.
 fn relation_nodes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Node>, D::Error> {
     SEEN.with(|s| s.set(Seen { nodes: true, ..s.get() }));
-    followed_map(d, |node: &Node| matches!(node.resource_type.as_str(), "model" | "seed" | "snapshot"))
+    followed_map(d, |id: &mut String, node: &mut Node| match node.resource_type.as_str() {
+        "model" | "seed" | "snapshot" => true,
+        "test" => {
+            let on = TestOn { unique_id: std::mem::take(id), nodes: std::mem::take(&mut node.depends_on.nodes) };
+            TESTS.with(|t| t.borrow_mut().push(on));
+            false
+        }
+        _ => false,
+    })
 }
 
 fn sources<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Source>, D::Error> {
     SEEN.with(|s| s.set(Seen { sources: true, ..s.get() }));
-    followed_map(d, |_: &Source| true)
+    followed_map(d, |_: &mut String, _: &mut Source| true)
 }
 
-/// A map of `unique_id` to `T`, keeping the entries `keep` accepts, and telling the cursor
+/// A map of `unique_id` to `T`, keeping the entries `keep` accepts (it may take what it wants
+/// of the others, key included), and telling the cursor
 /// where each key was: everything before it has been parsed.
-fn followed_map<'de, D, T>(d: D, keep: fn(&T) -> bool) -> Result<BTreeMap<String, T>, D::Error>
+fn followed_map<'de, D, T>(d: D, keep: fn(&mut String, &mut T) -> bool) -> Result<BTreeMap<String, T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
 {
-    struct Visit<T>(fn(&T) -> bool);
+    struct Visit<T>(fn(&mut String, &mut T) -> bool);
     impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
         type Value = BTreeMap<String, T>;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -230,8 +267,8 @@ where
         }
         fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut out = BTreeMap::new();
-            while let Some((Key(id), value)) = map.next_entry::<Key, T>()? {
-                if (self.0)(&value) {
+            while let Some((Key(mut id), mut value)) = map.next_entry::<Key, T>()? {
+                if (self.0)(&mut id, &mut value) {
                     out.insert(id, value);
                 }
             }
@@ -430,11 +467,12 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Manifest, ManifestError
 
 /// `mapped`: `bytes` is a read-only shared mapping of the file (see `Cursor`).
 fn parse_with(path: &Path, bytes: &[u8], mapped: bool, hash: bool) -> Result<(Manifest, Option<String>), ManifestError> {
-    /// Takes the cursor down even when the parse fails or panics.
+    /// Takes the cursor down, and the tests a failed parse met, even when it fails or panics.
     struct Guard;
     impl Drop for Guard {
         fn drop(&mut self) {
             CURSOR.with(|c| c.borrow_mut().take());
+            TESTS.with(|t| std::mem::take(&mut *t.borrow_mut()));
         }
     }
     // SAFETY: sysconf has no preconditions.
@@ -470,10 +508,13 @@ fn parse_with(path: &Path, bytes: &[u8], mapped: bool, hash: bool) -> Result<(Ma
         });
     }
     SEEN.with(|s| s.set(Seen::default()));
+    TESTS.with(|t| t.borrow_mut().clear());
     let parsed: Result<Manifest, _> = serde_json::from_slice(body).map(|mut m: Manifest| {
         m.seen = SEEN.with(std::cell::Cell::get);
+        m.tests = TESTS.with(|t| std::mem::take(&mut *t.borrow_mut()));
         m
     });
+
     let hash = CURSOR.with(|c| c.borrow_mut().take()).and_then(|mut c| {
         let mut h = c.hasher.take()?;
         h.update(&bytes[c.done..]);
@@ -639,10 +680,14 @@ mod tests {
     fn v10_to_v12_are_read() {
         for v in ["v10", "v11", "v12"] {
             let body = format!(r#"{{"metadata": {{"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/{v}.json"}},
-              "nodes": {{}}, "sources": {{}}, "disabled": {{"model.p.old": [{{"resource_type": "model", "name": "old",
+              "nodes": {{"model.p.m": {{"resource_type": "model", "name": "m", "depends_on": {{"macros": [], "nodes": ["model.p.old"]}}}},
+                "test.p.t.1": {{"resource_type": "test", "name": "t", "depends_on": {{"macros": [], "nodes": ["model.p.m"]}}}}}},
+              "sources": {{}}, "disabled": {{"model.p.old": [{{"resource_type": "model", "name": "old",
               "config": {{"enabled": false}}}}]}}}}"#);
             let m = parse(Path::new("m.json"), body.as_bytes()).unwrap();
             assert_eq!(m.disabled["model.p.old"][0].config.enabled, Some(false), "{v}");
+            assert_eq!(m.nodes["model.p.m"].depends_on.nodes, ["model.p.old"], "{v}");
+            assert_eq!(m.tests.len(), 1, "{v}");
         }
     }
 
@@ -688,6 +733,31 @@ mod tests {
             let rss_kb: usize = lines.find_map(|l| l.strip_prefix("Rss:")).unwrap().trim().trim_end_matches(" kB").trim().parse().unwrap();
             assert!(rss_kb * 1024 < 2 * STEP, "{rss_kb} kB of a {} byte file still mapped", text.len());
         }
+    }
+
+    /// The graph's raw parts: a model's `depends_on.nodes`, and of a test only its id and
+    /// what it is on; analyses and operations leave nothing.
+    #[test]
+    fn depends_on_and_tests_are_read() {
+        let body = br#"{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json"},
+          "nodes": {
+            "model.p.a": {"resource_type": "model", "name": "a", "depends_on": {"macros": ["macro.dbt.x"], "nodes": ["source.p.s.t", "seed.p.b"]}},
+            "seed.p.b": {"resource_type": "seed", "name": "b", "depends_on": {"macros": []}},
+            "analysis.p.z": {"resource_type": "analysis", "name": "z", "depends_on": {"nodes": ["model.p.a"]}},
+            "test.p.not_null_a_id.1": {"resource_type": "test", "name": "not_null_a_id", "depends_on": {"macros": ["macro.dbt.test_not_null"], "nodes": ["model.p.a"]}},
+            "test.p.rel.2": {"resource_type": "test", "name": "rel", "depends_on": {"nodes": ["model.p.a", "seed.p.b"]}}
+          }, "sources": {"source.p.s.t": {"source_name": "s", "name": "t"}}}"#;
+        let m = parse(Path::new("m.json"), body).unwrap();
+        assert_eq!(m.nodes.keys().collect::<Vec<_>>(), ["model.p.a", "seed.p.b"]);
+        assert_eq!(m.nodes["model.p.a"].depends_on.nodes, ["source.p.s.t", "seed.p.b"]);
+        assert!(m.nodes["seed.p.b"].depends_on.nodes.is_empty());
+        let tests: Vec<(&str, Vec<&str>)> =
+            m.tests.iter().map(|t| (t.unique_id.as_str(), t.nodes.iter().map(String::as_str).collect())).collect();
+        assert_eq!(tests, [("test.p.not_null_a_id.1", vec!["model.p.a"]), ("test.p.rel.2", vec!["model.p.a", "seed.p.b"])]);
+        // The next parse on this thread starts from none, also after a failed one.
+        assert!(parse(Path::new("m.json"), &body[..body.len() - 40]).is_err());
+        let again = parse(Path::new("m.json"), body).unwrap();
+        assert_eq!(again.tests.len(), 2);
     }
 
     #[test]

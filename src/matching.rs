@@ -603,6 +603,8 @@ mod tests {
             materialized: Some("table".into()),
             access: (resource_type == "model").then(|| "protected".into()),
             enabled: true,
+            depends_on: Vec::new(),
+            tests: Vec::new(),
         }
     }
 

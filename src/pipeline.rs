@@ -74,6 +74,11 @@ pub fn run(args: &Args) -> Result<Outcome> {
     if let Some(db) = &stage_args.db {
         config.database = db.clone();
     }
+    if let Command::List(l) = &args.command {
+        // Read-only: no lock, no recovery of a stopped emit, no `runs` row (see `list`).
+        crate::list::run(&config.database, l.format.into())?;
+        return Ok(Outcome { incomplete: false, refresh_failed: false, _rows: None });
+    }
     let mode = if let Some(dir) = &args.record {
         HttpMode::Record(dir.clone())
     } else if let Some(dir) = args.replay.clone().or_else(|| config.replay.clone()) {
@@ -120,6 +125,7 @@ fn stages(args: &Args, config: &Config, mode: &HttpMode) -> Result<Outcome> {
             (Steps::One(Stage::Refresh), Options { allow_empty: false, refresh: Some((r, settings)) })
         }
         Command::ParseManifest { .. } => unreachable!("handled above: it has no config"),
+        Command::List(_) => unreachable!("handled above: it reads only"),
     };
     let refreshes = opts.refresh.is_some();
     let driven = crate::run::drive(&mut conn, config, mode, steps, &opts, |conn, summary, incomplete| {

@@ -37,6 +37,11 @@ pub(crate) struct Node {
     pub(crate) materialized: Option<String>,
     pub(crate) access: Option<String>,
     pub(crate) enabled: bool,
+    /// Its parents that are `dbt_nodes` rows themselves, sorted, without duplicates; stored as
+    /// a JSON list (migration 0015). Empty for sources.
+    pub(crate) depends_on: Vec<String>,
+    /// The unique_ids of the test nodes on it, sorted, without duplicates; a JSON list.
+    pub(crate) tests: Vec<String>,
 }
 
 /// A `bi_instances` row: one configured integration (a BI tool's site or tenant, an inventory file).
@@ -154,9 +159,13 @@ fn load_dbt(db: &Path) -> Result<(ManifestNames, Vec<Node>, BTreeSet<String>)> {
     let names = conn.query_row("SELECT project_name, adapter_type FROM dbt_manifest", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let mut st = conn.prepare(
         "SELECT unique_id, resource_type, package_name, name, source_name, version, latest_version, database, schema,
-            identifier, relation_name, materialized, access, enabled
+            identifier, relation_name, materialized, access, enabled, depends_on, tests
          FROM dbt_nodes ORDER BY unique_id",
     )?;
+    let list = |r: &rusqlite::Row<'_>, i: usize| -> rusqlite::Result<Vec<String>> {
+        let text: String = r.get(i)?;
+        serde_json::from_str(&text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+    };
     let nodes = st
         .query_map([], |r| {
             Ok(Node {
@@ -174,9 +183,12 @@ fn load_dbt(db: &Path) -> Result<(ManifestNames, Vec<Node>, BTreeSet<String>)> {
                 materialized: r.get(11)?,
                 access: r.get(12)?,
                 enabled: r.get(13)?,
+                depends_on: list(r, 14)?,
+                tests: list(r, 15)?,
             })
         })?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<rusqlite::Result<_>>()
+        .map_err(tags::in_table(db, "dbt_nodes"))?;
     drop(st);
     let mut st = conn.prepare("SELECT name FROM dbt_exposures WHERE autoexpose_luid IS NULL")?;
     let hand_written = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
@@ -261,10 +273,12 @@ pub(crate) fn insert_nodes(tx: &Transaction, nodes: &[Node]) -> Result<()> {
         tx,
         "dbt_nodes",
         "INSERT INTO dbt_nodes (unique_id, resource_type, package_name, name, source_name, version, latest_version, database,
-            schema, identifier, relation_name, materialized, access, enabled)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            schema, identifier, relation_name, materialized, access, enabled, depends_on, tests)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?;
     for n in nodes {
+        let depends_on = serde_json::to_string(&n.depends_on)?;
+        let tests = serde_json::to_string(&n.tests)?;
         st.row(&[
             (&n.unique_id).into(),
             (&n.resource_type).into(),
@@ -280,6 +294,8 @@ pub(crate) fn insert_nodes(tx: &Transaction, nodes: &[Node]) -> Result<()> {
             (&n.materialized).into(),
             (&n.access).into(),
             n.enabled.into(),
+            (&depends_on).into(),
+            (&tests).into(),
         ])?;
     }
     Ok(())

@@ -1,5 +1,8 @@
-//! The subset of dbt's run_results.json (schema v4–v6) that refresh needs: which nodes an
-//! invocation rebuilt, and which failed or were skipped.
+//! The subset of dbt's run_results.json (schema v4–v6) that refresh and health need: which
+//! nodes an invocation rebuilt, and which failed, warned or were skipped.
+//!
+//! Extract mirrors the file into `dbt_run_results` when it is there (health reads it), and
+//! refresh writes the same table from the same file again (`store`) before it decides.
 
 use std::path::{Path, PathBuf};
 
@@ -123,6 +126,45 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<RunResults, RunResultsE
         return Err(RunResultsError::Version { path: path.to_path_buf(), found: v.clone() });
     }
     Ok(rr)
+}
+
+/// The run_results.json at `path` if there is one: `None` when no file is there (a project
+/// that was parsed, not built); a file that is there but unreadable or not run results is an
+/// error naming it.
+pub(crate) fn load_if_there(path: &Path) -> Result<Option<(RunResults, Vec<u8>)>, RunResultsError> {
+    match load(path) {
+        Ok(found) => Ok(Some(found)),
+        Err(RunResultsError::Missing { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Replaces `dbt_run_results` with `rr`'s results (emptied when there are none), inside the
+/// caller's transaction.
+pub(crate) fn store(tx: &rusqlite::Transaction, rr: Option<&RunResults>) -> anyhow::Result<()> {
+    tx.execute("DELETE FROM dbt_run_results", [])?;
+    let Some(rr) = rr else { return Ok(()) };
+    let mut ins = tx.prepare_cached(
+        "INSERT OR REPLACE INTO dbt_run_results (invocation_id, generated_at, command, unique_id, resource_type, status, started_at,
+            completed_at, execution_time, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for r in &rr.results {
+        let exec = r.timing.iter().find(|t| t.name == "execute");
+        ins.execute(rusqlite::params![
+            rr.metadata.invocation_id,
+            rr.metadata.generated_at,
+            rr.command(),
+            r.unique_id,
+            r.resource_type(),
+            r.status,
+            exec.and_then(|t| t.started_at.clone()),
+            exec.and_then(|t| t.completed_at.clone()),
+            r.execution_time,
+            r.message
+        ])?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -286,4 +286,25 @@ mod tests {
         assert_eq!(load(&conn).unwrap(), Vec::new());
         assert!(load_graph(&conn).unwrap().is_empty());
     }
+
+    /// A database made before 0015 keeps its dbt_nodes rows, with an empty graph until the next
+    /// extract, and reads back through the loaders.
+    #[test]
+    fn dbt_graph_columns_default_to_empty_lists_on_old_rows() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &crate::db::MIGRATIONS[..14] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 14).unwrap();
+        conn.execute(
+            "INSERT INTO dbt_nodes (unique_id, resource_type, package_name, name, identifier, enabled) VALUES ('model.p.m', 'model', 'p', 'm', 'm', 1)",
+            [],
+        )
+        .unwrap();
+        crate::db::migrate(&mut conn).unwrap();
+        let row: (String, String) = conn.query_row("SELECT depends_on, tests FROM dbt_nodes", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!(row, ("[]".to_string(), "[]".to_string()));
+        let graph = load_graph(&conn).unwrap();
+        assert!(graph["model.p.m"].parents.is_empty() && graph["model.p.m"].tests.is_empty());
+    }
 }

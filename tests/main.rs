@@ -10,6 +10,7 @@
 //! - `emit_atomic`: emit's files and rows change once: kill walks of `run` and `emit`, a full
 //!   disk, stray temporary files.
 //! - `library`: `autoexpose::run` in this process, twice, and stage by stage.
+//! - `list`: `autoexpose list` as table, JSON and CSV over the demo; health; hostile names.
 //! - `lock`: one autoexpose per database; stale locks and interrupted `runs` rows.
 //! - `bounds`: read-idle timeout, Retry-After cap, manifest size and kind.
 //! - `not_data`: answers that are not Tableau's (an HTML 200, a wrong root or content type).
@@ -32,6 +33,7 @@ mod e2e;
 mod emit_atomic;
 mod inventory;
 mod library;
+mod list;
 mod lock;
 mod not_data;
 mod pat_lock;

@@ -207,7 +207,7 @@ fn read_inputs(conn: &mut Connection, rr: &RunResults) -> Result<Inputs> {
             slot.insert(load_targets(&tx, &e.integration, &e.asset_ref)?);
         }
     }
-    write_run_results(&tx, rr)?;
+    run_results::store(&tx, Some(rr))?;
     tx.commit()?;
     Ok(Inputs { run_id, exposures, state, in_flight, targets_of })
 }
@@ -297,31 +297,6 @@ fn load_targets(conn: &Connection, integration: &str, asset_ref: &str) -> Result
         out.push(Target { kind, id, name });
     }
     Ok(out)
-}
-
-fn write_run_results(tx: &rusqlite::Transaction, rr: &RunResults) -> Result<()> {
-    tx.execute("DELETE FROM dbt_run_results", [])?;
-    let mut ins = tx.prepare_cached(
-        "INSERT OR REPLACE INTO dbt_run_results (invocation_id, generated_at, command, unique_id, resource_type, status, started_at,
-            completed_at, execution_time, message)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?;
-    for r in &rr.results {
-        let exec = r.timing.iter().find(|t| t.name == "execute");
-        ins.execute(params![
-            rr.metadata.invocation_id,
-            rr.metadata.generated_at,
-            rr.command(),
-            r.unique_id,
-            r.resource_type(),
-            r.status,
-            exec.and_then(|t| t.started_at.clone()),
-            exec.and_then(|t| t.completed_at.clone()),
-            r.execution_time,
-            r.message
-        ])?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
