@@ -78,6 +78,11 @@ pub(crate) enum Command {
     ///
     /// Example: dbt build && DBT_ACTIVE_EXPOSURES=1 autoexpose refresh --wait
     Refresh(RefreshArgs),
+    /// Write the exposures, their health, details and lineage as one self-contained HTML page
+    /// (no network: scripts, styles and data inline), for a CI artifact or a file share.
+    ///
+    /// Example: autoexpose report --out public/exposures.html
+    Report(ReportArgs),
     /// Parse a manifest.json into the fields autoexpose uses, and nothing else: the floor that
     /// `just bench` compares a whole run with.
     #[command(hide = true)]
@@ -96,6 +101,16 @@ pub(crate) struct EmitArgs {
     /// workbooks, a manifest with no nodes), deleting the generated files that go with them.
     #[arg(long)]
     pub(crate) allow_empty: bool,
+}
+
+#[derive(ClapArgs, Debug, Clone)]
+pub(crate) struct ReportArgs {
+    #[command(flatten)]
+    pub(crate) stage: StageArgs,
+
+    /// Where to write the page; default: autoexpose-report.html beside the database.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) out: Option<PathBuf>,
 }
 
 #[derive(ClapArgs, Debug, Clone)]
@@ -163,6 +178,7 @@ impl Args {
             Command::Emit(a) => &a.stage,
             Command::Run(a) => &a.refresh.stage,
             Command::Refresh(a) => &a.stage,
+            Command::Report(a) => &a.stage,
             Command::ParseManifest { .. } => return None,
         })
     }
