@@ -243,6 +243,8 @@
     e.reasons.forEach(function (r) { ul.appendChild(el('li', null, [r])); });
     view.appendChild(el('p', null, [healthBadge(e.health)]));
     view.appendChild(ul);
+    view.appendChild(el('h3', null, ['Lineage: upstream of this exposure']));
+    view.appendChild(drawUpstream(e));
 
     view.appendChild(el('h3', null, ['Dependencies (' + e.deps.length + ')']));
     view.appendChild(table('deps', ['dbt node', 'BI table', 'Path', 'Key'], e.deps.map(function (d) {
@@ -257,8 +259,6 @@
       return [String(r.run) + (r.dry ? ' (dry run)' : ''), r.at, r.decision,
         (r.targetKind ? r.targetKind + ' ' : '') + (r.targetName || ''), r.reason || '', r.detail || '', r.job || ''];
     })));
-    view.appendChild(el('h3', null, ['Lineage: upstream of this exposure']));
-    view.appendChild(drawUpstream(e));
     showView('detail');
   }
 
@@ -448,7 +448,16 @@
   fillSelect('f-health', distinct(function (e) { return e.health; }), 'any health');
   fillSelect('f-unmatched', [], null);
   var search = document.getElementById('search');
-  search.addEventListener('input', function () { state.q = search.value; state.page = 0; refresh(); });
+  // input: each key; change and search: a value cleared or set at once (the field's own clear
+  // button, WebDriver's Element Clear).
+  ['input', 'change', 'search'].forEach(function (type) {
+    search.addEventListener(type, function () {
+      if (state.q === search.value) { return; }
+      state.q = search.value;
+      state.page = 0;
+      refresh();
+    });
+  });
   document.getElementById('filters').addEventListener('submit', function (ev) { ev.preventDefault(); });
   document.getElementById('prev').addEventListener('click', function () { state.page--; renderList(); });
   document.getElementById('next').addEventListener('click', function () { state.page++; renderList(); });
