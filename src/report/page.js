@@ -365,7 +365,7 @@
       dropped = items.length - MAX_DRAWN;
       items = items.slice(0, MAX_DRAWN);
     }
-    var W = 210, H = 38, GX = 70, GY = 14, PAD = 16;
+    var W = 180, H = 38, GX = 44, GY = 12, PAD = 14;
     var cols = {};
     items.forEach(function (it) { (cols[it.col] = cols[it.col] || []).push(it); });
     var at = {};
@@ -418,7 +418,7 @@
       t.setAttribute('class', 'label');
       t.setAttribute('x', '8');
       t.setAttribute('y', '29');
-      t.textContent = it.label.length > 30 ? it.label.slice(0, 29) + '\u2026' : it.label;
+      t.textContent = it.label.length > 26 ? it.label.slice(0, 25) + '\u2026' : it.label;
       g.appendChild(t);
       g.addEventListener('click', function () { location.hash = it.route; });
       svg.appendChild(g);
