@@ -111,23 +111,28 @@
     sel.addEventListener('change', function () { state[id.slice(2)] = sel.value; state.page = 0; refresh(); });
   }
 
-  function compare(a, b) {
+  // The exposures in the current sort order, sorted again only when the order changes (not
+  // on every key typed into the search): 20k exposures filter in a few milliseconds.
+  var sorted = null;
+  function sortedExposures() {
+    if (sorted) { return sorted; }
     var col = COLUMNS.filter(function (c) { return c.key === state.sort; })[0];
-    var x = col.get(a);
-    var y = col.get(b);
-    var r;
-    if (col.num) { r = x - y; } else {
-      x = x === null || x === undefined ? '' : String(x).toLowerCase();
-      y = y === null || y === undefined ? '' : String(y).toLowerCase();
-      r = x < y ? -1 : x > y ? 1 : 0;
-    }
-    return r * state.dir || a.i - b.i;
+    var keys = exposures.map(function (e) {
+      var v = col.get(e);
+      return col.num ? v : v === null || v === undefined ? '' : String(v).toLowerCase();
+    });
+    sorted = exposures.slice().sort(function (a, b) {
+      var x = keys[a.i], y = keys[b.i];
+      var r = col.num ? x - y : x < y ? -1 : x > y ? 1 : 0;
+      return r * state.dir || a.i - b.i;
+    });
+    return sorted;
   }
 
   function refresh() {
     var q = state.q.trim().toLowerCase();
     var words = q ? q.split(/\s+/) : [];
-    shown = exposures.filter(function (e) {
+    shown = sortedExposures().filter(function (e) {
       if (state.integration && e.integ.name !== state.integration) { return false; }
       if (state.instance && e.integ.instance !== state.instance) { return false; }
       if (state.folder && e.folder !== state.folder) { return false; }
@@ -137,7 +142,6 @@
       for (var w = 0; w < words.length; w++) { if (e.hay.indexOf(words[w]) < 0) { return false; } }
       return true;
     });
-    shown.sort(compare);
     renderList();
   }
 
@@ -149,6 +153,7 @@
       if (state.sort === c.key) { b.setAttribute('aria-sort', state.dir > 0 ? 'ascending' : 'descending'); }
       b.addEventListener('click', function () {
         if (state.sort === c.key) { state.dir = -state.dir; } else { state.sort = c.key; state.dir = 1; }
+        sorted = null;
         renderHead();
         refresh();
       });
