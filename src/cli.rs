@@ -87,6 +87,11 @@ pub(crate) enum Command {
     ///
     /// Example: autoexpose list --format csv > exposures.csv
     List(ListArgs),
+    /// Write the exposures, their health, details and lineage as one self-contained HTML page
+    /// (no network: scripts, styles and data inline), for a CI artifact or a file share.
+    ///
+    /// Example: autoexpose report --out public/exposures.html
+    Report(ReportArgs),
     /// Parse a manifest.json into the fields autoexpose uses, and nothing else: the floor that
     /// `just bench` compares a whole run with.
     #[command(hide = true)]
@@ -133,6 +138,16 @@ impl From<ListFormat> for crate::list::Format {
             ListFormat::Csv => crate::list::Format::Csv,
         }
     }
+}
+
+#[derive(ClapArgs, Debug, Clone)]
+pub(crate) struct ReportArgs {
+    #[command(flatten)]
+    pub(crate) stage: StageArgs,
+
+    /// Where to write the page; default: autoexpose-report.html beside the database.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) out: Option<PathBuf>,
 }
 
 #[derive(ClapArgs, Debug, Clone)]
@@ -201,6 +216,7 @@ impl Args {
             Command::Run(a) => &a.refresh.stage,
             Command::Refresh(a) => &a.stage,
             Command::List(a) => &a.stage,
+            Command::Report(a) => &a.stage,
             Command::ParseManifest { .. } => return None,
         })
     }

@@ -35,6 +35,7 @@ mod pipeline;
 #[cfg(test)]
 mod proptests;
 mod refresh;
+mod report;
 mod rows;
 mod run;
 mod seam;

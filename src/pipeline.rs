@@ -91,6 +91,9 @@ pub fn run(args: &Args) -> Result<Outcome> {
     let _lock = crate::lock::acquire(&config.database)?;
     // The session locks the stages take (`lock::acquire_session`) go when this returns, too.
     let _session_locks = crate::lock::SessionLocks;
+    if let Command::Report(r) = &args.command {
+        return report(&config, r.out.as_deref()).map_err(|e| db::name_busy(e, &config.database));
+    }
     stages(args, &config, &mode).map_err(|e| db::name_busy(e, &config.database))
 }
 
@@ -126,6 +129,7 @@ fn stages(args: &Args, config: &Config, mode: &HttpMode) -> Result<Outcome> {
         }
         Command::ParseManifest { .. } => unreachable!("handled above: it has no config"),
         Command::List(_) => unreachable!("handled above: it reads only"),
+        Command::Report(_) => unreachable!("handled in `run`: it runs no stage"),
     };
     let refreshes = opts.refresh.is_some();
     let driven = crate::run::drive(&mut conn, config, mode, steps, &opts, |conn, summary, incomplete| {
@@ -137,6 +141,15 @@ fn stages(args: &Args, config: &Config, mode: &HttpMode) -> Result<Outcome> {
         Ok(())
     })?;
     Ok(Outcome { incomplete: driven.incomplete, refresh_failed: driven.refresh_failed, _rows: driven.rows })
+}
+
+/// `report`: reads the database, writes the page; no stage runs, no row is written.
+fn report(config: &Config, out: Option<&std::path::Path>) -> Result<Outcome> {
+    let conn = db::open(&config.database)?;
+    let path = crate::report::default_path(&config.database, out);
+    let written = crate::report::write(&conn, &path)?;
+    crate::outln!("Report: {} ({} exposures, {} bytes)", written.path.display(), written.exposures, written.bytes);
+    Ok(Outcome { incomplete: false, refresh_failed: false, _rows: None })
 }
 
 fn refresh_settings(config: &Config) -> Result<crate::config::ActiveExposures> {

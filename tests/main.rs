@@ -20,6 +20,8 @@
 //! - `secrets_hostile`: hostile PAT names and secrets, echoed by the server, found in no output.
 //! - `shared_rows`: extract replaces its own sites' warnings and responses, no other integration's.
 //! - `stored_tags`: an unknown tag read back stops the stage, naming the table, column and value.
+//! - `report_browser`: `autoexpose report` in headless Chromium over WebDriver (installed by
+//!   scripts/chromium.sh when missing): list, search, filter, detail, lineage, hostile names.
 //! - `shared_tables`: patterns of real dbt projects (a source over a seed's table, tables
 //!   without a schema, old manifests).
 
@@ -41,6 +43,7 @@ mod powerbi;
 mod powerbi_refresh;
 mod refresh;
 mod refresh_journal;
+mod report_browser;
 mod secrets_hostile;
 mod shared_rows;
 mod shared_tables;
