@@ -47,6 +47,18 @@ pub(crate) fn run(db: &Path, format: Format) -> Result<()> {
 
 /// Every exposure with its health, from one consistent state of `db`.
 pub(crate) fn read(db: &Path) -> Result<Vec<ExposureView>> {
+    read_with(db, |tx| {
+        let mut exposures = view::load(tx).with_context(|| format!("database {}: reading the exposures", db.display()))?;
+        crate::health::assess(tx, &mut exposures).with_context(|| format!("database {}: judging health", db.display()))?;
+        Ok(exposures)
+    })
+}
+
+/// Runs `f` on one consistent state of `db` after emit has run, without the database's lock
+/// and without writing a row (`list` and `report` read while a nightly run may be writing):
+/// a read-only connection in one read transaction. An older schema is migrated first, as
+/// any command would, under the lock.
+pub(crate) fn read_with<T>(db: &Path, f: impl FnOnce(&rusqlite::Transaction) -> Result<T>) -> Result<T> {
     if !db.exists() {
         anyhow::bail!("database {} does not exist: run `autoexpose run` (or extract … emit) first, or point --db at the SQLite file", db.display());
     }
@@ -54,17 +66,16 @@ pub(crate) fn read(db: &Path) -> Result<Vec<ExposureView>> {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .with_context(|| format!("database {}: cannot use it as autoexpose's SQLite file; check --db or `database:` in the config", db.display()))?;
     if version < crate::db::MIGRATIONS.len() {
-        // An older schema lacks columns the list reads: migrate it, as any command would.
+        // An older schema lacks columns the readers read: migrate it, as any command would.
         let _lock = crate::lock::acquire(db)?;
         crate::db::open(db)?;
     }
     let mut conn = open_read_only(db)?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
     crate::db::require_stage(&tx, "emit", db)?;
-    let mut exposures = view::load(&tx).with_context(|| format!("database {}: reading the exposures", db.display()))?;
-    crate::health::assess(&tx, &mut exposures).with_context(|| format!("database {}: judging health", db.display()))?;
+    let out = f(&tx)?;
     tx.commit()?;
-    Ok(exposures)
+    Ok(out)
 }
 
 fn open_read_only(db: &Path) -> Result<Connection> {

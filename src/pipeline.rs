@@ -79,6 +79,10 @@ pub fn run(args: &Args) -> Result<Outcome> {
         crate::list::run(&config.database, l.format.into())?;
         return Ok(Outcome { incomplete: false, refresh_failed: false, _rows: None });
     }
+    if let Command::Report(r) = &args.command {
+        // Read-only, like `list`: a report during a nightly run shows the last committed state.
+        return report(&config, r.out.as_deref());
+    }
     let mode = if let Some(dir) = &args.record {
         HttpMode::Record(dir.clone())
     } else if let Some(dir) = args.replay.clone().or_else(|| config.replay.clone()) {
@@ -91,9 +95,6 @@ pub fn run(args: &Args) -> Result<Outcome> {
     let _lock = crate::lock::acquire(&config.database)?;
     // The session locks the stages take (`lock::acquire_session`) go when this returns, too.
     let _session_locks = crate::lock::SessionLocks;
-    if let Command::Report(r) = &args.command {
-        return report(&config, r.out.as_deref()).map_err(|e| db::name_busy(e, &config.database));
-    }
     stages(args, &config, &mode).map_err(|e| db::name_busy(e, &config.database))
 }
 
@@ -143,11 +144,12 @@ fn stages(args: &Args, config: &Config, mode: &HttpMode) -> Result<Outcome> {
     Ok(Outcome { incomplete: driven.incomplete, refresh_failed: driven.refresh_failed, _rows: driven.rows })
 }
 
-/// `report`: reads the database, writes the page; no stage runs, no row is written.
+/// `report`: reads one consistent state of the database (after emit), writes the page; no
+/// stage runs, no row is written.
 fn report(config: &Config, out: Option<&std::path::Path>) -> Result<Outcome> {
-    let conn = db::open(&config.database)?;
     let path = crate::report::default_path(&config.database, out);
-    let written = crate::report::write(&conn, &path)?;
+    let page = crate::list::read_with(&config.database, |tx| crate::report::build(tx))?;
+    let written = crate::report::write(&page, &path)?;
     crate::outln!("Report: {} ({} exposures, {} bytes)", written.path.display(), written.exposures, written.bytes);
     Ok(Outcome { incomplete: false, refresh_failed: false, _rows: None })
 }

@@ -160,4 +160,9 @@ fn before_emit_or_without_a_database_list_says_what_to_run() {
     let err = stderr(&out);
     assert!(err.contains("`emit` has not run here yet; run `autoexpose emit` (or `autoexpose run`) first"), "{err}");
     assert!(out.stdout.is_empty());
+    // `report` reads the same way, and says the same.
+    let out = ws.run_with(&[], "report", &["--out", ws.path("r.html").to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("`emit` has not run here yet"), "{}", stderr(&out));
+    assert!(!ws.path("r.html").exists(), "report wrote a page before emit ran");
 }

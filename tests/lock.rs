@@ -56,6 +56,14 @@ fn a_second_process_is_refused_at_once_and_changes_nothing() {
         assert!(stderr(&out).contains(&want), "{stage}: stderr lacks {want:?}:\n{}", stderr(&out));
         assert_eq!(std::fs::read_to_string(lock_file(&ws)).unwrap(), content, "{stage} touched the holder's lock file");
     }
+    // The readers take no lock: `list` and `report` show the last committed state meanwhile.
+    let out = ws.run_with(&[], "list", &["--format", "json"], &[]);
+    assert_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"name\""), "{}", String::from_utf8_lossy(&out.stdout));
+    let page = ws.path("during.html");
+    assert_ok(&ws.run_with(&[], "report", &["--out", page.to_str().unwrap()], &[]));
+    assert!(std::fs::read_to_string(&page).unwrap().starts_with("<!DOCTYPE html>"));
+    assert_eq!(std::fs::read_to_string(lock_file(&ws)).unwrap(), content, "a reader touched the holder's lock file");
     assert_eq!(rows(&ws), before_rows, "a refused process wrote to the database");
     assert_eq!(ws.yaml_files(), before_yaml, "a refused process wrote YAML");
 

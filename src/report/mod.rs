@@ -46,12 +46,23 @@ pub(crate) fn default_path(db: &Path, out: Option<&Path>) -> PathBuf {
     out.map_or_else(|| crate::atomic::folder(db).join(DEFAULT_FILE), Path::to_path_buf)
 }
 
-/// Writes the report for the database `conn` to `path` (atomically).
-pub(crate) fn write(conn: &Connection, path: &Path) -> Result<Written> {
+/// The page for the database `conn`, and how many exposures it shows.
+pub(crate) fn build(conn: &Connection) -> Result<Page> {
     let views = views(conn)?;
-    let page = page(conn, &views)?;
-    crate::atomic::write(path, page.as_bytes()).with_context(|| format!("report {}: cannot write it", path.display()))?;
-    Ok(Written { path: path.to_path_buf(), exposures: views.len(), bytes: page.len() })
+    let html = page(conn, &views)?;
+    Ok(Page { html, exposures: views.len() })
+}
+
+/// A built page, not yet written.
+pub(crate) struct Page {
+    html: String,
+    exposures: usize,
+}
+
+/// Writes `page` to `path` (atomically).
+pub(crate) fn write(page: &Page, path: &Path) -> Result<Written> {
+    crate::atomic::write(path, page.html.as_bytes()).with_context(|| format!("report {}: cannot write it", path.display()))?;
+    Ok(Written { path: path.to_path_buf(), exposures: page.exposures, bytes: page.html.len() })
 }
 
 /// The exposures as the page shows them, health included.
