@@ -138,8 +138,8 @@ fn same_database_same_bytes() {
     let conn = small_db(dir.path());
     let a = dir.path().join("a.html");
     let b = dir.path().join("b.html");
-    let wa = write(&conn, &a).unwrap();
-    write(&conn, &b).unwrap();
+    let wa = write(&build(&conn).unwrap(), &a).unwrap();
+    write(&build(&conn).unwrap(), &b).unwrap();
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     assert_eq!(wa.exposures, 3);
     assert_eq!(wa.bytes as u64, std::fs::metadata(&a).unwrap().len());
