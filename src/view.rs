@@ -164,9 +164,12 @@ pub(crate) fn load(conn: &Connection) -> Result<Vec<ExposureView>> {
                 a.owner_name, a.owner_email, a.url, e.status, e.file, e.body, a.asset_id
          FROM exposures e
          LEFT JOIN bi_instances i ON i.integration = e.integration
-         LEFT JOIN bi_assets a ON a.integration = e.integration AND a.asset_ref = e.asset_ref
+         LEFT JOIN bi_assets a INDEXED BY bi_assets_by_ref ON a.integration = e.integration AND a.asset_ref = e.asset_ref
          ORDER BY e.integration, e.name",
     )?;
+    // INDEXED BY: without statistics SQLite prefers bi_assets' primary key, which covers every
+    // column but is keyed by asset_id, so each exposure scanned all of its integration's assets
+    // (87 s for L's 20,000 exposures; 0.03 s through the index of migration 0016).
     let rows = stmt.query_map([], |r| {
         Ok((
             ExposureView {
