@@ -35,10 +35,10 @@ const NAMES_SHOWN: usize = 5;
 /// Fills `health` of every exposure from the database's run results, graph, instances and
 /// (already loaded) refresh events.
 pub(crate) fn assess(conn: &Connection, exposures: &mut [ExposureView]) -> Result<()> {
+    use rayon::prelude::*;
     let facts = Facts::load(conn)?;
-    for e in exposures.iter_mut() {
-        e.health = facts.judge(e);
-    }
+    let dense = Dense::of(&facts);
+    exposures.par_iter_mut().for_each(|e| e.health = facts.judge_with(&dense, e));
     Ok(())
 }
 
@@ -87,25 +87,40 @@ impl Facts {
         Ok(Facts { run, graph: crate::view::load_graph(conn)?, complete })
     }
 
-    /// Every node upstream of `e`: its dependencies and, transitively, their parents.
-    fn upstream(&self, e: &ExposureView) -> BTreeSet<String> {
-        let mut seen = BTreeSet::new();
-        let mut todo: Vec<&str> = e.dependencies.iter().map(|d| d.unique_id.as_str()).collect();
-        while let Some(id) = todo.pop() {
-            if !seen.insert(id.to_string()) {
-                continue;
-            }
-            if let Some(n) = self.graph.get(id) {
-                todo.extend(n.parents.iter().map(String::as_str).filter(|p| !seen.contains(*p)));
+    /// Every node upstream of `e`: its dependencies and, transitively, their parents — as
+    /// positions in `dense`, and the dependencies the graph does not hold, by unique_id.
+    fn upstream<'a>(&self, dense: &Dense<'a>, e: &'a ExposureView) -> Upstream<'a> {
+        let mut seen = vec![false; dense.keys.len()];
+        let mut up = Upstream::default();
+        let mut todo: Vec<u32> = Vec::new();
+        for d in &e.dependencies {
+            match dense.pos.get(d.unique_id.as_str()) {
+                Some(&i) => todo.push(i),
+                None => {
+                    up.outside.insert(d.unique_id.as_str());
+                }
             }
         }
-        seen
+        while let Some(i) = todo.pop() {
+            if std::mem::replace(&mut seen[i as usize], true) {
+                continue;
+            }
+            up.nodes.push(i);
+            todo.extend(dense.parents[i as usize].iter().copied().filter(|p| !seen[*p as usize]));
+        }
+        up
     }
 
+    #[cfg(test)]
     pub(crate) fn judge(&self, e: &ExposureView) -> Health {
+        self.judge_with(&Dense::of(self), e)
+    }
+
+    /// `e`'s health; `dense` is `Dense::of(self)`, built once for every exposure.
+    pub(crate) fn judge_with(&self, dense: &Dense<'_>, e: &ExposureView) -> Health {
         let mut found: Vec<(HealthLevel, String)> = Vec::new();
-        let upstream = self.upstream(e);
-        found.extend(self.run_findings(&upstream));
+        let upstream = self.upstream(dense, e);
+        found.extend(self.run_findings(dense, &upstream));
         if self.complete.get(&e.integration) == Some(&false) {
             found.push((
                 HealthLevel::Caution,
@@ -129,7 +144,7 @@ impl Facts {
     }
 
     /// What the last dbt run says of the nodes upstream and the tests on them.
-    fn run_findings(&self, upstream: &BTreeSet<String>) -> Vec<(HealthLevel, String)> {
+    fn run_findings(&self, dense: &Dense<'_>, upstream: &Upstream<'_>) -> Vec<(HealthLevel, String)> {
         let Some(run) = &self.run else {
             return vec![(
                 HealthLevel::Unknown,
@@ -149,17 +164,23 @@ impl Facts {
         let mut groups: BTreeMap<(u8, &str, &str), BTreeSet<String>> = BTreeMap::new();
         let mut processed = 0usize;
         let mut tests_run = 0usize;
-        let mut tests: BTreeSet<&str> = BTreeSet::new();
-        for id in upstream {
-            let node = self.graph.get(id);
-            if let Some(n) = node {
-                tests.extend(n.tests.iter().map(String::as_str));
+        let mut test_seen = vec![false; dense.tests.len()];
+        let mut tests: Vec<u32> = Vec::new();
+        let in_graph = upstream.nodes.iter().map(|&i| (dense.keys[i as usize], Some(dense.nodes[i as usize]), dense.status[i as usize]));
+        let outside = upstream.outside.iter().map(|&id| (id, None, run.status.get(id).map(String::as_str)));
+        for (id, node, status) in in_graph.chain(outside) {
+            if node.is_some() {
+                for &t in &dense.node_tests[dense.pos[id] as usize] {
+                    if !std::mem::replace(&mut test_seen[t as usize], true) {
+                        tests.push(t);
+                    }
+                }
             }
-            let Some(status) = run.status.get(id) else { continue };
+            let Some(status) = status else { continue };
             processed += 1;
             let kind = node.map_or_else(|| id.split('.').next().unwrap_or("node"), |n| n.resource_type.as_str());
             let is_source = kind == "source";
-            let what = match status.as_str() {
+            let what = match status {
                 "error" | "runtime error" if is_source => Some((0, "failed its freshness check")),
                 "error" | "runtime error" | "fail" => Some((0, "failed to build")),
                 "warn" if is_source => Some((1, "warned on its freshness check")),
@@ -172,10 +193,11 @@ impl Facts {
                 groups.entry((order, what, kind_key(kind))).or_default().insert(display_name(id, node));
             }
         }
-        for t in &tests {
-            let Some(status) = run.status.get(*t) else { continue };
+        for &t in &tests {
+            let (t, status) = dense.tests[t as usize];
+            let Some(status) = status else { continue };
             tests_run += 1;
-            let what = match status.as_str() {
+            let what = match status {
                 "fail" | "error" | "runtime error" => Some((0, "failed")),
                 "warn" => Some((1, "warned")),
                 "skipped" => Some((1, "was skipped")),
@@ -216,6 +238,67 @@ impl Facts {
                 (level, format!("{subject} {verb} in {invocation}: {}.", listed(&names)))
             })
             .collect()
+    }
+}
+
+/// The graph and the run's statuses by position rather than by unique_id, built once per
+/// `assess`: at L (20,000 exposures, each with thousands of upstream nodes) the walk by
+/// string lookups took 30 s of a 34 s `report`.
+pub(crate) struct Dense<'a> {
+    keys: Vec<&'a str>,
+    nodes: Vec<&'a GraphNode>,
+    pos: std::collections::HashMap<&'a str, u32>,
+    parents: Vec<Vec<u32>>,
+    /// The last run's status of each node.
+    status: Vec<Option<&'a str>>,
+    /// Each node's tests, as positions in `tests`.
+    node_tests: Vec<Vec<u32>>,
+    /// Every test some node has, with its status in the last run.
+    tests: Vec<(&'a str, Option<&'a str>)>,
+}
+
+impl<'a> Dense<'a> {
+    pub(crate) fn of(facts: &'a Facts) -> Dense<'a> {
+        let status_of = |id: &str| facts.run.as_ref().and_then(|r| r.status.get(id)).map(String::as_str);
+        let keys: Vec<&str> = facts.graph.keys().map(String::as_str).collect();
+        let nodes: Vec<&GraphNode> = facts.graph.values().collect();
+        let pos: std::collections::HashMap<&str, u32> = keys.iter().enumerate().map(|(i, k)| (*k, i as u32)).collect();
+        let parents = nodes.iter().map(|n| n.parents.iter().filter_map(|p| pos.get(p.as_str()).copied()).collect()).collect();
+        let mut test_pos: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+        let mut tests: Vec<(&str, Option<&str>)> = Vec::new();
+        let node_tests = nodes
+            .iter()
+            .map(|n| {
+                n.tests
+                    .iter()
+                    .map(|t| {
+                        *test_pos.entry(t.as_str()).or_insert_with(|| {
+                            tests.push((t.as_str(), status_of(t)));
+                            (tests.len() - 1) as u32
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        let status = keys.iter().map(|k| status_of(k)).collect();
+        Dense { keys, nodes, pos, parents, status, node_tests, tests }
+    }
+}
+
+/// The nodes upstream of one exposure (see `Facts::upstream`).
+#[derive(Default)]
+struct Upstream<'a> {
+    nodes: Vec<u32>,
+    outside: BTreeSet<&'a str>,
+}
+
+impl Upstream<'_> {
+    fn len(&self) -> usize {
+        self.nodes.len() + self.outside.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
