@@ -107,6 +107,7 @@ impl Facts {
             }
             up.nodes.push(i);
             todo.extend(dense.parents[i as usize].iter().copied().filter(|p| !seen[*p as usize]));
+            up.outside.extend(dense.foreign_parents[i as usize].iter().copied());
         }
         up
     }
@@ -166,11 +167,12 @@ impl Facts {
         let mut tests_run = 0usize;
         let mut test_seen = vec![false; dense.tests.len()];
         let mut tests: Vec<u32> = Vec::new();
-        let in_graph = upstream.nodes.iter().map(|&i| (dense.keys[i as usize], Some(dense.nodes[i as usize]), dense.status[i as usize]));
+        let in_graph = upstream.nodes.iter().map(|&i| (dense.keys[i as usize], Some(i as usize), dense.status[i as usize]));
         let outside = upstream.outside.iter().map(|&id| (id, None, run.status.get(id).map(String::as_str)));
-        for (id, node, status) in in_graph.chain(outside) {
-            if node.is_some() {
-                for &t in &dense.node_tests[dense.pos[id] as usize] {
+        for (id, at, status) in in_graph.chain(outside) {
+            let node = at.map(|i| dense.nodes[i]);
+            if let Some(i) = at {
+                for &t in &dense.node_tests[i] {
                     if !std::mem::replace(&mut test_seen[t as usize], true) {
                         tests.push(t);
                     }
@@ -249,6 +251,9 @@ pub(crate) struct Dense<'a> {
     nodes: Vec<&'a GraphNode>,
     pos: std::collections::HashMap<&'a str, u32>,
     parents: Vec<Vec<u32>>,
+    /// Each node's parents that are not nodes of the graph, by unique_id (the walk counts
+    /// them as `outside`, as it does dependencies the graph does not hold).
+    foreign_parents: Vec<Vec<&'a str>>,
     /// The last run's status of each node.
     status: Vec<Option<&'a str>>,
     /// Each node's tests, as positions in `tests`.
@@ -264,6 +269,10 @@ impl<'a> Dense<'a> {
         let nodes: Vec<&GraphNode> = facts.graph.values().collect();
         let pos: std::collections::HashMap<&str, u32> = keys.iter().enumerate().map(|(i, k)| (*k, i as u32)).collect();
         let parents = nodes.iter().map(|n| n.parents.iter().filter_map(|p| pos.get(p.as_str()).copied()).collect()).collect();
+        let foreign_parents = nodes
+            .iter()
+            .map(|n| n.parents.iter().map(String::as_str).filter(|p| !pos.contains_key(p)).collect())
+            .collect();
         let mut test_pos: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
         let mut tests: Vec<(&str, Option<&str>)> = Vec::new();
         let node_tests = nodes
@@ -281,7 +290,7 @@ impl<'a> Dense<'a> {
             })
             .collect();
         let status = keys.iter().map(|k| status_of(k)).collect();
-        Dense { keys, nodes, pos, parents, status, node_tests, tests }
+        Dense { keys, nodes, pos, parents, foreign_parents, status, node_tests, tests }
     }
 }
 

@@ -47,11 +47,14 @@ pub(crate) fn run(db: &Path, format: Format) -> Result<()> {
 
 /// Every exposure with its health, from one consistent state of `db`.
 pub(crate) fn read(db: &Path) -> Result<Vec<ExposureView>> {
-    read_with(db, |tx| {
-        let mut exposures = view::load(tx).with_context(|| format!("database {}: reading the exposures", db.display()))?;
-        crate::health::assess(tx, &mut exposures).with_context(|| format!("database {}: judging health", db.display()))?;
-        Ok(exposures)
-    })
+    read_with(db, |tx| judged(tx).with_context(|| format!("database {}: reading the exposures and judging their health", db.display())))
+}
+
+/// Every exposure, health included: what `list` prints and the report shows.
+pub(crate) fn judged(conn: &Connection) -> Result<Vec<ExposureView>> {
+    let mut exposures = view::load(conn).context("reading the exposures")?;
+    crate::health::assess(conn, &mut exposures).context("judging health")?;
+    Ok(exposures)
 }
 
 /// Runs `f` on one consistent state of `db` after emit has run, without the database's lock

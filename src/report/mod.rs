@@ -48,7 +48,7 @@ pub(crate) fn default_path(db: &Path, out: Option<&Path>) -> PathBuf {
 
 /// The page for the database `conn`, and how many exposures it shows.
 pub(crate) fn build(conn: &Connection) -> Result<Page> {
-    let views = views(conn)?;
+    let views = crate::list::judged(conn)?;
     let html = page(conn, &views)?;
     Ok(Page { html, exposures: views.len() })
 }
@@ -63,13 +63,6 @@ pub(crate) struct Page {
 pub(crate) fn write(page: &Page, path: &Path) -> Result<Written> {
     crate::atomic::write(path, page.html.as_bytes()).with_context(|| format!("report {}: cannot write it", path.display()))?;
     Ok(Written { path: path.to_path_buf(), exposures: page.exposures, bytes: page.html.len() })
-}
-
-/// The exposures as the page shows them, health included.
-fn views(conn: &Connection) -> Result<Vec<ExposureView>> {
-    let mut views = view::load(conn)?;
-    crate::health::assess(conn, &mut views)?;
-    Ok(views)
 }
 
 /// The whole page for these views.

@@ -53,7 +53,7 @@ fn sql_text(s: &str) -> String {
 }
 
 fn page_of(conn: &Connection) -> String {
-    let views = views(conn).unwrap();
+    let views = crate::list::judged(conn).unwrap();
     page(conn, &views).unwrap()
 }
 
