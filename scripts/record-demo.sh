@@ -51,5 +51,12 @@ rm -rf "$out"
 # The fixtures' own invented credentials; recordings keep none of them.
 TABLEAU_TOKEN_NAME=autoexpose-demo TABLEAU_TOKEN_SECRET=demo-pat-secret \
 POWERBI_CLIENT_ID=de300000-0000-4000-8000-0000000c11e7 POWERBI_CLIENT_SECRET=demo-powerbi-client-secret \
-  "$bin" --record "$out" extract --config "$work/autoexpose.yml"
+  "$bin" --record "$out" extract --full --config "$work/autoexpose.yml"
+# And a rerun on the same database, incremental: the Tableau listings it sends (nothing
+# changed, so nothing else) join the first run's, so the demo replays a second time too.
+# Only Tableau's: Power BI scans in full again, under a new scan id.
+TABLEAU_TOKEN_NAME=autoexpose-demo TABLEAU_TOKEN_SECRET=demo-pat-secret \
+POWERBI_CLIENT_ID=de300000-0000-4000-8000-0000000c11e7 POWERBI_CLIENT_SECRET=demo-powerbi-client-secret \
+  "$bin" --record "$work/rerun" extract --config "$work/autoexpose.yml"
+cp -n "$work"/rerun/demo/*.json "$out/demo/"
 echo "recorded $(find "$out" -name '*.json' | wc -l) exchanges into $out"

@@ -52,7 +52,7 @@ pub(crate) enum Command {
     /// Read manifest.json and every configured Tableau site and Power BI tenant into the SQLite file.
     ///
     /// Example: autoexpose extract --config autoexpose.yml
-    Extract(StageArgs),
+    Extract(ExtractArgs),
     /// Derive one comparable database.schema.identifier key per relation, on both sides.
     ///
     /// Example: autoexpose normalize --db autoexpose.db
@@ -151,9 +151,36 @@ pub(crate) struct ReportArgs {
 }
 
 #[derive(ClapArgs, Debug, Clone)]
+pub(crate) struct ExtractArgs {
+    #[command(flatten)]
+    pub(crate) stage: StageArgs,
+
+    #[command(flatten)]
+    pub(crate) sync: SyncArgs,
+
+    /// The moment the days since the last full sync are counted to (RFC 3339); default: the
+    /// system clock.
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) now: Option<String>,
+}
+
+/// How extract reads the BI tools: incrementally (only what changed since the last
+/// extraction) when it can, see `full_sync_every_days`.
+#[derive(ClapArgs, Debug, Clone)]
+pub(crate) struct SyncArgs {
+    /// Fetch every workbook and query again instead of reusing what the last extraction
+    /// fetched and has not changed since (table sync_bases says which a run did, and why).
+    #[arg(long)]
+    pub(crate) full: bool,
+}
+
+#[derive(ClapArgs, Debug, Clone)]
 pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) refresh: RefreshArgs,
+
+    #[command(flatten)]
+    pub(crate) sync: SyncArgs,
 
     /// Emit even if the inputs look empty while the last emit had exposures; see `emit`.
     #[arg(long)]
@@ -207,11 +234,19 @@ impl Args {
         }
     }
 
+    /// `--full` and the clock extract counts days on, for the commands that extract.
+    pub(crate) fn sync_args(&self) -> Option<(bool, Option<&str>)> {
+        match &self.command {
+            Command::Extract(a) => Some((a.sync.full, a.now.as_deref())),
+            Command::Run(a) => Some((a.sync.full, a.refresh.now.as_deref())),
+            _ => None,
+        }
+    }
+
     pub(crate) fn stage_args(&self) -> Option<&StageArgs> {
         Some(match &self.command {
-            Command::Extract(a)
-            | Command::Normalize(a)
-            | Command::Match(a) => a,
+            Command::Extract(a) => &a.stage,
+            Command::Normalize(a) | Command::Match(a) => a,
             Command::Emit(a) => &a.stage,
             Command::Run(a) => &a.refresh.stage,
             Command::Refresh(a) => &a.stage,

@@ -15,6 +15,14 @@ impl Instant {
         )
     }
 
+    /// `--now`'s time, or the system clock without it.
+    pub(crate) fn from_arg(text: Option<&str>) -> anyhow::Result<Instant> {
+        match text {
+            Some(text) => Instant::parse(text).ok_or_else(|| anyhow::anyhow!("--now {text:?}: give an RFC 3339 time such as 2026-11-25T02:00:00Z")),
+            None => Ok(Instant::system()),
+        }
+    }
+
     /// `YYYY-MM-DDTHH:MM:SSZ`.
     pub(crate) fn rfc3339(self) -> String {
         let days = self.0.div_euclid(86_400);

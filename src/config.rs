@@ -36,6 +36,24 @@ struct RawConfig {
     replay: Option<PathBuf>,
     #[serde(default)]
     active_exposures: ActiveExposures,
+    /// A full sync at least this often, in days (0: every extract is a full sync); see `sync`.
+    #[serde(default = "default_full_sync_every_days")]
+    full_sync_every_days: u32,
+}
+
+fn default_full_sync_every_days() -> u32 {
+    7
+}
+
+/// How extract decides between a full and an incremental sync (`crate::sync`): the config's
+/// `full_sync_every_days`, and what the command line adds (`--full`, `--now`).
+#[derive(Debug, Clone)]
+pub(crate) struct SyncSettings {
+    pub(crate) full_sync_every_days: u32,
+    /// `--full`: read every asset again, whatever the last extraction left.
+    pub(crate) force_full: bool,
+    /// The clock the "days since the last full sync" are counted on.
+    pub(crate) now: crate::clock::Instant,
 }
 
 /// `active_exposures:` — refresh BI extracts after a dbt build. The env vars
@@ -312,6 +330,7 @@ pub(crate) struct Config {
     pub(crate) include_unmatched: bool,
     pub(crate) replay: Option<PathBuf>,
     pub(crate) active_exposures: ActiveExposures,
+    pub(crate) sync: SyncSettings,
 }
 
 impl Config {
@@ -408,6 +427,7 @@ impl Config {
             include_unmatched: raw.exposures.include_unmatched,
             replay: raw.replay.as_deref().map(&abs),
             active_exposures: raw.active_exposures,
+            sync: SyncSettings { full_sync_every_days: raw.full_sync_every_days, force_full: false, now: crate::clock::Instant::system() },
         })
     }
 }

@@ -162,6 +162,7 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, read: &Read, x: &Ext
         source.store(&tx)?;
     }
     rows::replace_bi_rows(&tx, x)?;
+    integrations::forget_removed(&tx)?;
     // The big tables' counts are known (their rows are unique in memory and every stage
     // replaces its tables whole); counting them again would scan them.
     report.row_counts = count_rows(&tx, &["dbt_exposures", "dbt_run_results", "extract_warnings"])?;

@@ -34,7 +34,7 @@ impl Tool {
 pub(crate) fn sources<'c>(config: &'c Config, mode: &HttpMode) -> Result<Vec<Box<dyn Source + 'c>>> {
     let mut out: Vec<Box<dyn Source + 'c>> = Vec::new();
     for site in &config.tableau {
-        out.push(Box::new(crate::tableau::connect_source(site, mode)?));
+        out.push(Box::new(crate::tableau::connect_source(site, config, mode)?));
     }
     for inv in &config.inventory {
         out.push(Box::new(crate::inventory::source(inv)));
@@ -52,6 +52,13 @@ pub(crate) fn clear_raw(tx: &Transaction) -> Result<()> {
     crate::tableau::store::clear(tx)?;
     crate::inventory::clear(tx)?;
     crate::powerbi::store::clear(tx)
+}
+
+/// After every integration stored its rows: deletes what the next extraction of an
+/// integration no longer in the config would have built on.
+pub(crate) fn forget_removed(tx: &Transaction) -> Result<()> {
+    crate::sync::forget_removed(tx)?;
+    crate::tableau::sync::forget_removed(tx)
 }
 
 /// `database_aliases` and `default_schemas` of an integration.

@@ -39,6 +39,7 @@ mod report;
 mod rows;
 mod run;
 mod seam;
+mod sync;
 mod view;
 mod yaml;
 mod run_results;

@@ -74,6 +74,10 @@ pub fn run(args: &Args) -> Result<Outcome> {
     if let Some(db) = &stage_args.db {
         config.database = db.clone();
     }
+    if let Some((full, now)) = args.sync_args() {
+        config.sync.force_full = full;
+        config.sync.now = crate::clock::Instant::from_arg(now)?;
+    }
     if let Command::List(l) = &args.command {
         // Read-only: no lock, no recovery of a stopped emit, no `runs` row (see `list`).
         crate::list::run(&config.database, l.format.into())?;

@@ -227,11 +227,7 @@ fn one_state<T>(conn: &Connection, load: impl FnOnce() -> Result<T>) -> Result<T
 
 /// Runs stage refresh; whether some target failed.
 fn refresh(conn: &mut Connection, config: &Config, mode: &HttpMode, (args, settings): &(&RefreshArgs, ActiveExposures)) -> Result<bool> {
-    let now = match &args.now {
-        Some(text) => crate::clock::Instant::parse(text)
-            .ok_or_else(|| anyhow!("--now {text:?}: give an RFC 3339 time such as 2026-11-25T02:00:00Z"))?,
-        None => crate::clock::Instant::system(),
-    };
+    let now = crate::clock::Instant::from_arg(args.now.as_deref())?;
     let opts = crate::refresh::Options {
         now,
         dry_run: args.dry_run,

@@ -158,7 +158,9 @@ fn changed_fixture(dir: &Path) -> PathBuf {
             w["projectName"] = json!("Support");
         }
         if w["name"] == "Pipeline" {
+            // Renamed: Tableau stamps the change (the incremental sync fetches it again).
             w["name"] = json!("Pipeline v2");
+            w["updatedAt"] = json!("2026-11-30T09:00:00Z");
         }
     }
     let p = dir.join("changed.site.json");

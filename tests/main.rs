@@ -22,6 +22,8 @@
 //! - `stored_tags`: an unknown tag read back stops the stage, naming the table, column and value.
 //! - `report_browser`: `autoexpose report` in headless Chromium over WebDriver (installed by
 //!   scripts/chromium.sh when missing): list, search, filter, detail, lineage, hostile names.
+//! - `incremental`: a nightly rerun after changes fetches only them and writes what a full run
+//!   writes; `sync_state` says why.
 //! - `shared_tables`: patterns of real dbt projects (a source over a seed's table, tables
 //!   without a schema, old manifests).
 
@@ -33,6 +35,7 @@ mod bounds;
 mod contract;
 mod e2e;
 mod emit_atomic;
+mod incremental;
 mod inventory;
 mod library;
 mod list;

@@ -38,8 +38,9 @@ fn extract_replaces_only_its_own_sites_warnings_and_responses() {
         .unwrap();
     drop(conn);
 
-    // Both Tableau sites extracted again: their rows replaced (not doubled), the other kept.
-    assert_ok(&ws.run(&[], "extract", &ENV));
+    // Both Tableau sites extracted again, in full (an incremental rerun sends fewer requests):
+    // their rows replaced (not doubled), the other kept.
+    assert_ok(&ws.run_with(&[], "extract", &["--full"], &ENV));
     assert_eq!(counts(&ws, "demo"), demo_first);
     assert_eq!(counts(&ws, "mini"), mini_first);
     assert_eq!(counts(&ws, "inventory"), (1, 1));
@@ -49,7 +50,14 @@ fn extract_replaces_only_its_own_sites_warnings_and_responses() {
     let start = config.find("  - name: demo\n").unwrap();
     let end = config[start..].find("  - name: mini\n").unwrap() + start;
     std::fs::write(&ws.config, format!("{}{}", &config[..start], &config[end..])).unwrap();
-    assert_ok(&ws.run(&[], "extract", &ENV));
+    let sync_rows = |ws: &Workspace, i: &str| {
+        let conn = ws.conn();
+        ["sync_bases", "sync_state", "tableau_workbook_cache"].map(|t| count(&conn, &format!("SELECT count(*) FROM {t} WHERE integration = '{i}'")))
+    };
+    assert!(sync_rows(&ws, "demo").iter().all(|&n| n > 0), "{:?}", sync_rows(&ws, "demo"));
+    assert_ok(&ws.run_with(&[], "extract", &["--full"], &ENV));
+    // What the next extraction of it would have built on goes too.
+    assert_eq!(sync_rows(&ws, "demo"), [0, 0, 0]);
     assert_eq!(counts(&ws, "demo"), (0, 0));
     assert_eq!(count(&ws.conn(), "SELECT count(*) FROM tableau_sites WHERE integration = 'demo'"), 0);
     assert_eq!(counts(&ws, "mini"), mini_first);

@@ -86,7 +86,7 @@ pub(crate) enum TransportError {
     /// The body was longer than the site's `limits.max_response_mb`: not retried.
     #[error("{method} {url}: the response is larger than limits.max_response_mb ({limit_mb} MiB); raise it in the site's config if this answer is expected")]
     TooLarge { method: &'static str, url: String, limit_mb: u64 },
-    #[error("{method} {path}: no recording (key {key}) in {dir}; record it again with --record")]
+    #[error("{method} {path}: no recording (key {key}) in {dir}; record it again with --record (a recording of a first run replays an incremental one only if that run was recorded too: replay with --full)")]
     NoRecording { method: &'static str, path: String, key: String, dir: String },
     #[error("recording {path}: {message}")]
     Recording { path: String, message: String },

@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 
 use super::client::{Client, Project, RawResponse};
 use super::model::{Connection, CustomSql, GraphqlError, Workbook};
+use super::sync;
 use crate::config::TableauSite;
 use crate::log;
 
@@ -34,7 +35,9 @@ pub(crate) const WORKBOOKS_QUERY: &str = include_str!("workbooks.graphql");
 /// maximum page size is not documented; above it Tableau answers MAX_PAGE_SIZE_EXCEEDED and
 /// the page is fetched again at the maximum (see `paged`).
 const ID_PAGE_SIZE: u32 = 1000;
-pub(crate) const CUSTOM_SQL_QUERY: &str = include_str!("custom_sql.graphql");
+const CUSTOM_SQL_QUERY: &str = include_str!("custom_sql.graphql");
+const CUSTOM_SQL_IDS_QUERY: &str = include_str!("custom_sql_ids.graphql");
+pub(crate) const DATASOURCE_VERSIONS_QUERY: &str = include_str!("datasource_versions.graphql");
 
 #[derive(Debug, Clone)]
 pub(crate) struct Warning {
@@ -66,6 +69,8 @@ pub(crate) struct SiteExtract {
     pub(crate) complete: bool,
     /// Workbooks read but not imported, with the reason (`tableau_left_out_workbooks`).
     pub(crate) left_out: Vec<LeftOut>,
+    /// What this extraction leaves for the next one (`super::sync`).
+    pub(crate) sync: Option<sync::Outcome>,
 }
 
 /// A workbook the site holds that does not become an exposure, and why.
@@ -155,11 +160,24 @@ fn leave_out_personal_spaces(site: &TableauSite, projects: &[Project], workbooks
     left_out
 }
 
+/// Where a site's extraction finds what the last one left (`super::sync`), and the settings
+/// that decide whether it may build on it.
+#[derive(Clone, Copy)]
+pub(crate) struct SyncFrom<'a> {
+    pub(crate) db: &'a std::path::Path,
+    pub(crate) settings: &'a crate::config::SyncSettings,
+}
+
 /// Signs in, reads everything, and signs out (on errors too).
-pub(crate) fn extract_site(site: &TableauSite, client: &Client) -> Result<SiteExtract> {
+pub(crate) fn extract_site(site: &TableauSite, client: &Client, from: SyncFrom<'_>) -> Result<SiteExtract> {
+    let settings_hash = sync::settings_hash(site);
+    let decision = crate::sync::decide(from.db, &site.name, &settings_hash, from.settings)?;
+    // Read before anything is sent: a cache that cannot be read stops the run, not a request.
+    let base = if decision.incremental { Some(sync::load(from.db, &site.name)?) } else { None };
+    log::info(&format!("tableau {}: {} sync ({})", site.name, decision.mode(), decision.why));
     client.server_info()?;
     client.sign_in()?;
-    let result = read_site(site, client);
+    let result = read_site(site, client, base.as_ref(), decision, settings_hash);
     client.sign_out();
     let mut extract = result?;
     extract.server_url = client.server();
@@ -167,12 +185,7 @@ pub(crate) fn extract_site(site: &TableauSite, client: &Client) -> Result<SiteEx
     Ok(extract)
 }
 
-#[derive(serde::Deserialize, Debug)]
-pub(crate) struct IdNode {
-    id: String,
-}
-
-fn read_site(site: &TableauSite, client: &Client) -> Result<SiteExtract> {
+fn read_site(site: &TableauSite, client: &Client, base: Option<&sync::Base>, decision: crate::sync::Decision, settings_hash: String) -> Result<SiteExtract> {
     let mut warnings = Vec::new();
     let projects = client.projects()?;
     let selected = select_projects(&site.projects, &projects)
@@ -182,31 +195,53 @@ fn read_site(site: &TableauSite, client: &Client) -> Result<SiteExtract> {
 
     let id_query = workbook_ids_query(filter.is_some());
     let vars = workbook_ids_vars(filter.as_deref());
-    let (ids, workbooks_total, ids_complete) =
-        paged::<IdNode>(client, "WorkbookIds", &id_query, "workbooksConnection", &vars, ID_PAGE_SIZE, &mut warnings)?;
-    let ids: Vec<String> = ids.into_iter().map(|n| n.id).collect();
+    let (listed, workbooks_total, ids_complete) =
+        paged::<sync::Listed>(client, "WorkbookIds", &id_query, "workbooksConnection", &vars, ID_PAGE_SIZE, &mut warnings)?;
+    // Only a record of what the details were fetched from: a data source missing from these
+    // pages makes the workbooks that read it be fetched again, never reused.
+    let (versions, _, _) = paged::<sync::Version>(
+        client,
+        "DatasourceVersions",
+        DATASOURCE_VERSIONS_QUERY,
+        "publishedDatasourcesConnection",
+        &serde_json::Map::new(),
+        ID_PAGE_SIZE,
+        &mut warnings,
+    )?;
+    let versions: rustc_hash::FxHashMap<String, Option<String>> = versions.into_iter().map(|v| (v.id, v.updated_at)).collect();
+    let now = sync::Now { workbooks: &listed, datasources: &versions };
+    let (fetch_ids, reused, mut states) = sync::plan_workbooks(base, &now, &decision.why);
+    let fetching: BTreeSet<&str> = fetch_ids.iter().map(String::as_str).collect();
     // Custom SQL pages are read on their own thread while the workbook chunks are fetched; its
     // warnings are appended after the workbooks' so the order does not depend on timing. With
     // one request at a time (replay), they are read after the workbooks instead.
     let custom_sql = || {
         let mut w = Vec::new();
-        let r = paged::<CustomSql>(client, "CustomSql", CUSTOM_SQL_QUERY, "customSQLTablesConnection", &serde_json::Map::new(), site.page_size, &mut w);
+        let r = read_custom_sql(client, site, base, &fetching, &decision.why, &mut w);
         (r, w)
     };
     let (details, custom) = if client.concurrency(site.concurrency) == 1 {
-        let details = workbook_details(client, &ids, site, &mut warnings);
+        let details = workbook_details(client, &fetch_ids, site, &mut warnings);
         (details, Ok(custom_sql()))
     } else {
         std::thread::scope(|scope| {
             let custom = scope.spawn(custom_sql);
-            let details = workbook_details(client, &ids, site, &mut warnings);
+            let details = workbook_details(client, &fetch_ids, site, &mut warnings);
             (details, custom.join())
         })
     };
-    let (mut workbooks, wb_complete) = details?;
+    let (fetched, wb_complete) = details?;
     let (custom, custom_warnings) = custom.map_err(|_| anyhow::anyhow!("the custom SQL reader panicked"))?;
-    let (mut custom_sql, _, sql_complete) = custom?;
+    let (mut custom_sql, sql_complete, sql_states, sql_rows) = custom?;
     warnings.extend(custom_warnings);
+    states.extend(sql_states);
+    let by_id: rustc_hash::FxHashMap<&str, &sync::Listed> = listed.iter().map(|l| (l.id.as_str(), l)).collect();
+    let workbook_rows = fetched.iter().map(|w| sync::workbook_row(w, &by_id, &versions)).collect::<Result<Vec<_>>>()?;
+    let mut workbooks = reused;
+    workbooks.extend(fetched);
+    workbooks.sort_by(|a, b| a.id.cmp(&b.id));
+    custom_sql.sort_by(|a, b| a.id.cmp(&b.id));
+    let outcome = sync::Outcome { decision, settings_hash, states, workbooks: workbook_rows, custom_sql: sql_rows };
     let wb_complete = wb_complete && ids_complete;
     if let Some(f) = &filter {
         // Older servers ignore unknown filters; never trust the filter alone.
@@ -265,6 +300,7 @@ fn read_site(site: &TableauSite, client: &Client) -> Result<SiteExtract> {
         responses: Vec::new(),
         complete: wb_complete && sql_complete && redacted_complete,
         left_out,
+        sync: Some(outcome),
     })
 }
 
@@ -286,6 +322,58 @@ pub(crate) fn workbook_ids_vars(projects: Option<&[String]>) -> serde_json::Map<
         vars.insert("projectLuids".into(), json!(p));
     }
     vars
+}
+
+/// The custom SQL document: every query on the site, or (`by_id`) those in `$ids`
+/// (CustomSQLTable_Filter's `idWithin: [ID]`).
+pub(crate) fn custom_sql_query(by_id: bool) -> String {
+    let (var, filter) = if by_id { (", $ids: [ID]", ", filter: {idWithin: $ids}") } else { ("", "") };
+    CUSTOM_SQL_QUERY.replace("$IDS_VAR", var).replace("$IDS_FILTER", filter)
+}
+
+/// The custom SQL id listing (each query's id and the workbooks downstream of it).
+#[cfg(test)]
+pub(crate) fn custom_sql_ids_query() -> &'static str {
+    CUSTOM_SQL_IDS_QUERY
+}
+
+type CustomSqlRead = (Vec<CustomSql>, bool, Vec<crate::sync::State>, Vec<(String, String, String)>);
+
+/// The site's custom SQL: without a base every query, paged; with one, the id listing, then
+/// only the queries `sync::plan_custom_sql` says to fetch, by id, in chunks of `page_size`.
+fn read_custom_sql(
+    client: &Client,
+    site: &TableauSite,
+    base: Option<&sync::Base>,
+    fetching: &BTreeSet<&str>,
+    full_why: &str,
+    warnings: &mut Vec<Warning>,
+) -> Result<CustomSqlRead> {
+    let Some(base) = base else {
+        let (all, _, complete) = paged::<CustomSql>(client, "CustomSql", &custom_sql_query(false), "customSQLTablesConnection", &serde_json::Map::new(), site.page_size, warnings)?;
+        let states = all
+            .iter()
+            .map(|q| crate::sync::State { kind: "custom_sql", id: q.id.clone(), action: crate::sync::Action::Fetched, reason: format!("full sync: {full_why}") })
+            .collect();
+        let rows = all.iter().map(sync::custom_sql_row).collect::<Result<_>>()?;
+        return Ok((all, complete, states, rows));
+    };
+    let (listed, _, ids_complete) = paged::<sync::SqlListed>(client, "CustomSqlIds", CUSTOM_SQL_IDS_QUERY, "customSQLTablesConnection", &serde_json::Map::new(), ID_PAGE_SIZE, warnings)?;
+    let (fetch, mut all, states) = sync::plan_custom_sql(base, &listed, fetching);
+    let mut complete = ids_complete;
+    let mut rows = Vec::new();
+    let query = custom_sql_query(true);
+    for chunk in fetch.chunks(site.page_size.max(1) as usize) {
+        let mut vars = serde_json::Map::new();
+        vars.insert("ids".into(), json!(chunk));
+        let (nodes, _, c) = paged::<CustomSql>(client, "CustomSql", &query, "customSQLTablesConnection", &vars, site.page_size, warnings)?;
+        complete &= c;
+        for q in &nodes {
+            rows.push(sync::custom_sql_row(q)?);
+        }
+        all.extend(nodes);
+    }
+    Ok((all, complete, states, rows))
 }
 
 /// Variables of one details chunk besides paging: its workbook ids (`$ids: [ID]`).
@@ -601,7 +689,17 @@ pub(crate) struct GraphqlResponse<T> {
 pub(crate) trait HasId {
     fn id(&self) -> &str;
 }
-impl HasId for IdNode {
+impl HasId for sync::Listed {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+impl HasId for sync::Version {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+impl HasId for sync::SqlListed {
     fn id(&self) -> &str {
         &self.id
     }

@@ -13,6 +13,7 @@ pub(crate) mod refresh;
 mod schema_check;
 pub(crate) mod session_lock;
 pub(crate) mod store;
+pub(crate) mod sync;
 
 use anyhow::{Context, Result};
 
@@ -43,10 +44,12 @@ pub(crate) static TEXTS: Texts = Texts {
 pub(crate) struct SiteSource<'c> {
     site: &'c TableauSite,
     client: client::Client,
+    from: extract::SyncFrom<'c>,
 }
 
-pub(crate) fn connect_source<'c>(site: &'c TableauSite, mode: &HttpMode) -> Result<SiteSource<'c>> {
-    Ok(SiteSource { site, client: connect(site, mode)? })
+pub(crate) fn connect_source<'c>(site: &'c TableauSite, config: &'c crate::config::Config, mode: &HttpMode) -> Result<SiteSource<'c>> {
+    let from = extract::SyncFrom { db: &config.database, settings: &config.sync };
+    Ok(SiteSource { site, client: connect(site, mode)?, from })
 }
 
 impl Source for SiteSource<'_> {
@@ -59,7 +62,7 @@ impl Source for SiteSource<'_> {
     }
 
     fn extract(&self) -> Result<Box<dyn Extraction>> {
-        let x = extract::extract_site(self.site, &self.client).with_context(|| self.describe())?;
+        let x = extract::extract_site(self.site, &self.client, self.from).with_context(|| self.describe())?;
         Ok(Box::new(store::Extracted {
             x,
             requests: self.client.requests_sent(),

@@ -28,10 +28,11 @@ fn page(field: &str, nodes: Value) -> Value {
 }
 
 fn decode_all(bytes: &[u8]) {
-    use crate::tableau::extract::{GraphqlResponse, IdNode};
+    use crate::tableau::extract::GraphqlResponse;
+    use crate::tableau::sync::Listed;
     let _ = serde_json::from_slice::<GraphqlResponse<Workbook>>(bytes);
     let _ = serde_json::from_slice::<GraphqlResponse<CustomSql>>(bytes);
-    let _ = serde_json::from_slice::<GraphqlResponse<IdNode>>(bytes);
+    let _ = serde_json::from_slice::<GraphqlResponse<Listed>>(bytes);
     if let Ok(text) = std::str::from_utf8(bytes) {
         let _ = crate::tableau::client::parse_error(text);
     }

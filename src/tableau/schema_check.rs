@@ -13,7 +13,8 @@ mod graphql_check;
 use serde_json::{json, Value};
 
 use super::extract::{
-    page_variables, workbook_details_vars, workbook_ids_query, workbook_ids_vars, CUSTOM_SQL_QUERY, WORKBOOKS_QUERY,
+    custom_sql_ids_query, custom_sql_query, page_variables, workbook_details_vars, workbook_ids_query, workbook_ids_vars,
+    DATASOURCE_VERSIONS_QUERY, WORKBOOKS_QUERY,
 };
 use graphql_check::check;
 
@@ -46,8 +47,27 @@ fn every_request() -> Vec<(String, &'static str, String, Value)> {
         out.push((
             format!("CustomSql, {shape}"),
             "CustomSql",
-            CUSTOM_SQL_QUERY.to_string(),
+            custom_sql_query(false),
             Value::Object(page_variables(&serde_json::Map::new(), 25, after)),
+        ));
+        // Incremental sync: custom SQL by id, and the two version listings.
+        out.push((
+            format!("CustomSql by id, {shape}"),
+            "CustomSql",
+            custom_sql_query(true),
+            Value::Object(page_variables(&workbook_details_vars(&ids), 25, after)),
+        ));
+        out.push((
+            format!("CustomSqlIds, {shape}"),
+            "CustomSqlIds",
+            custom_sql_ids_query().to_string(),
+            Value::Object(page_variables(&serde_json::Map::new(), 1000, after)),
+        ));
+        out.push((
+            format!("DatasourceVersions, {shape}"),
+            "DatasourceVersions",
+            DATASOURCE_VERSIONS_QUERY.to_string(),
+            Value::Object(page_variables(&serde_json::Map::new(), 1000, after)),
         ));
     }
     out
@@ -56,7 +76,7 @@ fn every_request() -> Vec<(String, &'static str, String, Value)> {
 #[test]
 fn every_document_the_client_sends_is_valid_against_the_schema() {
     let requests = every_request();
-    assert_eq!(requests.len(), 10);
+    assert_eq!(requests.len(), 16);
     for (what, op, query, vars) in &requests {
         let checked = match check(query, vars, None) {
             Ok(c) => c,
@@ -71,13 +91,19 @@ fn every_document_the_client_sends_is_valid_against_the_schema() {
             assert_eq!(checked.variables.get(k), Some(v), "{what}: variable {k} after coercion");
         }
         let roots: Vec<String> = checked.root_fields().iter().map(|f| f.name.to_string()).collect();
-        let expected = if *op == "CustomSql" { "customSQLTablesConnection" } else { "workbooksConnection" };
+        let expected = match *op {
+            "CustomSql" | "CustomSqlIds" => "customSQLTablesConnection",
+            "DatasourceVersions" => "publishedDatasourcesConnection",
+            _ => "workbooksConnection",
+        };
         assert_eq!(roots, [expected], "{what}");
     }
     // The project filter really is in the filtered id query, and only there.
     assert!(workbook_ids_query(true).contains("projectLuidWithin: $projectLuids"));
     assert!(!workbook_ids_query(false).contains("filter"));
     assert!(![true, false].iter().any(|&f| workbook_ids_query(f).contains("$PROJECT")), "placeholder left in the id query");
+    assert!(custom_sql_query(true).contains("filter: {idWithin: $ids}") && !custom_sql_query(false).contains("filter"));
+    assert!(![true, false].iter().any(|&f| custom_sql_query(f).contains("$IDS")), "placeholder left in the custom SQL query");
 }
 
 #[test]
@@ -101,7 +127,7 @@ fn the_validator_refuses_a_wrong_variable_type_and_an_unknown_field() {
     let vars = Value::Object(page_variables(&workbook_details_vars(&["a".into()]), 25, None));
     assert!(check(&direct, &vars, None).is_err(), "$first: String used for first: Int");
 
-    let unknown_field = CUSTOM_SQL_QUERY.replace("isUnsupportedCustomSql", "isUnsupportedCustomSql noSuchField");
+    let unknown_field = custom_sql_query(false).replace("isUnsupportedCustomSql", "isUnsupportedCustomSql noSuchField");
     let problems = check(&unknown_field, &json!({"first": 1, "after": null}), None).err().expect("unknown field refused");
     assert!(problems.iter().any(|p| p.message.contains("noSuchField") && p.location.is_some()), "{problems:#?}");
 

@@ -66,6 +66,9 @@ impl crate::seam::Extraction for Extracted {
 
     fn store(&self, tx: &Transaction) -> Result<()> {
         write(tx, &self.x, &self.reads)?;
+        if let Some(sync) = &self.x.sync {
+            super::sync::write(tx, &self.x.integration, sync, self.x.complete)?;
+        }
         write_details(tx, &self.x.integration, &self.details)
     }
 }

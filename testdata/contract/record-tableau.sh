@@ -43,5 +43,7 @@ name_env=$(sed -n 's/^ *token_name_env: *//p' "$cfg" | head -1)
 secret_env=$(sed -n 's/^ *token_secret_env: *//p' "$cfg" | head -1)
 
 rm -rf "$case_dir/http"
+env "$name_env=$pat_name" "$secret_env=$pat_secret" target/debug/autoexpose --record "$case_dir/http" extract --full --config "$cfg"
+# A rerun, incremental: its listings are recorded beside the first run's (see record-demo.sh).
 env "$name_env=$pat_name" "$secret_env=$pat_secret" target/debug/autoexpose --record "$case_dir/http" extract --config "$cfg"
 echo "recorded $(find "$case_dir/http" -name '*.json' | wc -l) exchanges into $case_dir/http"

@@ -129,9 +129,9 @@ pub fn sub_field<'a>(field: &'a Field, name: &str) -> Option<&'a Field> {
     field.selection_set.fields().find(|f| f.name == name).map(|f| &**f)
 }
 
-/// True when a selection set is exactly `{ id }` (no fragments, no other fields).
-pub fn selects_only_id(set: &SelectionSet) -> bool {
-    set.selections.len() == 1 && matches!(&set.selections[0], Selection::Field(f) if f.name == "id" && f.alias.is_none())
+/// True when a selection set is leaf fields only (`{ id updatedAt }`: no fragments, no nested objects).
+pub fn selects_only_scalars(set: &SelectionSet) -> bool {
+    set.selections.iter().all(|s| matches!(s, Selection::Field(f) if f.selection_set.selections.is_empty()))
 }
 
 /// Validates `query` against the schema and coerces `variables` (`null` or missing = none).

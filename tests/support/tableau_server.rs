@@ -1319,9 +1319,10 @@ impl State {
         let conn = match root.name.as_str() {
             "workbooksConnection" => Connection::Workbooks,
             "customSQLTablesConnection" => Connection::CustomSql,
+            "publishedDatasourcesConnection" => Connection::PublishedDatasources,
             other => {
                 return graphql_error(
-                    &format!("The test server does not serve {other}; it answers workbooksConnection and customSQLTablesConnection"),
+                    &format!("The test server does not serve {other}; it answers workbooksConnection, customSQLTablesConnection and publishedDatasourcesConnection"),
                     json!({"severity": "ERROR", "code": "TEST_SERVER_UNSUPPORTED"}),
                 )
             }
@@ -1393,14 +1394,20 @@ impl State {
             (None, None)
         };
         let ids: Option<std::collections::HashSet<String>> = list_arg("idWithin").map(|v| v.into_iter().collect());
-        // A query whose nodes select only `id` gets only ids (the id-listing pass of a client).
-        let ids_only = graphql_check::sub_field(root, "nodes").is_some_and(|n| graphql_check::selects_only_id(&n.selection_set));
+        // A query whose nodes select only scalars (`id updatedAt`: the listing pass of a client)
+        // costs a node per item.
+        let ids_only = graphql_check::sub_field(root, "nodes").is_some_and(|n| graphql_check::selects_only_scalars(&n.selection_set));
 
         let site = &self.fixture.sites[site_idx];
         let site_luid = site.luid.clone();
+        let published;
         let source = match conn {
             Connection::Workbooks => &site.workbooks,
             Connection::CustomSql => &site.custom_sql,
+            Connection::PublishedDatasources => {
+                published = published_datasources(site);
+                &published
+            }
         };
         let mut items: Vec<&Value> = source
             .iter()
@@ -1503,6 +1510,23 @@ impl State {
 enum Connection {
     Workbooks,
     CustomSql,
+    PublishedDatasources,
+}
+
+/// The site's published data sources: every one a workbook reads
+/// (`embeddedDatasources.upstreamDatasources`), the first node of each id, as Tableau lists
+/// them in `publishedDatasourcesConnection` (a fixture has no list of its own).
+fn published_datasources(site: &FixtureSite) -> Vec<Value> {
+    let mut seen = std::collections::BTreeMap::new();
+    for w in &site.workbooks {
+        let embedded = w.get("embeddedDatasources").and_then(Value::as_array).into_iter().flatten();
+        for p in embedded.flat_map(|e| e.get("upstreamDatasources").and_then(Value::as_array).into_iter().flatten()) {
+            if let Some(id) = str_field(p, "id") {
+                seen.entry(id.to_string()).or_insert_with(|| p.clone());
+            }
+        }
+    }
+    seen.into_values().collect()
 }
 
 impl Connection {
@@ -1510,12 +1534,14 @@ impl Connection {
         match self {
             Connection::Workbooks => "workbooksConnection",
             Connection::CustomSql => "customSQLTablesConnection",
+            Connection::PublishedDatasources => "publishedDatasourcesConnection",
         }
     }
     fn cursor_type(self) -> &'static str {
         match self {
             Connection::Workbooks => "Workbook",
             Connection::CustomSql => "CustomSQLTable",
+            Connection::PublishedDatasources => "PublishedDatasource",
         }
     }
 }
@@ -1909,7 +1935,10 @@ mod tests {
         }
     }
 
-    const CUSTOM_SQL: &str = include_str!("../../src/tableau/custom_sql.graphql");
+    /// The client's custom SQL document without the by-id filter (its placeholders removed).
+    fn custom_sql() -> String {
+        include_str!("../../src/tableau/custom_sql.graphql").replace("$IDS_VAR", "").replace("$IDS_FILTER", "")
+    }
 
     fn attr(xml: &str, element: &str, name: &str) -> Option<String> {
         let doc = roxmltree::Document::parse(xml).unwrap();
@@ -2016,10 +2045,10 @@ mod tests {
         assert_eq!(r["data"]["workbooksConnection"]["totalCount"], 2);
 
         // Custom SQL, ordered by id.
-        let r = gql(&s, &c, &tok, CUSTOM_SQL, json!({"first": 1})).json();
+        let r = gql(&s, &c, &tok, &custom_sql(), json!({"first": 1})).json();
         assert_eq!(ids(&r, "customSQLTablesConnection"), ["csql-01"]);
         let sql_cursor = r["data"]["customSQLTablesConnection"]["pageInfo"]["endCursor"].clone();
-        let r2 = gql(&s, &c, &tok, CUSTOM_SQL, json!({"first": 1, "after": sql_cursor})).json();
+        let r2 = gql(&s, &c, &tok, &custom_sql(), json!({"first": 1, "after": sql_cursor})).json();
         assert_eq!(ids(&r2, "customSQLTablesConnection"), ["csql-02"]);
         assert_eq!(r2["data"]["customSQLTablesConnection"]["pageInfo"]["hasNextPage"], false);
 
@@ -2083,7 +2112,7 @@ mod tests {
         assert_eq!(e["locations"][0]["line"], 2, "{v}");
 
         // An unknown field, an unknown argument, an unknown input field, a bad variable value.
-        let custom = include_str!("../../src/tableau/custom_sql.graphql");
+        let custom = custom_sql();
         for (query, vars) in [
             (custom.replace("isUnsupportedCustomSql", "isUnsupportedCustomSql rowCount"), json!({"first": 1})),
             (custom.replace("first: $first,", "first: $first, last: 3,"), json!({"first": 1})),
@@ -2194,11 +2223,11 @@ mod tests {
         let projects = format!("/api/3.23/sites/{SITE}/projects");
         assert_eq!(get(&s, &c, &tok, &projects).status, 503); // #3, does not count as a use
         assert_eq!(get(&s, &c, &tok, &projects).status, 200); // use 1
-        assert_eq!(gql(&s, &c, &tok, CUSTOM_SQL, json!({})).status, 200); // use 2
+        assert_eq!(gql(&s, &c, &tok, &custom_sql(), json!({})).status, 200); // use 2
         let r = get(&s, &c, &tok, &projects);
         assert_eq!(r.status, 401);
         assert_eq!(error_code(&r.text), "401000");
-        assert_eq!(gql(&s, &c, &tok, CUSTOM_SQL, json!({})).status, 401);
+        assert_eq!(gql(&s, &c, &tok, &custom_sql(), json!({})).status, 401);
         // A fresh sign-in gives a fresh budget.
         let tok = token(&s, &c);
         assert_eq!(get(&s, &c, &tok, &projects).status, 200);
@@ -2247,9 +2276,9 @@ mod tests {
         assert_eq!(ids(&r, "workbooksConnection"), ["wb-02"]);
 
         // Custom SQL: max page size applies, node limit does not.
-        let r = gql(&s, &c, &tok, CUSTOM_SQL, json!({"first": 2})).json();
+        let r = gql(&s, &c, &tok, &custom_sql(), json!({"first": 2})).json();
         assert!(r.get("errors").is_none());
-        let r = gql(&s, &c, &tok, CUSTOM_SQL, json!({"first": 5})).json();
+        let r = gql(&s, &c, &tok, &custom_sql(), json!({"first": 5})).json();
         assert_eq!(r["errors"][0]["extensions"]["code"], "MAX_PAGE_SIZE_EXCEEDED");
         assert_eq!(ids(&r, "customSQLTablesConnection").len(), 2);
     }
@@ -2468,7 +2497,7 @@ mod tests {
         assert!(published["name"].is_null() && published["fullName"].is_null() && published["schema"].is_null());
         assert!(published["database"]["name"].is_null());
         assert_eq!(published["database"]["connectionType"], "snowflake");
-        let r = gql(&s, &c, &tok, CUSTOM_SQL, json!({})).json();
+        let r = gql(&s, &c, &tok, &custom_sql(), json!({})).json();
         assert!(r["data"]["customSQLTablesConnection"]["nodes"][1]["tables"][0]["fullName"].is_null());
         assert_eq!(r["data"]["customSQLTablesConnection"]["nodes"][1]["database"]["name"], "ANALYTICS");
     }

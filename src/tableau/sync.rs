@@ -1,0 +1,299 @@
+//! A Tableau site read incrementally (see `crate::sync` for when): which workbooks and custom
+//! SQL queries to fetch again, which to take from the last extraction's cache, and the cache
+//! rows this extraction leaves for the next (`tableau_workbook_cache`,
+//! `tableau_custom_sql_cache`).
+//!
+//! A workbook is fetched again when it is new, its `updatedAt` or project changed, or a
+//! published data source it read changed (its `updatedAt` in `publishedDatasourcesConnection`,
+//! ../shared/reference/tableau_metadata.graphql: `PublishedDatasource.updatedAt`): a
+//! published data source's tables reach a workbook's details without the workbook changing.
+//! A custom SQL query is fetched again when it is new, the workbooks downstream of it changed,
+//! or one of them was fetched again (its SQL lives in a data source that changed with it).
+//! Everything else is reused as it was fetched; whatever was fetched is assembled with it in id
+//! order, so the rows that follow are the rows a full extraction of the same state makes.
+//!
+//! Which changes move `updatedAt` is not documented on the Metadata API reference pages we
+//! could find (UNVERIFIED: an owner change, a table renamed under a connection): the periodic
+//! full sync (`full_sync_every_days`) bounds how long such a change can go unseen.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use rusqlite::{params, OpenFlags, Transaction};
+use rustc_hash::FxHashMap;
+use serde::Deserialize;
+
+use super::model::{CustomSql, Workbook};
+use crate::config::TableauSite;
+use crate::sync::{Action, Decision, State};
+
+/// A workbook as the id listing gives it (`workbook_ids.graphql`).
+#[derive(Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Listed {
+    pub(crate) id: String,
+    pub(crate) updated_at: Option<String>,
+    pub(crate) project_luid: Option<String>,
+}
+
+/// A published data source's version (`datasource_versions.graphql`).
+#[derive(Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Version {
+    pub(crate) id: String,
+    pub(crate) updated_at: Option<String>,
+}
+
+/// A custom SQL query as the id listing gives it (`custom_sql_ids.graphql`).
+#[derive(Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SqlListed {
+    pub(crate) id: String,
+    #[serde(default)]
+    pub(crate) downstream_workbooks: Option<Vec<IdOnly>>,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+pub(crate) struct IdOnly {
+    pub(crate) id: String,
+}
+
+impl SqlListed {
+    fn workbooks(&self) -> Vec<String> {
+        sorted(self.downstream_workbooks.iter().flatten().map(|w| w.id.clone()))
+    }
+}
+
+fn sorted(ids: impl Iterator<Item = String>) -> Vec<String> {
+    let set: BTreeSet<String> = ids.collect();
+    set.into_iter().collect()
+}
+
+/// The last extraction's cache of one site.
+#[derive(Default)]
+pub(crate) struct Base {
+    workbooks: FxHashMap<String, CachedWorkbook>,
+    custom_sql: FxHashMap<String, CachedSql>,
+}
+
+struct CachedWorkbook {
+    updated_at: Option<String>,
+    datasources: Vec<(String, Option<String>)>,
+    details: String,
+}
+
+struct CachedSql {
+    workbooks: Vec<String>,
+    details: String,
+}
+
+/// The settings that decide what a site's extraction reads; a change makes the next one full.
+pub(crate) fn settings_hash(site: &TableauSite) -> String {
+    let settings = serde_json::json!({
+        "server_url": site.server_url,
+        "site": site.site,
+        "projects": site.projects,
+        "include_personal_spaces": site.include_personal_spaces,
+    });
+    crate::config::hex_xxh3(settings.to_string().as_bytes())
+}
+
+/// The cache rows of `integration` in `db`.
+pub(crate) fn load(db: &Path, integration: &str) -> Result<Base> {
+    let conn = rusqlite::Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .with_context(|| format!("database {}: cannot open it to read the last extraction", db.display()))?;
+    let tx = conn.unchecked_transaction()?;
+    let mut base = Base::default();
+    let mut st = tx.prepare("SELECT id, updated_at, datasources, details FROM tableau_workbook_cache WHERE integration = ?1")?;
+    let mut rows = st.query([integration])?;
+    while let Some(r) = rows.next()? {
+        let id: String = r.get(0)?;
+        let datasources: String = r.get(2)?;
+        let datasources = serde_json::from_str(&datasources)
+            .with_context(|| format!("database {}: tableau_workbook_cache.datasources of workbook {id:?}", db.display()))?;
+        base.workbooks.insert(id, CachedWorkbook { updated_at: r.get(1)?, datasources, details: r.get(3)? });
+    }
+    drop(rows);
+    let mut st = tx.prepare("SELECT id, workbooks, details FROM tableau_custom_sql_cache WHERE integration = ?1")?;
+    let mut rows = st.query([integration])?;
+    while let Some(r) = rows.next()? {
+        let id: String = r.get(0)?;
+        let workbooks: String = r.get(1)?;
+        let workbooks = serde_json::from_str(&workbooks)
+            .with_context(|| format!("database {}: tableau_custom_sql_cache.workbooks of {id:?}", db.display()))?;
+        base.custom_sql.insert(id, CachedSql { workbooks, details: r.get(2)? });
+    }
+    Ok(base)
+}
+
+/// What the listings say of the site now.
+pub(crate) struct Now<'a> {
+    pub(crate) workbooks: &'a [Listed],
+    pub(crate) datasources: &'a FxHashMap<String, Option<String>>,
+}
+
+/// The workbooks to fetch, the ones reused (details parsed from the cache), and a state row
+/// for every listed or removed workbook. Without a base, every listed workbook is fetched.
+pub(crate) fn plan_workbooks(base: Option<&Base>, now: &Now<'_>, full_why: &str) -> (Vec<String>, Vec<Workbook>, Vec<State>) {
+    let mut fetch = Vec::new();
+    let mut reused = Vec::new();
+    let mut states = Vec::new();
+    let state = |id: &str, action, reason: String| State { kind: "workbook", id: id.to_string(), action, reason };
+    let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "null".into());
+    for l in now.workbooks {
+        let Some(base) = base else {
+            fetch.push(l.id.clone());
+            states.push(state(&l.id, Action::Fetched, format!("full sync: {full_why}")));
+            continue;
+        };
+        let why = match base.workbooks.get(&l.id) {
+            None => Err("new since the last extraction".to_string()),
+            Some(_) if l.updated_at.is_none() => Err("the listing gave no updatedAt to compare".to_string()),
+            Some(c) if c.updated_at != l.updated_at => Err(format!("changed: updatedAt {} → {}", shown(&c.updated_at), shown(&l.updated_at))),
+            Some(c) => match c.datasources.iter().find(|(id, v)| now.datasources.get(id) != Some(v)) {
+                Some((id, v)) => Err(match now.datasources.get(id) {
+                    Some(n) => format!("published data source {id} changed: updatedAt {} → {}", shown(v), shown(n)),
+                    None => format!("published data source {id} is no longer listed"),
+                }),
+                None => match serde_json::from_str::<Workbook>(&c.details) {
+                    Err(e) => Err(format!("its cached details could not be read ({e})")),
+                    Ok(w) if w.project_luid != l.project_luid => {
+                        Err(format!("moved: project {} → {}", shown(&w.project_luid), shown(&l.project_luid)))
+                    }
+                    Ok(w) => Ok((w, format!("unchanged since updatedAt {}", shown(&l.updated_at)))),
+                },
+            },
+        };
+        match why {
+            Ok((w, reason)) => {
+                reused.push(w);
+                states.push(state(&l.id, Action::Reused, reason));
+            }
+            Err(reason) => {
+                fetch.push(l.id.clone());
+                states.push(state(&l.id, Action::Fetched, reason));
+            }
+        }
+    }
+    if let Some(base) = base {
+        let listed: BTreeSet<&str> = now.workbooks.iter().map(|l| l.id.as_str()).collect();
+        let mut gone: Vec<&String> = base.workbooks.keys().filter(|id| !listed.contains(id.as_str())).collect();
+        gone.sort();
+        for id in gone {
+            states.push(state(id, Action::Removed, "no longer listed (deleted, moved out of the selected projects, or hidden from the PAT's user)".into()));
+        }
+    }
+    (fetch, reused, states)
+}
+
+/// The custom SQL queries to fetch, the ones reused, and their state rows; `fetched` are the
+/// workbooks whose details were fetched this time.
+pub(crate) fn plan_custom_sql(base: &Base, listed: &[SqlListed], fetched: &BTreeSet<&str>) -> (Vec<String>, Vec<CustomSql>, Vec<State>) {
+    let mut fetch = Vec::new();
+    let mut reused = Vec::new();
+    let mut states = Vec::new();
+    let state = |id: &str, action, reason: String| State { kind: "custom_sql", id: id.to_string(), action, reason };
+    for l in listed {
+        let workbooks = l.workbooks();
+        let why = match base.custom_sql.get(&l.id) {
+            None => Err("new since the last extraction".to_string()),
+            Some(c) if c.workbooks != workbooks => Err("the workbooks downstream of it changed".to_string()),
+            Some(_) if workbooks.iter().any(|w| fetched.contains(w.as_str())) => Err(format!(
+                "workbook {} downstream of it was fetched again",
+                workbooks.iter().find(|w| fetched.contains(w.as_str())).map_or("?", String::as_str)
+            )),
+            Some(c) => match serde_json::from_str::<CustomSql>(&c.details) {
+                Err(e) => Err(format!("its cached details could not be read ({e})")),
+                Ok(q) => Ok(q),
+            },
+        };
+        match why {
+            Ok(q) => {
+                reused.push(q);
+                states.push(state(&l.id, Action::Reused, "unchanged: none of the workbooks downstream of it changed".into()));
+            }
+            Err(reason) => {
+                fetch.push(l.id.clone());
+                states.push(state(&l.id, Action::Fetched, reason));
+            }
+        }
+    }
+    let listed: BTreeSet<&str> = listed.iter().map(|l| l.id.as_str()).collect();
+    let mut gone: Vec<&String> = base.custom_sql.keys().filter(|id| !listed.contains(id.as_str())).collect();
+    gone.sort();
+    for id in gone {
+        states.push(state(id, Action::Removed, "no longer listed".into()));
+    }
+    (fetch, reused, states)
+}
+
+/// What a site's extraction leaves for the next one, written with its rows.
+pub(crate) struct Outcome {
+    pub(crate) decision: Decision,
+    pub(crate) settings_hash: String,
+    pub(crate) states: Vec<State>,
+    /// Cache rows of what was fetched: (id, updated_at, datasources JSON, details JSON).
+    pub(crate) workbooks: Vec<(String, Option<String>, String, String)>,
+    /// (id, workbooks JSON, details JSON).
+    pub(crate) custom_sql: Vec<(String, String, String)>,
+}
+
+/// The cache row of a fetched workbook: what it was fetched from.
+pub(crate) fn workbook_row(w: &Workbook, listed: &FxHashMap<&str, &Listed>, versions: &FxHashMap<String, Option<String>>) -> Result<(String, Option<String>, String, String)> {
+    let datasources: BTreeMap<&str, Option<String>> = w
+        .embedded_datasources
+        .iter()
+        .flatten()
+        .flat_map(|e| e.upstream_datasources.iter().flatten())
+        .map(|p| (p.id.as_str(), versions.get(&p.id).cloned().flatten()))
+        .collect();
+    let datasources: Vec<(&str, Option<String>)> = datasources.into_iter().collect();
+    let updated_at = listed.get(w.id.as_str()).and_then(|l| l.updated_at.clone());
+    Ok((w.id.clone(), updated_at, serde_json::to_string(&datasources)?, serde_json::to_string(w)?))
+}
+
+/// The cache row of a fetched custom SQL query.
+pub(crate) fn custom_sql_row(q: &CustomSql) -> Result<(String, String, String)> {
+    let workbooks = sorted(q.downstream_workbooks.iter().flatten().map(|w| w.id.clone()));
+    Ok((q.id.clone(), serde_json::to_string(&workbooks)?, serde_json::to_string(q)?))
+}
+
+/// Writes `o` for `integration`: a full sync replaces its cache; an incremental one replaces
+/// the rows of what it fetched and deletes those of what was removed, leaving the reused ones
+/// as they are.
+pub(crate) fn write(tx: &Transaction, integration: &str, o: &Outcome, complete: bool) -> Result<()> {
+    crate::sync::write(tx, integration, &o.decision, &o.settings_hash, complete, &o.states)?;
+    if o.decision.incremental {
+        let mut del_w = tx.prepare_cached("DELETE FROM tableau_workbook_cache WHERE integration = ?1 AND id = ?2")?;
+        let mut del_q = tx.prepare_cached("DELETE FROM tableau_custom_sql_cache WHERE integration = ?1 AND id = ?2")?;
+        for s in o.states.iter().filter(|s| s.action != Action::Reused) {
+            match s.kind {
+                "workbook" => del_w.execute(params![integration, s.id])?,
+                _ => del_q.execute(params![integration, s.id])?,
+            };
+        }
+    } else {
+        tx.execute("DELETE FROM tableau_workbook_cache WHERE integration = ?1", [integration])?;
+        tx.execute("DELETE FROM tableau_custom_sql_cache WHERE integration = ?1", [integration])?;
+    }
+    let mut st = tx.prepare_cached(
+        "INSERT OR REPLACE INTO tableau_workbook_cache (integration, id, updated_at, datasources, details) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (id, updated_at, datasources, details) in &o.workbooks {
+        st.execute(params![integration, id, updated_at, datasources, details])?;
+    }
+    let mut st = tx.prepare_cached("INSERT OR REPLACE INTO tableau_custom_sql_cache (integration, id, workbooks, details) VALUES (?1, ?2, ?3, ?4)")?;
+    for (id, workbooks, details) in &o.custom_sql {
+        st.execute(params![integration, id, workbooks, details])?;
+    }
+    Ok(())
+}
+
+/// Deletes the cache of sites no longer in the config (their `tableau_sites` rows are gone).
+pub(crate) fn forget_removed(tx: &Transaction) -> Result<()> {
+    for t in ["tableau_workbook_cache", "tableau_custom_sql_cache"] {
+        tx.execute(&format!("DELETE FROM {t} WHERE integration NOT IN (SELECT integration FROM tableau_sites)"), [])?;
+    }
+    Ok(())
+}
