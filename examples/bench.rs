@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use tableau_server::{Faults, ServerOptions, TableauServer};
 
-const USAGE: &str = "usage: bench [--sizes S,M,L] [--out BENCHMARKS.md] [--live M,L] [--runs N]";
+const USAGE: &str = "usage: bench [--sizes S,M,L] [--out BENCHMARKS.md] [--live M,L] [--runs N] [--nightly-only]";
 const PAT_NAME: &str = "autoexpose-bench";
 const PAT_SECRET: &str = "bench-pat-secret";
 const LATENCY_MS: u64 = 50;
@@ -56,6 +56,9 @@ const QUERY_SOURCES: &[&str] = &[
     include_str!("../src/tableau/workbooks.graphql"),
     include_str!("../src/tableau/workbook_ids.graphql"),
     include_str!("../src/tableau/custom_sql.graphql"),
+    include_str!("../src/tableau/custom_sql_ids.graphql"),
+    include_str!("../src/tableau/datasource_versions.graphql"),
+    include_str!("../src/tableau/sync.rs"),
     include_str!("../src/tableau/extract.rs"),
     include_str!("../src/tableau/client.rs"),
     include_str!("../src/http/recording.rs"),
@@ -80,6 +83,7 @@ struct Opts {
     out: PathBuf,
     live: Vec<String>,
     runs: Option<usize>,
+    nightly_only: bool,
 }
 
 fn parse_args(args: Vec<String>) -> Result<Option<Opts>, String> {
@@ -88,6 +92,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>, String> {
         out: PathBuf::from("BENCHMARKS.md"),
         live: vec!["M".into(), "L".into()],
         runs: None,
+        nightly_only: false,
     };
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
@@ -116,6 +121,8 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>, String> {
                 opts.live = value()?.split(',').map(|s| s.trim().to_uppercase()).filter(|s| !s.is_empty()).collect()
             }
             "--runs" => opts.runs = Some(value()?.parse().map_err(|_| "--runs: not a number".to_string())?),
+            // Only the nightly scenario (and the fresh runs it is compared with), for measuring it alone.
+            "--nightly-only" => opts.nightly_only = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -171,6 +178,8 @@ struct Proc {
     cpu_user: Option<f64>,
     cpu_sys: Option<f64>,
     peak_rss_kib: Option<u64>,
+    /// `bytes written: N` (/proc/self/io write_bytes of the process).
+    bytes_written: Option<u64>,
     stdout: String,
     stderr: String,
     /// Seconds since start at which each stderr line arrived (watched runs only).
@@ -202,6 +211,8 @@ fn proc_from(wall: f64, code: i32, stdout: String, stderr: String) -> Proc {
                     p.stages.insert(stage.to_string(), s);
                 }
             }
+        } else if let Some(rest) = line.strip_prefix("bytes written: ") {
+            p.bytes_written = rest.trim().parse().ok();
         } else if let Some(rest) = line.strip_prefix("peak RSS: ") {
             p.peak_rss_kib = rest.trim_end_matches(" KiB").trim().parse().ok();
         } else if let Some(rest) = line.strip_prefix("CPU time: ") {
@@ -425,6 +436,8 @@ struct Result1 {
     lineage: Vec<Lineage>,
     /// The generated Power BI tenant, when the size has one.
     powerbi: Option<PowerBi>,
+    /// The nightly rerun after a small change (issue #17), on the sizes `--live` names.
+    nightly: Option<Nightly>,
 }
 
 /// The generated Power BI tenant (issue #14 item 6): recorded live through the local Power BI
@@ -706,6 +719,23 @@ fn bench_size(ctx: &Ctx, size: &Size, target: &Path, opts: &Opts) -> Result<Resu
     ctx.say(&format!("{}: warm-up run (untimed): {:.3}s", size.name, p.wall));
     autoexpose(ctx, &["parse-manifest", &manifest], &[])?;
 
+    if opts.nightly_only {
+        if size.generated.is_none() || !opts.live.iter().any(|s| s == size.name) {
+            return Ok(r);
+        }
+        let mut fresh = Vec::new();
+        for i in 0..runs {
+            remove_db(&db);
+            let p = autoexpose(ctx, &["-v", "run", "--config", &cfg, "--db", &dbs], &[])?;
+            ctx.say(&format!("{}: run (fresh db) {}/{runs}: {:.3}s", size.name, i + 1, p.wall));
+            fresh.push(p);
+        }
+        r.run_fresh_all = fresh.clone();
+        r.run_fresh = median_proc(fresh);
+        r.nightly = Some(nightly(ctx, size, &dir, runs)?);
+        return Ok(r);
+    }
+
     // The floor.
     let mut floors = Vec::new();
     for i in 0..runs {
@@ -833,6 +863,9 @@ fn bench_size(ctx: &Ctx, size: &Size, target: &Path, opts: &Opts) -> Result<Resu
         r.powerbi = Some(powerbi_bench(ctx, size, &dir, runs)?);
     }
 
+    if size.generated.is_some() && opts.live.iter().any(|s| s == size.name) {
+        r.nightly = Some(nightly(ctx, size, &dir, runs)?);
+    }
     if size.generated.is_some() && opts.live.iter().any(|s| s == size.name) {
         // The last row has no added latency: what the test server and autoexpose cost by themselves.
         for (latency_ms, concurrency) in [(LATENCY_MS, 1u32), (LATENCY_MS, 4), (0, 4)] {
@@ -1091,9 +1124,21 @@ fn record(ctx: &Ctx, size: &Size, dir: &Path) -> Result<(), String> {
             &|| {},
             Some(QUIET_LIMIT),
         )?;
+        // A rerun on the database it left, recorded into the same folder: its listings (an
+        // incremental sync of an unchanged site fetches nothing else) replay the warm runs.
+        let rerun = match &p {
+            Some(_) => watched(
+                ctx,
+                &["-v", "--record", &http_s, "extract", "--config", &cfg_s],
+                &[("TABLEAU_TOKEN_NAME", PAT_NAME), ("TABLEAU_TOKEN_SECRET", PAT_SECRET)],
+                &|| {},
+                Some(QUIET_LIMIT),
+            )?,
+            None => None,
+        };
         let requests = server.request_count();
         server.stop();
-        if let Some(p) = p {
+        if let (Some(p), Some(_)) = (p, rerun) {
             ctx.say(&format!("{}: recorded {requests} requests in {:.1}s into {}", size.name, p.wall, http.display()));
             return Ok(());
         }
@@ -1150,6 +1195,137 @@ fn live_extract(ctx: &Ctx, size: &Size, dir: &Path, latency_ms: u64, concurrency
         max_in_flight,
         client_line,
     })
+}
+
+/// The nightly scenario (issue #17): a first extraction, then one after 1% of the workbooks
+/// changed (renamed, their updatedAt moved), 0.1% were added and 0.1% removed. Live against
+/// the test server at `LATENCY_MS` per request (requests, wall time, bytes written), the
+/// nightly one recorded; then that recording replayed as a whole `run` on a copy of the
+/// database a replayed first run left, to compare with a first run on a fresh database.
+struct Nightly {
+    workbooks: usize,
+    changed: usize,
+    added: usize,
+    removed: usize,
+    first: Proc,
+    first_requests: usize,
+    night: Proc,
+    night_requests: usize,
+    /// Replayed `run`s of the nightly recording on the first run's database.
+    replayed: Vec<Proc>,
+}
+
+/// `site.json` after a day's work; (workbooks, changed, added, removed).
+fn nightly_site(dir: &Path) -> Result<(usize, usize, usize, usize), String> {
+    let bytes = std::fs::read(dir.join("site.json")).map_err(|e| e.to_string())?;
+    let mut f: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    let workbooks = f["sites"][0]["workbooks"].as_array_mut().ok_or("site.json: no sites[0].workbooks")?;
+    let n = workbooks.len();
+    let (mut changed, mut added) = (0, Vec::new());
+    for (i, w) in workbooks.iter_mut().enumerate() {
+        if i % 100 == 7 {
+            let name = w["name"].as_str().unwrap_or("").to_string();
+            w["name"] = serde_json::json!(format!("{name} (edited)"));
+            w["updatedAt"] = serde_json::json!("2026-12-02T01:00:00Z");
+            changed += 1;
+        }
+        if i % 1000 == 3 {
+            let mut copy = w.clone();
+            let suffix = |v: &serde_json::Value| serde_json::json!(format!("{}-n", v.as_str().unwrap_or("")));
+            copy["id"] = suffix(&copy["id"]);
+            copy["luid"] = suffix(&copy["luid"]);
+            copy["name"] = serde_json::json!(format!("{} (copy)", copy["name"].as_str().unwrap_or("")));
+            for e in copy["embeddedDatasources"].as_array_mut().into_iter().flatten() {
+                e["id"] = suffix(&e["id"]);
+            }
+            added.push(copy);
+        }
+    }
+    let before = workbooks.len();
+    let mut i = 0;
+    workbooks.retain(|_| {
+        i += 1;
+        (i - 1) % 1000 != 503
+    });
+    let removed = before - workbooks.len();
+    let added_n = added.len();
+    workbooks.extend(added);
+    let out = serde_json::to_vec(&f).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("site-nightly.json"), out).map_err(|e| e.to_string())?;
+    Ok((n, changed, added_n, removed))
+}
+
+fn nightly(ctx: &Ctx, size: &Size, dir: &Path, runs: usize) -> Result<Nightly, String> {
+    let (workbooks, changed, added, removed) = nightly_site(dir)?;
+    ctx.say(&format!("{}: nightly: {changed} of {workbooks} workbooks changed, {added} added, {removed} removed", size.name));
+    let env = [("TABLEAU_TOKEN_NAME", PAT_NAME), ("TABLEAU_TOKEN_SECRET", PAT_SECRET)];
+    let http = dir.join("http-nightly");
+    let (first, first_requests, night, night_requests) = 'live: {
+        for _ in 0..LIVE_ATTEMPTS {
+            let server = TableauServer::start_with(
+                &dir.join("site.json"),
+                Faults::default(),
+                ServerOptions { port: 0, echo_requests: false, latency_ms: LATENCY_MS },
+            );
+            remove_db(&dir.join("nightly-live.db"));
+            let cfg = live_config(dir, &server.base_url, 4, "nightly-live.db")?;
+            let cfg_s = cfg.to_string_lossy().into_owned();
+            ctx.say(&format!("{}: nightly: first extract, live, {LATENCY_MS} ms per request ...", size.name));
+            let first = watched(ctx, &["-v", "extract", "--config", &cfg_s], &env, &|| {}, Some(QUIET_LIMIT))?;
+            let first_requests = server.request_count();
+            server.set_fixture(&dir.join("site-nightly.json"));
+            let _ = std::fs::remove_dir_all(&http);
+            let http_s = http.to_string_lossy().into_owned();
+            ctx.say(&format!("{}: nightly: the night's extract, live, recorded ...", size.name));
+            let night = match first {
+                Some(_) => watched(ctx, &["-v", "--record", &http_s, "extract", "--config", &cfg_s], &env, &|| {}, Some(QUIET_LIMIT))?,
+                None => None,
+            };
+            let night_requests = server.request_count() - first_requests;
+            server.stop();
+            if let (Some(first), Some(night)) = (first, night) {
+                break 'live (first, first_requests, night, night_requests);
+            }
+        }
+        return Err(format!("{}: nightly live extract stalled {LIVE_ATTEMPTS} times", size.name));
+    };
+    ctx.say(&format!(
+        "{}: nightly live: first {:.2}s, {first_requests} requests, {} written; night {:.2}s, {night_requests} requests, {} written",
+        size.name,
+        first.wall,
+        bytes(first.bytes_written),
+        night.wall,
+        bytes(night.bytes_written)
+    ));
+    // The base: a replayed first run on a fresh database; each replayed night runs on a copy.
+    let cfg = dir.join("autoexpose.yml").to_string_lossy().into_owned();
+    let base_db = dir.join("nightly-base.db");
+    remove_db(&base_db);
+    let base_s = base_db.to_string_lossy().into_owned();
+    autoexpose(ctx, &["-v", "run", "--config", &cfg, "--db", &base_s], &[])?;
+    let night_db = dir.join("nightly-replay.db");
+    let (night_s, http_s) = (night_db.to_string_lossy().into_owned(), http.to_string_lossy().into_owned());
+    let mut replayed = Vec::new();
+    for i in 0..runs {
+        remove_db(&night_db);
+        std::fs::copy(&base_db, &night_db).map_err(|e| format!("copy {}: {e}", base_db.display()))?;
+        settle();
+        let p = autoexpose(ctx, &["-v", "--replay", &http_s, "run", "--config", &cfg, "--db", &night_s], &[])?;
+        if !p.stderr.contains("incremental sync") {
+            return Err(format!("{}: the replayed nightly run was not incremental:\n{}", size.name, p.stderr));
+        }
+        ctx.say(&format!("{}: nightly replayed {}/{runs}: {:.3}s, {} written", size.name, i + 1, p.wall, bytes(p.bytes_written)));
+        replayed.push(p);
+    }
+    Ok(Nightly { workbooks, changed, added, removed, first, first_requests, night, night_requests, replayed })
+}
+
+fn bytes(b: Option<u64>) -> String {
+    match b {
+        Some(b) if b >= 1 << 20 => format!("{:.1} MB", b as f64 / 1e6),
+        Some(b) => format!("{:.1} KB", b as f64 / 1e3),
+        None => "? bytes".into(),
+    }
 }
 
 fn counts(db: &Path) -> Result<BTreeMap<String, i64>, String> {
@@ -1613,6 +1789,7 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
 
     lineage_section(&mut s, results);
     powerbi_section(&mut s, results);
+    nightly_section(&mut s, results);
 
     // Live extraction.
     let live: Vec<&Result1> = results.iter().filter(|r| !r.live.is_empty()).collect();
@@ -1744,6 +1921,56 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
         }
     }
     s
+}
+
+/// Issue #17: the nightly rerun after a small change, live and replayed.
+fn nightly_section(s: &mut String, results: &[Result1]) {
+    let with: Vec<(&Result1, &Nightly)> = results.iter().filter_map(|r| r.nightly.as_ref().map(|n| (r, n))).collect();
+    if with.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## Nightly rerun: incremental sync (issue #17)\n");
+    let _ = writeln!(
+        s,
+        "A first `extract`, then one after 1% of the workbooks changed (renamed, `updatedAt` moved), 0.1% were added and \
+         0.1% removed: live against the test server at {LATENCY_MS} ms per request (concurrency 4), then the night's \
+         recording replayed as a whole `run` on a copy of the database a first run left (median of the runs), beside \
+         a first `run` on a fresh database. Targets: the night sends at most 5% of the first run's requests, and \
+         replayed takes at most 1.2× the fresh run. Bytes written: /proc/self/io `write_bytes` of the process.\n"
+    );
+    let _ = writeln!(s, "| size | workbooks | changed / added / removed | live first: requests, time, written | live night: requests, time, written | requests night / first | replayed night `run` | fresh `run` | night / fresh |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+    for (r, n) in with {
+        let night = median_of(&n.replayed, |p| p.wall);
+        let written = median_of(&n.replayed, |p| p.bytes_written.map_or(f64::NAN, |b| b as f64));
+        let fresh = run_wall(r);
+        let share = n.night_requests as f64 / n.first_requests.max(1) as f64;
+        let ratio = night / fresh;
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} / {} / {} | {}, {}, {} | {}, {}, {} | {:.1}% {} | {} ({} written) | {} ({} written) | {:.2}× {} |",
+            r.size,
+            n.workbooks,
+            n.changed,
+            n.added,
+            n.removed,
+            n.first_requests,
+            secs(n.first.wall),
+            bytes(n.first.bytes_written),
+            n.night_requests,
+            secs(n.night.wall),
+            bytes(n.night.bytes_written),
+            share * 100.0,
+            if share <= 0.05 { "PASS" } else { "FAIL" },
+            secs(night),
+            bytes(written.is_finite().then_some(written as u64)),
+            secs(fresh),
+            bytes(r.run_fresh.bytes_written),
+            ratio,
+            if ratio <= 1.2 { "PASS" } else { "FAIL" },
+        );
+    }
+    let _ = writeln!(s);
 }
 
 /// Issue #14 item 6: the generated Power BI tenant, live and replayed.
