@@ -297,3 +297,94 @@ pub(crate) fn forget_removed(tx: &Transaction) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(id: &str, updated_at: Option<&str>, project: &str) -> Listed {
+        Listed { id: id.into(), updated_at: updated_at.map(str::to_string), project_luid: Some(project.into()) }
+    }
+
+    fn cached(updated_at: &str, project: &str, datasources: &[(&str, Option<&str>)]) -> CachedWorkbook {
+        let w = Workbook { id: "x".into(), project_luid: Some(project.into()), ..Default::default() };
+        CachedWorkbook {
+            updated_at: Some(updated_at.into()),
+            datasources: datasources.iter().map(|(d, v)| (d.to_string(), v.map(str::to_string))).collect(),
+            details: serde_json::to_string(&w).unwrap(),
+        }
+    }
+
+    #[test]
+    fn each_workbook_is_fetched_reused_or_removed_with_its_reason() {
+        let mut base = Base::default();
+        for (id, c) in [
+            ("same", cached("t1", "p", &[("ds1", Some("v1"))])),
+            ("edited", cached("t1", "p", &[])),
+            ("moved", cached("t1", "p", &[])),
+            ("ds_changed", cached("t1", "p", &[("ds1", Some("v0"))])),
+            ("ds_gone", cached("t1", "p", &[("ds9", Some("v1"))])),
+            ("no_version", cached("t1", "p", &[])),
+            ("gone", cached("t1", "p", &[])),
+        ] {
+            base.workbooks.insert(id.into(), c);
+        }
+        base.workbooks.insert("broken".into(), CachedWorkbook { updated_at: Some("t1".into()), datasources: vec![], details: "{".into() });
+        let workbooks = vec![
+            listed("broken", Some("t1"), "p"),
+            listed("ds_changed", Some("t1"), "p"),
+            listed("ds_gone", Some("t1"), "p"),
+            listed("edited", Some("t2"), "p"),
+            listed("moved", Some("t1"), "q"),
+            listed("new", Some("t1"), "p"),
+            listed("no_version", None, "p"),
+            listed("same", Some("t1"), "p"),
+        ];
+        let datasources: FxHashMap<String, Option<String>> = [("ds1".to_string(), Some("v1".to_string()))].into_iter().collect();
+        let (fetch, reused, states) = plan_workbooks(Some(&base), &Now { workbooks: &workbooks, datasources: &datasources }, "unused");
+        assert_eq!(fetch, ["broken", "ds_changed", "ds_gone", "edited", "moved", "new", "no_version"]);
+        assert_eq!(reused.len(), 1);
+        let reasons: Vec<String> = states.iter().map(|s| format!("{} {:?} {}", s.id, s.action, s.reason)).collect();
+        insta::assert_debug_snapshot!(reasons, @r#"
+        [
+            "broken Fetched its cached details could not be read (EOF while parsing an object at line 1 column 1)",
+            "ds_changed Fetched published data source ds1 changed: updatedAt v0 → v1",
+            "ds_gone Fetched published data source ds9 is no longer listed",
+            "edited Fetched changed: updatedAt t1 → t2",
+            "moved Fetched moved: project p → q",
+            "new Fetched new since the last extraction",
+            "no_version Fetched the listing gave no updatedAt to compare",
+            "same Reused unchanged since updatedAt t1",
+            "gone Removed no longer listed (deleted, moved out of the selected projects, or hidden from the PAT's user)",
+        ]
+        "#);
+        // Without a base, everything listed is fetched, for the full sync's reason.
+        let (fetch, reused, states) = plan_workbooks(None, &Now { workbooks: &workbooks, datasources: &datasources }, "--full");
+        assert_eq!((fetch.len(), reused.len()), (8, 0));
+        assert!(states.iter().all(|s| s.action == Action::Fetched && s.reason == "full sync: --full"));
+    }
+
+    #[test]
+    fn custom_sql_follows_the_workbooks_downstream_of_it() {
+        let q = |id: &str, wbs: &[&str]| CustomSql {
+            id: id.into(),
+            downstream_workbooks: Some(wbs.iter().map(|w| super::super::model::WorkbookRef { id: w.to_string(), ..Default::default() }).collect()),
+            ..Default::default()
+        };
+        let mut base = Base::default();
+        for c in [q("same", &["a"]), q("refetched", &["b"]), q("regrouped", &["a"]), q("gone", &["a"])] {
+            let (id, workbooks, details) = custom_sql_row(&c).unwrap();
+            base.custom_sql.insert(id, CachedSql { workbooks: serde_json::from_str(&workbooks).unwrap(), details });
+        }
+        let l = |id: &str, wbs: &[&str]| SqlListed { id: id.into(), downstream_workbooks: Some(wbs.iter().map(|w| IdOnly { id: w.to_string() }).collect()) };
+        let listed = [l("new", &["a"]), l("refetched", &["b"]), l("regrouped", &["c", "a"]), l("same", &["a"])];
+        let fetched: BTreeSet<&str> = ["b"].into_iter().collect();
+        let (fetch, reused, states) = plan_custom_sql(&base, &listed, &fetched);
+        assert_eq!(fetch, ["new", "refetched", "regrouped"]);
+        assert_eq!(reused.iter().map(|q| q.id.as_str()).collect::<Vec<_>>(), ["same"]);
+        let removed: Vec<&str> = states.iter().filter(|s| s.action == Action::Removed).map(|s| s.id.as_str()).collect();
+        assert_eq!(removed, ["gone"]);
+        assert_eq!(states[1].reason, "workbook b downstream of it was fetched again");
+        assert_eq!(states[2].reason, "the workbooks downstream of it changed");
+    }
+}
