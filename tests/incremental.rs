@@ -155,3 +155,43 @@ fn a_nightly_rerun_fetches_only_what_changed_and_writes_what_a_full_run_writes()
     assert_eq!(outcome(&nightly), a);
     server.stop();
 }
+
+/// An incomplete extraction (here: tables whose names Catalog permissions hid) is never the
+/// base of the next one, which is full and says why; a failed one commits nothing, so the next
+/// builds on the last that succeeded.
+#[test]
+fn an_incomplete_or_failed_extraction_is_never_built_on() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let mut f = demo();
+    let w = workbook(&mut f["sites"][0], "Margin Review");
+    for t in w["embeddedDatasources"][0]["upstreamTables"].as_array_mut().unwrap() {
+        for k in ["name", "fullName", "schema"] {
+            t[k] = Value::Null;
+        }
+        t["database"]["name"] = Value::Null;
+    }
+    let redacted = fixtures.path().join("redacted.site.json");
+    std::fs::write(&redacted, serde_json::to_vec(&f).unwrap()).unwrap();
+    let server = TableauServer::start(&redacted, Faults::default());
+    let ws = Workspace::new(&[SiteConfig::demo(&server.base_url)], None);
+    let out = ws.run_with(&[], "extract", &["--now", FIRST], &PAT);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let base = |ws: &Workspace| ws.conn().query_row("SELECT mode || ': ' || why || ', complete ' || complete FROM sync_bases", [], |r| r.get::<_, String>(0)).unwrap();
+    assert_eq!(base(&ws), "full: no earlier extraction of this integration, complete 0");
+
+    server.set_fixture(&repo().join("testdata/tableau/demo.site.json"));
+    assert_ok(&ws.run_with(&[], "extract", &["--now", NIGHT], &PAT));
+    assert_eq!(base(&ws), "full: the last extraction was incomplete, complete 1");
+
+    // A config the run fails on (a project the site lacks) stops it before anything is
+    // written: the next run still builds on the complete one.
+    let config = std::fs::read_to_string(&ws.config).unwrap();
+    std::fs::write(&ws.config, config.replace("Marketing", "No Such Project")).unwrap();
+    let out = ws.run_with(&[], "extract", &["--now", NIGHT], &PAT);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(base(&ws), "full: the last extraction was incomplete, complete 1");
+    std::fs::write(&ws.config, config).unwrap();
+    assert_ok(&ws.run_with(&[], "extract", &["--now", NIGHT], &PAT));
+    assert_eq!(base(&ws), "incremental: the last full sync was at 2026-12-02T02:00:00Z (full_sync_every_days: 7), complete 1");
+    server.stop();
+}
