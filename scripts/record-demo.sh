@@ -54,7 +54,9 @@ POWERBI_CLIENT_ID=de300000-0000-4000-8000-0000000c11e7 POWERBI_CLIENT_SECRET=dem
   "$bin" --record "$out" extract --full --config "$work/autoexpose.yml"
 # And a rerun on the same database, incremental: the Tableau listings it sends (nothing
 # changed, so nothing else) join the first run's, so the demo replays a second time too.
-# Only Tableau's: Power BI scans in full again, under a new scan id.
+# Only Tableau's: Power BI scans in full again, under a new scan id (its last extraction is less than
+# 30 minutes old, too young for modifiedSince; and replays of Power BI are always full, as a
+# modifiedSince of the run's clock has no recording).
 TABLEAU_TOKEN_NAME=autoexpose-demo TABLEAU_TOKEN_SECRET=demo-pat-secret \
 POWERBI_CLIENT_ID=de300000-0000-4000-8000-0000000c11e7 POWERBI_CLIENT_SECRET=demo-powerbi-client-secret \
   "$bin" --record "$work/rerun" extract --config "$work/autoexpose.yml"

@@ -40,7 +40,7 @@ pub(crate) fn sources<'c>(config: &'c Config, mode: &HttpMode) -> Result<Vec<Box
         out.push(Box::new(crate::inventory::source(inv)));
     }
     for tenant in &config.powerbi {
-        out.push(Box::new(crate::powerbi::connect_source(tenant, mode)?));
+        out.push(Box::new(crate::powerbi::connect_source(tenant, config, mode)?));
     }
     Ok(out)
 }
@@ -58,7 +58,8 @@ pub(crate) fn clear_raw(tx: &Transaction) -> Result<()> {
 /// integration no longer in the config would have built on.
 pub(crate) fn forget_removed(tx: &Transaction) -> Result<()> {
     crate::sync::forget_removed(tx)?;
-    crate::tableau::sync::forget_removed(tx)
+    crate::tableau::sync::forget_removed(tx)?;
+    crate::powerbi::sync::forget_removed(tx)
 }
 
 /// `database_aliases` and `default_schemas` of an integration.

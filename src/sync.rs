@@ -25,6 +25,11 @@ pub(crate) struct Decision {
     pub(crate) why: String,
     /// The last full sync this one builds on (itself when full).
     pub(crate) full_sync_at: Instant,
+    /// When the extraction this one builds on started (`sync_bases.extracted_at`, the run's
+    /// clock); `None` when full. Power BI asks what changed since then (`workspaces/modified`).
+    pub(crate) base_extracted_at: Option<Instant>,
+    /// When this extraction started (the run's clock): written as `extracted_at`.
+    pub(crate) now: Instant,
 }
 
 impl Decision {
@@ -44,6 +49,7 @@ struct BaseRow {
     settings_hash: String,
     schema_version: i64,
     complete: bool,
+    extracted_at: Option<String>,
 }
 
 /// The tool version a base must have been written by.
@@ -52,7 +58,7 @@ pub(crate) const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Full or incremental for `integration`, from its `sync_bases` row in `db` (read on a
 /// connection of its own: extract reads before its transaction, under the database's lock).
 pub(crate) fn decide(db: &Path, integration: &str, settings_hash: &str, s: &SyncSettings) -> Result<Decision> {
-    let full = |why: String| Decision { incremental: false, why, full_sync_at: s.now };
+    let full = |why: String| Decision { incremental: false, why, full_sync_at: s.now, base_extracted_at: None, now: s.now };
     if s.force_full {
         return Ok(full("--full".into()));
     }
@@ -67,9 +73,18 @@ pub(crate) fn decide(db: &Path, integration: &str, settings_hash: &str, s: &Sync
     let schema_version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let row = conn
         .query_row(
-            "SELECT full_sync_at, tool_version, settings_hash, schema_version, complete FROM sync_bases WHERE integration = ?1",
+            "SELECT full_sync_at, tool_version, settings_hash, schema_version, complete, extracted_at FROM sync_bases WHERE integration = ?1",
             [integration],
-            |r| Ok(BaseRow { full_sync_at: r.get(0)?, tool_version: r.get(1)?, settings_hash: r.get(2)?, schema_version: r.get(3)?, complete: r.get(4)? }),
+            |r| {
+                Ok(BaseRow {
+                    full_sync_at: r.get(0)?,
+                    tool_version: r.get(1)?,
+                    settings_hash: r.get(2)?,
+                    schema_version: r.get(3)?,
+                    complete: r.get(4)?,
+                    extracted_at: r.get(5)?,
+                })
+            },
         )
         .optional()
         .with_context(|| format!("database {}: table sync_bases", db.display()))?;
@@ -99,7 +114,13 @@ pub(crate) fn decide(db: &Path, integration: &str, settings_hash: &str, s: &Sync
             s.full_sync_every_days
         )));
     }
-    Ok(Decision { incremental: true, why: format!("the last full sync was at {} (full_sync_every_days: {})", last.rfc3339(), s.full_sync_every_days), full_sync_at: last })
+    Ok(Decision {
+        incremental: true,
+        why: format!("the last full sync was at {} (full_sync_every_days: {})", last.rfc3339(), s.full_sync_every_days),
+        full_sync_at: last,
+        base_extracted_at: b.extracted_at.as_deref().and_then(Instant::parse),
+        now: s.now,
+    })
 }
 
 /// What an extraction did with one asset.
@@ -133,9 +154,19 @@ pub(crate) struct State {
 pub(crate) fn write(tx: &Transaction, integration: &str, decision: &Decision, settings_hash: &str, complete: bool, states: &[State]) -> Result<()> {
     let schema_version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     tx.execute(
-        "INSERT OR REPLACE INTO sync_bases (integration, mode, why, full_sync_at, tool_version, settings_hash, schema_version, complete)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![integration, decision.mode(), decision.why, decision.full_sync_at.rfc3339(), TOOL_VERSION, settings_hash, schema_version, complete],
+        "INSERT OR REPLACE INTO sync_bases (integration, mode, why, full_sync_at, tool_version, settings_hash, schema_version, complete, extracted_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            integration,
+            decision.mode(),
+            decision.why,
+            decision.full_sync_at.rfc3339(),
+            TOOL_VERSION,
+            settings_hash,
+            schema_version,
+            complete,
+            decision.now.rfc3339()
+        ],
     )?;
     tx.execute("DELETE FROM sync_state WHERE integration = ?1", [integration])?;
     let mut st = tx.prepare_cached("INSERT OR REPLACE INTO sync_state (integration, kind, id, action, reason) VALUES (?1, ?2, ?3, ?4, ?5)")?;
@@ -166,7 +197,8 @@ mod tests {
         let db = dir.join("sync.db");
         let mut conn = crate::db::open(&db).unwrap();
         let tx = conn.transaction().unwrap();
-        let d = Decision { incremental: false, why: "first".into(), full_sync_at: Instant::parse(full_sync_at).unwrap() };
+        let at = Instant::parse(full_sync_at).unwrap();
+        let d = Decision { incremental: false, why: "first".into(), full_sync_at: at, base_extracted_at: None, now: at };
         write(&tx, "prod", &d, "h1", complete, &[]).unwrap();
         tx.commit().unwrap();
         db
@@ -179,6 +211,7 @@ mod tests {
         let d = decide(&db, "prod", "h1", &settings("2026-12-07T01:59:59Z")).unwrap();
         assert!(d.incremental, "{d:?}");
         assert_eq!(d.full_sync_at, Instant::parse("2026-12-01T02:00:00Z").unwrap());
+        assert_eq!(d.base_extracted_at, Some(d.full_sync_at));
         let why = |s: &SyncSettings, hash: &str, integration: &str| {
             let d = decide(&db, integration, hash, s).unwrap();
             assert!(!d.incremental);

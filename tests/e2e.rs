@@ -331,7 +331,7 @@ fn outcome(ws: &Workspace, base_url: &str) -> BTreeMap<String, String> {
         let mut rows = dump(&conn, &t);
         if t == "sync_bases" {
             // When the run was (the clock) and a hash of the server's address, not what it did.
-            rows.iter_mut().for_each(|r| drop((r.remove("full_sync_at"), r.remove("settings_hash"))));
+            rows.iter_mut().for_each(|r| drop((r.remove("full_sync_at"), r.remove("extracted_at"), r.remove("settings_hash"))));
         }
         let rows = serde_json::to_string_pretty(&rows).unwrap();
         out.insert(format!("table {t}"), rows.replace(base_url, "<server>"));

@@ -15,6 +15,8 @@
 //! - `bounds`: read-idle timeout, Retry-After cap, manifest size and kind.
 //! - `not_data`: answers that are not Tableau's (an HTML 200, a wrong root or content type).
 //! - `powerbi`: the Power BI extract against the local Power BI server (scans, tokens, faults).
+//! - `powerbi_incremental`: a rerun scans only the workspaces modified since the last one and
+//!   writes what a full run writes; outside `modifiedSince`'s window it is full.
 //! - `powerbi_refresh`: active exposures for Power BI datasets against the same server.
 //! - `pat_lock`: one autoexpose per PAT (Tableau keeps one session per PAT); one PAT per integration.
 //! - `secrets_hostile`: hostile PAT names and secrets, echoed by the server, found in no output.
@@ -43,6 +45,7 @@ mod lock;
 mod not_data;
 mod pat_lock;
 mod powerbi;
+mod powerbi_incremental;
 mod powerbi_refresh;
 mod refresh;
 mod refresh_journal;

@@ -14,29 +14,29 @@ const ID_ENV: &str = "AE_PBI_CLIENT_ID";
 const SECRET_ENV: &str = "AE_PBI_CLIENT_SECRET";
 /// The principal of testdata/powerbi/*.tenant.json.
 const CLIENT_ID: &str = "a11ce000-0000-4000-8000-00000000c11d";
-const SECRET: &str = "pbi-test-secret~Value.42";
+pub(crate) const SECRET: &str = "pbi-test-secret~Value.42";
 const TENANT: &str = "6f1c0000-0000-4000-8000-0000000000aa";
 
-fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     repo().join("testdata/powerbi").join(name)
 }
 
-fn ws_id(n: u32) -> String {
+pub(crate) fn ws_id(n: u32) -> String {
     format!("5a1e0000-0000-4000-8000-{n:012x}")
 }
 
-fn report(n: u32) -> String {
+pub(crate) fn report(n: u32) -> String {
     format!("7e900000-0000-4000-8000-{n:012x}")
 }
 
 /// A scratch folder with a config of one Power BI tenant at `url`.
-struct Tenant {
-    dir: tempfile::TempDir,
+pub(crate) struct Tenant {
+    pub(crate) dir: tempfile::TempDir,
     config: PathBuf,
 }
 
 impl Tenant {
-    fn new(url: &str, extra: &str) -> Tenant {
+    pub(crate) fn new(url: &str, extra: &str) -> Tenant {
         Tenant::with_manifest(url, extra, &demo_manifest())
     }
 
@@ -56,13 +56,18 @@ impl Tenant {
         self.dir.path().join("autoexpose.db")
     }
 
-    fn conn(&self) -> rusqlite::Connection {
+    pub(crate) fn conn(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.db()).unwrap()
     }
 
     fn run(&self, global: &[&str], stage: &str, secret: Option<&str>) -> Output {
+        self.run_with(global, stage, &[], secret)
+    }
+
+    /// As `run`, with `args` after the stage (`--now`).
+    pub(crate) fn run_with(&self, global: &[&str], stage: &str, args: &[&str], secret: Option<&str>) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_autoexpose"));
-        cmd.args(global).arg(stage).arg("--config").arg(&self.config);
+        cmd.args(global).arg(stage).args(args).arg("--config").arg(&self.config);
         cmd.env_remove(ID_ENV).env_remove(SECRET_ENV);
         if let Some(s) = secret {
             cmd.env(ID_ENV, CLIENT_ID).env(SECRET_ENV, s);

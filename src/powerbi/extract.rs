@@ -14,6 +14,8 @@ use anyhow::{bail, Result};
 
 use super::client::Client;
 use super::model::{self, DatasourceInstance, Parameter, Workspace};
+use super::sync::{self, Answer};
+use crate::sync::{Action, State};
 use crate::config::PowerBiTenant;
 use crate::log;
 
@@ -84,6 +86,8 @@ pub(crate) struct TenantExtract {
     pub(crate) warnings: Vec<Warning>,
     pub(crate) responses: Vec<super::client::RawResponse>,
     pub(crate) complete: bool,
+    /// What this extraction leaves for the next one (`super::sync`).
+    pub(crate) sync: Option<sync::Outcome>,
 }
 
 /// Whether `s` is shaped like a workspace id (a GUID); anything else is a name.
@@ -92,7 +96,12 @@ pub(crate) fn is_guid(s: &str) -> bool {
     b.len() == 36 && b.iter().enumerate().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { *c == b'-' } else { c.is_ascii_hexdigit() })
 }
 
-pub(crate) fn extract_tenant(t: &PowerBiTenant, c: &Client) -> Result<TenantExtract> {
+pub(crate) fn extract_tenant(t: &PowerBiTenant, c: &Client, from: sync::SyncFrom<'_>) -> Result<TenantExtract> {
+    let settings_hash = sync::settings_hash(t);
+    let decision = sync::decide(from, &t.name, &settings_hash)?;
+    // Read before anything is sent: a cache that cannot be read stops the run, not a request.
+    let base = if decision.incremental { Some(sync::load(from.db, &t.name)?) } else { None };
+    log::info(&format!("powerbi {}: {} sync ({})", t.name, decision.mode(), decision.why));
     let listed: Vec<String> = {
         let mut ids: Vec<String> = c.modified_workspaces()?.into_iter().map(|w| w.id).collect();
         ids.sort();
@@ -100,6 +109,12 @@ pub(crate) fn extract_tenant(t: &PowerBiTenant, c: &Client) -> Result<TenantExtr
         ids
     };
     log::info(&format!("powerbi {:?}: {} workspaces may be scanned", t.name, listed.len()));
+    // What changed since the extraction this one builds on (reference section 2).
+    let modified: Option<(crate::clock::Instant, BTreeSet<String>)> = match sync::since(&decision) {
+        Some(since) => Some((since, c.modified_workspaces_since(since)?.into_iter().map(|w| w.id).collect())),
+        None => None,
+    };
+    let plan = Plan { base: base.as_ref(), modified: modified.as_ref(), full_why: &decision.why };
     let known: BTreeSet<&str> = listed.iter().map(String::as_str).collect();
     // Ids alone are scanned alone; a name can only be told from the scan, so any name in the
     // selection scans every workspace and keeps those named.
@@ -125,12 +140,14 @@ pub(crate) fn extract_tenant(t: &PowerBiTenant, c: &Client) -> Result<TenantExtr
         listed.clone()
     };
     let mut scans = Vec::new();
-    let mut results = run_scans(t, c, &to_scan, "selection", &mut scans)?;
+    let mut states = Vec::new();
+    let mut entries: BTreeMap<String, sync::Entry> = BTreeMap::new();
+    scan_or_reuse(t, c, &plan, &to_scan, "selection", &mut scans, &mut entries, &mut states)?;
     // The selection: active, shared workspaces, by id or name (case-insensitive).
     let wanted: Vec<String> = t.workspaces.iter().map(|w| w.trim().to_lowercase()).collect();
     let mut matched = vec![false; wanted.len()];
     let mut selected = BTreeSet::new();
-    for w in results.iter().flat_map(|r| &r.workspaces) {
+    for w in entries.values().map(|e| &e.workspace) {
         if w.is_personal() || w.is_inactive() {
             continue;
         }
@@ -150,12 +167,12 @@ pub(crate) fn extract_tenant(t: &PowerBiTenant, c: &Client) -> Result<TenantExtr
         );
     }
     // Datasets in workspaces outside the selection, read by selected reports: scanned too.
-    let scanned: BTreeSet<String> = results.iter().flat_map(|r| &r.workspaces).map(|w| w.id.clone()).collect();
-    let have: BTreeSet<String> = results.iter().flat_map(|r| &r.workspaces).flat_map(|w| &w.datasets).map(|d| d.id.clone()).collect();
+    let scanned: BTreeSet<String> = entries.keys().cloned().collect();
+    let have: BTreeSet<String> = entries.values().flat_map(|e| &e.workspace.datasets).map(|d| d.id.clone()).collect();
     let mut extra = BTreeSet::new();
     let mut warnings = Vec::new();
     let mut complete = true;
-    for w in results.iter().flat_map(|r| &r.workspaces).filter(|w| selected.contains(&w.id)) {
+    for w in entries.values().map(|e| &e.workspace).filter(|w| selected.contains(&w.id)) {
         for r in w.reports.iter().filter(|r| !r.is_app_copy()) {
             let Some(ds) = r.dataset_id.as_deref() else { continue };
             if have.contains(ds) {
@@ -185,30 +202,31 @@ pub(crate) fn extract_tenant(t: &PowerBiTenant, c: &Client) -> Result<TenantExtr
     }
     if !extra.is_empty() {
         let extra: Vec<String> = extra.into_iter().collect();
-        results.extend(run_scans(t, c, &extra, "datasets of other workspaces", &mut scans)?);
+        scan_or_reuse(t, c, &plan, &extra, "datasets of other workspaces", &mut scans, &mut entries, &mut states)?;
     }
-    let mut workspaces: Vec<Workspace> = Vec::new();
-    let mut instances = Vec::new();
-    let mut misconfigured = Vec::new();
-    for r in results {
-        workspaces.extend(r.workspaces);
-        instances.extend(r.datasource_instances);
-        misconfigured.extend(r.misconfigured_datasource_instances);
+    if let Some(base) = &base {
+        for id in base.keys().filter(|id| !entries.contains_key(*id)) {
+            let reason = if known.contains(id.as_str()) {
+                "no longer scanned: not selected, and no selected report reads a dataset in it"
+            } else {
+                "no longer listed (deleted, inactive, or no longer open to the service principal)"
+            };
+            states.push(State { kind: "workspace", id: id.clone(), action: Action::Removed, reason: reason.into() });
+        }
     }
-    workspaces.sort_by(|a, b| a.id.cmp(&b.id));
-    workspaces.dedup_by(|b, a| a.id == b.id);
-    for w in &mut workspaces {
-        w.reports.sort_by(|a, b| a.id.cmp(&b.id));
-        w.datasets.sort_by(|a, b| a.id.cmp(&b.id));
-    }
+    states.sort();
+    let mut instances: Vec<DatasourceInstance> = entries.values().flat_map(|e| e.instances.iter().cloned()).collect();
+    let mut misconfigured: Vec<DatasourceInstance> = entries.values().flat_map(|e| e.misconfigured.iter().cloned()).collect();
     let by_ds_id = |i: &DatasourceInstance| i.datasource_id.clone().unwrap_or_default();
     instances.sort_by_key(by_ds_id);
     instances.dedup_by(|b, a| a.datasource_id == b.datasource_id);
     misconfigured.sort_by_key(by_ds_id);
     misconfigured.dedup_by(|b, a| a.datasource_id == b.datasource_id);
 
-    let report_urls = report_urls(c, &workspaces, &selected, &mut warnings)?;
-    let parameters = parameters(c, &workspaces, &selected, &mut warnings)?;
+    let report_urls = report_urls(c, &mut entries, &selected, &mut warnings)?;
+    let parameters = parameters(c, &mut entries, &selected, &mut warnings)?;
+    let rows = entries.values().map(sync::row).collect::<Result<Vec<_>>>()?;
+    let workspaces: Vec<Workspace> = entries.into_values().map(|e| e.workspace).collect();
     Ok(TenantExtract {
         integration: t.name.clone(),
         tenant_id: t.tenant_id.clone(),
@@ -225,7 +243,60 @@ pub(crate) fn extract_tenant(t: &PowerBiTenant, c: &Client) -> Result<TenantExtr
         warnings,
         responses: c.take_responses(),
         complete,
+        sync: Some(sync::Outcome { decision, settings_hash, states, rows }),
     })
+}
+
+/// What an extraction builds on: the last one's cache and what changed since it (incremental),
+/// or nothing (full).
+struct Plan<'a> {
+    base: Option<&'a sync::Base>,
+    modified: Option<&'a (crate::clock::Instant, BTreeSet<String>)>,
+    full_why: &'a str,
+}
+
+/// Takes each of `ids` from the cache when it was not modified since the last extraction, and
+/// scans the rest (`run_scans`); every one becomes an entry and a state row.
+#[allow(clippy::too_many_arguments)]
+fn scan_or_reuse(
+    t: &PowerBiTenant,
+    c: &Client,
+    plan: &Plan<'_>,
+    ids: &[String],
+    purpose: &'static str,
+    scans: &mut Vec<Scan>,
+    entries: &mut BTreeMap<String, sync::Entry>,
+    states: &mut Vec<State>,
+) -> Result<()> {
+    let mut fetch = Vec::new();
+    for id in ids {
+        if entries.contains_key(id) {
+            continue;
+        }
+        let why = match (plan.base, plan.modified) {
+            (Some(base), Some((since, modified))) if !modified.contains(id) => match sync::reuse(base, id) {
+                Ok(e) => {
+                    states.push(State { kind: "workspace", id: id.clone(), action: Action::Reused, reason: format!("not modified since {}", since.rfc3339()) });
+                    entries.insert(id.clone(), e);
+                    continue;
+                }
+                Err(reason) => reason,
+            },
+            (Some(_), Some((since, _))) => format!("modified since {} (workspaces/modified)", since.rfc3339()),
+            _ => format!("full sync: {}", plan.full_why),
+        };
+        fetch.push(id.clone());
+        states.push(State { kind: "workspace", id: id.clone(), action: Action::Fetched, reason: why });
+    }
+    if fetch.is_empty() {
+        return Ok(());
+    }
+    for result in run_scans(t, c, &fetch, purpose, scans)? {
+        for e in sync::split(result) {
+            entries.entry(e.workspace.id.clone()).or_insert(e);
+        }
+    }
+    Ok(())
 }
 
 struct InFlight {
@@ -326,24 +397,43 @@ fn run_scans(t: &PowerBiTenant, c: &Client, ids: &[String], purpose: &'static st
 }
 
 /// `webUrl` of every selected report from `groups/{id}/reports`; a workspace the principal may
-/// not read gets built URLs, and one warning.
-fn report_urls(c: &Client, workspaces: &[Workspace], selected: &BTreeSet<String>, warnings: &mut Vec<Warning>) -> Result<BTreeMap<String, (String, UrlSource)>> {
+/// not read gets built URLs, and one warning. A workspace reused from the cache reuses its
+/// answer too, when it was asked; every entry keeps the answer of this extraction.
+fn report_urls(
+    c: &Client,
+    entries: &mut BTreeMap<String, sync::Entry>,
+    selected: &BTreeSet<String>,
+    warnings: &mut Vec<Warning>,
+) -> Result<BTreeMap<String, (String, UrlSource)>> {
     let mut out = BTreeMap::new();
-    for w in workspaces.iter().filter(|w| selected.contains(&w.id)) {
+    for e in entries.values_mut() {
+        let cached = std::mem::replace(&mut e.reports, Answer::NotAsked);
+        let w = &e.workspace;
+        if !selected.contains(&w.id) {
+            continue;
+        }
         let reports: Vec<&model::Report> = w.reports.iter().filter(|r| !r.is_app_copy()).collect();
         if reports.is_empty() {
             continue;
         }
-        let from_api: BTreeMap<String, String> = match c.group_reports(&w.id)? {
-            Some(list) => list.value.into_iter().filter_map(|r| r.web_url.filter(|u| is_web_url(u)).map(|u| (r.id, u))).collect(),
-            None => {
+        let answer = match cached {
+            a @ (Answer::Got(_) | Answer::NotAllowed) if e.reused => a,
+            _ => match c.group_reports(&w.id)? {
+                Some(list) => Answer::Got(list.value.into_iter().filter_map(|r| r.web_url.filter(|u| is_web_url(u)).map(|u| (r.id, u))).collect()),
+                None => Answer::NotAllowed,
+            },
+        };
+        let none = BTreeMap::new();
+        let from_api = match &answer {
+            Answer::Got(m) => m,
+            _ => {
                 warnings.push(Warning {
                     query: format!("groups/{}/reports", w.id),
                     code: Some("not_allowed".into()),
                     message: format!("the service principal may not list the reports of workspace {} ({:?})", w.id, w.name.as_deref().unwrap_or("")),
                     action: "report URLs built as https://app.powerbi.com/groups/{workspace}/reports/{report}".into(),
                 });
-                BTreeMap::new()
+                &none
             }
         };
         for r in reports {
@@ -353,6 +443,7 @@ fn report_urls(c: &Client, workspaces: &[Workspace], selected: &BTreeSet<String>
             };
             out.insert(r.id.clone(), url);
         }
+        e.reports = answer;
     }
     Ok(out)
 }
@@ -371,12 +462,22 @@ pub(crate) fn built_url(workspace: &str, report: &str) -> String {
 /// Parameters from `datasets/{id}/parameters` of each dataset a selected report reads whose M
 /// names a parameter the scan's own expressions give no value for: the second source after the
 /// expressions (reference section 11), so a tenant whose parameters all have literals costs no
-/// call. A dataset the principal may not read gets none, and one warning.
-fn parameters(c: &Client, workspaces: &[Workspace], selected: &BTreeSet<String>, warnings: &mut Vec<Warning>) -> Result<BTreeMap<String, Vec<Parameter>>> {
-    let home: BTreeMap<&str, (&str, &super::model::Dataset)> =
-        workspaces.iter().flat_map(|w| w.datasets.iter().map(move |d| (d.id.as_str(), (w.id.as_str(), d)))).collect();
-    let read: BTreeSet<&str> = workspaces
-        .iter()
+/// call. A dataset the principal may not read gets none, and one warning. A dataset of a
+/// workspace reused from the cache reuses its answer, when it was asked; every entry keeps the
+/// answers of this extraction for its datasets.
+fn parameters(
+    c: &Client,
+    entries: &mut BTreeMap<String, sync::Entry>,
+    selected: &BTreeSet<String>,
+    warnings: &mut Vec<Warning>,
+) -> Result<BTreeMap<String, Vec<Parameter>>> {
+    let home: BTreeMap<&str, (&str, &super::model::Dataset)> = entries
+        .values()
+        .flat_map(|e| e.workspace.datasets.iter().map(move |d| (d.id.as_str(), (e.workspace.id.as_str(), d))))
+        .collect();
+    let read: BTreeSet<&str> = entries
+        .values()
+        .map(|e| &e.workspace)
         .filter(|w| selected.contains(&w.id))
         .flat_map(|w| &w.reports)
         .filter(|r| !r.is_app_copy())
@@ -385,19 +486,37 @@ fn parameters(c: &Client, workspaces: &[Workspace], selected: &BTreeSet<String>,
     // Which need the call: the M of each, read in parallel.
     use rayon::prelude::*;
     let read: Vec<&str> = read.into_par_iter().filter(|d| home.get(d).is_some_and(|(_, ds)| super::store::needs_parameters(ds))).collect();
-    let mut out = BTreeMap::new();
+    let mut answers: Vec<(String, String, Answer<Vec<Parameter>>)> = Vec::new();
     for ds in read {
         let ws = home[ds].0;
-        match c.dataset_parameters(ws, ds)? {
-            Some(p) => {
-                out.insert(ds.to_string(), p.value);
+        let cached = entries.get(ws).filter(|e| e.reused).and_then(|e| e.parameters.get(ds)).filter(|a| !matches!(a, Answer::NotAsked));
+        let answer = match cached {
+            Some(a) => a.clone(),
+            None => match c.dataset_parameters(ws, ds)? {
+                Some(p) => Answer::Got(p.value),
+                None => Answer::NotAllowed,
+            },
+        };
+        answers.push((ws.to_string(), ds.to_string(), answer));
+    }
+    let mut out = BTreeMap::new();
+    for e in entries.values_mut() {
+        e.parameters.clear();
+    }
+    for (ws, ds, answer) in answers {
+        match &answer {
+            Answer::Got(p) => {
+                out.insert(ds.clone(), p.clone());
             }
-            None => warnings.push(Warning {
+            _ => warnings.push(Warning {
                 query: format!("groups/{ws}/datasets/{ds}/parameters"),
                 code: Some("not_allowed".into()),
                 message: format!("the service principal may not read the parameters of dataset {ds}"),
                 action: "parameters taken from the scan's expressions only".into(),
             }),
+        }
+        if let Some(e) = entries.get_mut(&ws) {
+            e.parameters.insert(ds, answer);
         }
     }
     Ok(out)

@@ -13,6 +13,7 @@ pub(crate) mod m;
 pub(crate) mod model;
 pub(crate) mod refresh;
 pub(crate) mod store;
+pub(crate) mod sync;
 
 use anyhow::{Context, Result};
 
@@ -60,10 +61,12 @@ pub(crate) const CREDENTIAL_FIELDS: &[&str] = &["access_token", "refresh_token",
 pub(crate) struct TenantSource<'c> {
     tenant: &'c PowerBiTenant,
     client: client::Client,
+    from: sync::SyncFrom<'c>,
 }
 
-pub(crate) fn connect_source<'c>(tenant: &'c PowerBiTenant, mode: &HttpMode) -> Result<TenantSource<'c>> {
-    Ok(TenantSource { tenant, client: connect(tenant, mode)? })
+pub(crate) fn connect_source<'c>(tenant: &'c PowerBiTenant, config: &'c crate::config::Config, mode: &HttpMode) -> Result<TenantSource<'c>> {
+    let from = sync::SyncFrom { db: &config.database, settings: &config.sync, replaying: matches!(mode, HttpMode::Replay(_)) };
+    Ok(TenantSource { tenant, client: connect(tenant, mode)?, from })
 }
 
 impl Source for TenantSource<'_> {
@@ -76,7 +79,7 @@ impl Source for TenantSource<'_> {
     }
 
     fn extract(&self) -> Result<Box<dyn Extraction>> {
-        let x = extract::extract_tenant(self.tenant, &self.client).with_context(|| self.describe())?;
+        let x = extract::extract_tenant(self.tenant, &self.client, self.from).with_context(|| self.describe())?;
         Ok(Box::new(store::Extracted { x, requests: self.client.requests_sent(), tokens: self.client.tokens_fetched() }))
     }
 

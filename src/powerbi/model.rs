@@ -41,7 +41,7 @@ pub(crate) struct ScanResult {
     pub(crate) misconfigured_datasource_instances: Vec<DatasourceInstance>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Workspace {
     pub(crate) id: String,
@@ -57,6 +57,10 @@ pub(crate) struct Workspace {
     pub(crate) reports: Vec<Report>,
     #[serde(default, deserialize_with = "list")]
     pub(crate) datasets: Vec<Dataset>,
+    /// Read only for the data source instances their `datasourceUsages` name (reference
+    /// sections 3 and 4), which an incremental extract keeps with the workspace.
+    #[serde(default, deserialize_with = "list")]
+    pub(crate) dataflows: Vec<Value>,
 }
 
 impl Workspace {
@@ -72,7 +76,7 @@ impl Workspace {
 }
 
 /// `WorkspaceInfoReport`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Report {
     pub(crate) id: String,
@@ -117,7 +121,7 @@ impl Report {
 }
 
 /// `WorkspaceInfoDataset`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Dataset {
     pub(crate) id: String,
@@ -142,7 +146,7 @@ pub(crate) struct Dataset {
     pub(crate) schema_retrieval_error: Option<Value>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Table {
     pub(crate) name: String,
@@ -185,14 +189,14 @@ impl Dataset {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub(crate) struct TableSource {
     #[serde(default)]
     pub(crate) expression: Option<String>,
 }
 
 /// A dataset's shared expression (parameters are among them).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub(crate) struct Expression {
     pub(crate) name: String,
     #[serde(default)]
@@ -217,7 +221,7 @@ pub(crate) struct DatasourceUsage {
 }
 
 /// `Datasource`: a data source instance of the tenant (reference section 4).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct DatasourceInstance {
     #[serde(default)]
@@ -252,7 +256,7 @@ pub(crate) struct Parameters {
     pub(crate) value: Vec<Parameter>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Parameter {
     pub(crate) name: String,

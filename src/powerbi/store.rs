@@ -53,7 +53,11 @@ impl crate::seam::Extraction for Extracted {
     }
 
     fn store(&self, tx: &Transaction) -> Result<()> {
-        write(tx, &self.x)
+        write(tx, &self.x)?;
+        if let Some(sync) = &self.x.sync {
+            super::sync::write(tx, &self.x.integration, sync, self.x.complete)?;
+        }
+        Ok(())
     }
 }
 

@@ -6,7 +6,8 @@
 //!   identity platform "OAuth 2.0 client credentials flow"), failures as RFC 6749 §5.2 bodies;
 //! - `GET /v1.0/myorg/admin/workspaces/modified` with its query options (section 2,
 //!   PBI-swagger `WorkspaceInfo_GetModifiedWorkspaces`: `modifiedSince` 30 min – 30 days ago,
-//!   `excludePersonalWorkspaces`, `excludeInActiveWorkspaces`);
+//!   `excludePersonalWorkspaces`, `excludeInActiveWorkspaces`): with `modifiedSince`, only the
+//!   workspaces whose fixture `modified_at` is later, on a clock tests set (`set_now`);
 //! - `POST /v1.0/myorg/admin/workspaces/getInfo` (`WorkspaceInfo_PostWorkspaceInfo`): the four
 //!   flags and `getArtifactUsers` as booleans, a JSON body `{"workspaces": [1–100 ids]}`, 202 with
 //!   `Location`, at most 16 scans in flight (learn.microsoft.com "Run metadata scanning": wait
@@ -61,7 +62,8 @@ const QUOTA_MODIFIED: usize = 30;
 const QUOTA_GET_INFO: usize = 500;
 const QUOTA_SCAN_STATUS: usize = 10_000;
 const QUOTA_SCAN_RESULT: usize = 500;
-/// The server's "now" for `modifiedSince`: 2025-03-04T05:06:07Z (invented).
+/// The server's "now" for `modifiedSince` until a test sets one (`set_now`):
+/// 2025-03-04T05:06:07Z (invented).
 const NOW_EPOCH: i64 = 1_741_064_767;
 
 // ---------------------------------------------------------------------------------------------
@@ -114,6 +116,10 @@ pub struct FixtureWorkspace {
     /// The principal is not a member: `groups/{id}/…` calls are refused.
     #[serde(default)]
     pub not_a_member: bool,
+    /// When anything in it last changed (RFC 3339 UTC): `modified?modifiedSince=T` lists it
+    /// when this is after T. Without it, it changed before any window.
+    #[serde(default)]
+    pub modified_at: Option<String>,
 }
 
 fn default_type() -> String {
@@ -159,6 +165,7 @@ pub fn generated_workspace(n: usize) -> FixtureWorkspace {
         dataflows: vec![],
         parameters: BTreeMap::new(),
         not_a_member: false,
+        modified_at: None,
     }
 }
 
@@ -323,6 +330,17 @@ impl PowerBiServer {
         self.state.lock().unwrap().refresh_now = epoch_of(now).unwrap_or_else(|| panic!("not an RFC 3339 UTC time: {now}"));
     }
 
+    /// The service's clock for `modifiedSince` (RFC 3339 UTC, as `--now`).
+    pub fn set_now(&self, now: &str) {
+        self.state.lock().unwrap().now = epoch_of(now).unwrap_or_else(|| panic!("not an RFC 3339 UTC time: {now}"));
+    }
+
+    /// Serves another fixture from now on (the tenant after a day of work); scans already
+    /// started keep their workspace ids.
+    pub fn set_fixture(&self, fixture: &Path) {
+        self.state.lock().unwrap().fixture = Fixture::load(fixture);
+    }
+
     /// The refresh POSTs answered, as `(dataset id, status)`.
     pub fn refresh_posts(&self) -> Vec<(String, u16)> {
         self.requests()
@@ -395,6 +413,8 @@ struct State {
     histories: BTreeMap<String, Vec<HistoryEntry>>,
     refresh_now: i64,
     requests_issued: usize,
+    /// The clock `modifiedSince` is judged on.
+    now: i64,
 }
 
 struct HistoryEntry {
@@ -512,6 +532,7 @@ impl State {
             histories: BTreeMap::new(),
             refresh_now: NOW_EPOCH,
             requests_issued: 0,
+            now: NOW_EPOCH,
         }
     }
 
@@ -635,13 +656,15 @@ impl State {
             return r;
         }
         let (mut exclude_personal, mut exclude_inactive) = (false, false);
+        let mut since = None;
         for (k, v) in query {
             match k.as_str() {
                 "modifiedSince" => {
                     let Some(t) = epoch_of(v) else { return self.refuse("InvalidRequest", &format!("modifiedSince {v:?} is not a date-time")) };
-                    if t > NOW_EPOCH - 30 * 60 || t < NOW_EPOCH - 30 * 86_400 {
+                    if t > self.now - 30 * 60 || t < self.now - 30 * 86_400 {
                         return self.refuse("InvalidRequest", "modifiedSince must be within the last 30 days and at least 30 minutes ago");
                     }
+                    since = Some(t);
                 }
                 "excludePersonalWorkspaces" | "excludeInActiveWorkspaces" => {
                     let Some(b) = boolean(v) else { return self.refuse("InvalidRequest", &format!("{k}={v:?} is not a boolean")) };
@@ -660,6 +683,10 @@ impl State {
             .iter()
             .filter(|w| !(exclude_personal && w.kind.eq_ignore_ascii_case("PersonalGroup")))
             .filter(|w| !(exclude_inactive && !w.state.eq_ignore_ascii_case("Active")))
+            .filter(|w| match since {
+                None => true,
+                Some(t) => w.modified_at.as_deref().and_then(epoch_of).is_some_and(|m| m > t),
+            })
             .map(|w| json!({"id": w.id}))
             .collect();
         reply(200, Value::Array(ids))
