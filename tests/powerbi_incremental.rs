@@ -180,13 +180,19 @@ fn a_nightly_rerun_scans_only_the_modified_workspaces_and_writes_what_a_full_run
     assert!(states(&nightly).iter().all(|(_, s)| s.starts_with("reused: not modified since 2026-12-02T02:00:00Z")), "{:?}", states(&nightly));
     assert_eq!(outcome(&nightly), a);
 
-    // Less than 30 minutes, or more than 30 days, after the last extraction: full.
+    // Less than 30 minutes after the last extraction: incremental still, asking from 31
+    // minutes ago (the youngest modifiedSince the service takes), so nothing is missed.
+    let before = server.requests().len();
     run_at(&nightly, &server, "2026-12-03T02:10:00Z");
-    assert_eq!(
-        mode(&nightly),
-        "full: the last extraction started at 2026-12-03T02:00:00Z (10 minutes before); workspaces/modified takes a modifiedSince 30 minutes to 30 days ago only"
+    assert!(mode(&nightly).starts_with("incremental: "), "{}", mode(&nightly));
+    assert!(
+        mode(&nightly).ends_with("scanning the workspaces modified since 2026-12-03T01:39:00Z (the last extraction started 10 minutes before, under the 30 minutes workspaces/modified takes)"),
+        "{}",
+        mode(&nightly)
     );
-    assert!(states(&nightly).iter().all(|(_, s)| s.starts_with("fetched: full sync: the last extraction started at")), "{:?}", states(&nightly));
+    assert!(scans_of(&server, before).is_empty());
+    assert_eq!(outcome(&nightly), a);
+    // More than 30 days: full.
     run_at(&nightly, &server, "2027-01-03T02:10:00Z");
     assert_eq!(
         mode(&nightly),

@@ -13,7 +13,9 @@
 //! extraction assembled, so it and the rows are what a full extract of the same state writes.
 //!
 //! `modifiedSince` must be 30 minutes to 30 days ago (section 2: 400 `InvalidRequest`
-//! otherwise): outside that window the extract is full, and says why. Which changes mark a
+//! otherwise): a last start younger than that asks from 31 minutes ago (a wider window, so
+//! nothing is missed); one older, or a replay (no recording answers a `modifiedSince` of the
+//! run's clock), makes the extract full, and it says why. Which changes mark a
 //! workspace modified is not spelled out in the reference (UNVERIFIED: a dataset parameter's
 //! current value, a gateway's connection details): the periodic full sync
 //! (`full_sync_every_days`) bounds how long such a change can go unseen.
@@ -71,6 +73,16 @@ pub(crate) fn decide(from: SyncFrom<'_>, integration: &str, settings_hash: &str)
         return Ok(full("the last extraction did not record when it started".into()));
     };
     let age = d.now.0 - since.0;
+    if (0..MIN_AGE_SECS).contains(&age) {
+        // Too recent for the service: ask from 31 minutes ago instead, a wider window that
+        // still holds every change since the last start (a few workspaces more are scanned).
+        let since = Instant(d.now.0 - MIN_AGE_SECS);
+        return Ok(Decision {
+            why: format!("{}; scanning the workspaces modified since {} (the last extraction started {} minutes before, under the 30 minutes workspaces/modified takes)", d.why, since.rfc3339(), age / 60),
+            base_extracted_at: Some(since),
+            ..d
+        });
+    }
     if !(MIN_AGE_SECS..=MAX_AGE_SECS).contains(&age) {
         let ago = if age.abs() < 2 * 86_400 { format!("{} minutes", age / 60) } else { format!("{} days", age / 86_400) };
         return Ok(full(format!(
