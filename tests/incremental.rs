@@ -113,7 +113,7 @@ fn a_nightly_rerun_fetches_only_what_changed_and_writes_what_a_full_run_writes()
     let fixtures = tempfile::tempdir().unwrap();
     let server = TableauServer::start(&repo().join("testdata/tableau/demo.site.json"), Faults::default());
     let site = SiteConfig::demo(&server.base_url);
-    let nightly = Workspace::new(&[site.clone()], None);
+    let nightly = Workspace::new(std::slice::from_ref(&site), None);
     assert_ok(&nightly.run_with(&[], "run", &["--now", FIRST], &PAT));
     let first_requests = graphql_requests(&server);
 
