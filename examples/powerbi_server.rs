@@ -75,6 +75,13 @@ fn main() {
     if let Some(c) = clock {
         server.set_refresh_clock(&c);
     }
+    // Standalone, the server judges `modifiedSince` on the system clock, as the service does
+    // on its own: a client's incremental rerun against it sends a time from that clock.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    server.set_now_epoch(now);
+    // Its fixture's workspaces without `modified_at` changed when it started on that fixture
+    // (a restart on another fixture is the tenant after a day of work).
+    server.set_unstamped_modified_at(now);
     let mut out = std::io::stdout();
     writeln!(out, "listening on {}", server.base_url).expect("stdout");
     out.flush().expect("stdout");

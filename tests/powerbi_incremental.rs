@@ -140,7 +140,7 @@ fn assert_same(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) {
 #[test]
 fn a_nightly_rerun_scans_only_the_modified_workspaces_and_writes_what_a_full_run_writes() {
     let fixtures = tempfile::tempdir().unwrap();
-    let server = PowerBiServer::start(&first(fixtures.path()), Faults { polls_to_succeed: 1, ..Faults::default() });
+    let mut server = PowerBiServer::start(&first(fixtures.path()), Faults { polls_to_succeed: 1, ..Faults::default() });
     let extra = "full_sync_every_days: 60\nexposures:\n  include_unmatched: true\n";
     let nightly = Tenant::new(&server.base_url, extra);
     run_at(&nightly, &server, FIRST);
@@ -192,11 +192,25 @@ fn a_nightly_rerun_scans_only_the_modified_workspaces_and_writes_what_a_full_run
     );
     assert!(scans_of(&server, before).is_empty());
     assert_eq!(outcome(&nightly), a);
+    // A service whose clock is two hours behind ours refuses the modifiedSince we send: the
+    // run does not fail, it scans every workspace and says why. (That one refusal is the
+    // point here; it is counted below.)
+    server.expect_refusals();
+    server.set_now("2026-12-03T00:30:00Z");
+    let out = nightly.run_with(&[], "run", &["--now", "2026-12-03T02:40:00Z"], Some(SECRET));
+    assert_ok(&out);
+    assert!(
+        mode(&nightly).starts_with("full: the service refused modifiedSince 2026-12-03T02:09:00Z (GET admin/workspaces/modified?modifiedSince: HTTP 400"),
+        "{}",
+        mode(&nightly)
+    );
+    assert_eq!(outcome(&nightly), a);
+    assert_eq!(server.refused().len(), 1, "{:?}", server.refused());
     // More than 30 days: full.
-    run_at(&nightly, &server, "2027-01-03T02:10:00Z");
+    run_at(&nightly, &server, "2027-01-03T02:40:00Z");
     assert_eq!(
         mode(&nightly),
-        "full: the last extraction started at 2026-12-03T02:10:00Z (31 days before); workspaces/modified takes a modifiedSince 30 minutes to 30 days ago only"
+        "full: the last extraction started at 2026-12-03T02:40:00Z (31 days before); workspaces/modified takes a modifiedSince 30 minutes to 30 days ago only"
     );
     assert_eq!(outcome(&nightly), a);
     server.stop();

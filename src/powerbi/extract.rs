@@ -98,9 +98,9 @@ pub(crate) fn is_guid(s: &str) -> bool {
 
 pub(crate) fn extract_tenant(t: &PowerBiTenant, c: &Client, from: sync::SyncFrom<'_>) -> Result<TenantExtract> {
     let settings_hash = sync::settings_hash(t);
-    let decision = sync::decide(from, &t.name, &settings_hash)?;
+    let mut decision = sync::decide(from, &t.name, &settings_hash)?;
     // Read before anything is sent: a cache that cannot be read stops the run, not a request.
-    let base = if decision.incremental { Some(sync::load(from.db, &t.name)?) } else { None };
+    let mut base = if decision.incremental { Some(sync::load(from.db, &t.name)?) } else { None };
     log::info(&format!("powerbi {}: {} sync ({})", t.name, decision.mode(), decision.why));
     let listed: Vec<String> = {
         let mut ids: Vec<String> = c.modified_workspaces()?.into_iter().map(|w| w.id).collect();
@@ -111,7 +111,20 @@ pub(crate) fn extract_tenant(t: &PowerBiTenant, c: &Client, from: sync::SyncFrom
     log::info(&format!("powerbi {:?}: {} workspaces may be scanned", t.name, listed.len()));
     // What changed since the extraction this one builds on (reference section 2).
     let modified: Option<(crate::clock::Instant, BTreeSet<String>)> = match sync::since(&decision) {
-        Some(since) => Some((since, c.modified_workspaces_since(since)?.into_iter().map(|w| w.id).collect())),
+        Some(since) => match c.modified_workspaces_since(since) {
+            Ok(list) => Some((since, list.into_iter().map(|w| w.id).collect())),
+            // The service judges the window on its own clock (reference section 2: 400
+            // InvalidRequest outside 30 minutes to 30 days): a clock apart from ours must not
+            // stop the run, so the extraction becomes full and says why.
+            Err(e) if e.status() == Some(400) => {
+                let why = format!("the service refused modifiedSince {} ({e}); its clock may differ from this machine's", since.rfc3339());
+                log::warn(&format!("powerbi {}: {why}; scanning every workspace", t.name));
+                decision = crate::sync::Decision { incremental: false, why, full_sync_at: decision.now, base_extracted_at: None, now: decision.now };
+                base = None;
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
         None => None,
     };
     let plan = Plan { base: base.as_ref(), modified: modified.as_ref(), full_why: &decision.why };

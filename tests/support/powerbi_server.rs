@@ -330,6 +330,17 @@ impl PowerBiServer {
         self.state.lock().unwrap().refresh_now = epoch_of(now).unwrap_or_else(|| panic!("not an RFC 3339 UTC time: {now}"));
     }
 
+    /// Workspaces without `modified_at` count as modified at `epoch` (the example server: when
+    /// it started on its fixture, so a fixture changed between two runs reads as modified).
+    pub fn set_unstamped_modified_at(&self, epoch: i64) {
+        self.state.lock().unwrap().unstamped_modified_at = Some(epoch);
+    }
+
+    /// As `set_now`, in seconds since the epoch (the example server follows the system clock).
+    pub fn set_now_epoch(&self, epoch: i64) {
+        self.state.lock().unwrap().now = epoch;
+    }
+
     /// The service's clock for `modifiedSince` (RFC 3339 UTC, as `--now`).
     pub fn set_now(&self, now: &str) {
         self.state.lock().unwrap().now = epoch_of(now).unwrap_or_else(|| panic!("not an RFC 3339 UTC time: {now}"));
@@ -415,6 +426,8 @@ struct State {
     requests_issued: usize,
     /// The clock `modifiedSince` is judged on.
     now: i64,
+    /// When a workspace without `modified_at` counts as modified (`None`: before any window).
+    unstamped_modified_at: Option<i64>,
 }
 
 struct HistoryEntry {
@@ -533,6 +546,7 @@ impl State {
             refresh_now: NOW_EPOCH,
             requests_issued: 0,
             now: NOW_EPOCH,
+            unstamped_modified_at: None,
         }
     }
 
@@ -677,6 +691,7 @@ impl State {
                 other => return self.refuse("InvalidRequest", &format!("unknown query option {other:?}")),
             }
         }
+        let unstamped = self.unstamped_modified_at;
         let ids: Vec<Value> = self
             .fixture
             .workspaces
@@ -685,7 +700,7 @@ impl State {
             .filter(|w| !(exclude_inactive && !w.state.eq_ignore_ascii_case("Active")))
             .filter(|w| match since {
                 None => true,
-                Some(t) => w.modified_at.as_deref().and_then(epoch_of).is_some_and(|m| m > t),
+                Some(t) => w.modified_at.as_deref().and_then(epoch_of).or(unstamped).is_some_and(|m| m > t),
             })
             .map(|w| json!({"id": w.id}))
             .collect();
