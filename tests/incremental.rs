@@ -70,25 +70,7 @@ fn outcome(ws: &Workspace) -> BTreeMap<String, String> {
     // emitted_files says what emit did to each file (`written` or `unchanged`): the rerun
     // found some files as they were.
     let skip = ["runs", "raw_responses", "extract_warnings", "sync_bases", "sync_state", "emitted_files"];
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<Vec<String>, _>>()
-        .unwrap()
-        .into_iter()
-        .filter(|t| !skip.contains(&t.as_str()))
-        .collect();
-    let mut out: BTreeMap<String, String> = tables
-        .into_iter()
-        .map(|t| {
-            // The caches are looked up by key; a rerun keeps the rows it reused where they were.
-            let order = if t.ends_with("_cache") { " ORDER BY integration, id" } else { "" };
-            let rows = dump_query_unsorted(&conn, &format!("SELECT * FROM {t}{order}"));
-            (format!("table {t}"), serde_json::to_string_pretty(&rows).unwrap())
-        })
-        .collect();
+    let mut out = tables_but(&conn, &skip);
     for (name, text) in ws.yaml_files() {
         out.insert(format!("yaml {name}"), text);
     }

@@ -73,24 +73,7 @@ fn outcome(t: &Tenant) -> BTreeMap<String, String> {
     let conn = t.conn();
     // powerbi_scans lists the scans this run started: an incremental run starts fewer.
     let skip = ["runs", "raw_responses", "extract_warnings", "sync_bases", "sync_state", "emitted_files", "powerbi_scans"];
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<Vec<String>, _>>()
-        .unwrap()
-        .into_iter()
-        .filter(|t| !skip.contains(&t.as_str()))
-        .collect();
-    let mut out: BTreeMap<String, String> = tables
-        .into_iter()
-        .map(|t| {
-            let order = if t.ends_with("_cache") { " ORDER BY integration, id" } else { "" };
-            let rows = dump_query_unsorted(&conn, &format!("SELECT * FROM {t}{order}"));
-            (format!("table {t}"), serde_json::to_string_pretty(&rows).unwrap())
-        })
-        .collect();
+    let mut out = tables_but(&conn, &skip);
     let mut stack = vec![t.dir.path().to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {

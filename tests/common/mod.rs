@@ -304,3 +304,25 @@ pub fn run_results(which: &str, statuses: &[(&str, &str)]) -> serde_json::Value 
         "args": {"which": which, "invocation_command": format!("dbt {which}")}
     })
 }
+
+/// Every table of `conn` but `skip`, as pretty JSON by `table <name>`, each in the order SQLite
+/// keeps its rows; the caches (`*_cache`, looked up by key, where a rerun keeps the rows it
+/// reused in place) by key. What an incremental rerun and a full run must agree on.
+pub fn tables_but(conn: &rusqlite::Connection, skip: &[&str]) -> BTreeMap<String, String> {
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<Vec<String>, _>>()
+        .unwrap();
+    tables
+        .into_iter()
+        .filter(|t| !skip.contains(&t.as_str()))
+        .map(|t| {
+            let order = if t.ends_with("_cache") { " ORDER BY integration, id" } else { "" };
+            let rows = dump_query_unsorted(conn, &format!("SELECT * FROM {t}{order}"));
+            (format!("table {t}"), serde_json::to_string_pretty(&rows).unwrap())
+        })
+        .collect()
+}
