@@ -705,6 +705,22 @@ mod tests {
         assert!(sent[1].headers.iter().any(|(k, v)| *k == "Authorization" && v == "Bearer tok-AAAA"));
     }
 
+    /// The incremental listing as shared/reference/powerbi.md section 2 documents it:
+    /// `modifiedSince=2025-03-01T00:00:00.0000000Z` (seven fractional digits, UTC), URL-encoded,
+    /// with the two exclusions as for the full listing.
+    #[test]
+    fn the_modified_since_listing_has_the_documented_shape() {
+        let t = crate::clock::Instant::parse("2025-03-01T00:00:00Z").unwrap();
+        assert_eq!(modified_since_text(t), "2025-03-01T00:00:00.0000000Z");
+        let (_, clock) = manual();
+        let (c, sent, _) = client(vec![token("tok-AAAA", 3599), ok(200, r#"[{"id":"w1"}]"#)], clock);
+        assert_eq!(c.modified_workspaces_since(t).unwrap()[0].id, "w1");
+        assert_eq!(
+            sent.lock().unwrap()[1].url,
+            "https://api.example/v1.0/myorg/admin/workspaces/modified?modifiedSince=2025-03-01T00%3A00%3A00.0000000Z&excludePersonalWorkspaces=True&excludeInActiveWorkspaces=True"
+        );
+    }
+
     #[test]
     fn the_token_is_renewed_before_it_expires_and_once_on_a_401() {
         let (offset, clock) = manual();
