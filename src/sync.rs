@@ -13,7 +13,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use rusqlite::{params, OpenFlags, OptionalExtension, Transaction};
+use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::clock::Instant;
 use crate::config::SyncSettings;
@@ -68,8 +68,7 @@ pub(crate) fn decide(db: &Path, integration: &str, settings_hash: &str, s: &Sync
     if !db.exists() {
         return Ok(full("no earlier extraction".into()));
     }
-    let conn = rusqlite::Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .with_context(|| format!("database {}: cannot open it to read the last extraction", db.display()))?;
+    let conn = crate::db::reader(db)?;
     let schema_version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let row = conn
         .query_row(

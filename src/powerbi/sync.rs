@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use rusqlite::{params, OpenFlags, Transaction};
+use rusqlite::{params, Transaction};
 use serde::{Deserialize, Serialize};
 
 use super::model::{DatasourceInstance, Parameter, Workspace};
@@ -142,8 +142,7 @@ pub(crate) type Base = BTreeMap<String, String>;
 
 /// The cache rows of `integration` in `db`.
 pub(crate) fn load(db: &Path, integration: &str) -> Result<Base> {
-    let conn = rusqlite::Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .with_context(|| format!("database {}: cannot open it to read the last extraction", db.display()))?;
+    let conn = crate::db::reader(db)?;
     let mut st = conn.prepare("SELECT id, details FROM powerbi_workspace_cache WHERE integration = ?1")?;
     let rows = st.query_map([integration], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect::<rusqlite::Result<Base>>().with_context(|| format!("database {}: table powerbi_workspace_cache", db.display()))

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use rusqlite::{params, OpenFlags, Transaction};
+use rusqlite::{params, Transaction};
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
 
@@ -101,8 +101,7 @@ pub(crate) fn settings_hash(site: &TableauSite) -> String {
 
 /// The cache rows of `integration` in `db`.
 pub(crate) fn load(db: &Path, integration: &str) -> Result<Base> {
-    let conn = rusqlite::Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .with_context(|| format!("database {}: cannot open it to read the last extraction", db.display()))?;
+    let conn = crate::db::reader(db)?;
     let tx = conn.unchecked_transaction()?;
     let mut base = Base::default();
     let mut st = tx.prepare("SELECT id, updated_at, datasources, details FROM tableau_workbook_cache WHERE integration = ?1")?;
