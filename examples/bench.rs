@@ -31,11 +31,11 @@
 //! `-v` prints is put beside the run's. The bench exits non-zero when M misses those targets.
 //! Results go to BENCHMARKS.md (with the machine), progress to stdout.
 
-#[path = "../tests/support/tableau_server.rs"]
-mod tableau_server;
 #[path = "../tests/support/powerbi_server.rs"]
 #[allow(dead_code)]
 mod powerbi_server;
+#[path = "../tests/support/tableau_server.rs"]
+mod tableau_server;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -45,7 +45,8 @@ use std::time::{Duration, Instant};
 
 use tableau_server::{Faults, ServerOptions, TableauServer};
 
-const USAGE: &str = "usage: bench [--sizes S,M,L] [--out BENCHMARKS.md] [--live M,L] [--runs N] [--nightly-only]";
+const USAGE: &str =
+    "usage: bench [--sizes S,M,L] [--out BENCHMARKS.md] [--live M,L] [--runs N] [--nightly-only]";
 const PAT_NAME: &str = "autoexpose-bench";
 const PAT_SECRET: &str = "bench-pat-secret";
 const LATENCY_MS: u64 = 50;
@@ -73,9 +74,21 @@ struct Size {
 }
 
 const SIZES: &[Size] = &[
-    Size { name: "S", generated: None, powerbi_workspaces: 0 },
-    Size { name: "M", generated: Some((5_000, 2_000)), powerbi_workspaces: 100 },
-    Size { name: "L", generated: Some((50_000, 20_000)), powerbi_workspaces: 1_000 },
+    Size {
+        name: "S",
+        generated: None,
+        powerbi_workspaces: 0,
+    },
+    Size {
+        name: "M",
+        generated: Some((5_000, 2_000)),
+        powerbi_workspaces: 100,
+    },
+    Size {
+        name: "L",
+        generated: Some((50_000, 20_000)),
+        powerbi_workspaces: 1_000,
+    },
 ];
 
 struct Opts {
@@ -100,7 +113,12 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>, String> {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
             _ => (arg.clone(), None),
         };
-        let mut value = || inline.clone().or_else(|| it.next()).ok_or_else(|| format!("{flag} needs a value"));
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
         match flag.as_str() {
             "-h" | "--help" => return Ok(None),
             "--sizes" => {
@@ -118,9 +136,19 @@ fn parse_args(args: Vec<String>) -> Result<Option<Opts>, String> {
             }
             "--out" => opts.out = PathBuf::from(value()?),
             "--live" => {
-                opts.live = value()?.split(',').map(|s| s.trim().to_uppercase()).filter(|s| !s.is_empty()).collect()
+                opts.live = value()?
+                    .split(',')
+                    .map(|s| s.trim().to_uppercase())
+                    .filter(|s| !s.is_empty())
+                    .collect()
             }
-            "--runs" => opts.runs = Some(value()?.parse().map_err(|_| "--runs: not a number".to_string())?),
+            "--runs" => {
+                opts.runs = Some(
+                    value()?
+                        .parse()
+                        .map_err(|_| "--runs: not a number".to_string())?,
+                )
+            }
             // Only the nightly scenario (and the fresh runs it is compared with), for measuring it alone.
             "--nightly-only" => opts.nightly_only = true,
             other => return Err(format!("unknown argument {other}")),
@@ -193,12 +221,22 @@ fn run_process(cmd: &mut Command) -> Result<Proc, String> {
     let wall = started.elapsed().as_secs_f64();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    Ok(proc_from(wall, out.status.code().unwrap_or(-1), stdout, stderr))
+    Ok(proc_from(
+        wall,
+        out.status.code().unwrap_or(-1),
+        stdout,
+        stderr,
+    ))
 }
 
 /// Reads the `-v` lines autoexpose prints: stage times, peak RSS and CPU time.
 fn proc_from(wall: f64, code: i32, stdout: String, stderr: String) -> Proc {
-    let mut p = Proc { wall, code, stdout, ..Default::default() };
+    let mut p = Proc {
+        wall,
+        code,
+        stdout,
+        ..Default::default()
+    };
     let seconds = |v: &str| v.trim().trim_end_matches('s').parse::<f64>().ok();
     for line in stderr.lines() {
         if let Some(rest) = line.strip_prefix("stage ") {
@@ -265,7 +303,9 @@ fn watched(
         cmd.env(k, v);
     }
     let started = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| format!("{}: {e}", ctx.bin.display()))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("{}: {e}", ctx.bin.display()))?;
     let (Some(err), Some(mut out)) = (child.stderr.take(), child.stdout.take()) else {
         return Err("no pipes to autoexpose".into());
     };
@@ -310,14 +350,30 @@ fn watched(
     let _ = reader.join();
     let stdout = stdout_reader.join().unwrap_or_default();
     if stalled {
-        ctx.say(&format!("  stalled: nothing printed for {}s; killed, measuring again", QUIET_LIMIT.as_secs()));
+        ctx.say(&format!(
+            "  stalled: nothing printed for {}s; killed, measuring again",
+            QUIET_LIMIT.as_secs()
+        ));
         return Ok(None);
     }
     let mut p = proc_from(wall, status.code().unwrap_or(-1), stdout, stderr);
     p.timeline = timeline;
     if p.code != 0 && p.code != 3 {
-        let tail: Vec<&str> = p.stderr.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
-        return Err(format!("autoexpose {} exited {}:\n{}", args.join(" "), p.code, tail.join("\n")));
+        let tail: Vec<&str> = p
+            .stderr
+            .lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        return Err(format!(
+            "autoexpose {} exited {}:\n{}",
+            args.join(" "),
+            p.code,
+            tail.join("\n")
+        ));
     }
     Ok(Some(p))
 }
@@ -332,18 +388,36 @@ fn settle() {
 /// Runs autoexpose; exit 0 (or 3, an incomplete extraction, which is reported) or an error.
 fn autoexpose(ctx: &Ctx, args: &[&str], env: &[(&str, &str)]) -> Result<Proc, String> {
     let mut cmd = Command::new(&ctx.bin);
-    cmd.args(args).current_dir(&ctx.root).env_remove("RAYON_NUM_THREADS");
+    cmd.args(args)
+        .current_dir(&ctx.root)
+        .env_remove("RAYON_NUM_THREADS");
     for (k, v) in env {
         cmd.env(k, v);
     }
     settle();
     let p = run_process(&mut cmd)?;
     if p.code != 0 && p.code != 3 {
-        let tail: Vec<&str> = p.stderr.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
-        return Err(format!("autoexpose {} exited {}:\n{}", args.join(" "), p.code, tail.join("\n")));
+        let tail: Vec<&str> = p
+            .stderr
+            .lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        return Err(format!(
+            "autoexpose {} exited {}:\n{}",
+            args.join(" "),
+            p.code,
+            tail.join("\n")
+        ));
     }
     if p.code == 3 {
-        ctx.say(&format!("  note: autoexpose {} exited 3 (incomplete extraction)", args.join(" ")));
+        ctx.say(&format!(
+            "  note: autoexpose {} exited 3 (incomplete extraction)",
+            args.join(" ")
+        ));
     }
     Ok(p)
 }
@@ -368,12 +442,18 @@ fn median_of(runs: &[Proc], f: impl Fn(&Proc) -> f64) -> f64 {
 
 /// (min, max) of the runs' wall times.
 fn wall_spread(runs: &[Proc]) -> (f64, f64) {
-    runs.iter().fold((f64::NAN, f64::NAN), |(lo, hi), p| (lo.min(p.wall), hi.max(p.wall)))
+    runs.iter().fold((f64::NAN, f64::NAN), |(lo, hi), p| {
+        (lo.min(p.wall), hi.max(p.wall))
+    })
 }
 
 /// The run whose wall time is the median (so its stage times, CPU and RSS go together).
 fn median_proc(mut runs: Vec<Proc>) -> Proc {
-    runs.sort_by(|a, b| a.wall.partial_cmp(&b.wall).unwrap_or(std::cmp::Ordering::Equal));
+    runs.sort_by(|a, b| {
+        a.wall
+            .partial_cmp(&b.wall)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     let n = runs.len();
     runs.swap_remove(n / 2)
 }
@@ -480,19 +560,37 @@ struct Score {
 
 impl Score {
     fn precision(&self) -> f64 {
-        if self.predicted == 0 { 1.0 } else { self.hits as f64 / self.predicted as f64 }
+        if self.predicted == 0 {
+            1.0
+        } else {
+            self.hits as f64 / self.predicted as f64
+        }
     }
     fn recall(&self) -> f64 {
-        if self.truth == 0 { 1.0 } else { self.hits as f64 / self.truth as f64 }
+        if self.truth == 0 {
+            1.0
+        } else {
+            self.hits as f64 / self.truth as f64
+        }
     }
     fn sql_only_recall(&self) -> f64 {
-        if self.sql_only == 0 { 1.0 } else { self.sql_only_hits as f64 / self.sql_only as f64 }
+        if self.sql_only == 0 {
+            1.0
+        } else {
+            self.sql_only_hits as f64 / self.sql_only as f64
+        }
     }
     /// The issue #13 targets, checked on M: (what, holds).
     fn targets(&self) -> [(String, bool); 4] {
         [
-            (format!("precision {:.4} = 1.000", self.precision()), self.hits == self.predicted),
-            (format!("recall {:.5} ≥ {SCORE_RECALL}", self.recall()), self.recall() >= SCORE_RECALL),
+            (
+                format!("precision {:.4} = 1.000", self.precision()),
+                self.hits == self.predicted,
+            ),
+            (
+                format!("recall {:.5} ≥ {SCORE_RECALL}", self.recall()),
+                self.recall() >= SCORE_RECALL,
+            ),
             (
                 format!(
                     "custom-SQL-only recall {:.4} ({}/{}) ≥ {SCORE_RECALL}",
@@ -533,14 +631,31 @@ struct Lineage {
 fn lineage_of(p: &Proc) -> Option<Lineage> {
     let mut out: Option<Lineage> = None;
     for line in p.stderr.lines() {
-        let Some(rest) = line.strip_prefix("sql lineage: ") else { continue };
-        let Some((n, rest)) = rest.split_once(" queries read in ") else { continue };
-        let Some((secs, rest)) = rest.split_once("s (") else { continue };
-        let Some(k) = rest.strip_suffix(" unparseable)") else { continue };
-        let (Ok(n), Ok(secs), Ok(k)) = (n.trim().parse::<u64>(), secs.trim().parse::<f64>(), k.trim().parse::<u64>()) else {
+        let Some(rest) = line.strip_prefix("sql lineage: ") else {
             continue;
         };
-        let l = out.get_or_insert(Lineage { queries: 0, secs: 0.0, unparseable: 0, run_wall: p.wall });
+        let Some((n, rest)) = rest.split_once(" queries read in ") else {
+            continue;
+        };
+        let Some((secs, rest)) = rest.split_once("s (") else {
+            continue;
+        };
+        let Some(k) = rest.strip_suffix(" unparseable)") else {
+            continue;
+        };
+        let (Ok(n), Ok(secs), Ok(k)) = (
+            n.trim().parse::<u64>(),
+            secs.trim().parse::<f64>(),
+            k.trim().parse::<u64>(),
+        ) else {
+            continue;
+        };
+        let l = out.get_or_insert(Lineage {
+            queries: 0,
+            secs: 0.0,
+            unparseable: 0,
+            run_wall: p.wall,
+        });
         l.queries += n;
         l.secs += secs;
         l.unparseable += k;
@@ -560,14 +675,26 @@ fn score(db: &Path, truth: &Path) -> Result<Score, String> {
 fn score_with(db: &Path, truth: &Path, assets: &str, only: &str) -> Result<Score, String> {
     use std::collections::BTreeSet;
     let bytes = std::fs::read(truth).map_err(|e| format!("{}: {e}", truth.display()))?;
-    let t: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", truth.display()))?;
-    let integration = t["integration"].as_str().ok_or_else(|| format!("{}: no integration", truth.display()))?;
+    let t: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", truth.display()))?;
+    let integration = t["integration"]
+        .as_str()
+        .ok_or_else(|| format!("{}: no integration", truth.display()))?;
     let strs = |v: &serde_json::Value| -> Vec<String> {
-        v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default()
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     let mut want: BTreeSet<(String, String)> = BTreeSet::new();
     let mut sql_only: BTreeSet<(String, String)> = BTreeSet::new();
-    for (luid, w) in t[assets].as_object().ok_or_else(|| format!("{}: no {assets}", truth.display()))? {
+    for (luid, w) in t[assets]
+        .as_object()
+        .ok_or_else(|| format!("{}: no {assets}", truth.display()))?
+    {
         for id in strs(&w["depends_on"]) {
             want.insert((luid.clone(), id));
         }
@@ -581,9 +708,12 @@ fn score_with(db: &Path, truth: &Path, assets: &str, only: &str) -> Result<Score
     let rows = |q: &str| -> Result<Vec<(String, String)>, String> {
         let mut st = conn.prepare(q).map_err(|e| format!("{q}: {e}"))?;
         let it = st
-            .query_map([integration], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map([integration], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
             .map_err(|e| format!("{q}: {e}"))?;
-        it.collect::<Result<Vec<_>, _>>().map_err(|e| format!("{q}: {e}"))
+        it.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{q}: {e}"))
     };
     let got: BTreeSet<(String, String)> = rows(
         "SELECT a.asset_ref, d.unique_id FROM exposure_dependencies d \
@@ -611,9 +741,21 @@ fn score_with(db: &Path, truth: &Path, assets: &str, only: &str) -> Result<Score
         ..Default::default()
     };
     let pair = |(l, u): &(String, String)| format!("{l} → {u}");
-    s.false_positives = got.difference(&want).take(SCORE_EXAMPLES).map(pair).collect();
-    s.missed = want.difference(&got).take(SCORE_EXAMPLES).map(pair).collect();
-    s.unparseable_not_listed = unparseable.difference(&listed).take(SCORE_EXAMPLES).cloned().collect();
+    s.false_positives = got
+        .difference(&want)
+        .take(SCORE_EXAMPLES)
+        .map(pair)
+        .collect();
+    s.missed = want
+        .difference(&got)
+        .take(SCORE_EXAMPLES)
+        .map(pair)
+        .collect();
+    s.unparseable_not_listed = unparseable
+        .difference(&listed)
+        .take(SCORE_EXAMPLES)
+        .cloned()
+        .collect();
     Ok(s)
 }
 
@@ -631,7 +773,9 @@ struct Live {
 
 fn run(opts: Opts) -> Result<(), String> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
     let ctx = Ctx {
         bin: target.join("release/autoexpose"),
         gen: target.join("release/examples/gen_bench"),
@@ -641,7 +785,15 @@ fn run(opts: Opts) -> Result<(), String> {
     ctx.say("building autoexpose and gen_bench (release)");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(&cargo)
-        .args(["build", "--release", "--quiet", "--bin", "autoexpose", "--example", "gen_bench"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--bin",
+            "autoexpose",
+            "--example",
+            "gen_bench",
+        ])
         .current_dir(&root)
         .status()
         .map_err(|e| format!("{cargo} build: {e}"))?;
@@ -653,9 +805,14 @@ fn run(opts: Opts) -> Result<(), String> {
     std::fs::create_dir_all(&snapshot).map_err(|e| format!("{}: {e}", snapshot.display()))?;
     for (from, name) in [(&ctx.bin, "autoexpose"), (&ctx.gen, "gen_bench")] {
         let to = snapshot.join(name);
-        std::fs::copy(from, &to).map_err(|e| format!("copy {} to {}: {e}", from.display(), to.display()))?;
+        std::fs::copy(from, &to)
+            .map_err(|e| format!("copy {} to {}: {e}", from.display(), to.display()))?;
     }
-    let ctx = Ctx { bin: snapshot.join("autoexpose"), gen: snapshot.join("gen_bench"), ..ctx };
+    let ctx = Ctx {
+        bin: snapshot.join("autoexpose"),
+        gen: snapshot.join("gen_bench"),
+        ..ctx
+    };
     let machine = machine(&ctx);
     ctx.say(&format!("machine: {}", machine.one_line));
 
@@ -665,15 +822,31 @@ fn run(opts: Opts) -> Result<(), String> {
         results.push(r);
         // Write what we have after every size, so a long L run leaves the S and M numbers.
         let md = report(&machine, &results, &opts);
-        let out = if opts.out.is_absolute() { opts.out.clone() } else { root.join(&opts.out) };
+        let out = if opts.out.is_absolute() {
+            opts.out.clone()
+        } else {
+            root.join(&opts.out)
+        };
         std::fs::write(&out, md).map_err(|e| format!("{}: {e}", out.display()))?;
         ctx.say(&format!("wrote {}", out.display()));
     }
     // Issue #13's targets on M: a lineage regression fails the bench, not just the report.
-    if let Some(sc) = results.iter().find(|r| r.size == "M").and_then(|r| r.score.as_ref()) {
-        let failed: Vec<String> = sc.targets().into_iter().filter(|(_, ok)| !ok).map(|(what, _)| what).collect();
+    if let Some(sc) = results
+        .iter()
+        .find(|r| r.size == "M")
+        .and_then(|r| r.score.as_ref())
+    {
+        let failed: Vec<String> = sc
+            .targets()
+            .into_iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(what, _)| what)
+            .collect();
         if !failed.is_empty() {
-            return Err(format!("M misses the custom SQL lineage targets (issue #13): {}", failed.join("; ")));
+            return Err(format!(
+                "M misses the custom SQL lineage targets (issue #13): {}",
+                failed.join("; ")
+            ));
         }
     }
     Ok(())
@@ -685,16 +858,25 @@ fn bench_size(ctx: &Ctx, size: &Size, target: &Path, opts: &Opts) -> Result<Resu
     // 5 everywhere, L too: this VM sometimes hands out fresh memory slowly, and one run of L
     // could be 1-2 s off.
     let runs = opts.runs.unwrap_or(5).max(1);
-    let mut r = Result1 { size: size.name.to_string(), runs, ..Default::default() };
+    let mut r = Result1 {
+        size: size.name.to_string(),
+        runs,
+        ..Default::default()
+    };
     let (config, db) = match size.generated {
         None => {
             r.manifest = ctx.root.join("testdata/dbt/demo/artifacts/manifest.json");
-            (ctx.root.join("examples/demo/autoexpose.yml"), dir.join("bench.db"))
+            (
+                ctx.root.join("examples/demo/autoexpose.yml"),
+                dir.join("bench.db"),
+            )
         }
         Some((models, workbooks)) => {
             prepare_inputs(ctx, size, &dir, models, workbooks)?;
             r.manifest = dir.join("manifest.json");
-            r.gen_stats = std::fs::read(dir.join("gen_stats.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+            r.gen_stats = std::fs::read(dir.join("gen_stats.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
             (dir.join("autoexpose.yml"), dir.join("bench.db"))
         }
     };
@@ -702,11 +884,18 @@ fn bench_size(ctx: &Ctx, size: &Size, target: &Path, opts: &Opts) -> Result<Resu
         Some(g) => g["tests"].as_u64().unwrap_or(0),
         None => count_tests(&r.manifest),
     };
-    r.manifest_bytes = std::fs::metadata(&r.manifest).map_err(|e| format!("{}: {e}", r.manifest.display()))?.len();
+    r.manifest_bytes = std::fs::metadata(&r.manifest)
+        .map_err(|e| format!("{}: {e}", r.manifest.display()))?
+        .len();
     let cfg = config.to_string_lossy().into_owned();
     let dbs = db.to_string_lossy().into_owned();
     let manifest = r.manifest.to_string_lossy().into_owned();
-    ctx.say(&format!("{}: manifest {:.1} MB, {} run(s) per measurement", size.name, mb(r.manifest_bytes), runs));
+    ctx.say(&format!(
+        "{}: manifest {:.1} MB, {} run(s) per measurement",
+        size.name,
+        mb(r.manifest_bytes),
+        runs
+    ));
 
     // Warm-up, untimed: one whole `run` into a scratch database, then one `parse-manifest`
     // (which also brings the manifest into the page cache). On this VM the first run after a
@@ -716,7 +905,10 @@ fn bench_size(ctx: &Ctx, size: &Size, target: &Path, opts: &Opts) -> Result<Resu
     let scratch_s = scratch.to_string_lossy().into_owned();
     let p = autoexpose(ctx, &["run", "--config", &cfg, "--db", &scratch_s], &[])?;
     remove_db(&scratch);
-    ctx.say(&format!("{}: warm-up run (untimed): {:.3}s", size.name, p.wall));
+    ctx.say(&format!(
+        "{}: warm-up run (untimed): {:.3}s",
+        size.name, p.wall
+    ));
     autoexpose(ctx, &["parse-manifest", &manifest], &[])?;
 
     if opts.nightly_only {
@@ -727,7 +919,12 @@ fn bench_size(ctx: &Ctx, size: &Size, target: &Path, opts: &Opts) -> Result<Resu
         for i in 0..runs {
             remove_db(&db);
             let p = autoexpose(ctx, &["-v", "run", "--config", &cfg, "--db", &dbs], &[])?;
-            ctx.say(&format!("{}: run (fresh db) {}/{runs}: {:.3}s", size.name, i + 1, p.wall));
+            ctx.say(&format!(
+                "{}: run (fresh db) {}/{runs}: {:.3}s",
+                size.name,
+                i + 1,
+                p.wall
+            ));
             fresh.push(p);
         }
         r.run_fresh_all = fresh.clone();
@@ -750,7 +947,10 @@ fn bench_size(ctx: &Ctx, size: &Size, target: &Path, opts: &Opts) -> Result<Resu
         ));
         floors.push(p);
     }
-    let inner: Vec<f64> = floors.iter().filter_map(|p| parse_floor(&p.stdout)).collect();
+    let inner: Vec<f64> = floors
+        .iter()
+        .filter_map(|p| parse_floor(&p.stdout))
+        .collect();
     r.floor_inner = median(inner);
     r.floor_all = floors.clone();
     r.floor = median_proc(floors);
@@ -784,7 +984,11 @@ fn bench_size(ctx: &Ctx, size: &Size, target: &Path, opts: &Opts) -> Result<Resu
     for i in 0..thread_runs {
         for threads in [1usize, 2] {
             let t = threads.to_string();
-            let p = autoexpose(ctx, &["-v", "match", "--config", &cfg, "--db", &dbs], &[("RAYON_NUM_THREADS", &t)])?;
+            let p = autoexpose(
+                ctx,
+                &["-v", "match", "--config", &cfg, "--db", &dbs],
+                &[("RAYON_NUM_THREADS", &t)],
+            )?;
             ctx.say(&format!(
                 "{}: match on {threads} thread(s) {}/{thread_runs}: {:.3}s (stage {:.3}s)",
                 size.name,
@@ -806,8 +1010,14 @@ fn bench_size(ctx: &Ctx, size: &Size, target: &Path, opts: &Opts) -> Result<Resu
     for i in 0..runs {
         remove_db(&db);
         // Watched, for the time at which each line came: the phases of the run (`phases`).
-        let p = watched(ctx, &["-v", "run", "--config", &cfg, "--db", &dbs], &[], &|| {}, None)?
-            .ok_or("a run without a quiet limit cannot stall")?;
+        let p = watched(
+            ctx,
+            &["-v", "run", "--config", &cfg, "--db", &dbs],
+            &[],
+            &|| {},
+            None,
+        )?
+        .ok_or("a run without a quiet limit cannot stall")?;
         ctx.say(&format!(
             "{}: run (fresh db) {}/{runs}: {:.3}s, CPU {:.2}s, peak {}",
             size.name,
@@ -850,9 +1060,11 @@ fn bench_size(ctx: &Ctx, size: &Size, target: &Path, opts: &Opts) -> Result<Resu
             sc.unparseable_listed,
             sc.unparseable
         ));
-        for (what, list) in
-            [("false positive", &sc.false_positives), ("missed", &sc.missed), ("unparseable, not listed", &sc.unparseable_not_listed)]
-        {
+        for (what, list) in [
+            ("false positive", &sc.false_positives),
+            ("missed", &sc.missed),
+            ("unparseable, not listed", &sc.unparseable_not_listed),
+        ] {
             for x in list {
                 ctx.say(&format!("  {what}: {x}"));
             }
@@ -878,9 +1090,14 @@ fn bench_size(ctx: &Ctx, size: &Size, target: &Path, opts: &Opts) -> Result<Resu
 
 /// Test nodes in a (small) manifest.
 fn count_tests(path: &Path) -> u64 {
-    let v: serde_json::Value =
-        std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-    v["nodes"].as_object().map(|n| n.values().filter(|x| x["resource_type"] == "test").count() as u64).unwrap_or(0)
+    let v: serde_json::Value = std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    v["nodes"]
+        .as_object()
+        .map(|n| n.values().filter(|x| x["resource_type"] == "test").count() as u64)
+        .unwrap_or(0)
 }
 
 /// The phases `phases` cuts a `run` into.
@@ -888,7 +1105,11 @@ const PHASES: usize = 6;
 
 /// When (seconds since the start) the last stderr line of a watched run matching `pred` came.
 fn line_at(p: &Proc, pred: &dyn Fn(&str) -> bool) -> Option<f64> {
-    p.timeline.iter().rev().find(|(_, l)| pred(l)).map(|(t, _)| *t)
+    p.timeline
+        .iter()
+        .rev()
+        .find(|(_, l)| pred(l))
+        .map(|(t, _)| *t)
 }
 
 /// A watched `run -v` cut into the main thread's phases by the time its lines arrived:
@@ -898,11 +1119,26 @@ fn line_at(p: &Proc, pred: &dyn Fn(&str) -> bool) -> Option<f64> {
 fn phases(p: &Proc) -> Vec<(&'static str, f64)> {
     let at = |pred: &dyn Fn(&str) -> bool| line_at(p, pred);
     let marks: [(&'static str, Option<f64>); PHASES] = [
-        ("start, config, extract (the manifest parse with Tableau read beside it, and the rows)", at(&|l| l.starts_with("stage extract worked out"))),
-        ("normalize (work)", at(&|l| l.starts_with("stage normalize worked out"))),
-        ("match (work)", at(&|l| l.starts_with("stage match worked out"))),
-        ("emit (work)", at(&|l| l.starts_with("stage emit worked out"))),
-        ("waiting for the writer", at(&|l| l.starts_with("stage emit took"))),
+        (
+            "start, config, extract (the manifest parse with Tableau read beside it, and the rows)",
+            at(&|l| l.starts_with("stage extract worked out")),
+        ),
+        (
+            "normalize (work)",
+            at(&|l| l.starts_with("stage normalize worked out")),
+        ),
+        (
+            "match (work)",
+            at(&|l| l.starts_with("stage match worked out")),
+        ),
+        (
+            "emit (work)",
+            at(&|l| l.starts_with("stage emit worked out")),
+        ),
+        (
+            "waiting for the writer",
+            at(&|l| l.starts_with("stage emit took")),
+        ),
         ("summary, exit", Some(p.wall)),
     ];
     let mut out = Vec::new();
@@ -917,13 +1153,19 @@ fn phases(p: &Proc) -> Vec<(&'static str, f64)> {
 }
 
 fn rss(kib: Option<u64>) -> String {
-    kib.map(|k| format!("{:.1} MB", k as f64 * 1024.0 / 1e6)).unwrap_or_else(|| "?".into())
+    kib.map(|k| format!("{:.1} MB", k as f64 * 1024.0 / 1e6))
+        .unwrap_or_else(|| "?".into())
 }
 
 /// `parsed N bytes, X nodes, Y sources in Zs`
 fn parse_floor(stdout: &str) -> Option<f64> {
     let line = stdout.lines().find(|l| l.starts_with("parsed "))?;
-    line.rsplit(" in ").next()?.trim().trim_end_matches('s').parse().ok()
+    line.rsplit(" in ")
+        .next()?
+        .trim()
+        .trim_end_matches('s')
+        .parse()
+        .ok()
 }
 
 const PBI_ID_ENV: &str = "AE_BENCH_PBI_CLIENT_ID";
@@ -939,7 +1181,11 @@ fn pbi_principal(dir: &Path) -> Result<(String, String, String), String> {
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let s = |x: &serde_json::Value| x.as_str().unwrap_or_default().to_string();
-    Ok((s(&v["tenant_id"]), s(&v["principals"][0]["client_id"]), s(&v["principals"][0]["client_secret"])))
+    Ok((
+        s(&v["tenant_id"]),
+        s(&v["principals"][0]["client_id"]),
+        s(&v["principals"][0]["client_secret"]),
+    ))
 }
 
 /// A config of the generated dbt project and the generated tenant at `url` (in `dir`, so its
@@ -963,7 +1209,10 @@ fn powerbi_config(dir: &Path, url: &str, tenant: &str) -> Result<PathBuf, String
 /// against `powerbi/truth.json`.
 fn powerbi_bench(ctx: &Ctx, size: &Size, dir: &Path, runs: usize) -> Result<PowerBi, String> {
     let (tenant, client_id, secret) = pbi_principal(dir)?;
-    let faults = powerbi_server::Faults { latency_ms: LATENCY_MS, ..powerbi_server::Faults::default() };
+    let faults = powerbi_server::Faults {
+        latency_ms: LATENCY_MS,
+        ..powerbi_server::Faults::default()
+    };
     let server = powerbi_server::PowerBiServer::start(&dir.join("powerbi/tenant.json"), faults);
     let cfg = powerbi_config(dir, &server.base_url, &tenant)?;
     let cfg_s = cfg.to_string_lossy().into_owned();
@@ -973,15 +1222,23 @@ fn powerbi_bench(ctx: &Ctx, size: &Size, dir: &Path, runs: usize) -> Result<Powe
     let db = dir.join("powerbi.db");
     let db_s = db.to_string_lossy().into_owned();
     remove_db(&db);
-    ctx.say(&format!("{}: Power BI: recording {} workspaces through the local Power BI server", size.name, size.powerbi_workspaces));
+    ctx.say(&format!(
+        "{}: Power BI: recording {} workspaces through the local Power BI server",
+        size.name, size.powerbi_workspaces
+    ));
     let live = autoexpose(
         ctx,
-        &["-v", "--record", &http_s, "extract", "--config", &cfg_s, "--db", &db_s],
+        &[
+            "-v", "--record", &http_s, "extract", "--config", &cfg_s, "--db", &db_s,
+        ],
         &[(PBI_ID_ENV, &client_id), (PBI_SECRET_ENV, &secret)],
     );
     let requests = server.requests().len();
-    let (max_scans_in_flight, scans_refused, refused) =
-        (server.max_scans_in_flight(), server.scans_refused(), server.refused().len());
+    let (max_scans_in_flight, scans_refused, refused) = (
+        server.max_scans_in_flight(),
+        server.scans_refused(),
+        server.refused().len(),
+    );
     server.stop();
     let live = live?;
     ctx.say(&format!(
@@ -991,7 +1248,13 @@ fn powerbi_bench(ctx: &Ctx, size: &Size, dir: &Path, runs: usize) -> Result<Powe
     let mut all = Vec::new();
     for i in 0..runs {
         remove_db(&db);
-        let p = autoexpose(ctx, &["-v", "--replay", &http_s, "run", "--config", &cfg_s, "--db", &db_s], &[])?;
+        let p = autoexpose(
+            ctx,
+            &[
+                "-v", "--replay", &http_s, "run", "--config", &cfg_s, "--db", &db_s,
+            ],
+            &[],
+        )?;
         ctx.say(&format!(
             "{}: Power BI: run (replayed, fresh db) {}/{runs}: {:.3}s, CPU {:.2}s, peak {}",
             size.name,
@@ -1002,7 +1265,12 @@ fn powerbi_bench(ctx: &Ctx, size: &Size, dir: &Path, runs: usize) -> Result<Powe
         ));
         all.push(p);
     }
-    let sc = score_with(&db, &dir.join("powerbi/truth.json"), "reports", "native_sql_only")?;
+    let sc = score_with(
+        &db,
+        &dir.join("powerbi/truth.json"),
+        "reports",
+        "native_sql_only",
+    )?;
     ctx.say(&format!(
         "{}: Power BI score: precision {:.4} ({}/{}), recall {:.5} ({}/{}), native-SQL-only recall {:.4} ({}/{})",
         size.name,
@@ -1016,7 +1284,10 @@ fn powerbi_bench(ctx: &Ctx, size: &Size, dir: &Path, runs: usize) -> Result<Powe
         sc.sql_only_hits,
         sc.sql_only
     ));
-    for (what, list) in [("false positive", &sc.false_positives), ("missed", &sc.missed)] {
+    for (what, list) in [
+        ("false positive", &sc.false_positives),
+        ("missed", &sc.missed),
+    ] {
         for x in list {
             ctx.say(&format!("  Power BI {what}: {x}"));
         }
@@ -1038,7 +1309,13 @@ fn powerbi_bench(ctx: &Ctx, size: &Size, dir: &Path, runs: usize) -> Result<Powe
 
 /// Generates `dir` unless it holds the same generator's output for the same arguments, and
 /// records the site unless recordings of it, made by the same queries, are there.
-fn prepare_inputs(ctx: &Ctx, size: &Size, dir: &Path, models: usize, workbooks: usize) -> Result<(), String> {
+fn prepare_inputs(
+    ctx: &Ctx,
+    size: &Size,
+    dir: &Path,
+    models: usize,
+    workbooks: usize,
+) -> Result<(), String> {
     let gen_stamp = format!(
         "models={models} workbooks={workbooks} powerbi_workspaces={} seed=42 generator={:016x}\n",
         size.powerbi_workspaces,
@@ -1046,16 +1323,34 @@ fn prepare_inputs(ctx: &Ctx, size: &Size, dir: &Path, models: usize, workbooks: 
     );
     let stamp_path = dir.join("inputs.stamp");
     let have = std::fs::read_to_string(&stamp_path).unwrap_or_default();
-    let files_there =
-        ["manifest.json", "site.json", "autoexpose.yml", "gen_stats.json", "truth.json"].iter().all(|f| dir.join(f).is_file())
-            && (size.powerbi_workspaces == 0
-                || ["powerbi/tenant.json", "powerbi/truth.json"].iter().all(|f| dir.join(f).is_file()));
+    let files_there = [
+        "manifest.json",
+        "site.json",
+        "autoexpose.yml",
+        "gen_stats.json",
+        "truth.json",
+    ]
+    .iter()
+    .all(|f| dir.join(f).is_file())
+        && (size.powerbi_workspaces == 0
+            || ["powerbi/tenant.json", "powerbi/truth.json"]
+                .iter()
+                .all(|f| dir.join(f).is_file()));
     if have != gen_stamp || !files_there {
-        ctx.say(&format!("{}: generating {models} models / {workbooks} workbooks into {}", size.name, dir.display()));
+        ctx.say(&format!(
+            "{}: generating {models} models / {workbooks} workbooks into {}",
+            size.name,
+            dir.display()
+        ));
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         let mut cmd = Command::new(&ctx.gen);
-        cmd.args(["--models", &models.to_string(), "--workbooks", &workbooks.to_string()]);
+        cmd.args([
+            "--models",
+            &models.to_string(),
+            "--workbooks",
+            &workbooks.to_string(),
+        ]);
         if size.powerbi_workspaces > 0 {
             cmd.args(["--powerbi-workspaces", &size.powerbi_workspaces.to_string()]);
         }
@@ -1067,21 +1362,36 @@ fn prepare_inputs(ctx: &Ctx, size: &Size, dir: &Path, models: usize, workbooks: 
         ctx.say(&format!("{}: {}", size.name, p.stdout.trim()));
         std::fs::write(&stamp_path, &gen_stamp).map_err(|e| e.to_string())?;
     } else {
-        ctx.say(&format!("{}: reusing generated inputs in {}", size.name, dir.display()));
+        ctx.say(&format!(
+            "{}: reusing generated inputs in {}",
+            size.name,
+            dir.display()
+        ));
     }
     let rec_stamp = format!("{gen_stamp}queries={:016x}\n", fnv(QUERY_SOURCES));
     let rec_path = dir.join("http.stamp");
-    if std::fs::read_to_string(&rec_path).unwrap_or_default() != rec_stamp || !dir.join("http").is_dir() {
+    if std::fs::read_to_string(&rec_path).unwrap_or_default() != rec_stamp
+        || !dir.join("http").is_dir()
+    {
         record(ctx, size, dir)?;
         std::fs::write(&rec_path, &rec_stamp).map_err(|e| e.to_string())?;
     } else {
-        ctx.say(&format!("{}: reusing recordings in {}", size.name, dir.join("http").display()));
+        ctx.say(&format!(
+            "{}: reusing recordings in {}",
+            size.name,
+            dir.join("http").display()
+        ));
     }
     Ok(())
 }
 
 /// The generated config pointed at `server_url`, without replay, with its own database.
-fn live_config(dir: &Path, server_url: &str, concurrency: u32, db: &str) -> Result<PathBuf, String> {
+fn live_config(
+    dir: &Path,
+    server_url: &str,
+    concurrency: u32,
+    db: &str,
+) -> Result<PathBuf, String> {
     let text = std::fs::read_to_string(dir.join("autoexpose.yml")).map_err(|e| e.to_string())?;
     let mut out = String::new();
     for line in text.lines() {
@@ -1105,22 +1415,35 @@ fn live_config(dir: &Path, server_url: &str, concurrency: u32, db: &str) -> Resu
 }
 
 fn record(ctx: &Ctx, size: &Size, dir: &Path) -> Result<(), String> {
-    ctx.say(&format!("{}: recording the site through the local Tableau server", size.name));
+    ctx.say(&format!(
+        "{}: recording the site through the local Tableau server",
+        size.name
+    ));
     for _ in 0..LIVE_ATTEMPTS {
         let server = TableauServer::start_with(
             &dir.join("site.json"),
             Faults::default(),
-            ServerOptions { port: 0, echo_requests: false, latency_ms: 0 },
+            ServerOptions {
+                port: 0,
+                echo_requests: false,
+                latency_ms: 0,
+            },
         );
         let cfg = live_config(dir, &server.base_url, 4, "record.db")?;
         let http = dir.join("http");
         let _ = std::fs::remove_dir_all(&http);
         remove_db(&dir.join("record.db"));
-        let (cfg_s, http_s) = (cfg.to_string_lossy().into_owned(), http.to_string_lossy().into_owned());
+        let (cfg_s, http_s) = (
+            cfg.to_string_lossy().into_owned(),
+            http.to_string_lossy().into_owned(),
+        );
         let p = watched(
             ctx,
             &["-v", "--record", &http_s, "extract", "--config", &cfg_s],
-            &[("TABLEAU_TOKEN_NAME", PAT_NAME), ("TABLEAU_TOKEN_SECRET", PAT_SECRET)],
+            &[
+                ("TABLEAU_TOKEN_NAME", PAT_NAME),
+                ("TABLEAU_TOKEN_SECRET", PAT_SECRET),
+            ],
             &|| {},
             Some(QUIET_LIMIT),
         )?;
@@ -1130,7 +1453,10 @@ fn record(ctx: &Ctx, size: &Size, dir: &Path) -> Result<(), String> {
             Some(_) => watched(
                 ctx,
                 &["-v", "--record", &http_s, "extract", "--config", &cfg_s],
-                &[("TABLEAU_TOKEN_NAME", PAT_NAME), ("TABLEAU_TOKEN_SECRET", PAT_SECRET)],
+                &[
+                    ("TABLEAU_TOKEN_NAME", PAT_NAME),
+                    ("TABLEAU_TOKEN_SECRET", PAT_SECRET),
+                ],
                 &|| {},
                 Some(QUIET_LIMIT),
             )?,
@@ -1139,33 +1465,60 @@ fn record(ctx: &Ctx, size: &Size, dir: &Path) -> Result<(), String> {
         let requests = server.request_count();
         server.stop();
         if let (Some(p), Some(_)) = (p, rerun) {
-            ctx.say(&format!("{}: recorded {requests} requests in {:.1}s into {}", size.name, p.wall, http.display()));
+            ctx.say(&format!(
+                "{}: recorded {requests} requests in {:.1}s into {}",
+                size.name,
+                p.wall,
+                http.display()
+            ));
             return Ok(());
         }
     }
-    Err(format!("{}: recording stalled {LIVE_ATTEMPTS} times", size.name))
+    Err(format!(
+        "{}: recording stalled {LIVE_ATTEMPTS} times",
+        size.name
+    ))
 }
 
-fn live_extract(ctx: &Ctx, size: &Size, dir: &Path, latency_ms: u64, concurrency: u32) -> Result<Live, String> {
+fn live_extract(
+    ctx: &Ctx,
+    size: &Size,
+    dir: &Path,
+    latency_ms: u64,
+    concurrency: u32,
+) -> Result<Live, String> {
     let mut stalls = 0;
     let (p, requests, max_in_flight) = loop {
         if stalls == LIVE_ATTEMPTS {
-            return Err(format!("{}: live extract stalled {stalls} times", size.name));
+            return Err(format!(
+                "{}: live extract stalled {stalls} times",
+                size.name
+            ));
         }
         let server = TableauServer::start_with(
             &dir.join("site.json"),
             Faults::default(),
-            ServerOptions { port: 0, echo_requests: false, latency_ms },
+            ServerOptions {
+                port: 0,
+                echo_requests: false,
+                latency_ms,
+            },
         );
         let db = format!("live-c{concurrency}.db");
         remove_db(&dir.join(&db));
         let cfg = live_config(dir, &server.base_url, concurrency, &db)?;
         let cfg_s = cfg.to_string_lossy().into_owned();
-        ctx.say(&format!("{}: live extract, {latency_ms} ms per request, concurrency {concurrency} ...", size.name));
+        ctx.say(&format!(
+            "{}: live extract, {latency_ms} ms per request, concurrency {concurrency} ...",
+            size.name
+        ));
         let p = watched(
             ctx,
             &["-v", "extract", "--config", &cfg_s],
-            &[("TABLEAU_TOKEN_NAME", PAT_NAME), ("TABLEAU_TOKEN_SECRET", PAT_SECRET)],
+            &[
+                ("TABLEAU_TOKEN_NAME", PAT_NAME),
+                ("TABLEAU_TOKEN_SECRET", PAT_SECRET),
+            ],
             &|| {},
             Some(QUIET_LIMIT),
         )?;
@@ -1179,8 +1532,12 @@ fn live_extract(ctx: &Ctx, size: &Size, dir: &Path, latency_ms: u64, concurrency
     // autoexpose's own account of the run (one line per request at -v), for when a number looks odd.
     let log = dir.join(format!("live-{latency_ms}ms-c{concurrency}.log"));
     std::fs::write(&log, &p.stderr).map_err(|e| format!("{}: {e}", log.display()))?;
-    let client_line =
-        p.stderr.lines().find(|l| l.contains(" requests (")).map(|l| l.trim().to_string()).unwrap_or_default();
+    let client_line = p
+        .stderr
+        .lines()
+        .find(|l| l.contains(" requests ("))
+        .map(|l| l.trim().to_string())
+        .unwrap_or_default();
     ctx.say(&format!(
         "{}: live extract, {latency_ms} ms, concurrency {concurrency}: {:.2}s, {requests} requests, at most {max_in_flight} in flight",
         size.name, p.wall
@@ -1219,7 +1576,9 @@ struct Nightly {
 fn nightly_site(dir: &Path) -> Result<(usize, usize, usize, usize), String> {
     let bytes = std::fs::read(dir.join("site.json")).map_err(|e| e.to_string())?;
     let mut f: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-    let workbooks = f["sites"][0]["workbooks"].as_array_mut().ok_or("site.json: no sites[0].workbooks")?;
+    let workbooks = f["sites"][0]["workbooks"]
+        .as_array_mut()
+        .ok_or("site.json: no sites[0].workbooks")?;
     let n = workbooks.len();
     let (mut changed, mut added) = (0, Vec::new());
     for (i, w) in workbooks.iter_mut().enumerate() {
@@ -1231,11 +1590,18 @@ fn nightly_site(dir: &Path) -> Result<(usize, usize, usize, usize), String> {
         }
         if i % 1000 == 3 {
             let mut copy = w.clone();
-            let suffix = |v: &serde_json::Value| serde_json::json!(format!("{}-n", v.as_str().unwrap_or("")));
+            let suffix = |v: &serde_json::Value| {
+                serde_json::json!(format!("{}-n", v.as_str().unwrap_or("")))
+            };
             copy["id"] = suffix(&copy["id"]);
             copy["luid"] = suffix(&copy["luid"]);
-            copy["name"] = serde_json::json!(format!("{} (copy)", copy["name"].as_str().unwrap_or("")));
-            for e in copy["embeddedDatasources"].as_array_mut().into_iter().flatten() {
+            copy["name"] =
+                serde_json::json!(format!("{} (copy)", copy["name"].as_str().unwrap_or("")));
+            for e in copy["embeddedDatasources"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+            {
                 e["id"] = suffix(&e["id"]);
             }
             added.push(copy);
@@ -1257,28 +1623,56 @@ fn nightly_site(dir: &Path) -> Result<(usize, usize, usize, usize), String> {
 
 fn nightly(ctx: &Ctx, size: &Size, dir: &Path, runs: usize) -> Result<Nightly, String> {
     let (workbooks, changed, added, removed) = nightly_site(dir)?;
-    ctx.say(&format!("{}: nightly: {changed} of {workbooks} workbooks changed, {added} added, {removed} removed", size.name));
-    let env = [("TABLEAU_TOKEN_NAME", PAT_NAME), ("TABLEAU_TOKEN_SECRET", PAT_SECRET)];
+    ctx.say(&format!(
+        "{}: nightly: {changed} of {workbooks} workbooks changed, {added} added, {removed} removed",
+        size.name
+    ));
+    let env = [
+        ("TABLEAU_TOKEN_NAME", PAT_NAME),
+        ("TABLEAU_TOKEN_SECRET", PAT_SECRET),
+    ];
     let http = dir.join("http-nightly");
     let (first, first_requests, night, night_requests) = 'live: {
         for _ in 0..LIVE_ATTEMPTS {
             let server = TableauServer::start_with(
                 &dir.join("site.json"),
                 Faults::default(),
-                ServerOptions { port: 0, echo_requests: false, latency_ms: LATENCY_MS },
+                ServerOptions {
+                    port: 0,
+                    echo_requests: false,
+                    latency_ms: LATENCY_MS,
+                },
             );
             remove_db(&dir.join("nightly-live.db"));
             let cfg = live_config(dir, &server.base_url, 4, "nightly-live.db")?;
             let cfg_s = cfg.to_string_lossy().into_owned();
-            ctx.say(&format!("{}: nightly: first extract, live, {LATENCY_MS} ms per request ...", size.name));
-            let first = watched(ctx, &["-v", "extract", "--config", &cfg_s], &env, &|| {}, Some(QUIET_LIMIT))?;
+            ctx.say(&format!(
+                "{}: nightly: first extract, live, {LATENCY_MS} ms per request ...",
+                size.name
+            ));
+            let first = watched(
+                ctx,
+                &["-v", "extract", "--config", &cfg_s],
+                &env,
+                &|| {},
+                Some(QUIET_LIMIT),
+            )?;
             let first_requests = server.request_count();
             server.set_fixture(&dir.join("site-nightly.json"));
             let _ = std::fs::remove_dir_all(&http);
             let http_s = http.to_string_lossy().into_owned();
-            ctx.say(&format!("{}: nightly: the night's extract, live, recorded ...", size.name));
+            ctx.say(&format!(
+                "{}: nightly: the night's extract, live, recorded ...",
+                size.name
+            ));
             let night = match first {
-                Some(_) => watched(ctx, &["-v", "--record", &http_s, "extract", "--config", &cfg_s], &env, &|| {}, Some(QUIET_LIMIT))?,
+                Some(_) => watched(
+                    ctx,
+                    &["-v", "--record", &http_s, "extract", "--config", &cfg_s],
+                    &env,
+                    &|| {},
+                    Some(QUIET_LIMIT),
+                )?,
                 None => None,
             };
             let night_requests = server.request_count() - first_requests;
@@ -1287,7 +1681,10 @@ fn nightly(ctx: &Ctx, size: &Size, dir: &Path, runs: usize) -> Result<Nightly, S
                 break 'live (first, first_requests, night, night_requests);
             }
         }
-        return Err(format!("{}: nightly live extract stalled {LIVE_ATTEMPTS} times", size.name));
+        return Err(format!(
+            "{}: nightly live extract stalled {LIVE_ATTEMPTS} times",
+            size.name
+        ));
     };
     ctx.say(&format!(
         "{}: nightly live: first {:.2}s, {first_requests} requests, {} written; night {:.2}s, {night_requests} requests, {} written",
@@ -1304,20 +1701,49 @@ fn nightly(ctx: &Ctx, size: &Size, dir: &Path, runs: usize) -> Result<Nightly, S
     let base_s = base_db.to_string_lossy().into_owned();
     autoexpose(ctx, &["-v", "run", "--config", &cfg, "--db", &base_s], &[])?;
     let night_db = dir.join("nightly-replay.db");
-    let (night_s, http_s) = (night_db.to_string_lossy().into_owned(), http.to_string_lossy().into_owned());
+    let (night_s, http_s) = (
+        night_db.to_string_lossy().into_owned(),
+        http.to_string_lossy().into_owned(),
+    );
     let mut replayed = Vec::new();
     for i in 0..runs {
         remove_db(&night_db);
-        std::fs::copy(&base_db, &night_db).map_err(|e| format!("copy {}: {e}", base_db.display()))?;
+        std::fs::copy(&base_db, &night_db)
+            .map_err(|e| format!("copy {}: {e}", base_db.display()))?;
         settle();
-        let p = autoexpose(ctx, &["-v", "--replay", &http_s, "run", "--config", &cfg, "--db", &night_s], &[])?;
+        let p = autoexpose(
+            ctx,
+            &[
+                "-v", "--replay", &http_s, "run", "--config", &cfg, "--db", &night_s,
+            ],
+            &[],
+        )?;
         if !p.stderr.contains("incremental sync") {
-            return Err(format!("{}: the replayed nightly run was not incremental:\n{}", size.name, p.stderr));
+            return Err(format!(
+                "{}: the replayed nightly run was not incremental:\n{}",
+                size.name, p.stderr
+            ));
         }
-        ctx.say(&format!("{}: nightly replayed {}/{runs}: {:.3}s, {} written", size.name, i + 1, p.wall, bytes(p.bytes_written)));
+        ctx.say(&format!(
+            "{}: nightly replayed {}/{runs}: {:.3}s, {} written",
+            size.name,
+            i + 1,
+            p.wall,
+            bytes(p.bytes_written)
+        ));
         replayed.push(p);
     }
-    Ok(Nightly { workbooks, changed, added, removed, first, first_requests, night, night_requests, replayed })
+    Ok(Nightly {
+        workbooks,
+        changed,
+        added,
+        removed,
+        first,
+        first_requests,
+        night,
+        night_requests,
+        replayed,
+    })
 }
 
 fn bytes(b: Option<u64>) -> String {
@@ -1333,32 +1759,52 @@ fn counts(db: &Path) -> Result<BTreeMap<String, i64>, String> {
     let mut out = BTreeMap::new();
     let queries = [
         ("dbt_nodes", "SELECT count(*) FROM dbt_nodes"),
-        ("dbt_models", "SELECT count(*) FROM dbt_nodes WHERE resource_type = 'model'"),
+        (
+            "dbt_models",
+            "SELECT count(*) FROM dbt_nodes WHERE resource_type = 'model'",
+        ),
         ("workbooks", "SELECT count(*) FROM bi_assets"),
         ("table_rows", "SELECT count(*) FROM bi_relations"),
-        ("distinct_tables", "SELECT count(DISTINCT relation_id) FROM bi_relations WHERE relation_id != ''"),
+        (
+            "distinct_tables",
+            "SELECT count(DISTINCT relation_id) FROM bi_relations WHERE relation_id != ''",
+        ),
         ("custom_sql", "SELECT count(*) FROM tableau_custom_sql"),
-        ("published_datasources", "SELECT count(*) FROM tableau_datasources WHERE kind = 'published'"),
+        (
+            "published_datasources",
+            "SELECT count(*) FROM tableau_datasources WHERE kind = 'published'",
+        ),
         ("dependencies", "SELECT count(*) FROM exposure_dependencies"),
-        ("exposures_written", "SELECT count(*) FROM exposures WHERE status = 'written'"),
+        (
+            "exposures_written",
+            "SELECT count(*) FROM exposures WHERE status = 'written'",
+        ),
         ("unmatched", "SELECT count(*) FROM unmatched_tables"),
         ("raw_responses", "SELECT count(*) FROM raw_responses"),
     ];
     for (k, q) in queries {
-        let n: i64 = conn.query_row(q, [], |r| r.get(0)).map_err(|e| format!("{q}: {e}"))?;
+        let n: i64 = conn
+            .query_row(q, [], |r| r.get(0))
+            .map_err(|e| format!("{q}: {e}"))?;
         out.insert(k.to_string(), n);
     }
     let mut st = conn
         .prepare("SELECT reason, count(*) FROM unmatched_tables GROUP BY reason ORDER BY reason")
         .map_err(|e| e.to_string())?;
-    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(|e| e.to_string())?;
+    let rows = st
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(|e| e.to_string())?;
     for row in rows {
         let (reason, n) = row.map_err(|e| e.to_string())?;
         out.insert(format!("unmatched.{reason}"), n);
     }
     drop(st);
     let size: i64 = conn
-        .query_row("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()", [], |r| r.get(0))
+        .query_row(
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+            [],
+            |r| r.get(0),
+        )
         .map_err(|e| e.to_string())?;
     out.insert("db_bytes".into(), size);
     Ok(out)
@@ -1385,7 +1831,9 @@ fn command_line(program: &str, args: &[&str]) -> String {
 }
 
 fn machine(ctx: &Ctx) -> Machine {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()
@@ -1411,15 +1859,34 @@ fn machine(ctx: &Ctx) -> Machine {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "?".into());
     let rows = vec![
-        ("CPU".to_string(), format!("{cpu}, {cores} cores available (nproc)")),
-        ("Memory".to_string(), format!("{:.1} GiB", mem_kib as f64 / 1024.0 / 1024.0)),
+        (
+            "CPU".to_string(),
+            format!("{cpu}, {cores} cores available (nproc)"),
+        ),
+        (
+            "Memory".to_string(),
+            format!("{:.1} GiB", mem_kib as f64 / 1024.0 / 1024.0),
+        ),
         ("OS".to_string(), kernel),
         ("rustc".to_string(), rustc),
-        ("autoexpose".to_string(), format!("commit {commit}, release profile")),
+        (
+            "autoexpose".to_string(),
+            format!("commit {commit}, release profile"),
+        ),
         ("Date".to_string(), date),
-        ("Load average at start (1, 5, 15 min)".to_string(), loadavg()),
+        (
+            "Load average at start (1, 5, 15 min)".to_string(),
+            loadavg(),
+        ),
     ];
-    Machine { cores, one_line: format!("{cpu}, {cores} cores, {:.1} GiB", mem_kib as f64 / 1024.0 / 1024.0), rows }
+    Machine {
+        cores,
+        one_line: format!(
+            "{cpu}, {cores} cores, {:.1} GiB",
+            mem_kib as f64 / 1024.0 / 1024.0
+        ),
+        rows,
+    }
 }
 
 /// `/proc/loadavg`'s first three fields: other work on the machine skews the times.
@@ -1488,7 +1955,9 @@ fn floor_cpu(r: &Result1) -> f64 {
     median_of(&r.floor_all, Proc::cpu)
 }
 fn run_rss(r: &Result1) -> Option<u64> {
-    let v = median_of(&r.run_fresh_all, |p| p.peak_rss_kib.map(|k| k as f64).unwrap_or(f64::NAN));
+    let v = median_of(&r.run_fresh_all, |p| {
+        p.peak_rss_kib.map(|k| k as f64).unwrap_or(f64::NAN)
+    });
     (!v.is_nan()).then_some(v.round() as u64)
 }
 /// The median `match` stage time on `threads` threads.
@@ -1508,8 +1977,10 @@ fn where_run_goes(s: &mut String, p: &Proc) {
     let ph = phases(p);
     let order = ["extract", "normalize", "match", "emit"];
     if ph.len() == PHASES {
-        let parts: Vec<String> =
-            ph.iter().map(|(k, t)| format!("{k} {} ({:.0}%)", secs(*t), t * 100.0 / total)).collect();
+        let parts: Vec<String> = ph
+            .iter()
+            .map(|(k, t)| format!("{k} {} ({:.0}%)", secs(*t), t * 100.0 / total))
+            .collect();
         let _ = writeln!(
             s,
             "Where `run`'s {} go, on the main thread, by when its `-v` lines came: {}.{}",
@@ -1522,7 +1993,11 @@ fn where_run_goes(s: &mut String, p: &Proc) {
     } else if !p.worked_out.is_empty() {
         let parts: Vec<String> = order
             .iter()
-            .filter_map(|k| p.worked_out.get(*k).map(|t| format!("{k} (work) {:.0}%", t * 100.0 / total)))
+            .filter_map(|k| {
+                p.worked_out
+                    .get(*k)
+                    .map(|t| format!("{k} (work) {:.0}%", t * 100.0 / total))
+            })
             .collect();
         let inside: f64 = p.worked_out.values().sum();
         let _ = writeln!(
@@ -1536,8 +2011,10 @@ fn where_run_goes(s: &mut String, p: &Proc) {
     }
     if !p.stages.is_empty() {
         let writes: f64 = p.stages.values().sum();
-        let each: Vec<String> =
-            order.iter().filter_map(|k| p.stages.get(*k).map(|t| format!("{k} {}", secs(*t)))).collect();
+        let each: Vec<String> = order
+            .iter()
+            .filter_map(|k| p.stages.get(*k).map(|t| format!("{k} {}", secs(*t))))
+            .collect();
         let from = line_at(p, &|l| l.starts_with("stage extract worked out"))
             .map(|t| format!(" ({} into the run)", secs(t)))
             .unwrap_or_default();
@@ -1577,7 +2054,11 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
     for (k, v) in &m.rows {
         let _ = writeln!(s, "| {k} | {v} |");
     }
-    let _ = writeln!(s, "| Load average when this file was written | {} |", loadavg());
+    let _ = writeln!(
+        s,
+        "| Load average when this file was written | {} |",
+        loadavg()
+    );
     let _ = writeln!(s);
 
     // Summary across sizes.
@@ -1599,18 +2080,30 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
         let _ = writeln!(s);
     };
     let c = |r: &Result1, k: &str| r.counts.get(k).copied().unwrap_or(0);
-    row(&mut s, "manifest", &|r| format!("{:.1} MB", mb(r.manifest_bytes)));
-    row(&mut s, "dbt nodes (models, seeds, snapshots, sources)", &|r| {
-        format!("{} ({} models)", c(r, "dbt_nodes"), c(r, "dbt_models"))
+    row(&mut s, "manifest", &|r| {
+        format!("{:.1} MB", mb(r.manifest_bytes))
     });
+    row(
+        &mut s,
+        "dbt nodes (models, seeds, snapshots, sources)",
+        &|r| format!("{} ({} models)", c(r, "dbt_nodes"), c(r, "dbt_models")),
+    );
     row(&mut s, "tests in the manifest", &|r| r.tests.to_string());
     row(&mut s, "workbooks", &|r| c(r, "workbooks").to_string());
-    row(&mut s, "table rows (distinct tables)", &|r| format!("{} ({})", c(r, "table_rows"), c(r, "distinct_tables")));
+    row(&mut s, "table rows (distinct tables)", &|r| {
+        format!("{} ({})", c(r, "table_rows"), c(r, "distinct_tables"))
+    });
     for stage in ["extract", "normalize", "match", "emit"] {
         row(&mut s, &format!("`{stage}` process (stage)"), &|r| {
             r.stages
                 .get(stage)
-                .map(|p| format!("{} ({})", secs(p.wall), secs(p.stages.get(stage).copied().unwrap_or(f64::NAN))))
+                .map(|p| {
+                    format!(
+                        "{} ({})",
+                        secs(p.wall),
+                        secs(p.stages.get(stage).copied().unwrap_or(f64::NAN))
+                    )
+                })
                 .unwrap_or_default()
         });
     }
@@ -1619,41 +2112,83 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
         format!("{} – {}", secs(lo), secs(hi))
     };
     let n_runs = results.iter().map(|r| r.runs).max().unwrap_or(3);
-    row(&mut s, "**`run`**, fresh database", &|r| format!("**{}**", secs(run_wall(r))));
-    row(&mut s, &format!("`run`, fresh database: min–max of {n_runs}"), &|r| spread(&r.run_fresh_all));
-    row(&mut s, "CPU time of `run` (user + system)", &|r| cpu_secs(run_cpu(r)));
-    row(&mut s, "`run` again on its database", &|r| secs(r.run_warm.wall));
-    row(&mut s, "**floor**: `parse-manifest` process (in-process parse)", &|r| {
-        format!("**{}** ({})", secs(floor_wall(r)), secs(r.floor_inner))
+    row(&mut s, "**`run`**, fresh database", &|r| {
+        format!("**{}**", secs(run_wall(r)))
     });
-    row(&mut s, &format!("floor: min–max of {n_runs}"), &|r| spread(&r.floor_all));
-    row(&mut s, "CPU time of the floor (user + system)", &|r| cpu_secs(floor_cpu(r)));
-    row(&mut s, "**run / floor** (wall time)", &|r| format!("**{:.2}×**", run_wall(r) / floor_wall(r)));
-    row(&mut s, "run / floor by CPU time (user + system, all threads)", &|r| {
-        let (run, floor) = (run_cpu(r), floor_cpu(r));
-        if floor > 0.0 {
-            format!("{:.2}×", run / floor)
-        } else {
-            "– (floor under one 10 ms tick)".into()
-        }
+    row(
+        &mut s,
+        &format!("`run`, fresh database: min–max of {n_runs}"),
+        &|r| spread(&r.run_fresh_all),
+    );
+    row(&mut s, "CPU time of `run` (user + system)", &|r| {
+        cpu_secs(run_cpu(r))
     });
-    row(&mut s, "**peak RSS of `run`**", &|r| format!("**{}**", rss(run_rss(r))));
+    row(&mut s, "`run` again on its database", &|r| {
+        secs(r.run_warm.wall)
+    });
+    row(
+        &mut s,
+        "**floor**: `parse-manifest` process (in-process parse)",
+        &|r| format!("**{}** ({})", secs(floor_wall(r)), secs(r.floor_inner)),
+    );
+    row(&mut s, &format!("floor: min–max of {n_runs}"), &|r| {
+        spread(&r.floor_all)
+    });
+    row(&mut s, "CPU time of the floor (user + system)", &|r| {
+        cpu_secs(floor_cpu(r))
+    });
+    row(&mut s, "**run / floor** (wall time)", &|r| {
+        format!("**{:.2}×**", run_wall(r) / floor_wall(r))
+    });
+    row(
+        &mut s,
+        "run / floor by CPU time (user + system, all threads)",
+        &|r| {
+            let (run, floor) = (run_cpu(r), floor_cpu(r));
+            if floor > 0.0 {
+                format!("{:.2}×", run / floor)
+            } else {
+                "– (floor under one 10 ms tick)".into()
+            }
+        },
+    );
+    row(&mut s, "**peak RSS of `run`**", &|r| {
+        format!("**{}**", rss(run_rss(r)))
+    });
     row(&mut s, "**peak RSS / manifest size**", &|r| {
-        format!("**{:.2}×**", run_rss(r).unwrap_or(0) as f64 * 1024.0 / r.manifest_bytes as f64)
+        format!(
+            "**{:.2}×**",
+            run_rss(r).unwrap_or(0) as f64 * 1024.0 / r.manifest_bytes as f64
+        )
     });
-    row(&mut s, "peak RSS of the floor", &|r| rss(r.floor.peak_rss_kib));
+    row(&mut s, "peak RSS of the floor", &|r| {
+        rss(r.floor.peak_rss_kib)
+    });
     row(&mut s, "`match` stage, 1 thread → 2 threads", &|r| {
         let t = |n: usize| match_stage(r, n);
         format!("{} → {} ({:.2}×)", secs(t(1)), secs(t(2)), t(1) / t(2))
     });
-    row(&mut s, "custom SQL lineage in `run` (share)", &|r| match lineage_median(r) {
-        Some((l, share)) => format!("{} ({:.1}%)", secs(l.secs), share * 100.0),
-        None => "–".into(),
-    });
-    row(&mut s, "dependencies: precision, recall (custom-SQL-only recall)", &|r| match &r.score {
-        Some(sc) => format!("{:.4}, {:.5} ({:.4})", sc.precision(), sc.recall(), sc.sql_only_recall()),
-        None => "– (no truth)".into(),
-    });
+    row(
+        &mut s,
+        "custom SQL lineage in `run` (share)",
+        &|r| match lineage_median(r) {
+            Some((l, share)) => format!("{} ({:.1}%)", secs(l.secs), share * 100.0),
+            None => "–".into(),
+        },
+    );
+    row(
+        &mut s,
+        "dependencies: precision, recall (custom-SQL-only recall)",
+        &|r| match &r.score {
+            Some(sc) => format!(
+                "{:.4}, {:.5} ({:.4})",
+                sc.precision(),
+                sc.recall(),
+                sc.sql_only_recall()
+            ),
+            None => "– (no truth)".into(),
+        },
+    );
     let _ = writeln!(s);
 
     for r in results {
@@ -1670,7 +2205,10 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
         let _ = writeln!(
             s,
             "Manifest `{}`: {:.1} MB.",
-            r.manifest.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(&r.manifest).display(),
+            r.manifest
+                .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+                .unwrap_or(&r.manifest)
+                .display(),
             mb(r.manifest_bytes)
         );
         if let Some(g) = &r.gen_stats {
@@ -1700,11 +2238,15 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
             );
             if let Some(by) = g["bytes_by_kind"].as_object() {
                 let total = n("manifest_bytes").max(1) as f64;
-                let mut parts: Vec<(String, u64)> =
-                    by.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect();
+                let mut parts: Vec<(String, u64)> = by
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                    .collect();
                 parts.sort_by_key(|p| std::cmp::Reverse(p.1));
-                let list: Vec<String> =
-                    parts.iter().map(|(k, v)| format!("{k} {:.0}%", *v as f64 * 100.0 / total)).collect();
+                let list: Vec<String> = parts
+                    .iter()
+                    .map(|(k, v)| format!("{k} {:.0}%", *v as f64 * 100.0 / total))
+                    .collect();
                 let models = (n("models") + n("models_disabled")).max(1);
                 let _ = writeln!(
                     s,
@@ -1776,8 +2318,11 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
             .filter(|(k, _)| !k.starts_with("unmatched.") && k.as_str() != "db_bytes")
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
-        let reasons: Vec<String> =
-            r.counts.iter().filter_map(|(k, v)| k.strip_prefix("unmatched.").map(|k| format!("{k} {v}"))).collect();
+        let reasons: Vec<String> = r
+            .counts
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("unmatched.").map(|k| format!("{k} {v}")))
+            .collect();
         let _ = writeln!(
             s,
             "Rows after `run`: {}. Unmatched by reason: {}. SQLite file: {:.1} MB.\n",
@@ -1828,7 +2373,11 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
     }
 
     // Notes that depend on what was generated.
-    if let Some(g) = results.iter().find(|r| r.size == "L").and_then(|r| r.gen_stats.as_ref()) {
+    if let Some(g) = results
+        .iter()
+        .find(|r| r.size == "L")
+        .and_then(|r| r.gen_stats.as_ref())
+    {
         let n = |k: &str| g[k].as_u64().unwrap_or(0) as f64;
         let by = |k: &str| g["bytes_by_kind"][k].as_u64().unwrap_or(0) as f64;
         let models = n("models") + n("models_disabled");
@@ -1855,7 +2404,11 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
             let _ = writeln!(
                 s,
                 "L was not run ({}): no verdicts.\n",
-                opts.sizes.iter().map(|z| z.name).collect::<Vec<_>>().join(",")
+                opts.sizes
+                    .iter()
+                    .map(|z| z.name)
+                    .collect::<Vec<_>>()
+                    .join(",")
             );
         }
         Some(l) => {
@@ -1866,7 +2419,11 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
                 s,
                 "Medians of {} runs of each measurement (`match` threads: of {}).\n",
                 l.runs,
-                l.match_threads_all.values().map(Vec::len).min().unwrap_or(0)
+                l.match_threads_all
+                    .values()
+                    .map(Vec::len)
+                    .min()
+                    .unwrap_or(0)
             );
             let ratio = run_wall(l) / floor_wall(l);
             let verdict = |ok: bool| if ok { "**PASS**" } else { "**FAIL**" };
@@ -1878,7 +2435,8 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
                 secs(floor_wall(l)),
                 ratio
             );
-            let rss_ratio = run_rss(l).unwrap_or(u64::MAX) as f64 * 1024.0 / l.manifest_bytes as f64;
+            let rss_ratio =
+                run_rss(l).unwrap_or(u64::MAX) as f64 * 1024.0 / l.manifest_bytes as f64;
             let _ = writeln!(
                 s,
                 "- {} peak RSS ≤ 1.5× the manifest: {} / {:.1} MB = {:.2}×",
@@ -1898,7 +2456,11 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
                 secs(t(2)),
                 speedup
             );
-            let at = |c: u32| l.live.iter().find(|x| x.latency_ms == LATENCY_MS && x.concurrency == c);
+            let at = |c: u32| {
+                l.live
+                    .iter()
+                    .find(|x| x.latency_ms == LATENCY_MS && x.concurrency == c)
+            };
             match (at(1), at(4)) {
                 (Some(a), Some(b)) => {
                     let _ = writeln!(
@@ -1925,7 +2487,10 @@ fn report(m: &Machine, results: &[Result1], opts: &Opts) -> String {
 
 /// Issue #17: the nightly rerun after a small change, live and replayed.
 fn nightly_section(s: &mut String, results: &[Result1]) {
-    let with: Vec<(&Result1, &Nightly)> = results.iter().filter_map(|r| r.nightly.as_ref().map(|n| (r, n))).collect();
+    let with: Vec<(&Result1, &Nightly)> = results
+        .iter()
+        .filter_map(|r| r.nightly.as_ref().map(|n| (r, n)))
+        .collect();
     if with.is_empty() {
         return;
     }
@@ -1942,7 +2507,9 @@ fn nightly_section(s: &mut String, results: &[Result1]) {
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     for (r, n) in with {
         let night = median_of(&n.replayed, |p| p.wall);
-        let written = median_of(&n.replayed, |p| p.bytes_written.map_or(f64::NAN, |b| b as f64));
+        let written = median_of(&n.replayed, |p| {
+            p.bytes_written.map_or(f64::NAN, |b| b as f64)
+        });
         let fresh = run_wall(r);
         let share = n.night_requests as f64 / n.first_requests.max(1) as f64;
         let ratio = night / fresh;
@@ -1975,7 +2542,10 @@ fn nightly_section(s: &mut String, results: &[Result1]) {
 
 /// Issue #14 item 6: the generated Power BI tenant, live and replayed.
 fn powerbi_section(s: &mut String, results: &[Result1]) {
-    let with: Vec<(&Result1, &PowerBi)> = results.iter().filter_map(|r| r.powerbi.as_ref().map(|p| (r, p))).collect();
+    let with: Vec<(&Result1, &PowerBi)> = results
+        .iter()
+        .filter_map(|r| r.powerbi.as_ref().map(|p| (r, p)))
+        .collect();
     if with.is_empty() {
         return;
     }
@@ -2029,8 +2599,11 @@ fn powerbi_section(s: &mut String, results: &[Result1]) {
     }
     let _ = writeln!(s);
     for (r, p) in &with {
-        let reasons: Vec<String> =
-            p.counts.iter().filter_map(|(k, v)| k.strip_prefix("unmatched.").map(|k| format!("{k} {v}"))).collect();
+        let reasons: Vec<String> = p
+            .counts
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("unmatched.").map(|k| format!("{k} {v}")))
+            .collect();
         let _ = writeln!(
             s,
             "{}: replayed `run` stages: {}. Unmatched by reason: {}. Requests refused for their shape: {}.",
@@ -2040,13 +2613,27 @@ fn powerbi_section(s: &mut String, results: &[Result1]) {
             p.refused
         );
         let mut errors = Vec::new();
-        for (what, list) in [("found, not true", &p.score.false_positives), ("true, not found", &p.score.missed)] {
+        for (what, list) in [
+            ("found, not true", &p.score.false_positives),
+            ("true, not found", &p.score.missed),
+        ] {
             if !list.is_empty() {
-                errors.push(format!("{what}: {}", list.iter().map(|x| format!("`{x}`")).collect::<Vec<_>>().join(", ")));
+                errors.push(format!(
+                    "{what}: {}",
+                    list.iter()
+                        .map(|x| format!("`{x}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
             }
         }
         if !errors.is_empty() {
-            let _ = writeln!(s, "{}'s Power BI errors (first {SCORE_EXAMPLES} of each): {}.", r.size, errors.join("; "));
+            let _ = writeln!(
+                s,
+                "{}'s Power BI errors (first {SCORE_EXAMPLES} of each): {}.",
+                r.size,
+                errors.join("; ")
+            );
         }
         let _ = writeln!(s);
     }
@@ -2111,7 +2698,11 @@ fn lineage_section(s: &mut String, results: &[Result1]) {
                 );
             }
             None => {
-                let _ = writeln!(s, "| {} | (no truth: the demo) | – | – | – | – | {queries} | {time} | {share} |", r.size);
+                let _ = writeln!(
+                    s,
+                    "| {} | (no truth: the demo) | – | – | – | – | {queries} | {time} | {share} |",
+                    r.size
+                );
             }
         }
     }
@@ -2139,15 +2730,28 @@ fn lineage_section(s: &mut String, results: &[Result1]) {
             }
         }
         let mut errors = Vec::new();
-        for (what, list) in
-            [("found, not true", &sc.false_positives), ("true, not found", &sc.missed), ("unparseable, not listed", &sc.unparseable_not_listed)]
-        {
+        for (what, list) in [
+            ("found, not true", &sc.false_positives),
+            ("true, not found", &sc.missed),
+            ("unparseable, not listed", &sc.unparseable_not_listed),
+        ] {
             if !list.is_empty() {
-                errors.push(format!("{what}: {}", list.iter().map(|x| format!("`{x}`")).collect::<Vec<_>>().join(", ")));
+                errors.push(format!(
+                    "{what}: {}",
+                    list.iter()
+                        .map(|x| format!("`{x}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
             }
         }
         if !errors.is_empty() {
-            let _ = writeln!(s, "{}'s errors (first {SCORE_EXAMPLES} of each): {}.\n", r.size, errors.join("; "));
+            let _ = writeln!(
+                s,
+                "{}'s errors (first {SCORE_EXAMPLES} of each): {}.\n",
+                r.size,
+                errors.join("; ")
+            );
         }
     }
 }
@@ -2163,7 +2767,11 @@ fn bounds(s: &mut String, l: &Result1) {
     let n = |k: &str| l.counts.get(k).copied().unwrap_or(0);
     // bi_relations, relation_keys (a key per dbt node and per distinct table), dbt_nodes and
     // exposure_dependencies: the four largest tables.
-    let rows = n("table_rows") + n("dbt_nodes") + n("distinct_tables") + n("dbt_nodes") + n("dependencies");
+    let rows = n("table_rows")
+        + n("dbt_nodes")
+        + n("distinct_tables")
+        + n("dbt_nodes")
+        + n("dependencies");
     let _ = writeln!(s, "## What bounds `run` on L\n");
     let extract = p.worked_out.get("extract").copied().unwrap_or(0.0);
     let _ = writeln!(
@@ -2196,5 +2804,3 @@ fn bounds(s: &mut String, l: &Result1) {
          views, ids interned to integers) would change what the file holds, not how fast it is written.\n"
     );
 }
-
-

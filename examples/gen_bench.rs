@@ -62,7 +62,8 @@ enum Adapter {
 }
 
 fn parse_args(args: Vec<String>) -> Result<Option<Args>, String> {
-    let (mut models, mut workbooks, mut out, mut seed, mut adapter) = (None, None, None, 42u64, Adapter::Snowflake);
+    let (mut models, mut workbooks, mut out, mut seed, mut adapter) =
+        (None, None, None, 42u64, Adapter::Snowflake);
     let mut powerbi_workspaces = 0usize;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
@@ -70,9 +71,18 @@ fn parse_args(args: Vec<String>) -> Result<Option<Args>, String> {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
             _ => (arg.clone(), None),
         };
-        let mut value = || inline.clone().or_else(|| it.next()).ok_or_else(|| format!("{flag} needs a value"));
-        let number =
-            |v: String| v.trim().replace('_', "").parse::<u64>().map_err(|_| format!("{flag}: not a number: {v}"));
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        let number = |v: String| {
+            v.trim()
+                .replace('_', "")
+                .parse::<u64>()
+                .map_err(|_| format!("{flag}: not a number: {v}"))
+        };
         match flag.as_str() {
             "-h" | "--help" => return Ok(None),
             "--models" => models = Some(number(value()?)? as usize),
@@ -98,7 +108,14 @@ fn parse_args(args: Vec<String>) -> Result<Option<Args>, String> {
     if workbooks < 1 {
         return Err("--workbooks: at least 1".into());
     }
-    Ok(Some(Args { models, workbooks, out: out.ok_or("--out is required")?, seed, adapter, powerbi_workspaces }))
+    Ok(Some(Args {
+        models,
+        workbooks,
+        out: out.ok_or("--out is required")?,
+        seed,
+        adapter,
+        powerbi_workspaces,
+    }))
 }
 
 fn main() {
@@ -513,64 +530,168 @@ const SOURCE_SYSTEMS: &[&str] = &[
     "quickbooks",
     "sap_erp",
 ];
-const SOURCE_REGIONS: &[&str] = &["", "_eu", "_us", "_apac", "_latam", "_emea", "_na", "_legacy"];
+const SOURCE_REGIONS: &[&str] = &[
+    "", "_eu", "_us", "_apac", "_latam", "_emea", "_na", "_legacy",
+];
 
 /// Column templates: name (`{e}` = the entity), description. The first is the primary key.
 const COLUMNS: &[(&str, &str)] = &[
-    ("{e}_id", "Primary key of the {e} record. Unique and never null; stable across loads."),
-    ("{e}_key", "Surrogate key built with a hash of the natural key columns of the {e}."),
-    ("customer_id", "Foreign key to the customer who owns this record (see dim_customers)."),
-    ("account_id", "Foreign key to the billing account; null for records created before the 2021 migration."),
-    ("order_id", "Foreign key to the order this record belongs to."),
+    (
+        "{e}_id",
+        "Primary key of the {e} record. Unique and never null; stable across loads.",
+    ),
+    (
+        "{e}_key",
+        "Surrogate key built with a hash of the natural key columns of the {e}.",
+    ),
+    (
+        "customer_id",
+        "Foreign key to the customer who owns this record (see dim_customers).",
+    ),
+    (
+        "account_id",
+        "Foreign key to the billing account; null for records created before the 2021 migration.",
+    ),
+    (
+        "order_id",
+        "Foreign key to the order this record belongs to.",
+    ),
     ("product_id", "Foreign key to the product catalogue."),
-    ("region_code", "Sales region as ISO-3166 alpha-2 country code rolled up to the commercial region."),
-    ("country_code", "ISO-3166 alpha-2 country code of the billing address."),
-    ("currency_code", "ISO-4217 code of the currency the amounts are recorded in."),
-    ("amount", "Gross amount in the record's currency, before tax and discounts."),
-    ("amount_usd", "Gross amount converted to USD at the daily rate of the transaction date."),
+    (
+        "region_code",
+        "Sales region as ISO-3166 alpha-2 country code rolled up to the commercial region.",
+    ),
+    (
+        "country_code",
+        "ISO-3166 alpha-2 country code of the billing address.",
+    ),
+    (
+        "currency_code",
+        "ISO-4217 code of the currency the amounts are recorded in.",
+    ),
+    (
+        "amount",
+        "Gross amount in the record's currency, before tax and discounts.",
+    ),
+    (
+        "amount_usd",
+        "Gross amount converted to USD at the daily rate of the transaction date.",
+    ),
     ("tax_amount", "Tax charged, in the record's currency."),
-    ("discount_amount", "Total discount applied, in the record's currency."),
+    (
+        "discount_amount",
+        "Total discount applied, in the record's currency.",
+    ),
     ("quantity", "Number of units."),
-    ("unit_price", "Price per unit at the time of the transaction."),
-    ("status", "Lifecycle status as reported by the source system (lower-cased)."),
-    ("is_active", "True while the record is active in the source system."),
-    ("is_deleted", "Soft-delete flag carried over from the source; deleted rows are kept for history."),
-    ("created_at", "When the record was created in the source system (UTC)."),
-    ("updated_at", "When the record was last updated in the source system (UTC)."),
-    ("deleted_at", "When the record was soft-deleted, if it was (UTC)."),
-    ("loaded_at", "When the loader wrote this row into the raw schema (UTC)."),
-    ("event_ts", "Timestamp of the event as sent by the client, converted to UTC."),
-    ("event_date", "Calendar date of the event in UTC; the partition column."),
-    ("fiscal_month", "First day of the fiscal month (fiscal year starts in February)."),
+    (
+        "unit_price",
+        "Price per unit at the time of the transaction.",
+    ),
+    (
+        "status",
+        "Lifecycle status as reported by the source system (lower-cased).",
+    ),
+    (
+        "is_active",
+        "True while the record is active in the source system.",
+    ),
+    (
+        "is_deleted",
+        "Soft-delete flag carried over from the source; deleted rows are kept for history.",
+    ),
+    (
+        "created_at",
+        "When the record was created in the source system (UTC).",
+    ),
+    (
+        "updated_at",
+        "When the record was last updated in the source system (UTC).",
+    ),
+    (
+        "deleted_at",
+        "When the record was soft-deleted, if it was (UTC).",
+    ),
+    (
+        "loaded_at",
+        "When the loader wrote this row into the raw schema (UTC).",
+    ),
+    (
+        "event_ts",
+        "Timestamp of the event as sent by the client, converted to UTC.",
+    ),
+    (
+        "event_date",
+        "Calendar date of the event in UTC; the partition column.",
+    ),
+    (
+        "fiscal_month",
+        "First day of the fiscal month (fiscal year starts in February).",
+    ),
     ("fiscal_quarter", "Fiscal quarter label, e.g. FY25-Q3."),
-    ("channel", "Acquisition channel after the attribution rules in int_marketing__touches."),
-    ("source_system", "Name of the system the row was loaded from."),
-    ("owner_email", "Email of the record owner; hashed for users outside the EU."),
-    ("segment", "Customer segment: enterprise, mid_market or smb."),
+    (
+        "channel",
+        "Acquisition channel after the attribution rules in int_marketing__touches.",
+    ),
+    (
+        "source_system",
+        "Name of the system the row was loaded from.",
+    ),
+    (
+        "owner_email",
+        "Email of the record owner; hashed for users outside the EU.",
+    ),
+    (
+        "segment",
+        "Customer segment: enterprise, mid_market or smb.",
+    ),
     ("tier", "Pricing tier at the time of the record."),
     ("plan_name", "Name of the subscription plan."),
     ("mrr", "Monthly recurring revenue in USD at month end."),
     ("arr", "Annual recurring revenue in USD (12 x mrr)."),
-    ("lifetime_value", "Sum of net revenue in USD since the first order."),
+    (
+        "lifetime_value",
+        "Sum of net revenue in USD since the first order.",
+    ),
     ("session_count", "Number of sessions in the period."),
     ("click_count", "Number of clicks in the period."),
-    ("conversion_rate", "Conversions divided by sessions; null when there were no sessions."),
+    (
+        "conversion_rate",
+        "Conversions divided by sessions; null when there were no sessions.",
+    ),
     ("first_seen_at", "Earliest event timestamp for this entity."),
     ("last_seen_at", "Latest event timestamp for this entity."),
-    ("days_since_last_order", "Whole days between the last order and the run date."),
-    ("cohort_month", "Month of the first order, truncated to the first day."),
-    ("net_revenue", "Revenue after refunds and discounts, in USD."),
-    ("gross_margin", "Net revenue minus cost of goods sold, in USD."),
-    ("valid_from", "Start of the validity window of this version of the row."),
-    ("valid_to", "End of the validity window; null for the current version."),
+    (
+        "days_since_last_order",
+        "Whole days between the last order and the run date.",
+    ),
+    (
+        "cohort_month",
+        "Month of the first order, truncated to the first day.",
+    ),
+    (
+        "net_revenue",
+        "Revenue after refunds and discounts, in USD.",
+    ),
+    (
+        "gross_margin",
+        "Net revenue minus cost of goods sold, in USD.",
+    ),
+    (
+        "valid_from",
+        "Start of the validity window of this version of the row.",
+    ),
+    (
+        "valid_to",
+        "End of the validity window; null for the current version.",
+    ),
     ("batch_id", ""),
     ("_fivetran_synced", ""),
     ("notes", ""),
 ];
 
 const FIRST_NAMES: &[&str] = &[
-    "Priya", "Jonas", "Amara", "Mateo", "Yuki", "Olga", "Kwame", "Lena", "Ravi", "Sofia", "Tomás", "Chen", "Aisha",
-    "Henrik", "Noor", "Diego", "Ingrid", "Kofi", "Mei", "Elif",
+    "Priya", "Jonas", "Amara", "Mateo", "Yuki", "Olga", "Kwame", "Lena", "Ravi", "Sofia", "Tomás",
+    "Chen", "Aisha", "Henrik", "Noor", "Diego", "Ingrid", "Kofi", "Mei", "Elif",
 ];
 const LAST_NAMES: &[&str] = &[
     "Castellano",
@@ -608,9 +729,25 @@ const WORKBOOK_KINDS: &[&str] = &[
     "Forecast",
     "Health",
 ];
-const TAGS: &[&str] =
-    &["certified", "finance", "exec", "draft", "weekly", "pii", "self-service", "deprecated", "tier-1"];
-const PROJECT_EXTRA: &[&str] = &["Executive", "Sandbox", "Archive", "Shared", "Regional", "Board"];
+const TAGS: &[&str] = &[
+    "certified",
+    "finance",
+    "exec",
+    "draft",
+    "weekly",
+    "pii",
+    "self-service",
+    "deprecated",
+    "tier-1",
+];
+const PROJECT_EXTRA: &[&str] = &[
+    "Executive",
+    "Sandbox",
+    "Archive",
+    "Shared",
+    "Regional",
+    "Board",
+];
 
 fn title(word: &str) -> String {
     word.split('_')
@@ -745,7 +882,9 @@ impl Project {
     }
 
     fn ephemeral(&self, node: usize) -> bool {
-        self.model_of.get(&node).is_some_and(|&m| self.models[m].materialized == "ephemeral")
+        self.model_of
+            .get(&node)
+            .is_some_and(|&m| self.models[m].materialized == "ephemeral")
     }
 }
 
@@ -781,19 +920,46 @@ fn build_project(args: &Args) -> Project {
         let base = SOURCE_SYSTEMS[sys % SOURCE_SYSTEMS.len()];
         let region = SOURCE_REGIONS[(sys / SOURCE_SYSTEMS.len()) % SOURCE_REGIONS.len()];
         let round = sys / (SOURCE_SYSTEMS.len() * SOURCE_REGIONS.len());
-        let source_name = if round == 0 { format!("{base}{region}") } else { format!("{base}{region}_{round}") };
+        let source_name = if round == 0 {
+            format!("{base}{region}")
+        } else {
+            format!("{base}{region}_{round}")
+        };
         let k = i / n_systems;
         let noun = NOUNS[k % NOUNS.len()];
-        let name = if k < NOUNS.len() { singular(noun) } else { format!("{}_{}", singular(noun), k / NOUNS.len()) };
+        let name = if k < NOUNS.len() {
+            singular(noun)
+        } else {
+            format!("{}_{}", singular(noun), k / NOUNS.len())
+        };
         // Some loaders name their tables in upper case (dbt matches on `identifier`).
-        let identifier = if r.chance(0.1) { format!("{}_TBL", name.to_uppercase()) } else { name.clone() };
-        let package = if r.chance(0.85) { ROOT } else { PACKAGES[r.below(PACKAGES.len())] };
+        let identifier = if r.chance(0.1) {
+            format!("{}_TBL", name.to_uppercase())
+        } else {
+            name.clone()
+        };
+        let package = if r.chance(0.85) {
+            ROOT
+        } else {
+            PACKAGES[r.below(PACKAGES.len())]
+        };
         let id = format!("source.{package}.{source_name}.{name}");
-        let rel = (raw_database.to_string(), source_name.clone(), identifier.clone());
+        let rel = (
+            raw_database.to_string(),
+            source_name.clone(),
+            identifier.clone(),
+        );
         let node = p.add_node(id, Some(rel));
         let cols = columns(&mut r, &singular(noun), 5, 12);
         p.source_of.insert(node, p.sources.len());
-        p.sources.push(Source { node, package, source_name, name, identifier, columns: cols });
+        p.sources.push(Source {
+            node,
+            package,
+            source_name,
+            name,
+            identifier,
+            columns: cols,
+        });
     }
 
     // Seeds and snapshots.
@@ -801,21 +967,37 @@ fn build_project(args: &Args) -> Project {
         let name = format!(
             "{}_mapping{}",
             singular(NOUNS[i % NOUNS.len()]),
-            if i < NOUNS.len() { String::new() } else { format!("_{}", i / NOUNS.len()) }
+            if i < NOUNS.len() {
+                String::new()
+            } else {
+                format!("_{}", i / NOUNS.len())
+            }
         );
-        let node = p.add_node(format!("seed.{ROOT}.{name}"), Some((database.into(), "seeds".into(), name.clone())));
+        let node = p.add_node(
+            format!("seed.{ROOT}.{name}"),
+            Some((database.into(), "seeds".into(), name.clone())),
+        );
         p.seeds.push(Seed { node, name });
     }
 
     // Models, layer by layer so parents come first.
     let mut r = rng.fork(2);
-    let layers = [(Layer::Staging, 0.35), (Layer::Intermediate, 0.20), (Layer::Mart, 0.33), (Layer::Reporting, 0.12)];
+    let layers = [
+        (Layer::Staging, 0.35),
+        (Layer::Intermediate, 0.20),
+        (Layer::Mart, 0.33),
+        (Layer::Reporting, 0.12),
+    ];
     let combos = DOMAINS.len() * NOUNS.len() * QUALIFIERS.len();
     let mut index = 0usize;
     let mut by_layer: BTreeMap<&'static str, Vec<usize>> = BTreeMap::new(); // layer folder -> referenceable model nodes
     let mut remaining = n;
     for (li, (layer, share)) in layers.iter().enumerate() {
-        let count = if li == layers.len() - 1 { remaining } else { ((n as f64) * share) as usize };
+        let count = if li == layers.len() - 1 {
+            remaining
+        } else {
+            ((n as f64) * share) as usize
+        };
         remaining -= count.min(remaining);
         let mut made = 0;
         while made < count {
@@ -825,7 +1007,11 @@ fn build_project(args: &Args) -> Project {
             let noun = NOUNS[(i / DOMAINS.len()) % NOUNS.len()];
             let qual = QUALIFIERS[(i / (DOMAINS.len() * NOUNS.len())) % QUALIFIERS.len()];
             let round = i / combos;
-            let suffix = if round > 0 { format!("_{}", round + 1) } else { String::new() };
+            let suffix = if round > 0 {
+                format!("_{}", round + 1)
+            } else {
+                String::new()
+            };
             let name = match layer {
                 Layer::Staging => format!("stg_{domain}__{noun}_{qual}{suffix}"),
                 Layer::Intermediate => format!("int_{domain}__{noun}_{qual}{suffix}"),
@@ -835,7 +1021,11 @@ fn build_project(args: &Args) -> Project {
                 }
                 Layer::Reporting => format!("rpt_{domain}__{noun}_{qual}{suffix}"),
             };
-            let package = if r.chance(0.75) { ROOT } else { PACKAGES[i % PACKAGES.len()] };
+            let package = if r.chance(0.75) {
+                ROOT
+            } else {
+                PACKAGES[i % PACKAGES.len()]
+            };
             let schema = match layer {
                 Layer::Staging => "staging".to_string(),
                 Layer::Intermediate => "intermediate".to_string(),
@@ -862,13 +1052,18 @@ fn build_project(args: &Args) -> Project {
             };
             // A few models are disabled, private to their domain's group, or versioned.
             let disabled = made % 487 == 5;
-            let private = !disabled && matches!(layer, Layer::Mart | Layer::Intermediate) && made % 97 == 3;
-            let versions: &[Option<u32>] =
-                if !disabled && !private && *layer == Layer::Mart && made % 211 == 7 && made + 1 < count {
-                    &[Some(1), Some(2)]
-                } else {
-                    &[None]
-                };
+            let private =
+                !disabled && matches!(layer, Layer::Mart | Layer::Intermediate) && made % 97 == 3;
+            let versions: &[Option<u32>] = if !disabled
+                && !private
+                && *layer == Layer::Mart
+                && made % 211 == 7
+                && made + 1 < count
+            {
+                &[Some(1), Some(2)]
+            } else {
+                &[None]
+            };
             let entity: &'static str = NOUNS[(i / DOMAINS.len()) % NOUNS.len()];
             let (min_cols, max_cols) = match layer {
                 Layer::Staging => (6, 30),
@@ -922,10 +1117,14 @@ fn build_project(args: &Args) -> Project {
             let latest = if versions.len() > 1 { Some(2) } else { None };
             for v in versions {
                 let (id, alias) = match v {
-                    Some(v) => (format!("model.{package}.{name}.v{v}"), format!("{name}_v{v}")),
+                    Some(v) => (
+                        format!("model.{package}.{name}.v{v}"),
+                        format!("{name}_v{v}"),
+                    ),
                     None => (format!("model.{package}.{name}"), name.clone()),
                 };
-                let rel = (materialized != "ephemeral").then(|| (database.to_string(), schema.clone(), alias.clone()));
+                let rel = (materialized != "ephemeral")
+                    .then(|| (database.to_string(), schema.clone(), alias.clone()));
                 let node = p.add_node(id, rel);
                 let m = Model {
                     node,
@@ -961,11 +1160,17 @@ fn build_project(args: &Args) -> Project {
     // Snapshots of some marts.
     let marts = by_layer.get("marts").cloned().unwrap_or_default();
     for i in 0..(n / 250).max(1) {
-        let parent = if marts.is_empty() { p.models[0].node } else { marts[(i * 13) % marts.len()] };
+        let parent = if marts.is_empty() {
+            p.models[0].node
+        } else {
+            marts[(i * 13) % marts.len()]
+        };
         let pm = &p.models[p.model_of[&parent]];
         let name = format!("{}_snapshot", pm.name);
-        let node =
-            p.add_node(format!("snapshot.{ROOT}.{name}"), Some((database.into(), "snapshots".into(), name.clone())));
+        let node = p.add_node(
+            format!("snapshot.{ROOT}.{name}"),
+            Some((database.into(), "snapshots".into(), name.clone())),
+        );
         p.snapshots.push(Snapshot { node, name, parent });
     }
 
@@ -984,11 +1189,19 @@ fn build_project(args: &Args) -> Project {
             vec![("unique", pk.clone(), None), ("not_null", pk, None)];
         let roll = r.unit();
         if roll < 0.10 {
-            if let Some(c) = m.columns.iter().find(|c| c.0 == "status" || c.0 == "segment") {
+            if let Some(c) = m
+                .columns
+                .iter()
+                .find(|c| c.0 == "status" || c.0 == "segment")
+            {
                 tests[0] = ("accepted_values", c.0.clone(), None);
             }
         } else if roll < 0.20 {
-            let parent = m.parents.iter().copied().find(|x| p.model_of.contains_key(x));
+            let parent = m
+                .parents
+                .iter()
+                .copied()
+                .find(|x| p.model_of.contains_key(x));
             if let (Some(parent), Some(c)) = (parent, m.columns.get(2)) {
                 tests.push(("relationships", c.0.clone(), Some(parent)));
             }
@@ -1000,7 +1213,12 @@ fn build_project(args: &Args) -> Project {
             let tname = format!("{kind}_{model_name}_{column}");
             let id = format!("test.{package}.{tname}.{}", r.hex(10));
             let node = p.add_node(id, None);
-            made.push(Test { node, kind, column, to });
+            made.push(Test {
+                node,
+                kind,
+                column,
+                to,
+            });
         }
         p.models[mi].tests = made;
     }
@@ -1011,8 +1229,10 @@ fn build_project(args: &Args) -> Project {
         Adapter::Snowflake => "dbt_snowflake",
         Adapter::Duckdb => "dbt_duckdb",
     };
-    let verbs =
-        ["get", "create", "drop", "alter", "rename", "truncate", "make", "load", "list", "check", "build", "render"];
+    let verbs = [
+        "get", "create", "drop", "alter", "rename", "truncate", "make", "load", "list", "check",
+        "build", "render",
+    ];
     let objects = [
         "table_as",
         "view_as",
@@ -1057,11 +1277,16 @@ fn build_project(args: &Args) -> Project {
         let prefix = adapter_pkg.trim_start_matches("dbt_");
         let name = format!("{prefix}__{}_{obj}", verbs[i % verbs.len()]);
         let sql = macro_sql(&mut r, &name);
-        p.macros.push((format!("macro.{adapter_pkg}.{name}"), sql, adapter_pkg));
+        p.macros
+            .push((format!("macro.{adapter_pkg}.{name}"), sql, adapter_pkg));
     }
     p.macros.push((format!("macro.{ROOT}.cents_to_dollars"), "{% macro cents_to_dollars(column_name, scale=2) -%}\n    ({{ column_name }} / 100)::numeric(16, {{ scale }})\n{%- endmacro %}".into(), ROOT));
     for i in 0..(n / 200) {
-        let name = format!("{}_{}", verbs[i % verbs.len()], objects[(i / verbs.len()) % objects.len()]);
+        let name = format!(
+            "{}_{}",
+            verbs[i % verbs.len()],
+            objects[(i / verbs.len()) % objects.len()]
+        );
         let name = if i >= verbs.len() * objects.len() {
             format!("{name}_{}", i / (verbs.len() * objects.len()))
         } else {
@@ -1078,7 +1303,10 @@ fn columns(r: &mut Rng, entity: &str, min: usize, max: usize) -> Vec<(String, St
     let count = min + ((r.unit().powf(1.8)) * (max - min + 1) as f64) as usize;
     let mut out: Vec<(String, String)> = Vec::with_capacity(count);
     let mut used = BTreeSet::new();
-    out.push((COLUMNS[0].0.replace("{e}", entity), COLUMNS[0].1.replace("{e}", entity)));
+    out.push((
+        COLUMNS[0].0.replace("{e}", entity),
+        COLUMNS[0].1.replace("{e}", entity),
+    ));
     used.insert(0);
     let mut tries = 0;
     while out.len() < count && tries < 200 {
@@ -1102,10 +1330,16 @@ fn macro_sql(r: &mut Rng, name: &str) -> String {
     for i in 0..lines {
         match i % 5 {
             0 => {
-                let _ = writeln!(s, "  {{%- set target_relation = {a}.incorporate(type='table') -%}}");
+                let _ = writeln!(
+                    s,
+                    "  {{%- set target_relation = {a}.incorporate(type='table') -%}}"
+                );
             }
             1 => {
-                let _ = writeln!(s, "  {{% if {b} is not none and config.get('contract').enforced %}}");
+                let _ = writeln!(
+                    s,
+                    "  {{% if {b} is not none and config.get('contract').enforced %}}"
+                );
             }
             2 => {
                 let _ = writeln!(s, "    {{{{ get_assert_columns_equivalent({b}) }}}}");
@@ -1203,7 +1437,10 @@ impl Stats {
 /// Streams the manifest to `path`; returns its size.
 fn write_manifest(p: &Project, path: &Path, stats: &mut Stats) -> std::io::Result<u64> {
     let file = std::fs::File::create(path)?;
-    let mut out = Counting { inner: std::io::BufWriter::with_capacity(1 << 20, file), n: 0 };
+    let mut out = Counting {
+        inner: std::io::BufWriter::with_capacity(1 << 20, file),
+        n: 0,
+    };
     let mut r = Rng::new(p.seed).fork(10);
     let mut clock = 1_795_493_000.0f64;
     let mut tick = |r: &mut Rng| {
@@ -1236,27 +1473,33 @@ fn write_manifest(p: &Project, path: &Path, stats: &mut Stats) -> std::io::Resul
     buf.clear();
     {
         let mut o = Obj::open(&mut buf);
-        o.s("dbt_schema_version", "https://schemas.getdbt.com/dbt/manifest/v12.json")
-            .s("dbt_version", "1.10.23")
-            .s("generated_at", "2026-11-24T04:03:34.211189Z")
-            .s("invocation_id", &r.uuid())
-            .s("invocation_started_at", "2026-11-24T04:02:51.903990Z")
-            .raw("env", "{}")
-            .s("project_name", ROOT)
-            .s("project_id", &r.hex(32))
-            .null("user_id")
-            .b("send_anonymous_usage_stats", false)
-            .s(
-                "adapter_type",
-                match p.adapter {
-                    Adapter::Snowflake => "snowflake",
-                    Adapter::Duckdb => "duckdb",
-                },
-            )
-            .obj("quoting", |o| {
-                let q = p.adapter == Adapter::Duckdb;
-                o.b("database", q).b("schema", q).b("identifier", q).null("column");
-            });
+        o.s(
+            "dbt_schema_version",
+            "https://schemas.getdbt.com/dbt/manifest/v12.json",
+        )
+        .s("dbt_version", "1.10.23")
+        .s("generated_at", "2026-11-24T04:03:34.211189Z")
+        .s("invocation_id", &r.uuid())
+        .s("invocation_started_at", "2026-11-24T04:02:51.903990Z")
+        .raw("env", "{}")
+        .s("project_name", ROOT)
+        .s("project_id", &r.hex(32))
+        .null("user_id")
+        .b("send_anonymous_usage_stats", false)
+        .s(
+            "adapter_type",
+            match p.adapter {
+                Adapter::Snowflake => "snowflake",
+                Adapter::Duckdb => "duckdb",
+            },
+        )
+        .obj("quoting", |o| {
+            let q = p.adapter == Adapter::Duckdb;
+            o.b("database", q)
+                .b("schema", q)
+                .b("identifier", q)
+                .null("column");
+        });
         o.close();
     }
     out.write_all(buf.as_bytes())?;
@@ -1264,20 +1507,24 @@ fn write_manifest(p: &Project, path: &Path, stats: &mut Stats) -> std::io::Resul
     // nodes
     out.write_all(b",\"nodes\":{")?;
     let mut first = true;
-    let mut emit =
-        |out: &mut Counting, id: &str, body: &str, kind: &'static str, stats: &mut Stats| -> std::io::Result<()> {
-            if !first {
-                out.write_all(b",")?;
-            }
-            first = false;
-            let mut k = String::with_capacity(id.len() + 3);
-            quote(&mut k, id);
-            k.push(':');
-            out.write_all(k.as_bytes())?;
-            out.write_all(body.as_bytes())?;
-            *stats.bytes_by_kind.entry(kind).or_default() += (k.len() + body.len() + 1) as u64;
-            Ok(())
-        };
+    let mut emit = |out: &mut Counting,
+                    id: &str,
+                    body: &str,
+                    kind: &'static str,
+                    stats: &mut Stats|
+     -> std::io::Result<()> {
+        if !first {
+            out.write_all(b",")?;
+        }
+        first = false;
+        let mut k = String::with_capacity(id.len() + 3);
+        quote(&mut k, id);
+        k.push(':');
+        out.write_all(k.as_bytes())?;
+        out.write_all(body.as_bytes())?;
+        *stats.bytes_by_kind.entry(kind).or_default() += (k.len() + body.len() + 1) as u64;
+        Ok(())
+    };
     for m in p.models.iter().filter(|m| !m.disabled) {
         buf.clear();
         let created = tick(&mut r);
@@ -1302,10 +1549,12 @@ fn write_manifest(p: &Project, path: &Path, stats: &mut Stats) -> std::io::Resul
         emit(&mut out, &p.nodes[s.node], &buf, "snapshot", stats)?;
         stats.snapshots += 1;
     }
-    for (i, hook) in
-        ["create schema if not exists {{ target.schema }}_audit", "{{ grant_select_on_schemas(schemas, 'reporter') }}"]
-            .iter()
-            .enumerate()
+    for (i, hook) in [
+        "create schema if not exists {{ target.schema }}_audit",
+        "{{ grant_select_on_schemas(schemas, 'reporter') }}",
+    ]
+    .iter()
+    .enumerate()
     {
         let when = if i == 0 { "on-run-start" } else { "on-run-end" };
         let name = format!("{ROOT}-{when}-0");
@@ -1353,7 +1602,11 @@ fn write_manifest(p: &Project, path: &Path, stats: &mut Stats) -> std::io::Resul
         quote(&mut buf, id);
         buf.push(':');
         let name = id.rsplit('.').next().unwrap_or(id);
-        let file = if *package == ROOT { format!("macros/{name}.sql") } else { "macros/adapters.sql".to_string() };
+        let file = if *package == ROOT {
+            format!("macros/{name}.sql")
+        } else {
+            "macros/adapters.sql".to_string()
+        };
         let created = tick(&mut r);
         let mut o = Obj::open(&mut buf);
         o.s("name", name)
@@ -1364,9 +1617,23 @@ fn write_manifest(p: &Project, path: &Path, stats: &mut Stats) -> std::io::Resul
             .s("unique_id", id)
             .s("macro_sql", sql)
             .obj("depends_on", |o| {
-                o.strs("macros", &if i % 3 == 0 { vec!["macro.dbt.statement".to_string()] } else { vec![] });
+                o.strs(
+                    "macros",
+                    &if i % 3 == 0 {
+                        vec!["macro.dbt.statement".to_string()]
+                    } else {
+                        vec![]
+                    },
+                );
             })
-            .s("description", if *package == ROOT { "Project macro; see the macros folder README." } else { "" })
+            .s(
+                "description",
+                if *package == ROOT {
+                    "Project macro; see the macros folder README."
+                } else {
+                    ""
+                },
+            )
             .raw("meta", "{}")
             .obj("docs", |o| {
                 o.b("show", true).null("node_color");
@@ -1424,8 +1691,12 @@ fn write_manifest(p: &Project, path: &Path, stats: &mut Stats) -> std::io::Resul
 
     // exposures written by hand (autoexpose must not clash with their names)
     buf.push_str(",\"exposures\":{");
-    let marts: Vec<&Model> =
-        p.models.iter().filter(|m| m.layer == Layer::Mart && !m.disabled && m.access != "private").take(3).collect();
+    let marts: Vec<&Model> = p
+        .models
+        .iter()
+        .filter(|m| m.layer == Layer::Mart && !m.disabled && m.access != "private")
+        .take(3)
+        .collect();
     for (i, m) in marts.iter().enumerate() {
         if i > 0 {
             buf.push(',');
@@ -1491,7 +1762,8 @@ fn write_manifest(p: &Project, path: &Path, stats: &mut Stats) -> std::io::Resul
             .s("original_file_path", &format!("models/{g}/_{g}.yml"))
             .s("unique_id", &id)
             .obj("owner", |o| {
-                o.s("email", &format!("{g}-data@example.com")).s("name", &format!("{} data team", title(g)));
+                o.s("email", &format!("{g}-data@example.com"))
+                    .s("name", &format!("{} data team", title(g)));
             })
             .null("description")
             .obj("config", |o| {
@@ -1528,30 +1800,43 @@ fn write_manifest(p: &Project, path: &Path, stats: &mut Stats) -> std::io::Resul
         .map(|m| m.node)
         .chain(p.seeds.iter().map(|s| s.node))
         .chain(p.snapshots.iter().map(|s| s.node))
-        .chain(p.models.iter().filter(|m| !m.disabled).flat_map(|m| m.tests.iter().map(|t| t.node)))
+        .chain(
+            p.models
+                .iter()
+                .filter(|m| !m.disabled)
+                .flat_map(|m| m.tests.iter().map(|t| t.node)),
+        )
         .collect();
-    let exposure_ids: Vec<(String, usize)> =
-        marts.iter().map(|m| (format!("exposure.{ROOT}.{}_board_pack", m.domain), m.node)).collect();
+    let exposure_ids: Vec<(String, usize)> = marts
+        .iter()
+        .map(|m| (format!("exposure.{ROOT}.{}_board_pack", m.domain), m.node))
+        .collect();
     for (map_name, map) in [("parent_map", &parents_of), ("child_map", &children_of)] {
         out.write_all(format!(",\"{map_name}\":{{").as_bytes())?;
         let mut first = true;
-        let mut write_entry = |out: &mut Counting, id: &str, list: Vec<&str>| -> std::io::Result<()> {
-            buf.clear();
-            if !first {
-                buf.push(',');
-            }
-            first = false;
-            quote(&mut buf, id);
-            buf.push(':');
-            str_list(&mut buf, &list);
-            out.write_all(buf.as_bytes())?;
-            *stats.bytes_by_kind.entry("maps").or_default() += buf.len() as u64;
-            Ok(())
-        };
+        let mut write_entry =
+            |out: &mut Counting, id: &str, list: Vec<&str>| -> std::io::Result<()> {
+                buf.clear();
+                if !first {
+                    buf.push(',');
+                }
+                first = false;
+                quote(&mut buf, id);
+                buf.push(':');
+                str_list(&mut buf, &list);
+                out.write_all(buf.as_bytes())?;
+                *stats.bytes_by_kind.entry("maps").or_default() += buf.len() as u64;
+                Ok(())
+            };
         for &node in &listed {
             let mut list: Vec<&str> = map[node].iter().map(|&x| p.nodes[x].as_str()).collect();
             if map_name == "child_map" {
-                list.extend(exposure_ids.iter().filter(|(_, n)| *n == node).map(|(id, _)| id.as_str()));
+                list.extend(
+                    exposure_ids
+                        .iter()
+                        .filter(|(_, n)| *n == node)
+                        .map(|(id, _)| id.as_str()),
+                );
             }
             write_entry(&mut out, &p.nodes[node], list)?;
         }
@@ -1564,10 +1849,18 @@ fn write_manifest(p: &Project, path: &Path, stats: &mut Stats) -> std::io::Resul
             write_entry(&mut out, &p.nodes[s.node], list)?;
         }
         for hook in ["on-run-start", "on-run-end"] {
-            write_entry(&mut out, &format!("operation.{ROOT}.{ROOT}-{hook}-0"), vec![])?;
+            write_entry(
+                &mut out,
+                &format!("operation.{ROOT}.{ROOT}-{hook}-0"),
+                vec![],
+            )?;
         }
         for (id, node) in &exposure_ids {
-            let list = if map_name == "parent_map" { vec![p.nodes[*node].as_str()] } else { vec![] };
+            let list = if map_name == "parent_map" {
+                vec![p.nodes[*node].as_str()]
+            } else {
+                vec![]
+            };
             write_entry(&mut out, id, list)?;
         }
         out.write_all(b"}")?;
@@ -1582,8 +1875,12 @@ fn write_manifest(p: &Project, path: &Path, stats: &mut Stats) -> std::io::Resul
         }
         quote(&mut buf, g);
         buf.push(':');
-        let members: Vec<&str> =
-            p.models.iter().filter(|m| m.group == Some(g) && !m.disabled).map(|m| p.nodes[m.node].as_str()).collect();
+        let members: Vec<&str> = p
+            .models
+            .iter()
+            .filter(|m| m.group == Some(g) && !m.disabled)
+            .map(|m| p.nodes[m.node].as_str())
+            .collect();
         str_list(&mut buf, &members);
     }
     buf.push_str("},\"saved_queries\":{},\"semantic_models\":{},\"unit_tests\":{}}");
@@ -1609,11 +1906,21 @@ fn model_config(o: &mut Obj, m: &Model) {
         .null("alias")
         .null("schema")
         .null("database")
-        .strs("tags", &if m.layer == Layer::Mart { vec![m.domain] } else { vec![] })
+        .strs(
+            "tags",
+            &if m.layer == Layer::Mart {
+                vec![m.domain]
+            } else {
+                vec![]
+            },
+        )
         .raw("meta", "{}")
         .os("group", m.group)
         .s("materialized", m.materialized)
-        .os("incremental_strategy", (m.materialized == "incremental").then_some("merge"))
+        .os(
+            "incremental_strategy",
+            (m.materialized == "incremental").then_some("merge"),
+        )
         .null("batch_size")
         .num("lookback", 1)
         .null("begin")
@@ -1623,8 +1930,18 @@ fn model_config(o: &mut Obj, m: &Model) {
         .raw("quoting", "{}")
         .raw("column_types", "{}")
         .null("full_refresh")
-        .os("unique_key", (m.materialized == "incremental").then_some(m.columns[0].0.as_str()))
-        .s("on_schema_change", if m.materialized == "incremental" { "append_new_columns" } else { "ignore" })
+        .os(
+            "unique_key",
+            (m.materialized == "incremental").then_some(m.columns[0].0.as_str()),
+        )
+        .s(
+            "on_schema_change",
+            if m.materialized == "incremental" {
+                "append_new_columns"
+            } else {
+                "ignore"
+            },
+        )
         .with(config_tail)
         .s("access", m.access)
         .null("freshness");
@@ -1697,31 +2014,55 @@ fn model_sql(p: &Project, m: &Model) -> (String, String, Vec<(String, String)>) 
         let alias = format!(
             "{}{}",
             upstream_name(p, parent).split("__").last().unwrap_or("src"),
-            if k > 0 { format!("_{k}") } else { String::new() }
+            if k > 0 {
+                format!("_{k}")
+            } else {
+                String::new()
+            }
         );
-        let alias = alias.trim_start_matches(|c: char| c.is_ascii_digit()).to_string();
+        let alias = alias
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .to_string();
         let is_source = p.source_of.contains_key(&parent);
-        let alias = if is_source { "source".to_string() } else { alias };
-        let (raw_from, compiled_from) = if let Some(s) = p.source_of.get(&parent).map(|&i| &p.sources[i]) {
-            (
-                format!("{{{{ source('{}', '{}') }}}}", s.source_name, s.name),
-                p.relation_name(parent).unwrap_or_default(),
-            )
-        } else if p.ephemeral(parent) {
-            let pm = &p.models[p.model_of[&parent]];
-            let cte = format!("__dbt__cte__{}", pm.name);
-            let inner_from =
-                pm.parents.first().and_then(|&x| p.relation_name(x)).unwrap_or_else(|| "(select 1)".into());
-            let cols: Vec<&str> = pm.columns.iter().take(6).map(|c| c.0.as_str()).collect();
-            ctes.push((
-                p.nodes[parent].clone(),
-                format!(" {cte} as (\nselect\n    {}\nfrom {inner_from}\n)", cols.join(",\n    ")),
-            ));
-            (format!("{{{{ {} }}}}", ref_call(p, m, parent)), cte)
+        let alias = if is_source {
+            "source".to_string()
         } else {
-            (format!("{{{{ {} }}}}", ref_call(p, m, parent)), p.relation_name(parent).unwrap_or_default())
+            alias
         };
-        let _ = write!(raw, "{}{alias} as (\n\n    select * from {raw_from}\n", if k == 0 { "with " } else { "" });
+        let (raw_from, compiled_from) =
+            if let Some(s) = p.source_of.get(&parent).map(|&i| &p.sources[i]) {
+                (
+                    format!("{{{{ source('{}', '{}') }}}}", s.source_name, s.name),
+                    p.relation_name(parent).unwrap_or_default(),
+                )
+            } else if p.ephemeral(parent) {
+                let pm = &p.models[p.model_of[&parent]];
+                let cte = format!("__dbt__cte__{}", pm.name);
+                let inner_from = pm
+                    .parents
+                    .first()
+                    .and_then(|&x| p.relation_name(x))
+                    .unwrap_or_else(|| "(select 1)".into());
+                let cols: Vec<&str> = pm.columns.iter().take(6).map(|c| c.0.as_str()).collect();
+                ctes.push((
+                    p.nodes[parent].clone(),
+                    format!(
+                        " {cte} as (\nselect\n    {}\nfrom {inner_from}\n)",
+                        cols.join(",\n    ")
+                    ),
+                ));
+                (format!("{{{{ {} }}}}", ref_call(p, m, parent)), cte)
+            } else {
+                (
+                    format!("{{{{ {} }}}}", ref_call(p, m, parent)),
+                    p.relation_name(parent).unwrap_or_default(),
+                )
+            };
+        let _ = write!(
+            raw,
+            "{}{alias} as (\n\n    select * from {raw_from}\n",
+            if k == 0 { "with " } else { "" }
+        );
         let _ = write!(
             compiled,
             "{}{alias} as (\n\n    select * from {compiled_from}\n",
@@ -1746,11 +2087,23 @@ fn model_sql(p: &Project, m: &Model) -> (String, String, Vec<(String, String)>) 
     for (i, (c, _)) in m.columns.iter().enumerate() {
         let sep = if i + 1 < m.columns.len() { "," } else { "" };
         if m.uses_macro && (c == "amount" || c == "tax_amount" || c == "discount_amount") {
-            let _ = writeln!(select_raw, "        {{{{ cents_to_dollars('{base}.{c}_cents') }}}} as {c}{sep}");
-            let _ = writeln!(select_compiled, "        ({base}.{c}_cents / 100)::numeric(16, 2) as {c}{sep}");
+            let _ = writeln!(
+                select_raw,
+                "        {{{{ cents_to_dollars('{base}.{c}_cents') }}}} as {c}{sep}"
+            );
+            let _ = writeln!(
+                select_compiled,
+                "        ({base}.{c}_cents / 100)::numeric(16, 2) as {c}{sep}"
+            );
         } else if m.layer == Layer::Staging && i > 0 && i % 4 == 0 {
-            let _ = writeln!(select_raw, "        cast({base}.{c} as varchar) as {c}{sep}");
-            let _ = writeln!(select_compiled, "        cast({base}.{c} as varchar) as {c}{sep}");
+            let _ = writeln!(
+                select_raw,
+                "        cast({base}.{c} as varchar) as {c}{sep}"
+            );
+            let _ = writeln!(
+                select_compiled,
+                "        cast({base}.{c} as varchar) as {c}{sep}"
+            );
         } else {
             let _ = writeln!(select_raw, "        {base}.{c}{sep}");
             let _ = writeln!(select_compiled, "        {base}.{c}{sep}");
@@ -1760,24 +2113,39 @@ fn model_sql(p: &Project, m: &Model) -> (String, String, Vec<(String, String)>) 
     tail.push_str(base);
     for other in aliases.iter().skip(1) {
         let key = &m.columns[0].0;
-        let _ = write!(tail, "\n    left join {other} on {other}.{key} = {base}.{key}");
+        let _ = write!(
+            tail,
+            "\n    left join {other} on {other}.{key} = {base}.{key}"
+        );
     }
     tail.push_str("\n    where not coalesce(");
     tail.push_str(base);
     tail.push_str(".is_deleted, false)\n\n)\n\nselect * from final");
     let _ = write!(raw, "final as (\n\n    select\n{select_raw}{tail}");
-    let _ = write!(compiled, "final as (\n\n    select\n{select_compiled}{tail}");
+    let _ = write!(
+        compiled,
+        "final as (\n\n    select\n{select_compiled}{tail}"
+    );
     if !ctes.is_empty() {
         let inlined: Vec<String> = ctes.iter().map(|(_, sql)| sql.clone()).collect();
-        compiled =
-            format!("with {}, {}", inlined.join(", "), compiled.trim_start_matches("\n").trim_start_matches("with "));
+        compiled = format!(
+            "with {}, {}",
+            inlined.join(", "),
+            compiled
+                .trim_start_matches("\n")
+                .trim_start_matches("with ")
+        );
     }
     (raw, compiled, ctes)
 }
 
 fn model_json(p: &Project, m: &Model, r: &mut Rng, created: f64, buf: &mut String) {
-    let file =
-        format!("{}/{}{}.sql", m.layer.folder(), m.name, m.version.map(|v| format!("_v{v}")).unwrap_or_default());
+    let file = format!(
+        "{}/{}{}.sql",
+        m.layer.folder(),
+        m.name,
+        m.version.map(|v| format!("_v{v}")).unwrap_or_default()
+    );
     let (raw, compiled, ctes) = model_sql(p, m);
     let mut fqn: Vec<String> = vec![m.package.to_string(), m.layer.folder().to_string()];
     if m.layer == Layer::Mart {
@@ -1821,8 +2189,21 @@ fn model_json(p: &Project, m: &Model, r: &mut Rng, created: f64, buf: &mut Strin
         .obj("docs", |o| {
             o.b("show", true).null("node_color");
         })
-        .s("patch_path", &format!("{}://models/{}/_{}.yml", m.package, m.layer.folder(), m.layer.folder()))
-        .os("build_path", (!m.disabled).then(|| format!("target/run/{}/models/{file}", m.package)).as_deref())
+        .s(
+            "patch_path",
+            &format!(
+                "{}://models/{}/_{}.yml",
+                m.package,
+                m.layer.folder(),
+                m.layer.folder()
+            ),
+        )
+        .os(
+            "build_path",
+            (!m.disabled)
+                .then(|| format!("target/run/{}/models/{file}", m.package))
+                .as_deref(),
+        )
         .obj("unrendered_config", |o| {
             o.s("materialized", m.materialized);
             if m.disabled {
@@ -1843,7 +2224,11 @@ fn model_json(p: &Project, m: &Model, r: &mut Rng, created: f64, buf: &mut Strin
                     let pm = &p.models[pm];
                     a.obj(|o| {
                         o.s("name", &pm.name)
-                            .os("package", (pm.package != m.package && pm.package != ROOT).then_some(pm.package))
+                            .os(
+                                "package",
+                                (pm.package != m.package && pm.package != ROOT)
+                                    .then_some(pm.package),
+                            )
                             .null("version");
                     });
                 }
@@ -1857,33 +2242,58 @@ fn model_json(p: &Project, m: &Model, r: &mut Rng, created: f64, buf: &mut Strin
         })
         .raw("metrics", "[]")
         .obj("depends_on", |o| {
-            o.strs("macros", &if m.uses_macro { vec![format!("macro.{ROOT}.cents_to_dollars")] } else { vec![] });
-            let nodes: Vec<&str> =
-                if m.disabled { vec![] } else { m.parents.iter().map(|&x| p.nodes[x].as_str()).collect() };
+            o.strs(
+                "macros",
+                &if m.uses_macro {
+                    vec![format!("macro.{ROOT}.cents_to_dollars")]
+                } else {
+                    vec![]
+                },
+            );
+            let nodes: Vec<&str> = if m.disabled {
+                vec![]
+            } else {
+                m.parents.iter().map(|&x| p.nodes[x].as_str()).collect()
+            };
             o.strs("nodes", &nodes);
         });
     if m.disabled {
         o.null("compiled_path");
     } else {
-        o.s("compiled_path", &format!("target/compiled/{}/models/{file}", m.package))
-            .b("compiled", true)
-            .s("compiled_code", &compiled)
-            .b("extra_ctes_injected", true)
-            .arr("extra_ctes", |a| {
-                for (id, sql) in &ctes {
-                    a.obj(|o| {
-                        o.s("id", id).s("sql", sql);
-                    });
-                }
-            });
+        o.s(
+            "compiled_path",
+            &format!("target/compiled/{}/models/{file}", m.package),
+        )
+        .b("compiled", true)
+        .s("compiled_code", &compiled)
+        .b("extra_ctes_injected", true)
+        .arr("extra_ctes", |a| {
+            for (id, sql) in &ctes {
+                a.obj(|o| {
+                    o.s("id", id).s("sql", sql);
+                });
+            }
+        });
     }
     o.obj("contract", |o| {
-        o.b("enforced", false).b("alias_types", true).null("checksum");
+        o.b("enforced", false)
+            .b("alias_types", true)
+            .null("checksum");
     })
     .s("access", m.access)
     .raw("constraints", "[]")
-    .raw("version", &m.version.map(|v| v.to_string()).unwrap_or_else(|| "null".into()))
-    .raw("latest_version", &m.latest_version.map(|v| v.to_string()).unwrap_or_else(|| "null".into()))
+    .raw(
+        "version",
+        &m.version
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "null".into()),
+    )
+    .raw(
+        "latest_version",
+        &m.latest_version
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "null".into()),
+    )
     .null("deprecation_date")
     .strs("primary_key", &[&m.columns[0].0])
     .null("time_spine");
@@ -1950,7 +2360,10 @@ fn seed_json(p: &Project, s: &Seed, r: &mut Rng, created: f64, buf: &mut String)
                 .null("quote_columns");
         })
         .raw("tags", "[]")
-        .s("description", "Static mapping maintained by the analytics team.")
+        .s(
+            "description",
+            "Static mapping maintained by the analytics team.",
+        )
         .raw("columns", "{}")
         .raw("meta", "{}")
         .null("group")
@@ -1958,7 +2371,10 @@ fn seed_json(p: &Project, s: &Seed, r: &mut Rng, created: f64, buf: &mut String)
             o.b("show", true).null("node_color");
         })
         .null("patch_path")
-        .s("build_path", &format!("target/run/{ROOT}/seeds/{}.csv", s.name))
+        .s(
+            "build_path",
+            &format!("target/run/{ROOT}/seeds/{}.csv", s.name),
+        )
         .raw("unrendered_config", "{}")
         .num("created_at", created)
         .os("relation_name", p.relation_name(s.node).as_deref())
@@ -2016,7 +2432,13 @@ fn snapshot_json(p: &Project, s: &Snapshot, r: &mut Rng, created: f64, buf: &mut
             o.b("show", true).null("node_color");
         })
         .s("patch_path", &format!("{ROOT}://snapshots/{}.yml", s.name))
-        .s("build_path", &format!("target/run/{ROOT}/snapshots/{0}.yml/{0}.yml/{0}.sql", s.name))
+        .s(
+            "build_path",
+            &format!(
+                "target/run/{ROOT}/snapshots/{0}.yml/{0}.yml/{0}.sql",
+                s.name
+            ),
+        )
         .obj("unrendered_config", |o| {
             o.s("target_schema", "snapshots")
                 .s("unique_key", &key)
@@ -2025,7 +2447,10 @@ fn snapshot_json(p: &Project, s: &Snapshot, r: &mut Rng, created: f64, buf: &mut
         })
         .num("created_at", created)
         .os("relation_name", p.relation_name(s.node).as_deref())
-        .s("raw_code", &format!("select * from {{{{ ref('{}') }}}}", pm.name))
+        .s(
+            "raw_code",
+            &format!("select * from {{{{ ref('{}') }}}}", pm.name),
+        )
         .raw("doc_blocks", "[]")
         .s("language", "sql")
         .arr("refs", |a| {
@@ -2040,11 +2465,19 @@ fn snapshot_json(p: &Project, s: &Snapshot, r: &mut Rng, created: f64, buf: &mut
         })
         .null("compiled_path")
         .b("compiled", true)
-        .s("compiled_code", &format!("select * from {}", p.relation_name(s.parent).unwrap_or_default()))
+        .s(
+            "compiled_code",
+            &format!(
+                "select * from {}",
+                p.relation_name(s.parent).unwrap_or_default()
+            ),
+        )
         .b("extra_ctes_injected", true)
         .raw("extra_ctes", "[]")
         .obj("contract", |o| {
-            o.b("enforced", false).b("alias_types", true).null("checksum");
+            o.b("enforced", false)
+                .b("alias_types", true)
+                .null("checksum");
         });
     o.close();
 }
@@ -2104,13 +2537,21 @@ fn operation_json(
         .obj("depends_on", |o| {
             o.raw("macros", "[]").raw("nodes", "[]");
         })
-        .s("compiled_path", &format!("target/compiled/{ROOT}/./dbt_project.yml/hooks/{name}.sql"))
+        .s(
+            "compiled_path",
+            &format!("target/compiled/{ROOT}/./dbt_project.yml/hooks/{name}.sql"),
+        )
         .b("compiled", true)
-        .s("compiled_code", &sql.replace("{{ target.schema }}", "analytics"))
+        .s(
+            "compiled_code",
+            &sql.replace("{{ target.schema }}", "analytics"),
+        )
         .b("extra_ctes_injected", true)
         .raw("extra_ctes", "[]")
         .obj("contract", |o| {
-            o.b("enforced", false).b("alias_types", true).null("checksum");
+            o.b("enforced", false)
+                .b("alias_types", true)
+                .null("checksum");
         })
         .num("index", if when == "on-run-start" { 1 } else { 2 });
     o.close();
@@ -2119,7 +2560,9 @@ fn operation_json(
 fn test_json(p: &Project, m: &Model, t: &Test, _r: &mut Rng, created: f64, buf: &mut String) {
     let name = format!("{}_{}_{}", t.kind, m.alias, t.column);
     let yml = format!("models/{}/_{}.yml", m.layer.folder(), m.layer.folder());
-    let rel = p.relation_name(m.node).unwrap_or_else(|| format!("__dbt__cte__{}", m.name));
+    let rel = p
+        .relation_name(m.node)
+        .unwrap_or_else(|| format!("__dbt__cte__{}", m.name));
     let c = &t.column;
     let (compiled, macro_name) = match t.kind {
         "unique" => (
@@ -2167,7 +2610,14 @@ fn test_json(p: &Project, m: &Model, t: &Test, _r: &mut Rng, created: f64, buf: 
                 .raw("meta", "{}")
                 .null("group")
                 .s("materialized", "test")
-                .s("severity", if t.kind == "relationships" { "warn" } else { "ERROR" })
+                .s(
+                    "severity",
+                    if t.kind == "relationships" {
+                        "warn"
+                    } else {
+                        "ERROR"
+                    },
+                )
                 .null("store_failures")
                 .null("store_failures_as")
                 .null("where")
@@ -2185,11 +2635,24 @@ fn test_json(p: &Project, m: &Model, t: &Test, _r: &mut Rng, created: f64, buf: 
             o.b("show", true).null("node_color");
         })
         .null("patch_path")
-        .s("build_path", &format!("target/run/{}/{yml}/{name}.sql", m.package))
-        .raw("unrendered_config", if t.kind == "relationships" { "{\"severity\":\"warn\"}" } else { "{}" })
+        .s(
+            "build_path",
+            &format!("target/run/{}/{yml}/{name}.sql", m.package),
+        )
+        .raw(
+            "unrendered_config",
+            if t.kind == "relationships" {
+                "{\"severity\":\"warn\"}"
+            } else {
+                "{}"
+            },
+        )
         .num("created_at", created)
         .null("relation_name")
-        .s("raw_code", &format!("{{{{ {macro_name}(**_dbt_generic_test_kwargs) }}}}"))
+        .s(
+            "raw_code",
+            &format!("{{{{ {macro_name}(**_dbt_generic_test_kwargs) }}}}"),
+        )
         .raw("doc_blocks", "[]")
         .s("language", "sql")
         .arr("refs", |a| {
@@ -2198,7 +2661,9 @@ fn test_json(p: &Project, m: &Model, t: &Test, _r: &mut Rng, created: f64, buf: 
             });
             if let Some(to) = t.to {
                 a.obj(|o| {
-                    o.s("name", &upstream_name(p, to)).null("package").null("version");
+                    o.s("name", &upstream_name(p, to))
+                        .null("package")
+                        .null("version");
                 });
             }
         })
@@ -2217,13 +2682,18 @@ fn test_json(p: &Project, m: &Model, t: &Test, _r: &mut Rng, created: f64, buf: 
             )
             .strs("nodes", &nodes);
         })
-        .s("compiled_path", &format!("target/compiled/{}/{yml}/{name}.sql", m.package))
+        .s(
+            "compiled_path",
+            &format!("target/compiled/{}/{yml}/{name}.sql", m.package),
+        )
         .b("compiled", true)
         .s("compiled_code", &compiled)
         .b("extra_ctes_injected", true)
         .raw("extra_ctes", "[]")
         .obj("contract", |o| {
-            o.b("enforced", false).b("alias_types", true).null("checksum");
+            o.b("enforced", false)
+                .b("alias_types", true)
+                .null("checksum");
         })
         .s("column_name", c)
         .s("file_key_name", &format!("models.{}", m.name))
@@ -2235,7 +2705,8 @@ fn test_json(p: &Project, m: &Model, t: &Test, _r: &mut Rng, created: f64, buf: 
                         o.strs("values", &["active", "inactive", "pending", "closed"]);
                     }
                     if let Some(to) = t.to {
-                        o.s("to", &format!("ref('{}')", upstream_name(p, to))).s("field", c);
+                        o.s("to", &format!("ref('{}')", upstream_name(p, to)))
+                            .s("field", c);
                     }
                     o.s("column_name", c).s("model", &model_ref);
                 })
@@ -2245,7 +2716,10 @@ fn test_json(p: &Project, m: &Model, t: &Test, _r: &mut Rng, created: f64, buf: 
 }
 
 fn source_json(p: &Project, s: &Source, r: &mut Rng, created: f64, buf: &mut String) {
-    let yml = format!("models/staging/{}/_{}__sources.yml", s.source_name, s.source_name);
+    let yml = format!(
+        "models/staging/{}/_{}__sources.yml",
+        s.source_name, s.source_name
+    );
     let freshness = |o: &mut Obj| {
         o.obj("warn_after", |o| {
             o.num("count", 12).s("period", "hour");
@@ -2264,22 +2738,43 @@ fn source_json(p: &Project, s: &Source, r: &mut Rng, created: f64, buf: &mut Str
         .s("path", &yml)
         .s("original_file_path", &yml)
         .s("unique_id", &p.nodes[s.node])
-        .strs("fqn", &[s.package, "staging", &s.source_name, &s.source_name, &s.name])
+        .strs(
+            "fqn",
+            &[
+                s.package,
+                "staging",
+                &s.source_name,
+                &s.source_name,
+                &s.name,
+            ],
+        )
         .s("source_name", &s.source_name)
         .s(
             "source_description",
-            &format!("Raw tables loaded from {} by the EL tool every hour.", title(&s.source_name)),
+            &format!(
+                "Raw tables loaded from {} by the EL tool every hour.",
+                title(&s.source_name)
+            ),
         )
         .s("loader", if r.chance(0.5) { "fivetran" } else { "airbyte" })
         .s("identifier", &s.identifier)
         .obj("quoting", |o| {
-            o.null("database").null("schema").null("identifier").null("column");
+            o.null("database")
+                .null("schema")
+                .null("identifier")
+                .null("column");
         })
         .s("loaded_at_field", "_loaded_at")
         .null("loaded_at_query")
         .obj("freshness", freshness)
         .null("external")
-        .s("description", &format!("One row per {} as the source system holds it.", s.name.replace('_', " ")));
+        .s(
+            "description",
+            &format!(
+                "One row per {} as the source system holds it.",
+                s.name.replace('_', " ")
+            ),
+        );
     columns_json(&mut o, &s.columns, false);
     o.raw("meta", "{}")
         .raw("source_meta", "{}")
@@ -2295,7 +2790,10 @@ fn source_json(p: &Project, s: &Source, r: &mut Rng, created: f64, buf: &mut Str
         })
         .null("patch_path")
         .obj("unrendered_config", |o| {
-            o.s("loaded_at_field", "_loaded_at").null("loaded_at_query").raw("meta", "{}").raw("tags", "[]");
+            o.s("loaded_at_field", "_loaded_at")
+                .null("loaded_at_query")
+                .raw("meta", "{}")
+                .raw("tags", "[]");
         })
         .os("relation_name", p.relation_name(s.node).as_deref())
         .num("created_at", created)
@@ -2394,12 +2892,23 @@ impl SiteGen<'_> {
             .s("connectionType", conn)
             .raw("database", db);
         o.close();
-        TTable { kind, node: None, id, json: s }
+        TTable {
+            kind,
+            node: None,
+            id,
+            json: s,
+        }
     }
 
     /// A dbt relation as Tableau spells it: the style is fixed per relation (one Catalog
     /// table), with a second spelling for some (another connection to the same table).
-    fn dbt_table(&mut self, node: usize, r: &mut Rng, kind: Kind, database_override: Option<&str>) -> TTable {
+    fn dbt_table(
+        &mut self,
+        node: usize,
+        r: &mut Rng,
+        kind: Kind,
+        database_override: Option<&str>,
+    ) -> TTable {
         let (d, s, i) = self.p.relation[node].clone().expect("a relation");
         let d = database_override.map(str::to_string).unwrap_or(d);
         let h = uuid_for(self.seed, &self.p.nodes[node]);
@@ -2415,10 +2924,30 @@ impl SiteGen<'_> {
             _ => (self.case(&d), self.case(&s), self.case(&i)),
         };
         let db = self.database_json(&dd, conn, "Database");
-        let key = format!("{}:{style}:{}", self.p.nodes[node], database_override.unwrap_or(""));
+        let key = format!(
+            "{}:{style}:{}",
+            self.p.nodes[node],
+            database_override.unwrap_or("")
+        );
         let mut t = match style {
-            0..=4 | 8 | 9 => self.table(kind, &key, &ii, &format!("[{dd}].[{ss}].[{ii}]"), Some(&ss), &db, conn),
-            5 | 6 => self.table(kind, &key, &ii, &format!("[{ss}].[{ii}]"), Some(&ss), &db, conn),
+            0..=4 | 8 | 9 => self.table(
+                kind,
+                &key,
+                &ii,
+                &format!("[{dd}].[{ss}].[{ii}]"),
+                Some(&ss),
+                &db,
+                conn,
+            ),
+            5 | 6 => self.table(
+                kind,
+                &key,
+                &ii,
+                &format!("[{ss}].[{ii}]"),
+                Some(&ss),
+                &db,
+                conn,
+            ),
             _ => self.table(kind, &key, &ii, &ii, Some(&ss), &db, conn),
         };
         t.node = Some(node);
@@ -2447,7 +2976,15 @@ impl SiteGen<'_> {
             let (d, s, i) = sandbox_table(self.p, k);
             let (d, s, i) = (self.case(&d), self.case(&s), self.case(&i));
             let db = self.database_json(&d, conn, "Database");
-            self.table(Kind::NotInDbt, &format!("sandbox:{k}"), &i, &format!("[{d}].[{s}].[{i}]"), Some(&s), &db, conn)
+            self.table(
+                Kind::NotInDbt,
+                &format!("sandbox:{k}"),
+                &i,
+                &format!("[{d}].[{s}].[{i}]"),
+                Some(&s),
+                &db,
+                conn,
+            )
         }
     }
 
@@ -2457,11 +2994,27 @@ impl SiteGen<'_> {
         if k % 2 == 0 {
             let db = self.database_json(&format!("{noun}_{k}.xlsx"), "excel-direct", "File");
             let name = format!("{}$", title(noun).replace(' ', ""));
-            self.table(Kind::File, &format!("xlsx:{k}"), &name, &format!("[{name}]"), None, &db, "excel-direct")
+            self.table(
+                Kind::File,
+                &format!("xlsx:{k}"),
+                &name,
+                &format!("[{name}]"),
+                None,
+                &db,
+                "excel-direct",
+            )
         } else {
             let db = self.database_json(&format!("{noun}_{k}.csv"), "textscan", "File");
             let name = format!("{noun}_{k}#csv");
-            self.table(Kind::File, &format!("csv:{k}"), &name, &format!("[{name}]"), None, &db, "textscan")
+            self.table(
+                Kind::File,
+                &format!("csv:{k}"),
+                &name,
+                &format!("[{name}]"),
+                None,
+                &db,
+                "textscan",
+            )
         }
     }
 
@@ -2480,7 +3033,9 @@ impl SiteGen<'_> {
         } else if u < 0.89 {
             let node = self.readable[r.skewed(self.readable.len(), 2.0)];
             let other = match self.p.adapter {
-                Adapter::Snowflake => ["ANALYTICS_DEV", "PROD_ANALYTICS", "ANALYTICS_QA"][r.below(3)],
+                Adapter::Snowflake => {
+                    ["ANALYTICS_DEV", "PROD_ANALYTICS", "ANALYTICS_QA"][r.below(3)]
+                }
                 Adapter::Duckdb => ["warehouse_dev", "prod_warehouse", "warehouse_qa"][r.below(3)],
             };
             self.dbt_table(node, r, Kind::DatabaseMismatch, Some(other))
@@ -2583,7 +3138,10 @@ fn sandbox_table(p: &Project, k: usize) -> (String, String, String) {
     let noun = NOUNS[k % NOUNS.len()];
     (
         p.database.to_string(),
-        format!("sandbox_{}", FIRST_NAMES[k % FIRST_NAMES.len()].to_lowercase()),
+        format!(
+            "sandbox_{}",
+            FIRST_NAMES[k % FIRST_NAMES.len()].to_lowercase()
+        ),
         format!("tmp_{noun}_{k}"),
     )
 }
@@ -2612,7 +3170,11 @@ enum Spelling {
 fn sql_part(p: &Project, sp: Spelling, part: &str) -> String {
     // Unquoted identifiers are ASCII letters, digits and `_` (Snowflake: identifiers-syntax);
     // anything else (`sandbox_tomás`) is quoted whatever the query's habit.
-    let sp = if part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') { sp } else { Spelling::Quoted };
+    let sp = if part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        sp
+    } else {
+        Spelling::Quoted
+    };
     match (sp, p.adapter) {
         (Spelling::Quoted, Adapter::Snowflake) => format!("\"{}\"", part.to_uppercase()),
         (Spelling::Quoted, Adapter::Duckdb) => format!("\"{part}\""),
@@ -2624,7 +3186,11 @@ fn sql_part(p: &Project, sp: Spelling, part: &str) -> String {
 /// A table's name with its last `parts` parts.
 fn sql_name(p: &Project, sp: Spelling, rel: &(String, String, String), parts: usize) -> String {
     let all = [&rel.0, &rel.1, &rel.2];
-    all[3 - parts..].iter().map(|x| sql_part(p, sp, x)).collect::<Vec<_>>().join(".")
+    all[3 - parts..]
+        .iter()
+        .map(|x| sql_part(p, sp, x))
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// How many parts a query writes for a dbt relation: three outside the connection's database;
@@ -2661,8 +3227,17 @@ fn custom_sql_text(
         _ => Spelling::Unquoted,
     };
     let doubled = rq.chance(0.5);
-    let op = |o: &str| if doubled { o.replace('<', "<<").replace('>', ">>") } else { o.to_string() };
-    let rels: Vec<(String, String, String)> = reads.iter().map(|&n| p.relation[n].clone().expect("relation")).collect();
+    let op = |o: &str| {
+        if doubled {
+            o.replace('<', "<<").replace('>', ">>")
+        } else {
+            o.to_string()
+        }
+    };
+    let rels: Vec<(String, String, String)> = reads
+        .iter()
+        .map(|&n| p.relation[n].clone().expect("relation"))
+        .collect();
     let names: Vec<String> = rels
         .iter()
         .map(|rel| {
@@ -2686,15 +3261,26 @@ fn custom_sql_text(
     };
     let (recent, param) = match p.adapter {
         Adapter::Snowflake => ("dateadd(day, -30, current_date)", "<[Parameters].[Region]>"),
-        Adapter::Duckdb => ("current_date - interval '30 days'", "<[Parameters].[Region]>"),
+        Adapter::Duckdb => (
+            "current_date - interval '30 days'",
+            "<[Parameters].[Region]>",
+        ),
     };
     let mut q = String::new();
     match rq.below(3) {
         0 => {
-            let _ = writeln!(q, "-- Built for the dashboard; the old version read {}", decoy(rq));
+            let _ = writeln!(
+                q,
+                "-- Built for the dashboard; the old version read {}",
+                decoy(rq)
+            );
         }
         1 => {
-            let _ = writeln!(q, "/* Owner: analytics team.\n   Replaces the extract from {} (retired). */", decoy(rq));
+            let _ = writeln!(
+                q,
+                "/* Owner: analytics team.\n   Replaces the extract from {} (retired). */",
+                decoy(rq)
+            );
         }
         _ => {}
     }
@@ -2708,17 +3294,19 @@ fn custom_sql_text(
             }
             // A vendor's extension the parser does not know: Snowflake's CHANGES clause, DuckDB's
             // positional join.
-            _ => match p.adapter {
-                Adapter::Snowflake => {
-                    let _ = write!(
+            _ => {
+                match p.adapter {
+                    Adapter::Snowflake => {
+                        let _ = write!(
                         q,
                         "select c.*\nfrom {t0} c\n  changes (information => default)\n  at (offset => -86400)\nwhere c.region = {param}"
                     );
+                    }
+                    Adapter::Duckdb => {
+                        let _ = write!(q, "select *\nfrom {t0} t0 positional join {t0} t1\nwhere t0.region = {param}");
+                    }
                 }
-                Adapter::Duckdb => {
-                    let _ = write!(q, "select *\nfrom {t0} t0 positional join {t0} t1\nwhere t0.region = {param}");
-                }
-            },
+            }
         }
         return (q, "t0");
     }
@@ -2727,7 +3315,13 @@ fn custom_sql_text(
     match shape {
         // Joins, a filter on a parameter, a string naming another table.
         0 => {
-            let _ = writeln!(q, "select t0.*{}", (1..names.len()).map(|k| format!(", t{k}.amount as amount_{k}")).collect::<String>());
+            let _ = writeln!(
+                q,
+                "select t0.*{}",
+                (1..names.len())
+                    .map(|k| format!(", t{k}.amount as amount_{k}"))
+                    .collect::<String>()
+            );
             let _ = writeln!(q, "from {} t0", names[0]);
             for (k, n) in names.iter().enumerate().skip(1) {
                 let _ = writeln!(q, "join {n} t{k} on t{k}.id = t0.id");
@@ -2752,8 +3346,16 @@ fn custom_sql_text(
                     break sql_part(p, Spelling::Unquoted, alias);
                 }
             };
-            let _ = writeln!(q, "with base as (\n    select * from {} where updated_at {} {recent}\n),", names[0], op(">="));
-            let _ = writeln!(q, "{shadow} as (\n    select b.id, b.region, b.amount from base b");
+            let _ = writeln!(
+                q,
+                "with base as (\n    select * from {} where updated_at {} {recent}\n),",
+                names[0],
+                op(">=")
+            );
+            let _ = writeln!(
+                q,
+                "{shadow} as (\n    select b.id, b.region, b.amount from base b"
+            );
             for (k, n) in names.iter().enumerate().skip(1) {
                 let _ = writeln!(q, "    join {n} j{k} on j{k}.id = b.id");
             }
@@ -2761,17 +3363,28 @@ fn custom_sql_text(
             if let Some(x) = &sandbox {
                 let _ = writeln!(q, "left join {x} x on x.id = s.id");
             }
-            let _ = write!(q, "where s.region = {param} /* {shadow} is the CTE above, not the table */");
+            let _ = write!(
+                q,
+                "where s.region = {param} /* {shadow} is the CTE above, not the table */"
+            );
         }
         // UNION ALL, each branch saying where its rows come from.
         2 => {
             let mut branches: Vec<String> = names
                 .iter()
                 .enumerate()
-                .map(|(k, n)| format!("select '{}' as source, id, amount from {n} where region = {param}", rels[k].2))
+                .map(|(k, n)| {
+                    format!(
+                        "select '{}' as source, id, amount from {n} where region = {param}",
+                        rels[k].2
+                    )
+                })
                 .collect();
             if names.len() == 1 {
-                branches.push(format!("select 'adjustment' as source, id, -amount from {} where status = 'reversed'", names[0]));
+                branches.push(format!(
+                    "select 'adjustment' as source, id, -amount from {} where status = 'reversed'",
+                    names[0]
+                ));
             }
             if let Some(x) = &sandbox {
                 branches.push(format!("select 'manual' as source, id, amount from {x}"));
@@ -2783,13 +3396,25 @@ fn custom_sql_text(
             let _ = writeln!(q, "select d.*\nfrom (\n    select id, region, sum(amount) as amount\n    from {}\n    group by id, region\n) d", names[0]);
             let _ = write!(q, "where d.region = {param}");
             if let Some(n) = names.get(1) {
-                let _ = write!(q, "\n  and d.id in (select id from {n} where status {} 'void')", op("<>"));
+                let _ = write!(
+                    q,
+                    "\n  and d.id in (select id from {n} where status {} 'void')",
+                    op("<>")
+                );
             }
             if let Some(n) = names.get(2) {
-                let _ = write!(q, "\n  and exists (select 1 from {n} e where e.id = d.id and e.amount {} 0)", op(">"));
+                let _ = write!(
+                    q,
+                    "\n  and exists (select 1 from {n} e where e.id = d.id and e.amount {} 0)",
+                    op(">")
+                );
             }
             if let Some(x) = &sandbox {
-                let _ = write!(q, "\n  and d.amount {} (select avg(amount) from {x})", op(">="));
+                let _ = write!(
+                    q,
+                    "\n  and d.amount {} (select avg(amount) from {x})",
+                    op(">=")
+                );
             }
         }
     }
@@ -2807,7 +3432,13 @@ fn g_pick_model(p: &Project, rq: &mut Rng) -> usize {
     }
 }
 
-fn write_site(p: &Project, args: &Args, path: &Path, stats: &mut Stats, truth: &mut Truth) -> std::io::Result<u64> {
+fn write_site(
+    p: &Project,
+    args: &Args,
+    path: &Path,
+    stats: &mut Stats,
+    truth: &mut Truth,
+) -> std::io::Result<u64> {
     let rng = Rng::new(args.seed).fork(20);
     let conn_type = match p.adapter {
         Adapter::Snowflake => "snowflake",
@@ -2832,19 +3463,37 @@ fn write_site(p: &Project, args: &Args, path: &Path, stats: &mut Stats, truth: &
     readable.extend(p.seeds.iter().map(|s| s.node));
     readable.extend(p.snapshots.iter().map(|s| s.node));
     readable.extend(
-        p.models.iter().filter(|m| m.layer == Layer::Staging && !m.disabled && m.access != "private").map(|m| m.node),
+        p.models
+            .iter()
+            .filter(|m| m.layer == Layer::Staging && !m.disabled && m.access != "private")
+            .map(|m| m.node),
     );
     readable.extend(p.sources.iter().map(|s| s.node));
     let private_or_versioned: Vec<usize> = p
         .models
         .iter()
-        .filter(|m| !m.disabled && (m.access == "private" || m.version.is_some()) && m.materialized != "ephemeral")
+        .filter(|m| {
+            !m.disabled
+                && (m.access == "private" || m.version.is_some())
+                && m.materialized != "ephemeral"
+        })
         .map(|m| m.node)
         .collect();
-    let disabled: Vec<usize> =
-        p.models.iter().filter(|m| m.disabled && m.materialized != "ephemeral").map(|m| m.node).collect();
-    let mut g =
-        SiteGen { p, seed: args.seed, readable, private_or_versioned, disabled, conn_type, distinct: BTreeSet::new() };
+    let disabled: Vec<usize> = p
+        .models
+        .iter()
+        .filter(|m| m.disabled && m.materialized != "ephemeral")
+        .map(|m| m.node)
+        .collect();
+    let mut g = SiteGen {
+        p,
+        seed: args.seed,
+        readable,
+        private_or_versioned,
+        disabled,
+        conn_type,
+        distinct: BTreeSet::new(),
+    };
     let pool = (args.workbooks / 2).max(20);
 
     // Projects: one per domain, some nested, plus a few general ones (~50 in all).
@@ -2853,12 +3502,20 @@ fn write_site(p: &Project, args: &Args, path: &Path, stats: &mut Stats, truth: &
         projects.push((uuid_for(args.seed, &format!("project:{d}")), title(d), None));
     }
     for e in PROJECT_EXTRA {
-        projects.push((uuid_for(args.seed, &format!("project:{e}")), e.to_string(), None));
+        projects.push((
+            uuid_for(args.seed, &format!("project:{e}")),
+            e.to_string(),
+            None,
+        ));
     }
     for (k, d) in DOMAINS.iter().enumerate().take(20) {
         let parent = projects[k].0.clone();
         let name = if k % 2 == 0 { "Monthly" } else { "Ad hoc" };
-        projects.push((uuid_for(args.seed, &format!("project:{d}:{name}")), name.to_string(), Some(parent)));
+        projects.push((
+            uuid_for(args.seed, &format!("project:{d}:{name}")),
+            name.to_string(),
+            Some(parent),
+        ));
     }
     stats.projects = projects.len();
 
@@ -2897,20 +3554,33 @@ fn write_site(p: &Project, args: &Args, path: &Path, stats: &mut Stats, truth: &
         .map(|k| {
             let first = FIRST_NAMES[k % FIRST_NAMES.len()];
             let last = LAST_NAMES[(k / FIRST_NAMES.len() + k) % LAST_NAMES.len()];
-            let username =
-                format!("{}{}{}", first.to_lowercase().chars().next().unwrap_or('x'), last.to_lowercase(), k);
-            (username.clone(), format!("{username}@example.com"), format!("{first} {last}"))
+            let username = format!(
+                "{}{}{}",
+                first.to_lowercase().chars().next().unwrap_or('x'),
+                last.to_lowercase(),
+                k
+            );
+            (
+                username.clone(),
+                format!("{username}@example.com"),
+                format!("{first} {last}"),
+            )
         })
         .collect();
 
     let file = std::fs::File::create(path)?;
-    let mut out = Counting { inner: std::io::BufWriter::with_capacity(1 << 20, file), n: 0 };
+    let mut out = Counting {
+        inner: std::io::BufWriter::with_capacity(1 << 20, file),
+        n: 0,
+    };
     let site_luid = uuid_for(args.seed, "site");
     let mut head = String::new();
     head.push_str("{\"product_version\":\"2024.2.0\",\"rest_api_version\":\"3.23\",\"sites\":[{");
     head.push_str("\"content_url\":\"bench\",\"luid\":");
     quote(&mut head, &site_luid);
-    head.push_str(",\"pats\":[{\"name\":\"autoexpose-bench\",\"secret\":\"bench-pat-secret\",\"user_luid\":");
+    head.push_str(
+        ",\"pats\":[{\"name\":\"autoexpose-bench\",\"secret\":\"bench-pat-secret\",\"user_luid\":",
+    );
     quote(&mut head, &uuid_for(args.seed, "user"));
     head.push_str("}],\"projects\":[");
     for (k, (id, name, parent)) in projects.iter().enumerate() {
@@ -2918,7 +3588,9 @@ fn write_site(p: &Project, args: &Args, path: &Path, stats: &mut Stats, truth: &
             head.push(',');
         }
         let mut o = Obj::open(&mut head);
-        o.s("id", id).s("name", name).os("parentProjectId", parent.as_deref());
+        o.s("id", id)
+            .s("name", name)
+            .os("parentProjectId", parent.as_deref());
         o.close();
     }
     head.push_str("],\"workbooks\":[");
@@ -2980,7 +3652,13 @@ fn write_site(p: &Project, args: &Args, path: &Path, stats: &mut Stats, truth: &
                     pname.clone(),
                     false,
                     tables.clone(),
-                    Some((pid.clone(), pluid.clone(), pname.clone(), *extract, tables.clone())),
+                    Some((
+                        pid.clone(),
+                        pluid.clone(),
+                        pname.clone(),
+                        *extract,
+                        tables.clone(),
+                    )),
                 ));
                 continue;
             }
@@ -3020,7 +3698,13 @@ fn write_site(p: &Project, args: &Args, path: &Path, stats: &mut Stats, truth: &
         let mut through_sql: BTreeSet<String> = BTreeSet::new();
         if with_sql {
             let eid = uuid_for(args.seed, &format!("embedded:{w}:sql"));
-            embedded.push((eid, "Custom SQL Query (extract)".into(), true, Vec::new(), None));
+            embedded.push((
+                eid,
+                "Custom SQL Query (extract)".into(),
+                true,
+                Vec::new(),
+                None,
+            ));
             let cid = uuid_for(args.seed, &format!("custom-sql:{w}"));
             // These draws are the ones the site was made with before the SQL got realistic, so
             // the rest of the site is drawn as it was; the SQL's own draws come from `rq`.
@@ -3048,8 +3732,13 @@ fn write_site(p: &Project, args: &Args, path: &Path, stats: &mut Stats, truth: &
                 }
                 k
             });
-            let (sql, alias) =
-                custom_sql_text(p, &mut rq, &reads, sandbox, unparseable.then_some(ordinal / UNPARSEABLE_EVERY));
+            let (sql, alias) = custom_sql_text(
+                p,
+                &mut rq,
+                &reads,
+                sandbox,
+                unparseable.then_some(ordinal / UNPARSEABLE_EVERY),
+            );
             let mut tables = Vec::new();
             for &node in &reads {
                 let (d, s, i) = p.relation[node].clone().expect("relation");
@@ -3074,14 +3763,30 @@ fn write_site(p: &Project, args: &Args, path: &Path, stats: &mut Stats, truth: &
                 let (d, s, i) = sandbox_table(p, k);
                 let (dd, ss, ii) = (g.case(&d), g.case(&s), g.case(&i));
                 let db = g.database_json(&dd, conn_type, "Database");
-                tables.push(g.table(Kind::NotInDbt, &format!("sandbox:{k}"), &ii, &format!("[{dd}].[{ss}].[{ii}]"), Some(&ss), &db, conn_type));
+                tables.push(g.table(
+                    Kind::NotInDbt,
+                    &format!("sandbox:{k}"),
+                    &ii,
+                    &format!("[{dd}].[{ss}].[{ii}]"),
+                    Some(&ss),
+                    &db,
+                    conn_type,
+                ));
             }
             // DataHub #9841: now and then Tableau lists a table alias as a table. It is no
             // table, so it is in no truth.
             let alias_listed = supported && rq.chance(0.1);
             if alias_listed {
                 let db = g.database_json(&g.case(p.database), conn_type, "Database");
-                tables.push(g.table(Kind::NotInDbt, &format!("sql-alias:{cid}"), alias, &format!("[{alias}]"), None, &db, conn_type));
+                tables.push(g.table(
+                    Kind::NotInDbt,
+                    &format!("sql-alias:{cid}"),
+                    alias,
+                    &format!("[{alias}]"),
+                    None,
+                    &db,
+                    conn_type,
+                ));
                 stats.custom_sql_alias_listed += 1;
             }
             for &node in &reads {
@@ -3100,7 +3805,10 @@ fn write_site(p: &Project, args: &Args, path: &Path, stats: &mut Stats, truth: &
                 .s("query", &sql)
                 .b("isUnsupportedCustomSql", !supported)
                 .s("connectionType", conn_type)
-                .raw("database", &g.database_json(&g.case(p.database), conn_type, "Database"))
+                .raw(
+                    "database",
+                    &g.database_json(&g.case(p.database), conn_type, "Database"),
+                )
                 .arr("tables", |a| {
                     if supported {
                         for t in &tables {
@@ -3154,10 +3862,18 @@ fn write_site(p: &Project, args: &Args, path: &Path, stats: &mut Stats, truth: &
                     })
                     .as_deref(),
             )
-            .s("createdAt", &format!("2023-{created_month:02}-{created_day:02}T08:15:22Z"))
-            .s("updatedAt", &format!("2025-{created_month:02}-{created_day:02}T14:02:09Z"))
+            .s(
+                "createdAt",
+                &format!("2023-{created_month:02}-{created_day:02}T08:15:22Z"),
+            )
+            .s(
+                "updatedAt",
+                &format!("2025-{created_month:02}-{created_day:02}T14:02:09Z"),
+            )
             .obj("owner", |o| {
-                o.s("username", &owner.0).s("email", &owner.1).s("name", &owner.2);
+                o.s("username", &owner.0)
+                    .s("email", &owner.1)
+                    .s("name", &owner.2);
             })
             .arr("tags", |a| {
                 for t in &tags {
@@ -3169,22 +3885,26 @@ fn write_site(p: &Project, args: &Args, path: &Path, stats: &mut Stats, truth: &
             .arr("embeddedDatasources", |a| {
                 for (eid, ename, extract, tables, published) in &embedded {
                     a.obj(|o| {
-                        o.s("id", eid).s("name", ename).b("hasExtracts", *extract).arr("upstreamTables", |a| {
-                            for t in tables {
-                                a.item().push_str(&t.json);
-                            }
-                        });
+                        o.s("id", eid)
+                            .s("name", ename)
+                            .b("hasExtracts", *extract)
+                            .arr("upstreamTables", |a| {
+                                for t in tables {
+                                    a.item().push_str(&t.json);
+                                }
+                            });
                         o.arr("upstreamDatasources", |a| {
                             if let Some((pid, pluid, pname, pextract, ptables)) = published {
                                 a.obj(|o| {
-                                    o.s("id", pid).s("luid", pluid).s("name", pname).b("hasExtracts", *pextract).arr(
-                                        "upstreamTables",
-                                        |a| {
+                                    o.s("id", pid)
+                                        .s("luid", pluid)
+                                        .s("name", pname)
+                                        .b("hasExtracts", *pextract)
+                                        .arr("upstreamTables", |a| {
                                             for t in ptables {
                                                 a.item().push_str(&t.json);
                                             }
-                                        },
-                                    );
+                                        });
                                 });
                             }
                         });
@@ -3222,7 +3942,8 @@ fn write_config(args: &Args, p: &Project) -> std::io::Result<()> {
         Adapter::Snowflake => (p.database.to_string(), ONE_PART_SCHEMA.to_uppercase()),
         Adapter::Duckdb => (p.database.to_string(), ONE_PART_SCHEMA.to_string()),
     };
-    let config = "# Generated by examples/gen_bench.rs: the benchmark's site, replayed from recordings.
+    let config =
+        "# Generated by examples/gen_bench.rs: the benchmark's site, replayed from recordings.
 # Relative paths are relative to this file. Recordings (http/) are made by examples/bench.rs.
 database: autoexpose.db
 replay: http
@@ -3288,7 +4009,10 @@ fn write_powerbi(p: &Project, args: &Args, workspaces: usize) -> std::io::Result
     let mut readable: Vec<usize> = Vec::new();
     for layer in [Layer::Mart, Layer::Reporting, Layer::Staging] {
         readable.extend(
-            p.models.iter().filter(|m| m.layer == layer && m.materialized != "ephemeral").map(|m| m.node),
+            p.models
+                .iter()
+                .filter(|m| m.layer == layer && m.materialized != "ephemeral")
+                .map(|m| m.node),
         );
     }
     readable.extend(p.seeds.iter().map(|s| s.node));
@@ -3400,8 +4124,17 @@ fn write_powerbi(p: &Project, args: &Args, workspaces: usize) -> std::io::Result
             let mut s = String::new();
             let mut o = Obj::open(&mut s);
             o.s("id", &did)
-                .s("name", &format!("{} model {d}", title(DOMAINS[n % DOMAINS.len()])))
-                .s("configuredBy", &format!("{}@contoso.example", FIRST_NAMES[n % FIRST_NAMES.len()].to_lowercase()))
+                .s(
+                    "name",
+                    &format!("{} model {d}", title(DOMAINS[n % DOMAINS.len()])),
+                )
+                .s(
+                    "configuredBy",
+                    &format!(
+                        "{}@contoso.example",
+                        FIRST_NAMES[n % FIRST_NAMES.len()].to_lowercase()
+                    ),
+                )
                 .s("targetStorageMode", "Import")
                 .arr("tables", |a| {
                     for t in &tables {
@@ -3431,19 +4164,27 @@ fn write_powerbi(p: &Project, args: &Args, workspaces: usize) -> std::io::Result
     o.s("tenant_id", PBI_TENANT)
         .arr("principals", |a| {
             a.obj(|o| {
-                o.s("client_id", PBI_CLIENT_ID).s("client_secret", PBI_CLIENT_SECRET);
+                o.s("client_id", PBI_CLIENT_ID)
+                    .s("client_secret", PBI_CLIENT_SECRET);
             });
         })
         .arr("workspaces", |a| {
             for w in 0..workspaces {
                 let app = w % 20 == 7;
                 a.obj(|o| {
-                    o.s("id", &id("workspace", w)).s("name", &format!("{} {w:04}", title(DOMAINS[w % DOMAINS.len()])));
+                    o.s("id", &id("workspace", w)).s(
+                        "name",
+                        &format!("{} {w:04}", title(DOMAINS[w % DOMAINS.len()])),
+                    );
                     o.arr("reports", |a| {
                         for k in 0..PBI_REPORTS_PER_WORKSPACE {
                             let n = w * PBI_REPORTS_PER_WORKSPACE + k;
                             let rid = id("report", n);
-                            let name = format!("{} {} {n}", title(DOMAINS[n % DOMAINS.len()]), title(NOUNS[n % NOUNS.len()]));
+                            let name = format!(
+                                "{} {} {n}",
+                                title(DOMAINS[n % DOMAINS.len()]),
+                                title(NOUNS[n % NOUNS.len()])
+                            );
                             // One in 50 reads the previous workspace's first dataset.
                             let elsewhere = w > 0 && n % 50 == 13;
                             let di = if elsewhere {
@@ -3453,7 +4194,10 @@ fn write_powerbi(p: &Project, args: &Args, workspaces: usize) -> std::io::Result
                             };
                             let ds = &datasets[di];
                             truth.insert(rid.clone(), (ds.3.clone(), ds.4.clone()));
-                            let owner = format!("{}@contoso.example", FIRST_NAMES[n % FIRST_NAMES.len()].to_lowercase());
+                            let owner = format!(
+                                "{}@contoso.example",
+                                FIRST_NAMES[n % FIRST_NAMES.len()].to_lowercase()
+                            );
                             a.obj(|o| {
                                 o.s("id", &rid).s("name", &name).s("datasetId", &ds.0);
                                 if elsewhere {
@@ -3490,9 +4234,11 @@ fn write_powerbi(p: &Project, args: &Args, workspaces: usize) -> std::io::Result
         })
         .arr("datasourceInstances", |a| {
             a.obj(|o| {
-                o.s("datasourceType", "Snowflake").s("datasourceId", &id("datasource", 0)).obj("connectionDetails", |o| {
-                    o.s("server", PBI_HOST).s("database", &case(p.database));
-                });
+                o.s("datasourceType", "Snowflake")
+                    .s("datasourceId", &id("datasource", 0))
+                    .obj("connectionDetails", |o| {
+                        o.s("server", PBI_HOST).s("database", &case(p.database));
+                    });
             });
         });
     o.close();

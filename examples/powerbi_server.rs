@@ -35,9 +35,21 @@ fn main() {
         std::process::exit(2)
     };
     while let Some(flag) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| fail(format!("{flag} needs a value")));
-        let number = |v: String| v.trim().parse::<usize>().unwrap_or_else(|_| fail(format!("not a number: {v}")));
-        let numbers = |v: String| v.split(',').filter(|s| !s.is_empty()).map(|s| number(s.to_string())).collect::<Vec<_>>();
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| fail(format!("{flag} needs a value")))
+        };
+        let number = |v: String| {
+            v.trim()
+                .parse::<usize>()
+                .unwrap_or_else(|_| fail(format!("not a number: {v}")))
+        };
+        let numbers = |v: String| {
+            v.split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| number(s.to_string()))
+                .collect::<Vec<_>>()
+        };
         match flag.as_str() {
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -52,14 +64,39 @@ fn main() {
             "--token-expires-in" => faults.token_expires_in = number(value()) as u64,
             "--polls-to-succeed" => faults.polls_to_succeed = number(value()) as u32,
             "--upper-case-statuses" => faults.upper_case_statuses = true,
-            "--fail-scans-of" => faults.fail_scans_of.extend(value().split(',').filter(|s| !s.is_empty()).map(str::to_string)),
+            "--fail-scans-of" => faults.fail_scans_of.extend(
+                value()
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            ),
             "--never-finish" => faults.never_finish = true,
             "--latency-ms" => faults.latency_ms = number(value()) as u64,
-            "--refresh-running" => faults.refresh_running.extend(value().split(',').filter(|s| !s.is_empty()).map(str::to_string)),
+            "--refresh-running" => faults.refresh_running.extend(
+                value()
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            ),
             "--running-as-400" => faults.running_as_400 = true,
-            "--daily-limit-of" => faults.daily_limit_of.extend(value().split(',').filter(|s| !s.is_empty()).map(str::to_string)),
-            "--refresh-forbidden" => faults.refresh_forbidden.extend(value().split(',').filter(|s| !s.is_empty()).map(str::to_string)),
-            "--refresh-fails-of" => faults.refresh_fails_of.extend(value().split(',').filter(|s| !s.is_empty()).map(str::to_string)),
+            "--daily-limit-of" => faults.daily_limit_of.extend(
+                value()
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            ),
+            "--refresh-forbidden" => faults.refresh_forbidden.extend(
+                value()
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            ),
+            "--refresh-fails-of" => faults.refresh_fails_of.extend(
+                value()
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            ),
             "--refresh-polls" => faults.refresh_polls = number(value()) as u32,
             "--scheduled-after-post" => faults.scheduled_after_post = true,
             "--refresh-location" => faults.refresh_location = true,
@@ -77,7 +114,9 @@ fn main() {
     }
     // Standalone, the server judges `modifiedSince` on the system clock, as the service does
     // on its own: a client's incremental rerun against it sends a time from that clock.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     server.set_now_epoch(now);
     // Its fixture's workspaces without `modified_at` changed when it started on that fixture
     // (a restart on another fixture is the tenant after a day of work).

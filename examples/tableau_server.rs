@@ -52,7 +52,11 @@ type Parsed = (PathBuf, Faults, ServerOptions);
 fn parse(args: Vec<String>) -> Result<Option<Parsed>, String> {
     let mut fixture = None;
     let mut faults = Faults::default();
-    let mut options = ServerOptions { port: 0, echo_requests: true, latency_ms: 0 };
+    let mut options = ServerOptions {
+        port: 0,
+        echo_requests: true,
+        latency_ms: 0,
+    };
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -60,7 +64,10 @@ fn parse(args: Vec<String>) -> Result<Option<Parsed>, String> {
             _ => (arg.clone(), None),
         };
         let mut value = || -> Result<String, String> {
-            inline.clone().or_else(|| it.next()).ok_or_else(|| format!("{flag} needs a value"))
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
         };
         match flag.as_str() {
             "-h" | "--help" => return Ok(None),
@@ -76,24 +83,38 @@ fn parse(args: Vec<String>) -> Result<Option<Parsed>, String> {
             "--max-page-size-named" => faults.max_page_size_named = true,
             "--cut-body-at" => faults.cut_body_at.extend(numbers(&flag, &value()?)?),
             "--permissions-mode-switched" => faults.permissions_mode_switched = true,
-            "--metadata-timeout-at" => faults.metadata_timeout_at.extend(numbers(&flag, &value()?)?),
-            "--metadata-cancel-timeout-at" => faults.metadata_cancel_timeout_at.extend(numbers(&flag, &value()?)?),
-            "--metadata-rate-exceeded-at" => faults.metadata_rate_exceeded_at.extend(numbers(&flag, &value()?)?),
+            "--metadata-timeout-at" => faults
+                .metadata_timeout_at
+                .extend(numbers(&flag, &value()?)?),
+            "--metadata-cancel-timeout-at" => faults
+                .metadata_cancel_timeout_at
+                .extend(numbers(&flag, &value()?)?),
+            "--metadata-rate-exceeded-at" => faults
+                .metadata_rate_exceeded_at
+                .extend(numbers(&flag, &value()?)?),
             "--redirect-signin" => faults.redirect_signin = true,
-            "--refresh-forbidden" => {
-                faults.refresh_forbidden.extend(value()?.split(',').filter(|s| !s.is_empty()).map(str::to_string))
-            }
+            "--refresh-forbidden" => faults.refresh_forbidden.extend(
+                value()?
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            ),
             "--job-outcome" => {
                 let v = value()?;
-                let (luid, rest) =
-                    v.split_once('=').ok_or_else(|| format!("{flag} wants LUID=CODE[:NOTES], got {v}"))?;
+                let (luid, rest) = v
+                    .split_once('=')
+                    .ok_or_else(|| format!("{flag} wants LUID=CODE[:NOTES], got {v}"))?;
                 let (code, notes) = match rest.split_once(':') {
                     Some((c, n)) => (c, Some(n.to_string())),
                     None => (rest, None),
                 };
-                faults.job_outcomes.insert(luid.to_string(), (number(&flag, code)?, notes));
+                faults
+                    .job_outcomes
+                    .insert(luid.to_string(), (number(&flag, code)?, notes));
             }
-            "--refresh-in-flight-limit" => faults.refresh_in_flight_limit = Some(number(&flag, &value()?)?),
+            "--refresh-in-flight-limit" => {
+                faults.refresh_in_flight_limit = Some(number(&flag, &value()?)?)
+            }
             "--redact-tables" => faults.redact_tables = true,
             "--job-polls-to-finish" => faults.job_polls_to_finish = number(&flag, &value()?)?,
             other => return Err(format!("unknown argument {other}")),
@@ -107,9 +128,14 @@ fn parse(args: Vec<String>) -> Result<Option<Parsed>, String> {
 }
 
 fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
-    v.trim().parse().map_err(|_| format!("{flag}: not a number: {v}"))
+    v.trim()
+        .parse()
+        .map_err(|_| format!("{flag}: not a number: {v}"))
 }
 
 fn numbers(flag: &str, v: &str) -> Result<Vec<usize>, String> {
-    v.split(',').filter(|s| !s.trim().is_empty()).map(|s| number(flag, s)).collect()
+    v.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| number(flag, s))
+        .collect()
 }

@@ -24,14 +24,22 @@ const TEMP_END: &str = ".tmp";
 
 /// The folder a file lives in (`.` for a bare name).
 pub(crate) fn folder(path: &Path) -> &Path {
-    path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// Where this process writes `path`'s new content first: beside it, so the rename that puts
 /// it in place stays within one file system.
 pub(crate) fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    folder(path).join(format!(".{name}{TEMP_MARK}{}{TEMP_END}", std::process::id()))
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    folder(path).join(format!(
+        ".{name}{TEMP_MARK}{}{TEMP_END}",
+        std::process::id()
+    ))
 }
 
 /// For a file name made by `temp_path`: the target's name and the writer's pid. `None` for
@@ -39,7 +47,11 @@ pub(crate) fn temp_path(path: &Path) -> PathBuf {
 pub(crate) fn parse_temp(file_name: &str) -> Option<(&str, u32)> {
     let rest = file_name.strip_prefix('.')?.strip_suffix(TEMP_END)?;
     let (target, pid) = rest.rsplit_once(TEMP_MARK)?;
-    if target.is_empty() || pid.is_empty() || pid.len() > 10 || !pid.bytes().all(|b| b.is_ascii_digit()) {
+    if target.is_empty()
+        || pid.is_empty()
+        || pid.len() > 10
+        || !pid.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     Some((target, pid.parse().ok()?))
@@ -49,8 +61,14 @@ pub(crate) fn parse_temp(file_name: &str) -> Option<(&str, u32)> {
 /// cannot be read). Reads it in blocks, so it never holds the whole file.
 pub(crate) fn same_as(path: &Path, parts: &[&[u8]]) -> bool {
     let total: usize = parts.iter().map(|p| p.len()).sum();
-    let Ok(mut file) = std::fs::File::open(path) else { return false };
-    if file.metadata().map(|m| m.len() != total as u64).unwrap_or(true) {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    if file
+        .metadata()
+        .map(|m| m.len() != total as u64)
+        .unwrap_or(true)
+    {
         return false;
     }
     let mut block = vec![0u8; 1 << 18];
@@ -98,7 +116,8 @@ pub(crate) fn write_parts(path: &Path, parts: &[&[u8]]) -> Result<()> {
 /// temporary file is removed and the error names the target.
 pub(crate) fn stage(path: &Path, parts: &[&[u8]]) -> Result<PathBuf> {
     let dir = folder(path);
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the folder", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{}: cannot create the folder", dir.display()))?;
     let tmp = temp_path(path);
     let result = (|| -> std::io::Result<()> {
         let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
@@ -141,7 +160,10 @@ mod tests {
         assert!(same_as(&path, &[&std::fs::read(&path).unwrap()]));
         let mut changed = big.clone();
         changed[450_000] ^= 1;
-        assert!(!same_as(&path, &[b"[", &changed, b"]"]), "one byte differs past the first block");
+        assert!(
+            !same_as(&path, &[b"[", &changed, b"]"]),
+            "one byte differs past the first block"
+        );
         assert!(!same_as(&path, &[b"[", &big, b"}"]), "last byte differs");
         assert!(!same_as(&path, &[b"[", &big]), "shorter");
     }
@@ -152,7 +174,10 @@ mod tests {
         let name = tmp.file_name().unwrap().to_str().unwrap();
         assert_eq!(parse_temp(name), Some(("a.yml", std::process::id())));
         assert_eq!(tmp.parent(), Some(Path::new("dir")));
-        assert_eq!(parse_temp(".exposures.json.autoexpose-999999.tmp"), Some(("exposures.json", 999_999)));
+        assert_eq!(
+            parse_temp(".exposures.json.autoexpose-999999.tmp"),
+            Some(("exposures.json", 999_999))
+        );
         for other in [
             "a.yml.autoexpose-1.tmp",
             ".a.yml.autoexpose-.tmp",

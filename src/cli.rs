@@ -215,7 +215,12 @@ pub(crate) struct RefreshArgs {
 #[derive(ClapArgs, Debug, Clone)]
 pub(crate) struct StageArgs {
     /// The config file; relative paths inside it are relative to its folder.
-    #[arg(long, short = 'c', value_name = "PATH", default_value = "autoexpose.yml")]
+    #[arg(
+        long,
+        short = 'c',
+        value_name = "PATH",
+        default_value = "autoexpose.yml"
+    )]
     pub(crate) config: PathBuf,
 
     /// The SQLite file (overrides `database` in the config).
@@ -280,7 +285,14 @@ mod tests {
         let err = Args::try_parse_from(["autoexpose", "refresh", "--allow-empty"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument, "{err}");
         let run = Args::try_parse_from(["autoexpose", "run", "--allow-empty", "--wait"]).unwrap();
-        assert!(matches!(run.command, Command::Run(RunArgs { allow_empty: true, refresh: RefreshArgs { wait: true, .. }, .. })));
+        assert!(matches!(
+            run.command,
+            Command::Run(RunArgs {
+                allow_empty: true,
+                refresh: RefreshArgs { wait: true, .. },
+                ..
+            })
+        ));
         assert!(Args::try_parse_from(["autoexpose", "emit", "--allow-empty"]).is_ok());
     }
 }

@@ -18,7 +18,11 @@ impl Instant {
     /// `--now`'s time, or the system clock without it.
     pub(crate) fn from_arg(text: Option<&str>) -> anyhow::Result<Instant> {
         match text {
-            Some(text) => Instant::parse(text).ok_or_else(|| anyhow::anyhow!("--now {text:?}: give an RFC 3339 time such as 2026-11-25T02:00:00Z")),
+            Some(text) => Instant::parse(text).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--now {text:?}: give an RFC 3339 time such as 2026-11-25T02:00:00Z"
+                )
+            }),
             None => Ok(Instant::system()),
         }
     }
@@ -28,7 +32,12 @@ impl Instant {
         let days = self.0.div_euclid(86_400);
         let rem = self.0.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
-        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
     }
 
     /// `HH:MM:SS`, the prefix of dbt-style log lines.
@@ -55,7 +64,13 @@ impl Instant {
         let mi = r.digits(2)?;
         r.byte(b':')?;
         let s = r.digits(2)?;
-        if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60 {
+        if !(1..=12).contains(&mo)
+            || d < 1
+            || d > days_in_month(y, mo)
+            || h > 23
+            || mi > 59
+            || s > 60
+        {
             return None;
         }
         if r.byte(b'.').is_some() {
@@ -80,7 +95,9 @@ impl Instant {
             _ => return None,
         };
         // Four-digit years and two-digit fields: nothing here can overflow an i64.
-        Some(Instant(days_from_civil(y, mo as u32, d as u32) * 86_400 + h * 3600 + mi * 60 + s - offset))
+        Some(Instant(
+            days_from_civil(y, mo as u32, d as u32) * 86_400 + h * 3600 + mi * 60 + s - offset,
+        ))
     }
 }
 
@@ -127,7 +144,15 @@ pub(crate) fn ago(seconds: i64) -> String {
     match m {
         0 => "just now".into(),
         1..=59 => format!("{m}m ago"),
-        60..=1439 => format!("{}h{} ago", m / 60, if m % 60 == 0 { String::new() } else { format!(" {}m", m % 60) }),
+        60..=1439 => format!(
+            "{}h{} ago",
+            m / 60,
+            if m % 60 == 0 {
+                String::new()
+            } else {
+                format!(" {}m", m % 60)
+            }
+        ),
         _ => format!("{}d {}h ago", m / 1440, m % 1440 / 60),
     }
 }
@@ -162,17 +187,34 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        for s in ["1970-01-01T00:00:00Z", "2000-02-29T12:34:56Z", "2026-11-29T02:00:00Z", "1969-12-31T23:59:59Z"] {
+        for s in [
+            "1970-01-01T00:00:00Z",
+            "2000-02-29T12:34:56Z",
+            "2026-11-29T02:00:00Z",
+            "1969-12-31T23:59:59Z",
+        ] {
             assert_eq!(Instant::parse(s).unwrap().rfc3339(), s);
         }
-        assert_eq!(Instant::parse("2026-11-29T02:00:00Z").unwrap().0, 1_795_917_600);
+        assert_eq!(
+            Instant::parse("2026-11-29T02:00:00Z").unwrap().0,
+            1_795_917_600
+        );
     }
 
     #[test]
     fn offsets_and_fractions() {
-        assert_eq!(Instant::parse("2026-11-24T03:00:00+01:00"), Instant::parse("2026-11-24T02:00:00Z"));
-        assert_eq!(Instant::parse("2026-11-24T02:00:00.123456Z"), Instant::parse("2026-11-24T02:00:00Z"));
-        assert_eq!(Instant::parse("2024-02-29t01:30:00-01:30"), Instant::parse("2024-02-29T03:00:00Z"));
+        assert_eq!(
+            Instant::parse("2026-11-24T03:00:00+01:00"),
+            Instant::parse("2026-11-24T02:00:00Z")
+        );
+        assert_eq!(
+            Instant::parse("2026-11-24T02:00:00.123456Z"),
+            Instant::parse("2026-11-24T02:00:00Z")
+        );
+        assert_eq!(
+            Instant::parse("2024-02-29t01:30:00-01:30"),
+            Instant::parse("2024-02-29T03:00:00Z")
+        );
         for bad in [
             "2026-11-24",
             "2026-13-01T00:00:00Z",

@@ -70,7 +70,10 @@ pub(crate) struct ActiveExposures {
 
 impl Default for ActiveExposures {
     fn default() -> Self {
-        ActiveExposures { enabled: false, build_after_minutes: default_build_after() }
+        ActiveExposures {
+            enabled: false,
+            build_after_minutes: default_build_after(),
+        }
     }
 }
 
@@ -81,7 +84,10 @@ fn default_build_after() -> u64 {
 impl ActiveExposures {
     /// Applies `DBT_ACTIVE_EXPOSURES` (1/true/yes or 0/false/no) and
     /// `DBT_ACTIVE_EXPOSURES_BUILD_AFTER` (whole minutes) from `env`.
-    pub(crate) fn with_env(self, env: impl Fn(&str) -> Option<String>) -> Result<ActiveExposures, String> {
+    pub(crate) fn with_env(
+        self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<ActiveExposures, String> {
         let mut out = self;
         if let Some(v) = env("DBT_ACTIVE_EXPOSURES").filter(|v| !v.trim().is_empty()) {
             out.enabled = match v.trim().to_ascii_lowercase().as_str() {
@@ -140,7 +146,11 @@ struct RawExposures {
 
 impl Default for RawExposures {
     fn default() -> Self {
-        RawExposures { dir: default_dir(), maturity: default_maturity(), include_unmatched: false }
+        RawExposures {
+            dir: default_dir(),
+            maturity: default_maturity(),
+            include_unmatched: false,
+        }
     }
 }
 
@@ -242,11 +252,15 @@ impl Retry {
         if let Some(secs) = retry_after.and_then(|v| v.trim().parse::<u64>().ok()) {
             let cap = self.max_retry_after_secs;
             if secs > cap {
-                crate::log::warn(&format!("Retry-After: {secs} is above retry.max_retry_after_secs; waiting {cap}s"));
+                crate::log::warn(&format!(
+                    "Retry-After: {secs} is above retry.max_retry_after_secs; waiting {cap}s"
+                ));
             }
             return std::time::Duration::from_secs(secs.min(cap));
         }
-        let ms = self.base_delay_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(16));
+        let ms = self
+            .base_delay_ms
+            .saturating_mul(1u64 << attempt.saturating_sub(1).min(16));
         std::time::Duration::from_millis(ms.min(60_000))
     }
 }
@@ -335,23 +349,40 @@ pub(crate) struct Config {
 
 impl Config {
     pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
-        let bytes = std::fs::read(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), io: source })?;
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            io: source,
+        })?;
         Self::from_bytes(path, &bytes)
     }
 
     pub(crate) fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
         // A UTF-8 byte-order mark (Notepad writes one) would otherwise make the first key
         // unreadable and the file "missing field `dbt`". The hash stays the file's.
         let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         let raw: RawConfig = serde_yaml::from_slice(body).map_err(|e| invalid(e.to_string()))?;
         let base = path
             .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
             .unwrap_or(Path::new("."))
             .to_path_buf();
-        let abs = |p: &Path| lexical_clean(&if p.is_absolute() { p.to_path_buf() } else { base.join(p) });
+        let abs = |p: &Path| {
+            lexical_clean(&if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            })
+        };
 
         let project_dir = abs(&raw.dbt.project_dir);
         let manifest = raw
@@ -367,7 +398,9 @@ impl Config {
             .map(&abs)
             .unwrap_or_else(|| project_dir.join("target/run_results.json"));
         if raw.exposures.dir.is_absolute() {
-            return Err(invalid("exposures.dir must be relative to dbt.project_dir".into()));
+            return Err(invalid(
+                "exposures.dir must be relative to dbt.project_dir".into(),
+            ));
         }
         check_inside(&project_dir, &raw.exposures.dir).map_err(|why| {
             invalid(format!(
@@ -384,17 +417,30 @@ impl Config {
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, site) in raw.tableau.iter().enumerate() {
-            check_integration(&format!("tableau[{i}]"), &site.name, &site.default_schemas, &mut seen).map_err(invalid)?;
+            check_integration(
+                &format!("tableau[{i}]"),
+                &site.name,
+                &site.default_schemas,
+                &mut seen,
+            )
+            .map_err(invalid)?;
             if site.page_size == 0 {
-                return Err(invalid(format!("tableau[{i}].page_size must be at least 1")));
+                return Err(invalid(format!(
+                    "tableau[{i}].page_size must be at least 1"
+                )));
             }
             if !(1..=16).contains(&site.concurrency) {
-                return Err(invalid(format!("tableau[{i}].concurrency must be between 1 and 16")));
+                return Err(invalid(format!(
+                    "tableau[{i}].concurrency must be between 1 and 16"
+                )));
             }
             if site.retry.attempts == 0 {
-                return Err(invalid(format!("tableau[{i}].retry.attempts must be at least 1")));
+                return Err(invalid(format!(
+                    "tableau[{i}].retry.attempts must be at least 1"
+                )));
             }
-            if !(site.server_url.starts_with("https://") || site.server_url.starts_with("http://")) {
+            if !(site.server_url.starts_with("https://") || site.server_url.starts_with("http://"))
+            {
                 return Err(invalid(format!(
                     "tableau[{i}].server_url: {:?} must start with https://",
                     site.server_url
@@ -404,12 +450,24 @@ impl Config {
         check_one_pat_per_integration(&raw.tableau).map_err(invalid)?;
         let mut inventory = raw.inventory;
         for (i, inv) in inventory.iter_mut().enumerate() {
-            check_integration(&format!("inventory[{i}]"), &inv.name, &inv.default_schemas, &mut seen).map_err(invalid)?;
+            check_integration(
+                &format!("inventory[{i}]"),
+                &inv.name,
+                &inv.default_schemas,
+                &mut seen,
+            )
+            .map_err(invalid)?;
             inv.file = abs(&inv.file);
         }
         let mut powerbi = raw.powerbi;
         for (i, t) in powerbi.iter_mut().enumerate() {
-            check_integration(&format!("powerbi[{i}]"), &t.name, &t.default_schemas, &mut seen).map_err(invalid)?;
+            check_integration(
+                &format!("powerbi[{i}]"),
+                &t.name,
+                &t.default_schemas,
+                &mut seen,
+            )
+            .map_err(invalid)?;
             t.check(&format!("powerbi[{i}]")).map_err(invalid)?;
         }
         Ok(Config {
@@ -427,7 +485,11 @@ impl Config {
             include_unmatched: raw.exposures.include_unmatched,
             replay: raw.replay.as_deref().map(&abs),
             active_exposures: raw.active_exposures,
-            sync: SyncSettings { full_sync_every_days: raw.full_sync_every_days, force_full: false, now: crate::clock::Instant::system() },
+            sync: SyncSettings {
+                full_sync_every_days: raw.full_sync_every_days,
+                force_full: false,
+                now: crate::clock::Instant::system(),
+            },
         })
     }
 }
@@ -435,15 +497,29 @@ impl Config {
 /// What every integration's entry must hold, whatever its tool: a name that can name rows,
 /// meta and files, unique across all integrations (`integration` keys every table), and
 /// `default_schemas` with both sides given.
-fn check_integration(at: &str, name: &str, default_schemas: &BTreeMap<String, String>, seen: &mut std::collections::BTreeSet<String>) -> Result<(), String> {
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+fn check_integration(
+    at: &str,
+    name: &str,
+    default_schemas: &BTreeMap<String, String>,
+    seen: &mut std::collections::BTreeSet<String>,
+) -> Result<(), String> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
         return Err(format!("{at}.name: {name:?} must be lowercase letters, digits and _ (it names tables rows, meta and files)"));
     }
     if !seen.insert(name.to_string()) {
         return Err(format!("{at}.name: {name:?} is used twice (integration names are one namespace, whatever the tool)"));
     }
-    if let Some((db, _)) = default_schemas.iter().find(|(db, schema)| db.trim().is_empty() || schema.trim().is_empty()) {
-        return Err(format!("{at}.default_schemas: {db:?}: give a database name and a schema name"));
+    if let Some((db, _)) = default_schemas
+        .iter()
+        .find(|(db, schema)| db.trim().is_empty() || schema.trim().is_empty())
+    {
+        return Err(format!(
+            "{at}.default_schemas: {db:?}: give a database name and a schema name"
+        ));
     }
     Ok(())
 }
@@ -537,14 +613,21 @@ impl PowerBiTenant {
     fn check(&mut self, at: &str) -> Result<(), String> {
         // It goes into the token endpoint's path: a GUID or a domain name, nothing else.
         let t = self.tenant_id.trim();
-        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
+        if t.is_empty()
+            || !t
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
             return Err(format!(
                 "{at}.tenant_id: {:?} must be the tenant's id (a GUID) or its domain (contoso.onmicrosoft.com)",
                 self.tenant_id
             ));
         }
         self.tenant_id = t.to_string();
-        for (field, var) in [("client_id_env", &self.client_id_env), ("client_secret_env", &self.client_secret_env)] {
+        for (field, var) in [
+            ("client_id_env", &self.client_id_env),
+            ("client_secret_env", &self.client_secret_env),
+        ] {
             if var.is_empty() || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 return Err(format!(
                     "{at}.{field}: {var:?} must be the name of an env var (letters, digits and _); the value itself never goes in the file"
@@ -552,28 +635,46 @@ impl PowerBiTenant {
             }
         }
         if self.client_id_env == self.client_secret_env {
-            return Err(format!("{at}.client_secret_env: the id and the secret cannot come from one env var ({})", self.client_id_env));
+            return Err(format!(
+                "{at}.client_secret_env: the id and the secret cannot come from one env var ({})",
+                self.client_id_env
+            ));
         }
         let mut seen = std::collections::BTreeMap::new();
         for (k, w) in self.workspaces.iter().enumerate() {
             if w.trim().is_empty() {
-                return Err(format!("{at}.workspaces[{k}]: empty; give a workspace's name or id"));
+                return Err(format!(
+                    "{at}.workspaces[{k}]: empty; give a workspace's name or id"
+                ));
             }
             if let Some(j) = seen.insert(w.trim().to_lowercase(), k) {
-                return Err(format!("{at}.workspaces[{k}]: {w:?} is also workspaces[{j}]"));
+                return Err(format!(
+                    "{at}.workspaces[{k}]: {w:?} is also workspaces[{j}]"
+                ));
             }
         }
-        for (field, url) in [("api_url", &mut self.api_url), ("login_url", &mut self.login_url)] {
+        for (field, url) in [
+            ("api_url", &mut self.api_url),
+            ("login_url", &mut self.login_url),
+        ] {
             let u = url.trim().trim_end_matches('/').to_string();
             let loopback_http = u.starts_with("http://") && crate::http::is_loopback_url(&u);
-            let host = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://")).unwrap_or("");
-            if !(u.starts_with("https://") || loopback_http) || host.is_empty() || host.starts_with('/') {
+            let host = u
+                .strip_prefix("https://")
+                .or_else(|| u.strip_prefix("http://"))
+                .unwrap_or("");
+            if !(u.starts_with("https://") || loopback_http)
+                || host.is_empty()
+                || host.starts_with('/')
+            {
                 return Err(format!(
                     "{at}.{field}: {url:?} must start with https:// (plain http only for a loopback host: 127.0.0.1, localhost, [::1])"
                 ));
             }
             if u.contains(['?', '#']) {
-                return Err(format!("{at}.{field}: {url:?} must be a base URL, without a query or fragment"));
+                return Err(format!(
+                    "{at}.{field}: {url:?} must be a base URL, without a query or fragment"
+                ));
             }
             *url = u;
         }
@@ -596,9 +697,18 @@ impl PowerBiTenant {
 /// they are read (`tableau::session_lock`). Servers compare by scheme, host and path, ignoring case
 /// and a trailing slash.
 fn check_one_pat_per_integration(sites: &[TableauSite]) -> Result<(), String> {
-    let server = |s: &TableauSite| s.server_url.trim().trim_end_matches('/').to_ascii_lowercase();
+    let server = |s: &TableauSite| {
+        s.server_url
+            .trim()
+            .trim_end_matches('/')
+            .to_ascii_lowercase()
+    };
     for (j, b) in sites.iter().enumerate() {
-        if let Some((i, a)) = sites[..j].iter().enumerate().find(|(_, a)| server(a) == server(b) && a.token_name_env == b.token_name_env) {
+        if let Some((i, a)) = sites[..j]
+            .iter()
+            .enumerate()
+            .find(|(_, a)| server(a) == server(b) && a.token_name_env == b.token_name_env)
+        {
             return Err(format!(
                 "tableau[{i}] ({:?}) and tableau[{j}] ({:?}) use the same PAT on {}: both read its name from env var {}. Tableau keeps one session per personal access token, so each sign-in would end the other's session; give each integration its own PAT (token_name_env and token_secret_env)",
                 a.name,
@@ -626,7 +736,9 @@ fn check_inside(project: &Path, rel: &Path) -> Result<(), &'static str> {
     }
     // The deepest existing folder on the way, with symlinks resolved, must be inside the
     // resolved project (a project folder that does not exist yet has nothing to escape).
-    let Ok(real_project) = project.canonicalize() else { return Ok(()) };
+    let Ok(real_project) = project.canonicalize() else {
+        return Ok(());
+    };
     let target = project.join(rel);
     let mut existing = target.as_path();
     while !existing.exists() {
@@ -694,53 +806,90 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let err = load("dbt: {project_dir: .}\nbogus: 1\n").unwrap_err().to_string();
+        let err = load("dbt: {project_dir: .}\nbogus: 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/proj/autoexpose.yml"), "{err}");
         assert!(err.contains("unknown field `bogus`"), "{err}");
     }
 
     #[test]
     fn nested_unknown_key_is_named() {
-        let err = load("dbt: {project_dir: .}\ntableau:\n  - {name: p, server_url: 'https://x', pages: 3}\n")
-            .unwrap_err()
-            .to_string();
+        let err = load(
+            "dbt: {project_dir: .}\ntableau:\n  - {name: p, server_url: 'https://x', pages: 3}\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("unknown field `pages`"), "{err}");
     }
 
     #[test]
     fn paths_are_relative_to_the_config() {
-        let c = load("database: a.db\ndbt: {project_dir: dbt, manifest: dbt/target/m.json}\n").unwrap();
+        let c =
+            load("database: a.db\ndbt: {project_dir: dbt, manifest: dbt/target/m.json}\n").unwrap();
         assert_eq!(c.database, Path::new("/proj/a.db"));
         assert_eq!(c.project_dir, Path::new("/proj/dbt"));
         assert_eq!(c.manifest, Path::new("/proj/dbt/target/m.json"));
-        assert_eq!(c.run_results, Path::new("/proj/dbt/target/run_results.json"));
+        assert_eq!(
+            c.run_results,
+            Path::new("/proj/dbt/target/run_results.json")
+        );
         assert_eq!(c.exposures_dir, Path::new("models/imported_from_tableau"));
     }
 
     #[test]
     fn relative_paths_are_cleaned() {
-        let c = Config::from_bytes(Path::new("examples/demo/autoexpose.yml"), b"dbt: {project_dir: ../../testdata/dbt/demo}\n").unwrap();
+        let c = Config::from_bytes(
+            Path::new("examples/demo/autoexpose.yml"),
+            b"dbt: {project_dir: ../../testdata/dbt/demo}\n",
+        )
+        .unwrap();
         assert_eq!(c.project_dir, Path::new("testdata/dbt/demo"));
         assert_eq!(c.database, Path::new("examples/demo/autoexpose.db"));
-        let c = Config::from_bytes(Path::new("autoexpose.yml"), b"dbt: {project_dir: ../x}\n").unwrap();
+        let c =
+            Config::from_bytes(Path::new("autoexpose.yml"), b"dbt: {project_dir: ../x}\n").unwrap();
         assert_eq!(c.project_dir, Path::new("../x"));
     }
 
     #[test]
     fn env_wins_over_active_exposures_config() {
-        let cfg = ActiveExposures { enabled: false, build_after_minutes: 60 };
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        let cfg = ActiveExposures {
+            enabled: false,
+            build_after_minutes: 60,
         };
-        let got = cfg.with_env(env(&[("DBT_ACTIVE_EXPOSURES", "1"), ("DBT_ACTIVE_EXPOSURES_BUILD_AFTER", "15")])).unwrap();
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let got = cfg
+            .with_env(env(&[
+                ("DBT_ACTIVE_EXPOSURES", "1"),
+                ("DBT_ACTIVE_EXPOSURES_BUILD_AFTER", "15"),
+            ]))
+            .unwrap();
         assert!(got.enabled);
         assert_eq!(got.build_after_minutes, 15);
-        let on = ActiveExposures { enabled: true, build_after_minutes: 60 };
-        assert!(!on.with_env(env(&[("DBT_ACTIVE_EXPOSURES", "0")])).unwrap().enabled);
+        let on = ActiveExposures {
+            enabled: true,
+            build_after_minutes: 60,
+        };
+        assert!(
+            !on.with_env(env(&[("DBT_ACTIVE_EXPOSURES", "0")]))
+                .unwrap()
+                .enabled
+        );
         assert_eq!(on.with_env(env(&[])).unwrap().build_after_minutes, 60);
-        let err = cfg.with_env(env(&[("DBT_ACTIVE_EXPOSURES_BUILD_AFTER", "1.5h")])).unwrap_err();
+        let err = cfg
+            .with_env(env(&[("DBT_ACTIVE_EXPOSURES_BUILD_AFTER", "1.5h")]))
+            .unwrap_err();
         assert!(err.contains("DBT_ACTIVE_EXPOSURES_BUILD_AFTER"), "{err}");
-        assert!(cfg.with_env(env(&[("DBT_ACTIVE_EXPOSURES", "maybe")])).is_err());
+        assert!(cfg
+            .with_env(env(&[("DBT_ACTIVE_EXPOSURES", "maybe")]))
+            .is_err());
     }
 
     #[test]
@@ -781,65 +930,157 @@ mod tests {
         )
         .unwrap();
         let t = &c.powerbi[0];
-        assert_eq!((t.name.as_str(), t.api_url.as_str(), t.login_url.as_str()), ("corp", "https://api.powerbi.com", "https://login.microsoftonline.com"));
+        assert_eq!(
+            (t.name.as_str(), t.api_url.as_str(), t.login_url.as_str()),
+            (
+                "corp",
+                "https://api.powerbi.com",
+                "https://login.microsoftonline.com"
+            )
+        );
         assert!(c.tableau.is_empty() && t.workspaces.is_empty());
         let d = &powerbi("").unwrap().powerbi[0];
-        assert_eq!((d.client_id_env.as_str(), d.client_secret_env.as_str()), ("POWERBI_CLIENT_ID", "POWERBI_CLIENT_SECRET"));
-        assert_eq!((d.api_url.as_str(), d.scans_in_flight), ("https://api.powerbi.com", 16));
+        assert_eq!(
+            (d.client_id_env.as_str(), d.client_secret_env.as_str()),
+            ("POWERBI_CLIENT_ID", "POWERBI_CLIENT_SECRET")
+        );
+        assert_eq!(
+            (d.api_url.as_str(), d.scans_in_flight),
+            ("https://api.powerbi.com", 16)
+        );
         // Loopback http (the test server), a trailing slash trimmed, a domain as tenant.
-        let l = &powerbi(", api_url: 'http://127.0.0.1:8080/', login_url: 'http://localhost:9'").unwrap().powerbi[0];
-        assert_eq!((l.api_url.as_str(), l.login_url.as_str()), ("http://127.0.0.1:8080", "http://localhost:9"));
+        let l = &powerbi(", api_url: 'http://127.0.0.1:8080/', login_url: 'http://localhost:9'")
+            .unwrap()
+            .powerbi[0];
+        assert_eq!(
+            (l.api_url.as_str(), l.login_url.as_str()),
+            ("http://127.0.0.1:8080", "http://localhost:9")
+        );
         load("dbt: {}\npowerbi:\n  - {name: c, tenant_id: contoso.onmicrosoft.com, workspaces: [Sales, 6a1b0000-0000-0000-0000-00000000000f]}\n").unwrap();
     }
 
     #[test]
     fn powerbi_errors_name_the_field() {
         powerbi_refused(", bogus: 1", &["unknown field `bogus`"]);
-        powerbi_refused(", client_secret: s3cret", &["unknown field `client_secret`"]);
-        let err = load("dbt: {}\npowerbi:\n  - {name: corp}\n").unwrap_err().to_string();
+        powerbi_refused(
+            ", client_secret: s3cret",
+            &["unknown field `client_secret`"],
+        );
+        let err = load("dbt: {}\npowerbi:\n  - {name: corp}\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("missing field `tenant_id`"), "{err}");
-        let err = load("dbt: {}\npowerbi:\n  - {name: Corp, tenant_id: t}\n").unwrap_err().to_string();
-        assert!(err.contains("powerbi[0].name") && err.contains("lowercase"), "{err}");
+        let err = load("dbt: {}\npowerbi:\n  - {name: Corp, tenant_id: t}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("powerbi[0].name") && err.contains("lowercase"),
+            "{err}"
+        );
         for bad in ["''", "'a/../b'", "' '"] {
-            let err = load(&format!("dbt: {{}}\npowerbi:\n  - {{name: c, tenant_id: {bad}}}\n")).unwrap_err().to_string();
-            assert!(err.contains("powerbi[0].tenant_id") && err.contains("GUID"), "{err}");
+            let err = load(&format!(
+                "dbt: {{}}\npowerbi:\n  - {{name: c, tenant_id: {bad}}}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("powerbi[0].tenant_id") && err.contains("GUID"),
+                "{err}"
+            );
         }
         powerbi_refused(", client_id_env: ''", &["powerbi[0].client_id_env"]);
-        powerbi_refused(", client_secret_env: 'my secret'", &["powerbi[0].client_secret_env", "name of an env var"]);
-        powerbi_refused(", client_id_env: X, client_secret_env: X", &["powerbi[0].client_secret_env", "one env var"]);
-        powerbi_refused(", workspaces: [Sales, '']", &["powerbi[0].workspaces[1]: empty"]);
-        powerbi_refused(", workspaces: [Sales, sales]", &["powerbi[0].workspaces[1]", "workspaces[0]"]);
-        powerbi_refused(", api_url: 'http://api.powerbi.com'", &["powerbi[0].api_url", "https://"]);
+        powerbi_refused(
+            ", client_secret_env: 'my secret'",
+            &["powerbi[0].client_secret_env", "name of an env var"],
+        );
+        powerbi_refused(
+            ", client_id_env: X, client_secret_env: X",
+            &["powerbi[0].client_secret_env", "one env var"],
+        );
+        powerbi_refused(
+            ", workspaces: [Sales, '']",
+            &["powerbi[0].workspaces[1]: empty"],
+        );
+        powerbi_refused(
+            ", workspaces: [Sales, sales]",
+            &["powerbi[0].workspaces[1]", "workspaces[0]"],
+        );
+        powerbi_refused(
+            ", api_url: 'http://api.powerbi.com'",
+            &["powerbi[0].api_url", "https://"],
+        );
         powerbi_refused(", api_url: 'ftp://x'", &["powerbi[0].api_url"]);
         powerbi_refused(", api_url: 'https://'", &["powerbi[0].api_url"]);
-        powerbi_refused(", login_url: 'http://10.0.0.1'", &["powerbi[0].login_url", "loopback"]);
-        powerbi_refused(", login_url: 'https://login.example.com/?x=1'", &["powerbi[0].login_url", "query"]);
-        powerbi_refused(", scans_in_flight: 17", &["powerbi[0].scans_in_flight", "16"]);
+        powerbi_refused(
+            ", login_url: 'http://10.0.0.1'",
+            &["powerbi[0].login_url", "loopback"],
+        );
+        powerbi_refused(
+            ", login_url: 'https://login.example.com/?x=1'",
+            &["powerbi[0].login_url", "query"],
+        );
+        powerbi_refused(
+            ", scans_in_flight: 17",
+            &["powerbi[0].scans_in_flight", "16"],
+        );
         powerbi_refused(", scans_in_flight: 0", &["powerbi[0].scans_in_flight"]);
         powerbi_refused(", retry: {attempts: 0}", &["powerbi[0].retry.attempts"]);
         powerbi_refused(", scan_timeout_secs: 0", &["powerbi[0].scan_timeout_secs"]);
-        powerbi_refused(", default_schemas: {db: ''}", &["powerbi[0].default_schemas"]);
+        powerbi_refused(
+            ", default_schemas: {db: ''}",
+            &["powerbi[0].default_schemas"],
+        );
         // One namespace of names across tools.
         let err = load("dbt: {}\ntableau:\n  - {name: corp, server_url: 'https://x'}\npowerbi:\n  - {name: corp, tenant_id: t}\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("powerbi[0].name") && err.contains("used twice"), "{err}");
+        assert!(
+            err.contains("powerbi[0].name") && err.contains("used twice"),
+            "{err}"
+        );
     }
 
     #[test]
     fn two_integrations_with_one_pat_on_one_server_are_refused() {
-        let site = |name: &str, url: &str, env: &str| format!("  - {{name: {name}, server_url: '{url}', site: {name}, token_name_env: {env}}}\n");
+        let site = |name: &str, url: &str, env: &str| {
+            format!(
+                "  - {{name: {name}, server_url: '{url}', site: {name}, token_name_env: {env}}}\n"
+            )
+        };
         let cfg = |sites: &[String]| format!("dbt: {{}}\ntableau:\n{}", sites.concat());
-        let err = load(&cfg(&[site("a", "https://t.example.com", "PAT_NAME"), site("b", "https://T.example.com/", "PAT_NAME")]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains(r#"tableau[0] ("a") and tableau[1] ("b") use the same PAT on https://t.example.com"#), "{err}");
-        assert!(err.contains("env var PAT_NAME") && err.contains("one session per personal access token"), "{err}");
+        let err = load(&cfg(&[
+            site("a", "https://t.example.com", "PAT_NAME"),
+            site("b", "https://T.example.com/", "PAT_NAME"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(
+                r#"tableau[0] ("a") and tableau[1] ("b") use the same PAT on https://t.example.com"#
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("env var PAT_NAME")
+                && err.contains("one session per personal access token"),
+            "{err}"
+        );
         // The default env var counts as the same one.
         let defaults = "dbt: {}\ntableau:\n  - {name: a, server_url: 'https://t.example.com'}\n  - {name: b, server_url: 'https://t.example.com', site: other}\n";
-        assert!(load(defaults).unwrap_err().to_string().contains("env var TABLEAU_TOKEN_NAME"));
+        assert!(load(defaults)
+            .unwrap_err()
+            .to_string()
+            .contains("env var TABLEAU_TOKEN_NAME"));
         // Another env var, or another server: fine.
-        load(&cfg(&[site("a", "https://t.example.com", "PAT_A"), site("b", "https://t.example.com", "PAT_B")])).unwrap();
-        load(&cfg(&[site("a", "https://t.example.com", "PAT_NAME"), site("b", "https://u.example.com", "PAT_NAME")])).unwrap();
+        load(&cfg(&[
+            site("a", "https://t.example.com", "PAT_A"),
+            site("b", "https://t.example.com", "PAT_B"),
+        ]))
+        .unwrap();
+        load(&cfg(&[
+            site("a", "https://t.example.com", "PAT_NAME"),
+            site("b", "https://u.example.com", "PAT_NAME"),
+        ]))
+        .unwrap();
     }
 }

@@ -40,8 +40,9 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 pub(crate) fn open(path: &Path) -> Result<Connection> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("database {}: cannot create its folder", path.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!("database {}: cannot create its folder", path.display())
+            })?;
         }
     }
     let mut conn = Connection::open(path)
@@ -58,12 +59,16 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
     // 64 KiB pages (SQLite's default is 4 KiB): stages write hundreds of thousands of rows at
     // a time, and bigger pages mean fewer B-tree splits and page writes (a quarter less time
     // writing at 20k workbooks). Takes effect only on a new file; an existing one keeps its size.
-    conn.pragma_update(None, "page_size", 65_536).with_context(not_usable)?;
-    conn.pragma_update(None, "foreign_keys", true).with_context(not_usable)?;
+    conn.pragma_update(None, "page_size", 65_536)
+        .with_context(not_usable)?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .with_context(not_usable)?;
     // Stages write hundreds of thousands of rows in one transaction: a page cache of 64 MiB
     // (SQLite's default is 2 MiB) keeps the indexes in memory while they grow.
-    conn.pragma_update(None, "cache_size", -65_536).with_context(not_usable)?;
-    conn.pragma_update(None, "temp_store", "memory").with_context(not_usable)?;
+    conn.pragma_update(None, "cache_size", -65_536)
+        .with_context(not_usable)?;
+    conn.pragma_update(None, "temp_store", "memory")
+        .with_context(not_usable)?;
     migrate(&mut conn).with_context(|| format!("database {}: migration failed", path.display()))?;
     Ok(conn)
 }
@@ -71,8 +76,10 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
 /// A read-only connection to an existing file, for loading a stage's inputs alongside other
 /// loads (each load on its own connection, in parallel).
 pub(crate) fn reader(db: &Path) -> Result<Connection> {
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    Connection::open_with_flags(db, flags).with_context(|| format!("database {}: cannot open it to read", db.display()))
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(db, flags)
+        .with_context(|| format!("database {}: cannot open it to read", db.display()))
 }
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
@@ -104,7 +111,8 @@ impl StageReport {
     /// Records an input file by its XXH3-128 hex (`config::hex_xxh3`), as `runs.inputs`
     /// holds it since migration 0005: `xxh3:<hex>`.
     pub(crate) fn input(&mut self, path: &std::path::Path, xxh3: &str) {
-        self.inputs.insert(path.display().to_string(), format!("xxh3:{xxh3}"));
+        self.inputs
+            .insert(path.display().to_string(), format!("xxh3:{xxh3}"));
     }
 }
 
@@ -114,7 +122,12 @@ pub(crate) fn now_rfc3339() -> String {
 }
 
 /// Runs `body` as stage `stage`, recording start, end, inputs, counts and outcome in `runs`.
-pub(crate) fn run_stage<F>(conn: &mut Connection, stage: &str, config_hash: &str, body: F) -> Result<StageReport>
+pub(crate) fn run_stage<F>(
+    conn: &mut Connection,
+    stage: &str,
+    config_hash: &str,
+    body: F,
+) -> Result<StageReport>
 where
     F: FnOnce(&mut Connection) -> Result<StageReport>,
 {
@@ -125,7 +138,10 @@ where
     let run_id = conn.last_insert_rowid();
     let started = std::time::Instant::now();
     let result = body(conn);
-    crate::log::debug(&format!("stage {stage} took {:.3}s", started.elapsed().as_secs_f64()));
+    crate::log::debug(&format!(
+        "stage {stage} took {:.3}s",
+        started.elapsed().as_secs_f64()
+    ));
     let (status, error, inputs, counts) = match &result {
         Ok(r) => (
             if r.incomplete { "incomplete" } else { "ok" },
@@ -134,7 +150,12 @@ where
             serde_json::to_string(&r.row_counts)?,
         ),
         // Scrubbed at the boundary: an error may be made of anything a server said.
-        Err(e) => ("failed", Some(crate::http::scrub_secrets(&format!("{e:#}"))), "{}".into(), "{}".into()),
+        Err(e) => (
+            "failed",
+            Some(crate::http::scrub_secrets(&format!("{e:#}"))),
+            "{}".into(),
+            "{}".into(),
+        ),
     };
     conn.execute(
         "UPDATE runs SET finished_at = ?1, status = ?2, error = ?3, inputs = ?4, row_counts = ?5 WHERE run_id = ?6",
@@ -214,7 +235,9 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();
         migrate(&mut conn).unwrap();
-        let v: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let v: usize = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(v, MIGRATIONS.len());
     }
 
@@ -224,12 +247,25 @@ mod tests {
         conn.execute_batch(MIGRATIONS[0]).unwrap();
         conn.execute_batch(MIGRATIONS[1]).unwrap();
         conn.pragma_update(None, "user_version", 2).unwrap();
-        conn.execute("INSERT INTO raw_responses VALUES ('prod', 1, 'GET', '/api', 200, 'été')", []).unwrap();
+        conn.execute(
+            "INSERT INTO raw_responses VALUES ('prod', 1, 'GET', '/api', 200, 'été')",
+            [],
+        )
+        .unwrap();
         migrate(&mut conn).unwrap();
-        let row: (i64, String) =
-            conn.query_row("SELECT bytes, body FROM raw_responses WHERE seq = 1", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        let row: (i64, String) = conn
+            .query_row(
+                "SELECT bytes, body FROM raw_responses WHERE seq = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
         assert_eq!(row, (5, "été".to_string()));
-        conn.execute("INSERT INTO raw_responses VALUES ('prod', 2, 'GET', '/api', 200, 10, NULL)", []).unwrap();
+        conn.execute(
+            "INSERT INTO raw_responses VALUES ('prod', 2, 'GET', '/api', 200, 10, NULL)",
+            [],
+        )
+        .unwrap();
     }
 
     #[test]

@@ -18,8 +18,8 @@ use rustc_hash::FxHashMap as HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use rusqlite::{params, Connection};
 use rayon::prelude::*;
+use rusqlite::{params, Connection};
 
 use crate::atomic;
 use crate::bulk::Insert;
@@ -28,10 +28,10 @@ use crate::db::{count_rows, StageReport};
 use crate::emit_pending;
 use crate::log;
 use crate::matching::Link;
-use crate::rows::{Extracted, Node};
 use crate::naming::{exposure_name, neutralize, reference, slug};
-use crate::tags::{self, ExposureStatus, FileAction};
+use crate::rows::{Extracted, Node};
 use crate::seam::Texts;
+use crate::tags::{self, ExposureStatus, FileAction};
 use crate::yaml;
 
 /// The first line of a generated file starts with this, the tool's name follows, then `HEADER_END`.
@@ -40,7 +40,11 @@ const HEADER_END: &str = ". Do not edit: the next `autoexpose emit` rewrites\n# 
 
 /// Whether `text` starts with a generated file's header, any tool's.
 pub(crate) fn has_header(text: &str) -> bool {
-    let tool = text.lines().next().and_then(|l| l.strip_prefix(HEADER_START)).and_then(|l| l.split_once(". Do not edit"));
+    let tool = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix(HEADER_START))
+        .and_then(|l| l.split_once(". Do not edit"));
     tool.is_some_and(|(tool, _)| text.starts_with(&header(tool)))
 }
 
@@ -145,7 +149,10 @@ fn refuse_empty(conn: &Connection, plan: &Plan) -> Result<()> {
         }
         let had: i64 = before.query_row([integration], |r| r.get(0))?;
         if had > 0 {
-            let t = texts.get(integration.as_str()).copied().unwrap_or(&crate::seam::UNKNOWN);
+            let t = texts
+                .get(integration.as_str())
+                .copied()
+                .unwrap_or(&crate::seam::UNKNOWN);
             problems.push(format!(
                 "{} {} {integration:?} has 0 {}s in the selected {}s, while the last emit had {had} exposure{s} from it",
                 t.tool,
@@ -157,7 +164,11 @@ fn refuse_empty(conn: &Connection, plan: &Plan) -> Result<()> {
         }
     }
     if plan.inputs.nodes == 0 {
-        let had: i64 = conn.query_row("SELECT count(*) FROM exposures WHERE depends_on <> '[]'", [], |r| r.get(0))?;
+        let had: i64 = conn.query_row(
+            "SELECT count(*) FROM exposures WHERE depends_on <> '[]'",
+            [],
+            |r| r.get(0),
+        )?;
         if had > 0 {
             problems.push(format!(
                 "manifest {} has 0 enabled models, seeds, snapshots and sources, while the last emit had {had} exposure{s} depending on them",
@@ -194,23 +205,48 @@ struct ExposureRow {
     body: String,
 }
 
-pub(crate) fn run(conn: &mut Connection, config: &Config, x: &Extracted, deps: &[Link], allow_empty: bool) -> Result<(StageReport, EmitSummary)> {
+pub(crate) fn run(
+    conn: &mut Connection,
+    config: &Config,
+    x: &Extracted,
+    deps: &[Link],
+    allow_empty: bool,
+) -> Result<(StageReport, EmitSummary)> {
     let started = std::time::Instant::now();
     let plan = plan(config, x, deps, allow_empty)?;
-    log::debug(&format!("stage emit worked out in {:.3}s", started.elapsed().as_secs_f64()));
+    log::debug(&format!(
+        "stage emit worked out in {:.3}s",
+        started.elapsed().as_secs_f64()
+    ));
     write(conn, config, plan)
 }
 
 /// Names, values, YAML and JSON for every workbook: all of emit's work but the writing.
-pub(crate) fn plan(config: &Config, x: &Extracted, deps: &[Link], allow_empty: bool) -> Result<Plan> {
-    let complete: BTreeMap<String, bool> = x.instances.iter().map(|s| (s.integration.clone(), s.complete)).collect();
-    let tools: BTreeMap<String, &'static Texts> = x.instances.iter().map(|s| (s.integration.clone(), s.tool.texts())).collect();
+pub(crate) fn plan(
+    config: &Config,
+    x: &Extracted,
+    deps: &[Link],
+    allow_empty: bool,
+) -> Result<Plan> {
+    let complete: BTreeMap<String, bool> = x
+        .instances
+        .iter()
+        .map(|s| (s.integration.clone(), s.complete))
+        .collect();
+    let tools: BTreeMap<String, &'static Texts> = x
+        .instances
+        .iter()
+        .map(|s| (s.integration.clone(), s.tool.texts()))
+        .collect();
     let references = references(x, deps);
     let workbooks = workbooks(x, deps, &references);
 
     // Names: short suffix, unless two of ours or a hand-written exposure share it.
     let taken_by_others = &x.hand_written_exposures;
-    let shorts: Vec<String> = workbooks.iter().map(|w| exposure_name(w.integration, w.asset_ref, w.name, false)).collect();
+    let shorts: Vec<String> = workbooks
+        .iter()
+        .map(|w| exposure_name(w.integration, w.asset_ref, w.name, false))
+        .collect();
     let mut short_count: HashMap<&str, usize> = HashMap::default();
     for short in &shorts {
         *short_count.entry(short).or_default() += 1;
@@ -250,49 +286,97 @@ pub(crate) fn plan(config: &Config, x: &Extracted, deps: &[Link], allow_empty: b
                 asset_ref: w.asset_ref.to_string(),
                 name: name.clone(),
                 file: writes.then(|| file_rel.display().to_string()),
-                status: if writes { ExposureStatus::Written } else { ExposureStatus::NoDependencies },
+                status: if writes {
+                    ExposureStatus::Written
+                } else {
+                    ExposureStatus::NoDependencies
+                },
                 depends_on: serde_json::to_string(&dep_ids)?,
                 body: serde_json::to_string(&body)?,
             };
-            let listed = Body::new(w, &v, name, maturity, Some((row.file.as_deref(), row.status.as_str())));
+            let listed = Body::new(
+                w,
+                &v,
+                name,
+                maturity,
+                Some((row.file.as_deref(), row.status.as_str())),
+            );
             let json = json_item(&listed)?;
-            Ok(Each { file_rel: writes.then_some(file_rel), yaml, json, row })
+            Ok(Each {
+                file_rel: writes.then_some(file_rel),
+                yaml,
+                json,
+                row,
+            })
         })
         .collect::<Result<_>>()?;
 
-    let mut summary = EmitSummary { dir: config.project_dir.join(dir_rel), ..Default::default() };
+    let mut summary = EmitSummary {
+        dir: config.project_dir.join(dir_rel),
+        ..Default::default()
+    };
     // File → (integration, its exposures by name).
     let mut by_file: BTreeMap<&Path, (&str, Vec<(&str, usize)>)> = BTreeMap::new();
     for (i, ((w, e), name)) in workbooks.iter().zip(&each).zip(&names).enumerate() {
         match &e.file_rel {
             Some(rel) => {
-                by_file.entry(rel).or_insert_with(|| (w.integration, Vec::new())).1.push((name, i));
+                by_file
+                    .entry(rel)
+                    .or_insert_with(|| (w.integration, Vec::new()))
+                    .1
+                    .push((name, i));
                 summary.written += 1;
                 summary.dependencies += w.deps.len();
             }
-            None => summary.without_dependencies.push(format!("{} ({}/{})", w.name, w.integration, w.folder)),
+            None => summary
+                .without_dependencies
+                .push(format!("{} ({}/{})", w.name, w.integration, w.folder)),
         }
     }
     let files = by_file
         .into_iter()
         .map(|(rel, (integration, mut exposures))| {
             exposures.sort_by(|a, b| a.0.cmp(b.0));
-            let tool = tools.get(integration).copied().unwrap_or(&crate::seam::UNKNOWN).tool;
+            let tool = tools
+                .get(integration)
+                .copied()
+                .unwrap_or(&crate::seam::UNKNOWN)
+                .tool;
             PlannedFile {
                 rel: rel.to_path_buf(),
-                head: format!("{}{INTEGRATION_MARK}{integration}\nversion: 2\nexposures:\n", header(tool)),
+                head: format!(
+                    "{}{INTEGRATION_MARK}{integration}\nversion: 2\nexposures:\n",
+                    header(tool)
+                ),
                 exposures: exposures.into_iter().map(|(_, i)| i).collect(),
             }
         })
         .collect();
-    let (mut rows, mut yaml, mut json) = (Vec::with_capacity(each.len()), Vec::with_capacity(each.len()), Vec::with_capacity(each.len()));
+    let (mut rows, mut yaml, mut json) = (
+        Vec::with_capacity(each.len()),
+        Vec::with_capacity(each.len()),
+        Vec::with_capacity(each.len()),
+    );
     for e in each {
         rows.push(e.row);
         yaml.push(e.yaml);
         json.push(e.json);
     }
-    let inputs = Inputs { manifest: config.manifest.clone(), nodes: x.nodes.iter().filter(|n| n.enabled).count(), allow_empty };
-    Ok(Plan { rows, yaml, files, json, complete, tools, summary, inputs })
+    let inputs = Inputs {
+        manifest: config.manifest.clone(),
+        nodes: x.nodes.iter().filter(|n| n.enabled).count(),
+        allow_empty,
+    };
+    Ok(Plan {
+        rows,
+        yaml,
+        files,
+        json,
+        complete,
+        tools,
+        summary,
+        inputs,
+    })
 }
 
 /// One workbook's share of the plan.
@@ -345,7 +429,11 @@ fn json_parts(items: &[String]) -> Vec<&[u8]> {
 /// Replaces emit's rows, writes the files that changed, removes our files that no longer have
 /// exposures (never those of an incomplete site), and writes exposures.json if it changed: the
 /// files and the rows change together, once (`emit_pending`), or neither does.
-pub(crate) fn write(conn: &mut Connection, config: &Config, mut plan: Plan) -> Result<(StageReport, EmitSummary)> {
+pub(crate) fn write(
+    conn: &mut Connection,
+    config: &Config,
+    mut plan: Plan,
+) -> Result<(StageReport, EmitSummary)> {
     let dir_rel = &config.exposures_dir;
     let dir_abs = config.project_dir.join(dir_rel);
     refuse_empty(conn, &plan)?;
@@ -365,7 +453,11 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, mut plan: Plan) -> R
     let mut kept: BTreeSet<PathBuf> = plan
         .files
         .iter()
-        .filter(|f| before.contains_key(&f.rel) && would_lose(&plan, f, &before[&f.rel]) && generated_by(&config.project_dir.join(&f.rel)).is_some())
+        .filter(|f| {
+            before.contains_key(&f.rel)
+                && would_lose(&plan, f, &before[&f.rel])
+                && generated_by(&config.project_dir.join(&f.rel)).is_some()
+        })
         .map(|f| f.rel.clone())
         .collect();
     if dir_abs.is_dir() {
@@ -380,11 +472,16 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, mut plan: Plan) -> R
             if wanted.contains(&rel) {
                 continue;
             }
-            let Some(integration) = generated_by(path) else { continue };
+            let Some(integration) = generated_by(path) else {
+                continue;
+            };
             match plan.complete.get(&integration) {
                 Some(true) => {
                     staged.delete(path)?;
-                    deleted_lines.push(format!("Deleted {} (its exposures left the selection)", rel.display()));
+                    deleted_lines.push(format!(
+                        "Deleted {} (its exposures left the selection)",
+                        rel.display()
+                    ));
                     actions.push((rel, FileAction::Deleted, 0));
                 }
                 Some(false) => {
@@ -396,7 +493,10 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, mut plan: Plan) -> R
                 // database) may write into the same folder: never touch its files.
                 None if ours_before.contains(&rel) => {
                     staged.delete(path)?;
-                    deleted_lines.push(format!("Deleted {} (integration {integration} is no longer in the config)", rel.display()));
+                    deleted_lines.push(format!(
+                        "Deleted {} (integration {integration} is no longer in the config)",
+                        rel.display()
+                    ));
                     actions.push((rel.clone(), FileAction::DeletedLeftConfig, 0));
                     summary.removed_left_config.push((integration, rel));
                 }
@@ -412,12 +512,23 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, mut plan: Plan) -> R
         }
     }
     // A kept file's exposures stay as they were, there only: the rows say what the files hold.
-    let carried: Vec<&PreviousRow> = kept.iter().flat_map(|rel| before.get(rel).into_iter().flatten()).collect();
-    let taken: BTreeSet<(&str, &str)> = carried.iter().map(|r| (r.integration.as_str(), r.name.as_str())).collect();
+    let carried: Vec<&PreviousRow> = kept
+        .iter()
+        .flat_map(|rel| before.get(rel).into_iter().flatten())
+        .collect();
+    let taken: BTreeSet<(&str, &str)> = carried
+        .iter()
+        .map(|r| (r.integration.as_str(), r.name.as_str()))
+        .collect();
     let dropped: Vec<bool> = plan
         .rows
         .iter()
-        .map(|r| r.file.as_deref().is_some_and(|f| kept.contains(Path::new(f))) || taken.contains(&(r.integration.as_str(), r.name.as_str())))
+        .map(|r| {
+            r.file
+                .as_deref()
+                .is_some_and(|f| kept.contains(Path::new(f)))
+                || taken.contains(&(r.integration.as_str(), r.name.as_str()))
+        })
         .collect();
     for rel in &kept {
         let n = before.get(rel).map_or(0, Vec::len);
@@ -433,7 +544,12 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, mut plan: Plan) -> R
         if kept.contains(&f.rel) {
             continue;
         }
-        let exposures: Vec<usize> = f.exposures.iter().copied().filter(|&i| !dropped[i]).collect();
+        let exposures: Vec<usize> = f
+            .exposures
+            .iter()
+            .copied()
+            .filter(|&i| !dropped[i])
+            .collect();
         if exposures.is_empty() {
             continue;
         }
@@ -445,7 +561,15 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, mut plan: Plan) -> R
         if !same {
             staged.write(&abs, &parts)?;
         }
-        actions.push((f.rel.clone(), if same { FileAction::Unchanged } else { FileAction::Written }, exposures.len()));
+        actions.push((
+            f.rel.clone(),
+            if same {
+                FileAction::Unchanged
+            } else {
+                FileAction::Written
+            },
+            exposures.len(),
+        ));
     }
     actions.sort_by(|a, b| a.0.cmp(&b.0));
 
@@ -458,7 +582,12 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, mut plan: Plan) -> R
             "exposures",
             "INSERT INTO exposures (integration, asset_ref, name, file, status, depends_on, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        for ((r, item), gone) in plan.rows.iter().zip(std::mem::take(&mut plan.json)).zip(&dropped) {
+        for ((r, item), gone) in plan
+            .rows
+            .iter()
+            .zip(std::mem::take(&mut plan.json))
+            .zip(&dropped)
+        {
             if *gone {
                 continue;
             }
@@ -487,7 +616,9 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, mut plan: Plan) -> R
         }
     }
     {
-        let mut ins = tx.prepare_cached("INSERT INTO emitted_files (path, action, exposures) VALUES (?1, ?2, ?3)")?;
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO emitted_files (path, action, exposures) VALUES (?1, ?2, ?3)",
+        )?;
         for (rel, action, n) in &actions {
             ins.execute(params![rel.display().to_string(), action, *n as i64])?;
         }
@@ -506,7 +637,13 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, mut plan: Plan) -> R
     for line in deleted_lines {
         log::info(&line);
     }
-    Ok((StageReport { row_counts, ..Default::default() }, summary))
+    Ok((
+        StageReport {
+            row_counts,
+            ..Default::default()
+        },
+        summary,
+    ))
 }
 
 /// An exposure the last emit wrote into a file, as its `exposures` row holds it.
@@ -521,7 +658,10 @@ struct PreviousRow {
 
 /// The exposures the last emit wrote, by file, of the integrations whose extraction is
 /// incomplete this time (only their files can be kept).
-fn previous_rows(tx: &rusqlite::Transaction, complete: &BTreeMap<String, bool>) -> Result<BTreeMap<PathBuf, Vec<PreviousRow>>> {
+fn previous_rows(
+    tx: &rusqlite::Transaction,
+    complete: &BTreeMap<String, bool>,
+) -> Result<BTreeMap<PathBuf, Vec<PreviousRow>>> {
     // A complete night (the usual one) reads nothing: 20k bodies cost a tenth of a second.
     if complete.values().all(|c| *c) {
         return Ok(BTreeMap::new());
@@ -531,7 +671,14 @@ fn previous_rows(tx: &rusqlite::Transaction, complete: &BTreeMap<String, bool>) 
          WHERE status = 'written' AND file IS NOT NULL ORDER BY file, name",
     )?;
     let rows = st.query_map([], |r| {
-        Ok(PreviousRow { integration: r.get(0)?, asset_ref: r.get(1)?, name: r.get(2)?, file: r.get(3)?, depends_on: r.get(4)?, body: r.get(5)? })
+        Ok(PreviousRow {
+            integration: r.get(0)?,
+            asset_ref: r.get(1)?,
+            name: r.get(2)?,
+            file: r.get(3)?,
+            depends_on: r.get(4)?,
+            body: r.get(5)?,
+        })
     })?;
     let mut out: BTreeMap<PathBuf, Vec<PreviousRow>> = BTreeMap::new();
     for r in rows {
@@ -546,23 +693,47 @@ fn previous_rows(tx: &rusqlite::Transaction, complete: &BTreeMap<String, bool>) 
 /// Whether writing planned file `f` would take from it an exposure the last emit wrote there,
 /// or a dependency one of them had.
 fn would_lose(plan: &Plan, f: &PlannedFile, before: &[PreviousRow]) -> bool {
-    let now: BTreeMap<(&str, &str), &str> =
-        f.exposures.iter().map(|&i| &plan.rows[i]).map(|r| ((r.integration.as_str(), r.asset_ref.as_str()), r.depends_on.as_str())).collect();
-    let ids = |json: &str| -> BTreeSet<String> { serde_json::from_str::<Vec<String>>(json).unwrap_or_default().into_iter().collect() };
-    before.iter().any(|p| match now.get(&(p.integration.as_str(), p.asset_ref.as_str())) {
-        None => true,
-        Some(deps) => !ids(&p.depends_on).is_subset(&ids(deps)),
-    })
+    let now: BTreeMap<(&str, &str), &str> = f
+        .exposures
+        .iter()
+        .map(|&i| &plan.rows[i])
+        .map(|r| {
+            (
+                (r.integration.as_str(), r.asset_ref.as_str()),
+                r.depends_on.as_str(),
+            )
+        })
+        .collect();
+    let ids = |json: &str| -> BTreeSet<String> {
+        serde_json::from_str::<Vec<String>>(json)
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
+    };
+    before.iter().any(
+        |p| match now.get(&(p.integration.as_str(), p.asset_ref.as_str())) {
+            None => true,
+            Some(deps) => !ids(&p.depends_on).is_subset(&ids(deps)),
+        },
+    )
 }
 
 /// exposures.json's item for an exposure kept from the last emit: its stored body with the
 /// file and status, laid out as `json_item` lays out a `Body` (whose fields are in key order,
 /// as serde_json's map keeps them).
 fn carried_json_item(r: &PreviousRow) -> Result<String> {
-    let mut body: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&r.body).with_context(|| format!("table exposures, column body of {}: not a JSON object", r.name))?;
+    let mut body: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&r.body)
+        .with_context(|| {
+            format!(
+                "table exposures, column body of {}: not a JSON object",
+                r.name
+            )
+        })?;
     body.insert("file".into(), serde_json::Value::String(r.file.clone()));
-    body.insert("status".into(), serde_json::Value::String(ExposureStatus::Written.as_str().into()));
+    body.insert(
+        "status".into(),
+        serde_json::Value::String(ExposureStatus::Written.as_str().into()),
+    );
     Ok(indented(&serde_json::to_string_pretty(&body)?))
 }
 
@@ -573,7 +744,9 @@ fn written_before(tx: &rusqlite::Transaction, db: &Path) -> Result<BTreeSet<Path
     // Every row is read, so an action this autoexpose does not know stops emit (`tags`) rather
     // than deciding by omission that the file is someone else's.
     let mut st = tx.prepare("SELECT path, action FROM emitted_files")?;
-    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, FileAction>(1)?)))?;
+    let rows = st.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, FileAction>(1)?))
+    })?;
     let mut out = BTreeSet::new();
     for row in rows {
         let (path, action) = row.map_err(tags::in_table(db, "emitted_files"))?;
@@ -585,7 +758,11 @@ fn written_before(tx: &rusqlite::Transaction, db: &Path) -> Result<BTreeSet<Path
 }
 
 pub(crate) fn exposures_json_path(config: &Config) -> PathBuf {
-    config.database.parent().unwrap_or(Path::new(".")).join("exposures.json")
+    config
+        .database
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("exposures.json")
 }
 
 /// The integration named in a generated file's header, or `None` for anyone else's file.
@@ -594,27 +771,44 @@ fn generated_by(path: &Path) -> Option<String> {
     if !has_header(&text) {
         return None;
     }
-    text.lines().find_map(|l| l.strip_prefix(INTEGRATION_MARK)).map(|s| s.trim().to_string())
+    text.lines()
+        .find_map(|l| l.strip_prefix(INTEGRATION_MARK))
+        .map(|s| s.trim().to_string())
 }
 
 /// The assets to emit, ordered by integration, folder name, name and ref, each with its
 /// dependencies on enabled, non-private nodes (a dependency whose node cannot be named safely
 /// in `ref()`/`source()` is left out, with a warning).
-fn workbooks<'a>(x: &'a Extracted, deps: &[Link<'a>], references: &'a HashMap<&'a str, String>) -> Vec<Workbook<'a>> {
-    let instances: HashMap<&str, (&str, &'static Texts)> =
-        x.instances.iter().map(|s| (s.integration.as_str(), (s.label.as_str(), s.tool.texts()))).collect();
+fn workbooks<'a>(
+    x: &'a Extracted,
+    deps: &[Link<'a>],
+    references: &'a HashMap<&'a str, String>,
+) -> Vec<Workbook<'a>> {
+    let instances: HashMap<&str, (&str, &'static Texts)> = x
+        .instances
+        .iter()
+        .map(|s| (s.integration.as_str(), (s.label.as_str(), s.tool.texts())))
+        .collect();
     // Dependencies come in (integration, asset_id) order, as assets do: walk both.
     let mut rest = deps;
     let mut out: Vec<Workbook> = Vec::with_capacity(x.assets.len());
     for w in &x.assets {
         let key = (w.integration.as_str(), w.id.as_str());
-        while rest.first().is_some_and(|d| (d.integration, d.asset_id) < key) {
+        while rest
+            .first()
+            .is_some_and(|d| (d.integration, d.asset_id) < key)
+        {
             rest = &rest[1..];
         }
-        let n = rest.iter().take_while(|d| (d.integration, d.asset_id) == key).count();
+        let n = rest
+            .iter()
+            .take_while(|d| (d.integration, d.asset_id) == key)
+            .count();
         let (mine, after) = rest.split_at(n);
         rest = after;
-        let Some(&(instance, texts)) = instances.get(w.integration.as_str()) else { continue };
+        let Some(&(instance, texts)) = instances.get(w.integration.as_str()) else {
+            continue;
+        };
         out.push(Workbook {
             integration: &w.integration,
             texts,
@@ -632,11 +826,23 @@ fn workbooks<'a>(x: &'a Extracted, deps: &[Link<'a>], references: &'a HashMap<&'
             meta: &w.meta,
             deps: mine
                 .iter()
-                .filter_map(|d| Some(Dep { unique_id: d.unique_id, reference: references.get(d.unique_id)? }))
+                .filter_map(|d| {
+                    Some(Dep {
+                        unique_id: d.unique_id,
+                        reference: references.get(d.unique_id)?,
+                    })
+                })
                 .collect(),
         });
     }
-    out.sort_by(|a, b| (a.integration, a.sort_folder, a.name, a.asset_ref).cmp(&(b.integration, b.sort_folder, b.name, b.asset_ref)));
+    out.sort_by(|a, b| {
+        (a.integration, a.sort_folder, a.name, a.asset_ref).cmp(&(
+            b.integration,
+            b.sort_folder,
+            b.name,
+            b.asset_ref,
+        ))
+    });
     out
 }
 
@@ -648,16 +854,35 @@ fn references<'a>(x: &'a Extracted, deps: &[Link]) -> HashMap<&'a str, String> {
     let mut out: HashMap<&str, String> = HashMap::default();
     let mut seen: rustc_hash::FxHashSet<&str> = Default::default();
     for d in deps {
-        let Some(n) = nodes.get(d.unique_id) else { continue };
-        if !seen.insert(&n.unique_id) || !n.enabled || (n.resource_type == "model" && n.access.as_deref() == Some("private")) {
+        let Some(n) = nodes.get(d.unique_id) else {
+            continue;
+        };
+        if !seen.insert(&n.unique_id)
+            || !n.enabled
+            || (n.resource_type == "model" && n.access.as_deref() == Some("private"))
+        {
             continue;
         }
-        let (pkg, source, version) = (&n.package_name, n.source_name.as_deref(), n.version.as_deref());
-        match reference(&n.resource_type, &x.project_name, pkg, &n.name, source, version) {
+        let (pkg, source, version) = (
+            &n.package_name,
+            n.source_name.as_deref(),
+            n.version.as_deref(),
+        );
+        match reference(
+            &n.resource_type,
+            &x.project_name,
+            pkg,
+            &n.name,
+            source,
+            version,
+        ) {
             Some(r) => {
                 out.insert(&n.unique_id, r);
             }
-            None => log::warn(&format!("{}: its name cannot be written safely into ref()/source(); left out", n.unique_id)),
+            None => log::warn(&format!(
+                "{}: its name cannot be written safely into ref()/source(); left out",
+                n.unique_id
+            )),
         }
     }
     out
@@ -667,11 +892,17 @@ fn references<'a>(x: &'a Extracted, deps: &[Link]) -> HashMap<&'a str, String> {
 fn file_names<'a>(workbooks: &[Workbook<'a>]) -> BTreeMap<(&'a str, &'a str), String> {
     let mut projects: BTreeMap<(&str, &str), String> = BTreeMap::new();
     for w in workbooks {
-        projects.entry((w.integration, w.folder_ref)).or_insert_with(|| {
-            // A name with nothing to slug is called by what the tool calls a folder.
-            let s = slug(w.folder, 60);
-            if s.is_empty() { w.texts.folder.into() } else { s }
-        });
+        projects
+            .entry((w.integration, w.folder_ref))
+            .or_insert_with(|| {
+                // A name with nothing to slug is called by what the tool calls a folder.
+                let s = slug(w.folder, 60);
+                if s.is_empty() {
+                    w.texts.folder.into()
+                } else {
+                    s
+                }
+            });
     }
     let mut count: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     for ((i, _), s) in &projects {
@@ -711,15 +942,25 @@ fn clean(text: &str) -> Option<String> {
 fn values(w: &Workbook) -> Values {
     let t = w.texts;
     let label = clean(w.name).unwrap_or_else(|| t.untitled(w.asset_ref));
-    let description = w.description.and_then(clean).unwrap_or_else(|| t.default_description(w.folder, w.instance, w.integration));
-    let owner_name = w.owner_name.and_then(clean).unwrap_or_else(|| t.unknown_owner());
+    let description = w
+        .description
+        .and_then(clean)
+        .unwrap_or_else(|| t.default_description(w.folder, w.instance, w.integration));
+    let owner_name = w
+        .owner_name
+        .and_then(clean)
+        .unwrap_or_else(|| t.unknown_owner());
     // The integration's own keys first, so the common ones always win.
-    let mut meta: BTreeMap<String, String> = w.meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut meta: BTreeMap<String, String> =
+        w.meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     meta.extend([
         ("integration".to_string(), w.integration.to_string()),
         (t.meta_instance.to_string(), w.instance.to_string()),
         (t.meta_ref.to_string(), w.asset_ref.to_string()),
-        (t.meta_folder.to_string(), clean(w.folder).unwrap_or_default()),
+        (
+            t.meta_folder.to_string(),
+            clean(w.folder).unwrap_or_default(),
+        ),
         ("exposure_mode".to_string(), "auto".to_string()),
     ]);
     let mut tags: Vec<String> = w.tags.iter().filter_map(|t| clean(t)).collect();
@@ -767,7 +1008,13 @@ struct Owner<'a> {
 }
 
 impl<'a> Body<'a> {
-    fn new(w: &'a Workbook, v: &'a Values, name: &'a str, maturity: &'a str, written: Option<(Option<&'a str>, &'a str)>) -> Body<'a> {
+    fn new(
+        w: &'a Workbook,
+        v: &'a Values,
+        name: &'a str,
+        maturity: &'a str,
+        written: Option<(Option<&'a str>, &'a str)>,
+    ) -> Body<'a> {
         Body {
             depends_on: w.deps.iter().map(|d| d.reference).collect(),
             depends_on_unique_ids: w.deps.iter().map(|d| d.unique_id).collect(),
@@ -777,7 +1024,10 @@ impl<'a> Body<'a> {
             maturity,
             meta: &v.meta,
             name,
-            owner: Owner { email: v.owner_email.as_deref(), name: &v.owner_name },
+            owner: Owner {
+                email: v.owner_email.as_deref(),
+                name: &v.owner_name,
+            },
             status: written.map(|(_, status)| status),
             tags: &v.tags,
             kind: "dashboard",
@@ -860,7 +1110,10 @@ mod tests {
             url: Some("https://t/#/site/acme/workbooks/1"),
             tags,
             meta: &NO_META,
-            deps: vec![Dep { unique_id: "model.p.m", reference: "ref('m')" }],
+            deps: vec![Dep {
+                unique_id: "model.p.m",
+                reference: "ref('m')",
+            }],
         }
     }
 
@@ -870,10 +1123,19 @@ mod tests {
         let mut w = wb("Plain", &[]);
         w.folder = "🙂 ✨";
         let t = &crate::powerbi::TEXTS;
-        let pbi = Workbook { texts: t, folder_ref: "w", ..wb("Report", &[]) };
-        let pbi = Workbook { folder: "—", ..pbi };
+        let pbi = Workbook {
+            texts: t,
+            folder_ref: "w",
+            ..wb("Report", &[])
+        };
+        let pbi = Workbook {
+            folder: "—", ..pbi
+        };
         let names = file_names(&[w, pbi]);
-        assert_eq!(names[&("prod", "p")], format!("prod__{}.yml", crate::seam::UNKNOWN.folder));
+        assert_eq!(
+            names[&("prod", "p")],
+            format!("prod__{}.yml", crate::seam::UNKNOWN.folder)
+        );
         assert_eq!(names[&("prod", "w")], "prod__workspace.yml");
     }
 
@@ -885,13 +1147,19 @@ mod tests {
             ("dataset_id".to_string(), "{{ env_var('X') }}".to_string()),
             ("integration".to_string(), "not this".to_string()),
         ]);
-        let w = Workbook { meta: &meta, ..wb("Plain", &[]) };
+        let w = Workbook {
+            meta: &meta,
+            ..wb("Plain", &[])
+        };
         let v = values(&w);
         assert_eq!(v.meta["integration"], "prod");
         assert_eq!(v.meta["dataset_id"], "{{ env_var('X') }}");
         let mut text = String::from("exposures:\n");
         yaml_exposure(&mut text, &w, &v, "plain_123456", "high");
-        assert!(!text.contains("{{ env_var") && text.contains("dataset_id:"), "{text}");
+        assert!(
+            !text.contains("{{ env_var") && text.contains("dataset_id:"),
+            "{text}"
+        );
         assert_eq!(text.matches("integration:").count(), 1, "{text}");
     }
 
@@ -901,25 +1169,45 @@ mod tests {
         w.deps.clear();
         let mut text = String::from("exposures:\n");
         yaml_exposure(&mut text, &w, &values(&w), "plain_123456", "high");
-        assert!(text.contains("\n  depends_on: []\n") && !text.contains("tags"), "{text}");
+        assert!(
+            text.contains("\n  depends_on: []\n") && !text.contains("tags"),
+            "{text}"
+        );
         let parsed: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-        assert_eq!(parsed["exposures"][0]["depends_on"].as_sequence().map(Vec::len), Some(0));
+        assert_eq!(
+            parsed["exposures"][0]["depends_on"]
+                .as_sequence()
+                .map(Vec::len),
+            Some(0)
+        );
         assert_eq!(parsed["exposures"][0]["maturity"].as_str(), Some("high"));
     }
 
     #[test]
     fn hostile_names_stay_single_scalars() {
         let tags = vec!["a: b".to_string()];
-        let w = wb("x\n  depends_on: [evil]\n- &a *a !!tag {{ env_var('HOME') }}", &tags);
-        let mut text = format!("{}{INTEGRATION_MARK}prod\nversion: 2\nexposures:\n", header("Some Tool"));
+        let w = wb(
+            "x\n  depends_on: [evil]\n- &a *a !!tag {{ env_var('HOME') }}",
+            &tags,
+        );
+        let mut text = format!(
+            "{}{INTEGRATION_MARK}prod\nversion: 2\nexposures:\n",
+            header("Some Tool")
+        );
         yaml_exposure(&mut text, &w, &values(&w), "x_123456", "medium");
         let parsed: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
         let e = &parsed["exposures"][0];
-        assert_eq!(e["depends_on"], serde_yaml::from_str::<serde_yaml::Value>("[\"ref('m')\"]").unwrap());
+        assert_eq!(
+            e["depends_on"],
+            serde_yaml::from_str::<serde_yaml::Value>("[\"ref('m')\"]").unwrap()
+        );
         let label = e["label"].as_str().unwrap();
         assert!(label.starts_with("x\n  depends_on: [evil]"), "{label}");
         assert!(!label.contains("{{ env_var"), "{label}");
-        assert_eq!(e["owner"]["name"].as_str().unwrap(), "Eve\n  depends_on: []");
+        assert_eq!(
+            e["owner"]["name"].as_str().unwrap(),
+            "Eve\n  depends_on: []"
+        );
         assert_eq!(e.as_mapping().unwrap().len(), 9);
         assert!(text.starts_with(&header("Some Tool")));
     }
@@ -930,9 +1218,21 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("x.yml");
         for (text, want) in [
-            (format!("{}{INTEGRATION_MARK}prod\nversion: 2\n", header("Some Tool")), Some("prod")),
-            (format!("{}{INTEGRATION_MARK}inv\n", header("Another")), Some("inv")),
-            (format!("# Generated by autoexpose from X. Do not edit\n{INTEGRATION_MARK}prod\n"), None),
+            (
+                format!(
+                    "{}{INTEGRATION_MARK}prod\nversion: 2\n",
+                    header("Some Tool")
+                ),
+                Some("prod"),
+            ),
+            (
+                format!("{}{INTEGRATION_MARK}inv\n", header("Another")),
+                Some("inv"),
+            ),
+            (
+                format!("# Generated by autoexpose from X. Do not edit\n{INTEGRATION_MARK}prod\n"),
+                None,
+            ),
             (format!("# my own file\n{INTEGRATION_MARK}prod\n"), None),
         ] {
             std::fs::write(&f, &text).unwrap();

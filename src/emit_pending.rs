@@ -75,7 +75,9 @@ impl Staged {
 
     /// Notes that the generated file `target` goes.
     pub(crate) fn delete(&mut self, target: &Path) -> Result<()> {
-        self.changes.push(Change::Delete { target: absolute(target)? });
+        self.changes.push(Change::Delete {
+            target: absolute(target)?,
+        });
         Ok(())
     }
 
@@ -86,7 +88,9 @@ impl Staged {
             atomic::sync_folder(&dir)?;
         }
         crate::fault::point("emit.staged");
-        let mut ins = tx.prepare_cached("INSERT INTO emit_pending (seq, action, tmp, target) VALUES (?1, ?2, ?3, ?4)")?;
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO emit_pending (seq, action, tmp, target) VALUES (?1, ?2, ?3, ?4)",
+        )?;
         for (seq, c) in self.changes.iter().enumerate() {
             let (action, tmp) = match c {
                 Change::Rename { tmp, .. } => (PendingAction::Rename, Some(text(tmp)?)),
@@ -133,7 +137,9 @@ impl Committed {
             atomic::sync_folder(&dir).map_err(unfinished)?;
         }
         crate::fault::point("emit.applied");
-        conn.execute("DELETE FROM emit_pending", []).context("emit: cannot clear emit_pending").map_err(unfinished)?;
+        conn.execute("DELETE FROM emit_pending", [])
+            .context("emit: cannot clear emit_pending")
+            .map_err(unfinished)?;
         Ok(())
     }
 }
@@ -157,14 +163,26 @@ fn make(c: &Change) -> Result<Made> {
     match c {
         Change::Rename { tmp, target } => match std::fs::rename(tmp, target) {
             Ok(()) => Ok(Made::Renamed),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(if target.exists() { Made::AlreadyRenamed } else { Made::Lost })
-            }
-            Err(e) => Err(e).with_context(|| format!("{}: cannot put {} in its place", target.display(), tmp.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(if target.exists() {
+                Made::AlreadyRenamed
+            } else {
+                Made::Lost
+            }),
+            Err(e) => Err(e).with_context(|| {
+                format!(
+                    "{}: cannot put {} in its place",
+                    target.display(),
+                    tmp.display()
+                )
+            }),
         },
         Change::Delete { target } => {
             if !starts_with_header(target) {
-                return Ok(if target.exists() { Made::NotOurs } else { Made::AlreadyDeleted });
+                return Ok(if target.exists() {
+                    Made::NotOurs
+                } else {
+                    Made::AlreadyDeleted
+                });
             }
             match std::fs::remove_file(target) {
                 Ok(()) => Ok(Made::Deleted),
@@ -179,22 +197,32 @@ fn starts_with_header(path: &Path) -> bool {
     use std::io::Read;
     // A header is two short lines; 1 KiB holds it whatever the tool's name.
     let mut buf = Vec::with_capacity(1024);
-    std::fs::File::open(path).and_then(|f| f.take(1024).read_to_end(&mut buf)).is_ok() && crate::emit::has_header(&String::from_utf8_lossy(&buf))
+    std::fs::File::open(path)
+        .and_then(|f| f.take(1024).read_to_end(&mut buf))
+        .is_ok()
+        && crate::emit::has_header(&String::from_utf8_lossy(&buf))
 }
 
 /// The folders the changes touch, each once.
 fn folders(changes: &[Change]) -> BTreeSet<PathBuf> {
-    changes.iter().map(|c| atomic::folder(c.target()).to_path_buf()).collect()
+    changes
+        .iter()
+        .map(|c| atomic::folder(c.target()).to_path_buf())
+        .collect()
 }
 
 fn absolute(path: &Path) -> Result<PathBuf> {
-    std::path::absolute(path).with_context(|| format!("{}: cannot make the path absolute", path.display()))
+    std::path::absolute(path)
+        .with_context(|| format!("{}: cannot make the path absolute", path.display()))
 }
 
 fn text(path: &Path) -> Result<String> {
-    path.to_str()
-        .map(str::to_string)
-        .with_context(|| format!("{}: the path is not valid UTF-8, which emit_pending cannot record", path.display()))
+    path.to_str().map(str::to_string).with_context(|| {
+        format!(
+            "{}: the path is not valid UTF-8, which emit_pending cannot record",
+            path.display()
+        )
+    })
 }
 
 /// Run first by every command that opens the database (holding its lock, so no other
@@ -206,10 +234,17 @@ pub(crate) fn recover(conn: &Connection, config: &Config) -> Result<()> {
     let db = config.database.display();
     let changes: Vec<Change> = {
         let mut st = conn.prepare("SELECT action, tmp, target FROM emit_pending ORDER BY seq")?;
-        let rows = st.query_map([], |r| Ok((r.get::<_, PendingAction>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, String>(2)?)))?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, PendingAction>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
         let mut out = Vec::new();
         for row in rows {
-            let (action, tmp, target) = row.map_err(tags::in_table(&config.database, "emit_pending"))?;
+            let (action, tmp, target) =
+                row.map_err(tags::in_table(&config.database, "emit_pending"))?;
             let target = PathBuf::from(target);
             out.push(match (action, tmp) {
                 (PendingAction::Rename, Some(tmp)) => {
@@ -247,11 +282,17 @@ pub(crate) fn recover(conn: &Connection, config: &Config) -> Result<()> {
                 Made::Deleted => "deleted",
                 Made::AlreadyDeleted => "already deleted",
                 Made::Lost => {
-                    said.push(format!("{}: its new content is missing (neither it nor its temporary file exists)", c.target().display()));
+                    said.push(format!(
+                        "{}: its new content is missing (neither it nor its temporary file exists)",
+                        c.target().display()
+                    ));
                     "missing"
                 }
                 Made::NotOurs => {
-                    said.push(format!("{}: left alone, it no longer starts with autoexpose's header", c.target().display()));
+                    said.push(format!(
+                        "{}: left alone, it no longer starts with autoexpose's header",
+                        c.target().display()
+                    ));
                     "left alone"
                 }
             };
@@ -262,8 +303,12 @@ pub(crate) fn recover(conn: &Connection, config: &Config) -> Result<()> {
             atomic::sync_folder(&dir)?;
         }
         crate::fault::point("emit.recovered");
-        conn.execute("DELETE FROM emit_pending", []).with_context(|| format!("database {db}: cannot clear emit_pending"))?;
-        let counts: Vec<String> = counts.iter().map(|(what, n)| format!("{n} {what}")).collect();
+        conn.execute("DELETE FROM emit_pending", [])
+            .with_context(|| format!("database {db}: cannot clear emit_pending"))?;
+        let counts: Vec<String> = counts
+            .iter()
+            .map(|(what, n)| format!("{n} {what}"))
+            .collect();
         log::warn(&format!(
             "database {db}: an earlier autoexpose was stopped after its emit committed and before every file was in place; finished it: {}",
             counts.join(", ")
@@ -293,25 +338,38 @@ fn remove_strays(dir: &Path) -> Result<()> {
     if !dir.is_dir() {
         return Ok(());
     }
-    let entries = std::fs::read_dir(dir).with_context(|| format!("{}: cannot list it", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("{}: cannot list it", dir.display()))?;
     let mut removed = false;
     for entry in entries {
         let entry = entry.with_context(|| format!("{}: cannot list it", dir.display()))?;
         let name = entry.file_name();
-        let Some((target, pid)) = name.to_str().and_then(atomic::parse_temp) else { continue };
+        let Some((target, pid)) = name.to_str().and_then(atomic::parse_temp) else {
+            continue;
+        };
         // A regular file only (never follow a link, never a folder).
         if !entry.file_type().is_ok_and(|t| t.is_file()) {
             continue;
         }
         let path = entry.path();
         if pid != std::process::id() && alive(pid) {
-            log::debug(&format!("{}: left alone, its autoexpose (pid {pid}) is running", path.display()));
+            log::debug(&format!(
+                "{}: left alone, its autoexpose (pid {pid}) is running",
+                path.display()
+            ));
             continue;
         }
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e).with_context(|| format!("{}: cannot remove this leftover temporary file", path.display())),
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "{}: cannot remove this leftover temporary file",
+                        path.display()
+                    )
+                })
+            }
         }
         removed = true;
         log::warn(&format!(
@@ -328,7 +386,9 @@ fn remove_strays(dir: &Path) -> Result<()> {
 /// Whether a process with this pid exists (one we may not signal exists too).
 fn alive(pid: u32) -> bool {
     // 0 and values beyond pid_t would name a process group or nothing: not a process.
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
     if pid <= 0 {
         return false;
     }
@@ -348,14 +408,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("a.yml");
         let tmp = atomic::stage(&target, &[b"new"]).unwrap();
-        let rename = Change::Rename { tmp, target: target.clone() };
+        let rename = Change::Rename {
+            tmp,
+            target: target.clone(),
+        };
         assert_eq!(make(&rename).unwrap(), Made::Renamed);
         assert_eq!(make(&rename).unwrap(), Made::AlreadyRenamed);
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
 
         let gone = dir.path().join("b.yml");
         std::fs::write(&gone, crate::emit::header("Some Tool")).unwrap();
-        let delete = Change::Delete { target: gone.clone() };
+        let delete = Change::Delete {
+            target: gone.clone(),
+        };
         assert_eq!(make(&delete).unwrap(), Made::Deleted);
         assert_eq!(make(&delete).unwrap(), Made::AlreadyDeleted);
         std::fs::write(&gone, "# hand-written\n").unwrap();

@@ -37,7 +37,11 @@ pub(crate) struct Read {
 }
 
 /// Runs the stage and hands back the rows it wrote that later stages read.
-pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode) -> Result<(StageReport, Extracted)> {
+pub(crate) fn run(
+    conn: &mut Connection,
+    config: &Config,
+    mode: &HttpMode,
+) -> Result<(StageReport, Extracted)> {
     let (read, x) = read(config, mode)?;
     let report = write(conn, config, &read, &x)?;
     Ok((report, x))
@@ -56,7 +60,8 @@ pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<(Read, Extracted)
     let clients = integrations::sources(config, mode)?;
     let bytes = manifest::read(&config.manifest, config.max_manifest_mb)?;
     // Small beside the manifest, and checked before any request is sent, as the manifest is.
-    let run_results = run_results::load_if_there(&config.run_results)?.map(|(rr, bytes)| (rr, crate::config::hex_xxh3(&bytes)));
+    let run_results = run_results::load_if_there(&config.run_results)?
+        .map(|(rr, bytes)| (rr, crate::config::hex_xxh3(&bytes)));
     if run_results.is_none() {
         log::debug(&format!(
             "No dbt run results at {} (dbt.run_results): health will be Unknown until `dbt build` writes them",
@@ -84,7 +89,12 @@ pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<(Read, Extracted)
             rows.sort();
             (sites, incomplete, rows)
         });
-        (parse.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), sites)
+        (
+            parse
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            sites,
+        )
     });
     drop(bytes);
     let (manifest, xxh3, (models, sources), dbt) = parsed?;
@@ -94,8 +104,22 @@ pub(crate) fn read(config: &Config, mode: &HttpMode) -> Result<(Read, Extracted)
     ));
     let (sources, incomplete, bi) = sites?;
     // Each half was sorted on its thread; together they are in order.
-    let rows = Extracted { instances: bi.instances, assets: bi.assets, relations: bi.relations, ..dbt };
-    Ok((Read { manifest, xxh3, run_results, sources, incomplete }, rows))
+    let rows = Extracted {
+        instances: bi.instances,
+        assets: bi.assets,
+        relations: bi.relations,
+        ..dbt
+    };
+    Ok((
+        Read {
+            manifest,
+            xxh3,
+            run_results,
+            sources,
+            incomplete,
+        },
+        rows,
+    ))
 }
 
 /// Every integration in config order; whether any is incomplete without `allow_partial`.
@@ -108,10 +132,17 @@ fn extract_all(sources: &[Box<dyn Source + '_>]) -> Result<(Vec<Box<dyn Extracti
         log::info(&format!(
             "  {}{}",
             x.summary(),
-            if x.complete() { "" } else { " — INCOMPLETE, see table extract_warnings" }
+            if x.complete() {
+                ""
+            } else {
+                " — INCOMPLETE, see table extract_warnings"
+            }
         ));
         if !x.complete() && source.allow_partial() {
-            log::warn(&format!("{}: incomplete, allowed by allow_partial", source.describe()));
+            log::warn(&format!(
+                "{}: incomplete, allowed by allow_partial",
+                source.describe()
+            ));
         }
         incomplete |= !x.complete() && !source.allow_partial();
         out.push(x);
@@ -148,8 +179,16 @@ fn bi_rows(sources: &mut [Box<dyn Extraction>]) -> Extracted {
 }
 
 /// Replaces extract's rows with `read` and `x`, in one transaction.
-pub(crate) fn write(conn: &mut Connection, config: &Config, read: &Read, x: &Extracted) -> Result<StageReport> {
-    let mut report = StageReport { incomplete: read.incomplete, ..Default::default() };
+pub(crate) fn write(
+    conn: &mut Connection,
+    config: &Config,
+    read: &Read,
+    x: &Extracted,
+) -> Result<StageReport> {
+    let mut report = StageReport {
+        incomplete: read.incomplete,
+        ..Default::default()
+    };
     report.input(&config.manifest, &read.xxh3);
     if let Some((_, xxh3)) = &read.run_results {
         report.input(&config.run_results, xxh3);
@@ -165,8 +204,15 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, read: &Read, x: &Ext
     integrations::forget_removed(&tx)?;
     // The big tables' counts are known (their rows are unique in memory and every stage
     // replaces its tables whole); counting them again would scan them.
-    report.row_counts = count_rows(&tx, &["dbt_exposures", "dbt_run_results", "extract_warnings"])?;
-    for (table, n) in [("dbt_nodes", x.nodes.len()), ("bi_assets", x.assets.len()), ("bi_relations", x.relations.len())] {
+    report.row_counts = count_rows(
+        &tx,
+        &["dbt_exposures", "dbt_run_results", "extract_warnings"],
+    )?;
+    for (table, n) in [
+        ("dbt_nodes", x.nodes.len()),
+        ("bi_assets", x.assets.len()),
+        ("bi_relations", x.relations.len()),
+    ] {
         report.row_counts.insert(table.to_string(), n as i64);
     }
     crate::fault::point("extract.commit");
@@ -174,7 +220,13 @@ pub(crate) fn write(conn: &mut Connection, config: &Config, read: &Read, x: &Ext
     Ok(report)
 }
 
-fn write_manifest(tx: &Transaction, path: &Path, m: &Manifest, xxh3: &str, nodes: &[rows::Node]) -> Result<()> {
+fn write_manifest(
+    tx: &Transaction,
+    path: &Path,
+    m: &Manifest,
+    xxh3: &str,
+    nodes: &[rows::Node],
+) -> Result<()> {
     for t in ["dbt_manifest", "dbt_nodes", "dbt_exposures"] {
         tx.execute(&format!("DELETE FROM {t}"), [])?;
     }
@@ -195,7 +247,13 @@ fn write_manifest(tx: &Transaction, path: &Path, m: &Manifest, xxh3: &str, nodes
         "INSERT INTO dbt_exposures (unique_id, name, package_name, original_file_path, autoexpose_luid) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     for (id, e) in &m.exposures {
-        ex.execute(params![id, e.name, e.package_name, e.original_file_path, e.autoexpose_luid()])?;
+        ex.execute(params![
+            id,
+            e.name,
+            e.package_name,
+            e.original_file_path,
+            e.autoexpose_luid()
+        ])?;
     }
     Ok(())
 }
@@ -259,7 +317,9 @@ fn node_row(id: String, n: manifest::Node, enabled: bool) -> Option<rows::Node> 
         schema: n.schema,
         relation_name: n.relation_name,
         materialized: n.config.materialized,
-        access: n.access.or_else(|| is_model.then(|| "protected".to_string())),
+        access: n
+            .access
+            .or_else(|| is_model.then(|| "protected".to_string())),
         enabled: enabled && n.config.enabled.unwrap_or(true),
         resource_type: n.resource_type,
         depends_on: n.depends_on.nodes,
@@ -274,7 +334,11 @@ fn node_row(id: String, n: manifest::Node, enabled: bool) -> Option<rows::Node> 
 /// test is on both its models), sorted and unique. Lookups are binary searches in the sorted
 /// rows, so no index is built beside them.
 fn link_graph(nodes: &mut [rows::Node], tests: Vec<manifest::TestOn>) {
-    let find = |nodes: &[rows::Node], id: &str| nodes.binary_search_by(|n| n.unique_id.as_str().cmp(id)).ok();
+    let find = |nodes: &[rows::Node], id: &str| {
+        nodes
+            .binary_search_by(|n| n.unique_id.as_str().cmp(id))
+            .ok()
+    };
     for i in 0..nodes.len() {
         let mut parents = std::mem::take(&mut nodes[i].depends_on);
         parents.retain(|p| find(nodes, p).is_some());
@@ -324,26 +388,47 @@ mod tests {
     #[test]
     fn the_graph_keeps_rows_only_sorted() {
         let mut nodes = vec![
-            node("model.p.a", &["source.p.s.t", "model.p.b", "analysis.p.gone", "model.p.b"]),
+            node(
+                "model.p.a",
+                &["source.p.s.t", "model.p.b", "analysis.p.gone", "model.p.b"],
+            ),
             node("model.p.b", &["seed.p.c"]),
             node("seed.p.c", &[]),
             node("source.p.s.t", &[]),
         ];
         let tests = vec![
-            manifest::TestOn { unique_id: "test.p.z".into(), nodes: vec!["model.p.a".into(), "model.p.b".into()] },
-            manifest::TestOn { unique_id: "test.p.y".into(), nodes: vec!["model.p.a".into(), "model.p.a".into(), "model.p.missing".into()] },
+            manifest::TestOn {
+                unique_id: "test.p.z".into(),
+                nodes: vec!["model.p.a".into(), "model.p.b".into()],
+            },
+            manifest::TestOn {
+                unique_id: "test.p.y".into(),
+                nodes: vec![
+                    "model.p.a".into(),
+                    "model.p.a".into(),
+                    "model.p.missing".into(),
+                ],
+            },
         ];
         link_graph(&mut nodes, tests);
         let graph: Vec<(&str, Vec<&str>, Vec<&str>)> = nodes
             .iter()
             .map(|n| {
-                (n.unique_id.as_str(), n.depends_on.iter().map(String::as_str).collect(), n.tests.iter().map(String::as_str).collect())
+                (
+                    n.unique_id.as_str(),
+                    n.depends_on.iter().map(String::as_str).collect(),
+                    n.tests.iter().map(String::as_str).collect(),
+                )
             })
             .collect();
         assert_eq!(
             graph,
             [
-                ("model.p.a", vec!["model.p.b", "source.p.s.t"], vec!["test.p.y", "test.p.z"]),
+                (
+                    "model.p.a",
+                    vec!["model.p.b", "source.p.s.t"],
+                    vec!["test.p.y", "test.p.z"]
+                ),
                 ("model.p.b", vec!["seed.p.c"], vec!["test.p.z"]),
                 ("seed.p.c", vec![], vec![]),
                 ("source.p.s.t", vec![], vec![]),

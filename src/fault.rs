@@ -32,7 +32,11 @@ mod imp {
                 None => (v.as_str(), false),
             };
             let (point, at) = rest.rsplit_once('@')?;
-            Some(Spec { point: point.to_string(), at: at.parse().ok()?, enospc })
+            Some(Spec {
+                point: point.to_string(),
+                at: at.parse().ok()?,
+                enospc,
+            })
         })
         .as_ref()
     }

@@ -38,7 +38,9 @@ pub(crate) fn assess(conn: &Connection, exposures: &mut [ExposureView]) -> Resul
     use rayon::prelude::*;
     let facts = Facts::load(conn)?;
     let dense = Dense::of(&facts);
-    exposures.par_iter_mut().for_each(|e| e.health = facts.judge_with(&dense, e));
+    exposures
+        .par_iter_mut()
+        .for_each(|e| e.health = facts.judge_with(&dense, e));
     Ok(())
 }
 
@@ -79,12 +81,17 @@ impl Facts {
         }
         drop(rows);
         drop(st);
-        let mut st = conn.prepare("SELECT integration, complete FROM bi_instances ORDER BY integration")?;
+        let mut st =
+            conn.prepare("SELECT integration, complete FROM bi_instances ORDER BY integration")?;
         let complete = st
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?
             .collect::<rusqlite::Result<_>>()
             .context("reading table bi_instances")?;
-        Ok(Facts { run, graph: crate::view::load_graph(conn)?, complete })
+        Ok(Facts {
+            run,
+            graph: crate::view::load_graph(conn)?,
+            complete,
+        })
     }
 
     /// Every node upstream of `e`: its dependencies and, transitively, their parents — as
@@ -106,8 +113,14 @@ impl Facts {
                 continue;
             }
             up.nodes.push(i);
-            todo.extend(dense.parents[i as usize].iter().copied().filter(|p| !seen[*p as usize]));
-            up.outside.extend(dense.foreign_parents[i as usize].iter().copied());
+            todo.extend(
+                dense.parents[i as usize]
+                    .iter()
+                    .copied()
+                    .filter(|p| !seen[*p as usize]),
+            );
+            up.outside
+                .extend(dense.foreign_parents[i as usize].iter().copied());
         }
         up
     }
@@ -141,11 +154,18 @@ impl Facts {
         // Stable: within a level, the order the rules found them in.
         found.sort_by_key(|(l, _)| rank(*l));
         let level = found.first().map_or(HealthLevel::Healthy, |(l, _)| *l);
-        Health { level, reasons: found.into_iter().map(|(_, r)| r).collect() }
+        Health {
+            level,
+            reasons: found.into_iter().map(|(_, r)| r).collect(),
+        }
     }
 
     /// What the last dbt run says of the nodes upstream and the tests on them.
-    fn run_findings(&self, dense: &Dense<'_>, upstream: &Upstream<'_>) -> Vec<(HealthLevel, String)> {
+    fn run_findings(
+        &self,
+        dense: &Dense<'_>,
+        upstream: &Upstream<'_>,
+    ) -> Vec<(HealthLevel, String)> {
         let Some(run) = &self.run else {
             return vec![(
                 HealthLevel::Unknown,
@@ -153,7 +173,10 @@ impl Facts {
             )];
         };
         if upstream.is_empty() {
-            return vec![(HealthLevel::Unknown, "It depends on no dbt node, so no dbt run speaks for it.".into())];
+            return vec![(
+                HealthLevel::Unknown,
+                "It depends on no dbt node, so no dbt run speaks for it.".into(),
+            )];
         }
         let invocation = match (&run.command, &run.generated_at) {
             (Some(c), Some(t)) => format!("the last dbt run (`dbt {c}`, {t})"),
@@ -167,8 +190,17 @@ impl Facts {
         let mut tests_run = 0usize;
         let mut test_seen = vec![false; dense.tests.len()];
         let mut tests: Vec<u32> = Vec::new();
-        let in_graph = upstream.nodes.iter().map(|&i| (dense.keys[i as usize], Some(i as usize), dense.status[i as usize]));
-        let outside = upstream.outside.iter().map(|&id| (id, None, run.status.get(id).map(String::as_str)));
+        let in_graph = upstream.nodes.iter().map(|&i| {
+            (
+                dense.keys[i as usize],
+                Some(i as usize),
+                dense.status[i as usize],
+            )
+        });
+        let outside = upstream
+            .outside
+            .iter()
+            .map(|&id| (id, None, run.status.get(id).map(String::as_str)));
         for (id, at, status) in in_graph.chain(outside) {
             let node = at.map(|i| dense.nodes[i]);
             if let Some(i) = at {
@@ -180,7 +212,10 @@ impl Facts {
             }
             let Some(status) = status else { continue };
             processed += 1;
-            let kind = node.map_or_else(|| id.split('.').next().unwrap_or("node"), |n| n.resource_type.as_str());
+            let kind = node.map_or_else(
+                || id.split('.').next().unwrap_or("node"),
+                |n| n.resource_type.as_str(),
+            );
             let is_source = kind == "source";
             let what = match status {
                 "error" | "runtime error" if is_source => Some((0, "failed its freshness check")),
@@ -192,7 +227,10 @@ impl Facts {
                 _ => None,
             };
             if let Some((order, what)) = what {
-                groups.entry((order, what, kind_key(kind))).or_default().insert(display_name(id, node));
+                groups
+                    .entry((order, what, kind_key(kind)))
+                    .or_default()
+                    .insert(display_name(id, node));
             }
         }
         for &t in &tests {
@@ -206,13 +244,20 @@ impl Facts {
                 _ => None,
             };
             if let Some((order, what)) = what {
-                groups.entry((order, what, "test")).or_default().insert(test_name(t));
+                groups
+                    .entry((order, what, "test"))
+                    .or_default()
+                    .insert(test_name(t));
             }
         }
         if processed == 0 && tests_run == 0 {
             return vec![(
                 HealthLevel::Unknown,
-                format!("{} processed none of its {} upstream nodes.", capitalised(&invocation), upstream.len()),
+                format!(
+                    "{} processed none of its {} upstream nodes.",
+                    capitalised(&invocation),
+                    upstream.len()
+                ),
             )];
         }
         if groups.is_empty() {
@@ -229,15 +274,26 @@ impl Facts {
         groups
             .into_iter()
             .map(|((order, what, kind), names)| {
-                let level = if order == 0 { HealthLevel::Degraded } else { HealthLevel::Caution };
+                let level = if order == 0 {
+                    HealthLevel::Degraded
+                } else {
+                    HealthLevel::Caution
+                };
                 let n = names.len();
                 let subject = if kind == "test" {
                     format!("{n} {} on upstream nodes", plural(kind, n))
                 } else {
                     format!("{n} upstream {}", plural(kind, n))
                 };
-                let verb = if n == 1 { what.to_string() } else { plural_verb(what) };
-                (level, format!("{subject} {verb} in {invocation}: {}.", listed(&names)))
+                let verb = if n == 1 {
+                    what.to_string()
+                } else {
+                    plural_verb(what)
+                };
+                (
+                    level,
+                    format!("{subject} {verb} in {invocation}: {}.", listed(&names)),
+                )
             })
             .collect()
     }
@@ -264,14 +320,38 @@ pub(crate) struct Dense<'a> {
 
 impl<'a> Dense<'a> {
     pub(crate) fn of(facts: &'a Facts) -> Dense<'a> {
-        let status_of = |id: &str| facts.run.as_ref().and_then(|r| r.status.get(id)).map(String::as_str);
+        let status_of = |id: &str| {
+            facts
+                .run
+                .as_ref()
+                .and_then(|r| r.status.get(id))
+                .map(String::as_str)
+        };
         let keys: Vec<&str> = facts.graph.keys().map(String::as_str).collect();
         let nodes: Vec<&GraphNode> = facts.graph.values().collect();
-        let pos: std::collections::HashMap<&str, u32> = keys.iter().enumerate().map(|(i, k)| (*k, i as u32)).collect();
-        let parents = nodes.iter().map(|n| n.parents.iter().filter_map(|p| pos.get(p.as_str()).copied()).collect()).collect();
+        let pos: std::collections::HashMap<&str, u32> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (*k, i as u32))
+            .collect();
+        let parents = nodes
+            .iter()
+            .map(|n| {
+                n.parents
+                    .iter()
+                    .filter_map(|p| pos.get(p.as_str()).copied())
+                    .collect()
+            })
+            .collect();
         let foreign_parents = nodes
             .iter()
-            .map(|n| n.parents.iter().map(String::as_str).filter(|p| !pos.contains_key(p)).collect())
+            .map(|n| {
+                n.parents
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|p| !pos.contains_key(p))
+                    .collect()
+            })
             .collect();
         let mut test_pos: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
         let mut tests: Vec<(&str, Option<&str>)> = Vec::new();
@@ -290,7 +370,16 @@ impl<'a> Dense<'a> {
             })
             .collect();
         let status = keys.iter().map(|k| status_of(k)).collect();
-        Dense { keys, nodes, pos, parents, foreign_parents, status, node_tests, tests }
+        Dense {
+            keys,
+            nodes,
+            pos,
+            parents,
+            foreign_parents,
+            status,
+            node_tests,
+            tests,
+        }
     }
 }
 
@@ -313,10 +402,20 @@ impl Upstream<'_> {
 
 /// The newest refresh run that was not a dry run: failed requests and failed jobs.
 fn refresh_findings(e: &ExposureView) -> Vec<(HealthLevel, String)> {
-    let Some(newest) = e.refreshes.iter().filter(|r| !r.dry_run).map(|r| r.run_id).max() else {
+    let Some(newest) = e
+        .refreshes
+        .iter()
+        .filter(|r| !r.dry_run)
+        .map(|r| r.run_id)
+        .max()
+    else {
         return Vec::new();
     };
-    let events: Vec<_> = e.refreshes.iter().filter(|r| !r.dry_run && r.run_id == newest).collect();
+    let events: Vec<_> = e
+        .refreshes
+        .iter()
+        .filter(|r| !r.dry_run && r.run_id == newest)
+        .collect();
     let target = |r: &crate::view::RefreshEvent| match (&r.target_kind, &r.target_name) {
         (Some(k), Some(n)) => format!("{k} {n}"),
         (Some(k), None) => k.clone(),
@@ -343,7 +442,9 @@ fn refresh_findings(e: &ExposureView) -> Vec<(HealthLevel, String)> {
     let jobs: BTreeSet<String> = events
         .iter()
         .filter_map(|r| match r.job_status.as_deref() {
-            Some(s @ ("failed" | "cancelled" | "timeout" | "poll_failed")) => Some(format!("{} ({s})", target(r))),
+            Some(s @ ("failed" | "cancelled" | "timeout" | "poll_failed")) => {
+                Some(format!("{} ({s})", target(r)))
+            }
             _ => None,
         })
         .collect();
@@ -381,7 +482,8 @@ fn plural(kind: &str, n: usize) -> String {
 /// "failed to build" → "failed to build"; "was skipped" → "were skipped"; "warned on its …" →
 /// "warned on their …".
 fn plural_verb(what: &str) -> String {
-    what.replacen("was ", "were ", 1).replacen(" its ", " their ", 1)
+    what.replacen("was ", "were ", 1)
+        .replacen(" its ", " their ", 1)
 }
 
 /// A node as a reason names it: a source as `source_name.name`, anything else by its name.
@@ -416,7 +518,9 @@ fn listed(names: &BTreeSet<String>) -> String {
 
 fn capitalised(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -447,11 +551,22 @@ mod tests {
             run: Some(RunResults {
                 command: Some("build".into()),
                 generated_at: Some("2026-11-25T01:00:00Z".into()),
-                status: statuses.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+                status: statuses
+                    .iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect(),
             }),
             graph: [
-                node("model.p.fct_orders", &["model.p.stg_orders"], &["test.p.unique_fct_orders_id.1"]),
-                node("model.p.stg_orders", &["source.p.raw.orders"], &["test.p.not_null_stg_orders_id.2"]),
+                node(
+                    "model.p.fct_orders",
+                    &["model.p.stg_orders"],
+                    &["test.p.unique_fct_orders_id.1"],
+                ),
+                node(
+                    "model.p.stg_orders",
+                    &["source.p.raw.orders"],
+                    &["test.p.not_null_stg_orders_id.2"],
+                ),
                 node("source.p.raw.orders", &[], &[]),
                 node("model.p.other", &[], &["test.p.not_null_other.3"]),
             ]
@@ -479,11 +594,19 @@ mod tests {
             file: None,
             dependencies: deps
                 .iter()
-                .map(|d| Dependency { unique_id: d.to_string(), relation_id: "r".into(), via: "embedded".into(), key: "k".into() })
+                .map(|d| Dependency {
+                    unique_id: d.to_string(),
+                    relation_id: "r".into(),
+                    via: "embedded".into(),
+                    key: "k".into(),
+                })
                 .collect(),
             unmatched: Vec::new(),
             refreshes: Vec::new(),
-            health: Health { level: HealthLevel::Unknown, reasons: Vec::new() },
+            health: Health {
+                level: HealthLevel::Unknown,
+                reasons: Vec::new(),
+            },
         }
     }
 
@@ -533,7 +656,10 @@ mod tests {
         let (level, reasons) = judged(&facts(&s), &exposure(&["model.p.fct_orders"]));
         assert_eq!(level, HealthLevel::Caution);
         assert_eq!(reasons.len(), 1);
-        assert!(reasons[0].starts_with("1 upstream model was skipped in"), "{reasons:?}");
+        assert!(
+            reasons[0].starts_with("1 upstream model was skipped in"),
+            "{reasons:?}"
+        );
     }
 
     #[test]
@@ -558,7 +684,10 @@ mod tests {
         assert_eq!(level, HealthLevel::Caution);
         assert_eq!(reasons, ["1 upstream source warned on its freshness check in the last dbt run (`dbt build`, 2026-11-25T01:00:00Z): raw.orders."]);
         *s.last_mut().unwrap() = ("source.p.raw.orders", "error");
-        assert_eq!(judged(&facts(&s), &exposure(&["model.p.fct_orders"])).0, HealthLevel::Degraded);
+        assert_eq!(
+            judged(&facts(&s), &exposure(&["model.p.fct_orders"])).0,
+            HealthLevel::Degraded
+        );
     }
 
     #[test]
@@ -567,7 +696,11 @@ mod tests {
         let ids: Vec<String> = (0..17).map(|i| format!("model.p.m{i:02}")).collect();
         for id in &ids {
             f.graph.insert(id.clone(), node(id, &[], &[]).1);
-            f.run.as_mut().unwrap().status.insert(id.clone(), "error".into());
+            f.run
+                .as_mut()
+                .unwrap()
+                .status
+                .insert(id.clone(), "error".into());
         }
         let deps: Vec<&str> = ids.iter().map(String::as_str).collect();
         let (level, reasons) = judged(&f, &exposure(&deps));
@@ -581,8 +714,15 @@ mod tests {
         f.run = None;
         let (level, reasons) = judged(&f, &exposure(&["model.p.fct_orders"]));
         assert_eq!(level, HealthLevel::Unknown);
-        assert!(reasons[0].starts_with("No dbt run results: the last extract found no run_results.json"), "{reasons:?}");
-        let (level, reasons) = judged(&facts(&[("model.p.other", "success")]), &exposure(&["model.p.fct_orders"]));
+        assert!(
+            reasons[0]
+                .starts_with("No dbt run results: the last extract found no run_results.json"),
+            "{reasons:?}"
+        );
+        let (level, reasons) = judged(
+            &facts(&[("model.p.other", "success")]),
+            &exposure(&["model.p.fct_orders"]),
+        );
         assert_eq!(level, HealthLevel::Unknown);
         assert_eq!(reasons, ["The last dbt run (`dbt build`, 2026-11-25T01:00:00Z) processed none of its 3 upstream nodes."]);
         let (level, _) = judged(&facts(ALL_GOOD), &exposure(&[]));
@@ -596,14 +736,24 @@ mod tests {
         let (level, reasons) = judged(&f, &exposure(&["model.p.fct_orders"]));
         assert_eq!(level, HealthLevel::Caution);
         assert_eq!(reasons[0], "The last extraction of integration prod was partial (see table extract_warnings): some of the tables it reads may be missing from its dependencies.");
-        assert_eq!(reasons.len(), 2, "the Healthy finding stays as a reason: {reasons:?}");
+        assert_eq!(
+            reasons.len(),
+            2,
+            "the Healthy finding stays as a reason: {reasons:?}"
+        );
         f.run = None;
         let (level, reasons) = judged(&f, &exposure(&["model.p.fct_orders"]));
         assert_eq!(level, HealthLevel::Caution);
         assert!(reasons[1].starts_with("No dbt run results"), "{reasons:?}");
     }
 
-    fn event(run_id: i64, dry_run: bool, decision: &str, reason: Option<&str>, job_status: Option<&str>) -> RefreshEvent {
+    fn event(
+        run_id: i64,
+        dry_run: bool,
+        decision: &str,
+        reason: Option<&str>,
+        job_status: Option<&str>,
+    ) -> RefreshEvent {
         RefreshEvent {
             run_id,
             decided_at: "2026-11-25T02:00:00Z".into(),
@@ -622,15 +772,25 @@ mod tests {
         let f = facts(ALL_GOOD);
         let mut e = exposure(&["model.p.fct_orders"]);
         // Newest first, as view::load orders them: a dry run after a failed real run.
-        e.refreshes = vec![event(9, true, "triggered", None, None), event(8, false, "failed", Some("forbidden"), None), event(7, false, "triggered", None, Some("failed"))];
+        e.refreshes = vec![
+            event(9, true, "triggered", None, None),
+            event(8, false, "failed", Some("forbidden"), None),
+            event(7, false, "triggered", None, Some("failed")),
+        ];
         let (level, reasons) = judged(&f, &e);
         assert_eq!(level, HealthLevel::Caution);
         assert_eq!(reasons[0], "The last refresh (run 8) failed to start for datasource Orders (forbidden): the dashboard may show data older than the last build.");
-        e.refreshes = vec![event(8, false, "triggered", None, Some("failed")), event(7, false, "failed", Some("forbidden"), None)];
+        e.refreshes = vec![
+            event(8, false, "triggered", None, Some("failed")),
+            event(7, false, "failed", Some("forbidden"), None),
+        ];
         let (level, reasons) = judged(&f, &e);
         assert_eq!(level, HealthLevel::Caution);
         assert_eq!(reasons[0], "The refresh jobs of the last refresh (run 8) did not succeed for datasource Orders (failed): the dashboard may show data older than the last build.");
-        e.refreshes = vec![event(9, false, "triggered", None, Some("success")), event(8, false, "failed", Some("forbidden"), None)];
+        e.refreshes = vec![
+            event(9, false, "triggered", None, Some("success")),
+            event(8, false, "failed", Some("forbidden"), None),
+        ];
         assert_eq!(judged(&f, &e).0, HealthLevel::Healthy);
     }
 
@@ -651,6 +811,9 @@ mod tests {
         let mut list = vec![exposure(&["model.p.a"])];
         assess(&conn, &mut list).unwrap();
         assert_eq!(list[0].health.level, HealthLevel::Degraded);
-        assert_eq!(list[0].health.reasons, ["1 test on upstream nodes failed in the last dbt run (`dbt build`, T): t."]);
+        assert_eq!(
+            list[0].health.reasons,
+            ["1 test on upstream nodes failed in the last dbt run (`dbt build`, T): t."]
+        );
     }
 }

@@ -31,16 +31,23 @@ impl Tool {
 }
 
 /// Every configured integration, in config order, opened (credentials read, nothing sent).
-pub(crate) fn sources<'c>(config: &'c Config, mode: &HttpMode) -> Result<Vec<Box<dyn Source + 'c>>> {
+pub(crate) fn sources<'c>(
+    config: &'c Config,
+    mode: &HttpMode,
+) -> Result<Vec<Box<dyn Source + 'c>>> {
     let mut out: Vec<Box<dyn Source + 'c>> = Vec::new();
     for site in &config.tableau {
-        out.push(Box::new(crate::tableau::connect_source(site, config, mode)?));
+        out.push(Box::new(crate::tableau::connect_source(
+            site, config, mode,
+        )?));
     }
     for inv in &config.inventory {
         out.push(Box::new(crate::inventory::source(inv)));
     }
     for tenant in &config.powerbi {
-        out.push(Box::new(crate::powerbi::connect_source(tenant, config, mode)?));
+        out.push(Box::new(crate::powerbi::connect_source(
+            tenant, config, mode,
+        )?));
     }
     Ok(out)
 }
@@ -67,15 +74,26 @@ pub(crate) type NameRules<'a> = (&'a BTreeMap<String, String>, &'a BTreeMap<Stri
 
 /// Each configured integration's name rules, by name.
 pub(crate) fn name_rules(config: &Config) -> BTreeMap<&str, NameRules<'_>> {
-    let tableau = config.tableau.iter().map(|s| (s.name.as_str(), (&s.database_aliases, &s.default_schemas)));
-    let inventory = config.inventory.iter().map(|s| (s.name.as_str(), (&s.database_aliases, &s.default_schemas)));
-    let powerbi = config.powerbi.iter().map(|s| (s.name.as_str(), (&s.database_aliases, &s.default_schemas)));
+    let tableau = config
+        .tableau
+        .iter()
+        .map(|s| (s.name.as_str(), (&s.database_aliases, &s.default_schemas)));
+    let inventory = config
+        .inventory
+        .iter()
+        .map(|s| (s.name.as_str(), (&s.database_aliases, &s.default_schemas)));
+    let powerbi = config
+        .powerbi
+        .iter()
+        .map(|s| (s.name.as_str(), (&s.database_aliases, &s.default_schemas)));
     tableau.chain(inventory).chain(powerbi).collect()
 }
 
 /// The `config.meta` keys that hold an asset's ref in exposures autoexpose wrote, any tool's.
 pub(crate) fn meta_ref_keys() -> impl Iterator<Item = &'static str> {
-    <Tool as crate::tags::Tag>::ALL.iter().map(|t| t.texts().meta_ref)
+    <Tool as crate::tags::Tag>::ALL
+        .iter()
+        .map(|t| t.texts().meta_ref)
 }
 
 /// Lines for `run`'s summary about assets an integration read but left out, and why.
@@ -112,11 +130,15 @@ impl crate::refresh::seam::Refreshers for ConfiguredRefreshers<'_> {
         }
         if self.config.inventory.iter().any(|s| s.name == integration) {
             // An inventory writes no refresh targets, so nothing asks; said plainly if it does.
-            return Err(format!("inventory {integration:?}: dashboards listed in a file have nothing to refresh"));
+            return Err(format!(
+                "inventory {integration:?}: dashboards listed in a file have nothing to refresh"
+            ));
         }
         if let Some(tenant) = self.config.powerbi.iter().find(|s| s.name == integration) {
             return crate::powerbi::refresh::open(tenant, self.mode, self.now);
         }
-        Err(format!("integration {integration:?} is not in the config any more"))
+        Err(format!(
+            "integration {integration:?} is not in the config any more"
+        ))
     }
 }

@@ -27,11 +27,18 @@ pub(crate) fn fold(part: &str) -> String {
         || (p.starts_with('"') && p.ends_with('"'))
         || (p.starts_with('`') && p.ends_with('`'))
     {
-        if p.len() >= 2 { &p[1..p.len() - 1] } else { p }
+        if p.len() >= 2 {
+            &p[1..p.len() - 1]
+        } else {
+            p
+        }
     } else {
         p
     };
-    inner.replace("]]", "]").replace("\"\"", "\"").to_lowercase()
+    inner
+        .replace("]]", "]")
+        .replace("\"\"", "\"")
+        .to_lowercase()
 }
 
 /// Splits a BI tool's full name or a dbt `relation_name` into parts: on `.` outside brackets,
@@ -107,9 +114,24 @@ pub(crate) fn bi_key(
     let nonempty = |s: Option<&str>| s.map(fold).filter(|s| !s.is_empty());
     let part = |p: &String| Some(fold(p)).filter(|s| !s.is_empty());
     let (database, schema, identifier, mut derivation) = match parts.as_slice() {
-        [d, s, i] => (part(d).or(nonempty(t.database)), part(s).or(nonempty(t.schema)), fold(i), "fullName (3 parts)".to_string()),
-        [s, i] => (nonempty(t.database), part(s).or(nonempty(t.schema)), fold(i), "fullName (2 parts) + database.name".to_string()),
-        [i] => (nonempty(t.database), nonempty(t.schema), fold(i), "fullName (1 part) + schema + database.name".to_string()),
+        [d, s, i] => (
+            part(d).or(nonempty(t.database)),
+            part(s).or(nonempty(t.schema)),
+            fold(i),
+            "fullName (3 parts)".to_string(),
+        ),
+        [s, i] => (
+            nonempty(t.database),
+            part(s).or(nonempty(t.schema)),
+            fold(i),
+            "fullName (2 parts) + database.name".to_string(),
+        ),
+        [i] => (
+            nonempty(t.database),
+            nonempty(t.schema),
+            fold(i),
+            "fullName (1 part) + schema + database.name".to_string(),
+        ),
         _ => return None,
     };
     // `db.schema.` : no table name in the full name; `name` is the table's.
@@ -121,14 +143,22 @@ pub(crate) fn bi_key(
     if database.is_empty() {
         derivation.push_str("; no database");
     }
-    let alias = aliases.iter().find(|(from, _)| fold(from) == database).map(|(_, to)| fold(to));
+    let alias = aliases
+        .iter()
+        .find(|(from, _)| fold(from) == database)
+        .map(|(_, to)| fold(to));
     let mut schema = schema.unwrap_or_default();
     if schema.is_empty() {
         let default = [Some(&database), alias.as_ref()]
             .into_iter()
             .flatten()
             .filter(|d| !d.is_empty())
-            .find_map(|d| default_schemas.iter().find(|(db, _)| fold(db) == *d).map(|(db, to)| (db, fold(to))));
+            .find_map(|d| {
+                default_schemas
+                    .iter()
+                    .find(|(db, _)| fold(db) == *d)
+                    .map(|(db, to)| (db, fold(to)))
+            });
         match default {
             Some((db, to)) => {
                 derivation.push_str(&format!("; no schema, default_schemas {db} → {to}"));
@@ -141,16 +171,31 @@ pub(crate) fn bi_key(
         derivation.push_str(&format!("; database alias {database} → {to}"));
         database = to;
     }
-    Some(Key { database, schema, identifier, derivation })
+    Some(Key {
+        database,
+        schema,
+        identifier,
+        derivation,
+    })
 }
 
 /// dbt's side: `database.schema.alias` (models, seeds, snapshots) or `.identifier` (sources).
-pub(crate) fn dbt_key(database: Option<&str>, schema: Option<&str>, identifier: &str, is_source: bool) -> Key {
+pub(crate) fn dbt_key(
+    database: Option<&str>,
+    schema: Option<&str>,
+    identifier: &str,
+    is_source: bool,
+) -> Key {
     Key {
         database: database.map(fold).unwrap_or_default(),
         schema: schema.map(fold).unwrap_or_default(),
         identifier: fold(identifier),
-        derivation: if is_source { "database.schema.identifier" } else { "database.schema.alias" }.into(),
+        derivation: if is_source {
+            "database.schema.identifier"
+        } else {
+            "database.schema.alias"
+        }
+        .into(),
     }
 }
 
@@ -194,16 +239,25 @@ impl Resolution {
 /// (what dbt renders into SQL, quoted where the adapter's quote policy says), each resolved
 /// per `res`. Without a `relation_name`, the manifest's `database`, `schema` and identifier
 /// as they are, unfolded. Two nodes are on the same table when these are equal.
-pub(crate) fn same_table(res: Resolution, relation_name: Option<&str>, parts: [Option<&str>; 3]) -> Vec<String> {
+pub(crate) fn same_table(
+    res: Resolution,
+    relation_name: Option<&str>,
+    parts: [Option<&str>; 3],
+) -> Vec<String> {
     let Some(rel) = relation_name.filter(|r| !r.trim().is_empty()) else {
-        return parts.iter().map(|p| p.unwrap_or_default().to_string()).collect();
+        return parts
+            .iter()
+            .map(|p| p.unwrap_or_default().to_string())
+            .collect();
     };
     split_parts(rel)
         .iter()
         .map(|part| {
             let p = part.trim();
             let quoted = p.len() >= 2
-                && ((p.starts_with('"') && p.ends_with('"')) || (p.starts_with('`') && p.ends_with('`')) || (p.starts_with('[') && p.ends_with(']')));
+                && ((p.starts_with('"') && p.ends_with('"'))
+                    || (p.starts_with('`') && p.ends_with('`'))
+                    || (p.starts_with('[') && p.ends_with(']')));
             let inner = if quoted {
                 let close = &p[p.len() - 1..];
                 p[1..p.len() - 1].replace(&close.repeat(2), close)
@@ -212,7 +266,9 @@ pub(crate) fn same_table(res: Resolution, relation_name: Option<&str>, parts: [O
             };
             match (res, quoted) {
                 (Resolution::UnquotedUpper, false) => inner.to_uppercase(),
-                (Resolution::UnquotedLower, false) | (Resolution::Insensitive, _) => inner.to_lowercase(),
+                (Resolution::UnquotedLower, false) | (Resolution::Insensitive, _) => {
+                    inner.to_lowercase()
+                }
                 _ => inner,
             }
         })
@@ -223,15 +279,30 @@ pub(crate) fn same_table(res: Resolution, relation_name: Option<&str>, parts: [O
 mod tests {
     use super::*;
 
-    fn t<'a>(full: Option<&'a str>, schema: Option<&'a str>, db: Option<&'a str>) -> NamedRelation<'a> {
-        NamedRelation { name: None, full_name: full, schema, database: db }
+    fn t<'a>(
+        full: Option<&'a str>,
+        schema: Option<&'a str>,
+        db: Option<&'a str>,
+    ) -> NamedRelation<'a> {
+        NamedRelation {
+            name: None,
+            full_name: full,
+            schema,
+            database: db,
+        }
     }
 
     #[test]
     fn splits_bracketed_and_quoted_names() {
         assert_eq!(split_parts("db..t"), vec!["db", "", "t"]);
-        assert_eq!(split_parts("[my.db].[s].[t]"), vec!["[my.db]", "[s]", "[t]"]);
-        assert_eq!(split_parts("\"DB\".\"S\".\"T\""), vec!["\"DB\"", "\"S\"", "\"T\""]);
+        assert_eq!(
+            split_parts("[my.db].[s].[t]"),
+            vec!["[my.db]", "[s]", "[t]"]
+        );
+        assert_eq!(
+            split_parts("\"DB\".\"S\".\"T\""),
+            vec!["\"DB\"", "\"S\"", "\"T\""]
+        );
         assert_eq!(split_parts("a.b.c"), vec!["a", "b", "c"]);
         assert_eq!(split_parts("[a]]b].[c]"), vec!["[a]]b]", "[c]"]);
         assert_eq!(split_parts("`p`.`d`.`t`"), vec!["`p`", "`d`", "`t`"]);
@@ -247,9 +318,23 @@ mod tests {
     #[test]
     fn bi_keys_in_three_two_and_one_parts() {
         let none = BTreeMap::new();
-        let k = bi_key(&t(Some("[ANALYTICS].[MARTS].[FCT_ORDERS]"), Some("MARTS"), Some("ANALYTICS")), &none, &none).unwrap();
+        let k = bi_key(
+            &t(
+                Some("[ANALYTICS].[MARTS].[FCT_ORDERS]"),
+                Some("MARTS"),
+                Some("ANALYTICS"),
+            ),
+            &none,
+            &none,
+        )
+        .unwrap();
         assert_eq!(k.text(), "analytics.marts.fct_orders");
-        let k = bi_key(&t(Some("[raw].[EVENTS_TBL]"), None, Some("demo")), &none, &none).unwrap();
+        let k = bi_key(
+            &t(Some("[raw].[EVENTS_TBL]"), None, Some("demo")),
+            &none,
+            &none,
+        )
+        .unwrap();
         assert_eq!(k.text(), "demo.raw.events_tbl");
         assert!(k.derivation.starts_with("fullName (2 parts)"));
         let k = bi_key(&t(Some("orders"), Some("main"), Some("demo")), &none, &none).unwrap();
@@ -261,14 +346,28 @@ mod tests {
     #[test]
     fn aliases_rewrite_the_database() {
         let aliases = BTreeMap::from([("PROD_Demo".to_string(), "demo".to_string())]);
-        let k = bi_key(&t(Some("[prod_demo].[main].[fct_orders]"), None, None), &aliases, &BTreeMap::new()).unwrap();
+        let k = bi_key(
+            &t(Some("[prod_demo].[main].[fct_orders]"), None, None),
+            &aliases,
+            &BTreeMap::new(),
+        )
+        .unwrap();
         assert_eq!(k.text(), "demo.main.fct_orders");
-        assert!(k.derivation.contains("alias prod_demo → demo"), "{}", k.derivation);
+        assert!(
+            k.derivation.contains("alias prod_demo → demo"),
+            "{}",
+            k.derivation
+        );
     }
 
     #[test]
     fn missing_parts_are_said() {
-        let k = bi_key(&t(Some("orders"), Some(""), None), &BTreeMap::new(), &BTreeMap::new()).unwrap();
+        let k = bi_key(
+            &t(Some("orders"), Some(""), None),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        )
+        .unwrap();
         assert_eq!(k.text(), "..orders");
         assert!(k.derivation.contains("no database") && k.derivation.contains("no schema"));
         assert!(bi_key(&t(None, None, None), &BTreeMap::new(), &BTreeMap::new()).is_none());
@@ -276,20 +375,38 @@ mod tests {
 
     #[test]
     fn dbt_keys_fold_snowflake_upper_case() {
-        assert_eq!(dbt_key(Some("ANALYTICS"), Some("MART"), "ORDERS", false).text(), "analytics.mart.orders");
+        assert_eq!(
+            dbt_key(Some("ANALYTICS"), Some("MART"), "ORDERS", false).text(),
+            "analytics.mart.orders"
+        );
         assert_eq!(dbt_key(None, Some("s"), "t", true).text(), ".s.t");
     }
 
     #[test]
     fn an_empty_schema_part_stays_empty() {
         let none = BTreeMap::new();
-        let k = bi_key(&t(Some("dvdrental..customer"), None, Some("dvdrental")), &none, &none).unwrap();
+        let k = bi_key(
+            &t(Some("dvdrental..customer"), None, Some("dvdrental")),
+            &none,
+            &none,
+        )
+        .unwrap();
         assert_eq!(k.text(), "dvdrental..customer");
         assert!(k.derivation.ends_with("; no schema"), "{}", k.derivation);
         // The relation.s own schema field fills an empty part.
-        let k = bi_key(&t(Some("dvdrental..customer"), Some("public"), None), &none, &none).unwrap();
+        let k = bi_key(
+            &t(Some("dvdrental..customer"), Some("public"), None),
+            &none,
+            &none,
+        )
+        .unwrap();
         assert_eq!(k.text(), "dvdrental.public.customer");
-        let k = bi_key(&t(Some(".customer"), Some(""), Some("dvdrental")), &none, &none).unwrap();
+        let k = bi_key(
+            &t(Some(".customer"), Some(""), Some("dvdrental")),
+            &none,
+            &none,
+        )
+        .unwrap();
         assert_eq!(k.text(), "dvdrental..customer");
     }
 
@@ -297,17 +414,40 @@ mod tests {
     fn default_schemas_fill_a_missing_schema() {
         let defaults = BTreeMap::from([("DVDRental".to_string(), "Public".to_string())]);
         let none = BTreeMap::new();
-        let k = bi_key(&t(Some("[dvdrental]..[customer]"), None, None), &none, &defaults).unwrap();
+        let k = bi_key(
+            &t(Some("[dvdrental]..[customer]"), None, None),
+            &none,
+            &defaults,
+        )
+        .unwrap();
         assert_eq!(k.text(), "dvdrental.public.customer");
-        assert_eq!(k.derivation, "fullName (3 parts); no schema, default_schemas DVDRental → public");
+        assert_eq!(
+            k.derivation,
+            "fullName (3 parts); no schema, default_schemas DVDRental → public"
+        );
         // A schema the tool gave is never replaced.
-        let k = bi_key(&t(Some("dvdrental.sales.customer"), None, None), &none, &defaults).unwrap();
+        let k = bi_key(
+            &t(Some("dvdrental.sales.customer"), None, None),
+            &none,
+            &defaults,
+        )
+        .unwrap();
         assert_eq!(k.text(), "dvdrental.sales.customer");
         // Keyed by the tool.s database name or by the one an alias gives.
         let aliases = BTreeMap::from([("prod_dvd".to_string(), "dvdrental".to_string())]);
-        let k = bi_key(&t(Some("customer"), None, Some("prod_dvd")), &aliases, &defaults).unwrap();
+        let k = bi_key(
+            &t(Some("customer"), None, Some("prod_dvd")),
+            &aliases,
+            &defaults,
+        )
+        .unwrap();
         assert_eq!(k.text(), "dvdrental.public.customer");
-        assert!(k.derivation.contains("default_schemas") && k.derivation.contains("alias prod_dvd → dvdrental"), "{}", k.derivation);
+        assert!(
+            k.derivation.contains("default_schemas")
+                && k.derivation.contains("alias prod_dvd → dvdrental"),
+            "{}",
+            k.derivation
+        );
         let k = bi_key(&t(Some("customer"), None, Some("other")), &none, &defaults).unwrap();
         assert_eq!(k.text(), "other..customer");
     }
@@ -317,25 +457,55 @@ mod tests {
         let sf = Resolution::of(Some("snowflake"));
         let n = [None, None, None];
         // Unquoted Snowflake names are upper case whatever the project wrote; quoted keep case.
-        assert_eq!(same_table(sf, Some("ANALYTICS.RAW.ORDERS"), n), same_table(sf, Some("analytics.raw.orders"), n));
-        assert_eq!(same_table(sf, Some("analytics.raw.\"ORDERS\""), n), same_table(sf, Some("ANALYTICS.RAW.ORDERS"), n));
-        assert_ne!(same_table(sf, Some("analytics.raw.\"Orders\""), n), same_table(sf, Some("ANALYTICS.RAW.ORDERS"), n));
+        assert_eq!(
+            same_table(sf, Some("ANALYTICS.RAW.ORDERS"), n),
+            same_table(sf, Some("analytics.raw.orders"), n)
+        );
+        assert_eq!(
+            same_table(sf, Some("analytics.raw.\"ORDERS\""), n),
+            same_table(sf, Some("ANALYTICS.RAW.ORDERS"), n)
+        );
+        assert_ne!(
+            same_table(sf, Some("analytics.raw.\"Orders\""), n),
+            same_table(sf, Some("ANALYTICS.RAW.ORDERS"), n)
+        );
         // Postgres quotes every part: case matters.
         let pg = Resolution::of(Some("postgres"));
-        assert_eq!(same_table(pg, Some("\"db\".\"s\".\"t\""), n), vec!["db", "s", "t"]);
-        assert_ne!(same_table(pg, Some("\"db\".\"s\".\"T\""), n), same_table(pg, Some("\"db\".\"s\".\"t\""), n));
-        assert_eq!(same_table(pg, Some("db.s.T"), n), same_table(pg, Some("\"db\".\"s\".\"t\""), n));
+        assert_eq!(
+            same_table(pg, Some("\"db\".\"s\".\"t\""), n),
+            vec!["db", "s", "t"]
+        );
+        assert_ne!(
+            same_table(pg, Some("\"db\".\"s\".\"T\""), n),
+            same_table(pg, Some("\"db\".\"s\".\"t\""), n)
+        );
+        assert_eq!(
+            same_table(pg, Some("db.s.T"), n),
+            same_table(pg, Some("\"db\".\"s\".\"t\""), n)
+        );
         // DuckDB resolves quoted names case-insensitively.
         let duck = Resolution::of(Some("duckdb"));
-        assert_eq!(same_table(duck, Some("\"dev\".\"main\".\"Orders\""), n), same_table(duck, Some("\"dev\".\"main\".\"orders\""), n));
+        assert_eq!(
+            same_table(duck, Some("\"dev\".\"main\".\"Orders\""), n),
+            same_table(duck, Some("\"dev\".\"main\".\"orders\""), n)
+        );
         // BigQuery and unknown adapters: exact once unquoted.
         let bq = Resolution::of(Some("bigquery"));
         assert_eq!(same_table(bq, Some("`p`.`d`.`t`"), n), vec!["p", "d", "t"]);
-        assert_ne!(same_table(bq, Some("`p`.`d`.`T`"), n), same_table(bq, Some("`p`.`d`.`t`"), n));
+        assert_ne!(
+            same_table(bq, Some("`p`.`d`.`T`"), n),
+            same_table(bq, Some("`p`.`d`.`t`"), n)
+        );
         assert_eq!(Resolution::of(None), Resolution::Exact);
         // Escaped quotes and dots inside quotes.
-        assert_eq!(same_table(pg, Some("\"a.b\".\"s\".\"x\"\"y\""), n), vec!["a.b", "s", "x\"y"]);
+        assert_eq!(
+            same_table(pg, Some("\"a.b\".\"s\".\"x\"\"y\""), n),
+            vec!["a.b", "s", "x\"y"]
+        );
         // No relation_name: the manifest's parts, unfolded.
-        assert_eq!(same_table(sf, None, [Some("A"), Some("b"), Some("C")]), vec!["A", "b", "C"]);
+        assert_eq!(
+            same_table(sf, None, [Some("A"), Some("b"), Some("C")]),
+            vec!["A", "b", "C"]
+        );
     }
 }

@@ -118,7 +118,10 @@ impl Dialect {
 
     /// Whether a one-part `USE x` (or `USE DATABASE x`) names a schema rather than a database.
     fn use_names_schema(self) -> bool {
-        matches!(self, Dialect::MySql | Dialect::Hive | Dialect::Spark | Dialect::Databricks)
+        matches!(
+            self,
+            Dialect::MySql | Dialect::Hive | Dialect::Spark | Dialect::Databricks
+        )
     }
 
     /// Whether `USE <database>` resets the schema to the warehouse's default one.
@@ -231,7 +234,9 @@ impl ParseFailure {
             ParserError::TokenizerError(s) | ParserError::ParserError(s) => s,
             ParserError::RecursionLimitExceeded => {
                 return ParseFailure {
-                    message: format!("the query nests deeper than the parser's limit ({RECURSION_LIMIT})"),
+                    message: format!(
+                        "the query nests deeper than the parser's limit ({RECURSION_LIMIT})"
+                    ),
                     line: None,
                     column: None,
                 }
@@ -244,10 +249,18 @@ impl ParseFailure {
             let line = numbers.next().and_then(|n| n.trim().parse().ok());
             let column = numbers.next().and_then(|n| n.trim().parse().ok());
             if line.is_some() && column.is_some() {
-                return ParseFailure { message: message.to_string(), line, column };
+                return ParseFailure {
+                    message: message.to_string(),
+                    line,
+                    column,
+                };
             }
         }
-        ParseFailure { message: text, line: None, column: None }
+        ParseFailure {
+            message: text,
+            line: None,
+            column: None,
+        }
     }
 }
 
@@ -305,7 +318,10 @@ fn tables_read_inner(
         .try_with_sql(rewritten.as_deref().unwrap_or(sql))
         .and_then(|mut p| p.parse_statements())
         .map_err(|e| ParseFailure::from_parser(e).at_end_if_eof(sql))?;
-    let exact = |s: &String| Part { value: s.clone(), quoted: true };
+    let exact = |s: &String| Part {
+        value: s.clone(),
+        quoted: true,
+    };
     let mut walker = Walker {
         dialect,
         database: defaults.database.as_ref().map(exact),
@@ -337,7 +353,11 @@ fn tables_read_inner(
 fn set_schema_equals(sql: &str, dialect: &dyn sqlparser::dialect::Dialect) -> Option<String> {
     use sqlparser::keywords::Keyword;
     use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
-    if !sql.as_bytes().windows(6).any(|w| w.eq_ignore_ascii_case(b"schema")) {
+    if !sql
+        .as_bytes()
+        .windows(6)
+        .any(|w| w.eq_ignore_ascii_case(b"schema"))
+    {
         return None;
     }
     let tokens = Tokenizer::new(dialect, sql).tokenize_with_location().ok()?;
@@ -360,7 +380,10 @@ fn set_schema_equals(sql: &str, dialect: &dyn sqlparser::dialect::Dialect) -> Op
         {
             continue;
         }
-        if matches!(tokens[schema + 1].token, Token::Whitespace(Whitespace::Space | Whitespace::Tab)) {
+        if matches!(
+            tokens[schema + 1].token,
+            Token::Whitespace(Whitespace::Space | Whitespace::Tab)
+        ) {
             spaces.push(tokens[schema + 1].span.start);
         }
     }
@@ -373,7 +396,9 @@ fn set_schema_equals(sql: &str, dialect: &dyn sqlparser::dialect::Dialect) -> Op
     let mut bytes = sql.as_bytes().to_vec();
     for at in spaces {
         let start = *line_starts.get((at.line as usize).checked_sub(1)?)?;
-        let (offset, c) = sql[start..].char_indices().nth((at.column as usize).checked_sub(1)?)?;
+        let (offset, c) = sql[start..]
+            .char_indices()
+            .nth((at.column as usize).checked_sub(1)?)?;
         if c == ' ' || c == '\t' {
             bytes[start + offset] = b'=';
         }
@@ -403,7 +428,10 @@ struct Walker {
 }
 
 fn part(ident: &Ident) -> Part {
-    Part { value: ident.value.clone(), quoted: ident.quote_style.is_some() }
+    Part {
+        value: ident.value.clone(),
+        quoted: ident.quote_style.is_some(),
+    }
 }
 
 fn created_key(name: &ObjectName) -> String {
@@ -426,7 +454,8 @@ impl Walker {
                 self.targets.insert(&merge.table as *const TableFactor);
             }
             Statement::Update(update) => {
-                self.targets.insert(&update.table.relation as *const TableFactor);
+                self.targets
+                    .insert(&update.table.relation as *const TableFactor);
             }
             Statement::Delete(delete) => {
                 let from = match &delete.from {
@@ -508,8 +537,15 @@ impl Walker {
     }
 
     fn set(&mut self, set: &Set) {
-        let Set::SingleAssignment { variable, values, .. } = set else { return };
-        let Some(var) = variable.0.last().and_then(ObjectNamePart::as_ident) else { return };
+        let Set::SingleAssignment {
+            variable, values, ..
+        } = set
+        else {
+            return;
+        };
+        let Some(var) = variable.0.last().and_then(ObjectNamePart::as_ident) else {
+            return;
+        };
         let var = var.value.to_ascii_lowercase();
         if var != "search_path" && var != "schema" && var != "current_schema" {
             return;
@@ -521,7 +557,10 @@ impl Walker {
                     Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
                         // A search_path string may hold the whole list: 'a, b'.
                         let first = s.split(',').next().unwrap_or("").trim();
-                        Part { value: first.trim_matches('"').to_string(), quoted: true }
+                        Part {
+                            value: first.trim_matches('"').to_string(),
+                            quoted: true,
+                        }
                     }
                     _ => continue,
                 },
@@ -550,7 +589,9 @@ impl Walker {
 
     /// Snowflake's `IDENTIFIER('db.s.t')`: the name inside the string literal.
     fn identifier_function(&self, name: &ObjectName) -> Option<ObjectName> {
-        let [ObjectNamePart::Function(f)] = name.0.as_slice() else { return None };
+        let [ObjectNamePart::Function(f)] = name.0.as_slice() else {
+            return None;
+        };
         if !f.name.value.eq_ignore_ascii_case("identifier") {
             return None;
         }
@@ -564,14 +605,20 @@ impl Walker {
         let dialect = self.dialect.parser();
         let mut parser = Parser::new(dialect.as_ref()).try_with_sql(s).ok()?;
         let inner = parser.parse_object_name(false).ok()?;
-        parser.expect_token(&sqlparser::tokenizer::Token::EOF).ok()?;
+        parser
+            .expect_token(&sqlparser::tokenizer::Token::EOF)
+            .ok()?;
         Some(inner)
     }
 
     fn table(&mut self, name: &ObjectName) {
         let written = name.to_string();
         let resolved;
-        let name = if name.0.iter().any(|p| matches!(p, ObjectNamePart::Function(_))) {
+        let name = if name
+            .0
+            .iter()
+            .any(|p| matches!(p, ObjectNamePart::Function(_)))
+        {
             match self.identifier_function(name) {
                 Some(inner) => {
                     resolved = inner;
@@ -583,7 +630,9 @@ impl Walker {
             name
         };
         let idents: Vec<&Ident> = name.0.iter().filter_map(ObjectNamePart::as_ident).collect();
-        let Some((last, qualifiers)) = idents.split_last() else { return };
+        let Some((last, qualifiers)) = idents.split_last() else {
+            return;
+        };
         let first = idents[0];
         if first.value.starts_with('#') || first.value.starts_with('@') {
             return; // SQL Server temp table or table variable, Snowflake stage
@@ -631,7 +680,10 @@ impl Walker {
                 t.schema = Some(part(schema));
             }
         }
-        if t.schema.as_ref().is_some_and(|s| s.value.is_empty() && !s.quoted) {
+        if t.schema
+            .as_ref()
+            .is_some_and(|s| s.value.is_empty() && !s.quoted)
+        {
             // `db..t`: sqlparser's empty part for the default schema.
             t.schema = None;
             t.default_schema = true;
@@ -643,15 +695,29 @@ impl Walker {
 /// `FROM t (NOLOCK)`: SQL Server's old hint syntax, parsed as arguments.
 fn only_mssql_hints(args: &[FunctionArg]) -> bool {
     const HINTS: &[&str] = &[
-        "nolock", "readuncommitted", "readcommitted", "readcommittedlock", "repeatableread",
-        "serializable", "holdlock", "updlock", "xlock", "rowlock", "paglock", "tablock",
-        "tablockx", "readpast", "nowait", "forceseek", "forcescan", "noexpand",
+        "nolock",
+        "readuncommitted",
+        "readcommitted",
+        "readcommittedlock",
+        "repeatableread",
+        "serializable",
+        "holdlock",
+        "updlock",
+        "xlock",
+        "rowlock",
+        "paglock",
+        "tablock",
+        "tablockx",
+        "readpast",
+        "nowait",
+        "forceseek",
+        "forcescan",
+        "noexpand",
     ];
     !args.is_empty()
         && args.iter().all(|a| match a {
             FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Identifier(i))) => {
-                i.quote_style.is_none()
-                    && HINTS.iter().any(|h| i.value.eq_ignore_ascii_case(h))
+                i.quote_style.is_none() && HINTS.iter().any(|h| i.value.eq_ignore_ascii_case(h))
             }
             _ => false,
         })
@@ -680,7 +746,11 @@ impl Visitor for Walker {
             None => (Vec::new(), false),
         };
         let visible = if recursive { ctes.len() } else { 0 };
-        self.frames.push(Frame { ctes, visible, recursive });
+        self.frames.push(Frame {
+            ctes,
+            visible,
+            recursive,
+        });
         ControlFlow::Continue(())
     }
 
@@ -725,7 +795,6 @@ impl Visitor for Walker {
         ControlFlow::Continue(())
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -786,12 +855,16 @@ mod tests {
     }
 
     fn shown(t: &TableRef) -> Shown {
-        let quoted = [("database", &t.database), ("schema", &t.schema), ("name", &Some(t.name.clone()))]
-            .iter()
-            .filter(|(_, p)| p.as_ref().is_some_and(|p| p.quoted))
-            .map(|(k, _)| *k)
-            .collect::<Vec<_>>()
-            .join(",");
+        let quoted = [
+            ("database", &t.database),
+            ("schema", &t.schema),
+            ("name", &Some(t.name.clone())),
+        ]
+        .iter()
+        .filter(|(_, p)| p.as_ref().is_some_and(|p| p.quoted))
+        .map(|(k, _)| *k)
+        .collect::<Vec<_>>()
+        .join(",");
         Shown {
             table: t.dotted(),
             written: t.written.clone(),
@@ -822,11 +895,15 @@ mod tests {
         for file in &files {
             let stem = file.file_stem().unwrap().to_string_lossy().to_string();
             let text = std::fs::read_to_string(file).unwrap();
-            let parsed: Vec<Case> = serde_yaml::from_str(&text)
-                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let parsed: Vec<Case> =
+                serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             let mut outcomes = Vec::new();
             for case in &parsed {
-                assert!(names.insert(case.name.clone()), "{stem}: case name {} twice", case.name);
+                assert!(
+                    names.insert(case.name.clone()),
+                    "{stem}: case name {} twice",
+                    case.name
+                );
                 assert!(
                     case.error != case.tables.is_some(),
                     "{stem}/{}: give either tables or error: true",
@@ -875,7 +952,9 @@ mod tests {
                     }
                 }
                 match (wrong, &case.known_gap) {
-                    (Some(w), Some(reason)) => gaps.push(format!("{stem}/{}: {w} ({reason})", case.name)),
+                    (Some(w), Some(reason)) => {
+                        gaps.push(format!("{stem}/{}: {w} ({reason})", case.name))
+                    }
                     (Some(w), None) => failures.push(format!("{stem}/{}: {w}", case.name)),
                     (None, Some(_)) => failures.push(format!(
                         "{stem}/{}: marked as a known gap but right: drop known_gap",
@@ -903,7 +982,12 @@ mod tests {
         for g in &gaps {
             println!("  known gap: {g}");
         }
-        assert!(failures.is_empty(), "{} cases wrong:\n{}", failures.len(), failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "{} cases wrong:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
         assert!(cases >= 100, "the corpus has {cases} cases, fewer than 100");
     }
 }
@@ -936,14 +1020,26 @@ mod api {
 
     #[test]
     fn parts_keep_quoting_and_defaults_are_exact() {
-        let d = Defaults { database: Some("Analytics".into()), schema: None };
+        let d = Defaults {
+            database: Some("Analytics".into()),
+            schema: None,
+        };
         let got = tables_read(r#"SELECT * FROM "Mart".orders"#, Dialect::Snowflake, &d).unwrap();
         assert_eq!(
             got,
             [TableRef {
-                database: Some(Part { value: "Analytics".into(), quoted: true }),
-                schema: Some(Part { value: "Mart".into(), quoted: true }),
-                name: Part { value: "orders".into(), quoted: false },
+                database: Some(Part {
+                    value: "Analytics".into(),
+                    quoted: true
+                }),
+                schema: Some(Part {
+                    value: "Mart".into(),
+                    quoted: true
+                }),
+                name: Part {
+                    value: "orders".into(),
+                    quoted: false
+                },
                 default_schema: false,
                 completed: true,
                 written: r#""Mart".orders"#.into(),
@@ -952,20 +1048,40 @@ mod api {
         assert_eq!(got[0].missing(), None);
         let got = tables_read("SELECT * FROM orders", Dialect::Snowflake, &d).unwrap();
         assert_eq!(got[0].missing(), Some(Missing::Schema));
-        let got = tables_read("SELECT * FROM s.orders", Dialect::Snowflake, &Defaults::default()).unwrap();
-        assert_eq!((got[0].missing(), got[0].completed), (Some(Missing::Database), false));
-        let got = tables_read("SELECT * FROM db..orders", Dialect::MsSql, &Defaults::default()).unwrap();
+        let got = tables_read(
+            "SELECT * FROM s.orders",
+            Dialect::Snowflake,
+            &Defaults::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            (got[0].missing(), got[0].completed),
+            (Some(Missing::Database), false)
+        );
+        let got = tables_read(
+            "SELECT * FROM db..orders",
+            Dialect::MsSql,
+            &Defaults::default(),
+        )
+        .unwrap();
         assert_eq!((got[0].missing(), got[0].default_schema), (None, true));
     }
 
     #[test]
     fn failure_names_its_position() {
-        let e = tables_read("SELECT *\nFROM orders WHERE ((", Dialect::Postgres, &Defaults::default())
-            .unwrap_err();
+        let e = tables_read(
+            "SELECT *\nFROM orders WHERE ((",
+            Dialect::Postgres,
+            &Defaults::default(),
+        )
+        .unwrap_err();
         assert_eq!((e.line, e.column), (Some(2), Some(21)), "{e}");
         assert_eq!(e.to_string(), format!("{} (line 2, column 21)", e.message));
         let e = tables_read("SELECT 'open", Dialect::Generic, &Defaults::default()).unwrap_err();
-        assert_eq!((e.message.as_str(), e.line, e.column), ("Unterminated string literal", Some(1), Some(8)));
+        assert_eq!(
+            (e.message.as_str(), e.line, e.column),
+            ("Unterminated string literal", Some(1), Some(8))
+        );
     }
 }
 
@@ -977,12 +1093,24 @@ mod robustness {
     use proptest::prelude::*;
 
     fn defaults() -> Defaults {
-        Defaults { database: Some("DB".into()), schema: Some("S".into()) }
+        Defaults {
+            database: Some("DB".into()),
+            schema: Some("S".into()),
+        }
     }
 
     const DIALECTS: [&str; 11] = [
-        "snowflake", "postgres", "redshift", "bigquery", "sqlserver", "mysql", "databricks",
-        "hive", "spark", "duckdb", "oracle",
+        "snowflake",
+        "postgres",
+        "redshift",
+        "bigquery",
+        "sqlserver",
+        "mysql",
+        "databricks",
+        "hive",
+        "spark",
+        "duckdb",
+        "oracle",
     ];
 
     /// Every dialect on the same text, on a test thread's own (small) stack.
@@ -994,22 +1122,40 @@ mod robustness {
 
     #[test]
     fn long_expression_chains_do_not_overflow() {
-        let ors = (0..50_000).map(|i| format!("x = {i}")).collect::<Vec<_>>().join(" OR ");
+        let ors = (0..50_000)
+            .map(|i| format!("x = {i}"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
         let sql = format!("SELECT * FROM t WHERE {ors}");
         let got = tables_read(&sql, Dialect::Snowflake, &defaults()).unwrap();
-        assert_eq!(got.iter().map(TableRef::dotted).collect::<Vec<_>>(), ["DB.S.t"]);
+        assert_eq!(
+            got.iter().map(TableRef::dotted).collect::<Vec<_>>(),
+            ["DB.S.t"]
+        );
         let sum = vec!["1"; 50_000].join(" + ");
         all_dialects(&format!("SELECT {sum} FROM t"));
         // The densest chain (two bytes an operator), also dropped half-built on an error.
         let dense = vec!["1"; 300_000].join("+");
-        assert!(tables_read(&format!("SELECT {dense} FROM t"), Dialect::Generic, &defaults()).is_ok());
-        let e = tables_read(&format!("SELECT {dense} + ) FROM t"), Dialect::Generic, &defaults());
+        assert!(tables_read(
+            &format!("SELECT {dense} FROM t"),
+            Dialect::Generic,
+            &defaults()
+        )
+        .is_ok());
+        let e = tables_read(
+            &format!("SELECT {dense} + ) FROM t"),
+            Dialect::Generic,
+            &defaults(),
+        );
         assert!(e.is_err());
     }
 
     #[test]
     fn oversized_sql_is_refused() {
-        let sql = format!("SELECT * FROM t WHERE x IN ({})", "1,".repeat(MAX_SQL_BYTES / 2));
+        let sql = format!(
+            "SELECT * FROM t WHERE x IN ({})",
+            "1,".repeat(MAX_SQL_BYTES / 2)
+        );
         let e = tables_read(&sql, Dialect::Generic, &defaults()).unwrap_err();
         assert!(e.message.contains("bytes long"), "{e}");
     }
@@ -1020,7 +1166,11 @@ mod robustness {
             let sql = format!("SELECT {}1{}", "(".repeat(depth), ")".repeat(depth));
             let e = tables_read(&sql, Dialect::Postgres, &defaults()).unwrap_err();
             assert!(e.message.contains("nests deeper"), "{e}");
-            let sql = format!("{}SELECT * FROM t{}", "SELECT * FROM (".repeat(depth), ") x".repeat(depth));
+            let sql = format!(
+                "{}SELECT * FROM t{}",
+                "SELECT * FROM (".repeat(depth),
+                ") x".repeat(depth)
+            );
             let e = tables_read(&sql, Dialect::MsSql, &defaults()).unwrap_err();
             assert!(e.message.contains("nests deeper"), "{e}");
         }
@@ -1030,21 +1180,82 @@ mod robustness {
 
     #[test]
     fn many_unions_and_statements() {
-        let union = (0..5_000).map(|i| format!("SELECT a FROM t{i}")).collect::<Vec<_>>().join(" UNION ALL ");
+        let union = (0..5_000)
+            .map(|i| format!("SELECT a FROM t{i}"))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
         let got = tables_read(&union, Dialect::Redshift, &defaults()).unwrap();
         assert_eq!(got.len(), 5_000);
-        let stmts = (0..5_000).map(|i| format!("SELECT a FROM s.t{i};")).collect::<String>();
+        let stmts = (0..5_000)
+            .map(|i| format!("SELECT a FROM s.t{i};"))
+            .collect::<String>();
         let got = tables_read(&stmts, Dialect::Generic, &defaults()).unwrap();
         assert_eq!(got.len(), 5_000);
     }
 
     const WORDS: &[&str] = &[
-        "SELECT", "FROM", "JOIN", "WITH", "AS", "(", ")", ",", ".", "..", ";", "*", "t", "s.t",
-        "db.s.t", "'x'", "\"q\"", "[b]", "`bq.d.t`", "@stage", "#tmp", "USE", "SET", "search_path",
-        "=", "UNION", "LATERAL", "FLATTEN", "IDENTIFIER('a.b.c')", "IDENTIFIER(", "VALUES", "WHERE",
-        "EXISTS", "IN", "MERGE", "INTO", "USING", "ON", "WHEN", "MATCHED", "THEN", "INSERT",
-        "UPDATE", "DELETE", "CREATE", "TEMP", "TABLE", "--", "/*", "*/", "\n", "$$", "<[Parameters].[P]>",
-        "1", "NULL", "CROSS", "APPLY", "UNNEST", "RECURSIVE", "SCHEMA", "DATABASE", "WITH (NOLOCK)",
+        "SELECT",
+        "FROM",
+        "JOIN",
+        "WITH",
+        "AS",
+        "(",
+        ")",
+        ",",
+        ".",
+        "..",
+        ";",
+        "*",
+        "t",
+        "s.t",
+        "db.s.t",
+        "'x'",
+        "\"q\"",
+        "[b]",
+        "`bq.d.t`",
+        "@stage",
+        "#tmp",
+        "USE",
+        "SET",
+        "search_path",
+        "=",
+        "UNION",
+        "LATERAL",
+        "FLATTEN",
+        "IDENTIFIER('a.b.c')",
+        "IDENTIFIER(",
+        "VALUES",
+        "WHERE",
+        "EXISTS",
+        "IN",
+        "MERGE",
+        "INTO",
+        "USING",
+        "ON",
+        "WHEN",
+        "MATCHED",
+        "THEN",
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "CREATE",
+        "TEMP",
+        "TABLE",
+        "--",
+        "/*",
+        "*/",
+        "\n",
+        "$$",
+        "<[Parameters].[P]>",
+        "1",
+        "NULL",
+        "CROSS",
+        "APPLY",
+        "UNNEST",
+        "RECURSIVE",
+        "SCHEMA",
+        "DATABASE",
+        "WITH (NOLOCK)",
     ];
 
     proptest! {

@@ -35,7 +35,10 @@ pub(crate) enum Format {
 pub(crate) fn run(db: &Path, format: Format) -> Result<()> {
     let exposures = read(db)?;
     if exposures.is_empty() {
-        crate::log::info(&format!("database {}: no exposures (emit wrote none: no dashboard matched a dbt node)", db.display()));
+        crate::log::info(&format!(
+            "database {}: no exposures (emit wrote none: no dashboard matched a dbt node)",
+            db.display()
+        ));
     }
     let text = render(&exposures, format);
     use std::io::Write;
@@ -47,7 +50,14 @@ pub(crate) fn run(db: &Path, format: Format) -> Result<()> {
 
 /// Every exposure with its health, from one consistent state of `db`.
 pub(crate) fn read(db: &Path) -> Result<Vec<ExposureView>> {
-    read_with(db, |tx| judged(tx).with_context(|| format!("database {}: reading the exposures and judging their health", db.display())))
+    read_with(db, |tx| {
+        judged(tx).with_context(|| {
+            format!(
+                "database {}: reading the exposures and judging their health",
+                db.display()
+            )
+        })
+    })
 }
 
 /// Every exposure, health included: what `list` prints and the report shows.
@@ -61,7 +71,10 @@ pub(crate) fn judged(conn: &Connection) -> Result<Vec<ExposureView>> {
 /// and without writing a row (`list` and `report` read while a nightly run may be writing):
 /// a read-only connection in one read transaction. An older schema is migrated first, as
 /// any command would, under the lock.
-pub(crate) fn read_with<T>(db: &Path, f: impl FnOnce(&rusqlite::Transaction) -> Result<T>) -> Result<T> {
+pub(crate) fn read_with<T>(
+    db: &Path,
+    f: impl FnOnce(&rusqlite::Transaction) -> Result<T>,
+) -> Result<T> {
     if !db.exists() {
         anyhow::bail!("database {} does not exist: run `autoexpose run` (or extract … emit) first, or point --db at the SQLite file", db.display());
     }
@@ -82,8 +95,11 @@ pub(crate) fn read_with<T>(db: &Path, f: impl FnOnce(&rusqlite::Transaction) -> 
 }
 
 fn open_read_only(db: &Path) -> Result<Connection> {
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .with_context(|| format!("database {}: cannot open it to read", db.display()))?;
+    let conn = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("database {}: cannot open it to read", db.display()))?;
     // A stage committing meanwhile holds the file for a moment; wait for it as stages do.
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     Ok(conn)
@@ -131,7 +147,12 @@ impl<'a> Row<'a> {
 /// about the exposure (one per target) the one that matters most (failed, then triggered,
 /// already_queued, sending, skipped, not_applicable).
 fn last_refresh(e: &ExposureView) -> Option<String> {
-    let newest = e.refreshes.iter().filter(|r| !r.dry_run).map(|r| r.run_id).max()?;
+    let newest = e
+        .refreshes
+        .iter()
+        .filter(|r| !r.dry_run)
+        .map(|r| r.run_id)
+        .max()?;
     let rank = |d: &str| match d {
         "failed" => 0,
         "triggered" => 1,
@@ -141,7 +162,11 @@ fn last_refresh(e: &ExposureView) -> Option<String> {
         "not_applicable" => 5,
         _ => 6,
     };
-    let top = e.refreshes.iter().filter(|r| !r.dry_run && r.run_id == newest).min_by_key(|r| rank(&r.decision))?;
+    let top = e
+        .refreshes
+        .iter()
+        .filter(|r| !r.dry_run && r.run_id == newest)
+        .min_by_key(|r| rank(&r.decision))?;
     Some(format!("{} {}", top.decision, top.decided_at))
 }
 
@@ -154,8 +179,19 @@ pub(crate) fn render(exposures: &[ExposureView], format: Format) -> String {
     }
 }
 
-const HEADERS: [&str; 11] =
-    ["name", "label", "health", "type", "owner", "owner_email", "integration", "exposure_mode", "dependencies", "unmatched_tables", "last_refresh"];
+const HEADERS: [&str; 11] = [
+    "name",
+    "label",
+    "health",
+    "type",
+    "owner",
+    "owner_email",
+    "integration",
+    "exposure_mode",
+    "dependencies",
+    "unmatched_tables",
+    "last_refresh",
+];
 
 fn cells(r: &Row<'_>) -> [String; 11] {
     [
@@ -176,10 +212,23 @@ fn cells(r: &Row<'_>) -> [String; 11] {
 /// The most a table column takes, in terminal cells; longer text ends in "…". Names and labels
 /// get the room, codes and counts need little.
 const WIDTHS: [usize; 11] = [40, 40, 8, 10, 24, 32, 16, 8, 5, 9, 40];
-const TABLE_HEADERS: [&str; 11] =
-    ["NAME", "LABEL", "HEALTH", "TYPE", "OWNER", "OWNER EMAIL", "INTEGRATION", "MODE", "DEPS", "UNMATCHED", "LAST REFRESH"];
+const TABLE_HEADERS: [&str; 11] = [
+    "NAME",
+    "LABEL",
+    "HEALTH",
+    "TYPE",
+    "OWNER",
+    "OWNER EMAIL",
+    "INTEGRATION",
+    "MODE",
+    "DEPS",
+    "UNMATCHED",
+    "LAST REFRESH",
+];
 /// Columns aligned right (the counts).
-const NUMERIC: [bool; 11] = [false, false, false, false, false, false, false, false, true, true, false];
+const NUMERIC: [bool; 11] = [
+    false, false, false, false, false, false, false, false, true, true, false,
+];
 
 fn table(rows: &[Row<'_>]) -> String {
     if rows.is_empty() {
@@ -188,7 +237,12 @@ fn table(rows: &[Row<'_>]) -> String {
     let body: Vec<[String; 11]> = rows.iter().map(|r| cells(r).map(|c| visible(&c))).collect();
     let fitted: Vec<Vec<(String, usize)>> = std::iter::once(TABLE_HEADERS.map(str::to_string))
         .chain(body)
-        .map(|row| row.iter().zip(WIDTHS).map(|(c, max)| truncate(c, max)).collect())
+        .map(|row| {
+            row.iter()
+                .zip(WIDTHS)
+                .map(|(c, max)| truncate(c, max))
+                .collect()
+        })
         .collect();
     let mut widths = [0usize; 11];
     for row in &fitted {
@@ -269,7 +323,8 @@ fn truncate(text: &str, max: usize) -> (String, usize) {
 /// valid raw in JSON but would reach a terminal that shows the output. They can only occur
 /// inside strings, where an escape means the same character.
 fn json(rows: &[Row<'_>]) -> String {
-    let text = serde_json::to_string_pretty(rows).unwrap_or_else(|e| unreachable!("rows serialize: {e}"));
+    let text =
+        serde_json::to_string_pretty(rows).unwrap_or_else(|e| unreachable!("rows serialize: {e}"));
     let mut out = String::with_capacity(text.len() + 1);
     for c in text.chars() {
         if c != '\n' && hidden(c) {
@@ -320,7 +375,10 @@ mod tests {
 
     #[test]
     fn visible_shows_what_a_terminal_would_act_on() {
-        assert_eq!(visible("a\nb\r\tc\u{1b}[31md\u{7f}\u{9b}e\u{202e}f\u{2028}"), "a\\nb\\r\\tc\\u{1b}[31md\\u{7f}\\u{9b}e\\u{202e}f\\u{2028}");
+        assert_eq!(
+            visible("a\nb\r\tc\u{1b}[31md\u{7f}\u{9b}e\u{202e}f\u{2028}"),
+            "a\\nb\\r\\tc\\u{1b}[31md\\u{7f}\\u{9b}e\\u{202e}f\\u{2028}"
+        );
         assert_eq!(visible("Ventes été — 売上"), "Ventes été — 売上");
     }
 

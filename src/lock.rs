@@ -52,7 +52,10 @@ pub(crate) struct DbLock {
 
 /// `<db>.lock`: beside the database, named after it, so each database file has its own.
 pub(crate) fn lock_path(db: &Path) -> PathBuf {
-    let mut name = db.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+    let mut name = db
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_default();
     name.push(".lock");
     db.with_file_name(name)
 }
@@ -61,11 +64,16 @@ pub(crate) fn lock_path(db: &Path) -> PathBuf {
 pub(crate) fn acquire(db: &Path) -> Result<DbLock> {
     if let Some(dir) = db.parent() {
         if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir).with_context(|| format!("database {}: cannot create its folder", db.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("database {}: cannot create its folder", db.display()))?;
         }
     }
     let path = lock_path(db);
-    let holder = format!("pid {}\nstarted {}\n", std::process::id(), crate::db::now_rfc3339());
+    let holder = format!(
+        "pid {}\nstarted {}\n",
+        std::process::id(),
+        crate::db::now_rfc3339()
+    );
     take(&path, &holder, &|field: &dyn Fn(&str) -> String| {
         anyhow::anyhow!(
             "another autoexpose (pid {}, started {}) is using {}; wait for it to finish, or remove {} if that process is gone",
@@ -96,19 +104,27 @@ fn take(path: &Path, holder: &str, busy: Busy) -> Result<DbLock> {
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let err = std::io::Error::last_os_error();
             if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(err).with_context(|| format!("lock file {}: cannot lock it", path.display()));
+                return Err(err)
+                    .with_context(|| format!("lock file {}: cannot lock it", path.display()));
             }
             let mut text = String::new();
             let _ = file.read_to_string(&mut text);
             let field = |key: &str| {
-                text.lines().find_map(|l| l.strip_prefix(key)).map(str::trim).filter(|v| !v.is_empty()).unwrap_or("unknown").to_string()
+                text.lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or("unknown")
+                    .to_string()
             };
             return Err(busy(&field));
         }
         // The holder before us may have removed the file between our open and our flock.
         let same = match std::fs::metadata(path) {
             Ok(on_disk) => {
-                let ours = file.metadata().with_context(|| format!("lock file {}", path.display()))?;
+                let ours = file
+                    .metadata()
+                    .with_context(|| format!("lock file {}", path.display()))?;
                 on_disk.dev() == ours.dev() && on_disk.ino() == ours.ino()
             }
             Err(_) => false,
@@ -120,9 +136,15 @@ fn take(path: &Path, holder: &str, busy: Busy) -> Result<DbLock> {
             .and_then(|()| file.rewind())
             .and_then(|()| file.write_all(holder.as_bytes()))
             .with_context(|| format!("lock file {}: cannot write it", path.display()))?;
-        return Ok(DbLock { path: path.to_path_buf(), _file: file });
+        return Ok(DbLock {
+            path: path.to_path_buf(),
+            _file: file,
+        });
     }
-    bail!("lock file {}: it keeps being replaced by other processes; try again", path.display())
+    bail!(
+        "lock file {}: it keeps being replaced by other processes; try again",
+        path.display()
+    )
 }
 
 impl Drop for DbLock {
@@ -139,10 +161,17 @@ impl Drop for DbLock {
 /// owned by this user (a shared temp folder could hold someone else's).
 pub(crate) fn runtime_dir() -> Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
-    let set = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let set = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
-    let dir = match (set("AUTOEXPOSE_RUNTIME_DIR"), set("XDG_RUNTIME_DIR").filter(|d| d.is_absolute())) {
+    let dir = match (
+        set("AUTOEXPOSE_RUNTIME_DIR"),
+        set("XDG_RUNTIME_DIR").filter(|d| d.is_absolute()),
+    ) {
         (Some(d), _) => d,
         (None, Some(x)) => x.join("autoexpose"),
         (None, None) => std::env::temp_dir().join(format!("autoexpose-{uid}")),
@@ -151,8 +180,14 @@ pub(crate) fn runtime_dir() -> Result<PathBuf> {
         .recursive(true)
         .mode(0o700)
         .create(&dir)
-        .with_context(|| format!("lock folder {}: cannot create it (set AUTOEXPOSE_RUNTIME_DIR to another folder)", dir.display()))?;
-    let meta = std::fs::symlink_metadata(&dir).with_context(|| format!("lock folder {}", dir.display()))?;
+        .with_context(|| {
+            format!(
+                "lock folder {}: cannot create it (set AUTOEXPOSE_RUNTIME_DIR to another folder)",
+                dir.display()
+            )
+        })?;
+    let meta = std::fs::symlink_metadata(&dir)
+        .with_context(|| format!("lock folder {}", dir.display()))?;
     if !meta.is_dir() || meta.uid() != uid {
         bail!("lock folder {}: not a folder owned by this user; set AUTOEXPOSE_RUNTIME_DIR to one that is", dir.display());
     }
@@ -166,8 +201,16 @@ fn server_key(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
             let (host, path) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
-            let path = if path.is_empty() { String::new() } else { format!("/{path}") };
-            format!("{}://{}{path}", scheme.to_ascii_lowercase(), host.to_ascii_lowercase())
+            let path = if path.is_empty() {
+                String::new()
+            } else {
+                format!("/{path}")
+            };
+            format!(
+                "{}://{}{path}",
+                scheme.to_ascii_lowercase(),
+                host.to_ascii_lowercase()
+            )
         }
         None => url.to_string(),
     }
@@ -207,20 +250,30 @@ pub(crate) struct Refusals<'a> {
 /// The lock file of the credential of `kind` named `name` on `server_url`: a hash, so the file
 /// names neither server nor credential.
 pub(crate) fn session_lock_path(dir: &Path, kind: &str, server_url: &str, name: &str) -> PathBuf {
-    let digest = crate::config::hex_sha256(format!("{}\n{name}", server_key(server_url)).as_bytes());
+    let digest =
+        crate::config::hex_sha256(format!("{}\n{name}", server_key(server_url)).as_bytes());
     dir.join(format!("{kind}-{}.lock", &digest[..32]))
 }
 
 /// The session locks this process holds: (lock file, integration, lock).
-static SESSION_LOCKS: std::sync::Mutex<Vec<(PathBuf, String, DbLock)>> = std::sync::Mutex::new(Vec::new());
+static SESSION_LOCKS: std::sync::Mutex<Vec<(PathBuf, String, DbLock)>> =
+    std::sync::Mutex::new(Vec::new());
 
 /// Takes the lock of `credential` for its integration, held until `SessionLocks` is dropped.
 /// Taking it again for the same integration (refresh after run) is a no-op; for another
 /// integration of this process it is refused (`refusals.same_process`), and so it is while
 /// another process holds it (`refusals.other_process`).
 pub(crate) fn acquire_session(credential: &Credential, refusals: &Refusals) -> Result<()> {
-    let Credential { kind, server_url, name, integration } = *credential;
-    debug_assert!(!kind.is_empty() && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'), "{kind:?}");
+    let Credential {
+        kind,
+        server_url,
+        name,
+        integration,
+    } = *credential;
+    debug_assert!(
+        !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+        "{kind:?}"
+    );
     let dir = runtime_dir()?;
     let path = session_lock_path(&dir, kind, server_url, name);
     let server = server_key(server_url);
@@ -255,7 +308,10 @@ pub(crate) struct SessionLocks;
 
 impl Drop for SessionLocks {
     fn drop(&mut self) {
-        SESSION_LOCKS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        SESSION_LOCKS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }
 
@@ -263,7 +319,10 @@ impl Drop for SessionLocks {
 /// for tests, which share one process.
 #[cfg(test)]
 pub(crate) fn release_sessions(paths: &[&Path]) {
-    SESSION_LOCKS.lock().unwrap_or_else(|e| e.into_inner()).retain(|(p, _, _)| !paths.contains(&p.as_path()));
+    SESSION_LOCKS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|(p, _, _)| !paths.contains(&p.as_path()));
 }
 
 #[cfg(test)]
@@ -272,7 +331,10 @@ mod tests {
 
     #[test]
     fn lock_path_is_beside_the_database() {
-        assert_eq!(lock_path(Path::new("/x/y/autoexpose.db")), PathBuf::from("/x/y/autoexpose.db.lock"));
+        assert_eq!(
+            lock_path(Path::new("/x/y/autoexpose.db")),
+            PathBuf::from("/x/y/autoexpose.db.lock")
+        );
         assert_eq!(lock_path(Path::new("a.db")), PathBuf::from("a.db.lock"));
     }
 
@@ -282,11 +344,20 @@ mod tests {
         let db = dir.path().join("sub/a.db");
         let first = acquire(&db).unwrap();
         let text = std::fs::read_to_string(lock_path(&db)).unwrap();
-        assert!(text.starts_with(&format!("pid {}\nstarted ", std::process::id())), "{text}");
+        assert!(
+            text.starts_with(&format!("pid {}\nstarted ", std::process::id())),
+            "{text}"
+        );
         // flock locks belong to the open file description, so a second open in this process
         // conflicts just as another process would.
         let err = acquire(&db).unwrap_err().to_string();
-        assert!(err.contains(&format!("another autoexpose (pid {}, started ", std::process::id())), "{err}");
+        assert!(
+            err.contains(&format!(
+                "another autoexpose (pid {}, started ",
+                std::process::id()
+            )),
+            "{err}"
+        );
         assert!(err.contains(&format!("is using {}", db.display())), "{err}");
         drop(first);
         assert!(!lock_path(&db).exists());
@@ -299,36 +370,80 @@ mod tests {
     fn session_lock_files_name_neither_server_nor_credential() {
         let dir = Path::new("/run/x");
         let a = session_lock_path(dir, "key", "https://BI.Example.com/", "ci-key");
-        assert_eq!(a, session_lock_path(dir, "key", "https://bi.example.com", "ci-key"));
-        assert_ne!(a, session_lock_path(dir, "key", "https://bi.example.com", "ci-key2"));
-        assert_ne!(a, session_lock_path(dir, "key", "https://other.example.com", "ci-key"));
-        assert_ne!(a, session_lock_path(dir, "other-kind", "https://bi.example.com", "ci-key"));
+        assert_eq!(
+            a,
+            session_lock_path(dir, "key", "https://bi.example.com", "ci-key")
+        );
+        assert_ne!(
+            a,
+            session_lock_path(dir, "key", "https://bi.example.com", "ci-key2")
+        );
+        assert_ne!(
+            a,
+            session_lock_path(dir, "key", "https://other.example.com", "ci-key")
+        );
+        assert_ne!(
+            a,
+            session_lock_path(dir, "other-kind", "https://bi.example.com", "ci-key")
+        );
         let name = a.file_name().unwrap().to_str().unwrap();
-        assert!(name.starts_with("key-") && name.ends_with(".lock") && !name.contains("ci") && !name.contains("example"), "{name}");
+        assert!(
+            name.starts_with("key-")
+                && name.ends_with(".lock")
+                && !name.contains("ci")
+                && !name.contains("example"),
+            "{name}"
+        );
     }
 
     /// The refusals of these tests: each names what it was given, so the test sees it all.
     fn refusals() -> Refusals<'static> {
         Refusals {
             same_process: &|other, server| format!("same process: {other} on {server}"),
-            other_process: &|h| format!("other process: pid {} started {} integration {} on {} ({})", h.pid, h.started, h.integration, h.server, h.lock_file.display()),
+            other_process: &|h| {
+                format!(
+                    "other process: pid {} started {} integration {} on {} ({})",
+                    h.pid,
+                    h.started,
+                    h.integration,
+                    h.server,
+                    h.lock_file.display()
+                )
+            },
         }
     }
 
     #[test]
     fn one_process_cannot_use_one_credential_for_two_integrations() {
         // A server of its own, so no other test's lock can match.
-        let server = format!("https://session-lock-unit-{}.example.com", std::process::id());
-        let cred = |name, integration| Credential { kind: "key", server_url: &server, name, integration };
+        let server = format!(
+            "https://session-lock-unit-{}.example.com",
+            std::process::id()
+        );
+        let cred = |name, integration| Credential {
+            kind: "key",
+            server_url: &server,
+            name,
+            integration,
+        };
         acquire_session(&cred("shared", "first"), &refusals()).unwrap();
         acquire_session(&cred("shared", "first"), &refusals()).unwrap();
-        let err = acquire_session(&cred("shared", "second"), &refusals()).unwrap_err().to_string();
+        let err = acquire_session(&cred("shared", "second"), &refusals())
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, format!("same process: first on {server}"));
         acquire_session(&cred("other", "second"), &refusals()).unwrap();
         let path = session_lock_path(&runtime_dir().unwrap(), "key", &server, "shared");
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with(&format!("pid {}\n", std::process::id())) && text.contains("integration first\n"), "{text}");
-        assert!(text.contains(&format!("server {server}\n")) && !text.contains("shared"), "{text}");
+        assert!(
+            text.starts_with(&format!("pid {}\n", std::process::id()))
+                && text.contains("integration first\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("server {server}\n")) && !text.contains("shared"),
+            "{text}"
+        );
         // Released (and removed) with the guards.
         let other = session_lock_path(&runtime_dir().unwrap(), "key", &server, "other");
         release_sessions(&[&path, &other]);
@@ -339,11 +454,24 @@ mod tests {
     /// flock treats alike) is refused with the holder's lines, in the caller's words.
     #[test]
     fn a_credential_another_process_holds_is_refused_naming_it() {
-        let server = format!("https://session-lock-busy-{}.example.com", std::process::id());
+        let server = format!(
+            "https://session-lock-busy-{}.example.com",
+            std::process::id()
+        );
         let path = session_lock_path(&runtime_dir().unwrap(), "key", &server, "busy");
         let busy = |_: &dyn Fn(&str) -> String| anyhow::anyhow!("unexpected");
-        let other = take(&path, "pid 4242\nstarted 2026-01-01T00:00:00Z\nintegration elsewhere\n", &busy).unwrap();
-        let cred = Credential { kind: "key", server_url: &server, name: "busy", integration: "here" };
+        let other = take(
+            &path,
+            "pid 4242\nstarted 2026-01-01T00:00:00Z\nintegration elsewhere\n",
+            &busy,
+        )
+        .unwrap();
+        let cred = Credential {
+            kind: "key",
+            server_url: &server,
+            name: "busy",
+            integration: "here",
+        };
         let err = acquire_session(&cred, &refusals()).unwrap_err().to_string();
         assert_eq!(err, format!("other process: pid 4242 started 2026-01-01T00:00:00Z integration elsewhere on {server} ({})", path.display()));
         drop(other);

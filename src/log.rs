@@ -69,7 +69,9 @@ pub(crate) fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("  {msg} [{bar:30}] {pos}/{len} ({eta} left)") {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("  {msg} [{bar:30}] {pos}/{len} ({eta} left)")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(what.to_string());

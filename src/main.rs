@@ -48,7 +48,9 @@ fn cpu_seconds() -> Option<(f64, f64)> {
 /// the database, its journal, the files; what a rerun's writes are measured by).
 fn bytes_written() -> Option<u64> {
     let io = std::fs::read_to_string("/proc/self/io").ok()?;
-    io.lines().find_map(|l| l.strip_prefix("write_bytes:")).and_then(|v| v.trim().parse().ok())
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// The process's peak resident set (VmHWM), where /proc tells it.

@@ -25,7 +25,12 @@ pub(crate) enum ManifestError {
     // `{:#}` prints the OS message twice.
     Read { path: PathBuf, io: std::io::Error },
     #[error("manifest {path}: line {line}, column {column}: {message}")]
-    Parse { path: PathBuf, line: usize, column: usize, message: String },
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error(
         "manifest {path}: metadata.dbt_schema_version is {found}{by}, which autoexpose does not read: it reads manifest v10, v11 and v12 (dbt 1.6 and later). {next}",
         found = if found.is_empty() { "missing".to_string() } else { format!("{found:?}") },
@@ -36,7 +41,11 @@ pub(crate) enum ManifestError {
             "Upgrade dbt in the dbt project to 1.6 or later and run `dbt parse` again to write a new target/manifest.json"
         }
     )]
-    Version { path: PathBuf, found: String, dbt_version: Option<String> },
+    Version {
+        path: PathBuf,
+        found: String,
+        dbt_version: Option<String>,
+    },
     /// dbt's manifest schema lists `nodes` and `sources` among its required top-level keys
     /// (dbt-labs/dbt-core `schemas/dbt/manifest/v12.json` at 7876edb, the top-level
     /// `"required"`: metadata, nodes, sources, macros, … unit_tests; v10 and v11 not checked here):
@@ -47,7 +56,11 @@ pub(crate) enum ManifestError {
     #[error("manifest {path}: not a regular file ({what}); dbt.manifest must name the manifest.json dbt wrote (target/manifest.json)")]
     NotAFile { path: PathBuf, what: &'static str },
     #[error("manifest {path}: {size_mb} MiB is larger than dbt.max_manifest_mb ({limit_mb} MiB); raise it in the config if this manifest is expected")]
-    TooLarge { path: PathBuf, size_mb: u64, limit_mb: u64 },
+    TooLarge {
+        path: PathBuf,
+        size_mb: u64,
+        limit_mb: u64,
+    },
 }
 
 /// `dbt.max_manifest_mb` when the config does not say: far above the largest manifests seen
@@ -209,11 +222,17 @@ pub(crate) struct ExposureConfig {
 impl Exposure {
     /// The asset's ref when autoexpose wrote this exposure (under its tool's `meta_ref` key).
     pub(crate) fn autoexpose_luid(&self) -> Option<String> {
-        let meta = if self.config.meta.is_empty() { &self.meta } else { &self.config.meta };
+        let meta = if self.config.meta.is_empty() {
+            &self.meta
+        } else {
+            &self.config.meta
+        };
         if meta.get("exposure_mode").and_then(|v| v.as_str()) != Some("auto") {
             return None;
         }
-        crate::integrations::meta_ref_keys().find_map(|k| meta.get(k).and_then(|v| v.as_str())).map(str::to_string)
+        crate::integrations::meta_ref_keys()
+            .find_map(|k| meta.get(k).and_then(|v| v.as_str()))
+            .map(str::to_string)
     }
 }
 
@@ -233,28 +252,48 @@ thread_local! {
 
 /// Models, seeds and snapshots are kept whole; of a test only its id and `depends_on.nodes`
 /// (into `TESTS`); everything else (analyses, operations) is dropped as it is read.
-fn relation_nodes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Node>, D::Error> {
-    SEEN.with(|s| s.set(Seen { nodes: true, ..s.get() }));
-    followed_map(d, |id: &mut String, node: &mut Node| match node.resource_type.as_str() {
-        "model" | "seed" | "snapshot" => true,
-        "test" => {
-            let on = TestOn { unique_id: std::mem::take(id), nodes: std::mem::take(&mut node.depends_on.nodes) };
-            TESTS.with(|t| t.borrow_mut().push(on));
-            false
+fn relation_nodes<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, Node>, D::Error> {
+    SEEN.with(|s| {
+        s.set(Seen {
+            nodes: true,
+            ..s.get()
+        })
+    });
+    followed_map(d, |id: &mut String, node: &mut Node| {
+        match node.resource_type.as_str() {
+            "model" | "seed" | "snapshot" => true,
+            "test" => {
+                let on = TestOn {
+                    unique_id: std::mem::take(id),
+                    nodes: std::mem::take(&mut node.depends_on.nodes),
+                };
+                TESTS.with(|t| t.borrow_mut().push(on));
+                false
+            }
+            _ => false,
         }
-        _ => false,
     })
 }
 
 fn sources<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Source>, D::Error> {
-    SEEN.with(|s| s.set(Seen { sources: true, ..s.get() }));
+    SEEN.with(|s| {
+        s.set(Seen {
+            sources: true,
+            ..s.get()
+        })
+    });
     followed_map(d, |_: &mut String, _: &mut Source| true)
 }
 
 /// A map of `unique_id` to `T`, keeping the entries `keep` accepts (it may take what it wants
 /// of the others, key included), and telling the cursor
 /// where each key was: everything before it has been parsed.
-fn followed_map<'de, D, T>(d: D, keep: fn(&mut String, &mut T) -> bool) -> Result<BTreeMap<String, T>, D::Error>
+fn followed_map<'de, D, T>(
+    d: D,
+    keep: fn(&mut String, &mut T) -> bool,
+) -> Result<BTreeMap<String, T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
@@ -265,7 +304,10 @@ where
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("a map of unique_id to node")
         }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
             let mut out = BTreeMap::new();
             while let Some((Key(mut id), mut value)) = map.next_entry::<Key, T>()? {
                 if (self.0)(&mut id, &mut value) {
@@ -340,7 +382,8 @@ impl Cursor {
 
     fn advance(&mut self, end: usize) {
         // SAFETY: done <= end <= len, inside the input that outlives the parse.
-        let passed = unsafe { std::slice::from_raw_parts(self.base.add(self.done), end - self.done) };
+        let passed =
+            unsafe { std::slice::from_raw_parts(self.base.add(self.done), end - self.done) };
         if let Some(h) = &mut self.hasher {
             h.update(passed);
         }
@@ -348,7 +391,13 @@ impl Cursor {
             // SAFETY: a read-only MAP_SHARED mapping of a file: MADV_DONTNEED only unmaps the
             // pages, whose contents stay the file's (a later touch reads them back from the
             // page cache). `done` and `end` are page multiples from the page-aligned base.
-            unsafe { libc::madvise(self.base.add(self.done) as *mut libc::c_void, end - self.done, libc::MADV_DONTNEED) };
+            unsafe {
+                libc::madvise(
+                    self.base.add(self.done) as *mut libc::c_void,
+                    end - self.done,
+                    libc::MADV_DONTNEED,
+                )
+            };
         }
         self.done = end;
     }
@@ -363,7 +412,10 @@ pub(crate) fn load(path: &Path) -> Result<(Manifest, Bytes), ManifestError> {
 }
 
 /// Parses and checks a manifest read by `read`, and hashes it (`config::hex_xxh3`) on the way.
-pub(crate) fn parse_hashed(path: &Path, bytes: &Bytes) -> Result<(Manifest, String), ManifestError> {
+pub(crate) fn parse_hashed(
+    path: &Path,
+    bytes: &Bytes,
+) -> Result<(Manifest, String), ManifestError> {
     let (manifest, hash) = parse_with(path, bytes, bytes.is_mapped(), true)?;
     Ok((manifest, hash.unwrap_or_default()))
 }
@@ -405,9 +457,14 @@ impl std::ops::Deref for Bytes {
 pub(crate) fn read(path: &Path, max_mb: u64) -> Result<Bytes, ManifestError> {
     let err = |source: std::io::Error| {
         if source.kind() == std::io::ErrorKind::NotFound {
-            ManifestError::Missing { path: path.to_path_buf() }
+            ManifestError::Missing {
+                path: path.to_path_buf(),
+            }
         } else {
-            ManifestError::Read { path: path.to_path_buf(), io: source }
+            ManifestError::Read {
+                path: path.to_path_buf(),
+                io: source,
+            }
         }
     };
     let max_bytes = max_mb.saturating_mul(1024 * 1024);
@@ -418,7 +475,10 @@ pub(crate) fn read(path: &Path, max_mb: u64) -> Result<Bytes, ManifestError> {
             None
         } else if t.is_dir() {
             // The OS says it best, once (`Read` shows its message, not as the chain's cause).
-            return Err(ManifestError::Read { path: path.to_path_buf(), io: std::io::Error::from_raw_os_error(libc::EISDIR) });
+            return Err(ManifestError::Read {
+                path: path.to_path_buf(),
+                io: std::io::Error::from_raw_os_error(libc::EISDIR),
+            });
         } else if t.is_fifo() {
             Some("a FIFO")
         } else if t.is_char_device() {
@@ -431,11 +491,18 @@ pub(crate) fn read(path: &Path, max_mb: u64) -> Result<Bytes, ManifestError> {
             Some("not a file")
         };
         if let Some(what) = what {
-            return Err(ManifestError::NotAFile { path: path.to_path_buf(), what });
+            return Err(ManifestError::NotAFile {
+                path: path.to_path_buf(),
+                what,
+            });
         }
         if meta.len() > max_bytes {
             let size_mb = meta.len().div_ceil(1024 * 1024);
-            return Err(ManifestError::TooLarge { path: path.to_path_buf(), size_mb, limit_mb: max_mb });
+            return Err(ManifestError::TooLarge {
+                path: path.to_path_buf(),
+                size_mb,
+                limit_mb: max_mb,
+            });
         }
         Ok(())
     };
@@ -452,9 +519,17 @@ pub(crate) fn read(path: &Path, max_mb: u64) -> Result<Bytes, ManifestError> {
     }
     // An empty (or unmappable) file, read: at most one byte past the limit, in case it grows.
     let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(&file, max_bytes.saturating_add(1)), &mut bytes).map_err(err)?;
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(&file, max_bytes.saturating_add(1)),
+        &mut bytes,
+    )
+    .map_err(err)?;
     if bytes.len() as u64 > max_bytes {
-        return Err(ManifestError::TooLarge { path: path.to_path_buf(), size_mb: max_mb + 1, limit_mb: max_mb });
+        return Err(ManifestError::TooLarge {
+            path: path.to_path_buf(),
+            size_mb: max_mb + 1,
+            limit_mb: max_mb,
+        });
     }
     Ok(Bytes::Read(bytes))
 }
@@ -466,7 +541,12 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Manifest, ManifestError
 }
 
 /// `mapped`: `bytes` is a read-only shared mapping of the file (see `Cursor`).
-fn parse_with(path: &Path, bytes: &[u8], mapped: bool, hash: bool) -> Result<(Manifest, Option<String>), ManifestError> {
+fn parse_with(
+    path: &Path,
+    bytes: &[u8],
+    mapped: bool,
+    hash: bool,
+) -> Result<(Manifest, Option<String>), ManifestError> {
     /// Takes the cursor down, and the tests a failed parse met, even when it fails or panics.
     struct Guard;
     impl Drop for Guard {
@@ -476,7 +556,9 @@ fn parse_with(path: &Path, bytes: &[u8], mapped: bool, hash: bool) -> Result<(Ma
         }
     }
     // SAFETY: sysconf has no preconditions.
-    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1);
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+        .unwrap_or(4096)
+        .max(1);
     CURSOR.with(|c| {
         *c.borrow_mut() = Some(Cursor {
             base: bytes.as_ptr(),
@@ -536,7 +618,10 @@ fn parse_with(path: &Path, bytes: &[u8], mapped: bool, hash: bool) -> Result<(Ma
 fn check_required(path: &Path, m: &Manifest) -> Result<(), ManifestError> {
     for (key, seen) in [("nodes", m.seen.nodes), ("sources", m.seen.sources)] {
         if !seen {
-            return Err(ManifestError::MissingKey { path: path.to_path_buf(), key });
+            return Err(ManifestError::MissingKey {
+                path: path.to_path_buf(),
+                key,
+            });
         }
     }
     Ok(())
@@ -544,7 +629,9 @@ fn check_required(path: &Path, m: &Manifest) -> Result<(), ManifestError> {
 
 /// The first byte past whitespace (and a byte-order mark) opens an object.
 fn starts_as_object(bytes: &[u8]) -> bool {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(bytes);
+    let bytes = bytes
+        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
+        .unwrap_or(bytes);
     bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
@@ -562,7 +649,11 @@ fn check_version(path: &Path, m: &Metadata) -> Result<(), ManifestError> {
     if schema_version(v).is_some_and(|n| SUPPORTED.contains(&n)) {
         return Ok(());
     }
-    Err(ManifestError::Version { path: path.to_path_buf(), found: v.clone(), dbt_version: m.dbt_version.clone() })
+    Err(ManifestError::Version {
+        path: path.to_path_buf(),
+        found: v.clone(),
+        dbt_version: m.dbt_version.clone(),
+    })
 }
 
 /// `v12` of `https://schemas.getdbt.com/dbt/manifest/v12.json`.
@@ -572,7 +663,10 @@ fn schema_version(url: &str) -> Option<&str> {
 
 /// A version after the last one read (`v13` and on): dbt is newer than autoexpose.
 fn newer_than_v12(url: &str) -> bool {
-    schema_version(url).and_then(|v| v.strip_prefix('v')).and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n > 12)
+    schema_version(url)
+        .and_then(|v| v.strip_prefix('v'))
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| n > 12)
 }
 
 /// serde_json's message without the " at line L column C" it appends: `Parse` says where.
@@ -617,19 +711,32 @@ mod tests {
 
     #[test]
     fn bad_json_names_line_and_column() {
-        let err = parse(Path::new("m.json"), b"{\n  \"metadata\": {\n  oops\n}").unwrap_err().to_string();
-        assert!(err.starts_with("manifest m.json: line 3, column 3"), "{err}");
+        let err = parse(Path::new("m.json"), b"{\n  \"metadata\": {\n  oops\n}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("manifest m.json: line 3, column 3"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_version_is_refused() {
         let body = br#"{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v9.json"}}"#;
         let err = parse(Path::new("m.json"), body).unwrap_err().to_string();
-        assert!(err.contains("v9.json") && err.contains("run `dbt parse` again"), "{err}");
+        assert!(
+            err.contains("v9.json") && err.contains("run `dbt parse` again"),
+            "{err}"
+        );
         let body = br#"{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v13.json"}}"#;
         let err = parse(Path::new("m.json"), body).unwrap_err().to_string();
-        assert!(err.contains("v13.json") && err.contains("Upgrade autoexpose"), "{err}");
-        let err = parse(Path::new("m.json"), br#"{"metadata": {}, "nodes": {}}"#).unwrap_err().to_string();
+        assert!(
+            err.contains("v13.json") && err.contains("Upgrade autoexpose"),
+            "{err}"
+        );
+        let err = parse(Path::new("m.json"), br#"{"metadata": {}, "nodes": {}}"#)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("dbt_schema_version is missing"), "{err}");
     }
 
@@ -638,10 +745,19 @@ mod tests {
     #[test]
     fn an_old_body_gets_the_version_message() {
         let meta = r#""metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v3.json", "dbt_version": "0.21.1"}"#;
-        for body in [format!(r#"{{{meta}, "nodes": {{}}, "disabled": []}}"#), format!(r#"{{"nodes": {{}}, "disabled": [], {meta}}}"#)] {
-            let err = parse(Path::new("m.json"), body.as_bytes()).unwrap_err().to_string();
+        for body in [
+            format!(r#"{{{meta}, "nodes": {{}}, "disabled": []}}"#),
+            format!(r#"{{"nodes": {{}}, "disabled": [], {meta}}}"#),
+        ] {
+            let err = parse(Path::new("m.json"), body.as_bytes())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(r#"dbt_schema_version is "https://schemas.getdbt.com/dbt/manifest/v3.json" (written by dbt 0.21.1)"#), "{err}");
-            assert!(err.contains("v10, v11 and v12") && err.contains("Upgrade dbt in the dbt project to 1.6 or later"), "{err}");
+            assert!(
+                err.contains("v10, v11 and v12")
+                    && err.contains("Upgrade dbt in the dbt project to 1.6 or later"),
+                "{err}"
+            );
         }
     }
 
@@ -655,14 +771,35 @@ mod tests {
             (format!(r#"{{{meta}, "nodes": {{}}}}"#), "`sources`"),
             (format!(r#"{{"sources": {{}}, {meta}}}"#), "`nodes`"),
         ] {
-            let err = parse(Path::new("m.json"), body.as_bytes()).unwrap_err().to_string();
-            assert!(err.starts_with("manifest m.json: no ") && err.contains(key) && err.contains("`dbt parse`"), "{body}: {err}");
+            let err = parse(Path::new("m.json"), body.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("manifest m.json: no ")
+                    && err.contains(key)
+                    && err.contains("`dbt parse`"),
+                "{body}: {err}"
+            );
         }
-        for body in ["[]", format!("[{{{meta}}}, {{}}, {{}}]").as_str(), "  \"x\"", ""] {
-            let err = parse(Path::new("m.json"), body.as_bytes()).unwrap_err().to_string();
-            assert!(err.contains("not a JSON object") && err.contains("`dbt parse`"), "{body}: {err}");
+        for body in [
+            "[]",
+            format!("[{{{meta}}}, {{}}, {{}}]").as_str(),
+            "  \"x\"",
+            "",
+        ] {
+            let err = parse(Path::new("m.json"), body.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("not a JSON object") && err.contains("`dbt parse`"),
+                "{body}: {err}"
+            );
         }
-        let m = parse(Path::new("m.json"), format!(r#"{{{meta}, "nodes": {{}}, "sources": {{}}}}"#).as_bytes()).unwrap();
+        let m = parse(
+            Path::new("m.json"),
+            format!(r#"{{{meta}, "nodes": {{}}, "sources": {{}}}}"#).as_bytes(),
+        )
+        .unwrap();
         assert!(m.nodes.is_empty() && m.sources.is_empty());
     }
 
@@ -679,14 +816,24 @@ mod tests {
     #[test]
     fn v10_to_v12_are_read() {
         for v in ["v10", "v11", "v12"] {
-            let body = format!(r#"{{"metadata": {{"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/{v}.json"}},
+            let body = format!(
+                r#"{{"metadata": {{"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/{v}.json"}},
               "nodes": {{"model.p.m": {{"resource_type": "model", "name": "m", "depends_on": {{"macros": [], "nodes": ["model.p.old"]}}}},
                 "test.p.t.1": {{"resource_type": "test", "name": "t", "depends_on": {{"macros": [], "nodes": ["model.p.m"]}}}}}},
               "sources": {{}}, "disabled": {{"model.p.old": [{{"resource_type": "model", "name": "old",
-              "config": {{"enabled": false}}}}]}}}}"#);
+              "config": {{"enabled": false}}}}]}}}}"#
+            );
             let m = parse(Path::new("m.json"), body.as_bytes()).unwrap();
-            assert_eq!(m.disabled["model.p.old"][0].config.enabled, Some(false), "{v}");
-            assert_eq!(m.nodes["model.p.m"].depends_on.nodes, ["model.p.old"], "{v}");
+            assert_eq!(
+                m.disabled["model.p.old"][0].config.enabled,
+                Some(false),
+                "{v}"
+            );
+            assert_eq!(
+                m.nodes["model.p.m"].depends_on.nodes,
+                ["model.p.old"],
+                "{v}"
+            );
             assert_eq!(m.tests.len(), 1, "{v}");
         }
     }
@@ -695,9 +842,15 @@ mod tests {
     /// (which serde_json cannot lend, so the cursor must skip them).
     fn big_manifest() -> String {
         let code = "select 1 as x -- padding\\n".repeat(400);
-        let mut out = String::from(r#"{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json"}, "nodes": {"#);
+        let mut out = String::from(
+            r#"{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json"}, "nodes": {"#,
+        );
         for i in 0..6000 {
-            let key = if i % 7 == 0 { format!(r#"model.p.m\u005f{i}"#) } else { format!("model.p.m_{i}") };
+            let key = if i % 7 == 0 {
+                format!(r#"model.p.m\u005f{i}"#)
+            } else {
+                format!("model.p.m_{i}")
+            };
             let kind = if i % 3 == 0 { "test" } else { "model" };
             out.push_str(&format!(r#"{}"{key}": {{"resource_type": "{kind}", "name": "m_{i}", "raw_code": "{code}"}}"#, if i > 0 { ", " } else { "" }));
         }
@@ -728,10 +881,23 @@ mod tests {
             // What of the mapping is still resident: at most the last step and the tail.
             let start = bytes.as_ptr() as usize;
             let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-            let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&format!("{start:x}-")));
+            let mut lines = smaps
+                .lines()
+                .skip_while(|l| !l.starts_with(&format!("{start:x}-")));
             assert!(lines.next().is_some(), "mapping not in smaps");
-            let rss_kb: usize = lines.find_map(|l| l.strip_prefix("Rss:")).unwrap().trim().trim_end_matches(" kB").trim().parse().unwrap();
-            assert!(rss_kb * 1024 < 2 * STEP, "{rss_kb} kB of a {} byte file still mapped", text.len());
+            let rss_kb: usize = lines
+                .find_map(|l| l.strip_prefix("Rss:"))
+                .unwrap()
+                .trim()
+                .trim_end_matches(" kB")
+                .trim()
+                .parse()
+                .unwrap();
+            assert!(
+                rss_kb * 1024 < 2 * STEP,
+                "{rss_kb} kB of a {} byte file still mapped",
+                text.len()
+            );
         }
     }
 
@@ -748,12 +914,32 @@ mod tests {
             "test.p.rel.2": {"resource_type": "test", "name": "rel", "depends_on": {"nodes": ["model.p.a", "seed.p.b"]}}
           }, "sources": {"source.p.s.t": {"source_name": "s", "name": "t"}}}"#;
         let m = parse(Path::new("m.json"), body).unwrap();
-        assert_eq!(m.nodes.keys().collect::<Vec<_>>(), ["model.p.a", "seed.p.b"]);
-        assert_eq!(m.nodes["model.p.a"].depends_on.nodes, ["source.p.s.t", "seed.p.b"]);
+        assert_eq!(
+            m.nodes.keys().collect::<Vec<_>>(),
+            ["model.p.a", "seed.p.b"]
+        );
+        assert_eq!(
+            m.nodes["model.p.a"].depends_on.nodes,
+            ["source.p.s.t", "seed.p.b"]
+        );
         assert!(m.nodes["seed.p.b"].depends_on.nodes.is_empty());
-        let tests: Vec<(&str, Vec<&str>)> =
-            m.tests.iter().map(|t| (t.unique_id.as_str(), t.nodes.iter().map(String::as_str).collect())).collect();
-        assert_eq!(tests, [("test.p.not_null_a_id.1", vec!["model.p.a"]), ("test.p.rel.2", vec!["model.p.a", "seed.p.b"])]);
+        let tests: Vec<(&str, Vec<&str>)> = m
+            .tests
+            .iter()
+            .map(|t| {
+                (
+                    t.unique_id.as_str(),
+                    t.nodes.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            tests,
+            [
+                ("test.p.not_null_a_id.1", vec!["model.p.a"]),
+                ("test.p.rel.2", vec!["model.p.a", "seed.p.b"])
+            ]
+        );
         // The next parse on this thread starts from none, also after a failed one.
         assert!(parse(Path::new("m.json"), &body[..body.len() - 40]).is_err());
         let again = parse(Path::new("m.json"), body).unwrap();
@@ -779,7 +965,10 @@ mod read_bounds_tests {
     /// Not a regular file, or above the limit: refused before a byte is read, naming the file.
     #[test]
     fn only_regular_files_under_the_limit_are_read() {
-        let err = read(Path::new("/dev/null"), DEFAULT_MAX_MANIFEST_MB).err().unwrap().to_string();
+        let err = read(Path::new("/dev/null"), DEFAULT_MAX_MANIFEST_MB)
+            .err()
+            .unwrap()
+            .to_string();
         assert_eq!(err, "manifest /dev/null: not a regular file (a character device); dbt.manifest must name the manifest.json dbt wrote (target/manifest.json)");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.json");

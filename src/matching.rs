@@ -90,7 +90,11 @@ pub(crate) struct LinkRow {
 
 impl LinkRow {
     pub(crate) fn link(&self) -> Link<'_> {
-        Link { integration: &self.integration, asset_id: &self.asset_id, unique_id: &self.unique_id }
+        Link {
+            integration: &self.integration,
+            asset_id: &self.asset_id,
+            unique_id: &self.unique_id,
+        }
     }
 }
 
@@ -109,7 +113,15 @@ impl Index<'_> {
     /// The table node `i` is, as its warehouse resolves names.
     fn table(&self, i: usize) -> Vec<String> {
         let n = self.nodes[i].node;
-        same_table(self.resolution, n.relation_name.as_deref(), [n.database.as_deref(), n.schema.as_deref(), Some(&n.identifier)])
+        same_table(
+            self.resolution,
+            n.relation_name.as_deref(),
+            [
+                n.database.as_deref(),
+                n.schema.as_deref(),
+                Some(&n.identifier),
+            ],
+        )
     }
 }
 
@@ -129,16 +141,27 @@ impl Matched {
             .iter()
             .map(|d| {
                 let t = &x.relations[d.table as usize];
-                Link { integration: &t.integration, asset_id: &t.asset_id, unique_id: &x.nodes[d.node as usize].unique_id }
+                Link {
+                    integration: &t.integration,
+                    asset_id: &t.asset_id,
+                    unique_id: &x.nodes[d.node as usize].unique_id,
+                }
             })
             .collect()
     }
 }
 
-pub(crate) fn run(conn: &mut Connection, x: &Extracted, keys: &[RelationKey]) -> Result<StageReport> {
+pub(crate) fn run(
+    conn: &mut Connection,
+    x: &Extracted,
+    keys: &[RelationKey],
+) -> Result<StageReport> {
     let started = std::time::Instant::now();
     let matched = compute(x, keys);
-    crate::log::debug(&format!("stage match worked out in {:.3}s", started.elapsed().as_secs_f64()));
+    crate::log::debug(&format!(
+        "stage match worked out in {:.3}s",
+        started.elapsed().as_secs_f64()
+    ));
     write(conn, x, keys, &matched)
 }
 
@@ -161,15 +184,30 @@ enum Verdict {
 /// key row (`redacted_name`), and custom SQL the tool could not read (`shared_misses`).
 fn shared_misses<'a>(index: &'a Index<'a>, x: &'a Extracted) -> (Vec<Miss>, HashMap<&'a str, u32>) {
     // Rows of an integration without an instance row (a database edited by hand) use these.
-    let Outcome::Unmatched(no_key) = match_key(index, &crate::seam::UNKNOWN, None) else { unreachable!("a relation without a key never matches") };
-    let mut misses = vec![no_key, miss(MissReason::CustomSql, &[], crate::seam::UNKNOWN.unparsed_sql_advice.to_string())];
+    let Outcome::Unmatched(no_key) = match_key(index, &crate::seam::UNKNOWN, None) else {
+        unreachable!("a relation without a key never matches")
+    };
+    let mut misses = vec![
+        no_key,
+        miss(
+            MissReason::CustomSql,
+            &[],
+            crate::seam::UNKNOWN.unparsed_sql_advice.to_string(),
+        ),
+    ];
     let mut first = HashMap::default();
     for i in &x.instances {
         first.insert(i.integration.as_str(), misses.len() as u32);
         let texts = i.tool.texts();
-        let Outcome::Unmatched(no_key) = match_key(index, texts, None) else { unreachable!("a relation without a key never matches") };
+        let Outcome::Unmatched(no_key) = match_key(index, texts, None) else {
+            unreachable!("a relation without a key never matches")
+        };
         misses.push(no_key);
-        misses.push(miss(MissReason::CustomSql, &[], texts.unparsed_sql_advice.to_string()));
+        misses.push(miss(
+            MissReason::CustomSql,
+            &[],
+            texts.unparsed_sql_advice.to_string(),
+        ));
     }
     (misses, first)
 }
@@ -178,34 +216,63 @@ fn shared_misses<'a>(index: &'a Index<'a>, x: &'a Extracted) -> (Vec<Miss>, Hash
 /// outcome (assets in parallel).
 pub(crate) fn compute(x: &Extracted, keys: &[RelationKey]) -> Matched {
     let (index, by_table) = rayon::join(|| build_index(x, keys), || table_keys(keys));
-    let texts: HashMap<&str, &Texts> = x.instances.iter().map(|i| (i.integration.as_str(), i.tool.texts())).collect();
+    let texts: HashMap<&str, &Texts> = x
+        .instances
+        .iter()
+        .map(|i| (i.integration.as_str(), i.tool.texts()))
+        .collect();
     // Each row's key: 300k lookups, in parallel.
     let row_keys: Vec<u32> = x
         .relations
         .par_iter()
-        .map(|t| by_table.get(&(t.integration.as_str(), t.relation_id.as_str())).map_or(u32::MAX, |&k| k as u32))
+        .map(|t| {
+            by_table
+                .get(&(t.integration.as_str(), t.relation_id.as_str()))
+                .map_or(u32::MAX, |&k| k as u32)
+        })
         .collect();
     // Each distinct relation's outcome, by key index (dbt keys get none: no row points at
     // them; nor do the keys of an integration extract no longer has).
     let outcomes: Vec<Option<Outcome>> = keys
         .par_iter()
-        .map(|k| if k.side.is_bi() { texts.get(k.integration.as_str()).map(|t| match_key(&index, t, Some(k))) } else { None })
+        .map(|k| {
+            if k.side.is_bi() {
+                texts
+                    .get(k.integration.as_str())
+                    .map(|t| match_key(&index, t, Some(k)))
+            } else {
+                None
+            }
+        })
         .collect();
     let (mut misses, shared) = shared_misses(&index, x);
     // SQL our parser could not read: one miss per integration and parser message (few).
     let mut unparseable: HashMap<(&str, &str), u32> = HashMap::default();
     // Sources that name no table likewise, the reason from the detail's start.
-    for r in x.relations.iter().filter(|r| matches!(r.kind, RelationKind::UnparsedSql | RelationKind::NoLineage)) {
+    for r in x
+        .relations
+        .iter()
+        .filter(|r| matches!(r.kind, RelationKind::UnparsedSql | RelationKind::NoLineage))
+    {
         if let Some(detail) = r.detail.as_deref() {
-            unparseable.entry((r.integration.as_str(), detail)).or_insert_with(|| {
-                let t = texts.get(r.integration.as_str()).copied().unwrap_or(&crate::seam::UNKNOWN);
-                misses.push(if r.kind == RelationKind::NoLineage {
-                    no_lineage_miss(t, detail)
-                } else {
-                    miss(MissReason::UnparseableSql, &[], format!("{detail}. {}", t.unparseable_sql_advice))
+            unparseable
+                .entry((r.integration.as_str(), detail))
+                .or_insert_with(|| {
+                    let t = texts
+                        .get(r.integration.as_str())
+                        .copied()
+                        .unwrap_or(&crate::seam::UNKNOWN);
+                    misses.push(if r.kind == RelationKind::NoLineage {
+                        no_lineage_miss(t, detail)
+                    } else {
+                        miss(
+                            MissReason::UnparseableSql,
+                            &[],
+                            format!("{detail}. {}", t.unparseable_sql_advice),
+                        )
+                    });
+                    misses.len() as u32 - 1
                 });
-                misses.len() as u32 - 1
-            });
         }
     }
     let mut on_table: Vec<&DbtNode> = Vec::new();
@@ -215,7 +282,10 @@ pub(crate) fn compute(x: &Extracted, keys: &[RelationKey]) -> Matched {
             Some(Outcome::Matched(nodes)) => {
                 let start = on_table.len() as u32;
                 on_table.extend(nodes);
-                Verdict::Nodes { start, len: on_table.len() as u32 - start }
+                Verdict::Nodes {
+                    start,
+                    len: on_table.len() as u32 - start,
+                }
             }
             Some(Outcome::Unmatched(m)) => {
                 misses.push(m);
@@ -231,11 +301,21 @@ pub(crate) fn compute(x: &Extracted, keys: &[RelationKey]) -> Matched {
             let mut deps: Vec<(&str, Dependency)> = Vec::new();
             let mut unmatched = Vec::new();
             // The shared misses of this asset's integration: no key, unreadable SQL.
-            let no_key = shared.get(x.relations[range.start].integration.as_str()).copied().unwrap_or(0);
+            let no_key = shared
+                .get(x.relations[range.start].integration.as_str())
+                .copied()
+                .unwrap_or(0);
             for i in range.clone() {
                 let (row, table) = (&x.relations[i], i as u32);
-                let verdict = if matches!(row.kind, RelationKind::UnparsedSql | RelationKind::NoLineage) {
-                    match row.detail.as_deref().and_then(|d| unparseable.get(&(row.integration.as_str(), d))) {
+                let verdict = if matches!(
+                    row.kind,
+                    RelationKind::UnparsedSql | RelationKind::NoLineage
+                ) {
+                    match row
+                        .detail
+                        .as_deref()
+                        .and_then(|d| unparseable.get(&(row.integration.as_str(), d)))
+                    {
                         Some(&m) => Verdict::Miss(m),
                         None => Verdict::Miss(no_key + 1),
                     }
@@ -276,25 +356,44 @@ pub(crate) fn compute(x: &Extracted, keys: &[RelationKey]) -> Matched {
 
 /// Replaces every `exposure_dependencies` and `unmatched_tables` row, in one transaction.
 /// `x` and `keys` are what `matched` was computed from.
-pub(crate) fn write(conn: &mut Connection, x: &Extracted, keys: &[RelationKey], matched: &Matched) -> Result<StageReport> {
+pub(crate) fn write(
+    conn: &mut Connection,
+    x: &Extracted,
+    keys: &[RelationKey],
+    matched: &Matched,
+) -> Result<StageReport> {
     let key_of = |table: u32| -> Option<&str> {
         let k = matched.row_keys[table as usize];
-        (k != u32::MAX).then(|| keys[k as usize].key.as_deref()).flatten()
+        (k != u32::MAX)
+            .then(|| keys[k as usize].key.as_deref())
+            .flatten()
     };
     let tx = conn.transaction()?;
     tx.execute("DELETE FROM exposure_dependencies", [])?;
-    tx.execute("DELETE FROM unmatched_tables", [])?;
     {
         let mut dep = Insert::new(
             &tx,
             "exposure_dependencies",
             "INSERT INTO exposure_dependencies (integration, asset_id, unique_id, relation_id, via, key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        let mut un = Insert::new(
+        // Keyed: only the misses that changed are rewritten.
+        let mut un = crate::bulk::Replace::new(
             &tx,
             "unmatched_tables",
-            "INSERT INTO unmatched_tables (integration, asset_id, relation_id, via, via_id, relation_name, key, reason, candidates, suggestion)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            &[
+                "integration",
+                "asset_id",
+                "relation_id",
+                "via",
+                "via_id",
+                "relation_name",
+                "key",
+                "reason",
+                "candidates",
+                "suggestion",
+            ],
+            false,
+            None,
         )?;
         for d in &matched.dependencies {
             let t = &x.relations[d.table as usize];
@@ -323,15 +422,25 @@ pub(crate) fn write(conn: &mut Connection, x: &Extracted, keys: &[RelationKey], 
                 (&m.suggestion).into(),
             ])?;
         }
+        un.finish()?;
     }
     let row_counts = [
-        ("exposure_dependencies".to_string(), matched.dependencies.len() as i64),
-        ("unmatched_tables".to_string(), matched.unmatched.len() as i64),
+        (
+            "exposure_dependencies".to_string(),
+            matched.dependencies.len() as i64,
+        ),
+        (
+            "unmatched_tables".to_string(),
+            matched.unmatched.len() as i64,
+        ),
     ]
     .into();
     crate::fault::point("match.commit");
     tx.commit()?;
-    Ok(StageReport { row_counts, ..Default::default() })
+    Ok(StageReport {
+        row_counts,
+        ..Default::default()
+    })
 }
 
 /// Every dependency, as emit reads them, in the table's key order (integration, asset_id,
@@ -343,7 +452,13 @@ pub(crate) fn load(db: &std::path::Path) -> Result<Vec<LinkRow>> {
     let mut st = tx.prepare(
         "SELECT integration, asset_id, unique_id FROM exposure_dependencies ORDER BY integration, asset_id, unique_id",
     )?;
-    let rows = st.query_map([], |r| Ok(LinkRow { integration: r.get(0)?, asset_id: r.get(1)?, unique_id: r.get(2)? }))?;
+    let rows = st.query_map([], |r| {
+        Ok(LinkRow {
+            integration: r.get(0)?,
+            asset_id: r.get(1)?,
+            unique_id: r.get(2)?,
+        })
+    })?;
     let links = rows.collect::<rusqlite::Result<_>>()?;
     drop(st);
     tx.commit()?;
@@ -352,7 +467,12 @@ pub(crate) fn load(db: &std::path::Path) -> Result<Vec<LinkRow>> {
 
 /// The dbt nodes that have a key, in unique_id order, by key and by `schema.identifier`.
 fn build_index<'a>(x: &'a Extracted, keys: &'a [RelationKey]) -> Index<'a> {
-    let nodes: HashMap<&str, (usize, &Node)> = x.nodes.iter().enumerate().map(|(i, n)| (n.unique_id.as_str(), (i, n))).collect();
+    let nodes: HashMap<&str, (usize, &Node)> = x
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.unique_id.as_str(), (i, n)))
+        .collect();
     let mut index = Index {
         nodes: Vec::new(),
         by_key: HashMap::default(),
@@ -361,8 +481,15 @@ fn build_index<'a>(x: &'a Extracted, keys: &'a [RelationKey]) -> Index<'a> {
         resolution: Resolution::of(x.adapter_type.as_deref()),
         adapter: x.adapter_type.as_deref().unwrap_or("an unknown adapter"),
     };
-    for k in keys.iter().filter(|k| k.side == Side::Dbt && k.status == KeyStatus::Ok) {
-        let (Some(&(row, n)), Some(key), Some(si)) = (nodes.get(k.reference.as_str()), k.key.as_deref(), k.schema_ident()) else {
+    for k in keys
+        .iter()
+        .filter(|k| k.side == Side::Dbt && k.status == KeyStatus::Ok)
+    {
+        let (Some(&(row, n)), Some(key), Some(si)) = (
+            nodes.get(k.reference.as_str()),
+            k.key.as_deref(),
+            k.schema_ident(),
+        ) else {
             continue;
         };
         let i = index.nodes.len();
@@ -377,8 +504,15 @@ fn build_index<'a>(x: &'a Extracted, keys: &'a [RelationKey]) -> Index<'a> {
         });
         index.by_key.entry(key).or_default().push(i);
         index.by_schema_ident.entry(si).or_default().push(i);
-        let (database, ident) = (k.database.as_deref().unwrap_or_default(), k.identifier.as_deref().unwrap_or_default());
-        index.by_database_ident.entry((database, ident)).or_default().push(i);
+        let (database, ident) = (
+            k.database.as_deref().unwrap_or_default(),
+            k.identifier.as_deref().unwrap_or_default(),
+        );
+        index
+            .by_database_ident
+            .entry((database, ident))
+            .or_default()
+            .push(i);
     }
     index
 }
@@ -398,7 +532,12 @@ fn asset_ranges(tables: &[RelationUse]) -> Vec<std::ops::Range<usize>> {
     let mut out: Vec<std::ops::Range<usize>> = Vec::new();
     for (i, t) in tables.iter().enumerate() {
         match out.last_mut() {
-            Some(r) if tables[r.start].integration == t.integration && tables[r.start].asset_id == t.asset_id => r.end = i + 1,
+            Some(r)
+                if tables[r.start].integration == t.integration
+                    && tables[r.start].asset_id == t.asset_id =>
+            {
+                r.end = i + 1
+            }
             _ => out.push(i..i + 1),
         }
     }
@@ -411,15 +550,27 @@ fn no_lineage_miss(texts: &Texts, detail: &str) -> Miss {
     let (reason, what) = detail.split_once(": ").unwrap_or((detail, ""));
     match <MissReason as crate::tags::Tag>::parse(reason) {
         Some(r) => {
-            let what = if what.is_empty() { String::new() } else { format!("{what}. ") };
+            let what = if what.is_empty() {
+                String::new()
+            } else {
+                format!("{what}. ")
+            };
             miss(r, &[], format!("{what}{}", (texts.no_lineage_advice)(r)))
         }
-        None => miss(MissReason::CustomSql, &[], format!("{detail}. {}", texts.unparsed_sql_advice)),
+        None => miss(
+            MissReason::CustomSql,
+            &[],
+            format!("{detail}. {}", texts.unparsed_sql_advice),
+        ),
     }
 }
 
 fn miss(reason: MissReason, candidates: &[&str], suggestion: String) -> Miss {
-    Miss { reason, candidates: serde_json::to_string(candidates).unwrap_or_else(|_| "[]".into()), suggestion }
+    Miss {
+        reason,
+        candidates: serde_json::to_string(candidates).unwrap_or_else(|_| "[]".into()),
+        suggestion,
+    }
 }
 
 /// A table as `same_table` gives it, for people: its parts joined by dots.
@@ -451,11 +602,19 @@ fn match_key<'a>(index: &'a Index<'a>, texts: &Texts, k: Option<&RelationKey>) -
     let bi_db = k.and_then(|k| k.database.as_deref()).unwrap_or_default();
     // No database name: the schema and identifier must then be unique in dbt.
     let candidates: &[usize] = if exact.is_empty() && bi_db.is_empty() {
-        schema_ident.as_deref().and_then(|si| index.by_schema_ident.get(si)).map(Vec::as_slice).unwrap_or(&[])
+        schema_ident
+            .as_deref()
+            .and_then(|si| index.by_schema_ident.get(si))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     } else {
         exact
     };
-    let enabled: Vec<usize> = candidates.iter().copied().filter(|&i| index.nodes[i].enabled).collect();
+    let enabled: Vec<usize> = candidates
+        .iter()
+        .copied()
+        .filter(|&i| index.nodes[i].enabled)
+        .collect();
     if enabled.len() > 1 {
         // One table under several names (a source over a seed's table), or several tables
         // whose names only collide once folded?
@@ -465,12 +624,19 @@ fn match_key<'a>(index: &'a Index<'a>, texts: &Texts, k: Option<&RelationKey>) -
                 .iter()
                 .map(|&i| {
                     let n = index.nodes[i].node;
-                    n.relation_name.clone().unwrap_or_else(|| tables_text(&index.table(i)))
+                    n.relation_name
+                        .clone()
+                        .unwrap_or_else(|| tables_text(&index.table(i)))
                 })
                 .collect();
             relations.sort();
             relations.dedup();
-            let distinct = { let mut t = tables.clone(); t.sort(); t.dedup(); t.len() };
+            let distinct = {
+                let mut t = tables.clone();
+                t.sort();
+                t.dedup();
+                t.len()
+            };
             return Outcome::Unmatched(miss(
                 MissReason::Ambiguous,
                 &ids(index, &enabled),
@@ -485,8 +651,11 @@ fn match_key<'a>(index: &'a Index<'a>, texts: &Texts, k: Option<&RelationKey>) -
         }
     }
     if !enabled.is_empty() {
-        let public: Vec<&DbtNode> =
-            enabled.iter().map(|&i| &index.nodes[i]).filter(|n| !(n.resource_type == "model" && n.access == Some("private"))).collect();
+        let public: Vec<&DbtNode> = enabled
+            .iter()
+            .map(|&i| &index.nodes[i])
+            .filter(|n| !(n.resource_type == "model" && n.access == Some("private")))
+            .collect();
         if public.is_empty() {
             let private = ids(index, &enabled);
             return Outcome::Unmatched(miss(
@@ -517,10 +686,21 @@ fn match_key<'a>(index: &'a Index<'a>, texts: &Texts, k: Option<&RelationKey>) -
     let ident = k.and_then(|k| k.identifier.as_deref()).unwrap_or_default();
     if bi_schema.is_empty() && !bi_db.is_empty() {
         if let Some(same) = index.by_database_ident.get(&(bi_db, ident)) {
-            let mut schemas: Vec<&str> = same.iter().filter_map(|&i| index.nodes[i].node.schema.as_deref()).collect();
+            let mut schemas: Vec<&str> = same
+                .iter()
+                .filter_map(|&i| index.nodes[i].node.schema.as_deref())
+                .collect();
             schemas.sort();
             schemas.dedup();
-            let found: Vec<String> = same.iter().map(|&i| format!("{bi_db}.{}.{ident}", index.nodes[i].node.schema.as_deref().unwrap_or(""))).collect();
+            let found: Vec<String> = same
+                .iter()
+                .map(|&i| {
+                    format!(
+                        "{bi_db}.{}.{ident}",
+                        index.nodes[i].node.schema.as_deref().unwrap_or("")
+                    )
+                })
+                .collect();
             return Outcome::Unmatched(miss(
                 MissReason::MissingSchema,
                 &ids(index, same),
@@ -534,7 +714,10 @@ fn match_key<'a>(index: &'a Index<'a>, texts: &Texts, k: Option<&RelationKey>) -
             ));
         }
     }
-    if let Some(same) = schema_ident.as_deref().and_then(|si| index.by_schema_ident.get(si)) {
+    if let Some(same) = schema_ident
+        .as_deref()
+        .and_then(|si| index.by_schema_ident.get(si))
+    {
         let dbs: Vec<&str> = same.iter().map(|&i| index.nodes[i].database).collect();
         return Outcome::Unmatched(miss(
             MissReason::DatabaseMismatch,
@@ -551,7 +734,8 @@ fn match_key<'a>(index: &'a Index<'a>, texts: &Texts, k: Option<&RelationKey>) -
     }
     if bi_schema.is_empty() {
         let fix = if bi_db.is_empty() {
-            "Qualify the name (database.schema.table) where the query or connection gives it".to_string()
+            "Qualify the name (database.schema.table) where the query or connection gives it"
+                .to_string()
         } else {
             format!(
                 "Qualify the name, or, if the connection reads one schema by default, add `default_schemas: {{{bi_db}: <schema>}}` to this {} integration in the config",
@@ -577,7 +761,6 @@ fn match_key<'a>(index: &'a Index<'a>, texts: &Texts, k: Option<&RelationKey>) -
         ),
     ))
 }
-
 
 /// Matching's decisions, case by case, through the library: rows in, verdicts out.
 #[cfg(test)]
@@ -664,9 +847,17 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, t)| {
-                let deps: Vec<String> =
-                    m.dependencies.iter().filter(|d| d.table as usize == i).map(|d| x.nodes[d.node as usize].unique_id.clone()).collect();
-                let miss = m.unmatched.iter().find(|u| u.table as usize == i).map(|u| &m.misses[u.miss as usize]);
+                let deps: Vec<String> = m
+                    .dependencies
+                    .iter()
+                    .filter(|d| d.table as usize == i)
+                    .map(|d| x.nodes[d.node as usize].unique_id.clone())
+                    .collect();
+                let miss = m
+                    .unmatched
+                    .iter()
+                    .find(|u| u.table as usize == i)
+                    .map(|u| &m.misses[u.miss as usize]);
                 let verdict = match miss {
                     Some(miss) => Err((miss.reason, miss.suggestion.clone())),
                     None => Ok(deps),
@@ -678,18 +869,33 @@ mod tests {
 
     #[track_caller]
     fn one(nodes: Vec<Node>, full_name: &str) -> Result<Vec<String>, (MissReason, String)> {
-        let x = extracted(nodes, vec![listed("inv", "a", full_name, RelationKind::Table)]);
+        let x = extracted(
+            nodes,
+            vec![listed("inv", "a", full_name, RelationKind::Table)],
+        );
         verdicts(&x).remove(0).1
     }
 
     #[test]
     fn a_key_matches_its_node_case_and_quotes_folded_and_aliases_applied() {
         let orders = || vec![node("model.p.orders", "model", "marts", "orders")];
-        assert_eq!(one(orders(), "db.marts.orders"), Ok(vec!["model.p.orders".to_string()]));
-        assert_eq!(one(orders(), "\"DB\".\"MARTS\".\"ORDERS\""), Ok(vec!["model.p.orders".to_string()]));
-        assert_eq!(one(orders(), "prod.marts.orders"), Ok(vec!["model.p.orders".to_string()]));
+        assert_eq!(
+            one(orders(), "db.marts.orders"),
+            Ok(vec!["model.p.orders".to_string()])
+        );
+        assert_eq!(
+            one(orders(), "\"DB\".\"MARTS\".\"ORDERS\""),
+            Ok(vec!["model.p.orders".to_string()])
+        );
+        assert_eq!(
+            one(orders(), "prod.marts.orders"),
+            Ok(vec!["model.p.orders".to_string()])
+        );
         // No database: schema and table unique in dbt.
-        assert_eq!(one(orders(), "marts.orders"), Ok(vec!["model.p.orders".to_string()]));
+        assert_eq!(
+            one(orders(), "marts.orders"),
+            Ok(vec!["model.p.orders".to_string()])
+        );
     }
 
     #[test]
@@ -698,7 +904,13 @@ mod tests {
         source.relation_name = Some("db.main.orders".into());
         let mut seed = node("seed.p.orders", "seed", "main", "orders");
         seed.relation_name = Some("\"db\".\"main\".\"orders\"".into());
-        assert_eq!(one(vec![seed, source], "db.main.orders"), Ok(vec!["seed.p.orders".to_string(), "source.p.raw.orders".to_string()]));
+        assert_eq!(
+            one(vec![seed, source], "db.main.orders"),
+            Ok(vec![
+                "seed.p.orders".to_string(),
+                "source.p.raw.orders".to_string()
+            ])
+        );
     }
 
     #[test]
@@ -707,20 +919,41 @@ mod tests {
         let mut upper = node("model.p.orders_upper", "model", "marts", "orders");
         upper.relation_name = Some("\"db\".\"marts\".\"ORDERS\"".into());
         let lower = node("model.p.orders", "model", "marts", "orders");
-        assert_eq!(reason(vec![lower.clone(), upper], "db.marts.orders"), Some(MissReason::Ambiguous));
+        assert_eq!(
+            reason(vec![lower.clone(), upper], "db.marts.orders"),
+            Some(MissReason::Ambiguous)
+        );
         let mut disabled = lower.clone();
         disabled.enabled = false;
-        assert_eq!(reason(vec![disabled], "db.marts.orders"), Some(MissReason::DisabledNode));
+        assert_eq!(
+            reason(vec![disabled], "db.marts.orders"),
+            Some(MissReason::DisabledNode)
+        );
         let mut private = lower.clone();
         private.access = Some("private".into());
-        assert_eq!(reason(vec![private.clone()], "db.marts.orders"), Some(MissReason::PrivateModel));
-        assert_eq!(reason(vec![lower.clone()], "other.marts.orders"), Some(MissReason::DatabaseMismatch));
-        assert_eq!(reason(vec![lower.clone()], "db..orders"), Some(MissReason::MissingSchema));
-        assert_eq!(reason(vec![lower.clone()], "db.marts.payments"), Some(MissReason::NotInManifest));
+        assert_eq!(
+            reason(vec![private.clone()], "db.marts.orders"),
+            Some(MissReason::PrivateModel)
+        );
+        assert_eq!(
+            reason(vec![lower.clone()], "other.marts.orders"),
+            Some(MissReason::DatabaseMismatch)
+        );
+        assert_eq!(
+            reason(vec![lower.clone()], "db..orders"),
+            Some(MissReason::MissingSchema)
+        );
+        assert_eq!(
+            reason(vec![lower.clone()], "db.marts.payments"),
+            Some(MissReason::NotInManifest)
+        );
         // A private model beside a public node on the same table: the public one only.
         let mut source = node("source.p.raw.orders", "source", "marts", "orders");
         source.relation_name = lower.relation_name.clone();
-        assert_eq!(one(vec![private, source], "db.marts.orders"), Ok(vec!["source.p.raw.orders".to_string()]));
+        assert_eq!(
+            one(vec![private, source], "db.marts.orders"),
+            Ok(vec!["source.p.raw.orders".to_string()])
+        );
     }
 
     #[test]
@@ -738,7 +971,10 @@ mod tests {
             ],
         );
         let got = verdicts(&x);
-        let reasons: Vec<(&str, MissReason)> = got.iter().map(|(id, v)| (id.as_str(), v.as_ref().unwrap_err().0)).collect();
+        let reasons: Vec<(&str, MissReason)> = got
+            .iter()
+            .map(|(id, v)| (id.as_str(), v.as_ref().unwrap_err().0))
+            .collect();
         assert_eq!(
             reasons,
             [
@@ -783,7 +1019,11 @@ mod tests {
             .iter()
             .map(|u| {
                 let miss = &m.misses[u.miss as usize];
-                (x.relations[u.table as usize].asset_id.as_str(), miss.reason, miss.suggestion.split(". ").next().unwrap())
+                (
+                    x.relations[u.table as usize].asset_id.as_str(),
+                    miss.reason,
+                    miss.suggestion.split(". ").next().unwrap(),
+                )
             })
             .collect();
         assert_eq!(
@@ -793,12 +1033,19 @@ mod tests {
                 ("a", MissReason::UnsupportedMFunction, "Web.Contents"),
                 ("b", MissReason::Dataflow, "PowerPlatform.Dataflows"),
                 ("b", MissReason::NoSource, "table \"Calc\" has no M source"),
-                ("b", MissReason::UnreadableM, "unbalanced brackets at byte 9"),
+                (
+                    "b",
+                    MissReason::UnreadableM,
+                    "unbalanced brackets at byte 9"
+                ),
                 ("c", MissReason::CustomSql, "from_the_future: x"),
                 ("c", MissReason::UnsupportedMFunction, "Web.Contents"),
             ]
         );
-        assert_eq!(m.unmatched[1].miss, m.unmatched[6].miss, "one miss for the same source on two assets");
+        assert_eq!(
+            m.unmatched[1].miss, m.unmatched[6].miss,
+            "one miss for the same source on two assets"
+        );
         assert!(m.dependencies.is_empty());
     }
 
@@ -806,10 +1053,16 @@ mod tests {
     /// neutral words, not a panic or another tool's advice.
     #[test]
     fn rows_without_an_instance_are_misses_not_a_panic() {
-        let mut x = extracted(vec![node("model.p.orders", "model", "marts", "orders")], vec![listed("ghost", "a", "db.marts.orders", RelationKind::Table)]);
+        let mut x = extracted(
+            vec![node("model.p.orders", "model", "marts", "orders")],
+            vec![listed("ghost", "a", "db.marts.orders", RelationKind::Table)],
+        );
         x.instances.clear();
         let got = verdicts(&x);
         assert_eq!(got[0].1.as_ref().unwrap_err().0, MissReason::RedactedName);
-        assert_eq!(got[0].1.as_ref().unwrap_err().1, crate::seam::UNKNOWN.redacted_advice);
+        assert_eq!(
+            got[0].1.as_ref().unwrap_err().1,
+            crate::seam::UNKNOWN.redacted_advice
+        );
     }
 }

@@ -24,10 +24,19 @@ pub(crate) fn slug(text: &str, max: usize) -> String {
 /// a hash of the integration and workbook luid. The suffix keeps the name stable for a
 /// workbook however many same-named workbooks come and go; `long` gives a longer suffix for
 /// the rare clash of short ones.
-pub(crate) fn exposure_name(integration: &str, luid: &str, workbook_name: &str, long: bool) -> String {
+pub(crate) fn exposure_name(
+    integration: &str,
+    luid: &str,
+    workbook_name: &str,
+    long: bool,
+) -> String {
     let mut base = slug(workbook_name, 48);
     if base.is_empty() || !base.starts_with(|c: char| c.is_ascii_lowercase()) {
-        base = if base.is_empty() { "workbook".into() } else { format!("workbook_{base}") };
+        base = if base.is_empty() {
+            "workbook".into()
+        } else {
+            format!("workbook_{base}")
+        };
     }
     let hash = hex_sha256(format!("{integration}:{luid}").as_bytes());
     format!("{base}_{}", &hash[..if long { 12 } else { 6 }])
@@ -42,13 +51,17 @@ pub(crate) fn exposure_name(integration: &str, luid: &str, workbook_name: &str, 
 /// renders labels, owners, URLs, meta and tags always (descriptions once they hold `{`). So
 /// each `\r` is written as the expression `{{ '\r' }}`, whose output Jinja leaves alone.
 pub(crate) fn neutralize(text: &str) -> String {
-    text.trim_end().replace('{', "{{ '{' }}").replace('\r', "{{ '\\r' }}")
+    text.trim_end()
+        .replace('{', "{{ '{' }}")
+        .replace('\r', "{{ '\\r' }}")
 }
 
 /// Characters allowed inside the quotes of a `ref()`/`source()` we write: no quote can end the
 /// literal and no Jinja can start.
 fn safe_arg(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 /// The `depends_on` entry for a dbt node, or `None` if its names cannot be written safely.
@@ -67,7 +80,11 @@ pub(crate) fn reference(
     if !safe_arg(name) || !safe_arg(package) {
         return None;
     }
-    let mut out = if package == root_project { format!("ref('{name}'") } else { format!("ref('{package}', '{name}'") };
+    let mut out = if package == root_project {
+        format!("ref('{name}'")
+    } else {
+        format!("ref('{package}', '{name}'")
+    };
     if let Some(v) = version {
         if v.bytes().all(|b| b.is_ascii_digit()) && !v.is_empty() {
             out.push_str(&format!(", v={v}"));
@@ -88,7 +105,10 @@ mod tests {
     #[test]
     fn slugs() {
         assert_eq!(slug("Sales Overview", 48), "sales_overview");
-        assert_eq!(slug("  Revenue {{ env_var('HOME') }} ", 48), "revenue_env_var_home");
+        assert_eq!(
+            slug("  Revenue {{ env_var('HOME') }} ", 48),
+            "revenue_env_var_home"
+        );
         assert_eq!(slug("café ü 2024", 48), "caf_2024");
         assert_eq!(slug("עברית", 48), "");
         assert_eq!(slug("a--b", 3), "a_b");
@@ -99,22 +119,42 @@ mod tests {
     fn exposure_names_match_dbts_rule_and_are_stable() {
         let re_ok = |n: &str| {
             n.starts_with(|c: char| c.is_ascii_lowercase())
-                && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                && n.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         };
-        for name in ["Sales Overview", "2024 Plan", "", "עברית", "{{ x }}", "x\n  depends_on: []"] {
+        for name in [
+            "Sales Overview",
+            "2024 Plan",
+            "",
+            "עברית",
+            "{{ x }}",
+            "x\n  depends_on: []",
+        ] {
             let n = exposure_name("prod", "luid-1", name, false);
             assert!(re_ok(&n), "{n}");
         }
-        assert_eq!(exposure_name("prod", "l1", "Sales", false), exposure_name("prod", "l1", "Sales", false));
-        assert_ne!(exposure_name("prod", "l1", "Sales", false), exposure_name("prod", "l2", "Sales", false));
-        assert_ne!(exposure_name("prod", "l1", "Sales", false), exposure_name("dev", "l1", "Sales", false));
+        assert_eq!(
+            exposure_name("prod", "l1", "Sales", false),
+            exposure_name("prod", "l1", "Sales", false)
+        );
+        assert_ne!(
+            exposure_name("prod", "l1", "Sales", false),
+            exposure_name("prod", "l2", "Sales", false)
+        );
+        assert_ne!(
+            exposure_name("prod", "l1", "Sales", false),
+            exposure_name("dev", "l1", "Sales", false)
+        );
         assert!(exposure_name("prod", "l1", "2024 Plan", false).starts_with("workbook_2024_plan_"));
         assert_eq!(exposure_name("p", "l", "S", true).len(), "s_".len() + 12);
     }
 
     #[test]
     fn neutralize_renders_back_to_the_original() {
-        assert_eq!(neutralize("{{ env_var('HOME') }}"), "{{ '{' }}{{ '{' }} env_var('HOME') }}");
+        assert_eq!(
+            neutralize("{{ env_var('HOME') }}"),
+            "{{ '{' }}{{ '{' }} env_var('HOME') }}"
+        );
         assert_eq!(neutralize("plain text  \n"), "plain text");
         assert_eq!(neutralize("{% endraw %}"), "{{ '{' }}% endraw %}");
         assert_eq!(neutralize("a\r\nb\rc"), "a{{ '\\r' }}\nb{{ '\\r' }}c");
@@ -122,11 +162,26 @@ mod tests {
 
     #[test]
     fn references() {
-        assert_eq!(reference("model", "p", "p", "m", None, None).unwrap(), "ref('m')");
-        assert_eq!(reference("model", "p", "q", "m", None, None).unwrap(), "ref('q', 'm')");
-        assert_eq!(reference("model", "p", "p", "m", None, Some("2")).unwrap(), "ref('m', v=2)");
-        assert_eq!(reference("model", "p", "p", "m", None, Some("beta")).unwrap(), "ref('m', v='beta')");
-        assert_eq!(reference("source", "p", "p", "events", Some("raw"), None).unwrap(), "source('raw', 'events')");
+        assert_eq!(
+            reference("model", "p", "p", "m", None, None).unwrap(),
+            "ref('m')"
+        );
+        assert_eq!(
+            reference("model", "p", "q", "m", None, None).unwrap(),
+            "ref('q', 'm')"
+        );
+        assert_eq!(
+            reference("model", "p", "p", "m", None, Some("2")).unwrap(),
+            "ref('m', v=2)"
+        );
+        assert_eq!(
+            reference("model", "p", "p", "m", None, Some("beta")).unwrap(),
+            "ref('m', v='beta')"
+        );
+        assert_eq!(
+            reference("source", "p", "p", "events", Some("raw"), None).unwrap(),
+            "source('raw', 'events')"
+        );
         assert_eq!(reference("model", "p", "p", "m')}}{{x", None, None), None);
     }
 }

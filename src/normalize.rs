@@ -38,14 +38,25 @@ pub(crate) struct RelationKey {
 impl RelationKey {
     /// `schema || '.' || identifier` as SQL has it: NULL when either is.
     pub(crate) fn schema_ident(&self) -> Option<String> {
-        Some(format!("{}.{}", self.schema.as_deref()?, self.identifier.as_deref()?))
+        Some(format!(
+            "{}.{}",
+            self.schema.as_deref()?,
+            self.identifier.as_deref()?
+        ))
     }
 }
 
-pub(crate) fn run(conn: &mut Connection, config: &Config, x: &Extracted) -> Result<(StageReport, Vec<RelationKey>)> {
+pub(crate) fn run(
+    conn: &mut Connection,
+    config: &Config,
+    x: &Extracted,
+) -> Result<(StageReport, Vec<RelationKey>)> {
     let started = std::time::Instant::now();
     let keys = compute(x, config);
-    crate::log::debug(&format!("stage normalize worked out in {:.3}s", started.elapsed().as_secs_f64()));
+    crate::log::debug(&format!(
+        "stage normalize worked out in {:.3}s",
+        started.elapsed().as_secs_f64()
+    ));
     let report = write(conn, &keys)?;
     Ok((report, keys))
 }
@@ -78,7 +89,10 @@ pub(crate) fn write(conn: &mut Connection, keys: &[RelationKey]) -> Result<Stage
     let row_counts = [("relation_keys".to_string(), keys.len() as i64)].into();
     crate::fault::point("normalize.commit");
     tx.commit()?;
-    Ok(StageReport { row_counts, ..Default::default() })
+    Ok(StageReport {
+        row_counts,
+        ..Default::default()
+    })
 }
 
 /// Every key, in the table's key order (side, integration, ref).
@@ -103,7 +117,9 @@ pub(crate) fn load(db: &std::path::Path) -> Result<Vec<RelationKey>> {
             status: r.get(8)?,
         })
     })?;
-    let keys = rows.collect::<rusqlite::Result<_>>().map_err(tags::in_table(db, "relation_keys"))?;
+    let keys = rows
+        .collect::<rusqlite::Result<_>>()
+        .map_err(tags::in_table(db, "relation_keys"))?;
     drop(st);
     tx.commit()?;
     Ok(keys)
@@ -119,7 +135,17 @@ fn row(
     status: KeyStatus,
 ) -> RelationKey {
     let (database, schema, identifier) = parts;
-    RelationKey { side, integration: integration.to_string(), reference: reference.to_string(), key, database, schema, identifier, derivation, status }
+    RelationKey {
+        side,
+        integration: integration.to_string(),
+        reference: reference.to_string(),
+        key,
+        database,
+        schema,
+        identifier,
+        derivation,
+        status,
+    }
 }
 
 /// The keys of every dbt node, then of every relation an asset reads (once each, from its
@@ -136,12 +162,37 @@ fn dbt_keys(x: &Extracted) -> Vec<RelationKey> {
         .par_iter()
         .map(|n| {
             if n.materialized.as_deref() == Some("ephemeral") {
-                let parts = (n.database.clone(), n.schema.clone(), Some(n.identifier.clone()));
-                return row(Side::Dbt, "", &n.unique_id, None, parts, "ephemeral model: no relation".into(), KeyStatus::NoRelation);
+                let parts = (
+                    n.database.clone(),
+                    n.schema.clone(),
+                    Some(n.identifier.clone()),
+                );
+                return row(
+                    Side::Dbt,
+                    "",
+                    &n.unique_id,
+                    None,
+                    parts,
+                    "ephemeral model: no relation".into(),
+                    KeyStatus::NoRelation,
+                );
             }
-            let k = dbt_key(n.database.as_deref(), n.schema.as_deref(), &n.identifier, n.resource_type == "source");
+            let k = dbt_key(
+                n.database.as_deref(),
+                n.schema.as_deref(),
+                &n.identifier,
+                n.resource_type == "source",
+            );
             let text = k.text();
-            row(Side::Dbt, "", &n.unique_id, Some(text), (Some(k.database), Some(k.schema), Some(k.identifier)), k.derivation, KeyStatus::Ok)
+            row(
+                Side::Dbt,
+                "",
+                &n.unique_id,
+                Some(text),
+                (Some(k.database), Some(k.schema), Some(k.identifier)),
+                k.derivation,
+                KeyStatus::Ok,
+            )
         })
         .collect()
 }
@@ -149,20 +200,35 @@ fn dbt_keys(x: &Extracted) -> Vec<RelationKey> {
 /// One key per distinct (integration, relation id), from the relation's first row, in that
 /// order. Relations of SQL nobody could read, and sources that name no table, have no key.
 fn bi_keys(x: &Extracted, rules: &BTreeMap<&str, NameRules>) -> Vec<RelationKey> {
-    let texts: BTreeMap<&str, &Texts> = x.instances.iter().map(|i| (i.integration.as_str(), i.tool.texts())).collect();
+    let texts: BTreeMap<&str, &Texts> = x
+        .instances
+        .iter()
+        .map(|i| (i.integration.as_str(), i.tool.texts()))
+        .collect();
     let mut done: HashSet<(&str, &str)> = HashSet::default();
     let mut first: Vec<&RelationUse> = x
         .relations
         .iter()
-        .filter(|t| !matches!(t.kind, RelationKind::UnparsedSql | RelationKind::NoLineage) && !t.relation_id.is_empty() && done.insert((&t.integration, &t.relation_id)))
+        .filter(|t| {
+            !matches!(t.kind, RelationKind::UnparsedSql | RelationKind::NoLineage)
+                && !t.relation_id.is_empty()
+                && done.insert((&t.integration, &t.relation_id))
+        })
         .collect();
     first.sort_by(|a, b| (&a.integration, &a.relation_id).cmp(&(&b.integration, &b.relation_id)));
     let empty = BTreeMap::new();
     first
         .par_iter()
         .map(|t| {
-            let rules = rules.get(t.integration.as_str()).copied().unwrap_or((&empty, &empty));
-            let redacted = texts.get(t.integration.as_str()).map_or(crate::seam::UNKNOWN.redacted_derivation, |t| t.redacted_derivation);
+            let rules = rules
+                .get(t.integration.as_str())
+                .copied()
+                .unwrap_or((&empty, &empty));
+            let redacted = texts
+                .get(t.integration.as_str())
+                .map_or(crate::seam::UNKNOWN.redacted_derivation, |t| {
+                    t.redacted_derivation
+                });
             bi_row(t, rules, redacted)
         })
         .collect()
@@ -172,18 +238,58 @@ fn bi_row(t: &RelationUse, (aliases, default_schemas): NameRules, redacted: &str
     let (i, id) = (t.integration.as_str(), t.relation_id.as_str());
     // A file is a file whether or not it has a name (Power BI's Excel sources have none).
     if t.kind == RelationKind::File {
-        let what = format!("file or web connection ({}): not a warehouse table", t.detail.as_deref().unwrap_or("?"));
-        return row(Side::Bi, i, id, None, (t.database.clone(), t.schema.clone(), t.name.clone()), what, KeyStatus::File);
+        let what = format!(
+            "file or web connection ({}): not a warehouse table",
+            t.detail.as_deref().unwrap_or("?")
+        );
+        return row(
+            Side::Bi,
+            i,
+            id,
+            None,
+            (t.database.clone(), t.schema.clone(), t.name.clone()),
+            what,
+            KeyStatus::File,
+        );
     }
     if t.name.is_none() && t.full_name.is_none() && t.schema.is_none() && t.database.is_none() {
-        return row(Side::Bi, i, id, None, (None, None, None), redacted.into(), KeyStatus::Redacted);
+        return row(
+            Side::Bi,
+            i,
+            id,
+            None,
+            (None, None, None),
+            redacted.into(),
+            KeyStatus::Redacted,
+        );
     }
-    let named = NamedRelation { name: t.name.as_deref(), full_name: t.full_name.as_deref(), schema: t.schema.as_deref(), database: t.database.as_deref() };
+    let named = NamedRelation {
+        name: t.name.as_deref(),
+        full_name: t.full_name.as_deref(),
+        schema: t.schema.as_deref(),
+        database: t.database.as_deref(),
+    };
     match bi_key(&named, aliases, default_schemas) {
         Some(k) => {
             let text = k.text();
-            row(Side::Bi, i, id, Some(text), (Some(k.database), Some(k.schema), Some(k.identifier)), k.derivation, KeyStatus::Ok)
+            row(
+                Side::Bi,
+                i,
+                id,
+                Some(text),
+                (Some(k.database), Some(k.schema), Some(k.identifier)),
+                k.derivation,
+                KeyStatus::Ok,
+            )
         }
-        None => row(Side::Bi, i, id, None, (t.database.clone(), t.schema.clone(), None), "no name or fullName".into(), KeyStatus::Redacted),
+        None => row(
+            Side::Bi,
+            i,
+            id,
+            None,
+            (t.database.clone(), t.schema.clone(), None),
+            "no name or fullName".into(),
+            KeyStatus::Redacted,
+        ),
     }
 }

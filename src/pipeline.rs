@@ -68,7 +68,11 @@ pub fn run(args: &Args) -> Result<Outcome> {
                 started.elapsed().as_secs_f64()
             );
         }
-        return Ok(Outcome { incomplete: false, refresh_failed: false, _rows: None });
+        return Ok(Outcome {
+            incomplete: false,
+            refresh_failed: false,
+            _rows: None,
+        });
     };
     let mut config = Config::load(&stage_args.config)?;
     if let Some(db) = &stage_args.db {
@@ -81,7 +85,11 @@ pub fn run(args: &Args) -> Result<Outcome> {
     if let Command::List(l) = &args.command {
         // Read-only: no lock, no recovery of a stopped emit, no `runs` row (see `list`).
         crate::list::run(&config.database, l.format.into())?;
-        return Ok(Outcome { incomplete: false, refresh_failed: false, _rows: None });
+        return Ok(Outcome {
+            incomplete: false,
+            refresh_failed: false,
+            _rows: None,
+        });
     }
     if let Command::Report(r) = &args.command {
         // Read-only, like `list`: a report during a nightly run shows the last committed state.
@@ -113,39 +121,75 @@ fn stages(args: &Args, config: &Config, mode: &HttpMode) -> Result<Outcome> {
     }
     // Before any stage: finish (or roll back) the file changes of an emit that was stopped.
     crate::emit_pending::recover(&conn, config)?;
-    let no_refresh = Options { allow_empty: false, refresh: None };
+    let no_refresh = Options {
+        allow_empty: false,
+        refresh: None,
+    };
     let (steps, opts) = match &args.command {
         Command::Extract(_) => (Steps::One(Stage::Extract), no_refresh),
         Command::Normalize(_) => (Steps::One(Stage::Normalize), no_refresh),
         Command::Match(_) => (Steps::One(Stage::Match), no_refresh),
-        Command::Emit(e) => (Steps::One(Stage::Emit), Options { allow_empty: e.allow_empty, refresh: None }),
+        Command::Emit(e) => (
+            Steps::One(Stage::Emit),
+            Options {
+                allow_empty: e.allow_empty,
+                refresh: None,
+            },
+        ),
         Command::Run(r) => {
             // Settle the refresh switches first: a bad env var should fail before any work.
             let settings = refresh_settings(config)?;
-            (Steps::All, Options { allow_empty: r.allow_empty, refresh: settings.enabled.then_some((&r.refresh, settings)) })
+            (
+                Steps::All,
+                Options {
+                    allow_empty: r.allow_empty,
+                    refresh: settings.enabled.then_some((&r.refresh, settings)),
+                },
+            )
         }
         Command::Refresh(r) => {
             let settings = refresh_settings(config)?;
             if !settings.enabled {
                 log::info("Active exposures are disabled: nothing to refresh. Enable them with DBT_ACTIVE_EXPOSURES=1 or `active_exposures: {enabled: true}` in the config.");
-                return Ok(Outcome { incomplete: false, refresh_failed: false, _rows: None });
+                return Ok(Outcome {
+                    incomplete: false,
+                    refresh_failed: false,
+                    _rows: None,
+                });
             }
-            (Steps::One(Stage::Refresh), Options { allow_empty: false, refresh: Some((r, settings)) })
+            (
+                Steps::One(Stage::Refresh),
+                Options {
+                    allow_empty: false,
+                    refresh: Some((r, settings)),
+                },
+            )
         }
         Command::ParseManifest { .. } => unreachable!("handled above: it has no config"),
         Command::List(_) => unreachable!("handled above: it reads only"),
         Command::Report(_) => unreachable!("handled in `run`: it runs no stage"),
     };
     let refreshes = opts.refresh.is_some();
-    let driven = crate::run::drive(&mut conn, config, mode, steps, &opts, |conn, summary, incomplete| {
-        print_summary(conn, config, summary, incomplete)?;
-        if refreshes {
-            // A blank line between the summary and refresh's decisions.
-            let _ = std::io::Write::write_all(&mut std::io::stdout(), b"\n");
-        }
-        Ok(())
-    })?;
-    Ok(Outcome { incomplete: driven.incomplete, refresh_failed: driven.refresh_failed, _rows: driven.rows })
+    let driven = crate::run::drive(
+        &mut conn,
+        config,
+        mode,
+        steps,
+        &opts,
+        |conn, summary, incomplete| {
+            print_summary(conn, config, summary, incomplete)?;
+            if refreshes {
+                // A blank line between the summary and refresh's decisions.
+                let _ = std::io::Write::write_all(&mut std::io::stdout(), b"\n");
+            }
+            Ok(())
+        },
+    )?;
+    Ok(Outcome {
+        incomplete: driven.incomplete,
+        refresh_failed: driven.refresh_failed,
+        _rows: driven.rows,
+    })
 }
 
 /// `report`: reads one consistent state of the database (after emit), writes the page; no
@@ -154,18 +198,35 @@ fn report(config: &Config, out: Option<&std::path::Path>) -> Result<Outcome> {
     let path = crate::report::default_path(&config.database, out);
     let page = crate::list::read_with(&config.database, |tx| crate::report::build(tx))?;
     let written = crate::report::write(&page, &path)?;
-    crate::outln!("Report: {} ({} exposures, {} bytes)", written.path.display(), written.exposures, written.bytes);
-    Ok(Outcome { incomplete: false, refresh_failed: false, _rows: None })
+    crate::outln!(
+        "Report: {} ({} exposures, {} bytes)",
+        written.path.display(),
+        written.exposures,
+        written.bytes
+    );
+    Ok(Outcome {
+        incomplete: false,
+        refresh_failed: false,
+        _rows: None,
+    })
 }
 
 fn refresh_settings(config: &Config) -> Result<crate::config::ActiveExposures> {
-    config.active_exposures.with_env(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)
+    config
+        .active_exposures
+        .with_env(|k| std::env::var(k).ok())
+        .map_err(anyhow::Error::msg)
 }
 
 /// The summary of a `run`, on stdout: it is the run's result (`autoexpose run > summary.txt`
 /// keeps it), while progress, warnings and errors go to stderr. Printed whatever the log
 /// level, as refresh's decision lines are.
-fn print_summary(conn: &Connection, config: &Config, s: &crate::emit::EmitSummary, incomplete: bool) -> Result<()> {
+fn print_summary(
+    conn: &Connection,
+    config: &Config,
+    s: &crate::emit::EmitSummary,
+    incomplete: bool,
+) -> Result<()> {
     let text = summary_text(conn, config, s)?;
     {
         use std::io::Write;
@@ -179,7 +240,11 @@ fn print_summary(conn: &Connection, config: &Config, s: &crate::emit::EmitSummar
     Ok(())
 }
 
-fn summary_text(conn: &Connection, config: &Config, s: &crate::emit::EmitSummary) -> Result<String> {
+fn summary_text(
+    conn: &Connection,
+    config: &Config,
+    s: &crate::emit::EmitSummary,
+) -> Result<String> {
     use std::fmt::Write;
     let mut out = String::new();
     let assets: i64 = conn.query_row("SELECT count(*) FROM bi_assets", [], |r| r.get(0))?;
@@ -193,21 +258,35 @@ fn summary_text(conn: &Connection, config: &Config, s: &crate::emit::EmitSummary
     // A table, not a path to it: one read through an embedded and a published data source (or
     // by two workbooks) counts once. Unsupported custom SQL has no table id; its query counts.
     let table = "integration || char(0) || CASE WHEN relation_id = '' THEN 'sql:' || via_id ELSE relation_id END";
-    let total: i64 = conn.query_row(&format!("SELECT count(DISTINCT {table}) FROM unmatched_tables"), [], |r| r.get(0))?;
+    let total: i64 = conn.query_row(
+        &format!("SELECT count(DISTINCT {table}) FROM unmatched_tables"),
+        [],
+        |r| r.get(0),
+    )?;
     let mut st = conn.prepare(&format!("SELECT reason, count(DISTINCT {table}) FROM unmatched_tables GROUP BY reason ORDER BY reason"))?;
-    let reasons: Vec<(String, i64)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    let reasons: Vec<(String, i64)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
     writeln!(out, "Unmatched tables:     {total}")?;
     for (reason, n) in reasons {
         writeln!(out, "  {reason:<20}{n}")?;
     }
     if !s.without_dependencies.is_empty() {
-        writeln!(out, "Dashboards with no dbt dependency (not written): {}", s.without_dependencies.len())?;
+        writeln!(
+            out,
+            "Dashboards with no dbt dependency (not written): {}",
+            s.without_dependencies.len()
+        )?;
         for w in &s.without_dependencies {
             writeln!(out, "  {w}")?;
         }
     }
     if !s.removed_left_config.is_empty() {
-        writeln!(out, "Files deleted (their integration left the config): {}", s.removed_left_config.len())?;
+        writeln!(
+            out,
+            "Files deleted (their integration left the config): {}",
+            s.removed_left_config.len()
+        )?;
         for (integration, f) in &s.removed_left_config {
             writeln!(out, "  {} ({integration})", f.display())?;
         }

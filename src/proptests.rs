@@ -39,24 +39,30 @@ pub(crate) const HOSTILE: &str = "aZ_0 9.-:#'\"\\\n\r\t{}[]|>&*!%@`,?~=$;/<\u{0}
 /// or the tail cut off. Most results are invalid in a way a careless parser trips on.
 pub(crate) fn mutated(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
     let len = valid.len().max(1);
-    (0..4u8, 0..len, 0..len, proptest::collection::vec(any::<u8>(), 0..8)).prop_map(move |(kind, a, b, bytes)| {
-        let mut v = valid.clone();
-        let (lo, hi) = (a.min(b).min(v.len()), a.max(b).min(v.len()));
-        match kind {
-            0 if !v.is_empty() => {
-                let at = lo.min(v.len() - 1);
-                v[at] = bytes.first().copied().unwrap_or(b'"');
+    (
+        0..4u8,
+        0..len,
+        0..len,
+        proptest::collection::vec(any::<u8>(), 0..8),
+    )
+        .prop_map(move |(kind, a, b, bytes)| {
+            let mut v = valid.clone();
+            let (lo, hi) = (a.min(b).min(v.len()), a.max(b).min(v.len()));
+            match kind {
+                0 if !v.is_empty() => {
+                    let at = lo.min(v.len() - 1);
+                    v[at] = bytes.first().copied().unwrap_or(b'"');
+                }
+                1 => {
+                    v.drain(lo..hi);
+                }
+                2 => {
+                    v.splice(lo..lo, bytes);
+                }
+                _ => v.truncate(lo),
             }
-            1 => {
-                v.drain(lo..hi);
-            }
-            2 => {
-                v.splice(lo..lo, bytes);
-            }
-            _ => v.truncate(lo),
-        }
-        v
-    })
+            v
+        })
 }
 
 /// Arbitrary JSON, a few levels deep, with hostile strings and extreme numbers; object keys
@@ -68,13 +74,15 @@ pub(crate) fn json_value_with(names: &'static [&'static str]) -> impl Strategy<V
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
         any::<u64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         text(HOSTILE, 12).prop_map(Value::String),
     ];
     leaf.prop_recursive(4, 48, 6, move |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            proptest::collection::btree_map(field_name(names), inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            proptest::collection::btree_map(field_name(names), inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -86,10 +94,39 @@ fn field_name(names: &'static [&'static str]) -> impl Strategy<Value = String> {
 
 /// The keys manifest.json and run_results.json's readers look for.
 const DBT_NAMES: &[&str] = &[
-    "metadata", "dbt_schema_version", "adapter_type", "nodes", "resource_type", "name", "package_name", "database", "schema",
-    "alias", "identifier", "relation_name", "version", "latest_version", "access", "config", "enabled", "meta", "sources",
-    "source_name", "exposures", "exposure_mode", "disabled", "results", "unique_id", "status", "timing", "started_at",
-    "execution_time", "message", "args", "which", "invocation_id",
+    "metadata",
+    "dbt_schema_version",
+    "adapter_type",
+    "nodes",
+    "resource_type",
+    "name",
+    "package_name",
+    "database",
+    "schema",
+    "alias",
+    "identifier",
+    "relation_name",
+    "version",
+    "latest_version",
+    "access",
+    "config",
+    "enabled",
+    "meta",
+    "sources",
+    "source_name",
+    "exposures",
+    "exposure_mode",
+    "disabled",
+    "results",
+    "unique_id",
+    "status",
+    "timing",
+    "started_at",
+    "execution_time",
+    "message",
+    "args",
+    "which",
+    "invocation_id",
 ];
 
 /// Arbitrary JSON keyed mostly by `DBT_NAMES`.
@@ -98,18 +135,32 @@ fn json_value() -> impl Strategy<Value = Value> {
 }
 
 pub(crate) fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig { cases, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    }
 }
 
 // --- times ---------------------------------------------------------------------------------
 
 /// A valid RFC 3339 time, in the many spellings the parser accepts.
 fn rfc3339_text() -> impl Strategy<Value = String> {
-    (1i64..=9999, 1u32..=12, 1u32..=28, 0u32..24, 0u32..60, 0u32..60, proptest::option::of("[0-9]{1,9}"), prop_oneof![
-        Just("Z".to_string()),
-        Just("z".to_string()),
-        (prop_oneof![Just('+'), Just('-')], 0u32..24, 0u32..60).prop_map(|(s, h, m)| format!("{s}{h:02}:{m:02}")),
-    ], proptest::sample::select(vec!['T', 't', ' ']))
+    (
+        1i64..=9999,
+        1u32..=12,
+        1u32..=28,
+        0u32..24,
+        0u32..60,
+        0u32..60,
+        proptest::option::of("[0-9]{1,9}"),
+        prop_oneof![
+            Just("Z".to_string()),
+            Just("z".to_string()),
+            (prop_oneof![Just('+'), Just('-')], 0u32..24, 0u32..60)
+                .prop_map(|(s, h, m)| format!("{s}{h:02}:{m:02}")),
+        ],
+        proptest::sample::select(vec!['T', 't', ' ']),
+    )
         .prop_map(|(y, mo, d, h, mi, s, frac, off, sep)| {
             let frac = frac.map(|f| format!(".{f}")).unwrap_or_default();
             format!("{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{s:02}{frac}{off}")
@@ -220,11 +271,16 @@ fn read_back(value: &str) -> Result<serde_yaml::Mapping, String> {
     yaml::scalar(&mut doc, value, 4);
     doc.push_str("\n    type: dashboard\n");
     let v: serde_yaml::Value = serde_yaml::from_str(&doc).map_err(|e| format!("{doc:?}: {e}"))?;
-    let items = v["exposures"].as_sequence().ok_or_else(|| format!("{doc:?}: no list"))?;
+    let items = v["exposures"]
+        .as_sequence()
+        .ok_or_else(|| format!("{doc:?}: no list"))?;
     if items.len() != 1 {
         return Err(format!("{doc:?}: {} items", items.len()));
     }
-    items[0].as_mapping().cloned().ok_or_else(|| format!("{doc:?}: item is not a mapping"))
+    items[0]
+        .as_mapping()
+        .cloned()
+        .ok_or_else(|| format!("{doc:?}: item is not a mapping"))
 }
 
 /// What Jinja makes of a neutralised value: each of the two expressions `neutralize` writes
@@ -295,7 +351,10 @@ fn read_dbt_artifacts(bytes: &[u8]) {
             let _ = e.autoexpose_luid();
         }
         for n in m.nodes.values().chain(m.disabled.values().flatten()) {
-            let _ = (n.version.as_ref().map(|v| v.to_text()), n.latest_version.as_ref().map(|v| v.to_text()));
+            let _ = (
+                n.version.as_ref().map(|v| v.to_text()),
+                n.latest_version.as_ref().map(|v| v.to_text()),
+            );
         }
     }
     if let Ok(rr) = crate::run_results::parse(Path::new("run_results.json"), bytes) {
@@ -351,7 +410,11 @@ proptest! {
 #[test]
 fn fixtures_are_valid() {
     let m = crate::manifest::parse(Path::new("manifest.json"), MANIFEST.as_bytes()).unwrap();
-    assert_eq!((m.nodes.len(), m.sources.len(), m.disabled.len()), (1, 1, 1));
-    let r = crate::run_results::parse(Path::new("run_results.json"), RUN_RESULTS.as_bytes()).unwrap();
+    assert_eq!(
+        (m.nodes.len(), m.sources.len(), m.disabled.len()),
+        (1, 1, 1)
+    );
+    let r =
+        crate::run_results::parse(Path::new("run_results.json"), RUN_RESULTS.as_bytes()).unwrap();
     assert!(r.results[0].rebuilt());
 }

@@ -96,7 +96,13 @@ pub(crate) struct RelationUse {
 
 impl RelationUse {
     pub(crate) fn key(&self) -> (&str, &str, &str, &str, &str) {
-        (&self.integration, &self.asset_id, self.via.as_str(), &self.via_id, &self.relation_id)
+        (
+            &self.integration,
+            &self.asset_id,
+            self.via.as_str(),
+            &self.via_id,
+            &self.relation_id,
+        )
     }
 }
 
@@ -124,12 +130,16 @@ impl Extracted {
     pub(crate) fn sort(&mut self) {
         self.nodes.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
         self.nodes.dedup_by(|b, a| a.unique_id == b.unique_id);
-        self.instances.sort_by(|a, b| a.integration.cmp(&b.integration));
-        self.assets.sort_by(|a, b| (&a.integration, &a.id).cmp(&(&b.integration, &b.id)));
+        self.instances
+            .sort_by(|a, b| a.integration.cmp(&b.integration));
+        self.assets
+            .sort_by(|a, b| (&a.integration, &a.id).cmp(&(&b.integration, &b.id)));
         // Usually already in order (integrations hand them so); otherwise a stable sort, so the
         // first row of a key stays first, in parallel, as it is 300k rows at 20k workbooks.
         if !self.relations.windows(2).all(|w| w[0].key() <= w[1].key()) {
-            rayon::slice::ParallelSliceMut::par_sort_by(&mut self.relations[..], |a, b| a.key().cmp(&b.key()));
+            rayon::slice::ParallelSliceMut::par_sort_by(&mut self.relations[..], |a, b| {
+                a.key().cmp(&b.key())
+            });
         }
         self.relations.dedup_by(|b, a| a.key() == b.key());
     }
@@ -138,11 +148,21 @@ impl Extracted {
     /// relation rows each on a connection of their own, in parallel (rayon), each inside one read
     /// transaction; why the three see one state: `run::alone`.
     pub(crate) fn load(db: &Path) -> Result<Extracted> {
-        let ((dbt, assets), relations) =
-            rayon::join(|| rayon::join(|| load_dbt(db), || load_assets(db)), || load_relations(db));
+        let ((dbt, assets), relations) = rayon::join(
+            || rayon::join(|| load_dbt(db), || load_assets(db)),
+            || load_relations(db),
+        );
         let ((project_name, adapter_type), nodes, hand_written_exposures) = dbt?;
         let (instances, assets) = assets?;
-        Ok(Extracted { project_name, adapter_type, nodes, hand_written_exposures, instances, assets, relations: relations? })
+        Ok(Extracted {
+            project_name,
+            adapter_type,
+            nodes,
+            hand_written_exposures,
+            instances,
+            assets,
+            relations: relations?,
+        })
     }
 }
 
@@ -156,7 +176,11 @@ fn read_tx(conn: &mut rusqlite::Connection) -> Result<Transaction<'_>> {
 fn load_dbt(db: &Path) -> Result<(ManifestNames, Vec<Node>, BTreeSet<String>)> {
     let mut conn = db::reader(db)?;
     let conn = read_tx(&mut conn)?;
-    let names = conn.query_row("SELECT project_name, adapter_type FROM dbt_manifest", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let names = conn.query_row(
+        "SELECT project_name, adapter_type FROM dbt_manifest",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     let mut st = conn.prepare(
         "SELECT unique_id, resource_type, package_name, name, source_name, version, latest_version, database, schema,
             identifier, relation_name, materialized, access, enabled, depends_on, tests
@@ -164,7 +188,9 @@ fn load_dbt(db: &Path) -> Result<(ManifestNames, Vec<Node>, BTreeSet<String>)> {
     )?;
     let list = |r: &rusqlite::Row<'_>, i: usize| -> rusqlite::Result<Vec<String>> {
         let text: String = r.get(i)?;
-        serde_json::from_str(&text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+        serde_json::from_str(&text).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
     };
     let nodes = st
         .query_map([], |r| {
@@ -191,7 +217,9 @@ fn load_dbt(db: &Path) -> Result<(ManifestNames, Vec<Node>, BTreeSet<String>)> {
         .map_err(tags::in_table(db, "dbt_nodes"))?;
     drop(st);
     let mut st = conn.prepare("SELECT name FROM dbt_exposures WHERE autoexpose_luid IS NULL")?;
-    let hand_written = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    let hand_written = st
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
     drop(st);
     conn.commit()?;
     Ok((names, nodes, hand_written))
@@ -200,9 +228,18 @@ fn load_dbt(db: &Path) -> Result<(ManifestNames, Vec<Node>, BTreeSet<String>)> {
 fn load_assets(db: &Path) -> Result<(Vec<Instance>, Vec<Asset>)> {
     let mut conn = db::reader(db)?;
     let conn = read_tx(&mut conn)?;
-    let mut st = conn.prepare("SELECT integration, tool, label, complete FROM bi_instances ORDER BY integration")?;
+    let mut st = conn.prepare(
+        "SELECT integration, tool, label, complete FROM bi_instances ORDER BY integration",
+    )?;
     let instances = st
-        .query_map([], |r| Ok(Instance { integration: r.get(0)?, tool: r.get(1)?, label: r.get(2)?, complete: r.get(3)? }))?
+        .query_map([], |r| {
+            Ok(Instance {
+                integration: r.get(0)?,
+                tool: r.get(1)?,
+                label: r.get(2)?,
+                complete: r.get(3)?,
+            })
+        })?
         .collect::<rusqlite::Result<_>>()
         .map_err(tags::in_table(db, "bi_instances"))?;
     drop(st);
@@ -225,10 +262,20 @@ fn load_assets(db: &Path) -> Result<(Vec<Instance>, Vec<Asset>)> {
                 owner_name: r.get(7)?,
                 owner_email: r.get(8)?,
                 url: r.get(9)?,
-                tags: serde_json::from_str(&tags)
-                    .map_err(|e| rusqlite::Error::FromSqlConversionFailure(10, rusqlite::types::Type::Text, Box::new(e)))?,
-                meta: serde_json::from_str(&meta)
-                    .map_err(|e| rusqlite::Error::FromSqlConversionFailure(11, rusqlite::types::Type::Text, Box::new(e)))?,
+                tags: serde_json::from_str(&tags).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        10,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })?,
+                meta: serde_json::from_str(&meta).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        11,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })?,
             })
         })?
         .collect::<rusqlite::Result<_>>()
@@ -304,23 +351,45 @@ pub(crate) fn insert_nodes(tx: &Transaction, nodes: &[Node]) -> Result<()> {
 /// The neutral rows of every integration extract read: `bi_instances`, `bi_assets`,
 /// `bi_relations`, replacing all their rows (extract reads every configured integration).
 pub(crate) fn replace_bi_rows(tx: &Transaction, x: &Extracted) -> Result<()> {
-    for t in ["bi_instances", "bi_assets", "bi_relations"] {
+    // bi_assets is keyed: only the assets that changed are rewritten (`bulk::Replace`).
+    for t in ["bi_instances", "bi_relations"] {
         tx.execute(&format!("DELETE FROM {t}"), [])?;
     }
-    let mut st = tx.prepare_cached("INSERT INTO bi_instances (integration, tool, label, complete) VALUES (?1, ?2, ?3, ?4)")?;
+    let mut st = tx.prepare_cached(
+        "INSERT INTO bi_instances (integration, tool, label, complete) VALUES (?1, ?2, ?3, ?4)",
+    )?;
     for i in &x.instances {
-        st.execute(rusqlite::params![i.integration, i.tool, i.label, i.complete])?;
+        st.execute(rusqlite::params![
+            i.integration,
+            i.tool,
+            i.label,
+            i.complete
+        ])?;
     }
     insert_assets(tx, &x.assets)?;
     insert_relations(tx, &x.relations)
 }
 
 fn insert_assets(tx: &Transaction, assets: &[Asset]) -> Result<()> {
-    let mut st = Insert::new(
+    let mut st = crate::bulk::Replace::new(
         tx,
         "bi_assets",
-        "INSERT INTO bi_assets (integration, asset_id, asset_ref, name, folder_ref, folder, description, owner_name, owner_email, url, tags, meta)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        &[
+            "integration",
+            "asset_id",
+            "asset_ref",
+            "name",
+            "folder_ref",
+            "folder",
+            "description",
+            "owner_name",
+            "owner_email",
+            "url",
+            "tags",
+            "meta",
+        ],
+        false,
+        None,
     )?;
     for a in assets {
         let tags = serde_json::to_string(&a.tags)?;
@@ -340,6 +409,7 @@ fn insert_assets(tx: &Transaction, assets: &[Asset]) -> Result<()> {
             (&meta).into(),
         ])?;
     }
+    st.finish()?;
     Ok(())
 }
 

@@ -42,7 +42,13 @@ pub(crate) enum Stage {
 }
 
 impl Stage {
-    const ORDER: [Stage; 5] = [Stage::Extract, Stage::Normalize, Stage::Match, Stage::Emit, Stage::Refresh];
+    const ORDER: [Stage; 5] = [
+        Stage::Extract,
+        Stage::Normalize,
+        Stage::Match,
+        Stage::Emit,
+        Stage::Refresh,
+    ];
 
     /// Its name, in `runs.stage` and on the command line.
     pub(crate) fn name(self) -> &'static str {
@@ -121,7 +127,11 @@ pub(crate) fn drive(
                 Some(refresh) => self::refresh(conn, config, mode, refresh)?,
                 None => false,
             };
-            Ok(Driven { incomplete, refresh_failed, rows: Some(rows) })
+            Ok(Driven {
+                incomplete,
+                refresh_failed,
+                rows: Some(rows),
+            })
         }
         Steps::One(stage) => alone(conn, config, mode, stage, opts),
     }
@@ -141,7 +151,8 @@ fn record<T>(
         out = Some(value);
         Ok(report)
     })?;
-    let value = out.ok_or_else(|| anyhow!("stage {} succeeded without its result", stage.name()))?;
+    let value =
+        out.ok_or_else(|| anyhow!("stage {} succeeded without its result", stage.name()))?;
     Ok((report, value))
 }
 
@@ -167,7 +178,13 @@ fn require_before(conn: &Connection, config: &Config, stage: Stage) -> Result<()
 ///   SQLITE_BUSY, reported naming the database (`db::name_busy`); it cannot mix two states.
 ///   Were the file switched to WAL mode by hand, readers would no longer hold writers off, and
 ///   each loader would see the state of its own first read.
-fn alone(conn: &mut Connection, config: &Config, mode: &HttpMode, stage: Stage, opts: &Options) -> Result<Driven> {
+fn alone(
+    conn: &mut Connection,
+    config: &Config,
+    mode: &HttpMode,
+    stage: Stage,
+    opts: &Options,
+) -> Result<Driven> {
     let db = &config.database;
     let mut driven = Driven::default();
     match stage {
@@ -188,7 +205,9 @@ fn alone(conn: &mut Connection, config: &Config, mode: &HttpMode, stage: Stage, 
                 let (x, keys) = rayon::join(|| Extracted::load(db), || normalize::load(db));
                 Ok((x?, keys?))
             })?;
-            record(conn, config, stage, |c| Ok((matching::run(c, &x, &keys)?, ())))?;
+            record(conn, config, stage, |c| {
+                Ok((matching::run(c, &x, &keys)?, ()))
+            })?;
         }
         Stage::Emit => {
             let (x, deps) = one_state(conn, || {
@@ -197,7 +216,9 @@ fn alone(conn: &mut Connection, config: &Config, mode: &HttpMode, stage: Stage, 
                 Ok((x?, deps?))
             })?;
             let links: Vec<_> = deps.iter().map(|d| d.link()).collect();
-            record(conn, config, stage, |c| emit::run(c, config, &x, &links, opts.allow_empty))?;
+            record(conn, config, stage, |c| {
+                emit::run(c, config, &x, &links, opts.allow_empty)
+            })?;
         }
         Stage::Refresh => {
             if let Some(refresh) = &opts.refresh {
@@ -226,7 +247,12 @@ fn one_state<T>(conn: &Connection, load: impl FnOnce() -> Result<T>) -> Result<T
 }
 
 /// Runs stage refresh; whether some target failed.
-fn refresh(conn: &mut Connection, config: &Config, mode: &HttpMode, (args, settings): &(&RefreshArgs, ActiveExposures)) -> Result<bool> {
+fn refresh(
+    conn: &mut Connection,
+    config: &Config,
+    mode: &HttpMode,
+    (args, settings): &(&RefreshArgs, ActiveExposures),
+) -> Result<bool> {
     let now = crate::clock::Instant::from_arg(args.now.as_deref())?;
     let opts = crate::refresh::Options {
         now,
@@ -235,7 +261,9 @@ fn refresh(conn: &mut Connection, config: &Config, mode: &HttpMode, (args, setti
         wait_timeout: std::time::Duration::from_secs(args.wait_timeout),
         settings: *settings,
     };
-    let (_, summary) = record(conn, config, Stage::Refresh, |c| crate::refresh::run(c, config, mode, &opts))?;
+    let (_, summary) = record(conn, config, Stage::Refresh, |c| {
+        crate::refresh::run(c, config, mode, &opts)
+    })?;
     Ok(summary.any_failure())
 }
 
@@ -247,7 +275,10 @@ struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
-    fn spawn<'env>(scope: &'a Scope<'a, 'env>, conn: &'a mut Connection) -> (Writer<'a>, std::thread::ScopedJoinHandle<'a, Result<()>>) {
+    fn spawn<'env>(
+        scope: &'a Scope<'a, 'env>,
+        conn: &'a mut Connection,
+    ) -> (Writer<'a>, std::thread::ScopedJoinHandle<'a, Result<()>>) {
         let (jobs, queue) = mpsc::channel::<Job<'a>>();
         let handle = scope.spawn(move || {
             for job in queue {
@@ -259,8 +290,14 @@ impl<'a> Writer<'a> {
     }
 
     /// Queues a stage's writes, bracketed by its `runs` row.
-    fn stage(&self, config: &'a Config, stage: Stage, write: impl FnOnce(&mut Connection) -> Result<StageReport> + Send + 'a) {
-        let job = move |c: &mut Connection| record(c, config, stage, |c| Ok((write(c)?, ()))).map(|_| ());
+    fn stage(
+        &self,
+        config: &'a Config,
+        stage: Stage,
+        write: impl FnOnce(&mut Connection) -> Result<StageReport> + Send + 'a,
+    ) {
+        let job =
+            move |c: &mut Connection| record(c, config, stage, |c| Ok((write(c)?, ()))).map(|_| ());
         // A send fails only when the writer stopped after a failure, which join reports.
         let _ = self.jobs.send(Box::new(job));
     }
@@ -273,7 +310,12 @@ impl<'a> Writer<'a> {
 
 /// Runs extract, normalize, match and emit, writing into `conn` on a second thread: whether
 /// the extraction was incomplete, what emit did, and the rows.
-fn pipelined(conn: &mut Connection, config: &Config, mode: &HttpMode, allow_empty: bool) -> Result<(bool, EmitSummary, Rows)> {
+fn pipelined(
+    conn: &mut Connection,
+    config: &Config,
+    mode: &HttpMode,
+    allow_empty: bool,
+) -> Result<(bool, EmitSummary, Rows)> {
     let summary: Mutex<Option<EmitSummary>> = Mutex::new(None);
     let read: Mutex<Option<extract::Read>> = Mutex::new(None);
     let (worked, written) = std::thread::scope(|scope| {
@@ -283,11 +325,21 @@ fn pipelined(conn: &mut Connection, config: &Config, mode: &HttpMode, allow_empt
         (worked, handle.join())
     });
     written.map_err(|_| anyhow!("the SQLite writer thread panicked"))??;
-    let (incomplete, (x, keys, matched)) = worked.ok_or_else(|| anyhow!("a stage failed without saying why"))?;
+    let (incomplete, (x, keys, matched)) =
+        worked.ok_or_else(|| anyhow!("a stage failed without saying why"))?;
     let summary = summary.into_inner().unwrap_or_else(|e| e.into_inner());
     let summary = summary.ok_or_else(|| anyhow!("emit wrote nothing"))?;
     let read = read.into_inner().unwrap_or_else(|e| e.into_inner());
-    Ok((incomplete, summary, Rows { _read: read, _extracted: x, _keys: keys, _matched: matched }))
+    Ok((
+        incomplete,
+        summary,
+        Rows {
+            _read: read,
+            _extracted: x,
+            _keys: keys,
+            _matched: matched,
+        },
+    ))
 }
 
 /// The stages' rows in memory, shared with the writer's jobs.
@@ -309,7 +361,11 @@ fn work<'a>(
     allow_empty: bool,
 ) -> Option<(bool, Shared)> {
     let timed = |stage: Stage, started: std::time::Instant| {
-        log::debug(&format!("stage {} worked out in {:.3}s", stage.name(), started.elapsed().as_secs_f64()));
+        log::debug(&format!(
+            "stage {} worked out in {:.3}s",
+            stage.name(),
+            started.elapsed().as_secs_f64()
+        ));
     };
     let started = std::time::Instant::now();
     let (got, x) = match extract::read(config, mode) {
@@ -339,7 +395,9 @@ fn work<'a>(
     let matched = Arc::new(matching::compute(&x, &keys));
     timed(Stage::Match, started);
     let (mx, mk, mw) = (Arc::clone(&x), Arc::clone(&keys), Arc::clone(&matched));
-    writer.stage(config, Stage::Match, move |c| matching::write(c, &mx, &mk, &mw));
+    writer.stage(config, Stage::Match, move |c| {
+        matching::write(c, &mx, &mk, &mw)
+    });
 
     let started = std::time::Instant::now();
     let plan = match emit::plan(config, &x, &matched.links(&x), allow_empty) {
@@ -364,7 +422,10 @@ mod tests {
 
     #[test]
     fn each_stage_reads_the_one_before() {
-        let before: Vec<_> = Stage::ORDER.iter().map(|s| (s.name(), s.before().map(Stage::name))).collect();
+        let before: Vec<_> = Stage::ORDER
+            .iter()
+            .map(|s| (s.name(), s.before().map(Stage::name)))
+            .collect();
         assert_eq!(
             before,
             [
@@ -398,8 +459,12 @@ mod tests {
         assert_eq!((seen.0, seen.1), (true, 0), "{:?}", seen.2);
         // A failed statement inside an implicit transaction rolls back; nothing half-written.
         let _ = foreign.execute_batch("ROLLBACK");
-        foreign.execute_batch("CREATE TABLE foreign_t (x); INSERT INTO foreign_t VALUES (1)").unwrap();
-        let n: i64 = conn.query_row("SELECT count(*) FROM foreign_t", [], |r| r.get(0)).unwrap();
+        foreign
+            .execute_batch("CREATE TABLE foreign_t (x); INSERT INTO foreign_t VALUES (1)")
+            .unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM foreign_t", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, 1);
         // An error inside still ends the transaction.
         assert!(one_state(&conn, || -> Result<()> { anyhow::bail!("load failed") }).is_err());

@@ -17,7 +17,12 @@ pub(crate) enum RunResultsError {
     // `{:#}` prints the OS message twice.
     Read { path: PathBuf, io: std::io::Error },
     #[error("run results {path}: line {line}, column {column}: {message}")]
-    Parse { path: PathBuf, line: usize, column: usize, message: String },
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("run results {path}: metadata.dbt_schema_version {found:?} is not supported (autoexpose reads run-results v4, v5 and v6)")]
     Version { path: PathBuf, found: String },
 }
@@ -76,7 +81,21 @@ impl RunResults {
 
     /// Commands that never rebuild a relation: their results trigger nothing.
     pub(crate) fn rebuilds_nothing(&self) -> bool {
-        matches!(self.command(), Some("test" | "compile" | "docs" | "generate" | "list" | "ls" | "parse" | "source" | "freshness" | "show"))
+        matches!(
+            self.command(),
+            Some(
+                "test"
+                    | "compile"
+                    | "docs"
+                    | "generate"
+                    | "list"
+                    | "ls"
+                    | "parse"
+                    | "source"
+                    | "freshness"
+                    | "show"
+            )
+        )
     }
 }
 
@@ -89,20 +108,29 @@ impl NodeResult {
     /// A model, seed or snapshot whose data changed: `success`, or `partial success`
     /// (microbatch: some batches failed, but data changed).
     pub(crate) fn rebuilt(&self) -> bool {
-        matches!(self.resource_type(), "model" | "seed" | "snapshot") && matches!(self.status.as_str(), "success" | "partial success")
+        matches!(self.resource_type(), "model" | "seed" | "snapshot")
+            && matches!(self.status.as_str(), "success" | "partial success")
     }
 
     pub(crate) fn failed_or_skipped(&self) -> bool {
-        matches!(self.status.as_str(), "error" | "skipped" | "fail" | "runtime error")
+        matches!(
+            self.status.as_str(),
+            "error" | "skipped" | "fail" | "runtime error"
+        )
     }
 }
 
 pub(crate) fn load(path: &Path) -> Result<(RunResults, Vec<u8>), RunResultsError> {
     let bytes = std::fs::read(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
-            RunResultsError::Missing { path: path.to_path_buf() }
+            RunResultsError::Missing {
+                path: path.to_path_buf(),
+            }
         } else {
-            RunResultsError::Read { path: path.to_path_buf(), io: source }
+            RunResultsError::Read {
+                path: path.to_path_buf(),
+                io: source,
+            }
         }
     })?;
     let rr = parse(path, &bytes)?;
@@ -121,9 +149,14 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<RunResults, RunResultsE
     })?;
     let v = &rr.metadata.dbt_schema_version;
     let ok = v.starts_with("https://schemas.getdbt.com/dbt/run-results/")
-        && ["v4.json", "v5.json", "v6.json"].iter().any(|t| v.ends_with(t));
+        && ["v4.json", "v5.json", "v6.json"]
+            .iter()
+            .any(|t| v.ends_with(t));
     if !ok {
-        return Err(RunResultsError::Version { path: path.to_path_buf(), found: v.clone() });
+        return Err(RunResultsError::Version {
+            path: path.to_path_buf(),
+            found: v.clone(),
+        });
     }
     Ok(rr)
 }

@@ -83,8 +83,16 @@ pub(crate) fn no_lineage_advice(_: MissReason) -> &'static str {
 
 impl Texts {
     /// `<Tool> workbook in project Finance (site "acme", integration prod).`
-    pub(crate) fn default_description(&self, folder: &str, instance: &str, integration: &str) -> String {
-        format!("{} {} in {} {folder} ({} {instance:?}, integration {integration}).", self.tool, self.asset, self.folder, self.instance)
+    pub(crate) fn default_description(
+        &self,
+        folder: &str,
+        instance: &str,
+        integration: &str,
+    ) -> String {
+        format!(
+            "{} {} in {} {folder} ({} {instance:?}, integration {integration}).",
+            self.tool, self.asset, self.folder, self.instance
+        )
     }
 
     /// `"Untitled <Tool> workbook {ref}"`.

@@ -57,8 +57,19 @@ pub(crate) const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Full or incremental for `integration`, from its `sync_bases` row in `db` (read on a
 /// connection of its own: extract reads before its transaction, under the database's lock).
-pub(crate) fn decide(db: &Path, integration: &str, settings_hash: &str, s: &SyncSettings) -> Result<Decision> {
-    let full = |why: String| Decision { incremental: false, why, full_sync_at: s.now, base_extracted_at: None, now: s.now };
+pub(crate) fn decide(
+    db: &Path,
+    integration: &str,
+    settings_hash: &str,
+    s: &SyncSettings,
+) -> Result<Decision> {
+    let full = |why: String| Decision {
+        incremental: false,
+        why,
+        full_sync_at: s.now,
+        base_extracted_at: None,
+        now: s.now,
+    };
     if s.force_full {
         return Ok(full("--full".into()));
     }
@@ -94,16 +105,25 @@ pub(crate) fn decide(db: &Path, integration: &str, settings_hash: &str, s: &Sync
         return Ok(full("the last extraction was incomplete".into()));
     }
     if b.tool_version != TOOL_VERSION {
-        return Ok(full(format!("autoexpose {} made the last extraction, this is {TOOL_VERSION}", b.tool_version)));
+        return Ok(full(format!(
+            "autoexpose {} made the last extraction, this is {TOOL_VERSION}",
+            b.tool_version
+        )));
     }
     if b.settings_hash != settings_hash {
         return Ok(full("the integration's extraction settings changed".into()));
     }
     if b.schema_version != schema_version {
-        return Ok(full(format!("the database schema changed (migration {} → {schema_version})", b.schema_version)));
+        return Ok(full(format!(
+            "the database schema changed (migration {} → {schema_version})",
+            b.schema_version
+        )));
     }
     let Some(last) = Instant::parse(&b.full_sync_at) else {
-        return Ok(full(format!("sync_bases.full_sync_at is not a time: {:?}", b.full_sync_at)));
+        return Ok(full(format!(
+            "sync_bases.full_sync_at is not a time: {:?}",
+            b.full_sync_at
+        )));
     };
     let days = (s.now.0 - last.0).div_euclid(86_400);
     if s.now < last || days >= i64::from(s.full_sync_every_days) {
@@ -115,7 +135,11 @@ pub(crate) fn decide(db: &Path, integration: &str, settings_hash: &str, s: &Sync
     }
     Ok(Decision {
         incremental: true,
-        why: format!("the last full sync was at {} (full_sync_every_days: {})", last.rfc3339(), s.full_sync_every_days),
+        why: format!(
+            "the last full sync was at {} (full_sync_every_days: {})",
+            last.rfc3339(),
+            s.full_sync_every_days
+        ),
         full_sync_at: last,
         base_extracted_at: b.extracted_at.as_deref().and_then(Instant::parse),
         now: s.now,
@@ -150,7 +174,14 @@ pub(crate) struct State {
 }
 
 /// Replaces `integration`'s `sync_bases` and `sync_state` rows (inside extract's transaction).
-pub(crate) fn write(tx: &Transaction, integration: &str, decision: &Decision, settings_hash: &str, complete: bool, states: &[State]) -> Result<()> {
+pub(crate) fn write(
+    tx: &Transaction,
+    integration: &str,
+    decision: &Decision,
+    settings_hash: &str,
+    complete: bool,
+    states: &[State],
+) -> Result<()> {
     let schema_version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     tx.execute(
         "INSERT OR REPLACE INTO sync_bases (integration, mode, why, full_sync_at, tool_version, settings_hash, schema_version, complete, extracted_at)
@@ -167,10 +198,19 @@ pub(crate) fn write(tx: &Transaction, integration: &str, decision: &Decision, se
             decision.now.rfc3339()
         ],
     )?;
-    tx.execute("DELETE FROM sync_state WHERE integration = ?1", [integration])?;
+    tx.execute(
+        "DELETE FROM sync_state WHERE integration = ?1",
+        [integration],
+    )?;
     let mut st = tx.prepare_cached("INSERT OR REPLACE INTO sync_state (integration, kind, id, action, reason) VALUES (?1, ?2, ?3, ?4, ?5)")?;
     for s in states {
-        st.execute(params![integration, s.kind, s.id, s.action.as_str(), s.reason])?;
+        st.execute(params![
+            integration,
+            s.kind,
+            s.id,
+            s.action.as_str(),
+            s.reason
+        ])?;
     }
     Ok(())
 }
@@ -179,7 +219,12 @@ pub(crate) fn write(tx: &Transaction, integration: &str, decision: &Decision, se
 /// built on (every integration extracted writes its `bi_instances` row first).
 pub(crate) fn forget_removed(tx: &Transaction) -> Result<()> {
     for t in ["sync_bases", "sync_state"] {
-        tx.execute(&format!("DELETE FROM {t} WHERE integration NOT IN (SELECT integration FROM bi_instances)"), [])?;
+        tx.execute(
+            &format!(
+                "DELETE FROM {t} WHERE integration NOT IN (SELECT integration FROM bi_instances)"
+            ),
+            [],
+        )?;
     }
     Ok(())
 }
@@ -189,7 +234,11 @@ mod tests {
     use super::*;
 
     fn settings(now: &str) -> SyncSettings {
-        SyncSettings { full_sync_every_days: 7, force_full: false, now: Instant::parse(now).unwrap() }
+        SyncSettings {
+            full_sync_every_days: 7,
+            force_full: false,
+            now: Instant::parse(now).unwrap(),
+        }
     }
 
     fn base(dir: &Path, full_sync_at: &str, complete: bool) -> std::path::PathBuf {
@@ -197,7 +246,13 @@ mod tests {
         let mut conn = crate::db::open(&db).unwrap();
         let tx = conn.transaction().unwrap();
         let at = Instant::parse(full_sync_at).unwrap();
-        let d = Decision { incremental: false, why: "first".into(), full_sync_at: at, base_extracted_at: None, now: at };
+        let d = Decision {
+            incremental: false,
+            why: "first".into(),
+            full_sync_at: at,
+            base_extracted_at: None,
+            now: at,
+        };
         write(&tx, "prod", &d, "h1", complete, &[]).unwrap();
         tx.commit().unwrap();
         db
@@ -209,7 +264,10 @@ mod tests {
         let db = base(dir.path(), "2026-12-01T02:00:00Z", true);
         let d = decide(&db, "prod", "h1", &settings("2026-12-07T01:59:59Z")).unwrap();
         assert!(d.incremental, "{d:?}");
-        assert_eq!(d.full_sync_at, Instant::parse("2026-12-01T02:00:00Z").unwrap());
+        assert_eq!(
+            d.full_sync_at,
+            Instant::parse("2026-12-01T02:00:00Z").unwrap()
+        );
         assert_eq!(d.base_extracted_at, Some(d.full_sync_at));
         let why = |s: &SyncSettings, hash: &str, integration: &str| {
             let d = decide(&db, integration, hash, s).unwrap();
@@ -219,12 +277,39 @@ mod tests {
         let s = settings("2026-12-08T02:00:00Z");
         assert_eq!(why(&s, "h1", "prod"), "the last full sync was at 2026-12-01T02:00:00Z (7 days before; full_sync_every_days: 7)");
         let s = settings("2026-12-02T02:00:00Z");
-        assert_eq!(why(&s, "h2", "prod"), "the integration's extraction settings changed");
-        assert_eq!(why(&s, "h1", "other"), "no earlier extraction of this integration");
-        assert_eq!(why(&SyncSettings { force_full: true, ..s.clone() }, "h1", "prod"), "--full");
-        assert_eq!(why(&SyncSettings { full_sync_every_days: 0, ..s.clone() }, "h1", "prod"), "full_sync_every_days: 0");
+        assert_eq!(
+            why(&s, "h2", "prod"),
+            "the integration's extraction settings changed"
+        );
+        assert_eq!(
+            why(&s, "h1", "other"),
+            "no earlier extraction of this integration"
+        );
+        assert_eq!(
+            why(
+                &SyncSettings {
+                    force_full: true,
+                    ..s.clone()
+                },
+                "h1",
+                "prod"
+            ),
+            "--full"
+        );
+        assert_eq!(
+            why(
+                &SyncSettings {
+                    full_sync_every_days: 0,
+                    ..s.clone()
+                },
+                "h1",
+                "prod"
+            ),
+            "full_sync_every_days: 0"
+        );
         // A clock before the last full sync (a clock set back) is no base either.
-        assert!(why(&settings("2026-11-30T02:00:00Z"), "h1", "prod").starts_with("the last full sync was at"));
+        assert!(why(&settings("2026-11-30T02:00:00Z"), "h1", "prod")
+            .starts_with("the last full sync was at"));
     }
 
     #[test]
@@ -232,15 +317,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = base(dir.path(), "2026-12-01T02:00:00Z", false);
         let d = decide(&db, "prod", "h1", &settings("2026-12-02T02:00:00Z")).unwrap();
-        assert_eq!((d.incremental, d.why.as_str()), (false, "the last extraction was incomplete"));
+        assert_eq!(
+            (d.incremental, d.why.as_str()),
+            (false, "the last extraction was incomplete")
+        );
         let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute("UPDATE sync_bases SET complete = 1, tool_version = '0.0.1'", []).unwrap();
+        conn.execute(
+            "UPDATE sync_bases SET complete = 1, tool_version = '0.0.1'",
+            [],
+        )
+        .unwrap();
         let d = decide(&db, "prod", "h1", &settings("2026-12-02T02:00:00Z")).unwrap();
-        assert_eq!(d.why, format!("autoexpose 0.0.1 made the last extraction, this is {TOOL_VERSION}"));
-        conn.execute("UPDATE sync_bases SET tool_version = ?1, schema_version = 3", [TOOL_VERSION]).unwrap();
+        assert_eq!(
+            d.why,
+            format!("autoexpose 0.0.1 made the last extraction, this is {TOOL_VERSION}")
+        );
+        conn.execute(
+            "UPDATE sync_bases SET tool_version = ?1, schema_version = 3",
+            [TOOL_VERSION],
+        )
+        .unwrap();
         let d = decide(&db, "prod", "h1", &settings("2026-12-02T02:00:00Z")).unwrap();
-        assert!(d.why.starts_with("the database schema changed (migration 3 → "), "{}", d.why);
-        let d = decide(&dir.path().join("none.db"), "prod", "h1", &settings("2026-12-02T02:00:00Z")).unwrap();
+        assert!(
+            d.why
+                .starts_with("the database schema changed (migration 3 → "),
+            "{}",
+            d.why
+        );
+        let d = decide(
+            &dir.path().join("none.db"),
+            "prod",
+            "h1",
+            &settings("2026-12-02T02:00:00Z"),
+        )
+        .unwrap();
         assert_eq!(d.why, "no earlier extraction");
     }
 }

@@ -115,7 +115,11 @@ impl UnknownTag {
     pub(crate) fn of<T: Tag>(value: &str) -> UnknownTag {
         // Bounded: a hostile or corrupt value is not copied whole into a message.
         let value: String = value.chars().take(80).collect();
-        UnknownTag { column: T::COLUMN, value, known: T::ALL.iter().map(|t| t.as_str()).collect() }
+        UnknownTag {
+            column: T::COLUMN,
+            value,
+            known: T::ALL.iter().map(|t| t.as_str()).collect(),
+        }
     }
 }
 
@@ -136,15 +140,21 @@ impl std::error::Error for UnknownTag {}
 /// For a loader's errors: an unknown tag in `table` of the database at `db` becomes an error
 /// naming the database, the table, the column and the value; any other error gets the same
 /// context.
-pub(crate) fn in_table<'a>(db: &'a std::path::Path, table: &'static str) -> impl Fn(rusqlite::Error) -> anyhow::Error + 'a {
+pub(crate) fn in_table<'a>(
+    db: &'a std::path::Path,
+    table: &'static str,
+) -> impl Fn(rusqlite::Error) -> anyhow::Error + 'a {
     move |e| {
         let unknown = match &e {
-            rusqlite::Error::FromSqlConversionFailure(_, _, inner) => inner.downcast_ref::<UnknownTag>().cloned(),
+            rusqlite::Error::FromSqlConversionFailure(_, _, inner) => {
+                inner.downcast_ref::<UnknownTag>().cloned()
+            }
             _ => None,
         };
         match unknown {
             Some(u) => anyhow::anyhow!("database {}: table {table}, {u}", db.display()),
-            None => anyhow::Error::new(e).context(format!("database {}: reading table {table}", db.display())),
+            None => anyhow::Error::new(e)
+                .context(format!("database {}: reading table {table}", db.display())),
         }
     }
 }
@@ -267,7 +277,10 @@ text_tag! {
 impl FileAction {
     /// Whether the file is still in place after this action and this database owns it.
     pub(crate) fn still_ours(self) -> bool {
-        matches!(self, FileAction::Written | FileAction::Unchanged | FileAction::KeptIncomplete)
+        matches!(
+            self,
+            FileAction::Written | FileAction::Unchanged | FileAction::KeptIncomplete
+        )
     }
 }
 
@@ -288,12 +301,23 @@ pub(crate) mod tests {
     /// set is an error naming the column and the value, through `in_table` the table too.
     pub(crate) fn round_trip<T: Tag + ToSql + FromSql>() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE t (seq INTEGER PRIMARY KEY, tag TEXT NOT NULL)").unwrap();
+        conn.execute_batch("CREATE TABLE t (seq INTEGER PRIMARY KEY, tag TEXT NOT NULL)")
+            .unwrap();
         for (i, t) in T::ALL.iter().enumerate() {
-            conn.execute("INSERT INTO t (seq, tag) VALUES (?1, ?2)", rusqlite::params![i as i64, t]).unwrap();
+            conn.execute(
+                "INSERT INTO t (seq, tag) VALUES (?1, ?2)",
+                rusqlite::params![i as i64, t],
+            )
+            .unwrap();
         }
-        let mut st = conn.prepare("SELECT tag, CAST(tag AS TEXT) FROM t ORDER BY seq").unwrap();
-        let back: Vec<(T, String)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+        let mut st = conn
+            .prepare("SELECT tag, CAST(tag AS TEXT) FROM t ORDER BY seq")
+            .unwrap();
+        let back: Vec<(T, String)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
         assert_eq!(back.iter().map(|b| b.0).collect::<Vec<_>>(), T::ALL);
         for (t, text) in &back {
             assert_eq!(t.as_str(), text, "{} is stored as its text", T::COLUMN);
@@ -302,18 +326,44 @@ pub(crate) mod tests {
         let mut texts: Vec<&str> = T::ALL.iter().map(|t| t.as_str()).collect();
         texts.sort_unstable();
         texts.dedup();
-        assert_eq!(texts.len(), T::ALL.len(), "{}: two values share a text", T::COLUMN);
+        assert_eq!(
+            texts.len(),
+            T::ALL.len(),
+            "{}: two values share a text",
+            T::COLUMN
+        );
 
-        conn.execute("INSERT INTO t (seq, tag) VALUES (100, 'Nope-é')", []).unwrap();
-        let err = conn.query_row("SELECT tag FROM t WHERE seq = 100", [], |r| r.get::<_, T>(0)).unwrap_err();
+        conn.execute("INSERT INTO t (seq, tag) VALUES (100, 'Nope-é')", [])
+            .unwrap();
+        let err = conn
+            .query_row("SELECT tag FROM t WHERE seq = 100", [], |r| {
+                r.get::<_, T>(0)
+            })
+            .unwrap_err();
         let msg = in_table(std::path::Path::new("x.db"), "t")(err).to_string();
-        assert!(msg.starts_with(&format!("database x.db: table t, column {}: unknown value \"Nope-é\"", T::COLUMN)), "{msg}");
+        assert!(
+            msg.starts_with(&format!(
+                "database x.db: table t, column {}: unknown value \"Nope-é\"",
+                T::COLUMN
+            )),
+            "{msg}"
+        );
         assert!(msg.contains(T::ALL[0].as_str()), "{msg}");
         // Not text at all: an error too, never a default.
-        conn.execute("INSERT INTO t (seq, tag) VALUES (101, 7)", []).unwrap();
-        assert!(conn.query_row("SELECT tag FROM t WHERE seq = 101", [], |r| r.get::<_, T>(0)).is_err());
+        conn.execute("INSERT INTO t (seq, tag) VALUES (101, 7)", [])
+            .unwrap();
+        assert!(conn
+            .query_row("SELECT tag FROM t WHERE seq = 101", [], |r| r
+                .get::<_, T>(0))
+            .is_err());
         assert!(T::parse("").is_none());
-        assert!(T::ALL.iter().all(|t| T::parse(&t.as_str().to_uppercase()).is_none()), "{}: text is exact", T::COLUMN);
+        assert!(
+            T::ALL
+                .iter()
+                .all(|t| T::parse(&t.as_str().to_uppercase()).is_none()),
+            "{}: text is exact",
+            T::COLUMN
+        );
     }
 
     #[test]
@@ -333,20 +383,50 @@ pub(crate) mod tests {
     fn values_are_the_stored_texts() {
         // The texts are the database's contract (README queries, snapshots): pinned here.
         let texts = |all: &[&'static str]| all.join(" ");
-        assert_eq!(texts(&Side::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()), "dbt bi");
-        assert_eq!(texts(&Via::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()), "embedded published custom_sql listed");
-        assert_eq!(texts(&KeyStatus::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()), "ok redacted file no_relation");
+        assert_eq!(
+            texts(&Side::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()),
+            "dbt bi"
+        );
+        assert_eq!(
+            texts(&Via::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()),
+            "embedded published custom_sql listed"
+        );
+        assert_eq!(
+            texts(
+                &KeyStatus::ALL
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+            ),
+            "ok redacted file no_relation"
+        );
         assert_eq!(
             texts(&MissReason::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()),
             "not_in_manifest database_mismatch missing_schema ambiguous custom_sql unparseable_sql incomplete_name file_connection unsupported_m_function unresolved_parameter dataflow no_source unreadable_m disabled_node private_model redacted_name"
         );
         assert_eq!(
-            texts(&FileAction::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()),
+            texts(
+                &FileAction::ALL
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+            ),
             "written unchanged deleted kept_incomplete deleted_left_config not_ours"
         );
         assert!(Side::Bi.is_bi() && !Side::Dbt.is_bi());
-        let ours: Vec<FileAction> = FileAction::ALL.iter().copied().filter(|a| a.still_ours()).collect();
-        assert_eq!(ours, [FileAction::Written, FileAction::Unchanged, FileAction::KeptIncomplete]);
+        let ours: Vec<FileAction> = FileAction::ALL
+            .iter()
+            .copied()
+            .filter(|a| a.still_ours())
+            .collect();
+        assert_eq!(
+            ours,
+            [
+                FileAction::Written,
+                FileAction::Unchanged,
+                FileAction::KeptIncomplete
+            ]
+        );
         assert_eq!(format!("{}", Via::CustomSql), "custom_sql");
     }
 }

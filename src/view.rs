@@ -190,7 +190,10 @@ pub(crate) fn load(conn: &Connection) -> Result<Vec<ExposureView>> {
                 dependencies: Vec::new(),
                 unmatched: Vec::new(),
                 refreshes: Vec::new(),
-                health: Health { level: HealthLevel::Unknown, reasons: Vec::new() },
+                health: Health {
+                    level: HealthLevel::Unknown,
+                    reasons: Vec::new(),
+                },
             },
             r.get::<_, String>(12)?,
             r.get::<_, Option<String>>(13)?,
@@ -207,12 +210,20 @@ pub(crate) fn load(conn: &Connection) -> Result<Vec<ExposureView>> {
         if let Some(label) = body.get("label").and_then(text) {
             view.label = label;
         }
-        view.exposure_type = body.get("type").and_then(text).unwrap_or_else(|| "dashboard".into());
-        view.exposure_mode = body.pointer("/meta/exposure_mode").and_then(text).unwrap_or_else(|| "auto".into());
+        view.exposure_type = body
+            .get("type")
+            .and_then(text)
+            .unwrap_or_else(|| "dashboard".into());
+        view.exposure_mode = body
+            .pointer("/meta/exposure_mode")
+            .and_then(text)
+            .unwrap_or_else(|| "auto".into());
         let key = (view.integration.clone(), asset_id.unwrap_or_default());
         view.dependencies = deps.remove(&key).unwrap_or_default();
         view.unmatched = unmatched.remove(&key).unwrap_or_default();
-        view.refreshes = refreshes.remove(&(view.integration.clone(), view.asset_ref.clone())).unwrap_or_default();
+        view.refreshes = refreshes
+            .remove(&(view.integration.clone(), view.asset_ref.clone()))
+            .unwrap_or_default();
         out.push(view);
     }
     Ok(out)
@@ -245,7 +256,9 @@ pub(crate) fn load_graph(conn: &Connection) -> Result<BTreeMap<String, GraphNode
         let unique_id: String = r.get(0)?;
         let list = |i: usize, what: &str| -> Result<Vec<String>> {
             let text: String = r.get(i)?;
-            serde_json::from_str(&text).with_context(|| format!("dbt_nodes row {unique_id:?}: {what} is not a JSON list of strings"))
+            serde_json::from_str(&text).with_context(|| {
+                format!("dbt_nodes row {unique_id:?}: {what} is not a JSON list of strings")
+            })
         };
         let node = GraphNode {
             resource_type: r.get(1)?,
@@ -305,7 +318,11 @@ mod tests {
         )
         .unwrap();
         crate::db::migrate(&mut conn).unwrap();
-        let row: (String, String) = conn.query_row("SELECT depends_on, tests FROM dbt_nodes", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        let row: (String, String) = conn
+            .query_row("SELECT depends_on, tests FROM dbt_nodes", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
         assert_eq!(row, ("[]".to_string(), "[]".to_string()));
         let graph = load_graph(&conn).unwrap();
         assert!(graph["model.p.m"].parents.is_empty() && graph["model.p.m"].tests.is_empty());

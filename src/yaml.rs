@@ -37,16 +37,22 @@ const RESERVED: &[&str] = &["y", "n", "yes", "no", "true", "false", "on", "off",
 
 fn is_plain(text: &str) -> bool {
     let bytes = text.as_bytes();
-    let Some(&first) = bytes.first() else { return false };
+    let Some(&first) = bytes.first() else {
+        return false;
+    };
     if !(first.is_ascii_alphabetic() || first == b'_') || bytes.len() > 200 {
         return false;
     }
-    if bytes.last() == Some(&b' ') || bytes.last() == Some(&b':') || RESERVED.iter().any(|w| w.eq_ignore_ascii_case(text)) {
+    if bytes.last() == Some(&b' ')
+        || bytes.last() == Some(&b':')
+        || RESERVED.iter().any(|w| w.eq_ignore_ascii_case(text))
+    {
         return false;
     }
     bytes.iter().enumerate().all(|(i, &b)| match b {
         b if b.is_ascii_alphanumeric() => true,
-        b' ' | b'_' | b'.' | b'-' | b'/' | b'(' | b')' | b'\'' | b',' | b';' | b'@' | b'+' | b'=' | b'%' | b'?' | b'&' | b'!' | b'*' | b'$' | b'~' | b'"' => true,
+        b' ' | b'_' | b'.' | b'-' | b'/' | b'(' | b')' | b'\'' | b',' | b';' | b'@' | b'+'
+        | b'=' | b'%' | b'?' | b'&' | b'!' | b'*' | b'$' | b'~' | b'"' => true,
         // `: ` starts a mapping value and ` #` a comment; elsewhere both are ordinary.
         b':' => bytes.get(i + 1).is_some_and(|&n| n != b' '),
         b'#' => bytes[i - 1] != b' ',
@@ -59,7 +65,13 @@ fn is_plain(text: &str) -> bool {
 fn block_char(c: char) -> bool {
     match c {
         '\n' | '\t' => true,
-        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}' => false,
+        '\u{0}'..='\u{1f}'
+        | '\u{7f}'..='\u{9f}'
+        | '\u{2028}'
+        | '\u{2029}'
+        | '\u{feff}'
+        | '\u{fffe}'
+        | '\u{ffff}' => false,
         _ => true,
     }
 }
@@ -83,7 +95,9 @@ fn double_quoted(out: &mut String, text: &str) {
             '\t' => out.push_str("\\t"),
             '\u{2028}' => out.push_str("\\L"),
             '\u{2029}' => out.push_str("\\P"),
-            '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' => out.push_str(&format!("\\x{:02X}", c as u32)),
+            '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' => {
+                out.push_str(&format!("\\x{:02X}", c as u32))
+            }
             '\u{feff}' | '\u{fffe}' | '\u{ffff}' => out.push_str(&format!("\\u{:04X}", c as u32)),
             _ => out.push(c),
         }
@@ -105,8 +119,12 @@ mod tests {
     /// What a YAML reader makes of `k: <scalar>`.
     fn read_back(text: &str) -> String {
         let doc = written(text);
-        let v: serde_yaml::Value = serde_yaml::from_str(&doc).unwrap_or_else(|e| panic!("{doc:?}: {e}"));
-        v["k"].as_str().unwrap_or_else(|| panic!("{doc:?} is not a string: {v:?}")).to_string()
+        let v: serde_yaml::Value =
+            serde_yaml::from_str(&doc).unwrap_or_else(|e| panic!("{doc:?}: {e}"));
+        v["k"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{doc:?} is not a string: {v:?}"))
+            .to_string()
     }
 
     #[test]
@@ -173,7 +191,9 @@ mod tests {
         };
         for _ in 0..5000 {
             let len = (next() % 12) as usize;
-            let text: String = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+            let text: String = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
             assert_eq!(read_back(&text), text, "written as {:?}", written(&text));
         }
     }

@@ -7,8 +7,15 @@ use crate::common::*;
 use crate::support::tableau_server::{Faults, TableauServer};
 
 /// A workspace that already holds a good run of the recorded demo.
-fn after_good_run() -> (Workspace, BTreeMap<String, String>, Vec<Vec<BTreeMap<String, serde_json::Value>>>) {
-    let ws = Workspace::new(&[SiteConfig::demo("https://tableau.example.com")], Some(&repo().join("testdata/http/demo")));
+fn after_good_run() -> (
+    Workspace,
+    BTreeMap<String, String>,
+    Vec<Vec<BTreeMap<String, serde_json::Value>>>,
+) {
+    let ws = Workspace::new(
+        &[SiteConfig::demo("https://tableau.example.com")],
+        Some(&repo().join("testdata/http/demo")),
+    );
     assert_ok(&ws.run(&[], "run", &[]));
     let yaml = ws.yaml_files();
     assert!(!yaml.is_empty());
@@ -18,10 +25,18 @@ fn after_good_run() -> (Workspace, BTreeMap<String, String>, Vec<Vec<BTreeMap<St
 
 fn snapshot_rows(ws: &Workspace) -> Vec<Vec<BTreeMap<String, serde_json::Value>>> {
     let conn = ws.conn();
-    ["dbt_nodes", "tableau_workbooks", "bi_relations", "relation_keys", "exposure_dependencies", "unmatched_tables", "exposures"]
-        .iter()
-        .map(|t| dump(&conn, t))
-        .collect()
+    [
+        "dbt_nodes",
+        "tableau_workbooks",
+        "bi_relations",
+        "relation_keys",
+        "exposure_dependencies",
+        "unmatched_tables",
+        "exposures",
+    ]
+    .iter()
+    .map(|t| dump(&conn, t))
+    .collect()
 }
 
 fn edit_config(ws: &Workspace, from: &str, to: &str) {
@@ -30,7 +45,13 @@ fn edit_config(ws: &Workspace, from: &str, to: &str) {
     std::fs::write(&ws.config, text.replacen(from, to, 1)).unwrap();
 }
 
-fn assert_failed_cleanly(ws: &Workspace, out: &std::process::Output, yaml: &BTreeMap<String, String>, rows: &[Vec<BTreeMap<String, serde_json::Value>>], expect: &[&str]) {
+fn assert_failed_cleanly(
+    ws: &Workspace,
+    out: &std::process::Output,
+    yaml: &BTreeMap<String, String>,
+    rows: &[Vec<BTreeMap<String, serde_json::Value>>],
+    expect: &[&str],
+) {
     assert_eq!(out.status.code(), Some(1), "stderr:\n{}", stderr(out));
     let err = stderr(out);
     for e in expect {
@@ -39,7 +60,10 @@ fn assert_failed_cleanly(ws: &Workspace, out: &std::process::Output, yaml: &BTre
     assert_eq!(&ws.yaml_files(), yaml, "YAML changed after a failed run");
     assert_eq!(snapshot_rows(ws), rows, "rows changed after a failed run");
     let conn = ws.conn();
-    assert_eq!(count(&conn, "SELECT count(*) FROM runs WHERE status = 'failed'"), 1);
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM runs WHERE status = 'failed'"),
+        1
+    );
 }
 
 #[test]
@@ -47,7 +71,13 @@ fn missing_manifest() {
     let (ws, yaml, rows) = after_good_run();
     edit_config(&ws, "artifacts/manifest.json", "artifacts/nope.json");
     let out = ws.run(&[], "run", &[]);
-    assert_failed_cleanly(&ws, &out, &yaml, &rows, &["nope.json not found", "run `dbt parse` or `dbt build`"]);
+    assert_failed_cleanly(
+        &ws,
+        &out,
+        &yaml,
+        &rows,
+        &["nope.json not found", "run `dbt parse` or `dbt build`"],
+    );
 }
 
 #[test]
@@ -55,9 +85,19 @@ fn malformed_manifest() {
     let (ws, yaml, rows) = after_good_run();
     let bad = ws.path("bad_manifest.json");
     std::fs::write(&bad, "{\"metadata\": {\"dbt_schema_version\": \"https://schemas.getdbt.com/dbt/manifest/v12.json\"},\n \"nodes\": {,}}").unwrap();
-    edit_config(&ws, &demo_manifest().display().to_string(), &bad.display().to_string());
+    edit_config(
+        &ws,
+        &demo_manifest().display().to_string(),
+        &bad.display().to_string(),
+    );
     let out = ws.run(&[], "run", &[]);
-    assert_failed_cleanly(&ws, &out, &yaml, &rows, &["bad_manifest.json: line 2, column 12"]);
+    assert_failed_cleanly(
+        &ws,
+        &out,
+        &yaml,
+        &rows,
+        &["bad_manifest.json: line 2, column 12"],
+    );
 }
 
 /// The manifest is parsed while Tableau is read: a manifest that fails stops the requests
@@ -65,8 +105,15 @@ fn malformed_manifest() {
 #[test]
 fn malformed_manifest_stops_the_requests() {
     use crate::support::tableau_server::ServerOptions;
-    let options = ServerOptions { latency_ms: 200, ..ServerOptions::default() };
-    let server = TableauServer::start_with(&repo().join("testdata/tableau/mini.site.json"), Faults::default(), options);
+    let options = ServerOptions {
+        latency_ms: 200,
+        ..ServerOptions::default()
+    };
+    let server = TableauServer::start_with(
+        &repo().join("testdata/tableau/mini.site.json"),
+        Faults::default(),
+        options,
+    );
     let mut site = SiteConfig::mini(&server.base_url);
     site.page_size = 1;
     let probe = tempfile::tempdir().unwrap();
@@ -77,20 +124,48 @@ fn malformed_manifest_stops_the_requests() {
     assert_eq!(out.status.code(), Some(1), "stderr:\n{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("manifest.json: line 2, column 12"), "{err}");
-    assert!(!err.contains("not sent"), "the cancelled requests' error hid the manifest's:\n{err}");
+    assert!(
+        !err.contains("not sent"),
+        "the cancelled requests' error hid the manifest's:\n{err}"
+    );
     // A whole extraction of the mini site at page size 1 takes a dozen requests.
-    assert!(server.request_count() <= 2, "{} requests after the manifest failed", server.request_count());
+    assert!(
+        server.request_count() <= 2,
+        "{} requests after the manifest failed",
+        server.request_count()
+    );
     server.stop();
 }
 
 #[test]
 fn wrong_pat() {
     let (ws, yaml, rows) = after_good_run();
-    let server = TableauServer::start(&repo().join("testdata/tableau/demo.site.json"), Faults::default());
+    let server = TableauServer::start(
+        &repo().join("testdata/tableau/demo.site.json"),
+        Faults::default(),
+    );
     edit_config(&ws, "https://tableau.example.com", &server.base_url);
     edit_config(&ws, "replay:", "# replay:");
-    let out = ws.run(&[], "run", &[("AE_TEST_PAT_NAME", "autoexpose-demo"), ("AE_TEST_PAT_SECRET", "wrong-secret")]);
-    assert_failed_cleanly(&ws, &out, &yaml, &rows, &["sign-in to Tableau site \"demo\"", "401001", "AE_TEST_PAT_NAME", "AE_TEST_PAT_SECRET"]);
+    let out = ws.run(
+        &[],
+        "run",
+        &[
+            ("AE_TEST_PAT_NAME", "autoexpose-demo"),
+            ("AE_TEST_PAT_SECRET", "wrong-secret"),
+        ],
+    );
+    assert_failed_cleanly(
+        &ws,
+        &out,
+        &yaml,
+        &rows,
+        &[
+            "sign-in to Tableau site \"demo\"",
+            "401001",
+            "AE_TEST_PAT_NAME",
+            "AE_TEST_PAT_SECRET",
+        ],
+    );
     assert!(!stderr(&out).contains("wrong-secret"));
     server.stop();
 }
@@ -100,7 +175,11 @@ fn missing_pat_env() {
     let ws = Workspace::new(&[SiteConfig::demo("http://127.0.0.1:9")], None);
     let out = ws.run(&[], "extract", &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("env var AE_TEST_PAT_NAME is not set"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("env var AE_TEST_PAT_NAME is not set"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -110,7 +189,10 @@ fn unknown_config_key() {
     let out = ws.run(&[], "run", &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("autoexpose.yml") && err.contains("unknown field `colour`"), "{err}");
+    assert!(
+        err.contains("autoexpose.yml") && err.contains("unknown field `colour`"),
+        "{err}"
+    );
     assert_eq!(ws.yaml_files(), yaml);
     assert_eq!(snapshot_rows(&ws), rows);
 }
@@ -121,16 +203,34 @@ fn unreachable_server() {
     // Port 9 (discard) on loopback: nothing listens there in a sandbox.
     edit_config(&ws, "https://tableau.example.com", "http://127.0.0.1:9");
     edit_config(&ws, "replay:", "# replay:");
-    let out = ws.run(&[], "run", &[("AE_TEST_PAT_NAME", "n"), ("AE_TEST_PAT_SECRET", "s")]);
-    assert_failed_cleanly(&ws, &out, &yaml, &rows, &["GET http://127.0.0.1:9/api/2.4/serverInfo"]);
+    let out = ws.run(
+        &[],
+        "run",
+        &[("AE_TEST_PAT_NAME", "n"), ("AE_TEST_PAT_SECRET", "s")],
+    );
+    assert_failed_cleanly(
+        &ws,
+        &out,
+        &yaml,
+        &rows,
+        &["GET http://127.0.0.1:9/api/2.4/serverInfo"],
+    );
 }
 
 #[test]
 fn plain_http_is_refused_off_loopback() {
     let ws = Workspace::new(&[SiteConfig::demo("http://tableau.example.com")], None);
-    let out = ws.run(&[], "extract", &[("AE_TEST_PAT_NAME", "n"), ("AE_TEST_PAT_SECRET", "s")]);
+    let out = ws.run(
+        &[],
+        "extract",
+        &[("AE_TEST_PAT_NAME", "n"), ("AE_TEST_PAT_SECRET", "s")],
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("plain http is refused"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("plain http is refused"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// `run` writes on a second thread; a write that fails in its last stage (here: emit, whose
@@ -142,19 +242,39 @@ fn emit_failing_on_the_writer_thread() {
     // A file inside the project where emit's folder would go (a folder outside the project
     // is refused when the config is read, before any stage).
     std::fs::write(ws.path("dbt/blocker"), "").unwrap();
-    edit_config(&ws, "dir: models/imported_from_tableau", "dir: blocker/exposures");
+    edit_config(
+        &ws,
+        "dir: models/imported_from_tableau",
+        "dir: blocker/exposures",
+    );
     let out = ws.run(&[], "run", &[]);
     assert_eq!(out.status.code(), Some(1), "stderr:\n{}", stderr(&out));
-    assert!(stderr(&out).contains("blocker/exposures"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("blocker/exposures"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(ws.yaml_files(), yaml, "YAML changed after a failed run");
     assert_eq!(snapshot_rows(&ws), rows, "rows changed after a failed run");
     let conn = ws.conn();
     let last: Vec<(String, String)> = {
-        let mut st = conn.prepare("SELECT stage, status FROM runs ORDER BY run_id DESC LIMIT 4").unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+        let mut st = conn
+            .prepare("SELECT stage, status FROM runs ORDER BY run_id DESC LIMIT 4")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     };
-    let want: Vec<(String, String)> =
-        [("emit", "failed"), ("match", "ok"), ("normalize", "ok"), ("extract", "ok")].iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    let want: Vec<(String, String)> = [
+        ("emit", "failed"),
+        ("match", "ok"),
+        ("normalize", "ok"),
+        ("extract", "ok"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
     assert_eq!(last, want);
 }
 
@@ -163,25 +283,53 @@ fn emit_failing_on_the_writer_thread() {
 #[test]
 fn manifest_without_nodes_or_sources() {
     let (ws, yaml, rows) = after_good_run();
-    let meta = r#""metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json"}"#;
+    let meta =
+        r#""metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json"}"#;
     let cases = [
-        (format!("{{{meta}}}"), vec!["not_a_manifest.json: no `nodes` object", "`dbt parse`"]),
-        (format!(r#"{{{meta}, "nodes": {{}}}}"#), vec!["not_a_manifest.json: no `sources` object", "`dbt parse`"]),
-        ("[]".to_string(), vec!["not_a_manifest.json: line 1, column 1: not a JSON object", "`dbt parse`"]),
+        (
+            format!("{{{meta}}}"),
+            vec!["not_a_manifest.json: no `nodes` object", "`dbt parse`"],
+        ),
+        (
+            format!(r#"{{{meta}, "nodes": {{}}}}"#),
+            vec!["not_a_manifest.json: no `sources` object", "`dbt parse`"],
+        ),
+        (
+            "[]".to_string(),
+            vec![
+                "not_a_manifest.json: line 1, column 1: not a JSON object",
+                "`dbt parse`",
+            ],
+        ),
     ];
     let bad = ws.path("not_a_manifest.json");
-    edit_config(&ws, &demo_manifest().display().to_string(), &bad.display().to_string());
+    edit_config(
+        &ws,
+        &demo_manifest().display().to_string(),
+        &bad.display().to_string(),
+    );
     for (i, (body, expect)) in cases.iter().enumerate() {
         std::fs::write(&bad, body).unwrap();
         let out = ws.run(&[], "run", &[]);
-        assert_eq!(out.status.code(), Some(1), "{body}: stderr:\n{}", stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{body}: stderr:\n{}",
+            stderr(&out)
+        );
         let err = stderr(&out);
         for e in expect {
             assert!(err.contains(e), "{body}: stderr lacks {e:?}:\n{err}");
         }
         assert_eq!(ws.yaml_files(), yaml, "{body}: YAML changed");
         assert_eq!(snapshot_rows(&ws), rows, "{body}: rows changed");
-        assert_eq!(count(&ws.conn(), "SELECT count(*) FROM runs WHERE status = 'failed'"), i as i64 + 1);
+        assert_eq!(
+            count(
+                &ws.conn(),
+                "SELECT count(*) FROM runs WHERE status = 'failed'"
+            ),
+            i as i64 + 1
+        );
     }
 }
 
@@ -192,20 +340,40 @@ fn manifest_without_nodes_or_sources() {
 fn an_empty_manifest_after_a_full_one_is_refused_without_allow_empty() {
     let (ws, yaml, _) = after_good_run();
     let exposures_before = dump(&ws.conn(), "exposures");
-    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(demo_manifest()).unwrap()).unwrap();
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo_manifest()).unwrap()).unwrap();
     m["nodes"] = serde_json::json!({});
     m["sources"] = serde_json::json!({});
     let empty = ws.path("empty_manifest.json");
     std::fs::write(&empty, serde_json::to_string(&m).unwrap()).unwrap();
-    edit_config(&ws, &demo_manifest().display().to_string(), &empty.display().to_string());
+    edit_config(
+        &ws,
+        &demo_manifest().display().to_string(),
+        &empty.display().to_string(),
+    );
     for command in ["run", "emit"] {
         let out = ws.run(&[], command, &[]);
-        assert_eq!(out.status.code(), Some(1), "{command}: stderr:\n{}", stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{command}: stderr:\n{}",
+            stderr(&out)
+        );
         let err = stderr(&out);
-        assert!(err.contains("empty_manifest.json has 0 enabled models, seeds, snapshots and sources"), "{command}: {err}");
-        assert!(err.contains("while the last emit had ") && err.contains("--allow-empty"), "{command}: {err}");
+        assert!(
+            err.contains("empty_manifest.json has 0 enabled models, seeds, snapshots and sources"),
+            "{command}: {err}"
+        );
+        assert!(
+            err.contains("while the last emit had ") && err.contains("--allow-empty"),
+            "{command}: {err}"
+        );
         assert_eq!(ws.yaml_files(), yaml, "{command}: YAML changed");
-        assert_eq!(dump(&ws.conn(), "exposures"), exposures_before, "{command}: exposures changed");
+        assert_eq!(
+            dump(&ws.conn(), "exposures"),
+            exposures_before,
+            "{command}: exposures changed"
+        );
     }
     let out = ws.run_with(&[], "run", &["--allow-empty"], &[]);
     assert_ok(&out);
@@ -228,7 +396,8 @@ fn a_site_with_no_workbooks_after_a_full_one_is_refused_without_allow_empty() {
     let old_url = server.base_url.clone();
     server.stop();
 
-    let mut site: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
+    let mut site: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
     site["sites"][0]["workbooks"] = serde_json::json!([]);
     site["sites"][0]["custom_sql"] = serde_json::json!([]);
     let dir = tempfile::tempdir().unwrap();
@@ -240,9 +409,17 @@ fn a_site_with_no_workbooks_after_a_full_one_is_refused_without_allow_empty() {
     let out = ws.run(&[], "run", &MINI_PAT);
     assert_eq!(out.status.code(), Some(1), "stderr:\n{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("has 0 workbooks in the selected projects, while the last emit had ") && err.contains("--allow-empty"), "{err}");
+    assert!(
+        err.contains("has 0 workbooks in the selected projects, while the last emit had ")
+            && err.contains("--allow-empty"),
+        "{err}"
+    );
     assert_eq!(ws.yaml_files(), yaml, "YAML changed");
-    assert_eq!(dump(&ws.conn(), "exposures"), exposures_before, "exposures changed");
+    assert_eq!(
+        dump(&ws.conn(), "exposures"),
+        exposures_before,
+        "exposures changed"
+    );
     assert_ok(&ws.run_with(&[], "run", &["--allow-empty"], &MINI_PAT));
     assert!(ws.yaml_files().is_empty(), "{:?}", ws.yaml_files().keys());
     empty_server.stop();
@@ -250,14 +427,28 @@ fn a_site_with_no_workbooks_after_a_full_one_is_refused_without_allow_empty() {
 
 /// A config error stops the run before any stage: exit 1, the message names the file and
 /// the field, and no row or file changes.
-fn assert_config_refused(ws: &Workspace, out: &std::process::Output, yaml: &BTreeMap<String, String>, rows: &[Vec<BTreeMap<String, serde_json::Value>>], expect: &[&str]) {
+fn assert_config_refused(
+    ws: &Workspace,
+    out: &std::process::Output,
+    yaml: &BTreeMap<String, String>,
+    rows: &[Vec<BTreeMap<String, serde_json::Value>>],
+    expect: &[&str],
+) {
     assert_eq!(out.status.code(), Some(1), "stderr:\n{}", stderr(out));
     let err = stderr(out);
     for e in expect {
         assert!(err.contains(e), "stderr lacks {e:?}:\n{err}");
     }
-    assert_eq!(&ws.yaml_files(), yaml, "YAML changed after a refused config");
-    assert_eq!(snapshot_rows(ws), rows, "rows changed after a refused config");
+    assert_eq!(
+        &ws.yaml_files(),
+        yaml,
+        "YAML changed after a refused config"
+    );
+    assert_eq!(
+        snapshot_rows(ws),
+        rows,
+        "rows changed after a refused config"
+    );
 }
 
 #[test]
@@ -265,13 +456,30 @@ fn exposures_dir_outside_the_project_is_refused() {
     let (ws, yaml, rows) = after_good_run();
     edit_config(&ws, "dir: models/imported_from_tableau", "dir: ../../x");
     let out = ws.run(&[], "run", &[]);
-    assert_config_refused(&ws, &out, &yaml, &rows, &["autoexpose.yml", "exposures.dir", "../../x", "inside dbt.project_dir"]);
+    assert_config_refused(
+        &ws,
+        &out,
+        &yaml,
+        &rows,
+        &[
+            "autoexpose.yml",
+            "exposures.dir",
+            "../../x",
+            "inside dbt.project_dir",
+        ],
+    );
     assert!(!ws.path("../x").exists() && !ws.path("x").exists());
 
     // `a/../..` climbs out too, though it starts inside.
     edit_config(&ws, "dir: ../../x", "dir: models/../../x");
     let out = ws.run(&[], "run", &[]);
-    assert_config_refused(&ws, &out, &yaml, &rows, &["exposures.dir", "models/../../x"]);
+    assert_config_refused(
+        &ws,
+        &out,
+        &yaml,
+        &rows,
+        &["exposures.dir", "models/../../x"],
+    );
     assert!(!ws.path("x").exists());
 
     // A symlink inside the project pointing out of it.
@@ -279,11 +487,25 @@ fn exposures_dir_outside_the_project_is_refused() {
     std::os::unix::fs::symlink(outside.path(), ws.path("dbt/linked")).unwrap();
     edit_config(&ws, "dir: models/../../x", "dir: linked/exposures");
     let out = ws.run(&[], "run", &[]);
-    assert_config_refused(&ws, &out, &yaml, &rows, &["exposures.dir", "linked/exposures", "symlink"]);
-    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0, "emit wrote through the symlink");
+    assert_config_refused(
+        &ws,
+        &out,
+        &yaml,
+        &rows,
+        &["exposures.dir", "linked/exposures", "symlink"],
+    );
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "emit wrote through the symlink"
+    );
 
     // `..` that stays inside is fine.
-    edit_config(&ws, "dir: linked/exposures", "dir: models/../models/imported_from_tableau");
+    edit_config(
+        &ws,
+        "dir: linked/exposures",
+        "dir: models/../models/imported_from_tableau",
+    );
     assert_ok(&ws.run(&[], "run", &[]));
     assert_eq!(ws.yaml_files(), yaml);
 }
@@ -300,12 +522,21 @@ fn byte_order_marks_are_accepted() {
     let bom_manifest = ws.path("bom_manifest.json");
     std::fs::write(&bom_manifest, manifest).unwrap();
     std::fs::write(&ws.config, config).unwrap();
-    edit_config(&ws, &demo_manifest().display().to_string(), &bom_manifest.display().to_string());
+    edit_config(
+        &ws,
+        &demo_manifest().display().to_string(),
+        &bom_manifest.display().to_string(),
+    );
     let out = ws.run(&[], "run", &[]);
     assert_ok(&out);
     assert_eq!(ws.yaml_files(), yaml, "a BOM changed the output");
     // The run read the manifest with the BOM, not some other one.
-    assert!(count(&ws.conn(), "SELECT count(*) FROM runs WHERE inputs LIKE '%bom_manifest.json%'") >= 1);
+    assert!(
+        count(
+            &ws.conn(),
+            "SELECT count(*) FROM runs WHERE inputs LIKE '%bom_manifest.json%'"
+        ) >= 1
+    );
 }
 
 #[test]
@@ -316,20 +547,42 @@ fn db_that_is_not_a_database_is_named() {
     // `--db` goes after the stage.
     let out = if stderr(&out).contains("unexpected argument") {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_autoexpose"));
-        cmd.arg("run").arg("--config").arg(&ws.config).arg("--db").arg(&ws.config);
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&ws.config)
+            .arg("--db")
+            .arg(&ws.config);
         cmd.output().unwrap()
     } else {
         out
     };
-    assert_config_refused(&ws, &out, &yaml, &rows, &["database", "autoexpose.yml", "--db", "file is not a database"]);
-    assert_eq!(std::fs::read(&ws.config).unwrap(), before, "the config file was changed");
+    assert_config_refused(
+        &ws,
+        &out,
+        &yaml,
+        &rows,
+        &[
+            "database",
+            "autoexpose.yml",
+            "--db",
+            "file is not a database",
+        ],
+    );
+    assert_eq!(
+        std::fs::read(&ws.config).unwrap(),
+        before,
+        "the config file was changed"
+    );
 }
 
 /// An error's cause is printed once: `Is a directory (os error 21)` is not repeated by the
 /// context that wraps it.
 #[test]
 fn os_errors_print_once() {
-    let ws = Workspace::new(&[SiteConfig::demo("https://tableau.example.com")], Some(&repo().join("testdata/http/demo")));
+    let ws = Workspace::new(
+        &[SiteConfig::demo("https://tableau.example.com")],
+        Some(&repo().join("testdata/http/demo")),
+    );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_autoexpose"))
         .arg("run")
         .arg("--config")
@@ -342,7 +595,11 @@ fn os_errors_print_once() {
     assert_eq!(err.matches("os error 21").count(), 1, "{err}");
 
     // The same for the manifest.
-    edit_config(&ws, &demo_manifest().display().to_string(), &ws.path("dbt").display().to_string());
+    edit_config(
+        &ws,
+        &demo_manifest().display().to_string(),
+        &ws.path("dbt").display().to_string(),
+    );
     let out = ws.run(&[], "run", &[]);
     assert_eq!(out.status.code(), Some(1), "stderr:\n{}", stderr(&out));
     let err = stderr(&out);

@@ -53,7 +53,9 @@ impl Case {
     fn copy(src: &Path) -> Case {
         let repo = repo().canonicalize().unwrap();
         let src = src.canonicalize().unwrap();
-        let rel = src.strip_prefix(&repo).unwrap_or_else(|_| panic!("{} is not inside the repo", src.display()));
+        let rel = src
+            .strip_prefix(&repo)
+            .unwrap_or_else(|_| panic!("{} is not inside the repo", src.display()));
         let root = tempfile::tempdir().unwrap();
         let (mut from, mut to) = (repo.clone(), root.path().to_path_buf());
         for part in rel.components() {
@@ -75,13 +77,23 @@ impl Case {
         }
         let name = src.file_name().unwrap().to_string_lossy().into_owned();
         let config: serde_yaml::Value = serde_yaml::from_slice(&fixture["autoexpose.yml"]).unwrap();
-        let database = config["database"].as_str().unwrap_or_else(|| panic!("{name}: the config has no `database`")).to_string();
+        let database = config["database"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: the config has no `database`"))
+            .to_string();
         // What a run writes must stay in the copy: no way out through the symlinks.
         let project_dir = config["dbt"]["project_dir"].as_str().unwrap_or(".");
-        for (key, value) in [("database", database.as_str()), ("dbt.project_dir", project_dir)] {
+        for (key, value) in [
+            ("database", database.as_str()),
+            ("dbt.project_dir", project_dir),
+        ] {
             let p = Path::new(value);
             assert!(
-                p.is_relative() && p.components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir)),
+                p.is_relative()
+                    && p.components().all(|c| matches!(
+                        c,
+                        std::path::Component::Normal(_) | std::path::Component::CurDir
+                    )),
                 "{name}: {key} {value:?} must stay inside the case folder"
             );
         }
@@ -89,14 +101,25 @@ impl Case {
         env_keys(&config, &mut env_vars);
         env_vars.sort();
         env_vars.dedup();
-        Case { name, _root: root, dir: to, fixture, database, env_vars }
+        Case {
+            name,
+            _root: root,
+            dir: to,
+            fixture,
+            database,
+            env_vars,
+        }
     }
 
     /// The binary on this case's config, with none of the env vars the config names unless
     /// given in `env`.
     fn run(&self, global: &[&str], command: &str, env: &[(String, String)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_autoexpose"));
-        cmd.args(global).arg(command).arg("--config").arg(self.dir.join("autoexpose.yml")).current_dir(&self.dir);
+        cmd.args(global)
+            .arg(command)
+            .arg("--config")
+            .arg(self.dir.join("autoexpose.yml"))
+            .current_dir(&self.dir);
         if matches!(command, "run" | "extract") {
             // One clock for every run: the rows it dates (sync_bases.full_sync_at) are the same.
             cmd.args(["--now", NOW]);
@@ -129,9 +152,20 @@ impl Case {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        let mut tables: Tables =
-            names.into_iter().map(|t| (t.clone(), dump_query_unsorted(&conn, &format!("SELECT * FROM \"{t}\"")))).collect();
-        for value in tables.values_mut().flatten().flat_map(|row| row.values_mut()) {
+        let mut tables: Tables = names
+            .into_iter()
+            .map(|t| {
+                (
+                    t.clone(),
+                    dump_query_unsorted(&conn, &format!("SELECT * FROM \"{t}\"")),
+                )
+            })
+            .collect();
+        for value in tables
+            .values_mut()
+            .flatten()
+            .flat_map(|row| row.values_mut())
+        {
             if let serde_json::Value::String(s) = value {
                 *s = String::from_utf8(self.mask(s.as_bytes())).unwrap();
             }
@@ -167,12 +201,20 @@ impl Case {
     fn outputs(&self) -> BTreeMap<String, Vec<u8>> {
         let mut now = files(&self.dir);
         for (path, bytes) in &self.fixture {
-            assert!(now.remove(path).as_ref() == Some(bytes), "{}: the run changed or removed the case's own file {path}", self.name);
+            assert!(
+                now.remove(path).as_ref() == Some(bytes),
+                "{}: the run changed or removed the case's own file {path}",
+                self.name
+            );
         }
         now.retain(|path, _| {
-            !["", "-wal", "-journal", "-shm"].iter().any(|suffix| *path == format!("{}{suffix}", self.database))
+            !["", "-wal", "-journal", "-shm"]
+                .iter()
+                .any(|suffix| *path == format!("{}{suffix}", self.database))
         });
-        now.into_iter().map(|(path, bytes)| (path, self.mask(&bytes))).collect()
+        now.into_iter()
+            .map(|(path, bytes)| (path, self.mask(&bytes)))
+            .collect()
     }
 }
 
@@ -183,7 +225,11 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         let e = e.unwrap();
         if e.file_type().is_file() {
             let rel = e.path().strip_prefix(dir).unwrap();
-            let rel = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+            let rel = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
             out.insert(rel, std::fs::read(e.path()).unwrap());
         }
     }
@@ -207,7 +253,11 @@ fn env_keys(v: &serde_yaml::Value, out: &mut Vec<String>) {
 }
 
 /// Which tables and files differ between two states, to keep a failure readable.
-fn differences(what: &str, a: &(Tables, BTreeMap<String, Vec<u8>>), b: &(Tables, BTreeMap<String, Vec<u8>>)) -> Vec<String> {
+fn differences(
+    what: &str,
+    a: &(Tables, BTreeMap<String, Vec<u8>>),
+    b: &(Tables, BTreeMap<String, Vec<u8>>),
+) -> Vec<String> {
     let mut out = Vec::new();
     let names: std::collections::BTreeSet<&String> = a.0.keys().chain(b.0.keys()).collect();
     for t in names {
@@ -245,10 +295,16 @@ fn every_case_keeps_the_contract() {
         whole.run(&[], "run", &[]);
         let a = (whole.tables(), whole.outputs());
         assert!(!a.1.is_empty(), "{name}: `run` wrote no file");
-        assert!(a.0.values().any(|rows| !rows.is_empty()), "{name}: `run` wrote no row");
+        assert!(
+            a.0.values().any(|rows| !rows.is_empty()),
+            "{name}: `run` wrote no row"
+        );
         insta::assert_yaml_snapshot!(format!("contract@{name}__tables"), a.0);
         for (path, bytes) in &a.1 {
-            insta::assert_snapshot!(format!("contract@{name}__{}", path.replace('/', "__")), text(&name, path, bytes));
+            insta::assert_snapshot!(
+                format!("contract@{name}__{}", path.replace('/', "__")),
+                text(&name, path, bytes)
+            );
         }
 
         // (b) The stages one by one, from a fresh copy: the same rows in the same order, the
@@ -258,7 +314,14 @@ fn every_case_keeps_the_contract() {
             staged.run(&[], stage, &[]);
         }
         let b = (staged.tables(), staged.outputs());
-        assert_eq!(differences(&format!("{name}: the stages one by one against `run`"), &b, &a), Vec::<String>::new());
+        assert_eq!(
+            differences(
+                &format!("{name}: the stages one by one against `run`"),
+                &b,
+                &a
+            ),
+            Vec::<String>::new()
+        );
 
         // (c) Every env var the config names set to a secret: found nowhere, and the same
         // result (a replay reads no credentials and must not care).
@@ -267,12 +330,27 @@ fn every_case_keeps_the_contract() {
             .env_vars
             .iter()
             .enumerate()
-            .map(|(i, var)| (var.clone(), format!("AeContract{i}Zq7sEcReTvAlUe9Lw2Vb8Nm4Kd6Rf3Tx{i}")))
+            .map(|(i, var)| {
+                (
+                    var.clone(),
+                    format!("AeContract{i}Zq7sEcReTvAlUe9Lw2Vb8Nm4Kd6Rf3Tx{i}"),
+                )
+            })
             .collect();
         let out = secret_run.run(&["--verbose"], "run", &env);
         let c = (secret_run.tables(), secret_run.outputs());
-        assert_eq!(differences(&format!("{name}: with the env vars set, against `run`"), &c, &a), Vec::<String>::new());
-        let mut places = vec![(format!("{name}: stdout"), out.stdout.clone()), (format!("{name}: stderr"), out.stderr.clone())];
+        assert_eq!(
+            differences(
+                &format!("{name}: with the env vars set, against `run`"),
+                &c,
+                &a
+            ),
+            Vec::<String>::new()
+        );
+        let mut places = vec![
+            (format!("{name}: stdout"), out.stdout.clone()),
+            (format!("{name}: stderr"), out.stderr.clone()),
+        ];
         places.extend(database_places(&name, &secret_run.db()));
         places.extend(folder_places(&name, &secret_run.dir));
         let leaks: Vec<String> = env
@@ -280,7 +358,9 @@ fn every_case_keeps_the_contract() {
             .flat_map(|(var, secret)| {
                 places
                     .iter()
-                    .filter(|(_, bytes)| bytes.windows(secret.len()).any(|w| w == secret.as_bytes()))
+                    .filter(|(_, bytes)| {
+                        bytes.windows(secret.len()).any(|w| w == secret.as_bytes())
+                    })
                     .map(move |(place, _)| format!("the value of {var} in {place}"))
             })
             .collect();
@@ -291,11 +371,34 @@ fn every_case_keeps_the_contract() {
         let mut d = (whole.tables(), whole.outputs());
         // An integration that syncs incrementally builds on (a) and fetches nothing (nothing
         // changed); its record of that, and of the fewer requests it sent, are all that moves.
-        let sync = |t: &Tables, table: &str, col: &str| t.get(table).into_iter().flatten().map(|r| r[col].clone()).collect::<Vec<_>>();
-        assert!(sync(&d.0, "sync_bases", "mode").iter().all(|m| m == "incremental"), "{name}: a rerun was not incremental: {:?}", d.0.get("sync_bases"));
-        assert!(!sync(&d.0, "sync_state", "action").iter().any(|a| a == "fetched"), "{name}: a rerun over an unchanged source fetched {:?}", d.0.get("sync_state"));
+        let sync = |t: &Tables, table: &str, col: &str| {
+            t.get(table)
+                .into_iter()
+                .flatten()
+                .map(|r| r[col].clone())
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            sync(&d.0, "sync_bases", "mode")
+                .iter()
+                .all(|m| m == "incremental"),
+            "{name}: a rerun was not incremental: {:?}",
+            d.0.get("sync_bases")
+        );
+        assert!(
+            !sync(&d.0, "sync_state", "action")
+                .iter()
+                .any(|a| a == "fetched"),
+            "{name}: a rerun over an unchanged source fetched {:?}",
+            d.0.get("sync_state")
+        );
         let mut first = a.clone();
-        for table in ["sync_bases", "sync_state", "raw_responses", "extract_warnings"] {
+        for table in [
+            "sync_bases",
+            "sync_state",
+            "raw_responses",
+            "extract_warnings",
+        ] {
             d.0.remove(table);
             first.0.remove(table);
         }
@@ -308,13 +411,26 @@ fn every_case_keeps_the_contract() {
             };
             for (row, was) in rows.iter_mut().zip(first) {
                 if was.get("action").is_some_and(|v| v == "written") {
-                    assert_eq!(row["action"], "unchanged", "{name}: a rerun did not leave {table} row {was:?} unchanged");
+                    assert_eq!(
+                        row["action"], "unchanged",
+                        "{name}: a rerun did not leave {table} row {was:?} unchanged"
+                    );
                     row.insert("action".into(), was["action"].clone());
                     rewritten += 1;
                 }
             }
         }
-        assert!(rewritten > 0, "{name}: the first run recorded no file `written`");
-        assert_eq!(differences(&format!("{name}: a rerun against the first run"), &d, &first), Vec::<String>::new());
+        assert!(
+            rewritten > 0,
+            "{name}: the first run recorded no file `written`"
+        );
+        assert_eq!(
+            differences(
+                &format!("{name}: a rerun against the first run"),
+                &d,
+                &first
+            ),
+            Vec::<String>::new()
+        );
     });
 }

@@ -35,7 +35,10 @@ fn exposure_set(ws: &Workspace) -> ExposureSet {
         for e in walkdir::WalkDir::new(&dir).sort_by_file_name() {
             let e = e.unwrap();
             if e.file_type().is_file() && !is_temp(e.path()) {
-                files.insert(e.path().strip_prefix(&dir).unwrap().display().to_string(), std::fs::read(e.path()).unwrap());
+                files.insert(
+                    e.path().strip_prefix(&dir).unwrap().display().to_string(),
+                    std::fs::read(e.path()).unwrap(),
+                );
             }
         }
     }
@@ -43,7 +46,10 @@ fn exposure_set(ws: &Workspace) -> ExposureSet {
         files.insert("<exposures.json>".into(), json);
     }
     let conn = ws.conn();
-    let rows = ["exposures", "emitted_files"].iter().map(|t| dump(&conn, t)).collect();
+    let rows = ["exposures", "emitted_files"]
+        .iter()
+        .map(|t| dump(&conn, t))
+        .collect();
     ExposureSet { files, rows }
 }
 
@@ -51,10 +57,15 @@ impl ExposureSet {
     /// What differs from `other`, briefly (file names and table names, not contents).
     fn differences(&self, other: &ExposureSet) -> Vec<String> {
         let mut out = Vec::new();
-        let names: std::collections::BTreeSet<&String> = self.files.keys().chain(other.files.keys()).collect();
+        let names: std::collections::BTreeSet<&String> =
+            self.files.keys().chain(other.files.keys()).collect();
         for name in names {
             match (self.files.get(name), other.files.get(name)) {
-                (Some(a), Some(b)) if a != b => out.push(format!("{name}: {} bytes vs {} bytes, different", a.len(), b.len())),
+                (Some(a), Some(b)) if a != b => out.push(format!(
+                    "{name}: {} bytes vs {} bytes, different",
+                    a.len(),
+                    b.len()
+                )),
                 (Some(_), None) => out.push(format!("{name}: only in the first")),
                 (None, Some(_)) => out.push(format!("{name}: only in the second")),
                 _ => {}
@@ -62,7 +73,11 @@ impl ExposureSet {
         }
         for (i, table) in ["exposures", "emitted_files"].iter().enumerate() {
             if self.rows[i] != other.rows[i] {
-                out.push(format!("table {table}: {} rows vs {} rows, different", self.rows[i].len(), other.rows[i].len()));
+                out.push(format!(
+                    "table {table}: {} rows vs {} rows, different",
+                    self.rows[i].len(),
+                    other.rows[i].len()
+                ));
             }
         }
         out
@@ -133,7 +148,11 @@ fn aborted_at(out: &Output, what: &str) -> Option<String> {
         return None;
     }
     let err = stderr(out);
-    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{what}: neither a clean exit nor the fault's abort; stderr:\n{err}");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "{what}: neither a clean exit nor the fault's abort; stderr:\n{err}"
+    );
     let point = err
         .lines()
         .find_map(|l| l.split("AUTOEXPOSE_FAULT: aborting at ").nth(1))
@@ -145,7 +164,10 @@ fn aborted_at(out: &Output, what: &str) -> Option<String> {
 /// project "Support" (Operations' file goes, Support's arrives), "Pipeline" renamed (Sales'
 /// file changes).
 fn changed_fixture(dir: &Path) -> PathBuf {
-    let mut f: Value = serde_json::from_slice(&std::fs::read(repo().join("testdata/tableau/mini.site.json")).unwrap()).unwrap();
+    let mut f: Value = serde_json::from_slice(
+        &std::fs::read(repo().join("testdata/tableau/mini.site.json")).unwrap(),
+    )
+    .unwrap();
     let site = &mut f["sites"][0];
     site["projects"].as_array_mut().unwrap().push(json!({
         "id": "e0000000-0000-4000-8000-000000000013", "name": "Support", "parentProjectId": null
@@ -180,16 +202,33 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let server = TableauServer::start(&repo().join("testdata/tableau/mini.site.json"), Faults::default());
+    let server = TableauServer::start(
+        &repo().join("testdata/tableau/mini.site.json"),
+        Faults::default(),
+    );
     let ws = Workspace::new(&[SiteConfig::mini(&server.base_url)], None);
     assert_ok(&ws.run(&[], "run", &MINI_PAT));
     let old = exposure_set(&ws);
     let names: Vec<&String> = old.files.keys().collect();
-    assert_eq!(names, ["<exposures.json>", "mini__operations.yml", "mini__sales.yml"], "the mini site's first emit");
+    assert_eq!(
+        names,
+        [
+            "<exposures.json>",
+            "mini__operations.yml",
+            "mini__sales.yml"
+        ],
+        "the mini site's first emit"
+    );
     let fixtures = tempfile::tempdir().unwrap();
     server.set_fixture(&changed_fixture(fixtures.path()));
     let old_state = save(&ws);
-    Setup { server, ws, _fixtures: fixtures, old_state, old }
+    Setup {
+        server,
+        ws,
+        _fixtures: fixtures,
+        old_state,
+        old,
+    }
 }
 
 /// The second emit's set, made without faults from `start`, and the set a `run` after it
@@ -215,25 +254,43 @@ fn new_set(s: &Setup, start: &Path, command: &str) -> (ExposureSet, ExposureSet)
 #[track_caller]
 fn assert_agree(set: &ExposureSet, what: &str) {
     let prefix = "models/imported_from_tableau/";
-    let in_folder: std::collections::BTreeSet<String> =
-        set.files.keys().filter(|k| !k.starts_with('<')).map(|k| format!("{prefix}{k}")).collect();
+    let in_folder: std::collections::BTreeSet<String> = set
+        .files
+        .keys()
+        .filter(|k| !k.starts_with('<'))
+        .map(|k| format!("{prefix}{k}"))
+        .collect();
     let placed: std::collections::BTreeSet<String> = set.rows[1]
         .iter()
         .filter(|r| r["action"] == "written" || r["action"] == "unchanged")
         .map(|r| r["path"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(placed, in_folder, "{what}: emitted_files disagrees with the folder");
+    assert_eq!(
+        placed, in_folder,
+        "{what}: emitted_files disagrees with the folder"
+    );
     for r in &set.rows[0] {
         if r["status"] == "written" {
-            assert!(in_folder.contains(r["file"].as_str().unwrap()), "{what}: exposure {} names a file not in the folder", r["name"]);
+            assert!(
+                in_folder.contains(r["file"].as_str().unwrap()),
+                "{what}: exposure {} names a file not in the folder",
+                r["name"]
+            );
         }
     }
 }
 
 fn check_new_differs_as_planned(old: &ExposureSet, new: &ExposureSet) {
     let names: Vec<&String> = new.files.keys().collect();
-    assert_eq!(names, ["<exposures.json>", "mini__sales.yml", "mini__support.yml"], "the second emit's files");
-    assert_ne!(old.files["mini__sales.yml"], new.files["mini__sales.yml"], "Sales' file should change");
+    assert_eq!(
+        names,
+        ["<exposures.json>", "mini__sales.yml", "mini__support.yml"],
+        "the second emit's files"
+    );
+    assert_ne!(
+        old.files["mini__sales.yml"], new.files["mini__sales.yml"],
+        "Sales' file should change"
+    );
     assert_ne!(old.files["<exposures.json>"], new.files["<exposures.json>"]);
     assert_ne!(old.rows, new.rows);
 }
@@ -255,18 +312,35 @@ struct Seen {
 /// Walks `AUTOEXPOSE_FAULT=*@1, *@2, …` over `command` from `start`; after each kill checks
 /// the exposures set is old or new (or, with a record left, that a plain command makes it new),
 /// then that a normal `run` ends with the new set, tables agreeing, nothing left over.
-fn walk(s: &Setup, start: &Path, command: &str, old: &ExposureSet, (new, steady): (&ExposureSet, &ExposureSet)) -> Seen {
+fn walk(
+    s: &Setup,
+    start: &Path,
+    command: &str,
+    old: &ExposureSet,
+    (new, steady): (&ExposureSet, &ExposureSet),
+) -> Seen {
     let ws = &s.ws;
     let mut seen = Seen::default();
     let mut n = 1;
     loop {
-        assert!(n < WALK_CAP, "{command}: still aborting at *@{n}; the walk never ended");
+        assert!(
+            n < WALK_CAP,
+            "{command}: still aborting at *@{n}; the walk never ended"
+        );
         restore(ws, start);
         let fault = format!("*@{n}");
-        let out = ws.run(&[], command, &[MINI_PAT[0], MINI_PAT[1], ("AUTOEXPOSE_FAULT", &fault)]);
+        let out = ws.run(
+            &[],
+            command,
+            &[MINI_PAT[0], MINI_PAT[1], ("AUTOEXPOSE_FAULT", &fault)],
+        );
         let what = format!("{command} {fault}");
         let Some(point) = aborted_at(&out, &what) else {
-            assert_same(&exposure_set(ws), new, &format!("{what}: ran to its end without the new set"));
+            assert_same(
+                &exposure_set(ws),
+                new,
+                &format!("{what}: ran to its end without the new set"),
+            );
             assert_eq!(pending(ws), 0, "{what}");
             assert!(temps(ws).is_empty(), "{what}: {:?}", temps(ws));
             break;
@@ -281,21 +355,45 @@ fn walk(s: &Setup, start: &Path, command: &str, old: &ExposureSet, (new, steady)
             if now.files != old.files && now.files != new.files {
                 seen.mixed += 1;
             }
-            assert_eq!(now.rows, new.rows, "{what}: a record is left, so the tables must already be new");
+            assert_eq!(
+                now.rows, new.rows,
+                "{what}: a record is left, so the tables must already be new"
+            );
             // Any command finishes it; `refresh` (active exposures off) runs no stage.
             let out = ws.run(&[], "refresh", &MINI_PAT);
             assert_ok(&out);
-            assert!(stderr(&out).contains("finished it:"), "{what}: the finishing was not logged:\n{}", stderr(&out));
-            assert_same(&exposure_set(ws), new, &format!("{what}: the next command did not finish the new set"));
+            assert!(
+                stderr(&out).contains("finished it:"),
+                "{what}: the finishing was not logged:\n{}",
+                stderr(&out)
+            );
+            assert_same(
+                &exposure_set(ws),
+                new,
+                &format!("{what}: the next command did not finish the new set"),
+            );
             assert_eq!(pending(ws), 0, "{what}");
-            assert!(temps(ws).is_empty(), "{what}: finishing left {:?}", temps(ws));
+            assert!(
+                temps(ws).is_empty(),
+                "{what}: finishing left {:?}",
+                temps(ws)
+            );
         } else if now == *old {
             if !left.is_empty() {
                 seen.strays += 1;
             }
         } else {
-            assert_same(&now, new, &format!("{what}: the files and tables are neither wholly old nor wholly new (vs new)"));
-            assert!(left.is_empty(), "{what}: the new set is in place, yet temporary files are left: {left:?}");
+            assert_same(
+                &now,
+                new,
+                &format!(
+                    "{what}: the files and tables are neither wholly old nor wholly new (vs new)"
+                ),
+            );
+            assert!(
+                left.is_empty(),
+                "{what}: the new set is in place, yet temporary files are left: {left:?}"
+            );
         }
         let out = ws.run(&[], "run", &MINI_PAT);
         assert_ok(&out);
@@ -307,26 +405,61 @@ fn walk(s: &Setup, start: &Path, command: &str, old: &ExposureSet, (new, steady)
             assert_same(&after, new, &format!("{what}: the next run ended with neither the new set written nor found in place"));
         }
         assert_agree(&after, &what);
-        assert!(temps(ws).is_empty(), "{what}: the next run left {:?}", temps(ws));
+        assert!(
+            temps(ws).is_empty(),
+            "{what}: the next run left {:?}",
+            temps(ws)
+        );
         assert_eq!(pending(ws), 0, "{what}");
         if !left.is_empty() && !had_pending {
-            assert!(stderr(&out).contains("Removed "), "{what}: removing {left:?} was not logged:\n{}", stderr(&out));
+            assert!(
+                stderr(&out).contains("Removed "),
+                "{what}: removing {left:?} was not logged:\n{}",
+                stderr(&out)
+            );
         }
         let conn = ws.conn();
-        assert_eq!(count(&conn, "SELECT count(*) FROM runs WHERE status = 'running'"), 0, "{what}");
+        assert_eq!(
+            count(&conn, "SELECT count(*) FROM runs WHERE status = 'running'"),
+            0,
+            "{what}"
+        );
         n += 1;
     }
     seen
 }
 
 fn assert_walked_every_step(seen: &Seen, command: &str) {
-    for p in ["atomic.write", "atomic.sync", "emit.staged", "emit.commit", "emit.committed", "emit.apply", "emit.applied"] {
-        assert!(seen.points.contains(p), "{command}: the walk never stopped at {p}: {seen:?}");
+    for p in [
+        "atomic.write",
+        "atomic.sync",
+        "emit.staged",
+        "emit.commit",
+        "emit.committed",
+        "emit.apply",
+        "emit.applied",
+    ] {
+        assert!(
+            seen.points.contains(p),
+            "{command}: the walk never stopped at {p}: {seen:?}"
+        );
     }
-    assert!(seen.strays > 0, "{command}: no kill left a temporary file to roll back: {seen:?}");
-    assert!(seen.pending > 0, "{command}: no kill left a record to finish: {seen:?}");
-    assert!(seen.mixed > 0, "{command}: no kill fell between two renames: {seen:?}");
-    assert!(seen.found_in_place > 0, "{command}: no kill came after the new set was in place: {seen:?}");
+    assert!(
+        seen.strays > 0,
+        "{command}: no kill left a temporary file to roll back: {seen:?}"
+    );
+    assert!(
+        seen.pending > 0,
+        "{command}: no kill left a record to finish: {seen:?}"
+    );
+    assert!(
+        seen.mixed > 0,
+        "{command}: no kill fell between two renames: {seen:?}"
+    );
+    assert!(
+        seen.found_in_place > 0,
+        "{command}: no kill came after the new set was in place: {seen:?}"
+    );
 }
 
 #[test]
@@ -337,7 +470,10 @@ fn run_killed_anywhere_leaves_the_old_set_or_the_new_one() {
     let seen = walk(&s, s.old_state.path(), "run", &s.old, (&new, &steady));
     assert_walked_every_step(&seen, "run");
     for p in ["extract.commit", "normalize.commit", "match.commit"] {
-        assert!(seen.points.contains(p), "run: the walk never stopped at {p}: {seen:?}");
+        assert!(
+            seen.points.contains(p),
+            "run: the walk never stopped at {p}: {seen:?}"
+        );
     }
     s.server.stop();
 }
@@ -348,7 +484,11 @@ fn emit_start(s: &Setup) -> tempfile::TempDir {
     for stage in ["extract", "normalize", "match"] {
         assert_ok(&s.ws.run(&[], stage, &MINI_PAT));
     }
-    assert_same(&exposure_set(&s.ws), &s.old, "the stages before emit changed the exposures set");
+    assert_same(
+        &exposure_set(&s.ws),
+        &s.old,
+        "the stages before emit changed the exposures set",
+    );
     save(&s.ws)
 }
 
@@ -372,11 +512,26 @@ fn a_killed_finishing_is_finished_by_the_next_command() {
     let (new, _) = new_set(&s, s.old_state.path(), "run");
     // Killed after the first rename: the folder is half new, the record says what is left.
     restore(&s.ws, s.old_state.path());
-    let out = s.ws.run(&[], "run", &[MINI_PAT[0], MINI_PAT[1], ("AUTOEXPOSE_FAULT", "emit.apply@2")]);
-    assert_eq!(aborted_at(&out, "run emit.apply@2").as_deref(), Some("emit.apply"));
+    let out = s.ws.run(
+        &[],
+        "run",
+        &[
+            MINI_PAT[0],
+            MINI_PAT[1],
+            ("AUTOEXPOSE_FAULT", "emit.apply@2"),
+        ],
+    );
+    assert_eq!(
+        aborted_at(&out, "run emit.apply@2").as_deref(),
+        Some("emit.apply")
+    );
     assert!(pending(&s.ws) > 0);
     let mixed = exposure_set(&s.ws);
-    assert!(mixed.files != s.old.files && mixed.files != new.files, "{:?}", mixed.differences(&new));
+    assert!(
+        mixed.files != s.old.files && mixed.files != new.files,
+        "{:?}",
+        mixed.differences(&new)
+    );
     let start = save(&s.ws);
     let mut points = std::collections::BTreeSet::new();
     let mut n = 1;
@@ -384,7 +539,11 @@ fn a_killed_finishing_is_finished_by_the_next_command() {
         assert!(n < WALK_CAP, "refresh: still aborting at *@{n}");
         restore(&s.ws, start.path());
         let fault = format!("*@{n}");
-        let out = s.ws.run(&[], "refresh", &[MINI_PAT[0], MINI_PAT[1], ("AUTOEXPOSE_FAULT", &fault)]);
+        let out = s.ws.run(
+            &[],
+            "refresh",
+            &[MINI_PAT[0], MINI_PAT[1], ("AUTOEXPOSE_FAULT", &fault)],
+        );
         let what = format!("refresh {fault}");
         match aborted_at(&out, &what) {
             None => {
@@ -395,18 +554,26 @@ fn a_killed_finishing_is_finished_by_the_next_command() {
             }
             Some(point) => {
                 let what = format!("{what} ({point})");
-                assert!(pending(&s.ws) > 0, "{what}: the record went before the files were in place");
+                assert!(
+                    pending(&s.ws) > 0,
+                    "{what}: the record went before the files were in place"
+                );
                 assert_eq!(exposure_set(&s.ws).rows, new.rows, "{what}");
                 points.insert(point);
                 assert_ok(&s.ws.run(&[], "refresh", &MINI_PAT));
-                assert_same(&exposure_set(&s.ws), &new, &format!("{what}: the command after did not finish it"));
+                assert_same(
+                    &exposure_set(&s.ws),
+                    &new,
+                    &format!("{what}: the command after did not finish it"),
+                );
                 assert_eq!(pending(&s.ws), 0, "{what}");
                 assert!(temps(&s.ws).is_empty(), "{what}: {:?}", temps(&s.ws));
             }
         }
         n += 1;
     }
-    let want: std::collections::BTreeSet<String> = ["emit.recover", "emit.recovered"].map(String::from).into();
+    let want: std::collections::BTreeSet<String> =
+        ["emit.recover", "emit.recovered"].map(String::from).into();
     assert_eq!(points, want);
     assert!(n > 4, "finishing stopped at only {} points", n - 1);
     s.server.stop();
@@ -433,7 +600,11 @@ fn full_disk_walk(s: &Setup, start: &Path, command: &str) {
             assert!(n < WALK_CAP, "{command} {point}: still failing at @{n}");
             restore(&s.ws, start);
             let fault = format!("{point}@{n}:enospc");
-            let out = s.ws.run(&[], command, &[MINI_PAT[0], MINI_PAT[1], ("AUTOEXPOSE_FAULT", &fault)]);
+            let out = s.ws.run(
+                &[],
+                command,
+                &[MINI_PAT[0], MINI_PAT[1], ("AUTOEXPOSE_FAULT", &fault)],
+            );
             let what = format!("{command} {fault}");
             if out.status.success() {
                 assert!(n > 3, "{what}: the second emit writes more than {n} times");
@@ -444,22 +615,44 @@ fn full_disk_walk(s: &Setup, start: &Path, command: &str) {
             assert_eq!(out.status.code(), Some(1), "{what}: stderr:\n{err}");
             let file = ["mini__sales.yml", "mini__support.yml", "exposures.json"]
                 .into_iter()
-                .find(|f| err.contains(&format!("{f}: cannot write it: No space left on device (os error 28)")))
+                .find(|f| {
+                    err.contains(&format!(
+                        "{f}: cannot write it: No space left on device (os error 28)"
+                    ))
+                })
                 .unwrap_or_else(|| panic!("{what}: the error names no file:\n{err}"));
             named.insert(file);
-            assert_same(&exposure_set(&s.ws), &s.old, &format!("{what}: the exposures set changed"));
+            assert_same(
+                &exposure_set(&s.ws),
+                &s.old,
+                &format!("{what}: the exposures set changed"),
+            );
             assert!(temps(&s.ws).is_empty(), "{what}: left {:?}", temps(&s.ws));
             assert_eq!(pending(&s.ws), 0, "{what}");
             let conn = s.ws.conn();
-            let last: String = conn.query_row("SELECT status FROM runs WHERE stage = 'emit' ORDER BY run_id DESC LIMIT 1", [], |r| r.get(0)).unwrap();
+            let last: String = conn
+                .query_row(
+                    "SELECT status FROM runs WHERE stage = 'emit' ORDER BY run_id DESC LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
             assert_eq!(last, "failed", "{what}");
             drop(conn);
             assert_ok(&s.ws.run(&[], command, &MINI_PAT));
-            assert_same(&exposure_set(&s.ws), &new, &format!("{what}: the run after the full disk"));
+            assert_same(
+                &exposure_set(&s.ws),
+                &new,
+                &format!("{what}: the run after the full disk"),
+            );
             n += 1;
         }
     }
-    assert_eq!(named.len(), 3, "{command}: every new file met the full disk: {named:?}");
+    assert_eq!(
+        named.len(),
+        3,
+        "{command}: every new file met the full disk: {named:?}"
+    );
 }
 
 /// Our temporary files of a process that is gone are removed by the next run, in the
@@ -494,15 +687,26 @@ fn stray_temporary_files_of_dead_processes_are_removed_and_nothing_else() {
         std::fs::write(p, "half a file").unwrap();
     }
     // Same site as the first run: nothing else changes.
-    s.server.set_fixture(&repo().join("testdata/tableau/mini.site.json"));
+    s.server
+        .set_fixture(&repo().join("testdata/tableau/mini.site.json"));
     let out = ws.run(&[], "run", &MINI_PAT);
     assert_ok(&out);
     for p in &gone {
         assert!(!p.exists(), "{} is still there", p.display());
-        assert!(stderr(&out).contains(&format!("Removed {}", p.display())), "removing {} was not logged:\n{}", p.display(), stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("Removed {}", p.display())),
+            "removing {} was not logged:\n{}",
+            p.display(),
+            stderr(&out)
+        );
     }
     for p in &kept {
-        assert_eq!(std::fs::read_to_string(p).unwrap(), "half a file", "{} was touched", p.display());
+        assert_eq!(
+            std::fs::read_to_string(p).unwrap(),
+            "half a file",
+            "{} was touched",
+            p.display()
+        );
     }
     let mut now = exposure_set(ws);
     for p in &kept {
@@ -510,8 +714,14 @@ fn stray_temporary_files_of_dead_processes_are_removed_and_nothing_else() {
             now.files.remove(&rel.display().to_string());
         }
     }
-    assert_eq!(now.files, s.old.files, "the run over the same site changed the files");
-    assert_eq!(now.rows[0], s.old.rows[0], "the run over the same site changed the exposures");
+    assert_eq!(
+        now.files, s.old.files,
+        "the run over the same site changed the files"
+    );
+    assert_eq!(
+        now.rows[0], s.old.rows[0],
+        "the run over the same site changed the exposures"
+    );
     assert_agree(&now, "stray");
     s.server.stop();
 }
@@ -534,7 +744,11 @@ fn a_record_naming_a_foreign_file_is_refused() {
         .unwrap();
     let out = ws.run(&[], "refresh", &MINI_PAT);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("not an autoexpose temporary file beside it"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not an autoexpose temporary file beside it"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "mine\n");
     assert_eq!(std::fs::read_to_string(&other).unwrap(), "other\n");
     s.server.stop();

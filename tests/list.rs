@@ -6,22 +6,38 @@ use serde_json::Value;
 
 use crate::common::*;
 
-const INVENTORY: &str = "inventory:\n  - name: bi\n    file: dashboards.yml\n    database_aliases: {prod_demo: demo}\n";
+const INVENTORY: &str =
+    "inventory:\n  - name: bi\n    file: dashboards.yml\n    database_aliases: {prod_demo: demo}\n";
 
 /// The demo site (replayed) and the demo inventory, with `run_results` (or the demo build's)
 /// installed where dbt writes it, after `autoexpose run`.
 fn demo(run_results: Option<&Value>) -> Workspace {
-    let ws = Workspace::new(&[SiteConfig::demo("https://tableau.example.com")], Some(&repo().join("testdata/http/demo")));
-    std::fs::copy(repo().join("testdata/inventory/demo.dashboards.yml"), ws.path("dashboards.yml")).unwrap();
+    let ws = Workspace::new(
+        &[SiteConfig::demo("https://tableau.example.com")],
+        Some(&repo().join("testdata/http/demo")),
+    );
+    std::fs::copy(
+        repo().join("testdata/inventory/demo.dashboards.yml"),
+        ws.path("dashboards.yml"),
+    )
+    .unwrap();
     let mut config = std::fs::read_to_string(&ws.config).unwrap();
     config.push_str(INVENTORY);
     std::fs::write(&ws.config, config).unwrap();
     let target = ws.path("dbt/target");
     std::fs::create_dir_all(&target).unwrap();
     match run_results {
-        Some(rr) => std::fs::write(target.join("run_results.json"), serde_json::to_vec(rr).unwrap()).unwrap(),
+        Some(rr) => std::fs::write(
+            target.join("run_results.json"),
+            serde_json::to_vec(rr).unwrap(),
+        )
+        .unwrap(),
         None => {
-            std::fs::copy(repo().join("testdata/dbt/demo/artifacts/run_results.json"), target.join("run_results.json")).unwrap();
+            std::fs::copy(
+                repo().join("testdata/dbt/demo/artifacts/run_results.json"),
+                target.join("run_results.json"),
+            )
+            .unwrap();
         }
     }
     assert_ok(&ws.run(&[], "run", &[]));
@@ -47,8 +63,16 @@ fn the_demo_as_table_json_and_csv() {
     });
     // The same exposures, in the same order, in all three.
     let objects: Vec<Value> = serde_json::from_str(&json).unwrap();
-    let names: Vec<&str> = objects.iter().map(|o| o["name"].as_str().unwrap()).collect();
-    let csv_names: Vec<&str> = csv.split("\r\n").skip(1).filter(|l| !l.is_empty()).map(|l| l.split(',').next().unwrap()).collect();
+    let names: Vec<&str> = objects
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    let csv_names: Vec<&str> = csv
+        .split("\r\n")
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
     assert_eq!(names, csv_names);
     assert_eq!(table.lines().count(), names.len() + 1, "{table}");
     let exposures = count(&ws.conn(), "SELECT count(*) FROM exposures");
@@ -81,7 +105,10 @@ fn health_follows_the_last_build() {
         .map(|o| serde_json::json!({"name": o["name"], "health": o["health"], "health_reasons": o["health_reasons"]}))
         .collect();
     settings().bind(|| insta::assert_yaml_snapshot!("list_health@failed_build", health));
-    assert!(objects.iter().any(|o| o["health"] == "Degraded"), "{objects:?}");
+    assert!(
+        objects.iter().any(|o| o["health"] == "Degraded"),
+        "{objects:?}"
+    );
 }
 
 /// No run_results.json at extract: the table is emptied and every health is Unknown, saying why.
@@ -95,7 +122,13 @@ fn without_run_results_health_is_unknown() {
     assert!(!objects.is_empty());
     for o in &objects {
         assert_eq!(o["health"], "Unknown", "{o}");
-        assert!(o["health_reasons"][0].as_str().unwrap().contains("no run_results.json"), "{o}");
+        assert!(
+            o["health_reasons"][0]
+                .as_str()
+                .unwrap()
+                .contains("no run_results.json"),
+            "{o}"
+        );
     }
 }
 
@@ -109,8 +142,14 @@ fn bad_run_results_stop_extract_naming_the_file() {
     let out = ws.run(&[], "extract", &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("run results ") && err.contains("run_results.json: line 1"), "{err}");
-    assert_eq!(count(&ws.conn(), "SELECT count(*) FROM dbt_run_results"), before);
+    assert!(
+        err.contains("run results ") && err.contains("run_results.json: line 1"),
+        "{err}"
+    );
+    assert_eq!(
+        count(&ws.conn(), "SELECT count(*) FROM dbt_run_results"),
+        before
+    );
 }
 
 #[test]
@@ -121,20 +160,35 @@ fn hostile_names_stay_inert_in_every_format() {
         {"id": "h-1", "name": hostile, "owner": {"name": "Eve\r\nMallory", "email": "eve@example.com"}, "folder": "Ops",
          "tables": ["demo.main.fct_orders"]},
     ]});
-    std::fs::write(ws.path("dashboards.json"), serde_json::to_vec(&dashboards).unwrap()).unwrap();
-    let config = std::fs::read_to_string(&ws.config).unwrap().replace("tableau:\n", "tableau: []\n");
+    std::fs::write(
+        ws.path("dashboards.json"),
+        serde_json::to_vec(&dashboards).unwrap(),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(&ws.config)
+        .unwrap()
+        .replace("tableau:\n", "tableau: []\n");
     std::fs::write(&ws.config, format!("{config}inventory:\n  - name: bi\n    file: dashboards.json\n    database_aliases: {{}}\n")).unwrap();
     assert_ok(&ws.run(&[], "run", &[]));
 
     let table = list(&ws, "table");
     assert_eq!(table.lines().count(), 2, "{table}");
-    assert!(!table.contains('\u{1b}') && !table.contains('\r') && !table.contains('\u{202e}'), "{table:?}");
+    assert!(
+        !table.contains('\u{1b}') && !table.contains('\r') && !table.contains('\u{202e}'),
+        "{table:?}"
+    );
     // Made visible, and cut at the column's 40 cells with "…".
-    assert!(table.contains("  </script><script>alert(1)</script>\\nlin…  "), "{table}");
+    assert!(
+        table.contains("  </script><script>alert(1)</script>\\nlin…  "),
+        "{table}"
+    );
     assert!(table.contains("Eve\\r\\nMallory"), "{table}");
 
     let json = list(&ws, "json");
-    assert!(!json.contains('\u{1b}') && !json.contains('\u{202e}'), "{json:?}");
+    assert!(
+        !json.contains('\u{1b}') && !json.contains('\u{202e}'),
+        "{json:?}"
+    );
     let objects: Vec<Value> = serde_json::from_str(&json).unwrap();
     assert_eq!(objects[0]["label"], hostile);
     assert_eq!(objects[0]["owner"], "Eve\r\nMallory");
@@ -148,21 +202,44 @@ fn hostile_names_stay_inert_in_every_format() {
 
 #[test]
 fn before_emit_or_without_a_database_list_says_what_to_run() {
-    let ws = Workspace::new(&[SiteConfig::demo("https://tableau.example.com")], Some(&repo().join("testdata/http/demo")));
+    let ws = Workspace::new(
+        &[SiteConfig::demo("https://tableau.example.com")],
+        Some(&repo().join("testdata/http/demo")),
+    );
     let out = ws.run(&[], "list", &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("autoexpose.db does not exist: run `autoexpose run`"), "{err}");
+    assert!(
+        err.contains("autoexpose.db does not exist: run `autoexpose run`"),
+        "{err}"
+    );
     assert!(!ws.db().exists(), "list created the database");
     assert_ok(&ws.run(&[], "extract", &[]));
     let out = ws.run_with(&[], "list", &["--format", "json"], &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("`emit` has not run here yet; run `autoexpose emit` (or `autoexpose run`) first"), "{err}");
+    assert!(
+        err.contains(
+            "`emit` has not run here yet; run `autoexpose emit` (or `autoexpose run`) first"
+        ),
+        "{err}"
+    );
     assert!(out.stdout.is_empty());
     // `report` reads the same way, and says the same.
-    let out = ws.run_with(&[], "report", &["--out", ws.path("r.html").to_str().unwrap()], &[]);
+    let out = ws.run_with(
+        &[],
+        "report",
+        &["--out", ws.path("r.html").to_str().unwrap()],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("`emit` has not run here yet"), "{}", stderr(&out));
-    assert!(!ws.path("r.html").exists(), "report wrote a page before emit ran");
+    assert!(
+        stderr(&out).contains("`emit` has not run here yet"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !ws.path("r.html").exists(),
+        "report wrote a page before emit ran"
+    );
 }

@@ -9,7 +9,11 @@ use crate::support::tableau_server::{Faults, ServerOptions, TableauServer};
 
 fn pat_locks(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out: Vec<_> = std::fs::read_dir(dir)
-        .map(|d| d.map(|e| e.unwrap().path()).filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("pat-")).collect())
+        .map(|d| {
+            d.map(|e| e.unwrap().path())
+                .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("pat-"))
+                .collect()
+        })
         .unwrap_or_default();
     out.sort();
     out
@@ -21,10 +25,20 @@ fn a_second_process_with_the_same_pat_is_refused_before_it_signs_in() {
     let rt = runtime.path().to_str().unwrap();
     // A slow server keeps the first run signed in while the second starts; the test waits for
     // the first's PAT lock, not a time.
-    let options = ServerOptions { latency_ms: 200, ..ServerOptions::default() };
-    let server = TableauServer::start_with(&repo().join("testdata/tableau/mini.site.json"), Faults::default(), options);
+    let options = ServerOptions {
+        latency_ms: 200,
+        ..ServerOptions::default()
+    };
+    let server = TableauServer::start_with(
+        &repo().join("testdata/tableau/mini.site.json"),
+        Faults::default(),
+        options,
+    );
     // Two configs, two databases, one PAT.
-    let (a, b) = (Workspace::new(&[SiteConfig::mini(&server.base_url)], None), Workspace::new(&[SiteConfig::mini(&server.base_url)], None));
+    let (a, b) = (
+        Workspace::new(&[SiteConfig::mini(&server.base_url)], None),
+        Workspace::new(&[SiteConfig::mini(&server.base_url)], None),
+    );
     let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_autoexpose"));
     first
         .args(["run", "--config"])
@@ -36,7 +50,10 @@ fn a_second_process_with_the_same_pat_is_refused_before_it_signs_in() {
     let mut first = first.spawn().unwrap();
     let holder = format!("pid {}\n", first.id());
     let lock = loop {
-        if let Some(p) = pat_locks(runtime.path()).into_iter().find(|p| std::fs::read_to_string(p).is_ok_and(|t| t.starts_with(&holder))) {
+        if let Some(p) = pat_locks(runtime.path())
+            .into_iter()
+            .find(|p| std::fs::read_to_string(p).is_ok_and(|t| t.starts_with(&holder)))
+        {
             break p;
         }
         if let Some(status) = first.try_wait().unwrap() {
@@ -45,9 +62,16 @@ fn a_second_process_with_the_same_pat_is_refused_before_it_signs_in() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     };
     let text = std::fs::read_to_string(&lock).unwrap();
-    assert!(text.contains("integration mini\n") && text.contains(&format!("server {}\n", server.base_url)), "{text}");
+    assert!(
+        text.contains("integration mini\n")
+            && text.contains(&format!("server {}\n", server.base_url)),
+        "{text}"
+    );
     for (_, v) in MINI_PAT {
-        assert!(!text.contains(v) && !lock.to_string_lossy().contains(v), "the lock file names the PAT: {text}");
+        assert!(
+            !text.contains(v) && !lock.to_string_lossy().contains(v),
+            "the lock file names the PAT: {text}"
+        );
     }
     let requests_before = server.request_count();
     let mut env = MINI_PAT.to_vec();
@@ -57,19 +81,47 @@ fn a_second_process_with_the_same_pat_is_refused_before_it_signs_in() {
     let took = started.elapsed();
     let first = first.wait_with_output().unwrap();
     assert_ok(&first);
-    assert_eq!(second.status.code(), Some(1), "stderr:\n{}", stderr(&second));
+    assert_eq!(
+        second.status.code(),
+        Some(1),
+        "stderr:\n{}",
+        stderr(&second)
+    );
     let err = stderr(&second);
-    let want = format!("tableau \"mini\": another autoexpose (pid {}, started ", holder.trim_start_matches("pid ").trim_end());
+    let want = format!(
+        "tableau \"mini\": another autoexpose (pid {}, started ",
+        holder.trim_start_matches("pid ").trim_end()
+    );
     assert!(err.contains(&want), "stderr lacks {want:?}:\n{err}");
-    assert!(err.contains("integration \"mini\") is signed in to") && err.contains("same PAT (the name in env var AE_MINI_NAME)"), "{err}");
-    assert!(took < std::time::Duration::from_secs(10), "the second waited {took:?}");
+    assert!(
+        err.contains("integration \"mini\") is signed in to")
+            && err.contains("same PAT (the name in env var AE_MINI_NAME)"),
+        "{err}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "the second waited {took:?}"
+    );
     // The second sent nothing: every sign-in the server saw is the first's one.
     let log = server.requests();
-    assert_eq!(log.iter().filter(|r| r.path.ends_with("/auth/signin")).count(), 1, "{requests_before} before");
-    assert_eq!(count(&b.conn(), "SELECT count(*) FROM tableau_workbooks"), 0);
+    assert_eq!(
+        log.iter()
+            .filter(|r| r.path.ends_with("/auth/signin"))
+            .count(),
+        1,
+        "{requests_before} before"
+    );
+    assert_eq!(
+        count(&b.conn(), "SELECT count(*) FROM tableau_workbooks"),
+        0
+    );
     assert!(count(&a.conn(), "SELECT count(*) FROM tableau_workbooks") > 0);
     // Released with the first: the lock file is gone, and the second now runs.
-    assert!(pat_locks(runtime.path()).is_empty(), "{:?}", pat_locks(runtime.path()));
+    assert!(
+        pat_locks(runtime.path()).is_empty(),
+        "{:?}",
+        pat_locks(runtime.path())
+    );
     assert_ok(&b.run(&[], "run", &env));
     assert!(pat_locks(runtime.path()).is_empty());
     server.stop();
@@ -79,7 +131,10 @@ fn a_second_process_with_the_same_pat_is_refused_before_it_signs_in() {
 #[test]
 fn a_dead_process_pat_lock_is_taken_over() {
     let runtime = tempfile::tempdir().unwrap();
-    let server = TableauServer::start(&repo().join("testdata/tableau/mini.site.json"), Faults::default());
+    let server = TableauServer::start(
+        &repo().join("testdata/tableau/mini.site.json"),
+        Faults::default(),
+    );
     let ws = Workspace::new(&[SiteConfig::mini(&server.base_url)], None);
     let mut env = MINI_PAT.to_vec();
     env.push(("AUTOEXPOSE_RUNTIME_DIR", runtime.path().to_str().unwrap()));
@@ -88,12 +143,22 @@ fn a_dead_process_pat_lock_is_taken_over() {
     // A lock file as a killed process leaves it: written, locked by no one. Its name is the
     // hash of the server and the PAT's name (src/lock.rs, `session_lock_path`, kind `pat`).
     use sha2::Digest;
-    let digest: String = sha2::Sha256::digest(format!("{}\n{}", server.base_url, MINI_PAT[0].1)).iter().map(|b| format!("{b:02x}")).collect();
+    let digest: String = sha2::Sha256::digest(format!("{}\n{}", server.base_url, MINI_PAT[0].1))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let stale = runtime.path().join(format!("pat-{}.lock", &digest[..32]));
-    std::fs::write(&stale, "pid 999999\nstarted 2026-01-01T00:00:00Z\nintegration mini\n").unwrap();
+    std::fs::write(
+        &stale,
+        "pid 999999\nstarted 2026-01-01T00:00:00Z\nintegration mini\n",
+    )
+    .unwrap();
     let out = ws.run(&["-v"], "extract", &env);
     assert_ok(&out);
-    assert!(!stale.exists(), "the taken-over lock file was not removed at the end");
+    assert!(
+        !stale.exists(),
+        "the taken-over lock file was not removed at the end"
+    );
     server.stop();
 }
 
@@ -103,7 +168,10 @@ fn a_dead_process_pat_lock_is_taken_over() {
 fn one_config_cannot_use_one_pat_twice() {
     let runtime = tempfile::tempdir().unwrap();
     let rt = runtime.path().to_str().unwrap();
-    let server = TableauServer::start(&repo().join("testdata/tableau/mini.site.json"), Faults::default());
+    let server = TableauServer::start(
+        &repo().join("testdata/tableau/mini.site.json"),
+        Faults::default(),
+    );
     let first = SiteConfig::mini(&server.base_url);
     let mut second = SiteConfig::mini(&server.base_url);
     second.name = "mini_again".into();
@@ -124,12 +192,28 @@ fn one_config_cannot_use_one_pat_twice() {
 
     second.token_env = ("AE_OTHER_NAME".into(), "AE_OTHER_SECRET".into());
     let ws = Workspace::new(&[first, second], None);
-    env.extend([("AE_OTHER_NAME", MINI_PAT[0].1), ("AE_OTHER_SECRET", MINI_PAT[1].1)]);
+    env.extend([
+        ("AE_OTHER_NAME", MINI_PAT[0].1),
+        ("AE_OTHER_SECRET", MINI_PAT[1].1),
+    ]);
     let out = ws.run(&[], "extract", &env);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("tableau \"mini_again\" and tableau \"mini\" sign in to") && err.contains("with the same PAT"), "{err}");
-    assert_eq!(server.request_count(), 0, "a request was sent: {:?}", server.requests().iter().map(|r| r.path.clone()).collect::<Vec<_>>());
+    assert!(
+        err.contains("tableau \"mini_again\" and tableau \"mini\" sign in to")
+            && err.contains("with the same PAT"),
+        "{err}"
+    );
+    assert_eq!(
+        server.request_count(),
+        0,
+        "a request was sent: {:?}",
+        server
+            .requests()
+            .iter()
+            .map(|r| r.path.clone())
+            .collect::<Vec<_>>()
+    );
     assert!(pat_locks(runtime.path()).is_empty());
     server.stop();
 }

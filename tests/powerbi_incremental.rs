@@ -37,7 +37,12 @@ fn plain(n: u32, name: &str, table: &str) -> Value {
 }
 
 fn workspace<'a>(f: &'a mut Value, name: &str) -> &'a mut Value {
-    f["workspaces"].as_array_mut().unwrap().iter_mut().find(|w| w["name"] == name).unwrap_or_else(|| panic!("no workspace {name}"))
+    f["workspaces"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|w| w["name"] == name)
+        .unwrap_or_else(|| panic!("no workspace {name}"))
 }
 
 fn write(dir: &Path, name: &str, f: &Value) -> PathBuf {
@@ -49,7 +54,10 @@ fn write(dir: &Path, name: &str, f: &Value) -> PathBuf {
 /// The corp tenant with an Archive workspace more.
 fn first(dir: &Path) -> PathBuf {
     let mut f = corp();
-    f["workspaces"].as_array_mut().unwrap().push(plain(6, "Archive", "old_orders"));
+    f["workspaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(plain(6, "Archive", "old_orders"));
     write(dir, "first.tenant.json", &f)
 }
 
@@ -61,7 +69,10 @@ fn changed(dir: &Path) -> PathBuf {
     shared["modified_at"] = json!(CHANGED_AT);
     shared["reports"][0]["name"] = json!("Finance KPIs v2");
     let m = &mut shared["datasets"][0]["tables"][0]["source"][0]["expression"];
-    *m = json!(m.as_str().unwrap().replace("dbo.fct_revenue", "dbo.fct_revenue_v2"));
+    *m = json!(m
+        .as_str()
+        .unwrap()
+        .replace("dbo.fct_revenue", "dbo.fct_revenue_v2"));
     let mut added = plain(7, "Finance", "fct_budget");
     added["modified_at"] = json!(CHANGED_AT);
     f["workspaces"].as_array_mut().unwrap().push(added);
@@ -72,7 +83,15 @@ fn changed(dir: &Path) -> PathBuf {
 fn outcome(t: &Tenant) -> BTreeMap<String, String> {
     let conn = t.conn();
     // powerbi_scans lists the scans this run started: an incremental run starts fewer.
-    let skip = ["runs", "raw_responses", "extract_warnings", "sync_bases", "sync_state", "emitted_files", "powerbi_scans"];
+    let skip = [
+        "runs",
+        "raw_responses",
+        "extract_warnings",
+        "sync_bases",
+        "sync_state",
+        "emitted_files",
+        "powerbi_scans",
+    ];
     let mut out = tables_but(&conn, &skip);
     let mut stack = vec![t.dir.path().to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -81,12 +100,19 @@ fn outcome(t: &Tenant) -> BTreeMap<String, String> {
             let name = p.strip_prefix(t.dir.path()).unwrap().display().to_string();
             if p.is_dir() {
                 stack.push(p);
-            } else if name.ends_with(".yml") && name != "autoexpose.yml" || name.ends_with("exposures.json") {
+            } else if name.ends_with(".yml") && name != "autoexpose.yml"
+                || name.ends_with("exposures.json")
+            {
                 out.insert(format!("file {name}"), std::fs::read_to_string(&p).unwrap());
             }
         }
     }
-    assert!(out.keys().any(|k| k.starts_with("file ") && k.ends_with(".yml")), "no YAML written: {:?}", out.keys());
+    assert!(
+        out.keys()
+            .any(|k| k.starts_with("file ") && k.ends_with(".yml")),
+        "no YAML written: {:?}",
+        out.keys()
+    );
     out
 }
 
@@ -95,11 +121,18 @@ fn states(t: &Tenant) -> Vec<(String, String)> {
     let mut st = conn
         .prepare("SELECT coalesce(w.name, s.id), s.action || ': ' || s.reason FROM sync_state s LEFT JOIN powerbi_workspaces w ON w.integration = s.integration AND w.id = s.id WHERE s.kind = 'workspace' ORDER BY 1")
         .unwrap();
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 fn mode(t: &Tenant) -> String {
-    t.conn().query_row("SELECT mode || ': ' || why FROM sync_bases", [], |r| r.get(0)).unwrap()
+    t.conn()
+        .query_row("SELECT mode || ': ' || why FROM sync_bases", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
 }
 
 /// Runs `run` at `now`, the server's clock set to it.
@@ -110,7 +143,11 @@ fn run_at(t: &Tenant, server: &PowerBiServer, now: &str) {
 }
 
 fn scans_of(server: &PowerBiServer, from: usize) -> Vec<String> {
-    server.requests()[from..].iter().filter(|r| r.path.contains("/getInfo")).map(|r| r.body.clone().unwrap_or_default()).collect()
+    server.requests()[from..]
+        .iter()
+        .filter(|r| r.path.contains("/getInfo"))
+        .map(|r| r.body.clone().unwrap_or_default())
+        .collect()
 }
 
 fn assert_same(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) {
@@ -123,11 +160,20 @@ fn assert_same(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) {
 #[test]
 fn a_nightly_rerun_scans_only_the_modified_workspaces_and_writes_what_a_full_run_writes() {
     let fixtures = tempfile::tempdir().unwrap();
-    let mut server = PowerBiServer::start(&first(fixtures.path()), Faults { polls_to_succeed: 1, ..Faults::default() });
+    let mut server = PowerBiServer::start(
+        &first(fixtures.path()),
+        Faults {
+            polls_to_succeed: 1,
+            ..Faults::default()
+        },
+    );
     let extra = "full_sync_every_days: 60\nexposures:\n  include_unmatched: true\n";
     let nightly = Tenant::new(&server.base_url, extra);
     run_at(&nightly, &server, FIRST);
-    assert_eq!(mode(&nightly), "full: no earlier extraction of this integration");
+    assert_eq!(
+        mode(&nightly),
+        "full: no earlier extraction of this integration"
+    );
 
     server.set_fixture(&changed(fixtures.path()));
     let before = server.requests().len();
@@ -143,15 +189,33 @@ fn a_nightly_rerun_scans_only_the_modified_workspaces_and_writes_what_a_full_run
     );
     // One scan, of the modified and the new workspace; the parameters of Sales' dataset and
     // the reports of Sales come from the cache.
-    assert_eq!(scans_of(&server, before), [format!(r#"{{"workspaces":["{}","{}"]}}"#, ws_id(2), ws_id(7))]);
-    assert!(!night.iter().any(|r| r.path.contains(&format!("groups/{}/", ws_id(1)))), "{night:#?}");
+    assert_eq!(
+        scans_of(&server, before),
+        [format!(
+            r#"{{"workspaces":["{}","{}"]}}"#,
+            ws_id(2),
+            ws_id(7)
+        )]
+    );
+    assert!(
+        !night
+            .iter()
+            .any(|r| r.path.contains(&format!("groups/{}/", ws_id(1)))),
+        "{night:#?}"
+    );
 
     let fresh = Tenant::new(&server.base_url, extra);
     run_at(&fresh, &server, NIGHT);
-    assert_eq!(mode(&fresh), "full: no earlier extraction of this integration");
+    assert_eq!(
+        mode(&fresh),
+        "full: no earlier extraction of this integration"
+    );
     let a = outcome(&nightly);
     assert_same(&a, &outcome(&fresh));
-    assert!(a["table bi_relations"].contains("fct_revenue_v2") && a["table bi_assets"].contains("Finance KPIs v2"));
+    assert!(
+        a["table bi_relations"].contains("fct_revenue_v2")
+            && a["table bi_assets"].contains("Finance KPIs v2")
+    );
     let settings = settings();
     let _guard = settings.bind_to_scope();
     insta::assert_yaml_snapshot!("powerbi_incremental__sync_state", states(&nightly));
@@ -160,14 +224,24 @@ fn a_nightly_rerun_scans_only_the_modified_workspaces_and_writes_what_a_full_run
     let before = server.requests().len();
     run_at(&nightly, &server, "2026-12-03T02:00:00Z");
     assert!(scans_of(&server, before).is_empty());
-    assert!(states(&nightly).iter().all(|(_, s)| s.starts_with("reused: not modified since 2026-12-02T02:00:00Z")), "{:?}", states(&nightly));
+    assert!(
+        states(&nightly)
+            .iter()
+            .all(|(_, s)| s.starts_with("reused: not modified since 2026-12-02T02:00:00Z")),
+        "{:?}",
+        states(&nightly)
+    );
     assert_eq!(outcome(&nightly), a);
 
     // Less than 30 minutes after the last extraction: incremental still, asking from 31
     // minutes ago (the youngest modifiedSince the service takes), so nothing is missed.
     let before = server.requests().len();
     run_at(&nightly, &server, "2026-12-03T02:10:00Z");
-    assert!(mode(&nightly).starts_with("incremental: "), "{}", mode(&nightly));
+    assert!(
+        mode(&nightly).starts_with("incremental: "),
+        "{}",
+        mode(&nightly)
+    );
     assert!(
         mode(&nightly).ends_with("scanning the workspaces modified since 2026-12-03T01:39:00Z (the last extraction started 10 minutes before, under the 30 minutes workspaces/modified takes)"),
         "{}",
@@ -204,8 +278,17 @@ fn a_nightly_rerun_scans_only_the_modified_workspaces_and_writes_what_a_full_run
 #[test]
 fn the_workspace_of_a_dataset_read_from_elsewhere_is_reused_or_scanned_again() {
     let fixtures = tempfile::tempdir().unwrap();
-    let server = PowerBiServer::start(&fixture("corp.tenant.json"), Faults { polls_to_succeed: 1, ..Faults::default() });
-    let extra = format!("    workspaces: [{}]\nexposures:\n  include_unmatched: true\n", ws_id(1));
+    let server = PowerBiServer::start(
+        &fixture("corp.tenant.json"),
+        Faults {
+            polls_to_succeed: 1,
+            ..Faults::default()
+        },
+    );
+    let extra = format!(
+        "    workspaces: [{}]\nexposures:\n  include_unmatched: true\n",
+        ws_id(1)
+    );
     let nightly = Tenant::new(&server.base_url, &extra);
     run_at(&nightly, &server, FIRST);
     let first = outcome(&nightly);
@@ -213,8 +296,14 @@ fn the_workspace_of_a_dataset_read_from_elsewhere_is_reused_or_scanned_again() {
     assert_eq!(
         states(&nightly),
         [
-            ("Sales".to_string(), "reused: not modified since 2026-12-01T02:00:00Z".to_string()),
-            ("Shared Models".into(), "reused: not modified since 2026-12-01T02:00:00Z".into())
+            (
+                "Sales".to_string(),
+                "reused: not modified since 2026-12-01T02:00:00Z".to_string()
+            ),
+            (
+                "Shared Models".into(),
+                "reused: not modified since 2026-12-01T02:00:00Z".into()
+            )
         ]
     );
     assert_eq!(outcome(&nightly), first);
@@ -223,12 +312,24 @@ fn the_workspace_of_a_dataset_read_from_elsewhere_is_reused_or_scanned_again() {
     let shared = workspace(&mut f, "Shared Models");
     shared["modified_at"] = json!("2026-12-02T15:00:00Z");
     let m = &mut shared["datasets"][0]["tables"][0]["source"][0]["expression"];
-    *m = json!(m.as_str().unwrap().replace("dbo.fct_revenue", "dbo.fct_revenue_v2"));
+    *m = json!(m
+        .as_str()
+        .unwrap()
+        .replace("dbo.fct_revenue", "dbo.fct_revenue_v2"));
     server.set_fixture(&write(fixtures.path(), "changed.tenant.json", &f));
     let before = server.requests().len();
     run_at(&nightly, &server, "2026-12-03T02:00:00Z");
-    assert_eq!(scans_of(&server, before), [format!(r#"{{"workspaces":["{}"]}}"#, ws_id(2))]);
-    assert_eq!(states(&nightly)[1], ("Shared Models".into(), "fetched: modified since 2026-12-02T02:00:00Z (workspaces/modified)".into()));
+    assert_eq!(
+        scans_of(&server, before),
+        [format!(r#"{{"workspaces":["{}"]}}"#, ws_id(2))]
+    );
+    assert_eq!(
+        states(&nightly)[1],
+        (
+            "Shared Models".into(),
+            "fetched: modified since 2026-12-02T02:00:00Z (workspaces/modified)".into()
+        )
+    );
     let fresh = Tenant::new(&server.base_url, &extra);
     run_at(&fresh, &server, "2026-12-03T02:00:00Z");
     let a = outcome(&nightly);

@@ -30,18 +30,35 @@ const ON: (&str, &str) = ("DBT_ACTIVE_EXPOSURES", "1");
 /// (`demo.main.fct_orders`) and the Finance model reads it too, so both datasets are due after
 /// a build of fct_orders.
 fn fixture() -> Value {
-    let mut f: Value = serde_json::from_slice(&std::fs::read(repo().join("testdata/powerbi/corp.tenant.json")).unwrap()).unwrap();
+    let mut f: Value = serde_json::from_slice(
+        &std::fs::read(repo().join("testdata/powerbi/corp.tenant.json")).unwrap(),
+    )
+    .unwrap();
     let m = &mut dataset(&mut f, SALES_DS)["tables"][0]["source"][0]["expression"];
-    let text = m.as_str().unwrap().replace("ANALYTICS", "demo").replace("MARTS", "main").replace("FCT_ORDERS", "fct_orders");
+    let text = m
+        .as_str()
+        .unwrap()
+        .replace("ANALYTICS", "demo")
+        .replace("MARTS", "main")
+        .replace("FCT_ORDERS", "fct_orders");
     assert!(text.contains("fct_orders"), "{text}");
     *m = json!(text);
     let orders = dataset(&mut f, SALES_DS)["tables"][0].clone();
-    dataset(&mut f, FINANCE_DS)["tables"].as_array_mut().unwrap().push(orders);
+    dataset(&mut f, FINANCE_DS)["tables"]
+        .as_array_mut()
+        .unwrap()
+        .push(orders);
     f
 }
 
 fn dataset<'a>(f: &'a mut Value, id: &str) -> &'a mut Value {
-    f["workspaces"].as_array_mut().unwrap().iter_mut().flat_map(|w| w["datasets"].as_array_mut().unwrap().iter_mut()).find(|d| d["id"] == id).unwrap()
+    f["workspaces"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .flat_map(|w| w["datasets"].as_array_mut().unwrap().iter_mut())
+        .find(|d| d["id"] == id)
+        .unwrap()
 }
 
 /// A scratch project of one tenant: extracted and emitted from one server (stopped after), then
@@ -57,13 +74,22 @@ impl Case {
         let path = dir.path().join("tenant.json");
         std::fs::write(&path, serde_json::to_vec_pretty(f).unwrap()).unwrap();
         let server = PowerBiServer::start(&path, Faults::default());
-        let case = Case { config: dir.path().join("autoexpose.yml"), dir };
+        let case = Case {
+            config: dir.path().join("autoexpose.yml"),
+            dir,
+        };
         case.serve(&server);
         let out = case.command("run", &[]).output().unwrap();
         assert_ok(&out);
         server.stop();
         std::fs::create_dir_all(case.dir.path().join("dbt/target")).unwrap();
-        case.set_run_results(&run_results("build", &[("model.autoexpose_demo.fct_orders", "success"), ("model.autoexpose_demo.stg_orders", "success")]));
+        case.set_run_results(&run_results(
+            "build",
+            &[
+                ("model.autoexpose_demo.fct_orders", "success"),
+                ("model.autoexpose_demo.stg_orders", "success"),
+            ],
+        ));
         case
     }
 
@@ -79,7 +105,11 @@ impl Case {
     }
 
     fn set_run_results(&self, rr: &Value) {
-        std::fs::write(self.dir.path().join("dbt/target/run_results.json"), serde_json::to_vec(rr).unwrap()).unwrap();
+        std::fs::write(
+            self.dir.path().join("dbt/target/run_results.json"),
+            serde_json::to_vec(rr).unwrap(),
+        )
+        .unwrap();
     }
 
     fn command(&self, stage: &str, args: &[&str]) -> Command {
@@ -93,7 +123,13 @@ impl Case {
     }
 
     /// `autoexpose refresh` against `server`, its refresh clock set to `now`.
-    fn refresh(&self, server: &PowerBiServer, now: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    fn refresh(
+        &self,
+        server: &PowerBiServer,
+        now: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Output {
         self.serve(server);
         server.set_refresh_clock(now);
         let mut cmd = self.command("refresh", &["--now", now]);
@@ -137,7 +173,11 @@ fn snapshot(name: &str, value: impl serde::Serialize) {
 }
 
 fn posts_of(server: &PowerBiServer, ds: &str) -> usize {
-    server.refresh_posts().iter().filter(|(d, _)| d == ds).count()
+    server
+        .refresh_posts()
+        .iter()
+        .filter(|(d, _)| d == ds)
+        .count()
 }
 
 /// The tenant `f` as a file the server can be started on (kept while the folder lives).
@@ -158,34 +198,75 @@ fn due_datasets_once_each_then_inside_the_cadence_then_after_it() {
     let out = case.refresh(&server, T0, &[], &[ON]);
     assert_ok(&out);
     let text = stdout(&out);
-    assert!(text.contains("02:00:00  Refreshing Power BI dataset for exposure "), "{text}");
-    assert!(text.contains("(dataset Sales model) ... [TRIGGERED job "), "{text}");
-    assert!(text.contains("(dataset Finance model) ... [TRIGGERED job "), "{text}");
-    assert!(text.contains("[SKIPPED: already refreshed in this run for "), "{text}");
+    assert!(
+        text.contains("02:00:00  Refreshing Power BI dataset for exposure "),
+        "{text}"
+    );
+    assert!(
+        text.contains("(dataset Sales model) ... [TRIGGERED job "),
+        "{text}"
+    );
+    assert!(
+        text.contains("(dataset Finance model) ... [TRIGGERED job "),
+        "{text}"
+    );
+    assert!(
+        text.contains("[SKIPPED: already refreshed in this run for "),
+        "{text}"
+    );
     assert!(text.contains("Done. TRIGGERED=2 SKIPPED=3"), "{text}");
     // One POST per dataset, however many reports read it; the server refused no body.
-    assert_eq!((posts_of(&server, SALES_DS), posts_of(&server, FINANCE_DS)), (1, 1), "{:?}", server.refresh_posts());
+    assert_eq!(
+        (posts_of(&server, SALES_DS), posts_of(&server, FINANCE_DS)),
+        (1, 1),
+        "{:?}",
+        server.refresh_posts()
+    );
     assert!(server.refused().is_empty(), "{:?}", server.refused());
-    let posts: Vec<_> = server.requests().into_iter().filter(|r| r.method == "POST" && r.path.ends_with("/refreshes")).collect();
-    assert!(posts.iter().all(|r| r.body.as_deref() == Some(r#"{"notifyOption":"NoNotification"}"#)), "{posts:?}");
-    assert!(posts[0].path.starts_with("/v1.0/myorg/groups/5a1e0000-0000-4000-8000-00000000000"), "{posts:?}");
+    let posts: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/refreshes"))
+        .collect();
+    assert!(
+        posts
+            .iter()
+            .all(|r| r.body.as_deref() == Some(r#"{"notifyOption":"NoNotification"}"#)),
+        "{posts:?}"
+    );
+    assert!(
+        posts[0]
+            .path
+            .starts_with("/v1.0/myorg/groups/5a1e0000-0000-4000-8000-00000000000"),
+        "{posts:?}"
+    );
 
     // Three hours later: inside the 24 h cadence, nothing is sent.
     let out = case.refresh(&server, "2026-11-25T05:00:00Z", &[], &[ON]);
     assert_ok(&out);
     let text = stdout(&out);
-    assert!(text.contains("[SKIPPED: refreshed 3h ago, eligible after 2026-11-26T02:00:00Z]"), "{text}");
+    assert!(
+        text.contains("[SKIPPED: refreshed 3h ago, eligible after 2026-11-26T02:00:00Z]"),
+        "{text}"
+    );
     assert!(text.contains("Done. TRIGGERED=0"), "{text}");
     assert_eq!(server.refresh_posts().len(), 2);
 
     // After the cadence: due again.
     let out = case.refresh(&server, "2026-11-26T02:00:00Z", &[], &[ON]);
     assert_ok(&out);
-    assert!(stdout(&out).contains("Done. TRIGGERED=2"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("Done. TRIGGERED=2"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(server.refresh_posts().len(), 4);
 
     let state = dump_query(&case.conn(), "SELECT target_kind, target_ref, target_name, last_triggered_at, last_decision FROM refresh_state");
-    snapshot("powerbi_refresh_due_cadence", (case.targets(), case.decisions(), state));
+    snapshot(
+        "powerbi_refresh_due_cadence",
+        (case.targets(), case.decisions(), state),
+    );
     server.stop();
 }
 
@@ -195,17 +276,41 @@ fn upstream_failed_and_not_rebuilt_send_nothing() {
     let case = Case::new(&f);
     let (_dir, path) = served(&f);
     let server = PowerBiServer::start(&path, Faults::default());
-    case.set_run_results(&run_results("build", &[("model.autoexpose_demo.stg_orders", "success"), ("model.autoexpose_demo.fct_orders", "error")]));
+    case.set_run_results(&run_results(
+        "build",
+        &[
+            ("model.autoexpose_demo.stg_orders", "success"),
+            ("model.autoexpose_demo.fct_orders", "error"),
+        ],
+    ));
     let out = case.refresh(&server, T0, &[], &[ON]);
     assert_ok(&out);
-    assert!(stdout(&out).contains("[SKIPPED: upstream failed]"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("[SKIPPED: upstream failed]"),
+        "{}",
+        stdout(&out)
+    );
     // Nothing rebuilt at all.
-    case.set_run_results(&run_results("build", &[("model.autoexpose_demo.stg_payments", "success")]));
+    case.set_run_results(&run_results(
+        "build",
+        &[("model.autoexpose_demo.stg_payments", "success")],
+    ));
     let out = case.refresh(&server, T0, &[], &[ON]);
     assert_ok(&out);
-    assert!(stdout(&out).contains("[SKIPPED: not rebuilt]"), "{}", stdout(&out));
-    assert!(server.refresh_posts().is_empty(), "{:?}", server.refresh_posts());
-    snapshot("powerbi_refresh_upstream_failed_not_rebuilt", case.decisions());
+    assert!(
+        stdout(&out).contains("[SKIPPED: not rebuilt]"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        server.refresh_posts().is_empty(),
+        "{:?}",
+        server.refresh_posts()
+    );
+    snapshot(
+        "powerbi_refresh_upstream_failed_not_rebuilt",
+        case.decisions(),
+    );
     server.stop();
 }
 
@@ -218,15 +323,35 @@ fn already_running_daily_limit_and_forbidden() {
     let case = Case::new(&f);
     let (_dir, path) = served(&f);
 
-    let faults = Faults { refresh_running: vec![SALES_DS.into()], daily_limit_of: vec![FINANCE_DS.into()], ..Faults::default() };
+    let faults = Faults {
+        refresh_running: vec![SALES_DS.into()],
+        daily_limit_of: vec![FINANCE_DS.into()],
+        ..Faults::default()
+    };
     let server = PowerBiServer::start(&path, faults);
     let out = case.refresh(&server, T0, &[], &[ON]);
-    assert_eq!(out.status.code(), Some(4), "a failed target makes the exit non-zero\n{}", stdout(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "a failed target makes the exit non-zero\n{}",
+        stdout(&out)
+    );
     let text = stdout(&out);
-    assert!(text.contains("(dataset Sales model) ... [ALREADY_QUEUED]"), "{text}");
-    assert!(text.contains("Number of refresh requests in last 24 hours exceeded limit"), "{text}");
+    assert!(
+        text.contains("(dataset Sales model) ... [ALREADY_QUEUED]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Number of refresh requests in last 24 hours exceeded limit"),
+        "{text}"
+    );
     // Not retried: one POST each.
-    assert_eq!((posts_of(&server, SALES_DS), posts_of(&server, FINANCE_DS)), (1, 1), "{:?}", server.refresh_posts());
+    assert_eq!(
+        (posts_of(&server, SALES_DS), posts_of(&server, FINANCE_DS)),
+        (1, 1),
+        "{:?}",
+        server.refresh_posts()
+    );
     server.stop();
 
     // The day after: the 400 spelling of "already running", and a 403 on the Finance model.
@@ -240,8 +365,14 @@ fn already_running_daily_limit_and_forbidden() {
     let out = case.refresh(&server, "2026-11-26T03:00:00Z", &[], &[ON]);
     assert_eq!(out.status.code(), Some(4), "{}", stdout(&out));
     let text = stdout(&out);
-    assert!(text.contains("(dataset Sales model) ... [ALREADY_QUEUED]"), "{text}");
-    assert!(text.contains("(dataset Finance model) ... [FAILED: HTTP 403"), "{text}");
+    assert!(
+        text.contains("(dataset Sales model) ... [ALREADY_QUEUED]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(dataset Finance model) ... [FAILED: HTTP 403"),
+        "{text}"
+    );
     snapshot("powerbi_refresh_refusals", case.decisions());
     server.stop();
 }
@@ -263,10 +394,24 @@ fn directquery_is_not_applicable_and_composite_is_refreshed() {
     let out = case.refresh(&server, T0, &[], &[ON]);
     assert_ok(&out);
     let text = stdout(&out);
-    assert!(text.contains("[NOT_APPLICABLE: DirectQuery only]"), "{text}");
-    assert!(text.contains("(dataset Finance model) ... [TRIGGERED job "), "{text}");
-    assert_eq!((posts_of(&server, SALES_DS), posts_of(&server, FINANCE_DS)), (0, 1), "{:?}", server.refresh_posts());
-    snapshot("powerbi_refresh_directquery", (case.targets(), case.decisions()));
+    assert!(
+        text.contains("[NOT_APPLICABLE: DirectQuery only]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(dataset Finance model) ... [TRIGGERED job "),
+        "{text}"
+    );
+    assert_eq!(
+        (posts_of(&server, SALES_DS), posts_of(&server, FINANCE_DS)),
+        (0, 1),
+        "{:?}",
+        server.refresh_posts()
+    );
+    snapshot(
+        "powerbi_refresh_directquery",
+        (case.targets(), case.decisions()),
+    );
     server.stop();
 }
 
@@ -278,16 +423,35 @@ fn wait_takes_our_refresh_not_the_scheduled_one_landing_after_it() {
     let f = fixture();
     let case = Case::new(&f);
     let (_dir, path) = served(&f);
-    let faults = Faults { scheduled_after_post: true, refresh_polls: 2, refresh_fails_of: vec![FINANCE_DS.into()], ..Faults::default() };
+    let faults = Faults {
+        scheduled_after_post: true,
+        refresh_polls: 2,
+        refresh_fails_of: vec![FINANCE_DS.into()],
+        ..Faults::default()
+    };
     let server = PowerBiServer::start(&path, faults);
     let out = case.refresh(&server, T0, &["--wait", "--wait-timeout", "60"], &[ON]);
-    assert_eq!(out.status.code(), Some(4), "the Finance refresh failed\n{}", stdout(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "the Finance refresh failed\n{}",
+        stdout(&out)
+    );
     let text = stdout(&out);
-    assert!(text.contains("(dataset Sales model) ... [SUCCESS]"), "{text}");
-    assert!(text.contains("(dataset Finance model) ... [FAILED: "), "{text}");
+    assert!(
+        text.contains("(dataset Sales model) ... [SUCCESS]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(dataset Finance model) ... [FAILED: "),
+        "{text}"
+    );
     assert!(!text.contains("TIMEOUT"), "{text}");
     assert!(text.contains("JOBS_FAILED=1"), "{text}");
-    snapshot("powerbi_refresh_wait_scheduled_in_history", case.decisions());
+    snapshot(
+        "powerbi_refresh_wait_scheduled_in_history",
+        case.decisions(),
+    );
     server.stop();
 }
 
@@ -300,19 +464,43 @@ fn token_expiry_while_polling_and_the_refresh_id() {
     let (_dir, path) = served(&f);
     // Every token stops working after three calls (two POSTs and a poll with the first one),
     // answered 401 TokenExpired.
-    let faults = Faults { expire_token_after: Some(3), refresh_polls: 2, refresh_location: true, ..Faults::default() };
+    let faults = Faults {
+        expire_token_after: Some(3),
+        refresh_polls: 2,
+        refresh_location: true,
+        ..Faults::default()
+    };
     let server = PowerBiServer::start(&path, faults);
     let out = case.refresh(&server, T0, &["--wait", "--wait-timeout", "60"], &[ON]);
     assert_ok(&out);
     let text = stdout(&out);
-    assert!(text.contains("Done. TRIGGERED=2") && text.contains("JOBS_FAILED=0"), "{text}");
+    assert!(
+        text.contains("Done. TRIGGERED=2") && text.contains("JOBS_FAILED=0"),
+        "{text}"
+    );
     let log = server.requests();
     // Every token lasts three calls here: renewed after each 401, polls included.
-    assert!(log.iter().filter(|r| r.path.ends_with("/oauth2/v2.0/token")).count() >= 2, "renewed");
-    assert!(log.iter().any(|r| r.status == 401 && r.method == "GET" && r.path.contains("/refreshes?")), "the token did expire while polling");
+    assert!(
+        log.iter()
+            .filter(|r| r.path.ends_with("/oauth2/v2.0/token"))
+            .count()
+            >= 2,
+        "renewed"
+    );
+    assert!(
+        log.iter()
+            .any(|r| r.status == 401 && r.method == "GET" && r.path.contains("/refreshes?")),
+        "the token did expire while polling"
+    );
     // No token, and not the client secret, reaches the output or the database.
-    let mut places = vec![("stdout".to_string(), out.stdout.clone()), ("stderr".to_string(), out.stderr.clone())];
-    places.extend(database_places("database", &case.dir.path().join("autoexpose.db")));
+    let mut places = vec![
+        ("stdout".to_string(), out.stdout.clone()),
+        ("stderr".to_string(), out.stderr.clone()),
+    ];
+    places.extend(database_places(
+        "database",
+        &case.dir.path().join("autoexpose.db"),
+    ));
     let mut secrets = server.issued_tokens();
     secrets.push(SECRET.to_string());
     for (what, bytes) in &places {

@@ -12,7 +12,10 @@ use serde_json::{json, Value};
 use crate::common::*;
 use crate::support::tableau_server::{Faults, TableauServer};
 
-const PAT: [(&str, &str); 2] = [("AE_TEST_PAT_NAME", "autoexpose-demo"), ("AE_TEST_PAT_SECRET", "demo-pat-secret")];
+const PAT: [(&str, &str); 2] = [
+    ("AE_TEST_PAT_NAME", "autoexpose-demo"),
+    ("AE_TEST_PAT_SECRET", "demo-pat-secret"),
+];
 const CUSTOMERS_DS: &str = "d0000000-0000-4000-8000-000000000201";
 const AD_HOC_WB: &str = "d0000000-0000-4000-8000-000000000107";
 const T0: &str = "2026-11-25T02:00:00Z";
@@ -22,9 +25,18 @@ const ON: [(&str, &str); 1] = [("DBT_ACTIVE_EXPOSURES", "1")];
 /// custom SQL on stg_orders and stg_customers): `2 + extra` refresh targets, all due after the
 /// demo build.
 fn fixture(extra: usize) -> Value {
-    let mut f: Value = serde_json::from_slice(&std::fs::read(repo().join("testdata/tableau/demo.site.json")).unwrap()).unwrap();
+    let mut f: Value = serde_json::from_slice(
+        &std::fs::read(repo().join("testdata/tableau/demo.site.json")).unwrap(),
+    )
+    .unwrap();
     let site = &mut f["sites"][0];
-    let original = site["workbooks"].as_array().unwrap().iter().find(|w| w["luid"] == AD_HOC_WB).unwrap().clone();
+    let original = site["workbooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["luid"] == AD_HOC_WB)
+        .unwrap()
+        .clone();
     for k in 1..=extra {
         let mut w = original.clone();
         w["id"] = json!(format!("87df610b-8ef7-588f-9545-{:012}", k));
@@ -35,7 +47,10 @@ fn fixture(extra: usize) -> Value {
         w["embeddedDatasources"][0]["id"] = json!(format!("33f4435a-e556-5157-a97e-{:012}", k));
         let link = json!({"id": w["id"], "luid": w["luid"], "name": w["name"]});
         site["workbooks"].as_array_mut().unwrap().push(w);
-        site["custom_sql"][0]["downstreamWorkbooks"].as_array_mut().unwrap().push(link);
+        site["custom_sql"][0]["downstreamWorkbooks"]
+            .as_array_mut()
+            .unwrap()
+            .push(link);
     }
     f
 }
@@ -61,9 +76,18 @@ impl Case {
         server.stop();
         let target = ws.path("dbt/target");
         std::fs::create_dir_all(&target).unwrap();
-        std::fs::copy(repo().join("testdata/dbt/demo/artifacts/run_results.json"), target.join("run_results.json")).unwrap();
+        std::fs::copy(
+            repo().join("testdata/dbt/demo/artifacts/run_results.json"),
+            target.join("run_results.json"),
+        )
+        .unwrap();
         let template = std::fs::read(ws.db()).unwrap();
-        Case { ws, _fixtures: fixtures, site, template }
+        Case {
+            ws,
+            _fixtures: fixtures,
+            site,
+            template,
+        }
     }
 
     /// Puts the database back as `new` left it.
@@ -78,15 +102,30 @@ impl Case {
     fn serve(&self, faults: Faults) -> TableauServer {
         let server = TableauServer::start(&self.site, faults);
         let text = std::fs::read_to_string(&self.ws.config).unwrap();
-        let old = text.lines().find(|l| l.contains("server_url")).unwrap().to_string();
-        std::fs::write(&self.ws.config, text.replace(&old, &format!("    server_url: {}", server.base_url))).unwrap();
+        let old = text
+            .lines()
+            .find(|l| l.contains("server_url"))
+            .unwrap()
+            .to_string();
+        std::fs::write(
+            &self.ws.config,
+            text.replace(&old, &format!("    server_url: {}", server.base_url)),
+        )
+        .unwrap();
         server
     }
 
     fn command(&self, args: &[&str], fault: Option<&str>) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_autoexpose"));
-        cmd.arg("refresh").arg("--config").arg(&self.ws.config).args(args);
-        for k in ["DBT_ACTIVE_EXPOSURES", "DBT_ACTIVE_EXPOSURES_BUILD_AFTER", "AUTOEXPOSE_FAULT"] {
+        cmd.arg("refresh")
+            .arg("--config")
+            .arg(&self.ws.config)
+            .args(args);
+        for k in [
+            "DBT_ACTIVE_EXPOSURES",
+            "DBT_ACTIVE_EXPOSURES_BUILD_AFTER",
+            "AUTOEXPOSE_FAULT",
+        ] {
             cmd.env_remove(k);
         }
         for (k, v) in PAT.iter().chain(ON.iter()) {
@@ -104,8 +143,13 @@ impl Case {
 
     fn state(&self) -> BTreeMap<String, Option<String>> {
         let conn = self.ws.conn();
-        let mut st = conn.prepare("SELECT target_ref, last_job_id FROM refresh_state").unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+        let mut st = conn
+            .prepare("SELECT target_ref, last_job_id FROM refresh_state")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     }
 
     /// (target luid, job id) of every `triggered` / `already_queued` row, all runs.
@@ -114,7 +158,10 @@ impl Case {
         let mut st = conn
             .prepare("SELECT target_ref, job_id FROM refresh_events WHERE decision IN ('triggered', 'already_queued') ORDER BY run_id, seq")
             .unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     }
 
     fn last_refresh_run(&self) -> (i64, String) {
@@ -127,7 +174,12 @@ impl Case {
     }
 
     fn run_status(&self, run_id: i64) -> String {
-        self.ws.conn().query_row("SELECT status FROM runs WHERE run_id = ?1", [run_id], |r| r.get(0)).unwrap()
+        self.ws
+            .conn()
+            .query_row("SELECT status FROM runs WHERE run_id = ?1", [run_id], |r| {
+                r.get(0)
+            })
+            .unwrap()
     }
 }
 
@@ -141,7 +193,14 @@ fn accepted(server: &TableauServer) -> Vec<String> {
         .requests()
         .iter()
         .filter(|r| r.method == "POST" && r.path.ends_with("/refresh") && r.status == 202)
-        .map(|r| r.path.trim_end_matches("/refresh").rsplit('/').next().unwrap().to_string())
+        .map(|r| {
+            r.path
+                .trim_end_matches("/refresh")
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string()
+        })
         .collect()
 }
 
@@ -152,24 +211,59 @@ fn aborted(out: &Output) -> bool {
 /// After a killed run and a normal rerun on one server: every target refreshed exactly once,
 /// every job the server created recorded once, with its id, in refresh_state and
 /// refresh_events; the killed run's `runs` row reads `interrupted`.
-fn check_after_rerun(case: &Case, server: &TableauServer, targets: usize, killed_run: Option<i64>, n: usize) {
+fn check_after_rerun(
+    case: &Case,
+    server: &TableauServer,
+    targets: usize,
+    killed_run: Option<i64>,
+    n: usize,
+) {
     let posts = accepted(server);
     let distinct: BTreeSet<&String> = posts.iter().collect();
-    assert_eq!(distinct.len(), posts.len(), "*@{n}: a target was refreshed twice: {posts:?}");
-    assert_eq!(posts.len(), targets, "*@{n}: every target refreshed once across both runs: {posts:?}");
+    assert_eq!(
+        distinct.len(),
+        posts.len(),
+        "*@{n}: a target was refreshed twice: {posts:?}"
+    );
+    assert_eq!(
+        posts.len(),
+        targets,
+        "*@{n}: every target refreshed once across both runs: {posts:?}"
+    );
     let created: BTreeMap<String, String> = server.created_jobs().into_iter().collect();
     let state = case.state();
     let mut recorded: Vec<(String, Option<String>)> = case.triggers();
     recorded.sort();
-    let mut want: Vec<(String, Option<String>)> = created.iter().map(|(t, j)| (t.clone(), Some(j.clone()))).collect();
+    let mut want: Vec<(String, Option<String>)> = created
+        .iter()
+        .map(|(t, j)| (t.clone(), Some(j.clone())))
+        .collect();
     want.sort();
-    assert_eq!(recorded, want, "*@{n}: refresh_events holds each created job once, with its id");
-    let state_want: BTreeMap<String, Option<String>> = created.into_iter().map(|(t, j)| (t, Some(j))).collect();
-    assert_eq!(state, state_want, "*@{n}: refresh_state holds each created job");
+    assert_eq!(
+        recorded, want,
+        "*@{n}: refresh_events holds each created job once, with its id"
+    );
+    let state_want: BTreeMap<String, Option<String>> =
+        created.into_iter().map(|(t, j)| (t, Some(j))).collect();
+    assert_eq!(
+        state, state_want,
+        "*@{n}: refresh_state holds each created job"
+    );
     if let Some(id) = killed_run {
-        assert_eq!(case.run_status(id), "interrupted", "*@{n}: the killed run's runs row");
+        assert_eq!(
+            case.run_status(id),
+            "interrupted",
+            "*@{n}: the killed run's runs row"
+        );
     }
-    assert_eq!(count(&case.ws.conn(), "SELECT count(*) FROM refresh_events WHERE decision = 'sending'"), 0, "*@{n}: nothing left in flight");
+    assert_eq!(
+        count(
+            &case.ws.conn(),
+            "SELECT count(*) FROM refresh_events WHERE decision = 'sending'"
+        ),
+        0,
+        "*@{n}: nothing left in flight"
+    );
     assert_eq!(case.last_refresh_run().1, "ok", "*@{n}: the rerun");
 }
 
@@ -194,11 +288,20 @@ fn kill_walk(wait: bool) {
         assert!(n <= last_point + 1, "the walk does not end");
         case.reset();
         // A job stays Pending until it is polled once, as a just-queued job is on Tableau.
-        let server = case.serve(Faults { job_polls_to_finish: 1, ..Faults::default() });
+        let server = case.serve(Faults {
+            job_polls_to_finish: 1,
+            ..Faults::default()
+        });
         let spec = format!("*@{n}");
         let out = case.refresh(&args, Some(&spec));
         if !aborted(&out) {
-            assert_eq!(out.status.code(), Some(0), "*@{n}: {}\n{}", stdout(&out), stderr(&out));
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "*@{n}: {}\n{}",
+                stdout(&out),
+                stderr(&out)
+            );
             assert_eq!(n, last_point + 1, "the run passed every point");
             check_after_rerun(&case, &server, targets, None, n);
             server.stop();
@@ -211,24 +314,62 @@ fn kill_walk(wait: bool) {
             (targets, targets, 0)
         } else if n >= 2 {
             let (i, phase) = ((n - 2) / 3, (n - 2) % 3);
-            (i + usize::from(phase == 2), i + usize::from(phase >= 1), usize::from(phase <= 1))
+            (
+                i + usize::from(phase == 2),
+                i + usize::from(phase >= 1),
+                usize::from(phase <= 1),
+            )
         } else {
             (0, 0, 0)
         };
         let posts = accepted(&server);
         let state = case.state();
-        assert_eq!(posts.len(), sent, "*@{n}: requests that reached Tableau before the kill");
-        assert_eq!(state.len(), committed, "*@{n}: each answer committed before the next request");
-        assert!(state.keys().all(|t| posts.contains(t)), "*@{n}: {posts:?} vs {state:?}");
+        assert_eq!(
+            posts.len(),
+            sent,
+            "*@{n}: requests that reached Tableau before the kill"
+        );
+        assert_eq!(
+            state.len(),
+            committed,
+            "*@{n}: each answer committed before the next request"
+        );
+        assert!(
+            state.keys().all(|t| posts.contains(t)),
+            "*@{n}: {posts:?} vs {state:?}"
+        );
         let conn = case.ws.conn();
-        assert_eq!(count(&conn, "SELECT count(*) FROM refresh_events WHERE decision = 'sending'") as usize, sending, "*@{n}");
-        let outcomes = count(&conn, "SELECT count(*) FROM refresh_events WHERE job_status IS NOT NULL") as usize;
-        let want_outcomes = if wait && n > 1 + 3 * targets { (n - 1 - 3 * targets).min(targets) } else { 0 };
-        assert_eq!(outcomes, want_outcomes, "*@{n}: job outcomes committed as they arrived");
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT count(*) FROM refresh_events WHERE decision = 'sending'"
+            ) as usize,
+            sending,
+            "*@{n}"
+        );
+        let outcomes = count(
+            &conn,
+            "SELECT count(*) FROM refresh_events WHERE job_status IS NOT NULL",
+        ) as usize;
+        let want_outcomes = if wait && n > 1 + 3 * targets {
+            (n - 1 - 3 * targets).min(targets)
+        } else {
+            0
+        };
+        assert_eq!(
+            outcomes, want_outcomes,
+            "*@{n}: job outcomes committed as they arrived"
+        );
         drop(conn);
 
         let rerun = case.refresh(&["--now", T0], None);
-        assert_eq!(rerun.status.code(), Some(0), "*@{n} rerun: {}\n{}", stdout(&rerun), stderr(&rerun));
+        assert_eq!(
+            rerun.status.code(),
+            Some(0),
+            "*@{n} rerun: {}\n{}",
+            stdout(&rerun),
+            stderr(&rerun)
+        );
         check_after_rerun(&case, &server, targets, Some(killed), n);
         server.stop();
         n += 1;
@@ -253,7 +394,10 @@ fn refresh_killed_while_waiting_keeps_its_triggers() {
     let targets = 2 + EXTRA;
     let case = Case::new(EXTRA);
     // Jobs that never finish: the run polls until killed.
-    let server = case.serve(Faults { job_polls_to_finish: 100_000, ..Faults::default() });
+    let server = case.serve(Faults {
+        job_polls_to_finish: 100_000,
+        ..Faults::default()
+    });
     let mut child = case
         .command(&["--now", T0, "--wait", "--wait-timeout", "600"], None)
         .stdout(std::process::Stdio::null())
@@ -261,24 +405,54 @@ fn refresh_killed_while_waiting_keeps_its_triggers() {
         .spawn()
         .unwrap();
     let started = std::time::Instant::now();
-    while server.requests().iter().filter(|r| r.path.contains("/jobs/")).count() < targets {
-        assert!(started.elapsed().as_secs() < 60, "the run never started polling");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it was killed");
+    while server
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/jobs/"))
+        .count()
+        < targets
+    {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the run never started polling"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     child.kill().unwrap(); // SIGKILL, by the child's pid
     let _ = child.wait();
 
     assert_eq!(accepted(&server).len(), targets);
-    let created: BTreeMap<String, Option<String>> = server.created_jobs().into_iter().map(|(t, j)| (t, Some(j))).collect();
+    let created: BTreeMap<String, Option<String>> = server
+        .created_jobs()
+        .into_iter()
+        .map(|(t, j)| (t, Some(j)))
+        .collect();
     assert_eq!(created.len(), targets);
-    assert_eq!(case.state(), created, "every trigger survives the kill, with its job id");
+    assert_eq!(
+        case.state(),
+        created,
+        "every trigger survives the kill, with its job id"
+    );
     let (killed, status) = case.last_refresh_run();
     assert_eq!(status, "running");
 
     let out = case.refresh(&["--now", T0], None);
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains(&format!("Done. TRIGGERED=0 SKIPPED={}", targets + 1)), "{}", stdout(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains(&format!("Done. TRIGGERED=0 SKIPPED={}", targets + 1)),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(accepted(&server).len(), targets, "nothing sent twice");
     assert_eq!(case.run_status(killed), "interrupted");
     server.stop();
@@ -289,28 +463,76 @@ fn refresh_killed_while_waiting_keeps_its_triggers() {
 #[test]
 fn torn_202_is_recorded_with_the_servers_job_id() {
     let case = Case::new(0);
-    let server = case.serve(Faults { torn_refresh: vec![CUSTOMERS_DS.into()], job_polls_to_finish: 3, ..Faults::default() });
+    let server = case.serve(Faults {
+        torn_refresh: vec![CUSTOMERS_DS.into()],
+        job_polls_to_finish: 3,
+        ..Faults::default()
+    });
     let out = case.refresh(&["--now", T0], None);
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("(answer lost; found in Tableau's jobs)]"), "{}", stdout(&out));
-    let posts = server.requests().iter().filter(|r| r.path.ends_with(&format!("/datasources/{CUSTOMERS_DS}/refresh"))).count();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("(answer lost; found in Tableau's jobs)]"),
+        "{}",
+        stdout(&out)
+    );
+    let posts = server
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.path
+                .ends_with(&format!("/datasources/{CUSTOMERS_DS}/refresh"))
+        })
+        .count();
     assert_eq!(posts, 1, "the torn refresh is not sent again");
-    let created: Vec<String> = server.created_jobs().into_iter().filter(|(t, _)| t == CUSTOMERS_DS).map(|(_, j)| j).collect();
+    let created: Vec<String> = server
+        .created_jobs()
+        .into_iter()
+        .filter(|(t, _)| t == CUSTOMERS_DS)
+        .map(|(_, j)| j)
+        .collect();
     assert_eq!(created.len(), 1, "exactly one job on the server");
     let row: (String, Option<String>, Option<String>) = case
         .ws
         .conn()
-        .query_row("SELECT decision, reason, job_id FROM refresh_events WHERE target_ref = ?1", [CUSTOMERS_DS], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row(
+            "SELECT decision, reason, job_id FROM refresh_events WHERE target_ref = ?1",
+            [CUSTOMERS_DS],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .unwrap();
-    assert_eq!(row, ("triggered".into(), Some("answer_unreadable".into()), Some(created[0].clone())));
-    assert_eq!(case.state().get(CUSTOMERS_DS), Some(&Some(created[0].clone())));
-    assert!(server.requests().iter().any(|r| r.path.contains("/jobs?filter=jobType:eq:refresh_extracts,status:eq:Pending")));
+    assert_eq!(
+        row,
+        (
+            "triggered".into(),
+            Some("answer_unreadable".into()),
+            Some(created[0].clone())
+        )
+    );
+    assert_eq!(
+        case.state().get(CUSTOMERS_DS),
+        Some(&Some(created[0].clone()))
+    );
+    assert!(server.requests().iter().any(|r| r
+        .path
+        .contains("/jobs?filter=jobType:eq:refresh_extracts,status:eq:Pending")));
 
     let out = case.refresh(&["--now", T0], None);
     assert_ok(&out);
-    assert_eq!(server.created_jobs().iter().filter(|(t, _)| t == CUSTOMERS_DS).count(), 1, "and not by the next run");
+    assert_eq!(
+        server
+            .created_jobs()
+            .iter()
+            .filter(|(t, _)| t == CUSTOMERS_DS)
+            .count(),
+        1,
+        "and not by the next run"
+    );
     server.stop();
 }
 
@@ -319,20 +541,50 @@ fn torn_202_is_recorded_with_the_servers_job_id() {
 #[test]
 fn torn_202_without_a_listed_job_is_a_failure_not_a_resend() {
     let case = Case::new(0);
-    let server = case.serve(Faults { torn_refresh: vec![CUSTOMERS_DS.into()], ..Faults::default() });
+    let server = case.serve(Faults {
+        torn_refresh: vec![CUSTOMERS_DS.into()],
+        ..Faults::default()
+    });
     let out = case.refresh(&["--now", T0], None);
-    assert_eq!(out.status.code(), Some(4), "{}\n{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("[FAILED: answer lost, not sent again:"), "{}", stdout(&out));
-    let posts = server.requests().iter().filter(|r| r.path.ends_with(&format!("/datasources/{CUSTOMERS_DS}/refresh"))).count();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("[FAILED: answer lost, not sent again:"),
+        "{}",
+        stdout(&out)
+    );
+    let posts = server
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.path
+                .ends_with(&format!("/datasources/{CUSTOMERS_DS}/refresh"))
+        })
+        .count();
     assert_eq!(posts, 1);
     let (decision, reason): (String, String) = case
         .ws
         .conn()
-        .query_row("SELECT decision, reason FROM refresh_events WHERE target_ref = ?1", [CUSTOMERS_DS], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            "SELECT decision, reason FROM refresh_events WHERE target_ref = ?1",
+            [CUSTOMERS_DS],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
-    assert_eq!((decision.as_str(), reason.as_str()), ("failed", "answer_unreadable"));
+    assert_eq!(
+        (decision.as_str(), reason.as_str()),
+        ("failed", "answer_unreadable")
+    );
     assert!(!case.state().contains_key(CUSTOMERS_DS));
-    assert!(case.state().contains_key(AD_HOC_WB), "the other target is unaffected");
+    assert!(
+        case.state().contains_key(AD_HOC_WB),
+        "the other target is unaffected"
+    );
     server.stop();
 }
 
@@ -341,13 +593,41 @@ fn torn_202_without_a_listed_job_is_a_failure_not_a_resend() {
 #[test]
 fn torn_202_with_jobs_list_forbidden_is_a_failure_naming_why() {
     let case = Case::new(0);
-    let server = case.serve(Faults { torn_refresh: vec![CUSTOMERS_DS.into()], query_jobs_forbidden: true, ..Faults::default() });
+    let server = case.serve(Faults {
+        torn_refresh: vec![CUSTOMERS_DS.into()],
+        query_jobs_forbidden: true,
+        ..Faults::default()
+    });
     let out = case.refresh(&["--now", T0], None);
-    assert_eq!(out.status.code(), Some(4), "{}\n{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("could not read Tableau's jobs list to check"), "{}", stdout(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("could not read Tableau's jobs list to check"),
+        "{}",
+        stdout(&out)
+    );
     assert!(stdout(&out).contains("HTTP 403"), "{}", stdout(&out));
-    assert_eq!(server.created_jobs().iter().filter(|(t, _)| t == CUSTOMERS_DS).count(), 1);
-    let posts = server.requests().iter().filter(|r| r.path.ends_with(&format!("/datasources/{CUSTOMERS_DS}/refresh"))).count();
+    assert_eq!(
+        server
+            .created_jobs()
+            .iter()
+            .filter(|(t, _)| t == CUSTOMERS_DS)
+            .count(),
+        1
+    );
+    let posts = server
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.path
+                .ends_with(&format!("/datasources/{CUSTOMERS_DS}/refresh"))
+        })
+        .count();
     assert_eq!(posts, 1);
     assert!(!case.state().contains_key(CUSTOMERS_DS));
     server.stop();

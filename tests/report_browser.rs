@@ -16,7 +16,10 @@ use crate::common::*;
 use crate::support::tableau_server::{Faults, TableauServer};
 use crate::support::webdriver::{Driver, Session};
 
-const PAT: [(&str, &str); 2] = [("AE_TEST_PAT_NAME", "autoexpose-demo"), ("AE_TEST_PAT_SECRET", "demo-pat-secret")];
+const PAT: [(&str, &str); 2] = [
+    ("AE_TEST_PAT_NAME", "autoexpose-demo"),
+    ("AE_TEST_PAT_SECRET", "demo-pat-secret"),
+];
 const HOSTILE: &str = "</script><script>alert(1)</script><img src=x onerror=alert(2)> {{ x }}";
 
 /// The demo site with its first workbook renamed to `HOSTILE`.
@@ -33,7 +36,13 @@ fn hostile_site(dir: &std::path::Path) -> std::path::PathBuf {
 /// graph's nodes), filled here only while extract still leaves them all '[]': the graph
 /// edges are a parallel change to extract, and the drawing is tested on a real graph either way.
 fn ensure_graph(conn: &rusqlite::Connection) {
-    let filled: i64 = conn.query_row("SELECT count(*) FROM dbt_nodes WHERE depends_on <> '[]'", [], |r| r.get(0)).unwrap();
+    let filled: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM dbt_nodes WHERE depends_on <> '[]'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     if filled > 0 {
         return;
     }
@@ -51,12 +60,20 @@ fn ensure_graph(conn: &rusqlite::Connection) {
         }
         let mut parents: Vec<&str> = node["depends_on"]["nodes"]
             .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).filter(|p| ids.contains(*p)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .filter(|p| ids.contains(*p))
+                    .collect()
+            })
             .unwrap_or_default();
         parents.sort_unstable();
         parents.dedup();
-        conn.execute("UPDATE dbt_nodes SET depends_on = ?1 WHERE unique_id = ?2", (serde_json::to_string(&parents).unwrap(), uid))
-            .unwrap();
+        conn.execute(
+            "UPDATE dbt_nodes SET depends_on = ?1 WHERE unique_id = ?2",
+            (serde_json::to_string(&parents).unwrap(), uid),
+        )
+        .unwrap();
     }
 }
 
@@ -66,7 +83,14 @@ fn graph(conn: &rusqlite::Connection) -> BTreeMap<String, (String, String, Vec<S
         .unwrap()
         .query_map([], |r| {
             let parents: String = r.get(3)?;
-            Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?, serde_json::from_str(&parents).unwrap())))
+            Ok((
+                r.get::<_, String>(0)?,
+                (
+                    r.get(1)?,
+                    r.get(2)?,
+                    serde_json::from_str(&parents).unwrap(),
+                ),
+            ))
         })
         .unwrap()
         .map(Result::unwrap)
@@ -78,7 +102,11 @@ fn shown(s: &Session) -> (u64, u64, u64) {
         "var c = document.getElementById('count'); return [Number(c.dataset.shown), Number(c.dataset.total), document.querySelectorAll('#list-body tr').length];",
         json!([]),
     );
-    (v[0].as_u64().unwrap(), v[1].as_u64().unwrap(), v[2].as_u64().unwrap())
+    (
+        v[0].as_u64().unwrap(),
+        v[1].as_u64().unwrap(),
+        v[2].as_u64().unwrap(),
+    )
 }
 
 /// The drawn lineage's nodes as (kind, name).
@@ -87,16 +115,30 @@ fn drawn(s: &Session) -> BTreeSet<(String, String)> {
         "return Array.from(document.querySelectorAll('#lineage g.node')).map(function (g) { return [g.getAttribute('data-kind'), g.getAttribute('data-name')]; });",
         json!([]),
     );
-    v.as_array().unwrap().iter().map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_str().unwrap().to_string())).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_str().unwrap().to_string(),
+                p[1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }
 
 fn target_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), std::path::PathBuf::from)
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| repo().join("target"), std::path::PathBuf::from)
 }
 
 /// Console errors and CSP violations: every SEVERE entry of the browser log.
 fn assert_no_errors(s: &Session, when: &str) {
-    let severe: Vec<Value> = s.browser_log().into_iter().filter(|e| e["level"] == json!("SEVERE")).collect();
+    let severe: Vec<Value> = s
+        .browser_log()
+        .into_iter()
+        .filter(|e| e["level"] == json!("SEVERE"))
+        .collect();
     assert!(severe.is_empty(), "browser errors {when}: {severe:#?}");
 }
 
@@ -112,7 +154,9 @@ fn report_in_chromium() {
     let page = ws.path("report.html");
     let out = ws.run_with(&[], "report", &["--out", page.to_str().unwrap()], &[]);
     assert_ok(&out);
-    let total: u64 = conn.query_row("SELECT count(*) FROM exposures", [], |r| r.get(0)).unwrap();
+    let total: u64 = conn
+        .query_row("SELECT count(*) FROM exposures", [], |r| r.get(0))
+        .unwrap();
     assert!(total > 5, "the demo site makes more exposures than {total}");
     let hostile_name: String = conn
         .query_row("SELECT e.name FROM exposures e JOIN bi_assets a USING (integration, asset_ref) WHERE a.name = ?1", [HOSTILE], |r| r.get(0))
@@ -124,9 +168,19 @@ fn report_in_chromium() {
     s.wait_for("return document.body.getAttribute('data-ready') === 'true';");
 
     // Nothing fetched, a CSP that forbids it, no console error.
-    assert_eq!(s.eval("return performance.getEntriesByType('resource').length;", json!([])), json!(0));
+    assert_eq!(
+        s.eval(
+            "return performance.getEntriesByType('resource').length;",
+            json!([])
+        ),
+        json!(0)
+    );
     let csp = s.eval("var m = document.querySelector('meta[http-equiv=\"Content-Security-Policy\"]'); return m ? m.content : null;", json!([]));
-    assert!(csp.as_str().is_some_and(|c| c.starts_with("default-src 'none';")), "CSP: {csp}");
+    assert!(
+        csp.as_str()
+            .is_some_and(|c| c.starts_with("default-src 'none';")),
+        "CSP: {csp}"
+    );
     assert_no_errors(&s, "on load");
 
     // Every exposure (the demo has fewer than a page of them).
@@ -153,10 +207,21 @@ fn report_in_chromium() {
         .query_row("SELECT count(DISTINCT e.name) FROM exposures e JOIN bi_assets a USING (integration, asset_ref) JOIN exposure_dependencies d ON d.integration = a.integration AND d.asset_id = a.asset_id WHERE d.unique_id LIKE '%.dim_customers%'", [], |r| r.get(0))
         .unwrap();
     let (n, _, rows) = shown(&s);
-    assert!(readers > 0 && readers < total, "dim_customers readers: {readers}");
-    assert_eq!((n, rows), (readers, readers), "searching a dependency's name");
+    assert!(
+        readers > 0 && readers < total,
+        "dim_customers readers: {readers}"
+    );
+    assert_eq!(
+        (n, rows),
+        (readers, readers),
+        "searching a dependency's name"
+    );
     s.clear("#search");
-    assert_eq!(shown(&s), (total, total, total), "a cleared search shows everything again");
+    assert_eq!(
+        shown(&s),
+        (total, total, total),
+        "a cleared search shows everything again"
+    );
 
     // A filter: the Marketing folder.
     let marketing: u64 = conn
@@ -172,15 +237,35 @@ fn report_in_chromium() {
     s.click("th button[data-sort='deps']");
     s.click("th button[data-sort='deps']");
     let counts = s.eval("return Array.from(document.querySelectorAll('#list-body tr td:nth-child(9)')).map(function (td) { return Number(td.textContent); });", json!([]));
-    let counts: Vec<u64> = counts.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
-    assert!(counts.windows(2).all(|w| w[0] >= w[1]), "sorted by dependencies, descending: {counts:?}");
+    let counts: Vec<u64> = counts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert!(
+        counts.windows(2).all(|w| w[0] >= w[1]),
+        "sorted by dependencies, descending: {counts:?}"
+    );
 
     // The hostile exposure's detail view: its label as text, its dependencies, its lineage.
     s.type_into("#search", "onerror");
     s.click("#list-body a.open");
     s.wait_for("return !document.getElementById('detail-view').hidden;");
-    assert_eq!(s.eval("return document.getElementById('detail-title').textContent;", json!([])), json!(HOSTILE));
-    assert_eq!(s.eval("return document.getElementById('detail-name').textContent;", json!([])), json!(hostile_name));
+    assert_eq!(
+        s.eval(
+            "return document.getElementById('detail-title').textContent;",
+            json!([])
+        ),
+        json!(HOSTILE)
+    );
+    assert_eq!(
+        s.eval(
+            "return document.getElementById('detail-name').textContent;",
+            json!([])
+        ),
+        json!(hostile_name)
+    );
     let deps: Vec<String> = conn
         .prepare("SELECT d.unique_id FROM exposure_dependencies d JOIN bi_assets a ON d.integration = a.integration AND d.asset_id = a.asset_id WHERE a.name = ?1 ORDER BY 1")
         .unwrap()
@@ -195,7 +280,13 @@ fn report_in_chromium() {
     want.sort();
     assert_eq!(listed, json!(want), "the dependencies table");
     let via = s.eval("return Array.from(document.querySelectorAll('#deps tbody tr td:nth-child(3)')).map(function (td) { return td.textContent; });", json!([]));
-    assert!(via.as_array().unwrap().iter().all(|v| ["embedded", "published", "custom_sql"].contains(&v.as_str().unwrap())), "paths: {via}");
+    assert!(
+        via.as_array()
+            .unwrap()
+            .iter()
+            .all(|v| ["embedded", "published", "custom_sql"].contains(&v.as_str().unwrap())),
+        "paths: {via}"
+    );
 
     // Upstream: the dependencies and all their ancestors, and the exposure.
     let mut expected: BTreeSet<(String, String)> = BTreeSet::new();
@@ -208,12 +299,21 @@ fn report_in_chromium() {
             stack.extend(parents.iter().cloned());
         }
     }
-    assert!(expected.iter().any(|(k, _)| k == "source" || k == "seed"), "the demo's lineage reaches a source or seed: {expected:?}");
+    assert!(
+        expected.iter().any(|(k, _)| k == "source" || k == "seed"),
+        "the demo's lineage reaches a source or seed: {expected:?}"
+    );
     expected.insert(("exposure".into(), hostile_name.clone()));
     assert_eq!(drawn(&s), expected, "upstream lineage");
     assert_eq!(s.eval("return document.querySelector('#lineage g.node[data-kind=exposure]').getAttribute('data-tool');", json!([])), json!("tableau"));
     assert_eq!(s.alert_text(), None);
-    assert_eq!(s.eval("return [document.scripts.length, document.images.length];", json!([])), json!([2, 0]));
+    assert_eq!(
+        s.eval(
+            "return [document.scripts.length, document.images.length];",
+            json!([])
+        ),
+        json!([2, 0])
+    );
     s.screenshot(&target_dir().join("report-screenshot-detail.png"));
 
     // Downstream of one model (the first dependency): its descendants and the exposures
@@ -221,17 +321,27 @@ fn report_in_chromium() {
     let model = &deps[0];
     let mut down: BTreeSet<String> = BTreeSet::from([model.clone()]);
     loop {
-        let more: Vec<String> = g.iter().filter(|(u, n)| !down.contains(*u) && n.2.iter().any(|p| down.contains(p))).map(|(u, _)| u.clone()).collect();
+        let more: Vec<String> = g
+            .iter()
+            .filter(|(u, n)| !down.contains(*u) && n.2.iter().any(|p| down.contains(p)))
+            .map(|(u, _)| u.clone())
+            .collect();
         if more.is_empty() {
             break;
         }
         down.extend(more);
     }
-    let mut expected: BTreeSet<(String, String)> = down.iter().map(|u| (g[u].0.clone(), g[u].1.clone())).collect();
+    let mut expected: BTreeSet<(String, String)> = down
+        .iter()
+        .map(|u| (g[u].0.clone(), g[u].1.clone()))
+        .collect();
     let mut st = conn
         .prepare("SELECT DISTINCT e.name, d.unique_id FROM exposures e JOIN bi_assets a USING (integration, asset_ref) JOIN exposure_dependencies d ON d.integration = a.integration AND d.asset_id = a.asset_id")
         .unwrap();
-    for row in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).unwrap() {
+    for row in st
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .unwrap()
+    {
         let (name, uid) = row.unwrap();
         if down.contains(&uid) {
             expected.insert(("exposure".into(), name));
@@ -240,12 +350,25 @@ fn report_in_chromium() {
     // The table lists dependencies in unique_id order, as `deps` is.
     s.click("#deps tbody a.node-link");
     s.wait_for("return document.querySelector('#lineage g.node.focus[data-kind]') !== null && location.hash.indexOf('#node=') === 0;");
-    assert_eq!(s.eval("return document.getElementById('detail-title').textContent;", json!([])), json!(g[model].1));
+    assert_eq!(
+        s.eval(
+            "return document.getElementById('detail-title').textContent;",
+            json!([])
+        ),
+        json!(g[model].1)
+    );
     assert_eq!(drawn(&s), expected, "downstream lineage of {model}");
     assert_no_errors(&s, "after using the page");
 
     // Back to the list.
     s.click("a.back");
     s.wait_for("return !document.getElementById('list-view').hidden;");
-    assert_eq!(s.eval("return performance.getEntriesByType('resource').length;", json!([])), json!(0), "nothing fetched");
+    assert_eq!(
+        s.eval(
+            "return performance.getEntriesByType('resource').length;",
+            json!([])
+        ),
+        json!(0),
+        "nothing fetched"
+    );
 }

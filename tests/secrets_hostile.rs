@@ -42,7 +42,11 @@ fn json_ascii(s: &str, upper: bool) -> String {
             c if !c.is_ascii() || c.is_ascii_control() || "<>&'=".contains(c) => {
                 let mut units = [0u16; 2];
                 for u in c.encode_utf16(&mut units) {
-                    out.push_str(&if upper { format!("\\u{u:04X}") } else { format!("\\u{u:04x}") });
+                    out.push_str(&if upper {
+                        format!("\\u{u:04X}")
+                    } else {
+                        format!("\\u{u:04x}")
+                    });
                 }
             }
             c => out.push(c),
@@ -52,7 +56,11 @@ fn json_ascii(s: &str, upper: bool) -> String {
 }
 
 fn xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
 }
 
 fn percent(s: &str, upper: bool, plus: bool) -> String {
@@ -85,13 +93,24 @@ fn encodings(value: &str) -> Vec<(&'static str, String)> {
 }
 
 /// Everything one run left: its database, recordings, stdout, stderr, YAML, exposures.json.
-fn places(what: &str, ws: &Workspace, rec: &std::path::Path, out: &std::process::Output) -> Vec<(String, Vec<u8>)> {
-    let mut all = vec![(format!("{what}: stdout"), out.stdout.clone()), (format!("{what}: stderr"), out.stderr.clone())];
+fn places(
+    what: &str,
+    ws: &Workspace,
+    rec: &std::path::Path,
+    out: &std::process::Output,
+) -> Vec<(String, Vec<u8>)> {
+    let mut all = vec![
+        (format!("{what}: stdout"), out.stdout.clone()),
+        (format!("{what}: stderr"), out.stderr.clone()),
+    ];
     all.extend(database_places(what, &ws.db()));
     let recorded = folder_places(&format!("{what}: recording"), rec);
     assert!(!recorded.is_empty(), "{what}: nothing recorded");
     all.extend(recorded);
-    all.extend(folder_places(&format!("{what}: exposures"), &ws.exposures_dir()));
+    all.extend(folder_places(
+        &format!("{what}: exposures"),
+        &ws.exposures_dir(),
+    ));
     if let Ok(bytes) = std::fs::read(ws.path("exposures.json")) {
         all.push((format!("{what}: exposures.json"), bytes));
     }
@@ -114,7 +133,10 @@ fn leaks(values: &[(&str, String)], places: &[(String, Vec<u8>)]) -> Vec<String>
 }
 
 fn hostile_values(server: &TableauServer) -> Vec<(&'static str, String)> {
-    let mut values = vec![("the PAT secret", SECRET.to_string()), ("the PAT name", NAME.to_string())];
+    let mut values = vec![
+        ("the PAT secret", SECRET.to_string()),
+        ("the PAT name", NAME.to_string()),
+    ];
     let tokens = server.issued_tokens();
     assert!(!tokens.is_empty(), "the server issued no token");
     values.extend(tokens.into_iter().map(|t| ("a session token", t)));
@@ -125,12 +147,19 @@ fn hostile_values(server: &TableauServer) -> Vec<(&'static str, String)> {
 #[test]
 fn the_scan_finds_every_encoding() {
     for (how, needle) in encodings(SECRET) {
-        let planted = vec![("log".to_string(), format!("ok <redacted> then {needle} leaked").into_bytes())];
+        let planted = vec![(
+            "log".to_string(),
+            format!("ok <redacted> then {needle} leaked").into_bytes(),
+        )];
         let found = leaks(&[("the PAT secret", SECRET.to_string())], &planted);
         assert!(found.iter().any(|f| f.contains(how)), "{how}: {found:?}");
     }
     assert!(encodings(SECRET).len() >= 8, "{:?}", encodings(SECRET));
-    assert!(leaks(&[("s", SECRET.to_string())], &[("log".into(), b"ok <redacted>".to_vec())]).is_empty());
+    assert!(leaks(
+        &[("s", SECRET.to_string())],
+        &[("log".into(), b"ok <redacted>".to_vec())]
+    )
+    .is_empty());
 }
 
 /// The server echoes every credential in a GraphQL warning on each workbooks page: the run
@@ -139,22 +168,52 @@ fn the_scan_finds_every_encoding() {
 #[test]
 fn hostile_secrets_echoed_in_warnings_leak_nowhere() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = TableauServer::start(&hostile_fixture(tmp.path()), Faults { echo_secrets_in_warnings: true, ..Faults::default() });
+    let server = TableauServer::start(
+        &hostile_fixture(tmp.path()),
+        Faults {
+            echo_secrets_in_warnings: true,
+            ..Faults::default()
+        },
+    );
     let mut site = SiteConfig::demo(&server.base_url);
     site.extra.push_str("    raw_responses: all\n");
     let ws = Workspace::new(&[site], None);
     let rec = tmp.path().join("rec");
     let out = ws.run(&["--record", rec.to_str().unwrap(), "-v"], "run", &env());
-    assert!(matches!(out.status.code(), Some(0 | 3)), "exit {:?}\n{}", out.status.code(), stderr(&out));
+    assert!(
+        matches!(out.status.code(), Some(0 | 3)),
+        "exit {:?}\n{}",
+        out.status.code(),
+        stderr(&out)
+    );
     let conn = ws.conn();
     // The echo happened, and was kept, scrubbed.
-    let echoed = count(&conn, "SELECT count(*) FROM extract_warnings WHERE code = 'ECHO' AND message LIKE '%<redacted>%'");
-    assert!(echoed >= 1, "no ECHO warning kept: {:?}", dump(&conn, "extract_warnings"));
-    assert!(stderr(&out).contains("Tableau warning ECHO"), "{}", stderr(&out));
+    let echoed = count(
+        &conn,
+        "SELECT count(*) FROM extract_warnings WHERE code = 'ECHO' AND message LIKE '%<redacted>%'",
+    );
+    assert!(
+        echoed >= 1,
+        "no ECHO warning kept: {:?}",
+        dump(&conn, "extract_warnings")
+    );
+    assert!(
+        stderr(&out).contains("Tableau warning ECHO"),
+        "{}",
+        stderr(&out)
+    );
     assert!(count(&conn, "SELECT count(*) FROM tableau_workbooks") > 0);
     assert!(!ws.yaml_files().is_empty(), "no YAML written");
-    let found = leaks(&hostile_values(&server), &places("warnings run", &ws, &rec, &out));
-    assert!(found.is_empty(), "{} leaks:\n{}", found.len(), found.join("\n"));
+    let found = leaks(
+        &hostile_values(&server),
+        &places("warnings run", &ws, &rec, &out),
+    );
+    assert!(
+        found.is_empty(),
+        "{} leaks:\n{}",
+        found.len(),
+        found.join("\n")
+    );
     server.stop();
 }
 
@@ -165,22 +224,51 @@ fn hostile_secrets_echoed_in_warnings_leak_nowhere() {
 fn hostile_secrets_echoed_in_errors_leak_nowhere() {
     for (at, call) in [(2, "auth/signin"), (3, "projects")] {
         let tmp = tempfile::tempdir().unwrap();
-        let server = TableauServer::start(&hostile_fixture(tmp.path()), Faults { echo_secrets_error_at: vec![at], ..Faults::default() });
+        let server = TableauServer::start(
+            &hostile_fixture(tmp.path()),
+            Faults {
+                echo_secrets_error_at: vec![at],
+                ..Faults::default()
+            },
+        );
         let ws = Workspace::new(&[SiteConfig::demo(&server.base_url)], None);
         let rec = tmp.path().join("rec");
         let out = ws.run(&["--record", rec.to_str().unwrap()], "run", &env());
         assert_eq!(out.status.code(), Some(1), "{call}: {}", stderr(&out));
         let err = stderr(&out);
-        assert!(err.contains("HTTP 400") && err.contains("400099") && err.contains("<redacted>"), "{call}: {err}");
+        assert!(
+            err.contains("HTTP 400") && err.contains("400099") && err.contains("<redacted>"),
+            "{call}: {err}"
+        );
         let conn = ws.conn();
         let recorded: String = conn
-            .query_row("SELECT error FROM runs WHERE stage = 'extract' AND status = 'failed'", [], |r| r.get(0))
+            .query_row(
+                "SELECT error FROM runs WHERE stage = 'extract' AND status = 'failed'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
-        assert!(recorded.contains("400099") && recorded.contains("<redacted>"), "{call}: {recorded}");
-        let mut values = vec![("the PAT secret", SECRET.to_string()), ("the PAT name", NAME.to_string())];
-        values.extend(server.issued_tokens().into_iter().map(|t| ("a session token", t)));
+        assert!(
+            recorded.contains("400099") && recorded.contains("<redacted>"),
+            "{call}: {recorded}"
+        );
+        let mut values = vec![
+            ("the PAT secret", SECRET.to_string()),
+            ("the PAT name", NAME.to_string()),
+        ];
+        values.extend(
+            server
+                .issued_tokens()
+                .into_iter()
+                .map(|t| ("a session token", t)),
+        );
         let found = leaks(&values, &places(call, &ws, &rec, &out));
-        assert!(found.is_empty(), "{call}: {} leaks:\n{}", found.len(), found.join("\n"));
+        assert!(
+            found.is_empty(),
+            "{call}: {} leaks:\n{}",
+            found.len(),
+            found.join("\n")
+        );
         server.stop();
     }
 }
@@ -195,24 +283,53 @@ fn hostile_secrets_echoed_in_job_notes_leak_nowhere() {
     let notes = crate::support::tableau_server::echo_text("no-token-here", NAME, SECRET);
     let faults = Faults {
         echo_secrets_in_warnings: true,
-        job_outcomes: [(CUSTOMERS_DS.to_string(), (1, Some(notes)))].into_iter().collect(),
+        job_outcomes: [(CUSTOMERS_DS.to_string(), (1, Some(notes)))]
+            .into_iter()
+            .collect(),
         ..Faults::default()
     };
     let server = TableauServer::start(&hostile_fixture(tmp.path()), faults);
     let ws = Workspace::new(&[SiteConfig::demo(&server.base_url)], None);
     let target = ws.path("dbt/target");
     std::fs::create_dir_all(&target).unwrap();
-    std::fs::copy(repo().join("testdata/dbt/demo/artifacts/run_results.json"), target.join("run_results.json")).unwrap();
+    std::fs::copy(
+        repo().join("testdata/dbt/demo/artifacts/run_results.json"),
+        target.join("run_results.json"),
+    )
+    .unwrap();
     let rec = tmp.path().join("rec");
     let mut e = env().to_vec();
     e.push(("DBT_ACTIVE_EXPOSURES", "1"));
-    let out = ws.run_with(&["--record", rec.to_str().unwrap()], "run", &["--now", "2026-11-25T02:00:00Z", "--wait", "--wait-timeout", "60"], &e);
+    let out = ws.run_with(
+        &["--record", rec.to_str().unwrap()],
+        "run",
+        &[
+            "--now",
+            "2026-11-25T02:00:00Z",
+            "--wait",
+            "--wait-timeout",
+            "60",
+        ],
+        &e,
+    );
     assert_eq!(out.status.code(), Some(4), "a job failed: {}", stderr(&out));
     let conn = ws.conn();
     let kept = count(&conn, "SELECT count(*) FROM refresh_events WHERE job_status = 'failed' AND job_notes LIKE '%<redacted>%'");
     assert_eq!(kept, 1, "{:?}", dump(&conn, "refresh_events"));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("[FAILED: session"), "{}", String::from_utf8_lossy(&out.stdout));
-    let found = leaks(&hostile_values(&server), &places("refresh run", &ws, &rec, &out));
-    assert!(found.is_empty(), "{} leaks:\n{}", found.len(), found.join("\n"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("[FAILED: session"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let found = leaks(
+        &hostile_values(&server),
+        &places("refresh run", &ws, &rec, &out),
+    );
+    assert!(
+        found.is_empty(),
+        "{} leaks:\n{}",
+        found.len(),
+        found.join("\n")
+    );
     server.stop();
 }

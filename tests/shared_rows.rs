@@ -6,22 +6,48 @@
 use crate::common::*;
 use crate::support::tableau_server::{Faults, TableauServer};
 
-const ENV: [(&str, &str); 4] =
-    [("AE_TEST_PAT_NAME", "autoexpose-demo"), ("AE_TEST_PAT_SECRET", "demo-pat-secret"), MINI_PAT[0], MINI_PAT[1]];
+const ENV: [(&str, &str); 4] = [
+    ("AE_TEST_PAT_NAME", "autoexpose-demo"),
+    ("AE_TEST_PAT_SECRET", "demo-pat-secret"),
+    MINI_PAT[0],
+    MINI_PAT[1],
+];
 
 /// (warnings, raw responses) of one integration.
 fn counts(ws: &Workspace, integration: &str) -> (i64, i64) {
     let conn = ws.conn();
-    let n = |t: &str| conn.query_row(&format!("SELECT count(*) FROM {t} WHERE integration = ?1"), [integration], |r| r.get(0)).unwrap();
+    let n = |t: &str| {
+        conn.query_row(
+            &format!("SELECT count(*) FROM {t} WHERE integration = ?1"),
+            [integration],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
     (n("extract_warnings"), n("raw_responses"))
 }
 
 #[test]
 fn extract_replaces_only_its_own_sites_warnings_and_responses() {
     // The demo site's pages hit a node limit: it has a warning row, the mini site none.
-    let demo = TableauServer::start(&repo().join("testdata/tableau/demo.site.json"), Faults { node_limit_above: Some(2), ..Faults::default() });
-    let mini = TableauServer::start(&repo().join("testdata/tableau/mini.site.json"), Faults::default());
-    let ws = Workspace::new(&[SiteConfig::demo(&demo.base_url), SiteConfig::mini(&mini.base_url)], None);
+    let demo = TableauServer::start(
+        &repo().join("testdata/tableau/demo.site.json"),
+        Faults {
+            node_limit_above: Some(2),
+            ..Faults::default()
+        },
+    );
+    let mini = TableauServer::start(
+        &repo().join("testdata/tableau/mini.site.json"),
+        Faults::default(),
+    );
+    let ws = Workspace::new(
+        &[
+            SiteConfig::demo(&demo.base_url),
+            SiteConfig::mini(&mini.base_url),
+        ],
+        None,
+    );
     assert_ok(&ws.run(&[], "extract", &ENV));
     let (demo_first, mini_first) = (counts(&ws, "demo"), counts(&ws, "mini"));
     assert!(demo_first.0 >= 1 && demo_first.1 > 3, "{demo_first:?}");
@@ -49,20 +75,46 @@ fn extract_replaces_only_its_own_sites_warnings_and_responses() {
     let config = std::fs::read_to_string(&ws.config).unwrap();
     let start = config.find("  - name: demo\n").unwrap();
     let end = config[start..].find("  - name: mini\n").unwrap() + start;
-    std::fs::write(&ws.config, format!("{}{}", &config[..start], &config[end..])).unwrap();
+    std::fs::write(
+        &ws.config,
+        format!("{}{}", &config[..start], &config[end..]),
+    )
+    .unwrap();
     let sync_rows = |ws: &Workspace, i: &str| {
         let conn = ws.conn();
-        ["sync_bases", "sync_state", "tableau_workbook_cache"].map(|t| count(&conn, &format!("SELECT count(*) FROM {t} WHERE integration = '{i}'")))
+        ["sync_bases", "sync_state", "tableau_workbook_cache"].map(|t| {
+            count(
+                &conn,
+                &format!("SELECT count(*) FROM {t} WHERE integration = '{i}'"),
+            )
+        })
     };
-    assert!(sync_rows(&ws, "demo").iter().all(|&n| n > 0), "{:?}", sync_rows(&ws, "demo"));
+    assert!(
+        sync_rows(&ws, "demo").iter().all(|&n| n > 0),
+        "{:?}",
+        sync_rows(&ws, "demo")
+    );
     assert_ok(&ws.run_with(&[], "extract", &["--full"], &ENV));
     // What the next extraction of it would have built on goes too.
     assert_eq!(sync_rows(&ws, "demo"), [0, 0, 0]);
     assert_eq!(counts(&ws, "demo"), (0, 0));
-    assert_eq!(count(&ws.conn(), "SELECT count(*) FROM tableau_sites WHERE integration = 'demo'"), 0);
+    assert_eq!(
+        count(
+            &ws.conn(),
+            "SELECT count(*) FROM tableau_sites WHERE integration = 'demo'"
+        ),
+        0
+    );
     assert_eq!(counts(&ws, "mini"), mini_first);
     assert_eq!(counts(&ws, "inventory"), (1, 1));
-    let message: String = ws.conn().query_row("SELECT message FROM extract_warnings WHERE integration = 'inventory'", [], |r| r.get(0)).unwrap();
+    let message: String = ws
+        .conn()
+        .query_row(
+            "SELECT message FROM extract_warnings WHERE integration = 'inventory'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert_eq!(message, "row 3: no tables");
     demo.stop();
     mini.stop();

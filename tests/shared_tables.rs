@@ -6,7 +6,10 @@
 use crate::common::*;
 use crate::support::tableau_server::{Faults, TableauServer};
 
-const PAT: [(&str, &str); 2] = [("AE_TEST_PAT_NAME", "shop-ci"), ("AE_TEST_PAT_SECRET", "shop-ci-secret")];
+const PAT: [(&str, &str); 2] = [
+    ("AE_TEST_PAT_NAME", "shop-ci"),
+    ("AE_TEST_PAT_SECRET", "shop-ci-secret"),
+];
 
 fn seed_source_manifest() -> std::path::PathBuf {
     repo().join("testdata/dbt/seed_source/artifacts/manifest.json")
@@ -22,7 +25,10 @@ fn site(server: &TableauServer, extra: &str) -> SiteConfig {
 }
 
 fn start() -> TableauServer {
-    TableauServer::start(&repo().join("testdata/tableau/seed_source.site.json"), Faults::default())
+    TableauServer::start(
+        &repo().join("testdata/tableau/seed_source.site.json"),
+        Faults::default(),
+    )
 }
 
 /// The unique_ids a workbook depends on, in the table's order.
@@ -30,7 +36,10 @@ fn dependencies(conn: &rusqlite::Connection, workbook: &str) -> Vec<String> {
     let mut st = conn
         .prepare("SELECT d.unique_id FROM exposure_dependencies d JOIN tableau_workbooks w ON w.integration = d.integration AND w.id = d.asset_id WHERE w.name = ?1")
         .unwrap();
-    st.query_map([workbook], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    st.query_map([workbook], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 #[test]
@@ -41,20 +50,38 @@ fn a_source_over_a_seed_is_a_dependency_beside_the_seed() {
     server.stop();
     let conn = ws.conn();
     // Both nodes on "shop"."main"."raw_customers", each through the one Tableau table.
-    assert_eq!(dependencies(&conn, "Customer List"), ["seed.seed_source.raw_customers", "source.seed_source.crm.customers"]);
+    assert_eq!(
+        dependencies(&conn, "Customer List"),
+        [
+            "seed.seed_source.raw_customers",
+            "source.seed_source.crm.customers"
+        ]
+    );
     assert_eq!(
         count(&conn, "SELECT count(DISTINCT relation_id) FROM exposure_dependencies WHERE relation_id = '5e000000-0000-4000-9000-000000000001'"),
         1
     );
-    assert_eq!(count(&conn, "SELECT count(*) FROM unmatched_tables WHERE reason = 'ambiguous'"), 0);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM unmatched_tables WHERE reason = 'ambiguous'"
+        ),
+        0
+    );
     let yaml: String = ws.yaml_files().into_values().collect();
-    assert!(yaml.contains("- ref('raw_customers')\n  - source('crm', 'customers')\n"), "{yaml}");
+    assert!(
+        yaml.contains("- ref('raw_customers')\n  - source('crm', 'customers')\n"),
+        "{yaml}"
+    );
 
     let settings = settings();
     let _guard = settings.bind_to_scope();
     insta::assert_yaml_snapshot!(
         "seed_source_match",
-        dump_query(&conn, "SELECT asset_id, unique_id, relation_id, via, key FROM exposure_dependencies")
+        dump_query(
+            &conn,
+            "SELECT asset_id, unique_id, relation_id, via, key FROM exposure_dependencies"
+        )
     );
 }
 
@@ -74,18 +101,32 @@ fn a_table_without_a_schema_gets_candidates_then_default_schemas() {
         .unwrap();
     assert_eq!(reason, "missing_schema");
     assert_eq!(candidates, r#"["model.seed_source.customers"]"#);
-    assert!(suggestion.contains("shop.main.customers") && suggestion.contains("`default_schemas: {shop: main}`"), "{suggestion}");
+    assert!(
+        suggestion.contains("shop.main.customers")
+            && suggestion.contains("`default_schemas: {shop: main}`"),
+        "{suggestion}"
+    );
 
-    let ws = Workspace::with_manifest(&[site(&server, "    default_schemas: {shop: main}\n")], None, &seed_source_manifest());
+    let ws = Workspace::with_manifest(
+        &[site(&server, "    default_schemas: {shop: main}\n")],
+        None,
+        &seed_source_manifest(),
+    );
     assert_ok(&ws.run(&[], "run", &PAT));
     server.stop();
     let conn = ws.conn();
-    assert_eq!(dependencies(&conn, "Customer Board"), ["model.seed_source.customers"]);
+    assert_eq!(
+        dependencies(&conn, "Customer Board"),
+        ["model.seed_source.customers"]
+    );
     assert_eq!(count(&conn, "SELECT count(*) FROM unmatched_tables"), 0);
     let derivation: String = conn
         .query_row("SELECT derivation FROM relation_keys WHERE side = 'bi' AND key = 'shop.main.customers'", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(derivation, "fullName (3 parts); no schema, default_schemas shop → main");
+    assert_eq!(
+        derivation,
+        "fullName (3 parts); no schema, default_schemas shop → main"
+    );
 }
 
 /// A dbt 0.21 manifest (v3, `"disabled": []`): the version, what is read, what to do; not a
@@ -111,5 +152,8 @@ fn an_old_manifest_gets_the_version_message() {
     ] {
         assert!(err.contains(want), "stderr lacks {want:?}:\n{err}");
     }
-    assert!(!err.contains("invalid type") && !err.contains("line "), "{err}");
+    assert!(
+        !err.contains("invalid type") && !err.contains("line "),
+        "{err}"
+    );
 }

@@ -6,13 +6,21 @@ use std::collections::BTreeMap;
 use crate::common::*;
 use crate::support::tableau_server::{Faults, TableauServer};
 
-
 fn demo_workspace() -> Workspace {
-    Workspace::new(&[SiteConfig::demo("https://tableau.example.com")], Some(&repo().join("testdata/http/demo")))
+    Workspace::new(
+        &[SiteConfig::demo("https://tableau.example.com")],
+        Some(&repo().join("testdata/http/demo")),
+    )
 }
 
-fn tables(conn: &rusqlite::Connection, names: &[&str]) -> BTreeMap<String, Vec<BTreeMap<String, serde_json::Value>>> {
-    names.iter().map(|t| (t.to_string(), dump(conn, t))).collect()
+fn tables(
+    conn: &rusqlite::Connection,
+    names: &[&str],
+) -> BTreeMap<String, Vec<BTreeMap<String, serde_json::Value>>> {
+    names
+        .iter()
+        .map(|t| (t.to_string(), dump(conn, t)))
+        .collect()
 }
 
 #[test]
@@ -28,14 +36,23 @@ fn each_stage_over_the_demo() {
         "dbt_manifest".into(),
         dump_query(&conn, "SELECT xxh3, schema_version, dbt_version, project_name, adapter_type FROM dbt_manifest"),
     );
-    extract.insert("raw_responses".into(), dump_query(&conn, "SELECT integration, seq, method, path, status FROM raw_responses"));
+    extract.insert(
+        "raw_responses".into(),
+        dump_query(
+            &conn,
+            "SELECT integration, seq, method, path, status FROM raw_responses",
+        ),
+    );
     insta::assert_yaml_snapshot!("extract", extract);
 
     assert_ok(&ws.run(&[], "normalize", &[]));
     insta::assert_yaml_snapshot!("normalize", tables(&conn, &["relation_keys"]));
 
     assert_ok(&ws.run(&[], "match", &[]));
-    insta::assert_yaml_snapshot!("match", tables(&conn, &["exposure_dependencies", "unmatched_tables"]));
+    insta::assert_yaml_snapshot!(
+        "match",
+        tables(&conn, &["exposure_dependencies", "unmatched_tables"])
+    );
 
     assert_ok(&ws.run(&[], "emit", &[]));
     insta::assert_yaml_snapshot!("emit", tables(&conn, &["exposures", "emitted_files"]));
@@ -45,7 +62,10 @@ fn each_stage_over_the_demo() {
     let json = std::fs::read_to_string(ws.path("exposures.json")).unwrap();
     insta::assert_snapshot!("emit_exposures_json", json);
 
-    let runs = dump_query(&conn, "SELECT run_id, stage, status, error, row_counts FROM runs ORDER BY run_id");
+    let runs = dump_query(
+        &conn,
+        "SELECT run_id, stage, status, error, row_counts FROM runs ORDER BY run_id",
+    );
     insta::assert_yaml_snapshot!("runs", runs);
 }
 
@@ -62,7 +82,9 @@ fn runs_are_reproducible() {
         let (ra, rb) = (dump(&ca, t), dump(&cb, t));
         if t == "emitted_files" {
             // The second run of b found its files unchanged: same paths, other action.
-            let paths = |r: &Vec<BTreeMap<String, serde_json::Value>>| r.iter().map(|m| m["path"].clone()).collect::<Vec<_>>();
+            let paths = |r: &Vec<BTreeMap<String, serde_json::Value>>| {
+                r.iter().map(|m| m["path"].clone()).collect::<Vec<_>>()
+            };
             assert_eq!(paths(&ra), paths(&rb));
             continue;
         }
@@ -73,7 +95,13 @@ fn runs_are_reproducible() {
         std::fs::read(a.path("exposures.json")).unwrap(),
         std::fs::read(b.path("exposures.json")).unwrap()
     );
-    assert_eq!(count(&cb, "SELECT count(*) FROM runs WHERE stage = 'extract' AND status = 'ok'"), 2);
+    assert_eq!(
+        count(
+            &cb,
+            "SELECT count(*) FROM runs WHERE stage = 'extract' AND status = 'ok'"
+        ),
+        2
+    );
 }
 
 /// Hand-written YAML is never touched; generated files whose workbooks left are deleted.
@@ -82,19 +110,41 @@ fn emit_keeps_hand_written_files_and_removes_stale_ones() {
     let ws = demo_workspace();
     let dir = ws.exposures_dir();
     std::fs::create_dir_all(&dir).unwrap();
-    let hand = "version: 2\nexposures:\n  - name: by_hand\n    type: dashboard\n    owner: {name: Me}\n";
+    let hand =
+        "version: 2\nexposures:\n  - name: by_hand\n    type: dashboard\n    owner: {name: Me}\n";
     std::fs::write(dir.join("hand_written.yml"), hand).unwrap();
-    let stale = format!("{}# autoexpose-integration: demo\nversion: 2\nexposures: []\n", HEADER);
+    let stale = format!(
+        "{}# autoexpose-integration: demo\nversion: 2\nexposures: []\n",
+        HEADER
+    );
     std::fs::write(dir.join("demo__old_project.yml"), &stale).unwrap();
-    let other = format!("{}# autoexpose-integration: elsewhere\nversion: 2\nexposures: []\n", HEADER);
+    let other = format!(
+        "{}# autoexpose-integration: elsewhere\nversion: 2\nexposures: []\n",
+        HEADER
+    );
     std::fs::write(dir.join("elsewhere__x.yml"), &other).unwrap();
 
     assert_ok(&ws.run(&[], "run", &[]));
-    assert_eq!(std::fs::read_to_string(dir.join("hand_written.yml")).unwrap(), hand);
-    assert!(!dir.join("demo__old_project.yml").exists(), "stale generated file was not deleted");
-    assert!(dir.join("elsewhere__x.yml").exists(), "a file of an integration not in the config was deleted");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("hand_written.yml")).unwrap(),
+        hand
+    );
+    assert!(
+        !dir.join("demo__old_project.yml").exists(),
+        "stale generated file was not deleted"
+    );
+    assert!(
+        dir.join("elsewhere__x.yml").exists(),
+        "a file of an integration not in the config was deleted"
+    );
     let conn = ws.conn();
-    assert_eq!(count(&conn, "SELECT count(*) FROM emitted_files WHERE action = 'deleted'"), 1);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM emitted_files WHERE action = 'deleted'"
+        ),
+        1
+    );
 }
 
 const HEADER: &str = "# Generated by autoexpose from Tableau. Do not edit: the next `autoexpose emit` rewrites\n# or deletes this file. Hand-written exposures belong in other files.\n";
@@ -104,14 +154,28 @@ const HEADER: &str = "# Generated by autoexpose from Tableau. Do not edit: the n
 #[test]
 fn snowflake_style_project() {
     use crate::support::tableau_server::{Faults, TableauServer};
-    let server = TableauServer::start(&repo().join("testdata/tableau/snowflake.site.json"), Faults::default());
+    let server = TableauServer::start(
+        &repo().join("testdata/tableau/snowflake.site.json"),
+        Faults::default(),
+    );
     let mut site = SiteConfig::demo(&server.base_url);
     site.name = "sf".into();
     site.site = "analytics".into();
     site.projects = vec!["Sales".into()];
     site.extra = String::new();
-    let ws = Workspace::with_manifest(&[site], None, &repo().join("testdata/dbt/snowflake_shop/artifacts/manifest.json"));
-    let out = ws.run(&[], "run", &[("AE_TEST_PAT_NAME", "sf-ci"), ("AE_TEST_PAT_SECRET", "sf-ci-secret")]);
+    let ws = Workspace::with_manifest(
+        &[site],
+        None,
+        &repo().join("testdata/dbt/snowflake_shop/artifacts/manifest.json"),
+    );
+    let out = ws.run(
+        &[],
+        "run",
+        &[
+            ("AE_TEST_PAT_NAME", "sf-ci"),
+            ("AE_TEST_PAT_SECRET", "sf-ci-secret"),
+        ],
+    );
     assert_ok(&out);
     let base_url = server.base_url.clone();
     server.stop();
@@ -122,21 +186,38 @@ fn snowflake_style_project() {
         "snowflake_match",
         tables(&conn, &["exposure_dependencies", "unmatched_tables"])
     );
-    assert_eq!(count(&conn, "SELECT count(*) FROM unmatched_tables WHERE reason = 'ambiguous'"), 1);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM unmatched_tables WHERE reason = 'ambiguous'"
+        ),
+        1
+    );
     // ANALYTICS.MART.ORDERS and an unquoted analytics.mart.orders are one Snowflake table: both
     // nodes are dependencies. REVENUE and a quoted "Revenue" only fold alike: ambiguous above.
     let orders = count(&conn, "SELECT count(*) FROM exposure_dependencies WHERE key = 'analytics.mart.orders' AND unique_id IN ('model.snowflake_shop.orders', 'source.snowflake_shop.mart.orders')");
     assert_eq!(orders, 2);
     for (file, text) in ws.yaml_files() {
-        insta::assert_snapshot!(format!("snowflake_yaml@{file}"), text.replace(&base_url, "http://[server]"));
+        insta::assert_snapshot!(
+            format!("snowflake_yaml@{file}"),
+            text.replace(&base_url, "http://[server]")
+        );
     }
 }
 
 /// Every row of every table but `runs`, in the order SQLite keeps them (key order, or rowid
 /// order for tables with a rowid), as text: what "the same SQLite rows" means.
 fn all_rows(conn: &rusqlite::Connection) -> BTreeMap<String, Vec<String>> {
-    let mut st = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'runs' ORDER BY name").unwrap();
-    let names: Vec<String> = st.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+    let mut st = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'runs' ORDER BY name",
+        )
+        .unwrap();
+    let names: Vec<String> = st
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     names
         .into_iter()
         .map(|t| {
@@ -152,23 +233,65 @@ fn all_rows(conn: &rusqlite::Connection) -> BTreeMap<String, Vec<String>> {
 /// back from the file: both must write the same rows in the same order, and the same files.
 #[test]
 fn run_writes_what_the_stages_write_one_by_one() {
-    let server = TableauServer::start(&repo().join("testdata/tableau/roundtrip.site.json"), Faults::default());
-    let mini = TableauServer::start(&repo().join("testdata/tableau/mini.site.json"), Faults::default());
-    let sf = TableauServer::start(&repo().join("testdata/tableau/snowflake.site.json"), Faults::default());
-    let env = [("AE_TEST_PAT_NAME", "autoexpose-demo"), ("AE_TEST_PAT_SECRET", "demo-pat-secret"), MINI_PAT[0], MINI_PAT[1]];
+    let server = TableauServer::start(
+        &repo().join("testdata/tableau/roundtrip.site.json"),
+        Faults::default(),
+    );
+    let mini = TableauServer::start(
+        &repo().join("testdata/tableau/mini.site.json"),
+        Faults::default(),
+    );
+    let sf = TableauServer::start(
+        &repo().join("testdata/tableau/snowflake.site.json"),
+        Faults::default(),
+    );
+    let env = [
+        ("AE_TEST_PAT_NAME", "autoexpose-demo"),
+        ("AE_TEST_PAT_SECRET", "demo-pat-secret"),
+        MINI_PAT[0],
+        MINI_PAT[1],
+    ];
     let mut sf_site = SiteConfig::demo(&sf.base_url);
-    (sf_site.name, sf_site.site, sf_site.projects, sf_site.extra) = ("sf".into(), "analytics".into(), vec!["Sales".into()], String::new());
+    (sf_site.name, sf_site.site, sf_site.projects, sf_site.extra) = (
+        "sf".into(),
+        "analytics".into(),
+        vec!["Sales".into()],
+        String::new(),
+    );
     sf_site.token_env = ("AE_SF_NAME".into(), "AE_SF_SECRET".into());
     let sf_env = [("AE_SF_NAME", "sf-ci"), ("AE_SF_SECRET", "sf-ci-secret")];
     let env: Vec<(&str, &str)> = env.into_iter().chain(sf_env).collect();
     let demo_manifest = demo_manifest();
     let sf_manifest = repo().join("testdata/dbt/snowflake_shop/artifacts/manifest.json");
     // Each case: sites, replay folder, manifest, and at least how many table rows and dependencies.
-    let cases: [(Vec<SiteConfig>, Option<std::path::PathBuf>, &std::path::Path, (usize, usize)); 4] = [
-        (vec![SiteConfig::demo("https://tableau.example.com")], Some(repo().join("testdata/http/demo")), &demo_manifest, (10, 5)),
-        (vec![SiteConfig::demo(&server.base_url)], None, &demo_manifest, (10, 5)),
+    let cases: [(
+        Vec<SiteConfig>,
+        Option<std::path::PathBuf>,
+        &std::path::Path,
+        (usize, usize),
+    ); 4] = [
+        (
+            vec![SiteConfig::demo("https://tableau.example.com")],
+            Some(repo().join("testdata/http/demo")),
+            &demo_manifest,
+            (10, 5),
+        ),
+        (
+            vec![SiteConfig::demo(&server.base_url)],
+            None,
+            &demo_manifest,
+            (10, 5),
+        ),
         // Two sites, listed out of name order: their rows must still come out in key order.
-        (vec![SiteConfig::mini(&mini.base_url), SiteConfig::demo(&server.base_url)], None, &demo_manifest, (10, 5)),
+        (
+            vec![
+                SiteConfig::mini(&mini.base_url),
+                SiteConfig::demo(&server.base_url),
+            ],
+            None,
+            &demo_manifest,
+            (10, 5),
+        ),
         // Another manifest and adapter: two nodes on one table (both dependencies) and a key
         // two different tables fold to (ambiguous), read back as `run` hands them on.
         (vec![sf_site], None, &sf_manifest, (4, 4)),
@@ -181,11 +304,17 @@ fn run_writes_what_the_stages_write_one_by_one() {
             assert_ok(&staged.run(&[], stage, &env));
         }
         let (a, b) = (all_rows(&whole.conn()), all_rows(&staged.conn()));
-        assert!(a["bi_relations"].len() > min_tables && a["exposure_dependencies"].len() > min_deps, "{a:?}");
+        assert!(
+            a["bi_relations"].len() > min_tables && a["exposure_dependencies"].len() > min_deps,
+            "{a:?}"
+        );
         assert!(!a["unmatched_tables"].is_empty(), "{a:?}");
         assert_eq!(a["tableau_sites"].len(), sites.len());
         for (table, rows) in &a {
-            assert_eq!(rows, &b[table], "table {table} differs between `run` and the stages one by one");
+            assert_eq!(
+                rows, &b[table],
+                "table {table} differs between `run` and the stages one by one"
+            );
         }
         assert_eq!(whole.yaml_files(), staged.yaml_files());
         let json = |ws: &Workspace| std::fs::read(ws.path("exposures.json")).unwrap();

@@ -39,7 +39,11 @@ impl Live {
             .connect_timeout(Duration::from_secs(limits.connect_timeout_secs.max(1)))
             .user_agent(concat!("autoexpose/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| TransportError::Refused { method: "-", url: "-".into(), message: e.to_string() })?;
+            .map_err(|e| TransportError::Refused {
+                method: "-",
+                url: "-".into(),
+                message: e.to_string(),
+            })?;
         Ok(Live {
             client,
             max_response_bytes: limits.max_response_mb.saturating_mul(1024 * 1024),
@@ -85,13 +89,15 @@ impl Transport for Live {
         };
         let (tx, rx) = mpsc::channel();
         let owned = req.clone();
-        let spawned = std::thread::Builder::new().name("autoexpose-http".into()).spawn(move || {
-            let progress = tx.clone();
-            let result = exchange.run(&owned, &|| {
-                let _ = progress.send(Step::Progress);
+        let spawned = std::thread::Builder::new()
+            .name("autoexpose-http".into())
+            .spawn(move || {
+                let progress = tx.clone();
+                let result = exchange.run(&owned, &|| {
+                    let _ = progress.send(Step::Progress);
+                });
+                let _ = tx.send(Step::Done(result));
             });
-            let _ = tx.send(Step::Done(result));
-        });
         if let Err(e) = spawned {
             return Err(TransportError::Refused {
                 method: req.method,
@@ -129,7 +135,8 @@ impl Exchange {
     /// Sends `req` and reads the whole answer, calling `progress` when the headers arrive and
     /// after each chunk of the body.
     fn run(&self, req: &Request, progress: &dyn Fn()) -> Result<Response, TransportError> {
-        let method = reqwest::Method::from_bytes(req.method.as_bytes()).expect("static method names are valid");
+        let method = reqwest::Method::from_bytes(req.method.as_bytes())
+            .expect("static method names are valid");
         let mut builder = self.client.request(method, &req.url);
         for (k, v) in &req.headers {
             builder = builder.header(*k, v);
@@ -157,7 +164,10 @@ impl Exchange {
         let headers = ["retry-after", "location", "content-type", "x-ms-request-id"]
             .iter()
             .filter_map(|name| {
-                resp.headers().get(*name).and_then(|v| v.to_str().ok()).map(|v| (name.to_string(), v.to_string()))
+                resp.headers()
+                    .get(*name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| (name.to_string(), v.to_string()))
             })
             .collect();
         let too_large = || TransportError::TooLarge {
@@ -165,7 +175,10 @@ impl Exchange {
             url: req.url.clone(),
             limit_mb: self.max_response_mb,
         };
-        if resp.content_length().is_some_and(|n| n > self.max_response_bytes) {
+        if resp
+            .content_length()
+            .is_some_and(|n| n > self.max_response_bytes)
+        {
             return Err(too_large());
         }
         // Read at most one byte past the limit, so a body without (or lying about) its length
@@ -179,8 +192,13 @@ impl Exchange {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    let message = format!("reading the body: {e}{}", self.which_timeout(&e, started));
-                    return Err(TransportError::NoAnswer { method: req.method, url: req.url.clone(), message });
+                    let message =
+                        format!("reading the body: {e}{}", self.which_timeout(&e, started));
+                    return Err(TransportError::NoAnswer {
+                        method: req.method,
+                        url: req.url.clone(),
+                        message,
+                    });
                 }
             };
             body.extend_from_slice(&chunk[..n]);
@@ -189,7 +207,11 @@ impl Exchange {
             }
             progress();
         }
-        Ok(Response { status, headers, body })
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// Which bound a timed-out exchange hit, told by how long it ran: connecting or the whole
@@ -200,9 +222,15 @@ impl Exchange {
             return String::new();
         }
         if started.elapsed() + Duration::from_millis(500) < self.request_timeout {
-            format!(" (connecting took longer than limits.connect_timeout_secs, {} s)", self.connect_timeout.as_secs())
+            format!(
+                " (connecting took longer than limits.connect_timeout_secs, {} s)",
+                self.connect_timeout.as_secs()
+            )
         } else {
-            format!(" (the whole request took longer than limits.request_timeout_secs, {} s)", self.request_timeout.as_secs())
+            format!(
+                " (the whole request took longer than limits.request_timeout_secs, {} s)",
+                self.request_timeout.as_secs()
+            )
         }
     }
 }
@@ -211,8 +239,12 @@ impl Exchange {
 fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
-        if err.downcast_ref::<reqwest::Error>().is_some_and(reqwest::Error::is_timeout)
-            || err.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        if err
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_timeout)
+            || err
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
         {
             return true;
         }
@@ -250,9 +282,19 @@ mod tests {
     #[test]
     fn read_idle_timeout_defaults_to_a_minute() {
         assert_eq!(crate::config::Limits::default().read_idle_timeout_secs, 60);
-        let limits: crate::config::Limits = serde_yaml::from_str("{read_idle_timeout_secs: 5}\n").unwrap();
-        assert_eq!((limits.read_idle_timeout_secs, limits.request_timeout_secs), (5, 120));
+        let limits: crate::config::Limits =
+            serde_yaml::from_str("{read_idle_timeout_secs: 5}\n").unwrap();
+        assert_eq!(
+            (limits.read_idle_timeout_secs, limits.request_timeout_secs),
+            (5, 120)
+        );
         let live = super::Live::new(&limits).unwrap();
-        assert_eq!((live.read_idle_timeout, live.request_timeout), (std::time::Duration::from_secs(5), std::time::Duration::from_secs(120)));
+        assert_eq!(
+            (live.read_idle_timeout, live.request_timeout),
+            (
+                std::time::Duration::from_secs(5),
+                std::time::Duration::from_secs(120)
+            )
+        );
     }
 }

@@ -31,7 +31,12 @@ pub(crate) struct Request {
 
 impl Request {
     pub(crate) fn new(method: &'static str, url: impl Into<String>) -> Request {
-        Request { method, url: url.into(), headers: Vec::new(), body: Vec::new() }
+        Request {
+            method,
+            url: url.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
     }
 
     pub(crate) fn header(mut self, name: &'static str, value: impl Into<String>) -> Request {
@@ -46,7 +51,11 @@ impl Request {
 
     /// The path and query, without scheme and host: what recordings are keyed by.
     pub(crate) fn path_and_query(&self) -> &str {
-        let rest = self.url.split_once("://").map(|(_, r)| r).unwrap_or(&self.url);
+        let rest = self
+            .url
+            .split_once("://")
+            .map(|(_, r)| r)
+            .unwrap_or(&self.url);
         rest.find('/').map(|i| &rest[i..]).unwrap_or("/")
     }
 }
@@ -62,7 +71,10 @@ pub(crate) struct Response {
 
 impl Response {
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub(crate) fn text(&self) -> String {
@@ -75,19 +87,40 @@ pub(crate) enum TransportError {
     /// No connection was made (refused, DNS, TLS): the server never saw the request. Worth
     /// retrying, whatever the method.
     #[error("{method} {url}: {message}")]
-    Connect { method: &'static str, url: String, message: String },
+    Connect {
+        method: &'static str,
+        url: String,
+        message: String,
+    },
     /// The request may have reached the server, but no whole answer came back (timed out,
     /// reset, body cut off). Worth retrying for reads only: the server may have acted on it.
     #[error("{method} {url}: {message}")]
-    NoAnswer { method: &'static str, url: String, message: String },
+    NoAnswer {
+        method: &'static str,
+        url: String,
+        message: String,
+    },
     /// Refused before sending: plain http to a non-loopback host, a bad URL.
     #[error("{method} {url}: {message}")]
-    Refused { method: &'static str, url: String, message: String },
+    Refused {
+        method: &'static str,
+        url: String,
+        message: String,
+    },
     /// The body was longer than the site's `limits.max_response_mb`: not retried.
     #[error("{method} {url}: the response is larger than limits.max_response_mb ({limit_mb} MiB); raise it in the site's config if this answer is expected")]
-    TooLarge { method: &'static str, url: String, limit_mb: u64 },
+    TooLarge {
+        method: &'static str,
+        url: String,
+        limit_mb: u64,
+    },
     #[error("{method} {path}: no recording (key {key}) in {dir}; record it again with --record (a recording of a first run replays an incremental one only if that run was recorded too: replay with --full)")]
-    NoRecording { method: &'static str, path: String, key: String, dir: String },
+    NoRecording {
+        method: &'static str,
+        path: String,
+        key: String,
+        dir: String,
+    },
     #[error("recording {path}: {message}")]
     Recording { path: String, message: String },
 }
@@ -116,16 +149,26 @@ pub(crate) trait Transport: Send + Sync {
 
 /// True for 127.0.0.0/8, ::1 and localhost: the only hosts plain http may reach.
 pub(crate) fn is_loopback_url(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else {
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
         return false;
     };
     let authority = rest.split('/').next().unwrap_or("");
     let host = if let Some(v6) = authority.strip_prefix('[') {
         v6.split(']').next().unwrap_or("")
     } else {
-        authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority)
+        authority
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(authority)
     };
-    host == "localhost" || host == "::1" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+    host == "localhost"
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

@@ -50,10 +50,24 @@ struct RecordedResponse<'a> {
 
 impl<'a> RecordedResponse<'a> {
     /// `text` as JSON when it is exactly one JSON value, else as text.
-    fn from_text(status: u16, headers: Vec<(String, String)>, text: &'a str) -> RecordedResponse<'a> {
+    fn from_text(
+        status: u16,
+        headers: Vec<(String, String)>,
+        text: &'a str,
+    ) -> RecordedResponse<'a> {
         match serde_json::from_str::<&RawValue>(text) {
-            Ok(raw) if raw.get().len() == text.len() => RecordedResponse { status, headers, json: Some(raw), body: None },
-            _ => RecordedResponse { status, headers, json: None, body: Some(text.to_string()) },
+            Ok(raw) if raw.get().len() == text.len() => RecordedResponse {
+                status,
+                headers,
+                json: Some(raw),
+                body: None,
+            },
+            _ => RecordedResponse {
+                status,
+                headers,
+                json: None,
+                body: Some(text.to_string()),
+            },
         }
     }
 
@@ -75,7 +89,9 @@ impl Keyer {
         // Secrets only, not credential names (see `secrets`): a replay must find the same key
         // whatever credential the environment names.
         let path = self.secrets.scrub_secrets(req.path_and_query());
-        let body = self.secrets.scrub_secrets(&String::from_utf8_lossy(&req.body));
+        let body = self
+            .secrets
+            .scrub_secrets(&String::from_utf8_lossy(&req.body));
         (path, body)
     }
 
@@ -89,10 +105,21 @@ impl Keyer {
             .unwrap_or("")
             .trim_matches('/')
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .take(80)
             .collect();
-        let base = format!("{}_{}-{}", req.method.to_ascii_lowercase(), slug, &hash[..16]);
+        let base = format!(
+            "{}_{}-{}",
+            req.method.to_ascii_lowercase(),
+            slug,
+            &hash[..16]
+        );
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let n = seen.entry(base.clone()).or_insert(0);
         *n += 1;
@@ -108,12 +135,23 @@ pub(crate) struct Recorder {
 }
 
 impl Recorder {
-    pub(crate) fn new(inner: Box<dyn Transport>, dir: &Path, secrets: Secrets) -> Result<Recorder, TransportError> {
+    pub(crate) fn new(
+        inner: Box<dyn Transport>,
+        dir: &Path,
+        secrets: Secrets,
+    ) -> Result<Recorder, TransportError> {
         std::fs::create_dir_all(dir).map_err(|e| TransportError::Recording {
             path: dir.display().to_string(),
             message: e.to_string(),
         })?;
-        Ok(Recorder { inner, dir: dir.to_path_buf(), keyer: Keyer { secrets, seen: Mutex::default() } })
+        Ok(Recorder {
+            inner,
+            dir: dir.to_path_buf(),
+            keyer: Keyer {
+                secrets,
+                seen: Mutex::default(),
+            },
+        })
     }
 }
 
@@ -125,15 +163,25 @@ impl Transport for Recorder {
         // response's headers (a `Location` may carry anything) and its body.
         let scrub = |t: &str| self.keyer.secrets.scrub(t);
         let text = scrub(&resp.text());
-        let headers = resp.headers.iter().map(|(k, v)| (k.clone(), scrub(v))).collect();
+        let headers = resp
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), scrub(v)))
+            .collect();
         let exchange = Exchange {
-            request: RecordedRequest { method: req.method.to_string(), path: scrub(&path), body: scrub(&body) },
+            request: RecordedRequest {
+                method: req.method.to_string(),
+                path: scrub(&path),
+                body: scrub(&body),
+            },
             response: RecordedResponse::from_text(resp.status, headers, &text),
         };
         let file = self.dir.join(format!("{key}.json"));
         let json = serde_json::to_string_pretty(&exchange).expect("exchange serializes");
-        crate::atomic::write(&file, json.as_bytes())
-            .map_err(|e| TransportError::Recording { path: file.display().to_string(), message: format!("{e:#}") })?;
+        crate::atomic::write(&file, json.as_bytes()).map_err(|e| TransportError::Recording {
+            path: file.display().to_string(),
+            message: format!("{e:#}"),
+        })?;
         Ok(resp)
     }
 }
@@ -146,7 +194,13 @@ pub(crate) struct Replayer {
 
 impl Replayer {
     pub(crate) fn new(dir: &Path, secrets: Secrets) -> Replayer {
-        Replayer { dir: dir.to_path_buf(), keyer: Keyer { secrets, seen: Mutex::default() } }
+        Replayer {
+            dir: dir.to_path_buf(),
+            keyer: Keyer {
+                secrets,
+                seen: Mutex::default(),
+            },
+        }
     }
 }
 
@@ -160,12 +214,17 @@ impl Transport for Replayer {
             key: key.clone(),
             dir: self.dir.display().to_string(),
         })?;
-        let exchange: Exchange = serde_json::from_slice(&bytes).map_err(|e| TransportError::Recording {
-            path: file.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let exchange: Exchange =
+            serde_json::from_slice(&bytes).map_err(|e| TransportError::Recording {
+                path: file.display().to_string(),
+                message: e.to_string(),
+            })?;
         let (status, headers) = (exchange.response.status, exchange.response.headers.clone());
-        Ok(Response { status, headers, body: exchange.response.into_bytes() })
+        Ok(Response {
+            status,
+            headers,
+            body: exchange.response.into_bytes(),
+        })
     }
 
     /// One: a replayed request costs CPU, not waiting, so a second one in flight would only
@@ -205,12 +264,22 @@ mod tests {
             .body(r#"{"keyName":"n","secret":"pat-secret-value"}"#);
         rec.send(&req).unwrap();
         rec.send(&req).unwrap();
-        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+        let files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         assert_eq!(files.len(), 2);
         for f in &files {
             let text = std::fs::read_to_string(f).unwrap();
-            assert!(!text.contains("pat-secret-value") && !text.contains("TOKEN-123456"), "{text}");
-            assert!(!text.contains("session-header-value") && text.contains(r#"\"keyName\":\"<redacted>\""#), "{text}");
+            assert!(
+                !text.contains("pat-secret-value") && !text.contains("TOKEN-123456"),
+                "{text}"
+            );
+            assert!(
+                !text.contains("session-header-value")
+                    && text.contains(r#"\"keyName\":\"<redacted>\""#),
+                "{text}"
+            );
         }
         // Replay with other credentials: same keys, since secrets are scrubbed and credential
         // fields blanked before hashing.
@@ -227,14 +296,21 @@ mod tests {
         // Without the fields registered, the name is part of the key: no recording matches.
         let unfielded = Secrets::default();
         unfielded.add("another-secret");
-        let err = Replayer::new(dir.path(), unfielded).send(&req2).unwrap_err().to_string();
+        let err = Replayer::new(dir.path(), unfielded)
+            .send(&req2)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no recording"), "{err}");
     }
 
     struct Body(&'static [u8]);
     impl Transport for Body {
         fn send(&self, _req: &Request) -> Result<Response, TransportError> {
-            Ok(Response { status: 200, headers: vec![("content-type".into(), "x".into())], body: self.0.to_vec() })
+            Ok(Response {
+                status: 200,
+                headers: vec![("content-type".into(), "x".into())],
+                body: self.0.to_vec(),
+            })
         }
     }
 
@@ -243,7 +319,10 @@ mod tests {
     #[test]
     fn bodies_replay_byte_for_byte_in_either_form() {
         let bodies: [(&[u8], bool); 6] = [
-            (br#"{"data":{"a":[1,2.50,"x\"y\u2028\ud83d\ude00"],"b":null}}"#, true),
+            (
+                br#"{"data":{"a":[1,2.50,"x\"y\u2028\ud83d\ude00"],"b":null}}"#,
+                true,
+            ),
             (br#"[ 1 , {"k" :"v"} ]"#, true),
             (b" {\"a\":1}\n", false),
             (b"<?xml version=\"1.0\"?><tsResponse/>", false),
@@ -253,23 +332,53 @@ mod tests {
         for (i, (body, as_json)) in bodies.into_iter().enumerate() {
             let dir = tempfile::tempdir().unwrap();
             let req = Request::new("GET", &format!("http://127.0.0.1:1/x/{i}"));
-            Recorder::new(Box::new(Body(body)), dir.path(), Secrets::default()).unwrap().send(&req).unwrap();
-            let file = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
-            let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-            assert_eq!(stored["response"].get("json").is_some(), as_json, "body {i}: {stored}");
-            let replayed = Replayer::new(dir.path(), Secrets::default()).send(&req).unwrap();
+            Recorder::new(Box::new(Body(body)), dir.path(), Secrets::default())
+                .unwrap()
+                .send(&req)
+                .unwrap();
+            let file = std::fs::read_dir(dir.path())
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path();
+            let stored: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+            assert_eq!(
+                stored["response"].get("json").is_some(),
+                as_json,
+                "body {i}: {stored}"
+            );
+            let replayed = Replayer::new(dir.path(), Secrets::default())
+                .send(&req)
+                .unwrap();
             assert_eq!(replayed.body, body, "body {i}");
         }
         // The older form: every body a string.
         let dir = tempfile::tempdir().unwrap();
         let req = Request::new("GET", "http://127.0.0.1:1/old");
-        Recorder::new(Box::new(Body(b"{}")), dir.path(), Secrets::default()).unwrap().send(&req).unwrap();
-        let file = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
-        let mut old: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        Recorder::new(Box::new(Body(b"{}")), dir.path(), Secrets::default())
+            .unwrap()
+            .send(&req)
+            .unwrap();
+        let file = std::fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let mut old: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
         let r = old["response"].as_object_mut().unwrap();
         r.remove("json");
         r.insert("body".into(), r#"{"old":"form"}"#.into());
         std::fs::write(&file, serde_json::to_vec_pretty(&old).unwrap()).unwrap();
-        assert_eq!(Replayer::new(dir.path(), Secrets::default()).send(&req).unwrap().body, br#"{"old":"form"}"#);
+        assert_eq!(
+            Replayer::new(dir.path(), Secrets::default())
+                .send(&req)
+                .unwrap()
+                .body,
+            br#"{"old":"form"}"#
+        );
     }
 }

@@ -99,7 +99,12 @@ impl Needle {
                 starts[b as usize] = true;
             }
         }
-        Needle { value: value.to_string(), chars, anchor, starts }
+        Needle {
+            value: value.to_string(),
+            chars,
+            anchor,
+            starts,
+        }
     }
 
     /// `text` with every match replaced, or `None` when there is none.
@@ -246,7 +251,9 @@ fn json_ends(b: &[u8], pos: usize, c: char, out: &mut Vec<usize>) {
 fn xml_ends(b: &[u8], pos: usize, c: char, out: &mut Vec<usize>) {
     let mut p = pos + 1;
     for _ in 0..4 {
-        let Some((decoded, end)) = entity(b, p) else { return };
+        let Some((decoded, end)) = entity(b, p) else {
+            return;
+        };
         if decoded == c {
             out.push(end);
         }
@@ -260,7 +267,13 @@ fn xml_ends(b: &[u8], pos: usize, c: char, out: &mut Vec<usize>) {
 /// The character an entity body at `p` (after its `&`) stands for, and where it ends.
 fn entity(b: &[u8], p: usize) -> Option<(char, usize)> {
     let rest = b.get(p..)?;
-    for (name, ch) in [(&b"amp;"[..], '&'), (b"lt;", '<'), (b"gt;", '>'), (b"quot;", '"'), (b"apos;", '\'')] {
+    for (name, ch) in [
+        (&b"amp;"[..], '&'),
+        (b"lt;", '<'),
+        (b"gt;", '>'),
+        (b"quot;", '"'),
+        (b"apos;", '\''),
+    ] {
         if rest.starts_with(name) {
             return Some((ch, p + name.len()));
         }
@@ -270,7 +283,11 @@ fn entity(b: &[u8], p: usize) -> Option<(char, usize)> {
         Some(b'x' | b'X') => (&rest[1..], 16, 2),
         _ => (rest, 10, 1),
     };
-    let len = digits.iter().take(8).take_while(|d| d.is_ascii_hexdigit()).count();
+    let len = digits
+        .iter()
+        .take(8)
+        .take_while(|d| d.is_ascii_hexdigit())
+        .count();
     if len == 0 || digits.get(len) != Some(&b';') {
         return None;
     }
@@ -353,13 +370,19 @@ impl Secrets {
     /// A secret, scrubbed from every text in every encoding. False when it is too short to be
     /// scrubbed by value (`MIN_LEN`).
     pub(crate) fn add(&self, secret: &str) -> bool {
-        insert(&mut self.0.write().unwrap_or_else(|e| e.into_inner()).secrets, secret)
+        insert(
+            &mut self.0.write().unwrap_or_else(|e| e.into_inner()).secrets,
+            secret,
+        )
     }
 
     /// A credential's name (an access token's): scrubbed from server text (`scrub`), not from
     /// `scrub_secrets`.
     pub(crate) fn add_name(&self, name: &str) -> bool {
-        insert(&mut self.0.write().unwrap_or_else(|e| e.into_inner()).names, name)
+        insert(
+            &mut self.0.write().unwrap_or_else(|e| e.into_inner()).names,
+            name,
+        )
     }
 
     /// Fields that hold a credential in an integration's requests or answers, JSON
@@ -460,7 +483,9 @@ fn blank_xml_attribute(out: &mut String, field: &str, marker: &str) {
         if at > 0 && !out.as_bytes()[at - 1].is_ascii_whitespace() {
             continue;
         }
-        let Some(len) = out[start..].find('"') else { break };
+        let Some(len) = out[start..].find('"') else {
+            break;
+        };
         out.replace_range(start..start + len, marker);
         from = start + marker.len();
     }
@@ -490,11 +515,20 @@ mod tests {
         assert_eq!(Secrets::default().scrub_secrets(xml), xml);
         let s = Secrets::default();
         s.add_credential_fields(&["accessKeySecret"]);
-        assert_eq!(s.scrub(json), r#"{"accessKeySecret":"<redacted>","apiKey":"v","token":"t"}"#);
-        assert_eq!(s.scrub_secrets(xml), r#"<c accessKeySecret="&lt;redacted&gt;" apiKey="v" token="t"/>"#);
+        assert_eq!(
+            s.scrub(json),
+            r#"{"accessKeySecret":"<redacted>","apiKey":"v","token":"t"}"#
+        );
+        assert_eq!(
+            s.scrub_secrets(xml),
+            r#"<c accessKeySecret="&lt;redacted&gt;" apiKey="v" token="t"/>"#
+        );
         // Registering more (and one again) adds to what is blanked.
         s.add_credential_fields(&["token", "accessKeySecret"]);
-        assert_eq!(s.scrub_secrets(json), r#"{"accessKeySecret":"<redacted>","apiKey":"v","token":"<redacted>"}"#);
+        assert_eq!(
+            s.scrub_secrets(json),
+            r#"{"accessKeySecret":"<redacted>","apiKey":"v","token":"<redacted>"}"#
+        );
         assert_eq!(s.0.read().unwrap().fields, ["accessKeySecret", "token"]);
     }
 
@@ -502,9 +536,13 @@ mod tests {
     fn scrubs_known_secrets_and_token_fields() {
         let s = fielded();
         s.add("s3cr3t-value");
-        let text = r#"{"credentials":{"token":"abcDEF123","x":"s3cr3t-value"}} <credentials token="zzz">"#;
+        let text =
+            r#"{"credentials":{"token":"abcDEF123","x":"s3cr3t-value"}} <credentials token="zzz">"#;
         let out = s.scrub(text);
-        assert!(!out.contains("abcDEF123") && !out.contains("s3cr3t-value") && !out.contains("zzz"), "{out}");
+        assert!(
+            !out.contains("abcDEF123") && !out.contains("s3cr3t-value") && !out.contains("zzz"),
+            "{out}"
+        );
         assert_eq!(out.matches(REDACTED).count(), 3, "{out}");
     }
 
@@ -529,7 +567,11 @@ mod tests {
                 c if !c.is_ascii() || "<>&'=".contains(c) => {
                     let mut units = [0u16; 2];
                     for u in c.encode_utf16(&mut units) {
-                        out.push_str(&if upper { format!("\\u{u:04X}") } else { format!("\\u{u:04x}") });
+                        out.push_str(&if upper {
+                            format!("\\u{u:04X}")
+                        } else {
+                            format!("\\u{u:04x}")
+                        });
                     }
                 }
                 c => out.push(c),
@@ -539,12 +581,24 @@ mod tests {
     }
 
     fn xml(s: &str) -> String {
-        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&apos;")
     }
 
     fn xml_numeric(s: &str, hex: bool) -> String {
         s.chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_string() } else if hex { format!("&#x{:X};", c as u32) } else { format!("&#{};", c as u32) })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_string()
+                } else if hex {
+                    format!("&#x{:X};", c as u32)
+                } else {
+                    format!("&#{};", c as u32)
+                }
+            })
             .collect()
     }
 
@@ -577,7 +631,10 @@ mod tests {
             ("percent upper", percent(s, true, false)),
             ("percent lower", percent(s, false, false)),
             ("form", percent(s, true, true)),
-            ("percent twice", percent(&percent(s, true, false), true, false)),
+            (
+                "percent twice",
+                percent(&percent(s, true, false), true, false),
+            ),
             ("xml of json", xml(&json(s))),
             ("json of percent", json(&percent(s, false, true))),
         ]
@@ -590,7 +647,11 @@ mod tests {
         for (what, form) in forms(HOSTILE) {
             let text = format!("before {form} after");
             assert_eq!(s.scrub(&text), "before <redacted> after", "{what}: {form}");
-            assert_eq!(s.scrub_secrets(&text), "before <redacted> after", "{what}: {form}");
+            assert_eq!(
+                s.scrub_secrets(&text),
+                "before <redacted> after",
+                "{what}: {form}"
+            );
             // Inside a JSON document, as a server would echo it.
             let doc = format!(r#"{{"errors":[{{"message":"token {form} refused"}}]}}"#);
             assert!(!s.scrub(&doc).contains(&form), "{what}: {doc}");
@@ -609,10 +670,17 @@ mod tests {
         let token = "K4WvYzpQ|Raq8+xz/09==|e3b0c442";
         s.add(token);
         for (what, form) in forms(token) {
-            assert_eq!(s.scrub(&format!("?t={form}&x=1")), "?t=<redacted>&x=1", "{what}: {form}");
+            assert_eq!(
+                s.scrub(&format!("?t={form}&x=1")),
+                "?t=<redacted>&x=1",
+                "{what}: {form}"
+            );
         }
         // The anchor alone does not match, nor does the token with a letter changed.
-        assert_eq!(s.scrub("Raq8 and K4WvYzpQ|Raq8+xz/09==|e3b0c443"), "Raq8 and K4WvYzpQ|Raq8+xz/09==|e3b0c443");
+        assert_eq!(
+            s.scrub("Raq8 and K4WvYzpQ|Raq8+xz/09==|e3b0c443"),
+            "Raq8 and K4WvYzpQ|Raq8+xz/09==|e3b0c443"
+        );
     }
 
     /// Secrets shorter than `MIN_LEN` characters are not scrubbed by value (they would match
@@ -625,7 +693,10 @@ mod tests {
             assert!(!s.add_name(short), "{short}");
         }
         let text = r#"a cab, abc "é€😀" {"accessKeySecret":"abc"}"#;
-        assert_eq!(s.scrub(text), r#"a cab, abc "é€😀" {"accessKeySecret":"<redacted>"}"#);
+        assert_eq!(
+            s.scrub(text),
+            r#"a cab, abc "é€😀" {"accessKeySecret":"<redacted>"}"#
+        );
         assert!(s.add("abcd"));
         assert_eq!(s.scrub("xabcdx"), "x<redacted>x");
         assert!(s.add("é€😀x"));
@@ -639,7 +710,10 @@ mod tests {
         s.add("the-pat-secret");
         s.add_name("autoexpose");
         let text = "run `autoexpose extract`: the-pat-secret";
-        assert_eq!(s.scrub_secrets(text), "run `autoexpose extract`: <redacted>");
+        assert_eq!(
+            s.scrub_secrets(text),
+            "run `autoexpose extract`: <redacted>"
+        );
         assert_eq!(s.scrub(text), "run `<redacted> extract`: <redacted>");
     }
 
@@ -654,9 +728,20 @@ mod tests {
         body.push_str(r#""\"\\\u003c&amp;""#);
         let started = std::time::Instant::now();
         let out = s.scrub(&body);
-        assert!(out.ends_with(r#""<redacted>""#), "{}", &out[out.len() - 40..]);
-        assert_eq!(out.len(), body.len() - r#"\"\\\u003c&amp;"#.len() + REDACTED.len());
-        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(
+            out.ends_with(r#""<redacted>""#),
+            "{}",
+            &out[out.len() - 40..]
+        );
+        assert_eq!(
+            out.len(),
+            body.len() - r#"\"\\\u003c&amp;"#.len() + REDACTED.len()
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     /// In an XML document the marker is escaped: the document still parses, and reads
@@ -665,20 +750,43 @@ mod tests {
     fn scrubbed_xml_stays_well_formed() {
         let s = fielded();
         s.add(HOSTILE);
-        let doc = format!(r#"<response><error code="1" note="{x}"><detail>no {x}</detail></error><credentials token="t{x}"/></response>"#, x = xml(HOSTILE));
+        let doc = format!(
+            r#"<response><error code="1" note="{x}"><detail>no {x}</detail></error><credentials token="t{x}"/></response>"#,
+            x = xml(HOSTILE)
+        );
         let out = s.scrub(&doc);
         let parsed = roxmltree::Document::parse(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-        let error = parsed.descendants().find(|n| n.has_tag_name("error")).unwrap();
+        let error = parsed
+            .descendants()
+            .find(|n| n.has_tag_name("error"))
+            .unwrap();
         assert_eq!(error.attribute("note"), Some("<redacted>"));
-        assert_eq!(parsed.descendants().find(|n| n.has_tag_name("detail")).unwrap().text(), Some("no <redacted>"));
-        assert_eq!(parsed.descendants().find(|n| n.has_tag_name("credentials")).unwrap().attribute("token"), Some("<redacted>"));
+        assert_eq!(
+            parsed
+                .descendants()
+                .find(|n| n.has_tag_name("detail"))
+                .unwrap()
+                .text(),
+            Some("no <redacted>")
+        );
+        assert_eq!(
+            parsed
+                .descendants()
+                .find(|n| n.has_tag_name("credentials"))
+                .unwrap()
+                .attribute("token"),
+            Some("<redacted>")
+        );
     }
 
     #[test]
     fn a_credential_name_is_blanked_by_field_only() {
         let body = r#"{"credentials":{"accessKeyName":"demo","site":{"contentUrl":"demo"}}}"#;
         let out = fielded().scrub(body);
-        assert_eq!(out, r#"{"credentials":{"accessKeyName":"<redacted>","site":{"contentUrl":"demo"}}}"#);
+        assert_eq!(
+            out,
+            r#"{"credentials":{"accessKeyName":"<redacted>","site":{"contentUrl":"demo"}}}"#
+        );
     }
 
     /// Whatever the credentials, the scrubbed sign-in body is the same bytes: empty, one
@@ -689,23 +797,53 @@ mod tests {
             serde_json::json!({"credentials": {"accessKeyName": name, "accessKeySecret": secret, "site": {"contentUrl": "demo"}}}).to_string()
         };
         let xml = |name: &str, secret: &str| {
-            format!(r#"<request><credentials accessKeyName="{name}" accessKeySecret="{secret}"><site contentUrl="demo" /></credentials></request>"#)
+            format!(
+                r#"<request><credentials accessKeyName="{name}" accessKeySecret="{secret}"><site contentUrl="demo" /></credentials></request>"#
+            )
         };
-        let creds = [("", ""), ("n", "s"), ("a-long-pat-name", "a-very-long-pat-secret-0123456789"), ("q\"uo\\te", "b\\\"s")];
+        let creds = [
+            ("", ""),
+            ("n", "s"),
+            ("a-long-pat-name", "a-very-long-pat-secret-0123456789"),
+            ("q\"uo\\te", "b\\\"s"),
+        ];
         let secrets = fielded();
         let want_json = secrets.scrub(&json("x", "y"));
-        assert_eq!(want_json, r#"{"credentials":{"accessKeyName":"<redacted>","accessKeySecret":"<redacted>","site":{"contentUrl":"demo"}}}"#);
+        assert_eq!(
+            want_json,
+            r#"{"credentials":{"accessKeyName":"<redacted>","accessKeySecret":"<redacted>","site":{"contentUrl":"demo"}}}"#
+        );
         let want_xml = secrets.scrub(&xml("x", "y"));
-        assert!(!want_xml.contains("\"x\"") && !want_xml.contains("\"y\""), "{want_xml}");
+        assert!(
+            !want_xml.contains("\"x\"") && !want_xml.contains("\"y\""),
+            "{want_xml}"
+        );
         for (name, secret) in creds {
-            assert_eq!(secrets.scrub(&json(name, secret)), want_json, "{name:?} {secret:?}");
+            assert_eq!(
+                secrets.scrub(&json(name, secret)),
+                want_json,
+                "{name:?} {secret:?}"
+            );
             if !name.contains('"') {
-                assert_eq!(secrets.scrub(&xml(name, secret)), want_xml, "{name:?} {secret:?}");
+                assert_eq!(
+                    secrets.scrub(&xml(name, secret)),
+                    want_xml,
+                    "{name:?} {secret:?}"
+                );
             }
         }
         let spaced = r#"{"password" : "p", "token": null, "x":"password"}"#;
-        assert_eq!(fielded().scrub(spaced), r#"{"password" : "<redacted>", "token": null, "x":"password"}"#);
-        assert_eq!(fielded().scrub(r#"<a xtoken="keep" token="t"/>"#), r#"<a xtoken="keep" token="&lt;redacted&gt;"/>"#);
-        assert_eq!(fielded().scrub(r#"{"x": "<a token="t"/>"}"#), r#"{"x": "<a token="<redacted>"/>"}"#);
+        assert_eq!(
+            fielded().scrub(spaced),
+            r#"{"password" : "<redacted>", "token": null, "x":"password"}"#
+        );
+        assert_eq!(
+            fielded().scrub(r#"<a xtoken="keep" token="t"/>"#),
+            r#"<a xtoken="keep" token="&lt;redacted&gt;"/>"#
+        );
+        assert_eq!(
+            fielded().scrub(r#"{"x": "<a token="t"/>"}"#),
+            r#"{"x": "<a token="<redacted>"/>"}"#
+        );
     }
 }

@@ -99,7 +99,11 @@ pub(crate) fn source(config: &InventorySource) -> FileSource<'_> {
 
 impl Source for FileSource<'_> {
     fn describe(&self) -> String {
-        format!("inventory {:?} (file {})", self.config.name, self.config.file.display())
+        format!(
+            "inventory {:?} (file {})",
+            self.config.name,
+            self.config.file.display()
+        )
     }
 
     fn allow_partial(&self) -> bool {
@@ -107,8 +111,13 @@ impl Source for FileSource<'_> {
     }
 
     fn extract(&self) -> Result<Box<dyn Extraction>> {
-        let read = read(&self.config.file, self.config.max_file_mb).with_context(|| self.describe())?;
-        Ok(Box::new(Read { integration: self.config.name.clone(), path: self.config.file.clone(), ..read }))
+        let read =
+            read(&self.config.file, self.config.max_file_mb).with_context(|| self.describe())?;
+        Ok(Box::new(Read {
+            integration: self.config.name.clone(),
+            path: self.config.file.clone(),
+            ..read
+        }))
     }
 
     fn cancel(&self) {}
@@ -124,27 +133,49 @@ pub(crate) struct Read {
 
 /// Reads and checks the file: YAML or JSON (JSON is read as YAML, which it is).
 fn read(path: &Path, max_mb: u64) -> Result<Read> {
-    let meta = std::fs::metadata(path).with_context(|| format!("{}: cannot read the inventory file", path.display()))?;
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("{}: cannot read the inventory file", path.display()))?;
     if meta.len() > max_mb.saturating_mul(1024 * 1024) {
-        bail!("{}: {} bytes is more than max_file_mb ({max_mb} MB)", path.display(), meta.len());
+        bail!(
+            "{}: {} bytes is more than max_file_mb ({max_mb} MB)",
+            path.display(),
+            meta.len()
+        );
     }
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read the inventory file", path.display()))?;
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("{}: cannot read the inventory file", path.display()))?;
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-    let file: File = serde_yaml::from_slice(body).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let file: File =
+        serde_yaml::from_slice(body).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let mut seen = std::collections::BTreeMap::new();
     for (i, d) in file.dashboards.iter().enumerate() {
         let at = |field: &str| format!("{}: dashboards[{i}] ({:?}).{field}", path.display(), d.id);
         if d.id.trim().is_empty() {
-            bail!("{}: must not be empty (it is the exposure's identity)", at("id"));
+            bail!(
+                "{}: must not be empty (it is the exposure's identity)",
+                at("id")
+            );
         }
         if d.name.trim().is_empty() {
             bail!("{}: must not be empty", at("name"));
         }
         if let Some(j) = seen.insert(d.id.clone(), i) {
-            bail!("{}: {:?} is also the id of dashboards[{j}]; ids must be unique in the file", at("id"), d.id);
+            bail!(
+                "{}: {:?} is also the id of dashboards[{j}]; ids must be unique in the file",
+                at("id"),
+                d.id
+            );
         }
-        if let Some((k, _)) = d.tables.iter().enumerate().find(|(_, t)| t.trim().is_empty()) {
-            bail!("{}: entry {k} is empty; write database.schema.table", at("tables"));
+        if let Some((k, _)) = d
+            .tables
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.trim().is_empty())
+        {
+            bail!(
+                "{}: entry {k} is empty; write database.schema.table",
+                at("tables")
+            );
         }
     }
     Ok(Read {
@@ -162,7 +193,10 @@ impl Extraction for Read {
 
     fn summary(&self) -> String {
         let tables: usize = self.dashboards.iter().map(|d| d.tables.len()).sum();
-        format!("{} dashboards, {tables} listed tables", self.dashboards.len())
+        format!(
+            "{} dashboards, {tables} listed tables",
+            self.dashboards.len()
+        )
     }
 
     fn take_rows(&mut self) -> rows::Extracted {
@@ -170,7 +204,11 @@ impl Extraction for Read {
         let instance = rows::Instance {
             integration: i.clone(),
             tool: Tool::Inventory,
-            label: self.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+            label: self
+                .path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             complete: true,
         };
         let mut assets = Vec::with_capacity(self.dashboards.len());
@@ -212,7 +250,12 @@ impl Extraction for Read {
                 });
             }
         }
-        rows::Extracted { instances: vec![instance], assets, relations, ..Default::default() }
+        rows::Extracted {
+            instances: vec![instance],
+            assets,
+            relations,
+            ..Default::default()
+        }
     }
 
     fn store(&self, tx: &Transaction) -> Result<()> {
@@ -248,7 +291,12 @@ impl Extraction for Read {
 /// Deletes every inventory row, and the shared rows of the inventories written before.
 pub(crate) fn clear(tx: &Transaction) -> Result<()> {
     for t in ["extract_warnings", "raw_responses"] {
-        tx.execute(&format!("DELETE FROM {t} WHERE integration IN (SELECT integration FROM inventory_files)"), [])?;
+        tx.execute(
+            &format!(
+                "DELETE FROM {t} WHERE integration IN (SELECT integration FROM inventory_files)"
+            ),
+            [],
+        )?;
     }
     tx.execute("DELETE FROM inventory_dashboards", [])?;
     tx.execute("DELETE FROM inventory_files", [])?;
@@ -278,34 +326,64 @@ mod tests {
 
     #[test]
     fn bad_files_are_refused_naming_the_dashboard_and_field() {
-        refused("dashboards:\n  - id: a\n    name: A\n    colour: red\n", &["unknown field `colour`"]);
+        refused(
+            "dashboards:\n  - id: a\n    name: A\n    colour: red\n",
+            &["unknown field `colour`"],
+        );
         refused("dashboards:\n  - name: A\n", &["missing field `id`"]);
-        refused("dashboards:\n  - id: ' '\n    name: A\n", &["dashboards[0]", ".id: must not be empty"]);
-        refused("dashboards:\n  - id: a\n    name: ''\n", &["dashboards[0] (\"a\").name"]);
-        refused("dashboards:\n  - {id: a, name: A}\n  - {id: a, name: B}\n", &["dashboards[1] (\"a\").id", "dashboards[0]", "unique"]);
-        refused("dashboards:\n  - {id: a, name: A, tables: [x.y.z, '']}\n", &["tables: entry 1 is empty"]);
-        refused("dashboards:\n  - {id: a, name: A, tables: [[1]]}\n", &["dashboards[0].tables"]);
+        refused(
+            "dashboards:\n  - id: ' '\n    name: A\n",
+            &["dashboards[0]", ".id: must not be empty"],
+        );
+        refused(
+            "dashboards:\n  - id: a\n    name: ''\n",
+            &["dashboards[0] (\"a\").name"],
+        );
+        refused(
+            "dashboards:\n  - {id: a, name: A}\n  - {id: a, name: B}\n",
+            &["dashboards[1] (\"a\").id", "dashboards[0]", "unique"],
+        );
+        refused(
+            "dashboards:\n  - {id: a, name: A, tables: [x.y.z, '']}\n",
+            &["tables: entry 1 is empty"],
+        );
+        refused(
+            "dashboards:\n  - {id: a, name: A, tables: [[1]]}\n",
+            &["dashboards[0].tables"],
+        );
         refused("[1, 2", &[""]);
     }
 
     #[test]
     fn json_and_yaml_give_the_same_rows() {
         let (_a, y) = write("dashboards:\n  - id: w\n    name: Weekly\n    folder: Finance\n    tags: [b, a, b]\n    tables: [db.s.t, ' s.u ']\n");
-        let (_b, j) = write(r#"{"dashboards": [{"id": "w", "name": "Weekly", "folder": "Finance", "tags": ["b", "a", "b"], "tables": ["db.s.t", " s.u "]}]}"#);
+        let (_b, j) = write(
+            r#"{"dashboards": [{"id": "w", "name": "Weekly", "folder": "Finance", "tags": ["b", "a", "b"], "tables": ["db.s.t", " s.u "]}]}"#,
+        );
         let rows = |p: &Path| {
-            let mut r = Read { integration: "inv".into(), path: p.to_path_buf(), ..read(p, 64).unwrap() };
+            let mut r = Read {
+                integration: "inv".into(),
+                path: p.to_path_buf(),
+                ..read(p, 64).unwrap()
+            };
             let x = r.take_rows();
             (format!("{:?}", x.assets), format!("{:?}", x.relations))
         };
         assert_eq!(rows(&y), rows(&j));
         let (assets, relations) = rows(&y);
         assert!(assets.contains("tags: [\"a\", \"b\"]"), "{assets}");
-        assert!(relations.contains("relation_id: \"s.u\"") && relations.contains("via: Listed"), "{relations}");
+        assert!(
+            relations.contains("relation_id: \"s.u\"") && relations.contains("via: Listed"),
+            "{relations}"
+        );
     }
 
     #[test]
     fn a_file_over_the_limit_is_refused_before_reading() {
-        let (_d, p) = write(&format!("dashboards: []\n#{}\n", "x".repeat(2 * 1024 * 1024)));
+        let (_d, p) = write(&format!(
+            "dashboards: []\n#{}\n",
+            "x".repeat(2 * 1024 * 1024)
+        ));
         let err = format!("{:#}", read(&p, 1).err().unwrap());
         assert!(err.contains("max_file_mb (1 MB)"), "{err}");
     }

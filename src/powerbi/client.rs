@@ -30,17 +30,36 @@ pub(crate) enum PowerBiError {
     #[error("{0}")]
     Transport(String),
     #[error("{call}: HTTP {status}{}", error_text(.code, .message))]
-    Http { call: String, status: u16, code: Option<String>, message: Option<String> },
+    Http {
+        call: String,
+        status: u16,
+        code: Option<String>,
+        message: Option<String>,
+    },
     #[error("token for Power BI tenant {tenant:?} from {login} failed: HTTP {status}{}. Check the service principal in the env vars {id_env} (application id) and {secret_env} (client secret), and that the tenant allows service principals to use read-only admin APIs", error_text(.code, .message))]
-    Token { tenant: String, login: String, status: u16, code: Option<String>, message: Option<String>, id_env: String, secret_env: String },
+    Token {
+        tenant: String,
+        login: String,
+        status: u16,
+        code: Option<String>,
+        message: Option<String>,
+        id_env: String,
+        secret_env: String,
+    },
     #[error("{call}: unexpected response: {message}")]
     Protocol { call: String, message: String },
-    #[error("{call}: still 401 Unauthorized with a new token; the service principal may lack access")]
+    #[error(
+        "{call}: still 401 Unauthorized with a new token; the service principal may lack access"
+    )]
     Unauthorized { call: String },
     #[error("{call}: not sent: the run stopped on an earlier error")]
     Cancelled { call: String },
     #[error("{call}: {message} (after {tries} tries; a proxy or the network may be cutting answers short)")]
-    BadBody { call: String, message: String, tries: u32 },
+    BadBody {
+        call: String,
+        message: String,
+        tries: u32,
+    },
 }
 
 impl PowerBiError {
@@ -68,7 +87,9 @@ fn error_text(code: &Option<String>, message: &Option<String>) -> String {
 /// "error_description": "AADSTS…: …"}` (RFC 6749 §5.2), of which only the AADSTS code is
 /// kept: the description may echo what was sent.
 fn parse_error(body: &[u8]) -> (Option<String>, Option<String>) {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else { return (None, None) };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return (None, None);
+    };
     let short = |s: &str| s.chars().take(300).collect::<String>();
     match &v["error"] {
         serde_json::Value::Object(o) => (
@@ -78,7 +99,10 @@ fn parse_error(body: &[u8]) -> (Option<String>, Option<String>) {
         serde_json::Value::String(code) => {
             let aadsts = v["error_description"].as_str().and_then(|d| {
                 let at = d.find("AADSTS")?;
-                let digits: String = d[at + 6..].chars().take_while(char::is_ascii_digit).collect();
+                let digits: String = d[at + 6..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
                 (!digits.is_empty()).then(|| format!("AADSTS{digits}"))
             });
             (Some(short(code)), aadsts)
@@ -93,7 +117,9 @@ pub(crate) fn form_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -193,7 +219,10 @@ impl Hourly {
     /// call of the last hour leaves the window (`Err`, nothing counted).
     fn admit(&mut self, q: Quota, now: Instant) -> Result<(), Duration> {
         let sent = &mut self.sent[q as usize];
-        while sent.front().is_some_and(|&t| now.saturating_duration_since(t) >= HOUR) {
+        while sent
+            .front()
+            .is_some_and(|&t| now.saturating_duration_since(t) >= HOUR)
+        {
             sent.pop_front();
         }
         if sent.len() < q.per_hour() {
@@ -201,7 +230,9 @@ impl Hourly {
             return Ok(());
         }
         let oldest = *sent.front().expect("a full window has a first call");
-        Err((oldest + HOUR).saturating_duration_since(now).max(Duration::from_millis(1)))
+        Err((oldest + HOUR)
+            .saturating_duration_since(now)
+            .max(Duration::from_millis(1)))
     }
 }
 
@@ -228,7 +259,13 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    pub(crate) fn new(t: &PowerBiTenant, transport: Box<dyn Transport>, secrets: Secrets, client_id: String, client_secret: String) -> Client {
+    pub(crate) fn new(
+        t: &PowerBiTenant,
+        transport: Box<dyn Transport>,
+        secrets: Secrets,
+        client_id: String,
+        client_secret: String,
+    ) -> Client {
         Client {
             transport,
             secrets,
@@ -336,18 +373,37 @@ impl Client {
         self.tokens_fetched.fetch_add(1, Ordering::SeqCst);
         // Scrubbed from here on, wherever it goes (it is also a credential field: see `mod.rs`).
         self.secrets.add(&answer.access_token);
-        if answer.token_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("bearer")) {
-            return Err(PowerBiError::Protocol { call, message: format!("token_type {:?}, not Bearer", answer.token_type.unwrap_or_default()) });
+        if answer
+            .token_type
+            .as_deref()
+            .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
+        {
+            return Err(PowerBiError::Protocol {
+                call,
+                message: format!(
+                    "token_type {:?}, not Bearer",
+                    answer.token_type.unwrap_or_default()
+                ),
+            });
         }
         if answer.access_token.trim().is_empty() {
-            return Err(PowerBiError::Protocol { call, message: "the token answer has an empty access_token".into() });
+            return Err(PowerBiError::Protocol {
+                call,
+                message: "the token answer has an empty access_token".into(),
+            });
         }
         let Some(life) = answer.expires_in_secs() else {
-            return Err(PowerBiError::Protocol { call, message: "the token answer has no numeric expires_in".into() });
+            return Err(PowerBiError::Protocol {
+                call,
+                message: "the token answer has no numeric expires_in".into(),
+            });
         };
         let life = Duration::from_secs(life);
         let early = RENEW_EARLY.min(life / 2);
-        Ok(Token { value: answer.access_token, renew_at: (self.clock)() + (life - early) })
+        Ok(Token {
+            value: answer.access_token,
+            renew_at: (self.clock)() + (life - early),
+        })
     }
 
     /// Sends with retries and decodes the answer once.
@@ -382,7 +438,11 @@ impl Client {
                 self.within_quota(call, q)?;
             }
             self.requests_sent.fetch_add(1, Ordering::SeqCst);
-            log::debug(&format!("{} {}", req.method, self.scrub(req.path_and_query())));
+            log::debug(&format!(
+                "{} {}",
+                req.method,
+                self.scrub(req.path_and_query())
+            ));
             let resp = match self.transport.send(&req) {
                 Err(e) if e.is_retryable(reads) && attempt < self.retry.attempts => {
                     self.pause(call, &self.scrub(&e.to_string()), attempt, None);
@@ -391,16 +451,30 @@ impl Client {
                 Err(e) => return Err(self.transport_error(e)),
                 Ok(resp) => resp,
             };
-            self.responses.lock().unwrap_or_else(|e| e.into_inner()).push(RawResponse {
-                method: req.method,
-                path: self.scrub(req.path_and_query()),
-                status: resp.status,
-                bytes: resp.body.len(),
-                body: (self.keep_bodies == RawResponses::All || !(200..300).contains(&resp.status)).then(|| self.scrub(&resp.text())),
-            });
-            let retryable = if reads { matches!(resp.status, 408 | 429 | 500 | 502 | 503 | 504) } else { resp.status == 429 };
+            self.responses
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(RawResponse {
+                    method: req.method,
+                    path: self.scrub(req.path_and_query()),
+                    status: resp.status,
+                    bytes: resp.body.len(),
+                    body: (self.keep_bodies == RawResponses::All
+                        || !(200..300).contains(&resp.status))
+                    .then(|| self.scrub(&resp.text())),
+                });
+            let retryable = if reads {
+                matches!(resp.status, 408 | 429 | 500 | 502 | 503 | 504)
+            } else {
+                resp.status == 429
+            };
             if retryable && attempt < self.retry.attempts {
-                self.pause(call, &format!("HTTP {}", resp.status), attempt, resp.header("retry-after"));
+                self.pause(
+                    call,
+                    &format!("HTTP {}", resp.status),
+                    attempt,
+                    resp.header("retry-after"),
+                );
                 continue;
             }
             if resp.status == 401 && authed {
@@ -408,14 +482,24 @@ impl Client {
                     return Err(PowerBiError::Unauthorized { call: call.into() });
                 }
                 renewed = true;
-                log::warn(&format!("{call}: HTTP 401, the token expired or was revoked; fetching a new one"));
+                log::warn(&format!(
+                    "{call}: HTTP 401, the token expired or was revoked; fetching a new one"
+                ));
                 self.drop_token();
                 continue;
             }
             match decode(resp) {
                 Decoded::Done(result) => return result,
-                Decoded::Truncated(what) if reads && attempt < self.retry.attempts => self.pause(call, &what, attempt, None),
-                Decoded::Truncated(what) => return Err(PowerBiError::BadBody { call: call.into(), message: what, tries: attempt }),
+                Decoded::Truncated(what) if reads && attempt < self.retry.attempts => {
+                    self.pause(call, &what, attempt, None)
+                }
+                Decoded::Truncated(what) => {
+                    return Err(PowerBiError::BadBody {
+                        call: call.into(),
+                        message: what,
+                        tries: attempt,
+                    })
+                }
             }
         }
     }
@@ -425,7 +509,11 @@ impl Client {
     fn within_quota(&self, call: &str, q: Quota) -> Result<(), PowerBiError> {
         let mut warned = false;
         loop {
-            let admitted = self.hourly.lock().unwrap_or_else(|e| e.into_inner()).admit(q, (self.clock)());
+            let admitted = self
+                .hourly
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .admit(q, (self.clock)());
             let Err(wait) = admitted else { return Ok(()) };
             if !warned {
                 log::warn(&format!(
@@ -449,7 +537,12 @@ impl Client {
 
     fn pause(&self, call: &str, why: &str, attempt: u32, retry_after: Option<&str>) {
         let wait = self.backoff(attempt, retry_after);
-        log::warn(&format!("{call}: {why}; retrying in {:.1}s (try {} of {})", wait.as_secs_f64(), attempt + 1, self.retry.attempts));
+        log::warn(&format!(
+            "{call}: {why}; retrying in {:.1}s (try {} of {})",
+            wait.as_secs_f64(),
+            attempt + 1,
+            self.retry.attempts
+        ));
         std::thread::sleep(wait);
     }
 
@@ -459,12 +552,19 @@ impl Client {
 
     fn error_from(&self, call: &str, resp: &Response) -> PowerBiError {
         let (code, message) = parse_error(&resp.body);
-        PowerBiError::Http { call: call.into(), status: resp.status, code: code.map(|c| self.scrub(&c)), message: message.map(|m| self.scrub(&m)) }
+        PowerBiError::Http {
+            call: call.into(),
+            status: resp.status,
+            code: code.map(|c| self.scrub(&c)),
+            message: message.map(|m| self.scrub(&m)),
+        }
     }
 
     /// A GET of JSON, 200 expected.
     fn get_json<T: DeserializeOwned>(&self, call: &str, url: &str) -> Result<T, PowerBiError> {
-        let build = |_: Option<&str>| Request::new("GET", url.to_string()).header("Accept", "application/json");
+        let build = |_: Option<&str>| {
+            Request::new("GET", url.to_string()).header("Accept", "application/json")
+        };
         let decode = |resp: Response| {
             if resp.status != 200 {
                 return Decoded::Done(Err(self.error_from(call, &resp)));
@@ -477,7 +577,9 @@ impl Client {
     /// `GET admin/workspaces/modified?excludePersonalWorkspaces=True&excludeInActiveWorkspaces=True`,
     /// without `modifiedSince`: every workspace id the principal may scan (reference section 2,
     /// `WorkspaceInfo_GetModifiedWorkspaces`; 30 calls an hour).
-    pub(crate) fn modified_workspaces(&self) -> Result<Vec<model::ModifiedWorkspace>, PowerBiError> {
+    pub(crate) fn modified_workspaces(
+        &self,
+    ) -> Result<Vec<model::ModifiedWorkspace>, PowerBiError> {
         let call = "GET admin/workspaces/modified";
         self.get_json(call, &self.api("admin/workspaces/modified?excludePersonalWorkspaces=True&excludeInActiveWorkspaces=True"))
     }
@@ -486,7 +588,10 @@ impl Client {
     /// the workspaces modified since `since` (reference section 2: `modifiedSince` must be 30
     /// minutes to 30 days ago, else 400 `InvalidRequest`; written as the reference's example,
     /// `2025-03-01T00:00:00.0000000Z`). The caller keeps `since` in that window.
-    pub(crate) fn modified_workspaces_since(&self, since: crate::clock::Instant) -> Result<Vec<model::ModifiedWorkspace>, PowerBiError> {
+    pub(crate) fn modified_workspaces_since(
+        &self,
+        since: crate::clock::Instant,
+    ) -> Result<Vec<model::ModifiedWorkspace>, PowerBiError> {
         let call = "GET admin/workspaces/modified?modifiedSince";
         let since = modified_since_text(since);
         let url = format!("admin/workspaces/modified?modifiedSince={}&excludePersonalWorkspaces=True&excludeInActiveWorkspaces=True", form_encode(&since));
@@ -518,28 +623,48 @@ impl Client {
     /// `GET admin/workspaces/scanStatus/{id}` (10,000 an hour).
     pub(crate) fn scan_status(&self, scan: &str) -> Result<model::ScanRequest, PowerBiError> {
         let call = format!("GET admin/workspaces/scanStatus/{scan}");
-        self.get_json(&call, &self.api(&format!("admin/workspaces/scanStatus/{}", path_part(scan))))
+        self.get_json(
+            &call,
+            &self.api(&format!("admin/workspaces/scanStatus/{}", path_part(scan))),
+        )
     }
 
     /// `GET admin/workspaces/scanResult/{id}`, only after the scan succeeded (500 an hour).
     pub(crate) fn scan_result(&self, scan: &str) -> Result<model::ScanResult, PowerBiError> {
         let call = format!("GET admin/workspaces/scanResult/{scan}");
-        self.get_json(&call, &self.api(&format!("admin/workspaces/scanResult/{}", path_part(scan))))
+        self.get_json(
+            &call,
+            &self.api(&format!("admin/workspaces/scanResult/{}", path_part(scan))),
+        )
     }
 
     /// `GET groups/{id}/reports`: the reports' `webUrl` (reference section 7). `Ok(None)` when
     /// the principal may not read the workspace (401 with a fresh token, 403, 404: it is not
     /// a member; the exact answer is UNVERIFIED), so the caller builds the URL instead.
-    pub(crate) fn group_reports(&self, workspace: &str) -> Result<Option<model::GroupReports>, PowerBiError> {
+    pub(crate) fn group_reports(
+        &self,
+        workspace: &str,
+    ) -> Result<Option<model::GroupReports>, PowerBiError> {
         let call = format!("GET groups/{workspace}/reports");
-        self.allowed(self.get_json(&call, &self.api(&format!("groups/{}/reports", path_part(workspace)))))
+        self.allowed(self.get_json(
+            &call,
+            &self.api(&format!("groups/{}/reports", path_part(workspace))),
+        ))
     }
 
     /// `GET groups/{g}/datasets/{d}/parameters` (reference section 11,
     /// `Datasets_GetParametersInGroup`); `Ok(None)` when not allowed, as for `group_reports`.
-    pub(crate) fn dataset_parameters(&self, workspace: &str, dataset: &str) -> Result<Option<model::Parameters>, PowerBiError> {
+    pub(crate) fn dataset_parameters(
+        &self,
+        workspace: &str,
+        dataset: &str,
+    ) -> Result<Option<model::Parameters>, PowerBiError> {
         let call = format!("GET groups/{workspace}/datasets/{dataset}/parameters");
-        let url = self.api(&format!("groups/{}/datasets/{}/parameters", path_part(workspace), path_part(dataset)));
+        let url = self.api(&format!(
+            "groups/{}/datasets/{}/parameters",
+            path_part(workspace),
+            path_part(dataset)
+        ));
         self.allowed(self.get_json(&call, &url))
     }
 
@@ -549,30 +674,52 @@ impl Client {
     /// a second of the day's refreshes), so `fetch` repeats it only after a 429 (honouring
     /// `Retry-After`, section 9), a 401 or a connection never made. Any answered status comes
     /// back for the caller to read.
-    pub(crate) fn refresh_dataset(&self, workspace: &str, dataset: &str) -> Result<Response, PowerBiError> {
+    pub(crate) fn refresh_dataset(
+        &self,
+        workspace: &str,
+        dataset: &str,
+    ) -> Result<Response, PowerBiError> {
         let call = format!("POST groups/{workspace}/datasets/{dataset}/refreshes");
-        let url = self.api(&format!("groups/{}/datasets/{}/refreshes", path_part(workspace), path_part(dataset)));
+        let url = self.api(&format!(
+            "groups/{}/datasets/{}/refreshes",
+            path_part(workspace),
+            path_part(dataset)
+        ));
         let build = |_: Option<&str>| {
             Request::new("POST", url.clone())
                 .header("Content-Type", "application/json")
                 .header("Accept", "application/json")
                 .body(r#"{"notifyOption":"NoNotification"}"#)
         };
-        self.fetch(&call, true, Idempotent::No, &build, &|resp| Decoded::Done(Ok(resp)))
+        self.fetch(&call, true, Idempotent::No, &build, &|resp| {
+            Decoded::Done(Ok(resp))
+        })
     }
 
     /// `GET groups/{g}/datasets/{d}/refreshes?$top=N`, the refresh history, newest first
     /// (reference section 8, `Datasets_GetRefreshHistoryInGroup`).
-    pub(crate) fn refresh_history(&self, workspace: &str, dataset: &str, top: u32) -> Result<model::Refreshes, PowerBiError> {
+    pub(crate) fn refresh_history(
+        &self,
+        workspace: &str,
+        dataset: &str,
+        top: u32,
+    ) -> Result<model::Refreshes, PowerBiError> {
         let call = format!("GET groups/{workspace}/datasets/{dataset}/refreshes");
-        let url = self.api(&format!("groups/{}/datasets/{}/refreshes?$top={top}", path_part(workspace), path_part(dataset)));
+        let url = self.api(&format!(
+            "groups/{}/datasets/{}/refreshes?$top={top}",
+            path_part(workspace),
+            path_part(dataset)
+        ));
         self.get_json(&call, &url)
     }
 
     /// The code and message of an error body, scrubbed.
     pub(crate) fn error_of(&self, resp: &Response) -> (Option<String>, Option<String>) {
         let (code, message) = parse_error(&resp.body);
-        (code.map(|c| self.scrub(&c)), message.map(|m| self.scrub(&m)))
+        (
+            code.map(|c| self.scrub(&c)),
+            message.map(|m| self.scrub(&m)),
+        )
     }
 
     fn allowed<T>(&self, r: Result<T, PowerBiError>) -> Result<Option<T>, PowerBiError> {
@@ -593,7 +740,10 @@ pub(crate) fn modified_since_text(t: crate::clock::Instant) -> String {
 }
 
 fn path_part(id: &str) -> String {
-    form_encode(id).replace('+', "%20").replace('.', "%2E").replace('*', "%2A")
+    form_encode(id)
+        .replace('+', "%20")
+        .replace('.', "%2E")
+        .replace('*', "%2A")
 }
 
 /// Decodes a JSON body: cut short or not JSON is worth asking again; JSON of another shape
@@ -625,23 +775,50 @@ mod tests {
     #[test]
     fn scanner_calls_wait_for_their_hourly_quota() {
         let q = |path: &str| Quota::of(path);
-        assert_eq!(q("https://api.example/v1.0/myorg/admin/workspaces/getInfo?lineage=True"), Some(Quota::GetInfo));
+        assert_eq!(
+            q("https://api.example/v1.0/myorg/admin/workspaces/getInfo?lineage=True"),
+            Some(Quota::GetInfo)
+        );
         assert_eq!(q("https://api.example/v1.0/myorg/admin/workspaces/modified?excludePersonalWorkspaces=True"), Some(Quota::Modified));
-        assert_eq!(q("https://api.example/v1.0/myorg/admin/workspaces/scanStatus/s-1"), Some(Quota::ScanStatus));
-        assert_eq!(q("https://api.example/v1.0/myorg/admin/workspaces/scanResult/s-1"), Some(Quota::ScanResult));
+        assert_eq!(
+            q("https://api.example/v1.0/myorg/admin/workspaces/scanStatus/s-1"),
+            Some(Quota::ScanStatus)
+        );
+        assert_eq!(
+            q("https://api.example/v1.0/myorg/admin/workspaces/scanResult/s-1"),
+            Some(Quota::ScanResult)
+        );
         assert_eq!(q("https://api.example/v1.0/myorg/groups/g/reports"), None);
         assert_eq!(q("https://login.example/t/oauth2/v2.0/token"), None);
 
         let start = Instant::now();
         let mut h = Hourly::default();
         for i in 0..30 {
-            assert_eq!(h.admit(Quota::Modified, start + Duration::from_secs(i)), Ok(()));
+            assert_eq!(
+                h.admit(Quota::Modified, start + Duration::from_secs(i)),
+                Ok(())
+            );
         }
         let later = start + Duration::from_secs(600);
-        assert_eq!(h.admit(Quota::Modified, later), Err(Duration::from_secs(3000)), "until the first call is an hour old");
-        assert_eq!(h.admit(Quota::GetInfo, later), Ok(()), "another call's quota is its own");
-        assert_eq!(h.admit(Quota::Modified, start + HOUR), Ok(()), "the first call left the window");
-        assert_eq!(h.admit(Quota::Modified, start + HOUR), Err(Duration::from_secs(1)));
+        assert_eq!(
+            h.admit(Quota::Modified, later),
+            Err(Duration::from_secs(3000)),
+            "until the first call is an hour old"
+        );
+        assert_eq!(
+            h.admit(Quota::GetInfo, later),
+            Ok(()),
+            "another call's quota is its own"
+        );
+        assert_eq!(
+            h.admit(Quota::Modified, start + HOUR),
+            Ok(()),
+            "the first call left the window"
+        );
+        assert_eq!(
+            h.admit(Quota::Modified, start + HOUR),
+            Err(Duration::from_secs(1))
+        );
     }
 
     /// Answers from a list, and keeps what was sent.
@@ -654,17 +831,31 @@ mod tests {
         fn send(&self, req: &Request) -> Result<Response, TransportError> {
             self.sent.lock().unwrap().push(req.clone());
             let mut a = self.answers.lock().unwrap();
-            assert!(!a.is_empty(), "unexpected request {} {}", req.method, req.url);
+            assert!(
+                !a.is_empty(),
+                "unexpected request {} {}",
+                req.method,
+                req.url
+            );
             Ok(a.remove(0))
         }
     }
 
     fn ok(status: u16, body: &str) -> Response {
-        Response { status, headers: vec![("content-type".into(), "application/json".into())], body: body.as_bytes().to_vec() }
+        Response {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.as_bytes().to_vec(),
+        }
     }
 
     fn token(value: &str, life: u64) -> Response {
-        ok(200, &format!(r#"{{"token_type":"Bearer","expires_in":{life},"ext_expires_in":{life},"access_token":"{value}"}}"#))
+        ok(
+            200,
+            &format!(
+                r#"{{"token_type":"Bearer","expires_in":{life},"ext_expires_in":{life},"access_token":"{value}"}}"#
+            ),
+        )
     }
 
     fn tenant() -> PowerBiTenant {
@@ -676,8 +867,18 @@ mod tests {
         let secrets = Secrets::default();
         secrets.add_credential_fields(super::super::CREDENTIAL_FIELDS);
         secrets.add("the-client-secret");
-        let t = Script { answers: Mutex::new(answers), sent: Arc::clone(&sent) };
-        let c = Client::new(&tenant(), Box::new(t), secrets.clone(), "app-id-1".into(), "the-client-secret".into()).with_clock(clock);
+        let t = Script {
+            answers: Mutex::new(answers),
+            sent: Arc::clone(&sent),
+        };
+        let c = Client::new(
+            &tenant(),
+            Box::new(t),
+            secrets.clone(),
+            "app-id-1".into(),
+            "the-client-secret".into(),
+        )
+        .with_clock(clock);
         (c, sent, secrets)
     }
 
@@ -692,7 +893,10 @@ mod tests {
     #[test]
     fn the_token_request_is_client_credentials_with_the_power_bi_scope() {
         let (_, clock) = manual();
-        let (c, sent, _) = client(vec![token("tok-AAAA", 3599), ok(200, r#"[{"id":"w1"}]"#)], clock);
+        let (c, sent, _) = client(
+            vec![token("tok-AAAA", 3599), ok(200, r#"[{"id":"w1"}]"#)],
+            clock,
+        );
         assert_eq!(c.modified_workspaces().unwrap()[0].id, "w1");
         let sent = sent.lock().unwrap();
         assert_eq!(sent[0].url, "https://login.example/t-1/oauth2/v2.0/token");
@@ -700,9 +904,15 @@ mod tests {
             String::from_utf8_lossy(&sent[0].body),
             "grant_type=client_credentials&client_id=app-id-1&client_secret=the-client-secret&scope=https%3A%2F%2Fanalysis.windows.net%2Fpowerbi%2Fapi%2F.default"
         );
-        assert!(sent[0].headers.iter().any(|(k, v)| *k == "Content-Type" && v == "application/x-www-form-urlencoded"));
+        assert!(sent[0]
+            .headers
+            .iter()
+            .any(|(k, v)| *k == "Content-Type" && v == "application/x-www-form-urlencoded"));
         assert_eq!(sent[1].url, "https://api.example/v1.0/myorg/admin/workspaces/modified?excludePersonalWorkspaces=True&excludeInActiveWorkspaces=True");
-        assert!(sent[1].headers.iter().any(|(k, v)| *k == "Authorization" && v == "Bearer tok-AAAA"));
+        assert!(sent[1]
+            .headers
+            .iter()
+            .any(|(k, v)| *k == "Authorization" && v == "Bearer tok-AAAA"));
     }
 
     /// The incremental listing as shared/reference/powerbi.md section 2 documents it:
@@ -713,7 +923,10 @@ mod tests {
         let t = crate::clock::Instant::parse("2025-03-01T00:00:00Z").unwrap();
         assert_eq!(modified_since_text(t), "2025-03-01T00:00:00.0000000Z");
         let (_, clock) = manual();
-        let (c, sent, _) = client(vec![token("tok-AAAA", 3599), ok(200, r#"[{"id":"w1"}]"#)], clock);
+        let (c, sent, _) = client(
+            vec![token("tok-AAAA", 3599), ok(200, r#"[{"id":"w1"}]"#)],
+            clock,
+        );
         assert_eq!(c.modified_workspaces_since(t).unwrap()[0].id, "w1");
         assert_eq!(
             sent.lock().unwrap()[1].url,
@@ -731,7 +944,10 @@ mod tests {
             token("tok-two2", 3599),
             ok(200, "[]"),
             // A 401 with a token still fresh: a new one, the call repeated once.
-            ok(401, r#"{"error":{"code":"TokenExpired","message":"expired"}}"#),
+            ok(
+                401,
+                r#"{"error":{"code":"TokenExpired","message":"expired"}}"#,
+            ),
             token("tok-three", 3599),
             ok(200, "[]"),
             // Still 401 with the new token: an error, not a loop.
@@ -750,9 +966,24 @@ mod tests {
             .lock()
             .unwrap()
             .iter()
-            .filter_map(|r| r.headers.iter().find(|(k, _)| *k == "Authorization").map(|(_, v)| v.clone()))
+            .filter_map(|r| {
+                r.headers
+                    .iter()
+                    .find(|(k, _)| *k == "Authorization")
+                    .map(|(_, v)| v.clone())
+            })
             .collect();
-        assert_eq!(auth, ["Bearer tok-one1", "Bearer tok-two2", "Bearer tok-two2", "Bearer tok-three", "Bearer tok-three", "Bearer tok-four"]);
+        assert_eq!(
+            auth,
+            [
+                "Bearer tok-one1",
+                "Bearer tok-two2",
+                "Bearer tok-two2",
+                "Bearer tok-three",
+                "Bearer tok-three",
+                "Bearer tok-four"
+            ]
+        );
         assert_eq!(c.tokens_fetched(), 4);
     }
 
@@ -762,11 +993,21 @@ mod tests {
         let body = r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided. Ensure the secret being sent is 'the-client-secret'. Trace ID: x"}"#;
         let (c, _, _) = client(vec![ok(401, body)], clock);
         let err = c.modified_workspaces().unwrap_err().to_string();
-        assert!(err.contains("invalid_client: AADSTS7000215") && err.contains("POWERBI_CLIENT_SECRET"), "{err}");
+        assert!(
+            err.contains("invalid_client: AADSTS7000215") && err.contains("POWERBI_CLIENT_SECRET"),
+            "{err}"
+        );
         assert!(!err.contains("the-client-secret"), "{err}");
         let raw = c.take_responses();
         assert_eq!(raw[0].status, 401);
-        assert!(!raw[0].body.as_deref().unwrap().contains("the-client-secret"), "{raw:?}");
+        assert!(
+            !raw[0]
+                .body
+                .as_deref()
+                .unwrap()
+                .contains("the-client-secret"),
+            "{raw:?}"
+        );
     }
 
     #[test]
@@ -774,12 +1015,21 @@ mod tests {
         let (_, clock) = manual();
         let mut limited = ok(429, "");
         limited.headers.push(("retry-after".into(), "0".into()));
-        let answers = vec![token("tok-AAAA", 3599), limited, ok(200, r#"[{"id":"w"#), ok(200, r#"[{"id":"w1"}]"#)];
+        let answers = vec![
+            token("tok-AAAA", 3599),
+            limited,
+            ok(200, r#"[{"id":"w"#),
+            ok(200, r#"[{"id":"w1"}]"#),
+        ];
         let (c, sent, _) = client(answers, clock);
         assert_eq!(c.modified_workspaces().unwrap().len(), 1);
         assert_eq!(sent.lock().unwrap().len(), 4);
         // The token never reaches what is kept.
-        assert!(c.take_responses().iter().all(|r| !r.body.as_deref().unwrap_or("").contains("tok-AAAA")));
+        assert!(c.take_responses().iter().all(|r| !r
+            .body
+            .as_deref()
+            .unwrap_or("")
+            .contains("tok-AAAA")));
     }
 
     #[test]
@@ -790,15 +1040,27 @@ mod tests {
         assert!(err.contains("HTTP 503"), "{err}");
         let sent = sent.lock().unwrap();
         assert_eq!(sent.len(), 2);
-        assert_eq!(String::from_utf8_lossy(&sent[1].body), r#"{"workspaces":["w1"]}"#);
+        assert_eq!(
+            String::from_utf8_lossy(&sent[1].body),
+            r#"{"workspaces":["w1"]}"#
+        );
         assert!(sent[1].url.ends_with("getInfo?lineage=True&datasourceDetails=True&datasetSchema=True&datasetExpressions=True"));
     }
 
     #[test]
     fn not_allowed_is_none_and_hostile_ids_stay_one_segment() {
         let (_, clock) = manual();
-        let (c, sent, _) = client(vec![token("tok-AAAA", 3599), ok(403, r#"{"error":{"code":"Forbidden"}}"#)], clock);
+        let (c, sent, _) = client(
+            vec![
+                token("tok-AAAA", 3599),
+                ok(403, r#"{"error":{"code":"Forbidden"}}"#),
+            ],
+            clock,
+        );
         assert!(c.group_reports("../admin x").unwrap().is_none());
-        assert_eq!(sent.lock().unwrap()[1].url, "https://api.example/v1.0/myorg/groups/%2E%2E%2Fadmin%20x/reports");
+        assert_eq!(
+            sent.lock().unwrap()[1].url,
+            "https://api.example/v1.0/myorg/groups/%2E%2E%2Fadmin%20x/reports"
+        );
     }
 }

@@ -15,9 +15,9 @@ use anyhow::{bail, Result};
 use super::client::Client;
 use super::model::{self, DatasourceInstance, Parameter, Workspace};
 use super::sync::{self, Answer};
-use crate::sync::{Action, State};
 use crate::config::PowerBiTenant;
 use crate::log;
+use crate::sync::{Action, State};
 
 /// Workspace ids per `getInfo` (reference section 2: 1–100).
 pub(crate) const BATCH: usize = 100;
@@ -93,22 +93,46 @@ pub(crate) struct TenantExtract {
 /// Whether `s` is shaped like a workspace id (a GUID); anything else is a name.
 pub(crate) fn is_guid(s: &str) -> bool {
     let b = s.as_bytes();
-    b.len() == 36 && b.iter().enumerate().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { *c == b'-' } else { c.is_ascii_hexdigit() })
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                *c == b'-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
 }
 
-pub(crate) fn extract_tenant(t: &PowerBiTenant, c: &Client, from: sync::SyncFrom<'_>) -> Result<TenantExtract> {
+pub(crate) fn extract_tenant(
+    t: &PowerBiTenant,
+    c: &Client,
+    from: sync::SyncFrom<'_>,
+) -> Result<TenantExtract> {
     let settings_hash = sync::settings_hash(t);
     let mut decision = sync::decide(from, &t.name, &settings_hash)?;
     // Read before anything is sent: a cache that cannot be read stops the run, not a request.
-    let mut base = if decision.incremental { Some(sync::load(from.db, &t.name)?) } else { None };
-    log::info(&format!("powerbi {}: {} sync ({})", t.name, decision.mode(), decision.why));
+    let mut base = if decision.incremental {
+        Some(sync::load(from.db, &t.name)?)
+    } else {
+        None
+    };
+    log::info(&format!(
+        "powerbi {}: {} sync ({})",
+        t.name,
+        decision.mode(),
+        decision.why
+    ));
     let listed: Vec<String> = {
         let mut ids: Vec<String> = c.modified_workspaces()?.into_iter().map(|w| w.id).collect();
         ids.sort();
         ids.dedup();
         ids
     };
-    log::info(&format!("powerbi {:?}: {} workspaces may be scanned", t.name, listed.len()));
+    log::info(&format!(
+        "powerbi {:?}: {} workspaces may be scanned",
+        t.name,
+        listed.len()
+    ));
     // What changed since the extraction this one builds on (reference section 2).
     let modified: Option<(crate::clock::Instant, BTreeSet<String>)> = match sync::since(&decision) {
         Some(since) => match c.modified_workspaces_since(since) {
@@ -118,8 +142,17 @@ pub(crate) fn extract_tenant(t: &PowerBiTenant, c: &Client, from: sync::SyncFrom
             // stop the run, so the extraction becomes full and says why.
             Err(e) if e.status() == Some(400) => {
                 let why = format!("the service refused modifiedSince {} ({e}); its clock may differ from this machine's", since.rfc3339());
-                log::warn(&format!("powerbi {}: {why}; scanning every workspace", t.name));
-                decision = crate::sync::Decision { incremental: false, why, full_sync_at: decision.now, base_extracted_at: None, now: decision.now };
+                log::warn(&format!(
+                    "powerbi {}: {why}; scanning every workspace",
+                    t.name
+                ));
+                decision = crate::sync::Decision {
+                    incremental: false,
+                    why,
+                    full_sync_at: decision.now,
+                    base_extracted_at: None,
+                    now: decision.now,
+                };
                 base = None;
                 None
             }
@@ -127,16 +160,25 @@ pub(crate) fn extract_tenant(t: &PowerBiTenant, c: &Client, from: sync::SyncFrom
         },
         None => None,
     };
-    let plan = Plan { base: base.as_ref(), modified: modified.as_ref(), full_why: &decision.why };
+    let plan = Plan {
+        base: base.as_ref(),
+        modified: modified.as_ref(),
+        full_why: &decision.why,
+    };
     let known: BTreeSet<&str> = listed.iter().map(String::as_str).collect();
     // Ids alone are scanned alone; a name can only be told from the scan, so any name in the
     // selection scans every workspace and keeps those named.
     let by_id_only = !t.workspaces.is_empty() && t.workspaces.iter().all(|w| is_guid(w.trim()));
     let to_scan: Vec<String> = if by_id_only {
-        let mut ids: Vec<String> = t.workspaces.iter().map(|w| w.trim().to_ascii_lowercase()).collect();
+        let mut ids: Vec<String> = t
+            .workspaces
+            .iter()
+            .map(|w| w.trim().to_ascii_lowercase())
+            .collect();
         ids.sort();
         ids.dedup();
-        let listed_lower: BTreeMap<String, &String> = listed.iter().map(|l| (l.to_ascii_lowercase(), l)).collect();
+        let listed_lower: BTreeMap<String, &String> =
+            listed.iter().map(|l| (l.to_ascii_lowercase(), l)).collect();
         let mut out = Vec::new();
         for (k, id) in ids.iter().enumerate() {
             match listed_lower.get(id) {
@@ -155,17 +197,38 @@ pub(crate) fn extract_tenant(t: &PowerBiTenant, c: &Client, from: sync::SyncFrom
     let mut scans = Vec::new();
     let mut states = Vec::new();
     let mut entries: BTreeMap<String, sync::Entry> = BTreeMap::new();
-    scan_or_reuse(t, c, &plan, &to_scan, "selection", &mut scans, &mut entries, &mut states)?;
+    scan_or_reuse(
+        t,
+        c,
+        &plan,
+        &to_scan,
+        "selection",
+        &mut scans,
+        &mut entries,
+        &mut states,
+    )?;
     // The selection: active, shared workspaces, by id or name (case-insensitive).
-    let wanted: Vec<String> = t.workspaces.iter().map(|w| w.trim().to_lowercase()).collect();
+    let wanted: Vec<String> = t
+        .workspaces
+        .iter()
+        .map(|w| w.trim().to_lowercase())
+        .collect();
     let mut matched = vec![false; wanted.len()];
     let mut selected = BTreeSet::new();
     for w in entries.values().map(|e| &e.workspace) {
         if w.is_personal() || w.is_inactive() {
             continue;
         }
-        let keys = [Some(w.id.to_lowercase()), w.name.as_deref().map(str::to_lowercase)];
-        let hit: Vec<usize> = wanted.iter().enumerate().filter(|(_, x)| keys.iter().flatten().any(|k| k == *x)).map(|(i, _)| i).collect();
+        let keys = [
+            Some(w.id.to_lowercase()),
+            w.name.as_deref().map(str::to_lowercase),
+        ];
+        let hit: Vec<usize> = wanted
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| keys.iter().flatten().any(|k| k == *x))
+            .map(|(i, _)| i)
+            .collect();
         if wanted.is_empty() || !hit.is_empty() {
             hit.iter().for_each(|&i| matched[i] = true);
             selected.insert(w.id.clone());
@@ -181,13 +244,23 @@ pub(crate) fn extract_tenant(t: &PowerBiTenant, c: &Client, from: sync::SyncFrom
     }
     // Datasets in workspaces outside the selection, read by selected reports: scanned too.
     let scanned: BTreeSet<String> = entries.keys().cloned().collect();
-    let have: BTreeSet<String> = entries.values().flat_map(|e| &e.workspace.datasets).map(|d| d.id.clone()).collect();
+    let have: BTreeSet<String> = entries
+        .values()
+        .flat_map(|e| &e.workspace.datasets)
+        .map(|d| d.id.clone())
+        .collect();
     let mut extra = BTreeSet::new();
     let mut warnings = Vec::new();
     let mut complete = true;
-    for w in entries.values().map(|e| &e.workspace).filter(|w| selected.contains(&w.id)) {
+    for w in entries
+        .values()
+        .map(|e| &e.workspace)
+        .filter(|w| selected.contains(&w.id))
+    {
         for r in w.reports.iter().filter(|r| !r.is_app_copy()) {
-            let Some(ds) = r.dataset_id.as_deref() else { continue };
+            let Some(ds) = r.dataset_id.as_deref() else {
+                continue;
+            };
             if have.contains(ds) {
                 continue;
             }
@@ -215,7 +288,16 @@ pub(crate) fn extract_tenant(t: &PowerBiTenant, c: &Client, from: sync::SyncFrom
     }
     if !extra.is_empty() {
         let extra: Vec<String> = extra.into_iter().collect();
-        scan_or_reuse(t, c, &plan, &extra, "datasets of other workspaces", &mut scans, &mut entries, &mut states)?;
+        scan_or_reuse(
+            t,
+            c,
+            &plan,
+            &extra,
+            "datasets of other workspaces",
+            &mut scans,
+            &mut entries,
+            &mut states,
+        )?;
     }
     if let Some(base) = &base {
         for id in base.keys().filter(|id| !entries.contains_key(*id)) {
@@ -224,12 +306,23 @@ pub(crate) fn extract_tenant(t: &PowerBiTenant, c: &Client, from: sync::SyncFrom
             } else {
                 "no longer listed (deleted, inactive, or no longer open to the service principal)"
             };
-            states.push(State { kind: "workspace", id: id.clone(), action: Action::Removed, reason: reason.into() });
+            states.push(State {
+                kind: "workspace",
+                id: id.clone(),
+                action: Action::Removed,
+                reason: reason.into(),
+            });
         }
     }
     states.sort();
-    let mut instances: Vec<DatasourceInstance> = entries.values().flat_map(|e| e.instances.iter().cloned()).collect();
-    let mut misconfigured: Vec<DatasourceInstance> = entries.values().flat_map(|e| e.misconfigured.iter().cloned()).collect();
+    let mut instances: Vec<DatasourceInstance> = entries
+        .values()
+        .flat_map(|e| e.instances.iter().cloned())
+        .collect();
+    let mut misconfigured: Vec<DatasourceInstance> = entries
+        .values()
+        .flat_map(|e| e.misconfigured.iter().cloned())
+        .collect();
     let by_ds_id = |i: &DatasourceInstance| i.datasource_id.clone().unwrap_or_default();
     instances.sort_by_key(by_ds_id);
     instances.dedup_by(|b, a| a.datasource_id == b.datasource_id);
@@ -238,7 +331,10 @@ pub(crate) fn extract_tenant(t: &PowerBiTenant, c: &Client, from: sync::SyncFrom
 
     let report_urls = report_urls(c, &mut entries, &selected, &mut warnings)?;
     let parameters = parameters(c, &mut entries, &selected, &mut warnings)?;
-    let rows = entries.values().map(sync::row).collect::<Result<Vec<_>>>()?;
+    let rows = entries
+        .values()
+        .map(sync::row)
+        .collect::<Result<Vec<_>>>()?;
     let workspaces: Vec<Workspace> = entries.into_values().map(|e| e.workspace).collect();
     Ok(TenantExtract {
         integration: t.name.clone(),
@@ -256,7 +352,12 @@ pub(crate) fn extract_tenant(t: &PowerBiTenant, c: &Client, from: sync::SyncFrom
         warnings,
         responses: c.take_responses(),
         complete,
-        sync: Some(sync::Outcome { decision, settings_hash, states, rows }),
+        sync: Some(sync::Outcome {
+            decision,
+            settings_hash,
+            states,
+            rows,
+        }),
     })
 }
 
@@ -287,19 +388,33 @@ fn scan_or_reuse(
             continue;
         }
         let why = match (plan.base, plan.modified) {
-            (Some(base), Some((since, modified))) if !modified.contains(id) => match sync::reuse(base, id) {
-                Ok(e) => {
-                    states.push(State { kind: "workspace", id: id.clone(), action: Action::Reused, reason: format!("not modified since {}", since.rfc3339()) });
-                    entries.insert(id.clone(), e);
-                    continue;
+            (Some(base), Some((since, modified))) if !modified.contains(id) => {
+                match sync::reuse(base, id) {
+                    Ok(e) => {
+                        states.push(State {
+                            kind: "workspace",
+                            id: id.clone(),
+                            action: Action::Reused,
+                            reason: format!("not modified since {}", since.rfc3339()),
+                        });
+                        entries.insert(id.clone(), e);
+                        continue;
+                    }
+                    Err(reason) => reason,
                 }
-                Err(reason) => reason,
-            },
-            (Some(_), Some((since, _))) => format!("modified since {} (workspaces/modified)", since.rfc3339()),
+            }
+            (Some(_), Some((since, _))) => {
+                format!("modified since {} (workspaces/modified)", since.rfc3339())
+            }
             _ => format!("full sync: {}", plan.full_why),
         };
         fetch.push(id.clone());
-        states.push(State { kind: "workspace", id: id.clone(), action: Action::Fetched, reason: why });
+        states.push(State {
+            kind: "workspace",
+            id: id.clone(),
+            action: Action::Fetched,
+            reason: why,
+        });
     }
     if fetch.is_empty() {
         return Ok(());
@@ -327,19 +442,40 @@ struct InFlight {
 /// case-insensitively, is `Succeeded` (then its result is fetched and the next batch starts)
 /// or anything but `NotStarted`/`Running` (an error), or until `scan_timeout_secs` (an error).
 /// Results come back in batch order, whatever order the scans finished in.
-fn run_scans(t: &PowerBiTenant, c: &Client, ids: &[String], purpose: &'static str, scans: &mut Vec<Scan>) -> Result<Vec<model::ScanResult>> {
-    let mut pending: VecDeque<(usize, Vec<String>)> = ids.chunks(BATCH).map(<[String]>::to_vec).enumerate().collect();
-    let mut results: Vec<Option<(model::ScanResult, Scan)>> = (0..pending.len()).map(|_| None).collect();
+fn run_scans(
+    t: &PowerBiTenant,
+    c: &Client,
+    ids: &[String],
+    purpose: &'static str,
+    scans: &mut Vec<Scan>,
+) -> Result<Vec<model::ScanResult>> {
+    let mut pending: VecDeque<(usize, Vec<String>)> = ids
+        .chunks(BATCH)
+        .map(<[String]>::to_vec)
+        .enumerate()
+        .collect();
+    let mut results: Vec<Option<(model::ScanResult, Scan)>> =
+        (0..pending.len()).map(|_| None).collect();
     let mut in_flight: Vec<InFlight> = Vec::new();
     let first_wait = Duration::from_millis(t.scan_poll_ms);
     let timeout = Duration::from_secs(t.scan_timeout_secs);
     let max = t.scans_in_flight.clamp(1, 16) as usize;
     loop {
         while in_flight.len() < max {
-            let Some((batch, workspaces)) = pending.pop_front() else { break };
+            let Some((batch, workspaces)) = pending.pop_front() else {
+                break;
+            };
             let started = c.start_scan(&workspaces)?;
             let now = Instant::now();
-            in_flight.push(InFlight { batch, scan: started.id, workspaces, started: now, next_poll: now + first_wait, wait: first_wait, polls: 0 });
+            in_flight.push(InFlight {
+                batch,
+                scan: started.id,
+                workspaces,
+                started: now,
+                next_poll: now + first_wait,
+                wait: first_wait,
+                polls: 0,
+            });
         }
         if in_flight.is_empty() {
             break;
@@ -371,7 +507,13 @@ fn run_scans(t: &PowerBiTenant, c: &Client, ids: &[String], purpose: &'static st
                         );
                     }
                     let f = in_flight.remove(k);
-                    let scan = Scan { id: f.scan, workspaces: f.workspaces, status: text, polls: f.polls, purpose };
+                    let scan = Scan {
+                        id: f.scan,
+                        workspaces: f.workspaces,
+                        status: text,
+                        polls: f.polls,
+                        purpose,
+                    };
                     results[f.batch] = Some((result, scan));
                 }
                 "notstarted" | "running" => {
@@ -389,7 +531,11 @@ fn run_scans(t: &PowerBiTenant, c: &Client, ids: &[String], purpose: &'static st
                     k += 1;
                 }
                 _ => {
-                    let why = status.error.as_ref().map(|e| format!(": {}", c.scrub(&e.to_string()))).unwrap_or_default();
+                    let why = status
+                        .error
+                        .as_ref()
+                        .map(|e| format!(": {}", c.scrub(&e.to_string())))
+                        .unwrap_or_default();
                     bail!(
                         "powerbi {:?}: scan {} of workspaces {} ended with status {:?}{why}; nothing was written",
                         t.name,
@@ -432,7 +578,12 @@ fn report_urls(
         let answer = match cached {
             a @ (Answer::Got(_) | Answer::NotAllowed) if e.reused => a,
             _ => match c.group_reports(&w.id)? {
-                Some(list) => Answer::Got(list.value.into_iter().filter_map(|r| r.web_url.filter(|u| is_web_url(u)).map(|u| (r.id, u))).collect()),
+                Some(list) => Answer::Got(
+                    list.value
+                        .into_iter()
+                        .filter_map(|r| r.web_url.filter(|u| is_web_url(u)).map(|u| (r.id, u)))
+                        .collect(),
+                ),
                 None => Answer::NotAllowed,
             },
         };
@@ -469,7 +620,11 @@ fn is_web_url(u: &str) -> bool {
 /// The report's page when the API gives none (reference section 7); ids encoded as path parts.
 pub(crate) fn built_url(workspace: &str, report: &str) -> String {
     let part = |s: &str| super::client::form_encode(s).replace('+', "%20");
-    format!("https://app.powerbi.com/groups/{}/reports/{}", part(workspace), part(report))
+    format!(
+        "https://app.powerbi.com/groups/{}/reports/{}",
+        part(workspace),
+        part(report)
+    )
 }
 
 /// Parameters from `datasets/{id}/parameters` of each dataset a selected report reads whose M
@@ -486,7 +641,12 @@ fn parameters(
 ) -> Result<BTreeMap<String, Vec<Parameter>>> {
     let home: BTreeMap<&str, (&str, &super::model::Dataset)> = entries
         .values()
-        .flat_map(|e| e.workspace.datasets.iter().map(move |d| (d.id.as_str(), (e.workspace.id.as_str(), d))))
+        .flat_map(|e| {
+            e.workspace
+                .datasets
+                .iter()
+                .map(move |d| (d.id.as_str(), (e.workspace.id.as_str(), d)))
+        })
         .collect();
     let read: BTreeSet<&str> = entries
         .values()
@@ -498,11 +658,21 @@ fn parameters(
         .collect();
     // Which need the call: the M of each, read in parallel.
     use rayon::prelude::*;
-    let read: Vec<&str> = read.into_par_iter().filter(|d| home.get(d).is_some_and(|(_, ds)| super::store::needs_parameters(ds))).collect();
+    let read: Vec<&str> = read
+        .into_par_iter()
+        .filter(|d| {
+            home.get(d)
+                .is_some_and(|(_, ds)| super::store::needs_parameters(ds))
+        })
+        .collect();
     let mut answers: Vec<(String, String, Answer<Vec<Parameter>>)> = Vec::new();
     for ds in read {
         let ws = home[ds].0;
-        let cached = entries.get(ws).filter(|e| e.reused).and_then(|e| e.parameters.get(ds)).filter(|a| !matches!(a, Answer::NotAsked));
+        let cached = entries
+            .get(ws)
+            .filter(|e| e.reused)
+            .and_then(|e| e.parameters.get(ds))
+            .filter(|a| !matches!(a, Answer::NotAsked));
         let answer = match cached {
             Some(a) => a.clone(),
             None => match c.dataset_parameters(ws, ds)? {
@@ -524,7 +694,9 @@ fn parameters(
             _ => warnings.push(Warning {
                 query: format!("groups/{ws}/datasets/{ds}/parameters"),
                 code: Some("not_allowed".into()),
-                message: format!("the service principal may not read the parameters of dataset {ds}"),
+                message: format!(
+                    "the service principal may not read the parameters of dataset {ds}"
+                ),
                 action: "parameters taken from the scan's expressions only".into(),
             }),
         }
@@ -551,9 +723,19 @@ mod tests {
 
     #[test]
     fn built_urls_keep_ids_in_their_segments() {
-        assert_eq!(built_url("f089354e", "5b218778"), "https://app.powerbi.com/groups/f089354e/reports/5b218778");
-        assert_eq!(built_url("a/b", "c d"), "https://app.powerbi.com/groups/a%2Fb/reports/c%20d");
+        assert_eq!(
+            built_url("f089354e", "5b218778"),
+            "https://app.powerbi.com/groups/f089354e/reports/5b218778"
+        );
+        assert_eq!(
+            built_url("a/b", "c d"),
+            "https://app.powerbi.com/groups/a%2Fb/reports/c%20d"
+        );
         assert!(is_web_url("https://app.powerbi.com/groups/x/reports/y"));
-        assert!(!is_web_url("javascript:alert(1)") && !is_web_url("https://a b") && !is_web_url("http://x"));
+        assert!(
+            !is_web_url("javascript:alert(1)")
+                && !is_web_url("https://a b")
+                && !is_web_url("http://x")
+        );
     }
 }

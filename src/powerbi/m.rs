@@ -82,7 +82,10 @@ mod tests;
 pub(crate) fn read(expression: &str, ctx: &Context) -> Vec<Found> {
     let run = std::panic::AssertUnwindSafe(|| resolve::Eval::new(ctx).read(expression));
     let mut found = std::panic::catch_unwind(run).unwrap_or_else(|_| {
-        vec![Found::Miss { reason: MissKind::Unreadable, detail: "the M reader failed on this expression".into() }]
+        vec![Found::Miss {
+            reason: MissKind::Unreadable,
+            detail: "the M reader failed on this expression".into(),
+        }]
     });
     found.sort_by_cached_key(sort_key);
     found.dedup();

@@ -55,7 +55,8 @@ fn no_lineage_advice(reason: MissReason) -> &'static str {
 
 /// Fields that hold a credential in the token endpoint's answer: blanked by field in every text
 /// scrubbed (recordings are written before the client has read the token out of the body).
-pub(crate) const CREDENTIAL_FIELDS: &[&str] = &["access_token", "refresh_token", "id_token", "client_secret"];
+pub(crate) const CREDENTIAL_FIELDS: &[&str] =
+    &["access_token", "refresh_token", "id_token", "client_secret"];
 
 /// One configured tenant, its client ready (no token yet).
 pub(crate) struct TenantSource<'c> {
@@ -64,14 +65,29 @@ pub(crate) struct TenantSource<'c> {
     from: sync::SyncFrom<'c>,
 }
 
-pub(crate) fn connect_source<'c>(tenant: &'c PowerBiTenant, config: &'c crate::config::Config, mode: &HttpMode) -> Result<TenantSource<'c>> {
-    let from = sync::SyncFrom { db: &config.database, settings: &config.sync, replaying: matches!(mode, HttpMode::Replay(_)) };
-    Ok(TenantSource { tenant, client: connect(tenant, mode)?, from })
+pub(crate) fn connect_source<'c>(
+    tenant: &'c PowerBiTenant,
+    config: &'c crate::config::Config,
+    mode: &HttpMode,
+) -> Result<TenantSource<'c>> {
+    let from = sync::SyncFrom {
+        db: &config.database,
+        settings: &config.sync,
+        replaying: matches!(mode, HttpMode::Replay(_)),
+    };
+    Ok(TenantSource {
+        tenant,
+        client: connect(tenant, mode)?,
+        from,
+    })
 }
 
 impl Source for TenantSource<'_> {
     fn describe(&self) -> String {
-        format!("powerbi {:?} (tenant {} on {})", self.tenant.name, self.tenant.tenant_id, self.tenant.api_url)
+        format!(
+            "powerbi {:?} (tenant {} on {})",
+            self.tenant.name, self.tenant.tenant_id, self.tenant.api_url
+        )
     }
 
     fn allow_partial(&self) -> bool {
@@ -79,8 +95,13 @@ impl Source for TenantSource<'_> {
     }
 
     fn extract(&self) -> Result<Box<dyn Extraction>> {
-        let x = extract::extract_tenant(self.tenant, &self.client, self.from).with_context(|| self.describe())?;
-        Ok(Box::new(store::Extracted { x, requests: self.client.requests_sent(), tokens: self.client.tokens_fetched() }))
+        let x = extract::extract_tenant(self.tenant, &self.client, self.from)
+            .with_context(|| self.describe())?;
+        Ok(Box::new(store::Extracted {
+            x,
+            requests: self.client.requests_sent(),
+            tokens: self.client.tokens_fetched(),
+        }))
     }
 
     fn cancel(&self) {
@@ -107,11 +128,19 @@ pub(crate) fn connect(t: &PowerBiTenant, mode: &HttpMode) -> Result<client::Clie
     secrets.add(&id);
     let transport: Box<dyn Transport> = match mode {
         HttpMode::Live => Box::new(Live::new(&t.limits)?),
-        HttpMode::Record(dir) => Box::new(Recorder::new(Box::new(Live::new(&t.limits)?), &dir.join(&t.name), secrets.clone())?),
+        HttpMode::Record(dir) => Box::new(Recorder::new(
+            Box::new(Live::new(&t.limits)?),
+            &dir.join(&t.name),
+            secrets.clone(),
+        )?),
         HttpMode::Replay(dir) => {
             let d = dir.join(&t.name);
             if !d.is_dir() {
-                anyhow::bail!("replay folder {} does not exist (record it with --record {})", d.display(), dir.display());
+                anyhow::bail!(
+                    "replay folder {} does not exist (record it with --record {})",
+                    d.display(),
+                    dir.display()
+                );
             }
             Box::new(Replayer::new(&d, secrets.clone()))
         }
@@ -129,7 +158,11 @@ fn credentials(t: &PowerBiTenant, mode: &HttpMode) -> Result<(String, String)> {
     match (get(&t.client_id_env), get(&t.client_secret_env)) {
         (Some(id), Some(secret)) => Ok((id, secret)),
         (id, _) => {
-            let missing = if id.is_none() { &t.client_id_env } else { &t.client_secret_env };
+            let missing = if id.is_none() {
+                &t.client_id_env
+            } else {
+                &t.client_secret_env
+            };
             anyhow::bail!(
                 "powerbi {:?}: env var {missing} is not set. Set {} to the service principal's application (client) id and {} to its client secret (Entra ID: App registrations → Certificates & secrets) for tenant {}",
                 t.name,
@@ -149,6 +182,9 @@ mod tests {
         let s = crate::http::Secrets::default();
         s.add_credential_fields(super::CREDENTIAL_FIELDS);
         let body = r#"{"token_type":"Bearer","expires_in":3599,"access_token":"eyJ0"}"#;
-        assert_eq!(s.scrub_secrets(body), r#"{"token_type":"Bearer","expires_in":3599,"access_token":"<redacted>"}"#);
+        assert_eq!(
+            s.scrub_secrets(body),
+            r#"{"token_type":"Bearer","expires_in":3599,"access_token":"<redacted>"}"#
+        );
     }
 }

@@ -66,12 +66,17 @@ pub(crate) struct Workspace {
 impl Workspace {
     /// A personal workspace (`My workspace`): one person's sandbox, not something published.
     pub(crate) fn is_personal(&self) -> bool {
-        self.kind.as_deref().is_some_and(|k| k.eq_ignore_ascii_case("PersonalGroup") || k.eq_ignore_ascii_case("Personal"))
+        self.kind.as_deref().is_some_and(|k| {
+            k.eq_ignore_ascii_case("PersonalGroup") || k.eq_ignore_ascii_case("Personal")
+        })
     }
 
     /// Not `Active` (deleted, removed, orphaned): its content is not live.
     pub(crate) fn is_inactive(&self) -> bool {
-        !self.state.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("Active"))
+        !self
+            .state
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("Active"))
     }
 }
 
@@ -116,7 +121,9 @@ impl Report {
     }
 
     pub(crate) fn original(&self) -> Option<&str> {
-        self.original_report_id.as_deref().or(self.original_report_object_id.as_deref())
+        self.original_report_id
+            .as_deref()
+            .or(self.original_report_object_id.as_deref())
     }
 }
 
@@ -181,7 +188,12 @@ impl Dataset {
     /// dataset wrongly never refreshed is not.
     pub(crate) fn refreshable(&self) -> bool {
         let dq = |m: &str| m.trim().eq_ignore_ascii_case("directquery");
-        let modes: Vec<&str> = self.tables.iter().filter_map(|t| t.storage_mode.as_deref()).filter(|m| !m.trim().is_empty()).collect();
+        let modes: Vec<&str> = self
+            .tables
+            .iter()
+            .filter_map(|t| t.storage_mode.as_deref())
+            .filter(|m| !m.trim().is_empty())
+            .collect();
         if !modes.is_empty() {
             return !modes.iter().all(|m| dq(m));
         }
@@ -208,7 +220,13 @@ impl Expression {
     /// [IsParameterQuery=true, …]` (reference section 6). Only a label for the raw table; the M
     /// reader reads the literal.
     pub(crate) fn is_parameter(&self) -> bool {
-        let text: String = self.expression.as_deref().unwrap_or("").chars().filter(|c| !c.is_whitespace()).collect();
+        let text: String = self
+            .expression
+            .as_deref()
+            .unwrap_or("")
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
         text.to_ascii_lowercase().contains("isparameterquery=true")
     }
 }
@@ -305,8 +323,15 @@ mod tests {
     use super::*;
 
     fn dataset(mode: Option<&str>, tables: &[Option<&str>]) -> Dataset {
-        let tables: Vec<Value> = tables.iter().enumerate().map(|(n, m)| serde_json::json!({"name": format!("t{n}"), "storageMode": m})).collect();
-        serde_json::from_value(serde_json::json!({"id": "d", "targetStorageMode": mode, "tables": tables})).unwrap()
+        let tables: Vec<Value> = tables
+            .iter()
+            .enumerate()
+            .map(|(n, m)| serde_json::json!({"name": format!("t{n}"), "storageMode": m}))
+            .collect();
+        serde_json::from_value(
+            serde_json::json!({"id": "d", "targetStorageMode": mode, "tables": tables}),
+        )
+        .unwrap()
     }
 
     /// Not refreshable only when the scan says DirectQuery throughout; composite (an imported or
@@ -320,12 +345,24 @@ mod tests {
             (Some("PremiumFiles"), vec![Some("Import")], true),
             (Some("directQuery"), vec![], false),
             (Some("DirectQuery"), vec![None], false),
-            (Some("Abf"), vec![Some("DirectQuery"), Some("DIRECTQUERY")], false),
+            (
+                Some("Abf"),
+                vec![Some("DirectQuery"), Some("DIRECTQUERY")],
+                false,
+            ),
             (Some("Abf"), vec![Some("DirectQuery"), Some("Import")], true),
-            (Some("DirectQuery"), vec![Some("Dual"), Some("DirectQuery")], true),
+            (
+                Some("DirectQuery"),
+                vec![Some("Dual"), Some("DirectQuery")],
+                true,
+            ),
             (None, vec![Some(" "), Some("DirectQuery")], false),
         ] {
-            assert_eq!(dataset(mode, &tables).refreshable(), want, "{mode:?} {tables:?}");
+            assert_eq!(
+                dataset(mode, &tables).refreshable(),
+                want,
+                "{mode:?} {tables:?}"
+            );
         }
     }
 
@@ -351,27 +388,44 @@ mod tests {
         let r: ScanResult = serde_json::from_str(text).unwrap();
         let w = &r.workspaces[0];
         assert!(!w.is_personal() && !w.is_inactive());
-        assert_eq!(w.reports[0].dataset_id.as_deref(), Some("132593c4-bf8d-4548-8f25-1ebb16a1613c"));
+        assert_eq!(
+            w.reports[0].dataset_id.as_deref(),
+            Some("132593c4-bf8d-4548-8f25-1ebb16a1613c")
+        );
         assert!(!w.reports[0].is_app_copy());
         let d = &w.datasets[0];
-        assert_eq!(d.tables[0].expression(), Some("let\n    Source = Revenues\nin\n    Source"));
+        assert_eq!(
+            d.tables[0].expression(),
+            Some("let\n    Source = Revenues\nin\n    Source")
+        );
         assert_eq!(d.tables[1].expression(), None);
         assert!(d.expressions[0].is_parameter() && d.upstream_dataflows.is_empty());
-        assert_eq!(r.datasource_instances[0].datasource_type.as_deref(), Some("Sql"));
+        assert_eq!(
+            r.datasource_instances[0].datasource_type.as_deref(),
+            Some("Sql")
+        );
     }
 
     #[test]
     fn app_copies_and_workspace_kinds() {
-        let r: Report = serde_json::from_str(r#"{"id": "a", "name": "[App] Sales", "appId": "x", "originalReportObjectId": "o"}"#).unwrap();
+        let r: Report = serde_json::from_str(
+            r#"{"id": "a", "name": "[App] Sales", "appId": "x", "originalReportObjectId": "o"}"#,
+        )
+        .unwrap();
         assert!(r.is_app_copy());
         assert_eq!(r.original(), Some("o"));
         let r: Report = serde_json::from_str(r#"{"id": "a", "originalReportId": "p"}"#).unwrap();
         assert!(r.is_app_copy());
-        let w: Workspace = serde_json::from_str(r#"{"id": "w", "type": "PersonalGroup", "state": "Active"}"#).unwrap();
+        let w: Workspace =
+            serde_json::from_str(r#"{"id": "w", "type": "PersonalGroup", "state": "Active"}"#)
+                .unwrap();
         assert!(w.is_personal());
-        let w: Workspace = serde_json::from_str(r#"{"id": "w", "type": "Workspace", "state": "Deleted"}"#).unwrap();
+        let w: Workspace =
+            serde_json::from_str(r#"{"id": "w", "type": "Workspace", "state": "Deleted"}"#)
+                .unwrap();
         assert!(w.is_inactive());
-        let t: TokenAnswer = serde_json::from_str(r#"{"access_token": "x", "expires_in": "3599"}"#).unwrap();
+        let t: TokenAnswer =
+            serde_json::from_str(r#"{"access_token": "x", "expires_in": "3599"}"#).unwrap();
         assert_eq!(t.expires_in_secs(), Some(3599));
     }
 }

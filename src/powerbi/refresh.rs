@@ -24,14 +24,17 @@ use super::model::Refresh;
 use crate::clock::Instant;
 use crate::config::PowerBiTenant;
 use crate::http::HttpMode;
-use crate::refresh::seam::{Answer, JobState, RefreshTexts, Refresher, Refusal, SendError, Target, Torn};
+use crate::refresh::seam::{
+    Answer, JobState, RefreshTexts, Refresher, Refusal, SendError, Target, Torn,
+};
 use crate::refresh::tags::{JobStatus, MatchedBy};
 
 /// Power BI's words in the refresh stage's output lines.
 pub(crate) const TEXTS: RefreshTexts = RefreshTexts {
     target: "Power BI dataset",
     jobs: "the dataset's refresh history",
-    no_targets: "the report's dataset is DirectQuery (nothing imported to refresh), or not in the scan",
+    no_targets:
+        "the report's dataset is DirectQuery (nothing imported to refresh), or not in the scan",
     not_applicable: "DirectQuery only",
     job_label,
 };
@@ -57,9 +60,18 @@ const HISTORY_TOP: u32 = 20;
 
 /// A client for `tenant`, as the refresh stage's `Refresher`. `now` is the run's clock: our POST
 /// time is `now` plus the time since this was opened.
-pub(crate) fn open(tenant: &PowerBiTenant, mode: &HttpMode, now: Instant) -> Result<Box<dyn Refresher>, String> {
+pub(crate) fn open(
+    tenant: &PowerBiTenant,
+    mode: &HttpMode,
+    now: Instant,
+) -> Result<Box<dyn Refresher>, String> {
     let client = super::connect(tenant, mode).map_err(|e| format!("{e:#}"))?;
-    Ok(Box::new(PowerBiRefresher { client, now, opened: std::time::Instant::now(), matched: Mutex::new(BTreeMap::new()) }))
+    Ok(Box::new(PowerBiRefresher {
+        client,
+        now,
+        opened: std::time::Instant::now(),
+        matched: Mutex::new(BTreeMap::new()),
+    }))
 }
 
 struct PowerBiRefresher {
@@ -99,7 +111,12 @@ impl JobRef {
             None if !head.is_empty() => (Some(head.to_string()), None),
             None => return None,
         };
-        Some(JobRef { workspace, dataset, request_id, posted_at })
+        Some(JobRef {
+            workspace,
+            dataset,
+            request_id,
+            posted_at,
+        })
     }
 }
 
@@ -123,7 +140,9 @@ pub(crate) fn refusal(status: u16, code: Option<&str>, message: &str) -> Refusal
     }
     match status {
         409 => Refusal::AlreadyQueued,
-        400 if text.contains("in progress") || text.contains("inprogress") => Refusal::AlreadyQueued,
+        400 if text.contains("in progress") || text.contains("inprogress") => {
+            Refusal::AlreadyQueued
+        }
         400 if text.contains("directquery") => Refusal::NotRefreshable,
         403 => Refusal::Forbidden,
         404 => Refusal::NotFound,
@@ -142,19 +161,38 @@ pub(crate) fn job_status(status: Option<&str>) -> (Option<JobStatus>, Option<Str
         "unknown" | "inprogress" | "notstarted" | "" => (None, None),
         "completed" | "succeeded" => (Some(JobStatus::Success), None),
         "failed" => (Some(JobStatus::Failed), None),
-        "disabled" => (Some(JobStatus::Failed), Some("Power BI: refresh Disabled".into())),
+        "disabled" => (
+            Some(JobStatus::Failed),
+            Some("Power BI: refresh Disabled".into()),
+        ),
         "cancelled" | "canceled" => (Some(JobStatus::Cancelled), None),
-        _ => (Some(JobStatus::Failed), Some(format!("Power BI status {:?}, which autoexpose does not know", crate::refresh::act::printable(s)))),
+        _ => (
+            Some(JobStatus::Failed),
+            Some(format!(
+                "Power BI status {:?}, which autoexpose does not know",
+                crate::refresh::act::printable(s)
+            )),
+        ),
     }
 }
 
 /// The refresh id of an accepted POST: `Location` (…`/refreshes/{id}`) or `x-ms-request-id`.
 fn refresh_id(resp: &crate::http::Response) -> Option<String> {
     let from_location = resp.header("location").and_then(|l| {
-        let tail = l.split('?').next()?.trim_end_matches('/').rsplit_once("/refreshes/")?.1;
+        let tail = l
+            .split('?')
+            .next()?
+            .trim_end_matches('/')
+            .rsplit_once("/refreshes/")?
+            .1;
         (!tail.is_empty() && !tail.contains('/')).then(|| tail.to_string())
     });
-    from_location.or_else(|| resp.header("x-ms-request-id").map(str::trim).filter(|v| !v.is_empty()).map(str::to_string))
+    from_location.or_else(|| {
+        resp.header("x-ms-request-id")
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    })
 }
 
 fn same_id(a: Option<&str>, b: &str) -> bool {
@@ -162,7 +200,9 @@ fn same_id(a: Option<&str>, b: &str) -> bool {
 }
 
 fn via_api(r: &Refresh) -> bool {
-    r.refresh_type.as_deref().is_some_and(|t| t.trim().eq_ignore_ascii_case("ViaApi"))
+    r.refresh_type
+        .as_deref()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("ViaApi"))
 }
 
 /// The newest `ViaApi` entry started at or after `posted_at - SKEW_SECS` (the history is newest
@@ -180,8 +220,14 @@ fn newest_via_api_after(history: &[Refresh], posted_at: Instant) -> Option<&Refr
 /// A Power BI error as the seam's: after the request may have reached Power BI (a transport
 /// failure once sent, an answer not readable) the answer is lost; a refusal before sending is not.
 fn send_error(e: &PowerBiError) -> SendError {
-    let answer_lost = matches!(e, PowerBiError::Transport(_) | PowerBiError::Protocol { .. } | PowerBiError::BadBody { .. });
-    SendError { message: e.to_string(), answer_lost }
+    let answer_lost = matches!(
+        e,
+        PowerBiError::Transport(_) | PowerBiError::Protocol { .. } | PowerBiError::BadBody { .. }
+    );
+    SendError {
+        message: e.to_string(),
+        answer_lost,
+    }
 }
 
 impl PowerBiRefresher {
@@ -194,15 +240,23 @@ impl PowerBiRefresher {
         let (status, note) = job_status(entry.status.as_deref());
         let notes = match status {
             Some(JobStatus::Failed) => {
-                let exc = entry.service_exception_json.as_deref().map(|j| self.client.scrub(j.trim())).filter(|j| !j.is_empty());
-                note.into_iter().chain(exc).reduce(|a, b| format!("{a}: {b}"))
+                let exc = entry
+                    .service_exception_json
+                    .as_deref()
+                    .map(|j| self.client.scrub(j.trim()))
+                    .filter(|j| !j.is_empty());
+                note.into_iter()
+                    .chain(exc)
+                    .reduce(|a, b| format!("{a}: {b}"))
             }
             _ => note,
         };
         JobState {
             status,
             finish_code: None,
-            completed_at: status.and(entry.end_time.clone()).filter(|t| !t.trim().is_empty()),
+            completed_at: status
+                .and(entry.end_time.clone())
+                .filter(|t| !t.trim().is_empty()),
             notes,
             matched_by: Some(matched_by),
         }
@@ -212,54 +266,120 @@ impl PowerBiRefresher {
 impl Refresher for PowerBiRefresher {
     fn refresh(&self, target: &Target) -> Result<Answer, SendError> {
         let Some((workspace, dataset)) = split_target(&target.id) else {
-            let message = format!("target {:?} is not `{{workspace id}}/{{dataset id}}` (not sent)", target.id);
-            return Ok(Answer::Refused { refusal: Refusal::Other, status: 0, code: None, message });
+            let message = format!(
+                "target {:?} is not `{{workspace id}}/{{dataset id}}` (not sent)",
+                target.id
+            );
+            return Ok(Answer::Refused {
+                refusal: Refusal::Other,
+                status: 0,
+                code: None,
+                message,
+            });
         };
         let posted_at = self.posted_now();
-        let resp = self.client.refresh_dataset(&workspace, &dataset).map_err(|e| send_error(&e))?;
+        let resp = self
+            .client
+            .refresh_dataset(&workspace, &dataset)
+            .map_err(|e| send_error(&e))?;
         if resp.status == 202 || resp.status == 200 {
-            let job = JobRef { workspace, dataset, request_id: refresh_id(&resp), posted_at: Some(posted_at) };
+            let job = JobRef {
+                workspace,
+                dataset,
+                request_id: refresh_id(&resp),
+                posted_at: Some(posted_at),
+            };
             return Ok(Answer::Job(job.id()));
         }
         let (code, message) = self.client.error_of(&resp);
         let message = message.unwrap_or_default();
-        Ok(Answer::Refused { refusal: refusal(resp.status, code.as_deref(), &message), status: resp.status, code, message })
+        Ok(Answer::Refused {
+            refusal: refusal(resp.status, code.as_deref(), &message),
+            status: resp.status,
+            code,
+            message,
+        })
     }
 
     /// An unfinished (`Unknown`) API refresh in the dataset's history is the request in flight
     /// (or one already running, which would have made ours `already_queued`): never sent again.
     fn check_torn(&self, target: &Target) -> Torn {
         let Some((workspace, dataset)) = split_target(&target.id) else {
-            return Torn::Unknown { why: format!("target {:?} is not `{{workspace id}}/{{dataset id}}`", target.id) };
+            return Torn::Unknown {
+                why: format!(
+                    "target {:?} is not `{{workspace id}}/{{dataset id}}`",
+                    target.id
+                ),
+            };
         };
-        let history = match self.client.refresh_history(&workspace, &dataset, HISTORY_TOP) {
+        let history = match self
+            .client
+            .refresh_history(&workspace, &dataset, HISTORY_TOP)
+        {
             Ok(h) => h.value,
-            Err(e) => return Torn::Unknown { why: format!("could not read the dataset's refresh history to check: {e}") },
+            Err(e) => {
+                return Torn::Unknown {
+                    why: format!("could not read the dataset's refresh history to check: {e}"),
+                }
+            }
         };
-        let running = history.iter().filter(|r| via_api(r)).find(|r| job_status(r.status.as_deref()).0.is_none());
+        let running = history
+            .iter()
+            .filter(|r| via_api(r))
+            .find(|r| job_status(r.status.as_deref()).0.is_none());
         match running {
             Some(r) => {
                 let request_id = r.request_id.clone().filter(|v| !v.trim().is_empty());
                 let posted_at = r.start_time.as_deref().and_then(Instant::parse);
-                let job = JobRef { workspace, dataset, request_id, posted_at };
+                let job = JobRef {
+                    workspace,
+                    dataset,
+                    request_id,
+                    posted_at,
+                };
                 Torn::Found {
                     job_id: job.id(),
-                    why: format!("the refresh history of {:?} shows an API refresh in progress (started {})", target.name, r.start_time.as_deref().unwrap_or("?")),
+                    why: format!(
+                        "the refresh history of {:?} shows an API refresh in progress (started {})",
+                        target.name,
+                        r.start_time.as_deref().unwrap_or("?")
+                    ),
                 }
             }
-            None => Torn::NotQueued { why: format!("the refresh history of {:?} shows no API refresh in progress: not queued", target.name) },
+            None => Torn::NotQueued {
+                why: format!(
+                    "the refresh history of {:?} shows no API refresh in progress: not queued",
+                    target.name
+                ),
+            },
         }
     }
 
     fn job(&self, id: &str) -> Result<JobState, SendError> {
         let Some(job) = JobRef::parse(id) else {
-            return Err(SendError { message: format!("job id {id:?} is not one Power BI's refresher wrote"), answer_lost: false });
+            return Err(SendError {
+                message: format!("job id {id:?} is not one Power BI's refresher wrote"),
+                answer_lost: false,
+            });
         };
         // A 401 (the token expired while polling) renews the token and asks again (`fetch`).
-        let history = self.client.refresh_history(&job.workspace, &job.dataset, HISTORY_TOP).map_err(|e| send_error(&e))?.value;
-        let running = JobState { status: None, finish_code: None, completed_at: None, notes: None, matched_by: None };
+        let history = self
+            .client
+            .refresh_history(&job.workspace, &job.dataset, HISTORY_TOP)
+            .map_err(|e| send_error(&e))?
+            .value;
+        let running = JobState {
+            status: None,
+            finish_code: None,
+            completed_at: None,
+            notes: None,
+            matched_by: None,
+        };
         if let Some(rid) = &job.request_id {
-            if let Some(entry) = history.iter().find(|r| same_id(r.request_id.as_deref(), rid)) {
+            if let Some(entry) = history
+                .iter()
+                .find(|r| same_id(r.request_id.as_deref(), rid))
+            {
                 return Ok(self.state_of(entry, MatchedBy::Exact));
             }
             // An id Power BI gave that its history does not (yet) show: the id may not be the
@@ -270,11 +390,16 @@ impl Refresher for PowerBiRefresher {
         }
         let mut matched = self.matched.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(rid) = matched.get(id) {
-            if let Some(entry) = history.iter().find(|r| same_id(r.request_id.as_deref(), rid)) {
+            if let Some(entry) = history
+                .iter()
+                .find(|r| same_id(r.request_id.as_deref(), rid))
+            {
                 return Ok(self.state_of(entry, MatchedBy::Heuristic));
             }
         }
-        let Some(posted_at) = job.posted_at else { return Ok(running) };
+        let Some(posted_at) = job.posted_at else {
+            return Ok(running);
+        };
         match newest_via_api_after(&history, posted_at) {
             Some(entry) => {
                 if let Some(rid) = entry.request_id.as_deref().filter(|r| !r.trim().is_empty()) {
@@ -309,13 +434,36 @@ mod tests {
     fn job_ids_round_trip_and_hostile_ones_are_refused() {
         let t = Instant::parse("2026-11-25T02:00:00Z").unwrap();
         for j in [
-            JobRef { workspace: "w1".into(), dataset: "d1".into(), request_id: Some("r-1".into()), posted_at: None },
-            JobRef { workspace: "w1".into(), dataset: "d1".into(), request_id: None, posted_at: Some(t) },
+            JobRef {
+                workspace: "w1".into(),
+                dataset: "d1".into(),
+                request_id: Some("r-1".into()),
+                posted_at: None,
+            },
+            JobRef {
+                workspace: "w1".into(),
+                dataset: "d1".into(),
+                request_id: None,
+                posted_at: Some(t),
+            },
         ] {
             assert_eq!(JobRef::parse(&j.id()), Some(j));
         }
-        assert_eq!(JobRef::parse("viaapi-after-2026-11-25T02:00:00Z@w1/d1").unwrap().posted_at, Some(t));
-        for bad in ["", "@w/d", "r@w", "r@/d", "r@w/d/x", "viaapi-after-nope@w/d", "r\u{e9}@"] {
+        assert_eq!(
+            JobRef::parse("viaapi-after-2026-11-25T02:00:00Z@w1/d1")
+                .unwrap()
+                .posted_at,
+            Some(t)
+        );
+        for bad in [
+            "",
+            "@w/d",
+            "r@w",
+            "r@/d",
+            "r@w/d/x",
+            "viaapi-after-nope@w/d",
+            "r\u{e9}@",
+        ] {
             assert_eq!(JobRef::parse(bad), None, "{bad:?}");
         }
     }
@@ -328,8 +476,18 @@ mod tests {
             (400, None, limit, DailyLimit),
             (403, Some("x"), limit, DailyLimit),
             (409, None, "", AlreadyQueued),
-            (400, None, "Another refresh request is already in progress (invented)", AlreadyQueued),
-            (400, None, "The model is DirectQuery (invented)", NotRefreshable),
+            (
+                400,
+                None,
+                "Another refresh request is already in progress (invented)",
+                AlreadyQueued,
+            ),
+            (
+                400,
+                None,
+                "The model is DirectQuery (invented)",
+                NotRefreshable,
+            ),
             (400, None, "bad body", Other),
             (403, None, "", Forbidden),
             (404, None, "", NotFound),
@@ -361,7 +519,10 @@ mod tests {
             entry("ViaApi", "2026-11-25T01:59:58.123Z", "Unknown", "ours"),
             entry("ViaApi", "2026-11-24T02:00:00Z", "Completed", "yesterday"),
         ];
-        assert_eq!(newest_via_api_after(&history, posted).and_then(|r| r.request_id.as_deref()), Some("ours"));
+        assert_eq!(
+            newest_via_api_after(&history, posted).and_then(|r| r.request_id.as_deref()),
+            Some("ours")
+        );
         assert!(newest_via_api_after(&history[2..], posted).is_none());
         assert!(newest_via_api_after(&history[..1], posted).is_none());
     }
@@ -370,12 +531,28 @@ mod tests {
     fn the_refresh_id_comes_from_location_or_x_ms_request_id() {
         let resp = |h: Vec<(&str, &str)>| crate::http::Response {
             status: 202,
-            headers: h.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            headers: h
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             body: vec![],
         };
-        assert_eq!(refresh_id(&resp(vec![("location", "https://api.example/v1.0/myorg/groups/w/datasets/d/refreshes/r-9")])).as_deref(), Some("r-9"));
-        assert_eq!(refresh_id(&resp(vec![("x-ms-request-id", " r-8 ")])).as_deref(), Some("r-8"));
-        assert_eq!(refresh_id(&resp(vec![("location", "https://api.example/elsewhere")])), None);
+        assert_eq!(
+            refresh_id(&resp(vec![(
+                "location",
+                "https://api.example/v1.0/myorg/groups/w/datasets/d/refreshes/r-9"
+            )]))
+            .as_deref(),
+            Some("r-9")
+        );
+        assert_eq!(
+            refresh_id(&resp(vec![("x-ms-request-id", " r-8 ")])).as_deref(),
+            Some("r-8")
+        );
+        assert_eq!(
+            refresh_id(&resp(vec![("location", "https://api.example/elsewhere")])),
+            None
+        );
         assert_eq!(refresh_id(&resp(vec![])), None);
     }
 }

@@ -35,8 +35,15 @@ impl crate::seam::Extraction for Extracted {
     }
 
     fn summary(&self) -> String {
-        let selected = self.x.workspaces.iter().filter(|w| self.x.selected.contains(&w.id));
-        let reports: usize = selected.clone().map(|w| w.reports.iter().filter(|r| !r.is_app_copy()).count()).sum();
+        let selected = self
+            .x
+            .workspaces
+            .iter()
+            .filter(|w| self.x.selected.contains(&w.id));
+        let reports: usize = selected
+            .clone()
+            .map(|w| w.reports.iter().filter(|r| !r.is_app_copy()).count())
+            .sum();
         format!(
             "{} workspaces scanned ({} selected), {reports} reports, {} scans, {} requests, {} tokens",
             self.x.workspaces.len(),
@@ -49,7 +56,12 @@ impl crate::seam::Extraction for Extracted {
 
     fn take_rows(&mut self) -> rows::Extracted {
         let (instances, assets, relations) = rows(&self.x);
-        rows::Extracted { instances: vec![instances], assets, relations, ..Default::default() }
+        rows::Extracted {
+            instances: vec![instances],
+            assets,
+            relations,
+            ..Default::default()
+        }
     }
 
     fn store(&self, tx: &Transaction) -> Result<()> {
@@ -96,7 +108,12 @@ fn quote_part(p: &str, quoted: bool) -> String {
 /// `database.schema.name` of the parts present. Navigation names are exact (`{[Name="X"]}`
 /// names the object whose name is X), so every part is quoted.
 fn navigation_full_name(database: Option<&str>, schema: Option<&str>, name: &str) -> String {
-    [database, schema, Some(name)].into_iter().flatten().map(|p| quote_part(p, true)).collect::<Vec<_>>().join(".")
+    [database, schema, Some(name)]
+        .into_iter()
+        .flatten()
+        .map(|p| quote_part(p, true))
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// The full name of a table native SQL reads, quoted as the SQL quoted it (an unquoted part
@@ -144,7 +161,12 @@ pub(crate) fn relations_of(through: &Through, found: &[Found]) -> Vec<RelationUs
     let mut out = Vec::new();
     for f in found {
         match f {
-            Found::Table { database, schema, name, .. } => {
+            Found::Table {
+                database,
+                schema,
+                name,
+                ..
+            } => {
                 let full = navigation_full_name(database.as_deref(), schema.as_deref(), name);
                 out.push(RelationUse {
                     name: Some(name.clone()),
@@ -154,7 +176,9 @@ pub(crate) fn relations_of(through: &Through, found: &[Found]) -> Vec<RelationUs
                     ..row(Via::Published, full, RelationKind::Table)
                 });
             }
-            Found::Sql { tables: Ok(tables), .. } => {
+            Found::Sql {
+                tables: Ok(tables), ..
+            } => {
                 for t in tables {
                     let full = sql_full_name(t);
                     out.push(RelationUse {
@@ -166,16 +190,29 @@ pub(crate) fn relations_of(through: &Through, found: &[Found]) -> Vec<RelationUs
                     });
                 }
             }
-            Found::Sql { tables: Err(failure), .. } => {
-                out.push(RelationUse { detail: Some(failure.to_string()), ..row(Via::CustomSql, String::new(), RelationKind::UnparsedSql) });
+            Found::Sql {
+                tables: Err(failure),
+                ..
+            } => {
+                out.push(RelationUse {
+                    detail: Some(failure.to_string()),
+                    ..row(Via::CustomSql, String::new(), RelationKind::UnparsedSql)
+                });
             }
             Found::Miss { reason, detail } => {
                 // The relation id keeps the reason, so a file and a web call of the same
                 // name stay two relations.
                 let text = format!("{}: {detail}", miss_text(*reason));
                 let kind = miss_kind(*reason);
-                let detail = if kind == RelationKind::File { detail.clone() } else { text.clone() };
-                out.push(RelationUse { detail: Some(detail), ..row(Via::Published, text, kind) });
+                let detail = if kind == RelationKind::File {
+                    detail.clone()
+                } else {
+                    text.clone()
+                };
+                out.push(RelationUse {
+                    detail: Some(detail),
+                    ..row(Via::Published, text, kind)
+                });
             }
         }
     }
@@ -193,8 +230,12 @@ fn read_m(expression: &str, ctx: &Context) -> Vec<Found> {
 /// (reference section 3); each a user principal name, so also the email when it looks like one.
 fn owner(r: &super::model::Report, ds: Option<&Dataset>) -> (Option<String>, Option<String>) {
     let set = |v: Option<&String>| v.filter(|s| !s.trim().is_empty()).cloned();
-    let who = set(r.created_by.as_ref()).or_else(|| set(r.modified_by.as_ref())).or_else(|| ds.and_then(|d| set(d.configured_by.as_ref())));
-    let email = who.clone().filter(|w| w.contains('@') && !w.contains(char::is_whitespace));
+    let who = set(r.created_by.as_ref())
+        .or_else(|| set(r.modified_by.as_ref()))
+        .or_else(|| ds.and_then(|d| set(d.configured_by.as_ref())));
+    let email = who
+        .clone()
+        .filter(|w| w.contains('@') && !w.contains(char::is_whitespace));
     (who, email)
 }
 
@@ -202,8 +243,18 @@ fn owner(r: &super::model::Report, ds: Option<&Dataset>) -> (Option<String>, Opt
 /// and what its dataset's tables read (the dataset wherever it lives).
 pub(crate) fn rows(x: &TenantExtract) -> (rows::Instance, Vec<rows::Asset>, Vec<RelationUse>) {
     let i = &x.integration;
-    let instance = rows::Instance { integration: i.clone(), tool: Tool::PowerBi, label: x.tenant_id.clone(), complete: x.complete };
-    let datasets: BTreeMap<&str, &Dataset> = x.workspaces.iter().flat_map(|w| &w.datasets).map(|d| (d.id.as_str(), d)).collect();
+    let instance = rows::Instance {
+        integration: i.clone(),
+        tool: Tool::PowerBi,
+        label: x.tenant_id.clone(),
+        complete: x.complete,
+    };
+    let datasets: BTreeMap<&str, &Dataset> = x
+        .workspaces
+        .iter()
+        .flat_map(|w| &w.datasets)
+        .map(|d| (d.id.as_str(), d))
+        .collect();
     // What each dataset's tables read, once per dataset however many reports read it, the
     // datasets in parallel (the M reader is most of extract's own work on a large tenant).
     let wanted: std::collections::BTreeSet<&str> = x
@@ -222,7 +273,10 @@ pub(crate) fn rows(x: &TenantExtract) -> (rows::Instance, Vec<rows::Asset>, Vec<
     let mut relations = Vec::new();
     for w in x.workspaces.iter().filter(|w| x.selected.contains(&w.id)) {
         for r in w.reports.iter().filter(|r| !r.is_app_copy()) {
-            let ds = r.dataset_id.as_deref().and_then(|d| datasets.get(d).copied());
+            let ds = r
+                .dataset_id
+                .as_deref()
+                .and_then(|d| datasets.get(d).copied());
             let (owner_name, owner_email) = owner(r, ds);
             assets.push(rows::Asset {
                 integration: i.clone(),
@@ -236,11 +290,20 @@ pub(crate) fn rows(x: &TenantExtract) -> (rows::Instance, Vec<rows::Asset>, Vec<
                 owner_email,
                 url: x.report_urls.get(&r.id).map(|(u, _)| u.clone()),
                 tags: Vec::new(),
-                meta: r.dataset_id.iter().map(|d| ("dataset_id".to_string(), d.clone())).collect(),
+                meta: r
+                    .dataset_id
+                    .iter()
+                    .map(|d| ("dataset_id".to_string(), d.clone()))
+                    .collect(),
             });
             let Some(ds) = ds else { continue };
             for (table, found) in &read[ds.id.as_str()] {
-                let through = Through { integration: i, report_id: &r.id, dataset_id: &ds.id, table };
+                let through = Through {
+                    integration: i,
+                    report_id: &r.id,
+                    dataset_id: &ds.id,
+                    table,
+                };
                 relations.extend(relations_of(&through, found));
             }
         }
@@ -253,11 +316,25 @@ pub(crate) fn rows(x: &TenantExtract) -> (rows::Instance, Vec<rows::Asset>, Vec<
 /// Whether a dataset's M names a parameter the scan's expressions give no value for: only
 /// then is `datasets/{id}/parameters` worth a call (issue #14: the scan's expressions first).
 pub(crate) fn needs_parameters(ds: &Dataset) -> bool {
-    read_dataset(ds, None).iter().flat_map(|(_, found)| found).any(|f| matches!(f, Found::Miss { reason: MissKind::UnresolvedParameter, .. }))
+    read_dataset(ds, None)
+        .iter()
+        .flat_map(|(_, found)| found)
+        .any(|f| {
+            matches!(
+                f,
+                Found::Miss {
+                    reason: MissKind::UnresolvedParameter,
+                    ..
+                }
+            )
+        })
 }
 
 /// Each table of a dataset and what it reads, in name order.
-fn read_dataset<'d>(ds: &'d Dataset, api_parameters: Option<&Vec<super::model::Parameter>>) -> Vec<(&'d str, Vec<Found>)> {
+fn read_dataset<'d>(
+    ds: &'d Dataset,
+    api_parameters: Option<&Vec<super::model::Parameter>>,
+) -> Vec<(&'d str, Vec<Found>)> {
     // A table's M may name another table of its dataset as it names a shared expression
     // (`Source = Orders`): the tables come after the shared expressions, which win a name
     // both have (the first found is the one read).
@@ -265,11 +342,21 @@ fn read_dataset<'d>(ds: &'d Dataset, api_parameters: Option<&Vec<super::model::P
         .expressions
         .iter()
         .map(|e| (e.name.clone(), e.expression.clone().unwrap_or_default()))
-        .chain(ds.tables.iter().filter_map(|t| Some((t.name.clone(), t.expression()?.to_string()))))
+        .chain(
+            ds.tables
+                .iter()
+                .filter_map(|t| Some((t.name.clone(), t.expression()?.to_string()))),
+        )
         .collect();
-    let parameters: Vec<(String, String)> =
-        api_parameters.into_iter().flatten().filter_map(|p| p.value_text().map(|v| (p.name.clone(), v))).collect();
-    let ctx = Context { expressions: &expressions, parameters: &parameters };
+    let parameters: Vec<(String, String)> = api_parameters
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.value_text().map(|v| (p.name.clone(), v)))
+        .collect();
+    let ctx = Context {
+        expressions: &expressions,
+        parameters: &parameters,
+    };
     let mut out: Vec<(&str, Vec<Found>)> = ds
         .tables
         .iter()
@@ -291,8 +378,17 @@ fn read_dataset<'d>(ds: &'d Dataset, api_parameters: Option<&Vec<super::model::P
 /// The summary's lines about reports read but not imported.
 pub(crate) fn left_out_lines(conn: &Connection) -> Result<Vec<String>> {
     let mut st = conn.prepare("SELECT left_out, count(*) FROM powerbi_reports WHERE left_out = 'app_copy' GROUP BY left_out")?;
-    let rows: Vec<(String, i64)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
-    Ok(rows.into_iter().map(|(_, n)| format!("Reports left out:     {n} (app copies; their original reports are the exposures)")).collect())
+    let rows: Vec<(String, i64)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows
+        .into_iter()
+        .map(|(_, n)| {
+            format!(
+                "Reports left out:     {n} (app copies; their original reports are the exposures)"
+            )
+        })
+        .collect())
 }
 
 /// The tables of extract that hold the rows of every integration, keyed by `integration`.
@@ -315,7 +411,12 @@ const OWN: [&str; 9] = [
 /// before (as `powerbi_tenants` lists them); another integration's rows stay.
 pub(crate) fn clear(tx: &Transaction) -> Result<()> {
     for t in SHARED {
-        tx.execute(&format!("DELETE FROM {t} WHERE integration IN (SELECT integration FROM powerbi_tenants)"), [])?;
+        tx.execute(
+            &format!(
+                "DELETE FROM {t} WHERE integration IN (SELECT integration FROM powerbi_tenants)"
+            ),
+            [],
+        )?;
     }
     for t in OWN {
         tx.execute(&format!("DELETE FROM {t}"), [])?;
@@ -353,7 +454,14 @@ pub(crate) fn write(tx: &Transaction, x: &TenantExtract) -> Result<()> {
         "INSERT OR IGNORE INTO powerbi_scans (integration, scan_id, purpose, workspace_ids, status, polls) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for s in &x.scans {
-        st.execute(params![i, s.id, s.purpose, serde_json::to_string(&s.workspaces)?, s.status, s.polls])?;
+        st.execute(params![
+            i,
+            s.id,
+            s.purpose,
+            serde_json::to_string(&s.workspaces)?,
+            s.status,
+            s.polls
+        ])?;
     }
     let mut ws = tx.prepare_cached(
         "INSERT OR IGNORE INTO powerbi_workspaces (integration, id, name, type, state, selected, left_out) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -376,7 +484,15 @@ pub(crate) fn write(tx: &Transaction, x: &TenantExtract) -> Result<()> {
     )?;
     for w in &x.workspaces {
         let selected = x.selected.contains(&w.id);
-        ws.execute(params![i, w.id, w.name, w.kind, w.state, selected, left_out_workspace(x, w)])?;
+        ws.execute(params![
+            i,
+            w.id,
+            w.name,
+            w.kind,
+            w.state,
+            selected,
+            left_out_workspace(x, w)
+        ])?;
         for r in &w.reports {
             let left_out = if r.is_app_copy() {
                 Some("app_copy")
@@ -413,8 +529,16 @@ pub(crate) fn write(tx: &Transaction, x: &TenantExtract) -> Result<()> {
                 d.name,
                 d.configured_by,
                 d.target_storage_mode,
-                json_list(d.datasource_usages.iter().map(|u| u.datasource_instance_id.clone()))?,
-                json_list(d.misconfigured_datasource_usages.iter().map(|u| u.datasource_instance_id.clone()))?,
+                json_list(
+                    d.datasource_usages
+                        .iter()
+                        .map(|u| u.datasource_instance_id.clone())
+                )?,
+                json_list(
+                    d.misconfigured_datasource_usages
+                        .iter()
+                        .map(|u| u.datasource_instance_id.clone())
+                )?,
                 serde_json::to_string(&d.upstream_dataflows)?,
                 d.schema_retrieval_error.as_ref().map(|e| e.to_string())
             ])?;
@@ -431,17 +555,32 @@ pub(crate) fn write(tx: &Transaction, x: &TenantExtract) -> Result<()> {
     )?;
     for (ds, ps) in &x.parameters {
         for p in ps {
-            par.execute(params![i, ds, p.name, p.kind, p.value_text(), p.is_required])?;
+            par.execute(params![
+                i,
+                ds,
+                p.name,
+                p.kind,
+                p.value_text(),
+                p.is_required
+            ])?;
         }
     }
     let mut src = tx.prepare_cached(
         "INSERT OR IGNORE INTO powerbi_datasources (integration, datasource_id, datasource_type, gateway_id, server, database, connection_details, misconfigured)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
-    for (list, misconfigured) in [(&x.datasource_instances, false), (&x.misconfigured_instances, true)] {
+    for (list, misconfigured) in [
+        (&x.datasource_instances, false),
+        (&x.misconfigured_instances, true),
+    ] {
         for d in list {
             let Some(id) = &d.datasource_id else { continue };
-            let detail = |k: &str| d.connection_details.as_ref().and_then(|c| c[k].as_str()).map(str::to_string);
+            let detail = |k: &str| {
+                d.connection_details
+                    .as_ref()
+                    .and_then(|c| c[k].as_str())
+                    .map(str::to_string)
+            };
             src.execute(params![
                 i,
                 id,
@@ -458,13 +597,29 @@ pub(crate) fn write(tx: &Transaction, x: &TenantExtract) -> Result<()> {
         "INSERT INTO extract_warnings (integration, query, page, code, severity, message, action) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     for w in &x.warnings {
-        warn.execute(params![i, w.query, 0, w.code, "warning", crate::http::scrub(&w.message), w.action])?;
+        warn.execute(params![
+            i,
+            w.query,
+            0,
+            w.code,
+            "warning",
+            crate::http::scrub(&w.message),
+            w.action
+        ])?;
     }
     let mut raw = tx.prepare_cached(
         "INSERT INTO raw_responses (integration, seq, method, path, status, bytes, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     for (n, r) in x.responses.iter().enumerate() {
-        raw.execute(params![i, n as i64 + 1, r.method, r.path, r.status, r.bytes as i64, r.body])?;
+        raw.execute(params![
+            i,
+            n as i64 + 1,
+            r.method,
+            r.path,
+            r.status,
+            r.bytes as i64,
+            r.body
+        ])?;
     }
     write_refresh_targets(tx, x)
 }
@@ -476,19 +631,34 @@ pub(crate) fn write(tx: &Transaction, x: &TenantExtract) -> Result<()> {
 /// stage sends it once. A report on a DirectQuery dataset has no target: the stage records it
 /// `not_applicable` (the dataset's mode stays in powerbi_datasets.target_storage_mode).
 fn write_refresh_targets(tx: &Transaction, x: &TenantExtract) -> Result<()> {
-    let home: BTreeMap<&str, (&str, &Dataset)> =
-        x.workspaces.iter().flat_map(|w| w.datasets.iter().map(move |d| (d.id.as_str(), (w.id.as_str(), d)))).collect();
+    let home: BTreeMap<&str, (&str, &Dataset)> = x
+        .workspaces
+        .iter()
+        .flat_map(|w| {
+            w.datasets
+                .iter()
+                .map(move |d| (d.id.as_str(), (w.id.as_str(), d)))
+        })
+        .collect();
     let mut ins = tx.prepare_cached(
         "INSERT OR IGNORE INTO bi_refresh_targets (integration, asset_ref, target_kind, target_ref, target_name) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     for w in x.workspaces.iter().filter(|w| x.selected.contains(&w.id)) {
         for r in w.reports.iter().filter(|r| !r.is_app_copy()) {
-            let Some(&(ws, ds)) = r.dataset_id.as_deref().and_then(|d| home.get(d)) else { continue };
+            let Some(&(ws, ds)) = r.dataset_id.as_deref().and_then(|d| home.get(d)) else {
+                continue;
+            };
             if !ds.refreshable() {
                 continue;
             }
             let name = ds.name.clone().unwrap_or_else(|| ds.id.clone());
-            ins.execute(params![x.integration, r.id, crate::refresh::tags::Kind::Dataset, format!("{ws}/{}", ds.id), name])?;
+            ins.execute(params![
+                x.integration,
+                r.id,
+                crate::refresh::tags::Kind::Dataset,
+                format!("{ws}/{}", ds.id),
+                name
+            ])?;
         }
     }
     Ok(())
@@ -500,11 +670,19 @@ mod tests {
     use crate::lineage::{Dialect, ParseFailure};
 
     fn through() -> Through<'static> {
-        Through { integration: "corp", report_id: "r1", dataset_id: "d1", table: "Orders" }
+        Through {
+            integration: "corp",
+            report_id: "r1",
+            dataset_id: "d1",
+            table: "Orders",
+        }
     }
 
     fn part(v: &str, quoted: bool) -> Part {
-        Part { value: v.into(), quoted }
+        Part {
+            value: v.into(),
+            quoted,
+        }
     }
 
     fn sql(tables: Result<Vec<TableRef>, ParseFailure>) -> Found {
@@ -531,17 +709,51 @@ mod tests {
         let rows = relations_of(&through(), &found);
         assert_eq!(rows.len(), 1);
         let r = &rows[0];
-        assert_eq!((r.via, r.via_id.as_str(), r.kind), (Via::Published, "d1/Orders", RelationKind::Table));
-        assert_eq!(r.full_name.as_deref(), Some(r#""ANALYTICS"."MARTS"."FCT_""ORDERS""""#));
+        assert_eq!(
+            (r.via, r.via_id.as_str(), r.kind),
+            (Via::Published, "d1/Orders", RelationKind::Table)
+        );
+        assert_eq!(
+            r.full_name.as_deref(),
+            Some(r#""ANALYTICS"."MARTS"."FCT_""ORDERS""""#)
+        );
         assert_eq!(r.relation_id, r.full_name.clone().unwrap());
-        assert_eq!((r.database.as_deref(), r.schema.as_deref(), r.name.as_deref()), (Some("ANALYTICS"), Some("MARTS"), Some("FCT_\"ORDERS\"")));
-        assert_eq!((r.integration.as_str(), r.asset_id.as_str(), r.detail.as_deref()), ("corp", "r1", None));
+        assert_eq!(
+            (
+                r.database.as_deref(),
+                r.schema.as_deref(),
+                r.name.as_deref()
+            ),
+            (Some("ANALYTICS"), Some("MARTS"), Some("FCT_\"ORDERS\""))
+        );
+        assert_eq!(
+            (
+                r.integration.as_str(),
+                r.asset_id.as_str(),
+                r.detail.as_deref()
+            ),
+            ("corp", "r1", None)
+        );
         // The key normalize makes of it: three parts, quotes and case folded as for Tableau's.
-        let named = crate::keys::NamedRelation { name: r.name.as_deref(), full_name: r.full_name.as_deref(), schema: r.schema.as_deref(), database: r.database.as_deref() };
+        let named = crate::keys::NamedRelation {
+            name: r.name.as_deref(),
+            full_name: r.full_name.as_deref(),
+            schema: r.schema.as_deref(),
+            database: r.database.as_deref(),
+        };
         let k = crate::keys::bi_key(&named, &Default::default(), &Default::default()).unwrap();
         assert_eq!(k.text(), "analytics.marts.fct_\"orders\"");
         // Without a database (a two-level connector), two parts.
-        let two = relations_of(&through(), &[Found::Table { connector: "MySQL.Database".into(), server: None, database: None, schema: Some("shop".into()), name: "orders".into() }]);
+        let two = relations_of(
+            &through(),
+            &[Found::Table {
+                connector: "MySQL.Database".into(),
+                server: None,
+                database: None,
+                schema: Some("shop".into()),
+                name: "orders".into(),
+            }],
+        );
         assert_eq!(two[0].full_name.as_deref(), Some(r#""shop"."orders""#));
     }
 
@@ -556,32 +768,65 @@ mod tests {
             written: String::new(),
         };
         let found = [sql(Ok(vec![
-            t(Some(part("dw", true)), Some(part("dbo", false)), part("fct_orders", false), false),
+            t(
+                Some(part("dw", true)),
+                Some(part("dbo", false)),
+                part("fct_orders", false),
+                false,
+            ),
             t(Some(part("dw", false)), None, part("Odd Name", true), true),
             t(None, Some(part("marts", false)), part("dim", false), false),
         ]))];
         let rows = relations_of(&through(), &found);
-        let names: Vec<&str> = rows.iter().map(|r| r.full_name.as_deref().unwrap()).collect();
-        assert_eq!(names, [r#""dw".dbo.fct_orders"#, r#"dw.."Odd Name""#, "marts.dim"]);
-        assert!(rows.iter().all(|r| r.via == Via::CustomSql && r.kind == RelationKind::Table && r.via_id == "d1/Orders"));
-        assert_eq!((rows[1].database.as_deref(), rows[1].schema.as_deref(), rows[1].name.as_deref()), (Some("dw"), None, Some("Odd Name")));
+        let names: Vec<&str> = rows
+            .iter()
+            .map(|r| r.full_name.as_deref().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [r#""dw".dbo.fct_orders"#, r#"dw.."Odd Name""#, "marts.dim"]
+        );
+        assert!(rows.iter().all(|r| r.via == Via::CustomSql
+            && r.kind == RelationKind::Table
+            && r.via_id == "d1/Orders"));
+        assert_eq!(
+            (
+                rows[1].database.as_deref(),
+                rows[1].schema.as_deref(),
+                rows[1].name.as_deref()
+            ),
+            (Some("dw"), None, Some("Odd Name"))
+        );
         // Reading no table at all gives no row.
         assert!(relations_of(&through(), &[sql(Ok(vec![]))]).is_empty());
     }
 
     #[test]
     fn unparsed_sql_keeps_the_parsers_message() {
-        let f = ParseFailure { message: "Expected: an expression, found: EOF".into(), line: Some(1), column: Some(8) };
+        let f = ParseFailure {
+            message: "Expected: an expression, found: EOF".into(),
+            line: Some(1),
+            column: Some(8),
+        };
         let rows = relations_of(&through(), &[sql(Err(f))]);
         assert_eq!(rows.len(), 1);
-        assert_eq!((rows[0].kind, rows[0].via, rows[0].relation_id.as_str()), (RelationKind::UnparsedSql, Via::CustomSql, ""));
-        assert_eq!(rows[0].detail.as_deref(), Some("Expected: an expression, found: EOF (line 1, column 8)"));
+        assert_eq!(
+            (rows[0].kind, rows[0].via, rows[0].relation_id.as_str()),
+            (RelationKind::UnparsedSql, Via::CustomSql, "")
+        );
+        assert_eq!(
+            rows[0].detail.as_deref(),
+            Some("Expected: an expression, found: EOF (line 1, column 8)")
+        );
     }
 
     #[test]
     fn a_miss_carries_its_reason_in_kind_and_detail() {
         use crate::tags::{MissReason, Tag};
-        let miss = |reason, detail: &str| Found::Miss { reason, detail: detail.into() };
+        let miss = |reason, detail: &str| Found::Miss {
+            reason,
+            detail: detail.into(),
+        };
         let found = [
             miss(MissKind::UnsupportedMFunction, "Web.Contents"),
             miss(MissKind::UnresolvedParameter, "Database"),
@@ -591,31 +836,59 @@ mod tests {
             miss(MissKind::Unreadable, "unterminated string at byte 12"),
         ];
         let rows = relations_of(&through(), &found);
-        let got: Vec<(RelationKind, &str)> = rows.iter().map(|r| (r.kind, r.detail.as_deref().unwrap())).collect();
+        let got: Vec<(RelationKind, &str)> = rows
+            .iter()
+            .map(|r| (r.kind, r.detail.as_deref().unwrap()))
+            .collect();
         assert_eq!(
             got,
             [
                 (RelationKind::NoLineage, "dataflow: PowerPlatform.Dataflows"),
                 (RelationKind::File, "Excel.Workbook"),
-                (RelationKind::NoLineage, "no_source: table \"Calc\" has no M source"),
-                (RelationKind::NoLineage, "unreadable_m: unterminated string at byte 12"),
+                (
+                    RelationKind::NoLineage,
+                    "no_source: table \"Calc\" has no M source"
+                ),
+                (
+                    RelationKind::NoLineage,
+                    "unreadable_m: unterminated string at byte 12"
+                ),
                 (RelationKind::NoLineage, "unresolved_parameter: Database"),
-                (RelationKind::NoLineage, "unsupported_m_function: Web.Contents"),
+                (
+                    RelationKind::NoLineage,
+                    "unsupported_m_function: Web.Contents"
+                ),
             ]
         );
         // The relation id always starts with the reason; only a file's detail is the bare name
         // (normalize words it as a file connection).
-        assert!(rows.iter().all(|r| r.relation_id.ends_with(r.detail.as_deref().unwrap()) && r.via == Via::Published));
-        assert!(rows.iter().all(|r| r.relation_id.split(": ").next().is_some_and(|k| MissReason::parse(k).is_some())));
+        assert!(rows
+            .iter()
+            .all(|r| r.relation_id.ends_with(r.detail.as_deref().unwrap())
+                && r.via == Via::Published));
+        assert!(rows.iter().all(|r| r
+            .relation_id
+            .split(": ")
+            .next()
+            .is_some_and(|k| MissReason::parse(k).is_some())));
         // The same miss twice (both branches of an `if`) is one row.
-        assert_eq!(relations_of(&through(), &[miss(MissKind::Dataflow, "x"), miss(MissKind::Dataflow, "x")]).len(), 1);
+        assert_eq!(
+            relations_of(
+                &through(),
+                &[miss(MissKind::Dataflow, "x"), miss(MissKind::Dataflow, "x")]
+            )
+            .len(),
+            1
+        );
     }
 
     /// A table's M naming another table of the dataset reads what that table reads; a shared
     /// expression of the same name wins; a name neither has stays a miss.
     #[test]
     fn a_table_may_read_another_table_of_its_dataset() {
-        let nav = |item: &str| format!("let Source = Sql.Database(\"srv\", \"dw\"), T = Source{{[Schema=\"dbo\",Item=\"{item}\"]}}[Data] in T");
+        let nav = |item: &str| {
+            format!("let Source = Sql.Database(\"srv\", \"dw\"), T = Source{{[Schema=\"dbo\",Item=\"{item}\"]}}[Data] in T")
+        };
         let ds = serde_json::json!({
             "id": "d",
             "tables": [
@@ -638,17 +911,32 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 3, "{names:?}");
         assert_eq!(&names[..2], ["orders", "regions_shared"]);
-        assert!(names[2].starts_with("unresolved_parameter: Missing"), "{names:?}");
+        assert!(
+            names[2].starts_with("unresolved_parameter: Missing"),
+            "{names:?}"
+        );
     }
 
     #[test]
     fn owners_fall_back_from_created_to_modified_to_the_dataset() {
-        let report: super::super::model::Report =
-            serde_json::from_str(r#"{"id": "r", "createdBy": " ", "modifiedBy": "ann@contoso.com"}"#).unwrap();
-        let ds: Dataset = serde_json::from_str(r#"{"id": "d", "configuredBy": "Bob Builder"}"#).unwrap();
-        assert_eq!(owner(&report, Some(&ds)), (Some("ann@contoso.com".into()), Some("ann@contoso.com".into())));
+        let report: super::super::model::Report = serde_json::from_str(
+            r#"{"id": "r", "createdBy": " ", "modifiedBy": "ann@contoso.com"}"#,
+        )
+        .unwrap();
+        let ds: Dataset =
+            serde_json::from_str(r#"{"id": "d", "configuredBy": "Bob Builder"}"#).unwrap();
+        assert_eq!(
+            owner(&report, Some(&ds)),
+            (
+                Some("ann@contoso.com".into()),
+                Some("ann@contoso.com".into())
+            )
+        );
         let report: super::super::model::Report = serde_json::from_str(r#"{"id": "r"}"#).unwrap();
-        assert_eq!(owner(&report, Some(&ds)), (Some("Bob Builder".into()), None));
+        assert_eq!(
+            owner(&report, Some(&ds)),
+            (Some("Bob Builder".into()), None)
+        );
         assert_eq!(owner(&report, None), (None, None));
     }
 }

@@ -60,17 +60,29 @@ pub(crate) fn settings_hash(t: &PowerBiTenant) -> String {
 
 /// `crate::sync::decide`, then full unless the last extraction's start is a `modifiedSince`
 /// the service takes.
-pub(crate) fn decide(from: SyncFrom<'_>, integration: &str, settings_hash: &str) -> Result<Decision> {
+pub(crate) fn decide(
+    from: SyncFrom<'_>,
+    integration: &str,
+    settings_hash: &str,
+) -> Result<Decision> {
     let d = crate::sync::decide(from.db, integration, settings_hash, from.settings)?;
     if !d.incremental {
         return Ok(d);
     }
-    let full = |why: String| Decision { incremental: false, why, full_sync_at: d.now, base_extracted_at: None, now: d.now };
+    let full = |why: String| Decision {
+        incremental: false,
+        why,
+        full_sync_at: d.now,
+        base_extracted_at: None,
+        now: d.now,
+    };
     if from.replaying {
         return Ok(full("replaying recordings: workspaces/modified?modifiedSince names the last extraction's start, which no recording answers".into()));
     }
     let Some(since) = d.base_extracted_at else {
-        return Ok(full("the last extraction did not record when it started".into()));
+        return Ok(full(
+            "the last extraction did not record when it started".into(),
+        ));
     };
     let age = d.now.0 - since.0;
     if (0..MIN_AGE_SECS).contains(&age) {
@@ -84,13 +96,24 @@ pub(crate) fn decide(from: SyncFrom<'_>, integration: &str, settings_hash: &str)
         });
     }
     if !(MIN_AGE_SECS..=MAX_AGE_SECS).contains(&age) {
-        let ago = if age.abs() < 2 * 86_400 { format!("{} minutes", age / 60) } else { format!("{} days", age / 86_400) };
+        let ago = if age.abs() < 2 * 86_400 {
+            format!("{} minutes", age / 60)
+        } else {
+            format!("{} days", age / 86_400)
+        };
         return Ok(full(format!(
             "the last extraction started at {} ({ago} before); workspaces/modified takes a modifiedSince 30 minutes to 30 days ago only",
             since.rfc3339()
         )));
     }
-    Ok(Decision { why: format!("{}; scanning the workspaces modified since {}", d.why, since.rfc3339()), ..d })
+    Ok(Decision {
+        why: format!(
+            "{}; scanning the workspaces modified since {}",
+            d.why,
+            since.rfc3339()
+        ),
+        ..d
+    })
 }
 
 /// What a call answered, as the cache keeps it.
@@ -143,15 +166,20 @@ pub(crate) type Base = BTreeMap<String, String>;
 /// The cache rows of `integration` in `db`.
 pub(crate) fn load(db: &Path, integration: &str) -> Result<Base> {
     let conn = crate::db::reader(db)?;
-    let mut st = conn.prepare("SELECT id, details FROM powerbi_workspace_cache WHERE integration = ?1")?;
+    let mut st =
+        conn.prepare("SELECT id, details FROM powerbi_workspace_cache WHERE integration = ?1")?;
     let rows = st.query_map([integration], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    rows.collect::<rusqlite::Result<Base>>().with_context(|| format!("database {}: table powerbi_workspace_cache", db.display()))
+    rows.collect::<rusqlite::Result<Base>>()
+        .with_context(|| format!("database {}: table powerbi_workspace_cache", db.display()))
 }
 
 /// The cached workspace `id`, if the cache holds it and it reads; else why it must be scanned.
 pub(crate) fn reuse(base: &Base, id: &str) -> Result<Entry, String> {
-    let Some(details) = base.get(id) else { return Err("new since the last extraction".into()) };
-    let c: CachedIn = serde_json::from_str(details).map_err(|e| format!("its cached scan result could not be read ({e})"))?;
+    let Some(details) = base.get(id) else {
+        return Err("new since the last extraction".into());
+    };
+    let c: CachedIn = serde_json::from_str(details)
+        .map_err(|e| format!("its cached scan result could not be read ({e})"))?;
     Ok(Entry {
         workspace: c.workspace,
         instances: c.datasource_instances,
@@ -178,10 +206,20 @@ pub(crate) fn row(e: &Entry) -> Result<(String, String)> {
 /// datasets and dataflows use (reference section 4: `datasourceUsages[].datasourceInstanceId`
 /// = `datasourceId`). An instance no usage names goes with every workspace of the scan.
 pub(crate) fn split(result: super::model::ScanResult) -> Vec<Entry> {
-    let super::model::ScanResult { workspaces, datasource_instances: instances, misconfigured_datasource_instances: misconfigured } = result;
+    let super::model::ScanResult {
+        workspaces,
+        datasource_instances: instances,
+        misconfigured_datasource_instances: misconfigured,
+    } = result;
     let uses = |w: &Workspace| -> BTreeSet<String> {
-        let datasets = w.datasets.iter().flat_map(|d| d.datasource_usages.iter().chain(&d.misconfigured_datasource_usages));
-        let mut ids: BTreeSet<String> = datasets.filter_map(|u| u.datasource_instance_id.clone()).collect();
+        let datasets = w.datasets.iter().flat_map(|d| {
+            d.datasource_usages
+                .iter()
+                .chain(&d.misconfigured_datasource_usages)
+        });
+        let mut ids: BTreeSet<String> = datasets
+            .filter_map(|u| u.datasource_instance_id.clone())
+            .collect();
         for f in &w.dataflows {
             for u in f["datasourceUsages"].as_array().into_iter().flatten() {
                 if let Some(i) = u["datasourceInstanceId"].as_str() {
@@ -236,9 +274,24 @@ pub(crate) fn since(d: &Decision) -> Option<Instant> {
 }
 
 /// Writes `o` for `integration`: `sync_bases`, `sync_state`, and its cache, replaced whole.
-pub(crate) fn write(tx: &Transaction, integration: &str, o: &Outcome, complete: bool) -> Result<()> {
-    crate::sync::write(tx, integration, &o.decision, &o.settings_hash, complete, &o.states)?;
-    tx.execute("DELETE FROM powerbi_workspace_cache WHERE integration = ?1", [integration])?;
+pub(crate) fn write(
+    tx: &Transaction,
+    integration: &str,
+    o: &Outcome,
+    complete: bool,
+) -> Result<()> {
+    crate::sync::write(
+        tx,
+        integration,
+        &o.decision,
+        &o.settings_hash,
+        complete,
+        &o.states,
+    )?;
+    tx.execute(
+        "DELETE FROM powerbi_workspace_cache WHERE integration = ?1",
+        [integration],
+    )?;
     let mut st = tx.prepare_cached("INSERT OR REPLACE INTO powerbi_workspace_cache (integration, id, details) VALUES (?1, ?2, ?3)")?;
     for (id, details) in &o.rows {
         st.execute(params![integration, id, details])?;
@@ -269,9 +322,23 @@ mod tests {
         .unwrap();
         let got: Vec<(String, Vec<String>)> = split(r)
             .into_iter()
-            .map(|e| (e.workspace.id, e.instances.into_iter().map(|i| i.datasource_id.unwrap()).collect()))
+            .map(|e| {
+                (
+                    e.workspace.id,
+                    e.instances
+                        .into_iter()
+                        .map(|i| i.datasource_id.unwrap())
+                        .collect(),
+                )
+            })
             .collect();
-        assert_eq!(got, [("w2".to_string(), vec!["i2".to_string(), "nobody".into()]), ("w1".into(), vec!["i1".into(), "i3".into(), "nobody".into()])]);
+        assert_eq!(
+            got,
+            [
+                ("w2".to_string(), vec!["i2".to_string(), "nobody".into()]),
+                ("w1".into(), vec!["i1".into(), "i3".into(), "nobody".into()])
+            ]
+        );
     }
 
     #[test]
@@ -282,12 +349,22 @@ mod tests {
         .unwrap();
         let mut params = BTreeMap::new();
         params.insert("d".to_string(), Answer::NotAllowed);
-        let e = Entry { workspace: w, instances: vec![], misconfigured: vec![], reports: Answer::Got(BTreeMap::new()), parameters: params, reused: false };
+        let e = Entry {
+            workspace: w,
+            instances: vec![],
+            misconfigured: vec![],
+            reports: Answer::Got(BTreeMap::new()),
+            parameters: params,
+            reused: false,
+        };
         let (id, details) = row(&e).unwrap();
         let base: Base = [(id.clone(), details.clone())].into_iter().collect();
         let back = reuse(&base, &id).unwrap();
         assert!(back.reused);
         assert_eq!(row(&back).unwrap().1, details);
-        assert_eq!(reuse(&base, "other").unwrap_err(), "new since the last extraction");
+        assert_eq!(
+            reuse(&base, "other").unwrap_err(),
+            "new since the last extraction"
+        );
     }
 }

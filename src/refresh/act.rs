@@ -47,11 +47,21 @@ impl Actor<'_, '_> {
         let skipped = Event::of(e, step.target, Decision::Skipped);
         let ev = match &step.plan {
             Plan::Skipped { reason, detail } => {
-                crate::outln!("{t}  Refreshing {what} for exposure {label} ... [SKIPPED: {}]", reason.as_str().replace('_', " "));
-                Event { reason: Some(*reason), detail: Some(detail.clone()), ..skipped }
+                crate::outln!(
+                    "{t}  Refreshing {what} for exposure {label} ... [SKIPPED: {}]",
+                    reason.as_str().replace('_', " ")
+                );
+                Event {
+                    reason: Some(*reason),
+                    detail: Some(detail.clone()),
+                    ..skipped
+                }
             }
             Plan::NoExtracts => {
-                crate::outln!("{t}  Refreshing {what} for exposure {label} ... [NOT_APPLICABLE: {}]", words.not_applicable);
+                crate::outln!(
+                    "{t}  Refreshing {what} for exposure {label} ... [NOT_APPLICABLE: {}]",
+                    words.not_applicable
+                );
                 Event {
                     decision: Decision::NotApplicable,
                     reason: Some(Reason::NoExtracts),
@@ -61,7 +71,11 @@ impl Actor<'_, '_> {
             }
             Plan::RefreshedInThisRun { first } => {
                 crate::outln!("{t}  Refreshing {what} for exposure {label} ... [SKIPPED: already refreshed in this run for {first}]");
-                Event { reason: Some(Reason::RefreshedInThisRun), detail: Some(format!("with exposure {first}")), ..skipped }
+                Event {
+                    reason: Some(Reason::RefreshedInThisRun),
+                    detail: Some(format!("with exposure {first}")),
+                    ..skipped
+                }
             }
             Plan::TooSoon { last, eligible_at } => {
                 let now = self.journal.now;
@@ -78,11 +92,23 @@ impl Actor<'_, '_> {
                 }
             }
             Plan::Due if self.journal.dry_run => {
-                crate::outln!("{t}  Refreshing {what} for exposure {label} ... [DRY RUN: would trigger]");
-                Event { decision: Decision::Triggered, detail: Some("dry run: nothing sent".into()), ..skipped }
+                crate::outln!(
+                    "{t}  Refreshing {what} for exposure {label} ... [DRY RUN: would trigger]"
+                );
+                Event {
+                    decision: Decision::Triggered,
+                    detail: Some("dry run: nothing sent".into()),
+                    ..skipped
+                }
             }
             Plan::Due => match step.target {
-                Some(target) => return self.send(Event::of(e, Some(target), Decision::Triggered), target, &label),
+                Some(target) => {
+                    return self.send(
+                        Event::of(e, Some(target), Decision::Triggered),
+                        target,
+                        &label,
+                    )
+                }
                 None => return Ok(()),
             },
         };
@@ -97,8 +123,15 @@ impl Actor<'_, '_> {
     fn send(&mut self, mut ev: Event, target: &Target, label: &str) -> Result<()> {
         let refreshers = self.refreshers;
         let words = refreshers.texts(&ev.integration);
-        let client = self.clients.entry(ev.integration.clone()).or_insert_with(|| refreshers.open(&ev.integration));
-        let slot = if client.is_ok() { Some(self.journal.sending(ev.clone())?) } else { None };
+        let client = self
+            .clients
+            .entry(ev.integration.clone())
+            .or_insert_with(|| refreshers.open(&ev.integration));
+        let slot = if client.is_ok() {
+            Some(self.journal.sending(ev.clone())?)
+        } else {
+            None
+        };
         crate::fault::point("refresh.send");
         let sent: Sent = match client {
             Ok(c) => c.refresh(target).map_err(|err| {
@@ -108,7 +141,11 @@ impl Actor<'_, '_> {
             Err(msg) => Err((msg.clone(), None)),
         };
         let shown = record(&mut ev, sent, words);
-        crate::outln!("{}  Refreshing {} for exposure {label} ... [{shown}]", self.t, words.target);
+        crate::outln!(
+            "{}  Refreshing {} for exposure {label} ... [{shown}]",
+            self.t,
+            words.target
+        );
         crate::fault::point("refresh.answered");
         match slot {
             Some(i) => self.journal.settle(i, ev)?,
@@ -128,7 +165,9 @@ impl Actor<'_, '_> {
         let started = std::time::Instant::now();
         let mut delay = Duration::from_millis(500);
         let events = &self.journal.events;
-        let mut pending: Vec<usize> = (0..events.len()).filter(|&i| events[i].job_id.is_some()).collect();
+        let mut pending: Vec<usize> = (0..events.len())
+            .filter(|&i| events[i].job_id.is_some())
+            .collect();
         while !pending.is_empty() {
             let mut still = Vec::new();
             for i in pending {
@@ -157,15 +196,31 @@ impl Actor<'_, '_> {
         let t = &self.t;
         let ev = &mut self.journal.events[i];
         let label = self.refreshers.texts(&ev.integration).job_label;
-        let Some(Ok(client)) = self.clients.get_mut(&ev.integration) else { return Ok(true) };
+        let Some(Ok(client)) = self.clients.get_mut(&ev.integration) else {
+            return Ok(true);
+        };
         let id = ev.job_id.clone().unwrap_or_default();
         match client.job(&id) {
             Ok(job) => {
-                let Some(status) = job.status else { return Ok(false) };
-                let tg = ev.target.as_ref().map(|t| format!(" ({} {})", t.kind, printable(&t.name))).unwrap_or_default();
-                let notes = job.notes.as_deref().map(|n| format!(": {}", printable(n))).unwrap_or_default();
+                let Some(status) = job.status else {
+                    return Ok(false);
+                };
+                let tg = ev
+                    .target
+                    .as_ref()
+                    .map(|t| format!(" ({} {})", t.kind, printable(&t.name)))
+                    .unwrap_or_default();
+                let notes = job
+                    .notes
+                    .as_deref()
+                    .map(|n| format!(": {}", printable(n)))
+                    .unwrap_or_default();
                 let shown = status.as_str().to_uppercase();
-                crate::outln!("{t}  Job {} for exposure {}{tg} ... [{shown}{notes}]", label(&id), ev.exposure);
+                crate::outln!(
+                    "{t}  Job {} for exposure {}{tg} ... [{shown}{notes}]",
+                    label(&id),
+                    ev.exposure
+                );
                 ev.job_status = Some(status);
                 ev.job_finish_code = job.finish_code;
                 ev.job_notes = job.notes;
@@ -177,7 +232,11 @@ impl Actor<'_, '_> {
                 // is left is persistent, so stop polling this job rather than asking until
                 // --wait-timeout.
                 log::warn(&format!("job {id}: {e}; no longer polled"));
-                crate::outln!("{t}  Job {} for exposure {} ... [POLL_FAILED]", label(&id), ev.exposure);
+                crate::outln!(
+                    "{t}  Job {} for exposure {} ... [POLL_FAILED]",
+                    label(&id),
+                    ev.exposure
+                );
                 ev.job_status = Some(JobStatus::PollFailed);
             }
         }
@@ -217,12 +276,21 @@ fn record(ev: &mut Event, sent: Sent, words: &RefreshTexts) -> String {
             ev.job_id = Some(id);
             shown
         }
-        Ok(Answer::Refused { refusal, status, code, message: msg }) => {
+        Ok(Answer::Refused {
+            refusal,
+            status,
+            code,
+            message: msg,
+        }) => {
             let (decision, reason) = refusal.decision();
             let shown = match decision {
                 Decision::AlreadyQueued => "ALREADY_QUEUED".to_string(),
                 Decision::NotApplicable => "NOT_APPLICABLE: no extract to refresh".to_string(),
-                _ => format!("FAILED: HTTP {status} {} {}", code.as_deref().unwrap_or(""), printable(&msg)),
+                _ => format!(
+                    "FAILED: HTTP {status} {} {}",
+                    code.as_deref().unwrap_or(""),
+                    printable(&msg)
+                ),
             };
             ev.decision = decision;
             ev.reason = reason;
@@ -248,7 +316,11 @@ fn record_torn(ev: &mut Event, msg: String, torn: Torn, words: &RefreshTexts) ->
     ev.service_message = Some(msg);
     match torn {
         Torn::Found { job_id, why } => {
-            let shown = format!("TRIGGERED job {} (answer lost; found in {})", (words.job_label)(&job_id), words.jobs);
+            let shown = format!(
+                "TRIGGERED job {} (answer lost; found in {})",
+                (words.job_label)(&job_id),
+                words.jobs
+            );
             ev.decision = Decision::Triggered;
             ev.detail = Some(format!("the answer was lost; {why}"));
             ev.job_id = Some(job_id);
@@ -286,21 +358,35 @@ pub(crate) fn settle_in_flight(
     t: &str,
 ) -> Result<()> {
     for f in in_flight {
-        let Some(target) = f.event.target.clone() else { continue };
+        let Some(target) = f.event.target.clone() else {
+            continue;
+        };
         let words = refreshers.texts(&f.event.integration);
-        let client = clients.entry(f.event.integration.clone()).or_insert_with(|| refreshers.open(&f.event.integration));
+        let client = clients
+            .entry(f.event.integration.clone())
+            .or_insert_with(|| refreshers.open(&f.event.integration));
         let torn = match client {
             Ok(c) => c.check_torn(&target),
-            Err(msg) => Torn::Unknown { why: format!("could not read {} list to check: {msg}", words.jobs) },
+            Err(msg) => Torn::Unknown {
+                why: format!("could not read {} list to check: {msg}", words.jobs),
+            },
         };
-        let label = format!("{} ({} {})", f.event.exposure, target.kind, printable(&target.name));
+        let label = format!(
+            "{} ({} {})",
+            f.event.exposure,
+            target.kind,
+            printable(&target.name)
+        );
         let ev = settled(f, torn, &label, t, words);
         let tx = conn.transaction()?;
         update_decision(&tx, f.run_id, f.seq, &ev)?;
         upsert_state(&tx, &ev, f.decided_at, f.run_id)?;
         tx.commit()?;
         if ev.decision == Decision::Triggered {
-            state.insert((ev.integration.clone(), target.kind, target.id.clone()), f.decided_at);
+            state.insert(
+                (ev.integration.clone(), target.kind, target.id.clone()),
+                f.decided_at,
+            );
         }
         crate::fault::point("refresh.settle");
     }
@@ -309,7 +395,10 @@ pub(crate) fn settle_in_flight(
 
 /// The row of request `f` once the service's jobs list has been read.
 fn settled(f: &InFlight, torn: Torn, label: &str, t: &str, words: &RefreshTexts) -> Event {
-    let mut ev = Event { reason: Some(Reason::Interrupted), ..f.event.clone() };
+    let mut ev = Event {
+        reason: Some(Reason::Interrupted),
+        ..f.event.clone()
+    };
     match torn {
         Torn::Found { job_id, why } => {
             crate::outln!(
@@ -319,13 +408,20 @@ fn settled(f: &InFlight, torn: Torn, label: &str, t: &str, words: &RefreshTexts)
                 words.jobs
             );
             ev.decision = Decision::Triggered;
-            ev.detail = Some(format!("the run was killed while this request was in flight; {why}"));
+            ev.detail = Some(format!(
+                "the run was killed while this request was in flight; {why}"
+            ));
             ev.job_id = Some(job_id);
         }
         Torn::NotQueued { why } | Torn::Unknown { why } => {
-            log::warn(&format!("refresh of {label} left in flight by run {}: {why}; deciding it again", f.run_id));
+            log::warn(&format!(
+                "refresh of {label} left in flight by run {}: {why}; deciding it again",
+                f.run_id
+            ));
             ev.decision = Decision::Failed;
-            ev.detail = Some(format!("the run was killed while this request was in flight; {why}"));
+            ev.detail = Some(format!(
+                "the run was killed while this request was in flight; {why}"
+            ));
         }
     }
     ev
@@ -333,7 +429,9 @@ fn settled(f: &InFlight, torn: Torn, label: &str, t: &str, words: &RefreshTexts)
 
 /// Names from the service can hold anything; keep log lines on one line.
 pub(crate) fn printable(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 #[cfg(test)]
@@ -351,24 +449,54 @@ mod tests {
     };
 
     fn event() -> Event {
-        let target = Target { kind: Kind::Datasource, id: "d1".into(), name: "Sales\nDS".into() };
+        let target = Target {
+            kind: Kind::Datasource,
+            id: "d1".into(),
+            name: "Sales\nDS".into(),
+        };
         Event::new("site", "e", "w1", Some(target), Decision::Triggered)
     }
 
     fn refused(refusal: Refusal, status: u16, code: Option<&str>) -> Sent {
-        Ok(Answer::Refused { refusal, status, code: code.map(str::to_string), message: "Summary: detail\tx".into() })
+        Ok(Answer::Refused {
+            refusal,
+            status,
+            code: code.map(str::to_string),
+            message: "Summary: detail\tx".into(),
+        })
     }
 
     /// A case: name, what came of the request, then the decision, reason, job id and line.
-    type Case<'a> = (&'a str, Sent, &'a str, Option<Reason>, Option<&'a str>, &'a str);
+    type Case<'a> = (
+        &'a str,
+        Sent,
+        &'a str,
+        Option<Reason>,
+        Option<&'a str>,
+        &'a str,
+    );
 
     /// Every answer a refresh request can get, as the row and the line it becomes.
     #[test]
     fn every_answer_becomes_a_decision() {
         let why = || "the jobs list shows ...".to_string();
         let cases: Vec<Case> = vec![
-            ("202", Ok(Answer::Job("0123456789ab".into())), "triggered", None, Some("0123456789ab"), "TRIGGERED job 01234567"),
-            ("queued", refused(Refusal::AlreadyQueued, 409, Some("1")), "already_queued", None, None, "ALREADY_QUEUED"),
+            (
+                "202",
+                Ok(Answer::Job("0123456789ab".into())),
+                "triggered",
+                None,
+                Some("0123456789ab"),
+                "TRIGGERED job 01234567",
+            ),
+            (
+                "queued",
+                refused(Refusal::AlreadyQueued, 409, Some("1")),
+                "already_queued",
+                None,
+                None,
+                "ALREADY_QUEUED",
+            ),
             (
                 "not refreshable",
                 refused(Refusal::NotRefreshable, 409, Some("2")),
@@ -377,13 +505,47 @@ mod tests {
                 None,
                 "NOT_APPLICABLE: no extract to refresh",
             ),
-            ("404", refused(Refusal::NotFound, 404, Some("404031")), "failed", Some(Reason::NotFound), None, "FAILED: HTTP 404 404031 Summary: detail x"),
-            ("403", refused(Refusal::Forbidden, 403, None), "failed", Some(Reason::Forbidden), None, "FAILED: HTTP 403  Summary: detail x"),
-            ("500", refused(Refusal::Other, 500, Some("500000")), "failed", Some(Reason::HttpError), None, "FAILED: HTTP 500 500000 Summary: detail x"),
-            ("no client", Err(("sign-in failed".into(), None)), "failed", Some(Reason::HttpError), None, "FAILED: sign-in failed"),
+            (
+                "404",
+                refused(Refusal::NotFound, 404, Some("404031")),
+                "failed",
+                Some(Reason::NotFound),
+                None,
+                "FAILED: HTTP 404 404031 Summary: detail x",
+            ),
+            (
+                "403",
+                refused(Refusal::Forbidden, 403, None),
+                "failed",
+                Some(Reason::Forbidden),
+                None,
+                "FAILED: HTTP 403  Summary: detail x",
+            ),
+            (
+                "500",
+                refused(Refusal::Other, 500, Some("500000")),
+                "failed",
+                Some(Reason::HttpError),
+                None,
+                "FAILED: HTTP 500 500000 Summary: detail x",
+            ),
+            (
+                "no client",
+                Err(("sign-in failed".into(), None)),
+                "failed",
+                Some(Reason::HttpError),
+                None,
+                "FAILED: sign-in failed",
+            ),
             (
                 "torn, found",
-                Err(("cut short".into(), Some(Torn::Found { job_id: "job-4567890".into(), why: why() }))),
+                Err((
+                    "cut short".into(),
+                    Some(Torn::Found {
+                        job_id: "job-4567890".into(),
+                        why: why(),
+                    }),
+                )),
                 "triggered",
                 Some(Reason::AnswerUnreadable),
                 Some("job-4567890"),
@@ -391,7 +553,12 @@ mod tests {
             ),
             (
                 "torn, not queued",
-                Err(("cut short".into(), Some(Torn::NotQueued { why: "none\nlisted".into() }))),
+                Err((
+                    "cut short".into(),
+                    Some(Torn::NotQueued {
+                        why: "none\nlisted".into(),
+                    }),
+                )),
                 "failed",
                 Some(Reason::AnswerUnreadable),
                 None,
@@ -399,7 +566,10 @@ mod tests {
             ),
             (
                 "torn, list unreadable",
-                Err(("cut short".into(), Some(Torn::Unknown { why: "403".into() }))),
+                Err((
+                    "cut short".into(),
+                    Some(Torn::Unknown { why: "403".into() }),
+                )),
                 "failed",
                 Some(Reason::AnswerUnreadable),
                 None,
@@ -409,35 +579,88 @@ mod tests {
         for (name, sent, decision, reason, job_id, shown) in cases {
             let mut ev = event();
             assert_eq!(record(&mut ev, sent, &WORDS), shown, "{name}");
-            assert_eq!((ev.decision.as_str(), ev.reason, ev.job_id.as_deref()), (decision, reason, job_id), "{name}");
+            assert_eq!(
+                (ev.decision.as_str(), ev.reason, ev.job_id.as_deref()),
+                (decision, reason, job_id),
+                "{name}"
+            );
         }
     }
 
     #[test]
     fn a_refusal_keeps_the_services_code_and_message() {
         let mut ev = event();
-        record(&mut ev, refused(Refusal::NotFound, 404, Some("404031")), &WORDS);
+        record(
+            &mut ev,
+            refused(Refusal::NotFound, 404, Some("404031")),
+            &WORDS,
+        );
         assert_eq!(ev.http_status, Some(404));
         assert_eq!(ev.service_code.as_deref(), Some("404031"));
         assert_eq!(ev.service_message.as_deref(), Some("Summary: detail\tx"));
         let mut ev = event();
-        record(&mut ev, Ok(Answer::Refused { refusal: Refusal::Other, status: 500, code: None, message: String::new() }), &WORDS);
+        record(
+            &mut ev,
+            Ok(Answer::Refused {
+                refusal: Refusal::Other,
+                status: 500,
+                code: None,
+                message: String::new(),
+            }),
+            &WORDS,
+        );
         assert_eq!(ev.service_message, None);
         let mut ev = event();
-        record(&mut ev, Err(("cut short".into(), Some(Torn::NotQueued { why: "none".into() }))), &WORDS);
+        record(
+            &mut ev,
+            Err((
+                "cut short".into(),
+                Some(Torn::NotQueued { why: "none".into() }),
+            )),
+            &WORDS,
+        );
         assert_eq!(ev.detail.as_deref(), Some("the answer was lost; none"));
         assert_eq!(ev.service_message.as_deref(), Some("cut short"));
     }
 
     #[test]
     fn a_request_left_in_flight_is_settled_from_the_jobs_list() {
-        let f = InFlight { run_id: 3, seq: 2, decided_at: Instant(0), event: Event { decision: Decision::Sending, ..event() } };
-        let ev = settled(&f, Torn::Found { job_id: "j1".into(), why: "listed".into() }, "e", "00:00:00", &WORDS);
-        assert_eq!((ev.decision, ev.reason, ev.job_id.as_deref()), (Decision::Triggered, Some(Reason::Interrupted), Some("j1")));
-        assert_eq!(ev.detail.as_deref(), Some("the run was killed while this request was in flight; listed"));
-        for torn in [Torn::NotQueued { why: "none".into() }, Torn::Unknown { why: "403".into() }] {
+        let f = InFlight {
+            run_id: 3,
+            seq: 2,
+            decided_at: Instant(0),
+            event: Event {
+                decision: Decision::Sending,
+                ..event()
+            },
+        };
+        let ev = settled(
+            &f,
+            Torn::Found {
+                job_id: "j1".into(),
+                why: "listed".into(),
+            },
+            "e",
+            "00:00:00",
+            &WORDS,
+        );
+        assert_eq!(
+            (ev.decision, ev.reason, ev.job_id.as_deref()),
+            (Decision::Triggered, Some(Reason::Interrupted), Some("j1"))
+        );
+        assert_eq!(
+            ev.detail.as_deref(),
+            Some("the run was killed while this request was in flight; listed")
+        );
+        for torn in [
+            Torn::NotQueued { why: "none".into() },
+            Torn::Unknown { why: "403".into() },
+        ] {
             let ev = settled(&f, torn, "e", "00:00:00", &WORDS);
-            assert_eq!((ev.decision, ev.reason, ev.job_id), (Decision::Failed, Some(Reason::Interrupted), None));
+            assert_eq!(
+                (ev.decision, ev.reason, ev.job_id),
+                (Decision::Failed, Some(Reason::Interrupted), None)
+            );
         }
     }
 }

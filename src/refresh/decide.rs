@@ -23,9 +23,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::clock::Instant;
+use crate::refresh::seam::Target;
 use crate::refresh::tags::{Kind, Reason};
 use crate::run_results::RunResults;
-use crate::refresh::seam::Target;
 
 /// A written exposure and the nodes it depends on.
 #[derive(Debug, Clone)]
@@ -77,27 +77,48 @@ pub(crate) fn decide<'a>(inp: &Inputs<'a>) -> Vec<Step<'a>> {
     let upstream = Upstream::of(inp.run_results);
     // A huge cadence means "never again", not an overflow (which panicked in debug builds and
     // went negative in release ones).
-    let build_after = i64::try_from(inp.build_after_minutes).ok().and_then(|m| m.checked_mul(60)).unwrap_or(i64::MAX);
+    let build_after = i64::try_from(inp.build_after_minutes)
+        .ok()
+        .and_then(|m| m.checked_mul(60))
+        .unwrap_or(i64::MAX);
     let mut claimed: BTreeMap<TargetKey, &str> = BTreeMap::new();
     let mut steps = Vec::new();
     for e in inp.exposures {
         if let Some(plan) = upstream.skip(e) {
-            steps.push(Step { exposure: e, target: None, plan });
+            steps.push(Step {
+                exposure: e,
+                target: None,
+                plan,
+            });
             continue;
         }
-        let targets = inp.targets_of.get(&(e.integration.clone(), e.asset_ref.clone())).map(Vec::as_slice).unwrap_or_default();
+        let targets = inp
+            .targets_of
+            .get(&(e.integration.clone(), e.asset_ref.clone()))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         if targets.is_empty() {
-            steps.push(Step { exposure: e, target: None, plan: Plan::NoExtracts });
+            steps.push(Step {
+                exposure: e,
+                target: None,
+                plan: Plan::NoExtracts,
+            });
         }
         for target in targets {
             let key = (e.integration.clone(), target.kind, target.id.clone());
             let plan = if let Some(first) = claimed.get(&key) {
-                Plan::RefreshedInThisRun { first: (*first).to_string() }
+                Plan::RefreshedInThisRun {
+                    first: (*first).to_string(),
+                }
             } else {
                 claimed.insert(key.clone(), &e.name);
                 cadence(inp.last_triggered.get(&key).copied(), build_after, inp.now)
             };
-            steps.push(Step { exposure: e, target: Some(target), plan });
+            steps.push(Step {
+                exposure: e,
+                target: Some(target),
+                plan,
+            });
         }
     }
     steps
@@ -129,10 +150,18 @@ struct Upstream<'r> {
 impl<'r> Upstream<'r> {
     fn of(rr: &'r RunResults) -> Self {
         let ids = |keep: fn(&crate::run_results::NodeResult) -> bool| {
-            rr.results.iter().filter(|r| keep(r)).map(|r| r.unique_id.as_str()).collect()
+            rr.results
+                .iter()
+                .filter(|r| keep(r))
+                .map(|r| r.unique_id.as_str())
+                .collect()
         };
         Upstream {
-            statuses: rr.results.iter().map(|r| (r.unique_id.as_str(), r.status.as_str())).collect(),
+            statuses: rr
+                .results
+                .iter()
+                .map(|r| (r.unique_id.as_str(), r.status.as_str()))
+                .collect(),
             rebuilt: ids(|r| r.rebuilt()),
             failed: ids(|r| r.failed_or_skipped()),
             rebuilds_nothing: rr.rebuilds_nothing(),
@@ -146,15 +175,29 @@ impl<'r> Upstream<'r> {
             .depends_on
             .iter()
             .filter(|d| self.failed.contains(d.as_str()))
-            .map(|d| format!("{d} ({})", self.statuses.get(d.as_str()).copied().unwrap_or("?")))
+            .map(|d| {
+                format!(
+                    "{d} ({})",
+                    self.statuses.get(d.as_str()).copied().unwrap_or("?")
+                )
+            })
             .collect();
         if !bad.is_empty() {
-            return Some(Plan::Skipped { reason: Reason::UpstreamFailed, detail: bad.join(", ") });
+            return Some(Plan::Skipped {
+                reason: Reason::UpstreamFailed,
+                detail: bad.join(", "),
+            });
         }
-        let fresh = e.depends_on.iter().any(|d| self.rebuilt.contains(d.as_str()));
+        let fresh = e
+            .depends_on
+            .iter()
+            .any(|d| self.rebuilt.contains(d.as_str()));
         if !fresh || self.rebuilds_nothing {
             let detail = "no dependency was rebuilt in this invocation".to_string();
-            return Some(Plan::Skipped { reason: Reason::NotRebuilt, detail });
+            return Some(Plan::Skipped {
+                reason: Reason::NotRebuilt,
+                detail,
+            });
         }
         None
     }
@@ -169,7 +212,10 @@ mod tests {
     const MIN: i64 = 60;
 
     fn rr(which: &str, statuses: &[(&str, &str)]) -> RunResults {
-        let results: Vec<_> = statuses.iter().map(|(id, st)| json!({"unique_id": id, "status": st})).collect();
+        let results: Vec<_> = statuses
+            .iter()
+            .map(|(id, st)| json!({"unique_id": id, "status": st}))
+            .collect();
         let v = json!({
             "metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/run-results/v6.json"},
             "results": results,
@@ -188,11 +234,19 @@ mod tests {
     }
 
     fn ds(id: &str) -> Target {
-        Target { kind: Kind::Datasource, id: id.into(), name: format!("DS {id}") }
+        Target {
+            kind: Kind::Datasource,
+            id: id.into(),
+            name: format!("DS {id}"),
+        }
     }
 
     fn wb(id: &str) -> Target {
-        Target { kind: Kind::Workbook, id: id.into(), name: format!("WB {id}") }
+        Target {
+            kind: Kind::Workbook,
+            id: id.into(),
+            name: format!("WB {id}"),
+        }
     }
 
     /// One case: exposures, run results, targets per workbook, last triggers (target, seconds
@@ -208,13 +262,21 @@ mod tests {
     }
 
     fn show(step: &Step) -> String {
-        let target = step.target.map_or("-".to_string(), |t| format!("{}:{}", t.kind, t.id));
+        let target = step
+            .target
+            .map_or("-".to_string(), |t| format!("{}:{}", t.kind, t.id));
         let plan = match &step.plan {
             Plan::Skipped { reason, detail } => format!("skipped {reason} [{detail}]"),
             Plan::NoExtracts => "not_applicable no_extracts".into(),
-            Plan::RefreshedInThisRun { first } => format!("skipped refreshed_in_this_run [{first}]"),
+            Plan::RefreshedInThisRun { first } => {
+                format!("skipped refreshed_in_this_run [{first}]")
+            }
             Plan::TooSoon { last, eligible_at } => {
-                format!("skipped too_soon [-{}s, eligible +{}s]", T0 - last.0, eligible_at.0 - T0)
+                format!(
+                    "skipped too_soon [-{}s, eligible +{}s]",
+                    T0 - last.0,
+                    eligible_at.0 - T0
+                )
             }
             Plan::Due => "due".into(),
         };
@@ -223,9 +285,16 @@ mod tests {
 
     #[track_caller]
     fn check(case: Case) {
-        let targets_of = case.targets.into_iter().map(|(w, t)| (("site".to_string(), w.to_string()), t)).collect();
-        let last_triggered =
-            case.last.into_iter().map(|(t, ago)| (("site".to_string(), t.kind, t.id), Instant(T0 - ago))).collect();
+        let targets_of = case
+            .targets
+            .into_iter()
+            .map(|(w, t)| (("site".to_string(), w.to_string()), t))
+            .collect();
+        let last_triggered = case
+            .last
+            .into_iter()
+            .map(|(t, ago)| (("site".to_string(), t.kind, t.id), Instant(T0 - ago)))
+            .collect();
         let inp = Inputs {
             exposures: &case.exposures,
             run_results: &case.rr,
@@ -378,18 +447,66 @@ mod tests {
         let r = || build(&[("model.p.orders", "success")]);
         for (name, ago, minutes, want) in [
             ("never triggered", None, 60, &["a datasource:d1 due"]),
-            ("exactly build_after_minutes ago: due", Some(60 * MIN), 60, &["a datasource:d1 due"]),
-            ("one second short: too soon", Some(60 * MIN - 1), 60, &["a datasource:d1 skipped too_soon [-3599s, eligible +1s]"]),
-            ("one second past: due", Some(60 * MIN + 1), 60, &["a datasource:d1 due"]),
-            ("just now", Some(0), 60, &["a datasource:d1 skipped too_soon [-0s, eligible +3600s]"]),
-            ("cadence 0: always due", Some(0), 0, &["a datasource:d1 due"]),
-            ("a trigger in the future (clock moved back): too soon", Some(-10), 0, &["a datasource:d1 skipped too_soon [--10s, eligible +10s]"]),
-            ("a year ago, cadence a year and a minute", Some(365 * 24 * 60 * MIN), 365 * 24 * 60 + 1, &["a datasource:d1 skipped too_soon [-31536000s, eligible +60s]"]),
-            ("a huge cadence means never again, not an overflow", Some(1), u64::MAX, &["a datasource:d1 skipped too_soon [-1s, eligible +9223372035058858207s]"]),
+            (
+                "exactly build_after_minutes ago: due",
+                Some(60 * MIN),
+                60,
+                &["a datasource:d1 due"],
+            ),
+            (
+                "one second short: too soon",
+                Some(60 * MIN - 1),
+                60,
+                &["a datasource:d1 skipped too_soon [-3599s, eligible +1s]"],
+            ),
+            (
+                "one second past: due",
+                Some(60 * MIN + 1),
+                60,
+                &["a datasource:d1 due"],
+            ),
+            (
+                "just now",
+                Some(0),
+                60,
+                &["a datasource:d1 skipped too_soon [-0s, eligible +3600s]"],
+            ),
+            (
+                "cadence 0: always due",
+                Some(0),
+                0,
+                &["a datasource:d1 due"],
+            ),
+            (
+                "a trigger in the future (clock moved back): too soon",
+                Some(-10),
+                0,
+                &["a datasource:d1 skipped too_soon [--10s, eligible +10s]"],
+            ),
+            (
+                "a year ago, cadence a year and a minute",
+                Some(365 * 24 * 60 * MIN),
+                365 * 24 * 60 + 1,
+                &["a datasource:d1 skipped too_soon [-31536000s, eligible +60s]"],
+            ),
+            (
+                "a huge cadence means never again, not an overflow",
+                Some(1),
+                u64::MAX,
+                &["a datasource:d1 skipped too_soon [-1s, eligible +9223372035058858207s]"],
+            ),
         ] {
             let last = ago.map(|s| vec![(ds("d1"), s)]).unwrap_or_default();
             let targets = vec![("w1", vec![ds("d1")])];
-            check(Case { name, exposures: e(), rr: r(), targets, last, minutes, want });
+            check(Case {
+                name,
+                exposures: e(),
+                rr: r(),
+                targets,
+                last,
+                minutes,
+                want,
+            });
         }
     }
 
@@ -405,7 +522,11 @@ mod tests {
                 targets: vec![("w1", vec![ds("d1")]), ("w2", vec![ds("d1"), wb("w2")])],
                 last: vec![],
                 minutes: 60,
-                want: &["a datasource:d1 due", "b datasource:d1 skipped refreshed_in_this_run [a]", "b workbook:w2 due"],
+                want: &[
+                    "a datasource:d1 due",
+                    "b datasource:d1 skipped refreshed_in_this_run [a]",
+                    "b workbook:w2 due",
+                ],
             },
             Case {
                 name: "a target too soon for the first exposure is claimed all the same",
@@ -414,16 +535,25 @@ mod tests {
                 targets: vec![("w1", vec![ds("d1")]), ("w2", vec![ds("d1")])],
                 last: vec![(ds("d1"), 10 * MIN)],
                 minutes: 60,
-                want: &["a datasource:d1 skipped too_soon [-600s, eligible +3000s]", "b datasource:d1 skipped refreshed_in_this_run [a]"],
+                want: &[
+                    "a datasource:d1 skipped too_soon [-600s, eligible +3000s]",
+                    "b datasource:d1 skipped refreshed_in_this_run [a]",
+                ],
             },
             Case {
                 name: "an exposure skipped upstream claims nothing: the next one is due",
-                exposures: vec![exposure("a", "w1", &["model.p.bad"]), exposure("b", "w2", deps)],
+                exposures: vec![
+                    exposure("a", "w1", &["model.p.bad"]),
+                    exposure("b", "w2", deps),
+                ],
                 rr: build(&[("model.p.orders", "success"), ("model.p.bad", "error")]),
                 targets: vec![("w1", vec![ds("d1")]), ("w2", vec![ds("d1")])],
                 last: vec![],
                 minutes: 60,
-                want: &["a - skipped upstream_failed [model.p.bad (error)]", "b datasource:d1 due"],
+                want: &[
+                    "a - skipped upstream_failed [model.p.bad (error)]",
+                    "b datasource:d1 due",
+                ],
             },
             Case {
                 name: "the cadence is per target: one too soon, the other due",
@@ -432,7 +562,11 @@ mod tests {
                 targets: vec![("w1", vec![ds("d1"), ds("d2"), wb("w1")])],
                 last: vec![(ds("d1"), 5 * MIN), (ds("d2"), 90 * MIN)],
                 minutes: 60,
-                want: &["a datasource:d1 skipped too_soon [-300s, eligible +3300s]", "a datasource:d2 due", "a workbook:w1 due"],
+                want: &[
+                    "a datasource:d1 skipped too_soon [-300s, eligible +3300s]",
+                    "a datasource:d2 due",
+                    "a workbook:w1 due",
+                ],
             },
             Case {
                 name: "a workbook and a data source with the same id are two targets",
@@ -441,7 +575,10 @@ mod tests {
                 targets: vec![("w1", vec![ds("x"), wb("x")])],
                 last: vec![(ds("x"), 5 * MIN)],
                 minutes: 60,
-                want: &["a datasource:x skipped too_soon [-300s, eligible +3300s]", "a workbook:x due"],
+                want: &[
+                    "a datasource:x skipped too_soon [-300s, eligible +3300s]",
+                    "a workbook:x due",
+                ],
             },
         ] {
             check(case);
@@ -454,9 +591,16 @@ mod tests {
         b.integration = "other".into();
         let exposures = vec![exposure("a", "w1", &["model.p.orders"]), b];
         let run_results = build(&[("model.p.orders", "success")]);
-        let targets_of =
-            [(("site".to_string(), "w1".to_string()), vec![ds("d1")]), (("other".to_string(), "w1".to_string()), vec![ds("d1")])].into();
-        let last_triggered = [(("site".to_string(), Kind::Datasource, "d1".to_string()), Instant(T0))].into();
+        let targets_of = [
+            (("site".to_string(), "w1".to_string()), vec![ds("d1")]),
+            (("other".to_string(), "w1".to_string()), vec![ds("d1")]),
+        ]
+        .into();
+        let last_triggered = [(
+            ("site".to_string(), Kind::Datasource, "d1".to_string()),
+            Instant(T0),
+        )]
+        .into();
         let inp = Inputs {
             exposures: &exposures,
             run_results: &run_results,
@@ -466,6 +610,12 @@ mod tests {
             now: Instant(T0),
         };
         let got: Vec<String> = decide(&inp).iter().map(show).collect();
-        assert_eq!(got, ["a datasource:d1 skipped too_soon [-0s, eligible +3600s]", "b datasource:d1 due"]);
+        assert_eq!(
+            got,
+            [
+                "a datasource:d1 skipped too_soon [-0s, eligible +3600s]",
+                "b datasource:d1 due"
+            ]
+        );
     }
 }

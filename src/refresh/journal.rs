@@ -6,8 +6,8 @@ use rusqlite::{params, Connection};
 
 use crate::clock::Instant;
 use crate::refresh::decide::Exposure;
-use crate::refresh::tags::{Decision, JobStatus, MatchedBy, Reason};
 use crate::refresh::seam::Target;
+use crate::refresh::tags::{Decision, JobStatus, MatchedBy, Reason};
 
 /// One decision, as it goes into `refresh_events`.
 #[derive(Debug, Clone)]
@@ -33,7 +33,13 @@ pub(crate) struct Event {
 }
 
 impl Event {
-    pub(crate) fn new(integration: &str, exposure: &str, asset_ref: &str, target: Option<Target>, decision: Decision) -> Event {
+    pub(crate) fn new(
+        integration: &str,
+        exposure: &str,
+        asset_ref: &str,
+        target: Option<Target>,
+        decision: Decision,
+    ) -> Event {
         Event {
             integration: integration.to_string(),
             exposure: exposure.to_string(),
@@ -56,7 +62,13 @@ impl Event {
     }
 
     pub(crate) fn of(e: &Exposure, target: Option<&Target>, decision: Decision) -> Event {
-        Event::new(&e.integration, &e.name, &e.asset_ref, target.cloned(), decision)
+        Event::new(
+            &e.integration,
+            &e.name,
+            &e.asset_ref,
+            target.cloned(),
+            decision,
+        )
     }
 }
 
@@ -75,7 +87,14 @@ pub(crate) struct Journal<'c> {
 
 impl<'c> Journal<'c> {
     pub(crate) fn new(conn: &'c mut Connection, run_id: i64, dry_run: bool, now: Instant) -> Self {
-        Journal { conn, run_id, dry_run, now, events: Vec::new(), written: 0 }
+        Journal {
+            conn,
+            run_id,
+            dry_run,
+            now,
+            events: Vec::new(),
+            written: 0,
+        }
     }
 
     /// Adds a decision; it is written by the next `flush`.
@@ -104,7 +123,10 @@ impl<'c> Journal<'c> {
     /// Writes `ev` as a request in flight (decision `sending`), with the decisions not yet
     /// written, and returns its index for `settle`.
     pub(crate) fn sending(&mut self, ev: Event) -> Result<usize> {
-        self.events.push(Event { decision: Decision::Sending, ..ev });
+        self.events.push(Event {
+            decision: Decision::Sending,
+            ..ev
+        });
         self.flush()?;
         Ok(self.events.len() - 1)
     }
@@ -137,7 +159,14 @@ fn seq(i: usize) -> i64 {
     i64::try_from(i).unwrap_or(i64::MAX - 1) + 1
 }
 
-fn insert_event(tx: &rusqlite::Transaction, run_id: i64, seq: i64, dry_run: bool, now: Instant, ev: &Event) -> Result<()> {
+fn insert_event(
+    tx: &rusqlite::Transaction,
+    run_id: i64,
+    seq: i64,
+    dry_run: bool,
+    now: Instant,
+    ev: &Event,
+) -> Result<()> {
     let tg = ev.target.as_ref();
     tx.prepare_cached(
         "INSERT INTO refresh_events (run_id, seq, dry_run, decided_at, integration, exposure, asset_ref, target_kind, target_ref,
@@ -173,7 +202,12 @@ fn insert_event(tx: &rusqlite::Transaction, run_id: i64, seq: i64, dry_run: bool
 }
 
 /// What came of a request, over its `sending` row.
-pub(crate) fn update_decision(tx: &rusqlite::Transaction, run_id: i64, seq: i64, ev: &Event) -> Result<()> {
+pub(crate) fn update_decision(
+    tx: &rusqlite::Transaction,
+    run_id: i64,
+    seq: i64,
+    ev: &Event,
+) -> Result<()> {
     tx.prepare_cached(
         "UPDATE refresh_events SET decision = ?1, reason = ?2, detail = ?3, job_id = ?4, http_status = ?5, service_code = ?6,
             service_message = ?7
@@ -184,7 +218,12 @@ pub(crate) fn update_decision(tx: &rusqlite::Transaction, run_id: i64, seq: i64,
 }
 
 /// refresh_state for a trigger (or a refresh found already queued): the cadence's memory.
-pub(crate) fn upsert_state(tx: &rusqlite::Transaction, ev: &Event, at: Instant, run_id: i64) -> Result<()> {
+pub(crate) fn upsert_state(
+    tx: &rusqlite::Transaction,
+    ev: &Event,
+    at: Instant,
+    run_id: i64,
+) -> Result<()> {
     let Some(tg) = ev.target.as_ref().filter(|_| ev.decision.is_trigger()) else {
         return Ok(());
     };

@@ -141,7 +141,12 @@ struct Inputs {
     targets_of: BTreeMap<(String, String), Vec<Target>>,
 }
 
-pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts: &Options) -> Result<(StageReport, Summary)> {
+pub(crate) fn run(
+    conn: &mut Connection,
+    config: &Config,
+    mode: &HttpMode,
+    opts: &Options,
+) -> Result<(StageReport, Summary)> {
     let mut report = StageReport::default();
     let (rr, bytes) = run_results::load(&config.run_results)?;
     report.input(&config.run_results, &hex_xxh3(&bytes));
@@ -153,9 +158,16 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
             rr.command().unwrap_or("?")
         ));
     }
-    let refreshers = crate::integrations::ConfiguredRefreshers { config, mode, now: opts.now };
+    let refreshers = crate::integrations::ConfiguredRefreshers {
+        config,
+        mode,
+        now: opts.now,
+    };
     let summary = refresh(conn, &rr, &refreshers, opts)?;
-    report.row_counts = crate::db::count_rows(conn, &["dbt_run_results", "refresh_events", "refresh_state"])?;
+    report.row_counts = crate::db::count_rows(
+        conn,
+        &["dbt_run_results", "refresh_events", "refresh_state"],
+    )?;
     crate::fault::point("refresh.commit");
     crate::outln!("{}  {}", opts.now.time_of_day(), summary.done_line(opts));
     Ok((report, summary))
@@ -163,14 +175,26 @@ pub(crate) fn run(conn: &mut Connection, config: &Config, mode: &HttpMode, opts:
 
 /// The stage after run_results.json is read: inputs, the requests left in flight, the plan,
 /// and each step carried out through `refreshers`.
-fn refresh(conn: &mut Connection, rr: &RunResults, refreshers: &dyn Refreshers, opts: &Options) -> Result<Summary> {
+fn refresh(
+    conn: &mut Connection,
+    rr: &RunResults,
+    refreshers: &dyn Refreshers,
+    opts: &Options,
+) -> Result<Summary> {
     let mut inputs = read_inputs(conn, rr)?;
     crate::fault::point("refresh.inputs");
 
     let t = opts.now.time_of_day();
     let mut clients = Clients::new();
     if !opts.dry_run {
-        act::settle_in_flight(conn, refreshers, &mut clients, &inputs.in_flight, &mut inputs.state, &t)?;
+        act::settle_in_flight(
+            conn,
+            refreshers,
+            &mut clients,
+            &inputs.in_flight,
+            &mut inputs.state,
+            &t,
+        )?;
     }
     let plan = decide::decide(&decide::Inputs {
         exposures: &inputs.exposures,
@@ -181,7 +205,12 @@ fn refresh(conn: &mut Connection, rr: &RunResults, refreshers: &dyn Refreshers, 
         now: opts.now,
     });
     let journal = Journal::new(conn, inputs.run_id, opts.dry_run, opts.now);
-    let mut actor = Actor { journal, clients, refreshers, t };
+    let mut actor = Actor {
+        journal,
+        clients,
+        refreshers,
+        t,
+    };
     for step in &plan {
         actor.act(step)?;
     }
@@ -197,19 +226,30 @@ fn refresh(conn: &mut Connection, rr: &RunResults, refreshers: &dyn Refreshers, 
 /// one run and targets of another; dbt_run_results is replaced in the same transaction.
 fn read_inputs(conn: &mut Connection, rr: &RunResults) -> Result<Inputs> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let run_id: i64 = tx.query_row("SELECT max(run_id) FROM runs WHERE stage = 'refresh'", [], |r| r.get(0))?;
+    let run_id: i64 = tx.query_row(
+        "SELECT max(run_id) FROM runs WHERE stage = 'refresh'",
+        [],
+        |r| r.get(0),
+    )?;
     let exposures = load_exposures(&tx)?;
     let state = load_state(&tx)?;
     let in_flight = load_in_flight(&tx)?;
     let mut targets_of: BTreeMap<(String, String), Vec<Target>> = BTreeMap::new();
     for e in &exposures {
-        if let Entry::Vacant(slot) = targets_of.entry((e.integration.clone(), e.asset_ref.clone())) {
+        if let Entry::Vacant(slot) = targets_of.entry((e.integration.clone(), e.asset_ref.clone()))
+        {
             slot.insert(load_targets(&tx, &e.integration, &e.asset_ref)?);
         }
     }
     run_results::store(&tx, Some(rr))?;
     tx.commit()?;
-    Ok(Inputs { run_id, exposures, state, in_flight, targets_of })
+    Ok(Inputs {
+        run_id,
+        exposures,
+        state,
+        in_flight,
+        targets_of,
+    })
 }
 
 fn load_in_flight(conn: &Connection) -> Result<Vec<InFlight>> {
@@ -222,7 +262,13 @@ fn load_in_flight(conn: &Connection) -> Result<Vec<InFlight>> {
             r.get::<_, i64>(0)?,
             r.get::<_, i64>(1)?,
             r.get::<_, String>(2)?,
-            Event::new(&r.get::<_, String>(3)?, &r.get::<_, String>(4)?, &r.get::<_, String>(5)?, None, Decision::Sending),
+            Event::new(
+                &r.get::<_, String>(3)?,
+                &r.get::<_, String>(4)?,
+                &r.get::<_, String>(5)?,
+                None,
+                Decision::Sending,
+            ),
             r.get::<_, Kind>(6)?,
             r.get::<_, String>(7)?,
             r.get::<_, String>(8)?,
@@ -235,8 +281,16 @@ fn load_in_flight(conn: &Connection) -> Result<Vec<InFlight>> {
         let decided_at = Instant::parse(&at).with_context(|| {
             format!("table refresh_events, column decided_at of run {run_id} seq {seq}: {at:?} is not an RFC 3339 time (a database edited by hand?)")
         })?;
-        let event = Event { target: Some(Target { kind, id, name }), ..event };
-        out.push(InFlight { run_id, seq, decided_at, event });
+        let event = Event {
+            target: Some(Target { kind, id, name }),
+            ..event
+        };
+        out.push(InFlight {
+            run_id,
+            seq,
+            decided_at,
+            event,
+        });
     }
     Ok(out)
 }
@@ -246,13 +300,24 @@ fn load_exposures(conn: &Connection) -> Result<Vec<Exposure>> {
         "SELECT integration, name, asset_ref, depends_on FROM exposures WHERE status = 'written' ORDER BY integration, name",
     )?;
     let rows = st.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+        ))
     })?;
     let mut out = Vec::new();
     for row in rows {
         let (integration, name, asset_ref, deps) = row?;
-        let depends_on = serde_json::from_str(&deps).with_context(|| format!("exposures.depends_on of {name}"))?;
-        out.push(Exposure { integration, name, asset_ref, depends_on });
+        let depends_on = serde_json::from_str(&deps)
+            .with_context(|| format!("exposures.depends_on of {name}"))?;
+        out.push(Exposure {
+            integration,
+            name,
+            asset_ref,
+            depends_on,
+        });
     }
     if out.is_empty() {
         log::warn("no exposures in the database: run `autoexpose run` (or emit) first");
@@ -261,9 +326,16 @@ fn load_exposures(conn: &Connection) -> Result<Vec<Exposure>> {
 }
 
 fn load_state(conn: &Connection) -> Result<BTreeMap<TargetKey, Instant>> {
-    let mut st = conn.prepare("SELECT integration, target_kind, target_ref, last_triggered_at FROM refresh_state")?;
+    let mut st = conn.prepare(
+        "SELECT integration, target_kind, target_ref, last_triggered_at FROM refresh_state",
+    )?;
     let rows = st.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, Kind>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Kind>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+        ))
     })?;
     let mut out = BTreeMap::new();
     for row in rows {
@@ -284,7 +356,13 @@ fn load_targets(conn: &Connection, integration: &str, asset_ref: &str) -> Result
         "SELECT target_kind, target_ref, target_name FROM bi_refresh_targets
          WHERE integration = ?1 AND asset_ref = ?2 ORDER BY target_kind, target_ref",
     )?;
-    let rows = st.query_map(params![integration, asset_ref], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+    let rows = st.query_map(params![integration, asset_ref], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
     let mut out = Vec::new();
     for row in rows {
         let (kind, id, name) = row.context("table bi_refresh_targets")?;
@@ -327,8 +405,14 @@ mod tests {
         .unwrap();
         let state = load_state(&conn).unwrap();
         let want: BTreeMap<TargetKey, Instant> = [
-            (("site".into(), Kind::Datasource, "d1".into()), Instant::parse("2026-11-25T03:00:00Z").unwrap()),
-            (("site".into(), Kind::Workbook, "w1".into()), Instant::parse("2026-11-25T02:00:00Z").unwrap()),
+            (
+                ("site".into(), Kind::Datasource, "d1".into()),
+                Instant::parse("2026-11-25T03:00:00Z").unwrap(),
+            ),
+            (
+                ("site".into(), Kind::Workbook, "w1".into()),
+                Instant::parse("2026-11-25T02:00:00Z").unwrap(),
+            ),
         ]
         .into();
         assert_eq!(state, want);
@@ -340,7 +424,13 @@ mod tests {
         let conn = db();
         conn.execute("INSERT INTO refresh_state VALUES ('site', 'cube', 'c1', 'C', '2026-11-25T02:00:00Z', 'triggered', NULL, 1)", [])
             .unwrap();
-        fails_naming(load_state(&conn).unwrap_err(), &["table refresh_state", "column target_kind: unknown value \"cube\""]);
+        fails_naming(
+            load_state(&conn).unwrap_err(),
+            &[
+                "table refresh_state",
+                "column target_kind: unknown value \"cube\"",
+            ],
+        );
     }
 
     #[test]
@@ -357,9 +447,13 @@ mod tests {
             load_in_flight(&conn).err().unwrap(),
             &["table refresh_events", "column target_kind: unknown value \"Workbook\" (this autoexpose knows datasource, workbook, dataset)"],
         );
-        conn.execute("UPDATE refresh_events SET target_kind = 'workbook'", []).unwrap();
+        conn.execute("UPDATE refresh_events SET target_kind = 'workbook'", [])
+            .unwrap();
         let f = load_in_flight(&conn).unwrap();
-        assert_eq!(f[0].event.target.as_ref().map(|t| (t.kind, t.id.as_str())), Some((Kind::Workbook, "w1")));
+        assert_eq!(
+            f[0].event.target.as_ref().map(|t| (t.kind, t.id.as_str())),
+            Some((Kind::Workbook, "w1"))
+        );
         assert_eq!(f[0].event.exposure, "e");
     }
 
@@ -376,13 +470,32 @@ mod tests {
         )
         .unwrap();
         let got = load_targets(&conn, "site", "w1").unwrap();
-        let kinds: Vec<(Kind, &str, &str)> = got.iter().map(|t| (t.kind, t.id.as_str(), t.name.as_str())).collect();
-        assert_eq!(kinds, [(Kind::Datasource, "d1", "P1"), (Kind::Datasource, "d2", "P2"), (Kind::Workbook, "w1", "W")]);
+        let kinds: Vec<(Kind, &str, &str)> = got
+            .iter()
+            .map(|t| (t.kind, t.id.as_str(), t.name.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (Kind::Datasource, "d1", "P1"),
+                (Kind::Datasource, "d2", "P2"),
+                (Kind::Workbook, "w1", "W")
+            ]
+        );
         assert!(load_targets(&conn, "site", "w2").unwrap().is_empty());
-        conn.execute("UPDATE bi_refresh_targets SET target_kind = 'cube' WHERE target_ref = 'd2'", []).unwrap();
+        conn.execute(
+            "UPDATE bi_refresh_targets SET target_kind = 'cube' WHERE target_ref = 'd2'",
+            [],
+        )
+        .unwrap();
         fails_naming(
             load_targets(&conn, "site", "w1").unwrap_err(),
-            &["table bi_refresh_targets", "target \"d2\" (\"P2\")", "asset \"w1\"", "column target_kind: unknown value \"cube\""],
+            &[
+                "table bi_refresh_targets",
+                "target \"d2\" (\"P2\")",
+                "asset \"w1\"",
+                "column target_kind: unknown value \"cube\"",
+            ],
         );
     }
 }

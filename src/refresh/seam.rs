@@ -57,7 +57,12 @@ pub(crate) enum Answer {
     Job(String),
     /// Anything else: the refusal as classified, the HTTP status, and the service's own code
     /// and message (kept in `service_code` / `service_message`; empty when it sent none).
-    Refused { refusal: Refusal, status: u16, code: Option<String>, message: String },
+    Refused {
+        refusal: Refusal,
+        status: u16,
+        code: Option<String>,
+        message: String,
+    },
 }
 
 /// A request that got no answer to read. `answer_lost` says whether the service may have acted
@@ -125,14 +130,13 @@ pub(crate) fn first_8(id: &str) -> String {
 
 impl RefreshTexts {
     /// For an integration the config does not name (any more).
-    pub(crate) const NEUTRAL: RefreshTexts =
-        RefreshTexts {
-            target: "extract",
-            jobs: "the service's jobs",
-            no_targets: "the asset has no refresh targets",
-            not_applicable: "nothing to refresh",
-            job_label: first_8,
-        };
+    pub(crate) const NEUTRAL: RefreshTexts = RefreshTexts {
+        target: "extract",
+        jobs: "the service's jobs",
+        no_targets: "the asset has no refresh targets",
+        not_applicable: "nothing to refresh",
+        job_label: first_8,
+    };
 }
 
 /// One integration's refresh client, signed in.

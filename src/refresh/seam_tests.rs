@@ -10,7 +10,9 @@ use std::time::Duration;
 use rusqlite::Connection;
 use serde_json::json;
 
-use super::seam::{Answer, JobState, RefreshTexts, Refresher, Refreshers, Refusal, SendError, Target, Torn};
+use super::seam::{
+    Answer, JobState, RefreshTexts, Refresher, Refreshers, Refusal, SendError, Target, Torn,
+};
 use super::tags::JobStatus;
 use super::{refresh, Options};
 use crate::clock::Instant;
@@ -44,20 +46,35 @@ impl Refresher for Fake {
     fn refresh(&self, target: &Target) -> Result<Answer, SendError> {
         let mut s = self.0.borrow_mut();
         s.calls.push(format!("refresh {}", target.id));
-        s.answers.get(&target.id).cloned().unwrap_or(Ok(Answer::Job(format!("job-{}", target.id))))
+        s.answers
+            .get(&target.id)
+            .cloned()
+            .unwrap_or(Ok(Answer::Job(format!("job-{}", target.id))))
     }
 
     fn check_torn(&self, target: &Target) -> Torn {
         let mut s = self.0.borrow_mut();
         s.calls.push(format!("check_torn {}", target.id));
-        s.listed.get(&target.id).cloned().unwrap_or(Torn::NotQueued { why: "not listed".into() })
+        s.listed
+            .get(&target.id)
+            .cloned()
+            .unwrap_or(Torn::NotQueued {
+                why: "not listed".into(),
+            })
     }
 
     fn job(&self, id: &str) -> Result<JobState, SendError> {
         let mut s = self.0.borrow_mut();
         s.calls.push(format!("job {id}"));
-        let states = s.jobs.get_mut(id).ok_or_else(|| SendError { message: format!("no job {id}"), answer_lost: false })?;
-        Ok(if states.len() > 1 { states.remove(0) } else { states[0].clone() })
+        let states = s.jobs.get_mut(id).ok_or_else(|| SendError {
+            message: format!("no job {id}"),
+            answer_lost: false,
+        })?;
+        Ok(if states.len() > 1 {
+            states.remove(0)
+        } else {
+            states[0].clone()
+        })
     }
 
     fn sign_out(&self) {
@@ -86,7 +103,13 @@ impl Refreshers for FakeIntegrations {
 }
 
 fn job(status: Option<JobStatus>, finish_code: Option<i32>, notes: Option<&str>) -> JobState {
-    JobState { status, finish_code, completed_at: status.map(|_| "2026-11-29T02:05:00Z".into()), notes: notes.map(str::to_string), matched_by: None }
+    JobState {
+        status,
+        finish_code,
+        completed_at: status.map(|_| "2026-11-29T02:05:00Z".into()),
+        notes: notes.map(str::to_string),
+        matched_by: None,
+    }
 }
 
 fn db() -> Connection {
@@ -118,7 +141,16 @@ fn run_results() -> RunResults {
     .unwrap()
 }
 
-type Row = (String, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<i64>);
+type Row = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
 
 fn rows(conn: &Connection) -> Vec<Row> {
     let mut st = conn
@@ -128,10 +160,21 @@ fn rows(conn: &Connection) -> Vec<Row> {
              FROM refresh_events ORDER BY seq",
         )
         .unwrap();
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    st.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+        ))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
 }
 
 fn s(v: &str) -> Option<String> {
@@ -149,12 +192,38 @@ fn the_stage_runs_against_any_refresher() {
         let mut sc = fake.0.borrow_mut();
         sc.answers.insert(
             "d1".into(),
-            Ok(Answer::Refused { refusal: Refusal::NotRefreshable, status: 409, code: s("E-NOTHING"), message: "nothing to refresh".into() }),
+            Ok(Answer::Refused {
+                refusal: Refusal::NotRefreshable,
+                status: 409,
+                code: s("E-NOTHING"),
+                message: "nothing to refresh".into(),
+            }),
         );
-        sc.answers.insert("d2".into(), Err(SendError { message: "the answer was cut short".into(), answer_lost: true }));
-        sc.listed.insert("d2".into(), Torn::Found { job_id: "job-torn".into(), why: "listed as pending".into() });
-        sc.jobs.insert("job-torn".into(), vec![job(None, None, None), job(Some(JobStatus::Failed), Some(1), Some("disk full"))]);
-        sc.jobs.insert("job-a1".into(), vec![job(Some(JobStatus::Success), Some(0), None)]);
+        sc.answers.insert(
+            "d2".into(),
+            Err(SendError {
+                message: "the answer was cut short".into(),
+                answer_lost: true,
+            }),
+        );
+        sc.listed.insert(
+            "d2".into(),
+            Torn::Found {
+                job_id: "job-torn".into(),
+                why: "listed as pending".into(),
+            },
+        );
+        sc.jobs.insert(
+            "job-torn".into(),
+            vec![
+                job(None, None, None),
+                job(Some(JobStatus::Failed), Some(1), Some("disk full")),
+            ],
+        );
+        sc.jobs.insert(
+            "job-a1".into(),
+            vec![job(Some(JobStatus::Success), Some(0), None)],
+        );
     }
     let opts = Options {
         now: Instant::parse("2026-11-29T02:00:00Z").unwrap(),
@@ -163,18 +232,81 @@ fn the_stage_runs_against_any_refresher() {
         wait_timeout: Duration::from_secs(30),
         settings: ActiveExposures::default(),
     };
-    let summary = refresh(&mut conn, &run_results(), &FakeIntegrations(fake.clone()), &opts).unwrap();
+    let summary = refresh(
+        &mut conn,
+        &run_results(),
+        &FakeIntegrations(fake.clone()),
+        &opts,
+    )
+    .unwrap();
 
     let want: Vec<Row> = vec![
-        ("sales d1".into(), "not_applicable".into(), s("not_refreshable"), None, s("E-NOTHING"), s("nothing to refresh"), None, None),
-        ("sales d2".into(), "triggered".into(), s("answer_unreadable"), s("job-torn"), None, s("the answer was cut short"), s("failed"), Some(1)),
-        ("sales a1".into(), "triggered".into(), None, s("job-a1"), None, None, s("success"), Some(0)),
-        ("stale -".into(), "skipped".into(), s("not_rebuilt"), None, None, None, None, None),
-        ("orphan g1".into(), "failed".into(), s("http_error"), None, None, s("integration \"gone\" cannot be opened"), None, None),
+        (
+            "sales d1".into(),
+            "not_applicable".into(),
+            s("not_refreshable"),
+            None,
+            s("E-NOTHING"),
+            s("nothing to refresh"),
+            None,
+            None,
+        ),
+        (
+            "sales d2".into(),
+            "triggered".into(),
+            s("answer_unreadable"),
+            s("job-torn"),
+            None,
+            s("the answer was cut short"),
+            s("failed"),
+            Some(1),
+        ),
+        (
+            "sales a1".into(),
+            "triggered".into(),
+            None,
+            s("job-a1"),
+            None,
+            None,
+            s("success"),
+            Some(0),
+        ),
+        (
+            "stale -".into(),
+            "skipped".into(),
+            s("not_rebuilt"),
+            None,
+            None,
+            None,
+            None,
+            None,
+        ),
+        (
+            "orphan g1".into(),
+            "failed".into(),
+            s("http_error"),
+            None,
+            None,
+            s("integration \"gone\" cannot be opened"),
+            None,
+            None,
+        ),
     ];
     assert_eq!(rows(&conn), want);
     let calls = fake.0.borrow().calls.clone();
-    assert_eq!(calls, ["refresh d1", "refresh d2", "check_torn d2", "refresh a1", "job job-torn", "job job-a1", "job job-torn", "sign_out"]);
+    assert_eq!(
+        calls,
+        [
+            "refresh d1",
+            "refresh d2",
+            "check_torn d2",
+            "refresh a1",
+            "job job-torn",
+            "job job-a1",
+            "job job-torn",
+            "sign_out"
+        ]
+    );
     assert_eq!(summary.failed_jobs, 1);
     assert!(summary.any_failure());
     // The cadence's memory: the two triggers, not the refusal, not the failure.
@@ -185,7 +317,13 @@ fn the_stage_runs_against_any_refresher() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(state, [("a1".to_string(), "job-a1".to_string()), ("d2".to_string(), "job-torn".to_string())]);
+    assert_eq!(
+        state,
+        [
+            ("a1".to_string(), "job-a1".to_string()),
+            ("d2".to_string(), "job-torn".to_string())
+        ]
+    );
 }
 
 /// A request a killed run left in flight is settled from the fake's jobs list before anything
@@ -201,21 +339,41 @@ fn a_request_left_in_flight_is_settled_through_the_seam() {
     )
     .unwrap();
     let fake = Fake::default();
-    fake.0.borrow_mut().listed.insert("d1".into(), Torn::Found { job_id: "job-old".into(), why: "listed".into() });
+    fake.0.borrow_mut().listed.insert(
+        "d1".into(),
+        Torn::Found {
+            job_id: "job-old".into(),
+            why: "listed".into(),
+        },
+    );
     let opts = Options {
         now: Instant::parse("2026-11-29T02:00:00Z").unwrap(),
         dry_run: false,
         wait: false,
         wait_timeout: Duration::from_secs(1),
-        settings: ActiveExposures { enabled: true, build_after_minutes: 120 },
+        settings: ActiveExposures {
+            enabled: true,
+            build_after_minutes: 120,
+        },
     };
-    refresh(&mut conn, &run_results(), &FakeIntegrations(fake.clone()), &opts).unwrap();
+    refresh(
+        &mut conn,
+        &run_results(),
+        &FakeIntegrations(fake.clone()),
+        &opts,
+    )
+    .unwrap();
     let settled: (String, String, String) = conn
-        .query_row("SELECT decision, reason, job_id FROM refresh_events WHERE run_id = 1 AND seq = 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row(
+            "SELECT decision, reason, job_id FROM refresh_events WHERE run_id = 1 AND seq = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .unwrap();
-    assert_eq!(settled, ("triggered".into(), "interrupted".into(), "job-old".into()));
+    assert_eq!(
+        settled,
+        ("triggered".into(), "interrupted".into(), "job-old".into())
+    );
     let calls = fake.0.borrow().calls.clone();
     assert_eq!(calls[0], "check_torn d1");
     assert!(!calls.contains(&"refresh d1".to_string()), "{calls:?}");

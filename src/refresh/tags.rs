@@ -104,16 +104,37 @@ mod tests {
     #[test]
     fn every_tag_round_trips_through_sqlite_as_its_old_text() {
         let conn = Connection::open_in_memory().unwrap();
-        let back = |v: &dyn ToSql| conn.query_row("SELECT ?1", [v], |r| r.get::<_, String>(0)).unwrap();
+        let back = |v: &dyn ToSql| {
+            conn.query_row("SELECT ?1", [v], |r| r.get::<_, String>(0))
+                .unwrap()
+        };
         for k in Kind::ALL {
             assert_eq!(back(k), k.as_str());
-            assert_eq!(conn.query_row("SELECT ?1", [k.as_str()], |r| r.get::<_, Kind>(0)).unwrap(), *k);
+            assert_eq!(
+                conn.query_row("SELECT ?1", [k.as_str()], |r| r.get::<_, Kind>(0))
+                    .unwrap(),
+                *k
+            );
         }
         let texts: Vec<&str> = Decision::ALL.iter().map(|d| d.as_str()).collect();
-        assert_eq!(texts, ["triggered", "skipped", "already_queued", "not_applicable", "failed", "sending"]);
+        assert_eq!(
+            texts,
+            [
+                "triggered",
+                "skipped",
+                "already_queued",
+                "not_applicable",
+                "failed",
+                "sending"
+            ]
+        );
         for d in Decision::ALL {
             assert_eq!(back(d), d.as_str());
-            assert_eq!(conn.query_row("SELECT ?1", [d.as_str()], |r| r.get::<_, Decision>(0)).unwrap(), *d);
+            assert_eq!(
+                conn.query_row("SELECT ?1", [d.as_str()], |r| r.get::<_, Decision>(0))
+                    .unwrap(),
+                *d
+            );
         }
         for r in Reason::ALL {
             assert_eq!(<Reason as Tag>::parse(&back(r)), Some(*r));
@@ -129,11 +150,22 @@ mod tests {
     #[test]
     fn an_unknown_value_fails_naming_the_column_and_the_value() {
         let conn = Connection::open_in_memory().unwrap();
-        let err = conn.query_row("SELECT 'cube'", [], |r| r.get::<_, Kind>(0)).unwrap_err().to_string();
+        let err = conn
+            .query_row("SELECT 'cube'", [], |r| r.get::<_, Kind>(0))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("column target_kind: unknown value \"cube\" (this autoexpose knows datasource, workbook, dataset)"), "{err}");
-        let err = conn.query_row("SELECT 'Triggered'", [], |r| r.get::<_, Decision>(0)).unwrap_err().to_string();
-        assert!(err.contains("column decision: unknown value \"Triggered\""), "{err}");
-        assert!(conn.query_row("SELECT 7", [], |r| r.get::<_, Reason>(0)).is_err());
+        let err = conn
+            .query_row("SELECT 'Triggered'", [], |r| r.get::<_, Decision>(0))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("column decision: unknown value \"Triggered\""),
+            "{err}"
+        );
+        assert!(conn
+            .query_row("SELECT 7", [], |r| r.get::<_, Reason>(0))
+            .is_err());
         assert_eq!(<JobStatus as Tag>::parse("done"), None);
     }
 }

@@ -38,8 +38,24 @@ pub(crate) struct Data {
 
 /// [integration, folder, name, label, type, owner, email, url, mode, status, file, health,
 ///  [reason…], [dependency…], [unmatched…], [refresh…]]
-pub(crate) type Exposure =
-    (usize, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, Vec<i64>, Vec<Dep>, Vec<Unm>, Vec<Refresh>);
+pub(crate) type Exposure = (
+    usize,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    Vec<i64>,
+    Vec<Dep>,
+    Vec<Unm>,
+    Vec<Refresh>,
+);
 /// [node, BI relation (its name, or its id), via, key]
 pub(crate) type Dep = [i64; 4];
 /// [relation (name or id), via, key, reason, suggestion, [candidate…]]
@@ -98,8 +114,19 @@ pub(crate) fn build(
     }
     let mut nodes = Vec::with_capacity(node_list.len() + extra.len());
     for n in &node_list {
-        let parents = n.parents.iter().filter_map(|p| node_index.get(p.as_str()).copied()).collect();
-        nodes.push((s.id(&n.resource_type), s.id(&n.name), s.id(&n.unique_id), s.opt(n.source_name.as_deref()), parents, n.tests.len()));
+        let parents = n
+            .parents
+            .iter()
+            .filter_map(|p| node_index.get(p.as_str()).copied())
+            .collect();
+        nodes.push((
+            s.id(&n.resource_type),
+            s.id(&n.name),
+            s.id(&n.unique_id),
+            s.opt(n.source_name.as_deref()),
+            parents,
+            n.tests.len(),
+        ));
     }
     let mut extra_index: HashMap<String, i64> = HashMap::new();
     for (uid, kind) in &extra {
@@ -112,12 +139,16 @@ pub(crate) fn build(
     let mut integration_index: BTreeMap<String, usize> = BTreeMap::new();
     let mut exposures = Vec::with_capacity(views.len());
     for v in views {
-        let integ = *integration_index.entry(v.integration.clone()).or_insert_with(|| {
-            integrations.push([s.id(&v.integration), s.id(&v.tool), s.id(&v.instance)]);
-            integrations.len() - 1
-        });
+        let integ = *integration_index
+            .entry(v.integration.clone())
+            .or_insert_with(|| {
+                integrations.push([s.id(&v.integration), s.id(&v.tool), s.id(&v.instance)]);
+                integrations.len() - 1
+            });
         let relation = |s: &mut Strings, id: &str, name: Option<&str>| -> i64 {
-            let looked_up = relation_names.get(&(v.integration.clone(), id.to_string())).map(String::as_str);
+            let looked_up = relation_names
+                .get(&(v.integration.clone(), id.to_string()))
+                .map(String::as_str);
             match name.or(looked_up) {
                 Some(n) if !n.is_empty() => s.id(n),
                 _ => s.id(id),
@@ -127,8 +158,17 @@ pub(crate) fn build(
             .dependencies
             .iter()
             .map(|d| {
-                let node = node_index.get(d.unique_id.as_str()).copied().or_else(|| extra_index.get(&d.unique_id).copied()).unwrap_or(-1);
-                [node, relation(&mut s, &d.relation_id, None), s.id(&d.via), s.id(&d.key)]
+                let node = node_index
+                    .get(d.unique_id.as_str())
+                    .copied()
+                    .or_else(|| extra_index.get(&d.unique_id).copied())
+                    .unwrap_or(-1);
+                [
+                    node,
+                    relation(&mut s, &d.relation_id, None),
+                    s.id(&d.via),
+                    s.id(&d.key),
+                ]
             })
             .collect();
         let unmatched = v
@@ -137,7 +177,14 @@ pub(crate) fn build(
             .map(|u| {
                 let rel = relation(&mut s, &u.relation_id, u.relation_name.as_deref());
                 let candidates = u.candidates.iter().map(|c| s.id(c)).collect();
-                (rel, s.id(&u.via), s.opt(u.key.as_deref()), s.id(&u.reason), s.id(&u.suggestion), candidates)
+                (
+                    rel,
+                    s.id(&u.via),
+                    s.opt(u.key.as_deref()),
+                    s.id(&u.reason),
+                    s.id(&u.suggestion),
+                    candidates,
+                )
             })
             .collect();
         let refreshes = v
@@ -177,5 +224,12 @@ pub(crate) fn build(
             refreshes,
         ));
     }
-    Data { format: FORMAT, generated, s: s.list, integrations, nodes, exposures }
+    Data {
+        format: FORMAT,
+        generated,
+        s: s.list,
+        integrations,
+        nodes,
+        exposures,
+    }
 }

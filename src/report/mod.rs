@@ -43,14 +43,20 @@ pub(crate) struct Written {
 
 /// Where the report goes: `out`, or `autoexpose-report.html` in the database's folder.
 pub(crate) fn default_path(db: &Path, out: Option<&Path>) -> PathBuf {
-    out.map_or_else(|| crate::atomic::folder(db).join(DEFAULT_FILE), Path::to_path_buf)
+    out.map_or_else(
+        || crate::atomic::folder(db).join(DEFAULT_FILE),
+        Path::to_path_buf,
+    )
 }
 
 /// The page for the database `conn`, and how many exposures it shows.
 pub(crate) fn build(conn: &Connection) -> Result<Page> {
     let views = crate::list::judged(conn)?;
     let html = page(conn, &views)?;
-    Ok(Page { html, exposures: views.len() })
+    Ok(Page {
+        html,
+        exposures: views.len(),
+    })
 }
 
 /// A built page, not yet written.
@@ -61,16 +67,22 @@ pub(crate) struct Page {
 
 /// Writes `page` to `path` (atomically).
 pub(crate) fn write(page: &Page, path: &Path) -> Result<Written> {
-    crate::atomic::write(path, page.html.as_bytes()).with_context(|| format!("report {}: cannot write it", path.display()))?;
-    Ok(Written { path: path.to_path_buf(), exposures: page.exposures, bytes: page.html.len() })
+    crate::atomic::write(path, page.html.as_bytes())
+        .with_context(|| format!("report {}: cannot write it", path.display()))?;
+    Ok(Written {
+        path: path.to_path_buf(),
+        exposures: page.exposures,
+        bytes: page.html.len(),
+    })
 }
 
 /// The whole page for these views.
 fn page(conn: &Connection, views: &[ExposureView]) -> Result<String> {
     let graph = view::load_graph(conn)?;
     let names = relation_names(conn)?;
-    let generated: Option<String> =
-        conn.query_row("SELECT max(finished_at) FROM runs", [], |r| r.get(0)).context("reading runs.finished_at")?;
+    let generated: Option<String> = conn
+        .query_row("SELECT max(finished_at) FROM runs", [], |r| r.get(0))
+        .context("reading runs.finished_at")?;
     let data = data::build(views, &graph, &names, generated);
     let json = serde_json::to_string(&data).context("report data as JSON")?;
     Ok(assemble(&embed_json(&json)))
@@ -83,7 +95,9 @@ fn relation_names(conn: &Connection) -> Result<HashMap<(String, String), String>
         "SELECT integration, relation_id, min(coalesce(nullif(full_name, ''), name)) FROM bi_relations
          WHERE relation_id <> '' GROUP BY integration, relation_id",
     )?;
-    let rows = stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get::<_, Option<String>>(2)?)))?;
+    let rows = stmt.query_map([], |r| {
+        Ok(((r.get(0)?, r.get(1)?), r.get::<_, Option<String>>(2)?))
+    })?;
     let mut out = HashMap::new();
     for row in rows {
         let (key, name) = row.context("reading bi_relations names")?;
@@ -102,10 +116,18 @@ fn assemble(json: &str) -> String {
         csp_hash(SCRIPT),
         csp_hash(STYLE)
     );
-    let mut out = String::with_capacity(SHELL.len() + SCRIPT.len() + STYLE.len() + json.len() + csp.len());
+    let mut out =
+        String::with_capacity(SHELL.len() + SCRIPT.len() + STYLE.len() + json.len() + csp.len());
     let mut rest = SHELL;
-    for (marker, value) in [("@CSP@", csp.as_str()), ("@STYLE@", STYLE), ("@DATA@", json), ("@SCRIPT@", SCRIPT)] {
-        let (before, after) = rest.split_once(marker).expect("page.html holds each marker once, in this order");
+    for (marker, value) in [
+        ("@CSP@", csp.as_str()),
+        ("@STYLE@", STYLE),
+        ("@DATA@", json),
+        ("@SCRIPT@", SCRIPT),
+    ] {
+        let (before, after) = rest
+            .split_once(marker)
+            .expect("page.html holds each marker once, in this order");
         out.push_str(before);
         out.push_str(value);
         rest = after;
@@ -117,7 +139,10 @@ fn assemble(json: &str) -> String {
 /// `'sha256-<base64>'`'s inside: the hash CSP allows an inline script or style by.
 fn csp_hash(text: &str) -> String {
     use base64::Engine;
-    format!("sha256-{}", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text.as_bytes())))
+    format!(
+        "sha256-{}",
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text.as_bytes()))
+    )
 }
 
 /// JSON made safe inside `<script type="application/json">`: `<`, `>` and `&` as `\u003c`,

@@ -66,7 +66,11 @@ fn between<'a>(page: &'a str, open: &str, close: &str) -> &'a str {
 }
 
 fn data_block(page: &str) -> &str {
-    between(page, "<script type=\"application/json\" id=\"autoexpose-data\">", "</script>")
+    between(
+        page,
+        "<script type=\"application/json\" id=\"autoexpose-data\">",
+        "</script>",
+    )
 }
 
 #[test]
@@ -82,28 +86,53 @@ fn data_block_is_escaped_and_reads_back() {
     assert_eq!(page.matches("</script>").count(), 2);
     assert!(!page.contains("<img"));
     let data: serde_json::Value = serde_json::from_str(block).unwrap();
-    let strings: Vec<&str> = data["s"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    assert!(strings.contains(&HOSTILE), "the hostile name reads back as itself: {strings:?}");
+    let strings: Vec<&str> = data["s"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        strings.contains(&HOSTILE),
+        "the hostile name reads back as itself: {strings:?}"
+    );
 }
 
 #[test]
 fn embed_json_escapes_exactly_those_characters() {
-    let json = serde_json::to_string(&serde_json::json!({"a": HOSTILE, "b": "plain ü 😀"})).unwrap();
+    let json =
+        serde_json::to_string(&serde_json::json!({"a": HOSTILE, "b": "plain ü 😀"})).unwrap();
     let out = embed_json(&json);
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap(), serde_json::from_str::<serde_json::Value>(&json).unwrap());
-    assert!(out.contains("\\u003c/script\\u003e") && out.contains("\\u0026") && out.contains("\\u2028\\u2029"), "{out}");
-    assert!(out.contains("plain ü 😀"), "other text is left as it is: {out}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap(),
+        serde_json::from_str::<serde_json::Value>(&json).unwrap()
+    );
+    assert!(
+        out.contains("\\u003c/script\\u003e")
+            && out.contains("\\u0026")
+            && out.contains("\\u2028\\u2029"),
+        "{out}"
+    );
+    assert!(
+        out.contains("plain ü 😀"),
+        "other text is left as it is: {out}"
+    );
 }
 
 #[test]
 fn csp_allows_exactly_the_inline_script_and_style() {
     let dir = tempfile::tempdir().unwrap();
     let page = page_of(&small_db(dir.path()));
-    let csp = between(&page, "<meta http-equiv=\"Content-Security-Policy\" content=\"", "\"");
+    let csp = between(
+        &page,
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"",
+        "\"",
+    );
     let script = between(&page, "<script>", "</script>");
     let style = between(&page, "<style>", "</style>");
     use base64::Engine;
-    let hash = |t: &str| base64::engine::general_purpose::STANDARD.encode(Sha256::digest(t.as_bytes()));
+    let hash =
+        |t: &str| base64::engine::general_purpose::STANDARD.encode(Sha256::digest(t.as_bytes()));
     assert_eq!(
         csp,
         format!(
@@ -120,7 +149,19 @@ fn csp_allows_exactly_the_inline_script_and_style() {
 /// closing tag that would end their element early, or a load from elsewhere.
 #[test]
 fn assets_hold_no_markup_sinks_or_loads() {
-    for bad in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "</script", "<!--", "fetch(", "XMLHttpRequest", "import("] {
+    for bad in [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+        "</script",
+        "<!--",
+        "fetch(",
+        "XMLHttpRequest",
+        "import(",
+    ] {
         assert!(!SCRIPT.contains(bad), "page.js holds {bad:?}");
     }
     for bad in ["</style", "url(", "@import"] {
@@ -129,7 +170,10 @@ fn assets_hold_no_markup_sinks_or_loads() {
     for marker in ["@CSP@", "@STYLE@", "@DATA@", "@SCRIPT@"] {
         assert_eq!(SHELL.matches(marker).count(), 1, "{marker}");
     }
-    assert!(!SHELL.contains("http://") && !SHELL.contains("https://") && !SHELL.contains("src="), "the shell loads nothing");
+    assert!(
+        !SHELL.contains("http://") && !SHELL.contains("https://") && !SHELL.contains("src="),
+        "the shell loads nothing"
+    );
 }
 
 #[test]
@@ -147,9 +191,18 @@ fn same_database_same_bytes() {
 
 #[test]
 fn default_path_is_beside_the_database() {
-    assert_eq!(default_path(Path::new("x/y/a.db"), None), Path::new("x/y/autoexpose-report.html"));
-    assert_eq!(default_path(Path::new("a.db"), None), Path::new("./autoexpose-report.html"));
-    assert_eq!(default_path(Path::new("a.db"), Some(Path::new("out/r.html"))), Path::new("out/r.html"));
+    assert_eq!(
+        default_path(Path::new("x/y/a.db"), None),
+        Path::new("x/y/autoexpose-report.html")
+    );
+    assert_eq!(
+        default_path(Path::new("a.db"), None),
+        Path::new("./autoexpose-report.html")
+    );
+    assert_eq!(
+        default_path(Path::new("a.db"), Some(Path::new("out/r.html"))),
+        Path::new("out/r.html")
+    );
 }
 
 #[test]
@@ -159,11 +212,23 @@ fn data_block_snapshot() {
     let data: serde_json::Value = serde_json::from_str(data_block(&page)).unwrap();
     // One line per string, node and exposure (the block itself is one line), so a review
     // reads which index means what.
-    let mut text = format!("format: {}\ngenerated: {}\n", data["format"], data["generated"]);
-    for (key, numbered) in [("s", true), ("integrations", true), ("nodes", true), ("exposures", true)] {
+    let mut text = format!(
+        "format: {}\ngenerated: {}\n",
+        data["format"], data["generated"]
+    );
+    for (key, numbered) in [
+        ("s", true),
+        ("integrations", true),
+        ("nodes", true),
+        ("exposures", true),
+    ] {
         text.push_str(&format!("{key}:\n"));
         for (i, v) in data[key].as_array().unwrap().iter().enumerate() {
-            text.push_str(&if numbered { format!("  {i}: {v}\n") } else { format!("  {v}\n") });
+            text.push_str(&if numbered {
+                format!("  {i}: {v}\n")
+            } else {
+                format!("  {v}\n")
+            });
         }
     }
     crate::corpus::snapshot_settings().bind(|| insta::assert_snapshot!("report_data", text));

@@ -18,7 +18,13 @@ pub(crate) enum TableauError {
     #[error("{0}")]
     Transport(String),
     #[error("{call}: HTTP {status}{}", tableau_error_text(.code, .summary, .detail))]
-    Http { call: String, status: u16, code: Option<String>, summary: Option<String>, detail: Option<String> },
+    Http {
+        call: String,
+        status: u16,
+        code: Option<String>,
+        summary: Option<String>,
+        detail: Option<String>,
+    },
     #[error("sign-in to Tableau site {site:?} on {server} failed: HTTP {status}{}. Check the personal access token in the env vars {name_env} and {secret_env} (names and secrets are case-sensitive; a PAT expires after 15 days unused) and the `site` content URL in the config", tableau_error_text(.code, .summary, .detail))]
     SignIn {
         site: String,
@@ -37,12 +43,20 @@ pub(crate) enum TableauError {
     #[error("{call}: not sent: the run stopped on an earlier error")]
     Cancelled { call: String },
     #[error("{call}: {message} (after {tries} tries; a proxy or the network may be cutting answers short)")]
-    BadBody { call: String, message: String, tries: u32 },
+    BadBody {
+        call: String,
+        message: String,
+        tries: u32,
+    },
     /// A 2xx answer to a read that is not what Tableau sends (see `Client::not_data`), after
     /// the last try: never read as an empty list. (To a request that may have acted, a
     /// refresh, it is a `Protocol` error at once: an answer lost, like a torn one.)
     #[error("{call}: {message} (after {tries} tries; a proxy, captive portal or login page may be answering in Tableau's place)")]
-    NotData { call: String, message: String, tries: u32 },
+    NotData {
+        call: String,
+        message: String,
+        tries: u32,
+    },
 }
 
 /// Whether sending a request twice does no harm (reads, sign-in) or may act twice (a refresh).
@@ -69,7 +83,11 @@ pub(crate) fn byte_offset(body: &[u8], line: usize, column: usize) -> usize {
     let line_start = if line <= 1 {
         0
     } else {
-        body.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(line - 2).map_or(body.len(), |(i, _)| i + 1)
+        body.iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(line - 2)
+            .map_or(body.len(), |(i, _)| i + 1)
     };
     (line_start + column.saturating_sub(1)).min(body.len())
 }
@@ -79,11 +97,16 @@ pub(crate) fn byte_offset(body: &[u8], line: usize, column: usize) -> usize {
 pub(crate) fn json_failure<T>(call: &str, body: &[u8], e: &serde_json::Error) -> Decoded<T> {
     use serde_json::error::Category;
     // At the end of input serde_json points at the last byte; the body stops after it.
-    let at = if e.is_eof() { body.len() } else { byte_offset(body, e.line(), e.column()) };
+    let at = if e.is_eof() {
+        body.len()
+    } else {
+        byte_offset(body, e.line(), e.column())
+    };
     match e.classify() {
-        Category::Eof | Category::Syntax | Category::Io => {
-            Decoded::Truncated(format!("the body is cut short or not JSON at byte {at} of {}: {e}", body.len()))
-        }
+        Category::Eof | Category::Syntax | Category::Io => Decoded::Truncated(format!(
+            "the body is cut short or not JSON at byte {at} of {}: {e}",
+            body.len()
+        )),
         Category::Data => Decoded::Done(Err(TableauError::Protocol {
             call: call.into(),
             message: format!("unexpected answer at byte {at} of {}: {e}", body.len()),
@@ -95,7 +118,10 @@ pub(crate) fn json_failure<T>(call: &str, body: &[u8], e: &serde_json::Error) ->
 pub(crate) fn xml_failure<T>(text: &str, e: &roxmltree::Error) -> Decoded<T> {
     let pos = e.pos();
     let at = byte_offset(text.as_bytes(), pos.row as usize, pos.col as usize);
-    Decoded::Truncated(format!("the body is cut short or not XML at byte {at} of {}: {e}", text.len()))
+    Decoded::Truncated(format!(
+        "the body is cut short or not XML at byte {at} of {}: {e}",
+        text.len()
+    ))
 }
 
 /// Tableau's REST namespace (shared/reference/tableau.md).
@@ -107,14 +133,24 @@ fn not_ts_response(doc: &roxmltree::Document) -> Option<String> {
     if root.name() == "tsResponse" && root.namespace() == Some(TABLEAU_NS) {
         return None;
     }
-    let ns = root.namespace().map(|n| format!(" in namespace {n:?}")).unwrap_or_default();
+    let ns = root
+        .namespace()
+        .map(|n| format!(" in namespace {n:?}"))
+        .unwrap_or_default();
     let name: String = root.name().chars().take(64).collect();
-    Some(format!("its root element is <{name}>{ns}, not <tsResponse> in {TABLEAU_NS:?}"))
+    Some(format!(
+        "its root element is <{name}>{ns}, not <tsResponse> in {TABLEAU_NS:?}"
+    ))
 }
 
 /// The media type of a `Content-Type` value, lower-cased, without its parameters.
 fn media_type(content_type: &str) -> String {
-    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// Whether `content_type` is the `asked` family: `application/xml` answers may also come as
@@ -159,7 +195,11 @@ fn has_data_or_errors(body: &[u8]) -> bool {
     serde_json::from_slice::<Keys>(body).is_ok_and(|k| k.data.0 || k.errors.0)
 }
 
-fn tableau_error_text(code: &Option<String>, summary: &Option<String>, detail: &Option<String>) -> String {
+fn tableau_error_text(
+    code: &Option<String>,
+    summary: &Option<String>,
+    detail: &Option<String>,
+) -> String {
     let mut out = String::new();
     if let Some(c) = code {
         out.push_str(&format!(" (Tableau error {c}"));
@@ -259,7 +299,9 @@ impl Client {
     /// knows that fewer are better (replay).
     pub(crate) fn concurrency(&self, configured: u32) -> usize {
         let configured = (configured as usize).max(1);
-        self.transport.max_in_flight().map_or(configured, |most| configured.min(most.max(1)))
+        self.transport
+            .max_in_flight()
+            .map_or(configured, |most| configured.min(most.max(1)))
     }
 
     /// Makes every later request fail at once with `Cancelled`, without sending it.
@@ -268,19 +310,32 @@ impl Client {
     }
 
     pub(crate) fn site_luid(&self) -> Option<String> {
-        self.session.read().unwrap_or_else(|e| e.into_inner()).as_ref().map(|s| s.site_luid.clone())
+        self.session
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|s| s.site_luid.clone())
     }
 
     pub(crate) fn server(&self) -> String {
-        self.server.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.server
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn api_version(&self) -> String {
-        self.api_version.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.api_version
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn product_version(&self) -> Option<String> {
-        self.product_version.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.product_version
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn requests_sent(&self) -> usize {
@@ -294,7 +349,8 @@ impl Client {
 
     /// The responses so far, in a stable order, and forgets them.
     pub(crate) fn take_responses(&self) -> Vec<RawResponse> {
-        let mut all = std::mem::take(&mut *self.responses.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut all =
+            std::mem::take(&mut *self.responses.lock().unwrap_or_else(|e| e.into_inner()));
         all.sort();
         all
     }
@@ -308,8 +364,15 @@ impl Client {
     }
 
     /// Sends a read with retries and hands the final response over as it is (see `fetch`).
-    pub(super) fn send(&self, call: &str, authed: bool, build: &dyn Fn(&Client) -> Request) -> Result<Response, TableauError> {
-        self.fetch(call, authed, Idempotent::Yes, build, &|resp| Decoded::Done(Ok(resp)))
+    pub(super) fn send(
+        &self,
+        call: &str,
+        authed: bool,
+        build: &dyn Fn(&Client) -> Request,
+    ) -> Result<Response, TableauError> {
+        self.fetch(call, authed, Idempotent::Yes, build, &|resp| {
+            Decoded::Done(Ok(resp))
+        })
     }
 
     /// Sends with retries, and decodes the answer with `decode`, once.
@@ -342,7 +405,11 @@ impl Client {
             let generation = self.generation.load(Ordering::SeqCst);
             let req = build(self);
             self.requests_sent.fetch_add(1, Ordering::SeqCst);
-            log::debug(&format!("{} {}", req.method, self.scrub(req.path_and_query())));
+            log::debug(&format!(
+                "{} {}",
+                req.method,
+                self.scrub(req.path_and_query())
+            ));
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
             let sent = self.transport.send(&req);
@@ -356,25 +423,43 @@ impl Client {
                 Ok(resp) => resp,
             };
             let path = self.scrub(req.path_and_query());
-            let digest = crate::config::hex_sha256(self.scrub(&String::from_utf8_lossy(&req.body)).as_bytes());
-            self.responses.lock().unwrap_or_else(|e| e.into_inner()).push(RawResponse {
-                path,
-                request_digest: digest[..16].to_string(),
-                attempt,
-                method: req.method,
-                status: resp.status,
-                bytes: resp.body.len(),
-                body: (self.keep_bodies == RawResponses::All || !(200..300).contains(&resp.status))
+            let digest = crate::config::hex_sha256(
+                self.scrub(&String::from_utf8_lossy(&req.body)).as_bytes(),
+            );
+            self.responses
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(RawResponse {
+                    path,
+                    request_digest: digest[..16].to_string(),
+                    attempt,
+                    method: req.method,
+                    status: resp.status,
+                    bytes: resp.body.len(),
+                    body: (self.keep_bodies == RawResponses::All
+                        || !(200..300).contains(&resp.status))
                     .then(|| self.scrub(&resp.text())),
-            });
-            let retryable = if reads { matches!(resp.status, 408 | 429 | 500 | 502 | 503 | 504) } else { resp.status == 429 };
+                });
+            let retryable = if reads {
+                matches!(resp.status, 408 | 429 | 500 | 502 | 503 | 504)
+            } else {
+                resp.status == 429
+            };
             if retryable && attempt < self.retry.attempts {
-                self.pause(call, &format!("HTTP {}", resp.status), attempt, resp.header("retry-after"));
+                self.pause(
+                    call,
+                    &format!("HTTP {}", resp.status),
+                    attempt,
+                    resp.header("retry-after"),
+                );
                 continue;
             }
             if resp.status == 401 && authed {
                 if resigned {
-                    return Err(TableauError::Unauthorized { call: call.into(), site: self.content_url.clone() });
+                    return Err(TableauError::Unauthorized {
+                        call: call.into(),
+                        site: self.content_url.clone(),
+                    });
                 }
                 resigned = true;
                 self.sign_in_again(call, generation)?;
@@ -386,14 +471,24 @@ impl Client {
             };
             match decoded {
                 Decoded::Done(result) => return result,
-                Decoded::Truncated(what) | Decoded::NotData(what) if reads && attempt < self.retry.attempts => {
+                Decoded::Truncated(what) | Decoded::NotData(what)
+                    if reads && attempt < self.retry.attempts =>
+                {
                     self.pause(call, &what, attempt, None);
                 }
                 Decoded::Truncated(what) => {
-                    return Err(TableauError::BadBody { call: call.into(), message: what, tries: attempt });
+                    return Err(TableauError::BadBody {
+                        call: call.into(),
+                        message: what,
+                        tries: attempt,
+                    });
                 }
                 Decoded::NotData(what) if reads => {
-                    return Err(TableauError::NotData { call: call.into(), message: what, tries: attempt });
+                    return Err(TableauError::NotData {
+                        call: call.into(),
+                        message: what,
+                        tries: attempt,
+                    });
                 }
                 Decoded::NotData(what) => {
                     return Err(TableauError::Protocol {
@@ -422,8 +517,14 @@ impl Client {
         if !(200..300).contains(&resp.status) || resp.status == 204 {
             return None;
         }
-        let asked = req.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("accept")).map(|(_, v)| media_type(v))?;
-        if !matches!(asked.as_str(), "application/xml" | "application/json") || resp.body.trim_ascii().is_empty() {
+        let asked = req
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("accept"))
+            .map(|(_, v)| media_type(v))?;
+        if !matches!(asked.as_str(), "application/xml" | "application/json")
+            || resp.body.trim_ascii().is_empty()
+        {
             return None;
         }
         let content_type = resp.header("content-type");
@@ -449,7 +550,10 @@ impl Client {
             }
         };
         if !type_fits {
-            let got = content_type.map_or_else(|| "no Content-Type".to_string(), |ct| format!("Content-Type {:?}", self.scrub(ct)));
+            let got = content_type.map_or_else(
+                || "no Content-Type".to_string(),
+                |ct| format!("Content-Type {:?}", self.scrub(ct)),
+            );
             why.push(format!("HTTP {} with {got}, not {asked}", resp.status));
         }
         if why.is_empty() {
@@ -482,7 +586,9 @@ impl Client {
         if self.generation.load(Ordering::SeqCst) != seen {
             return Ok(());
         }
-        log::warn(&format!("{call}: HTTP 401, the session expired; signing in again"));
+        log::warn(&format!(
+            "{call}: HTTP 401, the session expired; signing in again"
+        ));
         self.sign_in()
     }
 
@@ -511,7 +617,12 @@ impl Client {
     }
 
     pub(super) fn auth_header(&self) -> String {
-        self.session.read().unwrap_or_else(|e| e.into_inner()).as_ref().map(|s| s.token.clone()).unwrap_or_default()
+        self.session
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|s| s.token.clone())
+            .unwrap_or_default()
     }
 
     /// `GET /api/2.4/serverInfo`: the REST API version every later path uses.
@@ -528,21 +639,34 @@ impl Client {
                 Err(e) => return xml_failure(&text, &e),
             };
             let find = |tag: &str| {
-                doc.descendants().find(|n| n.has_tag_name(tag)).and_then(|n| n.text()).map(|t| t.trim().to_string())
+                doc.descendants()
+                    .find(|n| n.has_tag_name(tag))
+                    .and_then(|n| n.text())
+                    .map(|t| t.trim().to_string())
             };
             let Some(version) = find("restApiVersion") else {
-                return Decoded::Done(Err(TableauError::Protocol { call: call.into(), message: "no restApiVersion".into() }));
+                return Decoded::Done(Err(TableauError::Protocol {
+                    call: call.into(),
+                    message: "no restApiVersion".into(),
+                }));
             };
             if !version.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
                 let message = format!("odd restApiVersion {version:?}");
-                return Decoded::Done(Err(TableauError::Protocol { call: call.into(), message }));
+                return Decoded::Done(Err(TableauError::Protocol {
+                    call: call.into(),
+                    message,
+                }));
             }
             Decoded::Done(Ok((version, find("productVersion"))))
         };
-        let build = |_: &Client| Request::new("GET", url.clone()).header("Accept", "application/xml");
+        let build =
+            |_: &Client| Request::new("GET", url.clone()).header("Accept", "application/xml");
         let (version, product) = self.fetch(call, false, Idempotent::Yes, &build, &decode)?;
         *self.api_version.write().unwrap_or_else(|e| e.into_inner()) = version;
-        *self.product_version.write().unwrap_or_else(|e| e.into_inner()) = product;
+        *self
+            .product_version
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = product;
         Ok(())
     }
 
@@ -577,12 +701,18 @@ impl Client {
         let (resp, v) = loop {
             let target = url.clone();
             let b = body.clone();
-            let (resp, v) = self.fetch(&call, false, Idempotent::Yes, &|_| {
-                Request::new("POST", target.clone())
-                    .header("Content-Type", "application/json")
-                    .header("Accept", "application/json")
-                    .body(b.clone())
-            }, &decode)?;
+            let (resp, v) = self.fetch(
+                &call,
+                false,
+                Idempotent::Yes,
+                &|_| {
+                    Request::new("POST", target.clone())
+                        .header("Content-Type", "application/json")
+                        .header("Accept", "application/json")
+                        .body(b.clone())
+                },
+                &decode,
+            )?;
             if matches!(resp.status, 301 | 302 | 307 | 308) && !redirected {
                 let mut location = resp.header("location").unwrap_or_default().to_string();
                 if location.starts_with('/') && !location.starts_with("//") {
@@ -590,7 +720,10 @@ impl Client {
                     location = format!("{}{location}", self.server());
                 }
                 let Some(origin) = origin_of(&location) else {
-                    return Err(TableauError::Protocol { call, message: format!("redirect without a usable Location {location:?}") });
+                    return Err(TableauError::Protocol {
+                        call,
+                        message: format!("redirect without a usable Location {location:?}"),
+                    });
                 };
                 // The PAT secret is only POSTed again where it may go (see `sign_in_redirect_allowed`).
                 if let Err(why) = sign_in_redirect_allowed(&self.server(), &location) {
@@ -605,7 +738,10 @@ impl Client {
                         ),
                     });
                 }
-                log::info(&format!("Tableau sign-in redirected from {} to {origin}", self.server()));
+                log::info(&format!(
+                    "Tableau sign-in redirected from {} to {origin}",
+                    self.server()
+                ));
                 *self.server.write().unwrap_or_else(|e| e.into_inner()) = origin;
                 url = location;
                 redirected = true;
@@ -630,12 +766,19 @@ impl Client {
             return Err(self.error_from(&call, &resp));
         };
         let creds = &v["credentials"];
-        let (Some(token), Some(site_luid)) = (creds["token"].as_str(), creds["site"]["id"].as_str()) else {
-            return Err(TableauError::Protocol { call, message: "no credentials.token or credentials.site.id".into() });
+        let (Some(token), Some(site_luid)) =
+            (creds["token"].as_str(), creds["site"]["id"].as_str())
+        else {
+            return Err(TableauError::Protocol {
+                call,
+                message: "no credentials.token or credentials.site.id".into(),
+            });
         };
         self.secrets.add(token);
-        *self.session.write().unwrap_or_else(|e| e.into_inner()) =
-            Some(Session { token: token.to_string(), site_luid: site_luid.to_string() });
+        *self.session.write().unwrap_or_else(|e| e.into_inner()) = Some(Session {
+            token: token.to_string(),
+            site_luid: site_luid.to_string(),
+        });
         self.generation.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -661,7 +804,12 @@ impl Client {
     /// `POST /api/metadata/graphql`, decoded straight from the bytes into `R` (data and errors
     /// as Tableau sent them), once. A body cut short or not JSON is asked for again (a read);
     /// JSON of the wrong shape is an error at once.
-    pub(crate) fn graphql<R: serde::de::DeserializeOwned>(&self, name: &str, query: &str, variables: &Value) -> Result<R, TableauError> {
+    pub(crate) fn graphql<R: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+        query: &str,
+        variables: &Value,
+    ) -> Result<R, TableauError> {
         let call = format!("POST /api/metadata/graphql ({name})");
         let url = format!("{}/api/metadata/graphql", self.server());
         let body = json!({"query": query, "variables": variables}).to_string();
@@ -703,7 +851,10 @@ impl Client {
         let mut page = 1u32;
         let size = 100u32;
         loop {
-            let call = format!("GET /api/{}/sites/{{site}}/projects?pageNumber={page}", self.api_version());
+            let call = format!(
+                "GET /api/{}/sites/{{site}}/projects?pageNumber={page}",
+                self.api_version()
+            );
             let url = self.site_path(&format!("projects?pageSize={size}&pageNumber={page}"));
             let decode = |resp: Response| -> Decoded<(Vec<Project>, u64)> {
                 if resp.status != 200 {
@@ -722,7 +873,10 @@ impl Client {
                     .map(|p| Project {
                         luid: p.attribute("id").unwrap_or_default().to_string(),
                         name: p.attribute("name").unwrap_or_default().to_string(),
-                        parent_luid: p.attribute("parentProjectId").filter(|s| !s.is_empty()).map(str::to_string),
+                        parent_luid: p
+                            .attribute("parentProjectId")
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string),
                     })
                     .collect();
                 let total: u64 = doc
@@ -734,7 +888,9 @@ impl Client {
                 Decoded::Done(Ok((projects, total)))
             };
             let build = |c: &Client| {
-                Request::new("GET", url.clone()).header("X-Tableau-Auth", c.auth_header()).header("Accept", "application/xml")
+                Request::new("GET", url.clone())
+                    .header("X-Tableau-Auth", c.auth_header())
+                    .header("Accept", "application/xml")
             };
             let (projects, total) = self.fetch(&call, true, Idempotent::Yes, &build, &decode)?;
             let n = projects.len();
@@ -782,7 +938,11 @@ pub(crate) fn sign_in_redirect_allowed(from: &str, to: &str) -> Result<(), Strin
         let host = if let Some(v6) = authority.strip_prefix('[') {
             v6.split(']').next()?.to_string()
         } else {
-            authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority).to_string()
+            authority
+                .rsplit_once(':')
+                .map(|(h, _)| h)
+                .unwrap_or(authority)
+                .to_string()
         };
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         (!host.is_empty()).then(|| (scheme.to_ascii_lowercase(), host))
@@ -831,9 +991,16 @@ pub(crate) fn parse_error(body: &str) -> (Option<String>, Option<String>, Option
     if let Ok(doc) = roxmltree::Document::parse(body) {
         if let Some(e) = doc.descendants().find(|n| n.has_tag_name("error")) {
             let child = |tag: &str| {
-                e.children().find(|n| n.has_tag_name(tag)).and_then(|n| n.text()).map(|t| t.trim().to_string())
+                e.children()
+                    .find(|n| n.has_tag_name(tag))
+                    .and_then(|n| n.text())
+                    .map(|t| t.trim().to_string())
             };
-            return (e.attribute("code").map(str::to_string), child("summary"), child("detail"));
+            return (
+                e.attribute("code").map(str::to_string),
+                child("summary"),
+                child("detail"),
+            );
         }
     }
     if let Ok(v) = serde_json::from_str::<Value>(body) {
@@ -857,19 +1024,52 @@ mod tests {
         use super::sign_in_redirect_allowed as ok;
         let yes = |f: &str, t: &str| assert!(ok(f, t).is_ok(), "{f} -> {t}: {:?}", ok(f, t));
         let no = |f: &str, t: &str| assert!(ok(f, t).is_err(), "{f} -> {t} should be refused");
-        yes("https://online.tableau.com", "https://10az.online.tableau.com/api/3.23/auth/signin");
-        yes("https://prod-useast-a.online.tableau.com", "https://10az.online.tableau.com/api/3.23/auth/signin");
-        yes("https://tableau.acme.com", "https://TABLEAU.acme.com:8443/api/3.23/auth/signin");
-        yes("http://127.0.0.1:8080", "http://localhost:8080/api/3.23/auth/signin");
-        yes("http://tableau.acme.com", "https://tableau.acme.com/api/3.23/auth/signin");
-        no("https://online.tableau.com", "https://evil.tableau.com/api/3.23/auth/signin");
-        no("https://online.tableau.com", "http://10az.online.tableau.com/api/3.23/auth/signin");
-        no("https://tableau.acme.com", "https://evil.example.com/api/3.23/auth/signin");
-        no("https://tableau.acme.com", "https://tableau.acme.com.evil.com/x");
-        no("https://tableau.acme.com", "https://user@tableau.acme.com/x");
+        yes(
+            "https://online.tableau.com",
+            "https://10az.online.tableau.com/api/3.23/auth/signin",
+        );
+        yes(
+            "https://prod-useast-a.online.tableau.com",
+            "https://10az.online.tableau.com/api/3.23/auth/signin",
+        );
+        yes(
+            "https://tableau.acme.com",
+            "https://TABLEAU.acme.com:8443/api/3.23/auth/signin",
+        );
+        yes(
+            "http://127.0.0.1:8080",
+            "http://localhost:8080/api/3.23/auth/signin",
+        );
+        yes(
+            "http://tableau.acme.com",
+            "https://tableau.acme.com/api/3.23/auth/signin",
+        );
+        no(
+            "https://online.tableau.com",
+            "https://evil.tableau.com/api/3.23/auth/signin",
+        );
+        no(
+            "https://online.tableau.com",
+            "http://10az.online.tableau.com/api/3.23/auth/signin",
+        );
+        no(
+            "https://tableau.acme.com",
+            "https://evil.example.com/api/3.23/auth/signin",
+        );
+        no(
+            "https://tableau.acme.com",
+            "https://tableau.acme.com.evil.com/x",
+        );
+        no(
+            "https://tableau.acme.com",
+            "https://user@tableau.acme.com/x",
+        );
         no("https://tableau.acme.com", "ftp://tableau.acme.com/x");
         no("https://10.0.0.1", "https://10.0.0.2/x");
-        no("http://127.0.0.1:8080", "http://tableau.example.invalid:8080/x");
+        no(
+            "http://127.0.0.1:8080",
+            "http://tableau.example.invalid:8080/x",
+        );
     }
 
     use super::*;
@@ -879,7 +1079,11 @@ mod tests {
         let xml = r#"<tsResponse xmlns="http://tableau.com/api"><error code="401001"><summary>Signin Error</summary><detail>Error signing in</detail></error></tsResponse>"#;
         assert_eq!(
             parse_error(xml),
-            (Some("401001".into()), Some("Signin Error".into()), Some("Error signing in".into()))
+            (
+                Some("401001".into()),
+                Some("Signin Error".into()),
+                Some("Error signing in".into())
+            )
         );
         let json = r#"{"error":{"code":"409093","summary":"Resource Conflict","detail":"queued"}}"#;
         assert_eq!(parse_error(json).0.as_deref(), Some("409093"));
@@ -894,27 +1098,61 @@ mod tests {
     impl Transport for Script {
         fn send(&self, _req: &Request) -> Result<Response, TransportError> {
             self.sent.fetch_add(1, Ordering::SeqCst);
-            self.answers.lock().unwrap().pop_front().expect("more requests than the script has answers")
+            self.answers
+                .lock()
+                .unwrap()
+                .pop_front()
+                .expect("more requests than the script has answers")
         }
     }
 
     /// An answer with the content type Tableau gives its body (XML or JSON, by the first byte).
     fn ok(status: u16, body: &str) -> Result<Response, TransportError> {
-        let ct = if body.starts_with('<') { "application/xml;charset=utf-8" } else { "application/json" };
+        let ct = if body.starts_with('<') {
+            "application/xml;charset=utf-8"
+        } else {
+            "application/json"
+        };
         answer(status, Some(ct), body)
     }
 
-    fn answer(status: u16, content_type: Option<&str>, body: &str) -> Result<Response, TransportError> {
-        let headers = content_type.map(|ct| vec![("content-type".to_string(), ct.to_string())]).unwrap_or_default();
-        Ok(Response { status, headers, body: body.as_bytes().to_vec() })
+    fn answer(
+        status: u16,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> Result<Response, TransportError> {
+        let headers = content_type
+            .map(|ct| vec![("content-type".to_string(), ct.to_string())])
+            .unwrap_or_default();
+        Ok(Response {
+            status,
+            headers,
+            body: body.as_bytes().to_vec(),
+        })
     }
 
-    fn scripted(answers: Vec<Result<Response, TransportError>>) -> (Client, std::sync::Arc<AtomicUsize>) {
-        let site: TableauSite =
-            serde_yaml::from_str("name: t\nserver_url: http://127.0.0.1:1\nretry: {attempts: 3, base_delay_ms: 1}\n").unwrap();
+    fn scripted(
+        answers: Vec<Result<Response, TransportError>>,
+    ) -> (Client, std::sync::Arc<AtomicUsize>) {
+        let site: TableauSite = serde_yaml::from_str(
+            "name: t\nserver_url: http://127.0.0.1:1\nretry: {attempts: 3, base_delay_ms: 1}\n",
+        )
+        .unwrap();
         let sent = std::sync::Arc::new(AtomicUsize::new(0));
-        let script = Script { answers: Mutex::new(answers.into()), sent: sent.clone() };
-        (Client::new(&site, Box::new(script), Secrets::default(), "n".into(), "s".into()), sent)
+        let script = Script {
+            answers: Mutex::new(answers.into()),
+            sent: sent.clone(),
+        };
+        (
+            Client::new(
+                &site,
+                Box::new(script),
+                Secrets::default(),
+                "n".into(),
+                "s".into(),
+            ),
+            sent,
+        )
     }
 
     #[test]
@@ -927,19 +1165,37 @@ mod tests {
             "name: t\nserver_url: http://127.0.0.1:1\nretry: {attempts: 3, base_delay_ms: 1, max_retry_after_secs: 2}\n",
         )
         .unwrap();
-        let c = Client::new(&site, Box::new(Script { answers: Mutex::new(Default::default()), sent: Default::default() }), Secrets::default(), "n".into(), "s".into());
+        let c = Client::new(
+            &site,
+            Box::new(Script {
+                answers: Mutex::new(Default::default()),
+                sent: Default::default(),
+            }),
+            Secrets::default(),
+            "n".into(),
+            "s".into(),
+        );
         assert_eq!(c.backoff(1, Some("100000")), Duration::from_secs(2));
     }
 
     #[test]
     fn a_cut_graphql_body_is_asked_for_again_then_named() {
-        let (c, sent) = scripted(vec![ok(200, r#"{"data":{"x":"ab"#), ok(200, r#"{"data":{"x":"abc"}}"#)]);
+        let (c, sent) = scripted(vec![
+            ok(200, r#"{"data":{"x":"ab"#),
+            ok(200, r#"{"data":{"x":"abc"}}"#),
+        ]);
         let v: Value = c.graphql("Q", "query Q { x }", &json!({})).unwrap();
-        assert_eq!((v["data"]["x"].as_str(), sent.load(Ordering::SeqCst)), (Some("abc"), 2));
+        assert_eq!(
+            (v["data"]["x"].as_str(), sent.load(Ordering::SeqCst)),
+            (Some("abc"), 2)
+        );
 
         let cut = || ok(200, r#"{"data":{"x":"ab"#);
         let (c, sent) = scripted(vec![cut(), cut(), cut()]);
-        let err = c.graphql::<Value>("Q", "query Q { x }", &json!({})).unwrap_err().to_string();
+        let err = c
+            .graphql::<Value>("Q", "query Q { x }", &json!({}))
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("POST /api/metadata/graphql (Q): the body is cut short or not JSON at byte 16 of 16"), "{err}");
         assert!(err.contains("after 3 tries"), "{err}");
         assert_eq!(sent.load(Ordering::SeqCst), 3);
@@ -949,18 +1205,52 @@ mod tests {
     #[test]
     fn a_refresh_is_not_sent_again_blindly() {
         use crate::refresh::seam::{Answer, Target};
-        let target = Target { kind: crate::refresh::tags::Kind::Datasource, id: "ds-1".into(), name: "DS".into() };
+        let target = Target {
+            kind: crate::refresh::tags::Kind::Datasource,
+            id: "ds-1".into(),
+            name: "DS".into(),
+        };
         let job = r#"<tsResponse xmlns="http://tableau.com/api"><job id="job-1" /></tsResponse>"#;
-        let no_answer = || Err(TransportError::NoAnswer { method: "POST", url: "u".into(), message: "timed out".into() });
-        let connect = || Err(TransportError::Connect { method: "POST", url: "u".into(), message: "refused".into() });
+        let no_answer = || {
+            Err(TransportError::NoAnswer {
+                method: "POST",
+                url: "u".into(),
+                message: "timed out".into(),
+            })
+        };
+        let connect = || {
+            Err(TransportError::Connect {
+                method: "POST",
+                url: "u".into(),
+                message: "refused".into(),
+            })
+        };
         for (answers, requests, want) in [
             (vec![ok(503, ""), ok(202, job)], 1, "refused 503"),
             (vec![ok(500, ""), ok(202, job)], 1, "refused 500"),
             (vec![no_answer(), ok(202, job)], 1, "error"),
-            (vec![ok(202, r#"<tsResponse><job id="jo"#), ok(202, job)], 1, "error"),
+            (
+                vec![ok(202, r#"<tsResponse><job id="jo"#), ok(202, job)],
+                1,
+                "error",
+            ),
             // Not data: an HTML page, a wrong root. Not sent again either.
-            (vec![answer(202, Some("text/html"), "<html><body>Sign in</body></html>"), ok(202, job)], 1, "error"),
-            (vec![ok(202, r#"<response><job id="job-1" /></response>"#), ok(202, job)], 1, "error"),
+            (
+                vec![
+                    answer(202, Some("text/html"), "<html><body>Sign in</body></html>"),
+                    ok(202, job),
+                ],
+                1,
+                "error",
+            ),
+            (
+                vec![
+                    ok(202, r#"<response><job id="job-1" /></response>"#),
+                    ok(202, job),
+                ],
+                1,
+                "error",
+            ),
             (vec![ok(429, ""), ok(202, job)], 2, "job"),
             (vec![connect(), ok(202, job)], 2, "job"),
         ] {
@@ -971,7 +1261,10 @@ mod tests {
                 Ok(other) => format!("{other:?}"),
                 Err(_) => "error".to_string(),
             };
-            assert_eq!((got.as_str(), sent.load(Ordering::SeqCst)), (want, requests));
+            assert_eq!(
+                (got.as_str(), sent.load(Ordering::SeqCst)),
+                (want, requests)
+            );
         }
     }
 
@@ -986,13 +1279,17 @@ mod tests {
         let cut = br#"{"n": 1, "name": "Sales Ov"#;
         let e = serde_json::from_slice::<Page>(cut).unwrap_err();
         match json_failure::<Page>("C", cut, &e) {
-            Decoded::Truncated(m) => assert!(m.contains(&format!("at byte {0} of {0}", cut.len())), "{m}"),
+            Decoded::Truncated(m) => {
+                assert!(m.contains(&format!("at byte {0} of {0}", cut.len())), "{m}")
+            }
             Decoded::Done(r) => panic!("cut body taken as final: {r:?}"),
             Decoded::NotData(m) => panic!("cut body taken as not data: {m}"),
         }
         let html = b"<html>502 Bad Gateway</html>";
         let e = serde_json::from_slice::<Page>(html).unwrap_err();
-        assert!(matches!(json_failure::<Page>("C", html, &e), Decoded::Truncated(m) if m.contains("at byte 0 of")));
+        assert!(
+            matches!(json_failure::<Page>("C", html, &e), Decoded::Truncated(m) if m.contains("at byte 0 of"))
+        );
         let shape = b"{\n  \"n\": \"x\"}";
         let e = serde_json::from_slice::<Page>(shape).unwrap_err();
         match json_failure::<Page>("C", shape, &e) {
@@ -1015,23 +1312,44 @@ mod tests {
         let html = "<html><head><title>Sign in</title></head><body>mini-secret</body></html>";
         let xml = Some("application/xml");
         for ((ct, body), want) in [
-            ((Some("text/html"), html), "its root element is <html>, not <tsResponse>"),
-            ((Some("text/html"), "<p>unclosed"), r#"HTTP 200 with Content-Type "text/html", not application/xml"#),
-            ((xml, r#"<tsResponse><serverInfo/></tsResponse>"#), "its root element is <tsResponse>, not <tsResponse> in"),
-            ((Some("application/json"), ts), r#"Content-Type "application/json", not application/xml"#),
+            (
+                (Some("text/html"), html),
+                "its root element is <html>, not <tsResponse>",
+            ),
+            (
+                (Some("text/html"), "<p>unclosed"),
+                r#"HTTP 200 with Content-Type "text/html", not application/xml"#,
+            ),
+            (
+                (xml, r#"<tsResponse><serverInfo/></tsResponse>"#),
+                "its root element is <tsResponse>, not <tsResponse> in",
+            ),
+            (
+                (Some("application/json"), ts),
+                r#"Content-Type "application/json", not application/xml"#,
+            ),
             ((None, ts), "HTTP 200 with no Content-Type"),
         ] {
             let bad = || answer(200, ct, body);
             let (c, sent) = scripted(vec![bad(), ok(200, ts)]);
             c.secrets.add("mini-secret");
             c.server_info().unwrap();
-            assert_eq!((c.api_version(), sent.load(Ordering::SeqCst)), ("3.23".to_string(), 2));
+            assert_eq!(
+                (c.api_version(), sent.load(Ordering::SeqCst)),
+                ("3.23".to_string(), 2)
+            );
             let (c, sent) = scripted(vec![bad(), bad(), bad()]);
             c.secrets.add("mini-secret");
             let err = c.server_info().unwrap_err().to_string();
-            assert!(err.starts_with("GET /api/2.4/serverInfo: the body is not a Tableau REST answer: "), "{err}");
+            assert!(
+                err.starts_with("GET /api/2.4/serverInfo: the body is not a Tableau REST answer: "),
+                "{err}"
+            );
             assert!(err.contains(want) && err.contains("after 3 tries"), "{err}");
-            assert!(err.contains("it starts \"") && !err.contains("mini-secret"), "{err}");
+            assert!(
+                err.contains("it starts \"") && !err.contains("mini-secret"),
+                "{err}"
+            );
             assert_eq!(sent.load(Ordering::SeqCst), 3);
         }
         // GraphQL: a JSON object with `data` and/or `errors`, as application/json.
@@ -1043,21 +1361,40 @@ mod tests {
         }
         let js = Some("application/json");
         for ((ct, body), want) in [
-            ((Some("text/html"), html), r#"Content-Type "text/html", not application/json"#),
-            ((js, r#"{"status": "ok"}"#), "a JSON object without `data` or `errors`"),
+            (
+                (Some("text/html"), html),
+                r#"Content-Type "text/html", not application/json"#,
+            ),
+            (
+                (js, r#"{"status": "ok"}"#),
+                "a JSON object without `data` or `errors`",
+            ),
             ((js, "[]"), "it is not a JSON object"),
         ] {
             let bad = || answer(200, ct, body);
             let (c, sent) = scripted(vec![bad(), bad(), bad()]);
-            let err = c.graphql::<Page>("Q", "query Q { x }", &json!({})).unwrap_err().to_string();
-            assert!(err.starts_with("POST /api/metadata/graphql (Q): the body is not a "), "{err}");
+            let err = c
+                .graphql::<Page>("Q", "query Q { x }", &json!({}))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("POST /api/metadata/graphql (Q): the body is not a "),
+                "{err}"
+            );
             assert!(err.contains(want) && err.contains("after 3 tries"), "{err}");
             assert_eq!(sent.load(Ordering::SeqCst), 3);
         }
-        let (c, _) = scripted(vec![ok(200, r#"{"data": null, "errors": [{"message": "x"}]}"#)]);
+        let (c, _) = scripted(vec![ok(
+            200,
+            r#"{"data": null, "errors": [{"message": "x"}]}"#,
+        )]);
         assert!(c.graphql::<Page>("Q", "query Q { x }", &json!({})).is_ok());
         // Sign-in: an object with `credentials`.
-        let (c, sent) = scripted(vec![ok(200, r#"{"status":"ok"}"#), ok(200, "{}"), ok(200, r#"{"x":1}"#)]);
+        let (c, sent) = scripted(vec![
+            ok(200, r#"{"status":"ok"}"#),
+            ok(200, "{}"),
+            ok(200, r#"{"x":1}"#),
+        ]);
         let err = c.sign_in().unwrap_err().to_string();
         assert!(err.contains("auth/signin: the body is not a Tableau sign-in answer: it has no `credentials` object"), "{err}");
         assert_eq!(sent.load(Ordering::SeqCst), 3);
@@ -1065,8 +1402,14 @@ mod tests {
 
     #[test]
     fn origin_keeps_scheme_host_and_port() {
-        assert_eq!(origin_of("https://10az.online.tableau.com/api/3.23/auth/signin").as_deref(), Some("https://10az.online.tableau.com"));
-        assert_eq!(origin_of("http://localhost:8080/x").as_deref(), Some("http://localhost:8080"));
+        assert_eq!(
+            origin_of("https://10az.online.tableau.com/api/3.23/auth/signin").as_deref(),
+            Some("https://10az.online.tableau.com")
+        );
+        assert_eq!(
+            origin_of("http://localhost:8080/x").as_deref(),
+            Some("http://localhost:8080")
+        );
         assert_eq!(origin_of("/relative"), None);
     }
 }

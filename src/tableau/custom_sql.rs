@@ -29,19 +29,37 @@ pub(crate) enum Read {
 /// default for one- and two-part names (`CustomSQLTable.database.name`; Tableau gives no
 /// default schema).
 pub(crate) fn read(c: &CustomSql) -> Read {
-    let Some(query) = c.query.as_deref().filter(|q| !q.trim().is_empty()) else { return Read::NoText };
+    let Some(query) = c.query.as_deref().filter(|q| !q.trim().is_empty()) else {
+        return Read::NoText;
+    };
     let dialect = Dialect::from_connection_type(
-        c.connection_type.as_deref().or_else(|| c.database.as_ref().and_then(|d| d.connection_type.as_deref())).unwrap_or(""),
+        c.connection_type
+            .as_deref()
+            .or_else(|| {
+                c.database
+                    .as_ref()
+                    .and_then(|d| d.connection_type.as_deref())
+            })
+            .unwrap_or(""),
     );
-    let defaults = Defaults { database: c.database.as_ref().and_then(|d| d.name.clone()).filter(|d| !d.is_empty()), schema: None };
+    let defaults = Defaults {
+        database: c
+            .database
+            .as_ref()
+            .and_then(|d| d.name.clone())
+            .filter(|d| !d.is_empty()),
+        schema: None,
+    };
     let stored = without_parameters(query);
     let undoubled = undouble(&stored);
     match lineage::tables_read(&undoubled, dialect, &defaults) {
         Ok(tables) => Read::Tables(tables),
-        Err(first) if undoubled != stored => match lineage::tables_read(&stored, dialect, &defaults) {
-            Ok(tables) => Read::Tables(tables),
-            Err(_) => Read::Failed(first),
-        },
+        Err(first) if undoubled != stored => {
+            match lineage::tables_read(&stored, dialect, &defaults) {
+                Ok(tables) => Read::Tables(tables),
+                Err(_) => Read::Failed(first),
+            }
+        }
         Err(first) => Read::Failed(first),
     }
 }
@@ -123,7 +141,10 @@ mod tests {
             id: "c1".into(),
             query: Some(sql.into()),
             connection_type: Some(connection_type.into()),
-            database: database.map(|d| Database { name: Some(d.into()), ..Default::default() }),
+            database: database.map(|d| Database {
+                name: Some(d.into()),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
@@ -138,10 +159,25 @@ mod tests {
     #[test]
     fn parameters_become_literals_wherever_they_stand() {
         assert_eq!(without_parameters("a = <[Parameters].[Region]>"), "a = 1");
-        assert_eq!(without_parameters("x IN (<[parameters].[A]>, '<[Parameters].[B]>')"), "x IN (1, '1')");
-        assert_eq!(without_parameters("top <[Parameters].[N ]]x]>"), "top 1", "a `]` in the name is doubled");
-        assert_eq!(without_parameters("a < [Parameters].[X]>"), "a < [Parameters].[X]>", "not a parameter");
-        assert_eq!(without_parameters("a = <[Parameters].[open"), "a = <[Parameters].[open", "no close: left alone");
+        assert_eq!(
+            without_parameters("x IN (<[parameters].[A]>, '<[Parameters].[B]>')"),
+            "x IN (1, '1')"
+        );
+        assert_eq!(
+            without_parameters("top <[Parameters].[N ]]x]>"),
+            "top 1",
+            "a `]` in the name is doubled"
+        );
+        assert_eq!(
+            without_parameters("a < [Parameters].[X]>"),
+            "a < [Parameters].[X]>",
+            "not a parameter"
+        );
+        assert_eq!(
+            without_parameters("a = <[Parameters].[open"),
+            "a = <[Parameters].[open",
+            "no close: left alone"
+        );
         assert_eq!(without_parameters("é <[Parameters].[Ü]> ü"), "é 1 ü");
         let r = read(&query("select * from marts.orders where region = <[Parameters].[Region]> limit <[Parameters].[Top N]>", "postgres", Some("analytics")));
         assert_eq!(names(&r), ["analytics.marts.orders"]);
@@ -150,20 +186,39 @@ mod tests {
     #[test]
     fn doubled_angle_brackets_are_read_both_ways() {
         // Stored doubled (as DataHub reports): undoubled first, and that parses.
-        let r = read(&query("select * from s.t where amount <<>> 0 and a >>= 1", "snowflake", Some("DB")));
+        let r = read(&query(
+            "select * from s.t where amount <<>> 0 and a >>= 1",
+            "snowflake",
+            Some("DB"),
+        ));
         assert_eq!(names(&r), ["DB.s.t"]);
         // Stored as written: a real `>>` (a bit shift) parses as it is when undoubling breaks it.
-        let r = read(&query("select a >> 2 from s.t where b <> 0", "postgres", Some("db")));
+        let r = read(&query(
+            "select a >> 2 from s.t where b <> 0",
+            "postgres",
+            Some("db"),
+        ));
         assert_eq!(names(&r), ["db.s.t"]);
-        let r = read(&query("select 1 from s.t where x <<>> 0)", "postgres", Some("db")));
+        let r = read(&query(
+            "select 1 from s.t where x <<>> 0)",
+            "postgres",
+            Some("db"),
+        ));
         assert!(matches!(r, Read::Failed(_)), "{r:?}");
     }
 
     #[test]
     fn names_are_completed_from_the_connection_database_only() {
-        let r = read(&query("select * from orders o join marts.customers c on c.id = o.cid", "snowflake", Some("ANALYTICS")));
+        let r = read(&query(
+            "select * from orders o join marts.customers c on c.id = o.cid",
+            "snowflake",
+            Some("ANALYTICS"),
+        ));
         let Read::Tables(t) = &r else { panic!("{r:?}") };
-        assert_eq!(t.iter().map(TableRef::dotted).collect::<Vec<_>>(), ["ANALYTICS..orders", "ANALYTICS.marts.customers"]);
+        assert_eq!(
+            t.iter().map(TableRef::dotted).collect::<Vec<_>>(),
+            ["ANALYTICS..orders", "ANALYTICS.marts.customers"]
+        );
         assert_eq!(t[0].missing(), Some(lineage::Missing::Schema));
         assert_eq!(full_name(&t[0]), "\"ANALYTICS\"..\"orders\"");
         let r = read(&query("select * from marts.customers", "snowflake", None));
@@ -174,11 +229,18 @@ mod tests {
 
     #[test]
     fn full_names_survive_hostile_parts() {
-        let r = read(&query(r#"select * from "we""ird.db"."s.x"."{{ t }}""#, "postgres", Some("db")));
+        let r = read(&query(
+            r#"select * from "we""ird.db"."s.x"."{{ t }}""#,
+            "postgres",
+            Some("db"),
+        ));
         let Read::Tables(t) = &r else { panic!("{r:?}") };
         let full = full_name(&t[0]);
         assert_eq!(full, r#""we""ird.db"."s.x"."{{ t }}""#);
-        let parts: Vec<String> = crate::keys::split_parts(&full).iter().map(|p| crate::keys::fold(p)).collect();
+        let parts: Vec<String> = crate::keys::split_parts(&full)
+            .iter()
+            .map(|p| crate::keys::fold(p))
+            .collect();
         assert_eq!(parts, ["we\"ird.db", "s.x", "{{ t }}"]);
     }
 
@@ -186,9 +248,14 @@ mod tests {
     fn no_text_and_failures_say_so() {
         assert_eq!(read(&CustomSql::default()), Read::NoText);
         assert_eq!(read(&query("  ", "postgres", None)), Read::NoText);
-        let Read::Failed(f) = read(&query("select * from", "postgres", None)) else { panic!() };
+        let Read::Failed(f) = read(&query("select * from", "postgres", None)) else {
+            panic!()
+        };
         assert!(f.to_string().contains("line 1"), "{f}");
         // Unknown connection types are generic SQL, not an error.
-        assert_eq!(names(&read(&query("select * from a.b.c", "teradata", None))), ["a.b.c"]);
+        assert_eq!(
+            names(&read(&query("select * from a.b.c", "teradata", None))),
+            ["a.b.c"]
+        );
     }
 }

@@ -121,20 +121,34 @@ pub(crate) const PERSONAL_SPACE: &str = "Personal Space";
 ///   "Do not pass a Personal Space LUID here"), and the UI calls it "Personal Space". UNVERIFIED
 ///   for the Metadata API; a real project of that name is listed by Query Projects, so it is
 ///   never mistaken for one.
-pub(crate) fn personal_space(w: &Workbook, listed_projects: &BTreeSet<&str>) -> Option<PersonalSpace> {
+pub(crate) fn personal_space(
+    w: &Workbook,
+    listed_projects: &BTreeSet<&str>,
+) -> Option<PersonalSpace> {
     let blank = |s: &Option<String>| s.as_deref().map_or(true, |s| s.trim().is_empty());
     if blank(&w.project_name) && blank(&w.project_luid) {
         return Some(PersonalSpace::NoProject);
     }
-    let listed = w.project_luid.as_deref().is_some_and(|l| listed_projects.contains(l));
-    if !listed && w.project_name.as_deref().is_some_and(|n| n.trim().eq_ignore_ascii_case(PERSONAL_SPACE)) {
+    let listed = w
+        .project_luid
+        .as_deref()
+        .is_some_and(|l| listed_projects.contains(l));
+    if !listed
+        && w.project_name
+            .as_deref()
+            .is_some_and(|n| n.trim().eq_ignore_ascii_case(PERSONAL_SPACE))
+    {
         return Some(PersonalSpace::UnlistedProject);
     }
     None
 }
 
 /// Splits off the personal-space workbooks unless the site asks for them.
-fn leave_out_personal_spaces(site: &TableauSite, projects: &[Project], workbooks: &mut Vec<Workbook>) -> Vec<LeftOut> {
+fn leave_out_personal_spaces(
+    site: &TableauSite,
+    projects: &[Project],
+    workbooks: &mut Vec<Workbook>,
+) -> Vec<LeftOut> {
     if site.include_personal_spaces {
         return Vec::new();
     }
@@ -169,12 +183,25 @@ pub(crate) struct SyncFrom<'a> {
 }
 
 /// Signs in, reads everything, and signs out (on errors too).
-pub(crate) fn extract_site(site: &TableauSite, client: &Client, from: SyncFrom<'_>) -> Result<SiteExtract> {
+pub(crate) fn extract_site(
+    site: &TableauSite,
+    client: &Client,
+    from: SyncFrom<'_>,
+) -> Result<SiteExtract> {
     let settings_hash = sync::settings_hash(site);
     let decision = crate::sync::decide(from.db, &site.name, &settings_hash, from.settings)?;
     // Read before anything is sent: a cache that cannot be read stops the run, not a request.
-    let base = if decision.incremental { Some(sync::load(from.db, &site.name)?) } else { None };
-    log::info(&format!("tableau {}: {} sync ({})", site.name, decision.mode(), decision.why));
+    let base = if decision.incremental {
+        Some(sync::load(from.db, &site.name)?)
+    } else {
+        None
+    };
+    log::info(&format!(
+        "tableau {}: {} sync ({})",
+        site.name,
+        decision.mode(),
+        decision.why
+    ));
     client.server_info()?;
     client.sign_in()?;
     let result = read_site(site, client, base.as_ref(), decision, settings_hash);
@@ -185,18 +212,34 @@ pub(crate) fn extract_site(site: &TableauSite, client: &Client, from: SyncFrom<'
     Ok(extract)
 }
 
-fn read_site(site: &TableauSite, client: &Client, base: Option<&sync::Base>, decision: crate::sync::Decision, settings_hash: String) -> Result<SiteExtract> {
+fn read_site(
+    site: &TableauSite,
+    client: &Client,
+    base: Option<&sync::Base>,
+    decision: crate::sync::Decision,
+    settings_hash: String,
+) -> Result<SiteExtract> {
     let mut warnings = Vec::new();
     let projects = client.projects()?;
     let selected = select_projects(&site.projects, &projects)
         .with_context(|| format!("tableau {:?}: projects", site.name))?;
-    let filter: Option<Vec<String>> =
-        if site.projects.is_empty() { None } else { Some(selected.iter().cloned().collect()) };
+    let filter: Option<Vec<String>> = if site.projects.is_empty() {
+        None
+    } else {
+        Some(selected.iter().cloned().collect())
+    };
 
     let id_query = workbook_ids_query(filter.is_some());
     let vars = workbook_ids_vars(filter.as_deref());
-    let (listed, workbooks_total, ids_complete) =
-        paged::<sync::Listed>(client, "WorkbookIds", &id_query, "workbooksConnection", &vars, ID_PAGE_SIZE, &mut warnings)?;
+    let (listed, workbooks_total, ids_complete) = paged::<sync::Listed>(
+        client,
+        "WorkbookIds",
+        &id_query,
+        "workbooksConnection",
+        &vars,
+        ID_PAGE_SIZE,
+        &mut warnings,
+    )?;
     // Only a record of what the details were fetched from: a data source missing from these
     // pages makes the workbooks that read it be fetched again, never reused.
     let (versions, _, _) = paged::<sync::Version>(
@@ -208,8 +251,12 @@ fn read_site(site: &TableauSite, client: &Client, base: Option<&sync::Base>, dec
         ID_PAGE_SIZE,
         &mut warnings,
     )?;
-    let versions: rustc_hash::FxHashMap<String, Option<String>> = versions.into_iter().map(|v| (v.id, v.updated_at)).collect();
-    let now = sync::Now { workbooks: &listed, datasources: &versions };
+    let versions: rustc_hash::FxHashMap<String, Option<String>> =
+        versions.into_iter().map(|v| (v.id, v.updated_at)).collect();
+    let now = sync::Now {
+        workbooks: &listed,
+        datasources: &versions,
+    };
     let (fetch_ids, reused, mut states) = sync::plan_workbooks(base, &now, &decision.why);
     let fetching: BTreeSet<&str> = fetch_ids.iter().map(String::as_str).collect();
     // Custom SQL pages are read on their own thread while the workbook chunks are fetched; its
@@ -231,17 +278,28 @@ fn read_site(site: &TableauSite, client: &Client, base: Option<&sync::Base>, dec
         })
     };
     let (fetched, wb_complete) = details?;
-    let (custom, custom_warnings) = custom.map_err(|_| anyhow::anyhow!("the custom SQL reader panicked"))?;
+    let (custom, custom_warnings) =
+        custom.map_err(|_| anyhow::anyhow!("the custom SQL reader panicked"))?;
     let (mut custom_sql, sql_complete, sql_states, sql_rows) = custom?;
     warnings.extend(custom_warnings);
     states.extend(sql_states);
-    let by_id: rustc_hash::FxHashMap<&str, &sync::Listed> = listed.iter().map(|l| (l.id.as_str(), l)).collect();
-    let workbook_rows = fetched.iter().map(|w| sync::workbook_row(w, &by_id, &versions)).collect::<Result<Vec<_>>>()?;
+    let by_id: rustc_hash::FxHashMap<&str, &sync::Listed> =
+        listed.iter().map(|l| (l.id.as_str(), l)).collect();
+    let workbook_rows = fetched
+        .iter()
+        .map(|w| sync::workbook_row(w, &by_id, &versions))
+        .collect::<Result<Vec<_>>>()?;
     let mut workbooks = reused;
     workbooks.extend(fetched);
     workbooks.sort_by(|a, b| a.id.cmp(&b.id));
     custom_sql.sort_by(|a, b| a.id.cmp(&b.id));
-    let outcome = sync::Outcome { decision, settings_hash, states, workbooks: workbook_rows, custom_sql: sql_rows };
+    let outcome = sync::Outcome {
+        decision,
+        settings_hash,
+        states,
+        workbooks: workbook_rows,
+        custom_sql: sql_rows,
+    };
     let wb_complete = wb_complete && ids_complete;
     if let Some(f) = &filter {
         // Older servers ignore unknown filters; never trust the filter alone.
@@ -280,7 +338,10 @@ fn read_site(site: &TableauSite, client: &Client, base: Option<&sync::Base>, dec
     let workbook_ids: BTreeSet<&str> = workbooks.iter().map(|w| w.id.as_str()).collect();
 
     custom_sql.retain(|c| {
-        c.downstream_workbooks.iter().flatten().any(|w| workbook_ids.contains(w.id.as_str()))
+        c.downstream_workbooks
+            .iter()
+            .flatten()
+            .any(|w| workbook_ids.contains(w.id.as_str()))
     });
 
     Ok(SiteExtract {
@@ -308,11 +369,16 @@ fn read_site(site: &TableauSite, client: &Client, base: Option<&sync::Base>, dec
 /// `projectLuidWithin: [String]`) or without it.
 pub(crate) fn workbook_ids_query(project_filter: bool) -> String {
     let (var, filter) = if project_filter {
-        (", $projectLuids: [String]", ", filter: {projectLuidWithin: $projectLuids}")
+        (
+            ", $projectLuids: [String]",
+            ", filter: {projectLuidWithin: $projectLuids}",
+        )
     } else {
         ("", "")
     };
-    WORKBOOK_IDS_QUERY.replace("$PROJECT_VAR", var).replace("$PROJECT_FILTER", filter)
+    WORKBOOK_IDS_QUERY
+        .replace("$PROJECT_VAR", var)
+        .replace("$PROJECT_FILTER", filter)
 }
 
 /// Variables of the id listing besides paging: the project luids when filtered.
@@ -327,8 +393,14 @@ pub(crate) fn workbook_ids_vars(projects: Option<&[String]>) -> serde_json::Map<
 /// The custom SQL document: every query on the site, or (`by_id`) those in `$ids`
 /// (CustomSQLTable_Filter's `idWithin: [ID]`).
 pub(crate) fn custom_sql_query(by_id: bool) -> String {
-    let (var, filter) = if by_id { (", $ids: [ID]", ", filter: {idWithin: $ids}") } else { ("", "") };
-    CUSTOM_SQL_QUERY.replace("$IDS_VAR", var).replace("$IDS_FILTER", filter)
+    let (var, filter) = if by_id {
+        (", $ids: [ID]", ", filter: {idWithin: $ids}")
+    } else {
+        ("", "")
+    };
+    CUSTOM_SQL_QUERY
+        .replace("$IDS_VAR", var)
+        .replace("$IDS_FILTER", filter)
 }
 
 /// The custom SQL id listing (each query's id and the workbooks downstream of it).
@@ -337,7 +409,12 @@ pub(crate) fn custom_sql_ids_query() -> &'static str {
     CUSTOM_SQL_IDS_QUERY
 }
 
-type CustomSqlRead = (Vec<CustomSql>, bool, Vec<crate::sync::State>, Vec<(String, String, String)>);
+type CustomSqlRead = (
+    Vec<CustomSql>,
+    bool,
+    Vec<crate::sync::State>,
+    Vec<(String, String, String)>,
+);
 
 /// The site's custom SQL: without a base every query, paged; with one, the id listing, then
 /// only the queries `sync::plan_custom_sql` says to fetch, by id, in chunks of `page_size`.
@@ -350,15 +427,39 @@ fn read_custom_sql(
     warnings: &mut Vec<Warning>,
 ) -> Result<CustomSqlRead> {
     let Some(base) = base else {
-        let (all, _, complete) = paged::<CustomSql>(client, "CustomSql", &custom_sql_query(false), "customSQLTablesConnection", &serde_json::Map::new(), site.page_size, warnings)?;
+        let (all, _, complete) = paged::<CustomSql>(
+            client,
+            "CustomSql",
+            &custom_sql_query(false),
+            "customSQLTablesConnection",
+            &serde_json::Map::new(),
+            site.page_size,
+            warnings,
+        )?;
         let states = all
             .iter()
-            .map(|q| crate::sync::State { kind: "custom_sql", id: q.id.clone(), action: crate::sync::Action::Fetched, reason: format!("full sync: {full_why}") })
+            .map(|q| crate::sync::State {
+                kind: "custom_sql",
+                id: q.id.clone(),
+                action: crate::sync::Action::Fetched,
+                reason: format!("full sync: {full_why}"),
+            })
             .collect();
-        let rows = all.iter().map(sync::custom_sql_row).collect::<Result<_>>()?;
+        let rows = all
+            .iter()
+            .map(sync::custom_sql_row)
+            .collect::<Result<_>>()?;
         return Ok((all, complete, states, rows));
     };
-    let (listed, _, ids_complete) = paged::<sync::SqlListed>(client, "CustomSqlIds", CUSTOM_SQL_IDS_QUERY, "customSQLTablesConnection", &serde_json::Map::new(), ID_PAGE_SIZE, warnings)?;
+    let (listed, _, ids_complete) = paged::<sync::SqlListed>(
+        client,
+        "CustomSqlIds",
+        CUSTOM_SQL_IDS_QUERY,
+        "customSQLTablesConnection",
+        &serde_json::Map::new(),
+        ID_PAGE_SIZE,
+        warnings,
+    )?;
     let (fetch, mut all, states) = sync::plan_custom_sql(base, &listed, fetching);
     let mut complete = ids_complete;
     let mut rows = Vec::new();
@@ -366,7 +467,15 @@ fn read_custom_sql(
     for chunk in fetch.chunks(site.page_size.max(1) as usize) {
         let mut vars = serde_json::Map::new();
         vars.insert("ids".into(), json!(chunk));
-        let (nodes, _, c) = paged::<CustomSql>(client, "CustomSql", &query, "customSQLTablesConnection", &vars, site.page_size, warnings)?;
+        let (nodes, _, c) = paged::<CustomSql>(
+            client,
+            "CustomSql",
+            &query,
+            "customSQLTablesConnection",
+            &vars,
+            site.page_size,
+            warnings,
+        )?;
         complete &= c;
         for q in &nodes {
             rows.push(sync::custom_sql_row(q)?);
@@ -384,7 +493,11 @@ pub(crate) fn workbook_details_vars(chunk: &[String]) -> serde_json::Map<String,
 }
 
 /// A page's variables: `base` plus `first` and `after` (`null` on the first page).
-pub(crate) fn page_variables(base: &serde_json::Map<String, Value>, first: u32, after: Option<&str>) -> serde_json::Map<String, Value> {
+pub(crate) fn page_variables(
+    base: &serde_json::Map<String, Value>,
+    first: u32,
+    after: Option<&str>,
+) -> serde_json::Map<String, Value> {
     let mut vars = base.clone();
     vars.insert("first".into(), json!(first));
     vars.insert("after".into(), json!(after));
@@ -392,7 +505,12 @@ pub(crate) fn page_variables(base: &serde_json::Map<String, Value>, first: u32, 
 }
 
 /// Fetches workbook details for `ids` in chunks of `page_size`, `concurrency` at a time.
-fn workbook_details(client: &Client, ids: &[String], site: &TableauSite, warnings: &mut Vec<Warning>) -> Result<(Vec<Workbook>, bool)> {
+fn workbook_details(
+    client: &Client,
+    ids: &[String],
+    site: &TableauSite,
+    warnings: &mut Vec<Warning>,
+) -> Result<(Vec<Workbook>, bool)> {
     let chunks: Vec<&[String]> = ids.chunks(site.page_size as usize).collect();
     if chunks.is_empty() {
         return Ok((Vec::new(), true));
@@ -401,7 +519,15 @@ fn workbook_details(client: &Client, ids: &[String], site: &TableauSite, warning
     let fetch = |chunk: &[String], first: u32| -> ChunkResult {
         let vars = workbook_details_vars(chunk);
         let mut w = Vec::new();
-        let (nodes, _, complete) = paged::<Workbook>(client, "Workbooks", WORKBOOKS_QUERY, "workbooksConnection", &vars, first, &mut w)?;
+        let (nodes, _, complete) = paged::<Workbook>(
+            client,
+            "Workbooks",
+            WORKBOOKS_QUERY,
+            "workbooksConnection",
+            &vars,
+            first,
+            &mut w,
+        )?;
         let settled = w.iter().filter_map(|x| x.shrunk_to).min().unwrap_or(first);
         Ok((nodes, complete, w, settled))
     };
@@ -409,8 +535,12 @@ fn workbook_details(client: &Client, ids: &[String], site: &TableauSite, warning
     let (first_nodes, first_complete, first_warnings, settled) = fetch(chunks[0], site.page_size)?;
     bar.inc(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let slots: Vec<std::sync::Mutex<Option<ChunkResult>>> = (1..chunks.len()).map(|_| std::sync::Mutex::new(None)).collect();
-    let workers = client.concurrency(site.concurrency).clamp(1, chunks.len().max(1));
+    let slots: Vec<std::sync::Mutex<Option<ChunkResult>>> = (1..chunks.len())
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
+    let workers = client
+        .concurrency(site.concurrency)
+        .clamp(1, chunks.len().max(1));
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
@@ -431,7 +561,9 @@ fn workbook_details(client: &Client, ids: &[String], site: &TableauSite, warning
         }
     });
     bar.finish_and_clear();
-    let results = slots.into_iter().map(|slot| slot.into_inner().unwrap_or_else(|e| e.into_inner()));
+    let results = slots
+        .into_iter()
+        .map(|slot| slot.into_inner().unwrap_or_else(|e| e.into_inner()));
     let mut all = first_nodes;
     let mut complete = first_complete;
     warnings.extend(first_warnings);
@@ -450,7 +582,11 @@ fn workbook_details(client: &Client, ids: &[String], site: &TableauSite, warning
         }
     }
     if all.len() != ids.len() {
-        let msg = format!("{} workbook ids listed, {} workbooks fetched", ids.len(), all.len());
+        let msg = format!(
+            "{} workbook ids listed, {} workbooks fetched",
+            ids.len(),
+            all.len()
+        );
         log::warn(&format!("Workbooks: {msg}"));
         warnings.push(Warning {
             query: "Workbooks".into(),
@@ -469,13 +605,28 @@ fn workbook_details(client: &Client, ids: &[String], site: &TableauSite, warning
 /// Tables Tableau returned with every naming field null: hidden by Catalog permissions.
 fn redacted_tables(w: &Workbook) -> usize {
     let redacted = |t: &&super::model::Table| {
-        t.name.is_none() && t.full_name.is_none() && t.schema.is_none() && t.database.as_ref().and_then(|d| d.name.as_ref()).is_none()
+        t.name.is_none()
+            && t.full_name.is_none()
+            && t.schema.is_none()
+            && t.database.as_ref().and_then(|d| d.name.as_ref()).is_none()
     };
     let mut ids = BTreeSet::new();
     for e in w.embedded_datasources.iter().flatten() {
-        ids.extend(e.upstream_tables.iter().flatten().filter(redacted).map(|t| t.id.clone()));
+        ids.extend(
+            e.upstream_tables
+                .iter()
+                .flatten()
+                .filter(redacted)
+                .map(|t| t.id.clone()),
+        );
         for p in e.upstream_datasources.iter().flatten() {
-            ids.extend(p.upstream_tables.iter().flatten().filter(redacted).map(|t| t.id.clone()));
+            ids.extend(
+                p.upstream_tables
+                    .iter()
+                    .flatten()
+                    .filter(redacted)
+                    .map(|t| t.id.clone()),
+            );
         }
     }
     ids.len()
@@ -503,7 +654,10 @@ fn select_projects(names: &[String], projects: &[Project]) -> Result<BTreeSet<St
     let mut children: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for p in projects {
         if let Some(parent) = &p.parent_luid {
-            children.entry(parent.as_str()).or_default().push(p.luid.as_str());
+            children
+                .entry(parent.as_str())
+                .or_default()
+                .push(p.luid.as_str());
         }
     }
     let mut stack: Vec<String> = selected.iter().cloned().collect();
@@ -554,16 +708,27 @@ fn paged<T: DeserializeOwned + HasId>(
             if timeouts >= 5 {
                 bail!("{name} page {page}: Tableau kept timing out: {}", e.message);
             }
-            let wait = std::time::Duration::from_millis(1000 * u64::from(timeouts * timeouts).min(60));
-            log::warn(&format!("{name} page {page}: {}; asking again in {}s", e.message, wait.as_secs()));
+            let wait =
+                std::time::Duration::from_millis(1000 * u64::from(timeouts * timeouts).min(60));
+            log::warn(&format!(
+                "{name} page {page}: {}; asking again in {}s",
+                e.message,
+                wait.as_secs()
+            ));
             warnings.push(warn_row(name, page, e, "page asked again after a pause"));
             std::thread::sleep(wait);
             continue;
         }
         timeouts = 0;
-        if let Some(e) = errors.iter().find(|e| !e.is_warning() && !e.is_node_limit()) {
+        if let Some(e) = errors
+            .iter()
+            .find(|e| !e.is_warning() && !e.is_node_limit())
+        {
             let code = e.code().map(|c| format!(" [{c}]")).unwrap_or_default();
-            bail!("Tableau Metadata API, query {name}, page {page}{code}: {}", e.message);
+            bail!(
+                "Tableau Metadata API, query {name}, page {page}{code}: {}",
+                e.message
+            );
         }
         let conn = body.data.and_then(|mut d| d.remove(field)).flatten();
         // Node limit: the page's nested lists may be cut anywhere, so the page is asked for
@@ -572,29 +737,50 @@ fn paged<T: DeserializeOwned + HasId>(
         if let Some(e) = errors.iter().find(|e| e.is_node_limit()) {
             if first > 1 {
                 let smaller = (first / 2).max(1);
-                let mut row = warn_row(name, page, e, &format!("page fetched again with first={smaller} (was {first})"));
+                let mut row = warn_row(
+                    name,
+                    page,
+                    e,
+                    &format!("page fetched again with first={smaller} (was {first})"),
+                );
                 row.shrunk_to = Some(smaller);
                 warnings.push(row);
-                log::info(&format!("{name} page {page}: {}; fetching it again with page size {smaller}", short(&e.message)));
+                log::info(&format!(
+                    "{name} page {page}: {}; fetching it again with page size {smaller}",
+                    short(&e.message)
+                ));
                 first = smaller;
                 continue;
             }
-            warnings.push(warn_row(name, page, e, "kept partial page at page size 1; extraction incomplete"));
-            log::warn(&format!("{name} page {page}: {} even at page size 1; kept the partial page", short(&e.message)));
+            warnings.push(warn_row(
+                name,
+                page,
+                e,
+                "kept partial page at page size 1; extraction incomplete",
+            ));
+            log::warn(&format!(
+                "{name} page {page}: {} even at page size 1; kept the partial page",
+                short(&e.message)
+            ));
             complete = false;
         } else if let Some(e) = errors.iter().find(|e| e.is_max_page_size()) {
             // Above the server's maximum page size Tableau limits the page to that maximum
             // (help.tableau.com meta_api_errors.html). Take the maximum it names; if it names
             // none, a page cut to fewer nodes than asked shows it; only then halve.
-            let (nodes, has_next) = conn.as_ref().map_or((0, true), |c| (c.nodes.len(), c.page_info.has_next_page));
+            let (nodes, has_next) = conn
+                .as_ref()
+                .map_or((0, true), |c| (c.nodes.len(), c.page_info.has_next_page));
             let named = e.max_page_size().filter(|&m| m >= 1 && m < first);
-            let seen = (has_next && nodes >= 1 && (nodes as u64) < u64::from(first)).then_some(nodes as u32);
+            let seen = (has_next && nodes >= 1 && (nodes as u64) < u64::from(first))
+                .then_some(nodes as u32);
             let max = named.or(seen).unwrap_or((first / 2).max(1));
             if !has_next && conn.is_some() {
                 // The last page, whole: nothing was cut off, so it is not asked for again. Only
                 // a maximum the warning names is worth starting later chunks from.
                 let action = match named {
-                    Some(m) => format!("last page complete; kept; page size {m} from here (was {first})"),
+                    Some(m) => {
+                        format!("last page complete; kept; page size {m} from here (was {first})")
+                    }
                     None => "last page complete; kept".to_string(),
                 };
                 let mut row = warn_row(name, page, e, &action);
@@ -603,20 +789,42 @@ fn paged<T: DeserializeOwned + HasId>(
                 log::debug(&format!("{name} page {page}: above the maximum page size, but the page was already complete"));
                 first = named.unwrap_or(first);
             } else if first > 1 {
-                let mut row = warn_row(name, page, e, &format!("page fetched again with first={max} (was {first})"));
+                let mut row = warn_row(
+                    name,
+                    page,
+                    e,
+                    &format!("page fetched again with first={max} (was {first})"),
+                );
                 row.shrunk_to = Some(max);
                 warnings.push(row);
                 log::info(&format!("{name} page {page}: the server's maximum page size is {max}; fetching the page again with it (was {first})"));
                 first = max;
                 continue;
             } else {
-                warnings.push(warn_row(name, page, e, "kept page at page size 1; extraction incomplete"));
+                warnings.push(warn_row(
+                    name,
+                    page,
+                    e,
+                    "kept page at page size 1; extraction incomplete",
+                ));
                 complete = false;
             }
         }
-        for e in errors.iter().filter(|e| e.is_warning() && !e.is_node_limit() && !e.is_max_page_size()) {
-            warnings.push(warn_row(name, page, e, "recorded; results may be incomplete"));
-            log::warn(&format!("{name} page {page}: Tableau warning {}: {}", e.code().unwrap_or("-"), short(&e.message)));
+        for e in errors
+            .iter()
+            .filter(|e| e.is_warning() && !e.is_node_limit() && !e.is_max_page_size())
+        {
+            warnings.push(warn_row(
+                name,
+                page,
+                e,
+                "recorded; results may be incomplete",
+            ));
+            log::warn(&format!(
+                "{name} page {page}: Tableau warning {}: {}",
+                e.code().unwrap_or("-"),
+                short(&e.message)
+            ));
             complete = false;
         }
         let Some(conn) = conn else {
@@ -720,7 +928,11 @@ mod tests {
     use super::*;
 
     fn p(luid: &str, name: &str, parent: Option<&str>) -> Project {
-        Project { luid: luid.into(), name: name.into(), parent_luid: parent.map(str::to_string) }
+        Project {
+            luid: luid.into(),
+            name: name.into(),
+            parent_luid: parent.map(str::to_string),
+        }
     }
 
     #[test]
@@ -735,18 +947,44 @@ mod tests {
         // Tableau's documented wording names no number.
         let documented = "The value chosen for \u{201c}first\u{201d} exceeded the maximum page size, so the query results will be limited to the maximum page size instead of the value chosen for \u{201c}first\u{201d}.";
         assert_eq!(e(documented, None).max_page_size(), None);
-        assert_eq!(e("The requested page size 1000 exceeds the maximum page size of 100.", None).max_page_size(), Some(100));
-        assert_eq!(e(documented, Some(json!({"maxPageSize": 250}))).max_page_size(), Some(250));
-        assert_eq!(e(documented, Some(json!({"limit": "50"}))).max_page_size(), Some(50));
-        assert_eq!(e("maximum page size of 99999999999", None).max_page_size(), None);
+        assert_eq!(
+            e(
+                "The requested page size 1000 exceeds the maximum page size of 100.",
+                None
+            )
+            .max_page_size(),
+            Some(100)
+        );
+        assert_eq!(
+            e(documented, Some(json!({"maxPageSize": 250}))).max_page_size(),
+            Some(250)
+        );
+        assert_eq!(
+            e(documented, Some(json!({"limit": "50"}))).max_page_size(),
+            Some(50)
+        );
+        assert_eq!(
+            e("maximum page size of 99999999999", None).max_page_size(),
+            None
+        );
     }
 
     #[test]
     fn selection_includes_nested_projects() {
-        let all = vec![p("a", "Finance", None), p("b", "Monthly", Some("a")), p("c", "Deep", Some("b")), p("d", "Other", None)];
+        let all = vec![
+            p("a", "Finance", None),
+            p("b", "Monthly", Some("a")),
+            p("c", "Deep", Some("b")),
+            p("d", "Other", None),
+        ];
         let got = select_projects(&["Finance".into()], &all).unwrap();
         assert_eq!(got.into_iter().collect::<Vec<_>>(), vec!["a", "b", "c"]);
-        let err = select_projects(&["finance".into()], &all).unwrap_err().to_string();
-        assert!(err.contains("\"finance\" is not on the site") && err.contains("Finance, Monthly"), "{err}");
+        let err = select_projects(&["finance".into()], &all)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"finance\" is not on the site") && err.contains("Finance, Monthly"),
+            "{err}"
+        );
     }
 }

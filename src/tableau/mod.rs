@@ -47,14 +47,28 @@ pub(crate) struct SiteSource<'c> {
     from: extract::SyncFrom<'c>,
 }
 
-pub(crate) fn connect_source<'c>(site: &'c TableauSite, config: &'c crate::config::Config, mode: &HttpMode) -> Result<SiteSource<'c>> {
-    let from = extract::SyncFrom { db: &config.database, settings: &config.sync };
-    Ok(SiteSource { site, client: connect(site, mode)?, from })
+pub(crate) fn connect_source<'c>(
+    site: &'c TableauSite,
+    config: &'c crate::config::Config,
+    mode: &HttpMode,
+) -> Result<SiteSource<'c>> {
+    let from = extract::SyncFrom {
+        db: &config.database,
+        settings: &config.sync,
+    };
+    Ok(SiteSource {
+        site,
+        client: connect(site, mode)?,
+        from,
+    })
 }
 
 impl Source for SiteSource<'_> {
     fn describe(&self) -> String {
-        format!("tableau {:?} (site {:?} on {})", self.site.name, self.site.site, self.site.server_url)
+        format!(
+            "tableau {:?} (site {:?} on {})",
+            self.site.name, self.site.site, self.site.server_url
+        )
     }
 
     fn allow_partial(&self) -> bool {
@@ -62,7 +76,8 @@ impl Source for SiteSource<'_> {
     }
 
     fn extract(&self) -> Result<Box<dyn Extraction>> {
-        let x = extract::extract_site(self.site, &self.client, self.from).with_context(|| self.describe())?;
+        let x = extract::extract_site(self.site, &self.client, self.from)
+            .with_context(|| self.describe())?;
         Ok(Box::new(store::Extracted {
             x,
             requests: self.client.requests_sent(),
@@ -81,7 +96,12 @@ impl Source for SiteSource<'_> {
 /// (`"name":"…"`) or XML (`name="…"`): the PAT's name and secret, a password, the session token.
 /// `connect` registers them with the run's `Secrets` before it makes a transport, so they are
 /// blanked by field in every request keyed or recorded, and in every text scrubbed after.
-pub(crate) const CREDENTIAL_FIELDS: &[&str] = &["personalAccessTokenName", "personalAccessTokenSecret", "password", "token"];
+pub(crate) const CREDENTIAL_FIELDS: &[&str] = &[
+    "personalAccessTokenName",
+    "personalAccessTokenSecret",
+    "password",
+    "token",
+];
 
 /// A client for one site, its transport chosen by the run's HTTP mode (recordings live in
 /// `<dir>/<integration>/`), its PAT read from the environment. Not signed in yet.
@@ -91,11 +111,19 @@ pub(crate) fn connect(site: &TableauSite, mode: &HttpMode) -> Result<client::Cli
     secrets.add_credential_fields(CREDENTIAL_FIELDS);
     let transport: Box<dyn Transport> = match mode {
         HttpMode::Live => Box::new(Live::new(&site.limits)?),
-        HttpMode::Record(dir) => Box::new(Recorder::new(Box::new(Live::new(&site.limits)?), &dir.join(&site.name), secrets.clone())?),
+        HttpMode::Record(dir) => Box::new(Recorder::new(
+            Box::new(Live::new(&site.limits)?),
+            &dir.join(&site.name),
+            secrets.clone(),
+        )?),
         HttpMode::Replay(dir) => {
             let d = dir.join(&site.name);
             if !d.is_dir() {
-                anyhow::bail!("replay folder {} does not exist (record it with --record {})", d.display(), dir.display());
+                anyhow::bail!(
+                    "replay folder {} does not exist (record it with --record {})",
+                    d.display(),
+                    dir.display()
+                );
             }
             Box::new(Replayer::new(&d, secrets.clone()))
         }
@@ -129,7 +157,11 @@ fn credentials(site: &TableauSite, mode: &HttpMode) -> Result<(String, String)> 
     match (get(&site.token_name_env), get(&site.token_secret_env)) {
         (Some(n), Some(s)) => Ok((n, s)),
         (n, _) => {
-            let missing = if n.is_none() { &site.token_name_env } else { &site.token_secret_env };
+            let missing = if n.is_none() {
+                &site.token_name_env
+            } else {
+                &site.token_secret_env
+            };
             anyhow::bail!(
                 "tableau {:?}: env var {missing} is not set. Set {} to the personal access token's name and {} to its secret (Tableau: My Account Settings → Personal Access Tokens) for site {:?} on {}",
                 site.name,
@@ -147,9 +179,17 @@ mod tests {
     /// A site's HTTP bounds are set under its `limits`, the others keeping their defaults.
     #[test]
     fn a_site_sets_its_limits() {
-        let site: crate::config::TableauSite =
-            serde_yaml::from_str("name: t\nserver_url: https://h\nlimits: {read_idle_timeout_secs: 5}\n").unwrap();
-        assert_eq!((site.limits.read_idle_timeout_secs, site.limits.request_timeout_secs), (5, 120));
+        let site: crate::config::TableauSite = serde_yaml::from_str(
+            "name: t\nserver_url: https://h\nlimits: {read_idle_timeout_secs: 5}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                site.limits.read_idle_timeout_secs,
+                site.limits.request_timeout_secs
+            ),
+            (5, 120)
+        );
     }
 
     /// The PAT's name and secret, a password and the session token are blanked once

@@ -105,7 +105,10 @@ pub(crate) struct WorkbookRef {
 
 /// A `…Connection` page.
 #[derive(Deserialize, Debug)]
-#[serde(rename_all = "camelCase", bound(deserialize = "T: serde::de::DeserializeOwned"))]
+#[serde(
+    rename_all = "camelCase",
+    bound(deserialize = "T: serde::de::DeserializeOwned")
+)]
 pub(crate) struct Connection<T> {
     #[serde(default)]
     pub(crate) total_count: Option<u64>,
@@ -149,7 +152,8 @@ impl GraphqlError {
         self.extensions.as_ref().and_then(|e| e.severity.as_deref())
     }
     pub(crate) fn is_warning(&self) -> bool {
-        self.severity().is_some_and(|s| s.eq_ignore_ascii_case("WARNING"))
+        self.severity()
+            .is_some_and(|s| s.eq_ignore_ascii_case("WARNING"))
     }
     /// The Metadata API's query time limits ("Reached time limit of PT5S…", "timeout of 30000
     /// millis") and Tableau Cloud's query budget: the same page may succeed when asked again.
@@ -169,7 +173,9 @@ impl GraphqlError {
     pub(crate) fn max_page_size(&self) -> Option<u32> {
         let props = self.extensions.as_ref().and_then(|e| e.properties.as_ref());
         if let Some(serde_json::Value::Object(map)) = props {
-            let mut found = map.values().filter_map(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()));
+            let mut found = map
+                .values()
+                .filter_map(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()));
             if let Some(n) = found.next() {
                 return u32::try_from(n).ok();
             }
@@ -183,6 +189,7 @@ impl GraphqlError {
     /// Partial data because of the node limit (`NullValueInNonNullableField` is how a cut-off
     /// nested object shows).
     pub(crate) fn is_node_limit(&self) -> bool {
-        self.code() == Some("NODE_LIMIT_EXCEEDED") || self.message.contains("NullValueInNonNullableField")
+        self.code() == Some("NODE_LIMIT_EXCEEDED")
+            || self.message.contains("NullValueInNonNullableField")
     }
 }

@@ -9,7 +9,9 @@
 use super::client::{parse_error, xml_failure, Client, Decoded, Idempotent, TableauError};
 use crate::config::TableauSite;
 use crate::http::{HttpMode, Request, Response};
-use crate::refresh::seam::{Answer, JobState, RefreshTexts, Refresher, Refusal, SendError, Target, Torn};
+use crate::refresh::seam::{
+    Answer, JobState, RefreshTexts, Refresher, Refusal, SendError, Target, Torn,
+};
 use crate::refresh::tags::{JobStatus, Kind};
 
 /// Tableau's words in the refresh stage's output lines.
@@ -53,8 +55,14 @@ impl Refresher for TableauRefresher {
 /// transport failed after sending (timeout, reset), the body was cut short, or a 2xx was not
 /// the answer it should be (`Protocol`).
 fn send_error(e: &TableauError) -> SendError {
-    let answer_lost = matches!(e, TableauError::Transport(_) | TableauError::Protocol { .. } | TableauError::BadBody { .. });
-    SendError { message: e.to_string(), answer_lost }
+    let answer_lost = matches!(
+        e,
+        TableauError::Transport(_) | TableauError::Protocol { .. } | TableauError::BadBody { .. }
+    );
+    SendError {
+        message: e.to_string(),
+        answer_lost,
+    }
 }
 
 /// A job in Tableau's background jobs list (Query Jobs): what a torn refresh answer is checked
@@ -86,7 +94,9 @@ pub(crate) fn refusal(status: u16, code: Option<&str>) -> Refusal {
 /// asked for, assumed when the job does not say.
 fn unfinished_refresh(n: roxmltree::Node, status: &str) -> Option<ListedJob> {
     let id = n.attribute("id")?.to_string();
-    if n.attribute("jobType").is_some_and(|t| t != "refresh_extracts") {
+    if n.attribute("jobType")
+        .is_some_and(|t| t != "refresh_extracts")
+    {
         return None;
     }
     let st = n.attribute("status").unwrap_or(status).to_string();
@@ -104,7 +114,9 @@ fn unfinished_refresh(n: roxmltree::Node, status: &str) -> Option<ListedJob> {
 /// `<tsRequest />` below API 3.25, `<tsRequest><extractRefresh /></tsRequest>` from 3.25 on
 /// (a full refresh; TSC sends the same).
 pub(crate) fn refresh_body(api_version: &str) -> &'static str {
-    let mut parts = api_version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let mut parts = api_version
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     if (major, minor) >= (3, 25) {
         "<tsRequest><extractRefresh /></tsRequest>"
@@ -115,7 +127,10 @@ pub(crate) fn refresh_body(api_version: &str) -> &'static str {
 
 /// A job's status from Tableau's finishCode (`None` while it runs): 0 is success, 3 is
 /// success too (nothing to do), 2 is cancelled, anything else failed.
-pub(crate) fn finish_status(finish_code: Option<i32>, completed_at: Option<&str>) -> Option<JobStatus> {
+pub(crate) fn finish_status(
+    finish_code: Option<i32>,
+    completed_at: Option<&str>,
+) -> Option<JobStatus> {
     if completed_at.is_none() && finish_code.is_none() {
         return None;
     }
@@ -145,27 +160,48 @@ impl Client {
             Kind::Datasource => "datasources",
             // Never written by Tableau's extract; refused unsent rather than sent to the wrong place.
             Kind::Dataset => {
-                let message = format!("target {} is a dataset, which Tableau has no refresh for (not sent)", target.id);
-                return Ok(Answer::Refused { refusal: Refusal::Other, status: 0, code: None, message });
+                let message = format!(
+                    "target {} is a dataset, which Tableau has no refresh for (not sent)",
+                    target.id
+                );
+                return Ok(Answer::Refused {
+                    refusal: Refusal::Other,
+                    status: 0,
+                    code: None,
+                    message,
+                });
             }
         };
-        let call = format!("POST /api/{}/sites/{{site}}/{collection}/{}/refresh", self.api_version(), target.id);
+        let call = format!(
+            "POST /api/{}/sites/{{site}}/{collection}/{}/refresh",
+            self.api_version(),
+            target.id
+        );
         let url = self.site_path(&format!("{collection}/{}/refresh", target.id));
         let body = refresh_body(&self.api_version());
         // Not idempotent: a second POST could queue a second refresh. `fetch` sends it again
         // only after a 429, a 401 or a connection never made; any other answer comes back here.
-        let resp = self.fetch(&call, true, Idempotent::No, &|c| {
-            Request::new("POST", url.clone())
-                .header("X-Tableau-Auth", c.auth_header())
-                .header("Content-Type", "text/xml")
-                .header("Accept", "application/xml")
-                .body(body)
-        }, &|resp| Decoded::Done(Ok(resp)))?;
+        let resp = self.fetch(
+            &call,
+            true,
+            Idempotent::No,
+            &|c| {
+                Request::new("POST", url.clone())
+                    .header("X-Tableau-Auth", c.auth_header())
+                    .header("Content-Type", "text/xml")
+                    .header("Accept", "application/xml")
+                    .body(body)
+            },
+            &|resp| Decoded::Done(Ok(resp)),
+        )?;
         let text = resp.text();
         if resp.status == 202 || resp.status == 200 {
-            let id = roxmltree::Document::parse(&text)
-                .ok()
-                .and_then(|d| d.descendants().find(|n| n.has_tag_name("job")).and_then(|n| n.attribute("id")).map(str::to_string));
+            let id = roxmltree::Document::parse(&text).ok().and_then(|d| {
+                d.descendants()
+                    .find(|n| n.has_tag_name("job"))
+                    .and_then(|n| n.attribute("id"))
+                    .map(str::to_string)
+            });
             return match id {
                 Some(id) => Ok(Answer::Job(id)),
                 // Not asked again: Tableau may well have queued the refresh.
@@ -177,9 +213,21 @@ impl Client {
         }
         let (code, summary, detail) = parse_error(&text);
         // Server text, scrubbed in full as it enters (see `http::secrets`).
-        let (summary, detail) = (summary.map(|t| crate::http::scrub(&t)), detail.map(|t| crate::http::scrub(&t)));
-        let message = [summary, detail].into_iter().flatten().collect::<Vec<_>>().join(": ");
-        Ok(Answer::Refused { refusal: refusal(resp.status, code.as_deref()), status: resp.status, code, message })
+        let (summary, detail) = (
+            summary.map(|t| crate::http::scrub(&t)),
+            detail.map(|t| crate::http::scrub(&t)),
+        );
+        let message = [summary, detail]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(": ");
+        Ok(Answer::Refused {
+            refusal: refusal(resp.status, code.as_deref()),
+            status: resp.status,
+            code,
+            message,
+        })
     }
 
     /// Looks in Tableau's jobs list for the job a refresh POST of `target` created, when its
@@ -201,9 +249,14 @@ impl Client {
         let mut found: Vec<ListedJob> = Vec::new();
         for status in ["Pending", "InProgress"] {
             match self.jobs_list(status) {
-                Ok(jobs) => found.extend(jobs.into_iter().filter(|j| j.title.as_deref() == Some(target.name.as_str()))),
+                Ok(jobs) => found.extend(
+                    jobs.into_iter()
+                        .filter(|j| j.title.as_deref() == Some(target.name.as_str())),
+                ),
                 Err(e) => {
-                    return Torn::Unknown { why: format!("could not read Tableau's jobs list to check: {e}") };
+                    return Torn::Unknown {
+                        why: format!("could not read Tableau's jobs list to check: {e}"),
+                    };
                 }
             }
         }
@@ -218,11 +271,18 @@ impl Client {
                     j.status,
                     j.id,
                     target.name,
-                    if found.len() > 1 { format!(" (newest of {})", found.len()) } else { String::new() }
+                    if found.len() > 1 {
+                        format!(" (newest of {})", found.len())
+                    } else {
+                        String::new()
+                    }
                 ),
             },
             None => Torn::NotQueued {
-                why: format!("Tableau's jobs list shows no pending or running refresh of {:?}: not queued", target.name),
+                why: format!(
+                    "Tableau's jobs list shows no pending or running refresh of {:?}: not queued",
+                    target.name
+                ),
             },
         }
     }
@@ -234,12 +294,23 @@ impl Client {
         let mut page = 1u32;
         loop {
             let filter = format!("jobType:eq:refresh_extracts,status:eq:{status}");
-            let call = format!("GET /api/{}/sites/{{site}}/jobs?filter={filter}&pageNumber={page}", self.api_version());
-            let url = self.site_path(&format!("jobs?filter={filter}&pageSize={size}&pageNumber={page}"));
+            let call = format!(
+                "GET /api/{}/sites/{{site}}/jobs?filter={filter}&pageNumber={page}",
+                self.api_version()
+            );
+            let url = self.site_path(&format!(
+                "jobs?filter={filter}&pageSize={size}&pageNumber={page}"
+            ));
             let decode = |resp: Response| -> Decoded<(Vec<ListedJob>, usize, u64)> {
                 if resp.status != 200 {
                     let (code, summary, detail) = parse_error(&resp.text());
-                    return Decoded::Done(Err(TableauError::Http { call: call.clone(), status: resp.status, code, summary, detail }));
+                    return Decoded::Done(Err(TableauError::Http {
+                        call: call.clone(),
+                        status: resp.status,
+                        code,
+                        summary,
+                        detail,
+                    }));
                 }
                 let text = resp.text();
                 let doc = match roxmltree::Document::parse(&text) {
@@ -249,8 +320,14 @@ impl Client {
                 if doc.root_element().tag_name().name() != "tsResponse" {
                     return Decoded::Truncated("the body is not a Tableau REST answer: its root element is not <tsResponse>".into());
                 }
-                let listed: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("backgroundJob")).collect();
-                let jobs = listed.iter().filter_map(|n| unfinished_refresh(*n, status)).collect();
+                let listed: Vec<_> = doc
+                    .descendants()
+                    .filter(|n| n.has_tag_name("backgroundJob"))
+                    .collect();
+                let jobs = listed
+                    .iter()
+                    .filter_map(|n| unfinished_refresh(*n, status))
+                    .collect();
                 let total = doc
                     .descendants()
                     .find(|n| n.has_tag_name("pagination"))
@@ -260,7 +337,9 @@ impl Client {
                 Decoded::Done(Ok((jobs, listed.len(), total)))
             };
             let build = |c: &Client| {
-                Request::new("GET", url.clone()).header("X-Tableau-Auth", c.auth_header()).header("Accept", "application/xml")
+                Request::new("GET", url.clone())
+                    .header("X-Tableau-Auth", c.auth_header())
+                    .header("Accept", "application/xml")
             };
             let (jobs, n, total) = self.fetch(&call, true, Idempotent::Yes, &build, &decode)?;
             out.extend(jobs);
@@ -273,13 +352,25 @@ impl Client {
     }
 
     pub(crate) fn job(&self, job_id: &str) -> Result<JobState, TableauError> {
-        let call = format!("GET /api/{}/sites/{{site}}/jobs/{job_id}", self.api_version());
+        let call = format!(
+            "GET /api/{}/sites/{{site}}/jobs/{job_id}",
+            self.api_version()
+        );
         let url = self.site_path(&format!("jobs/{job_id}"));
         let decode = |resp: Response| -> Decoded<JobState> {
             if resp.status != 200 {
                 let (code, summary, detail) = parse_error(&resp.text());
-                let (summary, detail) = (summary.map(|t| crate::http::scrub(&t)), detail.map(|t| crate::http::scrub(&t)));
-                return Decoded::Done(Err(TableauError::Http { call: call.clone(), status: resp.status, code, summary, detail }));
+                let (summary, detail) = (
+                    summary.map(|t| crate::http::scrub(&t)),
+                    detail.map(|t| crate::http::scrub(&t)),
+                );
+                return Decoded::Done(Err(TableauError::Http {
+                    call: call.clone(),
+                    status: resp.status,
+                    code,
+                    summary,
+                    detail,
+                }));
             }
             let text = resp.text();
             let doc = match roxmltree::Document::parse(&text) {
@@ -287,7 +378,10 @@ impl Client {
                 Err(e) => return xml_failure(&text, &e),
             };
             let Some(job) = doc.descendants().find(|n| n.has_tag_name("job")) else {
-                return Decoded::Done(Err(TableauError::Protocol { call: call.clone(), message: "no <job>".into() }));
+                return Decoded::Done(Err(TableauError::Protocol {
+                    call: call.clone(),
+                    message: "no <job>".into(),
+                }));
             };
             let finish_code = job.attribute("finishCode").and_then(|c| c.parse().ok());
             let completed_at = job.attribute("completedAt").map(str::to_string);
@@ -306,7 +400,9 @@ impl Client {
             }))
         };
         let build = |c: &Client| {
-            Request::new("GET", url.clone()).header("X-Tableau-Auth", c.auth_header()).header("Accept", "application/xml")
+            Request::new("GET", url.clone())
+                .header("X-Tableau-Auth", c.auth_header())
+                .header("Accept", "application/xml")
         };
         self.fetch(&call, true, Idempotent::Yes, &build, &decode)
     }
@@ -319,8 +415,14 @@ mod tests {
     #[test]
     fn body_depends_on_the_api_version() {
         assert_eq!(refresh_body("3.23"), "<tsRequest />");
-        assert_eq!(refresh_body("3.25"), "<tsRequest><extractRefresh /></tsRequest>");
-        assert_eq!(refresh_body("3.100"), "<tsRequest><extractRefresh /></tsRequest>");
+        assert_eq!(
+            refresh_body("3.25"),
+            "<tsRequest><extractRefresh /></tsRequest>"
+        );
+        assert_eq!(
+            refresh_body("3.100"),
+            "<tsRequest><extractRefresh /></tsRequest>"
+        );
         assert_eq!(refresh_body("2.8"), "<tsRequest />");
     }
 
@@ -346,7 +448,10 @@ mod tests {
         assert_eq!(finish_status(None, None), None);
         assert_eq!(finish_status(Some(0), None), Some(JobStatus::Success));
         assert_eq!(finish_status(Some(3), Some("t")), Some(JobStatus::Success));
-        assert_eq!(finish_status(Some(2), Some("t")), Some(JobStatus::Cancelled));
+        assert_eq!(
+            finish_status(Some(2), Some("t")),
+            Some(JobStatus::Cancelled)
+        );
         assert_eq!(finish_status(Some(1), Some("t")), Some(JobStatus::Failed));
         assert_eq!(finish_status(None, Some("t")), Some(JobStatus::Failed));
     }
@@ -358,15 +463,54 @@ mod tests {
         let call = || "POST x".to_string();
         for (e, lost) in [
             (TableauError::Transport("timed out".into()), true),
-            (TableauError::Protocol { call: call(), message: "no job".into() }, true),
-            (TableauError::BadBody { call: call(), message: "cut".into(), tries: 1 }, true),
-            (TableauError::Http { call: call(), status: 500, code: None, summary: None, detail: None }, false),
+            (
+                TableauError::Protocol {
+                    call: call(),
+                    message: "no job".into(),
+                },
+                true,
+            ),
+            (
+                TableauError::BadBody {
+                    call: call(),
+                    message: "cut".into(),
+                    tries: 1,
+                },
+                true,
+            ),
+            (
+                TableauError::Http {
+                    call: call(),
+                    status: 500,
+                    code: None,
+                    summary: None,
+                    detail: None,
+                },
+                false,
+            ),
             (TableauError::Cancelled { call: call() }, false),
-            (TableauError::Unauthorized { call: call(), site: "s".into() }, false),
-            (TableauError::NotData { call: call(), message: "html".into(), tries: 3 }, false),
+            (
+                TableauError::Unauthorized {
+                    call: call(),
+                    site: "s".into(),
+                },
+                false,
+            ),
+            (
+                TableauError::NotData {
+                    call: call(),
+                    message: "html".into(),
+                    tries: 3,
+                },
+                false,
+            ),
         ] {
             let got = send_error(&e);
-            assert_eq!((got.answer_lost, got.message), (lost, e.to_string()), "{e:?}");
+            assert_eq!(
+                (got.answer_lost, got.message),
+                (lost, e.to_string()),
+                "{e:?}"
+            );
         }
     }
 }

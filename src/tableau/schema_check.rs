@@ -13,8 +13,8 @@ mod graphql_check;
 use serde_json::{json, Value};
 
 use super::extract::{
-    custom_sql_ids_query, custom_sql_query, page_variables, workbook_details_vars, workbook_ids_query, workbook_ids_vars,
-    DATASOURCE_VERSIONS_QUERY, WORKBOOKS_QUERY,
+    custom_sql_ids_query, custom_sql_query, page_variables, workbook_details_vars,
+    workbook_ids_query, workbook_ids_vars, DATASOURCE_VERSIONS_QUERY, WORKBOOKS_QUERY,
 };
 use graphql_check::check;
 
@@ -23,8 +23,13 @@ const CURSOR: &str = "eyJ0eXBlIjoiV29ya2Jvb2siLCJpZCI6Ind4In0=";
 
 /// (what, operation name, document, variables) for every request shape the client sends.
 fn every_request() -> Vec<(String, &'static str, String, Value)> {
-    let projects = vec!["5e57a1e0-0000-4000-8000-00000000p001".to_string(), "5e57a1e0-0000-4000-8000-00000000p002".to_string()];
-    let ids: Vec<String> = (0..3).map(|i| format!("0a1b2c3d-0000-4000-8000-00000000000{i}")).collect();
+    let projects = vec![
+        "5e57a1e0-0000-4000-8000-00000000p001".to_string(),
+        "5e57a1e0-0000-4000-8000-00000000p002".to_string(),
+    ];
+    let ids: Vec<String> = (0..3)
+        .map(|i| format!("0a1b2c3d-0000-4000-8000-00000000000{i}"))
+        .collect();
     let mut out = Vec::new();
     for (shape, after) in [("first page", None), ("later page", Some(CURSOR))] {
         for filtered in [false, true] {
@@ -88,9 +93,17 @@ fn every_document_the_client_sends_is_valid_against_the_schema() {
         assert_eq!(checked.operation_name.as_deref(), Some(*op), "{what}");
         // Coercion keeps what was sent: the cursor, the page size, the lists.
         for (k, v) in vars.as_object().unwrap() {
-            assert_eq!(checked.variables.get(k), Some(v), "{what}: variable {k} after coercion");
+            assert_eq!(
+                checked.variables.get(k),
+                Some(v),
+                "{what}: variable {k} after coercion"
+            );
         }
-        let roots: Vec<String> = checked.root_fields().iter().map(|f| f.name.to_string()).collect();
+        let roots: Vec<String> = checked
+            .root_fields()
+            .iter()
+            .map(|f| f.name.to_string())
+            .collect();
         let expected = match *op {
             "CustomSql" | "CustomSqlIds" => "customSQLTablesConnection",
             "DatasourceVersions" => "publishedDatasourcesConnection",
@@ -101,40 +114,100 @@ fn every_document_the_client_sends_is_valid_against_the_schema() {
     // The project filter really is in the filtered id query, and only there.
     assert!(workbook_ids_query(true).contains("projectLuidWithin: $projectLuids"));
     assert!(!workbook_ids_query(false).contains("filter"));
-    assert!(![true, false].iter().any(|&f| workbook_ids_query(f).contains("$PROJECT")), "placeholder left in the id query");
-    assert!(custom_sql_query(true).contains("filter: {idWithin: $ids}") && !custom_sql_query(false).contains("filter"));
-    assert!(![true, false].iter().any(|&f| custom_sql_query(f).contains("$IDS")), "placeholder left in the custom SQL query");
+    assert!(
+        ![true, false]
+            .iter()
+            .any(|&f| workbook_ids_query(f).contains("$PROJECT")),
+        "placeholder left in the id query"
+    );
+    assert!(
+        custom_sql_query(true).contains("filter: {idWithin: $ids}")
+            && !custom_sql_query(false).contains("filter")
+    );
+    assert!(
+        ![true, false]
+            .iter()
+            .any(|&f| custom_sql_query(f).contains("$IDS")),
+        "placeholder left in the custom SQL query"
+    );
 }
 
 #[test]
 fn the_validator_refuses_a_wrong_variable_type_and_an_unknown_field() {
     // The document as it was before `$ids` became `[ID]`: Tableau refused it on every run.
     let old = WORKBOOKS_QUERY.replace("$ids: [ID]", "$ids: [String]");
-    assert_ne!(old, WORKBOOKS_QUERY, "the Workbooks document no longer declares $ids: [ID]");
-    let vars = Value::Object(page_variables(&workbook_details_vars(&["a".into()]), 25, None));
-    let problems = check(&old, &vars, None).err().expect("a [String] variable in an [ID] position must be refused");
+    assert_ne!(
+        old, WORKBOOKS_QUERY,
+        "the Workbooks document no longer declares $ids: [ID]"
+    );
+    let vars = Value::Object(page_variables(
+        &workbook_details_vars(&["a".into()]),
+        25,
+        None,
+    ));
+    let problems = check(&old, &vars, None)
+        .err()
+        .expect("a [String] variable in an [ID] position must be refused");
     // The problem points at the `$ids` in `idWithin: $ids` and names the type it needs.
     let at = |p: &graphql_check::Problem| {
         let (line, col) = p.location?;
-        old.lines().nth(line - 1).and_then(|l| l.get(col - 1..)).map(str::to_string)
+        old.lines()
+            .nth(line - 1)
+            .and_then(|l| l.get(col - 1..))
+            .map(str::to_string)
     };
     assert!(
-        problems.iter().any(|p| p.message.contains("[ID]") && at(p).is_some_and(|rest| rest.starts_with("$ids"))),
+        problems
+            .iter()
+            .any(|p| p.message.contains("[ID]")
+                && at(p).is_some_and(|rest| rest.starts_with("$ids"))),
         "{problems:#?}"
     );
     // Used directly as an argument, a mistyped variable is refused as well.
     let direct = WORKBOOKS_QUERY.replace("$first: Int", "$first: String");
-    let vars = Value::Object(page_variables(&workbook_details_vars(&["a".into()]), 25, None));
-    assert!(check(&direct, &vars, None).is_err(), "$first: String used for first: Int");
+    let vars = Value::Object(page_variables(
+        &workbook_details_vars(&["a".into()]),
+        25,
+        None,
+    ));
+    assert!(
+        check(&direct, &vars, None).is_err(),
+        "$first: String used for first: Int"
+    );
 
-    let unknown_field = custom_sql_query(false).replace("isUnsupportedCustomSql", "isUnsupportedCustomSql noSuchField");
-    let problems = check(&unknown_field, &json!({"first": 1, "after": null}), None).err().expect("unknown field refused");
-    assert!(problems.iter().any(|p| p.message.contains("noSuchField") && p.location.is_some()), "{problems:#?}");
+    let unknown_field = custom_sql_query(false).replace(
+        "isUnsupportedCustomSql",
+        "isUnsupportedCustomSql noSuchField",
+    );
+    let problems = check(&unknown_field, &json!({"first": 1, "after": null}), None)
+        .err()
+        .expect("unknown field refused");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.message.contains("noSuchField") && p.location.is_some()),
+        "{problems:#?}"
+    );
 
-    let unknown_input_field = workbook_ids_query(true).replace("projectLuidWithin", "projectLuidsWithin");
-    assert!(check(&unknown_input_field, &json!({"first": 1, "projectLuids": ["p"]}), None).is_err());
+    let unknown_input_field =
+        workbook_ids_query(true).replace("projectLuidWithin", "projectLuidsWithin");
+    assert!(check(
+        &unknown_input_field,
+        &json!({"first": 1, "projectLuids": ["p"]}),
+        None
+    )
+    .is_err());
 
     // Variables are coerced too: a page size that is not an Int is refused before any work.
-    let problems = check(&workbook_ids_query(false), &json!({"first": "ten", "after": null}), None).err().expect("bad Int refused");
-    assert!(problems.iter().any(|p| p.message.contains("first")), "{problems:#?}");
+    let problems = check(
+        &workbook_ids_query(false),
+        &json!({"first": "ten", "after": null}),
+        None,
+    )
+    .err()
+    .expect("bad Int refused");
+    assert!(
+        problems.iter().any(|p| p.message.contains("first")),
+        "{problems:#?}"
+    );
 }

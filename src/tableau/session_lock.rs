@@ -22,7 +22,12 @@ pub(crate) const KIND: &str = "pat";
 /// Takes the lock of the PAT named `pat_name` on `server_url` for integration `integration`
 /// (whose PAT name is read from env var `name_env`), held until `lock::SessionLocks` is
 /// dropped. Taking it again for the same integration is a no-op.
-pub(crate) fn acquire(server_url: &str, pat_name: &str, integration: &str, name_env: &str) -> Result<()> {
+pub(crate) fn acquire(
+    server_url: &str,
+    pat_name: &str,
+    integration: &str,
+    name_env: &str,
+) -> Result<()> {
     let same_process = |other: &str, server: &str| {
         format!(
             "tableau {integration:?} and tableau {other:?} sign in to {server} with the same PAT (their env vars hold the same PAT name): Tableau keeps one session per PAT, and each sign-in would end the other's session. Give each integration its own PAT"
@@ -38,8 +43,19 @@ pub(crate) fn acquire(server_url: &str, pat_name: &str, integration: &str, name_
             h.lock_file.display()
         )
     };
-    let credential = Credential { kind: KIND, server_url, name: pat_name, integration };
-    acquire_session(&credential, &Refusals { same_process: &same_process, other_process: &other_process })
+    let credential = Credential {
+        kind: KIND,
+        server_url,
+        name: pat_name,
+        integration,
+    };
+    acquire_session(
+        &credential,
+        &Refusals {
+            same_process: &same_process,
+            other_process: &other_process,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -66,12 +82,21 @@ mod tests {
         let server = format!("https://pat-lock-unit-{}.example.com", std::process::id());
         acquire(&server, "shared", "first", "A_NAME").unwrap();
         acquire(&server, "shared", "first", "A_NAME").unwrap();
-        let err = acquire(&server, "shared", "second", "B_NAME").unwrap_err().to_string();
-        assert!(err.contains("tableau \"second\" and tableau \"first\"") && err.contains("same PAT"), "{err}");
+        let err = acquire(&server, "shared", "second", "B_NAME")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tableau \"second\" and tableau \"first\"") && err.contains("same PAT"),
+            "{err}"
+        );
         acquire(&server, "other", "second", "B_NAME").unwrap();
         let path = session_lock_path(&runtime_dir().unwrap(), KIND, &server, "shared");
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with(&format!("pid {}\n", std::process::id())) && text.contains("integration first\n"), "{text}");
+        assert!(
+            text.starts_with(&format!("pid {}\n", std::process::id()))
+                && text.contains("integration first\n"),
+            "{text}"
+        );
         assert!(!text.contains("shared"), "{text}");
         // Released (and removed) with the guards.
         let other = session_lock_path(&runtime_dir().unwrap(), KIND, &server, "other");

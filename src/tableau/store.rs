@@ -11,12 +11,23 @@ use super::extract::{LeftOutReason, SiteExtract};
 use super::model::{CustomSql, Table, Workbook};
 use crate::integrations::Tool;
 use crate::refresh::tags::Kind;
-use crate::rows;
 use crate::tags::{RelationKind, Via};
+use crate::{bulk, rows};
 
 /// `__typename`s and connection types that are files or web connectors, not warehouse tables.
 const FILE_TYPES: &[&str] = &["File", "CloudFile", "WebDataConnector"];
-const FILE_CONNECTIONS: &[&str] = &["excel-direct", "excel", "textscan", "hyper", "dataengine", "csv", "google-sheets", "box", "dropbox", "onedrive"];
+const FILE_CONNECTIONS: &[&str] = &[
+    "excel-direct",
+    "excel",
+    "textscan",
+    "hyper",
+    "dataengine",
+    "csv",
+    "google-sheets",
+    "box",
+    "dropbox",
+    "onedrive",
+];
 
 /// A site's extraction, as the seam hands it around.
 pub(crate) struct Extracted {
@@ -61,7 +72,12 @@ impl crate::seam::Extraction for Extracted {
         self.reads = read_custom_sql(&self.x);
         let (instance, assets, relations, details) = rows(&mut self.x, &self.reads);
         self.details = details;
-        rows::Extracted { instances: vec![instance], assets, relations, ..Default::default() }
+        rows::Extracted {
+            instances: vec![instance],
+            assets,
+            relations,
+            ..Default::default()
+        }
     }
 
     fn store(&self, tx: &Transaction) -> Result<()> {
@@ -75,7 +91,9 @@ impl crate::seam::Extraction for Extracted {
 
 /// The summary's lines about workbooks read but not imported.
 pub(crate) fn left_out_lines(conn: &Connection) -> Result<Vec<String>> {
-    let mut st = conn.prepare("SELECT reason, count(*) FROM tableau_left_out_workbooks GROUP BY reason ORDER BY reason")?;
+    let mut st = conn.prepare(
+        "SELECT reason, count(*) FROM tableau_left_out_workbooks GROUP BY reason ORDER BY reason",
+    )?;
     let left_out: Vec<(LeftOutReason, i64)> = st
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()
@@ -84,7 +102,9 @@ pub(crate) fn left_out_lines(conn: &Connection) -> Result<Vec<String>> {
         .into_iter()
         .map(|(reason, n)| {
             let why = match reason {
-                LeftOutReason::PersonalSpace => "in personal spaces; include_personal_spaces: true imports them",
+                LeftOutReason::PersonalSpace => {
+                    "in personal spaces; include_personal_spaces: true imports them"
+                }
             };
             format!("Workbooks left out:   {n} ({why})")
         })
@@ -93,21 +113,23 @@ pub(crate) fn left_out_lines(conn: &Connection) -> Result<Vec<String>> {
 
 /// Deletes the rows extract replaces, before the sites are written: every row of the
 /// `tableau_*` tables (extract reads every configured site, so a site gone from the config
-/// goes with them), and in the tables every integration writes to (`SHARED`) only the rows of
+/// goes with them) but the keyed ones `KEYED` names, which `write` replaces per site writing
+/// only what changed (a site gone goes in `tableau::sync::forget_removed`), and in the tables every integration writes to (`SHARED`) only the rows of
 /// the Tableau sites written before, as `tableau_sites` lists them. `write` deletes each site's
 /// own rows there too, so a site new to the config replaces whatever its name had. Another
 /// integration's rows in the shared tables are its own and stay.
 pub(crate) fn clear(tx: &Transaction) -> Result<()> {
     for t in SHARED {
-        tx.execute(&format!("DELETE FROM {t} WHERE integration IN (SELECT integration FROM tableau_sites)"), [])?;
+        tx.execute(
+            &format!(
+                "DELETE FROM {t} WHERE integration IN (SELECT integration FROM tableau_sites)"
+            ),
+            [],
+        )?;
     }
     for t in [
         "tableau_sites",
         "tableau_projects",
-        "tableau_workbooks",
-        "tableau_datasources",
-        "tableau_workbook_datasources",
-        "tableau_table_details",
         "tableau_custom_sql",
         "tableau_left_out_workbooks",
     ] {
@@ -115,6 +137,14 @@ pub(crate) fn clear(tx: &Transaction) -> Result<()> {
     }
     Ok(())
 }
+
+/// The `tableau_*` tables each site's `write` replaces through `bulk::Replace`.
+pub(crate) const KEYED: [&str; 4] = [
+    "tableau_workbooks",
+    "tableau_datasources",
+    "tableau_workbook_datasources",
+    "tableau_table_details",
+];
 
 /// The tables of extract that hold the rows of every integration, keyed by `integration`.
 const SHARED: [&str; 3] = ["extract_warnings", "raw_responses", "bi_refresh_targets"];
@@ -136,18 +166,43 @@ pub(crate) fn workbook_url(server: &str, content_url: &str, w: &Workbook) -> Opt
         .vizportal_url_id
         .clone()
         .filter(|s| !s.is_empty())
-        .or_else(|| w.uri.as_deref().and_then(|u| u.rsplit('/').next()).map(str::to_string))?;
-    let site_part = if content_url.is_empty() { String::new() } else { format!("/site/{content_url}") };
-    Some(format!("{}/#{site_part}/workbooks/{id}", server.trim_end_matches('/')))
+        .or_else(|| {
+            w.uri
+                .as_deref()
+                .and_then(|u| u.rsplit('/').next())
+                .map(str::to_string)
+        })?;
+    let site_part = if content_url.is_empty() {
+        String::new()
+    } else {
+        format!("/site/{content_url}")
+    };
+    Some(format!(
+        "{}/#{site_part}/workbooks/{id}",
+        server.trim_end_matches('/')
+    ))
 }
 
 /// The neutral rows later stages read: the site, its workbooks and every upstream table of
 /// each (through embedded and published data sources, and custom SQL), and beside them what
 /// only Tableau says of each table. The data sources' upstream tables move into the rows;
 /// `write` does not need them.
-pub(crate) fn rows(x: &mut SiteExtract, reads: &[Read]) -> (rows::Instance, Vec<rows::Asset>, Vec<rows::RelationUse>, Vec<TableDetail>) {
+pub(crate) fn rows(
+    x: &mut SiteExtract,
+    reads: &[Read],
+) -> (
+    rows::Instance,
+    Vec<rows::Asset>,
+    Vec<rows::RelationUse>,
+    Vec<TableDetail>,
+) {
     let i = &x.integration;
-    let site = rows::Instance { integration: i.clone(), tool: Tool::Tableau, label: x.content_url.clone(), complete: x.complete };
+    let site = rows::Instance {
+        integration: i.clone(),
+        tool: Tool::Tableau,
+        label: x.content_url.clone(),
+        complete: x.complete,
+    };
     let mut workbooks = Vec::with_capacity(x.workbooks.len());
     // Sized up front: hundreds of thousands of rows, grown by doubling, were a tenth of extract.
     let tables_of = |t: &Option<Vec<Table>>| t.as_ref().map_or(0, Vec::len);
@@ -155,14 +210,24 @@ pub(crate) fn rows(x: &mut SiteExtract, reads: &[Read]) -> (rows::Instance, Vec<
         .workbooks
         .iter()
         .flat_map(|w| w.embedded_datasources.iter().flatten())
-        .map(|e| tables_of(&e.upstream_tables) + e.upstream_datasources.iter().flatten().map(|p| tables_of(&p.upstream_tables)).sum::<usize>())
+        .map(|e| {
+            tables_of(&e.upstream_tables)
+                + e.upstream_datasources
+                    .iter()
+                    .flatten()
+                    .map(|p| tables_of(&p.upstream_tables))
+                    .sum::<usize>()
+        })
         .sum();
     let mut tables = Vec::with_capacity(count + x.custom_sql.len() * 2);
     let mut details = Details::default();
     let mut custom = custom_sql_rows(x, reads, &mut details);
     for w in &mut x.workbooks {
         let Some(luid) = luid(w) else {
-            crate::log::warn(&format!("tableau {i}: workbook {} has no luid; skipped", w.id));
+            crate::log::warn(&format!(
+                "tableau {i}: workbook {} has no luid; skipped",
+                w.id
+            ));
             continue;
         };
         let owner = w.owner.clone().unwrap_or_default();
@@ -175,7 +240,10 @@ pub(crate) fn rows(x: &mut SiteExtract, reads: &[Read]) -> (rows::Instance, Vec<
             folder: w.project_name.clone(),
             description: w.description.clone(),
             // A user without a display name is shown by their username.
-            owner_name: owner.name.filter(|n| !n.trim().is_empty()).or(owner.username),
+            owner_name: owner
+                .name
+                .filter(|n| !n.trim().is_empty())
+                .or(owner.username),
             owner_email: owner.email,
             url: workbook_url(&x.server_url, &x.content_url, w),
             tags: tags(w),
@@ -209,7 +277,12 @@ pub(crate) fn rows(x: &mut SiteExtract, reads: &[Read]) -> (rows::Instance, Vec<
 
 /// A workbook's tag names, sorted, without duplicates.
 fn tags(w: &Workbook) -> Vec<String> {
-    let mut tags: Vec<String> = w.tags.iter().flatten().filter_map(|t| t.name.clone()).collect();
+    let mut tags: Vec<String> = w
+        .tags
+        .iter()
+        .flatten()
+        .filter_map(|t| t.name.clone())
+        .collect();
     tags.sort();
     tags.dedup();
     tags
@@ -221,7 +294,10 @@ fn read_custom_sql(x: &SiteExtract) -> Vec<Read> {
     use rayon::prelude::*;
     let started = std::time::Instant::now();
     let reads: Vec<Read> = x.custom_sql.par_iter().map(custom_sql::read).collect();
-    let failed = reads.iter().filter(|r| matches!(r, Read::Failed(_))).count();
+    let failed = reads
+        .iter()
+        .filter(|r| matches!(r, Read::Failed(_)))
+        .count();
     crate::log::debug(&format!(
         "sql lineage: {} queries read in {:.3}s ({failed} unparseable)",
         reads.len(),
@@ -257,9 +333,14 @@ impl Lineage {
 /// one relation), else as Tableau listed them, else one `unparsed_sql` placeholder whose
 /// detail is the parser's message (none when there was no text to parse), so match can say why
 /// the query gave no lineage.
-fn custom_sql_rows(x: &SiteExtract, reads: &[Read], details: &mut Details) -> rustc_hash::FxHashMap<String, Vec<rows::RelationUse>> {
+fn custom_sql_rows(
+    x: &SiteExtract,
+    reads: &[Read],
+    details: &mut Details,
+) -> rustc_hash::FxHashMap<String, Vec<rows::RelationUse>> {
     let i = &x.integration;
-    let known: std::collections::BTreeSet<&str> = x.workbooks.iter().map(|w| w.id.as_str()).collect();
+    let known: std::collections::BTreeSet<&str> =
+        x.workbooks.iter().map(|w| w.id.as_str()).collect();
     let mut out: rustc_hash::FxHashMap<String, Vec<rows::RelationUse>> = Default::default();
     let empty = Vec::new();
     for (c, read) in x.custom_sql.iter().zip(reads) {
@@ -311,9 +392,17 @@ fn luid(w: &Workbook) -> Option<&str> {
 }
 
 /// The extracted workbooks that read a custom SQL query, sorted.
-fn custom_sql_workbooks<'a>(c: &'a CustomSql, known: &std::collections::BTreeSet<&str>) -> Vec<&'a str> {
-    let mut wbs: Vec<&str> =
-        c.downstream_workbooks.iter().flatten().map(|w| w.id.as_str()).filter(|id| known.contains(id)).collect();
+fn custom_sql_workbooks<'a>(
+    c: &'a CustomSql,
+    known: &std::collections::BTreeSet<&str>,
+) -> Vec<&'a str> {
+    let mut wbs: Vec<&str> = c
+        .downstream_workbooks
+        .iter()
+        .flatten()
+        .map(|w| w.id.as_str())
+        .filter(|id| known.contains(id))
+        .collect();
     wbs.sort_unstable();
     wbs.dedup();
     wbs
@@ -346,50 +435,103 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract, reads: &[Read]) -> Result
             "INSERT OR REPLACE INTO tableau_projects (integration, luid, name, parent_luid, selected) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         for p in &x.projects {
-            st.execute(params![i, p.luid, p.name, p.parent_luid, x.selected_projects.contains(&p.luid)])?;
+            st.execute(params![
+                i,
+                p.luid,
+                p.name,
+                p.parent_luid,
+                x.selected_projects.contains(&p.luid)
+            ])?;
         }
     }
     write_workbooks(tx, x)?;
-    let mut ds = tx.prepare_cached(
-        "INSERT INTO tableau_datasources (integration, id, kind, luid, name, has_extracts, workbook_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (integration, id) DO NOTHING",
+    // A data source (and a link) is seen once per workbook that reads it: the first stays.
+    let mut ds = crate::bulk::Replace::new(
+        tx,
+        "tableau_datasources",
+        &[
+            "integration",
+            "id",
+            "kind",
+            "luid",
+            "name",
+            "has_extracts",
+            "workbook_id",
+        ],
+        true,
+        Some(i),
     )?;
-    let mut link = tx.prepare_cached(
-        "INSERT OR IGNORE INTO tableau_workbook_datasources (integration, workbook_id, embedded_id, published_id) VALUES (?1, ?2, ?3, ?4)",
+    let mut link = crate::bulk::Replace::new(
+        tx,
+        "tableau_workbook_datasources",
+        &["integration", "workbook_id", "embedded_id", "published_id"],
+        true,
+        Some(i),
     )?;
     for w in &x.workbooks {
         if luid(w).is_none() {
             continue;
         }
         for e in w.embedded_datasources.iter().flatten() {
-            ds.execute(params![i, e.id, DatasourceKind::Embedded, Option::<String>::None, e.name, e.has_extracts, w.id])?;
+            let has = e
+                .has_extracts
+                .map(bulk::Value::from)
+                .unwrap_or(bulk::Value::Null);
+            ds.row(&[
+                i.into(),
+                (&e.id).into(),
+                DatasourceKind::Embedded.into(),
+                bulk::Value::Null,
+                (&e.name).into(),
+                has,
+                (&w.id).into(),
+            ])?;
             for p in e.upstream_datasources.iter().flatten() {
-                ds.execute(params![i, p.id, DatasourceKind::Published, p.luid, p.name, p.has_extracts, Option::<String>::None])?;
-                link.execute(params![i, w.id, e.id, p.id])?;
+                let has = p
+                    .has_extracts
+                    .map(bulk::Value::from)
+                    .unwrap_or(bulk::Value::Null);
+                ds.row(&[
+                    i.into(),
+                    (&p.id).into(),
+                    DatasourceKind::Published.into(),
+                    (&p.luid).into(),
+                    (&p.name).into(),
+                    has,
+                    bulk::Value::Null,
+                ])?;
+                link.row(&[i.into(), (&w.id).into(), (&e.id).into(), (&p.id).into()])?;
             }
         }
     }
+    ds.finish()?;
+    link.finish()?;
     let mut sql = tx.prepare_cached(
         "INSERT INTO tableau_custom_sql (integration, id, name, query, is_unsupported, connection_type, database_name, workbook_ids,
                                          lineage, parsed_tables, parse_error, tableau_tables)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
-    let known: std::collections::BTreeSet<&str> = x.workbooks.iter().map(|w| w.id.as_str()).collect();
+    let known: std::collections::BTreeSet<&str> =
+        x.workbooks.iter().map(|w| w.id.as_str()).collect();
     let empty = Vec::new();
     for (c, read) in x.custom_sql.iter().zip(reads) {
         let wbs = custom_sql_workbooks(c, &known);
         let listed = c.tables.as_ref().unwrap_or(&empty);
         let unsupported = c.is_unsupported_custom_sql.unwrap_or(false) || listed.is_empty();
         let parsed = match read {
-            Read::Tables(t) => Some(serde_json::to_string(&t.iter().map(|t| t.dotted()).collect::<Vec<_>>())?),
+            Read::Tables(t) => Some(serde_json::to_string(
+                &t.iter().map(|t| t.dotted()).collect::<Vec<_>>(),
+            )?),
             _ => None,
         };
         let error = match read {
             Read::Failed(f) => Some(f.to_string()),
             _ => None,
         };
-        let tableau: Vec<&str> = listed.iter().map(|t| t.full_name.as_deref().or(t.name.as_deref()).unwrap_or("")).collect();
+        let tableau: Vec<&str> = listed
+            .iter()
+            .map(|t| t.full_name.as_deref().or(t.name.as_deref()).unwrap_or(""))
+            .collect();
         sql.execute(params![
             i,
             c.id,
@@ -410,20 +552,46 @@ pub(crate) fn write(tx: &Transaction, x: &SiteExtract, reads: &[Read]) -> Result
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     for w in &x.left_out {
-        left.execute(params![i, w.id, w.luid, w.name, w.project_luid, w.project_name, w.owner_username, w.reason, w.detail])?;
+        left.execute(params![
+            i,
+            w.id,
+            w.luid,
+            w.name,
+            w.project_luid,
+            w.project_name,
+            w.owner_username,
+            w.reason,
+            w.detail
+        ])?;
     }
     let mut warn = tx.prepare_cached(
         "INSERT INTO extract_warnings (integration, query, page, code, severity, message, action) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     for w in &x.warnings {
         // Server text, scrubbed in full at the boundary (names too: see `http::secrets`).
-        warn.execute(params![i, w.query, w.page, w.code, w.severity, crate::http::scrub(&w.message), w.action])?;
+        warn.execute(params![
+            i,
+            w.query,
+            w.page,
+            w.code,
+            w.severity,
+            crate::http::scrub(&w.message),
+            w.action
+        ])?;
     }
     let mut raw = tx.prepare_cached(
         "INSERT INTO raw_responses (integration, seq, method, path, status, bytes, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     for (n, r) in x.responses.iter().enumerate() {
-        raw.execute(params![i, n as i64 + 1, r.method, r.path, r.status, r.bytes as i64, r.body])?;
+        raw.execute(params![
+            i,
+            n as i64 + 1,
+            r.method,
+            r.path,
+            r.status,
+            r.bytes as i64,
+            r.body
+        ])?;
     }
     write_refresh_targets(tx, i, &x.workbooks)
 }
@@ -455,11 +623,19 @@ fn write_refresh_targets(tx: &Transaction, i: &str, workbooks: &[Workbook]) -> R
     let mut asset: rustc_hash::FxHashMap<&str, (&str, &str)> = Default::default();
     for w in workbooks {
         if let Some(l) = luid(w) {
-            asset.entry(w.id.as_str()).or_insert((l, w.name.as_deref().unwrap_or("")));
+            asset
+                .entry(w.id.as_str())
+                .or_insert((l, w.name.as_deref().unwrap_or("")));
         }
     }
     // Data source id → (kind, luid, name, has_extracts, owning workbook), first seen.
-    type Ds<'a> = (DatasourceKind, Option<&'a str>, &'a str, bool, Option<&'a str>);
+    type Ds<'a> = (
+        DatasourceKind,
+        Option<&'a str>,
+        &'a str,
+        bool,
+        Option<&'a str>,
+    );
     let mut first: rustc_hash::FxHashMap<&str, Ds> = Default::default();
     let mut links: Vec<(&str, &str)> = Vec::new();
     for w in workbooks.iter().filter(|w| luid(w).is_some()) {
@@ -472,21 +648,35 @@ fn write_refresh_targets(tx: &Transaction, i: &str, workbooks: &[Workbook]) -> R
                 Some(&w.id),
             ));
             for p in e.upstream_datasources.iter().flatten() {
-                first.entry(&p.id).or_insert((DatasourceKind::Published, p.luid.as_deref(), p.name.as_deref().unwrap_or(""), p.has_extracts == Some(true), None));
+                first.entry(&p.id).or_insert((
+                    DatasourceKind::Published,
+                    p.luid.as_deref(),
+                    p.name.as_deref().unwrap_or(""),
+                    p.has_extracts == Some(true),
+                    None,
+                ));
                 links.push((&w.id, &p.id));
             }
         }
     }
     let mut targets: std::collections::BTreeMap<(&str, Kind, &str), &str> = Default::default();
     for (workbook_id, published_id) in links {
-        if let (Some((wb_luid, _)), Some(&(DatasourceKind::Published, Some(ds_luid), name, true, _))) = (asset.get(workbook_id), first.get(published_id)) {
-            targets.entry((wb_luid, Kind::Datasource, ds_luid)).or_insert(name);
+        if let (
+            Some((wb_luid, _)),
+            Some(&(DatasourceKind::Published, Some(ds_luid), name, true, _)),
+        ) = (asset.get(workbook_id), first.get(published_id))
+        {
+            targets
+                .entry((wb_luid, Kind::Datasource, ds_luid))
+                .or_insert(name);
         }
     }
     for &(kind, _, _, has_extracts, owner) in first.values() {
         if let (DatasourceKind::Embedded, true, Some(workbook_id)) = (kind, has_extracts, owner) {
             if let Some(&(wb_luid, name)) = asset.get(workbook_id) {
-                targets.entry((wb_luid, Kind::Workbook, wb_luid)).or_insert(name);
+                targets
+                    .entry((wb_luid, Kind::Workbook, wb_luid))
+                    .or_insert(name);
             }
         }
     }
@@ -496,24 +686,51 @@ fn write_refresh_targets(tx: &Transaction, i: &str, workbooks: &[Workbook]) -> R
         "INSERT INTO bi_refresh_targets (integration, asset_ref, target_kind, target_ref, target_name) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     for ((asset_ref, kind, target_ref), name) in targets {
-        ins.row(&[i.into(), asset_ref.into(), kind.into(), target_ref.into(), name.into()])?;
+        ins.row(&[
+            i.into(),
+            asset_ref.into(),
+            kind.into(),
+            target_ref.into(),
+            name.into(),
+        ])?;
     }
     Ok(())
 }
 
 /// The workbooks imported, as Tableau gave them (`tableau_workbooks`), in id order.
 fn write_workbooks(tx: &Transaction, x: &SiteExtract) -> Result<()> {
-    let mut list: Vec<(&Workbook, &str)> = x.workbooks.iter().filter_map(|w| Some((w, luid(w)?))).collect();
+    let mut list: Vec<(&Workbook, &str)> = x
+        .workbooks
+        .iter()
+        .filter_map(|w| Some((w, luid(w)?)))
+        .collect();
     list.sort_by(|a, b| a.0.id.cmp(&b.0.id));
     list.dedup_by(|b, a| a.0.id == b.0.id);
-    let mut st = crate::bulk::Insert::new(
+    let i = &x.integration;
+    let mut st = crate::bulk::Replace::new(
         tx,
         "tableau_workbooks",
-        "INSERT INTO tableau_workbooks (integration, id, luid, name, project_luid, project_name, description, owner_name, owner_email,
-            owner_username, uri, vizportal_url_id, url, created_at, updated_at, tags)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        &[
+            "integration",
+            "id",
+            "luid",
+            "name",
+            "project_luid",
+            "project_name",
+            "description",
+            "owner_name",
+            "owner_email",
+            "owner_username",
+            "uri",
+            "vizportal_url_id",
+            "url",
+            "created_at",
+            "updated_at",
+            "tags",
+        ],
+        false,
+        Some(i),
     )?;
-    let i = &x.integration;
     for (w, luid) in list {
         let owner = w.owner.clone().unwrap_or_default();
         let url = workbook_url(&x.server_url, &x.content_url, w);
@@ -538,35 +755,67 @@ fn write_workbooks(tx: &Transaction, x: &SiteExtract) -> Result<()> {
             (&tags).into(),
         ])?;
     }
+    st.finish()?;
     Ok(())
 }
 
 /// `tableau_table_details`, one row per table id (`rows` made them unique).
 fn write_details(tx: &Transaction, integration: &str, details: &[TableDetail]) -> Result<()> {
-    let mut st = crate::bulk::Insert::new(
+    let mut st = crate::bulk::Replace::new(
         tx,
         "tableau_table_details",
-        "INSERT INTO tableau_table_details (integration, table_id, table_luid, database_type, connection_type) VALUES (?1, ?2, ?3, ?4, ?5)",
+        &[
+            "integration",
+            "table_id",
+            "table_luid",
+            "database_type",
+            "connection_type",
+        ],
+        false,
+        Some(integration),
     )?;
     for d in details {
-        st.row(&[integration.into(), (&d.table_id).into(), (&d.table_luid).into(), (&d.database_type).into(), (&d.connection_type).into()])?;
+        st.row(&[
+            integration.into(),
+            (&d.table_id).into(),
+            (&d.table_luid).into(),
+            (&d.database_type).into(),
+            (&d.connection_type).into(),
+        ])?;
     }
+    st.finish()?;
     Ok(())
 }
 
 /// The neutral row of one use of a table, and its details once per table id (`details` may
 /// hold a table twice; the first stays).
-fn table_row(integration: &str, workbook_id: &str, via: Via, via_id: &str, t: Table, details: &mut Details) -> rows::RelationUse {
+fn table_row(
+    integration: &str,
+    workbook_id: &str,
+    via: Via,
+    via_id: &str,
+    t: Table,
+    details: &mut Details,
+) -> rows::RelationUse {
     let (database_name, database_type, db_connection) = match t.database {
         Some(d) => (d.name, d.typename, d.connection_type),
         None => (None, None, None),
     };
     let connection_type = t.connection_type.or(db_connection);
     let (dtype, ctype) = (database_type.as_deref(), connection_type.as_deref());
-    let is_file = dtype.is_some_and(|d| FILE_TYPES.contains(&d)) || ctype.is_some_and(|c| FILE_CONNECTIONS.contains(&c));
+    let is_file = dtype.is_some_and(|d| FILE_TYPES.contains(&d))
+        || ctype.is_some_and(|c| FILE_CONNECTIONS.contains(&c));
     let detail = is_file.then(|| dtype.or(ctype).unwrap_or("?").to_string());
     if !t.id.is_empty() && !details.contains_key(t.id.as_str()) {
-        details.insert(t.id.clone(), TableDetail { table_id: t.id.clone(), table_luid: t.luid, database_type, connection_type });
+        details.insert(
+            t.id.clone(),
+            TableDetail {
+                table_id: t.id.clone(),
+                table_luid: t.luid,
+                database_type,
+                connection_type,
+            },
+        );
     }
     rows::RelationUse {
         integration: integration.to_string(),
@@ -578,7 +827,11 @@ fn table_row(integration: &str, workbook_id: &str, via: Via, via_id: &str, t: Ta
         full_name: t.full_name,
         schema: t.schema,
         database: database_name,
-        kind: if is_file { RelationKind::File } else { RelationKind::Table },
+        kind: if is_file {
+            RelationKind::File
+        } else {
+            RelationKind::Table
+        },
         detail,
     }
 }
@@ -601,8 +854,13 @@ mod tests {
         clear(&tx).unwrap();
         tx.commit().unwrap();
         let left = |t: &str| -> Vec<String> {
-            let mut st = conn.prepare(&format!("SELECT integration FROM {t} ORDER BY integration")).unwrap();
-            st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+            let mut st = conn
+                .prepare(&format!("SELECT integration FROM {t} ORDER BY integration"))
+                .unwrap();
+            st.query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
         };
         assert_eq!(left("extract_warnings"), ["inventory"]);
         assert_eq!(left("raw_responses"), ["inventory"]);
@@ -611,7 +869,8 @@ mod tests {
 
     /// The rows the data sources' tables hold for one workbook, as the refresh stage reads
     /// them from `bi_refresh_targets` (until 0009 it computed them from these tables itself).
-    const SITE_ROWS: &str = "INSERT INTO tableau_datasources VALUES ('site', 'e1', 'embedded', NULL, 'E', 1, 'wb');
+    const SITE_ROWS: &str =
+        "INSERT INTO tableau_datasources VALUES ('site', 'e1', 'embedded', NULL, 'E', 1, 'wb');
          INSERT INTO tableau_datasources VALUES ('site', 'e2', 'embedded', NULL, 'E2', 0, 'wb2');
          INSERT INTO tableau_datasources VALUES ('site', 'p1', 'published', 'd1', 'P', 1, NULL);
          INSERT INTO tableau_datasources VALUES ('site', 'p2', 'published', 'd2', 'Live', 0, NULL);
@@ -623,7 +882,10 @@ mod tests {
         let mut st = conn
             .prepare("SELECT asset_ref, target_kind, target_ref, target_name FROM bi_refresh_targets ORDER BY asset_ref, target_kind, target_ref")
             .unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(Result::unwrap).collect()
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     }
 
     fn row(a: &str, k: &str, t: &str, n: &str) -> (String, String, String, String) {
@@ -643,13 +905,16 @@ mod tests {
             has_extracts: Some(extracts),
             ..Default::default()
         };
-        let embedded = |id: &str, name: &str, extracts: bool, upstream: Vec<PublishedDatasource>| EmbeddedDatasource {
-            id: id.into(),
-            name: Some(name.into()),
-            has_extracts: Some(extracts),
-            upstream_datasources: Some(upstream),
-            ..Default::default()
-        };
+        let embedded =
+            |id: &str, name: &str, extracts: bool, upstream: Vec<PublishedDatasource>| {
+                EmbeddedDatasource {
+                    id: id.into(),
+                    name: Some(name.into()),
+                    has_extracts: Some(extracts),
+                    upstream_datasources: Some(upstream),
+                    ..Default::default()
+                }
+            };
         let wb = |id: &str, luid: Option<&str>, name: &str, ds: Vec<EmbeddedDatasource>| Workbook {
             id: id.into(),
             luid: luid.map(str::to_string),
@@ -658,16 +923,53 @@ mod tests {
             ..Default::default()
         };
         let workbooks = [
-            wb("wb", Some("w1"), "W", vec![embedded("e1", "E", true, vec![published("p1", "d1", "P", true), published("p2", "d2", "Live", false)])]),
-            wb("wb2", Some("w2"), "W2", vec![embedded("e2", "E2", false, vec![published("p1", "d1", "P", true)])]),
-            wb("wb3", None, "no luid", vec![embedded("e3", "E3", true, vec![published("p3", "d3", "P3", true)])]),
+            wb(
+                "wb",
+                Some("w1"),
+                "W",
+                vec![embedded(
+                    "e1",
+                    "E",
+                    true,
+                    vec![
+                        published("p1", "d1", "P", true),
+                        published("p2", "d2", "Live", false),
+                    ],
+                )],
+            ),
+            wb(
+                "wb2",
+                Some("w2"),
+                "W2",
+                vec![embedded(
+                    "e2",
+                    "E2",
+                    false,
+                    vec![published("p1", "d1", "P", true)],
+                )],
+            ),
+            wb(
+                "wb3",
+                None,
+                "no luid",
+                vec![embedded(
+                    "e3",
+                    "E3",
+                    true,
+                    vec![published("p3", "d3", "P3", true)],
+                )],
+            ),
         ];
         let tx = conn.transaction().unwrap();
         write_refresh_targets(&tx, "site", &workbooks).unwrap();
         tx.commit().unwrap();
         assert_eq!(
             targets(&conn),
-            [row("w1", "datasource", "d1", "P"), row("w1", "workbook", "w1", "W"), row("w2", "datasource", "d1", "P")],
+            [
+                row("w1", "datasource", "d1", "P"),
+                row("w1", "workbook", "w1", "W"),
+                row("w2", "datasource", "d1", "P")
+            ],
             "published with extracts, and the workbook for an embedded extract; not a live one"
         );
     }
@@ -677,17 +979,35 @@ mod tests {
     #[test]
     fn an_unknown_datasource_kind_fails_naming_the_table_and_id() {
         for (id, sql) in [
-            ("p1", "UPDATE tableau_datasources SET kind = 'cube' WHERE id = 'p1'"),
-            ("e1", "UPDATE tableau_datasources SET kind = 'cube' WHERE id = 'e1'"),
+            (
+                "p1",
+                "UPDATE tableau_datasources SET kind = 'cube' WHERE id = 'p1'",
+            ),
+            (
+                "e1",
+                "UPDATE tableau_datasources SET kind = 'cube' WHERE id = 'e1'",
+            ),
         ] {
             let mut conn = rusqlite::Connection::open_in_memory().unwrap();
             crate::db::migrate(&mut conn).unwrap();
             conn.execute_batch(SITE_ROWS).unwrap();
             conn.execute(sql, []).unwrap();
             let tx = conn.transaction().unwrap();
-            let wb = Workbook { id: "wb".into(), luid: Some("w1".into()), name: Some("W".into()), ..Default::default() };
-            let err = format!("{:#}", write_refresh_targets(&tx, "site", &[wb]).unwrap_err());
-            for want in ["table tableau_datasources", &format!("data source {id}"), "unknown data source kind \"cube\""] {
+            let wb = Workbook {
+                id: "wb".into(),
+                luid: Some("w1".into()),
+                name: Some("W".into()),
+                ..Default::default()
+            };
+            let err = format!(
+                "{:#}",
+                write_refresh_targets(&tx, "site", &[wb]).unwrap_err()
+            );
+            for want in [
+                "table tableau_datasources",
+                &format!("data source {id}"),
+                "unknown data source kind \"cube\"",
+            ] {
                 assert!(err.contains(want), "{want:?} not in: {err}");
             }
         }
@@ -724,7 +1044,12 @@ mod tests {
         crate::db::migrate(&mut conn).unwrap();
         assert_eq!(
             targets(&conn),
-            [row("w1", "datasource", "d1", "P"), row("w1", "workbook", "w1", "W"), row("w2", "cube", "c1", "C"), row("w2", "datasource", "d1", "P")]
+            [
+                row("w1", "datasource", "d1", "P"),
+                row("w1", "workbook", "w1", "W"),
+                row("w2", "cube", "c1", "C"),
+                row("w2", "datasource", "d1", "P")
+            ]
         );
         let renamed: (String, String, String, String, String) = conn
             .query_row(
@@ -733,16 +1058,40 @@ mod tests {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .unwrap();
-        assert_eq!(renamed, ("w1".into(), "d1".into(), "409093".into(), "queued".into(), "d1".into()));
+        assert_eq!(
+            renamed,
+            (
+                "w1".into(),
+                "d1".into(),
+                "409093".into(),
+                "queued".into(),
+                "d1".into()
+            )
+        );
     }
 
     #[test]
     fn urls_for_named_and_default_sites() {
-        let w = Workbook { vizportal_url_id: Some("42".into()), ..Default::default() };
-        assert_eq!(workbook_url("https://t.example.com/", "acme", &w).unwrap(), "https://t.example.com/#/site/acme/workbooks/42");
-        assert_eq!(workbook_url("https://t.example.com", "", &w).unwrap(), "https://t.example.com/#/workbooks/42");
-        let w = Workbook { uri: Some("sites/1/workbooks/77".into()), ..Default::default() };
-        assert_eq!(workbook_url("https://t", "a", &w).unwrap(), "https://t/#/site/a/workbooks/77");
+        let w = Workbook {
+            vizportal_url_id: Some("42".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            workbook_url("https://t.example.com/", "acme", &w).unwrap(),
+            "https://t.example.com/#/site/acme/workbooks/42"
+        );
+        assert_eq!(
+            workbook_url("https://t.example.com", "", &w).unwrap(),
+            "https://t.example.com/#/workbooks/42"
+        );
+        let w = Workbook {
+            uri: Some("sites/1/workbooks/77".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            workbook_url("https://t", "a", &w).unwrap(),
+            "https://t/#/site/a/workbooks/77"
+        );
     }
 
     /// Tableau's own tags read back as written, and refuse a value they do not know.
@@ -774,12 +1123,24 @@ mod tests {
             .unwrap();
         crate::db::migrate(&mut conn).unwrap();
         // Through 0008 too: the rows are in bi_relations, seen through the tableau_tables view.
-        for (table, column) in [("tableau_tables", "workbook_id"), ("bi_relations", "asset_id"), ("exposure_dependencies", "asset_id")] {
-            let mut st = conn.prepare(&format!("SELECT {column} FROM {table}")).unwrap();
-            let got: Vec<String> = st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        for (table, column) in [
+            ("tableau_tables", "workbook_id"),
+            ("bi_relations", "asset_id"),
+            ("exposure_dependencies", "asset_id"),
+        ] {
+            let mut st = conn
+                .prepare(&format!("SELECT {column} FROM {table}"))
+                .unwrap();
+            let got: Vec<String> = st
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
             assert_eq!(got, ["w1", "w2"], "{table}");
         }
-        let rowid: i64 = conn.query_row("SELECT max(rowid) FROM bi_relations", [], |r| r.get(0)).unwrap();
+        let rowid: i64 = conn
+            .query_row("SELECT max(rowid) FROM bi_relations", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(rowid, 2);
     }
 
@@ -805,18 +1166,38 @@ mod tests {
         .unwrap();
         crate::db::migrate(&mut conn).unwrap();
         let mut st = conn.prepare("SELECT relation_id, kind, coalesce(detail, '') FROM bi_relations ORDER BY via, relation_id").unwrap();
-        let got: Vec<(String, String, String)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect();
-        let want = [("", "unparsed_sql", ""), ("t1", "table", ""), ("t2", "file", "File"), ("t3", "file", "textscan")];
-        assert_eq!(got, want.map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())));
+        let got: Vec<(String, String, String)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let want = [
+            ("", "unparsed_sql", ""),
+            ("t1", "table", ""),
+            ("t2", "file", "File"),
+            ("t3", "file", "textscan"),
+        ];
+        assert_eq!(
+            got,
+            want.map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        );
         let got: (String, String, String, i64) = conn
             .query_row("SELECT a.asset_ref, a.owner_name, i.label, i.complete FROM bi_assets a JOIN bi_instances i USING (integration)", [], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .unwrap();
         assert_eq!(got, ("l".into(), "eve".into(), "acme".into(), 0));
-        let side: String = conn.query_row("SELECT side FROM relation_keys", [], |r| r.get(0)).unwrap();
+        let side: String = conn
+            .query_row("SELECT side FROM relation_keys", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(side, "bi");
-        let view: i64 = conn.query_row("SELECT count(*) FROM tableau_tables WHERE database_type = 'File'", [], |r| r.get(0)).unwrap();
+        let view: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM tableau_tables WHERE database_type = 'File'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
         assert_eq!(view, 1);
     }
 }

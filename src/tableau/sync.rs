@@ -61,7 +61,12 @@ pub(crate) struct IdOnly {
 
 impl SqlListed {
     fn workbooks(&self) -> Vec<String> {
-        sorted(self.downstream_workbooks.iter().flatten().map(|w| w.id.clone()))
+        sorted(
+            self.downstream_workbooks
+                .iter()
+                .flatten()
+                .map(|w| w.id.clone()),
+        )
     }
 }
 
@@ -109,19 +114,42 @@ pub(crate) fn load(db: &Path, integration: &str) -> Result<Base> {
     while let Some(r) = rows.next()? {
         let id: String = r.get(0)?;
         let datasources: String = r.get(2)?;
-        let datasources = serde_json::from_str(&datasources)
-            .with_context(|| format!("database {}: tableau_workbook_cache.datasources of workbook {id:?}", db.display()))?;
-        base.workbooks.insert(id, CachedWorkbook { updated_at: r.get(1)?, datasources, details: r.get(3)? });
+        let datasources = serde_json::from_str(&datasources).with_context(|| {
+            format!(
+                "database {}: tableau_workbook_cache.datasources of workbook {id:?}",
+                db.display()
+            )
+        })?;
+        base.workbooks.insert(
+            id,
+            CachedWorkbook {
+                updated_at: r.get(1)?,
+                datasources,
+                details: r.get(3)?,
+            },
+        );
     }
     drop(rows);
-    let mut st = tx.prepare("SELECT id, workbooks, details FROM tableau_custom_sql_cache WHERE integration = ?1")?;
+    let mut st = tx.prepare(
+        "SELECT id, workbooks, details FROM tableau_custom_sql_cache WHERE integration = ?1",
+    )?;
     let mut rows = st.query([integration])?;
     while let Some(r) = rows.next()? {
         let id: String = r.get(0)?;
         let workbooks: String = r.get(1)?;
-        let workbooks = serde_json::from_str(&workbooks)
-            .with_context(|| format!("database {}: tableau_custom_sql_cache.workbooks of {id:?}", db.display()))?;
-        base.custom_sql.insert(id, CachedSql { workbooks, details: r.get(2)? });
+        let workbooks = serde_json::from_str(&workbooks).with_context(|| {
+            format!(
+                "database {}: tableau_custom_sql_cache.workbooks of {id:?}",
+                db.display()
+            )
+        })?;
+        base.custom_sql.insert(
+            id,
+            CachedSql {
+                workbooks,
+                details: r.get(2)?,
+            },
+        );
     }
     Ok(base)
 }
@@ -134,33 +162,65 @@ pub(crate) struct Now<'a> {
 
 /// The workbooks to fetch, the ones reused (details parsed from the cache), and a state row
 /// for every listed or removed workbook. Without a base, every listed workbook is fetched.
-pub(crate) fn plan_workbooks(base: Option<&Base>, now: &Now<'_>, full_why: &str) -> (Vec<String>, Vec<Workbook>, Vec<State>) {
+pub(crate) fn plan_workbooks(
+    base: Option<&Base>,
+    now: &Now<'_>,
+    full_why: &str,
+) -> (Vec<String>, Vec<Workbook>, Vec<State>) {
     let mut fetch = Vec::new();
     let mut reused = Vec::new();
     let mut states = Vec::new();
-    let state = |id: &str, action, reason: String| State { kind: "workbook", id: id.to_string(), action, reason };
+    let state = |id: &str, action, reason: String| State {
+        kind: "workbook",
+        id: id.to_string(),
+        action,
+        reason,
+    };
     let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "null".into());
     for l in now.workbooks {
         let Some(base) = base else {
             fetch.push(l.id.clone());
-            states.push(state(&l.id, Action::Fetched, format!("full sync: {full_why}")));
+            states.push(state(
+                &l.id,
+                Action::Fetched,
+                format!("full sync: {full_why}"),
+            ));
             continue;
         };
         let why = match base.workbooks.get(&l.id) {
             None => Err("new since the last extraction".to_string()),
-            Some(_) if l.updated_at.is_none() => Err("the listing gave no updatedAt to compare".to_string()),
-            Some(c) if c.updated_at != l.updated_at => Err(format!("changed: updatedAt {} → {}", shown(&c.updated_at), shown(&l.updated_at))),
-            Some(c) => match c.datasources.iter().find(|(id, v)| now.datasources.get(id) != Some(v)) {
+            Some(_) if l.updated_at.is_none() => {
+                Err("the listing gave no updatedAt to compare".to_string())
+            }
+            Some(c) if c.updated_at != l.updated_at => Err(format!(
+                "changed: updatedAt {} → {}",
+                shown(&c.updated_at),
+                shown(&l.updated_at)
+            )),
+            Some(c) => match c
+                .datasources
+                .iter()
+                .find(|(id, v)| now.datasources.get(id) != Some(v))
+            {
                 Some((id, v)) => Err(match now.datasources.get(id) {
-                    Some(n) => format!("published data source {id} changed: updatedAt {} → {}", shown(v), shown(n)),
+                    Some(n) => format!(
+                        "published data source {id} changed: updatedAt {} → {}",
+                        shown(v),
+                        shown(n)
+                    ),
                     None => format!("published data source {id} is no longer listed"),
                 }),
                 None => match serde_json::from_str::<Workbook>(&c.details) {
                     Err(e) => Err(format!("its cached details could not be read ({e})")),
-                    Ok(w) if w.project_luid != l.project_luid => {
-                        Err(format!("moved: project {} → {}", shown(&w.project_luid), shown(&l.project_luid)))
-                    }
-                    Ok(w) => Ok((w, format!("unchanged since updatedAt {}", shown(&l.updated_at)))),
+                    Ok(w) if w.project_luid != l.project_luid => Err(format!(
+                        "moved: project {} → {}",
+                        shown(&w.project_luid),
+                        shown(&l.project_luid)
+                    )),
+                    Ok(w) => Ok((
+                        w,
+                        format!("unchanged since updatedAt {}", shown(&l.updated_at)),
+                    )),
                 },
             },
         };
@@ -177,7 +237,11 @@ pub(crate) fn plan_workbooks(base: Option<&Base>, now: &Now<'_>, full_why: &str)
     }
     if let Some(base) = base {
         let listed: BTreeSet<&str> = now.workbooks.iter().map(|l| l.id.as_str()).collect();
-        let mut gone: Vec<&String> = base.workbooks.keys().filter(|id| !listed.contains(id.as_str())).collect();
+        let mut gone: Vec<&String> = base
+            .workbooks
+            .keys()
+            .filter(|id| !listed.contains(id.as_str()))
+            .collect();
         gone.sort();
         for id in gone {
             states.push(state(id, Action::Removed, "no longer listed (deleted, moved out of the selected projects, or hidden from the PAT's user)".into()));
@@ -188,19 +252,33 @@ pub(crate) fn plan_workbooks(base: Option<&Base>, now: &Now<'_>, full_why: &str)
 
 /// The custom SQL queries to fetch, the ones reused, and their state rows; `fetched` are the
 /// workbooks whose details were fetched this time.
-pub(crate) fn plan_custom_sql(base: &Base, listed: &[SqlListed], fetched: &BTreeSet<&str>) -> (Vec<String>, Vec<CustomSql>, Vec<State>) {
+pub(crate) fn plan_custom_sql(
+    base: &Base,
+    listed: &[SqlListed],
+    fetched: &BTreeSet<&str>,
+) -> (Vec<String>, Vec<CustomSql>, Vec<State>) {
     let mut fetch = Vec::new();
     let mut reused = Vec::new();
     let mut states = Vec::new();
-    let state = |id: &str, action, reason: String| State { kind: "custom_sql", id: id.to_string(), action, reason };
+    let state = |id: &str, action, reason: String| State {
+        kind: "custom_sql",
+        id: id.to_string(),
+        action,
+        reason,
+    };
     for l in listed {
         let workbooks = l.workbooks();
         let why = match base.custom_sql.get(&l.id) {
             None => Err("new since the last extraction".to_string()),
-            Some(c) if c.workbooks != workbooks => Err("the workbooks downstream of it changed".to_string()),
+            Some(c) if c.workbooks != workbooks => {
+                Err("the workbooks downstream of it changed".to_string())
+            }
             Some(_) if workbooks.iter().any(|w| fetched.contains(w.as_str())) => Err(format!(
                 "workbook {} downstream of it was fetched again",
-                workbooks.iter().find(|w| fetched.contains(w.as_str())).map_or("?", String::as_str)
+                workbooks
+                    .iter()
+                    .find(|w| fetched.contains(w.as_str()))
+                    .map_or("?", String::as_str)
             )),
             Some(c) => match serde_json::from_str::<CustomSql>(&c.details) {
                 Err(e) => Err(format!("its cached details could not be read ({e})")),
@@ -210,7 +288,11 @@ pub(crate) fn plan_custom_sql(base: &Base, listed: &[SqlListed], fetched: &BTree
         match why {
             Ok(q) => {
                 reused.push(q);
-                states.push(state(&l.id, Action::Reused, "unchanged: none of the workbooks downstream of it changed".into()));
+                states.push(state(
+                    &l.id,
+                    Action::Reused,
+                    "unchanged: none of the workbooks downstream of it changed".into(),
+                ));
             }
             Err(reason) => {
                 fetch.push(l.id.clone());
@@ -219,7 +301,11 @@ pub(crate) fn plan_custom_sql(base: &Base, listed: &[SqlListed], fetched: &BTree
         }
     }
     let listed: BTreeSet<&str> = listed.iter().map(|l| l.id.as_str()).collect();
-    let mut gone: Vec<&String> = base.custom_sql.keys().filter(|id| !listed.contains(id.as_str())).collect();
+    let mut gone: Vec<&String> = base
+        .custom_sql
+        .keys()
+        .filter(|id| !listed.contains(id.as_str()))
+        .collect();
     gone.sort();
     for id in gone {
         states.push(state(id, Action::Removed, "no longer listed".into()));
@@ -239,7 +325,11 @@ pub(crate) struct Outcome {
 }
 
 /// The cache row of a fetched workbook: what it was fetched from.
-pub(crate) fn workbook_row(w: &Workbook, listed: &FxHashMap<&str, &Listed>, versions: &FxHashMap<String, Option<String>>) -> Result<(String, Option<String>, String, String)> {
+pub(crate) fn workbook_row(
+    w: &Workbook,
+    listed: &FxHashMap<&str, &Listed>,
+    versions: &FxHashMap<String, Option<String>>,
+) -> Result<(String, Option<String>, String, String)> {
     let datasources: BTreeMap<&str, Option<String>> = w
         .embedded_datasources
         .iter()
@@ -249,23 +339,53 @@ pub(crate) fn workbook_row(w: &Workbook, listed: &FxHashMap<&str, &Listed>, vers
         .collect();
     let datasources: Vec<(&str, Option<String>)> = datasources.into_iter().collect();
     let updated_at = listed.get(w.id.as_str()).and_then(|l| l.updated_at.clone());
-    Ok((w.id.clone(), updated_at, serde_json::to_string(&datasources)?, serde_json::to_string(w)?))
+    Ok((
+        w.id.clone(),
+        updated_at,
+        serde_json::to_string(&datasources)?,
+        serde_json::to_string(w)?,
+    ))
 }
 
 /// The cache row of a fetched custom SQL query.
 pub(crate) fn custom_sql_row(q: &CustomSql) -> Result<(String, String, String)> {
-    let workbooks = sorted(q.downstream_workbooks.iter().flatten().map(|w| w.id.clone()));
-    Ok((q.id.clone(), serde_json::to_string(&workbooks)?, serde_json::to_string(q)?))
+    let workbooks = sorted(
+        q.downstream_workbooks
+            .iter()
+            .flatten()
+            .map(|w| w.id.clone()),
+    );
+    Ok((
+        q.id.clone(),
+        serde_json::to_string(&workbooks)?,
+        serde_json::to_string(q)?,
+    ))
 }
 
 /// Writes `o` for `integration`: a full sync replaces its cache; an incremental one replaces
 /// the rows of what it fetched and deletes those of what was removed, leaving the reused ones
 /// as they are.
-pub(crate) fn write(tx: &Transaction, integration: &str, o: &Outcome, complete: bool) -> Result<()> {
-    crate::sync::write(tx, integration, &o.decision, &o.settings_hash, complete, &o.states)?;
+pub(crate) fn write(
+    tx: &Transaction,
+    integration: &str,
+    o: &Outcome,
+    complete: bool,
+) -> Result<()> {
+    crate::sync::write(
+        tx,
+        integration,
+        &o.decision,
+        &o.settings_hash,
+        complete,
+        &o.states,
+    )?;
     if o.decision.incremental {
-        let mut del_w = tx.prepare_cached("DELETE FROM tableau_workbook_cache WHERE integration = ?1 AND id = ?2")?;
-        let mut del_q = tx.prepare_cached("DELETE FROM tableau_custom_sql_cache WHERE integration = ?1 AND id = ?2")?;
+        let mut del_w = tx.prepare_cached(
+            "DELETE FROM tableau_workbook_cache WHERE integration = ?1 AND id = ?2",
+        )?;
+        let mut del_q = tx.prepare_cached(
+            "DELETE FROM tableau_custom_sql_cache WHERE integration = ?1 AND id = ?2",
+        )?;
         for s in o.states.iter().filter(|s| s.action != Action::Reused) {
             match s.kind {
                 "workbook" => del_w.execute(params![integration, s.id])?,
@@ -273,8 +393,14 @@ pub(crate) fn write(tx: &Transaction, integration: &str, o: &Outcome, complete: 
             };
         }
     } else {
-        tx.execute("DELETE FROM tableau_workbook_cache WHERE integration = ?1", [integration])?;
-        tx.execute("DELETE FROM tableau_custom_sql_cache WHERE integration = ?1", [integration])?;
+        tx.execute(
+            "DELETE FROM tableau_workbook_cache WHERE integration = ?1",
+            [integration],
+        )?;
+        tx.execute(
+            "DELETE FROM tableau_custom_sql_cache WHERE integration = ?1",
+            [integration],
+        )?;
     }
     let mut st = tx.prepare_cached(
         "INSERT OR REPLACE INTO tableau_workbook_cache (integration, id, updated_at, datasources, details) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -291,8 +417,17 @@ pub(crate) fn write(tx: &Transaction, integration: &str, o: &Outcome, complete: 
 
 /// Deletes the cache of sites no longer in the config (their `tableau_sites` rows are gone).
 pub(crate) fn forget_removed(tx: &Transaction) -> Result<()> {
-    for t in ["tableau_workbook_cache", "tableau_custom_sql_cache"] {
-        tx.execute(&format!("DELETE FROM {t} WHERE integration NOT IN (SELECT integration FROM tableau_sites)"), [])?;
+    let keyed = super::store::KEYED.into_iter();
+    for t in ["tableau_workbook_cache", "tableau_custom_sql_cache"]
+        .into_iter()
+        .chain(keyed)
+    {
+        tx.execute(
+            &format!(
+                "DELETE FROM {t} WHERE integration NOT IN (SELECT integration FROM tableau_sites)"
+            ),
+            [],
+        )?;
     }
     Ok(())
 }
@@ -302,14 +437,29 @@ mod tests {
     use super::*;
 
     fn listed(id: &str, updated_at: Option<&str>, project: &str) -> Listed {
-        Listed { id: id.into(), updated_at: updated_at.map(str::to_string), project_luid: Some(project.into()) }
+        Listed {
+            id: id.into(),
+            updated_at: updated_at.map(str::to_string),
+            project_luid: Some(project.into()),
+        }
     }
 
-    fn cached(updated_at: &str, project: &str, datasources: &[(&str, Option<&str>)]) -> CachedWorkbook {
-        let w = Workbook { id: "x".into(), project_luid: Some(project.into()), ..Default::default() };
+    fn cached(
+        updated_at: &str,
+        project: &str,
+        datasources: &[(&str, Option<&str>)],
+    ) -> CachedWorkbook {
+        let w = Workbook {
+            id: "x".into(),
+            project_luid: Some(project.into()),
+            ..Default::default()
+        };
         CachedWorkbook {
             updated_at: Some(updated_at.into()),
-            datasources: datasources.iter().map(|(d, v)| (d.to_string(), v.map(str::to_string))).collect(),
+            datasources: datasources
+                .iter()
+                .map(|(d, v)| (d.to_string(), v.map(str::to_string)))
+                .collect(),
             details: serde_json::to_string(&w).unwrap(),
         }
     }
@@ -328,7 +478,14 @@ mod tests {
         ] {
             base.workbooks.insert(id.into(), c);
         }
-        base.workbooks.insert("broken".into(), CachedWorkbook { updated_at: Some("t1".into()), datasources: vec![], details: "{".into() });
+        base.workbooks.insert(
+            "broken".into(),
+            CachedWorkbook {
+                updated_at: Some("t1".into()),
+                datasources: vec![],
+                details: "{".into(),
+            },
+        );
         let workbooks = vec![
             listed("broken", Some("t1"), "p"),
             listed("ds_changed", Some("t1"), "p"),
@@ -339,11 +496,35 @@ mod tests {
             listed("no_version", None, "p"),
             listed("same", Some("t1"), "p"),
         ];
-        let datasources: FxHashMap<String, Option<String>> = [("ds1".to_string(), Some("v1".to_string()))].into_iter().collect();
-        let (fetch, reused, states) = plan_workbooks(Some(&base), &Now { workbooks: &workbooks, datasources: &datasources }, "unused");
-        assert_eq!(fetch, ["broken", "ds_changed", "ds_gone", "edited", "moved", "new", "no_version"]);
+        let datasources: FxHashMap<String, Option<String>> =
+            [("ds1".to_string(), Some("v1".to_string()))]
+                .into_iter()
+                .collect();
+        let (fetch, reused, states) = plan_workbooks(
+            Some(&base),
+            &Now {
+                workbooks: &workbooks,
+                datasources: &datasources,
+            },
+            "unused",
+        );
+        assert_eq!(
+            fetch,
+            [
+                "broken",
+                "ds_changed",
+                "ds_gone",
+                "edited",
+                "moved",
+                "new",
+                "no_version"
+            ]
+        );
         assert_eq!(reused.len(), 1);
-        let reasons: Vec<String> = states.iter().map(|s| format!("{} {:?} {}", s.id, s.action, s.reason)).collect();
+        let reasons: Vec<String> = states
+            .iter()
+            .map(|s| format!("{} {:?} {}", s.id, s.action, s.reason))
+            .collect();
         insta::assert_debug_snapshot!(reasons, @r#"
         [
             "broken Fetched its cached details could not be read (EOF while parsing an object at line 1 column 1)",
@@ -358,32 +539,77 @@ mod tests {
         ]
         "#);
         // Without a base, everything listed is fetched, for the full sync's reason.
-        let (fetch, reused, states) = plan_workbooks(None, &Now { workbooks: &workbooks, datasources: &datasources }, "--full");
+        let (fetch, reused, states) = plan_workbooks(
+            None,
+            &Now {
+                workbooks: &workbooks,
+                datasources: &datasources,
+            },
+            "--full",
+        );
         assert_eq!((fetch.len(), reused.len()), (8, 0));
-        assert!(states.iter().all(|s| s.action == Action::Fetched && s.reason == "full sync: --full"));
+        assert!(states
+            .iter()
+            .all(|s| s.action == Action::Fetched && s.reason == "full sync: --full"));
     }
 
     #[test]
     fn custom_sql_follows_the_workbooks_downstream_of_it() {
         let q = |id: &str, wbs: &[&str]| CustomSql {
             id: id.into(),
-            downstream_workbooks: Some(wbs.iter().map(|w| super::super::model::WorkbookRef { id: w.to_string(), ..Default::default() }).collect()),
+            downstream_workbooks: Some(
+                wbs.iter()
+                    .map(|w| super::super::model::WorkbookRef {
+                        id: w.to_string(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
             ..Default::default()
         };
         let mut base = Base::default();
-        for c in [q("same", &["a"]), q("refetched", &["b"]), q("regrouped", &["a"]), q("gone", &["a"])] {
+        for c in [
+            q("same", &["a"]),
+            q("refetched", &["b"]),
+            q("regrouped", &["a"]),
+            q("gone", &["a"]),
+        ] {
             let (id, workbooks, details) = custom_sql_row(&c).unwrap();
-            base.custom_sql.insert(id, CachedSql { workbooks: serde_json::from_str(&workbooks).unwrap(), details });
+            base.custom_sql.insert(
+                id,
+                CachedSql {
+                    workbooks: serde_json::from_str(&workbooks).unwrap(),
+                    details,
+                },
+            );
         }
-        let l = |id: &str, wbs: &[&str]| SqlListed { id: id.into(), downstream_workbooks: Some(wbs.iter().map(|w| IdOnly { id: w.to_string() }).collect()) };
-        let listed = [l("new", &["a"]), l("refetched", &["b"]), l("regrouped", &["c", "a"]), l("same", &["a"])];
+        let l = |id: &str, wbs: &[&str]| SqlListed {
+            id: id.into(),
+            downstream_workbooks: Some(wbs.iter().map(|w| IdOnly { id: w.to_string() }).collect()),
+        };
+        let listed = [
+            l("new", &["a"]),
+            l("refetched", &["b"]),
+            l("regrouped", &["c", "a"]),
+            l("same", &["a"]),
+        ];
         let fetched: BTreeSet<&str> = ["b"].into_iter().collect();
         let (fetch, reused, states) = plan_custom_sql(&base, &listed, &fetched);
         assert_eq!(fetch, ["new", "refetched", "regrouped"]);
-        assert_eq!(reused.iter().map(|q| q.id.as_str()).collect::<Vec<_>>(), ["same"]);
-        let removed: Vec<&str> = states.iter().filter(|s| s.action == Action::Removed).map(|s| s.id.as_str()).collect();
+        assert_eq!(
+            reused.iter().map(|q| q.id.as_str()).collect::<Vec<_>>(),
+            ["same"]
+        );
+        let removed: Vec<&str> = states
+            .iter()
+            .filter(|s| s.action == Action::Removed)
+            .map(|s| s.id.as_str())
+            .collect();
         assert_eq!(removed, ["gone"]);
-        assert_eq!(states[1].reason, "workbook b downstream of it was fetched again");
+        assert_eq!(
+            states[1].reason,
+            "workbook b downstream of it was fetched again"
+        );
         assert_eq!(states[2].reason, "the workbooks downstream of it changed");
     }
 }

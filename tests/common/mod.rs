@@ -75,7 +75,11 @@ impl Workspace {
         Workspace::with_manifest(sites, replay, &demo_manifest())
     }
 
-    pub fn with_manifest(sites: &[SiteConfig], replay: Option<&Path>, manifest: &Path) -> Workspace {
+    pub fn with_manifest(
+        sites: &[SiteConfig],
+        replay: Option<&Path>,
+        manifest: &Path,
+    ) -> Workspace {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("dbt")).unwrap();
         let mut yaml = format!(
@@ -123,10 +127,25 @@ impl Workspace {
     }
 
     /// As `run`, with `args` after the command (`--allow-empty`).
-    pub fn run_with(&self, global: &[&str], stage: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    pub fn run_with(
+        &self,
+        global: &[&str],
+        stage: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_autoexpose"));
-        cmd.args(global).arg(stage).args(args).arg("--config").arg(&self.config);
-        for k in ["AE_TEST_PAT_NAME", "AE_TEST_PAT_SECRET", "AE_MINI_NAME", "AE_MINI_SECRET"] {
+        cmd.args(global)
+            .arg(stage)
+            .args(args)
+            .arg("--config")
+            .arg(&self.config);
+        for k in [
+            "AE_TEST_PAT_NAME",
+            "AE_TEST_PAT_SECRET",
+            "AE_MINI_NAME",
+            "AE_MINI_SECRET",
+        ] {
             cmd.env_remove(k);
         }
         for (k, v) in env {
@@ -162,7 +181,12 @@ pub fn stderr(o: &Output) -> String {
 }
 
 pub fn assert_ok(o: &Output) {
-    assert!(o.status.success(), "exit {:?}\nstderr:\n{}", o.status.code(), stderr(o));
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstderr:\n{}",
+        o.status.code(),
+        stderr(o)
+    );
 }
 
 /// All rows of a table, sorted by every column, as YAML-friendly maps.
@@ -170,14 +194,20 @@ pub fn dump(conn: &rusqlite::Connection, table: &str) -> Vec<BTreeMap<String, se
     dump_query(conn, &format!("SELECT * FROM {table}"))
 }
 
-pub fn dump_query(conn: &rusqlite::Connection, sql: &str) -> Vec<BTreeMap<String, serde_json::Value>> {
+pub fn dump_query(
+    conn: &rusqlite::Connection,
+    sql: &str,
+) -> Vec<BTreeMap<String, serde_json::Value>> {
     let mut rows = dump_query_unsorted(conn, sql);
     rows.sort_by_key(|r| serde_json::to_string(r).unwrap());
     rows
 }
 
 /// The rows of a query in the order SQLite returns them.
-pub fn dump_query_unsorted(conn: &rusqlite::Connection, sql: &str) -> Vec<BTreeMap<String, serde_json::Value>> {
+pub fn dump_query_unsorted(
+    conn: &rusqlite::Connection,
+    sql: &str,
+) -> Vec<BTreeMap<String, serde_json::Value>> {
     let mut st = conn.prepare(sql).unwrap();
     let cols: Vec<String> = st.column_names().iter().map(|c| c.to_string()).collect();
     let rows: Vec<BTreeMap<String, serde_json::Value>> = st
@@ -188,8 +218,12 @@ pub fn dump_query_unsorted(conn: &rusqlite::Connection, sql: &str) -> Vec<BTreeM
                     rusqlite::types::ValueRef::Null => serde_json::Value::Null,
                     rusqlite::types::ValueRef::Integer(n) => serde_json::json!(n),
                     rusqlite::types::ValueRef::Real(f) => serde_json::json!(f),
-                    rusqlite::types::ValueRef::Text(t) => serde_json::json!(String::from_utf8_lossy(t)),
-                    rusqlite::types::ValueRef::Blob(b) => serde_json::json!(format!("<{} bytes>", b.len())),
+                    rusqlite::types::ValueRef::Text(t) => {
+                        serde_json::json!(String::from_utf8_lossy(t))
+                    }
+                    rusqlite::types::ValueRef::Blob(b) => {
+                        serde_json::json!(format!("<{} bytes>", b.len()))
+                    }
                 };
                 m.insert(c.clone(), v);
             }
@@ -225,7 +259,9 @@ pub fn database_places(what: &str, db: &std::path::Path) -> Vec<(String, Vec<u8>
         let mut rows = st.query([]).unwrap();
         while let Some(row) = rows.next().unwrap() {
             for (i, col) in names.iter().enumerate() {
-                if let rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) = row.get_ref(i).unwrap() {
+                if let rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) =
+                    row.get_ref(i).unwrap()
+                {
                     out.push((format!("{what}: table {t}, column {col}"), b.to_vec()));
                 }
             }
@@ -249,7 +285,10 @@ pub fn folder_places(what: &str, dir: &std::path::Path) -> Vec<(String, Vec<u8>)
     for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
         let e = e.unwrap();
         if e.file_type().is_file() {
-            out.push((format!("{what}: {}", e.path().display()), std::fs::read(e.path()).unwrap()));
+            out.push((
+                format!("{what}: {}", e.path().display()),
+                std::fs::read(e.path()).unwrap(),
+            ));
         }
     }
     out
@@ -275,7 +314,13 @@ pub const EXTRACT_TABLES: &[&str] = &[
 /// Every table a stage of `run` writes: extract's, then normalize's, match's and emit's.
 pub fn stage_tables() -> Vec<&'static str> {
     let mut all = EXTRACT_TABLES.to_vec();
-    all.extend(["relation_keys", "exposure_dependencies", "unmatched_tables", "exposures", "emitted_files"]);
+    all.extend([
+        "relation_keys",
+        "exposure_dependencies",
+        "unmatched_tables",
+        "exposures",
+        "emitted_files",
+    ]);
     all
 }
 
@@ -320,9 +365,16 @@ pub fn tables_but(conn: &rusqlite::Connection, skip: &[&str]) -> BTreeMap<String
         .into_iter()
         .filter(|t| !skip.contains(&t.as_str()))
         .map(|t| {
-            let order = if t.ends_with("_cache") { " ORDER BY integration, id" } else { "" };
+            let order = if t.ends_with("_cache") {
+                " ORDER BY integration, id"
+            } else {
+                ""
+            };
             let rows = dump_query_unsorted(conn, &format!("SELECT * FROM {t}{order}"));
-            (format!("table {t}"), serde_json::to_string_pretty(&rows).unwrap())
+            (
+                format!("table {t}"),
+                serde_json::to_string_pretty(&rows).unwrap(),
+            )
         })
         .collect()
 }

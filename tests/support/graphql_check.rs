@@ -21,10 +21,15 @@ pub const SCHEMA_SDL: &str = include_str!("../../testdata/tableau/metadata.graph
 /// The schema, parsed and validated once per process.
 pub fn schema() -> &'static Valid<Schema> {
     static SCHEMA: OnceLock<Valid<Schema>> = OnceLock::new();
-    SCHEMA.get_or_init(|| match Schema::parse_and_validate(SCHEMA_SDL, "testdata/tableau/metadata.graphql") {
-        Ok(s) => s,
-        // A broken schema file is a bug in the test data: say what is wrong with it.
-        Err(e) => panic!("testdata/tableau/metadata.graphql is not a valid schema:\n{}", e.errors),
+    SCHEMA.get_or_init(|| {
+        match Schema::parse_and_validate(SCHEMA_SDL, "testdata/tableau/metadata.graphql") {
+            Ok(s) => s,
+            // A broken schema file is a bug in the test data: say what is wrong with it.
+            Err(e) => panic!(
+                "testdata/tableau/metadata.graphql is not a valid schema:\n{}",
+                e.errors
+            ),
+        }
     })
 }
 
@@ -56,7 +61,10 @@ pub struct Checked {
 impl Checked {
     fn operation(&self) -> &apollo_compiler::executable::Operation {
         // `check` already found it; a miss here is a bug in this module.
-        self.document.operations.get(self.operation_name.as_deref()).expect("operation found by check")
+        self.document
+            .operations
+            .get(self.operation_name.as_deref())
+            .expect("operation found by check")
     }
 
     /// The operation's root fields (`workbooksConnection`, `customSQLTablesConnection`, …).
@@ -68,7 +76,11 @@ impl Checked {
     /// The arguments of `field` as JSON, variables resolved from the coerced values. Input
     /// objects become JSON objects (`filter: {idWithin: $ids}` → `{"idWithin": [...]}`).
     pub fn arguments(&self, field: &Field) -> Map<String, Value> {
-        field.arguments.iter().map(|a| (a.name.to_string(), self.value(&a.value))).collect()
+        field
+            .arguments
+            .iter()
+            .map(|a| (a.name.to_string(), self.value(&a.value)))
+            .collect()
     }
 
     fn value(&self, v: &apollo_compiler::ast::Value) -> Value {
@@ -76,13 +88,27 @@ impl Checked {
         match v {
             V::Null => Value::Null,
             V::Enum(n) => Value::String(n.to_string()),
-            V::Variable(n) => self.variables.get(n.as_str()).cloned().unwrap_or(Value::Null),
+            V::Variable(n) => self
+                .variables
+                .get(n.as_str())
+                .cloned()
+                .unwrap_or(Value::Null),
             V::String(s) => Value::String(s.clone()),
             V::Int(i) => i.try_to_i32().map(Value::from).unwrap_or(Value::Null),
-            V::Float(f) => f.try_to_f64().ok().and_then(serde_json::Number::from_f64).map(Value::Number).unwrap_or(Value::Null),
+            V::Float(f) => f
+                .try_to_f64()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
             V::Boolean(b) => Value::Bool(*b),
             V::List(items) => Value::Array(items.iter().map(|i| self.value(i)).collect()),
-            V::Object(fields) => Value::Object(fields.iter().map(|(k, v)| (k.to_string(), self.value(v))).collect()),
+            V::Object(fields) => Value::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), self.value(v)))
+                    .collect(),
+            ),
         }
     }
 }
@@ -94,7 +120,9 @@ impl Checked {
     /// their type condition (the fixtures hold one concrete type per position).
     pub fn select(&self, value: &Value, set: &SelectionSet) -> Value {
         match value {
-            Value::Array(items) => Value::Array(items.iter().map(|i| self.select(i, set)).collect()),
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|i| self.select(i, set)).collect())
+            }
             Value::Object(_) => {
                 let mut out = Map::new();
                 self.select_into(value, set, &mut out);
@@ -110,7 +138,11 @@ impl Checked {
                 Selection::Field(f) => {
                     let key = f.alias.as_ref().unwrap_or(&f.name).to_string();
                     let v = value.get(f.name.as_str()).cloned().unwrap_or(Value::Null);
-                    let v = if f.selection_set.selections.is_empty() { v } else { self.select(&v, &f.selection_set) };
+                    let v = if f.selection_set.selections.is_empty() {
+                        v
+                    } else {
+                        self.select(&v, &f.selection_set)
+                    };
                     out.insert(key, v);
                 }
                 Selection::InlineFragment(i) => self.select_into(value, &i.selection_set, out),
@@ -126,47 +158,89 @@ impl Checked {
 
 /// The sub-field `name` selected directly under `field`, if any.
 pub fn sub_field<'a>(field: &'a Field, name: &str) -> Option<&'a Field> {
-    field.selection_set.fields().find(|f| f.name == name).map(|f| &**f)
+    field
+        .selection_set
+        .fields()
+        .find(|f| f.name == name)
+        .map(|f| &**f)
 }
 
 /// True when a selection set is leaf fields only (`{ id updatedAt }`: no fragments, no nested objects).
 pub fn selects_only_scalars(set: &SelectionSet) -> bool {
-    set.selections.iter().all(|s| matches!(s, Selection::Field(f) if f.selection_set.selections.is_empty()))
+    set.selections
+        .iter()
+        .all(|s| matches!(s, Selection::Field(f) if f.selection_set.selections.is_empty()))
 }
 
 /// Validates `query` against the schema and coerces `variables` (`null` or missing = none).
-pub fn check(query: &str, variables: &Value, operation_name: Option<&str>) -> Result<Checked, Vec<Problem>> {
+pub fn check(
+    query: &str,
+    variables: &Value,
+    operation_name: Option<&str>,
+) -> Result<Checked, Vec<Problem>> {
     let schema = schema();
-    let document = ExecutableDocument::parse_and_validate(schema, query, "query.graphql").map_err(|e| {
-        e.errors
-            .iter()
-            .map(|d| {
-                let location = d.line_column_range().map(|r| (r.start.line, r.start.column));
-                // apollo-compiler's own wording ("expected value of type [ID], found a
-                // variable"); Tableau's (graphql-java's) differs, and clients must not depend
-                // on either.
-                Problem { message: d.error.to_string(), location }
-            })
-            .collect::<Vec<_>>()
+    let document =
+        ExecutableDocument::parse_and_validate(schema, query, "query.graphql").map_err(|e| {
+            e.errors
+                .iter()
+                .map(|d| {
+                    let location = d
+                        .line_column_range()
+                        .map(|r| (r.start.line, r.start.column));
+                    // apollo-compiler's own wording ("expected value of type [ID], found a
+                    // variable"); Tableau's (graphql-java's) differs, and clients must not depend
+                    // on either.
+                    Problem {
+                        message: d.error.to_string(),
+                        location,
+                    }
+                })
+                .collect::<Vec<_>>()
+        })?;
+    let operation = document.operations.get(operation_name).map_err(|e| {
+        vec![Problem {
+            message: e.message().to_string(),
+            location: None,
+        }]
     })?;
-    let operation = document
-        .operations
-        .get(operation_name)
-        .map_err(|e| vec![Problem { message: e.message().to_string(), location: None }])?;
     let values: apollo_compiler::response::JsonMap = match variables {
         Value::Null => Default::default(),
-        Value::Object(_) => serde_json::from_value(variables.clone())
-            .map_err(|e| vec![Problem { message: format!("variables: {e}"), location: None }])?,
-        _ => return Err(vec![Problem { message: "variables must be a JSON object".into(), location: None }]),
+        Value::Object(_) => serde_json::from_value(variables.clone()).map_err(|e| {
+            vec![Problem {
+                message: format!("variables: {e}"),
+                location: None,
+            }]
+        })?,
+        _ => {
+            return Err(vec![Problem {
+                message: "variables must be a JSON object".into(),
+                location: None,
+            }])
+        }
     };
-    let coerced = apollo_compiler::request::coerce_variable_values(schema, operation, &values).map_err(|e| {
-        let location = e.location().and_then(|l| l.line_column_range(&document.sources)).map(|r| (r.start.line, r.start.column));
-        vec![Problem { message: e.message().to_string(), location }]
-    })?;
+    let coerced = apollo_compiler::request::coerce_variable_values(schema, operation, &values)
+        .map_err(|e| {
+            let location = e
+                .location()
+                .and_then(|l| l.line_column_range(&document.sources))
+                .map(|r| (r.start.line, r.start.column));
+            vec![Problem {
+                message: e.message().to_string(),
+                location,
+            }]
+        })?;
     let variables = match serde_json::to_value(&*coerced) {
         Ok(Value::Object(m)) => m,
         _ => Map::new(),
     };
-    let operation_name = operation.name.as_ref().map(|n| n.to_string()).or(operation_name.map(str::to_string));
-    Ok(Checked { document, operation_name, variables })
+    let operation_name = operation
+        .name
+        .as_ref()
+        .map(|n| n.to_string())
+        .or(operation_name.map(str::to_string));
+    Ok(Checked {
+        document,
+        operation_name,
+        variables,
+    })
 }

@@ -43,8 +43,17 @@ impl Request {
     }
 }
 
-fn write_response(stream: &mut TcpStream, status: u16, headers: &[(String, String)], body: &[u8]) -> std::io::Result<()> {
-    let mut head = format!("HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nConnection: close\r\n", reason(status), body.len());
+fn write_response(
+    stream: &mut TcpStream,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        reason(status),
+        body.len()
+    );
     for (k, v) in headers {
         head.push_str(k);
         head.push_str(": ");
@@ -123,20 +132,36 @@ impl Listener {
 /// Unblocks a `serve` whose `stop` was just set: its `accept` returns this connection, sees
 /// the flag and ends.
 pub fn wake(port: u16) {
-    let _ = TcpStream::connect_timeout(&std::net::SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(2));
+    let _ = TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(2),
+    );
 }
 
 fn connection(stream: TcpStream, handle: &(dyn Fn(Request) + Send + Sync)) {
     let _ = stream.set_read_timeout(Some(IDLE));
     let _ = stream.set_nodelay(true);
-    let Ok(reader_side) = stream.try_clone() else { return };
+    let Ok(reader_side) = stream.try_clone() else {
+        return;
+    };
     let mut reader = BufReader::new(reader_side);
     match read_request(&mut reader) {
-        Ok(Some((method, url, headers, body))) => handle(Request { method, url, headers, body, stream }),
+        Ok(Some((method, url, headers, body))) => handle(Request {
+            method,
+            url,
+            headers,
+            body,
+            stream,
+        }),
         Ok(None) => {} // closed before sending anything (a wake-up, a probe)
         Err((status, why)) => {
             let mut stream = stream;
-            let _ = write_response(&mut stream, status, &[("Content-Type".into(), "text/plain".into())], why.as_bytes());
+            let _ = write_response(
+                &mut stream,
+                status,
+                &[("Content-Type".into(), "text/plain".into())],
+                why.as_bytes(),
+            );
             let _ = stream.shutdown(Shutdown::Write);
         }
     }
@@ -153,7 +178,8 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<Parsed>, (u16, St
         return Ok(None);
     }
     let mut parts = line.trim_end().splitn(3, ' ');
-    let (Some(method), Some(url), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(method), Some(url), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
         return Err(bad("request line"));
     };
     if !version.starts_with("HTTP/1.") {
@@ -170,10 +196,17 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<Parsed>, (u16, St
         if l.is_empty() {
             break;
         }
-        let Some((k, v)) = l.split_once(':') else { return Err(bad("header line without a colon")) };
+        let Some((k, v)) = l.split_once(':') else {
+            return Err(bad("header line without a colon"));
+        };
         headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
     }
-    let get = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let body = if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         read_chunked(r)?
     } else {
@@ -185,13 +218,18 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<Parsed>, (u16, St
             return Err((413, "body too large\n".into()));
         }
         let mut body = vec![0u8; len];
-        r.read_exact(&mut body).map_err(|_| bad("body shorter than its Content-Length"))?;
+        r.read_exact(&mut body)
+            .map_err(|_| bad("body shorter than its Content-Length"))?;
         body
     };
     Ok(Some((method, url, headers, body)))
 }
 
-fn read_line(r: &mut BufReader<TcpStream>, line: &mut String, head_len: &mut usize) -> Result<usize, (u16, String)> {
+fn read_line(
+    r: &mut BufReader<TcpStream>,
+    line: &mut String,
+    head_len: &mut usize,
+) -> Result<usize, (u16, String)> {
     let n = r
         .by_ref()
         .take((MAX_HEAD - *head_len) as u64 + 1)
@@ -227,7 +265,8 @@ fn read_chunked(r: &mut BufReader<TcpStream>) -> Result<Vec<u8>, (u16, String)> 
         }
         let start = body.len();
         body.resize(start + size, 0);
-        r.read_exact(&mut body[start..]).map_err(|_| bad("chunk shorter than its size"))?;
+        r.read_exact(&mut body[start..])
+            .map_err(|_| bad("chunk shorter than its size"))?;
         let mut crlf = [0u8; 2];
         r.read_exact(&mut crlf).map_err(|_| bad("chunk end"))?;
         if &crlf != b"\r\n" {
@@ -263,25 +302,50 @@ mod tests {
         let seen: Arc<Mutex<Vec<(String, String, Vec<u8>, Option<String>)>>> = Arc::default();
         let s2 = Arc::clone(&seen);
         let (port, stop, t) = start(Arc::new(move |rq: Request| {
-            let host = rq.headers.iter().find(|(k, _)| k == "host").map(|(_, v)| v.clone());
-            s2.lock().unwrap().push((rq.method.clone(), rq.url.clone(), rq.body.clone(), host));
+            let host = rq
+                .headers
+                .iter()
+                .find(|(k, _)| k == "host")
+                .map(|(_, v)| v.clone());
+            s2.lock()
+                .unwrap()
+                .push((rq.method.clone(), rq.url.clone(), rq.body.clone(), host));
             rq.respond(202, &[("X-A".into(), "b".into())], b"done");
         }));
-        let a = raw(port, b"POST /x?y=1 HTTP/1.1\r\nHost: here\r\nContent-Length: 5\r\n\r\nhello");
+        let a = raw(
+            port,
+            b"POST /x?y=1 HTTP/1.1\r\nHost: here\r\nContent-Length: 5\r\n\r\nhello",
+        );
         assert!(a.starts_with("HTTP/1.1 202 Accepted\r\n"), "{a}");
-        assert!(a.contains("Content-Length: 4\r\n") && a.contains("X-A: b\r\n") && a.ends_with("\r\n\r\ndone"), "{a}");
+        assert!(
+            a.contains("Content-Length: 4\r\n")
+                && a.contains("X-A: b\r\n")
+                && a.ends_with("\r\n\r\ndone"),
+            "{a}"
+        );
         let b = raw(port, b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n");
         assert!(b.starts_with("HTTP/1.1 202"), "{b}");
         let c = raw(port, b"GARBAGE\r\n\r\n");
         assert!(c.starts_with("HTTP/1.1 400"), "{c}");
-        let d = raw(port, b"POST /short HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc");
+        let d = raw(
+            port,
+            b"POST /short HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc",
+        );
         assert!(d.is_empty() || d.starts_with("HTTP/1.1 400"), "{d}");
         stop.store(true, Ordering::SeqCst);
         wake(port);
         t.join().unwrap();
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 2, "malformed requests never reach the handler");
-        assert_eq!(seen[0], ("POST".into(), "/x?y=1".into(), b"hello".to_vec(), Some("here".into())));
+        assert_eq!(
+            seen[0],
+            (
+                "POST".into(),
+                "/x?y=1".into(),
+                b"hello".to_vec(),
+                Some("here".into())
+            )
+        );
         assert_eq!(seen[1].2, b"abcde".to_vec());
     }
 
@@ -298,7 +362,9 @@ mod tests {
             rq.respond(200, &[], b"ok");
         }));
         let slow = std::thread::spawn(move || raw(port, b"GET /slow HTTP/1.1\r\n\r\n"));
-        let quick: Vec<_> = (0..8).map(|_| std::thread::spawn(move || raw(port, b"GET /q HTTP/1.1\r\n\r\n"))).collect();
+        let quick: Vec<_> = (0..8)
+            .map(|_| std::thread::spawn(move || raw(port, b"GET /q HTTP/1.1\r\n\r\n")))
+            .collect();
         for q in quick {
             assert!(q.join().unwrap().ends_with("ok"));
         }

@@ -1,4 +1,4 @@
 //! Test support shared by the integration tests.
-pub mod tableau_server;
 pub mod powerbi_server;
+pub mod tableau_server;
 pub mod webdriver;

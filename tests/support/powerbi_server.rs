@@ -136,8 +136,10 @@ pub struct Generated {
 
 impl Fixture {
     pub fn load(path: &Path) -> Fixture {
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read tenant fixture {}: {e}", path.display()));
-        let mut f: Fixture = serde_json::from_str(&text).unwrap_or_else(|e| panic!("invalid tenant fixture {}: {e}", path.display()));
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("cannot read tenant fixture {}: {e}", path.display()));
+        let mut f: Fixture = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("invalid tenant fixture {}: {e}", path.display()));
         if let Some(g) = f.generated.clone() {
             for n in 0..g.count {
                 f.workspaces.push(generated_workspace(n));
@@ -156,12 +158,16 @@ pub fn generated_workspace(n: usize) -> FixtureWorkspace {
         name: Some(format!("Generated {n:04}")),
         kind: "Workspace".into(),
         state: "Active".into(),
-        reports: vec![json!({"id": format!("9a000000-0000-4000-8000-{n:012x}"), "name": format!("Generated report {n:04}"),
-            "datasetId": ds, "reportType": "PowerBIReport", "createdBy": "gen@contoso.example"})],
-        datasets: vec![json!({"id": ds, "name": format!("Generated model {n:04}"), "configuredBy": "gen@contoso.example",
+        reports: vec![
+            json!({"id": format!("9a000000-0000-4000-8000-{n:012x}"), "name": format!("Generated report {n:04}"),
+            "datasetId": ds, "reportType": "PowerBIReport", "createdBy": "gen@contoso.example"}),
+        ],
+        datasets: vec![
+            json!({"id": ds, "name": format!("Generated model {n:04}"), "configuredBy": "gen@contoso.example",
             "tables": [{"name": "Orders", "isHidden": false, "source": [{"expression":
                 "let\n    Source = Snowflake.Databases(\"acme-xy12345.snowflakecomputing.com\", \"BI_WH\"),\n    Db = Source{[Name=\"ANALYTICS\",Kind=\"Database\"]}[Data],\n    Sch = Db{[Name=\"MARTS\",Kind=\"Schema\"]}[Data],\n    T = Sch{[Name=\"FCT_ORDERS\",Kind=\"Table\"]}[Data]\nin\n    T"}]}],
-            "expressions": []})],
+            "expressions": []}),
+        ],
         dataflows: vec![],
         parameters: BTreeMap::new(),
         not_a_member: false,
@@ -252,7 +258,11 @@ pub struct LoggedRequest {
 
 impl std::fmt::Display for LoggedRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "#{} {} {} -> {}", self.number, self.method, self.path, self.status)
+        write!(
+            f,
+            "#{} {} {} -> {}",
+            self.number, self.method, self.path, self.status
+        )
     }
 }
 
@@ -275,7 +285,8 @@ impl PowerBiServer {
 
     pub fn start_on(fixture: &Path, faults: Faults, port: u16, echo: bool) -> PowerBiServer {
         let fixture = Fixture::load(fixture);
-        let listener = http1::Listener::bind(port).unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:{port}: {e}"));
+        let listener = http1::Listener::bind(port)
+            .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:{port}: {e}"));
         let port = listener.port();
         let base_url = format!("http://127.0.0.1:{port}");
         let state = Arc::new(Mutex::new(State::new(fixture, faults, base_url.clone())));
@@ -286,11 +297,21 @@ impl PowerBiServer {
             std::thread::Builder::new()
                 .name(format!("powerbi-server-{port}"))
                 .spawn(move || {
-                    listener.serve(stop, Arc::new(move |rq: http1::Request| answer(rq, &state, echo)));
+                    listener.serve(
+                        stop,
+                        Arc::new(move |rq: http1::Request| answer(rq, &state, echo)),
+                    );
                 })
                 .expect("cannot spawn the powerbi server thread")
         };
-        PowerBiServer { base_url, port, state, stop_flag, thread: Some(thread), refusals_expected: false }
+        PowerBiServer {
+            base_url,
+            port,
+            state,
+            stop_flag,
+            thread: Some(thread),
+            refusals_expected: false,
+        }
     }
 
     pub fn requests(&self) -> Vec<LoggedRequest> {
@@ -327,7 +348,8 @@ impl PowerBiServer {
 
     /// The refresh clock (RFC 3339 UTC, as `--now`): when a refresh POSTed now starts.
     pub fn set_refresh_clock(&self, now: &str) {
-        self.state.lock().unwrap().refresh_now = epoch_of(now).unwrap_or_else(|| panic!("not an RFC 3339 UTC time: {now}"));
+        self.state.lock().unwrap().refresh_now =
+            epoch_of(now).unwrap_or_else(|| panic!("not an RFC 3339 UTC time: {now}"));
     }
 
     /// Workspaces without `modified_at` count as modified at `epoch` (the example server: when
@@ -343,7 +365,8 @@ impl PowerBiServer {
 
     /// The service's clock for `modifiedSince` (RFC 3339 UTC, as `--now`).
     pub fn set_now(&self, now: &str) {
-        self.state.lock().unwrap().now = epoch_of(now).unwrap_or_else(|| panic!("not an RFC 3339 UTC time: {now}"));
+        self.state.lock().unwrap().now =
+            epoch_of(now).unwrap_or_else(|| panic!("not an RFC 3339 UTC time: {now}"));
     }
 
     /// Serves another fixture from now on (the tenant after a day of work); scans already
@@ -357,7 +380,17 @@ impl PowerBiServer {
         self.requests()
             .iter()
             .filter(|r| r.method == "POST" && r.path.ends_with("/refreshes"))
-            .map(|r| (r.path.trim_end_matches("/refreshes").rsplit('/').next().unwrap_or("").to_string(), r.status))
+            .map(|r| {
+                (
+                    r.path
+                        .trim_end_matches("/refreshes")
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                    r.status,
+                )
+            })
             .collect()
     }
 
@@ -450,7 +483,14 @@ struct Reply {
 }
 
 fn reply(status: u16, body: Value) -> Reply {
-    Reply { status, headers: vec![("Content-Type".into(), "application/json; charset=utf-8".into())], body: body.to_string().into_bytes() }
+    Reply {
+        status,
+        headers: vec![(
+            "Content-Type".into(),
+            "application/json; charset=utf-8".into(),
+        )],
+        body: body.to_string().into_bytes(),
+    }
 }
 
 fn api_error(status: u16, code: &str, message: &str) -> Reply {
@@ -473,7 +513,14 @@ fn answer(rq: http1::Request, state: &Mutex<State>, echo: bool) {
         }
         let body = (rq.method == "POST").then(|| mask(&String::from_utf8_lossy(&rq.body)));
         let bearer = header(&rq, "authorization").is_some_and(|a| a.starts_with("Bearer "));
-        let entry = LoggedRequest { number: n, method: rq.method.clone(), path: rq.url.clone(), status: r.status, bearer, body };
+        let entry = LoggedRequest {
+            number: n,
+            method: rq.method.clone(),
+            path: rq.url.clone(),
+            status: r.status,
+            bearer,
+            body,
+        };
         st.log.push(entry.clone());
         (r, entry)
     };
@@ -484,17 +531,25 @@ fn answer(rq: http1::Request, state: &Mutex<State>, echo: bool) {
 }
 
 fn header<'a>(rq: &'a http1::Request, name: &str) -> Option<&'a str> {
-    rq.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    rq.headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// `client_secret=…` masked in a logged form body.
 fn mask(body: &str) -> String {
     body.split('&')
-        .map(|p| if p.starts_with("client_secret=") { "client_secret=***".to_string() } else { p.to_string() })
+        .map(|p| {
+            if p.starts_with("client_secret=") {
+                "client_secret=***".to_string()
+            } else {
+                p.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("&")
 }
-
 
 /// An OData boolean query value (`True`, `false`): PBI-swagger types these as boolean.
 fn boolean(v: &str) -> Option<bool> {
@@ -509,11 +564,25 @@ fn boolean(v: &str) -> Option<bool> {
 /// (`2025-03-01T00:00:00.0000000Z`).
 fn epoch_of(t: &str) -> Option<i64> {
     let b = t.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || !t.ends_with('Z') {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || !t.ends_with('Z')
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
-    let (y, m, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let (y, m, d, h, mi, s) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
         return None;
     }
@@ -570,7 +639,10 @@ impl State {
         if path.ends_with("/oauth2/v2.0/token") {
             if path != token_path {
                 // AADSTS90002: tenant not found (Entra ID's code for an unknown tenant).
-                return reply(400, json!({"error": "invalid_request", "error_description": "AADSTS90002: Tenant not found."}));
+                return reply(
+                    400,
+                    json!({"error": "invalid_request", "error_description": "AADSTS90002: Tenant not found."}),
+                );
             }
             return self.token(rq, &query);
         }
@@ -584,11 +656,19 @@ impl State {
         match (rq.method.as_str(), parts.as_slice()) {
             ("GET", ["admin", "workspaces", "modified"]) => self.modified(&query),
             ("POST", ["admin", "workspaces", "getInfo"]) => self.get_info(rq, &query),
-            ("GET", ["admin", "workspaces", "scanStatus", id]) if query.is_empty() => self.scan_status(id),
-            ("GET", ["admin", "workspaces", "scanResult", id]) if query.is_empty() => self.scan_result(id),
+            ("GET", ["admin", "workspaces", "scanStatus", id]) if query.is_empty() => {
+                self.scan_status(id)
+            }
+            ("GET", ["admin", "workspaces", "scanResult", id]) if query.is_empty() => {
+                self.scan_result(id)
+            }
             ("GET", ["groups", g, "reports"]) if query.is_empty() => self.group_reports(g),
-            ("GET", ["groups", g, "datasets", d, "parameters"]) if query.is_empty() => self.parameters(g, d),
-            ("POST", ["groups", g, "datasets", d, "refreshes"]) if query.is_empty() => self.refresh(rq, g, d),
+            ("GET", ["groups", g, "datasets", d, "parameters"]) if query.is_empty() => {
+                self.parameters(g, d)
+            }
+            ("POST", ["groups", g, "datasets", d, "refreshes"]) if query.is_empty() => {
+                self.refresh(rq, g, d)
+            }
             ("GET", ["groups", g, "datasets", d, "refreshes"]) => self.history(g, d, &query),
             _ => api_error(404, "EntityNotFound", "no such API (invented message)"),
         }
@@ -596,11 +676,19 @@ impl State {
 
     /// The client-credentials grant: form body, the principal, the Power BI scope exactly.
     fn token(&mut self, rq: &http1::Request, query: &[(String, String)]) -> Reply {
-        let invalid = |code: &str, aadsts: &str| reply(400, json!({"error": code, "error_description": aadsts}));
+        let invalid = |code: &str, aadsts: &str| {
+            reply(400, json!({"error": code, "error_description": aadsts}))
+        };
         if rq.method != "POST" || !query.is_empty() {
-            return invalid("invalid_request", "AADSTS900561: The endpoint only accepts POST requests.");
+            return invalid(
+                "invalid_request",
+                "AADSTS900561: The endpoint only accepts POST requests.",
+            );
         }
-        if !header(rq, "content-type").is_some_and(|c| c.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded")) {
+        if !header(rq, "content-type").is_some_and(|c| {
+            c.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        }) {
             return invalid("invalid_request", "AADSTS900144: The request body must contain the following parameter: 'grant_type'.");
         }
         let form = parse_query(&String::from_utf8_lossy(&rq.body));
@@ -615,32 +703,56 @@ impl State {
             }
         }
         if get("grant_type") != Some("client_credentials") {
-            return invalid("unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type.");
+            return invalid(
+                "unsupported_grant_type",
+                "AADSTS70003: The app requested an unsupported grant type.",
+            );
         }
         if get("scope") != Some(SCOPE) {
-            return invalid("invalid_scope", "AADSTS1002012: The provided value for scope is not valid.");
+            return invalid(
+                "invalid_scope",
+                "AADSTS1002012: The provided value for scope is not valid.",
+            );
         }
         let id = get("client_id").unwrap_or("");
         let secret = get("client_secret").unwrap_or("");
         let Some(p) = self.fixture.principals.iter().find(|p| p.client_id == id) else {
-            return reply(400, json!({"error": "unauthorized_client", "error_description": "AADSTS700016: Application not found in the directory."}));
+            return reply(
+                400,
+                json!({"error": "unauthorized_client", "error_description": "AADSTS700016: Application not found in the directory."}),
+            );
         };
         if p.client_secret != secret {
-            return reply(401, json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}));
+            return reply(
+                401,
+                json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}),
+            );
         }
-        let token = format!("pbi-token-{}-{:08x}", self.tokens.len() + 1, (self.count as u64).wrapping_mul(0x9E37_79B9) & 0xffff_ffff);
+        let token = format!(
+            "pbi-token-{}-{:08x}",
+            self.tokens.len() + 1,
+            (self.count as u64).wrapping_mul(0x9E37_79B9) & 0xffff_ffff
+        );
         self.tokens.insert(token.clone(), 0);
         let life = self.faults.token_expires_in;
-        reply(200, json!({"token_type": "Bearer", "expires_in": life, "ext_expires_in": life, "access_token": token}))
+        reply(
+            200,
+            json!({"token_type": "Bearer", "expires_in": life, "ext_expires_in": life, "access_token": token}),
+        )
     }
 
     fn authorize(&mut self, rq: &http1::Request) -> Result<(), Reply> {
         let unauthorized = |code: &str| {
-            let mut r = api_error(401, code, "the access token is missing, invalid or expired (invented message)");
+            let mut r = api_error(
+                401,
+                code,
+                "the access token is missing, invalid or expired (invented message)",
+            );
             r.headers.push(("WWW-Authenticate".into(), "Bearer".into()));
             r
         };
-        let Some(token) = header(rq, "authorization").and_then(|a| a.strip_prefix("Bearer ")) else {
+        let Some(token) = header(rq, "authorization").and_then(|a| a.strip_prefix("Bearer "))
+        else {
             return Err(unauthorized("PowerBINotAuthorizedException"));
         };
         let limit = self.faults.expire_token_after;
@@ -659,7 +771,11 @@ impl State {
         let n = self.calls.entry(call).or_insert(0);
         *n += 1;
         (*n > quota).then(|| {
-            let mut r = api_error(429, "TooManyRequests", &format!("{call}: {quota} calls an hour"));
+            let mut r = api_error(
+                429,
+                "TooManyRequests",
+                &format!("{call}: {quota} calls an hour"),
+            );
             r.headers.push(("Retry-After".into(), "3600".into()));
             r
         })
@@ -674,21 +790,32 @@ impl State {
         for (k, v) in query {
             match k.as_str() {
                 "modifiedSince" => {
-                    let Some(t) = epoch_of(v) else { return self.refuse("InvalidRequest", &format!("modifiedSince {v:?} is not a date-time")) };
+                    let Some(t) = epoch_of(v) else {
+                        return self.refuse(
+                            "InvalidRequest",
+                            &format!("modifiedSince {v:?} is not a date-time"),
+                        );
+                    };
                     if t > self.now - 30 * 60 || t < self.now - 30 * 86_400 {
                         return self.refuse("InvalidRequest", "modifiedSince must be within the last 30 days and at least 30 minutes ago");
                     }
                     since = Some(t);
                 }
                 "excludePersonalWorkspaces" | "excludeInActiveWorkspaces" => {
-                    let Some(b) = boolean(v) else { return self.refuse("InvalidRequest", &format!("{k}={v:?} is not a boolean")) };
+                    let Some(b) = boolean(v) else {
+                        return self
+                            .refuse("InvalidRequest", &format!("{k}={v:?} is not a boolean"));
+                    };
                     if k == "excludePersonalWorkspaces" {
                         exclude_personal = b;
                     } else {
                         exclude_inactive = b;
                     }
                 }
-                other => return self.refuse("InvalidRequest", &format!("unknown query option {other:?}")),
+                other => {
+                    return self
+                        .refuse("InvalidRequest", &format!("unknown query option {other:?}"))
+                }
             }
         }
         let unstamped = self.unstamped_modified_at;
@@ -700,7 +827,12 @@ impl State {
             .filter(|w| !(exclude_inactive && !w.state.eq_ignore_ascii_case("Active")))
             .filter(|w| match since {
                 None => true,
-                Some(t) => w.modified_at.as_deref().and_then(epoch_of).or(unstamped).is_some_and(|m| m > t),
+                Some(t) => w
+                    .modified_at
+                    .as_deref()
+                    .and_then(epoch_of)
+                    .or(unstamped)
+                    .is_some_and(|m| m > t),
             })
             .map(|w| json!({"id": w.id}))
             .collect();
@@ -714,17 +846,24 @@ impl State {
     fn get_info(&mut self, rq: &http1::Request, query: &[(String, String)]) -> Reply {
         let mut flags = Flags::default();
         for (k, v) in query {
-            let Some(b) = boolean(v) else { return self.refuse("InvalidRequest", &format!("{k}={v:?} is not a boolean")) };
+            let Some(b) = boolean(v) else {
+                return self.refuse("InvalidRequest", &format!("{k}={v:?} is not a boolean"));
+            };
             match k.as_str() {
                 "lineage" => flags.lineage = b,
                 "datasourceDetails" => flags.datasource_details = b,
                 "datasetSchema" => flags.dataset_schema = b,
                 "datasetExpressions" => flags.dataset_expressions = b,
                 "getArtifactUsers" => {}
-                other => return self.refuse("InvalidRequest", &format!("unknown query option {other:?}")),
+                other => {
+                    return self
+                        .refuse("InvalidRequest", &format!("unknown query option {other:?}"))
+                }
             }
         }
-        if !header(rq, "content-type").is_some_and(|c| c.to_ascii_lowercase().starts_with("application/json")) {
+        if !header(rq, "content-type")
+            .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/json"))
+        {
             return self.refuse("InvalidRequest", "the body must be application/json");
         }
         let body: Value = match serde_json::from_slice(&rq.body) {
@@ -737,18 +876,33 @@ impl State {
         let Some(list) = obj.get("workspaces").and_then(Value::as_array) else {
             return self.refuse("InvalidRequest", "the body must be {\"workspaces\": [...]}");
         };
-        let ids: Option<Vec<String>> = list.iter().map(|v| v.as_str().map(str::to_string)).collect();
-        let Some(ids) = ids else { return self.refuse("InvalidRequest", "workspaces must be a list of ids") };
+        let ids: Option<Vec<String>> = list
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect();
+        let Some(ids) = ids else {
+            return self.refuse("InvalidRequest", "workspaces must be a list of ids");
+        };
         if ids.is_empty() || ids.len() > 100 {
-            return self.refuse("InvalidRequest", &format!("between 1 and 100 workspaces per scan, not {}", ids.len()));
+            return self.refuse(
+                "InvalidRequest",
+                &format!("between 1 and 100 workspaces per scan, not {}", ids.len()),
+            );
         }
-        if let Some(unknown) = ids.iter().find(|id| !self.fixture.workspaces.iter().any(|w| w.id == **id)) {
+        if let Some(unknown) = ids
+            .iter()
+            .find(|id| !self.fixture.workspaces.iter().any(|w| w.id == **id))
+        {
             // UNVERIFIED how the service answers an unknown id; refusing keeps the client honest.
             return self.refuse("InvalidRequest", &format!("unknown workspace {unknown}"));
         }
         if self.in_flight() >= MAX_SCANS {
             self.scans_refused += 1;
-            let mut r = api_error(429, "TooManyRequests", "16 scans are in flight (invented message)");
+            let mut r = api_error(
+                429,
+                "TooManyRequests",
+                "16 scans are in flight (invented message)",
+            );
             r.headers.push(("Retry-After".into(), "1".into()));
             return r;
         }
@@ -756,10 +910,28 @@ impl State {
             return r;
         }
         let id = format!("5c000000-0000-4000-8000-{:012x}", self.scans.len() + 1);
-        self.scans.insert(id.clone(), Scan { workspaces: ids, flags, polls: 0, settled: false, succeeded: false });
+        self.scans.insert(
+            id.clone(),
+            Scan {
+                workspaces: ids,
+                flags,
+                polls: 0,
+                settled: false,
+                succeeded: false,
+            },
+        );
         self.max_scans_in_flight = self.max_scans_in_flight.max(self.in_flight());
-        let mut r = reply(202, json!({"id": id, "createdDateTime": "2025-03-04T05:06:07.0000000Z", "status": self.spell("NotStarted")}));
-        r.headers.push(("Location".into(), format!("{}/v1.0/myorg/admin/workspaces/scanStatus/{id}", self.base_url)));
+        let mut r = reply(
+            202,
+            json!({"id": id, "createdDateTime": "2025-03-04T05:06:07.0000000Z", "status": self.spell("NotStarted")}),
+        );
+        r.headers.push((
+            "Location".into(),
+            format!(
+                "{}/v1.0/myorg/admin/workspaces/scanStatus/{id}",
+                self.base_url
+            ),
+        ));
         r
     }
 
@@ -776,11 +948,20 @@ impl State {
             return r;
         }
         let faults = self.faults.clone();
-        let Some(scan) = self.scans.get_mut(id) else { return api_error(404, "EntityNotFound", "no such scan") };
+        let Some(scan) = self.scans.get_mut(id) else {
+            return api_error(404, "EntityNotFound", "no such scan");
+        };
         scan.polls += 1;
-        let fails = scan.workspaces.iter().any(|w| faults.fail_scans_of.contains(w));
+        let fails = scan
+            .workspaces
+            .iter()
+            .any(|w| faults.fail_scans_of.contains(w));
         let status = if faults.never_finish {
-            if scan.polls == 1 { "NotStarted" } else { "Running" }
+            if scan.polls == 1 {
+                "NotStarted"
+            } else {
+                "Running"
+            }
         } else if scan.polls == 1 && faults.polls_to_succeed > 1 {
             "NotStarted"
         } else if scan.polls < faults.polls_to_succeed {
@@ -804,16 +985,23 @@ impl State {
         if let Some(r) = self.over_quota("scanResult", QUOTA_SCAN_RESULT) {
             return r;
         }
-        let Some(scan) = self.scans.get(id) else { return api_error(404, "EntityNotFound", "no such scan") };
+        let Some(scan) = self.scans.get(id) else {
+            return api_error(404, "EntityNotFound", "no such scan");
+        };
         if !scan.succeeded {
             // "call only after a successful status" (reference section 2); the code is UNVERIFIED.
-            return self.refuse("ScanNotSucceeded", "the scan has not succeeded (invented code)");
+            return self.refuse(
+                "ScanNotSucceeded",
+                "the scan has not succeeded (invented code)",
+            );
         }
         let flags = scan.flags;
         let mut used = BTreeSet::new();
         let mut workspaces = Vec::new();
         for wid in &scan.workspaces {
-            let Some(w) = self.fixture.workspaces.iter().find(|w| &w.id == wid) else { continue };
+            let Some(w) = self.fixture.workspaces.iter().find(|w| &w.id == wid) else {
+                continue;
+            };
             let datasets: Vec<Value> = w
                 .datasets
                 .iter()
@@ -838,7 +1026,12 @@ impl State {
                     }
                     if !flags.dataset_expressions {
                         o.remove("expressions");
-                        for t in o.get_mut("tables").and_then(Value::as_array_mut).into_iter().flatten() {
+                        for t in o
+                            .get_mut("tables")
+                            .and_then(Value::as_array_mut)
+                            .into_iter()
+                            .flatten()
+                        {
                             t.as_object_mut().map(|t| t.remove("source"));
                         }
                     }
@@ -852,12 +1045,16 @@ impl State {
             workspaces.push(out);
         }
         let pick = |list: &[Value]| -> Vec<Value> {
-            list.iter().filter(|i| i["datasourceId"].as_str().is_some_and(|d| used.contains(d))).cloned().collect()
+            list.iter()
+                .filter(|i| i["datasourceId"].as_str().is_some_and(|d| used.contains(d)))
+                .cloned()
+                .collect()
         };
         let mut body = json!({"workspaces": workspaces});
         if flags.datasource_details {
             body["datasourceInstances"] = json!(pick(&self.fixture.datasource_instances));
-            body["misconfiguredDatasourceInstances"] = json!(pick(&self.fixture.misconfigured_datasource_instances));
+            body["misconfiguredDatasourceInstances"] =
+                json!(pick(&self.fixture.misconfigured_datasource_instances));
         }
         reply(200, body)
     }
@@ -866,7 +1063,11 @@ impl State {
         match self.fixture.workspaces.iter().find(|w| w.id == g) {
             None => Err(api_error(404, "EntityNotFound", "no such workspace")),
             // UNVERIFIED: the service's answer to a principal that is not a member.
-            Some(w) if w.not_a_member => Err(api_error(403, "PowerBINotAuthorizedException", "not a member of the workspace (invented message)")),
+            Some(w) if w.not_a_member => Err(api_error(
+                403,
+                "PowerBINotAuthorizedException",
+                "not a member of the workspace (invented message)",
+            )),
             Some(w) => Ok(w),
         }
     }
@@ -887,7 +1088,10 @@ impl State {
                        "embedUrl": format!("https://app.powerbi.com/reportEmbed?reportId={id}&groupId={g}")})
             })
             .collect();
-        reply(200, json!({"@odata.context": "http://wabi.example/v1.0/myorg/groups/$metadata#reports", "value": value}))
+        reply(
+            200,
+            json!({"@odata.context": "http://wabi.example/v1.0/myorg/groups/$metadata#reports", "value": value}),
+        )
     }
 
     fn parameters(&mut self, g: &str, d: &str) -> Reply {
@@ -896,20 +1100,35 @@ impl State {
             Err(r) => return r,
         };
         if !w.datasets.iter().any(|x| x["id"].as_str() == Some(d)) {
-            return api_error(404, "ItemNotFound", "no such dataset in the workspace (invented message)");
+            return api_error(
+                404,
+                "ItemNotFound",
+                "no such dataset in the workspace (invented message)",
+            );
         }
         let value = w.parameters.get(d).cloned().unwrap_or_default();
-        reply(200, json!({"@odata.context": "http://wabi.example/v1.0/myorg/groups/$metadata#parameters", "value": value}))
+        reply(
+            200,
+            json!({"@odata.context": "http://wabi.example/v1.0/myorg/groups/$metadata#parameters", "value": value}),
+        )
     }
 
     /// The dataset `d` of workspace `g`, as the refresh calls find it.
     fn refresh_dataset(&self, g: &str, d: &str) -> Result<(), Reply> {
         let w = self.group(g)?;
         if !w.datasets.iter().any(|x| x["id"].as_str() == Some(d)) {
-            return Err(api_error(404, "ItemNotFound", "no such dataset in the workspace (invented message)"));
+            return Err(api_error(
+                404,
+                "ItemNotFound",
+                "no such dataset in the workspace (invented message)",
+            ));
         }
         if self.faults.refresh_forbidden.iter().any(|x| x == d) {
-            return Err(api_error(403, "PowerBINotAuthorizedException", "the principal may not refresh this dataset (invented message)"));
+            return Err(api_error(
+                403,
+                "PowerBINotAuthorizedException",
+                "the principal may not refresh this dataset (invented message)",
+            ));
         }
         Ok(())
     }
@@ -938,19 +1157,40 @@ impl State {
                 for k in 0..8 {
                     let start = now - 80_000 + k * 9_000;
                     let request_id = self.next_request_id();
-                    h.push(HistoryEntry { refresh_type: "Scheduled", start, end: Some(start + 30), status: "Completed", request_id, polls_left: Some(0), fails: false, ours: false });
+                    h.push(HistoryEntry {
+                        refresh_type: "Scheduled",
+                        start,
+                        end: Some(start + 30),
+                        status: "Completed",
+                        request_id,
+                        polls_left: Some(0),
+                        fails: false,
+                        ours: false,
+                    });
                 }
             }
             if self.faults.refresh_running.iter().any(|x| x == d) {
                 let request_id = self.next_request_id();
-                h.push(HistoryEntry { refresh_type: "ViaApi", start: now - 60, end: None, status: "Unknown", request_id, polls_left: None, fails: false, ours: false });
+                h.push(HistoryEntry {
+                    refresh_type: "ViaApi",
+                    start: now - 60,
+                    end: None,
+                    status: "Unknown",
+                    request_id,
+                    polls_left: None,
+                    fails: false,
+                    ours: false,
+                });
             }
             self.histories.insert(d.to_string(), h);
         }
         // A refresh nobody polls ends within the hour all the same.
         let now = self.refresh_now;
         let h = self.histories.get_mut(d).expect("just made");
-        for e in h.iter_mut().filter(|e| e.status == "Unknown" && e.polls_left.is_some() && e.start + 3600 <= now) {
+        for e in h
+            .iter_mut()
+            .filter(|e| e.status == "Unknown" && e.polls_left.is_some() && e.start + 3600 <= now)
+        {
             e.status = if e.fails { "Failed" } else { "Completed" };
             e.end = Some(e.start + 30);
         }
@@ -961,14 +1201,18 @@ impl State {
         if let Err(r) = self.refresh_dataset(g, d) {
             return r;
         }
-        if !header(rq, "content-type").is_some_and(|c| c.to_ascii_lowercase().starts_with("application/json")) {
+        if !header(rq, "content-type")
+            .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/json"))
+        {
             return self.refuse("InvalidRequest", "the body must be application/json");
         }
         let body: Value = match serde_json::from_slice(&rq.body) {
             Ok(v) => v,
             Err(e) => return self.refuse("InvalidRequest", &format!("the body is not JSON: {e}")),
         };
-        let Some(obj) = body.as_object() else { return self.refuse("InvalidRequest", "the body must be a JSON object") };
+        let Some(obj) = body.as_object() else {
+            return self.refuse("InvalidRequest", "the body must be a JSON object");
+        };
         if let Some(k) = obj.keys().find(|k| *k != "notifyOption") {
             // Reference section 8: enhanced refresh options are not supported on shared capacity.
             return self.refuse("InvalidRequest", &format!("{k:?}: enhanced refresh is not supported on shared capacity (invented message)"));
@@ -991,18 +1235,45 @@ impl State {
         }
         if h.iter().any(|e| e.status == "Unknown") {
             return if faults.running_as_400 {
-                api_error(400, "InvalidRequest", "Another refresh request is already in progress (invented message)")
+                api_error(
+                    400,
+                    "InvalidRequest",
+                    "Another refresh request is already in progress (invented message)",
+                )
             } else {
-                api_error(409, "Conflict", "a refresh of the dataset is already in progress (invented message)")
+                api_error(
+                    409,
+                    "Conflict",
+                    "a refresh of the dataset is already in progress (invented message)",
+                )
             };
         }
         let request_id = self.next_request_id();
         let polls = faults.refresh_polls;
         let h = self.history_of(d);
-        h.push(HistoryEntry { refresh_type: "ViaApi", start: now + 2, end: None, status: "Unknown", request_id: request_id.clone(), polls_left: Some(polls), fails, ours: true });
-        let mut r = Reply { status: 202, headers: vec![], body: vec![] };
+        h.push(HistoryEntry {
+            refresh_type: "ViaApi",
+            start: now + 2,
+            end: None,
+            status: "Unknown",
+            request_id: request_id.clone(),
+            polls_left: Some(polls),
+            fails,
+            ours: true,
+        });
+        let mut r = Reply {
+            status: 202,
+            headers: vec![],
+            body: vec![],
+        };
         if faults.refresh_location {
-            r.headers.push(("Location".into(), format!("{}/v1.0/myorg/groups/{g}/datasets/{d}/refreshes/{request_id}", self.base_url)));
+            r.headers.push((
+                "Location".into(),
+                format!(
+                    "{}/v1.0/myorg/groups/{g}/datasets/{d}/refreshes/{request_id}",
+                    self.base_url
+                ),
+            ));
         }
         r
     }
@@ -1015,7 +1286,12 @@ impl State {
         for (k, v) in query {
             match (k.as_str(), v.parse::<usize>()) {
                 ("$top", Ok(n)) if n >= 1 => top = n,
-                _ => return self.refuse("InvalidRequest", &format!("unknown or invalid query option {k}={v:?}")),
+                _ => {
+                    return self.refuse(
+                        "InvalidRequest",
+                        &format!("unknown or invalid query option {k}={v:?}"),
+                    )
+                }
             }
         }
         let scheduled = self.faults.scheduled_after_post;
@@ -1024,8 +1300,20 @@ impl State {
         // A scheduled refresh lands after ours before our first poll, newer than it.
         if scheduled {
             if let Some(start) = h.iter().rev().find(|e| e.ours).map(|e| e.start) {
-                if !h.iter().any(|e| e.refresh_type == "Scheduled" && e.start == start + 20) {
-                    h.push(HistoryEntry { refresh_type: "Scheduled", start: start + 20, end: None, status: "Unknown", request_id, polls_left: None, fails: false, ours: false });
+                if !h
+                    .iter()
+                    .any(|e| e.refresh_type == "Scheduled" && e.start == start + 20)
+                {
+                    h.push(HistoryEntry {
+                        refresh_type: "Scheduled",
+                        start: start + 20,
+                        end: None,
+                        status: "Unknown",
+                        request_id,
+                        polls_left: None,
+                        fails: false,
+                        ours: false,
+                    });
                 }
             }
         }
@@ -1055,7 +1343,10 @@ impl State {
                 None => {}
             }
         }
-        reply(200, json!({"@odata.context": "http://wabi.example/v1.0/myorg/groups/$metadata#refreshes", "value": value}))
+        reply(
+            200,
+            json!({"@odata.context": "http://wabi.example/v1.0/myorg/groups/$metadata#refreshes", "value": value}),
+        )
     }
 }
 
@@ -1072,5 +1363,10 @@ fn stamp(t: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

@@ -103,7 +103,8 @@ impl Fixture {
     pub fn load(path: &Path) -> Fixture {
         let text = std::fs::read_to_string(path)
             .unwrap_or_else(|e| panic!("cannot read site fixture {}: {e}", path.display()));
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("invalid site fixture {}: {e}", path.display()))
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("invalid site fixture {}: {e}", path.display()))
     }
 }
 
@@ -236,7 +237,11 @@ pub struct LoggedRequest {
 
 impl std::fmt::Display for LoggedRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "#{} {} {} -> {}", self.number, self.method, self.path, self.status)?;
+        write!(
+            f,
+            "#{} {} {} -> {}",
+            self.number, self.method, self.path, self.status
+        )?;
         if self.sent_auth {
             write!(f, " [auth]")?;
         }
@@ -279,7 +284,12 @@ impl TableauServer {
             .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:{}: {e}", options.port));
         let port = listener.port();
         let base_url = format!("http://127.0.0.1:{port}");
-        let state = Arc::new(Mutex::new(State::new(fixture, faults, base_url.clone(), port)));
+        let state = Arc::new(Mutex::new(State::new(
+            fixture,
+            faults,
+            base_url.clone(),
+            port,
+        )));
         let stop_flag = Arc::new(AtomicBool::new(false));
         let in_flight = Arc::new(InFlight::default());
         let thread = {
@@ -293,7 +303,15 @@ impl TableauServer {
                 .spawn(move || serve(listener, state, stop_flag, echo, latency, in_flight))
                 .expect("cannot spawn the tableau server thread")
         };
-        TableauServer { base_url, port, state, stop_flag, thread: Some(thread), in_flight, refusals_expected: false }
+        TableauServer {
+            base_url,
+            port,
+            state,
+            stop_flag,
+            thread: Some(thread),
+            in_flight,
+            refusals_expected: false,
+        }
     }
 
     /// The most requests that were being answered at the same moment.
@@ -313,7 +331,14 @@ impl TableauServer {
 
     /// Every session token this server issued, so tests can check none leaked anywhere.
     pub fn issued_tokens(&self) -> Vec<String> {
-        let mut all: Vec<String> = self.state.lock().unwrap().sessions.keys().cloned().collect();
+        let mut all: Vec<String> = self
+            .state
+            .lock()
+            .unwrap()
+            .sessions
+            .keys()
+            .cloned()
+            .collect();
         all.sort();
         all
     }
@@ -371,7 +396,14 @@ impl Drop for TableauServer {
 // ---------------------------------------------------------------------------------------------
 
 /// Each connection is answered on its own thread (see `http1`), after `latency`.
-fn serve(listener: http1::Listener, state: Arc<Mutex<State>>, stop: Arc<AtomicBool>, echo: bool, latency: Duration, in_flight: Arc<InFlight>) {
+fn serve(
+    listener: http1::Listener,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+    echo: bool,
+    latency: Duration,
+    in_flight: Arc<InFlight>,
+) {
     listener.serve(
         stop,
         Arc::new(move |rq: http1::Request| {
@@ -417,7 +449,6 @@ fn answer(rq: http1::Request, state: &Mutex<State>, echo: bool, latency: Duratio
     rq.respond(reply.status, &headers, &reply.body);
 }
 
-
 struct Incoming {
     method: String,
     url: String,
@@ -435,26 +466,39 @@ impl Incoming {
             Some((p, q)) => (p.to_string(), parse_query(q)),
             None => (url.clone(), Vec::new()),
         };
-        Incoming { method: rq.method.clone(), url, path, query, headers: rq.headers.clone(), body: rq.body.clone() }
+        Incoming {
+            method: rq.method.clone(),
+            url,
+            path,
+            query,
+            headers: rq.headers.clone(),
+            body: rq.body.clone(),
+        }
     }
 
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     fn query_param(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     fn wants_json(&self) -> bool {
-        self.header("accept").is_some_and(|a| a.to_ascii_lowercase().contains("application/json"))
+        self.header("accept")
+            .is_some_and(|a| a.to_ascii_lowercase().contains("application/json"))
     }
 
     fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
-
 
 /// Replaces the value of every `personalAccessTokenSecret` (JSON member or XML attribute).
 fn mask_secrets(body: &str) -> String {
@@ -523,13 +567,27 @@ struct Reply {
 
 impl Reply {
     fn new(status: u16, content_type: Option<&'static str>, body: impl Into<Vec<u8>>) -> Reply {
-        Reply { status, content_type, headers: Vec::new(), body: body.into(), refresh: None }
+        Reply {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body: body.into(),
+            refresh: None,
+        }
     }
     fn xml(status: u16, inner: &str, api_version: &str) -> Reply {
-        Reply::new(status, Some("application/xml;charset=utf-8"), ts_response(inner, api_version))
+        Reply::new(
+            status,
+            Some("application/xml;charset=utf-8"),
+            ts_response(inner, api_version),
+        )
     }
     fn json(status: u16, v: &Value) -> Reply {
-        Reply::new(status, Some("application/json;charset=utf-8"), v.to_string())
+        Reply::new(
+            status,
+            Some("application/json;charset=utf-8"),
+            v.to_string(),
+        )
     }
     fn with_header(mut self, k: &str, v: &str) -> Reply {
         self.headers.push((k.to_string(), v.to_string()));
@@ -668,13 +726,21 @@ impl State {
             return reply;
         }
         if self.faults.huge_body_at.contains(&n) {
-            return Reply::new(200, Some("application/xml"), "x".repeat(2 * 1024 * 1024 + 1));
+            return Reply::new(
+                200,
+                Some("application/xml"),
+                "x".repeat(2 * 1024 * 1024 + 1),
+            );
         }
         if self.faults.echo_secrets_error_at.contains(&n) {
             return self.echo_error(rq);
         }
         if self.faults.server_error_at.contains(&n) {
-            return Reply::new(503, Some("text/html"), "<html><body><h1>503 Service Unavailable</h1></body></html>");
+            return Reply::new(
+                503,
+                Some("text/html"),
+                "<html><body><h1>503 Service Unavailable</h1></body></html>",
+            );
         }
         let mut reply = self.route(rq);
         if self.faults.not_data.wrong_content_type_at.contains(&n) {
@@ -693,32 +759,41 @@ impl State {
         let m = rq.method.as_str();
         let json = rq.wants_json();
         match segs.as_slice() {
-            ["api", "metadata", "graphql"] => self.guard(m, "POST", json).unwrap_or_else(|| self.graphql(rq)),
-            ["api", v, "serverInfo"] if is_version(v) => {
-                self.guard(m, "GET", json).unwrap_or_else(|| self.server_info(v, json))
+            ["api", "metadata", "graphql"] => self
+                .guard(m, "POST", json)
+                .unwrap_or_else(|| self.graphql(rq)),
+            ["api", v, "serverInfo"] if is_version(v) => self
+                .guard(m, "GET", json)
+                .unwrap_or_else(|| self.server_info(v, json)),
+            ["api", v, "auth", "signin"] if is_version(v) => self
+                .guard(m, "POST", json)
+                .unwrap_or_else(|| self.sign_in(rq, v)),
+            ["api", v, "auth", "signout"] if is_version(v) => self
+                .guard(m, "POST", json)
+                .unwrap_or_else(|| self.sign_out(rq, v)),
+            ["api", v, "sites", site, "projects"] if is_version(v) => self
+                .guard(m, "GET", json)
+                .unwrap_or_else(|| self.projects(rq, v, site)),
+            ["api", v, "sites", site, "workbooks", luid] if is_version(v) => self
+                .guard(m, "GET", json)
+                .unwrap_or_else(|| self.workbook(rq, v, site, luid)),
+            ["api", v, "sites", site, kind @ ("datasources" | "workbooks"), luid, "refresh"]
+                if is_version(v) =>
+            {
+                let kind = if *kind == "datasources" {
+                    TargetKind::Datasource
+                } else {
+                    TargetKind::Workbook
+                };
+                self.guard(m, "POST", json)
+                    .unwrap_or_else(|| self.refresh(rq, v, site, kind, luid))
             }
-            ["api", v, "auth", "signin"] if is_version(v) => {
-                self.guard(m, "POST", json).unwrap_or_else(|| self.sign_in(rq, v))
-            }
-            ["api", v, "auth", "signout"] if is_version(v) => {
-                self.guard(m, "POST", json).unwrap_or_else(|| self.sign_out(rq, v))
-            }
-            ["api", v, "sites", site, "projects"] if is_version(v) => {
-                self.guard(m, "GET", json).unwrap_or_else(|| self.projects(rq, v, site))
-            }
-            ["api", v, "sites", site, "workbooks", luid] if is_version(v) => {
-                self.guard(m, "GET", json).unwrap_or_else(|| self.workbook(rq, v, site, luid))
-            }
-            ["api", v, "sites", site, kind @ ("datasources" | "workbooks"), luid, "refresh"] if is_version(v) => {
-                let kind = if *kind == "datasources" { TargetKind::Datasource } else { TargetKind::Workbook };
-                self.guard(m, "POST", json).unwrap_or_else(|| self.refresh(rq, v, site, kind, luid))
-            }
-            ["api", v, "sites", site, "jobs"] if is_version(v) => {
-                self.guard(m, "GET", json).unwrap_or_else(|| self.query_jobs(rq, v, site))
-            }
-            ["api", v, "sites", site, "jobs", id] if is_version(v) => {
-                self.guard(m, "GET", json).unwrap_or_else(|| self.job(rq, v, site, id))
-            }
+            ["api", v, "sites", site, "jobs"] if is_version(v) => self
+                .guard(m, "GET", json)
+                .unwrap_or_else(|| self.query_jobs(rq, v, site)),
+            ["api", v, "sites", site, "jobs", id] if is_version(v) => self
+                .guard(m, "GET", json)
+                .unwrap_or_else(|| self.job(rq, v, site, id)),
             _ => self.unknown_endpoint(rq),
         }
     }
@@ -726,8 +801,14 @@ impl State {
     fn guard(&self, method: &str, expected: &str, json: bool) -> Option<Reply> {
         (method != expected).then(|| {
             // Code 405000 invented.
-            self.rest_error(405, "405000", "Method Not Allowed", &format!("Use {expected} for this endpoint."), json)
-                .with_header("Allow", expected)
+            self.rest_error(
+                405,
+                "405000",
+                "Method Not Allowed",
+                &format!("Use {expected} for this endpoint."),
+                json,
+            )
+            .with_header("Allow", expected)
         })
     }
 
@@ -742,9 +823,19 @@ impl State {
         )
     }
 
-    fn rest_error(&self, status: u16, code: &str, summary: &str, detail: &str, json: bool) -> Reply {
+    fn rest_error(
+        &self,
+        status: u16,
+        code: &str,
+        summary: &str,
+        detail: &str,
+        json: bool,
+    ) -> Reply {
         if json {
-            Reply::json(status, &json!({"error": {"code": code, "summary": summary, "detail": detail}}))
+            Reply::json(
+                status,
+                &json!({"error": {"code": code, "summary": summary, "detail": detail}}),
+            )
         } else {
             Reply::xml(
                 status,
@@ -771,7 +862,10 @@ impl State {
                 404,
                 "404001",
                 "Resource Not Found",
-                &format!("API version {v} is not available on this server (max {}).", self.api()),
+                &format!(
+                    "API version {v} is not available on this server (max {}).",
+                    self.api()
+                ),
                 json,
             ));
         }
@@ -797,14 +891,22 @@ impl State {
     }
 
     fn rest_unauthorized(&self, json: bool) -> Reply {
-        self.rest_error(401, "401000", "Unauthorized", "No authentication credentials were provided.", json)
+        self.rest_error(
+            401,
+            "401000",
+            "Unauthorized",
+            "No authentication credentials were provided.",
+            json,
+        )
     }
 
     /// REST auth + version + site checks shared by the `/sites/{site}/…` endpoints.
     fn rest_site(&mut self, rq: &Incoming, v: &str, site: &str) -> Result<usize, Reply> {
         let json = rq.wants_json();
         self.check_version(v, json)?;
-        let idx = self.authenticate(rq).ok_or_else(|| self.rest_unauthorized(json))?;
+        let idx = self
+            .authenticate(rq)
+            .ok_or_else(|| self.rest_unauthorized(json))?;
         if self.fixture.sites[idx].luid != site {
             // 404000 "Site not found" for a site other than the session's: UNVERIFIED (real
             // servers may answer 403 here).
@@ -827,9 +929,19 @@ impl State {
     /// (`resources/server.rb`): UNVERIFIED against Tableau's page; our client asks for XML.
     fn server_info(&self, v: &str, json: bool) -> Reply {
         if version_key(v) < version_key("2.4") {
-            return self.rest_error(404, "404003", "Resource Not Found", "Server info not found.", json);
+            return self.rest_error(
+                404,
+                "404003",
+                "Resource Not Found",
+                "Server info not found.",
+                json,
+            );
         }
-        let build = self.fixture.product_build.clone().unwrap_or_else(|| "20242.24.0101.0000".to_string());
+        let build = self
+            .fixture
+            .product_build
+            .clone()
+            .unwrap_or_else(|| "20242.24.0101.0000".to_string());
         if json {
             return Reply::json(
                 200,
@@ -860,16 +972,31 @@ impl State {
     fn sign_in(&mut self, rq: &Incoming, v: &str) -> Reply {
         let json = rq.wants_json();
         if let Some(origin) = self.faults.redirect_signin_to.as_deref() {
-            if rq.header("host").is_some_and(|h| h.starts_with("127.0.0.1")) {
+            if rq
+                .header("host")
+                .is_some_and(|h| h.starts_with("127.0.0.1"))
+            {
                 let location = format!("{origin}/api/{v}/auth/signin");
-                return Reply::new(302, Some("text/html"), format!("<html><body>Moved to {location}</body></html>"))
-                    .with_header("Location", &location);
+                return Reply::new(
+                    302,
+                    Some("text/html"),
+                    format!("<html><body>Moved to {location}</body></html>"),
+                )
+                .with_header("Location", &location);
             }
         }
-        if self.faults.redirect_signin && rq.header("host").is_some_and(|h| h.starts_with("127.0.0.1")) {
+        if self.faults.redirect_signin
+            && rq
+                .header("host")
+                .is_some_and(|h| h.starts_with("127.0.0.1"))
+        {
             let location = format!("http://localhost:{}/api/{}/auth/signin", self.port, v);
-            return Reply::new(301, Some("text/html"), format!("<html><body>Moved to {location}</body></html>"))
-                .with_header("Location", &location);
+            return Reply::new(
+                301,
+                Some("text/html"),
+                format!("<html><body>Moved to {location}</body></html>"),
+            )
+            .with_header("Location", &location);
         }
         if let Err(r) = self.check_version(v, json) {
             return r;
@@ -878,17 +1005,34 @@ impl State {
             Ok(c) => c,
             Err(why) => return self.rest_error(400, "400000", "Bad Request", &why, json),
         };
-        let signin_error =
-            |st: &State| st.rest_error(401, "401001", "Signin Error", "Error signing in to Tableau Server", json);
-        let (Some(name), Some(secret)) = (creds.pat_name.as_deref(), creds.pat_secret.as_deref()) else {
+        let signin_error = |st: &State| {
+            st.rest_error(
+                401,
+                "401001",
+                "Signin Error",
+                "Error signing in to Tableau Server",
+                json,
+            )
+        };
+        let (Some(name), Some(secret)) = (creds.pat_name.as_deref(), creds.pat_secret.as_deref())
+        else {
             // Username/password sign-in is not offered by this server.
             return signin_error(self);
         };
-        let Some(site_idx) = self.fixture.sites.iter().position(|s| s.content_url == creds.content_url) else {
+        let Some(site_idx) = self
+            .fixture
+            .sites
+            .iter()
+            .position(|s| s.content_url == creds.content_url)
+        else {
             return signin_error(self);
         };
         let site = &self.fixture.sites[site_idx];
-        let Some(pat) = site.pats.iter().find(|p| p.name == name && p.secret == secret) else {
+        let Some(pat) = site
+            .pats
+            .iter()
+            .find(|p| p.name == name && p.secret == secret)
+        else {
             return signin_error(self);
         };
         let (pat_name, user_luid) = (pat.name.clone(), pat.user_luid.clone());
@@ -896,14 +1040,23 @@ impl State {
 
         // One session per PAT: a new sign-in ends the previous session.
         let token = self.new_token();
-        if let Some(old) = self.pat_tokens.insert((site_idx, pat_name.clone()), token.clone()) {
+        if let Some(old) = self
+            .pat_tokens
+            .insert((site_idx, pat_name.clone()), token.clone())
+        {
             if let Some(s) = self.sessions.get_mut(&old) {
                 s.valid = false;
             }
         }
         self.sessions.insert(
             token.clone(),
-            Session { site: site_idx, pat: pat_name, user_luid: user_luid.clone(), uses: 0, valid: true },
+            Session {
+                site: site_idx,
+                pat: pat_name,
+                user_luid: user_luid.clone(),
+                uses: 0,
+                valid: true,
+            },
         );
         if json {
             Reply::json(
@@ -962,16 +1115,24 @@ impl State {
         let page_size = match rq.query_param("pageSize").map(str::parse::<usize>) {
             None => 100,
             Some(Ok(n)) if (1..=MAX_REST_PAGE_SIZE).contains(&n) => n,
-            Some(_) => return self.rest_error(400, "400007", "Bad Request", "Invalid page size.", json),
+            Some(_) => {
+                return self.rest_error(400, "400007", "Bad Request", "Invalid page size.", json)
+            }
         };
         let page_number = match rq.query_param("pageNumber").map(str::parse::<usize>) {
             None => 1,
             Some(Ok(n)) if n >= 1 => n,
-            Some(_) => return self.rest_error(400, "400006", "Bad Request", "Invalid page number.", json),
+            Some(_) => {
+                return self.rest_error(400, "400006", "Bad Request", "Invalid page number.", json)
+            }
         };
         let site = &self.fixture.sites[idx];
         let all = &site.projects;
-        let default_owner = site.pats.first().map(|p| p.user_luid.clone()).unwrap_or_default();
+        let default_owner = site
+            .pats
+            .first()
+            .map(|p| p.user_luid.clone())
+            .unwrap_or_default();
         let start = (page_number - 1).saturating_mul(page_size).min(all.len());
         let end = start.saturating_add(page_size).min(all.len());
         // Timestamps are the fixture's epoch: the fixture has none, and clients need not read them.
@@ -1020,7 +1181,10 @@ impl State {
             if let Some(parent) = &p.parent_project_id {
                 xml.push_str(&format!(r#" parentProjectId="{}""#, xml_escape(parent)));
             }
-            xml.push_str(&format!(r#"><owner id="{}"/></project>"#, xml_escape(p.owner_id.as_deref().unwrap_or(&default_owner))));
+            xml.push_str(&format!(
+                r#"><owner id="{}"/></project>"#,
+                xml_escape(p.owner_id.as_deref().unwrap_or(&default_owner))
+            ));
         }
         xml.push_str("</projects>");
         Reply::xml(200, &xml, self.api())
@@ -1034,7 +1198,11 @@ impl State {
             Err(r) => return r,
         };
         let site = &self.fixture.sites[idx];
-        let Some(wb) = site.workbooks.iter().find(|w| str_field(w, "luid") == Some(luid)) else {
+        let Some(wb) = site
+            .workbooks
+            .iter()
+            .find(|w| str_field(w, "luid") == Some(luid))
+        else {
             // 404006 "workbook not found": UNVERIFIED (reference 7.5).
             return self.rest_error(
                 404,
@@ -1044,9 +1212,16 @@ impl State {
                 rq.wants_json(),
             );
         };
-        let origin = rq.header("host").map(|h| format!("http://{h}")).unwrap_or_else(|| self.base_url.clone());
+        let origin = rq
+            .header("host")
+            .map(|h| format!("http://{h}"))
+            .unwrap_or_else(|| self.base_url.clone());
         let url_id = scalar_string(wb.get("vizportalUrlId")).unwrap_or_default();
-        let site_part = if site.content_url.is_empty() { String::new() } else { format!("/site/{}", site.content_url) };
+        let site_part = if site.content_url.is_empty() {
+            String::new()
+        } else {
+            format!("/site/{}", site.content_url)
+        };
         let webpage_url = format!("{origin}/#{site_part}/workbooks/{url_id}");
         let name = str_field(wb, "name").unwrap_or("");
         let content_url: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
@@ -1071,7 +1246,12 @@ impl State {
             ));
         }
         xml.push_str("<tags>");
-        for t in wb.get("tags").and_then(Value::as_array).into_iter().flatten() {
+        for t in wb
+            .get("tags")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(label) = str_field(t, "name") {
                 xml.push_str(&format!(r#"<tag label="{}"/>"#, xml_escape(label)));
             }
@@ -1082,7 +1262,14 @@ impl State {
 
     // --- 7. refresh and jobs ---------------------------------------------------------------------
 
-    fn refresh(&mut self, rq: &Incoming, v: &str, site: &str, kind: TargetKind, luid: &str) -> Reply {
+    fn refresh(
+        &mut self,
+        rq: &Incoming,
+        v: &str,
+        site: &str,
+        kind: TargetKind,
+        luid: &str,
+    ) -> Reply {
         let json = rq.wants_json();
         let idx = match self.rest_site(rq, v, site) {
             Ok(i) => i,
@@ -1122,15 +1309,19 @@ impl State {
         }
         let site = &self.fixture.sites[idx];
         let found = match kind {
-            TargetKind::Workbook => site.workbooks.iter().find(|w| str_field(w, "luid") == Some(luid)).map(|w| {
-                let has_extract = w
-                    .get("embeddedDatasources")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .any(|d| d.get("hasExtracts").and_then(Value::as_bool) == Some(true));
-                (str_field(w, "name").unwrap_or("").to_string(), has_extract)
-            }),
+            TargetKind::Workbook => site
+                .workbooks
+                .iter()
+                .find(|w| str_field(w, "luid") == Some(luid))
+                .map(|w| {
+                    let has_extract = w
+                        .get("embeddedDatasources")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .any(|d| d.get("hasExtracts").and_then(Value::as_bool) == Some(true));
+                    (str_field(w, "name").unwrap_or("").to_string(), has_extract)
+                }),
             TargetKind::Datasource => find_published_datasource(site, luid),
         };
         let (noun, code404) = match kind {
@@ -1166,8 +1357,9 @@ impl State {
                 json,
             );
         }
-        if self.jobs.iter().any(|j| j.site == idx && j.kind == kind && j.target_luid == luid && j.polls < polls_needed)
-        {
+        if self.jobs.iter().any(|j| {
+            j.site == idx && j.kind == kind && j.target_luid == luid && j.polls < polls_needed
+        }) {
             return self.rest_error(
                 409,
                 "409093",
@@ -1214,7 +1406,11 @@ impl State {
             Err(r) => return r,
         };
         if self.faults.job_poll_unavailable {
-            return Reply::new(503, Some("text/html"), "<html><body><h1>503 Service Unavailable</h1></body></html>");
+            return Reply::new(
+                503,
+                Some("text/html"),
+                "<html><body><h1>503 Service Unavailable</h1></body></html>",
+            );
         }
         let now = self.now();
         let polls_needed = self.faults.job_polls_to_finish;
@@ -1229,7 +1425,11 @@ impl State {
             );
         };
         let done = job.polls >= polls_needed;
-        let progress = if done { 100 } else { (100 * (job.polls + 1) / (polls_needed + 2)).max(1) };
+        let progress = if done {
+            100
+        } else {
+            (100 * (job.polls + 1) / (polls_needed + 2)).max(1)
+        };
         job.polls += 1;
         // Shape: help.tableau.com `rest_api_ref_jobs_tasks_and_schedules.htm#query_job` as TSC
         // `models/job_item.py` reads it: progress, createdAt, startedAt; once done completedAt
@@ -1242,7 +1442,12 @@ impl State {
             });
             let mut target = job_target_json(job);
             if done {
-                let (code, n) = self.faults.job_outcomes.get(&job.target_luid).cloned().unwrap_or((0, None));
+                let (code, n) = self
+                    .faults
+                    .job_outcomes
+                    .get(&job.target_luid)
+                    .cloned()
+                    .unwrap_or((0, None));
                 j["completedAt"] = json!(now);
                 j["finishCode"] = json!(code.to_string());
                 if let Some(n) = n {
@@ -1261,7 +1466,12 @@ impl State {
         );
         let mut notes = None;
         if done {
-            let (code, n) = self.faults.job_outcomes.get(&job.target_luid).cloned().unwrap_or((0, None));
+            let (code, n) = self
+                .faults
+                .job_outcomes
+                .get(&job.target_luid)
+                .cloned()
+                .unwrap_or((0, None));
             xml.push_str(&format!(r#" completedAt="{now}" finishCode="{code}""#));
             notes = n;
         }
@@ -1292,10 +1502,17 @@ impl State {
         let body: Value = match serde_json::from_slice(&rq.body) {
             Ok(v) => v,
             Err(e) => {
-                return Reply::json(400, &json!({"errors": [{"message": format!("Invalid JSON request body: {e}")}]}))
+                return Reply::json(
+                    400,
+                    &json!({"errors": [{"message": format!("Invalid JSON request body: {e}")}]}),
+                )
             }
         };
-        let query = body.get("query").and_then(Value::as_str).unwrap_or("").to_string();
+        let query = body
+            .get("query")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let variables = body.get("variables").cloned().unwrap_or(Value::Null);
         let operation_name = body.get("operationName").and_then(Value::as_str);
 
@@ -1303,7 +1520,13 @@ impl State {
         let checked = match graphql_check::check(&query, &variables, operation_name) {
             Ok(c) => c,
             Err(problems) => {
-                self.graphql_refused.push(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
+                self.graphql_refused.push(
+                    problems
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                );
                 return validation_errors(&problems);
             }
         };
@@ -1356,8 +1579,17 @@ impl State {
 
         // Arguments as the document gives them, variables resolved after coercion.
         let args = checked.arguments(root);
-        let filter = args.get("filter").and_then(Value::as_object).cloned().unwrap_or_default();
-        let invalid = |msg: &str| graphql_error(msg, json!({"severity": "ERROR", "code": "INVALID_ARGUMENT"}));
+        let filter = args
+            .get("filter")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let invalid = |msg: &str| {
+            graphql_error(
+                msg,
+                json!({"severity": "ERROR", "code": "INVALID_ARGUMENT"}),
+            )
+        };
 
         let first = match args.get("first") {
             None | Some(Value::Null) => 100u64,
@@ -1384,7 +1616,12 @@ impl State {
         // Validation and coercion made these lists of strings (or null) already.
         let list_arg = |name: &str| -> Option<Vec<String>> {
             match filter.get(name) {
-                Some(Value::Array(items)) => Some(items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect()),
+                Some(Value::Array(items)) => Some(
+                    items
+                        .iter()
+                        .filter_map(|i| i.as_str().map(str::to_string))
+                        .collect(),
+                ),
                 _ => None,
             }
         };
@@ -1393,10 +1630,12 @@ impl State {
         } else {
             (None, None)
         };
-        let ids: Option<std::collections::HashSet<String>> = list_arg("idWithin").map(|v| v.into_iter().collect());
+        let ids: Option<std::collections::HashSet<String>> =
+            list_arg("idWithin").map(|v| v.into_iter().collect());
         // A query whose nodes select only scalars (`id updatedAt`: the listing pass of a client)
         // costs a node per item.
-        let ids_only = graphql_check::sub_field(root, "nodes").is_some_and(|n| graphql_check::selects_only_scalars(&n.selection_set));
+        let ids_only = graphql_check::sub_field(root, "nodes")
+            .is_some_and(|n| graphql_check::selects_only_scalars(&n.selection_set));
 
         let site = &self.fixture.sites[site_idx];
         let site_luid = site.luid.clone();
@@ -1412,11 +1651,15 @@ impl State {
         let mut items: Vec<&Value> = source
             .iter()
             .filter(|w| match &project_luids {
-                Some(list) => str_field(w, "projectLuid").is_some_and(|p| list.iter().any(|l| l == p)),
+                Some(list) => {
+                    str_field(w, "projectLuid").is_some_and(|p| list.iter().any(|l| l == p))
+                }
                 None => true,
             })
             .filter(|w| match &project_names {
-                Some(list) => str_field(w, "projectName").is_some_and(|p| list.iter().any(|l| l == p)),
+                Some(list) => {
+                    str_field(w, "projectName").is_some_and(|p| list.iter().any(|l| l == p))
+                }
                 None => true,
             })
             .filter(|w| match &ids {
@@ -1424,7 +1667,11 @@ impl State {
                 None => true,
             })
             .collect();
-        items.sort_by(|a, b| str_field(a, "id").unwrap_or("").cmp(str_field(b, "id").unwrap_or("")));
+        items.sort_by(|a, b| {
+            str_field(a, "id")
+                .unwrap_or("")
+                .cmp(str_field(b, "id").unwrap_or(""))
+        });
 
         let start = match (&after, offset) {
             (Some(cursor), _) => match decode_cursor(cursor, conn.cursor_type(), &site_luid) {
@@ -1432,7 +1679,11 @@ impl State {
                     .iter()
                     .position(|i| str_field(i, "id").unwrap_or("") > last_id.as_str())
                     .unwrap_or(items.len()),
-                None => return invalid("Invalid cursor: it was not issued for this query type and site"),
+                None => {
+                    return invalid(
+                        "Invalid cursor: it was not issued for this query type and site",
+                    )
+                }
             },
             (None, Some(o)) => o.min(items.len()),
             (None, None) => 0,
@@ -1448,7 +1699,8 @@ impl State {
                 // Whether real answers carry `properties` is UNVERIFIED, so only
                 // `max_page_size_named` adds them (and the number, in the message).
                 let mut message = "The value chosen for \u{201c}first\u{201d} exceeded the maximum page size, so the query results will be limited to the maximum page size instead of the value chosen for \u{201c}first\u{201d}. It is recommended that the value chosen for \u{201c}first\u{201d} be smaller than the maximum page size, or incomplete results may be returned.".to_string();
-                let mut extensions = json!({"severity": "WARNING", "code": "MAX_PAGE_SIZE_EXCEEDED"});
+                let mut extensions =
+                    json!({"severity": "WARNING", "code": "MAX_PAGE_SIZE_EXCEEDED"});
                 if self.faults.max_page_size_named {
                     message = format!("The value chosen for \u{201c}first\u{201d} ({first}) exceeded the maximum page size of {max}, so the query results will be limited to {max} nodes.");
                     extensions["properties"] = json!({"maxPageSize": max});
@@ -1486,13 +1738,20 @@ impl State {
         let end_cursor = page
             .last()
             .map(|last| {
-                Value::String(encode_cursor(conn.cursor_type(), &site_luid, str_field(last, "id").unwrap_or("")))
+                Value::String(encode_cursor(
+                    conn.cursor_type(),
+                    &site_luid,
+                    str_field(last, "id").unwrap_or(""),
+                ))
             })
             .unwrap_or(Value::Null);
         // Each node carries what the document selects and nothing else, so a client that reads
         // a field it never asked for gets null here as it would from Tableau.
         if let Some(nodes) = graphql_check::sub_field(root, "nodes") {
-            page = page.iter().map(|n| checked.select(n, &nodes.selection_set)).collect();
+            page = page
+                .iter()
+                .map(|n| checked.select(n, &nodes.selection_set))
+                .collect();
         }
         let mut out = json!({"data": {field: {
             "totalCount": items.len(),
@@ -1519,8 +1778,17 @@ enum Connection {
 fn published_datasources(site: &FixtureSite) -> Vec<Value> {
     let mut seen = std::collections::BTreeMap::new();
     for w in &site.workbooks {
-        let embedded = w.get("embeddedDatasources").and_then(Value::as_array).into_iter().flatten();
-        for p in embedded.flat_map(|e| e.get("upstreamDatasources").and_then(Value::as_array).into_iter().flatten()) {
+        let embedded = w
+            .get("embeddedDatasources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten();
+        for p in embedded.flat_map(|e| {
+            e.get("upstreamDatasources")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        }) {
             if let Some(id) = str_field(p, "id") {
                 seen.entry(id.to_string()).or_insert_with(|| p.clone());
             }
@@ -1559,7 +1827,9 @@ fn redact_tables(v: &mut Value) {
                                 *f = Value::Null;
                             }
                         }
-                        if let Some(name) = table.get_mut("database").and_then(|d| d.get_mut("name")) {
+                        if let Some(name) =
+                            table.get_mut("database").and_then(|d| d.get_mut("name"))
+                        {
                             *name = Value::Null;
                         }
                     }
@@ -1597,7 +1867,10 @@ fn validation_errors(problems: &[graphql_check::Problem]) -> Reply {
 }
 
 fn graphql_error(message: &str, extensions: Value) -> Reply {
-    Reply::json(200, &json!({"data": null, "errors": [{"message": message, "extensions": extensions}]}))
+    Reply::json(
+        200,
+        &json!({"data": null, "errors": [{"message": message, "extensions": extensions}]}),
+    )
 }
 
 fn job_target_json(job: &Job) -> Value {
@@ -1613,7 +1886,11 @@ fn job_target_xml(job: &Job) -> String {
         TargetKind::Datasource => "datasource",
         TargetKind::Workbook => "workbook",
     };
-    format!(r#"<{tag} id="{}" name="{}"/>"#, xml_escape(&job.target_luid), xml_escape(&job.target_name))
+    format!(
+        r#"<{tag} id="{}" name="{}"/>"#,
+        xml_escape(&job.target_luid),
+        xml_escape(&job.target_name)
+    )
 }
 
 /// A published data source is any `upstreamDatasources` entry (with a luid) of any workbook.
@@ -1647,15 +1924,23 @@ fn parse_credentials(body: &[u8]) -> Result<Credentials, String> {
     let text = std::str::from_utf8(body).map_err(|_| "sign-in body is not UTF-8".to_string())?;
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') {
-        let v: Value = serde_json::from_str(trimmed).map_err(|e| format!("invalid JSON sign-in body: {e}"))?;
-        let c = v.get("credentials").ok_or("sign-in body has no credentials")?;
+        let v: Value =
+            serde_json::from_str(trimmed).map_err(|e| format!("invalid JSON sign-in body: {e}"))?;
+        let c = v
+            .get("credentials")
+            .ok_or("sign-in body has no credentials")?;
         Ok(Credentials {
             pat_name: str_field(c, "personalAccessTokenName").map(str::to_string),
             pat_secret: str_field(c, "personalAccessTokenSecret").map(str::to_string),
-            content_url: c.get("site").and_then(|s| str_field(s, "contentUrl")).unwrap_or("").to_string(),
+            content_url: c
+                .get("site")
+                .and_then(|s| str_field(s, "contentUrl"))
+                .unwrap_or("")
+                .to_string(),
         })
     } else if trimmed.starts_with('<') {
-        let doc = roxmltree::Document::parse(trimmed).map_err(|e| format!("invalid XML sign-in body: {e}"))?;
+        let doc = roxmltree::Document::parse(trimmed)
+            .map_err(|e| format!("invalid XML sign-in body: {e}"))?;
         let c = doc
             .descendants()
             .find(|n| n.has_tag_name("credentials"))
@@ -1664,7 +1949,10 @@ fn parse_credentials(body: &[u8]) -> Result<Credentials, String> {
         Ok(Credentials {
             pat_name: c.attribute("personalAccessTokenName").map(str::to_string),
             pat_secret: c.attribute("personalAccessTokenSecret").map(str::to_string),
-            content_url: site.and_then(|s| s.attribute("contentUrl")).unwrap_or("").to_string(),
+            content_url: site
+                .and_then(|s| s.attribute("contentUrl"))
+                .unwrap_or("")
+                .to_string(),
         })
     } else {
         Err("sign-in body is neither JSON nor XML".to_string())
@@ -1676,21 +1964,30 @@ fn parse_refresh_body(body: &[u8]) -> Result<RefreshBody, String> {
     if text.trim().is_empty() {
         return Ok(RefreshBody::Empty);
     }
-    let doc = roxmltree::Document::parse(text).map_err(|e| format!("invalid XML refresh body: {e}"))?;
+    let doc =
+        roxmltree::Document::parse(text).map_err(|e| format!("invalid XML refresh body: {e}"))?;
     let root = doc.root_element();
     if !root.has_tag_name("tsRequest") {
-        return Err(format!("refresh body root is <{}>, expected <tsRequest>", root.tag_name().name()));
+        return Err(format!(
+            "refresh body root is <{}>, expected <tsRequest>",
+            root.tag_name().name()
+        ));
     }
     match root.children().find(|n| n.is_element()) {
         None => Ok(RefreshBody::Empty),
         Some(e) if e.has_tag_name("extractRefresh") => {
-            if e.attribute("incremental").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+            if e.attribute("incremental")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            {
                 Ok(RefreshBody::Incremental)
             } else {
                 Ok(RefreshBody::Full)
             }
         }
-        Some(e) => Err(format!("unexpected element <{}> in refresh body", e.tag_name().name())),
+        Some(e) => Err(format!(
+            "unexpected element <{}> in refresh body",
+            e.tag_name().name()
+        )),
     }
 }
 
@@ -1700,8 +1997,12 @@ fn parse_refresh_body(body: &[u8]) -> Result<RefreshBody, String> {
 
 fn encode_cursor(kind: &str, site: &str, last_id: &str) -> String {
     // Members in this order so that cursors start like Tableau's (`eyJ0eXBlIjoi…`).
-    let text =
-        format!(r#"{{"type":{},"site":{},"id":{}}}"#, Value::from(kind), Value::from(site), Value::from(last_id));
+    let text = format!(
+        r#"{{"type":{},"site":{},"id":{}}}"#,
+        Value::from(kind),
+        Value::from(site),
+        Value::from(last_id)
+    );
     base64_encode(text.as_bytes())
 }
 
@@ -1719,8 +2020,9 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 fn base64_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let n =
-            (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
+        let n = (chunk[0] as u32) << 16
+            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+            | *chunk.get(2).unwrap_or(&0) as u32;
         for k in 0..4 {
             if k <= chunk.len() {
                 out.push(B64[((n >> (18 - 6 * k)) & 63) as usize] as char);
@@ -1790,7 +2092,8 @@ fn scalar_string(v: Option<&Value>) -> Option<String> {
 
 fn is_version(s: &str) -> bool {
     let mut parts = s.split('.');
-    let ok = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let ok =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
 }
 
@@ -1870,7 +2173,8 @@ mod tests {
 
     impl Resp {
         fn json(&self) -> Value {
-            serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+            serde_json::from_str(&self.text)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
         }
     }
 
@@ -1878,10 +2182,19 @@ mod tests {
         let r = rb.send().unwrap();
         let status = r.status().as_u16();
         let headers = r.headers().clone();
-        Resp { status, headers, text: r.text().unwrap() }
+        Resp {
+            status,
+            headers,
+            text: r.text().unwrap(),
+        }
     }
 
-    fn sign_in_json(s: &TableauServer, c: &reqwest::blocking::Client, pat: &str, secret: &str) -> Resp {
+    fn sign_in_json(
+        s: &TableauServer,
+        c: &reqwest::blocking::Client,
+        pat: &str,
+        secret: &str,
+    ) -> Resp {
         send(
             c.post(format!("{}/api/3.23/auth/signin", s.base_url))
                 .header("Accept", "application/json")
@@ -1893,10 +2206,19 @@ mod tests {
     fn token(s: &TableauServer, c: &reqwest::blocking::Client) -> String {
         let r = sign_in_json(s, c, "autoexpose", "stest-secret-1");
         assert_eq!(r.status, 200, "{}", r.text);
-        r.json()["credentials"]["token"].as_str().unwrap().to_string()
+        r.json()["credentials"]["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
-    fn gql(s: &TableauServer, c: &reqwest::blocking::Client, tok: &str, query: &str, vars: Value) -> Resp {
+    fn gql(
+        s: &TableauServer,
+        c: &reqwest::blocking::Client,
+        tok: &str,
+        query: &str,
+        vars: Value,
+    ) -> Resp {
         send(
             c.post(format!("{}/api/metadata/graphql", s.base_url))
                 .header("X-Tableau-Auth", tok)
@@ -1905,7 +2227,10 @@ mod tests {
     }
 
     fn get(s: &TableauServer, c: &reqwest::blocking::Client, tok: &str, path: &str) -> Resp {
-        send(c.get(format!("{}{}", s.base_url, path)).header("X-Tableau-Auth", tok))
+        send(
+            c.get(format!("{}{}", s.base_url, path))
+                .header("X-Tableau-Auth", tok),
+        )
     }
 
     fn refresh(
@@ -1917,10 +2242,13 @@ mod tests {
         body: &str,
     ) -> Resp {
         send(
-            c.post(format!("{}/api/3.23/sites/{SITE}/{kind}/{luid}/refresh", s.base_url))
-                .header("X-Tableau-Auth", tok)
-                .header("Content-Type", "text/xml")
-                .body(body.to_string()),
+            c.post(format!(
+                "{}/api/3.23/sites/{SITE}/{kind}/{luid}/refresh",
+                s.base_url
+            ))
+            .header("X-Tableau-Auth", tok)
+            .header("Content-Type", "text/xml")
+            .body(body.to_string()),
         )
     }
 
@@ -1929,20 +2257,28 @@ mod tests {
         let q = include_str!("../../src/tableau/workbooks.graphql");
         if with_projects {
             q.replace(", $ids: [ID]", ", $projectLuids: [String]")
-                .replace("filter: {idWithin: $ids}", "filter: {projectLuidWithin: $projectLuids}")
+                .replace(
+                    "filter: {idWithin: $ids}",
+                    "filter: {projectLuidWithin: $projectLuids}",
+                )
         } else {
-            q.replace(", $ids: [ID]", "").replace(", filter: {idWithin: $ids}", "")
+            q.replace(", $ids: [ID]", "")
+                .replace(", filter: {idWithin: $ids}", "")
         }
     }
 
     /// The client's custom SQL document without the by-id filter (its placeholders removed).
     fn custom_sql() -> String {
-        include_str!("../../src/tableau/custom_sql.graphql").replace("$IDS_VAR", "").replace("$IDS_FILTER", "")
+        include_str!("../../src/tableau/custom_sql.graphql")
+            .replace("$IDS_VAR", "")
+            .replace("$IDS_FILTER", "")
     }
 
     fn attr(xml: &str, element: &str, name: &str) -> Option<String> {
         let doc = roxmltree::Document::parse(xml).unwrap();
-        let e = doc.descendants().find(|n| n.has_tag_name((API_NS, element)))?;
+        let e = doc
+            .descendants()
+            .find(|n| n.has_tag_name((API_NS, element)))?;
         e.attribute(name).map(str::to_string)
     }
 
@@ -1951,7 +2287,12 @@ mod tests {
     }
 
     fn ids(page: &Value, field: &str) -> Vec<String> {
-        page["data"][field]["nodes"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap().to_string()).collect()
+        page["data"][field]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["id"].as_str().unwrap().to_string())
+            .collect()
     }
 
     #[test]
@@ -1960,19 +2301,30 @@ mod tests {
         assert_eq!(format_utc(0, true), "1970-01-01T00:00:00.000+00:00");
         assert_eq!(format_utc(951_782_400, false), "2000-02-29T00:00:00Z");
         for s in ["", "a", "ab", "abc", "abcd", "{\"type\":\"Workbook\"}"] {
-            assert_eq!(base64_decode(&base64_encode(s.as_bytes())).unwrap(), s.as_bytes());
+            assert_eq!(
+                base64_decode(&base64_encode(s.as_bytes())).unwrap(),
+                s.as_bytes()
+            );
         }
-        assert_eq!(base64_encode(b"{\"type\":\"Workbook\""), "eyJ0eXBlIjoiV29ya2Jvb2si");
+        assert_eq!(
+            base64_encode(b"{\"type\":\"Workbook\""),
+            "eyJ0eXBlIjoiV29ya2Jvb2si"
+        );
         let cursor = encode_cursor("Workbook", "site-1", "wb \"1\"");
         assert!(cursor.starts_with("eyJ0eXBlIjoiV29ya2Jvb2si"), "{cursor}");
-        assert_eq!(decode_cursor(&cursor, "Workbook", "site-1").as_deref(), Some("wb \"1\""));
+        assert_eq!(
+            decode_cursor(&cursor, "Workbook", "site-1").as_deref(),
+            Some("wb \"1\"")
+        );
         assert_eq!(decode_cursor(&cursor, "Workbook", "site-2"), None);
         assert_eq!(
             mask_secrets(r#"{"personalAccessTokenSecret": "a\"b", "x": 1}"#),
             r#"{"personalAccessTokenSecret": "***", "x": 1}"#
         );
         assert_eq!(
-            mask_secrets(r#"<credentials personalAccessTokenSecret='s' personalAccessTokenName="n"/>"#),
+            mask_secrets(
+                r#"<credentials personalAccessTokenSecret='s' personalAccessTokenName="n"/>"#
+            ),
             r#"<credentials personalAccessTokenSecret='***' personalAccessTokenName="n"/>"#
         );
         assert_eq!(query::percent_decode("a%20b+c"), "a b c");
@@ -1986,14 +2338,20 @@ mod tests {
         let info = send(c.get(format!("{}/api/2.4/serverInfo", s.base_url)));
         assert_eq!(info.status, 200);
         let doc = roxmltree::Document::parse(&info.text).unwrap();
-        let rest = doc.descendants().find(|n| n.has_tag_name((API_NS, "restApiVersion"))).unwrap();
+        let rest = doc
+            .descendants()
+            .find(|n| n.has_tag_name((API_NS, "restApiVersion")))
+            .unwrap();
         assert_eq!(rest.text(), Some("3.23"));
 
         let r = sign_in_json(&s, &c, "autoexpose", "stest-secret-1");
         assert_eq!(r.status, 200);
         let creds = r.json();
         assert_eq!(creds["credentials"]["site"]["id"], SITE);
-        assert_eq!(creds["credentials"]["user"]["id"], "5e57a1e0-0000-4000-8000-000000000ae1");
+        assert_eq!(
+            creds["credentials"]["user"]["id"],
+            "5e57a1e0-0000-4000-8000-000000000ae1"
+        );
         let tok = creds["credentials"]["token"].as_str().unwrap().to_string();
         assert!(tok.len() >= 24);
 
@@ -2022,14 +2380,23 @@ mod tests {
 
         // Nodes come back verbatim.
         let r = gql(&s, &c, &tok, &q, json!({"first": 1})).json();
-        let fixture: Value = serde_json::from_str(&std::fs::read_to_string(fixture()).unwrap()).unwrap();
-        let wb01 = fixture["sites"][0]["workbooks"].as_array().unwrap().iter().find(|w| w["id"] == "wb-01").unwrap();
+        let fixture: Value =
+            serde_json::from_str(&std::fs::read_to_string(fixture()).unwrap()).unwrap();
+        let wb01 = fixture["sites"][0]["workbooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["id"] == "wb-01")
+            .unwrap();
         assert_eq!(&r["data"]["workbooksConnection"]["nodes"][0], wb01);
 
         // Default first = 100.
         let r = gql(&s, &c, &tok, &q, json!({})).json();
         assert_eq!(ids(&r, "workbooksConnection").len(), 5);
-        assert_eq!(r["data"]["workbooksConnection"]["pageInfo"]["hasNextPage"], false);
+        assert_eq!(
+            r["data"]["workbooksConnection"]["pageInfo"]["hasNextPage"],
+            false
+        );
 
         // Project filter.
         let qp = workbooks_query(true);
@@ -2048,9 +2415,19 @@ mod tests {
         let r = gql(&s, &c, &tok, &custom_sql(), json!({"first": 1})).json();
         assert_eq!(ids(&r, "customSQLTablesConnection"), ["csql-01"]);
         let sql_cursor = r["data"]["customSQLTablesConnection"]["pageInfo"]["endCursor"].clone();
-        let r2 = gql(&s, &c, &tok, &custom_sql(), json!({"first": 1, "after": sql_cursor})).json();
+        let r2 = gql(
+            &s,
+            &c,
+            &tok,
+            &custom_sql(),
+            json!({"first": 1, "after": sql_cursor}),
+        )
+        .json();
         assert_eq!(ids(&r2, "customSQLTablesConnection"), ["csql-02"]);
-        assert_eq!(r2["data"]["customSQLTablesConnection"]["pageInfo"]["hasNextPage"], false);
+        assert_eq!(
+            r2["data"]["customSQLTablesConnection"]["pageInfo"]["hasNextPage"],
+            false
+        );
 
         // A custom-SQL cursor in a workbook query, garbage, and after+offset → INVALID_ARGUMENT.
         for vars in [
@@ -2059,10 +2436,20 @@ mod tests {
             json!({"first": 2, "after": base64_encode(b"{\"type\":\"Workbook\",\"site\":\"other\",\"id\":\"wb-01\"}")}),
         ] {
             let r = gql(&s, &c, &tok, &q, vars).json();
-            assert_eq!(r["errors"][0]["extensions"]["code"], "INVALID_ARGUMENT", "{r}");
+            assert_eq!(
+                r["errors"][0]["extensions"]["code"], "INVALID_ARGUMENT",
+                "{r}"
+            );
         }
         let q_offset = "query W($first: Int, $after: String, $offset: Int) { workbooksConnection(first: $first, after: $after, offset: $offset) { nodes { id } } }";
-        let r = gql(&s, &c, &tok, q_offset, json!({"first": 1, "after": after, "offset": 1})).json();
+        let r = gql(
+            &s,
+            &c,
+            &tok,
+            q_offset,
+            json!({"first": 1, "after": after, "offset": 1}),
+        )
+        .json();
         assert_eq!(r["errors"][0]["extensions"]["code"], "INVALID_ARGUMENT");
         let r = gql(&s, &c, &tok, q_offset, json!({"first": 1, "offset": 1})).json();
         assert_eq!(ids(&r, "workbooksConnection"), ["wb-02"]);
@@ -2082,7 +2469,10 @@ mod tests {
         assert!(!log[0].sent_auth);
         let signin = &log[1];
         let body = signin.body.as_deref().unwrap();
-        assert!(body.contains("***") && !body.contains("stest-secret-1"), "{body}");
+        assert!(
+            body.contains("***") && !body.contains("stest-secret-1"),
+            "{body}"
+        );
         assert!(log[2].sent_auth);
         assert!(log.iter().all(|l| !format!("{l:?}").contains(&tok)));
         s.stop();
@@ -2105,7 +2495,10 @@ mod tests {
         let r = gql(&s, &c, &tok, &old, vars.clone());
         assert_eq!(r.status, 200, "{}", r.text);
         let v = r.json();
-        assert!(v.get("data").is_none(), "an invalid document has no data: {v}");
+        assert!(
+            v.get("data").is_none(),
+            "an invalid document has no data: {v}"
+        );
         let e = &v["errors"][0];
         assert!(e["message"].as_str().unwrap().contains("[ID]"), "{v}");
         assert_eq!(e["errorType"], "ValidationError");
@@ -2114,13 +2507,28 @@ mod tests {
         // An unknown field, an unknown argument, an unknown input field, a bad variable value.
         let custom = custom_sql();
         for (query, vars) in [
-            (custom.replace("isUnsupportedCustomSql", "isUnsupportedCustomSql rowCount"), json!({"first": 1})),
-            (custom.replace("first: $first,", "first: $first, last: 3,"), json!({"first": 1})),
-            (details.replace("idWithin: $ids", "idsWithin: $ids"), vars.clone()),
-            (details.to_string(), json!({"first": "two", "ids": ["wb-01"]})),
+            (
+                custom.replace("isUnsupportedCustomSql", "isUnsupportedCustomSql rowCount"),
+                json!({"first": 1}),
+            ),
+            (
+                custom.replace("first: $first,", "first: $first, last: 3,"),
+                json!({"first": 1}),
+            ),
+            (
+                details.replace("idWithin: $ids", "idsWithin: $ids"),
+                vars.clone(),
+            ),
+            (
+                details.to_string(),
+                json!({"first": "two", "ids": ["wb-01"]}),
+            ),
         ] {
             let v = gql(&s, &c, &tok, &query, vars).json();
-            assert!(v.get("data").is_none() && v["errors"][0]["message"].is_string(), "{v}");
+            assert!(
+                v.get("data").is_none() && v["errors"][0]["message"].is_string(),
+                "{v}"
+            );
         }
         let refused = s.graphql_refused();
         assert_eq!(refused.len(), 5, "{refused:#?}");
@@ -2131,14 +2539,25 @@ mod tests {
         // and a root field the server does not serve is said so.
         let aliased = "query A($first: Int) { page: customSQLTablesConnection(first: $first) { nodes { id } } }";
         let v = gql(&s, &c, &tok, aliased, json!({"first": 1})).json();
-        assert_eq!(v["data"]["page"]["nodes"][0], json!({"id": "csql-01"}), "only what was selected: {v}");
+        assert_eq!(
+            v["data"]["page"]["nodes"][0],
+            json!({"id": "csql-01"}),
+            "only what was selected: {v}"
+        );
         // A field the fixture lacks comes back null; an alias renames a nested field.
         let q = "query B($first: Int) { customSQLTablesConnection(first: $first) { nodes { key: id description } } }";
         let v = gql(&s, &c, &tok, q, json!({"first": 1})).json();
-        assert_eq!(v["data"]["customSQLTablesConnection"]["nodes"][0], json!({"key": "csql-01", "description": null}), "{v}");
+        assert_eq!(
+            v["data"]["customSQLTablesConnection"]["nodes"][0],
+            json!({"key": "csql-01", "description": null}),
+            "{v}"
+        );
         let other = "query { databasesConnection(first: 1) { nodes { id } } }";
         let v = gql(&s, &c, &tok, other, json!({})).json();
-        assert_eq!(v["errors"][0]["extensions"]["code"], "TEST_SERVER_UNSUPPORTED", "{v}");
+        assert_eq!(
+            v["errors"][0]["extensions"]["code"], "TEST_SERVER_UNSUPPORTED",
+            "{v}"
+        );
         s.stop();
     }
 
@@ -2147,7 +2566,10 @@ mod tests {
         let s = TableauServer::start(&fixture(), Faults::default());
         let c = client();
         let xml_body = r#"<tsRequest><credentials personalAccessTokenName="autoexpose" personalAccessTokenSecret="stest-secret-1"><site contentUrl="stest"/></credentials></tsRequest>"#;
-        let r = send(c.post(format!("{}/api/3.23/auth/signin", s.base_url)).body(xml_body));
+        let r = send(
+            c.post(format!("{}/api/3.23/auth/signin", s.base_url))
+                .body(xml_body),
+        );
         assert_eq!(r.status, 200, "{}", r.text);
         let tok1 = attr(&r.text, "credentials", "token").unwrap();
         assert_eq!(attr(&r.text, "site", "id").unwrap(), SITE);
@@ -2156,8 +2578,10 @@ mod tests {
         let r = sign_in_json(&s, &c, "autoexpose", "wrong");
         assert_eq!(r.status, 401);
         assert_eq!(r.json()["error"]["code"], "401001");
-        let r =
-            send(c.post(format!("{}/api/3.23/auth/signin", s.base_url)).body(xml_body.replace("stest\"", "nope\"")));
+        let r = send(
+            c.post(format!("{}/api/3.23/auth/signin", s.base_url))
+                .body(xml_body.replace("stest\"", "nope\"")),
+        );
         assert_eq!(r.status, 401);
         assert_eq!(error_code(&r.text), "401001");
         let r = sign_in_json(&s, &c, "AUTOEXPOSE", "stest-secret-1");
@@ -2189,12 +2613,20 @@ mod tests {
         assert_eq!(error_code(&r.text), "401000");
 
         // Wrong site for the token.
-        let r = get(&s, &c, &tok2, "/api/3.23/sites/5e57a1e0-0000-4000-8000-0000000051e2/projects");
+        let r = get(
+            &s,
+            &c,
+            &tok2,
+            "/api/3.23/sites/5e57a1e0-0000-4000-8000-0000000051e2/projects",
+        );
         assert_eq!(r.status, 404);
         assert_eq!(error_code(&r.text), "404000");
 
         // Sign-out ends the session.
-        let r = send(c.post(format!("{}/api/3.23/auth/signout", s.base_url)).header("X-Tableau-Auth", &tok2));
+        let r = send(
+            c.post(format!("{}/api/3.23/auth/signout", s.base_url))
+                .header("X-Tableau-Auth", &tok2),
+        );
         assert_eq!(r.status, 204);
         assert_eq!(get(&s, &c, &tok2, &projects).status, 401);
 
@@ -2203,7 +2635,10 @@ mod tests {
             r#"<tsRequest><credentials personalAccessTokenName="autoexpose" personalAccessTokenSecret="default-secret"><site contentUrl=""/></credentials></tsRequest>"#,
         ));
         assert_eq!(r.status, 200);
-        assert_eq!(attr(&r.text, "site", "id").unwrap(), "5e57a1e0-0000-4000-8000-0000000051e2");
+        assert_eq!(
+            attr(&r.text, "site", "id").unwrap(),
+            "5e57a1e0-0000-4000-8000-0000000051e2"
+        );
     }
 
     #[test]
@@ -2251,15 +2686,25 @@ mod tests {
         let tok = token(&s, &c); // #1
         let q = workbooks_query(false);
         let r = gql(&s, &c, &tok, &q, json!({"first": 1})).json(); // #2
-        let codes: Vec<&str> =
-            r["errors"].as_array().unwrap().iter().map(|e| e["extensions"]["code"].as_str().unwrap()).collect();
+        let codes: Vec<&str> = r["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["extensions"]["code"].as_str().unwrap())
+            .collect();
         assert_eq!(codes, ["PERMISSIONS_MODE_SWITCHED"]);
 
         let r = gql(&s, &c, &tok, &q, json!({"first": 1})).json(); // #3 timeout
-        assert_eq!(r["errors"][0]["message"], "Reached time limit of PT5S for query execution.");
+        assert_eq!(
+            r["errors"][0]["message"],
+            "Reached time limit of PT5S for query execution."
+        );
         assert!(r["errors"][0]["extensions"].is_null());
         let r = gql(&s, &c, &tok, &q, json!({"first": 1})).json(); // #4
-        assert!(r["errors"][0]["message"].as_str().unwrap().contains("30000 millis"));
+        assert!(r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("30000 millis"));
         let r = gql(&s, &c, &tok, &q, json!({"first": 1})).json(); // #5
         assert_eq!(r["errors"][0]["extensions"]["code"], "RATE_EXCEEDED");
 
@@ -2267,19 +2712,33 @@ mod tests {
         let conn = &r["data"]["workbooksConnection"];
         assert_eq!(ids(&r, "workbooksConnection"), ["wb-01"]);
         assert_eq!(conn["pageInfo"]["hasNextPage"], true);
-        let codes: Vec<&str> =
-            r["errors"].as_array().unwrap().iter().map(|e| e["extensions"]["code"].as_str().unwrap()).collect();
+        let codes: Vec<&str> = r["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["extensions"]["code"].as_str().unwrap())
+            .collect();
         assert_eq!(codes, ["NODE_LIMIT_EXCEEDED", "PERMISSIONS_MODE_SWITCHED"]);
         assert_eq!(r["errors"][0]["extensions"]["severity"], "WARNING");
         // The truncated page's cursor continues right after the node returned.
-        let r = gql(&s, &c, &tok, &q, json!({"first": 1, "after": conn["pageInfo"]["endCursor"]})).json();
+        let r = gql(
+            &s,
+            &c,
+            &tok,
+            &q,
+            json!({"first": 1, "after": conn["pageInfo"]["endCursor"]}),
+        )
+        .json();
         assert_eq!(ids(&r, "workbooksConnection"), ["wb-02"]);
 
         // Custom SQL: max page size applies, node limit does not.
         let r = gql(&s, &c, &tok, &custom_sql(), json!({"first": 2})).json();
         assert!(r.get("errors").is_none());
         let r = gql(&s, &c, &tok, &custom_sql(), json!({"first": 5})).json();
-        assert_eq!(r["errors"][0]["extensions"]["code"], "MAX_PAGE_SIZE_EXCEEDED");
+        assert_eq!(
+            r["errors"][0]["extensions"]["code"],
+            "MAX_PAGE_SIZE_EXCEEDED"
+        );
         assert_eq!(ids(&r, "customSQLTablesConnection").len(), 2);
     }
 
@@ -2289,7 +2748,9 @@ mod tests {
         let s = TableauServer::start(&fixture(), Faults::default());
         let c = client();
         let json_get = |path: &str, tok: Option<&str>| {
-            let mut rb = c.get(format!("{}{path}", s.base_url)).header("Accept", "application/json");
+            let mut rb = c
+                .get(format!("{}{path}", s.base_url))
+                .header("Accept", "application/json");
             if let Some(t) = tok {
                 rb = rb.header("X-Tableau-Auth", t);
             }
@@ -2297,35 +2758,63 @@ mod tests {
         };
         let info = json_get("/api/2.4/serverInfo", None).json();
         assert_eq!(info["serverInfo"]["restApiVersion"], "3.23", "{info}");
-        assert!(info["serverInfo"]["productVersion"]["value"].is_string(), "{info}");
+        assert!(
+            info["serverInfo"]["productVersion"]["value"].is_string(),
+            "{info}"
+        );
         let tok = token(&s, &c);
 
         // Query Projects: owner and timestamps in both forms, parentProjectId only when nested.
         let xml = get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/projects")).text;
         let doc = roxmltree::Document::parse(&xml).unwrap();
-        let first = doc.descendants().find(|n| n.has_tag_name((API_NS, "project"))).unwrap();
-        assert!(first.attribute("createdAt").is_some() && first.attribute("parentProjectId").is_none(), "{xml}");
-        let owner = first.children().find(|n| n.has_tag_name((API_NS, "owner"))).and_then(|o| o.attribute("id"));
+        let first = doc
+            .descendants()
+            .find(|n| n.has_tag_name((API_NS, "project")))
+            .unwrap();
+        assert!(
+            first.attribute("createdAt").is_some() && first.attribute("parentProjectId").is_none(),
+            "{xml}"
+        );
+        let owner = first
+            .children()
+            .find(|n| n.has_tag_name((API_NS, "owner")))
+            .and_then(|o| o.attribute("id"));
         assert_eq!(owner, Some("5e57a1e0-0000-4000-8000-000000000ae1"), "{xml}");
-        let v = json_get(&format!("/api/3.23/sites/{SITE}/projects?pageSize=2&pageNumber=1"), Some(&tok)).json();
+        let v = json_get(
+            &format!("/api/3.23/sites/{SITE}/projects?pageSize=2&pageNumber=1"),
+            Some(&tok),
+        )
+        .json();
         assert_eq!(v["pagination"]["totalAvailable"], "5", "{v}");
         let projects = v["projects"]["project"].as_array().unwrap();
         assert_eq!(projects.len(), 2);
-        assert_eq!(projects[1]["parentProjectId"], "5e57f000-0000-4000-8000-000000000001", "{v}");
-        assert!(projects[0].get("parentProjectId").is_none() && projects[0]["owner"]["id"].is_string(), "{v}");
+        assert_eq!(
+            projects[1]["parentProjectId"], "5e57f000-0000-4000-8000-000000000001",
+            "{v}"
+        );
+        assert!(
+            projects[0].get("parentProjectId").is_none() && projects[0]["owner"]["id"].is_string(),
+            "{v}"
+        );
 
         // Refresh: 202 with a job; polling it in JSON reaches a finishCode.
         let r = send(
-            c.post(format!("{}/api/3.23/sites/{SITE}/workbooks/{WB_EXTRACT}/refresh", s.base_url))
-                .header("X-Tableau-Auth", &tok)
-                .header("Accept", "application/json")
-                .header("Content-Type", "text/xml")
-                .body("<tsRequest />"),
+            c.post(format!(
+                "{}/api/3.23/sites/{SITE}/workbooks/{WB_EXTRACT}/refresh",
+                s.base_url
+            ))
+            .header("X-Tableau-Auth", &tok)
+            .header("Accept", "application/json")
+            .header("Content-Type", "text/xml")
+            .body("<tsRequest />"),
         );
         assert_eq!(r.status, 202, "{}", r.text);
         let job = r.json();
         assert_eq!(job["job"]["type"], "RefreshExtract");
-        assert_eq!(job["job"]["extractRefreshJob"]["workbook"]["id"], WB_EXTRACT, "{job}");
+        assert_eq!(
+            job["job"]["extractRefreshJob"]["workbook"]["id"], WB_EXTRACT,
+            "{job}"
+        );
         let id = job["job"]["id"].as_str().unwrap().to_string();
         let done = json_get(&format!("/api/3.23/sites/{SITE}/jobs/{id}"), Some(&tok)).json();
         assert_eq!(done["job"]["finishCode"], "0", "{done}");
@@ -2333,7 +2822,10 @@ mod tests {
 
         // Errors in JSON too.
         let e = json_get(&format!("/api/3.23/sites/{SITE}/jobs/nope"), Some(&tok)).json();
-        assert!(e["error"]["code"].is_string() && e["error"]["summary"].is_string(), "{e}");
+        assert!(
+            e["error"]["code"].is_string() && e["error"]["summary"].is_string(),
+            "{e}"
+        );
         s.stop();
     }
 
@@ -2344,12 +2836,23 @@ mod tests {
         let tok = token(&s, &c);
         let mut names = Vec::new();
         for page in 1..=3 {
-            let r = get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/projects?pageSize=2&pageNumber={page}"));
+            let r = get(
+                &s,
+                &c,
+                &tok,
+                &format!("/api/3.23/sites/{SITE}/projects?pageSize=2&pageNumber={page}"),
+            );
             assert_eq!(r.status, 200);
             assert_eq!(attr(&r.text, "pagination", "totalAvailable").unwrap(), "5");
-            assert_eq!(attr(&r.text, "pagination", "pageNumber").unwrap(), page.to_string());
+            assert_eq!(
+                attr(&r.text, "pagination", "pageNumber").unwrap(),
+                page.to_string()
+            );
             let doc = roxmltree::Document::parse(&r.text).unwrap();
-            for p in doc.descendants().filter(|n| n.has_tag_name((API_NS, "project"))) {
+            for p in doc
+                .descendants()
+                .filter(|n| n.has_tag_name((API_NS, "project")))
+            {
                 names.push((
                     p.attribute("name").unwrap().to_string(),
                     p.attribute("parentProjectId").map(str::to_string),
@@ -2357,29 +2860,56 @@ mod tests {
             }
         }
         assert_eq!(names.len(), 5);
-        assert_eq!(names[1], ("Monthly".to_string(), Some("5e57f000-0000-4000-8000-000000000001".to_string())));
+        assert_eq!(
+            names[1],
+            (
+                "Monthly".to_string(),
+                Some("5e57f000-0000-4000-8000-000000000001".to_string())
+            )
+        );
         assert_eq!(names[0].1, None);
         assert_eq!(names[4].0, "Archive & Old");
         let r = get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/projects"));
         assert_eq!(attr(&r.text, "pagination", "pageSize").unwrap(), "100");
-        let r = get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/projects?pageSize=0"));
+        let r = get(
+            &s,
+            &c,
+            &tok,
+            &format!("/api/3.23/sites/{SITE}/projects?pageSize=0"),
+        );
         assert_eq!(r.status, 400);
 
-        let r = get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/workbooks/{WB_EXTRACT}"));
+        let r = get(
+            &s,
+            &c,
+            &tok,
+            &format!("/api/3.23/sites/{SITE}/workbooks/{WB_EXTRACT}"),
+        );
         assert_eq!(r.status, 200);
         assert_eq!(
             attr(&r.text, "workbook", "webpageUrl").unwrap(),
             format!("{}/#/site/stest/workbooks/301", s.base_url)
         );
-        assert_eq!(attr(&r.text, "workbook", "name").unwrap(), "Revenue <Monthly>");
-        let r = get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/workbooks/5e57b000-0000-4000-8000-00000000dead"));
+        assert_eq!(
+            attr(&r.text, "workbook", "name").unwrap(),
+            "Revenue <Monthly>"
+        );
+        let r = get(
+            &s,
+            &c,
+            &tok,
+            &format!("/api/3.23/sites/{SITE}/workbooks/5e57b000-0000-4000-8000-00000000dead"),
+        );
         assert_eq!(r.status, 404);
 
         // Unexpected calls fail loudly and are logged.
         let r = get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/views"));
         assert_eq!(r.status, 404);
         assert_eq!(error_code(&r.text), "404999");
-        let r = send(c.delete(format!("{}/api/3.23/sites/{SITE}/projects", s.base_url)).header("X-Tableau-Auth", &tok));
+        let r = send(
+            c.delete(format!("{}/api/3.23/sites/{SITE}/projects", s.base_url))
+                .header("X-Tableau-Auth", &tok),
+        );
         assert_eq!(r.status, 405);
         assert_eq!(s.requests().last().unwrap().status, 405);
     }
@@ -2387,8 +2917,13 @@ mod tests {
     #[test]
     fn refresh_conflicts_and_job_polling() {
         let mut outcomes = HashMap::new();
-        outcomes
-            .insert(WB_EXTRACT.to_string(), (1, Some("[Snowflake] Authentication failed for user BOT".to_string())));
+        outcomes.insert(
+            WB_EXTRACT.to_string(),
+            (
+                1,
+                Some("[Snowflake] Authentication failed for user BOT".to_string()),
+            ),
+        );
         let faults = Faults {
             refresh_forbidden: vec![WB_PUBLISHED.to_string()],
             job_outcomes: outcomes,
@@ -2418,17 +2953,17 @@ mod tests {
         let r = refresh(&s, &c, &tok, "workbooks", WB_PUBLISHED, "<tsRequest />");
         assert_eq!(r.status, 403);
         assert!(error_code(&r.text).starts_with("403"));
-        let r = refresh(&s, &c, &tok, "datasources", "5e57d000-0000-4000-8000-00000000dead", "<tsRequest />");
-        assert_eq!(r.status, 404);
-        assert!(error_code(&r.text).starts_with("404"));
         let r = refresh(
             &s,
             &c,
             &tok,
             "datasources",
-            DS_EXTRACT,
+            "5e57d000-0000-4000-8000-00000000dead",
             "<tsRequest />",
         );
+        assert_eq!(r.status, 404);
+        assert!(error_code(&r.text).starts_with("404"));
+        let r = refresh(&s, &c, &tok, "datasources", DS_EXTRACT, "<tsRequest />");
         assert_eq!(r.status, 202);
         assert_eq!(attr(&r.text, "datasource", "name").unwrap(), "Customers");
         let ds_job = attr(&r.text, "job", "id").unwrap();
@@ -2445,19 +2980,39 @@ mod tests {
         let r = get(&s, &c, &tok, &job_path);
         assert_eq!(attr(&r.text, "job", "finishCode").unwrap(), "1");
         assert!(attr(&r.text, "job", "completedAt").is_some());
-        assert!(r.text.contains("<notes>[Snowflake] Authentication failed for user BOT</notes>"), "{}", r.text);
+        assert!(
+            r.text
+                .contains("<notes>[Snowflake] Authentication failed for user BOT</notes>"),
+            "{}",
+            r.text
+        );
         // Finished: a new refresh is accepted again.
         let r = refresh(&s, &c, &tok, "workbooks", WB_EXTRACT, "<tsRequest />");
         assert_eq!(r.status, 202);
 
         // Default outcome: success, no notes.
         for _ in 0..2 {
-            get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/jobs/{ds_job}"));
+            get(
+                &s,
+                &c,
+                &tok,
+                &format!("/api/3.23/sites/{SITE}/jobs/{ds_job}"),
+            );
         }
-        let r = get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/jobs/{ds_job}"));
+        let r = get(
+            &s,
+            &c,
+            &tok,
+            &format!("/api/3.23/sites/{SITE}/jobs/{ds_job}"),
+        );
         assert_eq!(attr(&r.text, "job", "finishCode").unwrap(), "0");
         assert!(!r.text.contains("<notes>"));
-        let r = get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/jobs/5e1f0000-0000-4000-8000-00000000beef"));
+        let r = get(
+            &s,
+            &c,
+            &tok,
+            &format!("/api/3.23/sites/{SITE}/jobs/5e1f0000-0000-4000-8000-00000000beef"),
+        );
         assert_eq!(r.status, 404);
 
         let kinds: Vec<Option<RefreshBody>> = s
@@ -2467,7 +3022,14 @@ mod tests {
             .map(|l| l.refresh)
             .collect();
         // The <extractRefresh /> forms need API 3.25 (query_jobs_tests below).
-        assert_eq!(kinds, [Some(RefreshBody::Empty), Some(RefreshBody::Empty), Some(RefreshBody::Empty)]);
+        assert_eq!(
+            kinds,
+            [
+                Some(RefreshBody::Empty),
+                Some(RefreshBody::Empty),
+                Some(RefreshBody::Empty)
+            ]
+        );
     }
 
     #[test]
@@ -2487,19 +3049,39 @@ mod tests {
         let r = refresh(&s, &c, &tok, "datasources", DS_EXTRACT, "<tsRequest />");
         assert_eq!(r.status, 429);
         assert_eq!(r.headers.get("retry-after").unwrap(), "1");
-        get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/jobs/{job_id}")); // the job finishes
-        assert_eq!(refresh(&s, &c, &tok, "datasources", DS_EXTRACT, "<tsRequest />").status, 202);
+        get(
+            &s,
+            &c,
+            &tok,
+            &format!("/api/3.23/sites/{SITE}/jobs/{job_id}"),
+        ); // the job finishes
+        assert_eq!(
+            refresh(&s, &c, &tok, "datasources", DS_EXTRACT, "<tsRequest />").status,
+            202
+        );
 
         let r = gql(&s, &c, &tok, &workbooks_query(false), json!({"first": 3})).json();
-        let nodes = r["data"]["workbooksConnection"]["nodes"].as_array().unwrap();
-        let published = &nodes[1]["embeddedDatasources"][0]["upstreamDatasources"][0]["upstreamTables"][0];
+        let nodes = r["data"]["workbooksConnection"]["nodes"]
+            .as_array()
+            .unwrap();
+        let published =
+            &nodes[1]["embeddedDatasources"][0]["upstreamDatasources"][0]["upstreamTables"][0];
         assert_eq!(published["id"], "t-cust");
-        assert!(published["name"].is_null() && published["fullName"].is_null() && published["schema"].is_null());
+        assert!(
+            published["name"].is_null()
+                && published["fullName"].is_null()
+                && published["schema"].is_null()
+        );
         assert!(published["database"]["name"].is_null());
         assert_eq!(published["database"]["connectionType"], "snowflake");
         let r = gql(&s, &c, &tok, &custom_sql(), json!({})).json();
-        assert!(r["data"]["customSQLTablesConnection"]["nodes"][1]["tables"][0]["fullName"].is_null());
-        assert_eq!(r["data"]["customSQLTablesConnection"]["nodes"][1]["database"]["name"], "ANALYTICS");
+        assert!(
+            r["data"]["customSQLTablesConnection"]["nodes"][1]["tables"][0]["fullName"].is_null()
+        );
+        assert_eq!(
+            r["data"]["customSQLTablesConnection"]["nodes"][1]["database"]["name"],
+            "ANALYTICS"
+        );
     }
 
     #[test]
@@ -2509,19 +3091,42 @@ mod tests {
         let tok = token(&s, &c);
         let r = refresh(&s, &c, &tok, "workbooks", WB_EXTRACT, "<tsRequest />");
         let job_id = attr(&r.text, "job", "id").unwrap();
-        let r = get(&s, &c, &tok, &format!("/api/3.23/sites/{SITE}/jobs/{job_id}"));
+        let r = get(
+            &s,
+            &c,
+            &tok,
+            &format!("/api/3.23/sites/{SITE}/jobs/{job_id}"),
+        );
         assert_eq!(attr(&r.text, "job", "finishCode").unwrap(), "0");
-        assert_eq!(refresh(&s, &c, &tok, "workbooks", WB_EXTRACT, "<tsRequest />").status, 202);
+        assert_eq!(
+            refresh(&s, &c, &tok, "workbooks", WB_EXTRACT, "<tsRequest />").status,
+            202
+        );
     }
 
     #[test]
     fn sign_in_redirect_stays_a_post() {
-        let s = TableauServer::start(&fixture(), Faults { redirect_signin: true, ..Default::default() });
+        let s = TableauServer::start(
+            &fixture(),
+            Faults {
+                redirect_signin: true,
+                ..Default::default()
+            },
+        );
         let c = client();
         let r = sign_in_json(&s, &c, "autoexpose", "stest-secret-1");
         assert_eq!(r.status, 301);
-        let location = r.headers.get("location").unwrap().to_str().unwrap().to_string();
-        assert_eq!(location, format!("{}/api/3.23/auth/signin", s.localhost_url()));
+        let location = r
+            .headers
+            .get("location")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            location,
+            format!("{}/api/3.23/auth/signin", s.localhost_url())
+        );
         let r = send(
             c.post(&location)
                 .header("Accept", "application/json")
@@ -2534,12 +3139,20 @@ mod tests {
         assert!(log[0].host.starts_with("127.0.0.1"));
         assert!(log[1].host.starts_with("localhost"));
         // Workbook URLs use the host signed in to.
-        let tok = r.json()["credentials"]["token"].as_str().unwrap().to_string();
+        let tok = r.json()["credentials"]["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let r = send(
-            c.get(format!("{}/api/3.23/sites/{SITE}/workbooks/{WB_LIVE}", s.localhost_url()))
-                .header("X-Tableau-Auth", &tok),
+            c.get(format!(
+                "{}/api/3.23/sites/{SITE}/workbooks/{WB_LIVE}",
+                s.localhost_url()
+            ))
+            .header("X-Tableau-Auth", &tok),
         );
-        assert!(attr(&r.text, "workbook", "webpageUrl").unwrap().starts_with(&s.localhost_url()));
+        assert!(attr(&r.text, "workbook", "webpageUrl")
+            .unwrap()
+            .starts_with(&s.localhost_url()));
     }
 }
 
@@ -2583,9 +3196,19 @@ impl State {
         }
         if let Some((_, status)) = f.huge_retry_after_at.iter().find(|(at, _)| *at == n) {
             let reply = if *status == 429 {
-                self.rest_error(429, "429000", "Too Many Requests", "Rate limit exceeded (test server fault).", rq.wants_json())
+                self.rest_error(
+                    429,
+                    "429000",
+                    "Too Many Requests",
+                    "Rate limit exceeded (test server fault).",
+                    rq.wants_json(),
+                )
             } else {
-                Reply::new(*status, Some("text/html"), "<html><body><h1>Service Unavailable</h1></body></html>")
+                Reply::new(
+                    *status,
+                    Some("text/html"),
+                    "<html><body><h1>Service Unavailable</h1></body></html>",
+                )
             };
             return Some(reply.with_header("Retry-After", "100000"));
         }
@@ -2601,7 +3224,13 @@ impl TableauServer {
     /// Every refresh job created so far, as (target luid, job id), in creation order: what a
     /// client should have recorded, whatever it managed to read of the answers.
     pub fn created_jobs(&self) -> Vec<(String, String)> {
-        self.state.lock().unwrap().jobs.iter().map(|j| (j.target_luid.clone(), j.id.clone())).collect()
+        self.state
+            .lock()
+            .unwrap()
+            .jobs
+            .iter()
+            .map(|j| (j.target_luid.clone(), j.id.clone()))
+            .collect()
     }
 }
 
@@ -2614,7 +3243,12 @@ impl State {
     /// A refresh at an API version below 3.25 must carry `<tsRequest />`: the
     /// `<extractRefresh />` element is not in those versions' schema. What real Tableau answers
     /// then is UNVERIFIED; a 400 with code 400000 (invented, as for other bad bodies here).
-    fn refuse_body_below_its_version(&self, v: &str, body: RefreshBody, json: bool) -> Option<Reply> {
+    fn refuse_body_below_its_version(
+        &self,
+        v: &str,
+        body: RefreshBody,
+        json: bool,
+    ) -> Option<Reply> {
         (body != RefreshBody::Empty && version_key(v) < EXTRACT_REFRESH_BODY_SINCE).then(|| {
             self.rest_error(
                 400,
@@ -2631,9 +3265,19 @@ impl State {
     /// its finishCode (TSC `BackgroundJobItem.Status`).
     fn listed_status(&self, job: &Job) -> &'static str {
         if job.polls < self.faults.job_polls_to_finish {
-            return if job.polls == 0 { "Pending" } else { "InProgress" };
+            return if job.polls == 0 {
+                "Pending"
+            } else {
+                "InProgress"
+            };
         }
-        match self.faults.job_outcomes.get(&job.target_luid).map(|o| o.0).unwrap_or(0) {
+        match self
+            .faults
+            .job_outcomes
+            .get(&job.target_luid)
+            .map(|o| o.0)
+            .unwrap_or(0)
+        {
             0 | 3 => "Success",
             2 => "Cancelled",
             _ => "Failed",
@@ -2657,14 +3301,28 @@ impl State {
         };
         if self.faults.query_jobs_forbidden {
             // Code 403069 invented.
-            return self.rest_error(403, "403069", "Forbidden", "Only administrators can query jobs.", json);
+            return self.rest_error(
+                403,
+                "403069",
+                "Forbidden",
+                "Only administrators can query jobs.",
+                json,
+            );
         }
         let mut conds: Vec<(String, String, String)> = Vec::new();
         if let Some(f) = rq.query_param("filter") {
             for expr in f.split(',').filter(|e| !e.is_empty()) {
                 let mut parts = expr.splitn(3, ':');
-                let (Some(field), Some(op), Some(value)) = (parts.next(), parts.next(), parts.next()) else {
-                    return self.rest_error(400, "400065", "Bad Request", &format!("Invalid filter expression '{expr}'."), json);
+                let (Some(field), Some(op), Some(value)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    return self.rest_error(
+                        400,
+                        "400065",
+                        "Bad Request",
+                        &format!("Invalid filter expression '{expr}'."),
+                        json,
+                    );
                 };
                 let ok = match field {
                     "jobType" | "status" => op == "eq",
@@ -2672,13 +3330,27 @@ impl State {
                     _ => false,
                 };
                 if !ok {
-                    return self.rest_error(400, "400065", "Bad Request", &format!("Invalid filter expression '{expr}'."), json);
+                    return self.rest_error(
+                        400,
+                        "400065",
+                        "Bad Request",
+                        &format!("Invalid filter expression '{expr}'."),
+                        json,
+                    );
                 }
                 conds.push((field.to_string(), op.to_string(), value.to_string()));
             }
         }
-        let size: usize = rq.query_param("pageSize").and_then(|p| p.parse().ok()).unwrap_or(100).clamp(1, 1000);
-        let page: usize = rq.query_param("pageNumber").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
+        let size: usize = rq
+            .query_param("pageSize")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(100)
+            .clamp(1, 1000);
+        let page: usize = rq
+            .query_param("pageNumber")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1)
+            .max(1);
         let matching: Vec<(&Job, &'static str)> = self
             .jobs
             .iter()
@@ -2702,7 +3374,9 @@ impl State {
             })
             .collect();
         let total = matching.len();
-        let mut xml = format!(r#"<pagination pageNumber="{page}" pageSize="{size}" totalAvailable="{total}"/><backgroundJobs>"#);
+        let mut xml = format!(
+            r#"<pagination pageNumber="{page}" pageSize="{size}" totalAvailable="{total}"/><backgroundJobs>"#
+        );
         for (j, status) in matching.iter().skip((page - 1) * size).take(size) {
             xml.push_str(&format!(
                 r#"<backgroundJob id="{}" status="{status}" createdAt="{}" priority="50" jobType="refresh_extracts" title="{}"{}/>"#,
@@ -2730,8 +3404,10 @@ mod query_jobs_tests {
         let r = c
             .post(format!("{}/api/3.23/auth/signin", s.base_url))
             .header("Accept", "application/json")
-            .json(&json!({"credentials": {"personalAccessTokenName": "autoexpose",
-                "personalAccessTokenSecret": "stest-secret-1", "site": {"contentUrl": "stest"}}}))
+            .json(
+                &json!({"credentials": {"personalAccessTokenName": "autoexpose",
+                "personalAccessTokenSecret": "stest-secret-1", "site": {"contentUrl": "stest"}}}),
+            )
             .send()
             .unwrap();
         let v: Value = r.json().unwrap();
@@ -2739,7 +3415,13 @@ mod query_jobs_tests {
     }
 
     fn site_luid() -> String {
-        Fixture::load(&fixture()).sites.iter().find(|x| x.content_url == "stest").unwrap().luid.clone()
+        Fixture::load(&fixture())
+            .sites
+            .iter()
+            .find(|x| x.content_url == "stest")
+            .unwrap()
+            .luid
+            .clone()
     }
 
     fn first_extract_workbook() -> String {
@@ -2750,7 +3432,10 @@ mod query_jobs_tests {
             .find(|w| {
                 w.get("embeddedDatasources")
                     .and_then(Value::as_array)
-                    .is_some_and(|d| d.iter().any(|d| d.get("hasExtracts").and_then(Value::as_bool) == Some(true)))
+                    .is_some_and(|d| {
+                        d.iter()
+                            .any(|d| d.get("hasExtracts").and_then(Value::as_bool) == Some(true))
+                    })
             })
             .and_then(|w| str_field(w, "luid"))
             .unwrap()
@@ -2762,17 +3447,27 @@ mod query_jobs_tests {
     #[test]
     fn torn_refresh_is_listed_and_the_body_needs_its_version() {
         let wb = first_extract_workbook();
-        let s = TableauServer::start(&fixture(), Faults { torn_refresh: vec![wb.clone()], job_polls_to_finish: 2, ..Default::default() });
+        let s = TableauServer::start(
+            &fixture(),
+            Faults {
+                torn_refresh: vec![wb.clone()],
+                job_polls_to_finish: 2,
+                ..Default::default()
+            },
+        );
         let c = reqwest::blocking::Client::new();
         let tok = sign_in(&s, &c);
         let site = site_luid();
         let post = |body: &str| {
-            c.post(format!("{}/api/3.23/sites/{site}/workbooks/{wb}/refresh", s.base_url))
-                .header("X-Tableau-Auth", &tok)
-                .header("Content-Type", "text/xml")
-                .body(body.to_string())
-                .send()
-                .unwrap()
+            c.post(format!(
+                "{}/api/3.23/sites/{site}/workbooks/{wb}/refresh",
+                s.base_url
+            ))
+            .header("X-Tableau-Auth", &tok)
+            .header("Content-Type", "text/xml")
+            .body(body.to_string())
+            .send()
+            .unwrap()
         };
         let r = post("<tsRequest><extractRefresh /></tsRequest>");
         assert_eq!(r.status(), 400);
@@ -2781,11 +3476,17 @@ mod query_jobs_tests {
         let r = post("<tsRequest />");
         assert_eq!(r.status(), 202);
         let text = r.text().unwrap();
-        assert!(roxmltree::Document::parse(&text).is_err(), "the 202 body is cut: {text}");
+        assert!(
+            roxmltree::Document::parse(&text).is_err(),
+            "the 202 body is cut: {text}"
+        );
 
         let list = |filter: &str| {
             let r = c
-                .get(format!("{}/api/3.23/sites/{site}/jobs?filter={filter}&pageSize=10&pageNumber=1", s.base_url))
+                .get(format!(
+                    "{}/api/3.23/sites/{site}/jobs?filter={filter}&pageSize=10&pageNumber=1",
+                    s.base_url
+                ))
                 .header("X-Tableau-Auth", &tok)
                 .send()
                 .unwrap();
@@ -2794,7 +3495,10 @@ mod query_jobs_tests {
         let (status, pending) = list("jobType:eq:refresh_extracts,status:eq:Pending");
         assert_eq!(status, 200, "{pending}");
         let doc = roxmltree::Document::parse(&pending).unwrap();
-        let jobs: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("backgroundJob")).collect();
+        let jobs: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("backgroundJob"))
+            .collect();
         assert_eq!(jobs.len(), 1, "{pending}");
         assert_eq!(jobs[0].attribute("status"), Some("Pending"));
         assert_eq!(jobs[0].attribute("jobType"), Some("refresh_extracts"));
@@ -2820,9 +3524,15 @@ mod query_jobs_tests {
         let c = reqwest::blocking::Client::new();
         let tok = sign_in(&s, &c);
         let site = site_luid();
-        for body in ["<tsRequest><extractRefresh /></tsRequest>", r#"<tsRequest><extractRefresh incremental="true" /></tsRequest>"#] {
+        for body in [
+            "<tsRequest><extractRefresh /></tsRequest>",
+            r#"<tsRequest><extractRefresh incremental="true" /></tsRequest>"#,
+        ] {
             let r = c
-                .post(format!("{}/api/3.25/sites/{site}/workbooks/{wb}/refresh", s.base_url))
+                .post(format!(
+                    "{}/api/3.25/sites/{site}/workbooks/{wb}/refresh",
+                    s.base_url
+                ))
                 .header("X-Tableau-Auth", &tok)
                 .header("Content-Type", "text/xml")
                 .body(body)
@@ -2830,8 +3540,16 @@ mod query_jobs_tests {
                 .unwrap();
             assert_eq!(r.status(), 202);
         }
-        let kinds: Vec<_> = s.requests().iter().filter(|l| l.path.ends_with("/refresh")).map(|l| l.refresh).collect();
-        assert_eq!(kinds, [Some(RefreshBody::Full), Some(RefreshBody::Incremental)]);
+        let kinds: Vec<_> = s
+            .requests()
+            .iter()
+            .filter(|l| l.path.ends_with("/refresh"))
+            .map(|l| l.refresh)
+            .collect();
+        assert_eq!(
+            kinds,
+            [Some(RefreshBody::Full), Some(RefreshBody::Incremental)]
+        );
         s.stop();
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -2855,7 +3573,10 @@ impl State {
             return (token, session.pat.clone(), secret);
         }
         let creds = parse_credentials(&rq.body).ok();
-        let name = creds.as_ref().and_then(|c| c.pat_name.clone()).unwrap_or_default();
+        let name = creds
+            .as_ref()
+            .and_then(|c| c.pat_name.clone())
+            .unwrap_or_default();
         let secret = creds.and_then(|c| c.pat_secret).unwrap_or_default();
         (token, name, secret)
     }
@@ -2868,7 +3589,13 @@ impl State {
     fn echo_error(&self, rq: &Incoming) -> Reply {
         let (token, name, secret) = self.echoed_credentials(rq);
         let text = echo_text(&token, &name, &secret);
-        self.rest_error(400, "400099", &format!("Bad Request for {name}"), &text, rq.wants_json())
+        self.rest_error(
+            400,
+            "400099",
+            &format!("Bad Request for {name}"),
+            &text,
+            rq.wants_json(),
+        )
     }
 }
 

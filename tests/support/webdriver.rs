@@ -31,7 +31,11 @@ pub struct Driver {
 impl Driver {
     pub fn start() -> Driver {
         ensure_installed();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
@@ -39,28 +43,51 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {CHROMEDRIVER}: {e}"));
-        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-        let driver = Driver { child, base: format!("http://127.0.0.1:{port}"), http };
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let driver = Driver {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            http,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(r) = driver.http.get(format!("{}/status", driver.base)).send() {
-                if r.json::<Value>().is_ok_and(|v| v["value"]["ready"] == json!(true)) {
+                if r.json::<Value>()
+                    .is_ok_and(|v| v["value"]["ready"] == json!(true))
+                {
                     return driver;
                 }
             }
-            assert!(Instant::now() < deadline, "chromedriver on port {port} did not become ready in 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver on port {port} did not become ready in 30 s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
-    fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, Value> {
-        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
+    fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Value> {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base));
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"));
+        let resp = req
+            .send()
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"));
         let ok = resp.status().is_success();
-        let v: Value = resp.json().unwrap_or_else(|e| panic!("WebDriver {method} {path}: answer is not JSON: {e}"));
+        let v: Value = resp
+            .json()
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path}: answer is not JSON: {e}"));
         if ok {
             Ok(v["value"].clone())
         } else {
@@ -82,7 +109,10 @@ fn ensure_installed() {
         return;
     }
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/chromium.sh");
-    let out = Command::new("bash").arg(&script).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    let out = Command::new("bash")
+        .arg(&script)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
     assert!(
         out.status.success(),
         "{} failed ({:?}):\n{}{}",
@@ -121,26 +151,42 @@ impl<'a> Session<'a> {
             "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
             "goog:loggingPrefs": {"browser": "ALL"}
         }}});
-        let v = driver.call(reqwest::Method::POST, "/session", Some(caps)).unwrap_or_else(|e| panic!("new session: {e}"));
+        let v = driver
+            .call(reqwest::Method::POST, "/session", Some(caps))
+            .unwrap_or_else(|e| panic!("new session: {e}"));
         let id = v["sessionId"].as_str().expect("sessionId").to_string();
-        Session { driver, id, _profile: profile }
+        Session {
+            driver,
+            id,
+            _profile: profile,
+        }
     }
 
     fn post(&self, path: &str, body: Value) -> Result<Value, Value> {
-        self.driver.call(reqwest::Method::POST, &format!("/session/{}{path}", self.id), Some(body))
+        self.driver.call(
+            reqwest::Method::POST,
+            &format!("/session/{}{path}", self.id),
+            Some(body),
+        )
     }
 
     fn get(&self, path: &str) -> Result<Value, Value> {
-        self.driver.call(reqwest::Method::GET, &format!("/session/{}{path}", self.id), None)
+        self.driver.call(
+            reqwest::Method::GET,
+            &format!("/session/{}{path}", self.id),
+            None,
+        )
     }
 
     pub fn goto(&self, url: &str) {
-        self.post("/url", json!({"url": url})).unwrap_or_else(|e| panic!("navigate to {url}: {e}"));
+        self.post("/url", json!({"url": url}))
+            .unwrap_or_else(|e| panic!("navigate to {url}: {e}"));
     }
 
     /// Runs `script` (a function body; `arguments` holds `args`) and returns what it returns.
     pub fn eval(&self, script: &str, args: Value) -> Value {
-        self.post("/execute/sync", json!({"script": script, "args": args})).unwrap_or_else(|e| panic!("script {script}: {e}"))
+        self.post("/execute/sync", json!({"script": script, "args": args}))
+            .unwrap_or_else(|e| panic!("script {script}: {e}"))
     }
 
     /// Waits until `script` returns true (10 s at most).
@@ -154,29 +200,39 @@ impl<'a> Session<'a> {
 
     /// The element `css` selects (the first).
     pub fn find(&self, css: &str) -> String {
-        let v = self.post("/element", json!({"using": "css selector", "value": css})).unwrap_or_else(|e| panic!("find {css}: {e}"));
-        v[ELEMENT].as_str().unwrap_or_else(|| panic!("find {css}: no element reference in {v}")).to_string()
+        let v = self
+            .post("/element", json!({"using": "css selector", "value": css}))
+            .unwrap_or_else(|e| panic!("find {css}: {e}"));
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("find {css}: no element reference in {v}"))
+            .to_string()
     }
 
     pub fn click(&self, css: &str) {
         let el = self.find(css);
-        self.post(&format!("/element/{el}/click"), json!({})).unwrap_or_else(|e| panic!("click {css}: {e}"));
+        self.post(&format!("/element/{el}/click"), json!({}))
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
     /// Types `text` into the element `css` selects, as key presses (input events fire).
     pub fn type_into(&self, css: &str, text: &str) {
         let el = self.find(css);
-        self.post(&format!("/element/{el}/value"), json!({"text": text})).unwrap_or_else(|e| panic!("type into {css}: {e}"));
+        self.post(&format!("/element/{el}/value"), json!({"text": text}))
+            .unwrap_or_else(|e| panic!("type into {css}: {e}"));
     }
 
     pub fn clear(&self, css: &str) {
         let el = self.find(css);
-        self.post(&format!("/element/{el}/clear"), json!({})).unwrap_or_else(|e| panic!("clear {css}: {e}"));
+        self.post(&format!("/element/{el}/clear"), json!({}))
+            .unwrap_or_else(|e| panic!("clear {css}: {e}"));
     }
 
     /// The text of an open alert/confirm/prompt, if one is open.
     pub fn alert_text(&self) -> Option<String> {
-        self.get("/alert/text").ok().map(|v| v.as_str().unwrap_or_default().to_string())
+        self.get("/alert/text")
+            .ok()
+            .map(|v| v.as_str().unwrap_or_default().to_string())
     }
 
     /// The browser's log since the last call (console messages, CSP violations, load errors).
@@ -189,8 +245,12 @@ impl<'a> Session<'a> {
 
     pub fn screenshot(&self, path: &Path) {
         use base64::Engine;
-        let v = self.get("/screenshot").unwrap_or_else(|e| panic!("screenshot: {e}"));
-        let png = base64::engine::general_purpose::STANDARD.decode(v.as_str().expect("base64 PNG")).unwrap();
+        let v = self
+            .get("/screenshot")
+            .unwrap_or_else(|e| panic!("screenshot: {e}"));
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().expect("base64 PNG"))
+            .unwrap();
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, png).unwrap();
     }
@@ -199,6 +259,10 @@ impl<'a> Session<'a> {
 impl Drop for Session<'_> {
     fn drop(&mut self) {
         // Closes the browser; chromedriver's own Drop then ends chromedriver.
-        let _ = self.driver.call(reqwest::Method::DELETE, &format!("/session/{}", self.id), None);
+        let _ = self.driver.call(
+            reqwest::Method::DELETE,
+            &format!("/session/{}", self.id),
+            None,
+        );
     }
 }

@@ -57,21 +57,120 @@ const DST: &[Level] = &[Level::Database, Level::Schema, Level::Table];
 const ST: &[Level] = &[Level::Schema, Level::Table];
 
 const SPECS: &[Spec] = &[
-    Spec { name: "Snowflake.Databases", dialect: Dialect::Snowflake, server: Some(0), database: None, options: 2, levels: DST, sql_schema: None, schema_is_database: false },
-    Spec { name: "Sql.Database", dialect: Dialect::MsSql, server: Some(0), database: Some(1), options: 2, levels: ST, sql_schema: Some("dbo"), schema_is_database: false },
-    Spec { name: "Sql.Databases", dialect: Dialect::MsSql, server: Some(0), database: None, options: 1, levels: DST, sql_schema: Some("dbo"), schema_is_database: false },
-    Spec { name: "PostgreSQL.Database", dialect: Dialect::Postgres, server: Some(0), database: Some(1), options: 2, levels: ST, sql_schema: None, schema_is_database: false },
+    Spec {
+        name: "Snowflake.Databases",
+        dialect: Dialect::Snowflake,
+        server: Some(0),
+        database: None,
+        options: 2,
+        levels: DST,
+        sql_schema: None,
+        schema_is_database: false,
+    },
+    Spec {
+        name: "Sql.Database",
+        dialect: Dialect::MsSql,
+        server: Some(0),
+        database: Some(1),
+        options: 2,
+        levels: ST,
+        sql_schema: Some("dbo"),
+        schema_is_database: false,
+    },
+    Spec {
+        name: "Sql.Databases",
+        dialect: Dialect::MsSql,
+        server: Some(0),
+        database: None,
+        options: 1,
+        levels: DST,
+        sql_schema: Some("dbo"),
+        schema_is_database: false,
+    },
+    Spec {
+        name: "PostgreSQL.Database",
+        dialect: Dialect::Postgres,
+        server: Some(0),
+        database: Some(1),
+        options: 2,
+        levels: ST,
+        sql_schema: None,
+        schema_is_database: false,
+    },
     // The first navigation level is the project (reference: "first Name = project").
-    Spec { name: "GoogleBigQuery.Database", dialect: Dialect::BigQuery, server: None, database: None, options: 0, levels: DST, sql_schema: None, schema_is_database: false },
-    Spec { name: "AmazonRedshift.Database", dialect: Dialect::Redshift, server: Some(0), database: Some(1), options: 2, levels: ST, sql_schema: None, schema_is_database: false },
+    Spec {
+        name: "GoogleBigQuery.Database",
+        dialect: Dialect::BigQuery,
+        server: None,
+        database: None,
+        options: 0,
+        levels: DST,
+        sql_schema: None,
+        schema_is_database: false,
+    },
+    Spec {
+        name: "AmazonRedshift.Database",
+        dialect: Dialect::Redshift,
+        server: Some(0),
+        database: Some(1),
+        options: 2,
+        levels: ST,
+        sql_schema: None,
+        schema_is_database: false,
+    },
     // `Kind="Database"` is the Unity catalog (reference: Microsoft's Azure Databricks connector doc).
-    Spec { name: "Databricks.Catalogs", dialect: Dialect::Databricks, server: Some(0), database: None, options: 2, levels: DST, sql_schema: None, schema_is_database: false },
-    Spec { name: "DatabricksMultiCloud.Catalogs", dialect: Dialect::Databricks, server: Some(0), database: None, options: 2, levels: DST, sql_schema: None, schema_is_database: false },
+    Spec {
+        name: "Databricks.Catalogs",
+        dialect: Dialect::Databricks,
+        server: Some(0),
+        database: None,
+        options: 2,
+        levels: DST,
+        sql_schema: None,
+        schema_is_database: false,
+    },
+    Spec {
+        name: "DatabricksMultiCloud.Catalogs",
+        dialect: Dialect::Databricks,
+        server: Some(0),
+        database: None,
+        options: 2,
+        levels: DST,
+        sql_schema: None,
+        schema_is_database: false,
+    },
     // "host:port/service": Oracle names tables by schema and table only.
-    Spec { name: "Oracle.Database", dialect: Dialect::Generic, server: Some(0), database: None, options: 1, levels: ST, sql_schema: None, schema_is_database: false },
+    Spec {
+        name: "Oracle.Database",
+        dialect: Dialect::Generic,
+        server: Some(0),
+        database: None,
+        options: 1,
+        levels: ST,
+        sql_schema: None,
+        schema_is_database: false,
+    },
     // Catalog (`AwsDataCatalog`), database (a schema to dbt), table.
-    Spec { name: "AmazonAthena.Databases", dialect: Dialect::Generic, server: Some(0), database: None, options: 1, levels: DST, sql_schema: None, schema_is_database: false },
-    Spec { name: "MySQL.Database", dialect: Dialect::MySql, server: Some(0), database: Some(1), options: 2, levels: ST, sql_schema: None, schema_is_database: true },
+    Spec {
+        name: "AmazonAthena.Databases",
+        dialect: Dialect::Generic,
+        server: Some(0),
+        database: None,
+        options: 1,
+        levels: DST,
+        sql_schema: None,
+        schema_is_database: false,
+    },
+    Spec {
+        name: "MySQL.Database",
+        dialect: Dialect::MySql,
+        server: Some(0),
+        database: Some(1),
+        options: 2,
+        levels: ST,
+        sql_schema: None,
+        schema_is_database: true,
+    },
 ];
 
 pub(super) fn spec(name: &str) -> Option<&'static Spec> {
@@ -95,7 +194,10 @@ impl PartialEq for Spec {
 }
 
 pub(super) fn miss(reason: MissKind, detail: impl Into<String>) -> Val {
-    Val::Found(vec![Found::Miss { reason, detail: detail.into() }])
+    Val::Found(vec![Found::Miss {
+        reason,
+        detail: detail.into(),
+    }])
 }
 
 /// A text argument: `Ok(None)` when absent or null; a miss when it is an unresolved parameter
@@ -106,7 +208,10 @@ fn text(v: Option<&Val>, what: &str, function: &str) -> Result<Option<String>, V
         Some(Val::Text(s)) => Ok(Some(s.to_string())),
         Some(Val::Unresolved(name)) => Err(miss(MissKind::UnresolvedParameter, name.clone())),
         Some(f @ (Val::Found(_) | Val::Sql(_))) => Err(f.clone()),
-        Some(_) => Err(miss(MissKind::Unreadable, format!("{function}: the {what} is computed, not a text the reader can know"))),
+        Some(_) => Err(miss(
+            MissKind::Unreadable,
+            format!("{function}: the {what} is computed, not a text the reader can know"),
+        )),
     }
 }
 
@@ -133,12 +238,23 @@ fn connect_inner(spec: &'static Spec, args: &[Val]) -> Result<Val, Val> {
     let database = match spec.database {
         Some(i) => match text(args.get(i), "database", name)? {
             Some(d) => Some(d),
-            None => return Err(miss(MissKind::Unreadable, format!("{name}: no database argument"))),
+            None => {
+                return Err(miss(
+                    MissKind::Unreadable,
+                    format!("{name}: no database argument"),
+                ))
+            }
         },
         None => None,
     };
     let options = args.get(spec.options);
-    let mut conn = Conn { spec, server, database, schema: None, table: None };
+    let mut conn = Conn {
+        spec,
+        server,
+        database,
+        schema: None,
+        table: None,
+    };
     if spec.dialect == Dialect::Databricks {
         // `[Catalog="main", Database="marts"]` start navigation below them (reference, Databricks row).
         conn.database = text(field(options, "Catalog"), "Catalog option", name)?;
@@ -149,7 +265,14 @@ fn connect_inner(spec: &'static Spec, args: &[Val]) -> Result<Val, Val> {
     if let Some(query) = field(options, "Query") {
         if let Some(sql) = text(Some(query), "Query option", name)? {
             let schema = sql_schema(&conn);
-            return Ok(sql_found(name, conn.server, spec.dialect, conn.database, schema, sql));
+            return Ok(sql_found(
+                name,
+                conn.server,
+                spec.dialect,
+                conn.database,
+                schema,
+                sql,
+            ));
         }
     }
     Ok(Val::Conn(Box::new(conn)))
@@ -160,7 +283,13 @@ fn sql_schema(conn: &Conn) -> Option<String> {
     let spec = conn.spec;
     conn.schema
         .clone()
-        .or_else(|| if spec.schema_is_database { conn.database.clone() } else { None })
+        .or_else(|| {
+            if spec.schema_is_database {
+                conn.database.clone()
+            } else {
+                None
+            }
+        })
         .or(spec.sql_schema.map(str::to_string))
 }
 
@@ -179,7 +308,14 @@ pub(super) struct Query {
 
 impl Hash for Query {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        (&self.connector, &self.server, &self.database, &self.schema, &self.sql).hash(h);
+        (
+            &self.connector,
+            &self.server,
+            &self.database,
+            &self.schema,
+            &self.sql,
+        )
+            .hash(h);
     }
 }
 
@@ -190,7 +326,10 @@ impl Query {
 
     /// What the lineage module reads of the SQL, with the connection's defaults.
     pub(super) fn read(&self) -> Found {
-        let defaults = Defaults { database: self.database.clone(), schema: self.schema.clone() };
+        let defaults = Defaults {
+            database: self.database.clone(),
+            schema: self.schema.clone(),
+        };
         let tables = lineage::tables_read(&self.sql, self.dialect, &defaults);
         Found::Sql {
             connector: self.connector.clone(),
@@ -213,7 +352,14 @@ pub(super) fn sql_found(
     schema: Option<String>,
     sql: String,
 ) -> Val {
-    Val::Sql(Rc::new(Query { connector: connector.to_string(), server, dialect, database, schema, sql }))
+    Val::Sql(Rc::new(Query {
+        connector: connector.to_string(),
+        server,
+        dialect,
+        database,
+        schema,
+        sql,
+    }))
 }
 
 /// `Value.NativeQuery(target, sql, …)`, one alternative of each argument.
@@ -223,7 +369,12 @@ pub(super) fn native_query(target: &Val, sql: Option<&Val>) -> Val {
         Val::Conn(c) | Val::Row(c) => c,
         Val::Unresolved(name) => return miss(MissKind::UnresolvedParameter, name.clone()),
         Val::Found(_) | Val::Sql(_) | Val::File(_) | Val::Dataflow { .. } => return target.clone(),
-        _ => return miss(MissKind::Unreadable, format!("{F}: the target is not a database connection the reader knows")),
+        _ => {
+            return miss(
+                MissKind::Unreadable,
+                format!("{F}: the target is not a database connection the reader knows"),
+            )
+        }
     };
     let sql = match text(sql, "SQL", F) {
         Ok(Some(s)) => s,
@@ -232,7 +383,14 @@ pub(super) fn native_query(target: &Val, sql: Option<&Val>) -> Val {
     };
     let spec = conn.spec;
     let schema = sql_schema(conn);
-    sql_found(spec.name, conn.server.clone(), spec.dialect, conn.database.clone(), schema, sql)
+    sql_found(
+        spec.name,
+        conn.server.clone(),
+        spec.dialect,
+        conn.database.clone(),
+        schema,
+        sql,
+    )
 }
 
 /// `Odbc.Query(connection, sql)`: generic SQL, no defaults; the server is the DSN only (an ODBC
@@ -244,7 +402,13 @@ pub(super) fn odbc_query(connection: Option<&Val>, sql: Option<&Val>) -> Val {
         Some(Val::Record(fields)) => fields
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("dsn"))
-            .and_then(|(_, v)| if let Val::Text(s) = v { Some(s.to_string()) } else { None }),
+            .and_then(|(_, v)| {
+                if let Val::Text(s) = v {
+                    Some(s.to_string())
+                } else {
+                    None
+                }
+            }),
         Some(Val::Unresolved(name)) => return miss(MissKind::UnresolvedParameter, name.clone()),
         _ => None,
     };
@@ -258,7 +422,9 @@ pub(super) fn odbc_query(connection: Option<&Val>, sql: Option<&Val>) -> Val {
 fn dsn_of(connection_string: &str) -> Option<String> {
     connection_string.split(';').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
-        k.trim().eq_ignore_ascii_case("dsn").then(|| v.trim().to_string())
+        k.trim()
+            .eq_ignore_ascii_case("dsn")
+            .then(|| v.trim().to_string())
     })
 }
 
@@ -293,7 +459,10 @@ fn navigate_inner(conn: &Conn, fields: &[(String, Val)]) -> Result<Conn, Val> {
             "Item" => &mut item,
             "Catalog" => &mut catalog,
             other => {
-                return Err(miss(MissKind::Unreadable, format!("{f}: navigation by a field {other} the reader does not know")))
+                return Err(miss(
+                    MissKind::Unreadable,
+                    format!("{f}: navigation by a field {other} the reader does not know"),
+                ))
             }
         };
         *slot = text(Some(v), &format!("navigation {k}"), f)?;
@@ -301,9 +470,16 @@ fn navigate_inner(conn: &Conn, fields: &[(String, Val)]) -> Result<Conn, Val> {
     let mut next = conn.clone();
     if schema.is_some() || item.is_some() || catalog.is_some() {
         if name.is_some() {
-            return Err(miss(MissKind::Unreadable, format!("{f}: a navigation step with both Name and Schema/Item")));
+            return Err(miss(
+                MissKind::Unreadable,
+                format!("{f}: a navigation step with both Name and Schema/Item"),
+            ));
         }
-        for (level, value) in [(Level::Database, catalog), (Level::Schema, schema), (Level::Table, item)] {
+        for (level, value) in [
+            (Level::Database, catalog),
+            (Level::Schema, schema),
+            (Level::Table, item),
+        ] {
             if let Some(v) = value {
                 set(&mut next, level, v)?;
             }
@@ -313,12 +489,20 @@ fn navigate_inner(conn: &Conn, fields: &[(String, Val)]) -> Result<Conn, Val> {
             Some(k) => kind_level(f, &k)?,
             None => match conn.spec.levels.iter().find(|l| get(&next, **l).is_none()) {
                 Some(l) => *l,
-                None => return Err(miss(MissKind::Unreadable, format!("{f}: navigation below a table"))),
+                None => {
+                    return Err(miss(
+                        MissKind::Unreadable,
+                        format!("{f}: navigation below a table"),
+                    ))
+                }
             },
         };
         set(&mut next, level, n)?;
     } else {
-        return Err(miss(MissKind::Unreadable, format!("{f}: a navigation step without Name or Item")));
+        return Err(miss(
+            MissKind::Unreadable,
+            format!("{f}: a navigation step without Name or Item"),
+        ));
     }
     Ok(next)
 }
@@ -334,8 +518,18 @@ fn get(c: &Conn, level: Level) -> Option<&String> {
 fn set(c: &mut Conn, level: Level, value: String) -> Result<(), Val> {
     let f = c.spec.name;
     if !c.spec.levels.contains(&level) {
-        let why = if level == Level::Database { " (its database is an argument)" } else { "" };
-        return Err(miss(MissKind::Unreadable, format!("{f}: navigation to a {} it does not have{why}", level.word())));
+        let why = if level == Level::Database {
+            " (its database is an argument)"
+        } else {
+            ""
+        };
+        return Err(miss(
+            MissKind::Unreadable,
+            format!(
+                "{f}: navigation to a {} it does not have{why}",
+                level.word()
+            ),
+        ));
     }
     if let Some(old) = get(c, level) {
         if *old == value {
@@ -343,14 +537,22 @@ fn set(c: &mut Conn, level: Level, value: String) -> Result<(), Val> {
         }
         return Err(miss(
             MissKind::Unreadable,
-            format!("{f}: navigation to {} {value} under {} {old}", level.word(), level.word()),
+            format!(
+                "{f}: navigation to {} {value} under {} {old}",
+                level.word(),
+                level.word()
+            ),
         ));
     }
     for earlier in c.spec.levels.iter().take_while(|l| **l != level) {
         if get(c, *earlier).is_none() {
             return Err(miss(
                 MissKind::Unreadable,
-                format!("{f}: navigation to {} {value} before a {}", level.word(), earlier.word()),
+                format!(
+                    "{f}: navigation to {} {value} before a {}",
+                    level.word(),
+                    earlier.word()
+                ),
             ));
         }
     }
@@ -374,15 +576,28 @@ pub(super) fn finish(c: &Conn) -> Found {
             name: name.clone(),
         },
         None => {
-            let path: Vec<&str> = [&c.database, &c.schema].into_iter().flatten().map(String::as_str).collect();
+            let path: Vec<&str> = [&c.database, &c.schema]
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .collect();
             let detail = if c.schema.is_some() {
-                format!("{f}: navigation stops at schema {}, short of a table", path.join("."))
+                format!(
+                    "{f}: navigation stops at schema {}, short of a table",
+                    path.join(".")
+                )
             } else if c.database.is_some() && c.spec.levels.contains(&Level::Database) {
-                format!("{f}: navigation stops at database {}, short of a table", path.join("."))
+                format!(
+                    "{f}: navigation stops at database {}, short of a table",
+                    path.join(".")
+                )
             } else {
                 format!("{f}: the connection is used without navigating to a table")
             };
-            Found::Miss { reason: MissKind::Unreadable, detail }
+            Found::Miss {
+                reason: MissKind::Unreadable,
+                detail,
+            }
         }
     }
 }

@@ -127,8 +127,17 @@ fn keyword(word: &str) -> Option<Kw> {
 }
 
 const HASH_KEYWORDS: [&str; 11] = [
-    "binary", "date", "datetime", "datetimezone", "duration", "infinity", "nan", "sections",
-    "shared", "table", "time",
+    "binary",
+    "date",
+    "datetime",
+    "datetimezone",
+    "duration",
+    "infinity",
+    "nan",
+    "sections",
+    "shared",
+    "table",
+    "time",
 ];
 
 fn is_newline(c: char) -> bool {
@@ -147,7 +156,11 @@ fn is_ident_part(c: char) -> bool {
 
 /// The tokens of `text`, or the first lexical error.
 pub(super) fn tokenize(text: &str) -> Result<Vec<Token>, LexError> {
-    let mut lx = Lexer { text, pos: 0, out: Vec::new() };
+    let mut lx = Lexer {
+        text,
+        pos: 0,
+        out: Vec::new(),
+    };
     lx.run()?;
     Ok(lx.out)
 }
@@ -174,11 +187,18 @@ impl Lexer<'_> {
     }
 
     fn err(&self, offset: usize, message: impl Into<String>) -> LexError {
-        LexError { offset, message: message.into() }
+        LexError {
+            offset,
+            message: message.into(),
+        }
     }
 
     fn push(&mut self, tok: Tok, start: usize) {
-        self.out.push(Token { tok, start, end: self.pos });
+        self.out.push(Token {
+            tok,
+            start,
+            end: self.pos,
+        });
     }
 
     fn run(&mut self) -> Result<(), LexError> {
@@ -204,7 +224,9 @@ impl Lexer<'_> {
                 self.push(Tok::Text(s), start);
             } else if c == '#' {
                 self.hash(start)?;
-            } else if c.is_ascii_digit() || (c == '.' && self.peek_at(1).is_some_and(|d| d.is_ascii_digit())) {
+            } else if c.is_ascii_digit()
+                || (c == '.' && self.peek_at(1).is_some_and(|d| d.is_ascii_digit()))
+            {
                 self.number(start);
             } else if is_ident_start(c) {
                 self.identifier(start);
@@ -252,7 +274,9 @@ impl Lexer<'_> {
                 "lf" => s.push('\n'),
                 "tab" => s.push('\t'),
                 "#" => s.push('#'),
-                hex if (hex.len() == 4 || hex.len() == 8) && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                hex if (hex.len() == 4 || hex.len() == 8)
+                    && hex.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                {
                     let code = u32::from_str_radix(hex, 16).unwrap_or(u32::MAX);
                     match char::from_u32(code) {
                         Some(c) => s.push(c),
@@ -385,7 +409,11 @@ impl Lexer<'_> {
             ('!', _) => (P::Bang, 1),
             ('?', _) => (P::Question, 1),
             _ => {
-                let shown = if c.is_control() { format!("U+{:04X}", c as u32) } else { c.to_string() };
+                let shown = if c.is_control() {
+                    format!("U+{:04X}", c as u32)
+                } else {
+                    c.to_string()
+                };
                 return Err(self.err(start, format!("unexpected character {shown}")));
             }
         };
@@ -424,16 +452,30 @@ mod tests {
             [Tok::Text("a\"b\nc\r\nd\te#(f\r\u{1F600}".into())]
         );
         assert_eq!(toks("\"two\nlines\""), [Tok::Text("two\nlines".into())]);
-        assert!(tokenize(r##""#(bell)""##).unwrap_err().message.contains("unknown escape"));
-        assert!(tokenize(r##""#(D800)""##).unwrap_err().message.contains("not a character"));
-        assert!(tokenize(r#""open"#).unwrap_err().message.contains("not closed"));
-        assert!(tokenize(r##""#(lf"##).unwrap_err().message.contains("not closed"));
+        assert!(tokenize(r##""#(bell)""##)
+            .unwrap_err()
+            .message
+            .contains("unknown escape"));
+        assert!(tokenize(r##""#(D800)""##)
+            .unwrap_err()
+            .message
+            .contains("not a character"));
+        assert!(tokenize(r#""open"#)
+            .unwrap_err()
+            .message
+            .contains("not closed"));
+        assert!(tokenize(r##""#(lf"##)
+            .unwrap_err()
+            .message
+            .contains("not closed"));
     }
 
     #[test]
     fn identifiers_keywords_and_comments() {
         assert_eq!(
-            toks("let #\"Gefilterte Zeilen\" = Table.SelectRows(x, each _) // c\n/* in */ in #table"),
+            toks(
+                "let #\"Gefilterte Zeilen\" = Table.SelectRows(x, each _) // c\n/* in */ in #table"
+            ),
             [
                 Tok::Keyword(Kw::Let),
                 Tok::Quoted("Gefilterte Zeilen".into()),

@@ -71,8 +71,16 @@ pub(super) struct ParseError {
 /// The expression of a whole document (`section` documents are refused).
 pub(super) fn parse(text: &str, tokens: &[Token]) -> Result<Expr, ParseError> {
     let matching = match_brackets(tokens)?;
-    let mut p = Parser { text, tokens, pos: 0, matching, depth: 0 };
-    if matches!(p.peek(), Some(Tok::Keyword(Kw::Section))) || matches!(p.peek(), Some(Tok::Punct(P::LBracket))) && p.section_after_attributes() {
+    let mut p = Parser {
+        text,
+        tokens,
+        pos: 0,
+        matching,
+        depth: 0,
+    };
+    if matches!(p.peek(), Some(Tok::Keyword(Kw::Section)))
+        || matches!(p.peek(), Some(Tok::Punct(P::LBracket))) && p.section_after_attributes()
+    {
         return Err(p.err("section documents are not read"));
     }
     let e = p.expr()?;
@@ -99,7 +107,10 @@ fn match_brackets(tokens: &[Token]) -> Result<Vec<usize>, ParseError> {
                 match stack.pop() {
                     Some(open) if tokens[open].tok == Tok::Punct(want) => matching[open] = i,
                     _ => {
-                        return Err(ParseError { offset: t.start, message: "a closing bracket without its opening one".into() })
+                        return Err(ParseError {
+                            offset: t.start,
+                            message: "a closing bracket without its opening one".into(),
+                        })
                     }
                 }
             }
@@ -107,7 +118,10 @@ fn match_brackets(tokens: &[Token]) -> Result<Vec<usize>, ParseError> {
         }
     }
     if let Some(open) = stack.pop() {
-        return Err(ParseError { offset: tokens[open].start, message: "a bracket is not closed".into() });
+        return Err(ParseError {
+            offset: tokens[open].start,
+            message: "a bracket is not closed".into(),
+        });
     }
     Ok(matching)
 }
@@ -138,11 +152,16 @@ impl Parser<'_> {
     }
 
     fn offset(&self) -> usize {
-        self.tokens.get(self.pos).map_or(self.text.len(), |t| t.start)
+        self.tokens
+            .get(self.pos)
+            .map_or(self.text.len(), |t| t.start)
     }
 
     fn err(&self, message: impl Into<String>) -> ParseError {
-        ParseError { offset: self.offset(), message: message.into() }
+        ParseError {
+            offset: self.offset(),
+            message: message.into(),
+        }
     }
 
     fn expect(&mut self, p: P, what: &str) -> Result<(), ParseError> {
@@ -166,13 +185,17 @@ impl Parser<'_> {
     /// `[attributes] section …`: a section document.
     fn section_after_attributes(&self) -> bool {
         let close = self.matching[self.pos];
-        self.tokens.get(close + 1).is_some_and(|t| t.tok == Tok::Keyword(Kw::Section))
+        self.tokens
+            .get(close + 1)
+            .is_some_and(|t| t.tok == Tok::Keyword(Kw::Section))
     }
 
     fn enter(&mut self) -> Result<(), ParseError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(self.err(format!("the expression nests deeper than {MAX_DEPTH} levels")));
+            return Err(self.err(format!(
+                "the expression nests deeper than {MAX_DEPTH} levels"
+            )));
         }
         Ok(())
     }
@@ -202,7 +225,10 @@ impl Parser<'_> {
             Some(Tok::Keyword(Kw::Each)) => {
                 self.pos += 1;
                 let body = self.expr()?;
-                Ok(Expr::Function(Rc::new(vec!["_".to_string()]), Rc::new(body)))
+                Ok(Expr::Function(
+                    Rc::new(vec!["_".to_string()]),
+                    Rc::new(body),
+                ))
             }
             Some(Tok::Keyword(Kw::Error)) => {
                 self.pos += 1;
@@ -279,7 +305,9 @@ impl Parser<'_> {
         self.pos += 1;
         let mut params = Vec::new();
         while !self.is(P::RParen) {
-            if self.peek() == Some(&Tok::Ident("optional".into())) && matches!(self.peek_at(1), Some(Tok::Ident(_) | Tok::Quoted(_))) {
+            if self.peek() == Some(&Tok::Ident("optional".into()))
+                && matches!(self.peek_at(1), Some(Tok::Ident(_) | Tok::Quoted(_)))
+            {
                 self.pos += 1;
             }
             params.push(self.name("a parameter name")?);
@@ -372,13 +400,19 @@ impl Parser<'_> {
                 (5, Some(Tok::Punct(P::Eq | P::Ne))) => Op::Other,
                 (6, Some(Tok::Punct(P::Lt | P::Gt | P::Le | P::Ge))) => Op::Other,
                 (7, Some(Tok::Punct(P::Amp))) => Op::Concat,
-                (7, Some(Tok::Punct(P::Plus | P::Minus))) | (8, Some(Tok::Punct(P::Star | P::Slash))) => Op::Other,
+                (7, Some(Tok::Punct(P::Plus | P::Minus)))
+                | (8, Some(Tok::Punct(P::Star | P::Slash))) => Op::Other,
                 _ => break,
             };
             self.pos += 1;
             // `let`, `if`, `each` and functions may follow an operator (the grammar puts them at
             // the top; Power Query accepts them here too).
-            let operand = if matches!(self.peek(), Some(Tok::Keyword(Kw::Let | Kw::If | Kw::Each | Kw::Try | Kw::Error))) {
+            let operand = if matches!(
+                self.peek(),
+                Some(Tok::Keyword(
+                    Kw::Let | Kw::If | Kw::Each | Kw::Try | Kw::Error
+                ))
+            ) {
                 self.expr()?
             } else {
                 self.binary(level + 1)?
@@ -474,7 +508,10 @@ impl Parser<'_> {
             return Ok(s);
         }
         let first = self.pos;
-        while matches!(self.peek(), Some(Tok::Ident(_) | Tok::Keyword(_) | Tok::Number(_))) {
+        while matches!(
+            self.peek(),
+            Some(Tok::Ident(_) | Tok::Keyword(_) | Tok::Number(_))
+        ) {
             self.pos += 1;
         }
         if self.pos == first {
@@ -605,9 +642,13 @@ mod tests {
         let Expr::Let(b, body) = e else { panic!() };
         assert_eq!(b.len(), 2);
         assert_eq!(*body, Expr::Ident("T".into()));
-        let Expr::Postfix(base, posts) = &*b[1].1 else { panic!() };
+        let Expr::Postfix(base, posts) = &*b[1].1 else {
+            panic!()
+        };
         assert_eq!(**base, Expr::Ident("Source".into()));
-        assert!(matches!(&posts[..], [Post::Item(Expr::Record(f)), Post::Field(d)] if f.len() == 2 && d == "Data"));
+        assert!(
+            matches!(&posts[..], [Post::Item(Expr::Record(f)), Post::Field(d)] if f.len() == 2 && d == "Data")
+        );
         for ok in [
             "(x as text, optional y as nullable number) as table => x",
             "each [Order Date] > #date(2020, 1, 1) and not [x] = null",

@@ -80,7 +80,9 @@ fn spent() -> bool {
 }
 
 fn out_of_fuel() -> Abort {
-    Abort(format!("reading the expression takes more than {MAX_FUEL} steps (a limit of the reader)"))
+    Abort(format!(
+        "reading the expression takes more than {MAX_FUEL} steps (a limit of the reader)"
+    ))
 }
 
 #[derive(Debug, Clone)]
@@ -96,7 +98,10 @@ pub(super) enum Val {
     Row(Box<Conn>),
     /// A file or web source: the functions, outermost first (`Excel.Workbook`, `File.Contents`).
     File(Vec<String>),
-    Dataflow { function: String, keys: Vec<(String, String)> },
+    Dataflow {
+        function: String,
+        keys: Vec<(String, String)>,
+    },
     Found(Vec<Found>),
     /// Native SQL, read when the findings are collected.
     Sql(Rc<connectors::Query>),
@@ -126,7 +131,11 @@ struct Scope {
 
 #[derive(Debug)]
 enum Frame {
-    Let { bindings: Rc<Vec<(String, Rc<Expr>)>>, plan: Rc<Plan>, slots: RefCell<Vec<Slot>> },
+    Let {
+        bindings: Rc<Vec<(String, Rc<Expr>)>>,
+        plan: Rc<Plan>,
+        slots: RefCell<Vec<Slot>>,
+    },
     Params(Vec<(String, Val)>),
 }
 
@@ -170,30 +179,111 @@ pub(super) struct Eval<'c, 'a> {
 /// Namespaces of the standard library that transform values rather than reach a source
 /// (learn.microsoft.com/en-us/powerquery-m/power-query-m-function-reference, by category).
 const LIBRARY_NAMESPACES: &[&str] = &[
-    "Table", "List", "Record", "Text", "Number", "Date", "DateTime", "DateTimeZone", "Duration",
-    "Time", "Value", "Binary", "BinaryFormat", "BinaryEncoding", "Splitter", "Combiner",
-    "Comparer", "Replacer", "Function", "Type", "Lines", "Character", "Uri", "Logical", "Int8",
-    "Int16", "Int32", "Int64", "Byte", "Single", "Double", "Decimal", "Currency", "Percentage",
-    "Guid", "Error", "Diagnostics", "Cube", "Json", "Xml", "Culture", "Occurrence", "Order",
-    "JoinKind", "JoinAlgorithm", "JoinSide", "MissingField", "ExtraValues", "GroupKind",
-    "QuoteStyle", "RoundingMode", "TextEncoding", "Compression", "Precision", "RelativePosition",
-    "Day", "TraceLevel", "LimitClauseKind", "Action", "Embedded", "Variable", "Csv", "Excel",
-    "Parquet", "Pdf", "Any", "None", "Null", "Expression", "Web", "File", "Folder",
+    "Table",
+    "List",
+    "Record",
+    "Text",
+    "Number",
+    "Date",
+    "DateTime",
+    "DateTimeZone",
+    "Duration",
+    "Time",
+    "Value",
+    "Binary",
+    "BinaryFormat",
+    "BinaryEncoding",
+    "Splitter",
+    "Combiner",
+    "Comparer",
+    "Replacer",
+    "Function",
+    "Type",
+    "Lines",
+    "Character",
+    "Uri",
+    "Logical",
+    "Int8",
+    "Int16",
+    "Int32",
+    "Int64",
+    "Byte",
+    "Single",
+    "Double",
+    "Decimal",
+    "Currency",
+    "Percentage",
+    "Guid",
+    "Error",
+    "Diagnostics",
+    "Cube",
+    "Json",
+    "Xml",
+    "Culture",
+    "Occurrence",
+    "Order",
+    "JoinKind",
+    "JoinAlgorithm",
+    "JoinSide",
+    "MissingField",
+    "ExtraValues",
+    "GroupKind",
+    "QuoteStyle",
+    "RoundingMode",
+    "TextEncoding",
+    "Compression",
+    "Precision",
+    "RelativePosition",
+    "Day",
+    "TraceLevel",
+    "LimitClauseKind",
+    "Action",
+    "Embedded",
+    "Variable",
+    "Csv",
+    "Excel",
+    "Parquet",
+    "Pdf",
+    "Any",
+    "None",
+    "Null",
+    "Expression",
+    "Web",
+    "File",
+    "Folder",
 ];
 
 /// Functions that reach a file or the web.
 const FILE_ACCESS: &[&str] = &[
-    "File.Contents", "Folder.Files", "Folder.Contents", "Web.Contents", "Web.Page",
-    "Web.BrowserContents", "SharePoint.Files", "SharePoint.Contents", "SharePoint.Tables",
-    "AzureStorage.Blobs", "AzureStorage.DataLake", "AzureStorage.Tables", "Hdfs.Files",
-    "Excel.CurrentWorkbook", "Access.Database", "OneDrive.Files",
+    "File.Contents",
+    "Folder.Files",
+    "Folder.Contents",
+    "Web.Contents",
+    "Web.Page",
+    "Web.BrowserContents",
+    "SharePoint.Files",
+    "SharePoint.Contents",
+    "SharePoint.Tables",
+    "AzureStorage.Blobs",
+    "AzureStorage.DataLake",
+    "AzureStorage.Tables",
+    "Hdfs.Files",
+    "Excel.CurrentWorkbook",
+    "Access.Database",
+    "OneDrive.Files",
 ];
 
 /// Functions that read a file's bytes: a file source when their argument is one (and, for the
 /// first four, whenever their argument is not inline text).
 const FILE_FORMATS: &[&str] = &[
-    "Excel.Workbook", "Csv.Document", "Parquet.Document", "Pdf.Tables", "Json.Document",
-    "Xml.Tables", "Xml.Document", "Lines.FromBinary",
+    "Excel.Workbook",
+    "Csv.Document",
+    "Parquet.Document",
+    "Pdf.Tables",
+    "Json.Document",
+    "Xml.Tables",
+    "Xml.Document",
+    "Lines.FromBinary",
 ];
 
 /// Library functions that reach data the reader cannot follow.
@@ -201,7 +291,14 @@ const UNREAD_LIBRARY: &[&str] = &["Expression.Evaluate"];
 
 impl<'c, 'a> Eval<'c, 'a> {
     pub(super) fn new(ctx: &'c Context<'a>) -> Self {
-        Eval { ctx, shared: HashMap::new(), shared_stack: Vec::new(), scopes: Vec::new(), plans: HashMap::new(), depth: 0 }
+        Eval {
+            ctx,
+            shared: HashMap::new(),
+            shared_stack: Vec::new(),
+            scopes: Vec::new(),
+            plans: HashMap::new(),
+            depth: 0,
+        }
     }
 
     /// The sources `text` (a whole expression) ends in.
@@ -209,7 +306,10 @@ impl<'c, 'a> Eval<'c, 'a> {
         FUEL.with(|f| f.set(MAX_FUEL));
         let mut out = Vec::new();
         match self.parse_text(text) {
-            Ok(None) => out.push(Found::Miss { reason: MissKind::NoSource, detail: "the expression is empty".into() }),
+            Ok(None) => out.push(Found::Miss {
+                reason: MissKind::NoSource,
+                detail: "the expression is empty".into(),
+            }),
             Ok(Some(e)) => match self.eval(&e, &None) {
                 Ok(v) => {
                     let mut queries = Vec::new();
@@ -222,13 +322,22 @@ impl<'c, 'a> Eval<'c, 'a> {
                         }
                     }
                 }
-                Err(Abort(why)) => out.push(Found::Miss { reason: MissKind::Unreadable, detail: why }),
+                Err(Abort(why)) => out.push(Found::Miss {
+                    reason: MissKind::Unreadable,
+                    detail: why,
+                }),
             },
-            Err(why) => out.push(Found::Miss { reason: MissKind::Unreadable, detail: why }),
+            Err(why) => out.push(Found::Miss {
+                reason: MissKind::Unreadable,
+                detail: why,
+            }),
         }
         if spent() {
             // Part of an answer would be a guess: the limit is the answer.
-            out = vec![Found::Miss { reason: MissKind::Unreadable, detail: out_of_fuel().0 }];
+            out = vec![Found::Miss {
+                reason: MissKind::Unreadable,
+                detail: out_of_fuel().0,
+            }];
         }
         if out.is_empty() {
             out.push(Found::Miss {
@@ -299,8 +408,15 @@ impl<'c, 'a> Eval<'c, 'a> {
             Expr::Let(bindings, body) => {
                 let slots = RefCell::new(vec![Slot::Todo; bindings.len()]);
                 let plan = self.plan(bindings)?;
-                let frame = Frame::Let { bindings: bindings.clone(), plan: plan.clone(), slots };
-                let scope = Rc::new(Scope { parent: env.clone(), frame });
+                let frame = Frame::Let {
+                    bindings: bindings.clone(),
+                    plan: plan.clone(),
+                    slots,
+                };
+                let scope = Rc::new(Scope {
+                    parent: env.clone(),
+                    frame,
+                });
                 self.scopes.push(scope.clone());
                 // Every step once, each after those it names: a long chain is not a deep
                 // recursion. (A step nothing uses costs work, never a finding.)
@@ -315,9 +431,11 @@ impl<'c, 'a> Eval<'c, 'a> {
                 let f = self.eval(f, env)?;
                 many(vec![t, f])
             }
-            Expr::Function(params, body) => {
-                Val::Lambda(Rc::new(Lambda { params: params.clone(), body: body.clone(), env: env.clone() }))
-            }
+            Expr::Function(params, body) => Val::Lambda(Rc::new(Lambda {
+                params: params.clone(),
+                body: body.clone(),
+                env: env.clone(),
+            })),
             Expr::Record(fields) => {
                 let mut out = Vec::with_capacity(fields.len());
                 for (k, v) in fields {
@@ -411,11 +529,19 @@ impl<'c, 'a> Eval<'c, 'a> {
 
     /// Step `i` of a `let` scope: evaluated the first time, remembered after.
     fn force(&mut self, s: &Rc<Scope>, i: usize) -> Result<Val, Abort> {
-        let Frame::Let { bindings, slots, .. } = &s.frame else { return Ok(Val::Opaque) };
+        let Frame::Let {
+            bindings, slots, ..
+        } = &s.frame
+        else {
+            return Ok(Val::Opaque);
+        };
         let slot = slots.borrow().get(i).cloned().unwrap_or(Slot::Todo);
         match slot {
             Slot::Done(v) => Ok(v),
-            Slot::Busy => Ok(miss(MissKind::Unreadable, format!("step {} refers to itself", bindings[i].0))),
+            Slot::Busy => Ok(miss(
+                MissKind::Unreadable,
+                format!("step {} refers to itself", bindings[i].0),
+            )),
             Slot::Todo => {
                 if let Some(x) = slots.borrow_mut().get_mut(i) {
                     *x = Slot::Busy;
@@ -487,7 +613,8 @@ impl<'c, 'a> Eval<'c, 'a> {
             }
         }
         let plan = Rc::new(Plan { index, order });
-        self.plans.insert(Rc::as_ptr(bindings), (bindings.clone(), plan.clone()));
+        self.plans
+            .insert(Rc::as_ptr(bindings), (bindings.clone(), plan.clone()));
         Ok(plan)
     }
 
@@ -510,10 +637,23 @@ impl<'c, 'a> Eval<'c, 'a> {
         match self.shared.get(name) {
             Some(Shared::Done(v)) => return Ok(v.clone()),
             Some(Shared::Busy) => {
-                let from = self.shared_stack.iter().position(|n| n == name).unwrap_or(0);
-                let mut cycle: Vec<&str> = self.shared_stack[from..].iter().map(String::as_str).collect();
+                let from = self
+                    .shared_stack
+                    .iter()
+                    .position(|n| n == name)
+                    .unwrap_or(0);
+                let mut cycle: Vec<&str> = self.shared_stack[from..]
+                    .iter()
+                    .map(String::as_str)
+                    .collect();
                 cycle.push(name);
-                return Ok(miss(MissKind::Unreadable, format!("shared expressions refer to each other in a cycle: {}", cycle.join(" → "))));
+                return Ok(miss(
+                    MissKind::Unreadable,
+                    format!(
+                        "shared expressions refer to each other in a cycle: {}",
+                        cycle.join(" → ")
+                    ),
+                ));
             }
             None => {}
         }
@@ -531,7 +671,10 @@ impl<'c, 'a> Eval<'c, 'a> {
                 }
             }
             Ok(Some(e)) => self.eval(&e, &None)?,
-            Err(why) => miss(MissKind::Unreadable, format!("shared expression {name}: {why}")),
+            Err(why) => miss(
+                MissKind::Unreadable,
+                format!("shared expression {name}: {why}"),
+            ),
         };
         self.shared_stack.pop();
         self.shared.insert(name.clone(), Shared::Done(v.clone()));
@@ -560,8 +703,15 @@ impl<'c, 'a> Eval<'c, 'a> {
             self.nest_check(a)?;
         }
         let mut args = args.into_iter();
-        let params = l.params.iter().map(|p| (p.clone(), args.next().unwrap_or(Val::Null))).collect();
-        let scope = Rc::new(Scope { parent: l.env.clone(), frame: Frame::Params(params) });
+        let params = l
+            .params
+            .iter()
+            .map(|p| (p.clone(), args.next().unwrap_or(Val::Null)))
+            .collect();
+        let scope = Rc::new(Scope {
+            parent: l.env.clone(),
+            frame: Frame::Params(params),
+        });
         self.eval(&l.body.clone(), &Some(scope))
     }
 
@@ -571,13 +721,23 @@ impl<'c, 'a> Eval<'c, 'a> {
         }
         Ok(match name {
             "Value.NativeQuery" => match args.first() {
-                Some(_) => per_alternative(&args[..args.len().min(2)], |a| connectors::native_query(&a[0], a.get(1))),
+                Some(_) => per_alternative(&args[..args.len().min(2)], |a| {
+                    connectors::native_query(&a[0], a.get(1))
+                }),
                 None => miss(MissKind::Unreadable, "Value.NativeQuery without arguments"),
             },
             // A function over each item of a list the reader knows (`Table.Combine(List.Transform(
             // {"2023", "2024"}, each Source{[Name = "ORDERS_" & _]}[Data]))`): each result.
-            "List.Transform" if matches!((args.first(), args.get(1)), (Some(Val::List(_)), Some(Val::Lambda(_)))) => {
-                let (Some(Val::List(items)), Some(Val::Lambda(f))) = (args.first(), args.get(1)) else { return Ok(Val::Opaque) };
+            "List.Transform"
+                if matches!(
+                    (args.first(), args.get(1)),
+                    (Some(Val::List(_)), Some(Val::Lambda(_)))
+                ) =>
+            {
+                let (Some(Val::List(items)), Some(Val::Lambda(f))) = (args.first(), args.get(1))
+                else {
+                    return Ok(Val::Opaque);
+                };
                 let (items, f) = (items.clone(), f.clone());
                 let mut out = Vec::with_capacity(items.len());
                 for item in items.iter() {
@@ -587,8 +747,13 @@ impl<'c, 'a> Eval<'c, 'a> {
                 }
                 Val::List(Rc::new(out))
             }
-            "Odbc.Query" => per_alternative(&args[..args.len().min(2)], |a| connectors::odbc_query(a.first(), a.get(1))),
-            "PowerPlatform.Dataflows" | "PowerBI.Dataflows" => Val::Dataflow { function: name.to_string(), keys: Vec::new() },
+            "Odbc.Query" => per_alternative(&args[..args.len().min(2)], |a| {
+                connectors::odbc_query(a.first(), a.get(1))
+            }),
+            "PowerPlatform.Dataflows" | "PowerBI.Dataflows" => Val::Dataflow {
+                function: name.to_string(),
+                keys: Vec::new(),
+            },
             _ if FILE_ACCESS.contains(&name) => Val::File(vec![name.to_string()]),
             _ if UNREAD_LIBRARY.contains(&name) => miss(MissKind::UnsupportedMFunction, name),
             _ if FILE_FORMATS.contains(&name) => match args.first() {
@@ -629,7 +794,12 @@ impl<'c, 'a> Eval<'c, 'a> {
             return Err(out_of_fuel());
         }
         match v {
-            Val::Conn(_) | Val::Row(_) | Val::File(_) | Val::Dataflow { .. } | Val::Found(_) | Val::Sql(_) => out.push(v),
+            Val::Conn(_)
+            | Val::Row(_)
+            | Val::File(_)
+            | Val::Dataflow { .. }
+            | Val::Found(_)
+            | Val::Sql(_) => out.push(v),
             Val::Unresolved(_) if strict => out.push(v),
             Val::Many(vs) => {
                 for v in vs {
@@ -659,7 +829,13 @@ impl<'c, 'a> Eval<'c, 'a> {
     }
 
     /// The findings of a final value (native queries apart, to be read once each).
-    fn collect(&self, v: &Val, strict: bool, out: &mut Vec<Found>, queries: &mut Vec<Rc<connectors::Query>>) {
+    fn collect(
+        &self,
+        v: &Val,
+        strict: bool,
+        out: &mut Vec<Found>,
+        queries: &mut Vec<Rc<connectors::Query>>,
+    ) {
         if !burn(1) {
             return;
         }
@@ -673,7 +849,10 @@ impl<'c, 'a> Eval<'c, 'a> {
                 }
                 shown.push('…');
                 shown.push_str(&")".repeat(fns.len()));
-                out.push(Found::Miss { reason: MissKind::FileConnection, detail: format!("a file or web source: {shown}") });
+                out.push(Found::Miss {
+                    reason: MissKind::FileConnection,
+                    detail: format!("a file or web source: {shown}"),
+                });
             }
             Val::Dataflow { function, keys } => {
                 let keys: Vec<String> = keys.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -682,7 +861,10 @@ impl<'c, 'a> Eval<'c, 'a> {
                 } else {
                     format!("a dataflow ({function}: {})", keys.join(", "))
                 };
-                out.push(Found::Miss { reason: MissKind::Dataflow, detail });
+                out.push(Found::Miss {
+                    reason: MissKind::Dataflow,
+                    detail,
+                });
             }
             Val::Found(fs) => out.extend(fs.iter().cloned()),
             Val::Sql(q) => queries.push(q.clone()),
@@ -701,9 +883,10 @@ impl<'c, 'a> Eval<'c, 'a> {
                     self.collect(v, false, out, queries);
                 }
             }
-            Val::Unresolved(name) if strict => {
-                out.push(Found::Miss { reason: MissKind::UnresolvedParameter, detail: name.clone() })
-            }
+            Val::Unresolved(name) if strict => out.push(Found::Miss {
+                reason: MissKind::UnresolvedParameter,
+                detail: name.clone(),
+            }),
             _ => {}
         }
     }
@@ -760,7 +943,10 @@ fn is_parameter(meta: &Expr) -> bool {
 }
 
 fn is_library(name: &str) -> bool {
-    name.starts_with('#') || name.split_once('.').is_some_and(|(ns, _)| LIBRARY_NAMESPACES.contains(&ns))
+    name.starts_with('#')
+        || name
+            .split_once('.')
+            .is_some_and(|(ns, _)| LIBRARY_NAMESPACES.contains(&ns))
 }
 
 /// What copying a value costs: its parts held inline (the rest is shared).
@@ -847,7 +1033,10 @@ fn many(vals: Vec<Val>) -> Val {
     }
     dedup(&mut out);
     if out.len() > MAX_ALTERNATIVES {
-        return miss(MissKind::Unreadable, format!("more than {MAX_ALTERNATIVES} alternative sources"));
+        return miss(
+            MissKind::Unreadable,
+            format!("more than {MAX_ALTERNATIVES} alternative sources"),
+        );
     }
     match out.len() {
         1 => out.pop().unwrap_or(Val::Opaque),
@@ -877,13 +1066,19 @@ fn alternatives(v: &Val) -> Vec<Val> {
                 }
                 combos = next;
                 if combos.len() > MAX_ALTERNATIVES {
-                    return vec![miss(MissKind::Unreadable, format!("more than {MAX_ALTERNATIVES} alternative sources"))];
+                    return vec![miss(
+                        MissKind::Unreadable,
+                        format!("more than {MAX_ALTERNATIVES} alternative sources"),
+                    )];
                 }
             }
             if !burn(combos.len() * fields.len()) {
                 return vec![Val::Opaque];
             }
-            combos.into_iter().map(|c| Val::Record(Rc::new(c))).collect()
+            combos
+                .into_iter()
+                .map(|c| Val::Record(Rc::new(c)))
+                .collect()
         }
         v => vec![v.clone()],
     }
@@ -904,7 +1099,10 @@ fn per_alternative(args: &[Val], f: impl Fn(&[Val]) -> Val) -> Val {
         }
         combos = next;
         if combos.len() > MAX_ALTERNATIVES {
-            return miss(MissKind::Unreadable, format!("more than {MAX_ALTERNATIVES} alternative sources"));
+            return miss(
+                MissKind::Unreadable,
+                format!("more than {MAX_ALTERNATIVES} alternative sources"),
+            );
         }
         if !burn(combos.len() * (1 + args.len())) {
             return Val::Opaque;
@@ -922,7 +1120,9 @@ fn concat(vals: Vec<Val>) -> Val {
     if let Some(Val::Unresolved(n)) = vals.iter().find(|v| matches!(v, Val::Unresolved(_))) {
         return Val::Unresolved(n.clone());
     }
-    let all_text = vals.iter().all(|v| alternatives(v).iter().all(|a| matches!(a, Val::Text(_))));
+    let all_text = vals
+        .iter()
+        .all(|v| alternatives(v).iter().all(|a| matches!(a, Val::Text(_))));
     if all_text {
         return per_alternative(&vals, |parts| {
             let mut s = String::new();
@@ -942,7 +1142,18 @@ fn concat(vals: Vec<Val>) -> Val {
     }
     let sources: Vec<Val> = vals
         .into_iter()
-        .filter(|v| matches!(v, Val::Conn(_) | Val::Row(_) | Val::File(_) | Val::Dataflow { .. } | Val::Found(_) | Val::Sql(_) | Val::Many(_)))
+        .filter(|v| {
+            matches!(
+                v,
+                Val::Conn(_)
+                    | Val::Row(_)
+                    | Val::File(_)
+                    | Val::Dataflow { .. }
+                    | Val::Found(_)
+                    | Val::Sql(_)
+                    | Val::Many(_)
+            )
+        })
         .collect();
     // A union of tables, like Table.Combine: as many as there are, not alternatives to cap.
     let mut out = Vec::with_capacity(sources.len());
@@ -977,7 +1188,10 @@ fn item(v: Val, sel: &Val) -> Val {
                         f @ (Val::Found(_) | Val::Sql(_)) => f.clone(),
                         _ => miss(
                             MissKind::Unreadable,
-                            format!("{}: navigation by position or a computed key, not by name", c.spec.name),
+                            format!(
+                                "{}: navigation by position or a computed key, not by name",
+                                c.spec.name
+                            ),
                         ),
                     })
                     .collect(),
@@ -1008,9 +1222,16 @@ fn field(v: Val, name: &str) -> Val {
         Val::Row(c) if name == "Data" || c.table.is_some() => Val::Conn(c),
         Val::Row(_) => Val::Opaque,
         Val::Conn(c) => Val::Conn(c),
-        Val::Record(fields) => fields.iter().find(|(k, _)| k == name).map_or(Val::Opaque, |(_, v)| v.clone()),
+        Val::Record(fields) => fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or(Val::Opaque, |(_, v)| v.clone()),
         Val::Many(vs) => many(vs.into_iter().map(|v| field(v, name)).collect()),
-        v @ (Val::Found(_) | Val::Sql(_) | Val::File(_) | Val::Dataflow { .. } | Val::Unresolved(_)) => v,
+        v @ (Val::Found(_)
+        | Val::Sql(_)
+        | Val::File(_)
+        | Val::Dataflow { .. }
+        | Val::Unresolved(_)) => v,
         _ => Val::Opaque,
     }
 }

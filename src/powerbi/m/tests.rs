@@ -96,18 +96,44 @@ enum Shown {
 
 fn shown(f: &Found) -> Shown {
     match f.clone() {
-        Found::Table { connector, server, database, schema, name } => Shown::Table { connector, server, database, schema, name },
-        Found::Sql { connector, server, dialect, database, schema, sql, tables } => Shown::Sql {
+        Found::Table {
+            connector,
+            server,
+            database,
+            schema,
+            name,
+        } => Shown::Table {
+            connector,
+            server,
+            database,
+            schema,
+            name,
+        },
+        Found::Sql {
             connector,
             server,
             dialect,
             database,
             schema,
             sql,
-            tables: tables.as_ref().ok().map(|ts| ts.iter().map(TableRef::dotted).collect()),
+            tables,
+        } => Shown::Sql {
+            connector,
+            server,
+            dialect,
+            database,
+            schema,
+            sql,
+            tables: tables
+                .as_ref()
+                .ok()
+                .map(|ts| ts.iter().map(TableRef::dotted).collect()),
             error: tables.err(),
         },
-        Found::Miss { reason, detail } => Shown::Miss { reason: miss_text(reason), detail },
+        Found::Miss { reason, detail } => Shown::Miss {
+            reason: miss_text(reason),
+            detail,
+        },
     }
 }
 
@@ -119,10 +145,34 @@ struct Outcome<'a> {
 
 fn matches(want: &Want, got: &Found) -> bool {
     match (want, got) {
-        (Want { table: Some([c, d, s, n]), .. }, Found::Table { connector, database, schema, name, .. }) => {
-            c.as_ref() == Some(connector) && d == database && s == schema && n.as_ref() == Some(name)
+        (
+            Want {
+                table: Some([c, d, s, n]),
+                ..
+            },
+            Found::Table {
+                connector,
+                database,
+                schema,
+                name,
+                ..
+            },
+        ) => {
+            c.as_ref() == Some(connector)
+                && d == database
+                && s == schema
+                && n.as_ref() == Some(name)
         }
-        (Want { sql: Some(w), .. }, Found::Sql { connector, database, schema, tables, .. }) => {
+        (
+            Want { sql: Some(w), .. },
+            Found::Sql {
+                connector,
+                database,
+                schema,
+                tables,
+                ..
+            },
+        ) => {
             let same_tables = match (&w.tables, tables) {
                 (Some(want), Ok(got)) if !w.error => {
                     let want: HashSet<&str> = want.iter().map(String::as_str).collect();
@@ -132,11 +182,18 @@ fn matches(want: &Want, got: &Found) -> bool {
                 (None, Err(_)) => w.error,
                 _ => false,
             };
-            w.connector == *connector && w.database == *database && w.schema == *schema && same_tables
+            w.connector == *connector
+                && w.database == *database
+                && w.schema == *schema
+                && same_tables
         }
-        (Want { miss: Some([reason, part]), .. }, Found::Miss { reason: r, detail }) => {
-            miss_text(*r) == reason && detail.contains(part.as_str())
-        }
+        (
+            Want {
+                miss: Some([reason, part]),
+                ..
+            },
+            Found::Miss { reason: r, detail },
+        ) => miss_text(*r) == reason && detail.contains(part.as_str()),
         _ => false,
     }
 }
@@ -156,20 +213,40 @@ fn corpus() {
     for file in &files {
         let stem = file.file_stem().unwrap().to_string_lossy().to_string();
         let text = std::fs::read_to_string(file).unwrap();
-        let parsed: Vec<Case> = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let parsed: Vec<Case> =
+            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let mut outcomes = Vec::new();
         for case in &parsed {
             let id = format!("{stem}/{}", case.name);
-            assert!(names.insert(case.name.clone()), "{id}: case name used twice");
+            assert!(
+                names.insert(case.name.clone()),
+                "{id}: case name used twice"
+            );
             for w in &case.expect {
-                let n = usize::from(w.table.is_some()) + usize::from(w.sql.is_some()) + usize::from(w.miss.is_some());
-                assert_eq!(n, 1, "{id}: each expect item is one of table, sql, miss: {w:?}");
+                let n = usize::from(w.table.is_some())
+                    + usize::from(w.sql.is_some())
+                    + usize::from(w.miss.is_some());
+                assert_eq!(
+                    n, 1,
+                    "{id}: each expect item is one of table, sql, miss: {w:?}"
+                );
             }
             assert!(!case.expect.is_empty(), "{id}: nothing expected");
             cases += 1;
-            let expressions: Vec<(String, String)> = case.expressions.iter().map(|e| (e.name.clone(), e.m.clone())).collect();
-            let parameters: Vec<(String, String)> = case.parameters.iter().map(|e| (e.name.clone(), e.m.clone())).collect();
-            let ctx = Context { expressions: &expressions, parameters: &parameters };
+            let expressions: Vec<(String, String)> = case
+                .expressions
+                .iter()
+                .map(|e| (e.name.clone(), e.m.clone()))
+                .collect();
+            let parameters: Vec<(String, String)> = case
+                .parameters
+                .iter()
+                .map(|e| (e.name.clone(), e.m.clone()))
+                .collect();
+            let ctx = Context {
+                expressions: &expressions,
+                parameters: &parameters,
+            };
             let got = read(&case.m, &ctx);
             findings += got.len();
             // Each expectation takes one finding; both lists must be used up.
@@ -186,13 +263,24 @@ fn corpus() {
             if !unmet.is_empty() || !left.is_empty() {
                 failures.push(format!("{id}:\n  expected but not found: {unmet:?}\n  found but not expected: {left:?}"));
             }
-            outcomes.push(Outcome { name: &case.name, found: got.iter().map(shown).collect() });
+            outcomes.push(Outcome {
+                name: &case.name,
+                found: got.iter().map(shown).collect(),
+            });
         }
         settings.bind(|| insta::assert_yaml_snapshot!(format!("m_corpus@{stem}"), outcomes));
     }
-    println!("m corpus: {cases} cases in {} files, {findings} findings", files.len());
+    println!(
+        "m corpus: {cases} cases in {} files, {findings} findings",
+        files.len()
+    );
     assert!(cases >= 70, "the corpus has {cases} cases, fewer than 70");
-    assert!(failures.is_empty(), "{} of {cases} cases wrong:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 // Inputs built to hurt the reader. Each must end in findings (a table where the M is fine, an
@@ -224,7 +312,11 @@ fn unreadable(found: &[Found], part: &str) {
 fn one_table(found: &[Found], want: &str) {
     match found {
         [Found::Table { name, .. }] if name == want => {}
-        _ => panic!("expected table {want}, got {} findings: {:?}", found.len(), &found[..found.len().min(3)]),
+        _ => panic!(
+            "expected table {want}, got {} findings: {:?}",
+            found.len(),
+            &found[..found.len().min(3)]
+        ),
     }
 }
 
@@ -233,7 +325,15 @@ const SRC: &str = r#"Sql.Database("sql01", "dw"){[Schema="dbo",Item="orders"]}[D
 #[test]
 fn deep_nesting_is_unreadable_not_a_stack_overflow() {
     let n = 10_000;
-    for (open, close) in [("(", ")"), ("{", "}"), ("Table.Buffer(", ")"), ("[a=", "]"), ("-", ""), ("not ", ""), ("each ", "")] {
+    for (open, close) in [
+        ("(", ")"),
+        ("{", "}"),
+        ("Table.Buffer(", ")"),
+        ("[a=", "]"),
+        ("-", ""),
+        ("not ", ""),
+        ("each ", ""),
+    ] {
         let text = format!("{}{SRC}{}", open.repeat(n), close.repeat(n));
         unreadable(&bare(&text), "nests deeper");
     }
@@ -255,7 +355,10 @@ fn long_chains_are_read() {
     // Steps each naming the one before.
     let mut text = format!("let s0 = {SRC}");
     for i in 1..n {
-        text.push_str(&format!(",\n    s{i} = Table.SelectRows(s{}, each [x] > {i})", i - 1));
+        text.push_str(&format!(
+            ",\n    s{i} = Table.SelectRows(s{}, each [x] > {i})",
+            i - 1
+        ));
     }
     text.push_str(&format!("\nin\n    s{}", n - 1));
     one_table(&bare(&text), "orders");
@@ -267,32 +370,100 @@ fn long_chains_are_read() {
     text.push_str(&format!("s0 = {SRC} in s{}", n - 1));
     one_table(&bare(&text), "orders");
     // A flat operator chain and a long postfix chain.
-    one_table(&bare(&format!("let t = {SRC} in {}t", "t & ".repeat(n))), "orders");
+    one_table(
+        &bare(&format!("let t = {SRC} in {}t", "t & ".repeat(n))),
+        "orders",
+    );
     one_table(&bare(&format!("{SRC}{}", "[Data]".repeat(n))), "orders");
     // A list of 10k tables (one, deduplicated) and of 10k texts.
-    one_table(&bare(&format!("let t = {SRC} in Table.Combine({{{}t}})", "t, ".repeat(n))), "orders");
+    one_table(
+        &bare(&format!(
+            "let t = {SRC} in Table.Combine({{{}t}})",
+            "t, ".repeat(n)
+        )),
+        "orders",
+    );
     let found = bare(&format!("Table.FromRows({{{}\"x\"}})", "\"x\", ".repeat(n)));
-    assert!(matches!(&found[..], [Found::Miss { reason: super::MissKind::NoSource, .. }]), "{found:?}");
+    assert!(
+        matches!(
+            &found[..],
+            [Found::Miss {
+                reason: super::MissKind::NoSource,
+                ..
+            }]
+        ),
+        "{found:?}"
+    );
 }
 
 #[test]
 fn shared_expression_chains_and_cycles() {
     // A chain of 2,000 shared expressions: read, or a miss naming the limit, never a crash.
     let n = 2_000;
-    let mut exprs: Vec<(String, String)> = (1..n).map(|i| (format!("q{i}"), format!("Table.Buffer(q{})", i - 1))).collect();
+    let mut exprs: Vec<(String, String)> = (1..n)
+        .map(|i| (format!("q{i}"), format!("Table.Buffer(q{})", i - 1)))
+        .collect();
     exprs.push(("q0".into(), SRC.into()));
-    let found = raw(&format!("q{}", n - 1), &Context { expressions: &exprs, parameters: &[] });
-    assert!(matches!(&found[..], [Found::Table { .. }] | [Found::Miss { reason: super::MissKind::Unreadable, .. }]), "{found:?}");
+    let found = raw(
+        &format!("q{}", n - 1),
+        &Context {
+            expressions: &exprs,
+            parameters: &[],
+        },
+    );
+    assert!(
+        matches!(
+            &found[..],
+            [Found::Table { .. }]
+                | [Found::Miss {
+                    reason: super::MissKind::Unreadable,
+                    ..
+                }]
+        ),
+        "{found:?}"
+    );
     // A ring of 1,000.
-    let ring: Vec<(String, String)> = (0..1_000).map(|i| (format!("r{i}"), format!("r{}", (i + 1) % 1_000))).collect();
-    let found = raw("r0", &Context { expressions: &ring, parameters: &[] });
-    assert!(matches!(&found[..], [Found::Miss { reason: super::MissKind::Unreadable, .. }]), "{found:?}");
+    let ring: Vec<(String, String)> = (0..1_000)
+        .map(|i| (format!("r{i}"), format!("r{}", (i + 1) % 1_000)))
+        .collect();
+    let found = raw(
+        "r0",
+        &Context {
+            expressions: &ring,
+            parameters: &[],
+        },
+    );
+    assert!(
+        matches!(
+            &found[..],
+            [Found::Miss {
+                reason: super::MissKind::Unreadable,
+                ..
+            }]
+        ),
+        "{found:?}"
+    );
     // Steps in a cycle, a step naming itself through a function, recursion without end.
     unreadable(&bare("let a = b, b = c, c = a in a"), "refers to itself");
     unreadable(&bare("let f = (x) => f(x) in f(1)"), "");
-    unreadable(&bare("let f = (x) => @f({x, x}) in Table.Combine(f(1))"), "");
-    let mutual = [("f".to_string(), "(x) => g(x)".to_string()), ("g".to_string(), "(x) => f(x)".to_string())];
-    unreadable(&raw("f(1)", &Context { expressions: &mutual, parameters: &[] }), "");
+    unreadable(
+        &bare("let f = (x) => @f({x, x}) in Table.Combine(f(1))"),
+        "",
+    );
+    let mutual = [
+        ("f".to_string(), "(x) => g(x)".to_string()),
+        ("g".to_string(), "(x) => f(x)".to_string()),
+    ];
+    unreadable(
+        &raw(
+            "f(1)",
+            &Context {
+                expressions: &mutual,
+                parameters: &[],
+            },
+        ),
+        "",
+    );
 }
 
 #[test]
@@ -310,29 +481,61 @@ fn doubling_is_bounded() {
     // What each gives: the table (when repeats are merged as they are made), the limit, or no
     // source at all (lists and texts of literals).
     for (first, step) in [
-        ("{1}", Box::new(|p: usize| format!("a{p} & a{p}")) as Box<dyn Fn(usize) -> String>),
+        (
+            "{1}",
+            Box::new(|p: usize| format!("a{p} & a{p}")) as Box<dyn Fn(usize) -> String>,
+        ),
         ("{1}", Box::new(|p: usize| format!("{{a{p}, a{p}}}"))),
         ("\"x\"", Box::new(|p: usize| format!("a{p} & a{p}"))),
-        ("[x=1]", Box::new(|p: usize| format!("[l = a{p}, r = a{p}]"))),
+        (
+            "[x=1]",
+            Box::new(|p: usize| format!("[l = a{p}, r = a{p}]")),
+        ),
         (SRC, Box::new(|p: usize| format!("{{a{p}, a{p}}}"))),
-        (SRC, Box::new(|p: usize| format!("Table.Combine({{a{p}, a{p}}})"))),
-        (SRC, Box::new(|p: usize| format!("if x then a{p} else a{p}"))),
-        (SRC, Box::new(|p: usize| format!("Table.NestedJoin(a{p}, {{}}, a{p}, {{}}, \"j\")"))),
+        (
+            SRC,
+            Box::new(|p: usize| format!("Table.Combine({{a{p}, a{p}}})")),
+        ),
+        (
+            SRC,
+            Box::new(|p: usize| format!("if x then a{p} else a{p}")),
+        ),
+        (
+            SRC,
+            Box::new(|p: usize| format!("Table.NestedJoin(a{p}, {{}}, a{p}, {{}}, \"j\")")),
+        ),
         (SRC, Box::new(|p: usize| format!("try a{p} otherwise a{p}"))),
     ] {
         let text = chain(first, &*step);
         let found = bare(&text);
         match &found[..] {
             [Found::Table { name, .. }] if name == "orders" && first == SRC => {}
-            [Found::Miss { reason: super::MissKind::Unreadable, detail }]
-                if detail.contains("limit") || detail.contains("alternative") || detail.contains("nests deeper") => {}
-            [Found::Miss { reason: super::MissKind::NoSource, .. }] if first != SRC => {}
+            [Found::Miss {
+                reason: super::MissKind::Unreadable,
+                detail,
+            }] if detail.contains("limit")
+                || detail.contains("alternative")
+                || detail.contains("nests deeper") => {}
+            [Found::Miss {
+                reason: super::MissKind::NoSource,
+                ..
+            }] if first != SRC => {}
             _ => panic!("{text}: {found:?}"),
         }
     }
     // Sources that differ at every step: 2^60 alternatives.
-    let text = chain(r#""t""#, &|p| format!(r#"if x then a{p} & "0" else a{p} & "1""#));
-    let found = bare(&format!("{} {{0}}", text.replace(" in a60", &format!(", q = Sql.Database(\"s\", \"d\"){{[Schema=\"dbo\",Item=a{steps}]}}[Data] in q"))));
+    let text = chain(r#""t""#, &|p| {
+        format!(r#"if x then a{p} & "0" else a{p} & "1""#)
+    });
+    let found = bare(&format!(
+        "{} {{0}}",
+        text.replace(
+            " in a60",
+            &format!(
+                ", q = Sql.Database(\"s\", \"d\"){{[Schema=\"dbo\",Item=a{steps}]}}[Data] in q"
+            )
+        )
+    ));
     unreadable(&found, "");
     // Doubling through a function applied over and over.
     let nested = format!("{}t{}", "d(".repeat(60), ")".repeat(60));
@@ -363,10 +566,63 @@ fn garbage_never_panics() {
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     // Random bytes, and random M-ish tokens.
     let pieces = [
-        "let", "in", " ", "=", ",", "(", ")", "{", "}", "[", "]", "\"", "#\"", "#(", "#(lf)", "each", "if", "then", "else",
-        "=>", "&", "??", "meta", "Sql.Database", "Snowflake.Databases", "Value.NativeQuery", "Name=", "Kind=", "Schema=",
-        "Item=", "[Data]", "x", "@", "!", "...", "..", "//", "/*", "*/", "\n", "#table", "#date", "0x", "1e", "try",
-        "otherwise", "as", "is", "type", "table", "nullable", "optional", "section", ";", "\u{0}", "é", "\u{FEFF}",
+        "let",
+        "in",
+        " ",
+        "=",
+        ",",
+        "(",
+        ")",
+        "{",
+        "}",
+        "[",
+        "]",
+        "\"",
+        "#\"",
+        "#(",
+        "#(lf)",
+        "each",
+        "if",
+        "then",
+        "else",
+        "=>",
+        "&",
+        "??",
+        "meta",
+        "Sql.Database",
+        "Snowflake.Databases",
+        "Value.NativeQuery",
+        "Name=",
+        "Kind=",
+        "Schema=",
+        "Item=",
+        "[Data]",
+        "x",
+        "@",
+        "!",
+        "...",
+        "..",
+        "//",
+        "/*",
+        "*/",
+        "\n",
+        "#table",
+        "#date",
+        "0x",
+        "1e",
+        "try",
+        "otherwise",
+        "as",
+        "is",
+        "type",
+        "table",
+        "nullable",
+        "optional",
+        "section",
+        ";",
+        "\u{0}",
+        "é",
+        "\u{FEFF}",
     ];
     for _ in 0..2_000 {
         let len = (xorshift(&mut seed) % 64) as usize;
@@ -374,12 +630,15 @@ fn garbage_never_panics() {
         let text = String::from_utf8_lossy(&bytes);
         assert!(!bare(&text).is_empty());
         let n = (xorshift(&mut seed) % 40) as usize;
-        let text: String = (0..n).map(|_| pieces[(xorshift(&mut seed) % pieces.len() as u64) as usize]).collect();
+        let text: String = (0..n)
+            .map(|_| pieces[(xorshift(&mut seed) % pieces.len() as u64) as usize])
+            .collect();
         assert!(!bare(&text).is_empty(), "{text:?}");
     }
     // Every prefix and suffix of every corpus case.
     for file in corpus_files() {
-        let cases: Vec<Case> = serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let cases: Vec<Case> =
+            serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         for case in &cases {
             let m = case.m.as_str();
             for (i, _) in m.char_indices().step_by(3) {
