@@ -22,7 +22,6 @@ use rayon::prelude::*;
 use rusqlite::{params, Connection};
 
 use crate::atomic;
-use crate::bulk::Insert;
 use crate::config::{hex_sha256, Config};
 use crate::db::{count_rows, StageReport};
 use crate::emit_pending;
@@ -573,14 +572,24 @@ pub(crate) fn write(
     }
     actions.sort_by(|a, b| a.0.cmp(&b.0));
 
-    tx.execute("DELETE FROM exposures", [])?;
     tx.execute("DELETE FROM emitted_files", [])?;
     let mut json: Vec<String> = Vec::with_capacity(plan.json.len());
     {
-        let mut ins = Insert::new(
+        // Only the exposures that changed are rewritten (`bulk::Replace`).
+        let mut ins = crate::bulk::Replace::new(
             &tx,
             "exposures",
-            "INSERT INTO exposures (integration, asset_ref, name, file, status, depends_on, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            &[
+                "integration",
+                "asset_ref",
+                "name",
+                "file",
+                "status",
+                "depends_on",
+                "body",
+            ],
+            false,
+            None,
         )?;
         for ((r, item), gone) in plan
             .rows
@@ -614,6 +623,7 @@ pub(crate) fn write(
             ])?;
             json.push(carried_json_item(r)?);
         }
+        ins.finish()?;
     }
     {
         let mut ins = tx.prepare_cached(

@@ -227,7 +227,8 @@ fn write_manifest(
     xxh3: &str,
     nodes: &[rows::Node],
 ) -> Result<()> {
-    for t in ["dbt_manifest", "dbt_nodes", "dbt_exposures"] {
+    // dbt_nodes is replaced by `rows::insert_nodes`, writing only the nodes that changed.
+    for t in ["dbt_manifest", "dbt_exposures"] {
         tx.execute(&format!("DELETE FROM {t}"), [])?;
     }
     let project = m.metadata.project_name.clone().unwrap_or_default();

@@ -27,7 +27,6 @@ use anyhow::Result;
 use rayon::prelude::*;
 use rusqlite::Connection;
 
-use crate::bulk::Insert;
 use crate::db::StageReport;
 use crate::keys::{same_table, Resolution};
 use crate::normalize::RelationKey;
@@ -369,12 +368,20 @@ pub(crate) fn write(
             .flatten()
     };
     let tx = conn.transaction()?;
-    tx.execute("DELETE FROM exposure_dependencies", [])?;
     {
-        let mut dep = Insert::new(
+        let mut dep = crate::bulk::Replace::new(
             &tx,
             "exposure_dependencies",
-            "INSERT INTO exposure_dependencies (integration, asset_id, unique_id, relation_id, via, key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            &[
+                "integration",
+                "asset_id",
+                "unique_id",
+                "relation_id",
+                "via",
+                "key",
+            ],
+            false,
+            None,
         )?;
         // Keyed: only the misses that changed are rewritten.
         let mut un = crate::bulk::Replace::new(
@@ -422,6 +429,7 @@ pub(crate) fn write(
                 (&m.suggestion).into(),
             ])?;
         }
+        dep.finish()?;
         un.finish()?;
     }
     let row_counts = [

@@ -64,13 +64,24 @@ pub(crate) fn run(
 /// Replaces every `relation_keys` row with `keys`, in one transaction.
 pub(crate) fn write(conn: &mut Connection, keys: &[RelationKey]) -> Result<StageReport> {
     let tx = conn.transaction()?;
-    tx.execute("DELETE FROM relation_keys", [])?;
     {
-        let mut ins = crate::bulk::Insert::new(
+        // Only the keys that changed are rewritten (`bulk::Replace`).
+        let mut ins = crate::bulk::Replace::new(
             &tx,
             "relation_keys",
-            "INSERT INTO relation_keys (side, integration, ref, key, database, schema, identifier, derivation, status)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            &[
+                "side",
+                "integration",
+                "ref",
+                "key",
+                "database",
+                "schema",
+                "identifier",
+                "derivation",
+                "status",
+            ],
+            false,
+            None,
         )?;
         for k in keys {
             ins.row(&[
@@ -85,6 +96,7 @@ pub(crate) fn write(conn: &mut Connection, keys: &[RelationKey]) -> Result<Stage
                 k.status.into(),
             ])?;
         }
+        ins.finish()?;
     }
     let row_counts = [("relation_keys".to_string(), keys.len() as i64)].into();
     crate::fault::point("normalize.commit");

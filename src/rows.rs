@@ -15,7 +15,6 @@ use std::path::Path;
 use anyhow::Result;
 use rusqlite::Transaction;
 
-use crate::bulk::Insert;
 use crate::db;
 use crate::integrations::Tool;
 use crate::tags::{self, RelationKind, Via};
@@ -316,12 +315,29 @@ fn load_relations(db: &Path) -> Result<Vec<RelationUse>> {
 }
 
 pub(crate) fn insert_nodes(tx: &Transaction, nodes: &[Node]) -> Result<()> {
-    let mut st = Insert::new(
+    let mut st = crate::bulk::Replace::new(
         tx,
         "dbt_nodes",
-        "INSERT INTO dbt_nodes (unique_id, resource_type, package_name, name, source_name, version, latest_version, database,
-            schema, identifier, relation_name, materialized, access, enabled, depends_on, tests)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        &[
+            "unique_id",
+            "resource_type",
+            "package_name",
+            "name",
+            "source_name",
+            "version",
+            "latest_version",
+            "database",
+            "schema",
+            "identifier",
+            "relation_name",
+            "materialized",
+            "access",
+            "enabled",
+            "depends_on",
+            "tests",
+        ],
+        false,
+        None,
     )?;
     for n in nodes {
         let depends_on = serde_json::to_string(&n.depends_on)?;
@@ -345,16 +361,16 @@ pub(crate) fn insert_nodes(tx: &Transaction, nodes: &[Node]) -> Result<()> {
             (&tests).into(),
         ])?;
     }
+    st.finish()?;
     Ok(())
 }
 
 /// The neutral rows of every integration extract read: `bi_instances`, `bi_assets`,
 /// `bi_relations`, replacing all their rows (extract reads every configured integration).
 pub(crate) fn replace_bi_rows(tx: &Transaction, x: &Extracted) -> Result<()> {
-    // bi_assets is keyed: only the assets that changed are rewritten (`bulk::Replace`).
-    for t in ["bi_instances", "bi_relations"] {
-        tx.execute(&format!("DELETE FROM {t}"), [])?;
-    }
+    // bi_assets and bi_relations are keyed: only their rows that changed are rewritten
+    // (`bulk::Replace`).
+    tx.execute("DELETE FROM bi_instances", [])?;
     let mut st = tx.prepare_cached(
         "INSERT INTO bi_instances (integration, tool, label, complete) VALUES (?1, ?2, ?3, ?4)",
     )?;
@@ -414,11 +430,24 @@ fn insert_assets(tx: &Transaction, assets: &[Asset]) -> Result<()> {
 }
 
 fn insert_relations(tx: &Transaction, relations: &[RelationUse]) -> Result<()> {
-    let mut st = Insert::new(
+    let mut st = crate::bulk::Replace::new(
         tx,
         "bi_relations",
-        "INSERT INTO bi_relations (integration, asset_id, via, via_id, relation_id, name, full_name, schema, database, kind, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        &[
+            "integration",
+            "asset_id",
+            "via",
+            "via_id",
+            "relation_id",
+            "name",
+            "full_name",
+            "schema",
+            "database",
+            "kind",
+            "detail",
+        ],
+        false,
+        None,
     )?;
     for t in relations {
         st.row(&[
@@ -435,5 +464,6 @@ fn insert_relations(tx: &Transaction, relations: &[RelationUse]) -> Result<()> {
             (&t.detail).into(),
         ])?;
     }
+    st.finish()?;
     Ok(())
 }

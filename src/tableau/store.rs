@@ -1138,10 +1138,23 @@ mod tests {
                 .collect();
             assert_eq!(got, ["w1", "w2"], "{table}");
         }
-        let rowid: i64 = conn
-            .query_row("SELECT max(rowid) FROM bi_relations", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(rowid, 2);
+        // Through 0019: keyed again, as WITHOUT ROWID tables (rows in key order).
+        for table in [
+            "bi_relations",
+            "exposure_dependencies",
+            "relation_keys",
+            "dbt_nodes",
+            "exposures",
+        ] {
+            let wr: bool = conn
+                .query_row(
+                    "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1",
+                    [table],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert!(wr, "{table}");
+        }
     }
 
     /// 0008 carries a database's Tableau rows into the neutral tables, judging files and
