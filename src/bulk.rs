@@ -149,23 +149,36 @@ impl Drop for Insert<'_> {
 /// they are, the others are deleted and the new ones inserted. A `WITHOUT ROWID` table is
 /// stored in key order, so the result is the same table a whole rewrite gives, row for row.
 /// Runs inside the caller's transaction: the stage stays all or nothing.
+///
+/// On an empty table (a first run) the rows go straight in. Otherwise they are kept in one
+/// byte buffer, sorted by key, and merged with the stored rows read in key order: one read of
+/// the table, and writes only for the rows that differ. (A staging table diffed in SQL wrote as
+/// little but took longer than the rewrite it saved: 11.7 s against 8.8 s for L's night.)
+/// Values should be given as the column's type (text for TEXT columns): a number given for a
+/// TEXT column is stored as text and then never compares equal, so its row is rewritten.
 pub(crate) struct Replace<'t> {
     tx: &'t Transaction<'t>,
     table: &'static str,
     integration: Option<String>,
-    /// The staging table's name when the target held rows (diffing); None: rows went straight in.
-    stage: Option<String>,
-    columns: Vec<Column>,
-    insert: Option<Insert<'t>>,
-    /// The connection's change counter when the rows began (rows inserted straight in).
-    changes_before: i64,
+    columns: Vec<String>,
+    /// Positions in `columns` of the key's columns, in the key's order.
+    key: Vec<usize>,
+    or_ignore: bool,
+    mode: Mode<'t>,
 }
 
-/// A column of the target table, as `pragma_table_info` gives it.
-struct Column {
-    name: String,
-    decl: String,
-    key: bool,
+enum Mode<'t> {
+    /// The table (or the integration's part) was empty: rows go straight in.
+    Direct {
+        insert: Insert<'t>,
+        changes_before: i64,
+    },
+    /// Rows kept for the merge: encoded values back to back, and each row's range.
+    Merge {
+        arena: Vec<u8>,
+        rows: Vec<(usize, usize)>,
+    },
+    Finished,
 }
 
 /// What `Replace::finish` changed.
@@ -175,11 +188,77 @@ pub(crate) struct Changes {
     pub(crate) inserted: usize,
 }
 
+/// A value as compared: SQLite's order (NULL, numbers, text, blobs), text bytewise (BINARY).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+enum Cell<'a> {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(&'a [u8]),
+    Blob(&'a [u8]),
+}
+
+impl<'a> From<rusqlite::types::ValueRef<'a>> for Cell<'a> {
+    fn from(v: rusqlite::types::ValueRef<'a>) -> Cell<'a> {
+        use rusqlite::types::ValueRef;
+        match v {
+            ValueRef::Null => Cell::Null,
+            ValueRef::Integer(n) => Cell::Int(n),
+            ValueRef::Real(f) => Cell::Real(f),
+            ValueRef::Text(t) => Cell::Text(t),
+            ValueRef::Blob(b) => Cell::Blob(b),
+        }
+    }
+}
+
+fn cmp_cells(a: &Cell<'_>, b: &Cell<'_>) -> std::cmp::Ordering {
+    a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal)
+}
+
+fn encode(arena: &mut Vec<u8>, v: &Value<'_>) {
+    match v {
+        Value::Null => arena.push(0),
+        Value::Int(n) => {
+            arena.push(1);
+            arena.extend_from_slice(&n.to_le_bytes());
+        }
+        Value::Text(s) => {
+            arena.push(2);
+            arena.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            arena.extend_from_slice(s.as_bytes());
+        }
+    }
+}
+
+/// The cells of one encoded row (written by `encode`, so well formed).
+fn decode<'a>(mut b: &'a [u8], out: &mut Vec<Cell<'a>>) {
+    out.clear();
+    let word = |b: &[u8]| u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
+    while let Some((&tag, rest)) = b.split_first() {
+        match tag {
+            1 => {
+                out.push(Cell::Int(word(rest) as i64));
+                b = &rest[8..];
+            }
+            2 => {
+                let len = word(rest) as usize;
+                out.push(Cell::Text(&rest[8..8 + len]));
+                b = &rest[8 + len..];
+            }
+            _ => {
+                out.push(Cell::Null);
+                b = rest;
+            }
+        }
+    }
+}
+
 impl<'t> Replace<'t> {
     /// Starts replacing `table`'s rows (only those of `integration`, when given: the table must
-    /// then have an `integration` column). `columns` are the values `row` takes, in order.
-    /// `or_ignore`: a row whose key was given before is dropped (`INSERT OR IGNORE`), for rows
-    /// seen many times (a published data source in every workbook that reads it).
+    /// then have an `integration` column). `columns` are the values `row` takes, in order, and
+    /// must be all of the table's. `or_ignore`: a row whose key was given before is dropped
+    /// (`INSERT OR IGNORE`), for rows seen many times (a published data source in every
+    /// workbook that reads it); otherwise a repeated key is an error, as for an INSERT.
     pub(crate) fn new(
         tx: &'t Transaction<'t>,
         table: &'static str,
@@ -197,29 +276,20 @@ impl<'t> Replace<'t> {
         if without_rowid != Some(true) {
             bail!("replace {table}: not a WITHOUT ROWID table of the database (a rowid table would change its rows' order)");
         }
-        let mut st = tx.prepare("SELECT name, type, pk FROM pragma_table_info(?1) ORDER BY cid")?;
-        let all: Vec<Column> = st
-            .query_map([table], |r| {
-                Ok(Column {
-                    name: r.get(0)?,
-                    decl: r.get(1)?,
-                    key: r.get::<_, i64>(2)? > 0,
-                })
-            })?
+        let mut st = tx.prepare("SELECT name, pk FROM pragma_table_info(?1) ORDER BY cid")?;
+        let all: Vec<(String, i64)> = st
+            .query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
         drop(st);
-        let mut cols = Vec::with_capacity(columns.len());
-        for c in columns {
-            match all.iter().find(|a| a.name == *c) {
-                Some(a) => cols.push(Column {
-                    name: a.name.clone(),
-                    decl: a.decl.clone(),
-                    key: a.key,
-                }),
+        let mut key: Vec<(i64, usize)> = Vec::new();
+        for (pos, c) in columns.iter().enumerate() {
+            match all.iter().find(|a| a.0 == *c) {
+                Some((_, pk)) if *pk > 0 => key.push((*pk, pos)),
+                Some(_) => {}
                 None => bail!("replace {table}: no column {c}"),
             }
         }
-        if all.iter().any(|a| !columns.contains(&a.name.as_str())) {
+        if all.iter().any(|a| !columns.contains(&a.0.as_str())) {
             bail!(
                 "replace {table}: every column must be given (a missing one could not be compared)"
             );
@@ -227,14 +297,11 @@ impl<'t> Replace<'t> {
         if integration.is_some() && !columns.contains(&"integration") {
             bail!("replace {table}: rows of one integration need its integration column");
         }
-        let scope = if integration.is_some() {
-            " WHERE integration = ?1"
-        } else {
-            ""
-        };
+        key.sort_unstable();
+        let key: Vec<usize> = key.into_iter().map(|(_, pos)| pos).collect();
         let held: bool = match integration {
             Some(i) => tx.query_row(
-                &format!("SELECT EXISTS (SELECT 1 FROM main.{table}{scope})"),
+                &format!("SELECT EXISTS (SELECT 1 FROM main.{table} WHERE integration = ?1)"),
                 [i],
                 |r| r.get(0),
             )?,
@@ -244,131 +311,221 @@ impl<'t> Replace<'t> {
                 |r| r.get(0),
             )?,
         };
-        let stage = held.then(|| format!("autoexpose_stage_{table}"));
-        let target = match &stage {
-            Some(s) => {
-                let defs: Vec<String> = cols
-                    .iter()
-                    .map(|c| format!("\"{}\" {}", c.name, c.decl))
-                    .collect();
-                let key: Vec<String> = cols
-                    .iter()
-                    .filter(|c| c.key)
-                    .map(|c| format!("\"{}\"", c.name))
-                    .collect();
-                tx.execute_batch(&format!(
-                    "DROP TABLE IF EXISTS temp.{s}; CREATE TEMP TABLE {s} ({}, PRIMARY KEY ({})) WITHOUT ROWID;",
-                    defs.join(", "),
-                    key.join(", ")
-                ))?;
-                format!("temp.{s}")
-            }
-            None => format!("main.{table}"),
+        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        let mut r = Replace {
+            tx,
+            table,
+            integration: integration.map(str::to_string),
+            columns,
+            key,
+            or_ignore,
+            mode: Mode::Finished,
         };
-        let names: Vec<String> = cols.iter().map(|c| format!("\"{}\"", c.name)).collect();
-        let params: Vec<String> = (1..=cols.len()).map(|n| format!("?{n}")).collect();
+        r.mode = if held {
+            Mode::Merge {
+                arena: Vec::new(),
+                rows: Vec::new(),
+            }
+        } else {
+            let insert = Insert::new(tx, table, &r.insert_sql(or_ignore))?;
+            Mode::Direct {
+                insert,
+                changes_before: total_changes(tx),
+            }
+        };
+        Ok(r)
+    }
+
+    fn insert_sql(&self, or_ignore: bool) -> String {
+        let names: Vec<String> = self.columns.iter().map(|c| format!("\"{c}\"")).collect();
+        let params: Vec<String> = (1..=self.columns.len()).map(|n| format!("?{n}")).collect();
         let verb = if or_ignore {
             "INSERT OR IGNORE"
         } else {
             "INSERT"
         };
-        let sql = format!(
-            "{verb} INTO {target} ({}) VALUES ({})",
+        format!(
+            "{verb} INTO main.{} ({}) VALUES ({})",
+            self.table,
             names.join(", "),
             params.join(", ")
-        );
-        let insert = Insert::new(tx, table, &sql)?;
-        let mut r = Replace {
-            tx,
-            table,
-            integration: integration.map(str::to_string),
-            stage,
-            columns: cols,
-            insert: Some(insert),
-            changes_before: 0,
-        };
-        r.changes_before = r.total_changes();
-        Ok(r)
+        )
     }
 
     /// One new row; `values` in the order of `columns`.
     pub(crate) fn row(&mut self, values: &[Value<'_>]) -> Result<()> {
-        match &mut self.insert {
-            Some(ins) => ins.row(values),
-            None => bail!("replace {}: finished", self.table),
+        if values.len() != self.columns.len() {
+            bail!(
+                "replace {}: {} values for {} columns",
+                self.table,
+                values.len(),
+                self.columns.len()
+            );
+        }
+        match &mut self.mode {
+            Mode::Direct { insert, .. } => insert.row(values),
+            Mode::Merge { arena, rows } => {
+                let start = arena.len();
+                for v in values {
+                    encode(arena, v);
+                }
+                rows.push((start, arena.len()));
+                Ok(())
+            }
+            Mode::Finished => bail!("replace {}: finished", self.table),
         }
     }
 
-    /// Applies the difference: deletes the rows no new row equals, inserts the new rows no old
-    /// row equals.
+    /// Applies the difference: deletes the stored rows no new row equals, inserts the new rows
+    /// no stored row equals.
     pub(crate) fn finish(mut self) -> Result<Changes> {
-        self.insert = None;
-        let Some(stage) = self.stage.take() else {
-            return Ok(Changes {
-                deleted: 0,
-                inserted: (self.total_changes() - self.changes_before) as usize,
-            });
+        let (arena, mut rows) = match std::mem::replace(&mut self.mode, Mode::Finished) {
+            Mode::Direct {
+                insert,
+                changes_before,
+            } => {
+                drop(insert);
+                return Ok(Changes {
+                    deleted: 0,
+                    inserted: (total_changes(self.tx) - changes_before) as usize,
+                });
+            }
+            Mode::Merge { arena, rows } => (arena, rows),
+            Mode::Finished => bail!("replace {}: finished", self.table),
         };
         let t = self.table;
-        // Key columns are NOT NULL (`=` lets SQLite probe the key); the rest may be NULL (`IS`).
-        let same: Vec<String> = self
-            .columns
-            .iter()
-            .map(|c| {
-                format!(
-                    "s.\"{0}\" {1} o.\"{0}\"",
-                    c.name,
-                    if c.key { "=" } else { "IS" }
-                )
-            })
-            .collect();
-        let same = same.join(" AND ");
-        let names: Vec<String> = self
-            .columns
-            .iter()
-            .map(|c| format!("\"{}\"", c.name))
-            .collect();
-        let names = names.join(", ");
-        let and_scope = if self.integration.is_some() {
-            " AND o.integration = ?1"
+        let key = &self.key;
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let key_cmp = |x: &[Cell<'_>], y: &[Cell<'_>]| {
+            key.iter()
+                .map(|&k| cmp_cells(&x[k], &y[k]))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        };
+        // Stable: of rows with one key, the first given stays (as INSERT OR IGNORE keeps it).
+        rows.sort_by(|x, y| {
+            decode(&arena[x.0..x.1], &mut a);
+            decode(&arena[y.0..y.1], &mut b);
+            key_cmp(&a, &b)
+        });
+        let mut unique: Vec<(usize, usize)> = Vec::with_capacity(rows.len());
+        for r in rows {
+            if let Some(last) = unique.last() {
+                decode(&arena[last.0..last.1], &mut a);
+                decode(&arena[r.0..r.1], &mut b);
+                if key_cmp(&a, &b).is_eq() {
+                    if self.or_ignore {
+                        continue;
+                    }
+                    bail!("insert into {t}: UNIQUE constraint failed: a key given twice");
+                }
+            }
+            unique.push(r);
+        }
+        // The merge: stored rows in key order against the new ones.
+        let names: Vec<String> = self.columns.iter().map(|c| format!("\"{c}\"")).collect();
+        let order: Vec<&str> = key.iter().map(|&k| names[k].as_str()).collect();
+        let scope = if self.integration.is_some() {
+            " WHERE integration = ?1"
         } else {
             ""
         };
-        let deleted = self.tx.execute(
-            &format!(
-                "DELETE FROM main.{t} AS o WHERE NOT EXISTS (SELECT 1 FROM temp.{stage} AS s WHERE {same}){and_scope}"
-            ),
-            self.scope_params(),
-        )?;
-        let inserted = self.tx.execute(
-            &format!("INSERT INTO main.{t} ({names}) SELECT {names} FROM temp.{stage} AS s WHERE NOT EXISTS (SELECT 1 FROM main.{t} AS o WHERE {same})"),
-            [],
-        )?;
-        self.tx.execute_batch(&format!("DROP TABLE temp.{stage}"))?;
-        Ok(Changes { deleted, inserted })
-    }
-
-    fn scope_params(&self) -> impl rusqlite::Params + '_ {
-        rusqlite::params_from_iter(self.integration.iter())
-    }
-
-    fn total_changes(&self) -> i64 {
-        // SAFETY: the transaction's live connection; the call only reads a counter.
-        unsafe { ffi::sqlite3_total_changes64(self.tx.handle()) }
+        let mut deletes: Vec<Vec<rusqlite::types::Value>> = Vec::new();
+        let mut inserts: Vec<(usize, usize)> = Vec::new();
+        {
+            let mut st = self.tx.prepare(&format!(
+                "SELECT {} FROM main.{t}{scope} ORDER BY {}",
+                names.join(", "),
+                order.join(", ")
+            ))?;
+            let mut stored = st.query(rusqlite::params_from_iter(self.integration.iter()))?;
+            let mut next = unique.iter().peekable();
+            while let Some(row) = stored.next()? {
+                let mut old: Vec<Cell<'_>> = Vec::with_capacity(names.len());
+                for c in 0..names.len() {
+                    old.push(row.get_ref(c)?.into());
+                }
+                loop {
+                    let Some(&&n) = next.peek() else {
+                        deletes.push(
+                            key.iter()
+                                .map(|&k| row.get::<_, rusqlite::types::Value>(k))
+                                .collect::<rusqlite::Result<_>>()?,
+                        );
+                        break;
+                    };
+                    decode(&arena[n.0..n.1], &mut b);
+                    match key_cmp(&b, &old) {
+                        std::cmp::Ordering::Less => {
+                            inserts.push(n);
+                            next.next();
+                        }
+                        std::cmp::Ordering::Equal => {
+                            let same = b.iter().zip(&old).all(|(x, y)| {
+                                cmp_cells(x, y).is_eq()
+                                    && std::mem::discriminant(x) == std::mem::discriminant(y)
+                            });
+                            if !same {
+                                deletes.push(
+                                    key.iter()
+                                        .map(|&k| row.get::<_, rusqlite::types::Value>(k))
+                                        .collect::<rusqlite::Result<_>>()?,
+                                );
+                                inserts.push(n);
+                            }
+                            next.next();
+                            break;
+                        }
+                        std::cmp::Ordering::Greater => {
+                            deletes.push(
+                                key.iter()
+                                    .map(|&k| row.get::<_, rusqlite::types::Value>(k))
+                                    .collect::<rusqlite::Result<_>>()?,
+                            );
+                            break;
+                        }
+                    }
+                }
+            }
+            inserts.extend(next.copied());
+        }
+        let wheres: Vec<String> = order
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} = ?{}", i + 1))
+            .collect();
+        let mut del = self.tx.prepare(&format!(
+            "DELETE FROM main.{t} WHERE {}",
+            wheres.join(" AND ")
+        ))?;
+        for k in &deletes {
+            del.execute(rusqlite::params_from_iter(k.iter()))?;
+        }
+        drop(del);
+        let mut ins = Insert::new(self.tx, t, &self.insert_sql(false))?;
+        let mut values: Vec<Value<'_>> = Vec::with_capacity(names.len());
+        for &(s, e) in &inserts {
+            decode(&arena[s..e], &mut b);
+            values.clear();
+            for c in &b {
+                values.push(match c {
+                    Cell::Int(n) => Value::Int(*n),
+                    Cell::Text(t) => Value::Text(std::str::from_utf8(t)?),
+                    _ => Value::Null,
+                });
+            }
+            ins.row(&values)?;
+        }
+        Ok(Changes {
+            deleted: deletes.len(),
+            inserted: inserts.len(),
+        })
     }
 }
 
-impl Drop for Replace<'_> {
-    fn drop(&mut self) {
-        self.insert = None;
-        if let Some(stage) = self.stage.take() {
-            // Unfinished (an error on the way): the staging table goes; the transaction, rolled
-            // back by its owner, undoes the rest.
-            let _ = self
-                .tx
-                .execute_batch(&format!("DROP TABLE IF EXISTS temp.{stage}"));
-        }
-    }
+fn total_changes(tx: &Transaction) -> i64 {
+    // SAFETY: the transaction's live connection; the call only reads a counter.
+    unsafe { ffi::sqlite3_total_changes64(tx.handle()) }
 }
 
 fn message(db: *mut ffi::sqlite3) -> String {
