@@ -674,6 +674,35 @@ mod tests {
                 ("b".into(), "1".into(), Some("z".into()))
             ]
         );
+        // Out of key order, over stored rows: the same table as in order.
+        replace(
+            &mut conn,
+            Some("a"),
+            &[
+                ("a", "9", None),
+                ("a", "2", Some("now")),
+                ("a", "5", Some("v")),
+            ],
+        );
+        let ids: Vec<String> = dump(&conn).into_iter().map(|r| r.1).collect();
+        assert_eq!(ids, ["2", "5", "9", "1"]);
+        assert_eq!(
+            replace(&mut conn, Some("a"), &[("a", "2", Some("now"))]),
+            Changes {
+                deleted: 2,
+                inserted: 0
+            }
+        );
+        // A key given twice without or_ignore is refused, as an INSERT would be.
+        {
+            let tx = conn.transaction().unwrap();
+            let mut r =
+                Replace::new(&tx, "t", &["integration", "id", "v"], false, Some("a")).unwrap();
+            r.row(&["a".into(), "7".into(), Value::Null]).unwrap();
+            r.row(&["a".into(), "7".into(), "x".into()]).unwrap();
+            let err = r.finish().unwrap_err().to_string();
+            assert!(err.contains("UNIQUE"), "{err}");
+        }
         // The same rows again: nothing written.
         assert_eq!(
             replace(&mut conn, Some("a"), &[("a", "2", Some("now"))]),
