@@ -440,6 +440,11 @@ impl<'t> Replace<'t> {
             ))?;
             let mut stored = st.query(rusqlite::params_from_iter(self.integration.iter()))?;
             let mut next = unique.iter().peekable();
+            // The stored row's key, owned: the row is deleted once the read is over.
+            let stored_key =
+                |row: &rusqlite::Row<'_>| -> rusqlite::Result<Vec<rusqlite::types::Value>> {
+                    key.iter().map(|&k| row.get(k)).collect()
+                };
             while let Some(row) = stored.next()? {
                 let mut old: Vec<Cell<'_>> = Vec::with_capacity(names.len());
                 for c in 0..names.len() {
@@ -447,11 +452,7 @@ impl<'t> Replace<'t> {
                 }
                 loop {
                     let Some(&&n) = next.peek() else {
-                        deletes.push(
-                            key.iter()
-                                .map(|&k| row.get::<_, rusqlite::types::Value>(k))
-                                .collect::<rusqlite::Result<_>>()?,
-                        );
+                        deletes.push(stored_key(row)?);
                         break;
                     };
                     decode(&arena[n.0..n.1], &mut b);
@@ -466,22 +467,14 @@ impl<'t> Replace<'t> {
                                     && std::mem::discriminant(x) == std::mem::discriminant(y)
                             });
                             if !same {
-                                deletes.push(
-                                    key.iter()
-                                        .map(|&k| row.get::<_, rusqlite::types::Value>(k))
-                                        .collect::<rusqlite::Result<_>>()?,
-                                );
+                                deletes.push(stored_key(row)?);
                                 inserts.push(n);
                             }
                             next.next();
                             break;
                         }
                         std::cmp::Ordering::Greater => {
-                            deletes.push(
-                                key.iter()
-                                    .map(|&k| row.get::<_, rusqlite::types::Value>(k))
-                                    .collect::<rusqlite::Result<_>>()?,
-                            );
+                            deletes.push(stored_key(row)?);
                             break;
                         }
                     }
