@@ -9,7 +9,24 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::process::ExitCode;
 
+/// `mi_option_purge_delay` in the mimalloc that libmimalloc-sys 0.1.49 builds (v3's
+/// `mi_option_e`, include/mimalloc.h: "memory purging is delayed by N milli seconds; use 0 for
+/// immediate purging or -1 for no purging at all"; its default, src/options.c, is 1000). The
+/// crate's bindings leave this option out; the test below checks the index still names it.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// A run is one batch process that ends in seconds, and it frees and reallocates hundreds of MB
+/// stage after stage. mimalloc gives freed memory back to the kernel a second after it is free,
+/// and the kernel then zeroes every page again when it is reused: at 20k workbooks that was
+/// 0.6–1.3 s of system time (perf: clear_page under page faults) out of a 4 s run. Kept
+/// instead, the memory is reused as it is; peak RSS grows a few percent (908 → 930–964 MB at L).
+fn keep_freed_memory() {
+    // SAFETY: mi_option_set only stores an integer in mimalloc's option table.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
+
 fn main() -> ExitCode {
+    keep_freed_memory();
     let args = autoexpose::cli::parse();
     let result = autoexpose::run(&args);
     if let Err(err) = &result {
@@ -58,4 +75,31 @@ fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The index sits just before an option the bindings do name, and reads as the documented
+    /// default (1000 ms) until set: a mimalloc whose enum moved fails here, not silently.
+    #[test]
+    fn the_purge_delay_option_is_the_one_set() {
+        assert_eq!(
+            libmimalloc_sys::mi_option_use_numa_nodes - 1,
+            MI_OPTION_PURGE_DELAY
+        );
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            // SAFETY: reads mimalloc's option table.
+            assert_eq!(
+                unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) },
+                1000
+            );
+        }
+        keep_freed_memory();
+        assert_eq!(
+            unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) },
+            -1
+        );
+    }
 }
