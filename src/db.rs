@@ -33,6 +33,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../sql/0017_incremental_sync.sql"),
     include_str!("../sql/0018_powerbi_incremental.sql"),
     include_str!("../sql/0019_keyed_stage_tables.sql"),
+    include_str!("../sql/0020_binary_tableau_cache.sql"),
 ];
 
 /// How long a statement waits for another program's write transaction before SQLITE_BUSY.

@@ -413,7 +413,7 @@ type CustomSqlRead = (
     Vec<CustomSql>,
     bool,
     Vec<crate::sync::State>,
-    Vec<(String, String, String)>,
+    Vec<(String, String, Vec<u8>)>,
 );
 
 /// The site's custom SQL: without a base every query, paged; with one, the id listing, then
