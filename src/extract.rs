@@ -194,14 +194,24 @@ pub(crate) fn write(
         report.input(&config.run_results, xxh3);
     }
     let tx = conn.transaction()?;
+    // Where extract's transaction spends its time (`-v`; BENCHMARKS.md's "What bounds `run`").
+    let t = std::time::Instant::now();
     write_manifest(&tx, &config.manifest, &read.manifest, &read.xxh3, &x.nodes)?;
     run_results::store(&tx, read.run_results.as_ref().map(|(rr, _)| rr))?;
+    let t1 = t.elapsed().as_secs_f64();
     integrations::clear_raw(&tx)?;
     for source in &read.sources {
         source.store(&tx)?;
     }
+    let t2 = t.elapsed().as_secs_f64();
     rows::replace_bi_rows(&tx, x)?;
     integrations::forget_removed(&tx)?;
+    let t3 = t.elapsed().as_secs_f64();
+    log::debug(&format!(
+        "extract's writes: dbt {t1:.3}s, integrations' own tables {:.3}s, bi_* rows {:.3}s",
+        t2 - t1,
+        t3 - t2
+    ));
     // The big tables' counts are known (their rows are unique in memory and every stage
     // replaces its tables whole); counting them again would scan them.
     report.row_counts = count_rows(
