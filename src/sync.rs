@@ -198,20 +198,26 @@ pub(crate) fn write(
             decision.now.rfc3339()
         ],
     )?;
-    tx.execute(
-        "DELETE FROM sync_state WHERE integration = ?1",
-        [integration],
+    // Replaced writing only the rows that differ from the last extraction's: a night changes
+    // a few hundred of 20k. An asset stated twice keeps its last state, as INSERT OR REPLACE
+    // did: `Replace` keeps the first of a repeated key, so the states go in from the last.
+    let mut st = crate::bulk::Replace::new(
+        tx,
+        "sync_state",
+        &["integration", "kind", "id", "action", "reason"],
+        true,
+        Some(integration),
     )?;
-    let mut st = tx.prepare_cached("INSERT OR REPLACE INTO sync_state (integration, kind, id, action, reason) VALUES (?1, ?2, ?3, ?4, ?5)")?;
-    for s in states {
-        st.execute(params![
-            integration,
-            s.kind,
-            s.id,
-            s.action.as_str(),
-            s.reason
+    for s in states.iter().rev() {
+        st.row(&[
+            integration.into(),
+            s.kind.into(),
+            (&s.id).into(),
+            s.action.as_str().into(),
+            (&s.reason).into(),
         ])?;
     }
+    st.finish()?;
     Ok(())
 }
 
@@ -352,5 +358,65 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d.why, "no earlier extraction");
+    }
+
+    #[test]
+    fn sync_state_keeps_each_assets_last_state_and_a_night_replaces_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = base(dir.path(), "2026-12-01T02:00:00Z", true);
+        let mut conn = crate::db::open(&db).unwrap();
+        let at = Instant::parse("2026-12-02T02:00:00Z").unwrap();
+        let d = Decision {
+            incremental: true,
+            why: "night".into(),
+            full_sync_at: at,
+            base_extracted_at: Some(at),
+            now: at,
+        };
+        let st = |id: &str, action, reason: &str| State {
+            kind: "workbook",
+            id: id.into(),
+            action,
+            reason: reason.into(),
+        };
+        let night = |conn: &mut rusqlite::Connection, states: &[State]| {
+            let tx = conn.transaction().unwrap();
+            write(&tx, "prod", &d, "h1", true, states).unwrap();
+            tx.commit().unwrap();
+            let mut q = conn
+                .prepare("SELECT id, action, reason FROM sync_state ORDER BY id")
+                .unwrap();
+            let rows: Vec<String> = q
+                .query_map([], |r| {
+                    Ok(format!(
+                        "{} {} {}",
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?
+                    ))
+                })
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            rows
+        };
+        let first = night(
+            &mut conn,
+            &[
+                st("b", Action::Fetched, "new"),
+                st("a", Action::Reused, "unchanged"),
+                st("b", Action::Removed, "no longer listed"),
+            ],
+        );
+        assert_eq!(first, ["a reused unchanged", "b removed no longer listed"]);
+        // The next night's states replace the last ones: a gone, c new, b as it was.
+        let next = night(
+            &mut conn,
+            &[
+                st("c", Action::Fetched, "new"),
+                st("b", Action::Removed, "no longer listed"),
+            ],
+        );
+        assert_eq!(next, ["b removed no longer listed", "c fetched new"]);
     }
 }
