@@ -9,9 +9,10 @@
 //! transactions, reads) stays with rusqlite.
 //!
 //! `Replace` is the stages' way to replace a keyed table's rows: on an empty table it inserts
-//! straight in; otherwise the new rows go to an in-memory staging table and only the rows that
-//! differ are deleted and inserted, so a rerun that changed 1% of a site rewrites about 1% of
-//! the table's pages (and journals no more), not all of them (issue #17 item 4).
+//! straight in; otherwise the new rows are sorted by key in memory and merged with the stored
+//! ones in key order, and only the rows that differ are deleted and inserted, so a rerun that
+//! changed 1% of a site rewrites the pages those rows are on (and journals no more), not the
+//! whole table (issue #17 item 4).
 
 use std::ffi::{c_int, CStr, CString};
 use std::marker::PhantomData;
@@ -54,6 +55,18 @@ impl<'a> From<&'a Option<String>> for Value<'a> {
 impl From<bool> for Value<'_> {
     fn from(b: bool) -> Self {
         Value::Int(b.into())
+    }
+}
+
+impl From<Option<bool>> for Value<'_> {
+    fn from(b: Option<bool>) -> Self {
+        b.map_or(Value::Null, Value::from)
+    }
+}
+
+impl From<i64> for Value<'_> {
+    fn from(n: i64) -> Self {
+        Value::Int(n)
     }
 }
 

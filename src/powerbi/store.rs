@@ -17,6 +17,7 @@ use rusqlite::{params, Connection, Transaction};
 use super::extract::TenantExtract;
 use super::m::{Context, Found, MissKind};
 use super::model::{Dataset, Workspace};
+use crate::bulk;
 use crate::integrations::Tool;
 use crate::lineage::{Part, TableRef};
 use crate::rows::{self, RelationUse};
@@ -394,10 +395,13 @@ pub(crate) fn left_out_lines(conn: &Connection) -> Result<Vec<String>> {
 /// The tables of extract that hold the rows of every integration, keyed by `integration`.
 const SHARED: [&str; 3] = ["extract_warnings", "raw_responses", "bi_refresh_targets"];
 
-/// The `powerbi_*` tables, all replaced by every extract.
-const OWN: [&str; 9] = [
-    "powerbi_tenants",
-    "powerbi_scans",
+/// The `powerbi_*` tables every extract rewrites whole: what the tenant and its scans were.
+const OWN: [&str; 2] = ["powerbi_tenants", "powerbi_scans"];
+
+/// The `powerbi_*` tables each tenant's `write` replaces through `bulk::Replace`, writing only
+/// the rows that changed (a night that scanned a few workspaces changes a few rows). A tenant
+/// gone from the config goes in `powerbi::sync::forget_removed`.
+pub(crate) const KEYED: [&str; 7] = [
     "powerbi_workspaces",
     "powerbi_reports",
     "powerbi_datasets",
@@ -407,8 +411,9 @@ const OWN: [&str; 9] = [
     "powerbi_datasources",
 ];
 
-/// Deletes every `powerbi_*` row, and in the shared tables the rows of the tenants written
-/// before (as `powerbi_tenants` lists them); another integration's rows stay.
+/// Deletes every row of the tables in `OWN`, and in the shared tables the rows of the tenants
+/// written before (as `powerbi_tenants` lists them); another integration's rows stay. The
+/// `KEYED` tables stay for `write` to replace.
 pub(crate) fn clear(tx: &Transaction) -> Result<()> {
     for t in SHARED {
         tx.execute(
@@ -463,35 +468,89 @@ pub(crate) fn write(tx: &Transaction, x: &TenantExtract) -> Result<()> {
             s.polls
         ])?;
     }
-    let mut ws = tx.prepare_cached(
-        "INSERT OR IGNORE INTO powerbi_workspaces (integration, id, name, type, state, selected, left_out) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    // A workspace, report or dataset the scan lists twice keeps its first row, as INSERT OR
+    // IGNORE did.
+    let replace = |table: &'static str, columns: &[&'static str]| {
+        bulk::Replace::new(tx, table, columns, true, Some(i))
+    };
+    let mut ws = replace(
+        "powerbi_workspaces",
+        &[
+            "integration",
+            "id",
+            "name",
+            "type",
+            "state",
+            "selected",
+            "left_out",
+        ],
     )?;
-    let mut rep = tx.prepare_cached(
-        "INSERT OR IGNORE INTO powerbi_reports (integration, id, workspace_id, name, dataset_id, dataset_workspace_id, report_type, created_by,
-            modified_by, created_at, modified_at, app_id, original_report_id, url, url_source, left_out)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    let mut rep = replace(
+        "powerbi_reports",
+        &[
+            "integration",
+            "id",
+            "workspace_id",
+            "name",
+            "dataset_id",
+            "dataset_workspace_id",
+            "report_type",
+            "created_by",
+            "modified_by",
+            "created_at",
+            "modified_at",
+            "app_id",
+            "original_report_id",
+            "url",
+            "url_source",
+            "left_out",
+        ],
     )?;
-    let mut dst = tx.prepare_cached(
-        "INSERT OR IGNORE INTO powerbi_datasets (integration, id, workspace_id, name, configured_by, target_storage_mode, datasource_ids,
-            misconfigured_datasource_ids, upstream_dataflows, schema_retrieval_error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    let mut dst = replace(
+        "powerbi_datasets",
+        &[
+            "integration",
+            "id",
+            "workspace_id",
+            "name",
+            "configured_by",
+            "target_storage_mode",
+            "datasource_ids",
+            "misconfigured_datasource_ids",
+            "upstream_dataflows",
+            "schema_retrieval_error",
+        ],
     )?;
-    let mut tbl = tx.prepare_cached(
-        "INSERT OR IGNORE INTO powerbi_tables (integration, dataset_id, name, is_hidden, m_expression) VALUES (?1, ?2, ?3, ?4, ?5)",
+    let mut tbl = replace(
+        "powerbi_tables",
+        &[
+            "integration",
+            "dataset_id",
+            "name",
+            "is_hidden",
+            "m_expression",
+        ],
     )?;
-    let mut exp = tx.prepare_cached(
-        "INSERT OR IGNORE INTO powerbi_expressions (integration, dataset_id, name, m_expression, is_parameter) VALUES (?1, ?2, ?3, ?4, ?5)",
+    let mut exp = replace(
+        "powerbi_expressions",
+        &[
+            "integration",
+            "dataset_id",
+            "name",
+            "m_expression",
+            "is_parameter",
+        ],
     )?;
     for w in &x.workspaces {
         let selected = x.selected.contains(&w.id);
-        ws.execute(params![
-            i,
-            w.id,
-            w.name,
-            w.kind,
-            w.state,
-            selected,
-            left_out_workspace(x, w)
+        ws.row(&[
+            i.into(),
+            (&w.id).into(),
+            (&w.name).into(),
+            (&w.kind).into(),
+            (&w.state).into(),
+            selected.into(),
+            left_out_workspace(x, w).into(),
         ])?;
         for r in &w.reports {
             let left_out = if r.is_app_copy() {
@@ -502,72 +561,110 @@ pub(crate) fn write(tx: &Transaction, x: &TenantExtract) -> Result<()> {
                 None
             };
             let url = x.report_urls.get(&r.id);
-            rep.execute(params![
-                i,
-                r.id,
-                w.id,
-                r.name,
-                r.dataset_id,
-                r.dataset_workspace_id,
-                r.report_type,
-                r.created_by,
-                r.modified_by,
-                r.created_date_time,
-                r.modified_date_time,
-                r.app_id,
-                r.original(),
-                url.map(|u| &u.0),
-                url.map(|u| u.1.as_str()),
-                left_out
+            rep.row(&[
+                i.into(),
+                (&r.id).into(),
+                (&w.id).into(),
+                (&r.name).into(),
+                (&r.dataset_id).into(),
+                (&r.dataset_workspace_id).into(),
+                (&r.report_type).into(),
+                (&r.created_by).into(),
+                (&r.modified_by).into(),
+                (&r.created_date_time).into(),
+                (&r.modified_date_time).into(),
+                (&r.app_id).into(),
+                r.original().into(),
+                url.map(|u| u.0.as_str()).into(),
+                url.map(|u| u.1.as_str()).into(),
+                left_out.into(),
             ])?;
         }
         for d in &w.datasets {
-            dst.execute(params![
-                i,
-                d.id,
-                w.id,
-                d.name,
-                d.configured_by,
-                d.target_storage_mode,
-                json_list(
-                    d.datasource_usages
-                        .iter()
-                        .map(|u| u.datasource_instance_id.clone())
-                )?,
-                json_list(
-                    d.misconfigured_datasource_usages
-                        .iter()
-                        .map(|u| u.datasource_instance_id.clone())
-                )?,
-                serde_json::to_string(&d.upstream_dataflows)?,
-                d.schema_retrieval_error.as_ref().map(|e| e.to_string())
+            let usages = json_list(
+                d.datasource_usages
+                    .iter()
+                    .map(|u| u.datasource_instance_id.clone()),
+            )?;
+            let misconfigured = json_list(
+                d.misconfigured_datasource_usages
+                    .iter()
+                    .map(|u| u.datasource_instance_id.clone()),
+            )?;
+            let dataflows = serde_json::to_string(&d.upstream_dataflows)?;
+            let error = d.schema_retrieval_error.as_ref().map(|e| e.to_string());
+            dst.row(&[
+                i.into(),
+                (&d.id).into(),
+                (&w.id).into(),
+                (&d.name).into(),
+                (&d.configured_by).into(),
+                (&d.target_storage_mode).into(),
+                (&usages).into(),
+                (&misconfigured).into(),
+                (&dataflows).into(),
+                (&error).into(),
             ])?;
             for t in &d.tables {
-                tbl.execute(params![i, d.id, t.name, t.is_hidden, t.expression()])?;
+                tbl.row(&[
+                    i.into(),
+                    (&d.id).into(),
+                    (&t.name).into(),
+                    t.is_hidden.into(),
+                    t.expression().into(),
+                ])?;
             }
             for e in &d.expressions {
-                exp.execute(params![i, d.id, e.name, e.expression, e.is_parameter()])?;
+                exp.row(&[
+                    i.into(),
+                    (&d.id).into(),
+                    (&e.name).into(),
+                    (&e.expression).into(),
+                    e.is_parameter().into(),
+                ])?;
             }
         }
     }
-    let mut par = tx.prepare_cached(
-        "INSERT OR IGNORE INTO powerbi_parameters (integration, dataset_id, name, type, current_value, is_required) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    for r in [ws, rep, dst, tbl, exp] {
+        r.finish()?;
+    }
+    let mut par = replace(
+        "powerbi_parameters",
+        &[
+            "integration",
+            "dataset_id",
+            "name",
+            "type",
+            "current_value",
+            "is_required",
+        ],
     )?;
     for (ds, ps) in &x.parameters {
         for p in ps {
-            par.execute(params![
-                i,
-                ds,
-                p.name,
-                p.kind,
-                p.value_text(),
-                p.is_required
+            let value = p.value_text();
+            par.row(&[
+                i.into(),
+                ds.into(),
+                (&p.name).into(),
+                (&p.kind).into(),
+                (&value).into(),
+                p.is_required.into(),
             ])?;
         }
     }
-    let mut src = tx.prepare_cached(
-        "INSERT OR IGNORE INTO powerbi_datasources (integration, datasource_id, datasource_type, gateway_id, server, database, connection_details, misconfigured)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    par.finish()?;
+    let mut src = replace(
+        "powerbi_datasources",
+        &[
+            "integration",
+            "datasource_id",
+            "datasource_type",
+            "gateway_id",
+            "server",
+            "database",
+            "connection_details",
+            "misconfigured",
+        ],
     )?;
     for (list, misconfigured) in [
         (&x.datasource_instances, false),
@@ -575,24 +672,21 @@ pub(crate) fn write(tx: &Transaction, x: &TenantExtract) -> Result<()> {
     ] {
         for d in list {
             let Some(id) = &d.datasource_id else { continue };
-            let detail = |k: &str| {
-                d.connection_details
-                    .as_ref()
-                    .and_then(|c| c[k].as_str())
-                    .map(str::to_string)
-            };
-            src.execute(params![
-                i,
-                id,
-                d.datasource_type,
-                d.gateway_id,
-                detail("server"),
-                detail("database"),
-                d.connection_details.as_ref().map(|c| c.to_string()),
-                misconfigured
+            let detail = |k: &str| d.connection_details.as_ref().and_then(|c| c[k].as_str());
+            let details = d.connection_details.as_ref().map(|c| c.to_string());
+            src.row(&[
+                i.into(),
+                id.into(),
+                (&d.datasource_type).into(),
+                (&d.gateway_id).into(),
+                detail("server").into(),
+                detail("database").into(),
+                (&details).into(),
+                misconfigured.into(),
             ])?;
         }
     }
+    src.finish()?;
     let mut warn = tx.prepare_cached(
         "INSERT INTO extract_warnings (integration, query, page, code, severity, message, action) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;

@@ -299,9 +299,18 @@ pub(crate) fn write(
     Ok(())
 }
 
-/// Deletes the cache of tenants no longer in the config (their `powerbi_tenants` rows are gone).
+/// Deletes the cache and the keyed rows of tenants no longer in the config (their
+/// `powerbi_tenants` rows are gone).
 pub(crate) fn forget_removed(tx: &Transaction) -> Result<()> {
-    tx.execute("DELETE FROM powerbi_workspace_cache WHERE integration NOT IN (SELECT integration FROM powerbi_tenants)", [])?;
+    let keyed = super::store::KEYED.into_iter();
+    for t in std::iter::once("powerbi_workspace_cache").chain(keyed) {
+        tx.execute(
+            &format!(
+                "DELETE FROM {t} WHERE integration NOT IN (SELECT integration FROM powerbi_tenants)"
+            ),
+            [],
+        )?;
+    }
     Ok(())
 }
 
