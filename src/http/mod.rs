@@ -145,6 +145,12 @@ pub(crate) trait Transport: Send + Sync {
     fn max_in_flight(&self) -> Option<usize> {
         None
     }
+
+    /// Whether waiting between two requests can change the second's answer: a service works
+    /// meanwhile (a scan runs), a recording does not. Polls skip their waits when it cannot.
+    fn answers_change_with_time(&self) -> bool {
+        true
+    }
 }
 
 /// True for 127.0.0.0/8, ::1 and localhost: the only hosts plain http may reach.

@@ -531,6 +531,11 @@ impl Client {
         }
     }
 
+    /// Whether a poll's wait can change the answer (not in replay: `Transport`).
+    pub(crate) fn answers_change_with_time(&self) -> bool {
+        self.transport.answers_change_with_time()
+    }
+
     fn transport_error(&self, e: TransportError) -> PowerBiError {
         PowerBiError::Transport(self.scrub(&e.to_string()))
     }
