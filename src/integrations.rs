@@ -64,6 +64,12 @@ pub(crate) fn clear_raw(tx: &Transaction) -> Result<()> {
 /// After every integration stored its rows: deletes what the next extraction of an
 /// integration no longer in the config would have built on.
 pub(crate) fn forget_removed(tx: &Transaction) -> Result<()> {
+    // Every integration of this extraction has its bi_instances row by now; the refresh
+    // targets each one replaced are its own, and any other integration's are of one gone.
+    tx.execute(
+        "DELETE FROM bi_refresh_targets WHERE integration NOT IN (SELECT integration FROM bi_instances)",
+        [],
+    )?;
     crate::sync::forget_removed(tx)?;
     crate::tableau::sync::forget_removed(tx)?;
     crate::powerbi::sync::forget_removed(tx)

@@ -82,7 +82,14 @@ fn extract_replaces_only_its_own_sites_warnings_and_responses() {
     .unwrap();
     let sync_rows = |ws: &Workspace, i: &str| {
         let conn = ws.conn();
-        ["sync_bases", "sync_state", "tableau_workbook_cache"].map(|t| {
+        [
+            "sync_bases",
+            "sync_state",
+            "tableau_workbook_cache",
+            "tableau_workbooks",
+            "bi_refresh_targets",
+        ]
+        .map(|t| {
             count(
                 &conn,
                 &format!("SELECT count(*) FROM {t} WHERE integration = '{i}'"),
@@ -96,7 +103,10 @@ fn extract_replaces_only_its_own_sites_warnings_and_responses() {
     );
     assert_ok(&ws.run_with(&[], "extract", &["--full"], &ENV));
     // What the next extraction of it would have built on goes too.
-    assert_eq!(sync_rows(&ws, "demo"), [0, 0, 0]);
+    // Its keyed rows (replaced per site, not deleted whole) and its refresh targets too.
+    assert_eq!(sync_rows(&ws, "demo"), [0; 5]);
+    let mini_left = sync_rows(&ws, "mini");
+    assert!(mini_left[..4].iter().all(|&n| n > 0), "{mini_left:?}");
     assert_eq!(counts(&ws, "demo"), (0, 0));
     assert_eq!(
         count(

@@ -393,7 +393,9 @@ pub(crate) fn left_out_lines(conn: &Connection) -> Result<Vec<String>> {
 }
 
 /// The tables of extract that hold the rows of every integration, keyed by `integration`.
-const SHARED: [&str; 3] = ["extract_warnings", "raw_responses", "bi_refresh_targets"];
+/// (`bi_refresh_targets`, shared too, is replaced per tenant through `bulk::Replace`, and an
+/// integration gone from the config goes in `integrations::forget_removed`.)
+const SHARED: [&str; 2] = ["extract_warnings", "raw_responses"];
 
 /// The `powerbi_*` tables every extract rewrites whole: what the tenant and its scans were.
 const OWN: [&str; 2] = ["powerbi_tenants", "powerbi_scans"];
@@ -734,8 +736,13 @@ fn write_refresh_targets(tx: &Transaction, x: &TenantExtract) -> Result<()> {
                 .map(move |d| (d.id.as_str(), (w.id.as_str(), d)))
         })
         .collect();
-    let mut ins = tx.prepare_cached(
-        "INSERT OR IGNORE INTO bi_refresh_targets (integration, asset_ref, target_kind, target_ref, target_name) VALUES (?1, ?2, ?3, ?4, ?5)",
+    // A report the scan lists twice keeps its first target, as INSERT OR IGNORE did.
+    let mut ins = bulk::Replace::new(
+        tx,
+        "bi_refresh_targets",
+        &crate::refresh::TARGET_COLUMNS,
+        true,
+        Some(&x.integration),
     )?;
     for w in x.workspaces.iter().filter(|w| x.selected.contains(&w.id)) {
         for r in w.reports.iter().filter(|r| !r.is_app_copy()) {
@@ -745,16 +752,18 @@ fn write_refresh_targets(tx: &Transaction, x: &TenantExtract) -> Result<()> {
             if !ds.refreshable() {
                 continue;
             }
-            let name = ds.name.clone().unwrap_or_else(|| ds.id.clone());
-            ins.execute(params![
-                x.integration,
-                r.id,
-                crate::refresh::tags::Kind::Dataset,
-                format!("{ws}/{}", ds.id),
-                name
+            let name = ds.name.as_deref().unwrap_or(&ds.id);
+            let target = format!("{ws}/{}", ds.id);
+            ins.row(&[
+                (&x.integration).into(),
+                (&r.id).into(),
+                crate::refresh::tags::Kind::Dataset.into(),
+                (&target).into(),
+                name.into(),
             ])?;
         }
     }
+    ins.finish()?;
     Ok(())
 }
 

@@ -81,6 +81,16 @@ use journal::{Event, Journal};
 use seam::{Refreshers, Target};
 use tags::{Decision, Kind};
 
+/// `bi_refresh_targets`' columns, in order: what each integration's extract writes (through
+/// `bulk::Replace`) and this stage reads.
+pub(crate) const TARGET_COLUMNS: [&str; 5] = [
+    "integration",
+    "asset_ref",
+    "target_kind",
+    "target_ref",
+    "target_name",
+];
+
 pub(crate) struct Options {
     pub(crate) now: Instant,
     pub(crate) dry_run: bool,

@@ -147,7 +147,9 @@ pub(crate) const KEYED: [&str; 4] = [
 ];
 
 /// The tables of extract that hold the rows of every integration, keyed by `integration`.
-const SHARED: [&str; 3] = ["extract_warnings", "raw_responses", "bi_refresh_targets"];
+/// (`bi_refresh_targets`, shared too, is replaced per site through `bulk::Replace`, and an
+/// integration gone from the config goes in `integrations::forget_removed`.)
+const SHARED: [&str; 2] = ["extract_warnings", "raw_responses"];
 
 crate::tags::text_tag! {
     /// `tableau_datasources.kind`.
@@ -680,10 +682,12 @@ fn write_refresh_targets(tx: &Transaction, i: &str, workbooks: &[Workbook]) -> R
             }
         }
     }
-    let mut ins = crate::bulk::Insert::new(
+    let mut ins = crate::bulk::Replace::new(
         tx,
         "bi_refresh_targets",
-        "INSERT INTO bi_refresh_targets (integration, asset_ref, target_kind, target_ref, target_name) VALUES (?1, ?2, ?3, ?4, ?5)",
+        &crate::refresh::TARGET_COLUMNS,
+        false,
+        Some(i),
     )?;
     for ((asset_ref, kind, target_ref), name) in targets {
         ins.row(&[
@@ -694,6 +698,7 @@ fn write_refresh_targets(tx: &Transaction, i: &str, workbooks: &[Workbook]) -> R
             name.into(),
         ])?;
     }
+    ins.finish()?;
     Ok(())
 }
 
