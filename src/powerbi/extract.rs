@@ -434,6 +434,9 @@ struct InFlight {
     started: Instant,
     next_poll: Instant,
     wait: Duration,
+    /// The waits before the polls so far, summed: a replay's clock for `scan_timeout_secs`,
+    /// as it does not wait (a live run's time is `started.elapsed()`).
+    waited: Duration,
     polls: u32,
 }
 
@@ -476,6 +479,7 @@ fn run_scans(
                 started: now,
                 next_poll: now + first_wait,
                 wait: first_wait,
+                waited: first_wait,
                 polls: 0,
             });
         }
@@ -519,7 +523,8 @@ fn run_scans(
                     results[f.batch] = Some((result, scan));
                 }
                 "notstarted" | "running" => {
-                    if f.started.elapsed() >= timeout {
+                    let elapsed = if waits { f.started.elapsed() } else { f.waited };
+                    if elapsed >= timeout {
                         bail!(
                             "powerbi {:?}: scan {} of workspaces {} is still {text} after {} s (scan_timeout_secs); nothing was written. Run extract again later, or raise scan_timeout_secs",
                             t.name,
@@ -529,6 +534,7 @@ fn run_scans(
                         );
                     }
                     f.wait = (f.wait * 2).min(MAX_POLL_WAIT);
+                    f.waited += f.wait;
                     f.next_poll = Instant::now() + f.wait;
                     k += 1;
                 }
