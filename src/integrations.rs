@@ -66,13 +66,28 @@ pub(crate) fn clear_raw(tx: &Transaction) -> Result<()> {
 pub(crate) fn forget_removed(tx: &Transaction) -> Result<()> {
     // Every integration of this extraction has its bi_instances row by now; the refresh
     // targets each one replaced are its own, and any other integration's are of one gone.
-    tx.execute(
-        "DELETE FROM bi_refresh_targets WHERE integration NOT IN (SELECT integration FROM bi_instances)",
-        [],
-    )?;
+    delete_gone(tx, ["bi_refresh_targets"], "bi_instances")?;
     crate::sync::forget_removed(tx)?;
     crate::tableau::sync::forget_removed(tx)?;
     crate::powerbi::sync::forget_removed(tx)
+}
+
+/// Deletes the rows of `tables` whose integration `listed_in` no longer lists: the tables an
+/// extraction replaces per integration keep the rows of one gone from the config until here.
+pub(crate) fn delete_gone<'a>(
+    tx: &Transaction,
+    tables: impl IntoIterator<Item = &'a str>,
+    listed_in: &str,
+) -> Result<()> {
+    for t in tables {
+        tx.execute(
+            &format!(
+                "DELETE FROM {t} WHERE integration NOT IN (SELECT integration FROM {listed_in})"
+            ),
+            [],
+        )?;
+    }
+    Ok(())
 }
 
 /// `database_aliases` and `default_schemas` of an integration.

@@ -224,15 +224,7 @@ pub(crate) fn write(
 /// Deletes what the next extraction of an integration no longer in the config would have
 /// built on (every integration extracted writes its `bi_instances` row first).
 pub(crate) fn forget_removed(tx: &Transaction) -> Result<()> {
-    for t in ["sync_bases", "sync_state"] {
-        tx.execute(
-            &format!(
-                "DELETE FROM {t} WHERE integration NOT IN (SELECT integration FROM bi_instances)"
-            ),
-            [],
-        )?;
-    }
-    Ok(())
+    crate::integrations::delete_gone(tx, ["sync_bases", "sync_state"], "bi_instances")
 }
 
 #[cfg(test)]

@@ -302,16 +302,8 @@ pub(crate) fn write(
 /// Deletes the cache and the keyed rows of tenants no longer in the config (their
 /// `powerbi_tenants` rows are gone).
 pub(crate) fn forget_removed(tx: &Transaction) -> Result<()> {
-    let keyed = super::store::KEYED.into_iter();
-    for t in std::iter::once("powerbi_workspace_cache").chain(keyed) {
-        tx.execute(
-            &format!(
-                "DELETE FROM {t} WHERE integration NOT IN (SELECT integration FROM powerbi_tenants)"
-            ),
-            [],
-        )?;
-    }
-    Ok(())
+    let tables = std::iter::once("powerbi_workspace_cache").chain(super::store::KEYED);
+    crate::integrations::delete_gone(tx, tables, "powerbi_tenants")
 }
 
 #[cfg(test)]

@@ -437,19 +437,9 @@ pub(crate) fn write(
 
 /// Deletes the cache of sites no longer in the config (their `tableau_sites` rows are gone).
 pub(crate) fn forget_removed(tx: &Transaction) -> Result<()> {
-    let keyed = super::store::KEYED.into_iter();
-    for t in ["tableau_workbook_cache", "tableau_custom_sql_cache"]
-        .into_iter()
-        .chain(keyed)
-    {
-        tx.execute(
-            &format!(
-                "DELETE FROM {t} WHERE integration NOT IN (SELECT integration FROM tableau_sites)"
-            ),
-            [],
-        )?;
-    }
-    Ok(())
+    let caches = ["tableau_workbook_cache", "tableau_custom_sql_cache"];
+    let tables = caches.into_iter().chain(super::store::KEYED);
+    crate::integrations::delete_gone(tx, tables, "tableau_sites")
 }
 
 #[cfg(test)]
